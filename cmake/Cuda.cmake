@@ -1,0 +1,30 @@
+# Decides R1HPC_WITH_CUDA from R1HPC_ENABLE_CUDA and enables the CUDA language when it is on.
+include(CheckLanguage)
+set(R1HPC_WITH_CUDA OFF)
+if(NOT R1HPC_ENABLE_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(R1HPC_WITH_CUDA ON)
+  elseif(R1HPC_ENABLE_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "R1HPC_ENABLE_CUDA=ON but no CUDA compiler (nvcc) was found. "
+                        "Install the CUDA toolkit, put nvcc on PATH or set CUDACXX, or configure with -DR1HPC_ENABLE_CUDA=OFF.")
+  endif()
+endif()
+
+if(R1HPC_WITH_CUDA)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90)
+  endif()
+  enable_language(CUDA)
+  # CMake 3.25 predates nvcc 13 and does not know its C++20 flag: tell it.
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)  # one cudart for .cu and .cpp objects
+  set(CMAKE_CUDA_STANDARD 20)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+  add_compile_definitions(R1HPC_HAVE_CUDA=1)
+endif()

@@ -1,0 +1,41 @@
+// Execution context for kernels: where ops run (CPU or one CUDA device), with the device's stream,
+// cuBLASLt handle, workspace and caching allocator. Passed explicitly to every op.
+#pragma once
+#include <memory>
+
+#include "core/allocator.hpp"
+#include "core/tensor.hpp"
+
+namespace r1::kernels {
+
+struct CudaResources;  // defined in kernels/cuda/resources.hpp (CUDA builds only)
+
+class Context {
+ public:
+  static Context cpu();
+#if defined(R1HPC_HAVE_CUDA)
+  static Context cuda(int device);  // one blocking stream (ordered with cudaMemcpy), cuBLASLt, allocator
+#endif
+  static int cuda_device_count();   // 0 without CUDA or without a visible GPU
+
+  Location location() const { return alloc_->location(); }
+  bool is_cuda() const { return location() == Location::device; }
+  int device() const { return alloc_->device(); }
+  const std::shared_ptr<Allocator>& allocator() const { return alloc_; }
+  CudaResources& cuda_resources() const;
+
+  Tensor empty(const Shape& shape, DType dtype) const { return Tensor::empty(shape, dtype, alloc_); }
+  Tensor zeros(const Shape& shape, DType dtype) const;
+  // A copy of `t` in this context's memory (a host or device copy).
+  Tensor to_here(const Tensor& t) const;
+  void synchronize() const;  // waits for the device's queued work; no-op on CPU
+
+ private:
+  std::shared_ptr<Allocator> alloc_;
+  std::shared_ptr<CudaResources> cuda_;
+};
+
+// Throws a user error naming `op` and the tensor when `t` does not live where `ctx` runs.
+void require_here(const Context& ctx, const char* op, const char* name, const Tensor& t);
+
+}  // namespace r1::kernels

@@ -1,0 +1,37 @@
+// CPU reference reductions: fixed 16Ki-element chunks accumulated in double, chunks combined in order,
+// so the result does not depend on the number of OpenMP threads.
+#include <cmath>
+#include <vector>
+
+#include "kernels/dispatch.hpp"
+#include "kernels/reduce.hpp"
+
+namespace r1::kernels::cpu {
+
+void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
+  constexpr std::int64_t kChunk = 16384;
+  const std::int64_t n = x.numel();
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<std::size_t>(chunks), 0.0);
+  with_float_type(x.dtype(), "reduce", [&](auto tx) {
+    using T = decltype(tx);
+    const T* p = x.data<T>();
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      double acc = 0.0;
+      const std::int64_t end = std::min(n, (c + 1) * kChunk);
+      for (std::int64_t i = c * kChunk; i < end; ++i) {
+        const double v = load_f32(p[i]);
+        if (op == ReduceOp::sum) acc += v;
+        else if (op == ReduceOp::sum_squares) acc += v * v;
+        else acc = std::max(acc, std::fabs(v));
+      }
+      part[c] = acc;
+    }
+  });
+  double r = 0.0;
+  for (double v : part) r = op == ReduceOp::max_abs ? std::max(r, v) : r + v;
+  out.data<float>()[0] = static_cast<float>(r);
+}
+
+}  // namespace r1::kernels::cpu

@@ -1,0 +1,63 @@
+// CUDA reductions: a fixed grid (depends only on n) writes one double partial per block, then one
+// block combines the partials in order. Deterministic run to run.
+#include "kernels/cuda/launch.cuh"
+#include "kernels/dispatch.hpp"
+#include "kernels/reduce.hpp"
+
+namespace r1::kernels::cuda {
+
+namespace {
+constexpr int kBlock = 256;
+constexpr int kMaxBlocks = 1024;
+
+__device__ double combine(ReduceOp op, double a, double b) { return op == ReduceOp::max_abs ? fmax(a, b) : a + b; }
+
+__device__ double block_combine(ReduceOp op, double v) {
+  __shared__ double warp_vals[kBlock / 32];
+  for (int off = 16; off > 0; off /= 2) v = combine(op, v, __shfl_down_sync(0xffffffffu, v, off));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_vals[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kBlock / 32 ? warp_vals[lane] : 0.0;
+    for (int off = 16; off > 0; off /= 2) v = combine(op, v, __shfl_down_sync(0xffffffffu, v, off));
+  }
+  return v;
+}
+
+template <class T>
+__global__ void reduce_partials(ReduceOp op, std::int64_t n, const T* x, double* partial) {
+  double acc = 0.0;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(kBlock) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * kBlock) {
+    const double v = load_f32(x[i]);
+    acc = op == ReduceOp::sum ? acc + v : op == ReduceOp::sum_squares ? acc + v * v : fmax(acc, fabs(v));
+  }
+  acc = block_combine(op, acc);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+__global__ void reduce_final(ReduceOp op, int count, const double* partial, float* out) {
+  double acc = 0.0;
+  for (int i = threadIdx.x; i < count; i += kBlock) acc = combine(op, acc, partial[i]);
+  acc = block_combine(op, acc);
+  if (threadIdx.x == 0) out[0] = static_cast<float>(acc);
+}
+}  // namespace
+
+void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out) {
+  const std::int64_t n = x.numel();
+  const int blocks = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(kMaxBlocks, (n + 4 * kBlock - 1) / (4 * kBlock))));
+  Tensor partial = ctx.empty({blocks}, DType::f64);
+  double* part = partial.data<double>();
+  cudaStream_t s = ctx.cuda_resources().stream;
+  with_float_type(x.dtype(), "reduce", [&](auto tx) {
+    using T = decltype(tx);
+    reduce_partials<<<blocks, kBlock, 0, s>>>(op, n, x.data<T>(), part);
+  });
+  R1_CUDA_LAUNCHED("reduce_partials");
+  reduce_final<<<1, kBlock, 0, s>>>(op, blocks, part, out.data<float>());
+  R1_CUDA_LAUNCHED("reduce_final");
+}
+
+}  // namespace r1::kernels::cuda

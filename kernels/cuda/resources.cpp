@@ -1,0 +1,40 @@
+#include "kernels/cuda/resources.hpp"
+
+namespace r1::kernels {
+
+CudaResources::CudaResources(int dev) : device(dev) {
+  const int n = device_count();
+  R1_REQUIRE(dev >= 0 && dev < n, "CUDA device ", dev, " requested but ", n, " device(s) are visible");
+  R1_CUDA(cudaSetDevice(device));
+  R1_CUDA(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
+  R1_CUDA(cudaStreamCreate(&stream));
+  R1_CUBLAS(cublasLtCreate(&lt));
+  allocator = std::make_shared<CachingAllocator>(cuda_raw_memory(device), Location::device, device);
+  workspace_bytes = 64u << 20;  // cuBLASLt's Hopper kernels want up to 32 MiB; split-K more
+  workspace = allocator->allocate(workspace_bytes);
+}
+
+CudaResources::~CudaResources() {
+  cudaSetDevice(device);
+  cudaStreamSynchronize(stream);
+  allocator->deallocate(workspace, workspace_bytes);
+  cublasLtDestroy(lt);
+  cudaStreamDestroy(stream);
+}
+
+int CudaResources::device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+void CudaResources::synchronize() const { R1_CUDA(cudaStreamSynchronize(stream)); }
+
+void CudaResources::memset_zero(void* p, std::size_t bytes) const {
+  if (bytes) R1_CUDA(cudaMemsetAsync(p, 0, bytes, stream));
+}
+
+}  // namespace r1::kernels

@@ -1,0 +1,32 @@
+#include "kernels/reduce.hpp"
+
+namespace r1::kernels {
+
+const char* reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::sum_squares: return "sum_squares";
+    case ReduceOp::max_abs: return "max_abs";
+  }
+  return "?";
+}
+
+void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out) {
+  require_here(ctx, "reduce", "x", x);
+  require_here(ctx, "reduce", "out", out);
+  R1_REQUIRE(out.dtype() == DType::f32 && out.numel() == 1, "reduce: out must be f32[1], got ", out.str());
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::reduce(ctx, op, x, out);
+#endif
+  cpu::reduce(op, x, out);
+}
+
+float reduce_value(const Context& ctx, ReduceOp op, const Tensor& x) {
+  Tensor out = ctx.empty({1}, DType::f32);
+  reduce(ctx, op, x, out);
+  Tensor h = Tensor::host({1}, DType::f32);
+  copy(h, out);
+  return h.data<float>()[0];
+}
+
+}  // namespace r1::kernels

@@ -1,0 +1,25 @@
+// Full reductions of a tensor to one f32 value: sum, sum of squares, max |x|. Deterministic: the
+// order of accumulation depends only on the element count, never on thread or block scheduling.
+#pragma once
+#include "kernels/context.hpp"
+
+namespace r1::kernels {
+
+enum class ReduceOp { sum, sum_squares, max_abs };
+const char* reduce_op_name(ReduceOp op);
+
+// out: f32[1] in ctx's memory. Work stays on the device queue (no host synchronisation).
+void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
+// The reduction's value on the host (synchronises the device).
+float reduce_value(const Context& ctx, ReduceOp op, const Tensor& x);
+
+namespace cpu {
+void reduce(ReduceOp op, const Tensor& x, const Tensor& out);
+}
+#if defined(R1HPC_HAVE_CUDA)
+namespace cuda {
+void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
+}
+#endif
+
+}  // namespace r1::kernels

@@ -1,0 +1,130 @@
+#include "core/allocator.hpp"
+
+#include <cstdlib>
+#include <new>
+
+#include "core/error.hpp"
+
+#if defined(R1HPC_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
+
+namespace r1 {
+
+void* HostAllocator::allocate(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) R1_FAIL(internal, "out of host memory allocating ", bytes, " bytes");
+  return p;
+}
+void HostAllocator::deallocate(void* ptr, std::size_t) { std::free(ptr); }
+
+std::shared_ptr<Allocator> host_allocator() {
+  static const std::shared_ptr<Allocator> a = std::make_shared<HostAllocator>();
+  return a;
+}
+
+#if defined(R1HPC_HAVE_CUDA)
+namespace {
+class CudaRawMemory final : public RawMemory {
+ public:
+  explicit CudaRawMemory(int device) : device_(device) {}
+  void* malloc(std::size_t bytes) override {
+    void* p = nullptr;
+    cudaSetDevice(device_);
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky out-of-memory error
+      return nullptr;
+    }
+    return p;
+  }
+  void free(void* ptr) override {
+    cudaSetDevice(device_);
+    cudaFree(ptr);
+  }
+  std::string describe_free() const override {
+    std::size_t free_b = 0, total_b = 0;
+    cudaSetDevice(device_);
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return {};
+    return detail::concat("device ", device_, " has ", free_b >> 20, " MiB free of ", total_b >> 20, " MiB");
+  }
+
+ private:
+  int device_;
+};
+}  // namespace
+std::unique_ptr<RawMemory> cuda_raw_memory(int device) { return std::make_unique<CudaRawMemory>(device); }
+#endif
+
+CachingAllocator::CachingAllocator(std::unique_ptr<RawMemory> raw, Location loc, int device)
+    : raw_(std::move(raw)), loc_(loc), device_(device) {}
+
+CachingAllocator::~CachingAllocator() { release_cache(); }
+
+std::size_t CachingAllocator::round_size(std::size_t bytes) {
+  constexpr std::size_t kSmall = 512, kLarge = 2u << 20, kSmallLimit = 1u << 20;
+  if (bytes == 0) bytes = 1;
+  if (bytes < kSmallLimit) return (bytes + kSmall - 1) / kSmall * kSmall;
+  return (bytes + kLarge - 1) / kLarge * kLarge;
+}
+
+void* CachingAllocator::allocate(std::size_t bytes) {
+  const std::size_t size = round_size(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = free_.find(size); it != free_.end()) {
+    void* p = it->second;
+    free_.erase(it);
+    stats_.cached -= size;
+    stats_.in_use += size;
+    stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+    ++stats_.hits;
+    return p;
+  }
+  void* p = raw_->malloc(size);
+  if (!p && !free_.empty()) {
+    for (auto& [s, q] : free_) {
+      raw_->free(q);
+      stats_.reserved -= s;
+    }
+    free_.clear();
+    stats_.cached = 0;
+    p = raw_->malloc(size);
+  }
+  if (!p) {
+    R1_FAIL(internal, "out of device memory: requested ", bytes, " bytes (", size, " rounded); ",
+            stats_.in_use >> 20, " MiB in use by r1hpc, peak ", stats_.peak_in_use >> 20, " MiB",
+            raw_->describe_free().empty() ? "" : "; ", raw_->describe_free(),
+            ". Lower [train] micro_batch or sequence length, enable recomputation, or add ranks");
+  }
+  ++stats_.raw_allocs;
+  stats_.reserved += size;
+  stats_.in_use += size;
+  stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+  return p;
+}
+
+void CachingAllocator::deallocate(void* ptr, std::size_t bytes) {
+  if (!ptr) return;
+  const std::size_t size = round_size(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.emplace(size, ptr);
+  stats_.in_use -= size;
+  stats_.cached += size;
+}
+
+void CachingAllocator::release_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [s, q] : free_) {
+    raw_->free(q);
+    stats_.reserved -= s;
+  }
+  free_.clear();
+  stats_.cached = 0;
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace r1

@@ -1,0 +1,78 @@
+// Allocators: aligned host memory, and a caching device allocator that reuses freed blocks.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace r1 {
+
+enum class Location : std::uint8_t { host, device };
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* ptr, std::size_t bytes) = 0;
+  virtual Location location() const = 0;
+  virtual int device() const { return -1; }
+};
+
+// 64-byte aligned host memory (one cache line, and the widest SIMD load).
+class HostAllocator final : public Allocator {
+ public:
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* ptr, std::size_t bytes) override;
+  Location location() const override { return Location::host; }
+};
+std::shared_ptr<Allocator> host_allocator();
+
+// Where a caching allocator gets its memory from: cudaMalloc/cudaFree for a GPU.
+class RawMemory {
+ public:
+  virtual ~RawMemory() = default;
+  virtual void* malloc(std::size_t bytes) = 0;  // nullptr when out of memory
+  virtual void free(void* ptr) = 0;
+  virtual std::string describe_free() const { return {}; }  // e.g. "device 0: 12.3 GiB free of 80 GiB"
+};
+#if defined(R1HPC_HAVE_CUDA)
+std::unique_ptr<RawMemory> cuda_raw_memory(int device);
+#endif
+
+struct AllocatorStats {
+  std::size_t in_use = 0;       // bytes handed out and not yet returned (rounded sizes)
+  std::size_t peak_in_use = 0;
+  std::size_t cached = 0;       // bytes held in free lists
+  std::size_t reserved = 0;     // bytes obtained from RawMemory in all
+  std::size_t raw_allocs = 0;   // calls to RawMemory::malloc
+  std::size_t hits = 0;         // allocations served from the cache
+};
+
+// Caching allocator: sizes are rounded (512 B under 1 MiB, else 2 MiB multiples) and freed blocks are
+// kept in per-size free lists for reuse, so a steady-state training step makes no cudaMalloc. Blocks are
+// reused in program order: correct for work ordered on one stream per device, which r1hpc uses.
+// When RawMemory runs out, the cache is released and the allocation retried once before failing.
+class CachingAllocator final : public Allocator {
+ public:
+  CachingAllocator(std::unique_ptr<RawMemory> raw, Location loc, int device);
+  ~CachingAllocator() override;
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* ptr, std::size_t bytes) override;
+  Location location() const override { return loc_; }
+  int device() const override { return device_; }
+  void release_cache();  // returns every cached block to RawMemory
+  AllocatorStats stats() const;
+  static std::size_t round_size(std::size_t bytes);
+
+ private:
+  std::unique_ptr<RawMemory> raw_;
+  Location loc_;
+  int device_;
+  mutable std::mutex mu_;
+  std::multimap<std::size_t, void*> free_;  // rounded size -> block
+  AllocatorStats stats_;
+};
+
+}  // namespace r1

@@ -1,0 +1,36 @@
+// Helpers for kernel tests: seeded random host tensors and error measures.
+#pragma once
+#include <cmath>
+
+#include "core/rng.hpp"
+#include "core/tensor.hpp"
+#include "kernels/dispatch.hpp"
+
+namespace r1::test {
+
+// Host tensor of standard-normal values (rounded to `dt`), reproducible from `stream`.
+inline Tensor random_tensor(const Shape& s, DType dt, std::uint32_t stream, float scale = 1.0f) {
+  Tensor t = Tensor::host(s, dt);
+  kernels::with_float_type(dt, "random_tensor", [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      p[i] = kernels::store_as<T>(scale * random_normal(RngKey{2024, stream}, static_cast<std::uint64_t>(i)));
+  });
+  return t;
+}
+
+inline double value(const Tensor& t, std::int64_t i) {
+  double v = 0;
+  kernels::with_float8_type(t.dtype(), "value", [&](auto tag) { v = kernels::load_f32(t.data<decltype(tag)>()[i]); });
+  return v;
+}
+
+// max_i |x_i - y_i| / max(max_i |scale_i|, tiny): error relative to the magnitude the values could reach.
+inline double max_error(const Tensor& x, const Tensor& y) {
+  double e = 0;
+  for (std::int64_t i = 0; i < x.numel(); ++i) e = std::max(e, std::fabs(value(x, i) - value(y, i)));
+  return e;
+}
+
+}  // namespace r1::test
