@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# On the GPU machine, one command: unpack the carried packages (.deps/, from fetch_deps.sh) into
+# /opt/deps, configure and build with Ninja into build-gpu/, run the `gpu`-labelled tests and the
+# benchmarks, and write each log into OUTDIR.
+#   scripts/gpu/run.sh OUTDIR [tests|bench|all]     (default all)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:?usage: scripts/gpu/run.sh OUTDIR [tests|bench|all]}
+what=${2:-all}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0  # never NVLink multicast on shared machines
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+deps=/opt/deps
+if compgen -G ".deps/*.deb" >/dev/null; then
+  for d in .deps/*.deb; do dpkg -x "$d" "$deps"; done
+fi
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DR1HPC_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90)
+[[ -d $deps/usr/lib/x86_64-linux-gnu/cmake/Boost-1.74.0 ]] && cmake_args+=(-DBoost_DIR=$deps/usr/lib/x86_64-linux-gnu/cmake/Boost-1.74.0)
+[[ -d $deps/usr/share/cmake/nlohmann_json ]] && cmake_args+=(-Dnlohmann_json_DIR=$deps/usr/share/cmake/nlohmann_json)
+
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  cmake -S . -B build-gpu -G Ninja "${cmake_args[@]}" && cmake --build build-gpu -j 16
+} >"$out/build.log" 2>&1
+rc=$?
+if ((rc)); then
+  tail -40 "$out/build.log"
+  echo "gpu/run: build failed (log: $out/build.log)"
+  exit $rc
+fi
+echo "gpu/run: built build-gpu"
+
+status=0
+if [[ $what == tests || $what == all ]]; then
+  ctest --test-dir build-gpu -L gpu --output-on-failure >"$out/gpu-tests.log" 2>&1 || status=1
+  tail -15 "$out/gpu-tests.log"
+  build-gpu/bin/r1hpc --self-check >"$out/self-check.log" 2>&1 || status=1
+  cat "$out/self-check.log"
+fi
+if [[ $what == bench || $what == all ]]; then
+  for b in build-gpu/bin/r1hpc-bench-*; do
+    name=$(basename "$b")
+    "$b" >"$out/${name#r1hpc-}.log" 2>&1 || status=1
+    cat "$out/${name#r1hpc-}.log"
+  done
+fi
+exit $status
