@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "core/timer.hpp"
-#include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/random.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -44,9 +44,10 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-Tensor filled(const Context& ctx, const Shape& s, DType dt, float v) {
+// Random operands: constant or zero data lets the GPU run cooler and faster than real training data.
+Tensor random(const Context& ctx, const Shape& s, DType dt, std::uint32_t stream) {
   Tensor t = ctx.empty(s, dt);
-  kernels::fill(ctx, t, v);
+  kernels::fill_random(ctx, t, kernels::Distribution::normal, 0.0f, 1.0f, RngKey{1, stream});
   return t;
 }
 
@@ -54,8 +55,8 @@ Tensor filled(const Context& ctx, const Shape& s, DType dt, float v) {
 void run(const Context& ctx, const std::string& model, const std::string& name, DType dt, std::int64_t batch,
          std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, int reps) {
   const auto mat = [&](std::int64_t r, std::int64_t c) { return batch > 1 ? Shape{batch, r, c} : Shape{r, c}; };
-  Tensor a = filled(ctx, ta ? mat(k, m) : mat(m, k), dt, 0.01f);
-  Tensor b = filled(ctx, tb ? mat(n, k) : mat(k, n), dt, 0.01f);
+  Tensor a = random(ctx, ta ? mat(k, m) : mat(m, k), dt, 1);
+  Tensor b = random(ctx, tb ? mat(n, k) : mat(k, n), dt, 2);
   Tensor c = ctx.empty(mat(m, n), dt);
   const kernels::GemmOptions opt{.trans_a = ta, .trans_b = tb};
   for (int i = 0; i < 3; ++i) kernels::gemm(ctx, a, b, c, opt);

@@ -2,7 +2,11 @@
 // (never skips) without one. Tolerances are stated per op beside each check.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "kernels/elementwise.hpp"
+#include "kernels/fp8.hpp"
+#include "kernels/random.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/test_util.hpp"
@@ -138,5 +142,36 @@ TEST(ReduceParity, SumSumSquaresMaxAbsMatchCpu) {
         EXPECT_EQ(kernels::reduce_value(dev, op, dx), g) << "deterministic run to run";
       }
     }
+  }
+}
+
+TEST(RandomParity, DeviceFillEqualsCpuFill) {
+  const Context cpu = Context::cpu(), dev = gpu();
+  for (auto d : {kernels::Distribution::uniform, kernels::Distribution::normal}) {
+    for (DType dt : {DType::f32, DType::bf16}) {
+      Tensor h = Tensor::host({100001}, dt), g = dev.empty({100001}, dt);
+      kernels::fill_random(cpu, h, d, 0.5f, 2.0f, RngKey{77, 3}, 12345);
+      kernels::fill_random(dev, g, d, 0.5f, 2.0f, RngKey{77, 3}, 12345);
+      // Same Philox bits; log/cos/sin may differ by an ulp or two between libm and CUDA, and the GPU
+      // may fuse the final multiply-add.
+      const double tol = dt == DType::f32 ? 1e-5 : 0.0079 * 8;
+      EXPECT_LE(test::max_error(to_host(g), h), tol) << static_cast<int>(d) << " " << dtype_name(dt);
+    }
+  }
+}
+
+TEST(Fp8Parity, QuantizeAndDequantizeAreBitExact) {
+  const Context cpu = Context::cpu(), dev = gpu();
+  for (auto [br, bc] : {std::pair{128, 128}, std::pair{1, 128}, std::pair{16, 8}}) {
+    const Tensor x = test::random_tensor({300, 520}, DType::bf16, 31, 7.0f);
+    auto hq = kernels::make_fp8(cpu, 300, 520, br, bc), dq = kernels::make_fp8(dev, 300, 520, br, bc);
+    kernels::quantize_fp8(cpu, x, hq);
+    kernels::quantize_fp8(dev, dev.to_here(x), dq);
+    EXPECT_EQ(std::memcmp(to_host(dq.scale_inv).raw(), hq.scale_inv.raw(), hq.scale_inv.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(to_host(dq.data).raw(), hq.data.raw(), hq.data.nbytes()), 0);
+    Tensor hy = Tensor::host({300, 520}, DType::f32), dy = dev.empty({300, 520}, DType::f32);
+    kernels::dequantize_fp8(cpu, hq, hy);
+    kernels::dequantize_fp8(dev, dq, dy);
+    EXPECT_EQ(std::memcmp(to_host(dy).raw(), hy.raw(), hy.nbytes()), 0);
   }
 }

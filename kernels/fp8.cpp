@@ -1,0 +1,47 @@
+#include "kernels/fp8.hpp"
+
+namespace r1::kernels {
+
+Fp8Tensor make_fp8(const Context& ctx, std::int64_t rows, std::int64_t cols, int block_rows, int block_cols) {
+  R1_REQUIRE(block_rows > 0 && block_cols > 0, "fp8: block sizes must be positive, got ", block_rows, "x", block_cols);
+  Fp8Tensor q;
+  q.block_rows = block_rows;
+  q.block_cols = block_cols;
+  q.data = ctx.empty({rows, cols}, DType::f8e4m3);
+  q.scale_inv = ctx.empty({(rows + block_rows - 1) / block_rows, (cols + block_cols - 1) / block_cols}, DType::f32);
+  return q;
+}
+
+void check_fp8(const Fp8Tensor& q, const Tensor& dense, const char* op) {
+  R1_REQUIRE(dense.rank() == 2 && q.data.rank() == 2 && dense.shape() == q.data.shape(), op, ": dense ", dense.str(),
+             " and fp8 data ", q.data.str(), " must be the same 2-D shape");
+  R1_REQUIRE(q.data.dtype() == DType::f8e4m3 && q.scale_inv.dtype() == DType::f32, op, ": fp8 data must be f8e4m3 (",
+             q.data.str(), ") and scales f32 (", q.scale_inv.str(), ")");
+  const Shape want{(dense.dim(0) + q.block_rows - 1) / q.block_rows, (dense.dim(1) + q.block_cols - 1) / q.block_cols};
+  R1_REQUIRE(q.scale_inv.shape() == want, op, ": scale_inv ", q.scale_inv.str(), " must be ", want.str(), " for ",
+             q.block_rows, "x", q.block_cols, " blocks of ", dense.shape().str());
+}
+
+void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
+  require_here(ctx, "quantize_fp8", "x", x);
+  require_here(ctx, "quantize_fp8", "data", out.data);
+  require_here(ctx, "quantize_fp8", "scale_inv", out.scale_inv);
+  check_fp8(out, x, "quantize_fp8");
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::quantize_fp8(ctx, x, out);
+#endif
+  cpu::quantize_fp8(x, out);
+}
+
+void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
+  require_here(ctx, "dequantize_fp8", "y", y);
+  require_here(ctx, "dequantize_fp8", "data", q.data);
+  require_here(ctx, "dequantize_fp8", "scale_inv", q.scale_inv);
+  check_fp8(q, y, "dequantize_fp8");
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::dequantize_fp8(ctx, q, y);
+#endif
+  cpu::dequantize_fp8(q, y);
+}
+
+}  // namespace r1::kernels

@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/fp8.hpp"
+#include "kernels/test_util.hpp"
+
+using namespace r1;
+
+namespace {
+double tile_amax(const Tensor& x, std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
+  double m = 0;
+  for (std::int64_t r = r0; r < r1; ++r)
+    for (std::int64_t c = c0; c < c1; ++c) m = std::max(m, std::fabs(test::value(x, r * x.dim(1) + c)));
+  return m;
+}
+}  // namespace
+
+TEST(Fp8Cpu, ScalesAreTileMaxOver448AndRoundTripIsWithinHalfAnUlp) {
+  const auto ctx = kernels::Context::cpu();
+  for (auto [br, bc] : {std::pair{128, 128}, std::pair{1, 128}, std::pair{16, 8}}) {
+    // Rows of very different magnitudes, and partial tiles at the edges (300 x 200).
+    Tensor x = test::random_tensor({300, 200}, DType::f32, 21);
+    for (std::int64_t r = 0; r < 300; ++r)
+      for (std::int64_t c = 0; c < 200; ++c) x.data<float>()[r * 200 + c] *= std::ldexp(1.0f, static_cast<int>(r % 7) - 3);
+    auto q = kernels::make_fp8(ctx, 300, 200, br, bc);
+    kernels::quantize_fp8(ctx, x, q);
+    Tensor y = Tensor::host({300, 200}, DType::f32);
+    kernels::dequantize_fp8(ctx, q, y);
+    const std::int64_t tc = q.scale_inv.dim(1);
+    for (std::int64_t bi = 0; bi < q.scale_inv.dim(0); ++bi)
+      for (std::int64_t bj = 0; bj < tc; ++bj) {
+        const std::int64_t r0 = bi * br, r1 = std::min<std::int64_t>(300, r0 + br);
+        const std::int64_t c0 = bj * bc, c1 = std::min<std::int64_t>(200, c0 + bc);
+        const double amax = tile_amax(x, r0, r1, c0, c1);
+        const float s = q.scale_inv.data<float>()[bi * tc + bj];
+        ASSERT_EQ(s, static_cast<float>(amax) / 448.0f) << bi << "," << bj;
+        for (std::int64_t r = r0; r < r1; ++r)
+          for (std::int64_t c = c0; c < c1; ++c) {
+            const double v = test::value(x, r * 200 + c), w = test::value(y, r * 200 + c);
+            // e4m3: 3 mantissa bits, so half an ulp is 2^-4 relative for normals; 2^-10 * s below 2^-6 * s.
+            ASSERT_LE(std::fabs(v - w), std::max(std::fabs(v) / 16, std::ldexp(1.0, -10) * s) * (1 + 1e-6)) << r << "," << c;
+          }
+      }
+  }
+}
+
+TEST(Fp8Cpu, AllZeroTileHasUnitScale) {
+  const auto ctx = kernels::Context::cpu();
+  Tensor x = Tensor::host_zeros({4, 4}, DType::bf16);
+  auto q = kernels::make_fp8(ctx, 4, 4, 128, 128);
+  kernels::quantize_fp8(ctx, x, q);
+  EXPECT_EQ(q.scale_inv.data<float>()[0], 1.0f);
+  EXPECT_EQ(q.data.data<f8e4m3>()[5].bits, 0);
+}
+
+TEST(Fp8Cpu, MismatchedShapesAreNamed) {
+  const auto ctx = kernels::Context::cpu();
+  auto q = kernels::make_fp8(ctx, 4, 4, 2, 2);
+  try {
+    kernels::quantize_fp8(ctx, Tensor::host({4, 5}, DType::f32), q);
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dense f32[4, 5] on host and fp8 data f8e4m3[4, 4] on host must be the same 2-D shape"), std::string::npos) << e.what();
+  }
+}
