@@ -1,0 +1,23 @@
+// Graceful stop: SIGUSR1 (Slurm's warning before the time limit) and SIGTERM set a flag; ranks agree
+// on it at a step boundary, checkpoint, and exit with kExitRequeue so the job script requeues.
+#pragma once
+#include <mpi.h>
+
+namespace r1 {
+
+// Exit codes of r1hpc (docs/running.md). Job scripts rely on these values.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;     // internal or I/O failure (after MPI_Abort)
+inline constexpr int kExitUserError = 2;   // bad deck / input / command line; nothing was written
+inline constexpr int kExitRequeue = 75;    // checkpointed after SIGUSR1/SIGTERM: requeue me (EX_TEMPFAIL)
+
+// Installs the handlers (idempotent). Only an async-signal-safe flag is touched in the handler.
+void install_stop_handlers();
+// This rank has received a stop signal (or request_stop() was called).
+bool stop_signalled();
+// Sets the flag as a signal would (tests, and a time limit reached from the deck).
+void request_stop();
+// Collective over `comm`: true on every rank when any rank was signalled. Call at step boundaries only.
+bool agree_on_stop(MPI_Comm comm);
+
+}  // namespace r1
