@@ -32,3 +32,18 @@ TEST(Log, ParsesLevelsAndRejectsUnknownOnes) {
   EXPECT_EQ(r1::parse_log_level("warn"), r1::LogLevel::warn);
   EXPECT_THROW(r1::parse_log_level("loud"), Error);
 }
+
+TEST(Log, InfoComesFromRankZeroOnlyAndWarningsNameTheRank) {
+  r1::Logger l;
+  l.configure(1, 4, r1::LogLevel::info);
+  testing::internal::CaptureStdout();
+  l.info("progress");
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+  testing::internal::CaptureStderr();
+  l.warn("disk slow");
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("[rank 1] warning: disk slow"), std::string::npos);
+  l.configure(0, 4, r1::LogLevel::warn);
+  testing::internal::CaptureStdout();
+  l.info("hidden below the level");
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+}
