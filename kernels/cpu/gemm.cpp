@@ -13,7 +13,7 @@ const float* as_f32(const Tensor& t, std::int64_t offset, std::int64_t n, std::v
   if (t.dtype() == DType::f32) return t.data<float>() + offset;
   scratch.resize(static_cast<std::size_t>(n));
   const bf16* p = t.data<bf16>() + offset;
-#pragma omp parallel for schedule(static) if (n > 65536)
+  // Serial on purpose: an OpenMP team spinning beside OpenBLAS's own threads slows sgemm ~50x.
   for (std::int64_t i = 0; i < n; ++i) scratch[i] = to_float(p[i]);
   return scratch.data();
 }
