@@ -1,0 +1,113 @@
+// Communicator: one interface over one group of ranks, with an MPI backend (host buffers) and an NCCL
+// backend (device buffers, stream-ordered), each guarded by a watchdog that turns a hang into an error.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "kernels/context.hpp"
+
+namespace r1::parallel {
+
+enum class Backend { mpi, nccl };
+const char* backend_name(Backend b);          // "mpi", "nccl"
+Backend parse_backend(const std::string& s);  // the inverse; a user error names the accepted values
+
+enum class ReduceOp { sum, max, min };
+
+// Who a communicator talks to. `name` is "<kind>[<global ranks>]", e.g. "tp[0,1]", and is what every
+// error message calls the group.
+struct GroupInfo {
+  std::string name;
+  std::vector<int> members;  // global (world) ranks, ordered by rank within the group
+  int rank = 0;              // this process's rank within the group
+  double timeout_s = 0;      // watchdog limit per op; 0 = wait forever
+};
+
+using Counts = std::span<const std::int64_t>;
+
+// Every op takes whole tensors as flat buffers of numel() elements. Buffers live where the backend
+// wants them (MPI: host, NCCL: the communicator's device); an op's input and output must not overlap.
+// Reductions take f32, bf16, f64, i32, i64 and u8; pure data movement takes any dtype (f8e4m3 too).
+// The arguments are checked before anything is sent, with user errors that name the op and the group;
+// failures and watchdog timeouts of the transport are r1::Error of kind comm.
+//
+// Completion: MPI ops have finished when they return. NCCL ops are queued on the context's stream and
+// ordered with the kernels queued there; wait() blocks (under the watchdog) until they are done.
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return info_.rank; }
+  int size() const { return static_cast<int>(info_.members.size()); }
+  const std::string& name() const { return info_.name; }
+  const std::vector<int>& members() const { return info_.members; }
+  double timeout_s() const { return info_.timeout_s; }
+  virtual Backend backend() const = 0;
+
+  void all_reduce(const Tensor& buf, ReduceOp op = ReduceOp::sum);  // in place
+  // out = this rank's block (rank r gets elements [r*n, (r+1)*n)) of the reduction of `in`; in = size x out.
+  void reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op = ReduceOp::sum);
+  void all_gather(const Tensor& in, const Tensor& out);  // out = the members' `in`, in rank order
+  // Equal splits: block p of `in` goes to rank p; block p of `out` comes from rank p.
+  void all_to_all(const Tensor& in, const Tensor& out);
+  // Per-peer element counts and offsets (in elements): send_counts[p] elements from in[send_displs[p]]
+  // go to rank p, recv_counts[p] elements from rank p land at out[recv_displs[p]]. Counts may be zero.
+  void all_to_allv(const Tensor& in, Counts send_counts, Counts send_displs, const Tensor& out, Counts recv_counts,
+                   Counts recv_displs);
+  // Point to point with a peer's rank within the group. A lone send or recv blocks until its peer
+  // posts the match (on NCCL: the stream does), so exchanges both ways must use send_recv.
+  // Messages between two ranks are matched in the order they are issued; NCCL ignores the tag.
+  void send(const Tensor& buf, int peer, int tag = 0);
+  void recv(const Tensor& buf, int peer, int tag = 0);
+  void send_recv(const Tensor& send_buf, int dst, const Tensor& recv_buf, int src, int tag = 0);
+  void broadcast(const Tensor& buf, int root);
+  void barrier();  // returns when every member has entered it (NCCL: and the queued ops are done)
+  virtual void wait() = 0;  // every op issued so far has finished
+
+ protected:
+  Communicator(GroupInfo info, Location memory, int device);
+  std::string where(const char* op) const;  // "all_reduce on tp[0,1]"
+  [[noreturn]] void fail(const char* op, const std::string& why) const;  // a comm error
+  [[noreturn]] void timed_out(const char* op, double waited_s) const;
+
+  virtual void do_all_reduce(const Tensor& buf, ReduceOp op) = 0;
+  virtual void do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) = 0;
+  virtual void do_all_gather(const Tensor& in, const Tensor& out) = 0;
+  virtual void do_all_to_allv(const Tensor& in, Counts send_counts, Counts send_displs, const Tensor& out,
+                              Counts recv_counts, Counts recv_displs) = 0;
+  virtual void do_send(const Tensor& buf, int peer, int tag) = 0;
+  virtual void do_recv(const Tensor& buf, int peer, int tag) = 0;
+  virtual void do_send_recv(const Tensor& send_buf, int dst, const Tensor& recv_buf, int src, int tag) = 0;
+  virtual void do_broadcast(const Tensor& buf, int root) = 0;
+  virtual void do_barrier() = 0;
+
+ private:
+  void require_buffer(const char* op, const char* what, const Tensor& t) const;
+  void require_reducible(const char* op, const Tensor& t) const;
+  void require_disjoint(const char* op, const Tensor& a, const Tensor& b) const;
+  void require_peer(const char* op, const char* what, int peer) const;
+  void require_split(const char* op, const char* what, Counts counts, Counts displs, const Tensor& t) const;
+
+  GroupInfo info_;
+  Location memory_;
+  int device_;
+};
+
+// Offsets of blocks packed back to back: the exclusive prefix sum of `counts`.
+std::vector<std::int64_t> packed_displacements(Counts counts);
+
+// Creates this rank's communicator for `members`, a group of world ranks that contains this rank, and
+// names it "<kind>[<members>]". Collective over MPI_COMM_WORLD: every rank calls it at the same point,
+// each with its own group, and the groups of one call partition the world. NCCL needs a CUDA context
+// (its device and stream); MPI ignores the context.
+std::unique_ptr<Communicator> make_communicator(Backend backend, const std::string& kind,
+                                                const std::vector<int>& members, const kernels::Context& ctx,
+                                                double timeout_s);
+
+}  // namespace r1::parallel
