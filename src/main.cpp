@@ -6,15 +6,34 @@
 #include <cstdio>
 #include <iostream>
 
+#include <string>
+#include <vector>
+
 #include "app/self_check.hpp"
 #include "app/version.hpp"
 #include "core/log.hpp"
+#include "deck/deck.hpp"
+#include "deck/reference.hpp"
+#include "deck/validate.hpp"
 
 namespace po = boost::program_options;
 
 namespace {
 constexpr int kExitUserError = 2;
+
+// Reads and checks the whole deck on every rank before anything is allocated or written.
+int run_deck(const std::string& path, const std::vector<std::string>& sets, bool dry_run, int rank, int size) {
+  const r1::Deck deck = r1::Deck::load(path, sets);
+  r1::validate_deck(deck, size);
+  r1::logger().configure(rank, size, r1::parse_log_level(deck.get_string("log.level")));
+  if (dry_run) {
+    if (rank == 0) std::cout << deck.resolved_text();
+    return 0;
+  }
+  if (deck.get_string("run.stage") == "self_check") return r1::run_self_check(rank, size) ? 0 : 1;
+  deck.fail("run.stage", "this r1hpc cannot run that stage yet (--dry-run checks a deck without running it)");
 }
+}  // namespace
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -26,19 +45,36 @@ int main(int argc, char** argv) {
   try {
     po::options_description opts("r1hpc options");
     opts.add_options()("help,h", "print this help")("version", "print version, git commit and backends")(
-        "self-check", "check every compute backend against the CPU reference (the default job)");
+        "self-check", "check every compute backend against the CPU reference (the default job)")(
+        "set", po::value<std::vector<std::string>>()->composing(), "override a deck key: --set section.key=value (repeatable)")(
+        "dry-run", "check the deck and print it resolved, without running it")(
+        "help-deck", po::value<std::string>()->implicit_value("text"), "print every deck key (=markdown: docs/deck.md)");
+    po::options_description hidden;
+    hidden.add_options()("deck", po::value<std::string>());
+    po::options_description all;
+    all.add(opts).add(hidden);
+    po::positional_options_description positional;
+    positional.add("deck", 1);
     po::variables_map vm;
     try {
-      po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+      po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
       po::notify(vm);
+      if (!vm.count("deck") && (vm.count("set") || vm.count("dry-run"))) throw po::error("--set and --dry-run need a DECK");
     } catch (const po::error& e) {
       R1_FAIL(user, "command line: ", e.what(), " (r1hpc --help lists the options)");
     }
     if (vm.count("help")) {
-      if (rank == 0) std::cout << "usage: r1hpc [--self-check] [--version]\n\n" << opts;
+      if (rank == 0) std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run]] [--help-deck[=markdown]]\n\n" << opts;
     } else if (vm.count("version")) {
       if (rank == 0)
         std::printf("r1hpc %s (commit %s), backends: cpu%s\n", r1::kVersion, r1::kGitCommit, r1::kWithCuda ? ", cuda" : "");
+    } else if (vm.count("help-deck")) {
+      const std::string format = vm["help-deck"].as<std::string>();
+      R1_REQUIRE(format == "text" || format == "markdown", "command line: --help-deck=", format, " (expected text or markdown)");
+      if (rank == 0) std::cout << (format == "markdown" ? r1::deck_reference_markdown() : r1::deck_reference_text());
+    } else if (vm.count("deck")) {
+      const auto sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+      code = run_deck(vm["deck"].as<std::string>(), sets, vm.count("dry-run") > 0, rank, size);
     } else {
       code = r1::run_self_check(rank, size) ? 0 : 1;
     }

@@ -1,0 +1,108 @@
+// Attention benchmark: forward and forward+backward time and TFLOP/s of fused causal attention at the
+// bench model's shapes (DESIGN §6: batch 2, sequence 4096, 16 heads, d_qk 128+64, d_v 128, BF16) and the
+// tiny model's. Runs on the GPU when one is visible, else on the CPU backend (tiny shapes only).
+//
+// FLOPs: forward 2 B H S^2 (d_qk + d_v) (the Q K^T and P V products over the full S x S square), backward
+// 2.5x forward (five products instead of two), as FlashAttention and the SDPA anchor in REFERENCE.md count
+// them. "palm" applies no causal halving (DESIGN §6's MFU convention); "useful" halves it, counting only
+// the work under the causal diagonal. The backward pass here also recomputes S and dP for dq (seven
+// products), which the counts do not credit.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "core/timer.hpp"
+#include "kernels/attention.hpp"
+#include "kernels/random.hpp"
+
+using namespace r1;
+using kernels::Context;
+
+namespace {
+struct Shape4 {
+  const char* name;
+  std::int64_t B, S, H, Dqk, Dv;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Tensor random(const Context& ctx, const Shape& s, DType dt, std::uint32_t stream) {
+  Tensor t = ctx.empty(s, dt);
+  kernels::fill_random(ctx, t, kernels::Distribution::normal, 0.0f, 1.0f, RngKey{3, stream});
+  return t;
+}
+
+// Median seconds per call of f over 5 timed runs of `reps` calls each.
+template <class F>
+double time_it(const Context& ctx, int reps, F&& f) {
+  f();
+  ctx.synchronize();
+  std::vector<double> times;
+  for (int r = 0; r < 5; ++r) {
+    Stopwatch sw;
+    for (int i = 0; i < reps; ++i) f();
+    ctx.synchronize();
+    times.push_back(sw.seconds() / reps);
+  }
+  return median(times);
+}
+
+void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
+  const Shape qs{s.B, s.S, s.H, s.Dqk}, vs{s.B, s.S, s.H, s.Dv};
+  const Tensor q = random(ctx, qs, dt, 1), k = random(ctx, qs, dt, 2), v = random(ctx, vs, dt, 3);
+  const Tensor dout = random(ctx, vs, dt, 4);
+  Tensor seg;
+  if (packed) {  // eight samples per row, as SFT packing makes them
+    Tensor h = Tensor::host({s.B, s.S}, DType::i32);
+    for (std::int64_t i = 0; i < h.numel(); ++i) h.data<std::int32_t>()[i] = static_cast<std::int32_t>(i % s.S * 8 / s.S);
+    seg = ctx.to_here(h);
+  }
+  Tensor out = ctx.empty(vs, dt), lse = ctx.empty({s.B, s.H, s.S}, DType::f32);
+  Tensor dq = ctx.empty(qs, dt), dk = ctx.empty(qs, dt), dv = ctx.empty(vs, dt);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.Dqk));
+  const auto fwd = [&] { kernels::attention_forward(ctx, q, k, v, scale, seg, out, lse); };
+  const double t_fwd = time_it(ctx, reps, fwd);
+  const double t_all = time_it(ctx, reps, [&] {
+    fwd();
+    kernels::attention_backward(ctx, q, k, v, out, dout, lse, seg, scale, dq, dk, dv);
+  });
+  const double f_fwd = 2.0 * s.B * s.H * static_cast<double>(s.S) * s.S * (s.Dqk + s.Dv), f_all = 3.5 * f_fwd;
+  std::printf("%-6s %-5s B %lld S %5lld H %3lld d_qk %3lld d_v %3lld %-7s | fwd %9.3f ms %8.3f TFLOP/s palm %8.3f useful"
+              " | fwd+bwd %9.3f ms %8.3f TFLOP/s palm %8.3f useful\n",
+              s.name, dtype_name(dt), static_cast<long long>(s.B), static_cast<long long>(s.S),
+              static_cast<long long>(s.H), static_cast<long long>(s.Dqk), static_cast<long long>(s.Dv),
+              packed ? "packed8" : "causal", t_fwd * 1e3, f_fwd / t_fwd * 1e-12, 0.5 * f_fwd / t_fwd * 1e-12, t_all * 1e3,
+              f_all / t_all * 1e-12, 0.5 * f_all / t_all * 1e-12);
+  std::fflush(stdout);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool force_cpu = argc > 1 && std::strcmp(argv[1], "--cpu") == 0;
+  const bool gpu = !force_cpu && Context::cuda_device_count() > 0;
+#if defined(R1HPC_HAVE_CUDA)
+  const Context ctx = gpu ? Context::cuda(0) : Context::cpu();
+#else
+  const Context ctx = Context::cpu();
+#endif
+  std::printf("# r1hpc attention benchmark on %s; median of 5 runs; fwd+bwd FLOPs = 3.5 x fwd;"
+              " palm: no causal halving, useful: halved. SDPA anchor (H100, bench shape): 531 TFLOP/s fwd\n",
+              gpu ? "cuda:0" : "the CPU backend");
+  const Shape4 tiny{"tiny", 4, 128, 4, 48, 32};
+  if (gpu) {
+    const Shape4 bench{"bench", 2, 4096, 16, 192, 128};
+    run(ctx, bench, DType::bf16, false, 10);
+    run(ctx, bench, DType::bf16, true, 10);
+    run(ctx, {"d128", 2, 4096, 16, 128, 128}, DType::bf16, false, 10);
+    run(ctx, tiny, DType::bf16, false, 100);
+    run(ctx, tiny, DType::f32, false, 100);
+  } else {
+    run(ctx, tiny, DType::f32, false, 3);
+  }
+  return 0;
+}

@@ -1,0 +1,767 @@
+// CUDA causal attention. bf16 with head dims (48,32), (64,64), (128,128), (192,128): FlashAttention-2
+// style tiled kernels on tensor cores (mma.sync m16n8k16, ldmatrix, cp.async double buffering, online
+// softmax in registers). f32, and bf16 with other head dims: a warp-per-row CUDA-core path. The backward
+// pass is deterministic: dk/dv by key tiles and dq by a separate pass over query tiles, both recomputing P
+// from q, k and the saved lse instead of accumulating dq with atomics.
+#include <cuda_bf16.h>
+
+#include <climits>
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+
+#include "kernels/attention.hpp"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/dispatch.hpp"
+
+namespace r1::kernels::cuda {
+
+namespace {
+constexpr int kThreads = 128;  // 4 warps; in the tiled kernels each warp owns 16 rows of the block's tile
+constexpr int kWarps = kThreads / 32;
+constexpr int kPad = 8;  // bf16 elements of padding per shared row: 16 bytes, so ldmatrix rows hit distinct banks
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr unsigned kFull = 0xffffffffu;
+
+// Everything a kernel needs; pointers a pass does not use are null. Row (b, s, h) of q/k starts at
+// ((b S + s) H + h) Dqk, of v/out/dout at ((b S + s) H + h) Dv; lse and delta are [B, H, S].
+template <class T>
+struct Args {
+  const T *q, *k, *v;
+  T* out;
+  const T* dout;
+  T *dq, *dk, *dv;
+  float* lse;
+  float* delta;  // rowsum(dout * out), the D of the backward pass
+  const std::int32_t* seg;
+  int B, S, H, Dqk, Dv;
+  float scale;
+};
+
+// ---------------------------------------------------------------- tensor-core building blocks (bf16)
+
+__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte asynchronous global -> shared copy; an invalid source zero-fills the destination.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(std::uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_trans(std::uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+// c (16x8, f32) += a (16x16, bf16, row) * b (16x8, bf16, col).
+__device__ __forceinline__ void mma(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+// Copies rows [row0, row0 + ROWS) of one head (global row stride `stride` elements) into a shared tile
+// with rows of D + kPad elements. Rows past the sequence end are zero-filled, so they add nothing.
+template <int ROWS, int D>
+__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, std::int64_t stride, int row0, int S) {
+  constexpr int kChunks = D / 8;
+#pragma unroll
+  for (int i = threadIdx.x; i < ROWS * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks, row = row0 + r;
+    const bool ok = row < S;
+    cp_async16(s + r * (D + kPad) + c * 8, g + (ok ? row : 0) * stride + c * 8, ok);
+  }
+}
+
+// The A fragment (16 rows x 16 columns starting at column 16 kk) of a row-major shared tile.
+template <int LD>
+__device__ __forceinline__ void a_from_smem(std::uint32_t (&a)[4], const bf16* s, int kk, int lane) {
+  ldsm_x4(a, s + (lane & 15) * LD + kk * 16 + (lane >> 4) * 8);
+}
+// The A fragment (columns 16 kk..16 kk + 15) of a 16 x K accumulator tile, rounded to bf16: the layouts
+// of an mma result and of an mma A operand coincide, so P and dS never leave registers.
+template <int K>
+__device__ __forceinline__ void a_from_acc(std::uint32_t (&a)[4], const float (&c)[K / 8][4], int kk) {
+  a[0] = pack_bf16(c[2 * kk][0], c[2 * kk][1]);
+  a[1] = pack_bf16(c[2 * kk][2], c[2 * kk][3]);
+  a[2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+  a[3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+// acc (16 x N) += A (16 x K, fragments from afrag) * B^T, B a shared tile stored [N][K] with row stride LDB.
+template <int N, int K, int LDB, class AFrag>
+__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const AFrag& afrag, const bf16* b, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    std::uint32_t a[4];
+    afrag(kk, a);
+#pragma unroll
+    for (int nn = 0; nn < N / 16; ++nn) {
+      std::uint32_t f[4];
+      ldsm_x4(f, b + (nn * 16 + (lane & 7) + (lane >> 4) * 8) * LDB + kk * 16 + ((lane >> 3) & 1) * 8);
+      mma(acc[2 * nn], a, f[0], f[1]);
+      mma(acc[2 * nn + 1], a, f[2], f[3]);
+    }
+  }
+}
+// acc (16 x N) += A (16 x K) * B, B a shared tile stored [K][N] with row stride LDB (read transposed).
+template <int N, int K, int LDB, class AFrag>
+__device__ __forceinline__ void mma_ab(float (&acc)[N / 8][4], const AFrag& afrag, const bf16* b, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < K / 16; ++kk) {
+    std::uint32_t a[4];
+    afrag(kk, a);
+#pragma unroll
+    for (int nn = 0; nn < N / 16; ++nn) {
+      std::uint32_t f[4];
+      ldsm_x4_trans(f, b + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDB + nn * 16 + (lane >> 4) * 8);
+      mma(acc[2 * nn], a, f[0], f[1]);
+      mma(acc[2 * nn + 1], a, f[2], f[3]);
+    }
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float (&acc)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+}
+
+// Stores a warp's 16 x D accumulator tile (rows row0 + g and row0 + g + 8 of this thread) times `mul`.
+template <int D>
+__device__ __forceinline__ void store_rows(bf16* base, std::int64_t stride, int row0, int S, const float (&acc)[D / 8][4],
+                                           const float (&mul)[2], int lane) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row0 + lane / 4 + 8 * r;
+    if (row >= S) continue;
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db)
+      *reinterpret_cast<std::uint32_t*>(base + row * stride + db * 8 + 2 * (lane % 4)) =
+          pack_bf16(acc[db][2 * r] * mul[r], acc[db][2 * r + 1] * mul[r]);
+  }
+}
+
+// Segment-id range [x, y] of rows [r0, r0 + n) below S. Each warp computes it alone, so all warps of a
+// block reach the same decision without a barrier.
+__device__ __forceinline__ int2 seg_range(const std::int32_t* seg, int r0, int n, int S) {
+  int lo = INT_MAX, hi = INT_MIN;
+  for (int r = r0 + static_cast<int>(threadIdx.x % 32); r < min(r0 + n, S); r += 32) {
+    lo = min(lo, seg[r]);
+    hi = max(hi, seg[r]);
+  }
+  for (int off = 16; off > 0; off /= 2) {
+    lo = min(lo, __shfl_xor_sync(kFull, lo, off));
+    hi = max(hi, __shfl_xor_sync(kFull, hi, off));
+  }
+  return make_int2(lo, hi);
+}
+// The first tile t >= j (of `tiles` tiles of n rows from row0) that may hold a segment id in `range`;
+// without segment ids, j. Packed samples thus skip the tiles of other samples instead of masking them.
+__device__ __forceinline__ int next_tile(const std::int32_t* seg, int2 range, int j, int tiles, int row0, int n, int S) {
+  if (!seg) return j;
+  for (; j < tiles; ++j) {
+    const int2 r = seg_range(seg, row0 + j * n, n, S);
+    if (r.x <= range.y && range.x <= r.y) break;
+  }
+  return j;
+}
+
+// Tile shapes (rows of the block's own tile, rows per step of the loop) and shared-memory bytes.
+struct FwdTile {
+  static constexpr int M = 64, N = 64;  // M queries per block, N keys per step
+  static constexpr int smem(int dqk, int dv) {
+    return 2 * (M * (dqk + kPad) + 2 * N * (dqk + kPad) + 2 * N * (dv + kPad));
+  }
+};
+struct DkdvTile {
+  static constexpr int N = 64, M = 32;  // N keys per block, M queries per step
+  static constexpr int smem(int dqk, int dv) {
+    return 2 * (N * (dqk + kPad) + N * (dv + kPad) + 2 * M * (dqk + kPad) + 2 * M * (dv + kPad)) + 4 * 4 * M;
+  }
+};
+struct DqTile {
+  static constexpr int M = 64, N = 32;  // M queries per block, N keys per step
+  static constexpr int smem(int dqk, int dv) {
+    return 2 * (M * (dqk + kPad) + M * (dv + kPad) + 2 * N * (dqk + kPad) + 2 * N * (dv + kPad));
+  }
+};
+
+// ---------------------------------------------------------------- tensor-core kernels
+
+template <int DQK, int DV>
+__global__ void __launch_bounds__(kThreads, 2) forward_tc(Args<bf16> a) {
+  constexpr int M = FwdTile::M, N = FwdTile::N, LQ = DQK + kPad, LV = DV + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sq = reinterpret_cast<bf16*>(smem);
+  bf16* sk = sq + M * LQ;      // two buffers
+  bf16* sv = sk + 2 * N * LQ;  // two buffers
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+  // Grid (heads, tiles): every head's longest (last) query tile is scheduled first, the short ones fill the tail.
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * M;
+  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, S = a.S;
+  const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
+  const bf16* q = a.q + b * S * qs + h * DQK;
+  const bf16* k = a.k + b * S * qs + h * DQK;
+  const bf16* v = a.v + b * S * vs + h * DV;
+  const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * S : nullptr;
+  const int tiles = (min(S, m0 + M) + N - 1) / N;
+
+  const int2 range = seg ? seg_range(seg, m0, M, S) : int2{};
+  int j = next_tile(seg, range, 0, tiles, 0, N, S);
+
+  load_tile<M, DQK>(sq, q, qs, m0, S);
+  if (j < tiles) {
+    load_tile<N, DQK>(sk, k, qs, j * N, S);
+    load_tile<N, DV>(sv, v, vs, j * N, S);
+  }
+  cp_async_commit();
+  cp_async_wait_all();
+  __syncthreads();
+  std::uint32_t qf[DQK / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < DQK / 16; ++kk) a_from_smem<LQ>(qf[kk], sq + warp * 16 * LQ, kk, lane);
+
+  const int row0 = m0 + warp * 16 + lane / 4;  // this thread's rows: row0 and row0 + 8
+  int row_seg[2] = {0, 0};
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+    if (seg && row0 + 8 * r < S) row_seg[r] = seg[row0 + 8 * r];
+  const float sl2 = a.scale * kLog2e;  // scores in log2 units, so exp2f does the exponentials
+  float o[DV / 8][4], mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+  zero(o);
+
+  for (int it = 0; j < tiles; ++it) {
+    const int buf = it & 1, n0 = j * N, next = next_tile(seg, range, j + 1, tiles, 0, N, S);
+    if (next < tiles) {
+      load_tile<N, DQK>(sk + (buf ^ 1) * N * LQ, k, qs, next * N, S);
+      load_tile<N, DV>(sv + (buf ^ 1) * N * LV, v, vs, next * N, S);
+      cp_async_commit();
+    }
+    float s[N / 8][4];
+    zero(s);
+    mma_abt<N, DQK, LQ>(s, [&](int kk, std::uint32_t(&f)[4]) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) f[i] = qf[kk][i];
+    }, sk + buf * N * LQ, lane);
+    // Only the diagonal tile (which also holds the sequence end) and segmented batches need a mask.
+    if (n0 + N > m0 || seg) {
+#pragma unroll
+      for (int nb = 0; nb < N / 8; ++nb)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = row0 + 8 * (e >> 1), col = n0 + nb * 8 + 2 * t + (e & 1);
+          if (col > row || col >= S || (seg && seg[col] != row_seg[e >> 1])) s[nb][e] = -INFINITY;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = mrow[r];
+#pragma unroll
+      for (int nb = 0; nb < N / 8; ++nb) mx = fmaxf(mx, fmaxf(s[nb][2 * r], s[nb][2 * r + 1]) * sl2);
+      mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 2));
+      const float mu = mx == -INFINITY ? 0.0f : mx;  // a row with nothing visible yet stays all zero
+      const float alpha = exp2f(mrow[r] - mu);
+      mrow[r] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int nb = 0; nb < N / 8; ++nb)
+#pragma unroll
+        for (int e = 2 * r; e < 2 * r + 2; ++e) {
+          s[nb][e] = exp2f(fmaf(s[nb][e], sl2, -mu));
+          sum += s[nb][e];
+        }
+      lrow[r] = lrow[r] * alpha + sum;  // this thread's columns only; the quad is summed at the end
+#pragma unroll
+      for (int db = 0; db < DV / 8; ++db) {
+        o[db][2 * r] *= alpha;
+        o[db][2 * r + 1] *= alpha;
+      }
+    }
+    mma_ab<DV, N, LV>(o, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<N>(f, s, kk); }, sv + buf * N * LV, lane);
+    cp_async_wait_all();
+    __syncthreads();
+    j = next;
+  }
+
+  float inv[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = lrow[r];
+    l += __shfl_xor_sync(kFull, l, 1);
+    l += __shfl_xor_sync(kFull, l, 2);
+    inv[r] = l > 0.0f ? 1.0f / l : 0.0f;
+    const int row = row0 + 8 * r;
+    if (t == 0 && row < S) a.lse[(static_cast<std::int64_t>(blockIdx.x) * S) + row] = (mrow[r] + log2f(l)) * kLn2;
+  }
+  store_rows<DV>(a.out + b * S * vs + h * DV, vs, m0 + warp * 16, S, o, inv, lane);
+}
+
+// dk and dv of N keys per block (16 per warp), looping over the query tiles that can see them. Computed
+// transposed (keys as rows) so that P^T and dS^T are A operands straight from the accumulators.
+template <int DQK, int DV>
+__global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
+  constexpr int M = DkdvTile::M, N = DkdvTile::N, LQ = DQK + kPad, LV = DV + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sk = reinterpret_cast<bf16*>(smem);
+  bf16* sv = sk + N * LQ;
+  bf16* sq = sv + N * LV;       // two buffers
+  bf16* sdo = sq + 2 * M * LQ;  // two buffers
+  float* slse = reinterpret_cast<float*>(sdo + 2 * M * LV);  // two buffers, log2 units
+  float* sdelta = slse + 2 * M;                              // two buffers
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+  const int n0 = blockIdx.y * N;  // early keys are seen by the most queries: they start first
+  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, S = a.S;
+  const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
+  const bf16* q = a.q + b * S * qs + h * DQK;
+  const bf16* k = a.k + b * S * qs + h * DQK;
+  const bf16* v = a.v + b * S * vs + h * DV;
+  const bf16* dout = a.dout + b * S * vs + h * DV;
+  const float* lse = a.lse + static_cast<std::int64_t>(blockIdx.x) * S;
+  const float* delta = a.delta + static_cast<std::int64_t>(blockIdx.x) * S;
+  const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * S : nullptr;
+  const int m_first = n0 / M * M, tiles = (S - m_first + M - 1) / M;
+  const auto load_queries = [&](int buf, int m) {
+    load_tile<M, DQK>(sq + buf * M * LQ, q, qs, m, S);
+    load_tile<M, DV>(sdo + buf * M * LV, dout, vs, m, S);
+    for (int i = threadIdx.x; i < M; i += kThreads) {
+      const bool ok = m + i < S;
+      slse[buf * M + i] = ok ? lse[m + i] * kLog2e : 0.0f;
+      sdelta[buf * M + i] = ok ? delta[m + i] : 0.0f;
+    }
+  };
+
+  const int2 range = seg ? seg_range(seg, n0, N, S) : int2{};
+  int j = next_tile(seg, range, 0, tiles, m_first, M, S);
+
+  load_tile<N, DQK>(sk, k, qs, n0, S);
+  load_tile<N, DV>(sv, v, vs, n0, S);
+  if (j < tiles) load_queries(0, m_first + j * M);
+  cp_async_commit();
+  cp_async_wait_all();
+  __syncthreads();
+
+  const int key0 = n0 + warp * 16 + lane / 4;  // this thread's keys: key0 and key0 + 8
+  int key_seg[2] = {0, 0};
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+    if (seg && key0 + 8 * r < S) key_seg[r] = seg[key0 + 8 * r];
+  const float sl2 = a.scale * kLog2e;
+  float dk[DQK / 8][4], dv[DV / 8][4];
+  zero(dk);
+  zero(dv);
+  const auto k_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LQ>(f, sk + warp * 16 * LQ, kk, lane); };
+  const auto v_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LV>(f, sv + warp * 16 * LV, kk, lane); };
+
+  for (int it = 0; j < tiles; ++it) {
+    const int buf = it & 1, m = m_first + j * M, next = next_tile(seg, range, j + 1, tiles, m_first, M, S);
+    if (next < tiles) {
+      load_queries(buf ^ 1, m_first + next * M);
+      cp_async_commit();
+    }
+    const bf16* q_t = sq + buf * M * LQ;
+    const bf16* do_t = sdo + buf * M * LV;
+    float st[M / 8][4], dpt[M / 8][4];  // S^T and dP^T: keys x queries
+    zero(st);
+    zero(dpt);
+    mma_abt<M, DQK, LQ>(st, k_frag, q_t, lane);
+    mma_abt<M, DV, LV>(dpt, v_frag, do_t, lane);
+    const bool masked = m < n0 + N || m + M > S || seg;
+#pragma unroll
+    for (int nb = 0; nb < M / 8; ++nb)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qi = nb * 8 + 2 * t + (e & 1), query = m + qi, key = key0 + 8 * (e >> 1);
+        const bool ok = !masked || (key <= query && query < S && (!seg || seg[query] == key_seg[e >> 1]));
+        const float p = ok ? exp2f(fmaf(st[nb][e], sl2, -slse[buf * M + qi])) : 0.0f;
+        st[nb][e] = p;
+        dpt[nb][e] = p * (dpt[nb][e] - sdelta[buf * M + qi]);
+      }
+    mma_ab<DV, M, LV>(dv, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<M>(f, st, kk); }, do_t, lane);
+    mma_ab<DQK, M, LQ>(dk, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<M>(f, dpt, kk); }, q_t, lane);
+    cp_async_wait_all();
+    __syncthreads();
+    j = next;
+  }
+
+  const float one[2] = {1.0f, 1.0f}, scale[2] = {a.scale, a.scale};
+  store_rows<DQK>(a.dk + b * S * qs + h * DQK, qs, n0 + warp * 16, S, dk, scale, lane);
+  store_rows<DV>(a.dv + b * S * vs + h * DV, vs, n0 + warp * 16, S, dv, one, lane);
+}
+
+// dq of M queries per block (16 per warp), looping over the key tiles they see.
+template <int DQK, int DV>
+__global__ void __launch_bounds__(kThreads, 2) backward_dq_tc(Args<bf16> a) {
+  constexpr int M = DqTile::M, N = DqTile::N, LQ = DQK + kPad, LV = DV + kPad;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sq = reinterpret_cast<bf16*>(smem);
+  bf16* sdo = sq + M * LQ;
+  bf16* sk = sdo + M * LV;     // two buffers
+  bf16* sv = sk + 2 * N * LQ;  // two buffers
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * M;
+  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, S = a.S;
+  const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
+  const bf16* q = a.q + b * S * qs + h * DQK;
+  const bf16* k = a.k + b * S * qs + h * DQK;
+  const bf16* v = a.v + b * S * vs + h * DV;
+  const bf16* dout = a.dout + b * S * vs + h * DV;
+  const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * S : nullptr;
+  const int tiles = (min(S, m0 + M) + N - 1) / N;
+
+  const int2 range = seg ? seg_range(seg, m0, M, S) : int2{};
+  int j = next_tile(seg, range, 0, tiles, 0, N, S);
+
+  load_tile<M, DQK>(sq, q, qs, m0, S);
+  load_tile<M, DV>(sdo, dout, vs, m0, S);
+  if (j < tiles) {
+    load_tile<N, DQK>(sk, k, qs, j * N, S);
+    load_tile<N, DV>(sv, v, vs, j * N, S);
+  }
+  cp_async_commit();
+
+  const int row0 = m0 + warp * 16 + lane / 4;  // this thread's rows: row0 and row0 + 8
+  int row_seg[2] = {0, 0};
+  float lse2[2] = {0.0f, 0.0f}, dl[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row0 + 8 * r;
+    if (row >= S) continue;
+    if (seg) row_seg[r] = seg[row];
+    lse2[r] = a.lse[static_cast<std::int64_t>(blockIdx.x) * S + row] * kLog2e;
+    dl[r] = a.delta[static_cast<std::int64_t>(blockIdx.x) * S + row];
+  }
+  const float sl2 = a.scale * kLog2e;
+  float dq[DQK / 8][4];
+  zero(dq);
+  const auto q_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LQ>(f, sq + warp * 16 * LQ, kk, lane); };
+  const auto do_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LV>(f, sdo + warp * 16 * LV, kk, lane); };
+  cp_async_wait_all();
+  __syncthreads();
+
+  for (int it = 0; j < tiles; ++it) {
+    const int buf = it & 1, n0 = j * N, next = next_tile(seg, range, j + 1, tiles, 0, N, S);
+    if (next < tiles) {
+      load_tile<N, DQK>(sk + (buf ^ 1) * N * LQ, k, qs, next * N, S);
+      load_tile<N, DV>(sv + (buf ^ 1) * N * LV, v, vs, next * N, S);
+      cp_async_commit();
+    }
+    const bf16* k_t = sk + buf * N * LQ;
+    float s[N / 8][4], dp[N / 8][4];
+    zero(s);
+    zero(dp);
+    mma_abt<N, DQK, LQ>(s, q_frag, k_t, lane);
+    mma_abt<N, DV, LV>(dp, do_frag, sv + buf * N * LV, lane);
+    const bool masked = n0 + N > m0 || seg;
+#pragma unroll
+    for (int nb = 0; nb < N / 8; ++nb)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1, row = row0 + 8 * r, col = n0 + nb * 8 + 2 * t + (e & 1);
+        const bool ok = !masked || (col <= row && row < S && (!seg || seg[col] == row_seg[r]));
+        const float p = ok ? exp2f(fmaf(s[nb][e], sl2, -lse2[r])) : 0.0f;
+        s[nb][e] = p * (dp[nb][e] - dl[r]);
+      }
+    mma_ab<DQK, N, LQ>(dq, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<N>(f, s, kk); }, k_t, lane);
+    cp_async_wait_all();
+    __syncthreads();
+    j = next;
+  }
+  const float scale[2] = {a.scale, a.scale};
+  store_rows<DQK>(a.dq + b * S * qs + h * DQK, qs, m0 + warp * 16, S, dq, scale, lane);
+}
+
+// ---------------------------------------------------------------- CUDA-core kernels (any float type, any head dim)
+
+constexpr int kMaxPerLane = kAttentionMaxHeadDim / 32;  // head-dim columns each lane owns: lane + 32 r
+
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(kFull, x, off);
+  return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(kFull, x, off));
+  return x;
+}
+template <class T>
+__device__ __forceinline__ float dot_row(const float* x, const T* y, int n) {
+  float s = 0.0f;
+  for (int c = 0; c < n; ++c) s += x[c] * load_f32(y[c]);
+  return s;
+}
+template <class T>
+__device__ __forceinline__ void stage_row(float* dst, const T* src, int n, int lane) {
+  for (int c = lane; c < n; c += 32) dst[c] = load_f32(src[c]);
+}
+
+// One warp per (b, h, query i): lanes take 32 keys at a time, then share each probability to
+// accumulate the output columns they own.
+template <class T>
+__global__ void forward_rows(Args<T> a) {
+  __shared__ float sq[kWarps][kAttentionMaxHeadDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
+  if (idx >= static_cast<std::int64_t>(a.B) * a.H * a.S) return;
+  const int i = static_cast<int>(idx % a.S), bh = static_cast<int>(idx / a.S), b = bh / a.H, h = bh % a.H;
+  const auto qk_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dqk; };
+  const auto v_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dv; };
+  const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * a.S : nullptr;
+  stage_row(sq[warp], a.q + qk_row(i), a.Dqk, lane);
+  __syncwarp();
+  const float sl2 = a.scale * kLog2e;
+  float o[kMaxPerLane] = {}, m = -INFINITY, l = 0.0f;
+  for (int j0 = 0; j0 <= i; j0 += 32) {
+    const int j = j0 + lane;
+    const bool ok = j <= i && (!seg || seg[j] == seg[i]);
+    const float s = ok ? dot_row(sq[warp], a.k + qk_row(j), a.Dqk) * sl2 : -INFINITY;
+    const float mx = fmaxf(m, warp_max(s));
+    const float mu = mx == -INFINITY ? 0.0f : mx;
+    const float alpha = exp2f(m - mu), p = ok ? exp2f(s - mu) : 0.0f;
+    l = l * alpha + warp_sum(p);
+    m = mx;
+#pragma unroll
+    for (int r = 0; r < kMaxPerLane; ++r) o[r] *= alpha;
+    for (int jj = 0; jj < 32; ++jj) {
+      const float pj = __shfl_sync(kFull, p, jj);
+      if (pj == 0.0f) continue;  // masked or beyond i: the same for every lane
+      const T* vj = a.v + v_row(j0 + jj);
+#pragma unroll
+      for (int r = 0; r < kMaxPerLane; ++r)
+        if (lane + 32 * r < a.Dv) o[r] += pj * load_f32(vj[lane + 32 * r]);
+    }
+  }
+  T* out = a.out + v_row(i);
+#pragma unroll
+  for (int r = 0; r < kMaxPerLane; ++r)
+    if (lane + 32 * r < a.Dv) out[lane + 32 * r] = store_as<T>(o[r] / l);
+  if (lane == 0) a.lse[static_cast<std::int64_t>(bh) * a.S + i] = (m + log2f(l)) * kLn2;
+}
+
+// delta[b, h, s] = dout . out for one row per warp.
+template <class T>
+__global__ void delta_rows(Args<T> a) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;  // over (b, s, h)
+  if (idx >= static_cast<std::int64_t>(a.B) * a.S * a.H) return;
+  float sum = 0.0f;
+  for (int c = lane; c < a.Dv; c += 32) sum += load_f32(a.dout[idx * a.Dv + c]) * load_f32(a.out[idx * a.Dv + c]);
+  sum = warp_sum(sum);
+  const std::int64_t h = idx % a.H, s = idx / a.H % a.S, b = idx / (static_cast<std::int64_t>(a.H) * a.S);
+  if (lane == 0) a.delta[(b * a.H + h) * a.S + s] = sum;
+}
+
+// dq of one query row per warp.
+template <class T>
+__global__ void backward_dq_rows(Args<T> a) {
+  __shared__ float sq[kWarps][kAttentionMaxHeadDim], sdo[kWarps][kAttentionMaxHeadDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
+  if (idx >= static_cast<std::int64_t>(a.B) * a.H * a.S) return;
+  const int i = static_cast<int>(idx % a.S), bh = static_cast<int>(idx / a.S), b = bh / a.H, h = bh % a.H;
+  const auto qk_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dqk; };
+  const auto v_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dv; };
+  const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * a.S : nullptr;
+  stage_row(sq[warp], a.q + qk_row(i), a.Dqk, lane);
+  stage_row(sdo[warp], a.dout + v_row(i), a.Dv, lane);
+  __syncwarp();
+  const float sl2 = a.scale * kLog2e, lse2 = a.lse[idx] * kLog2e, d = a.delta[idx];
+  float acc[kMaxPerLane] = {};
+  for (int j0 = 0; j0 <= i; j0 += 32) {
+    const int j = j0 + lane;
+    float ds = 0.0f;
+    if (j <= i && (!seg || seg[j] == seg[i])) {
+      const float p = exp2f(dot_row(sq[warp], a.k + qk_row(j), a.Dqk) * sl2 - lse2);
+      ds = p * (dot_row(sdo[warp], a.v + v_row(j), a.Dv) - d);
+    }
+    for (int jj = 0; jj < 32; ++jj) {
+      const float dsj = __shfl_sync(kFull, ds, jj);
+      if (dsj == 0.0f) continue;
+      const T* kj = a.k + qk_row(j0 + jj);
+#pragma unroll
+      for (int r = 0; r < kMaxPerLane; ++r)
+        if (lane + 32 * r < a.Dqk) acc[r] += dsj * load_f32(kj[lane + 32 * r]);
+    }
+  }
+  T* dq = a.dq + qk_row(i);
+#pragma unroll
+  for (int r = 0; r < kMaxPerLane; ++r)
+    if (lane + 32 * r < a.Dqk) dq[lane + 32 * r] = store_as<T>(acc[r] * a.scale);
+}
+
+// dk and dv of one key row per warp, over the queries i >= j.
+template <class T>
+__global__ void backward_dkdv_rows(Args<T> a) {
+  __shared__ float sk[kWarps][kAttentionMaxHeadDim], sv[kWarps][kAttentionMaxHeadDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
+  if (idx >= static_cast<std::int64_t>(a.B) * a.H * a.S) return;
+  const int j = static_cast<int>(idx % a.S), bh = static_cast<int>(idx / a.S), b = bh / a.H, h = bh % a.H;
+  const auto qk_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dqk; };
+  const auto v_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dv; };
+  const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * a.S : nullptr;
+  stage_row(sk[warp], a.k + qk_row(j), a.Dqk, lane);
+  stage_row(sv[warp], a.v + v_row(j), a.Dv, lane);
+  __syncwarp();
+  const float sl2 = a.scale * kLog2e;
+  const float* lse = a.lse + static_cast<std::int64_t>(bh) * a.S;
+  const float* delta = a.delta + static_cast<std::int64_t>(bh) * a.S;
+  float dk[kMaxPerLane] = {}, dv[kMaxPerLane] = {};
+  for (int i0 = j; i0 < a.S; i0 += 32) {
+    const int i = i0 + lane;
+    float p = 0.0f, ds = 0.0f;
+    if (i < a.S && (!seg || seg[i] == seg[j])) {
+      p = exp2f(dot_row(sk[warp], a.q + qk_row(i), a.Dqk) * sl2 - lse[i] * kLog2e);
+      ds = p * (dot_row(sv[warp], a.dout + v_row(i), a.Dv) - delta[i]);
+    }
+    for (int ii = 0; ii < 32; ++ii) {
+      const float pi = __shfl_sync(kFull, p, ii), dsi = __shfl_sync(kFull, ds, ii);
+      if (pi == 0.0f) continue;
+      const T* qi = a.q + qk_row(i0 + ii);
+      const T* doi = a.dout + v_row(i0 + ii);
+#pragma unroll
+      for (int r = 0; r < kMaxPerLane; ++r) {
+        if (lane + 32 * r < a.Dqk) dk[r] += dsi * load_f32(qi[lane + 32 * r]);
+        if (lane + 32 * r < a.Dv) dv[r] += pi * load_f32(doi[lane + 32 * r]);
+      }
+    }
+  }
+  T* dkj = a.dk + qk_row(j);
+  T* dvj = a.dv + v_row(j);
+#pragma unroll
+  for (int r = 0; r < kMaxPerLane; ++r) {
+    if (lane + 32 * r < a.Dqk) dkj[lane + 32 * r] = store_as<T>(dk[r] * a.scale);
+    if (lane + 32 * r < a.Dv) dvj[lane + 32 * r] = store_as<T>(dv[r]);
+  }
+}
+
+// ---------------------------------------------------------------- host side
+
+template <int Q, int V>
+using HeadDims = std::integer_sequence<int, Q, V>;
+
+// Calls f(HeadDims<Q, V>{}) when (dqk, dv) has tensor-core kernels; false when it has none.
+template <class F>
+bool with_tensor_core_dims(std::int64_t dqk, std::int64_t dv, F&& f) {
+  const auto try_dims = [&]<int Q, int V>(HeadDims<Q, V> dims) {
+    if (dqk != Q || dv != V) return false;
+    f(dims);
+    return true;
+  };
+  return try_dims(HeadDims<48, 32>{}) || try_dims(HeadDims<64, 64>{}) || try_dims(HeadDims<128, 128>{}) ||
+         try_dims(HeadDims<192, 128>{});
+}
+
+bool aligned16(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (reinterpret_cast<std::uintptr_t>(t->raw()) % 16 != 0) return false;
+  return true;
+}
+
+template <class T>
+Args<T> make_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                  const Tensor& segment_ids, float scale) {
+  Args<T> a{};
+  a.q = q.data<T>();
+  a.k = k.data<T>();
+  a.v = v.data<T>();
+  a.out = out.data<T>();
+  a.lse = lse.data<float>();
+  a.seg = segment_ids.defined() ? segment_ids.data<std::int32_t>() : nullptr;
+  a.B = static_cast<int>(q.dim(0));
+  a.S = static_cast<int>(q.dim(1));
+  a.H = static_cast<int>(q.dim(2));
+  a.Dqk = static_cast<int>(q.dim(3));
+  a.Dv = static_cast<int>(v.dim(3));
+  a.scale = scale;
+  return a;
+}
+
+template <class Kernel>
+void launch_tc(Kernel kernel, unsigned tiles, const Args<bf16>& a, int smem, cudaStream_t stream, const char* name) {
+  R1_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kernel<<<dim3(static_cast<unsigned>(a.B * a.H), tiles), kThreads, smem, stream>>>(a);
+  R1_CUDA_LAUNCHED(name);
+}
+
+static_assert(FwdTile::M >= 64 && DkdvTile::N >= 64 && DqTile::M >= 64, "check_grid assumes tiles of 64 rows or more");
+// Tiled kernels put tiles of 64 rows on grid y (at most 65535); row kernels put 4 rows per block on grid x.
+void check_grid(const Tensor& q, const char* op) {
+  R1_REQUIRE(q.dim(1) <= 65535 * std::int64_t{64} && q.numel() / q.dim(3) / kWarps < (std::int64_t{1} << 31), op,
+             ": q ", q.str(), " exceeds the CUDA grid (sequence <= 4194240, batch x seq x heads < 2^33)");
+}
+
+unsigned row_blocks(std::int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
+unsigned tiles(int n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); }
+}  // namespace
+
+void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                       const Tensor& segment_ids, const Tensor& out, const Tensor& lse) {
+  check_grid(q, "attention_forward");
+  cudaStream_t stream = ctx.cuda_resources().stream;
+  const bool tc = q.dtype() == DType::bf16 && aligned16({&q, &k, &v, &out});
+  if (tc && with_tensor_core_dims(q.dim(3), v.dim(3), [&]<int Q, int V>(HeadDims<Q, V>) {
+        const Args<bf16> a = make_args<bf16>(q, k, v, out, lse, segment_ids, scale);
+        launch_tc(forward_tc<Q, V>, tiles(a.S, FwdTile::M), a, FwdTile::smem(Q, V), stream, "attention forward_tc");
+      }))
+    return;
+  with_float_type(q.dtype(), "attention_forward", [&](auto tag) {
+    using T = decltype(tag);
+    const Args<T> a = make_args<T>(q, k, v, out, lse, segment_ids, scale);
+    forward_rows<<<row_blocks(q.dim(0) * q.dim(1) * q.dim(2)), kThreads, 0, stream>>>(a);
+  });
+  R1_CUDA_LAUNCHED("attention forward_rows");
+}
+
+void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& dout, const Tensor& lse, const Tensor& segment_ids, float scale,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  check_grid(q, "attention_backward");
+  cudaStream_t stream = ctx.cuda_resources().stream;
+  const Tensor delta = ctx.empty(lse.shape(), DType::f32);
+  const std::int64_t rows = q.dim(0) * q.dim(1) * q.dim(2);
+  const auto args = [&](auto tag) {
+    using T = decltype(tag);
+    Args<T> a = make_args<T>(q, k, v, out, lse, segment_ids, scale);
+    a.dout = dout.data<T>();
+    a.dq = dq.data<T>();
+    a.dk = dk.data<T>();
+    a.dv = dv.data<T>();
+    a.delta = delta.data<float>();
+    return a;
+  };
+  with_float_type(q.dtype(), "attention_backward", [&](auto tag) {
+    delta_rows<<<row_blocks(rows), kThreads, 0, stream>>>(args(tag));
+  });
+  R1_CUDA_LAUNCHED("attention delta_rows");
+  const bool tc = q.dtype() == DType::bf16 && aligned16({&q, &k, &v, &dout, &dq, &dk, &dv});
+  if (tc && with_tensor_core_dims(q.dim(3), v.dim(3), [&]<int Q, int V>(HeadDims<Q, V>) {
+        const Args<bf16> a = args(bf16{});
+        launch_tc(backward_dkdv_tc<Q, V>, tiles(a.S, DkdvTile::N), a, DkdvTile::smem(Q, V), stream,
+                  "attention backward_dkdv_tc");
+        launch_tc(backward_dq_tc<Q, V>, tiles(a.S, DqTile::M), a, DqTile::smem(Q, V), stream, "attention backward_dq_tc");
+      }))
+    return;
+  with_float_type(q.dtype(), "attention_backward", [&](auto tag) {
+    const auto a = args(tag);
+    backward_dkdv_rows<<<row_blocks(rows), kThreads, 0, stream>>>(a);
+    R1_CUDA_LAUNCHED("attention backward_dkdv_rows");
+    backward_dq_rows<<<row_blocks(rows), kThreads, 0, stream>>>(a);
+    R1_CUDA_LAUNCHED("attention backward_dq_rows");
+  });
+}
+
+}  // namespace r1::kernels::cuda

@@ -1,0 +1,173 @@
+#include "deck/validate.hpp"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "deck/ini.hpp"
+
+namespace r1 {
+
+namespace fs = std::filesystem;
+using detail::concat;
+
+namespace {
+
+// A rule between two keys fails on the line of the one the user set (A when both or neither were
+// set), and mentions the other with its value and origin.
+[[noreturn]] void fail_rule(const Deck& d, std::string_view a, std::string_view b, const std::string& rule) {
+  const bool swap = d.is_default(a) && !d.is_default(b);
+  d.fail(swap ? b : a, rule + "; " + d.mention(swap ? a : b));
+}
+
+std::int64_t data_parallel(const Deck& d, int world) {
+  return world / (d.get_int("parallel.tensor") * d.get_int("parallel.pipeline"));
+}
+
+void check_layout(const Deck& d, int world) {
+  const std::int64_t tp = d.get_int("parallel.tensor"), pp = d.get_int("parallel.pipeline");
+  const std::int64_t vs = d.get_int("parallel.virtual_stages"), data = d.get_int("parallel.data");
+  if (world % (tp * pp) != 0)
+    fail_rule(d, "parallel.tensor", "parallel.pipeline", concat("tensor x pipeline = ", tp * pp, " must divide the world size ", world));
+  const std::int64_t dp = data_parallel(d, world);
+  if (data != 0 && data != dp)
+    d.fail("parallel.data", concat("must be world size ", world, " / (tensor x pipeline = ", tp * pp, ") = ", dp, ", or 0 for auto"));
+  const std::string& schedule = d.get_string("parallel.schedule");
+  if (schedule == "interleaved" && vs < 2)
+    fail_rule(d, "parallel.schedule", "parallel.virtual_stages", "the interleaved schedule needs virtual_stages > 1");
+  if (schedule != "interleaved" && vs > 1)
+    fail_rule(d, "parallel.virtual_stages", "parallel.schedule", "virtual_stages > 1 needs schedule = interleaved");
+  if (schedule == "dualpipe" && pp % 2 != 0)
+    fail_rule(d, "parallel.schedule", "parallel.pipeline", "dualpipe needs an even number of pipeline stages");
+  if (d.get_int("model.n_layers") % (pp * vs) != 0) {
+    const std::string rule = concat("pipeline x virtual_stages = ", pp * vs, " must divide n_layers");
+    if (d.is_default("parallel.pipeline") && !d.is_default("parallel.virtual_stages"))
+      fail_rule(d, "parallel.virtual_stages", "model.n_layers", rule);
+    fail_rule(d, "parallel.pipeline", "model.n_layers", rule);
+  }
+  if (d.get_int("model.n_heads") % tp != 0) fail_rule(d, "parallel.tensor", "model.n_heads", "tensor must divide n_heads");
+  if (d.get_bool("model.dense")) return;  // no experts, so no expert layout
+  const std::int64_t ep = d.get_int("parallel.expert");
+  if (d.get_int("model.n_routed_experts") % ep != 0)
+    fail_rule(d, "parallel.expert", "model.n_routed_experts", "expert must divide n_routed_experts");
+  if ((dp * tp) % ep != 0)
+    d.fail("parallel.expert", concat("must divide data x tensor = ", dp * tp, ", the ranks MoE layers spread experts over"));
+}
+
+void check_model(const Deck& d) {
+  if (d.get_int("model.qk_rope_head_dim") % 2 != 0) d.fail("model.qk_rope_head_dim", "RoPE rotates pairs (expected an even number)");
+  if (d.get_int("data.seq_len") > d.get_int("model.max_seq_len"))
+    fail_rule(d, "data.seq_len", "model.max_seq_len", "seq_len must be at most max_seq_len");
+  if (d.get_bool("model.dense")) return;  // the MoE keys do not apply
+  if (d.get_int("model.n_dense_layers") > d.get_int("model.n_layers"))
+    fail_rule(d, "model.n_dense_layers", "model.n_layers", "n_dense_layers must be at most n_layers");
+  const std::int64_t routed = d.get_int("model.n_routed_experts"), active = d.get_int("model.n_activated_experts");
+  const std::int64_t groups = d.get_int("model.n_expert_groups"), limited = d.get_int("model.n_limited_groups");
+  if (active > routed)
+    fail_rule(d, "model.n_activated_experts", "model.n_routed_experts", "n_activated_experts must be at most n_routed_experts");
+  if (routed % groups != 0)
+    fail_rule(d, "model.n_expert_groups", "model.n_routed_experts", "n_expert_groups must divide n_routed_experts");
+  if (limited > groups)
+    fail_rule(d, "model.n_limited_groups", "model.n_expert_groups", "n_limited_groups must be at most n_expert_groups");
+  if (active > limited * (routed / groups))
+    fail_rule(d, "model.n_activated_experts", "model.n_limited_groups",
+              concat("n_activated_experts must be at most the ", limited * (routed / groups), " experts of the groups a token may use"));
+}
+
+void check_training(const Deck& d, int world) {
+  const std::int64_t per_step = d.get_int("train.micro_batch") * data_parallel(d, world);
+  if (d.get_int("train.global_batch") % per_step != 0)
+    fail_rule(d, "train.global_batch", "train.micro_batch", concat("global_batch must be a multiple of micro_batch x data = ", per_step));
+  if (d.get_float("optim.min_lr") > d.get_float("optim.lr")) fail_rule(d, "optim.min_lr", "optim.lr", "min_lr must be at most lr");
+  const auto& profile = d.get_ints("log.profile_steps");
+  if (!profile.empty() && (profile.size() != 2 || profile[0] > profile[1]))
+    d.fail("log.profile_steps", "expected two steps, first <= last");
+}
+
+// What each stage cannot start without. A missing key the deck never mentions is reported on the
+// [run] stage line, the one line that asked for it.
+void check_stage(const Deck& d) {
+  const std::string& stage = d.get_string("run.stage");
+  auto require = [&](std::string_view key, std::string_view what, std::string_view alternative = {}) {
+    if (!d.get_string(key).empty()) return;
+    const auto dot = key.find('.');
+    const std::string problem = concat("the ", stage, " stage needs [", key.substr(0, dot), "] ", key.substr(dot + 1), " (", what, ")",
+                                       alternative);
+    d.fail(d.is_default(key) ? "run.stage" : key, problem);
+  };
+  const bool files = d.get_string("data.source") == "files";
+  if (files && (stage == "pretrain" || stage == "sft" || stage == "reward_model" || stage == "grpo" || stage == "rejection_sampling"))
+    require("data.train_path", "training data", " or [data] source = synthetic");
+  if (files && stage == "evaluate") require("data.eval_path", "evaluation data", " or [data] source = synthetic");
+  if (stage == "grpo" || stage == "rejection_sampling" || stage == "evaluate" || stage == "export_hf")
+    require("checkpoint.load", "a checkpoint path, or latest");
+  if (stage == "import_hf" || stage == "export_hf") require("hf.path", "a Hugging Face model directory");
+  if (stage == "evaluate")
+    for (std::int64_t k : d.get_ints("evaluate.pass_k"))
+      if (k > d.get_int("sampling.samples_per_prompt"))
+        fail_rule(d, "evaluate.pass_k", "sampling.samples_per_prompt", concat("pass@", k, " needs samples_per_prompt >= ", k));
+}
+
+void check_inputs(const Deck& d) {
+  auto require = [&](std::string_view key, const std::string& path) {
+    if (!path.empty() && !fs::exists(path)) d.fail(key, "no such file or directory");
+  };
+  for (const KeyDecl& k : deck_keys())
+    if (k.type == KeyType::input_path) require(k.full_name(), d.get_string(k.full_name()));
+  if (d.get_string("data.tokenizer") != "byte") require("data.tokenizer", d.get_string("data.tokenizer"));
+  if (d.get_string("checkpoint.load") != "latest") require("checkpoint.load", d.get_string("checkpoint.load"));
+  if (d.get_string("run.stage") == "import_hf") require("hf.path", d.get_string("hf.path"));
+}
+
+bool holds_checkpoints(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir / "latest", ec)) return true;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename().string().starts_with("step-")) return true;
+  return false;
+}
+
+// A run's identity: its stage and model. Anything else may change between a run and its restart.
+bool is_identity_key(const KeyDecl& k) {
+  return k.full_name() == "run.stage" || (k.section == "model" && k.key != "preset");
+}
+
+// Checkpoints already in the checkpoint directory must be this run's, unless the deck resumes them.
+void check_output(const Deck& d) {
+  const fs::path out = d.get_string("run.output_dir");
+  if (fs::exists(out) && !fs::is_directory(out)) d.fail("run.output_dir", "exists and is not a directory");
+  const fs::path ckpt = checkpoint_dir(d);
+  if (d.get_string("checkpoint.load") == "latest" || !holds_checkpoints(ckpt)) return;
+  const std::string_view key = d.get_string("checkpoint.dir").empty() ? "run.output_dir" : "checkpoint.dir";
+  const std::string advice = " (expected a new directory, or [checkpoint] load = latest to resume that run)";
+  const fs::path recorded = out / kResolvedDeckName;
+  std::ifstream in(recorded);
+  if (!in) d.fail(key, "holds checkpoints in " + ckpt.string() + " of another run, as no " + recorded.string() + " says otherwise" + advice);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::map<std::string, std::string, std::less<>> theirs;
+  for (const IniEntry& e : read_ini(text.str(), recorded.string()).entries) theirs[e.section + "." + e.key] = e.value;
+  for (const KeyDecl& k : deck_keys()) {
+    if (!is_identity_key(k)) continue;
+    const auto it = theirs.find(k.full_name());
+    const std::string mine = d.value_text(k.full_name());
+    if (it == theirs.end() || it->second != mine)
+      d.fail(key, concat("holds checkpoints in ", ckpt.string(), " of another run: its ", recorded.string(), " has [", k.section, "] ",
+                         k.key, " = ", it == theirs.end() ? "(nothing)" : it->second, ", this deck ", mine, advice));
+  }
+}
+
+}  // namespace
+
+void validate_deck(const Deck& deck, int world_size) {
+  R1_CHECK(world_size >= 1, "world size ", world_size);
+  check_layout(deck, world_size);
+  check_model(deck);
+  check_training(deck, world_size);
+  check_stage(deck);
+  check_inputs(deck);
+  check_output(deck);
+}
+
+}  // namespace r1

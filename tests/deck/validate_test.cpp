@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "deck/validate.hpp"
+#include "deck_test_util.hpp"
+
+namespace r1 {
+namespace {
+
+using test::ScratchDir;
+using test::user_error_of;
+namespace fs = std::filesystem;
+
+Deck tiny(const std::string& more = {}, const std::vector<std::string>& sets = {}) {
+  return Deck::parse("[model]\npreset = tiny\n" + more, "t.deck", sets);
+}
+
+void write(const fs::path& file, const std::string& text) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file) << text;
+}
+
+TEST(ValidateDeck, DataParallelFillsWhatTensorAndPipelineLeave) {
+  EXPECT_NO_THROW(validate_deck(tiny("[parallel]\ntensor = 2\npipeline = 2\nexpert = 4\n"), 8));
+  EXPECT_NO_THROW(validate_deck(tiny("[parallel]\ntensor = 2\ndata = 4\n"), 8));
+  EXPECT_NO_THROW(validate_deck(tiny("[parallel]\nexpert = 8\n"), 8));
+}
+
+TEST(ValidateDeck, ExpertsFoldOverDataTimesTensor) {
+  // 4 ranks = 2 data x 2 tensor: 4 expert ranks fit although there are only 2 data replicas.
+  EXPECT_NO_THROW(validate_deck(tiny("[parallel]\ntensor = 2\nexpert = 4\n"), 4));
+}
+
+TEST(ValidateDeck, InterleavedAndDualPipeSchedulesFitTheirStages) {
+  EXPECT_NO_THROW(validate_deck(tiny("n_layers = 4\n[parallel]\npipeline = 2\nvirtual_stages = 2\nschedule = interleaved\n"), 2));
+  EXPECT_NO_THROW(validate_deck(tiny("[parallel]\npipeline = 2\nschedule = dualpipe\n"), 2));
+}
+
+TEST(ValidateDeck, ADenseModelIgnoresTheMoeKeysAndTheExpertLayout) {
+  EXPECT_NO_THROW(validate_deck(tiny("dense = true\nn_activated_experts = 64\nn_expert_groups = 3\n[parallel]\nexpert = 3\n"), 1));
+}
+
+TEST(ValidateDeck, ARuleBetweenTwoKeysNamesTheLineTheUserWrote) {
+  // seq_len keeps its default; the deck's max_seq_len is the line to fix.
+  const std::string msg = user_error_of([] { validate_deck(tiny("max_seq_len = 128\n"), 1); });
+  EXPECT_EQ(msg, "t.deck:3: [model] max_seq_len = 128: seq_len must be at most max_seq_len; [data] seq_len = 256 (default)");
+}
+
+TEST(ValidateDeck, AnOverrideIsNamedAsTheSetArgument) {
+  const std::string msg = user_error_of([] { validate_deck(tiny({}, {"parallel.tensor=3"}), 3); });
+  EXPECT_TRUE(msg.starts_with("--set parallel.tensor=3: [parallel] tensor = 3: tensor must divide n_heads")) << msg;
+}
+
+TEST(ValidateDeck, NamedInputFilesMustExist) {
+  ScratchDir dir;
+  write(dir.path() / "train.jsonl", "{}\n");
+  const std::string deck = "[run]\nstage = sft\n[data]\ntrain_path = " + (dir.path() / "train.jsonl").string() + "\n";
+  EXPECT_NO_THROW(validate_deck(tiny(deck), 1));
+  const std::string msg = user_error_of([&] { validate_deck(tiny("[reward]\nreward_model = " + (dir.path() / "rm").string() + "\n"), 1); });
+  EXPECT_NE(msg.find("t.deck:4: [reward] reward_model = "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("no such file or directory"), std::string::npos) << msg;
+}
+
+TEST(ValidateDeck, ValidationWritesNothing) {
+  ScratchDir dir;
+  const fs::path out = dir.path() / "new_run";
+  validate_deck(tiny("[run]\noutput_dir = " + out.string() + "\n"), 1);
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// An output directory that already holds checkpoints, with the resolved deck of the run that wrote them.
+class ExistingRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    out_ = dir_.path() / "run";
+    write(out_ / "checkpoints" / "latest", "step-00000100\n");
+    const Deck theirs = deck();
+    write(out_ / std::string(kResolvedDeckName), theirs.resolved_text());
+  }
+  Deck deck(const std::vector<std::string>& sets = {}) const {
+    std::vector<std::string> all{"run.output_dir=" + out_.string()};
+    all.insert(all.end(), sets.begin(), sets.end());
+    return tiny("[run]\nstage = pretrain\n[data]\nsource = synthetic\n", all);
+  }
+  ScratchDir dir_;
+  fs::path out_;
+};
+
+TEST_F(ExistingRun, TheSameRunMayRestartInIt) { EXPECT_NO_THROW(validate_deck(deck({"run.max_steps=500"}), 1)); }
+
+TEST_F(ExistingRun, AnotherModelIsRejectedNamingTheDifference) {
+  const std::string msg = user_error_of([&] { validate_deck(deck({"model.dim=64"}), 1); });
+  EXPECT_TRUE(msg.starts_with("--set run.output_dir=")) << msg;
+  EXPECT_NE(msg.find("of another run: its " + (out_ / "deck.resolved.ini").string() + " has [model] dim = 128, this deck 64"),
+            std::string::npos)
+      << msg;
+}
+
+TEST_F(ExistingRun, ResumingWithLoadLatestIsAllowedWhateverChanged) {
+  EXPECT_NO_THROW(validate_deck(deck({"model.dim=64", "checkpoint.load=latest"}), 1));
+}
+
+TEST_F(ExistingRun, StepDirectoriesCountAsCheckpointsToo) {
+  fs::remove(out_ / "checkpoints" / "latest");
+  fs::remove(out_ / std::string(kResolvedDeckName));
+  fs::create_directories(out_ / "checkpoints" / "step-00000005");
+  const std::string msg = user_error_of([&] { validate_deck(deck(), 1); });
+  EXPECT_NE(msg.find("holds checkpoints in " + (out_ / "checkpoints").string() + " of another run"), std::string::npos) << msg;
+}
+
+TEST_F(ExistingRun, AnExplicitCheckpointDirectoryIsCheckedOnItsOwnLine) {
+  const std::string msg = user_error_of([&] {
+    validate_deck(Deck::parse("[model]\npreset = tiny\n[checkpoint]\ndir = " + (out_ / "checkpoints").string() + "\n", "c.deck"), 1);
+  });
+  EXPECT_TRUE(msg.starts_with("c.deck:4: [checkpoint] dir = ")) << msg;
+}
+
+}  // namespace
+}  // namespace r1
