@@ -1,0 +1,122 @@
+#include "model/config.hpp"
+
+#include <cstdio>
+
+#include "core/error.hpp"
+#include "deck/deck.hpp"
+
+namespace r1 {
+
+ModelConfig model_config_from_deck(const Deck& d) {
+  ModelConfig c;
+  const auto i = [&](const char* k) { return d.get_int(std::string("model.") + k); };
+  const auto f = [&](const char* k) { return d.get_float(std::string("model.") + k); };
+  c.vocab_size = i("vocab_size");
+  c.dim = i("dim");
+  c.n_layers = i("n_layers");
+  c.n_dense_layers = i("n_dense_layers");
+  c.n_heads = i("n_heads");
+  c.dense_inter_dim = i("dense_inter_dim");
+  c.moe_inter_dim = i("moe_inter_dim");
+  c.n_routed_experts = i("n_routed_experts");
+  c.n_shared_experts = i("n_shared_experts");
+  c.n_activated_experts = i("n_activated_experts");
+  c.n_expert_groups = i("n_expert_groups");
+  c.n_limited_groups = i("n_limited_groups");
+  c.score_func = d.get_string("model.score_func") == "softmax" ? RouterScore::softmax : RouterScore::sigmoid;
+  c.normalize_gates = c.score_func == RouterScore::sigmoid;
+  c.route_scale = f("route_scale");
+  c.q_lora_rank = i("q_lora_rank");
+  c.kv_lora_rank = i("kv_lora_rank");
+  c.qk_nope_head_dim = i("qk_nope_head_dim");
+  c.qk_rope_head_dim = i("qk_rope_head_dim");
+  c.v_head_dim = i("v_head_dim");
+  c.rope_theta = f("rope_theta");
+  c.rope_factor = f("rope_factor");
+  c.original_seq_len = i("original_seq_len");
+  c.beta_fast = f("beta_fast");
+  c.beta_slow = f("beta_slow");
+  c.mscale = f("mscale");
+  c.max_seq_len = i("max_seq_len");
+  c.norm_eps = f("norm_eps");
+  c.init_std = f("init_std");
+  c.mtp_depth = i("mtp_depth");
+  c.mtp_lambda = f("mtp_lambda");
+  c.bias_update_gamma = f("bias_update_gamma");
+  c.seq_aux_alpha = f("seq_aux_alpha");
+  c.dense = d.get_bool("model.dense");
+  c.tie_embeddings = d.get_bool("model.tie_embeddings");
+  return c;
+}
+
+namespace {
+// One transformer block's parameters: attention, norms, and its FFN (dense, or MoE: total and activated).
+struct BlockCount {
+  double attention = 0, ffn_total = 0, ffn_active = 0;
+};
+BlockCount block_params(const ModelConfig& c, bool moe) {
+  const double d = static_cast<double>(c.dim), h = static_cast<double>(c.n_heads);
+  const double qk = static_cast<double>(c.qk_head_dim());
+  BlockCount b;
+  b.attention = c.q_lora_rank == 0 ? d * h * qk
+                                   : d * c.q_lora_rank + c.q_lora_rank + static_cast<double>(c.q_lora_rank) * h * qk;
+  b.attention += d * static_cast<double>(c.kv_lora_rank + c.qk_rope_head_dim) + c.kv_lora_rank;
+  b.attention += static_cast<double>(c.kv_lora_rank) * h * static_cast<double>(c.qk_nope_head_dim + c.v_head_dim);
+  b.attention += h * c.v_head_dim * d + 2 * d;  // o_proj and the two block norms
+  if (!moe) {
+    b.ffn_total = b.ffn_active = 3 * d * static_cast<double>(c.dense_inter_dim);
+  } else {
+    const double expert = 3 * d * static_cast<double>(c.moe_inter_dim);
+    const double router = d * static_cast<double>(c.n_routed_experts);
+    b.ffn_total = router + static_cast<double>(c.n_routed_experts + c.n_shared_experts) * expert;
+    b.ffn_active = router + static_cast<double>(c.n_activated_experts + c.n_shared_experts) * expert;
+  }
+  return b;
+}
+}  // namespace
+
+ParamCount count_params(const ModelConfig& c) {
+  ParamCount p;
+  const double d = static_cast<double>(c.dim), v = static_cast<double>(c.vocab_size);
+  p.total = (c.tie_embeddings ? 1 : 2) * v * d + d;  // embedding, head, final norm
+  p.activated = v * d + d;                            // head and final norm: the lookup costs no FLOPs
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    const BlockCount b = block_params(c, c.is_moe_layer(l));
+    p.total += b.attention + b.ffn_total;
+    p.activated += b.attention + b.ffn_active;
+  }
+  // MTP module (DeepSeek-V3): two norms, the [2d -> d] projection and one MoE block, sharing the
+  // embedding and output head. It trains but is not on the path of the next-token prediction.
+  for (std::int64_t k = 0; k < c.mtp_depth; ++k) {
+    const BlockCount b = block_params(c, !c.dense);
+    p.mtp += 2 * d + 2 * d * d + b.attention + b.ffn_total;
+  }
+  return p;
+}
+
+double train_flops_per_token(const ModelConfig& c, std::int64_t seq_len) {
+  const ParamCount p = count_params(c);
+  const double attention = 6.0 * static_cast<double>(c.n_layers) * static_cast<double>(seq_len) *
+                           static_cast<double>(c.n_heads) * static_cast<double>(c.qk_head_dim() + c.v_head_dim);
+  return 6.0 * p.activated + attention;
+}
+
+std::string describe_model(const ModelConfig& c) {
+  const ParamCount p = count_params(c);
+  char buf[256];
+  if (c.dense)
+    std::snprintf(buf, sizeof buf, "dense decoder: %.3gB parameters, %lld layers, dim %lld, %lld heads",
+                  p.total / 1e9, static_cast<long long>(c.n_layers), static_cast<long long>(c.dim),
+                  static_cast<long long>(c.n_heads));
+  else
+    std::snprintf(buf, sizeof buf,
+                  "MoE: %.3gB parameters (%.3gB activated per token), %lld layers (%lld dense), %lld routed experts "
+                  "top-%lld + %lld shared, dim %lld, %lld heads",
+                  p.total / 1e9, p.activated / 1e9, static_cast<long long>(c.n_layers),
+                  static_cast<long long>(c.n_dense_layers), static_cast<long long>(c.n_routed_experts),
+                  static_cast<long long>(c.n_activated_experts), static_cast<long long>(c.n_shared_experts),
+                  static_cast<long long>(c.dim), static_cast<long long>(c.n_heads));
+  return buf;
+}
+
+}  // namespace r1
