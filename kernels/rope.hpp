@@ -1,8 +1,9 @@
 // Rotary position embedding in DeepSeek-V3's convention: INTERLEAVED pairs (2i, 2i+1) of the rope slice
 // rotated by angle pos * inv_freq[i] (the complex-pair form of DeepSeek's apply_rotary_emb), with
 // optional YaRN frequency scaling. MLA applies it to the q_pe slice of every head and to the shared
-// k_pe slice of the kv_a output row. (Hugging Face DeepSeek-V3 checkpoints permute q/k weights to the
-// half-split layout; the importer must undo that.)
+// k_pe slice of the kv_a output row. Hugging Face DeepSeek-V3 checkpoints keep this interleaved layout
+// (transformers' rope_interleave reorders q and k alike after rotating, which leaves q.k unchanged), so
+// their weights load as they are; tests/model/hf_parity_test.cpp holds the model to transformers.
 #pragma once
 #include "kernels/context.hpp"
 

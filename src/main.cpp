@@ -9,29 +9,34 @@
 #include <string>
 #include <vector>
 
+#include "app/plan.hpp"
 #include "app/self_check.hpp"
 #include "app/version.hpp"
 #include "core/log.hpp"
 #include "deck/deck.hpp"
 #include "deck/reference.hpp"
 #include "deck/validate.hpp"
+#include "stages/stage.hpp"
 
 namespace po = boost::program_options;
 
 namespace {
 constexpr int kExitUserError = 2;
 
-// Reads and checks the whole deck on every rank before anything is allocated or written.
-int run_deck(const std::string& path, const std::vector<std::string>& sets, bool dry_run, int rank, int size) {
+// Reads and checks the whole deck on every rank before anything is allocated or written. A dry run
+// plans for `plan_world` ranks (--world-size, else the MPI world) and computes nothing.
+int run_deck(const std::string& path, const std::vector<std::string>& sets, bool dry_run, int plan_world, int rank, int size) {
   const r1::Deck deck = r1::Deck::load(path, sets);
-  r1::validate_deck(deck, size);
+  r1::validate_deck(deck, plan_world);
   r1::logger().configure(rank, size, r1::parse_log_level(deck.get_string("log.level")));
   if (dry_run) {
-    if (rank == 0) std::cout << deck.resolved_text();
+    if (rank == 0) {
+      std::cout << deck.resolved_text();
+      r1::print_dry_run(deck, plan_world, std::cout);
+    }
     return 0;
   }
-  if (deck.get_string("run.stage") == "self_check") return r1::run_self_check(rank, size) ? 0 : 1;
-  deck.fail("run.stage", "this r1hpc cannot run that stage yet (--dry-run checks a deck without running it)");
+  return r1::run_stage(deck, rank, size);
 }
 }  // namespace
 
@@ -47,7 +52,8 @@ int main(int argc, char** argv) {
     opts.add_options()("help,h", "print this help")("version", "print version, git commit and backends")(
         "self-check", "check every compute backend against the CPU reference (the default job)")(
         "set", po::value<std::vector<std::string>>()->composing(), "override a deck key: --set section.key=value (repeatable)")(
-        "dry-run", "check the deck and print it resolved, without running it")(
+        "dry-run", "check the deck, print it resolved with the mesh, parameter counts and memory per rank; run nothing")(
+        "world-size", po::value<int>(), "with --dry-run: plan for N ranks instead of the MPI world size (one process)")(
         "help-deck", po::value<std::string>()->implicit_value("text"), "print every deck key (=markdown: docs/deck.md)");
     po::options_description hidden;
     hidden.add_options()("deck", po::value<std::string>());
@@ -60,11 +66,14 @@ int main(int argc, char** argv) {
       po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
       po::notify(vm);
       if (!vm.count("deck") && (vm.count("set") || vm.count("dry-run"))) throw po::error("--set and --dry-run need a DECK");
+      if (vm.count("world-size") && !vm.count("dry-run"))
+        throw po::error("--world-size plans a layout and needs --dry-run (a run takes its size from mpirun/srun)");
+      if (vm.count("world-size") && vm["world-size"].as<int>() < 1) throw po::error("--world-size must be at least 1");
     } catch (const po::error& e) {
       R1_FAIL(user, "command line: ", e.what(), " (r1hpc --help lists the options)");
     }
     if (vm.count("help")) {
-      if (rank == 0) std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run]] [--help-deck[=markdown]]\n\n" << opts;
+      if (rank == 0) std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run [--world-size N]]] [--help-deck[=markdown]]\n\n" << opts;
     } else if (vm.count("version")) {
       if (rank == 0)
         std::printf("r1hpc %s (commit %s), backends: cpu%s\n", r1::kVersion, r1::kGitCommit, r1::kWithCuda ? ", cuda" : "");
@@ -74,7 +83,8 @@ int main(int argc, char** argv) {
       if (rank == 0) std::cout << (format == "markdown" ? r1::deck_reference_markdown() : r1::deck_reference_text());
     } else if (vm.count("deck")) {
       const auto sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-      code = run_deck(vm["deck"].as<std::string>(), sets, vm.count("dry-run") > 0, rank, size);
+      const int plan_world = vm.count("world-size") ? vm["world-size"].as<int>() : size;
+      code = run_deck(vm["deck"].as<std::string>(), sets, vm.count("dry-run") > 0, plan_world, rank, size);
     } else {
       code = r1::run_self_check(rank, size) ? 0 : 1;
     }

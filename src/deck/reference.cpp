@@ -88,8 +88,10 @@ line, a default by the deck file alone.
 - layout (given the world size): tensor x pipeline must divide the world; `data`, when not 0, must equal
   world / (tensor x pipeline); `expert` must divide the routed experts and data x tensor (MoE layers
   spread experts over the data x tensor ranks); `tensor` must divide the heads; pipeline x
-  virtual_stages must divide the layers; `interleaved` needs virtual_stages > 1 and virtual stages need
-  `interleaved`; `dualpipe` needs an even number of stages;
+  virtual_stages must divide the layers, or the layers + 2 + mtp_depth with the embedding, the head and
+  each MTP module counted as a layer (DeepSeek-V3: 61 + 3 = 64 on 16 stages), leaving every stage a
+  layer; `interleaved` needs virtual_stages > 1 and virtual stages need `interleaved`; `dualpipe` needs
+  an even number of stages;
 - model: activated experts at most the routed ones and the ones in the kept groups, groups dividing
   the routed experts, kept groups at most the groups, dense layers at most the layers, an even RoPE
   dimension, `data.seq_len` at most `max_seq_len` (with `dense = true` the MoE keys are not checked);

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "deck/ini.hpp"
+#include "parallel/pipeline_split.hpp"
 
 namespace r1 {
 
@@ -40,8 +41,10 @@ void check_layout(const Deck& d, int world) {
     fail_rule(d, "parallel.virtual_stages", "parallel.schedule", "virtual_stages > 1 needs schedule = interleaved");
   if (schedule == "dualpipe" && pp % 2 != 0)
     fail_rule(d, "parallel.schedule", "parallel.pipeline", "dualpipe needs an even number of pipeline stages");
-  if (d.get_int("model.n_layers") % (pp * vs) != 0) {
-    const std::string rule = concat("pipeline x virtual_stages = ", pp * vs, " must divide n_layers");
+  const std::int64_t layers = d.get_int("model.n_layers"), mtp = d.get_int("model.mtp_depth");
+  if (parallel::split_layers(layers, mtp, pp * vs).empty()) {
+    const std::string rule = concat("pipeline x virtual_stages = ", pp * vs, " must divide n_layers, or n_layers + 2 + mtp_depth = ",
+                                    layers + 2 + mtp, " (embedding, head and MTP counted as layers) leaving each stage a layer");
     if (d.is_default("parallel.pipeline") && !d.is_default("parallel.virtual_stages"))
       fail_rule(d, "parallel.virtual_stages", "model.n_layers", rule);
     fail_rule(d, "parallel.pipeline", "model.n_layers", rule);

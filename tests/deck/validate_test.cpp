@@ -37,6 +37,13 @@ TEST(ValidateDeck, InterleavedAndDualPipeSchedulesFitTheirStages) {
   EXPECT_NO_THROW(validate_deck(tiny("[parallel]\npipeline = 2\nschedule = dualpipe\n"), 2));
 }
 
+TEST(ValidateDeck, UnevenLayersSplitWithEmbeddingHeadAndMtpCountedAsLayers) {
+  // DeepSeek-V3 on PP16: 61 layers + embedding + head + MTP = 64 = 16 x 4.
+  EXPECT_NO_THROW(validate_deck(Deck::parse("[model]\npreset = v3-671b\n[parallel]\npipeline = 16\n", "v3.deck"), 16));
+  // 3 layers on 5 stages: 3 + 2 = 5 units, but the first and last stage would hold no layer.
+  EXPECT_THROW(validate_deck(tiny("n_layers = 3\n[parallel]\npipeline = 5\n"), 5), Error);
+}
+
 TEST(ValidateDeck, ADenseModelIgnoresTheMoeKeysAndTheExpertLayout) {
   EXPECT_NO_THROW(validate_deck(tiny("dense = true\nn_activated_experts = 64\nn_expert_groups = 3\n[parallel]\nexpert = 3\n"), 1));
 }

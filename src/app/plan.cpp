@@ -1,0 +1,314 @@
+#include "app/plan.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ostream>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "deck/deck.hpp"
+#include "parallel/pipeline_split.hpp"
+
+namespace r1 {
+
+namespace {
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::string fmt(const char* format, double a, double b = 0, double c = 0) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, format, a, b, c);
+  return buf;
+}
+std::string gib(double bytes) { return fmt("%.2f", bytes / kGiB); }
+std::string in_unit(double bytes, double unit) { return fmt(unit == kGiB ? "%.2f" : "%.3g", bytes / unit); }
+std::string billions(double n) { return n >= 1e8 ? fmt("%.2fB", n / 1e9) : fmt("%.3gM", n / 1e6); }
+
+int chunk_count(const parallel::Layout& l, const TrainSettings& s) {
+  return l.pipeline * (s.schedule == "interleaved" ? s.virtual_stages : 1);
+}
+
+// The chunks pipeline rank `stage` runs: chunk c on rank c % pp; under DualPipe also the mirrored
+// stage pp - 1 - s (its second direction).
+std::vector<int> chunks_of(const parallel::Layout& l, const TrainSettings& s, int stage) {
+  std::vector<int> chunks;
+  for (int c = stage; c < chunk_count(l, s); c += l.pipeline) chunks.push_back(c);
+  if (s.schedule == "dualpipe" && l.pipeline > 1) chunks.push_back(l.pipeline - 1 - stage);
+  return chunks;
+}
+
+// Parameters of one transformer block on one rank: TP splits the per-head projections (q/q_b, kv_b,
+// o), the dense FFN and the shared experts; the latent down-projections (q_a, kv_a), the norms and the
+// router are replicated over TP; EP splits the routed experts.
+struct BlockParams {
+  double dense = 0, expert = 0;
+};
+BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool moe) {
+  const double d = static_cast<double>(c.dim), h = static_cast<double>(c.n_heads), t = l.tensor;
+  const double rq = static_cast<double>(c.q_lora_rank), rkv = static_cast<double>(c.kv_lora_rank);
+  BlockParams b;
+  b.dense = 2 * d + (rq > 0 ? d * rq + rq : 0) + d * (rkv + static_cast<double>(c.qk_rope_head_dim)) + rkv;
+  b.dense += ((rq > 0 ? rq : d) * h * static_cast<double>(c.qk_head_dim()) +
+              rkv * h * static_cast<double>(c.qk_nope_head_dim + c.v_head_dim) + h * static_cast<double>(c.v_head_dim) * d) / t;
+  if (!moe) {
+    b.dense += 3 * d * static_cast<double>(c.dense_inter_dim) / t;
+    return b;
+  }
+  const double expert = 3 * d * static_cast<double>(c.moe_inter_dim);
+  b.dense += d * static_cast<double>(c.n_routed_experts) + static_cast<double>(c.n_shared_experts) * expert / t;
+  b.expert = static_cast<double>(c.n_routed_experts) / l.expert * expert;
+  return b;
+}
+}  // namespace
+
+TrainSettings train_settings_from_deck(const Deck& d, std::int64_t data) {
+  TrainSettings s;
+  const std::string& precision = d.get_string("train.precision");
+  s.compute_copy = precision != "fp32";
+  s.compute_bytes = s.compute_copy ? 2 : 4;
+  s.moment_bytes = d.get_string("optim.moment_precision") == "bf16" ? 2 : 4;
+  s.zero1 = d.get_bool("parallel.zero1");
+  s.sequence_parallel = d.get_bool("parallel.sequence_parallel");
+  s.micro_batch = d.get_int("train.micro_batch");
+  s.seq_len = d.get_int("data.seq_len");
+  const std::int64_t global = d.get_int("train.global_batch");
+  s.micro_batches = global == 0 ? 1 : global / (s.micro_batch * data);
+  const std::string& r = d.get_string("train.recompute");
+  s.recompute = r == "full" ? Recompute::full : r == "selective" ? Recompute::selective : Recompute::none;
+  s.schedule = d.get_string("parallel.schedule");
+  s.virtual_stages = static_cast<int>(d.get_int("parallel.virtual_stages"));
+  return s;
+}
+
+// Saved per token per block, in elements of the compute dtype unless marked fp32 (D dim, H/t heads of
+// this rank, k top-k; D-wide tensors are /t only with sequence parallel):
+//   none: attention: block input D, attn_norm out D, [q_a out R_q, q_a_norm out R_q], kv_a out R_kv + d_rope,
+//         kv_a_norm out R_kv, q and k (H/t) d_qk each, v and attention out (H/t) d_v each, lse (H/t) fp32;
+//         FFN: its input D, ffn_norm out D; dense: gate_up out 2 I/t, SwiGLU out I/t; MoE: router scores
+//         E fp32, top-k ids + weights 2k x 4 B, per routed copy (k/t copies per token: tokens split over TP,
+//         balanced routing) the dispatched input D, gate_up out 2 I_e, SwiGLU out I_e, expert out D; shared
+//         experts gate_up 2 n_s I_e/t, SwiGLU n_s I_e/t.
+//   selective (DeepSeek-V3: RMSNorm outputs, MLA up-projections and SwiGLU recomputed): none minus the
+//         norm outputs (attn, q_a, kv_a, ffn), q, k, v and every SwiGLU output.
+//   full: the block input D only (one block's `none` set is rebuilt at a time: counted as transient).
+double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
+                              Recompute r) {
+  const double a = s.compute_bytes, t = l.tensor, sp = s.sequence_parallel ? t : 1.0;
+  const double d = static_cast<double>(c.dim), hl = static_cast<double>(c.n_heads) / t;
+  const double rq = static_cast<double>(c.q_lora_rank), rkv = static_cast<double>(c.kv_lora_rank);
+  const double dqk = static_cast<double>(c.qk_head_dim()), dv = static_cast<double>(c.v_head_dim);
+  const double k = static_cast<double>(c.n_activated_experts), ie = static_cast<double>(c.moe_inter_dim);
+  const double ns = static_cast<double>(c.n_shared_experts), id = static_cast<double>(c.dense_inter_dim);
+  if (r == Recompute::full) return a * d / sp;
+  const bool keep = r == Recompute::none;  // what selective recomputes
+  double elems = d / sp + (keep ? d / sp : 0) + (rq > 0 ? rq + (keep ? rq : 0) : 0) + rkv + c.qk_rope_head_dim +
+                 (keep ? rkv : 0) + (keep ? hl * (2 * dqk + dv) : 0) + hl * dv;  // attention
+  elems += d / sp + (keep ? d / sp : 0);                                             // FFN input, ffn_norm out
+  double fp32 = 4 * hl;                                                              // attention lse
+  if (!moe) {
+    elems += (2 + (keep ? 1 : 0)) * id / t;
+  } else {
+    elems += k / t * (2 * d + (2 + (keep ? 1 : 0)) * ie) + (2 + (keep ? 1 : 0)) * ns * ie / t;
+    fp32 += 4 * static_cast<double>(c.n_routed_experts) + 8 * k;
+  }
+  return a * elems + fp32;
+}
+
+MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, int stage) {
+  R1_CHECK(l.data >= 1 && 0 <= stage && stage < l.pipeline, "plan of stage ", stage, " with data ", l.data);
+  const int n_chunks = chunk_count(l, s);
+  const auto split = parallel::split_layers(c.n_layers, c.mtp_depth, n_chunks);
+  R1_CHECK(static_cast<int>(split.size()) == n_chunks, "no pipeline split of ", c.n_layers, " layers over ", n_chunks, " chunks");
+  MemoryPlan p;
+  p.stage = stage;
+  p.chunks = chunks_of(l, s, stage);
+  const double d = static_cast<double>(c.dim), v_local = static_cast<double>(c.vocab_size) / l.tensor;
+  const double tokens = static_cast<double>(s.micro_batch * s.seq_len);
+  const double sp = s.sequence_parallel ? l.tensor : 1.0;
+  double act = 0, largest_block = 0;  // per token, over all chunks of this rank
+  const auto add_block = [&](bool moe) {
+    const BlockParams b = block_params(c, l, moe);
+    p.dense_params += b.dense;
+    p.expert_params += b.expert;
+    act += block_activation_bytes(c, l, s, moe, s.recompute);
+    largest_block = std::max(largest_block, block_activation_bytes(c, l, s, moe, Recompute::none));
+  };
+  for (int chunk : p.chunks) {
+    const parallel::ChunkLayers& cl = split[static_cast<std::size_t>(chunk)];
+    for (std::int64_t layer = cl.first; layer < cl.first + cl.count; ++layer) {
+      ++p.layers;
+      p.moe_layers += c.is_moe_layer(layer) ? 1 : 0;
+      add_block(c.is_moe_layer(layer));
+    }
+    p.embedding = p.embedding || chunk == 0;
+    p.head = p.head || chunk == n_chunks - 1;
+  }
+  // Vocabulary-parallel embedding and head. The last stage keeps its own copy of the embedding when
+  // the head is tied to it or MTP embeds the next tokens, and the first stage is another rank.
+  const bool embedding_copy = p.head && !p.embedding && (c.tie_embeddings || c.mtp_depth > 0);
+  p.dense_params += (p.embedding || embedding_copy ? v_local * d : 0) + (p.head && !c.tie_embeddings ? v_local * d : 0);
+  if (p.head) {
+    p.dense_params += d;  // final norm
+    act += s.compute_bytes * (s.recompute == Recompute::full ? 1 : 2) * d / sp;  // final norm input (and output)
+    p.transient += tokens * (s.compute_bytes * v_local + 8);  // logits of one micro-batch (grad in place), lse, loss
+    for (std::int64_t m = 0; m < c.mtp_depth; ++m) {
+      p.mtp = true;
+      p.dense_params += 2 * d + 2 * d * d;  // enorm, hnorm, the [2d -> d] projection
+      add_block(!c.dense);
+      act += s.compute_bytes * 3 * d / sp;  // the two normed inputs, concatenated, and the projection's output
+    }
+  }
+  if (s.recompute == Recompute::full) p.transient += tokens * largest_block;
+  p.activations_per_microbatch = tokens * act / static_cast<double>(p.chunks.size());
+
+  // Chunk micro-batches in flight at the peak: 1F1B stage s holds pp - s; interleaved (Megatron)
+  // 2 (pp - s - 1) + (v - 1) pp + 1 chunks; DualPipe pp + 1 (its paper's table); never more than a step has.
+  const double pp = l.pipeline, m = static_cast<double>(s.micro_batches);
+  if (s.schedule == "interleaved")
+    p.in_flight = std::min(2 * (pp - stage - 1) + (s.virtual_stages - 1) * pp + 1, m * s.virtual_stages);
+  else if (s.schedule == "dualpipe" && l.pipeline > 1)
+    p.in_flight = std::min(pp + 1, 2 * m);
+  else
+    p.in_flight = std::min(pp - stage, m);
+  p.activations = p.activations_per_microbatch * p.in_flight + p.transient;
+
+  const double edp = static_cast<double>(l.tensor) * l.data / l.expert;
+  p.weights = p.params() * (4 + (s.compute_copy ? s.compute_bytes : 0));
+  p.grads = p.params() * 4;
+  p.optimizer = 2.0 * s.moment_bytes * (p.dense_params / (s.zero1 ? l.data : 1) + p.expert_params / (s.zero1 ? edp : 1));
+  return p;
+}
+
+std::string format_memory_table(const std::vector<MemoryPlan>& plans) {
+  std::size_t worst = 0;
+  for (std::size_t i = 0; i < plans.size(); ++i)
+    if (plans[i].total() > plans[worst].total()) worst = i;
+  const double unit = plans[worst].total() < kGiB ? 1024.0 * 1024.0 : kGiB;
+  std::ostringstream os;
+  os << "memory per rank (" << (unit == kGiB ? "GiB = 2^30" : "MiB = 2^20")
+     << " B; every rank of a stage holds the same; params = dense + routed experts):\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-6s %-22s %-18s %8s %8s %9s %12s %6s %8s\n", "stage", "holds", "params/rank",
+                "weights", "grads", "optimizer", "activations", "(mbs)", "total");
+  os << line;
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    const MemoryPlan& p = plans[i];
+    std::string holds = (p.embedding ? "emb+" : "") + std::to_string(p.layers) + " layers" + (p.mtp ? "+mtp" : "") +
+                        (p.head ? "+head" : "");
+    std::snprintf(line, sizeof line, "  %-6d %-22s %-18s %8s %8s %9s %12s %6.3g %8s%s\n", p.stage, holds.c_str(),
+                  (billions(p.dense_params) + "+" + billions(p.expert_params)).c_str(), in_unit(p.weights, unit).c_str(),
+                  in_unit(p.grads, unit).c_str(), in_unit(p.optimizer, unit).c_str(), in_unit(p.activations, unit).c_str(),
+                  p.in_flight, in_unit(p.total(), unit).c_str(), i == worst ? "  <- worst" : "");
+    os << line;
+  }
+  return os.str();
+}
+
+std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s,
+                                            const MemoryPlan& worst) {
+  const char* compute = s.compute_copy ? "a BF16 compute copy (2 B; FP8 GEMM operands are quantised per layer, transient)"
+                                       : "no compute copy (precision fp32: the layers read the master)";
+  const char* moments = s.moment_bytes == 2 ? "BF16" : "FP32";
+  const double edp = static_cast<double>(l.tensor) * l.data / l.expert;
+  std::vector<std::string> a;
+  a.push_back(std::string("weights: FP32 master (4 B) + ") + compute + " per parameter the rank holds; the master is not "
+              "sharded (sharding it too, as Megatron's distributed optimizer does, would save " +
+              gib(worst.params() * 4 - 4 * (worst.dense_params / l.data + worst.expert_params / edp)) +
+              " GiB on the worst rank)");
+  a.push_back("gradients: FP32 (4 B) per held parameter, full size on every rank (ZeRO-1 shards optimizer states only)");
+  a.push_back(std::string("optimizer: AdamW m and v in ") + moments + (s.zero1 ? "" : ", not sharded (zero1 = false)") +
+              (s.zero1 ? ", sharded by ZeRO-1 over the " + std::to_string(l.data) + " DP ranks for dense parameters and the " +
+                             fmt("%.0f", edp) + " EDP ranks for routed experts"
+                       : ""));
+  a.push_back("placement: routed experts split over EP (" + std::to_string(c.n_routed_experts / l.expert) +
+              " of each MoE layer per rank); per-head attention projections, dense FFN, shared experts and the vocabulary "
+              "split over TP " + std::to_string(l.tensor) + "; norms, router and MLA down-projections replicated over TP");
+  a.push_back("pipeline split: evenly, or with the embedding, head and each MTP module counted as a layer; embedding "
+              "on the first stage, final norm + head + MTP on the last (which keeps its own embedding copy for MTP "
+              "or tied weights); router selection bias and RoPE tables left out (< 0.01%)");
+  a.push_back("activations per micro-batch: " + std::to_string(s.micro_batch) + " x " + std::to_string(s.seq_len) +
+              " tokens, " + (s.compute_bytes == 2 ? "BF16" : "FP32") + ", saved per token per block for recompute = " +
+              (s.recompute == Recompute::full ? "full: the block input D" :
+               s.recompute == Recompute::selective ? "selective (RMSNorm outputs, MLA q/k/v up-projections and SwiGLU "
+                                                     "outputs recomputed, as DeepSeek-V3)" : "none") +
+              fmt(": %.1f KiB for a dense block, %.1f KiB for a MoE block (formula in docs/running.md)",
+                  block_activation_bytes(c, l, s, false, s.recompute) / 1024,
+                  block_activation_bytes(c, l, s, true, s.recompute) / 1024));
+  a.push_back("MoE: each rank's experts receive top-k x tokens / TP = " +
+              fmt("%.0f", static_cast<double>(c.n_activated_experts) * s.micro_batch * s.seq_len / l.tensor) +
+              " token copies per micro-batch (perfectly balanced routing; imbalance adds to this)");
+  std::string sched = s.schedule == "interleaved" ? "interleaved: stage s holds 2 (pp - s - 1) + (v - 1) pp + 1 chunk micro-batches"
+                      : s.schedule == "dualpipe"  ? "DualPipe: ranks hold stages s and pp-1-s and pp + 1 micro-batches"
+                                                  : "1F1B: stage s holds pp - s micro-batches";
+  a.push_back("pipeline: " + sched + ", at most the " + std::to_string(s.micro_batches) +
+              " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the last stage "
+              "adds one micro-batch's logits (vocab / TP, gradient in place)" +
+              (s.recompute == Recompute::full ? " and full recompute one rebuilt block" : ""));
+  a.push_back("not counted: CUDA context, NCCL and all-to-all buffers, GEMM workspaces, allocator fragmentation (a few "
+              "GiB); an 80 GB H800/H100 holds 74.5 GiB");
+  return a;
+}
+
+namespace {
+void print_mesh(const parallel::Mesh& mesh, std::ostream& out) {
+  if (mesh.world() <= 64) {
+    out << mesh.summary();
+    return;
+  }
+  const parallel::Layout& l = mesh.layout();
+  out << "mesh: world " << l.world << " = tp " << l.tensor << " x dp " << l.data << " x pp " << l.pipeline << " (order "
+      << l.order << ", fastest first); MoE: ep " << l.expert << " x edp " << mesh.size(parallel::GroupKind::edp)
+      << " per stage\n  groups:";
+  for (parallel::GroupKind k : parallel::kGroupKinds)
+    if (k != parallel::GroupKind::world)
+      out << " " << parallel::group_kind_name(k) << " " << l.world / mesh.size(k) << " x " << mesh.size(k);
+  out << " (count x size)\n  " << mesh.describe_rank(0) << "\n  " << mesh.describe_rank(l.world - 1) << "\n";
+}
+}  // namespace
+
+void print_dry_run(const Deck& deck, int world_size, std::ostream& out) {
+  const ModelConfig c = model_config_from_deck(deck);
+  parallel::Layout layout;
+  layout.world = world_size;
+  layout.tensor = static_cast<int>(deck.get_int("parallel.tensor"));
+  layout.pipeline = static_cast<int>(deck.get_int("parallel.pipeline"));
+  layout.data = static_cast<int>(deck.get_int("parallel.data"));
+  layout.expert = c.dense ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
+  layout.order = deck.get_string("parallel.order");
+  const parallel::Mesh mesh(layout, 0);
+  const parallel::Layout& l = mesh.layout();
+  const TrainSettings s = train_settings_from_deck(deck, l.data);
+  const ParamCount pc = count_params(c);
+
+  out << "\n# ---- plan (--dry-run: nothing is computed or written) ----\n";
+  out << "model: " << describe_model(c) << "\n";
+  out << "parameters: " << billions(pc.total) << " total, " << billions(pc.activated) << " activated per token"
+      << (c.mtp_depth > 0 ? ", MTP " + billions(pc.mtp) + " more" : "")
+      << fmt("; %.3g GFLOP/token to train at seq_len %.0f (6 x activated + attention)\n",
+             train_flops_per_token(c, s.seq_len) / 1e9, static_cast<double>(s.seq_len));
+  out << "layout: world " << l.world << " = tensor " << l.tensor << " x data " << l.data << " x pipeline " << l.pipeline;
+  if (!c.dense) out << "; MoE layers: expert " << l.expert << " x expert-data " << mesh.size(parallel::GroupKind::edp);
+  out << "; schedule " << s.schedule << ", ZeRO-1 " << (s.zero1 ? "on" : "off") << "\n";
+  const auto split = parallel::split_layers(c.n_layers, c.mtp_depth, chunk_count(l, s));
+  out << "pipeline split (layers per chunk):";
+  for (std::size_t i = 0; i < split.size(); ++i) out << (i ? "," : " ") << split[i].count;
+  out << "\n";
+  print_mesh(mesh, out);
+
+  std::vector<MemoryPlan> plans;
+  for (int stage = 0; stage < l.pipeline; ++stage) plans.push_back(plan_stage_memory(c, l, s, stage));
+  const MemoryPlan& worst = *std::max_element(plans.begin(), plans.end(),
+                                              [](const MemoryPlan& a, const MemoryPlan& b) { return a.total() < b.total(); });
+  if (plans.size() <= 32) {
+    out << format_memory_table(plans);
+  } else {
+    out << format_memory_table({plans.front(), worst, plans.back()});
+  }
+  out << fmt("worst rank: stage %.0f, %.3g GiB (%.3g GB) per GPU\n", worst.stage, worst.total() / kGiB, worst.total() / 1e9);
+  out << "settings: " << deck.mention("train.precision") << ", " << deck.mention("optim.moment_precision") << ", "
+      << deck.mention("train.micro_batch") << ", " << deck.mention("data.seq_len") << ", " << deck.mention("train.recompute")
+      << ", " << deck.mention("train.global_batch") << "\n";
+  out << "assumptions:\n";
+  for (const std::string& line : memory_assumptions(c, l, s, worst)) out << "  - " << line << "\n";
+}
+
+}  // namespace r1

@@ -1,0 +1,112 @@
+#include "data/corpus.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/file_io.hpp"
+#include "core/rng.hpp"
+#include "deck/deck.hpp"
+
+namespace r1 {
+
+std::vector<std::int32_t> byte_tokens(const std::string& text) {
+  std::vector<std::int32_t> t;
+  t.reserve(text.size());
+  for (unsigned char c : text) t.push_back(c);
+  return t;
+}
+
+std::vector<std::string> synthetic_arithmetic(std::int64_t examples, std::uint64_t seed) {
+  std::vector<std::string> docs;
+  docs.reserve(static_cast<std::size_t>(examples));
+  const RngKey key{seed, 0x5eed};
+  for (std::int64_t i = 0; i < examples; ++i) {
+    const Philox4 r = random_block(key, static_cast<std::uint64_t>(i));
+    const int a = static_cast<int>(r.v[0] % 90 + 10), b = static_cast<int>(r.v[1] % 9 + 2), c = static_cast<int>(r.v[2] % 9 + 2);
+    std::ostringstream os;
+    if (r.v[3] % 2 == 0) {
+      os << "Compute " << a << " + " << b << " * " << c << ". " << b << " * " << c << " = " << b * c << ". " << a << " + "
+         << b * c << " = " << a + b * c << ". Answer: " << a + b * c;
+    } else {
+      os << "Compute " << a << " - " << b << " * " << c << ". " << b << " * " << c << " = " << b * c << ". " << a << " - "
+         << b * c << " = " << a - b * c << ". Answer: " << a - b * c;
+    }
+    docs.push_back(os.str());
+  }
+  return docs;
+}
+
+Corpus::Corpus(const std::vector<std::string>& documents) {
+  for (const std::string& d : documents) {
+    const auto t = byte_tokens(d);
+    stream_.insert(stream_.end(), t.begin(), t.end());
+    stream_.push_back(kTokEos);
+  }
+  R1_REQUIRE(!stream_.empty(), "the training corpus is empty");
+}
+
+Corpus Corpus::from_deck(const Deck& deck, std::int64_t vocab_size) {
+  if (vocab_size < kByteVocab)
+    deck.fail("model.vocab_size", detail::concat("the byte-level tokenizer needs a vocabulary of at least ", kByteVocab));
+  if (deck.get_string("data.source") == "synthetic")
+    return Corpus(synthetic_arithmetic(deck.get_int("data.synthetic_examples"), static_cast<std::uint64_t>(deck.get_int("run.seed"))));
+  const std::string path = deck.get_string("data.train_path");
+  const std::string text = read_file(path);
+  std::vector<std::string> docs;
+  const bool jsonl = path.size() >= 6 && path.substr(path.size() - 6) == ".jsonl";
+  std::istringstream in(text);
+  std::string line, doc;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (jsonl) {
+      if (line.empty()) continue;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("text") || !j["text"].is_string())
+        R1_FAIL(user, path, ":", lineno, ": expected a JSON object with a string field \"text\"");
+      docs.push_back(j["text"].get<std::string>());
+    } else if (line.empty()) {
+      if (!doc.empty()) docs.push_back(doc);
+      doc.clear();
+    } else {
+      doc += doc.empty() ? line : "\n" + line;
+    }
+  }
+  if (!doc.empty()) docs.push_back(doc);
+  if (docs.empty()) deck.fail("data.train_path", "holds no documents");
+  return Corpus(docs);
+}
+
+std::int64_t Corpus::sequences(std::int64_t seq_len) const { return std::max<std::int64_t>(1, (tokens() - 1) / seq_len); }
+
+TokenBatch Corpus::batch(std::int64_t first, std::int64_t count, std::int64_t seq_len, std::uint64_t seed, bool shuffle) const {
+  TokenBatch b;
+  b.batch = count;
+  b.seq = seq_len;
+  b.ids.resize(static_cast<std::size_t>(count * seq_len));
+  b.targets.resize(b.ids.size());
+  const std::int64_t n = sequences(seq_len);
+  for (std::int64_t r = 0; r < count; ++r) {
+    const std::int64_t g = first + r, epoch = g / n;
+    std::int64_t row = g % n;
+    // A seeded bijection of [0, n) per epoch: a random affine map modulo n with a stride coprime to n.
+    if (shuffle) {
+      const Philox4 p = random_block(RngKey{seed, 0xda7a}, static_cast<std::uint64_t>(epoch));
+      std::int64_t stride = static_cast<std::int64_t>(p.v[0] % static_cast<std::uint32_t>(n)) | 1;
+      while (std::gcd(stride, n) != 1) stride += 2;
+      row = (row * stride + static_cast<std::int64_t>(p.v[1] % static_cast<std::uint32_t>(n))) % n;
+    }
+    for (std::int64_t s = 0; s < seq_len; ++s) {
+      const std::int64_t at = (row * seq_len + s) % tokens();
+      b.ids[static_cast<std::size_t>(r * seq_len + s)] = stream_[static_cast<std::size_t>(at)];
+      b.targets[static_cast<std::size_t>(r * seq_len + s)] = stream_[static_cast<std::size_t>((at + 1) % tokens())];
+    }
+  }
+  return b;
+}
+
+}  // namespace r1

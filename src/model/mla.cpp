@@ -1,0 +1,171 @@
+#include "model/mla.hpp"
+
+#include <cmath>
+
+#include "kernels/attention.hpp"
+#include "kernels/copy_columns.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/rmsnorm.hpp"
+
+namespace r1 {
+
+namespace {
+// y = x W^T, dx (+)= dy W, dW += dy^T x for a weight stored [out, in] (docs/model.md).
+void linear(const kernels::Context& ctx, const Tensor& x, const Tensor& w, const Tensor& y) {
+  kernels::gemm(ctx, x, w, y, {.trans_b = true});
+}
+void linear_dgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx, bool accumulate) {
+  kernels::gemm(ctx, dy, w, dx, {.beta = accumulate ? 1.0f : 0.0f});
+}
+void linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Tensor& dw) {
+  kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
+}
+}  // namespace
+
+kernels::RopeTables mla_rope_tables(const kernels::Context& ctx, const ModelConfig& c) {
+  const kernels::RopeConfig rc{.rope_dim = static_cast<int>(c.qk_rope_head_dim),
+                               .theta = c.rope_theta,
+                               .factor = c.rope_factor,
+                               .original_seq_len = c.original_seq_len,
+                               .beta_fast = c.beta_fast,
+                               .beta_slow = c.beta_slow,
+                               .mscale = c.mscale};
+  return kernels::rope_tables(ctx, rc, c.max_seq_len);
+}
+
+MlaAttention::MlaAttention(const ModelConfig& c, ParamStore& params, const std::string& prefix,
+                           const kernels::RopeTables& rope)
+    : dim_(c.dim),
+      heads_(c.n_heads),
+      d_nope_(c.qk_nope_head_dim),
+      d_rope_(c.qk_rope_head_dim),
+      d_v_(c.v_head_dim),
+      q_rank_(c.q_lora_rank),
+      kv_rank_(c.kv_lora_rank),
+      eps_(static_cast<float>(c.norm_eps)),
+      rope_(rope) {
+  R1_REQUIRE(rope.cos.defined() && 2 * rope.cos.dim(1) == d_rope_, prefix, ": rope tables ", rope.cos.str(),
+             " do not match qk_rope_head_dim ", d_rope_);
+  const std::int64_t d_qk = d_nope_ + d_rope_;
+  scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d_qk)) * rope.attention_mscale *
+                              rope.attention_mscale);
+  if (q_rank_ == 0) {
+    q_proj_ = &params.add(prefix + ".q_proj", {heads_ * d_qk, dim_}, Init::normal);
+  } else {
+    q_a_proj_ = &params.add(prefix + ".q_a_proj", {q_rank_, dim_}, Init::normal);
+    q_a_norm_ = &params.add(prefix + ".q_a_norm", {q_rank_}, Init::ones, /*decay=*/false);
+    q_b_proj_ = &params.add(prefix + ".q_b_proj", {heads_ * d_qk, q_rank_}, Init::normal);
+  }
+  kv_a_proj_ = &params.add(prefix + ".kv_a_proj", {kv_rank_ + d_rope_, dim_}, Init::normal);
+  kv_a_norm_ = &params.add(prefix + ".kv_a_norm", {kv_rank_}, Init::ones, /*decay=*/false);
+  kv_b_proj_ = &params.add(prefix + ".kv_b_proj", {heads_ * (d_nope_ + d_v_), kv_rank_}, Init::normal);
+  o_proj_ = &params.add(prefix + ".o_proj", {dim_, heads_ * d_v_}, Init::normal);
+}
+
+MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x,
+                                          const Tensor& out) const {
+  const std::int64_t t = b.tokens(), d_qk = d_nope_ + d_rope_;
+  const DType dt = o_proj_->compute.dtype();
+  R1_REQUIRE(x.shape() == Shape({t, dim_}) && x.dtype() == dt && out.shape() == x.shape() && out.dtype() == dt,
+             "MLA forward: x ", x.str(), " and out ", out.str(), " must be ", dtype_name(dt), " [", t, ", ", dim_,
+             "] for a batch of ", b.batch, " x ", b.seq, " tokens");
+  Saved s;
+  s.x = x;
+
+  // Queries, rotated in place on the rope slice of every head.
+  s.q = ctx.empty({t, heads_, d_qk}, dt);
+  const Tensor q2 = s.q.view({t, heads_ * d_qk});
+  if (q_rank_ == 0) {
+    linear(ctx, x, q_proj_->compute, q2);
+  } else {
+    s.q_a = ctx.empty({t, q_rank_}, dt);
+    s.q_a_n = ctx.empty({t, q_rank_}, dt);
+    s.q_a_rstd = ctx.empty({t}, DType::f32);
+    linear(ctx, x, q_a_proj_->compute, s.q_a);
+    kernels::rmsnorm_forward(ctx, s.q_a, q_a_norm_->master, eps_, s.q_a_n, s.q_a_rstd);
+    linear(ctx, s.q_a_n, q_b_proj_->compute, q2);
+  }
+  kernels::rope_forward(ctx, s.q, b.positions, rope_, d_nope_);
+
+  // kv_a in two GEMMs over row blocks of kv_a_proj (contiguous views), so the latent and the rope key
+  // come out as separate tensors.
+  s.c_kv = ctx.empty({t, kv_rank_}, dt);
+  const Tensor k_pe = ctx.empty({t, d_rope_}, dt);
+  linear(ctx, x, kv_a_proj_->compute.slice(0, kv_rank_), s.c_kv);
+  linear(ctx, x, kv_a_proj_->compute.slice(kv_rank_, kv_rank_ + d_rope_), k_pe);
+  kernels::rope_forward(ctx, k_pe, b.positions, rope_, 0);
+  s.c_kv_n = ctx.empty({t, kv_rank_}, dt);
+  s.kv_rstd = ctx.empty({t}, DType::f32);
+  kernels::rmsnorm_forward(ctx, s.c_kv, kv_a_norm_->master, eps_, s.c_kv_n, s.kv_rstd);
+
+  // Per head [k_nope | v] rows split into k = [k_nope | k_pe] and v.
+  const Tensor kv = ctx.empty({t, heads_, d_nope_ + d_v_}, dt);
+  linear(ctx, s.c_kv_n, kv_b_proj_->compute, kv.view({t, heads_ * (d_nope_ + d_v_)}));
+  s.k = ctx.empty({t, heads_, d_qk}, dt);
+  s.v = ctx.empty({t, heads_, d_v_}, dt);
+  kernels::copy_columns(ctx, kv, 0, s.k, 0, d_nope_);
+  kernels::copy_columns(ctx, k_pe, 0, s.k, d_nope_, d_rope_);  // one rope key, broadcast to every head
+  kernels::copy_columns(ctx, kv, d_nope_, s.v, 0, d_v_);
+
+  s.o = ctx.empty({t, heads_ * d_v_}, dt);
+  s.lse = ctx.empty({b.batch, heads_, b.seq}, DType::f32);
+  kernels::attention_forward(ctx, s.q.view({b.batch, b.seq, heads_, d_qk}), s.k.view({b.batch, b.seq, heads_, d_qk}),
+                             s.v.view({b.batch, b.seq, heads_, d_v_}), scale_, b.segment_ids,
+                             s.o.view({b.batch, b.seq, heads_, d_v_}), s.lse);
+  linear(ctx, s.o, o_proj_->compute, out);
+  return s;
+}
+
+void MlaAttention::backward(const kernels::Context& ctx, const BatchShape& b, const Saved& s, const Tensor& dout,
+                            const Tensor& dx) const {
+  const std::int64_t t = b.tokens(), d_qk = d_nope_ + d_rope_;
+  const DType dt = s.x.dtype();
+  R1_REQUIRE(dout.shape() == s.x.shape() && dout.dtype() == dt && dx.shape() == s.x.shape() && dx.dtype() == dt,
+             "MLA backward: dout ", dout.str(), " and dx ", dx.str(), " must match the forward input ", s.x.str());
+
+  const Tensor d_o = ctx.empty({t, heads_ * d_v_}, dt);
+  linear_dgrad(ctx, dout, o_proj_->compute, d_o, false);
+  linear_wgrad(ctx, dout, s.o, o_proj_->grad);
+
+  const Tensor dq = ctx.empty({t, heads_, d_qk}, dt), dk = ctx.empty({t, heads_, d_qk}, dt);
+  const Tensor dv = ctx.empty({t, heads_, d_v_}, dt);
+  const Shape qk4{b.batch, b.seq, heads_, d_qk}, v4{b.batch, b.seq, heads_, d_v_};
+  kernels::attention_backward(ctx, s.q.view(qk4), s.k.view(qk4), s.v.view(v4), s.o.view(v4), d_o.view(v4), s.lse,
+                              b.segment_ids, scale_, dq.view(qk4), dk.view(qk4), dv.view(v4));
+  kernels::rope_backward(ctx, dq, b.positions, rope_, d_nope_);
+
+  // Back to kv_b's per-head [k_nope | v] rows, and the shared rope key's gradient summed over heads.
+  const Tensor dkv = ctx.empty({t, heads_, d_nope_ + d_v_}, dt);
+  kernels::copy_columns(ctx, dk, 0, dkv, 0, d_nope_);
+  kernels::copy_columns(ctx, dv, 0, dkv, d_nope_, d_v_);
+  const Tensor dk_pe = ctx.empty({t, d_rope_}, dt);
+  kernels::copy_columns(ctx, dk, d_nope_, dk_pe, 0, d_rope_);
+  kernels::rope_backward(ctx, dk_pe, b.positions, rope_, 0);
+
+  const Tensor dkv2 = dkv.view({t, heads_ * (d_nope_ + d_v_)});
+  const Tensor dc_kv = ctx.empty({t, kv_rank_}, dt);
+  linear_dgrad(ctx, dkv2, kv_b_proj_->compute, dc_kv, false);
+  linear_wgrad(ctx, dkv2, s.c_kv_n, kv_b_proj_->grad);
+  kernels::rmsnorm_backward(ctx, dc_kv, s.c_kv, kv_a_norm_->master, s.kv_rstd, dc_kv, kv_a_norm_->grad);
+
+  const Tensor w_kv = kv_a_proj_->compute.slice(0, kv_rank_), w_pe = kv_a_proj_->compute.slice(kv_rank_, kv_rank_ + d_rope_);
+  linear_dgrad(ctx, dc_kv, w_kv, dx, false);
+  linear_dgrad(ctx, dk_pe, w_pe, dx, true);
+  linear_wgrad(ctx, dc_kv, s.x, kv_a_proj_->grad.slice(0, kv_rank_));
+  linear_wgrad(ctx, dk_pe, s.x, kv_a_proj_->grad.slice(kv_rank_, kv_rank_ + d_rope_));
+
+  const Tensor dq2 = dq.view({t, heads_ * d_qk});
+  if (q_rank_ == 0) {
+    linear_dgrad(ctx, dq2, q_proj_->compute, dx, true);
+    linear_wgrad(ctx, dq2, s.x, q_proj_->grad);
+  } else {
+    const Tensor dq_a = ctx.empty({t, q_rank_}, dt);
+    linear_dgrad(ctx, dq2, q_b_proj_->compute, dq_a, false);
+    linear_wgrad(ctx, dq2, s.q_a_n, q_b_proj_->grad);
+    kernels::rmsnorm_backward(ctx, dq_a, s.q_a, q_a_norm_->master, s.q_a_rstd, dq_a, q_a_norm_->grad);
+    linear_dgrad(ctx, dq_a, q_a_proj_->compute, dx, true);
+    linear_wgrad(ctx, dq_a, s.x, q_a_proj_->grad);
+  }
+}
+
+}  // namespace r1

@@ -1,0 +1,71 @@
+// Multi-head latent attention (DeepSeek-V3 MLA) in its training form, without weight absorption:
+// low-rank query and key/value latents with RMSNorm, decoupled RoPE on a rope slice of every head with
+// one rope key shared by all heads, fused causal attention, output projection.
+#pragma once
+#include <string>
+
+#include "kernels/context.hpp"
+#include "kernels/rope.hpp"
+#include "model/batch.hpp"
+#include "model/config.hpp"
+#include "model/params.hpp"
+
+namespace r1 {
+
+// The RoPE tables MLA layers share: rope_dim = qk_rope_head_dim, positions up to max_seq_len, YaRN from
+// the config (active when rope_factor > 1 and max_seq_len > original_seq_len, as in DeepSeek-V3).
+kernels::RopeTables mla_rope_tables(const kernels::Context& ctx, const ModelConfig& c);
+
+// Shapes (T tokens, H heads, d_qk = d_nope + d_rope): x, out [T, D] in the compute dtype.
+//   q     = x q_proj^T, or q_b_proj(q_a_norm(x q_a_proj^T))          [T, H, d_qk], per head [q_nope | q_pe]
+//   kv_a  = x kv_a_proj^T = [c_kv (R_kv) | k_pe (d_rope)]
+//   kv    = kv_a_norm(c_kv) kv_b_proj^T                               [T, H, d_nope + d_v], per head [k_nope | v]
+//   k     = [k_nope | rope(k_pe), the same for every head]            [T, H, d_qk]
+//   o     = attention(rope(q), k, v), scale (d_qk)^-0.5 * attention_mscale^2, causal, within segments
+//   out   = o o_proj^T
+class MlaAttention {
+ public:
+  // Registers prefix.{q_proj | q_a_proj, q_a_norm, q_b_proj}, kv_a_proj, kv_a_norm, kv_b_proj, o_proj
+  // (docs/model.md). The layer keeps a handle to `rope`'s tables (shared, not copied).
+  MlaAttention(const ModelConfig& c, ParamStore& params, const std::string& prefix, const kernels::RopeTables& rope);
+
+  // What backward needs; every tensor in the compute dtype unless noted. `x` is the caller's input,
+  // held (not copied): it must stay unchanged until backward.
+  struct Saved {
+    Tensor x;         // [T, D] the layer input
+    Tensor q_a;       // [T, R_q] q latent before q_a_norm (q_lora_rank > 0 only)
+    Tensor q_a_n;     // [T, R_q] after q_a_norm: q_b_proj's input (q_lora_rank > 0 only)
+    Tensor q_a_rstd;  // f32 [T] q_a_norm's 1/rms (q_lora_rank > 0 only)
+    Tensor c_kv;      // [T, R_kv] kv latent before kv_a_norm
+    Tensor c_kv_n;    // [T, R_kv] after kv_a_norm: kv_b_proj's input
+    Tensor kv_rstd;   // f32 [T] kv_a_norm's 1/rms
+    Tensor q;         // [T, H, d_qk] rotated queries
+    Tensor k;         // [T, H, d_qk] keys, rotated shared rope key in every head
+    Tensor v;         // [T, H, d_v]
+    Tensor o;         // [T, H d_v] attention output: o_proj's input
+    Tensor lse;       // f32 [B, H, S] log-sum-exp of the scaled scores
+  };
+
+  Saved forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out) const;
+  // dx [T, D] is overwritten; parameter gradients are accumulated. The gradient of the shared rope key
+  // is the sum over heads.
+  void backward(const kernels::Context& ctx, const BatchShape& b, const Saved& s, const Tensor& dout,
+                const Tensor& dx) const;
+
+  float softmax_scale() const { return scale_; }
+
+ private:
+  std::int64_t dim_, heads_, d_nope_, d_rope_, d_v_, q_rank_, kv_rank_;
+  float eps_, scale_;
+  kernels::RopeTables rope_;
+  Param* q_proj_ = nullptr;  // q_lora_rank = 0
+  Param* q_a_proj_ = nullptr;
+  Param* q_a_norm_ = nullptr;
+  Param* q_b_proj_ = nullptr;
+  Param* kv_a_proj_;
+  Param* kv_a_norm_;
+  Param* kv_b_proj_;
+  Param* o_proj_;
+};
+
+}  // namespace r1

@@ -1,0 +1,40 @@
+#include "model/mlp.hpp"
+
+#include "kernels/gemm.hpp"
+#include "kernels/swiglu.hpp"
+
+namespace r1 {
+
+DenseMlp::DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter)
+    : dim_(dim),
+      inter_(inter),
+      gate_up_(params.add(prefix + ".gate_up", {2 * inter, dim}, Init::normal)),
+      down_(params.add(prefix + ".down", {dim, inter}, Init::normal)) {}
+
+DenseMlp::Saved DenseMlp::forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out,
+                                  bool accumulate) const {
+  R1_REQUIRE(x.rank() == 2 && x.dim(1) == dim_ && out.shape() == x.shape(), "mlp ", gate_up_.name,
+             ": x and out must be [T, ", dim_, "], got ", x.str(), " and ", out.str());
+  const std::int64_t t = x.dim(0);
+  Saved s{x, ctx.empty({t, 2 * inter_}, x.dtype()), ctx.empty({t, inter_}, x.dtype())};
+  kernels::gemm(ctx, x, gate_up_.compute, s.gate_up, {.trans_b = true});
+  kernels::swiglu_forward(ctx, s.gate_up, s.h);
+  kernels::gemm(ctx, s.h, down_.compute, out, {.trans_b = true, .beta = accumulate ? 1.0f : 0.0f});
+  return s;
+}
+
+void DenseMlp::backward(const kernels::Context& ctx, const Saved& s, const Tensor& dout, const Tensor& dx,
+                        bool accumulate) const {
+  R1_REQUIRE(dout.shape() == s.x.shape() && dx.shape() == s.x.shape(), "mlp ", gate_up_.name,
+             ": dout and dx must be shaped like x ", s.x.str(), ", got ", dout.str(), " and ", dx.str());
+  const std::int64_t t = s.x.dim(0);
+  const Tensor dh = ctx.empty({t, inter_}, dout.dtype());
+  kernels::gemm(ctx, dout, down_.compute, dh);
+  kernels::gemm(ctx, dout, s.h, down_.grad, {.trans_a = true, .beta = 1.0f});
+  const Tensor dgate_up = ctx.empty({t, 2 * inter_}, dout.dtype());  // not in place: `s` may be replayed
+  kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
+  kernels::gemm(ctx, dgate_up, s.x, gate_up_.grad, {.trans_a = true, .beta = 1.0f});
+  kernels::gemm(ctx, dgate_up, gate_up_.compute, dx, {.beta = accumulate ? 1.0f : 0.0f});
+}
+
+}  // namespace r1

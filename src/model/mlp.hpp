@@ -1,0 +1,39 @@
+// SwiGLU feed-forward block (DeepSeek-V3 dense layers and the MoE shared experts): down(silu(gate) * up),
+// with the gate and up projections fused into one [2 I, D] weight.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "kernels/context.hpp"
+#include "model/params.hpp"
+
+namespace r1 {
+
+class DenseMlp {
+ public:
+  // Registers `prefix.gate_up` [2 inter, D] (rows: gate, then up) and `prefix.down` [D, inter].
+  DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter);
+
+  // What the backward reads; all in the compute dtype.
+  struct Saved {
+    Tensor x;        // [T, D] the input
+    Tensor gate_up;  // [T, 2 I] x gate_up^T
+    Tensor h;        // [T, I] silu(gate) * up, the input of the down projection
+  };
+  // out [T, D] = down(swiglu(x gate_up^T)); `accumulate` adds to out instead (the MoE adds its shared
+  // experts to the routed output this way, with no temporary).
+  Saved forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out, bool accumulate = false) const;
+  // dx overwritten (or added to with `accumulate`); the weight gradients are accumulated (beta 1).
+  void backward(const kernels::Context& ctx, const Saved& saved, const Tensor& dout, const Tensor& dx,
+                bool accumulate = false) const;
+
+  std::int64_t dim() const { return dim_; }
+  std::int64_t inter() const { return inter_; }
+
+ private:
+  std::int64_t dim_, inter_;
+  Param& gate_up_;
+  Param& down_;
+};
+
+}  // namespace r1

@@ -1,0 +1,328 @@
+#include "model/model.hpp"
+
+#include "kernels/cross_entropy.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/embedding.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/reduce.hpp"
+#include "kernels/rmsnorm.hpp"
+
+namespace r1 {
+
+using kernels::Context;
+
+struct Model::Block {
+  Param* attn_norm = nullptr;
+  Param* ffn_norm = nullptr;
+  std::unique_ptr<MlaAttention> attn;
+  std::unique_ptr<DenseMlp> mlp;  // dense FFN layers
+  std::unique_ptr<MoeFfn> moe;    // MoE layers
+};
+
+// What one block keeps between its forward and backward. Under full recompute only `x` is kept and
+// the rest is rebuilt just before the backward.
+struct Model::BlockSaved {
+  Tensor x, n1, rstd1, h, n2, rstd2;
+  std::optional<MlaAttention::Saved> attn;
+  std::optional<DenseMlp::Saved> mlp;
+  std::optional<MoeFfn::Saved> moe;
+};
+
+struct Model::Saved {
+  std::vector<std::unique_ptr<BlockSaved>> blocks;
+  Tensor trunk;                 // last block's output [T, D]
+  Tensor final_norm, final_rstd;
+  Tensor logits, lse, losses;   // main head
+  // MTP (depth 1): normalised embedding and trunk halves, projection output, block, norm, head.
+  Tensor mtp_emb, mtp_en, mtp_en_rstd, mtp_hn, mtp_hn_rstd, mtp_x, mtp_y, mtp_norm, mtp_rstd, mtp_logits, mtp_lse, mtp_losses;
+  std::unique_ptr<BlockSaved> mtp_block;
+};
+
+namespace {
+Param& norm_param(ParamStore& p, const std::string& name, std::int64_t dim) {
+  return p.add(name, {dim}, Init::ones, /*decay=*/false);
+}
+
+void linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y) {
+  kernels::gemm(ctx, x, w.compute, y, {.trans_b = true});
+}
+// dx (+)= dy W and dW += dy^T x.
+void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
+                     bool accumulate_dx) {
+  kernels::gemm(ctx, dy, x, w.grad, {.trans_a = true, .beta = 1.0f});
+  kernels::gemm(ctx, dy, w.compute, dx, {.beta = accumulate_dx ? 1.0f : 0.0f});
+}
+
+void copy_into(const Context& ctx, const Tensor& src, const Tensor& dst) { kernels::cast(ctx, src, dst); }
+
+Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Shape& shape) {
+  Tensor h = Tensor::host(shape, DType::i32);
+  std::copy(v.begin(), v.end(), h.data<std::int32_t>());
+  return ctx.to_here(h);
+}
+}  // namespace
+
+Model::Model(const ModelConfig& c, ParamStore& params) : c_(c), params_(params) {
+  const Context& ctx = params.context();
+  rope_ = mla_rope_tables(ctx, c);
+  embed_ = &params.add("embed", {c.vocab_size, c.dim}, Init::normal, /*decay=*/false);
+  const auto make_block = [&](const std::string& prefix, bool moe) {
+    auto b = std::make_unique<Block>();
+    b->attn_norm = &norm_param(params, prefix + ".attn_norm", c.dim);
+    b->attn = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope_);
+    b->ffn_norm = &norm_param(params, prefix + ".ffn_norm", c.dim);
+    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe");
+    else b->mlp = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim);
+    return b;
+  };
+  for (std::int64_t l = 0; l < c.n_layers; ++l) blocks_.push_back(make_block("layers." + std::to_string(l), c.is_moe_layer(l)));
+  norm_ = &norm_param(params, "norm", c.dim);
+  head_ = c.tie_embeddings ? embed_ : &params.add("head", {c.vocab_size, c.dim}, Init::normal);
+  R1_REQUIRE(c.mtp_depth <= 1, "[model] mtp_depth = ", c.mtp_depth, ": r1hpc implements MTP depth 0 or 1");
+  for (std::int64_t k = 0; k < c.mtp_depth; ++k) {
+    const std::string p = "mtp." + std::to_string(k);
+    norm_param(params, p + ".enorm", c.dim);
+    norm_param(params, p + ".hnorm", c.dim);
+    params.add(p + ".proj_e", {c.dim, c.dim}, Init::normal);
+    params.add(p + ".proj_h", {c.dim, c.dim}, Init::normal);
+    norm_param(params, p + ".norm", c.dim);
+    mtp_blocks_.push_back(make_block(p + ".block", !c.dense));
+  }
+}
+
+Model::~Model() = default;
+
+int Model::moe_layer_count() const {
+  int n = 0;
+  for (const auto& b : blocks_) n += b->moe != nullptr;
+  for (const auto& b : mtp_blocks_) n += b->moe != nullptr;
+  return n;
+}
+
+DeviceBatch Model::upload(const TokenBatch& tb) const {
+  const Context& ctx = params_.context();
+  const std::int64_t T = tb.batch * tb.seq;
+  R1_CHECK(static_cast<std::int64_t>(tb.ids.size()) == T && static_cast<std::int64_t>(tb.targets.size()) == T,
+           "token batch of ", tb.ids.size(), " ids for ", tb.batch, " x ", tb.seq);
+  R1_REQUIRE(tb.seq <= c_.max_seq_len, "sequence of ", tb.seq, " tokens exceeds [model] max_seq_len = ", c_.max_seq_len);
+  for (std::int64_t t = 0; t < T; ++t) {
+    R1_REQUIRE(tb.ids[t] >= 0 && tb.ids[t] < c_.vocab_size, "token id ", tb.ids[t], " at position ", t,
+               " is outside the vocabulary of ", c_.vocab_size);
+    R1_REQUIRE(tb.targets[t] >= -1 && tb.targets[t] < c_.vocab_size, "target ", tb.targets[t], " at position ", t,
+               " is outside the vocabulary of ", c_.vocab_size);
+  }
+  DeviceBatch d;
+  d.shape.batch = tb.batch;
+  d.shape.seq = tb.seq;
+  // Positions restart at every sample of a packed row.
+  std::vector<std::int32_t> pos(static_cast<std::size_t>(T));
+  for (std::int64_t b = 0; b < tb.batch; ++b)
+    for (std::int64_t s = 0, p = 0; s < tb.seq; ++s, ++p) {
+      const std::int64_t t = b * tb.seq + s;
+      if (s > 0 && !tb.segment_ids.empty() && tb.segment_ids[t] != tb.segment_ids[t - 1]) p = 0;
+      pos[t] = static_cast<std::int32_t>(p);
+    }
+  d.shape.positions = ints_to(ctx, pos, {T});
+  if (!tb.segment_ids.empty()) d.shape.segment_ids = ints_to(ctx, tb.segment_ids, {tb.batch, tb.seq});
+  d.ids = ints_to(ctx, tb.ids, {T});
+  d.targets = ints_to(ctx, tb.targets, {T});
+  if (c_.mtp_depth > 0) {
+    // MTP at t reads the embedding of token t+1 and predicts target t+1, within the same sample.
+    std::vector<std::int32_t> mid(static_cast<std::size_t>(T), 0), mtg(static_cast<std::size_t>(T), -1);
+    for (std::int64_t b = 0; b < tb.batch; ++b)
+      for (std::int64_t s = 0; s + 1 < tb.seq; ++s) {
+        const std::int64_t t = b * tb.seq + s;
+        if (!tb.segment_ids.empty() && tb.segment_ids[t + 1] != tb.segment_ids[t]) continue;
+        mid[t] = tb.ids[t + 1];
+        mtg[t] = tb.targets[t + 1];
+      }
+    d.mtp_ids = ints_to(ctx, mid, {T});
+    d.mtp_targets = ints_to(ctx, mtg, {T});
+  }
+  return d;
+}
+
+std::unique_ptr<Model::BlockSaved> Model::block_forward(const Block& blk, const DeviceBatch& b, const Tensor& x,
+                                                        const Tensor& y, ForwardResult& r, bool keep) const {
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t T = b.shape.tokens();
+  const float eps = static_cast<float>(c_.norm_eps);
+  auto s = std::make_unique<BlockSaved>();
+  s->x = x;
+  s->n1 = ctx.empty({T, c_.dim}, dt);
+  s->rstd1 = ctx.empty({T}, DType::f32);
+  kernels::rmsnorm_forward(ctx, x, blk.attn_norm->master, eps, s->n1, s->rstd1);
+  s->h = ctx.empty({T, c_.dim}, dt);
+  s->attn = blk.attn->forward(ctx, b.shape, s->n1, s->h);
+  kernels::axpy(ctx, 1.0f, x, s->h);  // h = x + attn(norm(x))
+  s->n2 = ctx.empty({T, c_.dim}, dt);
+  s->rstd2 = ctx.empty({T}, DType::f32);
+  kernels::rmsnorm_forward(ctx, s->h, blk.ffn_norm->master, eps, s->n2, s->rstd2);
+  if (blk.moe) {
+    MoeStats stats;
+    s->moe = blk.moe->forward(ctx, b.shape, s->n2, y, stats);
+    kernels::axpy(ctx, 1.0f, stats.balance_loss, r.balance_loss);
+    r.expert_counts.push_back(stats.counts);
+  } else {
+    s->mlp = blk.mlp->forward(ctx, s->n2, y);
+  }
+  kernels::axpy(ctx, 1.0f, s->h, y);  // y = h + ffn(norm(h))
+  if (!keep) {                        // keep only the input; backward rebuilds the rest
+    auto kept = std::make_unique<BlockSaved>();
+    kept->x = x;
+    return kept;
+  }
+  return s;
+}
+
+void Model::block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s0, const Tensor& dy, const Tensor& dx,
+                           float balance_weight) const {
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t T = b.shape.tokens();
+  std::unique_ptr<BlockSaved> rebuilt;
+  BlockSaved* s = &s0;
+  if (!s0.n1.defined()) {  // full recompute: run the forward again (stats of this pass are discarded)
+    ForwardResult scratch;
+    scratch.balance_loss = ctx.zeros({1}, DType::f32);
+    rebuilt = block_forward(blk, b, s0.x, ctx.empty({T, c_.dim}, dt), scratch, /*keep=*/true);
+    s = rebuilt.get();
+  }
+  // y = h + f(n2): dh = dy + n2-path.
+  Tensor dn2 = ctx.empty({T, c_.dim}, dt);
+  if (blk.moe) blk.moe->backward(ctx, b.shape, *s->moe, dy, dn2, balance_weight);
+  else blk.mlp->backward(ctx, *s->mlp, dy, dn2);
+  Tensor dh = ctx.empty({T, c_.dim}, dt);
+  kernels::rmsnorm_backward(ctx, dn2, s->h, blk.ffn_norm->master, s->rstd2, dh, blk.ffn_norm->grad);
+  kernels::axpy(ctx, 1.0f, dy, dh);
+  // h = x + attn(n1): dx = dh + n1-path.
+  Tensor dn1 = ctx.empty({T, c_.dim}, dt);
+  blk.attn->backward(ctx, b.shape, *s->attn, dh, dn1);
+  kernels::rmsnorm_backward(ctx, dn1, s->x, blk.attn_norm->master, s->rstd1, dx, blk.attn_norm->grad);
+  kernels::axpy(ctx, 1.0f, dh, dx);
+}
+
+void Model::SavedDeleter::operator()(Saved* s) const { delete s; }
+
+Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t T = b.shape.tokens(), V = c_.vocab_size, D = c_.dim;
+  const float eps = static_cast<float>(c_.norm_eps);
+  SavedPtr s(new Saved);
+  r = ForwardResult{};
+  r.loss_sum = ctx.zeros({1}, DType::f32);
+  r.balance_loss = ctx.zeros({1}, DType::f32);
+
+  Tensor x = ctx.empty({T, D}, dt);
+  kernels::embedding_forward(ctx, embed_->compute, b.ids, x);
+  for (const auto& blk : blocks_) {
+    Tensor y = ctx.empty({T, D}, dt);
+    s->blocks.push_back(block_forward(*blk, b, x, y, r, !full_recompute));
+    x = y;
+  }
+  s->trunk = x;
+  s->final_norm = ctx.empty({T, D}, dt);
+  s->final_rstd = ctx.empty({T}, DType::f32);
+  kernels::rmsnorm_forward(ctx, x, norm_->master, eps, s->final_norm, s->final_rstd);
+  s->logits = ctx.empty({T, V}, dt);
+  linear_forward(ctx, s->final_norm, *head_, s->logits);
+  s->losses = ctx.empty({T}, DType::f32);
+  s->lse = ctx.empty({T}, DType::f32);
+  kernels::cross_entropy_forward(ctx, s->logits, b.targets, s->losses, s->lse);
+  kernels::reduce(ctx, kernels::ReduceOp::sum, s->losses, r.loss_sum);
+
+  if (!mtp_blocks_.empty()) {
+    const std::string p = "mtp.0";
+    s->mtp_emb = ctx.empty({T, D}, dt);
+    kernels::embedding_forward(ctx, embed_->compute, b.mtp_ids, s->mtp_emb);
+    s->mtp_en = ctx.empty({T, D}, dt);
+    s->mtp_en_rstd = ctx.empty({T}, DType::f32);
+    kernels::rmsnorm_forward(ctx, s->mtp_emb, params_.get(p + ".enorm").master, eps, s->mtp_en, s->mtp_en_rstd);
+    s->mtp_hn = ctx.empty({T, D}, dt);
+    s->mtp_hn_rstd = ctx.empty({T}, DType::f32);
+    kernels::rmsnorm_forward(ctx, s->trunk, params_.get(p + ".hnorm").master, eps, s->mtp_hn, s->mtp_hn_rstd);
+    s->mtp_x = ctx.empty({T, D}, dt);
+    linear_forward(ctx, s->mtp_en, params_.get(p + ".proj_e"), s->mtp_x);
+    kernels::gemm(ctx, s->mtp_hn, params_.get(p + ".proj_h").compute, s->mtp_x, {.trans_b = true, .beta = 1.0f});
+    s->mtp_y = ctx.empty({T, D}, dt);
+    s->mtp_block = block_forward(*mtp_blocks_[0], b, s->mtp_x, s->mtp_y, r, !full_recompute);
+    s->mtp_norm = ctx.empty({T, D}, dt);
+    s->mtp_rstd = ctx.empty({T}, DType::f32);
+    kernels::rmsnorm_forward(ctx, s->mtp_y, params_.get(p + ".norm").master, eps, s->mtp_norm, s->mtp_rstd);
+    s->mtp_logits = ctx.empty({T, V}, dt);
+    linear_forward(ctx, s->mtp_norm, *head_, s->mtp_logits);
+    s->mtp_losses = ctx.empty({T}, DType::f32);
+    s->mtp_lse = ctx.empty({T}, DType::f32);
+    kernels::cross_entropy_forward(ctx, s->mtp_logits, b.mtp_targets, s->mtp_losses, s->mtp_lse);
+    r.mtp_loss_sum = ctx.empty({1}, DType::f32);
+    kernels::reduce(ctx, kernels::ReduceOp::sum, s->mtp_losses, r.mtp_loss_sum);
+  }
+  return s;
+}
+
+const Tensor& Model::logits(const Saved& s) { return s.logits; }
+
+void Model::backward(const DeviceBatch& b, Saved& s, float token_weight, float balance_weight) const {
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t T = b.shape.tokens(), D = c_.dim;
+  Tensor dloss = ctx.empty({T}, DType::f32);
+  kernels::fill(ctx, dloss, token_weight);  // ignored targets get no gradient inside the CE backward
+
+  // Head: dlogits overwrite the logits.
+  kernels::cross_entropy_backward(ctx, s.logits, b.targets, s.lse, dloss, s.logits);
+  Tensor dnorm = ctx.empty({T, D}, dt);
+  linear_backward(ctx, s.logits, s.final_norm, *head_, dnorm, false);
+  Tensor dtrunk = ctx.empty({T, D}, dt);
+  kernels::rmsnorm_backward(ctx, dnorm, s.trunk, norm_->master, s.final_rstd, dtrunk, norm_->grad);
+
+  if (!mtp_blocks_.empty()) {
+    const std::string p = "mtp.0";
+    kernels::fill(ctx, dloss, token_weight * static_cast<float>(c_.mtp_lambda / static_cast<double>(c_.mtp_depth)));
+    kernels::cross_entropy_backward(ctx, s.mtp_logits, b.mtp_targets, s.mtp_lse, dloss, s.mtp_logits);
+    Tensor dn = ctx.empty({T, D}, dt);
+    linear_backward(ctx, s.mtp_logits, s.mtp_norm, *head_, dn, false);
+    Tensor dy = ctx.empty({T, D}, dt);
+    kernels::rmsnorm_backward(ctx, dn, s.mtp_y, params_.get(p + ".norm").master, s.mtp_rstd, dy, params_.get(p + ".norm").grad);
+    Tensor dx = ctx.empty({T, D}, dt);
+    block_backward(*mtp_blocks_[0], b, *s.mtp_block, dy, dx, balance_weight);
+    Tensor den = ctx.empty({T, D}, dt), dhn = ctx.empty({T, D}, dt);
+    linear_backward(ctx, dx, s.mtp_en, params_.get(p + ".proj_e"), den, false);
+    linear_backward(ctx, dx, s.mtp_hn, params_.get(p + ".proj_h"), dhn, false);
+    Tensor demb = ctx.empty({T, D}, dt), dh = ctx.empty({T, D}, dt);
+    kernels::rmsnorm_backward(ctx, den, s.mtp_emb, params_.get(p + ".enorm").master, s.mtp_en_rstd, demb,
+                              params_.get(p + ".enorm").grad);
+    kernels::embedding_backward(ctx, demb, b.mtp_ids, embed_->grad);
+    kernels::rmsnorm_backward(ctx, dhn, s.trunk, params_.get(p + ".hnorm").master, s.mtp_hn_rstd, dh,
+                              params_.get(p + ".hnorm").grad);
+    kernels::axpy(ctx, 1.0f, dh, dtrunk);
+  }
+
+  Tensor dy = dtrunk;
+  for (std::size_t i = blocks_.size(); i-- > 0;) {
+    Tensor dx = ctx.empty({T, D}, dt);
+    block_backward(*blocks_[i], b, *s.blocks[i], dy, dx, balance_weight);
+    s.blocks[i].reset();  // free this block's activations as soon as they are used
+    dy = dx;
+  }
+  kernels::embedding_backward(ctx, dy, b.ids, embed_->grad);
+}
+
+void Model::update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const {
+  const Context& ctx = params_.context();
+  std::size_t i = 0;
+  const auto update = [&](const Block& blk) {
+    if (!blk.moe) return;
+    R1_CHECK(i < counts.size(), "expert counts for ", counts.size(), " MoE layers, the model has more");
+    Tensor h = Tensor::host({static_cast<std::int64_t>(counts[i].size())}, DType::i32);
+    for (std::size_t e = 0; e < counts[i].size(); ++e) h.data<std::int32_t>()[e] = static_cast<std::int32_t>(counts[i][e]);
+    blk.moe->update_bias(ctx, ctx.to_here(h), gamma);
+    ++i;
+  };
+  for (const auto& b : blocks_) update(*b);
+  for (const auto& b : mtp_blocks_) update(*b);
+}
+
+}  // namespace r1

@@ -1,0 +1,130 @@
+#include "model/moe.hpp"
+
+#include "kernels/elementwise.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/grouped_gemm.hpp"
+#include "kernels/moe_permute.hpp"
+#include "kernels/moe_router.hpp"
+#include "kernels/swiglu.hpp"
+
+namespace r1 {
+
+namespace {
+kernels::RouterParams router_params_of(const ModelConfig& c) {
+  return {.score_func = c.score_func == RouterScore::softmax ? kernels::ScoreFunc::softmax : kernels::ScoreFunc::sigmoid,
+          .top_k = static_cast<int>(c.n_activated_experts),
+          .n_groups = static_cast<int>(c.n_expert_groups),
+          .topk_groups = static_cast<int>(c.n_limited_groups),
+          .route_scale = static_cast<float>(c.route_scale),
+          .normalize = c.normalize_gates};
+}
+std::optional<DenseMlp> shared_experts(const ModelConfig& c, ParamStore& params, const std::string& prefix) {
+  if (c.n_shared_experts == 0) return std::nullopt;
+  return DenseMlp(params, prefix + ".shared", c.dim, c.moe_inter_dim * c.n_shared_experts);
+}
+}  // namespace
+
+MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix)
+    : dim_(c.dim),
+      n_experts_(c.n_routed_experts),
+      top_k_(c.n_activated_experts),
+      inter_(c.moe_inter_dim),
+      router_(router_params_of(c)),
+      alpha_(static_cast<float>(c.seq_aux_alpha)),
+      router_w_(params.add(prefix + ".router", {c.n_routed_experts, c.dim}, Init::normal, /*decay=*/false)),
+      router_bias_(params.add(prefix + ".router_bias", {c.n_routed_experts}, Init::zeros, /*decay=*/false,
+                              /*trainable=*/false)),
+      experts_gate_up_(params.add(prefix + ".experts.gate_up", {c.n_routed_experts, 2 * c.moe_inter_dim, c.dim},
+                                  Init::normal)),
+      experts_down_(params.add(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim}, Init::normal)),
+      shared_(shared_experts(c, params, prefix)) {}
+
+kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
+  return {.seq_len = b.seq, .alpha = alpha_, .score_func = router_.score_func};
+}
+
+MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
+                              MoeStats& stats) const {
+  R1_REQUIRE(x.rank() == 2 && x.dim(0) == b.tokens() && x.dim(1) == dim_ && out.shape() == x.shape(), "moe ",
+             router_w_.name, ": x and out must be [B S = ", b.tokens(), ", ", dim_, "], got ", x.str(), " and ",
+             out.str());
+  const std::int64_t t = x.dim(0), rows = t * top_k_;
+  const DType dt = x.dtype();
+
+  // Router in f32 (bf16 operands, f32 accumulation and output in bf16 runs); the bias only steers selection.
+  const Tensor logits = ctx.empty({t, n_experts_}, DType::f32);
+  kernels::gemm(ctx, x, router_w_.compute, logits, {.trans_b = true});
+  Saved s;
+  s.x = x;
+  s.scores = ctx.empty({t, n_experts_}, DType::f32);
+  s.expert_idx = ctx.empty({t, top_k_}, DType::i32);
+  s.gates = ctx.empty({t, top_k_}, DType::f32);
+  kernels::moe_router_forward(ctx, logits, router_bias_.master, router_, s.scores, s.expert_idx, s.gates);
+
+  stats.balance_loss = ctx.empty({1}, DType::f32);
+  stats.counts = ctx.empty({n_experts_}, DType::i32);
+  kernels::moe_balance_forward(ctx, s.scores, s.expert_idx, balance(b), stats.balance_loss, stats.counts);
+
+  // Routed experts over the expert-sorted tokens.
+  s.row_of = ctx.empty({t, top_k_}, DType::i32);
+  s.x_perm = ctx.empty({rows, dim_}, dt);
+  const Tensor offsets_dev = ctx.empty({n_experts_ + 1}, DType::i32);
+  s.offsets = kernels::moe_permute(ctx, x, s.expert_idx, s.x_perm, s.row_of, offsets_dev);
+  s.gate_up = ctx.empty({rows, 2 * inter_}, dt);
+  kernels::grouped_gemm(ctx, s.x_perm, experts_gate_up_.compute, s.gate_up, s.offsets, {.trans_b = true});
+  s.h = ctx.empty({rows, inter_}, dt);
+  kernels::swiglu_forward(ctx, s.gate_up, s.h);
+  s.y_perm = ctx.empty({rows, dim_}, dt);
+  kernels::grouped_gemm(ctx, s.h, experts_down_.compute, s.y_perm, s.offsets, {.trans_b = true});
+  kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates, out);
+
+  if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
+  return s;
+}
+
+void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Saved& s, const Tensor& dout,
+                      const Tensor& dx, float balance_grad) const {
+  R1_REQUIRE(dout.shape() == s.x.shape() && dx.shape() == s.x.shape() && dout.dtype() == s.x.dtype(), "moe ",
+             router_w_.name, ": dout and dx must be shaped like x ", s.x.str(), " (dout in its dtype), got ",
+             dout.str(), " and ", dx.str());
+  const std::int64_t t = s.x.dim(0), rows = t * top_k_;
+  const DType dt = dout.dtype();
+
+  // Combine: gradients of the expert outputs and of the gates.
+  const Tensor dy_perm = ctx.empty({rows, dim_}, dt);
+  const Tensor dgates = ctx.empty({t, top_k_}, DType::f32);
+  kernels::moe_unpermute_backward(ctx, dout, s.y_perm, s.row_of, s.gates, dy_perm, dgates);
+
+  // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
+  const Tensor dh = ctx.empty({rows, inter_}, dt);
+  kernels::grouped_gemm(ctx, dy_perm, experts_down_.compute, dh, s.offsets);
+  kernels::grouped_gemm(ctx, dy_perm, s.h, experts_down_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
+  const Tensor dgate_up = ctx.empty({rows, 2 * inter_}, dt);
+  kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
+  kernels::grouped_gemm(ctx, dgate_up, s.x_perm, experts_gate_up_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
+  const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
+  kernels::grouped_gemm(ctx, dgate_up, experts_gate_up_.compute, dx_perm, s.offsets);
+  kernels::moe_permute_backward(ctx, dx_perm, s.row_of, dx);
+
+  // Router: gates and (scaled) balance loss to the logits, then to the router weight and the input.
+  const Tensor dlogits = ctx.empty({t, n_experts_}, DType::f32);
+  kernels::moe_router_backward(ctx, dgates, s.scores, s.expert_idx, s.gates, router_, dlogits);
+  if (balance_grad != 0.0f && alpha_ != 0.0f)
+    kernels::moe_balance_backward(ctx, balance_grad, s.scores, s.expert_idx, balance(b), dlogits);
+  Tensor dlogits_c = dlogits;  // GEMM operands share a dtype: the compute dtype of x and the router weight
+  if (dt != DType::f32) {
+    dlogits_c = ctx.empty({t, n_experts_}, dt);
+    kernels::cast(ctx, dlogits, dlogits_c);
+  }
+  kernels::gemm(ctx, dlogits_c, s.x, router_w_.grad, {.trans_a = true, .beta = 1.0f});
+  kernels::gemm(ctx, dlogits_c, router_w_.compute, dx, {.beta = 1.0f});
+
+  if (shared_) shared_->backward(ctx, *s.shared, dout, dx, /*accumulate=*/true);
+}
+
+void MoeFfn::update_bias(const kernels::Context& ctx, const Tensor& counts, float gamma) const {
+  kernels::moe_bias_update(ctx, counts, gamma, router_bias_.master);
+  if (router_bias_.compute.dtype() != DType::f32) kernels::cast(ctx, router_bias_.master, router_bias_.compute);
+}
+
+}  // namespace r1

@@ -1,0 +1,152 @@
+// The pretrain stage: next-token training from scratch on a corpus, data parallel over the world.
+#include <algorithm>
+#include <cmath>
+
+#include "core/log.hpp"
+#include "core/timer.hpp"
+#include "data/corpus.hpp"
+#include "kernels/elementwise.hpp"
+#include "model/model.hpp"
+#include "run/metrics.hpp"
+#include "stages/stage.hpp"
+#include "train/optimizer.hpp"
+
+namespace r1 {
+
+namespace {
+double host_scalar(const Tensor& t) {
+  Tensor h = Tensor::host({1}, DType::f32);
+  copy(h, t);
+  return h.data<float>()[0];
+}
+
+// Sums `values` over the data-parallel group (host doubles through an f64 all-reduce).
+void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values) {
+  if (comm.size() == 1 || values.empty()) return;
+  Tensor h = Tensor::host({static_cast<std::int64_t>(values.size())}, DType::f64);
+  std::copy(values.begin(), values.end(), h.data<double>());
+  Tensor d = ctx.to_here(h);
+  comm.all_reduce(d);
+  comm.wait();
+  copy(h, d);
+  std::copy(h.data<double>(), h.data<double>() + h.numel(), values.begin());
+}
+}  // namespace
+
+int run_pretrain(StageEnv& env) {
+  const Deck& deck = env.deck;
+  const kernels::Context& ctx = env.ctx;
+  parallel::Communicator& dp = *env.comms->dp;
+  const ModelConfig cfg = model_config_from_deck(deck);
+  const std::int64_t seq = deck.get_int("data.seq_len"), micro = deck.get_int("train.micro_batch");
+  const std::int64_t replicas = dp.size();
+  const std::int64_t global = deck.get_int("train.global_batch") > 0 ? deck.get_int("train.global_batch") : micro * replicas;
+  const std::int64_t n_micro = global / (micro * replicas);
+  const std::int64_t max_steps = deck.get_int("run.max_steps");
+  if (max_steps <= 0) deck.fail("run.max_steps", "pretrain needs a number of optimizer steps (> 0)");
+  if (deck.get_string("train.recompute") == "selective")
+    deck.fail("train.recompute", "selective recomputation is not implemented; use none or full");
+  if (!deck.get_string("checkpoint.load").empty())
+    deck.fail("checkpoint.load", "loading checkpoints arrives with the checkpoint milestone; leave it empty");
+
+  const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
+  ParamStore params(ctx, env.compute_dtype);
+  Model model(cfg, params);
+  model.full_recompute = deck.get_string("train.recompute") == "full";
+  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  params.initialize(seed, cfg.init_std);
+  AdamW opt(params, AdamWConfig::from_deck(deck));
+  const LrSchedule schedule = LrSchedule::from_deck(deck);
+
+  RunInfo info{.stage = "pretrain", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
+               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  log_info("pretrain: ", describe_model(cfg), "; ", corpus.tokens(), " corpus tokens; global batch ", global, " x ", seq,
+           " tokens (", n_micro, " micro-batch(es) of ", micro, " per replica)");
+
+  const double flops_per_token = train_flops_per_token(cfg, seq);
+  const bool shuffle = deck.get_bool("data.shuffle");
+  const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
+  const Stopwatch phase;
+  for (std::int64_t step = 1; step <= max_steps; ++step) {
+    const Stopwatch step_clock;
+    params.zero_grads();
+    // This replica's micro-batches: rows of the global batch in data-parallel rank order.
+    std::vector<TokenBatch> batches;
+    std::vector<double> totals{0.0};  // counted tokens of the global batch
+    for (std::int64_t m = 0; m < n_micro; ++m) {
+      const std::int64_t first = (step - 1) * global + (dp.rank() * n_micro + m) * micro;
+      batches.push_back(corpus.batch(first, micro, seq, seed, shuffle));
+      totals[0] += static_cast<double>(batches.back().counted());
+    }
+    sum_over(dp, ctx, totals);
+    const float token_weight = static_cast<float>(1.0 / std::max(1.0, totals[0]));
+    const float balance_weight = static_cast<float>(1.0 / static_cast<double>(n_micro * replicas));
+
+    Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
+    std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(model.moe_layer_count()),
+                                                  std::vector<std::int64_t>(static_cast<std::size_t>(cfg.n_routed_experts), 0));
+    for (const TokenBatch& tb : batches) {
+      const DeviceBatch db = model.upload(tb);
+      ForwardResult r;
+      auto saved = model.forward(db, r);
+      model.backward(db, *saved, token_weight, balance_weight);
+      kernels::axpy(ctx, 1.0f, r.loss_sum, loss_sum);
+      if (r.mtp_loss_sum.defined()) kernels::axpy(ctx, 1.0f, r.mtp_loss_sum, mtp_sum);
+      kernels::axpy(ctx, balance_weight, r.balance_loss, balance);
+      for (std::size_t l = 0; l < r.expert_counts.size(); ++l) {
+        Tensor h = Tensor::host(r.expert_counts[l].shape(), DType::i32);
+        copy(h, r.expert_counts[l]);
+        for (std::int64_t e = 0; e < h.numel(); ++e) counts[l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
+      }
+    }
+    if (replicas > 1)
+      for (const auto& p : params.all())
+        if (p->trainable) dp.all_reduce(p->grad);
+    std::vector<double> sums{host_scalar(loss_sum), host_scalar(mtp_sum), host_scalar(balance)};
+    for (const auto& layer : counts) sums.insert(sums.end(), layer.begin(), layer.end());
+    sum_over(dp, ctx, sums);
+    for (std::size_t l = 0, k = 3; l < counts.size(); ++l)
+      for (auto& c : counts[l]) c = static_cast<std::int64_t>(std::llround(sums[k++]));
+
+    const double lr = schedule.at(step);
+    const double grad_norm = opt.step(lr);
+    if (cfg.bias_update_gamma > 0 && !counts.empty()) model.update_router_bias(counts, static_cast<float>(cfg.bias_update_gamma));
+    ctx.synchronize();
+
+    const double loss = sums[0] / std::max(1.0, totals[0]);
+    const double seconds = step_clock.seconds();
+    const double tokens_per_s = static_cast<double>(global * seq) / seconds;
+    const double mfu = env.peak_flops > 0 ? tokens_per_s * flops_per_token / (env.peak_flops * static_cast<double>(env.world)) : -1;
+    double worst_load = 0;  // max over MoE layers of (max expert load / mean expert load)
+    nlohmann::json load = nlohmann::json::array();
+    for (const auto& layer : counts) {
+      const double mx = static_cast<double>(*std::max_element(layer.begin(), layer.end()));
+      double mean = 0;
+      for (auto c : layer) mean += static_cast<double>(c);
+      mean /= static_cast<double>(layer.size());
+      load.push_back({{"max_over_mean", mean > 0 ? mx / mean : 0}, {"counts", layer}});
+      worst_load = std::max(worst_load, mean > 0 ? mx / mean : 0);
+    }
+    if (env.rank == 0 && (step % metrics_every == 0 || step == max_steps)) {
+      nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                            {"tokens", step * global * seq}, {"tokens_per_s", tokens_per_s}, {"step_s", seconds},
+                            {"balance_loss", sums[2]}, {"expert_load", load}};
+      if (cfg.mtp_depth > 0) rec["mtp_loss"] = sums[1] / std::max(1.0, totals[0]);
+      if (mfu >= 0) rec["mfu"] = mfu;
+      run.metrics().write(rec);
+    }
+    if (step % log_every == 0 || step == 1 || step == max_steps) {
+      std::string extra;
+      if (!counts.empty()) extra = detail::concat("  expert load max/mean ", std::round(worst_load * 100) / 100);
+      log_info(format_progress({.step = step, .total_steps = max_steps, .metric_name = "loss", .metric = loss,
+                                .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase.seconds(), .steps_done = step}),
+               "  lr ", lr, "  |g| ", grad_norm, extra);
+    }
+  }
+  log_info("pretrain: done after ", max_steps, " steps in ", format_duration(phase.seconds()),
+           " (checkpoint writing arrives with the checkpoint milestone)");
+  return 0;
+}
+
+}  // namespace r1

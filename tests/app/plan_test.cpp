@@ -1,0 +1,134 @@
+// MemoryPlan arithmetic on a hand-sized model, and the 671B plan against the published DeepSeek-V3 setup.
+#include <gtest/gtest.h>
+
+#include "app/plan.hpp"
+#include "deck/deck.hpp"
+#include "parallel/pipeline_split.hpp"
+
+namespace r1 {
+namespace {
+
+// 2 layers (dense, MoE), dim 8, 2 heads, MLA without q_lora, 4 routed experts top-2 + 1 shared, vocab 16.
+ModelConfig small_model() {
+  ModelConfig c;
+  c.vocab_size = 16, c.dim = 8, c.n_layers = 2, c.n_dense_layers = 1, c.n_heads = 2;
+  c.dense_inter_dim = 12, c.moe_inter_dim = 4;
+  c.n_routed_experts = 4, c.n_shared_experts = 1, c.n_activated_experts = 2;
+  c.q_lora_rank = 0, c.kv_lora_rank = 4, c.qk_nope_head_dim = 2, c.qk_rope_head_dim = 2, c.v_head_dim = 2;
+  c.mtp_depth = 0;
+  return c;
+}
+// world 8 = tensor 2 x data 2 x pipeline 2; expert 2, so EDP = 2.
+parallel::Layout layout_8() { return {.world = 8, .tensor = 2, .pipeline = 2, .data = 2, .expert = 2}; }
+// bf16 compute copy, fp32 moments, ZeRO-1, micro-batch 2 x 4 tokens, 4 micro-batches per step, 1F1B.
+TrainSettings settings() {
+  TrainSettings s;
+  s.compute_bytes = 2, s.compute_copy = true, s.moment_bytes = 4, s.zero1 = true;
+  s.micro_batch = 2, s.seq_len = 4, s.micro_batches = 4;
+  return s;
+}
+
+// Stage 0: embedding + layer 0 (dense). Per rank: replicated norms 2D = 16, kv_a D (R_kv + d_rope) = 48,
+// kv_a_norm 4; split over TP 2: q_proj D H d_qk = 64, kv_b R_kv H (d_nope + d_v) = 32, o_proj H d_v D = 32
+// -> 64; dense FFN 3 D I / 2 = 144; embedding V D / 2 = 64. Dense 340, experts 0.
+TEST(MemoryPlan, FirstStageHoldsEmbeddingAndDenseBlock) {
+  const MemoryPlan p = plan_stage_memory(small_model(), layout_8(), settings(), 0);
+  EXPECT_TRUE(p.embedding);
+  EXPECT_FALSE(p.head);
+  EXPECT_EQ(p.layers, 1);
+  EXPECT_EQ(p.moe_layers, 0);
+  EXPECT_DOUBLE_EQ(p.dense_params, 340);
+  EXPECT_DOUBLE_EQ(p.expert_params, 0);
+  EXPECT_DOUBLE_EQ(p.weights, 340 * 6.0);          // fp32 master + bf16 copy
+  EXPECT_DOUBLE_EQ(p.grads, 340 * 4.0);            // fp32
+  EXPECT_DOUBLE_EQ(p.optimizer, 2 * 4.0 * 340 / 2);  // m, v fp32, sharded over DP 2
+  // Per token (bf16 elements): attention 8 + 8 + 4 + 2 + 4 + 1 x (2 x 4 + 2) + 1 x 2 = 38, FFN input and
+  // norm 16, dense 3 x 12 / 2 = 18 -> 72 x 2 B + lse 4 B = 148 B; 8 tokens; 1F1B stage 0 of 2 holds 2.
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), settings(), false, Recompute::none), 148);
+  EXPECT_DOUBLE_EQ(p.in_flight, 2);
+  EXPECT_DOUBLE_EQ(p.activations, 2 * 8 * 148.0);
+}
+
+// Stage 1: layer 1 (MoE) + final norm + head. Dense: attention 132, router E D = 32, shared 3 D I_e / 2 =
+// 48, head 64, norm 8 -> 284; routed experts 4 / EP 2 x 3 D I_e = 192.
+TEST(MemoryPlan, LastStageHoldsMoeBlockAndHead) {
+  const MemoryPlan p = plan_stage_memory(small_model(), layout_8(), settings(), 1);
+  EXPECT_TRUE(p.head);
+  EXPECT_EQ(p.moe_layers, 1);
+  EXPECT_DOUBLE_EQ(p.dense_params, 284);
+  EXPECT_DOUBLE_EQ(p.expert_params, 192);
+  EXPECT_DOUBLE_EQ(p.weights, 476 * 6.0);
+  EXPECT_DOUBLE_EQ(p.grads, 476 * 4.0);
+  EXPECT_DOUBLE_EQ(p.optimizer, 2 * 4.0 * (284 / 2.0 + 192 / 2.0));  // dense over DP 2, experts over EDP 2
+  // MoE block: 54 attention/norm elements, routed k/t (2 D + 3 I_e) = 28, shared 3 I_e / 2 = 6 -> 88 x 2 B,
+  // fp32 lse 4 + scores 4 E + top-k 8 k = 36 -> 212 B; final norm 2 D x 2 B = 32 B; 8 tokens x 1 in flight;
+  // logits transient 8 x (16 / 2 x 2 B + 8 B) = 192.
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), settings(), true, Recompute::none), 212);
+  EXPECT_DOUBLE_EQ(p.in_flight, 1);
+  EXPECT_DOUBLE_EQ(p.transient, 192);
+  EXPECT_DOUBLE_EQ(p.activations, 8 * (212.0 + 32) + 192);
+}
+
+TEST(MemoryPlan, RecomputeKeepsLess) {
+  TrainSettings s = settings();
+  // Selective: attention 8 + 4 + 2 + 2, FFN input 8, routed 1 x (16 + 8), shared 2 x 4 / 2 -> 52 x 2 B + 36 B.
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::selective), 140);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::full), 16);
+  s.recompute = Recompute::full;
+  const MemoryPlan p = plan_stage_memory(small_model(), layout_8(), s, 1);
+  EXPECT_DOUBLE_EQ(p.transient, 192 + 8 * 212.0);  // logits + the one block rebuilt at a time
+  EXPECT_DOUBLE_EQ(p.activations, 8 * (16.0 + 16) + p.transient);
+}
+
+TEST(MemoryPlan, WithoutZero1StatesAreNotSharded) {
+  TrainSettings s = settings();
+  s.zero1 = false;
+  s.moment_bytes = 2;
+  EXPECT_DOUBLE_EQ(plan_stage_memory(small_model(), layout_8(), s, 1).optimizer, 2 * 2.0 * 476);
+}
+
+TEST(MemoryPlan, OneRankHoldsEveryParameterOnce) {
+  ModelConfig c = small_model();
+  c.mtp_depth = 1;
+  const parallel::Layout one{.world = 1, .data = 1};
+  const MemoryPlan p = plan_stage_memory(c, one, settings(), 0);
+  const ParamCount n = count_params(c);
+  EXPECT_DOUBLE_EQ(p.params(), n.total + n.mtp);
+}
+
+TEST(PipelineSplit, EvenOrCountingEmbeddingHeadAndMtp) {
+  EXPECT_EQ(parallel::split_layers(8, 0, 4).size(), 4u);
+  const auto v3 = parallel::split_layers(61, 1, 16);  // 61 + embedding + head + MTP = 64 = 16 x 4
+  ASSERT_EQ(v3.size(), 16u);
+  EXPECT_EQ(v3.front().count, 3);
+  EXPECT_EQ(v3[1].first, 3);
+  EXPECT_EQ(v3[1].count, 4);
+  EXPECT_EQ(v3.back().first, 59);
+  EXPECT_EQ(v3.back().count, 2);
+  EXPECT_TRUE(parallel::split_layers(2, 0, 4).empty());  // would leave the first stage no layer
+  EXPECT_TRUE(parallel::split_layers(7, 0, 4).empty());
+}
+
+// DeepSeek-V3 on 2048 GPUs: PP16, EP64, ZeRO-1 over DP 128, no TP (REFERENCE.md). Every stage's routed
+// experts are 256 / 64 = 4 per MoE layer; the ranks together hold the model once per DP/EDP replica,
+// plus the last stage's embedding copy for MTP.
+TEST(MemoryPlan, DeepSeekV3On2048Gpus) {
+  const Deck deck = Deck::parse("[model]\npreset = v3-671b\n", "p.deck");
+  const ModelConfig c = model_config_from_deck(deck);
+  const parallel::Layout l{.world = 2048, .tensor = 1, .pipeline = 16, .data = 128, .expert = 64};
+  TrainSettings s;
+  s.compute_bytes = 2, s.compute_copy = true, s.moment_bytes = 2, s.seq_len = 4096, s.micro_batches = 120;
+  s.recompute = Recompute::full;  // 1F1B keeps 16 micro-batches on stage 0: only full recompute fits 4096 tokens each
+  double held = 0, worst = 0;
+  for (int stage = 0; stage < 16; ++stage) {
+    const MemoryPlan p = plan_stage_memory(c, l, s, stage);
+    held += p.dense_params + p.expert_params * 64;
+    worst = std::max(worst, p.total());
+  }
+  const ParamCount n = count_params(c);
+  EXPECT_NEAR(held, n.total + n.mtp + static_cast<double>(c.vocab_size * c.dim), 1);
+  EXPECT_LT(worst, 80e9);
+}
+
+}  // namespace
+}  // namespace r1

@@ -1,0 +1,132 @@
+// The whole model on the CPU in f32: initial loss, gradients of the total loss against finite
+// differences for parameters of every kind (MLA, dense FFN, MoE, norms, embedding, head, MTP), and full
+// recomputation giving the same gradients.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/gradcheck.hpp"
+#include "model/model.hpp"
+
+using namespace r1;
+
+namespace {
+ModelConfig tiny_config(bool mtp) {
+  ModelConfig c;
+  c.vocab_size = 40;
+  c.dim = 24;
+  c.n_layers = 2;
+  c.n_dense_layers = 1;
+  c.n_heads = 2;
+  c.dense_inter_dim = 32;
+  c.moe_inter_dim = 8;
+  c.n_routed_experts = 4;
+  c.n_shared_experts = 1;
+  c.n_activated_experts = 2;
+  c.n_expert_groups = 2;
+  c.n_limited_groups = 2;
+  c.q_lora_rank = 0;
+  c.kv_lora_rank = 12;
+  c.qk_nope_head_dim = 8;
+  c.qk_rope_head_dim = 4;
+  c.v_head_dim = 8;
+  c.max_seq_len = 16;
+  c.init_std = 0.2;
+  c.seq_aux_alpha = 0.01;
+  c.mtp_depth = mtp ? 1 : 0;
+  c.mtp_lambda = 0.3;
+  return c;
+}
+
+TokenBatch tokens(std::int64_t batch, std::int64_t seq, std::int64_t vocab) {
+  TokenBatch b;
+  b.batch = batch;
+  b.seq = seq;
+  for (std::int64_t t = 0; t < batch * seq; ++t) {
+    b.ids.push_back(static_cast<std::int32_t>((t * 7 + 3) % vocab));
+    b.targets.push_back(t % 5 == 4 ? -1 : static_cast<std::int32_t>((t * 11 + 1) % vocab));
+  }
+  return b;
+}
+
+double host_value(const Tensor& t) {
+  Tensor h = Tensor::host({1}, DType::f32);
+  copy(h, t);
+  return h.data<float>()[0];
+}
+
+// Total loss as the trainer defines it: mean CE over counted tokens + lambda * mean MTP CE + balance.
+double total_loss(const Model& m, const DeviceBatch& db, double counted) {
+  ForwardResult r;
+  auto s = m.forward(db, r);
+  double loss = host_value(r.loss_sum) / counted + host_value(r.balance_loss);
+  if (r.mtp_loss_sum.defined()) loss += m.config().mtp_lambda * host_value(r.mtp_loss_sum) / counted;
+  return loss;
+}
+}  // namespace
+
+TEST(Model, InitialLossIsNearLogVocab) {
+  const ModelConfig c = tiny_config(false);
+  ParamStore ps(kernels::Context::cpu(), DType::f32);
+  Model m(c, ps);
+  ps.initialize(1, 0.02);
+  const TokenBatch tb = tokens(2, 12, c.vocab_size);
+  ForwardResult r;
+  m.forward(m.upload(tb), r);
+  EXPECT_NEAR(host_value(r.loss_sum) / static_cast<double>(tb.counted()), std::log(40.0), 0.05);
+}
+
+TEST(Model, GradientsOfTheTotalLossMatchFiniteDifferences) {
+  for (bool mtp : {false, true}) {
+    const ModelConfig c = tiny_config(mtp);
+    ParamStore ps(kernels::Context::cpu(), DType::f32);
+    Model m(c, ps);
+    ps.initialize(3, c.init_std);
+    const TokenBatch tb = tokens(2, 10, c.vocab_size);
+    const DeviceBatch db = m.upload(tb);
+    const double counted = static_cast<double>(tb.counted());
+    ForwardResult r;
+    auto saved = m.forward(db, r);
+    m.backward(db, *saved, static_cast<float>(1.0 / counted), 1.0f);
+    std::vector<std::string> names = {"embed", "layers.0.attn_norm", "layers.0.attn.q_proj", "layers.0.attn.kv_b_proj",
+                                      "layers.0.mlp.gate_up", "layers.1.attn.o_proj", "layers.1.moe.router",
+                                      "layers.1.moe.experts.down", "layers.1.moe.shared.gate_up", "norm", "head"};
+    if (mtp) names.insert(names.end(), {"mtp.0.proj_e", "mtp.0.hnorm", "mtp.0.block.moe.experts.gate_up", "mtp.0.norm"});
+    for (const std::string& name : names) {
+      Param& p = ps.get(name);
+      const auto res = test::gradcheck([&] { return total_loss(m, db, counted); }, p.master, p.grad, 2e-3,
+                                       std::max<std::int64_t>(1, p.master.numel() / 40));
+      EXPECT_LT(res.relative(), 5e-3) << name << (mtp ? " (MTP)" : "") << ": max error " << res.max_abs_error
+                                      << " of max gradient " << res.max_abs_grad;
+    }
+  }
+}
+
+TEST(Model, FullRecomputeGivesTheSameGradients) {
+  const ModelConfig c = tiny_config(true);
+  std::vector<std::vector<float>> grads[2];
+  for (int recompute = 0; recompute < 2; ++recompute) {
+    ParamStore ps(kernels::Context::cpu(), DType::f32);
+    Model m(c, ps);
+    m.full_recompute = recompute == 1;
+    ps.initialize(5, c.init_std);
+    const TokenBatch tb = tokens(2, 10, c.vocab_size);
+    const DeviceBatch db = m.upload(tb);
+    ForwardResult r;
+    auto saved = m.forward(db, r);
+    m.backward(db, *saved, 0.05f, 1.0f);
+    for (const auto& p : ps.all())
+      if (p->trainable) grads[recompute].emplace_back(p->grad.data<float>(), p->grad.data<float>() + p->grad.numel());
+  }
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
+}
+
+TEST(Model, RejectsTokensOutsideTheVocabulary) {
+  const ModelConfig c = tiny_config(false);
+  ParamStore ps(kernels::Context::cpu(), DType::f32);
+  Model m(c, ps);
+  TokenBatch tb = tokens(1, 4, c.vocab_size);
+  tb.ids[2] = 40;
+  EXPECT_THROW(m.upload(tb), Error);
+}
