@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "core/timer.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/random.hpp"
@@ -26,31 +27,9 @@ struct Shape4 {
   std::int64_t B, S, H, Dqk, Dv;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-Tensor random(const Context& ctx, const Shape& s, DType dt, std::uint32_t stream) {
-  Tensor t = ctx.empty(s, dt);
-  kernels::fill_random(ctx, t, kernels::Distribution::normal, 0.0f, 1.0f, RngKey{3, stream});
-  return t;
-}
-
-// Median seconds per call of f over 5 timed runs of `reps` calls each.
+using bench::random;
 template <class F>
-double time_it(const Context& ctx, int reps, F&& f) {
-  f();
-  ctx.synchronize();
-  std::vector<double> times;
-  for (int r = 0; r < 5; ++r) {
-    Stopwatch sw;
-    for (int i = 0; i < reps; ++i) f();
-    ctx.synchronize();
-    times.push_back(sw.seconds() / reps);
-  }
-  return median(times);
-}
+double time_it(const Context& ctx, int reps, F&& f) { return bench::time_per_call(ctx, reps, f, 1); }
 
 void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
   const Shape qs{s.B, s.S, s.H, s.Dqk}, vs{s.B, s.S, s.H, s.Dv};
@@ -83,13 +62,8 @@ void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool force_cpu = argc > 1 && std::strcmp(argv[1], "--cpu") == 0;
-  const bool gpu = !force_cpu && Context::cuda_device_count() > 0;
-#if defined(R1HPC_HAVE_CUDA)
-  const Context ctx = gpu ? Context::cuda(0) : Context::cpu();
-#else
-  const Context ctx = Context::cpu();
-#endif
+  bool gpu = false;
+  const Context ctx = bench::bench_context(argc, argv, gpu);
   std::printf("# r1hpc attention benchmark on %s; median of 5 runs; fwd+bwd FLOPs = 3.5 x fwd;"
               " palm: no causal halving, useful: halved. SDPA anchor (H100, bench shape): 531 TFLOP/s fwd\n",
               gpu ? "cuda:0" : "the CPU backend");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "core/timer.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/random.hpp"
@@ -39,36 +40,15 @@ const std::vector<Linear> kBench = {
     {"router", 8192, 2048, 64, 1},            {"lm_head", 8192, 2048, 102400, 1},
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Random operands: constant or zero data lets the GPU run cooler and faster than real training data.
-Tensor random(const Context& ctx, const Shape& s, DType dt, std::uint32_t stream) {
-  Tensor t = ctx.empty(s, dt);
-  kernels::fill_random(ctx, t, kernels::Distribution::normal, 0.0f, 1.0f, RngKey{1, stream});
-  return t;
-}
-
 // Times C = op(A) op(B) (f32 accumulate) and prints one line.
 void run(const Context& ctx, const std::string& model, const std::string& name, DType dt, std::int64_t batch,
          std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, int reps) {
   const auto mat = [&](std::int64_t r, std::int64_t c) { return batch > 1 ? Shape{batch, r, c} : Shape{r, c}; };
-  Tensor a = random(ctx, ta ? mat(k, m) : mat(m, k), dt, 1);
-  Tensor b = random(ctx, tb ? mat(n, k) : mat(k, n), dt, 2);
+  Tensor a = bench::random(ctx, ta ? mat(k, m) : mat(m, k), dt, 1);
+  Tensor b = bench::random(ctx, tb ? mat(n, k) : mat(k, n), dt, 2);
   Tensor c = ctx.empty(mat(m, n), dt);
   const kernels::GemmOptions opt{.trans_a = ta, .trans_b = tb};
-  for (int i = 0; i < 3; ++i) kernels::gemm(ctx, a, b, c, opt);
-  ctx.synchronize();
-  std::vector<double> times;
-  for (int r = 0; r < 5; ++r) {
-    Stopwatch sw;
-    for (int i = 0; i < reps; ++i) kernels::gemm(ctx, a, b, c, opt);
-    ctx.synchronize();
-    times.push_back(sw.seconds() / reps);
-  }
-  const double t = median(times);
+  const double t = bench::time_per_call(ctx, reps, [&] { kernels::gemm(ctx, a, b, c, opt); }, 3);
   const double flops = 2.0 * static_cast<double>(batch) * m * n * k;
   std::printf("%-6s %-16s %-5s batch %3lld  M %6lld  N %6lld  K %6lld  %c%c  %9.1f us  %7.1f TFLOP/s\n", model.c_str(),
               name.c_str(), dtype_name(dt), static_cast<long long>(batch), static_cast<long long>(m),
@@ -86,13 +66,8 @@ void run_linear(const Context& ctx, const std::string& model, const Linear& l, D
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool force_cpu = argc > 1 && std::strcmp(argv[1], "--cpu") == 0;
-  const bool gpu = !force_cpu && Context::cuda_device_count() > 0;
-#if defined(R1HPC_HAVE_CUDA)
-  const Context ctx = gpu ? Context::cuda(0) : Context::cpu();
-#else
-  const Context ctx = Context::cpu();
-#endif
+  bool gpu = false;
+  const Context ctx = bench::bench_context(argc, argv, gpu);
   std::printf("# r1hpc GEMM benchmark on %s; f32 accumulate; median of 5 runs\n", gpu ? "cuda:0" : "the CPU backend");
   if (gpu) {
     run(ctx, "square", "8192^3", DType::bf16, 1, 8192, 8192, 8192, false, true, 20);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "core/timer.hpp"
 #include "kernels/grouped_gemm.hpp"
 #include "kernels/moe_balance.hpp"
@@ -25,30 +26,8 @@ struct Shapes {
   DType dt;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Seconds per call of f: 2 warm-up calls, then the median of 5 runs of `reps` calls.
-double time_it(const Context& ctx, int reps, const std::function<void()>& f) {
-  for (int i = 0; i < 2; ++i) f();
-  ctx.synchronize();
-  std::vector<double> t;
-  for (int r = 0; r < 5; ++r) {
-    Stopwatch sw;
-    for (int i = 0; i < reps; ++i) f();
-    ctx.synchronize();
-    t.push_back(sw.seconds() / reps);
-  }
-  return median(t);
-}
-
-Tensor random(const Context& ctx, const Shape& s, DType dt, std::uint32_t stream, float std = 1.0f) {
-  Tensor t = ctx.empty(s, dt);
-  kernels::fill_random(ctx, t, kernels::Distribution::normal, 0.0f, std, RngKey{7, stream});
-  return t;
-}
+double time_it(const Context& ctx, int reps, const std::function<void()>& f) { return bench::time_per_call(ctx, reps, f); }
+using bench::random;
 
 void line(const char* what, double seconds, const char* unit, double amount) {
   std::printf("%-46s %10.1f us  %8.1f %s\n", what, seconds * 1e6, amount / seconds, unit);
@@ -133,13 +112,8 @@ void run(const Context& ctx, const Shapes& s, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool force_cpu = argc > 1 && std::strcmp(argv[1], "--cpu") == 0;
-  const bool gpu = !force_cpu && Context::cuda_device_count() > 0;
-#if defined(R1HPC_HAVE_CUDA)
-  const Context ctx = gpu ? Context::cuda(0) : Context::cpu();
-#else
-  const Context ctx = Context::cpu();
-#endif
+  bool gpu = false;
+  const Context ctx = bench::bench_context(argc, argv, gpu);
   // Bench model: 2 x 4096 tokens; 64 experts, top-6, dim 2048, expert hidden 1408; BF16 activations.
   const Shapes bench{8192, 4096, 64, 6, 2048, 1408, DType::bf16};
   // Tiny model (inputs/models/tiny.deck): 4 x 128 tokens, 8 experts, top-2, dim 128, expert hidden 64.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "core/timer.hpp"
 #include "kernels/adamw.hpp"
 #include "kernels/cross_entropy.hpp"
@@ -33,16 +34,7 @@ struct Shapes {
 const Shapes kBench{8192, 2048, 102400, 16, 192, 128, 64, std::int64_t{1} << 28, {1408, 10944}};
 const Shapes kTiny{512, 128, 512, 4, 48, 32, 16, std::int64_t{1} << 20, {64, 256}};
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-Tensor random(const Context& ctx, const Shape& s, DType dt, std::uint32_t stream, float scale = 1.0f) {
-  Tensor t = ctx.empty(s, dt);
-  kernels::fill_random(ctx, t, kernels::Distribution::normal, 0.0f, scale, RngKey{1, stream});
-  return t;
-}
+using bench::random;
 Tensor ids(const Context& ctx, std::int64_t n, std::int64_t range) {
   Tensor h = Tensor::host({n}, DType::i32);
   for (std::int64_t i = 0; i < n; ++i) h.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 2654435761u) % range);
@@ -50,21 +42,12 @@ Tensor ids(const Context& ctx, std::int64_t n, std::int64_t range) {
 }
 
 void run(const Context& ctx, const std::string& name, double bytes, int reps, const std::function<void()>& op) {
-  for (int i = 0; i < 2; ++i) op();
-  ctx.synchronize();
-  std::vector<double> times;
-  for (int r = 0; r < 5; ++r) {
-    Stopwatch sw;
-    for (int i = 0; i < reps; ++i) op();
-    ctx.synchronize();
-    times.push_back(sw.seconds() / reps);
-  }
-  const double t = median(times);
+  const double t = bench::time_per_call(ctx, reps, op);
   std::printf("%-34s %10.1f us  %8.1f GB/s  (%.1f MB)\n", name.c_str(), t * 1e6, bytes / t * 1e-9, bytes * 1e-6);
   std::fflush(stdout);
 }
 
-void bench(const Context& ctx, const Shapes& s, DType dt, int reps) {
+void bench_all(const Context& ctx, const Shapes& s, DType dt, int reps) {
   const double e = static_cast<double>(dtype_size(dt));
   const std::int64_t T = s.tokens, D = s.dim;
   const std::string tag = std::string(" ") + dtype_name(dt);
@@ -128,20 +111,15 @@ void bench(const Context& ctx, const Shapes& s, DType dt, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool force_cpu = argc > 1 && std::strcmp(argv[1], "--cpu") == 0;
-  const bool gpu = !force_cpu && Context::cuda_device_count() > 0;
-#if defined(R1HPC_HAVE_CUDA)
-  const Context ctx = gpu ? Context::cuda(0) : Context::cpu();
-#else
-  const Context ctx = Context::cpu();
-#endif
+  bool gpu = false;
+  const Context ctx = bench::bench_context(argc, argv, gpu);
   std::printf("# r1hpc NN kernel benchmark on %s; GB/s = bytes moved / median of 5 runs\n",
               gpu ? "cuda:0" : "the CPU backend (tiny shapes)");
   if (gpu) {
-    bench(ctx, kBench, DType::bf16, 20);
-    bench(ctx, kBench, DType::f32, 10);
+    bench_all(ctx, kBench, DType::bf16, 20);
+    bench_all(ctx, kBench, DType::f32, 10);
   } else {
-    bench(ctx, kTiny, DType::f32, 5);
+    bench_all(ctx, kTiny, DType::f32, 5);
   }
   return 0;
 }

@@ -6,7 +6,7 @@
 namespace r1 {
 
 StageEnv make_stage_env(const Deck& deck, int rank, int world) {
-  StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu()};
+  StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
   for (const char* k : {"parallel.tensor", "parallel.pipeline", "parallel.expert"})
     if (deck.get_int(k) != 1)
       deck.fail(k, "this build trains with data parallelism only; tensor, pipeline and expert parallelism "

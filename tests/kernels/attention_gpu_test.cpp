@@ -13,16 +13,6 @@ using namespace r1;
 using kernels::Context;
 
 namespace {
-Context gpu() {
-  if (Context::cuda_device_count() == 0) throw std::runtime_error("gpu test without a visible CUDA device");
-  static const Context ctx = Context::cuda(0);
-  return ctx;
-}
-Tensor to_host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
 double max_abs(const Tensor& t) { return test::max_error(t, Tensor::host_zeros(t.shape(), t.dtype())); }
 
 struct Case {
@@ -70,7 +60,7 @@ double grad_tol(DType dt) { return dt == DType::f32 ? 2e-4 : 3e-2; }
 }  // namespace
 
 TEST(AttentionParity, ForwardAndBackwardMatchCpu) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (const Case& c : cases())
     for (DType dt : {DType::bf16, DType::f32})
       for (bool with_seg : {false, true}) {
@@ -88,8 +78,8 @@ TEST(AttentionParity, ForwardAndBackwardMatchCpu) {
         Tensor gout = dev.empty(vs, dt), glse = dev.empty(ls, DType::f32);
         kernels::attention_forward(dev, gq, gk, gv, scale, dseg, gout, glse);
         const double lse_scale = 1 + max_abs(lse);
-        EXPECT_LE(test::max_error(to_host(gout), out), out_tol(dt) * max_abs(out)) << what << ": out";
-        EXPECT_LE(test::max_error(to_host(glse), lse), 1e-4 * lse_scale) << what << ": lse";
+        EXPECT_LE(test::max_error(test::to_host(gout), out), out_tol(dt) * max_abs(out)) << what << ": out";
+        EXPECT_LE(test::max_error(test::to_host(glse), lse), 1e-4 * lse_scale) << what << ": lse";
 
         // Backward from the same out and lse on both sides, so it is checked on its own.
         Tensor dq = Tensor::host(qs, dt), dk = Tensor::host(qs, dt), dv = Tensor::host(vs, dt);
@@ -97,22 +87,22 @@ TEST(AttentionParity, ForwardAndBackwardMatchCpu) {
         const Tensor gdo = dev.to_here(dout), gout_c = dev.to_here(out), glse_c = dev.to_here(lse);
         Tensor gdq = dev.empty(qs, dt), gdk = dev.empty(qs, dt), gdv = dev.empty(vs, dt);
         kernels::attention_backward(dev, gq, gk, gv, gout_c, gdo, glse_c, dseg, scale, gdq, gdk, gdv);
-        const Tensor hdq = to_host(gdq), hdk = to_host(gdk), hdv = to_host(gdv);
+        const Tensor hdq = test::to_host(gdq), hdk = test::to_host(gdk), hdv = test::to_host(gdv);
         EXPECT_LE(test::max_error(hdq, dq), grad_tol(dt) * max_abs(dq)) << what << ": dq";
         EXPECT_LE(test::max_error(hdk, dk), grad_tol(dt) * max_abs(dk)) << what << ": dk";
         EXPECT_LE(test::max_error(hdv, dv), grad_tol(dt) * max_abs(dv)) << what << ": dv";
 
         // Deterministic: a second backward gives the same bits.
         kernels::attention_backward(dev, gq, gk, gv, gout_c, gdo, glse_c, dseg, scale, gdq, gdk, gdv);
-        EXPECT_EQ(std::memcmp(to_host(gdq).raw(), hdq.raw(), hdq.nbytes()), 0) << what << ": dq run to run";
-        EXPECT_EQ(std::memcmp(to_host(gdk).raw(), hdk.raw(), hdk.nbytes()), 0) << what << ": dk run to run";
-        EXPECT_EQ(std::memcmp(to_host(gdv).raw(), hdv.raw(), hdv.nbytes()), 0) << what << ": dv run to run";
+        EXPECT_EQ(std::memcmp(test::to_host(gdq).raw(), hdq.raw(), hdq.nbytes()), 0) << what << ": dq run to run";
+        EXPECT_EQ(std::memcmp(test::to_host(gdk).raw(), hdk.raw(), hdk.nbytes()), 0) << what << ": dk run to run";
+        EXPECT_EQ(std::memcmp(test::to_host(gdv).raw(), hdv.raw(), hdv.nbytes()), 0) << what << ": dv run to run";
       }
 }
 
 // Large scores (|q.k| scale in the hundreds) must not overflow: the online softmax rescales as it goes.
 TEST(AttentionParity, LargeScoresStayFinite) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   const Shape qs{1, 200, 2, 128}, ls{1, 2, 200};
   for (DType dt : {DType::bf16, DType::f32}) {
     const Tensor q = test::random_tensor(qs, dt, 5, 20.0f), k = test::random_tensor(qs, dt, 6, 20.0f);
@@ -121,10 +111,10 @@ TEST(AttentionParity, LargeScoresStayFinite) {
     kernels::attention_forward(cpu, q, k, v, 0.125f, Tensor(), out, lse);
     Tensor gout = dev.empty(qs, dt), glse = dev.empty(ls, DType::f32);
     kernels::attention_forward(dev, dev.to_here(q), dev.to_here(k), dev.to_here(v), 0.125f, Tensor(), gout, glse);
-    const Tensor hout = to_host(gout);
+    const Tensor hout = test::to_host(gout);
     for (std::int64_t i = 0; i < hout.numel(); ++i) ASSERT_TRUE(std::isfinite(test::value(hout, i))) << dtype_name(dt);
     // Nearly one-hot rows: P is exact to bf16 rounding, so outputs agree as for ordinary scores.
     EXPECT_LE(test::max_error(hout, out), out_tol(dt) * max_abs(out)) << dtype_name(dt);
-    EXPECT_LE(test::max_error(to_host(glse), lse), 1e-4 * (1 + max_abs(lse))) << dtype_name(dt);
+    EXPECT_LE(test::max_error(test::to_host(glse), lse), 1e-4 * (1 + max_abs(lse))) << dtype_name(dt);
   }
 }

@@ -11,21 +11,8 @@
 using namespace r1;
 using kernels::Context;
 
-namespace {
-Context gpu() {
-  if (Context::cuda_device_count() == 0) throw std::runtime_error("gpu test without a visible CUDA device");
-  static const Context ctx = Context::cuda(0);
-  return ctx;
-}
-Tensor to_host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
-}  // namespace
-
 TEST(CopyColumnsParity, CopyBroadcastAndSumAreBitExact) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   struct Case {
     Shape src, dst;
     std::int64_t src_col, dst_col, width;
@@ -44,7 +31,7 @@ TEST(CopyColumnsParity, CopyBroadcastAndSumAreBitExact) {
       const Tensor dsrc = dev.to_here(src), ddst = dev.to_here(dst);
       kernels::copy_columns(cpu, src, c.src_col, dst, c.dst_col, c.width);
       kernels::copy_columns(dev, dsrc, c.src_col, ddst, c.dst_col, c.width);
-      EXPECT_EQ(std::memcmp(to_host(ddst).raw(), dst.raw(), dst.nbytes()), 0)
+      EXPECT_EQ(std::memcmp(test::to_host(ddst).raw(), dst.raw(), dst.nbytes()), 0)
           << c.src.str() << " -> " << c.dst.str() << " " << dtype_name(dt);
     }
   }

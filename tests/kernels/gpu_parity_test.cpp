@@ -15,16 +15,6 @@ using namespace r1;
 using kernels::Context;
 
 namespace {
-Context gpu() {
-  if (Context::cuda_device_count() == 0) throw std::runtime_error("gpu test without a visible CUDA device");
-  static const Context ctx = Context::cuda(0);
-  return ctx;
-}
-Tensor to_host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
 
 // Largest |C| entry could reach: |A| |B| summed, for a scale-aware GEMM tolerance.
 double gemm_magnitude(const Tensor& a, const Tensor& b, std::int64_t k) {
@@ -52,7 +42,7 @@ const GemmCase kGemmCases[] = {
 // f32 inputs, f32 output, exact FP32 FMA on the GPU: only the summation order differs, so the error
 // is bounded by ~K ulp of the magnitude; 1e-5 of |A||B|K holds with margin.
 TEST(GemmParity, F32MatchesCpu) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (const auto& cs : kGemmCases) {
     for (float beta : {0.0f, 0.5f}) {
       const Tensor a = test::random_tensor(cs.a, DType::f32, 1), b = test::random_tensor(cs.b, DType::f32, 2);
@@ -64,7 +54,7 @@ TEST(GemmParity, F32MatchesCpu) {
       Tensor dc = dev.to_here(c0);
       kernels::gemm(dev, dev.to_here(a), dev.to_here(b), dc, o);
       const std::int64_t k = cs.ta ? cs.a[-2] : cs.a[-1];
-      EXPECT_LE(test::max_error(to_host(dc), hc), 1e-5 * gemm_magnitude(a, b, k))
+      EXPECT_LE(test::max_error(test::to_host(dc), hc), 1e-5 * gemm_magnitude(a, b, k))
           << "A " << cs.a.str() << " B " << cs.b.str() << " beta " << beta;
     }
   }
@@ -73,7 +63,7 @@ TEST(GemmParity, F32MatchesCpu) {
 // bf16 inputs (identical on both sides), f32 accumulation. f32 output: 1e-5 |A||B|K as above.
 // bf16 output: one bf16 rounding of the result, 2^-8 relative, plus accumulation-order differences.
 TEST(GemmParity, Bf16MatchesCpu) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (const auto& cs : kGemmCases) {
     for (DType out : {DType::f32, DType::bf16}) {
       const Tensor a = test::random_tensor(cs.a, DType::bf16, 4), b = test::random_tensor(cs.b, DType::bf16, 5);
@@ -85,24 +75,24 @@ TEST(GemmParity, Bf16MatchesCpu) {
       const std::int64_t k = cs.ta ? cs.a[-2] : cs.a[-1];
       const double mag = gemm_magnitude(a, b, k);
       const double tol = out == DType::f32 ? 1e-5 * mag : 1e-5 * mag + 0.0079 * test::max_error(hc, Tensor::host_zeros(cs.c, out));
-      EXPECT_LE(test::max_error(to_host(dc), hc), tol) << "A " << cs.a.str() << " B " << cs.b.str() << " out " << dtype_name(out);
+      EXPECT_LE(test::max_error(test::to_host(dc), hc), tol) << "A " << cs.a.str() << " B " << cs.b.str() << " out " << dtype_name(out);
     }
   }
 }
 
 TEST(GemmParity, Tf32IsOptInAndClose) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   const Tensor a = test::random_tensor({256, 512}, DType::f32, 6), b = test::random_tensor({384, 512}, DType::f32, 7);
   Tensor hc = Tensor::host({256, 384}, DType::f32);
   kernels::gemm(cpu, a, b, hc, {.trans_b = true});
   Tensor dc = dev.empty({256, 384}, DType::f32);
   kernels::gemm(dev, dev.to_here(a), dev.to_here(b), dc, {.trans_b = true, .allow_tf32 = true});
   // TF32 keeps 10 mantissa bits of each input: ~2^-11 relative per product.
-  EXPECT_LE(test::max_error(to_host(dc), hc), 2e-3 * gemm_magnitude(a, b, 512) / std::sqrt(512.0));
+  EXPECT_LE(test::max_error(test::to_host(dc), hc), 2e-3 * gemm_magnitude(a, b, 512) / std::sqrt(512.0));
 }
 
 TEST(ElementwiseParity, AxpyScaleFillCastMatchCpu) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (DType tx : {DType::f32, DType::bf16})
     for (DType ty : {DType::f32, DType::bf16}) {
       const Tensor x = test::random_tensor({100003}, tx, 8), y = test::random_tensor({100003}, ty, 9);
@@ -112,24 +102,24 @@ TEST(ElementwiseParity, AxpyScaleFillCastMatchCpu) {
       kernels::scale(cpu, -2.0f, hy);
       kernels::scale(dev, -2.0f, dy);
       // Same f32 arithmetic on both sides; the GPU may contract a*x+y into one FMA (one rounding fewer).
-      EXPECT_LE(test::max_error(to_host(dy), hy), ty == DType::f32 ? 1e-6 * 8 : 0.0079 * 8);
+      EXPECT_LE(test::max_error(test::to_host(dy), hy), ty == DType::f32 ? 1e-6 * 8 : 0.0079 * 8);
     }
   const Tensor x = test::random_tensor({4099}, DType::f32, 10, 100.0f);
   for (DType to : {DType::bf16, DType::f8e4m3, DType::f32}) {
     Tensor hc = Tensor::host({4099}, to), dc = dev.empty({4099}, to);
     kernels::cast(cpu, x, hc);
     kernels::cast(dev, dev.to_here(x), dc);
-    const Tensor back = to_host(dc);
+    const Tensor back = test::to_host(dc);
     EXPECT_EQ(std::memcmp(back.raw(), hc.raw(), hc.nbytes()), 0) << "cast to " << dtype_name(to) << " must be bit-exact";
   }
   Tensor df = dev.empty({777}, DType::bf16);
   kernels::fill(dev, df, -1.5f);
-  const Tensor hf = to_host(df);
+  const Tensor hf = test::to_host(df);
   for (int i = 0; i < 777; ++i) ASSERT_EQ(to_float(hf.data<bf16>()[i]), -1.5f);
 }
 
 TEST(ReduceParity, SumSumSquaresMaxAbsMatchCpu) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (std::int64_t n : {1, 1000, 1 << 20, 3000017}) {
     for (DType dt : {DType::f32, DType::bf16}) {
       const Tensor x = test::random_tensor({n}, dt, 11);
@@ -146,7 +136,7 @@ TEST(ReduceParity, SumSumSquaresMaxAbsMatchCpu) {
 }
 
 TEST(RandomParity, DeviceFillEqualsCpuFill) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (auto d : {kernels::Distribution::uniform, kernels::Distribution::normal}) {
     for (DType dt : {DType::f32, DType::bf16}) {
       Tensor h = Tensor::host({100001}, dt), g = dev.empty({100001}, dt);
@@ -155,23 +145,23 @@ TEST(RandomParity, DeviceFillEqualsCpuFill) {
       // Same Philox bits; log/cos/sin may differ by an ulp or two between libm and CUDA, and the GPU
       // may fuse the final multiply-add.
       const double tol = dt == DType::f32 ? 1e-5 : 0.0079 * 8;
-      EXPECT_LE(test::max_error(to_host(g), h), tol) << static_cast<int>(d) << " " << dtype_name(dt);
+      EXPECT_LE(test::max_error(test::to_host(g), h), tol) << static_cast<int>(d) << " " << dtype_name(dt);
     }
   }
 }
 
 TEST(Fp8Parity, QuantizeAndDequantizeAreBitExact) {
-  const Context cpu = Context::cpu(), dev = gpu();
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (auto [br, bc] : {std::pair{128, 128}, std::pair{1, 128}, std::pair{16, 8}}) {
     const Tensor x = test::random_tensor({300, 520}, DType::bf16, 31, 7.0f);
     auto hq = kernels::make_fp8(cpu, 300, 520, br, bc), dq = kernels::make_fp8(dev, 300, 520, br, bc);
     kernels::quantize_fp8(cpu, x, hq);
     kernels::quantize_fp8(dev, dev.to_here(x), dq);
-    EXPECT_EQ(std::memcmp(to_host(dq.scale_inv).raw(), hq.scale_inv.raw(), hq.scale_inv.nbytes()), 0);
-    EXPECT_EQ(std::memcmp(to_host(dq.data).raw(), hq.data.raw(), hq.data.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(test::to_host(dq.scale_inv).raw(), hq.scale_inv.raw(), hq.scale_inv.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(test::to_host(dq.data).raw(), hq.data.raw(), hq.data.nbytes()), 0);
     Tensor hy = Tensor::host({300, 520}, DType::f32), dy = dev.empty({300, 520}, DType::f32);
     kernels::dequantize_fp8(cpu, hq, hy);
     kernels::dequantize_fp8(dev, dq, dy);
-    EXPECT_EQ(std::memcmp(to_host(dy).raw(), hy.raw(), hy.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(test::to_host(dy).raw(), hy.raw(), hy.nbytes()), 0);
   }
 }

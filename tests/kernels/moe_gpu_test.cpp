@@ -18,20 +18,10 @@ using kernels::RouterParams;
 using kernels::ScoreFunc;
 
 namespace {
-Context gpu() {
-  if (Context::cuda_device_count() == 0) throw std::runtime_error("gpu test without a visible CUDA device");
-  static const Context ctx = Context::cuda(0);
-  return ctx;
-}
 const Context kCpu = Context::cpu();
 
-Tensor to_host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
 bool same_bits(const Tensor& device, const Tensor& host) {
-  return std::memcmp(to_host(device).raw(), host.raw(), host.nbytes()) == 0;
+  return std::memcmp(test::to_host(device).raw(), host.raw(), host.nbytes()) == 0;
 }
 double max_abs(const Tensor& t) { return test::max_error(t, Tensor::host_zeros(t.shape(), t.dtype())); }
 
@@ -65,7 +55,7 @@ const RouterCase kRouterCases[] = {
 // selections and gates are the same bits. The backward is the same code too, but the GPU may fuse its
 // multiply-adds: 1e-5 of the largest gradient.
 TEST(MoeRouterParity, SelectionsAreBitIdenticalAndGradientsClose) {
-  const Context dev = gpu();
+  const Context dev = test::gpu_context();
   for (const auto& cs : kRouterCases) {
     const std::int64_t k = cs.p.top_k;
     const Tensor logits = router_logits(cs.t, cs.e, 1, cs.coarse);
@@ -84,7 +74,7 @@ TEST(MoeRouterParity, SelectionsAreBitIdenticalAndGradientsClose) {
     Tensor hd = Tensor::host({cs.t, cs.e}, DType::f32), dd = dev.empty({cs.t, cs.e}, DType::f32);
     kernels::moe_router_backward(kCpu, w, hs, hi, hg, cs.p, hd);
     kernels::moe_router_backward(dev, dev.to_here(w), ds, di, dg, cs.p, dd);
-    EXPECT_LE(test::max_error(to_host(dd), hd), 1e-5 * max_abs(hd)) << cs.name << ": dlogits";
+    EXPECT_LE(test::max_error(test::to_host(dd), hd), 1e-5 * max_abs(hd)) << cs.name << ": dlogits";
   }
 }
 
@@ -92,7 +82,7 @@ TEST(MoeRouterParity, SelectionsAreBitIdenticalAndGradientsClose) {
 // rounded once to f32: 1e-6 relative. The backward is the shared per-token double code added onto f32:
 // 1e-6 of the largest value.
 TEST(MoeBalanceParity, CountsExactLossAndGradientClose) {
-  const Context dev = gpu();
+  const Context dev = test::gpu_context();
   for (ScoreFunc f : {ScoreFunc::sigmoid, ScoreFunc::softmax}) {
     const std::int64_t b = 2, l = 4096, e = 64, k = 6;
     const RouterParams p{.score_func = f, .top_k = k};
@@ -108,13 +98,13 @@ TEST(MoeBalanceParity, CountsExactLossAndGradientClose) {
     kernels::moe_balance_forward(kCpu, s, idx, bp, hl, hc);
     kernels::moe_balance_forward(dev, dsc, didx, bp, dl, dc);
     EXPECT_TRUE(same_bits(dc, hc)) << kernels::score_func_name(f) << ": counts";
-    EXPECT_NEAR(to_host(dl).data<float>()[0], hl.data<float>()[0], 1e-6 * hl.data<float>()[0]);
+    EXPECT_NEAR(test::to_host(dl).data<float>()[0], hl.data<float>()[0], 1e-6 * hl.data<float>()[0]);
 
     const Tensor base = test::random_tensor({b * l, e}, DType::f32, 5, 1e-4f);
     Tensor hd = kCpu.to_here(base), dd = dev.to_here(base);
     kernels::moe_balance_backward(kCpu, 0.5f, s, idx, bp, hd);
     kernels::moe_balance_backward(dev, 0.5f, dsc, didx, bp, dd);
-    EXPECT_LE(test::max_error(to_host(dd), hd), 1e-6 * max_abs(hd)) << kernels::score_func_name(f) << ": dlogits";
+    EXPECT_LE(test::max_error(test::to_host(dd), hd), 1e-6 * max_abs(hd)) << kernels::score_func_name(f) << ": dlogits";
 
     Tensor hb = test::random_tensor({e}, DType::f32, 6, 0.1f), db = dev.to_here(hb);
     kernels::moe_bias_update(kCpu, hc, 1e-3f, hb);
@@ -141,7 +131,7 @@ Tensor skewed_idx(std::int64_t t, std::int64_t k, std::int64_t e) {
 // backward's dy_perm is one multiply (bit-identical); dgates are dot products in different orders: 1e-5 of
 // the largest sum_d |dy y_perm|.
 TEST(MoePermuteParity, MapsAndRowsBitIdenticalCombinesClose) {
-  const Context dev = gpu();
+  const Context dev = test::gpu_context();
   struct Case {
     std::int64_t t, k, e, d;
     DType dt;
@@ -170,12 +160,12 @@ TEST(MoePermuteParity, MapsAndRowsBitIdenticalCombinesClose) {
     kernels::moe_unpermute(kCpu, yp, hrow, gates, hy);
     kernels::moe_unpermute(dev, dyp_in, drow, dgates_in, dy);
     const double tol = cs.dt == DType::f32 ? 1e-6 * cs.k * max_abs(hy) : 0.0079 * max_abs(hy);
-    EXPECT_LE(test::max_error(to_host(dy), hy), tol) << name << ": unpermute";
+    EXPECT_LE(test::max_error(test::to_host(dy), hy), tol) << name << ": unpermute";
 
     Tensor hdx = Tensor::host({cs.t, cs.d}, cs.dt), ddx = dev.empty({cs.t, cs.d}, cs.dt);
     kernels::moe_permute_backward(kCpu, yp, hrow, hdx);
     kernels::moe_permute_backward(dev, dyp_in, drow, ddx);
-    EXPECT_LE(test::max_error(to_host(ddx), hdx), tol) << name << ": permute backward";
+    EXPECT_LE(test::max_error(test::to_host(ddx), hdx), tol) << name << ": permute backward";
 
     const Tensor g = test::random_tensor({cs.t, cs.d}, cs.dt, 10);
     Tensor hdp = Tensor::host({n, cs.d}, cs.dt), hdg = Tensor::host({cs.t, cs.k}, DType::f32);
@@ -191,12 +181,12 @@ TEST(MoePermuteParity, MapsAndRowsBitIdenticalCombinesClose) {
         for (std::int64_t c = 0; c < cs.d; ++c) s += std::fabs(test::value(g, i * cs.d + c) * test::value(yp, r * cs.d + c));
         scale = std::max(scale, s);
       }
-    EXPECT_LE(test::max_error(to_host(ddg), hdg), 1e-5 * scale) << name << ": dgates";
+    EXPECT_LE(test::max_error(test::to_host(ddg), hdg), 1e-5 * scale) << name << ": dgates";
   }
 }
 
 TEST(MoePermuteParity, BadExpertIndexIsAUserError) {
-  const Context dev = gpu();
+  const Context dev = test::gpu_context();
   Tensor idx = Tensor::host({4, 2}, DType::i32);
   for (int i = 0; i < 8; ++i) idx.data<std::int32_t>()[i] = i == 5 ? 9 : i % 4;
   Tensor xp = dev.empty({8, 4}, DType::f32), row = dev.empty({4, 2}, DType::i32), off = dev.empty({5}, DType::i32);
@@ -205,7 +195,7 @@ TEST(MoePermuteParity, BadExpertIndexIsAUserError) {
 
 // Each group is one kernels::gemm call on both sides: the GEMM tolerance, 1e-5 |A| |B| K, per operand.
 TEST(GroupedGemmParity, ForwardDgradWgradMatchCpu) {
-  const Context dev = gpu();
+  const Context dev = test::gpu_context();
   const std::int64_t e = 8, k = 256, n = 192;
   for (const auto& off : {std::vector<std::int64_t>{0, 100, 200, 300, 400, 500, 600, 700, 800},
                           std::vector<std::int64_t>{0, 500, 500, 650, 700, 700, 780, 799, 800}}) {
@@ -223,9 +213,9 @@ TEST(GroupedGemmParity, ForwardDgradWgradMatchCpu) {
       kernels::grouped_gemm(kCpu, dout, in, hdw, off, {.trans_a = true, .beta = 1.0f});
       kernels::grouped_gemm(dev, dg_, din_, ddw, off, {.trans_a = true, .beta = 1.0f});
       const double a = max_abs(in), b = max_abs(w), g = max_abs(dout);
-      EXPECT_LE(test::max_error(to_host(dout_), hout), 1e-5 * a * b * k) << dtype_name(dt) << " forward";
-      EXPECT_LE(test::max_error(to_host(ddin), hdin), 1e-5 * g * b * n) << dtype_name(dt) << " dgrad";
-      EXPECT_LE(test::max_error(to_host(ddw), hdw), 1e-5 * g * a * m) << dtype_name(dt) << " wgrad";
+      EXPECT_LE(test::max_error(test::to_host(dout_), hout), 1e-5 * a * b * k) << dtype_name(dt) << " forward";
+      EXPECT_LE(test::max_error(test::to_host(ddin), hdin), 1e-5 * g * b * n) << dtype_name(dt) << " dgrad";
+      EXPECT_LE(test::max_error(test::to_host(ddw), hdw), 1e-5 * g * a * m) << dtype_name(dt) << " wgrad";
     }
   }
 }

@@ -1,9 +1,11 @@
 // Helpers for kernel tests: seeded random host tensors and error measures.
 #pragma once
 #include <cmath>
+#include <stdexcept>
 
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
+#include "kernels/context.hpp"
 #include "kernels/dispatch.hpp"
 
 namespace r1::test {
@@ -31,6 +33,20 @@ inline double max_error(const Tensor& x, const Tensor& y) {
   double e = 0;
   for (std::int64_t i = 0; i < x.numel(); ++i) e = std::max(e, std::fabs(value(x, i) - value(y, i)));
   return e;
+}
+
+// The CUDA context of `gpu`-labelled tests: device 0. Throws (the test fails, never skips) without a GPU.
+inline kernels::Context gpu_context() {
+  if (kernels::Context::cuda_device_count() == 0) throw std::runtime_error("gpu test without a visible CUDA device");
+  static const kernels::Context ctx = kernels::Context::cuda(0);
+  return ctx;
+}
+
+// A host copy of a tensor (synchronous).
+inline Tensor to_host(const Tensor& t) {
+  Tensor h = Tensor::host(t.shape(), t.dtype());
+  copy(h, t);
+  return h;
 }
 
 }  // namespace r1::test
