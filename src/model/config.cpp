@@ -85,11 +85,12 @@ ParamCount count_params(const ModelConfig& c) {
     p.total += b.attention + b.ffn_total;
     p.activated += b.attention + b.ffn_active;
   }
-  // MTP module (DeepSeek-V3): two norms, the [2d -> d] projection and one MoE block, sharing the
-  // embedding and output head. It trains but is not on the path of the next-token prediction.
+  // MTP module (DeepSeek-V3): the embedding and hidden-state norms, the [2d -> d] projection, one block
+  // and its output norm, sharing the embedding and output head. It trains but is not on the path of the
+  // next-token prediction.
   for (std::int64_t k = 0; k < c.mtp_depth; ++k) {
     const BlockCount b = block_params(c, !c.dense);
-    p.mtp += 2 * d + 2 * d * d + b.attention + b.ffn_total;
+    p.mtp += 3 * d + 2 * d * d + b.attention + b.ffn_total;
   }
   return p;
 }

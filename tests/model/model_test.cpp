@@ -102,6 +102,40 @@ TEST(Model, GradientsOfTheTotalLossMatchFiniteDifferences) {
   }
 }
 
+TEST(Model, DenseStudentHasNoMoeAndCorrectGradients) {
+  ModelConfig c = tiny_config(false);
+  c.dense = true;
+  ParamStore ps(kernels::Context::cpu(), DType::f32);
+  Model m(c, ps);
+  EXPECT_EQ(m.moe_layer_count(), 0);
+  EXPECT_TRUE(ps.contains("layers.1.mlp.gate_up"));
+  EXPECT_FALSE(ps.contains("layers.1.moe.router"));
+  EXPECT_EQ(static_cast<double>(ps.numel()), count_params(c).total);
+  ps.initialize(9, c.init_std);
+  const TokenBatch tb = tokens(2, 8, c.vocab_size);
+  const DeviceBatch db = m.upload(tb);
+  const double counted = static_cast<double>(tb.counted());
+  ForwardResult r;
+  auto saved = m.forward(db, r);
+  m.backward(db, *saved, static_cast<float>(1.0 / counted), 1.0f);
+  for (const char* name : {"layers.1.mlp.down", "layers.1.attn.kv_a_proj", "embed"}) {
+    Param& p = ps.get(name);
+    const auto res = test::gradcheck([&] { return total_loss(m, db, counted); }, p.master, p.grad, 2e-3,
+                                     std::max<std::int64_t>(1, p.master.numel() / 40));
+    EXPECT_LT(res.relative(), 5e-3) << name;
+  }
+}
+
+TEST(Model, ParameterCountMatchesTheFormula) {
+  for (bool mtp : {false, true}) {
+    const ModelConfig c = tiny_config(mtp);
+    ParamStore ps(kernels::Context::cpu(), DType::f32);
+    Model m(c, ps);
+    const ParamCount n = count_params(c);
+    EXPECT_EQ(static_cast<double>(ps.numel()), n.total + n.mtp) << (mtp ? "with MTP" : "without MTP");
+  }
+}
+
 TEST(Model, FullRecomputeGivesTheSameGradients) {
   const ModelConfig c = tiny_config(true);
   std::vector<std::vector<float>> grads[2];
