@@ -152,7 +152,7 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
     p.transient += tokens * (s.compute_bytes * v_local + 8);  // logits of one micro-batch (grad in place), lse, loss
     for (std::int64_t m = 0; m < c.mtp_depth; ++m) {
       p.mtp = true;
-      p.dense_params += 2 * d + 2 * d * d;  // enorm, hnorm, the [2d -> d] projection
+      p.dense_params += 3 * d + 2 * d * d;  // enorm, hnorm, the [2d -> d] projection, the output norm
       add_block(!c.dense);
       act += s.compute_bytes * 3 * d / sp;  // the two normed inputs, concatenated, and the projection's output
     }
