@@ -30,13 +30,13 @@ case $case_name in
     # embedding copy for MTP. A MoE block: attention 187,121,664 (q_a 7168x1536 + 1536, q_b 1536x128x192,
     # kv_a 7168x576 + 512, kv_b 512x128x256, o 128x128x7168, norms 2x7168) + router 256x7168 + shared
     # 3x7168x2048 = 232,996,864 dense, routed 4 x 44,040,192 = 176,160,768. Dense 3 x 232,996,864 +
-    # MTP 2x7168 + 2x7168^2 + head and embedding 2 x 129280 x 7168 + norm 7168 = 2,655,130,624;
-    # experts 3 x 176,160,768 = 528,482,304; 3,183,612,928 in all.
-    # weights 4 B and grads 4 B each: 12,734,451,712 B = 11.86 GiB;
-    # AdamW 8 B x (2,655,130,624 / 128 + 528,482,304 / 2) = 2,279,874,880 B = 2.12 GiB;
+    # MTP 3x7168 + 2x7168^2 + head and embedding 2 x 129280 x 7168 + norm 7168 = 2,655,137,792;
+    # experts 3 x 176,160,768 = 528,482,304; 3,183,620,096 in all.
+    # weights 4 B and grads 4 B each: 12,734,480,384 B = 11.86 GiB;
+    # AdamW 8 B x (2,655,137,792 / 128 + 528,482,304 / 2) = 2,279,875,328 B = 2.12 GiB;
     # activations per token: 3 MoE blocks x 1,140,544 B + final norm 57,344 + MTP inputs 86,016 =
     # 3,564,992 B x 256 tokens x 1 in flight + logits 256 x (129280 x 4 + 8) = 1,045,022,720 B = 0.97 GiB;
-    # total 28,793,801,024 B = 26.82 GiB (28.8 GB) < 80 GB.
+    # total 28,793,858,816 B = 26.82 GiB (28.8 GB) < 80 GB.
     expect "  15     2 layers+mtp+head      2.66B+0.53B           11.86    11.86      2.12         0.97      1    26.82  <- worst"
     worst_fits 26.8 26.9
     expect "assumptions:"
