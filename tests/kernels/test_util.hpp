@@ -37,9 +37,13 @@ inline double max_error(const Tensor& x, const Tensor& y) {
 
 // The CUDA context of `gpu`-labelled tests: device 0. Throws (the test fails, never skips) without a GPU.
 inline kernels::Context gpu_context() {
+#if defined(R1HPC_HAVE_CUDA)
   if (kernels::Context::cuda_device_count() == 0) throw std::runtime_error("gpu test without a visible CUDA device");
   static const kernels::Context ctx = kernels::Context::cuda(0);
   return ctx;
+#else
+  throw std::runtime_error("gpu test in a build without CUDA");
+#endif
 }
 
 // A host copy of a tensor (synchronous).
