@@ -9,51 +9,43 @@
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/rng.hpp"
+#include "data/reasoning_world.hpp"
+#include "data/world_text.hpp"
 #include "deck/deck.hpp"
 
 namespace r1 {
 
-std::vector<std::int32_t> byte_tokens(const std::string& text) {
-  std::vector<std::int32_t> t;
-  t.reserve(text.size());
-  for (unsigned char c : text) t.push_back(c);
-  return t;
-}
-
-std::vector<std::string> synthetic_arithmetic(std::int64_t examples, std::uint64_t seed) {
+std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed) {
+  // Four worked solutions to one plain text: mostly reasoning, with enough ordinary language around it.
+  const std::int64_t texts = examples / 5, problems = examples - texts;
   std::vector<std::string> docs;
   docs.reserve(static_cast<std::size_t>(examples));
-  const RngKey key{seed, 0x5eed};
-  for (std::int64_t i = 0; i < examples; ++i) {
-    const Philox4 r = random_block(key, static_cast<std::uint64_t>(i));
-    const int a = static_cast<int>(r.v[0] % 90 + 10), b = static_cast<int>(r.v[1] % 9 + 2), c = static_cast<int>(r.v[2] % 9 + 2);
-    std::ostringstream os;
-    if (r.v[3] % 2 == 0) {
-      os << "Compute " << a << " + " << b << " * " << c << ". " << b << " * " << c << " = " << b * c << ". " << a << " + "
-         << b * c << " = " << a + b * c << ". Answer: " << a + b * c;
-    } else {
-      os << "Compute " << a << " - " << b << " * " << c << ". " << b << " * " << c << " = " << b * c << ". " << a << " - "
-         << b * c << " = " << a - b * c << ". Answer: " << a - b * c;
-    }
-    docs.push_back(os.str());
-  }
+  for (const Problem& p : generate_problems(ProblemMix{}, problems, seed, Split::train))
+    docs.push_back(chat_prompt(p.prompt) + worked_solution(p));
+  for (const TextExample& t : generate_text_examples(texts, seed)) docs.push_back(chat_prompt(t.prompt) + t.response);
   return docs;
 }
 
-Corpus::Corpus(const std::vector<std::string>& documents) {
+Corpus::Corpus(const std::vector<std::string>& documents) : Corpus(documents, byte_tokenizer()) {}
+
+Corpus::Corpus(const std::vector<std::string>& documents, const Tokenizer& tokenizer) {
+  const std::int32_t eos = tokenizer.special_id("<|eos|>");
   for (const std::string& d : documents) {
-    const auto t = byte_tokens(d);
+    const auto t = tokenizer.encode(d);
     stream_.insert(stream_.end(), t.begin(), t.end());
-    stream_.push_back(kTokEos);
+    stream_.push_back(eos);
   }
   R1_REQUIRE(!stream_.empty(), "the training corpus is empty");
 }
 
 Corpus Corpus::from_deck(const Deck& deck, std::int64_t vocab_size) {
-  if (vocab_size < kByteVocab)
-    deck.fail("model.vocab_size", detail::concat("the byte-level tokenizer needs a vocabulary of at least ", kByteVocab));
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(deck.get_string("data.tokenizer"));
+  if (vocab_size < tokenizer->vocab_size())
+    deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
+                                                 " tokens; the model's vocabulary must hold them all"));
   if (deck.get_string("data.source") == "synthetic")
-    return Corpus(synthetic_arithmetic(deck.get_int("data.synthetic_examples"), static_cast<std::uint64_t>(deck.get_int("run.seed"))));
+    return Corpus(synthetic_documents(deck.get_int("data.synthetic_examples"), static_cast<std::uint64_t>(deck.get_int("run.seed"))),
+                  *tokenizer);
   const std::string path = deck.get_string("data.train_path");
   const std::string text = read_file(path);
   std::vector<std::string> docs;
@@ -78,7 +70,7 @@ Corpus Corpus::from_deck(const Deck& deck, std::int64_t vocab_size) {
   }
   if (!doc.empty()) docs.push_back(doc);
   if (docs.empty()) deck.fail("data.train_path", "holds no documents");
-  return Corpus(docs);
+  return Corpus(docs, *tokenizer);
 }
 
 std::int64_t Corpus::sequences(std::int64_t seq_len) const { return std::max<std::int64_t>(1, (tokens() - 1) / seq_len); }

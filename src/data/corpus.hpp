@@ -1,33 +1,30 @@
-// Pretraining text: a token stream (byte-level tokens) cut into fixed-length sequences addressed by a
-// global sequence index, so every rank of every layout reads the same global batch.
+// Pretraining text: a token stream (any Tokenizer) cut into fixed-length sequences addressed by a global
+// sequence index, so every rank of every layout reads the same global batch.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "model/batch.hpp"
+#include "tokenizer/tokenizer.hpp"
 
 namespace r1 {
 
 class Deck;
 
-// Byte-level tokens: a byte b is token b; then the special tokens.
-inline constexpr std::int32_t kTokEos = 256;
-inline constexpr std::int32_t kTokPad = 257;
-inline constexpr std::int32_t kByteVocab = 258;
-
-std::vector<std::int32_t> byte_tokens(const std::string& text);
-
-// Worked arithmetic problems ("Compute 12 + 7 * 3. 7 * 3 = 21. 12 + 21 = 33. Answer: 33"), seeded:
-// a stand-in corpus until the full synthetic reasoning world (issue 7) replaces it.
-std::vector<std::string> synthetic_arithmetic(std::int64_t examples, std::uint64_t seed);
+// The synthetic pretraining corpus: worked solutions of generated problems (chat template, <think> and
+// <answer> tags) and non-reasoning text, in English and Spanish; a function of (examples, seed).
+std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed);
 
 class Corpus {
  public:
   // data.source = files: data.train_path, plain text (documents separated by blank lines) or JSONL with
-  // a "text" field; synthetic: synthetic_arithmetic(data.synthetic_examples, run.seed).
+  // a "text" field; synthetic: synthetic_documents(data.synthetic_examples, run.seed). Tokenized by
+  // data.tokenizer (byte, or a tokenizer.json), whose vocabulary must fit model.vocab_size.
   static Corpus from_deck(const Deck& deck, std::int64_t vocab_size);
+  // Documents joined by the tokenizer's <|eos|> (the byte tokenizer when none is given).
   explicit Corpus(const std::vector<std::string>& documents);
+  Corpus(const std::vector<std::string>& documents, const Tokenizer& tokenizer);
 
   std::int64_t tokens() const { return static_cast<std::int64_t>(stream_.size()); }
   // Sequences per pass over the stream at this length.

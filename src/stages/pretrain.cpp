@@ -2,12 +2,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
 #include "core/timer.hpp"
 #include "data/corpus.hpp"
 #include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "run/metrics.hpp"
+#include "run/signals.hpp"
 #include "stages/stage.hpp"
 #include "train/optimizer.hpp"
 
@@ -31,6 +33,32 @@ void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::ve
   copy(h, d);
   std::copy(h.data<double>(), h.data<double>() + h.numel(), values.begin());
 }
+// What [checkpoint] load names: nothing, this run's newest checkpoint (`latest`: a restart resumes
+// everything; a first start finds none and starts fresh), or another checkpoint (a step directory, or a
+// checkpoints directory whose newest is taken) loaded as load_mode says.
+struct StartPoint {
+  std::filesystem::path path;  // empty: from scratch
+  ckpt::LoadMode mode = ckpt::LoadMode::weights;
+  bool same_run = false;
+};
+StartPoint start_point(const Deck& deck) {
+  const std::string& load = deck.get_string("checkpoint.load");
+  StartPoint sp;
+  if (load.empty()) return sp;
+  if (load == "latest") {
+    if (auto l = ckpt::latest(checkpoint_dir(deck))) sp = {*l, ckpt::LoadMode::full, true};
+    return sp;
+  }
+  std::filesystem::path p(load);
+  if (!std::filesystem::exists(p / "index.h5")) {
+    auto l = ckpt::latest(p);
+    if (!l) deck.fail("checkpoint.load", "is neither a checkpoint (no index.h5) nor a directory with a `latest` checkpoint");
+    p = *l;
+  }
+  sp.path = p;
+  sp.mode = ckpt::parse_load_mode(deck.get_string("checkpoint.load_mode"));
+  return sp;
+}
 }  // namespace
 
 int run_pretrain(StageEnv& env) {
@@ -46,8 +74,6 @@ int run_pretrain(StageEnv& env) {
   if (max_steps <= 0) deck.fail("run.max_steps", "pretrain needs a number of optimizer steps (> 0)");
   if (deck.get_string("train.recompute") == "selective")
     deck.fail("train.recompute", "selective recomputation is not implemented; use none or full");
-  if (!deck.get_string("checkpoint.load").empty())
-    deck.fail("checkpoint.load", "loading checkpoints arrives with the checkpoint milestone; leave it empty");
 
   const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
   ParamStore params(ctx, env.compute_dtype);
@@ -57,6 +83,26 @@ int run_pretrain(StageEnv& env) {
   params.initialize(seed, cfg.init_std);
   AdamW opt(params, AdamWConfig::from_deck(deck));
   const LrSchedule schedule = LrSchedule::from_deck(deck);
+  const StartPoint start = start_point(deck);
+  std::int64_t first_step = 1;
+  std::string parent;  // lineage: the checkpoint this run's weights came from
+  if (!start.path.empty()) {
+    const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr);
+    if (start.same_run) {
+      first_step = m.step + 1;
+      parent = m.parent;
+    } else {
+      parent = std::filesystem::absolute(start.path).lexically_normal().string();
+      if (start.mode == ckpt::LoadMode::full) first_step = m.step + 1;
+    }
+    log_info("pretrain: ", start.same_run ? "resuming this run from " : "starting from ", start.path.string(), " (step ",
+             m.step, ", ", start.mode == ckpt::LoadMode::full ? "weights, optimizer and data position" : "weights only", ")");
+  }
+  ckpt::Checkpointer checkpointer(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
+                                  deck.get_bool("checkpoint.async"));
+  const std::int64_t every = deck.get_int("checkpoint.every_steps");
+  const double time_limit_s = deck.get_float("run.time_limit_minutes") * 60.0;
+  install_stop_handlers();
 
   RunInfo info{.stage = "pretrain", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
@@ -67,8 +113,23 @@ int run_pretrain(StageEnv& env) {
   const double flops_per_token = train_flops_per_token(cfg, seq);
   const bool shuffle = deck.get_bool("data.shuffle");
   const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
+  const auto save = [&](std::int64_t step) {
+    ckpt::Meta meta;
+    meta.stage = "pretrain";
+    meta.step = step;
+    meta.tokens = step * global * seq;
+    meta.deck = deck.resolved_text();
+    meta.parent = parent;
+    meta.layout = info.layout;
+    meta.rng_state = {{"seed", seed}, {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
+    meta.data_state = {{"sequences_consumed", step * global}, {"seq_len", seq}};
+    const ckpt::SaveReport rep = ckpt::save_train_state(checkpointer, meta, params, opt);
+    if (rep.async)  // synchronous saves are reported by the checkpointer when they commit
+      log_info("checkpoint: step ", step, " copied to the host in ", static_cast<int>(rep.blocking_s * 1000),
+               " ms; writing ", rep.path.string(), " in the background");
+  };
   const Stopwatch phase;
-  for (std::int64_t step = 1; step <= max_steps; ++step) {
+  for (std::int64_t step = first_step; step <= max_steps; ++step) {
     const Stopwatch step_clock;
     params.zero_grads();
     // This replica's micro-batches: rows of the global batch in data-parallel rank order.
@@ -140,12 +201,23 @@ int run_pretrain(StageEnv& env) {
       std::string extra;
       if (!counts.empty()) extra = detail::concat("  expert load max/mean ", std::round(worst_load * 100) / 100);
       log_info(format_progress({.step = step, .total_steps = max_steps, .metric_name = "loss", .metric = loss,
-                                .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase.seconds(), .steps_done = step}),
+                                .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase.seconds(),
+                                .steps_done = step - first_step + 1}),
                "  lr ", lr, "  |g| ", grad_norm, extra);
     }
+    // A stop signal or the time limit: every rank agrees at this step boundary, saves, and asks to be requeued.
+    if (time_limit_s > 0 && phase.seconds() > time_limit_s) request_stop();
+    if (step < max_steps && agree_on_stop(MPI_COMM_WORLD)) {
+      save(step);
+      checkpointer.finish();
+      log_info("pretrain: stopped at step ", step, " on request (signal or [run] time_limit_minutes); checkpointed, exit ",
+               kExitRequeue, " asks the job script to requeue");
+      return kExitRequeue;
+    }
+    if (step == max_steps || (every > 0 && step % every == 0)) save(step);
   }
-  log_info("pretrain: done after ", max_steps, " steps in ", format_duration(phase.seconds()),
-           " (checkpoint writing arrives with the checkpoint milestone)");
+  checkpointer.finish();
+  log_info("pretrain: done at step ", max_steps, " in ", format_duration(phase.seconds()));
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "data/corpus.hpp"
+#include "tokenizer/tokenizer.hpp"
 
 using namespace r1;
 
@@ -38,15 +39,28 @@ TEST(Corpus, ShuffledEpochsArePermutationsAndReproducible) {
   }
 }
 
-TEST(Corpus, SyntheticArithmeticIsCorrectAndSeeded) {
-  const auto a = synthetic_arithmetic(20, 5), b = synthetic_arithmetic(20, 5), c = synthetic_arithmetic(20, 6);
+TEST(Corpus, SyntheticDocumentsAreWorkedSolutionsAndTextInBothLanguages) {
+  const auto a = synthetic_documents(40, 5), b = synthetic_documents(40, 5), c = synthetic_documents(40, 6);
+  ASSERT_EQ(a.size(), 40u);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
-  for (const std::string& s : a) {
-    int x, y, z;
-    char op;
-    ASSERT_EQ(std::sscanf(s.c_str(), "Compute %d %c %d * %d.", &x, &op, &y, &z), 4) << s;
-    const int want = op == '+' ? x + y * z : x - y * z;
-    EXPECT_NE(s.find("Answer: " + std::to_string(want)), std::string::npos) << s;
+  int worked = 0, spanish = 0;
+  for (const std::string& d : a) {
+    EXPECT_TRUE(d.starts_with("<|user|>")) << d;
+    EXPECT_NE(d.find("<|assistant|>"), std::string::npos) << d;
+    worked += d.find("<|assistant|><think>") != std::string::npos && d.ends_with("</answer>");
+    spanish += d.find(" es ") != std::string::npos || d.find("¿") != std::string::npos;
   }
+  EXPECT_EQ(worked, 32);  // four worked solutions to one plain text
+  EXPECT_GT(spanish, 8);
+}
+
+TEST(Corpus, TokenizerIsPluggable) {
+  const Tokenizer bpe = train_bpe(synthetic_documents(100, 1), 400, r1_special_tokens());
+  const std::vector<std::string> docs = synthetic_documents(10, 2);
+  const Corpus bytes(docs), merged(docs, bpe);
+  EXPECT_LT(merged.tokens(), bytes.tokens() * 2 / 3);
+  const TokenBatch b = merged.batch(0, 1, 16, 1, false);
+  EXPECT_EQ(b.ids[0], bpe.special_ids().user);  // the first document opens with <|user|>
+  for (std::int32_t id : b.ids) EXPECT_LT(id, bpe.vocab_size());
 }

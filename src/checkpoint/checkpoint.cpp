@@ -1,0 +1,459 @@
+#include "checkpoint/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "checkpoint/h5.hpp"
+#include "core/error.hpp"
+#include "core/file_io.hpp"
+#include "core/log.hpp"
+
+namespace fs = std::filesystem;
+
+namespace r1::ckpt {
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string shard_name(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "shard-%05d.h5", rank);
+  return buf;
+}
+
+// Runs `fn` on every rank, then agrees on the outcome: when any rank threw, every rank throws the error
+// of the lowest failing rank (so no rank goes on to a collective its peers will never enter).
+template <class Fn> void agreed(MPI_Comm comm, const std::string& what, Fn&& fn) {
+  std::string message;
+  int kind = static_cast<int>(ErrorKind::internal);
+  try {
+    fn();
+  } catch (const Error& e) {
+    message = e.message();
+    kind = static_cast<int>(e.kind());
+  } catch (const std::exception& e) {
+    message = e.what();
+  }
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const int mine = message.empty() ? INT_MAX : rank;
+  int first = INT_MAX;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == INT_MAX) return;
+  int len = static_cast<int>(message.size());
+  MPI_Bcast(&len, 1, MPI_INT, first, comm);
+  MPI_Bcast(&kind, 1, MPI_INT, first, comm);
+  message.resize(static_cast<std::size_t>(len));
+  MPI_Bcast(message.data(), len, MPI_CHAR, first, comm);
+  detail::throw_error(static_cast<ErrorKind>(kind), __FILE__, __LINE__,
+                      detail::concat(what, " failed on rank ", first, ": ", message));
+}
+
+// Every rank's string, on rank 0 (empty elsewhere).
+std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& mine) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  const int len = static_cast<int>(mine.size());
+  std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
+  std::string all;
+  if (rank == 0) {
+    int total = 0;
+    for (int r = 0; r < size; ++r) displs[r] = total, total += lens[r];
+    all.resize(static_cast<std::size_t>(total));
+  }
+  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm);
+  std::vector<std::string> out;
+  if (rank == 0)
+    for (int r = 0; r < size; ++r) out.push_back(all.substr(static_cast<std::size_t>(displs[r]), static_cast<std::size_t>(lens[r])));
+  return out;
+}
+
+// The local checks of one slice; the message names the tensor.
+void check_slice(const Slice& s) {
+  R1_REQUIRE(!s.name.empty() && s.name.front() != '/' && s.name.back() != '/', "checkpoint: bad tensor name '", s.name, "'");
+  R1_REQUIRE(s.data.defined(), "checkpoint: tensor ", s.name, ": slice has no data");
+  const int rank = s.global_shape.rank();
+  R1_REQUIRE(rank >= 1 && s.data.rank() == rank && static_cast<int>(s.offset.size()) == rank, "checkpoint: tensor ",
+             s.name, ": slice ", s.data.shape().str(), " at ", nlohmann::json(s.offset).dump(), " does not match global shape ",
+             s.global_shape.str());
+  for (int d = 0; d < rank; ++d)
+    R1_REQUIRE(s.offset[d] >= 0 && s.offset[d] + s.data.dim(d) <= s.global_shape[d], "checkpoint: tensor ", s.name,
+               ": slice ", s.data.shape().str(), " at offset ", nlohmann::json(s.offset).dump(), " lies outside ",
+               s.global_shape.str());
+}
+
+// The dataset of a slice in its shard: the tensor's name, "@k" appended for a rank's k-th further slice
+// of the same tensor.
+std::string shard_dataset(const std::string& name, int k) { return k == 0 ? name : detail::concat(name, "@", k); }
+
+nlohmann::json describe(const Slice& s, int rank, const std::string& dataset) {
+  std::vector<std::int64_t> global(s.global_shape.rank()), extent(s.global_shape.rank());
+  for (int d = 0; d < s.global_shape.rank(); ++d) global[d] = s.global_shape[d], extent[d] = s.data.dim(d);
+  return {{"name", s.name}, {"dataset", dataset}, {"global", global}, {"offset", s.offset}, {"extent", extent},
+          {"dtype", dtype_name(s.data.dtype())}, {"rank", rank}};
+}
+
+// Rank 0: every global tensor must be tiled exactly once by the writers' slices (same global shape and
+// dtype everywhere, no overlap, full volume). Returns the slices grouped by tensor name.
+std::map<std::string, std::vector<nlohmann::json>> check_coverage(const std::vector<std::string>& per_rank) {
+  std::map<std::string, std::vector<nlohmann::json>> tensors;
+  for (const auto& text : per_rank)
+    for (auto& s : nlohmann::json::parse(text)) tensors[s["name"].get<std::string>()].push_back(std::move(s));
+  for (const auto& [name, slices] : tensors) {
+    const auto& first = slices.front();
+    std::int64_t global = 1, covered = 0;
+    for (auto g : first["global"]) global *= g.get<std::int64_t>();
+    for (std::size_t i = 0; i < slices.size(); ++i) {
+      const auto& a = slices[i];
+      R1_REQUIRE(a["global"] == first["global"] && a["dtype"] == first["dtype"], "checkpoint: tensor ", name, ": rank ",
+                 a["rank"].get<int>(), " writes ", a["dtype"].get<std::string>(), a["global"].dump(), ", rank ",
+                 first["rank"].get<int>(), " ", first["dtype"].get<std::string>(), first["global"].dump());
+      std::int64_t n = 1;
+      for (auto e : a["extent"]) n *= e.get<std::int64_t>();
+      covered += n;
+      for (std::size_t j = 0; j < i; ++j) {
+        const auto& b = slices[j];
+        bool overlap = n > 0;
+        for (std::size_t d = 0; d < a["offset"].size() && overlap; ++d) {
+          const auto a0 = a["offset"][d].get<std::int64_t>(), a1 = a0 + a["extent"][d].get<std::int64_t>();
+          const auto b0 = b["offset"][d].get<std::int64_t>(), b1 = b0 + b["extent"][d].get<std::int64_t>();
+          overlap = a0 < b1 && b0 < a1;
+        }
+        R1_REQUIRE(!overlap, "checkpoint: tensor ", name, ": the slices of ranks ", b["rank"].get<int>(), " and ",
+                   a["rank"].get<int>(), " overlap (a replicated tensor must be passed by one rank only)");
+      }
+    }
+    R1_REQUIRE(covered == global, "checkpoint: tensor ", name, ": the writers' slices cover ", covered, " of its ", global,
+               " elements");
+  }
+  return tensors;
+}
+
+// Largest chunk of at most ~4 MiB with the slice's trailing dimensions kept whole where they fit.
+std::vector<hsize_t> chunk_dims(const std::vector<hsize_t>& dims, std::size_t elem) {
+  constexpr std::size_t kChunkBytes = 4u << 20;
+  std::vector<hsize_t> chunk(dims);
+  std::size_t bytes = elem;
+  for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
+    if (bytes * dims[d] <= kChunkBytes) {
+      bytes *= dims[d];
+      continue;
+    }
+    chunk[d] = std::max<hsize_t>(1, kChunkBytes / bytes);
+    for (int e = 0; e < d; ++e) chunk[e] = 1;
+    break;
+  }
+  return chunk;
+}
+
+h5::Id create_file(const fs::path& path) {
+  h5::Id f(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (!f.ok()) R1_FAIL(io, "cannot create ", path.string(), ": ", h5::error_text());
+  return f;
+}
+
+h5::Id intermediate_groups() {
+  h5::Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  return lcpl;
+}
+
+void close_and_sync(h5::Id& file, const fs::path& path) {
+  if (!file.close()) R1_FAIL(io, "cannot close ", path.string(), ": ", h5::error_text());
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    R1_FAIL(io, "cannot flush ", path.string(), ": ", std::strerror(e));
+  }
+  ::close(fd);
+}
+
+void write_shard(const fs::path& path, const std::vector<Slice>& slices, const std::vector<std::string>& datasets) {
+  h5::Id file = create_file(path);
+  const h5::Id lcpl = intermediate_groups();
+  for (std::size_t i = 0; i < slices.size(); ++i) {
+    const Slice& s = slices[i];
+    if (s.data.numel() == 0) continue;
+    std::vector<hsize_t> dims(static_cast<std::size_t>(s.data.rank()));
+    for (int d = 0; d < s.data.rank(); ++d) dims[d] = static_cast<hsize_t>(s.data.dim(d));
+    const auto chunk = chunk_dims(dims, dtype_size(s.data.dtype()));
+    h5::Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+    h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_fletcher32(dcpl.get());
+    h5::Id ds(H5Dcreate2(file.get(), datasets[i].c_str(), h5::file_type(s.data.dtype()), space.get(), lcpl.get(), dcpl.get(),
+                         H5P_DEFAULT),
+              H5Dclose);
+    if (!ds.ok() || H5Dwrite(ds.get(), h5::mem_type(s.data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data.raw()) < 0)
+      R1_FAIL(io, "cannot write tensor ", s.name, " to ", path.string(), ": ", h5::error_text());
+    std::vector<std::int64_t> global(static_cast<std::size_t>(s.global_shape.rank()));
+    for (int d = 0; d < s.global_shape.rank(); ++d) global[d] = s.global_shape[d];
+    h5::write_i64_attr(ds.get(), "global_shape", global);
+    h5::write_i64_attr(ds.get(), "offset", s.offset);
+    h5::write_string_attr(ds.get(), "dtype", dtype_name(s.data.dtype()));
+  }
+  close_and_sync(file, path);
+}
+
+void write_index(const fs::path& path, const std::map<std::string, std::vector<nlohmann::json>>& tensors, const Meta& meta) {
+  h5::Id file = create_file(path);
+  const h5::Id lcpl = intermediate_groups();
+  for (const auto& [name, slices] : tensors) {
+    std::vector<hsize_t> global;
+    for (auto g : slices.front()["global"]) global.push_back(g.get<hsize_t>());
+    const DType dtype = h5::parse_dtype(slices.front()["dtype"].get<std::string>());
+    h5::Id space(H5Screate_simple(static_cast<int>(global.size()), global.data(), nullptr), H5Sclose);
+    h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    for (const auto& s : slices) {
+      std::vector<hsize_t> start, count;
+      for (auto o : s["offset"]) start.push_back(o.get<hsize_t>());
+      for (auto e : s["extent"]) count.push_back(e.get<hsize_t>());
+      if (std::find(count.begin(), count.end(), 0) != count.end()) continue;
+      h5::Id vspace(H5Screate_simple(static_cast<int>(global.size()), global.data(), nullptr), H5Sclose);
+      H5Sselect_hyperslab(vspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+      h5::Id src(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+      // Relative source names: HDF5 looks for them beside index.h5, so the step directory can be
+      // renamed and moved as a whole.
+      if (H5Pset_virtual(dcpl.get(), vspace.get(), shard_name(s["rank"].get<int>()).c_str(),
+                         s["dataset"].get<std::string>().c_str(), src.get()) < 0)
+        R1_FAIL(io, "cannot map tensor ", name, " in ", path.string(), ": ", h5::error_text());
+    }
+    h5::Id ds(H5Dcreate2(file.get(), name.c_str(), h5::file_type(dtype), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
+              H5Dclose);
+    if (!ds.ok()) R1_FAIL(io, "cannot create tensor ", name, " in ", path.string(), ": ", h5::error_text());
+    h5::write_string_attr(ds.get(), "dtype", dtype_name(dtype));
+  }
+  h5::Id group(H5Gcreate2(file.get(), "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!group.ok()) R1_FAIL(io, "cannot create group meta in ", path.string(), ": ", h5::error_text());
+  h5::write_i64_attr(group.get(), "format_version", {meta.format_version});
+  h5::write_string_attr(group.get(), "stage", meta.stage);
+  h5::write_i64_attr(group.get(), "step", {meta.step});
+  h5::write_i64_attr(group.get(), "tokens", {meta.tokens});
+  h5::write_string_attr(group.get(), "deck", meta.deck);
+  h5::write_string_attr(group.get(), "parent", meta.parent);
+  h5::write_string_attr(group.get(), "layout", meta.layout.dump());
+  h5::write_string_attr(group.get(), "rng_state", meta.rng_state.dump());
+  h5::write_string_attr(group.get(), "data_state", meta.data_state.dump());
+  h5::write_string_attr(group.get(), "optimizer_state", meta.optimizer_state.dump());
+  h5::write_i64_attr(group.get(), "writers", meta.writers);
+  group.close();
+  close_and_sync(file, path);
+}
+
+// Test hook for the crash tests: the named rank dies by SIGKILL once its shard is on disk, before the
+// commit, exactly as a node lost in the middle of a save.
+void maybe_die_after_shard(int rank) {
+  const char* v = std::getenv("R1HPC_CKPT_FAULT_KILL_RANK");
+  if (v && *v && std::atoi(v) == rank) std::raise(SIGKILL);
+}
+
+const std::regex kStepDir{R"(step-(\d{8}))"};
+const std::regex kLeftover{R"(step-\d{8}(\.replaced)?\.tmp)"};
+
+// Rank 0 after `latest` was updated: keep the newest `keep_last` complete step directories (and always
+// the one `latest` names), and remove what crashed saves left behind.
+void retire(const fs::path& dir, std::int64_t keep_last, const std::string& latest_name) {
+  std::vector<std::pair<std::int64_t, fs::path>> steps;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    std::smatch m;
+    if (!entry.is_directory()) continue;
+    if (std::regex_match(name, m, kStepDir) && fs::exists(entry.path() / "index.h5")) {
+      steps.emplace_back(std::stoll(m[1].str()), entry.path());
+    } else if (std::regex_match(name, kLeftover)) {
+      log_info("checkpoint: removing ", entry.path().string(), ", left by a save that did not complete");
+      fs::remove_all(entry.path());
+    }
+  }
+  if (keep_last <= 0 || static_cast<std::int64_t>(steps.size()) <= keep_last) return;
+  std::sort(steps.begin(), steps.end());
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep_last) < steps.size(); ++i) {
+    if (steps[i].second.filename() == latest_name) continue;
+    log_info("checkpoint: removing ", steps[i].second.string(), " (keep_last ", keep_last, ")");
+    fs::remove_all(steps[i].second);
+  }
+}
+
+}  // namespace
+
+fs::path step_dir(const fs::path& dir, std::int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return dir / buf;
+}
+
+int lowest_full_copy_rank(MPI_Comm comm, bool holds_full_copy) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const int mine = holds_full_copy ? rank : INT_MAX;
+  int lowest = INT_MAX;
+  MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm);
+  return lowest == INT_MAX ? -1 : lowest;
+}
+
+// One save between its host copy and its commit.
+struct Checkpointer::Job {
+  SaveReport report;
+  fs::path tmp;
+  std::vector<Slice> staged;  // host memory the writer owns
+  std::vector<std::string> datasets;  // each staged slice's dataset name in the shard
+  std::map<std::string, std::vector<nlohmann::json>> index;  // rank 0 only
+  Meta meta;
+  std::int64_t local_bytes = 0;
+  double write_start = 0;
+  double written_s = 0;  // the file writing alone (an async save waits for its commit after that)
+  std::thread thread;
+  std::exception_ptr error;
+
+  void write(int rank) {
+    h5::quiet();  // a thread-safe HDF5 keeps one error stack per thread
+    try {
+      if (!staged.empty()) write_shard(tmp / shard_name(rank), staged, datasets);
+      staged.clear();  // the host copies are not needed once on disk
+      maybe_die_after_shard(rank);
+      if (rank == 0) write_index(tmp / "index.h5", index, meta);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    written_s = now_s() - write_start;
+  }
+};
+
+Checkpointer::Checkpointer(fs::path dir, MPI_Comm comm, std::int64_t keep_last, bool async)
+    : dir_(std::move(dir)), comm_(comm), keep_last_(keep_last), async_(async) {
+  MPI_Comm_rank(comm_, &rank_);
+  h5::quiet();
+}
+
+Checkpointer::~Checkpointer() {
+  if (!job_) return;
+  if (job_->thread.joinable()) job_->thread.join();
+  log_warn("checkpoint: the save of step ", job_->report.step, " was not committed; ", job_->tmp.string(),
+           " is removed by the next save");
+}
+
+SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices) {
+  const double start = now_s();
+  if (job_) commit();
+  auto job = std::make_unique<Job>();
+  job->report.step = meta.step;
+  job->report.path = step_dir(dir_, meta.step);
+  job->report.async = async_;
+  job->tmp = job->report.path;
+  job->tmp += ".tmp";
+  job->meta = meta;
+
+  const std::string what = detail::concat("checkpoint save of step ", meta.step, " to ", dir_.string());
+  nlohmann::json mine = nlohmann::json::array();
+  agreed(comm_, what, [&] {
+    std::map<std::string, int> seen;
+    for (const Slice& s : slices) {
+      check_slice(s);
+      job->datasets.push_back(shard_dataset(s.name, seen[s.name]++));
+      mine.push_back(describe(s, rank_, job->datasets.back()));
+    }
+  });
+  const std::vector<std::string> per_rank = gather_strings(comm_, mine.dump());
+  agreed(comm_, what, [&] {
+    if (rank_ != 0) return;
+    job->index = check_coverage(per_rank);
+    for (int r = 0; r < static_cast<int>(per_rank.size()); ++r)
+      if (per_rank[r] != "[]") job->meta.writers.push_back(r);
+    if (fs::exists(job->tmp)) {
+      log_info("checkpoint: removing ", job->tmp.string(), ", left by a save that did not complete");
+      fs::remove_all(job->tmp);
+    }
+    fs::create_directories(job->tmp);
+  });
+
+  // The blocking part: host copies the training step may overwrite as soon as save() returns. A
+  // synchronous save writes host tensors in place, since the caller waits for it anyway.
+  for (const Slice& s : slices) {
+    Slice h{s.name, s.global_shape, s.offset, s.data};
+    if (async_ || !s.data.on_host()) {
+      h.data = Tensor::host(s.data.shape(), s.data.dtype());
+      copy(h.data, s.data);
+    }
+    job->local_bytes += static_cast<std::int64_t>(s.data.nbytes());
+    job->staged.push_back(std::move(h));
+  }
+  job->write_start = now_s();
+  job_ = std::move(job);
+  if (async_) {
+    job_->thread = std::thread([j = job_.get(), r = rank_] { j->write(r); });
+    job_->report.blocking_s = now_s() - start;
+    return job_->report;
+  }
+  job_->write(rank_);
+  SaveReport report = commit();
+  report.blocking_s = now_s() - start;
+  return report;
+}
+
+std::optional<SaveReport> Checkpointer::finish() {
+  if (!job_) return std::nullopt;
+  return commit();
+}
+
+SaveReport Checkpointer::commit() {
+  std::unique_ptr<Job> job = std::move(job_);
+  if (job->thread.joinable()) job->thread.join();
+  const std::string what = detail::concat("checkpoint save of step ", job->report.step, " to ", dir_.string());
+  agreed(comm_, what, [&] {
+    if (job->error) std::rethrow_exception(job->error);
+  });
+  const double commit_start = now_s();
+  std::int64_t bytes = 0;
+  MPI_Allreduce(&job->local_bytes, &bytes, 1, MPI_INT64_T, MPI_SUM, comm_);
+  double slowest = 0;
+  MPI_Allreduce(&job->written_s, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm_);
+  // Every shard and index.h5 are closed and fsynced on every rank: now the step can become visible.
+  agreed(comm_, what, [&] {
+    if (rank_ != 0) return;
+    const fs::path& final_dir = job->report.path;
+    fs::path replaced;
+    if (fs::exists(final_dir)) {  // the same step saved again (e.g. a stop right after a resume)
+      replaced = final_dir;
+      replaced += ".replaced.tmp";
+      fs::remove_all(replaced);
+      fs::rename(final_dir, replaced);
+    }
+    sync_directory(job->tmp.string());
+    fs::rename(job->tmp, final_dir);
+    sync_directory(dir_.string());
+    write_file_atomic((dir_ / "latest").string(), final_dir.filename().string() + "\n");
+    if (!replaced.empty()) fs::remove_all(replaced);
+    retire(dir_, keep_last_, final_dir.filename().string());
+  });
+  job->report.write_s = slowest + (now_s() - commit_start);
+  job->report.bytes = bytes;
+  char numbers[160];
+  if (job->report.async)
+    std::snprintf(numbers, sizeof numbers, "%.2f MiB by %zu writer(s) in %.3f s in the background; training blocked %.3f s",
+                  static_cast<double>(bytes) / (1 << 20), job->meta.writers.size(), job->report.write_s,
+                  job->report.blocking_s);
+  else
+    std::snprintf(numbers, sizeof numbers, "%.2f MiB by %zu writer(s) in %.3f s, synchronously",
+                  static_cast<double>(bytes) / (1 << 20), job->meta.writers.size(), job->report.write_s);
+  log_info("checkpoint: ", job->report.path.string(), " committed (", numbers, ")");
+  return job->report;
+}
+
+}  // namespace r1::ckpt

@@ -1,0 +1,37 @@
+// The trainer's state as checkpoint slices: parameters (f32 masters, buffers included) and AdamW
+// moments, saved and loaded for the current layout; other layouts only change which slices a rank owns.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "checkpoint/checkpoint.hpp"
+#include "model/params.hpp"
+#include "train/optimizer.hpp"
+
+namespace r1::ckpt {
+
+enum class LoadMode {
+  weights,  // a new phase from a parent checkpoint: parameters only
+  full,     // resume: parameters, AdamW moments and steps taken (the caller restores RNG and data position)
+};
+LoadMode parse_load_mode(const std::string& s);  // "weights" | "full"
+
+// Checkpoint names of a parameter's tensors.
+std::string model_name(const Param& p);        // "model/<name>"
+std::string exp_avg_name(const Param& p);      // "optim/exp_avg/<name>"
+std::string exp_avg_sq_name(const Param& p);   // "optim/exp_avg_sq/<name>"
+
+// Every tensor of the trainer whole (data-parallel layout: every rank holds every parameter and moment).
+// `opt` null: parameters only.
+std::vector<Slice> replicated_slices(const ParamStore& params, const AdamW* opt);
+
+// Collective over the checkpointer's communicator: the lowest rank holding a full copy writes it all.
+// meta.optimizer_state gets AdamW's steps taken.
+SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt);
+
+// Not collective: every rank reads every tensor it holds. weights: the masters (then the compute copies
+// are refreshed); full also the moments and AdamW's steps taken (`opt` required). Returns the
+// checkpoint's metadata (step, tokens, RNG and data state for the caller to restore).
+Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt);
+
+}  // namespace r1::ckpt

@@ -1,0 +1,208 @@
+// Comparison problems and word problems (templates over names, objects and quantities).
+#include <algorithm>
+#include <string>
+
+#include "data/world_kinds.hpp"
+
+namespace r1 {
+namespace {
+
+std::string str(std::int64_t v) { return std::to_string(v); }
+
+Problem comparison(Language l, std::string prompt, std::vector<std::string> steps, std::string answer, std::string key) {
+  Problem p;
+  p.kind = ProblemKind::comparison;
+  p.language = l;
+  p.prompt = std::move(prompt);
+  p.solution_steps = std::move(steps);
+  p.answer = std::move(answer);
+  p.instance_key = "comparison:" + key;
+  return p;
+}
+
+std::string which_larger(Draw& d, Language l, const std::string& a, const std::string& b) {
+  const std::vector<std::string> en{"Which is larger, " + a + " or " + b + "?", "Which number is greater: " + a + " or " + b + "?"};
+  const std::vector<std::string> es{"¿Cuál es mayor, " + a + " o " + b + "?", "¿Qué número es más grande: " + a + " o " + b + "?"};
+  return d.pick(l == Language::en ? en : es);
+}
+
+}  // namespace
+
+Problem make_comparison(Draw& d, Language l) {
+  const bool en = l == Language::en;
+  const std::string larger = en ? " is larger." : " es mayor.";
+  switch (d.range(0, 3)) {
+    case 0: {  // two whole numbers: their difference decides
+      const std::int64_t a = d.range(100, 999), b = a + (d.coin() ? 1 : -1) * d.range(1, 99);
+      const std::int64_t big = std::max(a, b), small = std::min(a, b);
+      return comparison(l, which_larger(d, l, str(a), str(b)),
+                        {str(big) + " - " + str(small) + " = " + str(big - small) + (en ? ", which is more than zero." : ", que es mayor que cero."),
+                         (en ? "So " : "Por lo tanto, ") + str(big) + larger},
+                        str(big), "int:" + str(a) + "," + str(b));
+    }
+    case 1: {  // tenths against hundredths: the classic 0.7 vs 0.65 trap
+      const std::int64_t tenths = d.range(1, 9);
+      std::int64_t hundredths = d.range(10, 98);
+      if (hundredths % 10 == 0) ++hundredths;
+      const std::string a = "0." + str(tenths), b = "0." + str(hundredths);
+      const bool first = tenths * 10 > hundredths;
+      const std::string x = first ? a : b;
+      const std::string h1 = str(tenths * 10), h2 = str(hundredths);
+      return comparison(l, d.coin() ? which_larger(d, l, a, b) : which_larger(d, l, b, a),
+                        {(en ? "Write both with two decimal places: " : "Escribimos los dos con dos decimales: ") + a + "0" +
+                             (en ? " and " : " y ") + b + ".",
+                         en ? h1 + " hundredths against " + h2 + " hundredths, so " + x + larger
+                            : h1 + " centésimas contra " + h2 + " centésimas, así que " + x + larger},
+                        x, "dec:" + a + "," + b);
+    }
+    case 2: {  // two proper fractions over a common denominator
+      std::int64_t p1, q1, p2, q2;
+      do {
+        q1 = d.range(2, 9);
+        q2 = d.range(2, 9);
+        p1 = d.range(1, q1 - 1);
+        p2 = d.range(1, q2 - 1);
+      } while (p1 * q2 == p2 * q1);
+      const std::string a = str(p1) + "/" + str(q1), b = str(p2) + "/" + str(q2), q = str(q1 * q2);
+      const std::string x = p1 * q2 > p2 * q1 ? a : b;
+      const std::int64_t n1 = p1 * q2, n2 = p2 * q1;
+      return comparison(l, which_larger(d, l, a, b),
+                        {(en ? "Use the common denominator " : "Usamos el denominador común ") + q + ": " + a + " = " + str(n1) + "/" + q +
+                             (en ? " and " : " y ") + b + " = " + str(n2) + "/" + q + ".",
+                         str(std::max(n1, n2)) + " > " + str(std::min(n1, n2)) + (en ? ", so " : ", así que ") + x + larger},
+                        x, "frac:" + a + "," + b);
+    }
+    default: {  // order three to five numbers
+      std::vector<std::int64_t> v;
+      const std::int64_t count = d.range(3, 5);
+      while (static_cast<std::int64_t>(v.size()) < count) {
+        const std::int64_t x = d.range(1, 99);
+        if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+      }
+      std::vector<std::string> shown;
+      for (std::int64_t x : v) shown.push_back(str(x));
+      std::vector<std::int64_t> sorted = v;
+      std::sort(sorted.begin(), sorted.end());
+      std::vector<std::string> steps;
+      std::string answer;
+      for (std::size_t i = 0; i < sorted.size(); ++i) {
+        const std::string x = str(sorted[i]);
+        answer += (i ? ", " : "") + x;
+        if (i == 0) steps.push_back((en ? "The smallest is " : "El menor es ") + x + ".");
+        else if (i + 1 == sorted.size()) steps.push_back((en ? "The largest is " : "El mayor es ") + x + ".");
+        else steps.push_back((en ? "Then comes " : "Después viene ") + x + ".");
+      }
+      std::string list;
+      for (std::size_t i = 0; i < shown.size(); ++i) list += (i ? ", " : "") + shown[i];
+      return comparison(l, (en ? "Order these numbers from smallest to largest: " : "Ordena estos números de menor a mayor: ") + list + ".",
+                        steps, answer, "order:" + list);
+    }
+  }
+}
+
+namespace {
+
+struct Person {
+  std::string name;
+  bool female;
+};
+struct Thing {
+  std::string en, en_plural, es, es_plural;
+  bool feminine;  // Spanish gender: cuántas/cuántos, una/un
+};
+
+const std::vector<Person>& people() {
+  static const std::vector<Person> v{{"Ana", true},    {"Luis", false},  {"María", true}, {"Carlos", false},
+                                     {"Sofía", true},  {"Pedro", false}, {"Lucía", true}, {"Diego", false}};
+  return v;
+}
+
+const std::vector<Thing>& things() {
+  static const std::vector<Thing> v{{"apple", "apples", "manzana", "manzanas", true},   {"pencil", "pencils", "lápiz", "lápices", false},
+                                    {"book", "books", "libro", "libros", false},         {"cookie", "cookies", "galleta", "galletas", true},
+                                    {"marble", "marbles", "canica", "canicas", true},     {"orange", "oranges", "naranja", "naranjas", true},
+                                    {"card", "cards", "carta", "cartas", true},           {"toy car", "toy cars", "coche de juguete", "coches de juguete", false}};
+  return v;
+}
+
+// Quantities up to twenty are written in words in the question: reading numbers is part of the task.
+std::string qty(std::int64_t n, Language l) { return n <= 20 ? number_words(n, l) : str(n); }
+
+}  // namespace
+
+Problem make_word_problem(Draw& d, Language l) {
+  const bool en = l == Language::en;
+  const Person& who = d.pick(people());
+  const Person* other = &d.pick(people());
+  while (other->name == who.name) other = &d.pick(people());
+  const Thing& t = d.pick(things());
+  const std::string& objs = en ? t.en_plural : t.es_plural;
+  const std::string how_many = en ? "How many " : (t.feminine ? "¿Cuántas " : "¿Cuántos ");
+  Problem p;
+  p.kind = ProblemKind::word_problem;
+  p.language = l;
+  std::int64_t answer = 0;
+  switch (d.range(0, 3)) {
+    case 0: {  // has, buys more, gives some away
+      const std::int64_t a = d.range(5, 20), b = d.range(2, 10), c = d.range(2, a + b - 2), s = a + b;
+      answer = s - c;
+      p.prompt = en ? who.name + " has " + qty(a, l) + " " + objs + ". " + (who.female ? "She" : "He") + " buys " + qty(b, l) +
+                          " more and gives " + qty(c, l) + " to " + other->name + ". " + how_many + objs + " does " + who.name + " have now?"
+                    : who.name + " tiene " + qty(a, l) + " " + objs + ". Compra " + qty(b, l) + " más y le da " + qty(c, l) + " a " +
+                          other->name + ". " + how_many + objs + " tiene " + who.name + " ahora?";
+      p.solution_steps = {en ? who.name + " starts with " + str(a) + " " + objs + "." : who.name + " empieza con " + str(a) + " " + objs + ".",
+                          (en ? "After buying " + str(b) + " more, " + who.name + " has " : "Después de comprar " + str(b) + " más, tiene ") +
+                              str(a) + " + " + str(b) + " = " + str(s) + ".",
+                          (en ? "After giving " + str(c) + " to " + other->name + ", " + who.name + " has "
+                              : "Después de darle " + str(c) + " a " + other->name + ", tiene ") +
+                              str(s) + " - " + str(c) + " = " + str(answer) + "."};
+      p.instance_key = "word:give:" + str(a) + "," + str(b) + "," + str(c);
+      break;
+    }
+    case 1: {  // equal groups
+      const std::int64_t each = d.range(2, 12), boxes = d.range(2, 12);
+      answer = each * boxes;
+      p.prompt = en ? "A box holds " + qty(each, l) + " " + objs + ". How many " + objs + " are there in " + qty(boxes, l) + " boxes?"
+                    : "Una caja tiene " + qty(each, l) + " " + objs + ". " + how_many + objs + " hay en " + qty(boxes, l) + " cajas?";
+      p.solution_steps = {en ? "Each box holds " + str(each) + " " + objs + " and there are " + str(boxes) + " boxes."
+                             : "Cada caja tiene " + str(each) + " " + objs + " y hay " + str(boxes) + " cajas.",
+                          str(boxes) + " " + op_word('*', l) + " " + str(each) + (en ? " is " : " es ") + str(answer) +
+                              (en ? ", so there are " : ", así que hay ") + str(answer) + " " + objs + "."};
+      p.instance_key = "word:groups:" + str(each) + "," + str(boxes);
+      break;
+    }
+    case 2: {  // fair sharing
+      const std::int64_t each = d.range(2, 12), friends = d.range(2, 8), total = each * friends;
+      answer = each;
+      p.prompt = en ? who.name + " shares " + qty(total, l) + " " + objs + " equally among " + qty(friends, l) + " friends. How many " +
+                          objs + " does each friend get?"
+                    : who.name + " reparte " + qty(total, l) + " " + objs + " en partes iguales entre " + qty(friends, l) + " amigos. " +
+                          how_many + objs + " recibe cada amigo?";
+      p.solution_steps = {en ? str(total) + " " + objs + " are shared among " + str(friends) + " friends."
+                             : "Se reparten " + str(total) + " " + objs + " entre " + str(friends) + " amigos.",
+                          str(total) + " " + op_word('/', l) + " " + str(friends) + (en ? " is " : " es ") + str(each) +
+                              (en ? ", so each friend gets " : ", así que cada amigo recibe ") + str(each) + "."};
+      p.instance_key = "word:share:" + str(total) + "," + str(friends);
+      break;
+    }
+    default: {  // change from a purchase
+      const std::int64_t price = d.range(2, 9), k = d.range(2, 6), cost = price * k, paid = (cost / 10 + 1) * 10;
+      answer = paid - cost;
+      const std::string one = en ? "One " + t.en : (t.feminine ? "Una " : "Un ") + t.es;
+      p.prompt = en ? one + " costs " + str(price) + " dollars. " + who.name + " buys " + qty(k, l) + " " + objs + " and pays with " +
+                          str(paid) + " dollars. How much change does " + who.name + " get?"
+                    : one + " cuesta " + str(price) + " dólares. " + who.name + " compra " + qty(k, l) + " " + objs + " y paga con " +
+                          str(paid) + " dólares. ¿Cuánto cambio recibe " + who.name + "?";
+      p.solution_steps = {en ? str(k) + " " + objs + " cost " + str(k) + " times " + str(price) + ", which is " + str(cost) + " dollars."
+                             : str(k) + " " + objs + " cuestan " + str(k) + " por " + str(price) + ", que es " + str(cost) + " dólares.",
+                          (en ? "The change is " : "El cambio es ") + str(paid) + " - " + str(cost) + " = " + str(answer) +
+                              (en ? " dollars." : " dólares.")};
+      p.instance_key = "word:change:" + str(price) + "," + str(k);
+      break;
+    }
+  }
+  p.answer = str(answer);
+  return p;
+}
+
+}  // namespace r1

@@ -1,0 +1,252 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+
+#include "data/reasoning_world.hpp"
+#include "data/world_text.hpp"
+
+using namespace r1;
+
+namespace {
+
+// An evaluator written independently of data/exact_math: shunting-yard over long doubles.
+long double eval_infix(const std::string& s) {
+  std::vector<long double> vals;
+  std::vector<char> ops;
+  auto prec = [](char op) { return op == '+' || op == '-' ? 1 : op == '*' || op == '/' ? 2 : 0; };
+  auto reduce = [&] {
+    const long double b = vals.back();
+    vals.pop_back();
+    long double& a = vals.back();
+    const char op = ops.back();
+    ops.pop_back();
+    a = op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : a / b;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == ' ') continue;
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      long double v = 0;
+      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) v = v * 10 + (s[i++] - '0');
+      --i;
+      vals.push_back(v);
+    } else if (c == '(') {
+      ops.push_back(c);
+    } else if (c == ')') {
+      while (ops.back() != '(') reduce();
+      ops.pop_back();
+    } else {
+      while (!ops.empty() && prec(ops.back()) >= prec(c)) reduce();
+      ops.push_back(c);
+    }
+  }
+  while (!ops.empty()) reduce();
+  return vals.back();
+}
+
+std::vector<long long> ints_in(const std::string& s) {
+  std::vector<long long> out;
+  const std::regex num(R"(\d+)");
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), num); it != std::sregex_iterator(); ++it) out.push_back(std::stoll(it->str()));
+  return out;
+}
+
+// Can some +-*/ expression over a subset of values (each once) make target? Brute force over pairs.
+bool reachable(std::vector<long double> values, long double target) {
+  for (long double v : values)
+    if (std::fabs(v - target) < 1e-9) return true;
+  for (std::size_t i = 0; i < values.size(); ++i)
+    for (std::size_t j = 0; j < values.size(); ++j) {
+      if (i == j) continue;
+      std::vector<long double> rest;
+      for (std::size_t k = 0; k < values.size(); ++k)
+        if (k != i && k != j) rest.push_back(values[k]);
+      const long double a = values[i], b = values[j];
+      for (long double r : {a + b, a - b, a * b, b != 0 ? a / b : NAN}) {
+        if (std::isnan(r)) continue;
+        rest.push_back(r);
+        if (reachable(rest, target)) return true;
+        rest.pop_back();
+      }
+    }
+  return false;
+}
+
+long double number_value(const std::string& s) {
+  const auto slash = s.find('/');
+  return slash == std::string::npos ? std::stold(s) : std::stold(s.substr(0, slash)) / std::stold(s.substr(slash + 1));
+}
+
+// Every "a <op> b is c" / "a + b = c" claim in a solution is true arithmetic.
+void check_step_claims(const Problem& p) {
+  static const std::regex spoken(R"((\d+) (plus|minus|times|divided by|más|menos|por|dividido entre) (\d+) (is|es) (\d+))");
+  static const std::regex written(R"((\d+) ([-+]) (\d+) = (\d+))");
+  static const std::map<std::string, char> ops{{"plus", '+'}, {"más", '+'}, {"minus", '-'}, {"menos", '-'}, {"times", '*'},
+                                               {"por", '*'}, {"divided by", '/'}, {"dividido entre", '/'}};
+  for (const std::string& step : p.solution_steps) {
+    for (auto it = std::sregex_iterator(step.begin(), step.end(), spoken); it != std::sregex_iterator(); ++it) {
+      const auto& m = *it;
+      const std::string expr = m[1].str() + " " + ops.at(m[2].str()) + " " + m[3].str();
+      EXPECT_EQ(eval_infix(expr), std::stold(m[5].str())) << step;
+    }
+    for (auto it = std::sregex_iterator(step.begin(), step.end(), written); it != std::sregex_iterator(); ++it)
+      EXPECT_EQ(eval_infix((*it)[1].str() + (*it)[2].str() + (*it)[3].str()), std::stold((*it)[4].str())) << step;
+  }
+}
+
+void check_answer(const Problem& p) {
+  SCOPED_TRACE(p.prompt);
+  check_step_claims(p);
+  switch (p.kind) {
+    case ProblemKind::arithmetic:
+      EXPECT_EQ(eval_infix(p.instance_key.substr(std::string("arithmetic:").size())), std::stold(p.answer));
+      break;
+    case ProblemKind::countdown: {
+      const std::vector<long long> in_prompt = ints_in(p.prompt);
+      const long double target = static_cast<long double>(in_prompt.back());
+      EXPECT_NEAR(eval_infix(p.answer), target, 1e-9);
+      std::multiset<long long> given(in_prompt.begin(), in_prompt.end() - 1);
+      for (long long v : ints_in(p.answer)) {
+        ASSERT_TRUE(given.count(v)) << "answer uses " << v << " more often than given";
+        given.erase(given.find(v));
+      }
+      std::vector<long double> values(in_prompt.begin(), in_prompt.end() - 1);
+      EXPECT_TRUE(reachable(values, target));
+      break;
+    }
+    case ProblemKind::comparison: {
+      const auto colon = p.prompt.find(':');
+      if (p.prompt.find("rden") != std::string::npos || p.prompt.find("Order") != std::string::npos) {
+        std::vector<long long> v = ints_in(p.prompt.substr(colon));
+        std::sort(v.begin(), v.end());
+        EXPECT_EQ(ints_in(p.answer), v);
+      } else {
+        static const std::regex pair(R"(([0-9./]+) (or|o) ([0-9./]+)\?)");
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(p.prompt, m, pair));
+        const std::string a = m[1], b = m[3];
+        EXPECT_EQ(p.answer, number_value(a) > number_value(b) ? a : b);
+      }
+      break;
+    }
+    default: {  // the last claim computed in the solution is the answer
+      const std::vector<long long> last = ints_in(p.solution_steps.back());
+      EXPECT_NE(std::find(last.begin(), last.end(), std::stoll(p.answer)), last.end());
+    }
+  }
+}
+
+}  // namespace
+
+TEST(ReasoningWorld, SameSeedSameProblemsOtherSeedOthers) {
+  const auto a = generate_problems({}, 50, 3, Split::train), b = generate_problems({}, 50, 3, Split::train);
+  const auto c = generate_problems({}, 50, 4, Split::train);
+  ASSERT_EQ(a.size(), 50u);
+  int same = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].prompt, b[i].prompt);
+    EXPECT_EQ(a[i].answer, b[i].answer);
+    EXPECT_EQ(a[i].id, static_cast<std::int64_t>(i));
+    same += a[i].prompt == c[i].prompt;
+  }
+  EXPECT_LT(same, 5);
+  // Problem i does not depend on how many are generated.
+  EXPECT_EQ(generate_problems({}, 10, 3, Split::train).back().prompt, a[9].prompt);
+}
+
+TEST(ReasoningWorld, EveryAnswerIsVerifiedIndependently) {
+  for (const Problem& p : generate_problems({}, 1500, 11, Split::train)) check_answer(p);
+  for (const Problem& p : generate_problems({}, 300, 11, Split::heldout)) check_answer(p);
+}
+
+TEST(ReasoningWorld, SplitsShareNoProblemInstance) {
+  const auto train = generate_problems({}, 4000, 5, Split::train), held = generate_problems({}, 600, 5, Split::heldout);
+  std::set<std::string> train_keys;
+  std::set<std::int64_t> train_ids;
+  for (const Problem& p : train) {
+    train_keys.insert(p.instance_key);
+    train_ids.insert(p.id);
+  }
+  for (const Problem& p : held) {
+    EXPECT_FALSE(train_keys.count(p.instance_key)) << p.instance_key;
+    EXPECT_FALSE(train_ids.count(p.id));
+    EXPECT_GE(p.id, std::int64_t{1} << 40);
+  }
+}
+
+TEST(ReasoningWorld, MixAndLanguagesFollowTheirWeights) {
+  ProblemMix only_countdown{.arithmetic = 0, .countdown = 1, .comparison = 0, .word_problem = 0, .spanish = 1};
+  for (const Problem& p : generate_problems(only_countdown, 30, 2, Split::train)) {
+    EXPECT_EQ(p.kind, ProblemKind::countdown);
+    EXPECT_EQ(p.language, Language::es);
+  }
+  std::map<ProblemKind, int> kinds;
+  std::map<Language, int> langs;
+  for (const Problem& p : generate_problems({}, 800, 2, Split::train)) {
+    ++kinds[p.kind];
+    ++langs[p.language];
+  }
+  for (auto k : {ProblemKind::arithmetic, ProblemKind::countdown, ProblemKind::comparison, ProblemKind::word_problem})
+    EXPECT_GT(kinds[k], 120) << problem_kind_name(k);
+  EXPECT_GT(langs[Language::en], 320);
+  EXPECT_GT(langs[Language::es], 320);
+}
+
+TEST(ReasoningWorld, BothLanguagesUseTheirOwnVocabulary) {
+  for (const Problem& p : generate_problems({}, 400, 9, Split::train)) {
+    std::string all = p.prompt;
+    for (const std::string& s : p.solution_steps) all += " " + s;
+    const bool spanish = p.language == Language::es;
+    // Whole words only; std::regex's \b would split "dieciséis" at the accent.
+    static const std::regex es_words(R"((^|[ ,.])(es|el|la|y|con|cada|tiene|menor|mayor|Primero|Calcula|Usando|Ordena)(?=[ ,.:?]|$)|¿)");
+    static const std::regex en_words(R"((^|[ ,.])(is|the|and|with|each|has|First|Compute|Using|Order|Which|What)(?=[ ,.:?]|$))");
+    EXPECT_EQ(std::regex_search(all, es_words), spanish) << all;
+    EXPECT_EQ(std::regex_search(all, en_words), !spanish) << all;
+    if (p.kind == ProblemKind::arithmetic) {
+      EXPECT_TRUE(p.solution_steps[0].starts_with(spanish ? "Primero, " : "First, "));
+    }
+  }
+  EXPECT_EQ(number_words(21, Language::en), "twenty-one");
+  EXPECT_EQ(number_words(21, Language::es), "veintiuno");
+  EXPECT_EQ(number_words(35, Language::es), "treinta y cinco");
+  EXPECT_EQ(number_words(16, Language::es), "dieciséis");
+  EXPECT_EQ(number_words(120, Language::es), "120");
+}
+
+TEST(ReasoningWorld, TemplatesWrapQuestionsAndSolutions) {
+  const std::string z = r1_zero_prompt("What is 2 + 3?");
+  EXPECT_TRUE(z.starts_with("A conversation between User and Assistant."));
+  EXPECT_TRUE(z.ends_with("User: What is 2 + 3?. Assistant:"));
+  EXPECT_EQ(chat_prompt("Hi"), "<|user|>Hi<|assistant|>");
+  Problem p;
+  p.solution_steps = {"First, 2 plus 3 is 5."};
+  p.answer = "5";
+  EXPECT_EQ(worked_solution(p), "<think>First, 2 plus 3 is 5.</think><answer>5</answer>");
+}
+
+TEST(WorldText, FactsTranslationsGreetingsAndPreferencesInBothLanguages) {
+  std::set<std::string> kinds;
+  std::set<Language> langs;
+  for (const TextExample& t : generate_text_examples(200, 1)) {
+    kinds.insert(t.kind);
+    langs.insert(t.language);
+    EXPECT_FALSE(t.prompt.empty());
+    EXPECT_FALSE(t.response.empty());
+    if (t.kind == "translation" && t.language == Language::es) {
+      EXPECT_TRUE(t.response.starts_with("El ") || t.response.starts_with("La "));
+    }
+  }
+  EXPECT_EQ(kinds, (std::set<std::string>{"fact", "translation", "greeting"}));
+  EXPECT_EQ(langs.size(), 2u);
+  std::set<PreferenceKind> pkinds;
+  for (const PreferencePair& p : generate_preference_pairs(100, 1)) {
+    pkinds.insert(p.kind);
+    EXPECT_NE(p.chosen, p.rejected);
+  }
+  EXPECT_EQ(pkinds.size(), 2u);
+  EXPECT_EQ(generate_text_examples(20, 1).back().prompt, generate_text_examples(20, 1).back().prompt);
+}
