@@ -264,12 +264,20 @@ Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
 
 const Tensor& Model::logits(const Saved& s) { return s.logits; }
 
+const Tensor& Model::token_losses(const Saved& s) { return s.losses; }
+
 void Model::backward(const DeviceBatch& b, Saved& s, float token_weight, float balance_weight) const {
+  Tensor dloss = params_.context().empty({b.shape.tokens()}, DType::f32);
+  kernels::fill(params_.context(), dloss, token_weight);  // ignored targets get no gradient in the CE backward
+  backward(b, s, dloss, token_weight, balance_weight);
+}
+
+void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
+                     float balance_weight) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
   const std::int64_t T = b.shape.tokens(), D = c_.dim;
-  Tensor dloss = ctx.empty({T}, DType::f32);
-  kernels::fill(ctx, dloss, token_weight);  // ignored targets get no gradient inside the CE backward
+  R1_CHECK(dloss.numel() == T && dloss.dtype() == DType::f32, "token weights ", dloss.str(), " for ", T, " tokens");
 
   // Head: dlogits overwrite the logits.
   kernels::cross_entropy_backward(ctx, s.logits, b.targets, s.lse, dloss, s.logits);
@@ -280,7 +288,7 @@ void Model::backward(const DeviceBatch& b, Saved& s, float token_weight, float b
 
   if (!mtp_blocks_.empty()) {
     const std::string p = "mtp.0";
-    kernels::fill(ctx, dloss, token_weight * static_cast<float>(c_.mtp_lambda / static_cast<double>(c_.mtp_depth)));
+    kernels::fill(ctx, dloss, mtp_token_weight * static_cast<float>(c_.mtp_lambda / static_cast<double>(c_.mtp_depth)));
     kernels::cross_entropy_backward(ctx, s.mtp_logits, b.mtp_targets, s.mtp_lse, dloss, s.mtp_logits);
     Tensor dn = ctx.empty({T, D}, dt);
     linear_backward(ctx, s.mtp_logits, s.mtp_norm, *head_, dn, false);

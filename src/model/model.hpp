@@ -51,6 +51,13 @@ class Model {
   // Accumulates every parameter gradient of the micro-batch. `token_weight`: d(total loss)/d(token
   // loss); `balance_weight`: d(total loss)/d(balance loss).
   void backward(const DeviceBatch& batch, Saved& saved, float token_weight, float balance_weight) const;
+  // The same with a weight per token (f32 [T] in the model's memory): d(total loss)/d(token's cross
+  // entropy), e.g. -advantage/|o| in policy-gradient RL; the MTP head gets `mtp_token_weight` per token.
+  // The tensor is consumed (overwritten).
+  void backward(const DeviceBatch& batch, Saved& saved, const Tensor& token_weights, float mtp_token_weight,
+                float balance_weight) const;
+  // Per-token cross-entropies of the last forward (f32 [T]; 0 where the target is -1): -log p(target).
+  static const Tensor& token_losses(const Saved& s);
   // Auxiliary-loss-free balancing after an optimizer step: counts summed over the step's micro-batches
   // (and data-parallel ranks), one host vector per MoE layer in forward order.
   void update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const;

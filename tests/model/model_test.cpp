@@ -136,6 +136,36 @@ TEST(Model, ParameterCountMatchesTheFormula) {
   }
 }
 
+TEST(Model, PerTokenLossWeightsGiveTheGradientOfTheWeightedSum) {
+  ModelConfig c = tiny_config(false);
+  c.seq_aux_alpha = 0;
+  ParamStore ps(kernels::Context::cpu(), DType::f32);
+  Model m(c, ps);
+  ps.initialize(11, c.init_std);
+  const TokenBatch tb = tokens(2, 8, c.vocab_size);
+  const DeviceBatch db = m.upload(tb);
+  Tensor w = Tensor::host({16}, DType::f32);
+  for (int t = 0; t < 16; ++t) w.data<float>()[t] = 0.3f * static_cast<float>((t * 5) % 7) - 0.9f;  // signs of advantages
+  const auto weighted = [&] {
+    ForwardResult r;
+    auto s = m.forward(db, r);
+    const Tensor& l = Model::token_losses(*s);
+    double sum = 0;
+    for (int t = 0; t < 16; ++t) sum += static_cast<double>(w.data<float>()[t]) * l.data<float>()[t];
+    return sum;
+  };
+  ForwardResult r;
+  auto saved = m.forward(db, r);
+  Tensor dloss = Tensor::host({16}, DType::f32);
+  copy(dloss, w);
+  m.backward(db, *saved, dloss, 0.0f, 0.0f);
+  for (const char* name : {"head", "layers.0.attn.q_proj", "layers.1.moe.experts.gate_up", "embed"}) {
+    Param& p = ps.get(name);
+    const auto res = test::gradcheck(weighted, p.master, p.grad, 2e-3, std::max<std::int64_t>(1, p.master.numel() / 40));
+    EXPECT_LT(res.relative(), 5e-3) << name;
+  }
+}
+
 TEST(Model, FullRecomputeGivesTheSameGradients) {
   const ModelConfig c = tiny_config(true);
   std::vector<std::vector<float>> grads[2];
