@@ -160,7 +160,9 @@ std::vector<KeyDecl> build_keys() {
   grpo.integer("inner_epochs", "1", 1, 64, "optimizer passes over each batch of rollouts (mu)");
   grpo.choice("loss_agg", "seq-mean-token-mean", {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"},
               "how per-token losses are averaged (seq-mean-token-sum-norm: Dr. GRPO)");
-  grpo.flag("adv_std_scale", "true", "divide advantages by the group's reward std (false: Dr. GRPO)");
+  grpo.flag("adv_std_scale", "true", "divide advantages by a reward std (adv_std_scope says whose; false: Dr. GRPO)");
+  grpo.choice("adv_std_scope", "group", {"group", "batch"},
+              "whose reward std divides the advantages: the completion's group, or the whole batch");
   grpo.flag("dynamic_sampling", "false", "drop groups whose rewards are all equal and sample more (DAPO)");
   grpo.flag("mask_truncated", "false", "leave completions cut at sampling.max_new_tokens out of the loss");
   grpo.integer("ref_refresh_steps", "400", 0, kNoMax, "steps between copies of the policy into the reference; 0: never");

@@ -1,0 +1,252 @@
+#include "rl/grpo.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <unordered_map>
+
+#include "core/error.hpp"
+#include "deck/deck.hpp"
+
+namespace r1 {
+namespace {
+
+KlEstimator kl_estimator_named(const std::string& s) {
+  return s == "k1" ? KlEstimator::k1 : s == "k2" ? KlEstimator::k2 : KlEstimator::k3;
+}
+
+LossAgg loss_agg_named(const std::string& s) {
+  return s == "token-mean"          ? LossAgg::token_mean
+         : s == "seq-mean-token-mean" ? LossAgg::seq_mean_token_mean
+                                      : LossAgg::seq_mean_token_sum_norm;
+}
+
+struct Group {
+  std::int64_t id = 0, size = 0;
+  double sum = 0, min = 0, max = 0, squares = 0;  // squares: sum of (r - mean)^2
+  double mean() const { return sum / static_cast<double>(size); }
+  bool uniform() const { return min == max; }
+  // Bessel-corrected, as torch.std computes it in TRL's and veRL's GRPO.
+  double sample_std() const { return size > 1 ? std::sqrt(squares / static_cast<double>(size - 1)) : 0.0; }
+};
+
+// The groups in order of first appearance, and each completion's group.
+std::vector<Group> collect_groups(std::span<const double> rewards, std::span<const std::int64_t> group_ids,
+                                  std::vector<std::size_t>& group_of) {
+  R1_CHECK(rewards.size() == group_ids.size(), rewards.size(), " rewards for ", group_ids.size(), " group ids");
+  std::vector<Group> groups;
+  std::unordered_map<std::int64_t, std::size_t> slot;
+  group_of.resize(rewards.size());
+  for (std::size_t i = 0; i < rewards.size(); ++i) {
+    const auto [it, fresh] = slot.try_emplace(group_ids[i], groups.size());
+    if (fresh) groups.push_back({group_ids[i], 0, 0, rewards[i], rewards[i], 0});
+    Group& g = groups[it->second];
+    ++g.size;
+    g.sum += rewards[i];
+    g.min = std::min(g.min, rewards[i]);
+    g.max = std::max(g.max, rewards[i]);
+    group_of[i] = it->second;
+  }
+  // Centred second pass: no cancellation when the rewards share a large offset.
+  for (std::size_t i = 0; i < rewards.size(); ++i) {
+    Group& g = groups[group_of[i]];
+    g.squares += (rewards[i] - g.mean()) * (rewards[i] - g.mean());
+  }
+  return groups;
+}
+
+double batch_sample_std(std::span<const double> rewards) {
+  if (rewards.size() < 2) return 0;
+  double mean = 0;
+  for (double r : rewards) mean += r;
+  mean /= static_cast<double>(rewards.size());
+  double squares = 0;
+  for (double r : rewards) squares += (r - mean) * (r - mean);
+  return std::sqrt(squares / static_cast<double>(rewards.size() - 1));
+}
+
+// Which tokens carry loss: completion tokens, less those of truncated completions under mask_truncated.
+struct LossMask {
+  const GrpoTokens& b;
+  bool mask_truncated;
+  // The token's completion, or -1 when the token is out of the loss.
+  std::int32_t operator()(std::size_t t) const {
+    const std::int32_t c = b.completion[t];
+    if (c < 0) return -1;
+    R1_CHECK(static_cast<std::size_t>(c) < b.advantages.size(), "token ", t, " names completion ", c, " of ",
+             b.advantages.size());
+    return mask_truncated && !b.truncated.empty() && b.truncated[c] ? -1 : c;
+  }
+};
+
+void check_shapes(const GrpoTokens& b, const GrpoConfig& c) {
+  const std::size_t T = b.completion.size();
+  R1_CHECK(b.logp_new.size() == T && b.logp_old.size() == T, "logp_new ", b.logp_new.size(), ", logp_old ",
+           b.logp_old.size(), " for ", T, " tokens");
+  R1_CHECK(c.beta_kl == 0 || b.logp_ref.size() == T, "beta_kl > 0 needs logp_ref for all ", T, " tokens");
+  R1_CHECK(b.truncated.empty() || b.truncated.size() == b.advantages.size(), b.truncated.size(),
+           " truncation flags for ", b.advantages.size(), " completions");
+}
+
+}  // namespace
+
+GrpoConfig GrpoConfig::from_deck(const Deck& d) {
+  GrpoConfig c;
+  c.group_size = d.get_int("grpo.group_size");
+  c.epsilon_low = d.get_float("grpo.epsilon_low");
+  c.epsilon_high = d.get_float("grpo.epsilon_high");
+  c.beta_kl = d.get_float("grpo.beta_kl");
+  c.kl_estimator = kl_estimator_named(d.get_string("grpo.kl_estimator"));
+  c.loss_agg = loss_agg_named(d.get_string("grpo.loss_agg"));
+  const bool batch_scope = d.get_string("grpo.adv_std_scope") == "batch";
+  if (!d.get_bool("grpo.adv_std_scale") && batch_scope)
+    d.fail("grpo.adv_std_scope", "no std divides the advantages with " + d.describe("grpo.adv_std_scale") +
+                                     "; set adv_std_scale = true or leave adv_std_scope = group");
+  c.adv_scale = !d.get_bool("grpo.adv_std_scale") ? AdvScale::none
+                : batch_scope                         ? AdvScale::batch_std
+                                                      : AdvScale::group_std;
+  c.dynamic_sampling = d.get_bool("grpo.dynamic_sampling");
+  c.mask_truncated = d.get_bool("grpo.mask_truncated");
+  c.inner_epochs = d.get_int("grpo.inner_epochs");
+  c.ref_refresh_steps = d.get_int("grpo.ref_refresh_steps");
+  c.max_completion_tokens = d.get_int("sampling.max_new_tokens");
+  return c;
+}
+
+GroupAdvantages group_advantages(std::span<const double> rewards, std::span<const std::int64_t> group_ids,
+                                 const GrpoConfig& config) {
+  std::vector<std::size_t> group_of;
+  const std::vector<Group> groups = collect_groups(rewards, group_ids, group_of);
+  const double batch_std = config.adv_scale == AdvScale::batch_std ? batch_sample_std(rewards) : 0;
+  GroupAdvantages out;
+  out.advantages.resize(rewards.size());
+  for (std::size_t i = 0; i < rewards.size(); ++i) {
+    const Group& g = groups[group_of[i]];
+    // Exactly zero rather than (r - mean) / eps rounding noise: these groups carry no learning signal.
+    if (g.uniform()) continue;
+    const double centred = rewards[i] - g.mean();
+    switch (config.adv_scale) {
+      case AdvScale::group_std: out.advantages[i] = centred / (g.sample_std() + config.adv_eps); break;
+      case AdvScale::batch_std: out.advantages[i] = centred / (batch_std + config.adv_eps); break;
+      case AdvScale::none: out.advantages[i] = centred; break;
+    }
+  }
+  for (const Group& g : groups)
+    if (g.uniform()) out.uniform_groups.push_back(g.id);
+  return out;
+}
+
+GroupFilter filter_groups(std::span<const double> rewards, std::span<const std::int64_t> group_ids) {
+  std::vector<std::size_t> group_of;
+  const std::vector<Group> groups = collect_groups(rewards, group_ids, group_of);
+  GroupFilter out;
+  for (const Group& g : groups) {
+    if (g.uniform())
+      ++out.dropped_groups;
+    else
+      out.kept_groups.push_back(g.id);
+  }
+  for (std::size_t i = 0; i < rewards.size(); ++i) {
+    if (groups[group_of[i]].uniform())
+      ++out.dropped_completions;
+    else
+      out.kept_completions.push_back(static_cast<std::int64_t>(i));
+  }
+  return out;
+}
+
+GrpoNormaliser grpo_normaliser(const GrpoTokens& batch, const GrpoConfig& config) {
+  check_shapes(batch, config);
+  const LossMask in_loss{batch, config.mask_truncated};
+  std::vector<char> seen(batch.advantages.size(), 0);
+  GrpoNormaliser n;
+  for (std::size_t t = 0; t < batch.completion.size(); ++t) {
+    const std::int32_t c = in_loss(t);
+    if (c < 0) continue;
+    n.tokens += 1;
+    if (!seen[c]) n.completions += 1;
+    seen[c] = 1;
+  }
+  return n;
+}
+
+GrpoStats& GrpoStats::operator+=(const GrpoStats& o) {
+  loss += o.loss;
+  tokens += o.tokens;
+  ratio_sum += o.ratio_sum;
+  kl_sum += o.kl_sum;
+  clipped_low += o.clipped_low;
+  clipped_high += o.clipped_high;
+  return *this;
+}
+
+GrpoLoss grpo_loss(const GrpoTokens& batch, const GrpoNormaliser& norm, const GrpoConfig& config) {
+  check_shapes(batch, config);
+  const std::size_t T = batch.completion.size();
+  const LossMask in_loss{batch, config.mask_truncated};
+  const GrpoNormaliser local = grpo_normaliser(batch, config);
+  R1_CHECK(norm.tokens >= local.tokens && norm.completions >= local.completions, "the normaliser (", norm.tokens,
+           " tokens, ", norm.completions, " completions) does not cover this batch (", local.tokens, ", ",
+           local.completions, ")");
+  // Loss tokens per completion: seq-mean-token-mean divides each completion by its own length.
+  std::vector<double> length(batch.advantages.size(), 0);
+  for (std::size_t t = 0; t < T; ++t)
+    if (const std::int32_t c = in_loss(t); c >= 0) length[c] += 1;
+
+  GrpoLoss out;
+  out.grad_logp_new.assign(T, 0.0);
+  const double lo = 1 - config.epsilon_low, hi = 1 + config.epsilon_high, beta = config.beta_kl;
+  for (std::size_t t = 0; t < T; ++t) {
+    const std::int32_t c = in_loss(t);
+    if (c < 0) continue;
+    double weight = 0;  // d loss / d (token loss)
+    switch (config.loss_agg) {
+      case LossAgg::token_mean: weight = 1 / norm.tokens; break;
+      case LossAgg::seq_mean_token_mean: weight = 1 / (norm.completions * length[c]); break;
+      case LossAgg::seq_mean_token_sum_norm:
+        weight = 1 / (norm.completions * static_cast<double>(config.max_completion_tokens));
+        break;
+    }
+    const double logp = batch.logp_new[t], adv = batch.advantages[c];
+    const double ratio = std::exp(logp - static_cast<double>(batch.logp_old[t]));
+    const double unclipped = ratio * adv, clipped = std::clamp(ratio, lo, hi) * adv;
+    // min() picks the clipped term only where the ratio is outside [lo, hi] on the side the advantage pushes
+    // towards; the clamp is flat there, so the surrogate's gradient vanishes.
+    const bool clip_active = clipped < unclipped;
+    const double surrogate = clip_active ? clipped : unclipped;
+    const double d_surrogate = clip_active ? 0.0 : unclipped;  // d(ratio * A)/d logp = ratio * A
+    if (clip_active) ++(adv > 0 ? out.stats.clipped_high : out.stats.clipped_low);
+
+    double kl = 0, d_kl = 0;
+    if (beta != 0) {
+      const double log_r = static_cast<double>(batch.logp_ref[t]) - logp;  // d log_r / d logp = -1
+      switch (config.kl_estimator) {
+        case KlEstimator::k1: kl = -log_r; d_kl = 1; break;
+        case KlEstimator::k2: kl = 0.5 * log_r * log_r; d_kl = -log_r; break;
+        case KlEstimator::k3: {
+          const double r = std::exp(log_r);
+          kl = r - log_r - 1;
+          d_kl = 1 - r;
+          break;
+        }
+      }
+    }
+    out.stats.loss += weight * (beta * kl - surrogate);
+    out.grad_logp_new[t] = weight * (beta * d_kl - d_surrogate);
+    out.stats.tokens += 1;
+    out.stats.ratio_sum += ratio;
+    out.stats.kl_sum += kl;
+  }
+  return out;
+}
+
+std::vector<float> grpo_token_weights(const GrpoTokens& batch, const GrpoNormaliser& norm, const GrpoConfig& config,
+                                      GrpoStats* stats) {
+  const GrpoLoss loss = grpo_loss(batch, norm, config);
+  if (stats) *stats = loss.stats;
+  std::vector<float> weights(loss.grad_logp_new.size());
+  for (std::size_t t = 0; t < weights.size(); ++t) weights[t] = static_cast<float>(-loss.grad_logp_new[t]);
+  return weights;
+}
+
+}  // namespace r1
