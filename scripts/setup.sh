@@ -16,7 +16,8 @@ PACKAGES=(
   libgtest-dev
   nlohmann-json3-dev
   libhdf5-dev hdf5-tools
-  python3 python3-h5py python3-numpy
+  python3 python3-h5py python3-numpy python3-matplotlib
+  slurm-wlm munge
 )
 # Extra packages named by the caller (also how the missing-package report is tested).
 read -r -a EXTRA <<< "${R1HPC_EXTRA_PACKAGES:-}"
