@@ -5,6 +5,7 @@
 #include "kernels/attention.hpp"
 #include "kernels/copy_columns.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/mla_decode.hpp"
 #include "kernels/rmsnorm.hpp"
 
 namespace r1 {
@@ -62,16 +63,9 @@ MlaAttention::MlaAttention(const ModelConfig& c, ParamStore& params, const std::
   o_proj_ = &params.add(prefix + ".o_proj", {dim_, heads_ * d_v_}, Init::normal);
 }
 
-MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x,
-                                          const Tensor& out) const {
-  const std::int64_t t = b.tokens(), d_qk = d_nope_ + d_rope_;
+Tensor MlaAttention::project(const kernels::Context& ctx, const Tensor& positions, const Tensor& x, Saved& s) const {
+  const std::int64_t t = x.dim(0), d_qk = d_nope_ + d_rope_;
   const DType dt = o_proj_->compute.dtype();
-  R1_REQUIRE(x.shape() == Shape({t, dim_}) && x.dtype() == dt && out.shape() == x.shape() && out.dtype() == dt,
-             "MLA forward: x ", x.str(), " and out ", out.str(), " must be ", dtype_name(dt), " [", t, ", ", dim_,
-             "] for a batch of ", b.batch, " x ", b.seq, " tokens");
-  Saved s;
-  s.x = x;
-
   // Queries, rotated in place on the rope slice of every head.
   s.q = ctx.empty({t, heads_, d_qk}, dt);
   const Tensor q2 = s.q.view({t, heads_ * d_qk});
@@ -85,7 +79,7 @@ MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const Bat
     kernels::rmsnorm_forward(ctx, s.q_a, q_a_norm_->master, eps_, s.q_a_n, s.q_a_rstd);
     linear(ctx, s.q_a_n, q_b_proj_->compute, q2);
   }
-  kernels::rope_forward(ctx, s.q, b.positions, rope_, d_nope_);
+  kernels::rope_forward(ctx, s.q, positions, rope_, d_nope_);
 
   // kv_a in two GEMMs over row blocks of kv_a_proj (contiguous views), so the latent and the rope key
   // come out as separate tensors.
@@ -93,10 +87,23 @@ MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const Bat
   const Tensor k_pe = ctx.empty({t, d_rope_}, dt);
   linear(ctx, x, kv_a_proj_->compute.slice(0, kv_rank_), s.c_kv);
   linear(ctx, x, kv_a_proj_->compute.slice(kv_rank_, kv_rank_ + d_rope_), k_pe);
-  kernels::rope_forward(ctx, k_pe, b.positions, rope_, 0);
+  kernels::rope_forward(ctx, k_pe, positions, rope_, 0);
   s.c_kv_n = ctx.empty({t, kv_rank_}, dt);
   s.kv_rstd = ctx.empty({t}, DType::f32);
   kernels::rmsnorm_forward(ctx, s.c_kv, kv_a_norm_->master, eps_, s.c_kv_n, s.kv_rstd);
+  return k_pe;
+}
+
+MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x,
+                                          const Tensor& out) const {
+  const std::int64_t t = b.tokens(), d_qk = d_nope_ + d_rope_;
+  const DType dt = o_proj_->compute.dtype();
+  R1_REQUIRE(x.shape() == Shape({t, dim_}) && x.dtype() == dt && out.shape() == x.shape() && out.dtype() == dt,
+             "MLA forward: x ", x.str(), " and out ", out.str(), " must be ", dtype_name(dt), " [", t, ", ", dim_,
+             "] for a batch of ", b.batch, " x ", b.seq, " tokens");
+  Saved s;
+  s.x = x;
+  const Tensor k_pe = project(ctx, b.positions, x, s);
 
   // Per head [k_nope | v] rows split into k = [k_nope | k_pe] and v.
   const Tensor kv = ctx.empty({t, heads_, d_nope_ + d_v_}, dt);
@@ -166,6 +173,44 @@ void MlaAttention::backward(const kernels::Context& ctx, const BatchShape& b, co
     linear_dgrad(ctx, dq_a, q_a_proj_->compute, dx, true);
     linear_wgrad(ctx, dq_a, s.x, q_a_proj_->grad);
   }
+}
+
+MlaAttention::Cache MlaAttention::make_cache(const kernels::Context& ctx, std::int64_t batch, std::int64_t max_len) const {
+  R1_REQUIRE(batch >= 1 && max_len >= 1 && max_len <= rope_.cos.dim(0), "MLA cache of ", batch, " slots x ", max_len,
+             " tokens: need at least one of each and at most ", rope_.cos.dim(0), " tokens ([model] max_seq_len)");
+  const DType dt = o_proj_->compute.dtype();
+  return Cache{ctx.empty({batch, max_len, kv_rank_}, dt), ctx.empty({batch, max_len, d_rope_}, dt)};
+}
+
+void MlaAttention::prefill(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
+                           const Cache& cache) const {
+  R1_REQUIRE(cache.kv.dim(0) == b.batch && cache.kv.dim(1) >= b.seq, "MLA prefill of ", b.batch, " x ", b.seq,
+             " tokens into a cache ", cache.kv.str());
+  const Saved s = forward(ctx, b, x, out);
+  const std::int64_t t = b.tokens(), d_qk = d_nope_ + d_rope_;
+  // Head 0's rope slice of the keys is the rotated shared rope key (every head holds the same copy).
+  const Tensor k_pe = ctx.empty({t, d_rope_}, s.k.dtype());
+  kernels::copy_columns(ctx, s.k.view({t, heads_ * d_qk}), d_nope_, k_pe, 0, d_rope_);
+  const Tensor start = ctx.zeros({b.batch}, DType::i32);
+  kernels::kv_cache_write(ctx, s.c_kv_n.view({b.batch, b.seq, kv_rank_}), start, cache.kv);
+  kernels::kv_cache_write(ctx, k_pe.view({b.batch, b.seq, d_rope_}), start, cache.pe);
+}
+
+void MlaAttention::decode(const kernels::Context& ctx, const Tensor& x, const Tensor& positions, const Tensor& lengths,
+                          const Cache& cache, const Tensor& out) const {
+  const std::int64_t n = x.dim(0);
+  const DType dt = o_proj_->compute.dtype();
+  R1_REQUIRE(x.shape() == Shape({n, dim_}) && x.dtype() == dt && out.shape() == x.shape() && out.dtype() == dt &&
+                 cache.kv.dim(0) == n,
+             "MLA decode: x ", x.str(), " and out ", out.str(), " must be ", dtype_name(dt), " [B, ", dim_,
+             "] with B = the cache's ", cache.kv.dim(0), " slots");
+  Saved s;
+  const Tensor k_pe = project(ctx, positions, x, s);
+  kernels::kv_cache_write(ctx, s.c_kv_n.view({n, 1, kv_rank_}), positions, cache.kv);
+  kernels::kv_cache_write(ctx, k_pe.view({n, 1, d_rope_}), positions, cache.pe);
+  const Tensor o = ctx.empty({n, heads_, d_v_}, dt);
+  kernels::mla_decode_attention(ctx, s.q, kv_b_proj_->compute, cache.kv, cache.pe, lengths, scale_, o);
+  linear(ctx, o.view({n, heads_ * d_v_}), o_proj_->compute, out);
 }
 
 }  // namespace r1

@@ -54,7 +54,30 @@ class MlaAttention {
 
   float softmax_scale() const { return scale_; }
 
+  // Generation (no backward): the per-layer KV cache of B sequence slots of up to L tokens holds what MLA
+  // needs of every past token, the normalised latent and the rotated shared rope key, (R_kv + d_rope)
+  // values per token instead of H (d_qk + d_v).
+  struct Cache {
+    Tensor kv;  // [B, L, R_kv] kv_a_norm(c_kv)
+    Tensor pe;  // [B, L, d_rope] rope(k_pe)
+  };
+  Cache make_cache(const kernels::Context& ctx, std::int64_t batch, std::int64_t max_len) const;
+  // The training forward over a right-padded prompt batch (B x S tokens, S <= L; causal masking keeps the
+  // padding out of every real token's output), then each slot's S latents and rope keys written to cache
+  // rows [0, S). Rows past a prompt's end hold padding until decode overwrites them.
+  void prefill(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
+               const Cache& cache) const;
+  // One new token per slot: x, out [B, D]; positions i32 [B] (each token's RoPE position and cache row);
+  // lengths i32 [B] = positions + 1, the cached tokens each query attends to. Attention runs in latent
+  // space with W_UK and W_UV absorbed (kernels/mla_decode.hpp), never expanding the cache to per-head keys.
+  void decode(const kernels::Context& ctx, const Tensor& x, const Tensor& positions, const Tensor& lengths,
+              const Cache& cache, const Tensor& out) const;
+
  private:
+  // The projections shared by forward and decode: rotated queries into s.q (and the q latent into s.q_a*),
+  // the latent into s.c_kv, s.c_kv_n, s.kv_rstd; returns the rotated rope key [T, d_rope].
+  Tensor project(const kernels::Context& ctx, const Tensor& positions, const Tensor& x, Saved& s) const;
+
   std::int64_t dim_, heads_, d_nope_, d_rope_, d_v_, q_rank_, kv_rank_;
   float eps_, scale_;
   kernels::RopeTables rope_;

@@ -333,4 +333,153 @@ void Model::update_router_bias(const std::vector<std::vector<std::int64_t>>& cou
   for (const auto& b : mtp_blocks_) update(*b);
 }
 
+void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, const Tensor& y,
+                        const std::function<void(const Tensor&, const Tensor&)>& attention) const {
+  // The same ops in the same order as block_forward, so prefill and decode reproduce the training forward.
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t T = b.tokens();
+  const float eps = static_cast<float>(c_.norm_eps);
+  const Tensor n1 = ctx.empty({T, c_.dim}, dt), rstd = ctx.empty({T}, DType::f32);
+  kernels::rmsnorm_forward(ctx, x, blk.attn_norm->master, eps, n1, rstd);
+  const Tensor h = ctx.empty({T, c_.dim}, dt);
+  attention(n1, h);
+  kernels::axpy(ctx, 1.0f, x, h);
+  const Tensor n2 = ctx.empty({T, c_.dim}, dt);
+  kernels::rmsnorm_forward(ctx, h, blk.ffn_norm->master, eps, n2, rstd);
+  if (blk.moe) {
+    MoeStats stats;
+    blk.moe->forward(ctx, b, n2, y, stats);
+  } else {
+    blk.mlp->forward(ctx, n2, y);
+  }
+  kernels::axpy(ctx, 1.0f, h, y);
+}
+
+Tensor Model::head_logits(const Tensor& x, const Tensor& rows) const {
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t B = rows.numel();
+  // embedding_forward is a row gather: the table is the trunk output. RMSNorm is per row, so norming the
+  // gathered rows gives the training forward's values.
+  const Tensor last = ctx.empty({B, c_.dim}, dt), normed = ctx.empty({B, c_.dim}, dt);
+  kernels::embedding_forward(ctx, x, rows, last);
+  kernels::rmsnorm_forward(ctx, last, norm_->master, static_cast<float>(c_.norm_eps), normed,
+                           ctx.empty({B}, DType::f32));
+  const Tensor logits = ctx.empty({B, c_.vocab_size}, DType::f32);
+  kernels::gemm(ctx, normed, head_->compute, logits, {.trans_b = true});
+  return logits;
+}
+
+KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
+  R1_REQUIRE(max_len <= c_.max_seq_len, "a KV cache of ", max_len, " tokens exceeds [model] max_seq_len = ",
+             c_.max_seq_len);
+  KvCache cache;
+  cache.max_len = max_len;
+  for (const auto& blk : blocks_) cache.layers.push_back(blk->attn->make_cache(params_.context(), slots, max_len));
+  cache.lengths.assign(static_cast<std::size_t>(slots), 0);
+  return cache;
+}
+
+Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const {
+  const Context& ctx = params_.context();
+  const std::int64_t B = cache.slots();
+  R1_REQUIRE(static_cast<std::int64_t>(prompts.size()) == B, "prefill of ", prompts.size(), " prompts into a cache of ",
+             B, " slots");
+  std::int64_t S = 0;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const auto n = static_cast<std::int64_t>(prompts[i].size());
+    R1_REQUIRE(n >= 1 && n <= cache.max_len, "prompt ", i, " has ", n, " tokens; a prompt needs 1 to ", cache.max_len,
+               " (the KV cache length)");
+    for (std::int32_t id : prompts[i])
+      R1_REQUIRE(id >= 0 && id < c_.vocab_size, "prompt ", i, ": token id ", id, " is outside the vocabulary of ",
+                 c_.vocab_size);
+    S = std::max(S, n);
+  }
+  // Right padding with token 0: causal attention keeps it out of the real tokens, and MoE routing is per
+  // token (no capacity), so padding changes nothing the prompts see.
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(B * S), 0), pos(ids.size()), last(static_cast<std::size_t>(B));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<std::size_t>(b)];
+    std::copy(p.begin(), p.end(), ids.begin() + b * S);
+    for (std::int64_t s = 0; s < S; ++s) pos[static_cast<std::size_t>(b * S + s)] = static_cast<std::int32_t>(s);
+    last[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(b * S + static_cast<std::int64_t>(p.size()) - 1);
+    cache.lengths[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(p.size());
+  }
+  BatchShape shape;
+  shape.batch = B;
+  shape.seq = S;
+  shape.positions = ints_to(ctx, pos, {B * S});
+  Tensor x = ctx.empty({B * S, c_.dim}, params_.compute_dtype());
+  kernels::embedding_forward(ctx, embed_->compute, ints_to(ctx, ids, {B * S}), x);
+  for (std::size_t l = 0; l < blocks_.size(); ++l) {
+    const Tensor y = ctx.empty({B * S, c_.dim}, params_.compute_dtype());
+    block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
+      blocks_[l]->attn->prefill(ctx, shape, n1, out, cache.layers[l]);
+    });
+    x = y;
+  }
+  return head_logits(x, ints_to(ctx, last, {B}));
+}
+
+Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
+  const Context& ctx = params_.context();
+  const std::int64_t B = cache.slots();
+  R1_REQUIRE(static_cast<std::int64_t>(tokens.size()) == B, "decode of ", tokens.size(), " tokens for a cache of ", B,
+             " slots");
+  std::vector<std::int32_t> lengths(cache.lengths), rows(static_cast<std::size_t>(B));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto i = static_cast<std::size_t>(b);
+    R1_REQUIRE(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "decode: token id ", tokens[i], " of slot ", b,
+               " is outside the vocabulary of ", c_.vocab_size);
+    R1_REQUIRE(cache.lengths[i] >= 1 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
+               cache.lengths[i], " tokens; it needs a prefilled prompt and room in the cache of ", cache.max_len);
+    lengths[i] = cache.lengths[i] + 1;
+    rows[i] = static_cast<std::int32_t>(b);
+  }
+  BatchShape shape;
+  shape.batch = B;
+  shape.seq = 1;
+  shape.positions = ints_to(ctx, cache.lengths, {B});
+  const Tensor len = ints_to(ctx, lengths, {B});
+  Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
+  kernels::embedding_forward(ctx, embed_->compute, ints_to(ctx, tokens, {B}), x);
+  for (std::size_t l = 0; l < blocks_.size(); ++l) {
+    const Tensor y = ctx.empty({B, c_.dim}, params_.compute_dtype());
+    block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
+      blocks_[l]->attn->decode(ctx, n1, shape.positions, len, cache.layers[l], out);
+    });
+    x = y;
+  }
+  cache.lengths = lengths;
+  return head_logits(x, ints_to(ctx, rows, {B}));
+}
+
+void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const {
+  const Context& ctx = params_.context();
+  const auto n = static_cast<std::int64_t>(slots.size());
+  std::vector<bool> seen(cache.lengths.size(), false);
+  for (std::int32_t s : slots) {
+    R1_REQUIRE(s >= 0 && s < cache.slots() && !seen[static_cast<std::size_t>(s)], "keep_slots: slot ", s,
+               " is out of range for ", cache.slots(), " slots or listed twice");
+    seen[static_cast<std::size_t>(s)] = true;
+  }
+  if (n == 0) {
+    cache.layers.clear();
+    cache.lengths.clear();
+    return;
+  }
+  // A row gather of [slots, L x width] views (embedding_forward copies rows exactly).
+  const Tensor ids = ints_to(ctx, slots, {n});
+  const auto gather = [&](const Tensor& t) {
+    const Tensor out = ctx.empty({n, t.dim(1), t.dim(2)}, t.dtype());
+    kernels::embedding_forward(ctx, t.view({t.dim(0), t.dim(1) * t.dim(2)}), ids, out.view({n, t.dim(1) * t.dim(2)}));
+    return out;
+  };
+  for (auto& layer : cache.layers) layer = MlaAttention::Cache{gather(layer.kv), gather(layer.pe)};
+  std::vector<std::int32_t> lengths;
+  for (std::int32_t s : slots) lengths.push_back(cache.lengths[static_cast<std::size_t>(s)]);
+  cache.lengths = lengths;
+}
+
 }  // namespace r1

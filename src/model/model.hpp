@@ -2,6 +2,7 @@
 // head and cross-entropy, the optional MTP module, with an explicit backward and optional full
 // activation recomputation per block.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -27,6 +28,15 @@ struct ForwardResult {
   Tensor mtp_loss_sum; // f32[1] or undefined
   Tensor balance_loss; // f32[1]: sum over MoE layers of the alpha-weighted sequence-wise balance loss
   std::vector<Tensor> expert_counts;  // i32 [E] per MoE layer (MTP's last), tokens routed this micro-batch
+};
+
+// The KV cache of a generation batch: one MLA cache per trunk layer over the same sequence slots, and
+// how many tokens each slot holds (host side: the engine decides what runs next from it).
+struct KvCache {
+  std::int64_t max_len = 0;
+  std::vector<MlaAttention::Cache> layers;
+  std::vector<std::int32_t> lengths;
+  std::int64_t slots() const { return static_cast<std::int64_t>(lengths.size()); }
 };
 
 class Model {
@@ -63,12 +73,29 @@ class Model {
   void update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const;
   int moe_layer_count() const;
 
+  // Inference (generation; no backward, MTP modules unused). Logits come back as f32 [B, V] in the
+  // model's memory, one row per cache slot: the next-token logits after each slot's last token.
+  KvCache make_kv_cache(std::int64_t slots, std::int64_t max_len) const;
+  // Runs each prompt (one per slot, 1 <= length <= max_len) through the trunk as one right-padded batch
+  // and fills the cache; lengths = prompt lengths.
+  Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const;
+  // Appends one token per slot at position lengths[b] (< max_len) and advances every length.
+  Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const;
+  // Keeps only the slots listed (in that order, each once), so finished sequences stop costing compute.
+  void keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const;
+
  private:
   struct Block;
   struct BlockSaved;
   // keep = false keeps only the block input (full recompute).
   std::unique_ptr<BlockSaved> block_forward(const Block& blk, const DeviceBatch& b, const Tensor& x, const Tensor& y,
                                             ForwardResult& r, bool keep) const;
+  // One block at inference: `attention` maps the normalised input to the attention output (prefill or
+  // decode); the FFN runs its training forward (MoE statistics discarded). y [T, D] is overwritten.
+  void block_infer(const Block& blk, const BatchShape& b, const Tensor& x, const Tensor& y,
+                   const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
+  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D].
+  Tensor head_logits(const Tensor& x, const Tensor& rows) const;
   void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,
                       float balance_weight) const;
 

@@ -15,52 +15,6 @@
 
 namespace r1 {
 
-namespace {
-double host_scalar(const Tensor& t) {
-  Tensor h = Tensor::host({1}, DType::f32);
-  copy(h, t);
-  return h.data<float>()[0];
-}
-
-// Sums `values` over the data-parallel group (host doubles through an f64 all-reduce).
-void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values) {
-  if (comm.size() == 1 || values.empty()) return;
-  Tensor h = Tensor::host({static_cast<std::int64_t>(values.size())}, DType::f64);
-  std::copy(values.begin(), values.end(), h.data<double>());
-  Tensor d = ctx.to_here(h);
-  comm.all_reduce(d);
-  comm.wait();
-  copy(h, d);
-  std::copy(h.data<double>(), h.data<double>() + h.numel(), values.begin());
-}
-// What [checkpoint] load names: nothing, this run's newest checkpoint (`latest`: a restart resumes
-// everything; a first start finds none and starts fresh), or another checkpoint (a step directory, or a
-// checkpoints directory whose newest is taken) loaded as load_mode says.
-struct StartPoint {
-  std::filesystem::path path;  // empty: from scratch
-  ckpt::LoadMode mode = ckpt::LoadMode::weights;
-  bool same_run = false;
-};
-StartPoint start_point(const Deck& deck) {
-  const std::string& load = deck.get_string("checkpoint.load");
-  StartPoint sp;
-  if (load.empty()) return sp;
-  if (load == "latest") {
-    if (auto l = ckpt::latest(checkpoint_dir(deck))) sp = {*l, ckpt::LoadMode::full, true};
-    return sp;
-  }
-  std::filesystem::path p(load);
-  if (!std::filesystem::exists(p / "index.h5")) {
-    auto l = ckpt::latest(p);
-    if (!l) deck.fail("checkpoint.load", "is neither a checkpoint (no index.h5) nor a directory with a `latest` checkpoint");
-    p = *l;
-  }
-  sp.path = p;
-  sp.mode = ckpt::parse_load_mode(deck.get_string("checkpoint.load_mode"));
-  return sp;
-}
-}  // namespace
-
 int run_pretrain(StageEnv& env) {
   const Deck& deck = env.deck;
   const kernels::Context& ctx = env.ctx;
@@ -83,21 +37,9 @@ int run_pretrain(StageEnv& env) {
   params.initialize(seed, cfg.init_std);
   AdamW opt(params, AdamWConfig::from_deck(deck));
   const LrSchedule schedule = LrSchedule::from_deck(deck);
-  const StartPoint start = start_point(deck);
-  std::int64_t first_step = 1;
-  std::string parent;  // lineage: the checkpoint this run's weights came from
-  if (!start.path.empty()) {
-    const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr);
-    if (start.same_run) {
-      first_step = m.step + 1;
-      parent = m.parent;
-    } else {
-      parent = std::filesystem::absolute(start.path).lexically_normal().string();
-      if (start.mode == ckpt::LoadMode::full) first_step = m.step + 1;
-    }
-    log_info("pretrain: ", start.same_run ? "resuming this run from " : "starting from ", start.path.string(), " (step ",
-             m.step, ", ", start.mode == ckpt::LoadMode::full ? "weights, optimizer and data position" : "weights only", ")");
-  }
+  const Resumed resumed = resume_from_deck(deck, "pretrain", params, opt);
+  const std::int64_t first_step = resumed.first_step;
+  const std::string& parent = resumed.parent;
   ckpt::Checkpointer checkpointer(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
                                   deck.get_bool("checkpoint.async"));
   const std::int64_t every = deck.get_int("checkpoint.every_steps");

@@ -1,9 +1,77 @@
 #include "stages/stage.hpp"
 
 #include "app/self_check.hpp"
+#include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
+#include "train/optimizer.hpp"
 
 namespace r1 {
+
+namespace {
+// What [checkpoint] load names: nothing, this run's newest checkpoint (`latest`: a restart resumes
+// everything; a first start finds none and starts fresh), or another checkpoint (a step directory, or a
+// checkpoints directory whose newest is taken) loaded as load_mode says.
+struct StartPoint {
+  std::filesystem::path path;  // empty: from scratch
+  ckpt::LoadMode mode = ckpt::LoadMode::weights;
+  bool same_run = false;
+};
+StartPoint start_point(const Deck& deck) {
+  const std::string& load = deck.get_string("checkpoint.load");
+  StartPoint sp;
+  if (load.empty()) return sp;
+  if (load == "latest") {
+    if (auto l = ckpt::latest(checkpoint_dir(deck))) sp = {*l, ckpt::LoadMode::full, true};
+    return sp;
+  }
+  std::filesystem::path p(load);
+  if (!std::filesystem::exists(p / "index.h5")) {
+    auto l = ckpt::latest(p);
+    if (!l) deck.fail("checkpoint.load", "is neither a checkpoint (no index.h5) nor a directory with a `latest` checkpoint");
+    p = *l;
+  }
+  sp.path = p;
+  sp.mode = ckpt::parse_load_mode(deck.get_string("checkpoint.load_mode"));
+  return sp;
+}
+}  // namespace
+
+double host_scalar(const Tensor& t) {
+  Tensor h = Tensor::host({1}, DType::f32);
+  copy(h, t);
+  return h.data<float>()[0];
+}
+
+// Sums `values` over the data-parallel group (host doubles through an f64 all-reduce).
+void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values) {
+  if (comm.size() == 1 || values.empty()) return;
+  Tensor h = Tensor::host({static_cast<std::int64_t>(values.size())}, DType::f64);
+  std::copy(values.begin(), values.end(), h.data<double>());
+  Tensor d = ctx.to_here(h);
+  comm.all_reduce(d);
+  comm.wait();
+  copy(h, d);
+  std::copy(h.data<double>(), h.data<double>() + h.numel(), values.begin());
+}
+
+Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt) {
+  const StartPoint start = start_point(deck);
+  Resumed r;
+  if (start.path.empty()) return r;
+  const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr);
+  r.loaded = start.path;
+  r.data_state = m.data_state;
+  if (start.same_run) {
+    r.first_step = m.step + 1;
+    r.parent = m.parent;
+  } else {
+    r.parent = std::filesystem::absolute(start.path).lexically_normal().string();
+    if (start.mode == ckpt::LoadMode::full) r.first_step = m.step + 1;
+  }
+  log_info(stage, ": ", start.same_run ? "resuming this run from " : "starting from ", start.path.string(), " (step ", m.step,
+           ", ", start.mode == ckpt::LoadMode::full ? "weights, optimizer and data position" : "weights only", ")");
+  return r;
+}
 
 StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
@@ -42,9 +110,9 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
 int run_stage(const Deck& deck, int rank, int world) {
   const std::string& stage = deck.get_string("run.stage");
   if (stage == "self_check") return run_self_check(rank, world) ? 0 : 1;
-  if (stage == "pretrain") {
+  if (stage == "pretrain" || stage == "grpo") {
     StageEnv env = make_stage_env(deck, rank, world);
-    return run_pretrain(env);
+    return stage == "pretrain" ? run_pretrain(env) : run_grpo(env);
   }
   deck.fail("run.stage", "this r1hpc cannot run that stage yet (--dry-run checks a deck without running it)");
 }

@@ -10,6 +10,11 @@
 #include "run/run_dir.hpp"
 
 namespace r1 {
+class ParamStore;
+class AdamW;
+}
+
+namespace r1 {
 
 struct StageEnv {
   const Deck& deck;
@@ -28,5 +33,23 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world);
 int run_stage(const Deck& deck, int rank, int world);
 
 int run_pretrain(StageEnv& env);
+int run_grpo(StageEnv& env);
+
+// --- shared by the training stages ---
+
+double host_scalar(const Tensor& t);  // an f32[1] tensor's value (synchronises)
+// Sums `values` over a communicator's ranks (host doubles through an f64 all-reduce).
+void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values);
+
+// Where a stage starts, from [checkpoint] load: nothing; `latest` (a restart of this run resumes
+// weights, optimizer and step; a first start finds nothing and starts fresh); or another checkpoint (a
+// step directory, or a checkpoints directory whose newest is taken) loaded as load_mode says.
+struct Resumed {
+  std::int64_t first_step = 1;
+  std::string parent;  // lineage: the checkpoint this run's weights come from ("" from scratch)
+  std::filesystem::path loaded;  // what was loaded ("" for nothing)
+  nlohmann::json data_state;     // the loaded checkpoint's data-loader state (resume)
+};
+Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt);
 
 }  // namespace r1

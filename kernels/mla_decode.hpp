@@ -1,0 +1,47 @@
+// Decode-time MLA over a latent KV cache: writing new rows into the per-slot cache, and attention of one
+// new query per sequence with the key and value up-projections absorbed (DeepSeek-V3's "absorb" mode).
+#pragma once
+#include "kernels/context.hpp"
+
+namespace r1::kernels {
+
+// cache[b, start[b] + s, :] = src[b, s, :] for every sequence slot b and 0 <= s < S.
+//   src: [B, S, W]; cache: [B, L, W] of src's dtype (f32 or bf16); start: i32 [B], 0 <= start[b] <= L - S
+//   (checked on the CPU; on the GPU the caller validates it: out-of-range rows are undefined).
+void kv_cache_write(const Context& ctx, const Tensor& src, const Tensor& start, const Tensor& cache);
+
+// One query per sequence slot against that slot's first lengths[b] cached tokens, in latent space:
+//   q_lat[b,h,:]  = q[b,h,:dn] W_UK_h                           W_UK_h = kv_b rows [h(dn+dv), h(dn+dv)+dn)  [dn, R]
+//   s[b,h,j]      = scale * (q_lat[b,h,:] . cache_kv[b,j,:] + q[b,h,dn:] . cache_pe[b,j,:])    j < lengths[b]
+//   o_lat[b,h,:]  = sum_j softmax_j(s[b,h,:]) cache_kv[b,j,:]
+//   out[b,h,:]    = W_UV_h o_lat[b,h,:]                         W_UV_h = the next dv rows of kv_b        [dv, R]
+// which equals MLA's training attention (k_nope = c W_UK^T, v = c W_UV^T per head) by associativity, without
+// ever forming per-head keys or values of the past tokens.
+//   q: [B, H, dn + dr] (rope slice already rotated); kv_b: [H (dn + dv), R] (kv_b_proj as stored);
+//   cache_kv: [B, L, R]; cache_pe: [B, L, dr]; lengths: i32 [B], 1 <= lengths[b] <= L (checked on the CPU
+//   only); out: [B, H, dv]. One float dtype (f32 or bf16) for all but lengths; math in f32. R <= 4096,
+//   dr <= 256.
+void mla_decode_attention(const Context& ctx, const Tensor& q, const Tensor& kv_b, const Tensor& cache_kv,
+                          const Tensor& cache_pe, const Tensor& lengths, float scale, const Tensor& out);
+
+// The sizes mla_decode_attention reads from its arguments (validated by it).
+struct MlaDecodeShape {
+  std::int64_t batch = 0, heads = 0, d_nope = 0, d_rope = 0, d_v = 0, rank = 0, max_len = 0;
+};
+constexpr std::int64_t kMlaDecodeMaxRank = 4096;
+
+namespace cpu {
+void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache);
+void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b, const Tensor& cache_kv,
+                          const Tensor& cache_pe, const Tensor& lengths, float scale, const Tensor& out);
+}  // namespace cpu
+#if defined(R1HPC_HAVE_CUDA)
+namespace cuda {
+void kv_cache_write(const Context& ctx, const Tensor& src, const Tensor& start, const Tensor& cache);
+void mla_decode_attention(const Context& ctx, const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b,
+                          const Tensor& cache_kv, const Tensor& cache_pe, const Tensor& lengths, float scale,
+                          const Tensor& out);
+}  // namespace cuda
+#endif
+
+}  // namespace r1::kernels

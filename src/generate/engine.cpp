@@ -1,0 +1,122 @@
+#include "generate/engine.hpp"
+
+#include <algorithm>
+
+#include "core/error.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace r1 {
+
+const char* finish_reason_name(FinishReason r) { return r == FinishReason::stop ? "stop" : "length"; }
+
+std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok) {
+  const SpecialIds& s = tok.special_ids();
+  R1_REQUIRE(s.eos >= 0, "tokenizer ", tok.source(), " has no <|eos|> token to stop generation on");
+  std::vector<std::int32_t> ids{s.eos};
+  if (s.answer_end >= 0) ids.push_back(s.answer_end);
+  return ids;
+}
+
+void fill_text(std::vector<Completion>& completions, const Tokenizer& tok) {
+  for (Completion& c : completions) c.text = tok.decode(c.tokens);
+}
+
+namespace {
+// A sequence being generated: where its completion goes, its sampling key and its length limit.
+struct Sequence {
+  Completion* out;
+  std::uint64_t prompt_key;  // global prompt index
+  std::int64_t limit;        // new tokens allowed
+};
+
+// Host copy of f32 [B, V] logits.
+Tensor logits_on_host(const Tensor& logits) {
+  Tensor h = Tensor::host(logits.shape(), DType::f32);
+  copy(h, logits);
+  return h;
+}
+}  // namespace
+
+std::vector<Completion> generate(const Model& model, const std::vector<std::vector<std::int32_t>>& prompts,
+                                 std::int64_t samples_per_prompt, const SamplingParams& params, std::int64_t max_batch,
+                                 std::int64_t first_prompt_index) {
+  validate(params);
+  R1_REQUIRE(samples_per_prompt >= 1 && max_batch >= 1 && first_prompt_index >= 0, "generate: samples_per_prompt ",
+             samples_per_prompt, " and max_batch ", max_batch, " must be >= 1, first_prompt_index ", first_prompt_index,
+             " >= 0");
+  const ModelConfig& c = model.config();
+  const auto n_prompts = static_cast<std::int64_t>(prompts.size());
+  std::vector<Completion> out(static_cast<std::size_t>(n_prompts * samples_per_prompt));
+  std::vector<Sequence> seqs;
+  for (std::int64_t p = 0; p < n_prompts; ++p) {
+    const auto len = static_cast<std::int64_t>(prompts[static_cast<std::size_t>(p)].size());
+    R1_REQUIRE(len >= 1 && len < c.max_seq_len, "generate: prompt ", p, " has ", len, " tokens; a prompt needs 1 to ",
+               c.max_seq_len - 1, " ([model] max_seq_len - 1) to leave room for a new token");
+    for (std::int64_t s = 0; s < samples_per_prompt; ++s) {
+      Completion& comp = out[static_cast<std::size_t>(p * samples_per_prompt + s)];
+      comp.prompt_index = p;
+      comp.sample_index = s;
+      seqs.push_back({&comp, static_cast<std::uint64_t>(first_prompt_index + p),
+                      std::min(params.max_new_tokens, c.max_seq_len - len)});
+    }
+  }
+  const auto is_stop = [&](std::int32_t t) {
+    return std::find(params.stop_ids.begin(), params.stop_ids.end(), t) != params.stop_ids.end();
+  };
+
+  for (std::size_t first = 0; first < seqs.size(); first += static_cast<std::size_t>(max_batch)) {
+    const std::size_t n = std::min(seqs.size() - first, static_cast<std::size_t>(max_batch));
+    std::vector<Sequence*> live;
+    std::vector<std::vector<std::int32_t>> batch_prompts;
+    std::int64_t max_len = 0;
+    for (std::size_t i = first; i < first + n; ++i) {
+      live.push_back(&seqs[i]);
+      batch_prompts.push_back(prompts[static_cast<std::size_t>(seqs[i].out->prompt_index)]);
+      // The last sampled token is never fed back, so the cache needs prompt + limit - 1 rows.
+      max_len = std::max(max_len, static_cast<std::int64_t>(batch_prompts.back().size()) + seqs[i].limit - 1);
+    }
+    KvCache cache = model.make_kv_cache(static_cast<std::int64_t>(n), max_len);
+    Tensor logits = model.prefill(cache, batch_prompts);
+    while (true) {
+      const Tensor host = logits_on_host(logits);
+      const std::int64_t V = host.dim(1);
+      std::vector<char> done(live.size(), 0);
+      // Threads only where a step's rows are worth it: a fork costs more than a few small rows.
+      const std::int64_t drawable = params.vocab_limit > 0 ? std::min(V, params.vocab_limit) : V;
+#pragma omp parallel for schedule(dynamic) if (static_cast<std::int64_t>(live.size()) * V >= (1 << 18))
+      for (std::size_t i = 0; i < live.size(); ++i) {
+        thread_local std::vector<std::int32_t> scratch;
+        Completion& comp = *live[i]->out;
+        const auto pos = static_cast<std::uint32_t>(comp.tokens.size());
+        const double u = sampling_uniform(params.seed, live[i]->prompt_key, static_cast<std::uint32_t>(comp.sample_index), pos);
+        const SampledToken t = sample_token({host.data<float>() + static_cast<std::int64_t>(i) * V, static_cast<std::size_t>(drawable)},
+                                            params, u, scratch);
+        comp.tokens.push_back(t.token);
+        comp.logprobs.push_back(t.logprob);
+        if (is_stop(t.token)) {
+          comp.finished_by = FinishReason::stop;
+          done[i] = 1;
+        } else if (static_cast<std::int64_t>(comp.tokens.size()) >= live[i]->limit) {
+          comp.finished_by = FinishReason::length;
+          done[i] = 1;
+        }
+      }
+      std::vector<std::int32_t> keep;
+      for (std::size_t i = 0; i < live.size(); ++i)
+        if (!done[i]) keep.push_back(static_cast<std::int32_t>(i));
+      if (keep.empty()) break;
+      if (keep.size() < live.size()) {
+        model.keep_slots(cache, keep);
+        std::vector<Sequence*> kept;
+        for (std::int32_t i : keep) kept.push_back(live[static_cast<std::size_t>(i)]);
+        live = kept;
+      }
+      std::vector<std::int32_t> next;
+      for (const Sequence* s : live) next.push_back(s->out->tokens.back());
+      logits = model.decode(cache, next);
+    }
+  }
+  return out;
+}
+
+}  // namespace r1

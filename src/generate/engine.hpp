@@ -1,0 +1,46 @@
+// The generation engine of every RL and sampling phase: batched prefill and decode over the model's MLA
+// KV cache, host-side sampling (generate/sampling.hpp), stop tokens and length limits.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "generate/sampling.hpp"
+#include "model/model.hpp"
+
+namespace r1 {
+
+class Tokenizer;
+
+enum class FinishReason { stop, length };
+const char* finish_reason_name(FinishReason r);
+
+struct Completion {
+  std::int64_t prompt_index = 0;  // index into the prompts given to generate()
+  std::int64_t sample_index = 0;  // 0 .. samples_per_prompt - 1
+  std::vector<std::int32_t> tokens;  // generated tokens; a stop token that ended it is included
+  std::string text;                  // filled by fill_text()
+  FinishReason finished_by = FinishReason::length;
+  std::vector<float> logprobs;       // per generated token: SampledToken::logprob under the sampling policy
+};
+
+// <|eos|>, and </answer> when the tokenizer has it as a special token.
+std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok);
+
+// Every prompt (token ids) sampled `samples_per_prompt` times; completions in prompt-major order
+// (prompt 0's samples first). Sequences run in batches of at most `max_batch`: a prefill of the batch's
+// prompts, then one decode step per token until every sequence has stopped, finished sequences dropping
+// out of the batch. Draws are keyed by (seed, first_prompt_index + prompt index, sample index, token
+// position), so the completions do not depend on max_batch or on how prompts are spread over ranks
+// (give each rank's first global prompt index). A sequence ends at a stop id or after max_new_tokens,
+// or when it fills the model's max_seq_len (finished_by = length).
+// Sampling runs on the host from f32 logits copied off the device each step; a device sampler (top-k /
+// top-p over the logits in GPU memory, one token id per sequence coming back) is the next speed-up.
+std::vector<Completion> generate(const Model& model, const std::vector<std::vector<std::int32_t>>& prompts,
+                                 std::int64_t samples_per_prompt, const SamplingParams& params, std::int64_t max_batch,
+                                 std::int64_t first_prompt_index = 0);
+
+// completion.text = tok.decode(completion.tokens) for each completion.
+void fill_text(std::vector<Completion>& completions, const Tokenizer& tok);
+
+}  // namespace r1

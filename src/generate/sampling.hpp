@@ -1,0 +1,43 @@
+// Token sampling on the host from f32 logits: temperature, top-k, then top-p (nucleus), with the
+// randomness of every draw a pure function of (seed, prompt, sample, position) through Philox.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace r1 {
+
+struct SamplingParams {
+  float temperature = 1.0f;           // 0: greedy (argmax, lowest id on ties)
+  float top_p = 1.0f;                 // nucleus: smallest set of most likely tokens with mass >= top_p; 1 = off
+  std::int64_t top_k = 0;             // keep the k most likely tokens before top-p; 0 = off
+  std::int64_t max_new_tokens = 256;  // also bounded by the model's max_seq_len - prompt length
+  std::vector<std::int32_t> stop_ids; // e.g. default_stop_ids(tokenizer): <|eos|> and </answer>
+  std::uint64_t seed = 0;
+  // Draw only ids below this (the tokenizer's vocabulary when the model's is padded beyond it); 0: all.
+  // Log-probs are then taken over these ids.
+  std::int64_t vocab_limit = 0;
+};
+
+// Throws a user error naming the field that is out of range.
+void validate(const SamplingParams& p);
+
+// A uniform draw in [0, 1) (53 bits) for token `position` (0 = first generated) of sample `sample` of the
+// prompt with global index `prompt`: one Philox block, so batching and rank layout never change it.
+double sampling_uniform(std::uint64_t seed, std::uint64_t prompt, std::uint32_t sample, std::uint32_t position);
+
+struct SampledToken {
+  std::int32_t token = 0;
+  // log softmax(logits / T)[token] over the whole vocabulary (T = 1 when greedy): the quantity GRPO's
+  // learner recomputes for its ratio, so old and new log-probs come from one definition. Top-k/top-p only
+  // choose the candidates; they do not renormalise this value.
+  float logprob = 0.0f;
+};
+
+// Draws from softmax(logits / T) restricted to the top-k, then to the top-p nucleus of the renormalised
+// top-k distribution, by inverting its cumulative distribution at `u` (candidates in descending
+// probability, ties by lower id). `scratch` is reused between calls to avoid allocation.
+SampledToken sample_token(std::span<const float> logits, const SamplingParams& p, double u,
+                          std::vector<std::int32_t>& scratch);
+
+}  // namespace r1

@@ -1,0 +1,295 @@
+// The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
+// world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
+// penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "checkpoint/train_state.hpp"
+#include "core/log.hpp"
+#include "core/timer.hpp"
+#include "data/reasoning_world.hpp"
+#include "generate/engine.hpp"
+#include "kernels/elementwise.hpp"
+#include "model/model.hpp"
+#include "rl/grpo.hpp"
+#include "rl/rewards.hpp"
+#include "run/metrics.hpp"
+#include "run/signals.hpp"
+#include "stages/stage.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "train/optimizer.hpp"
+
+namespace r1 {
+
+namespace {
+// One training sequence: prompt + completion; the loss sits on the completion's tokens.
+struct Rollout {
+  std::vector<std::int32_t> tokens;
+  std::int64_t prompt_len = 0;
+  std::int32_t completion = 0;  // index among this rank's completions
+};
+
+// Packs rollouts [first, last) into a right-padded micro-batch: targets (next tokens) only where the
+// next token belongs to the completion; `owner[t]` is the completion a loss token belongs to.
+TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, std::int32_t pad,
+                std::vector<std::int32_t>& owner) {
+  std::int64_t len = 1;
+  for (std::size_t i = first; i < last; ++i) len = std::max<std::int64_t>(len, static_cast<std::int64_t>(rs[i].tokens.size()));
+  TokenBatch b;
+  b.batch = static_cast<std::int64_t>(last - first);
+  b.seq = len;
+  b.ids.assign(static_cast<std::size_t>(b.batch * len), pad);
+  b.targets.assign(b.ids.size(), -1);
+  owner.assign(b.ids.size(), -1);
+  for (std::size_t i = first; i < last; ++i) {
+    const Rollout& r = rs[i];
+    const std::size_t row = (i - first) * static_cast<std::size_t>(len);
+    std::copy(r.tokens.begin(), r.tokens.end(), b.ids.begin() + static_cast<std::ptrdiff_t>(row));
+    for (std::size_t t = static_cast<std::size_t>(r.prompt_len) - 1; t + 1 < r.tokens.size(); ++t) {
+      b.targets[row + t] = r.tokens[t + 1];
+      owner[row + t] = r.completion;
+    }
+  }
+  return b;
+}
+
+// log pi(target) per token (0 where there is no target) under `model` for a packed batch.
+std::vector<float> token_logprobs(const Model& model, const TokenBatch& tb) {
+  ForwardResult r;
+  auto saved = model.forward(model.upload(tb), r);
+  Tensor h = Tensor::host(Model::token_losses(*saved).shape(), DType::f32);
+  copy(h, Model::token_losses(*saved));
+  std::vector<float> lp(h.data<float>(), h.data<float>() + h.numel());
+  for (float& v : lp) v = -v;
+  return lp;
+}
+
+void copy_weights(const ParamStore& from, ParamStore& to) {
+  for (const auto& p : from.all()) copy(to.get(p->name).master, p->master);
+  to.refresh_compute();
+}
+}  // namespace
+
+int run_grpo(StageEnv& env) {
+  const Deck& deck = env.deck;
+  const kernels::Context& ctx = env.ctx;
+  parallel::Communicator& dp = *env.comms->dp;
+  const ModelConfig cfg = model_config_from_deck(deck);
+  const GrpoConfig gc = GrpoConfig::from_deck(deck);
+  const std::int64_t max_steps = deck.get_int("run.max_steps");
+  if (max_steps <= 0) deck.fail("run.max_steps", "grpo needs a number of optimizer steps (> 0)");
+  const std::int64_t prompts_per_step = deck.get_int("grpo.prompts_per_step");
+  if (prompts_per_step % dp.size() != 0)
+    deck.fail("grpo.prompts_per_step", detail::concat("must be a multiple of the ", dp.size(), " data-parallel replicas"));
+  const std::int64_t my_prompts = prompts_per_step / dp.size();
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(deck.get_string("data.tokenizer"));
+  if (tok->vocab_size() > cfg.vocab_size)
+    deck.fail("model.vocab_size", detail::concat("the tokenizer has ", tok->vocab_size(), " tokens; the model must have at least as many"));
+  const bool r1_zero = deck.get_string("grpo.template") == "r1-zero";
+  const RewardWeights weights{.accuracy = deck.get_float("reward.accuracy_weight"),
+                              .format = deck.get_float("reward.format_weight"),
+                              .language = deck.get_float("reward.language_weight"),
+                              .overlong = deck.get_float("reward.overlong_penalty")};
+  SamplingParams sp;
+  sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
+  sp.top_p = static_cast<float>(deck.get_float("sampling.top_p"));
+  sp.top_k = deck.get_int("sampling.top_k");
+  sp.max_new_tokens = deck.get_int("sampling.max_new_tokens");
+  sp.stop_ids = default_stop_ids(*tok);
+  sp.vocab_limit = tok->vocab_size();
+  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  sp.seed = seed;
+  validate(sp);
+  const std::int64_t micro = deck.get_int("train.micro_batch");
+
+  ParamStore params(ctx, env.compute_dtype);
+  Model model(cfg, params);
+  params.initialize(seed, cfg.init_std);
+  AdamW opt(params, AdamWConfig::from_deck(deck));
+  const LrSchedule schedule = LrSchedule::from_deck(deck);
+  const Resumed resumed = resume_from_deck(deck, "grpo", params, opt);
+  // The frozen reference: the starting policy, refreshed every ref_refresh_steps.
+  std::unique_ptr<ParamStore> ref_params;
+  std::unique_ptr<Model> ref_model;
+  // Where the reference's weights come from: the starting checkpoint, or (after a refresh) the policy.
+  // A resumed run reloads the recorded source, so a restart continues with the same reference.
+  std::string ref_source = resumed.data_state.value("reference", resumed.loaded.string());
+  if (gc.beta_kl > 0) {
+    ref_params = std::make_unique<ParamStore>(ctx, env.compute_dtype);
+    ref_model = std::make_unique<Model>(cfg, *ref_params);
+    if (!ref_source.empty() && ref_source != resumed.loaded.string()) {
+      ckpt::load_train_state(ref_source, ckpt::LoadMode::weights, *ref_params, nullptr);
+    } else {
+      copy_weights(params, *ref_params);
+      if (resumed.data_state.contains("reference") && ref_source.empty())
+        log_warn("grpo: the reference was refreshed from the policy before this restart and was not checkpointed; "
+                 "it restarts from the resumed policy");
+    }
+  }
+  RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
+               .layout = {{"data", dp.size()}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  ckpt::Checkpointer checkpointer(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
+                                  deck.get_bool("checkpoint.async"));
+  const std::int64_t every = deck.get_int("checkpoint.every_steps");
+  const double time_limit_s = deck.get_float("run.time_limit_minutes") * 60.0;
+  const auto save = [&](std::int64_t step) {
+    ckpt::Meta meta;
+    meta.stage = "grpo";
+    meta.step = step;
+    meta.deck = deck.resolved_text();
+    meta.parent = resumed.parent;
+    meta.layout = info.layout;
+    meta.rng_state = {{"seed", seed}};
+    meta.data_state = {{"prompts_consumed", step * prompts_per_step}, {"reference", ref_source}};
+    ckpt::save_train_state(checkpointer, meta, params, opt);
+  };
+  install_stop_handlers();
+  log_info("grpo: ", describe_model(cfg), "; ", prompts_per_step, " prompts x ", gc.group_size, " samples per step, ",
+           gc.inner_epochs, " inner epoch(s), beta ", gc.beta_kl, ", ", r1_zero ? "R1-Zero" : "chat", " template");
+
+  const Stopwatch phase;
+  for (std::int64_t step = resumed.first_step; step <= max_steps; ++step) {
+    const Stopwatch step_clock;
+    if (ref_model && gc.ref_refresh_steps > 0 && step > 1 && (step - 1) % gc.ref_refresh_steps == 0) {
+      copy_weights(params, *ref_params);
+      ref_source.clear();  // the policy of this moment: not a checkpoint of its own
+    }
+    // This rank's prompts: global indices [(step-1) P + rank P/dp, ...), problems of the train split.
+    const std::int64_t first = (step - 1) * prompts_per_step + dp.rank() * my_prompts;
+    const std::vector<Problem> all = generate_problems(ProblemMix{}, first + my_prompts, seed, Split::train);
+    const std::vector<Problem> problems(all.begin() + first, all.end());
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const Problem& p : problems) prompts.push_back(tok->encode(r1_zero ? r1_zero_prompt(p.prompt) : chat_prompt(p.prompt)));
+    const Stopwatch gen_clock;
+    std::vector<Completion> comps = generate(model, prompts, gc.group_size, sp, deck.get_int("sampling.max_batch"), first);
+    const double gen_s = gen_clock.seconds();
+    fill_text(comps, *tok);
+
+    // Rewards and advantages (groups are prompts; all of a group's samples are on this rank).
+    std::vector<double> rewards;
+    std::vector<std::int64_t> groups;
+    std::vector<std::uint8_t> truncated;
+    double acc = 0, fmt = 0, lang = 0, len_sum = 0, len_max = 0, trunc = 0;
+    for (const Completion& c : comps) {
+      const bool cut = c.finished_by == FinishReason::length;
+      const Rewards r = score_completion(c.text, problems[static_cast<std::size_t>(c.prompt_index)], weights,
+                                         static_cast<std::int64_t>(c.tokens.size()), cut);
+      rewards.push_back(r.total);
+      groups.push_back(c.prompt_index);
+      truncated.push_back(cut ? 1 : 0);
+      acc += r.accuracy;
+      fmt += r.format;
+      lang += r.language;
+      len_sum += static_cast<double>(c.tokens.size());
+      len_max = std::max(len_max, static_cast<double>(c.tokens.size()));
+      trunc += cut;
+    }
+    const GroupAdvantages adv = group_advantages(rewards, groups, gc);
+    std::vector<Rollout> rollouts;
+    std::vector<double> kept_adv;
+    std::vector<std::uint8_t> kept_trunc;
+    for (std::size_t i = 0; i < comps.size(); ++i) {
+      const bool uniform = std::find(adv.uniform_groups.begin(), adv.uniform_groups.end(), groups[i]) != adv.uniform_groups.end();
+      if ((gc.dynamic_sampling && uniform) || comps[i].tokens.empty()) continue;
+      Rollout r;
+      r.tokens = prompts[static_cast<std::size_t>(comps[i].prompt_index)];
+      r.prompt_len = static_cast<std::int64_t>(r.tokens.size());
+      r.tokens.insert(r.tokens.end(), comps[i].tokens.begin(), comps[i].tokens.end());
+      r.completion = static_cast<std::int32_t>(kept_adv.size());
+      kept_adv.push_back(adv.advantages[i]);
+      kept_trunc.push_back(truncated[i]);
+      rollouts.push_back(std::move(r));
+    }
+
+    // Old-policy and reference log-probs per micro-batch, and the step's normaliser over all ranks.
+    struct Micro {
+      TokenBatch tb;
+      std::vector<std::int32_t> owner;
+      std::vector<float> old_lp, ref_lp;
+    };
+    std::vector<Micro> micros;
+    GrpoNormaliser norm;
+    for (std::size_t s = 0; s < rollouts.size(); s += static_cast<std::size_t>(micro)) {
+      Micro m;
+      m.tb = pack(rollouts, s, std::min(rollouts.size(), s + static_cast<std::size_t>(micro)), tok->special_id("<|pad|>"), m.owner);
+      m.old_lp = token_logprobs(model, m.tb);
+      if (ref_model) m.ref_lp = token_logprobs(*ref_model, m.tb);
+      norm += grpo_normaliser(GrpoTokens{m.old_lp, m.old_lp, m.ref_lp, m.owner, kept_adv, kept_trunc}, gc);
+      micros.push_back(std::move(m));
+    }
+    std::vector<double> totals{norm.tokens, norm.completions};
+    sum_over(dp, ctx, totals);
+    norm.tokens = totals[0];
+    norm.completions = totals[1];
+
+    GrpoStats stats;
+    double grad_norm = 0;
+    const double lr = schedule.at(step);
+    for (std::int64_t epoch = 0; epoch < gc.inner_epochs; ++epoch) {
+      params.zero_grads();
+      for (Micro& m : micros) {
+        const DeviceBatch db = model.upload(m.tb);
+        ForwardResult r;
+        auto saved = model.forward(db, r);
+        Tensor h = Tensor::host(Model::token_losses(*saved).shape(), DType::f32);
+        copy(h, Model::token_losses(*saved));
+        std::vector<float> lp(h.data<float>(), h.data<float>() + h.numel());
+        for (float& v : lp) v = -v;
+        GrpoStats s;
+        const std::vector<float> w =
+            grpo_token_weights(GrpoTokens{lp, m.old_lp, m.ref_lp, m.owner, kept_adv, kept_trunc}, norm, gc, &s);
+        if (epoch == gc.inner_epochs - 1) stats += s;
+        Tensor wh = Tensor::host({static_cast<std::int64_t>(w.size())}, DType::f32);
+        std::copy(w.begin(), w.end(), wh.data<float>());
+        model.backward(db, *saved, ctx.to_here(wh), 0.0f, 0.0f);
+      }
+      if (dp.size() > 1)
+        for (const auto& p : params.all())
+          if (p->trainable) dp.all_reduce(p->grad);
+      grad_norm = opt.step(lr);
+    }
+
+    const double n = static_cast<double>(comps.size());
+    std::vector<double> sums{std::accumulate(rewards.begin(), rewards.end(), 0.0), acc, fmt, lang, len_sum, trunc, n,
+                             stats.loss, static_cast<double>(stats.tokens), stats.ratio_sum, stats.kl_sum,
+                             static_cast<double>(stats.clipped_low + stats.clipped_high),
+                             static_cast<double>(adv.uniform_groups.size()), len_max};
+    double sq = 0;
+    for (double r : rewards) sq += r * r;
+    sums.push_back(sq);
+    std::vector<double> maxes{len_max};
+    sum_over(dp, ctx, sums);
+    const double N = sums[6], T = std::max(1.0, sums[8]);
+    const double reward_mean = sums[0] / N;
+    const double reward_std = std::sqrt(std::max(0.0, sums[14] / N - reward_mean * reward_mean));
+    if (env.rank == 0) {
+      nlohmann::json rec = {{"step", step}, {"reward_mean", reward_mean}, {"reward_std", reward_std}, {"accuracy", sums[1] / N},
+                            {"format_rate", sums[2] / N}, {"language_consistency", sums[3] / N},
+                            {"response_length_mean", sums[4] / N}, {"response_length_max_rank0", len_max},
+                            {"truncated_fraction", sums[5] / N}, {"loss", sums[7]}, {"ratio_mean", sums[9] / T},
+                            {"kl_mean", sums[10] / T}, {"clip_fraction", sums[11] / T}, {"uniform_groups", sums[12]},
+                            {"lr", lr}, {"grad_norm", grad_norm}, {"generate_s", gen_s}, {"step_s", step_clock.seconds()}};
+      run.metrics().write(rec);
+    }
+    if (step % deck.get_int("train.log_every") == 0 || step == resumed.first_step || step == max_steps)
+      log_info(format_progress({.step = step, .total_steps = max_steps, .metric_name = "reward", .metric = reward_mean,
+                                .tokens_per_s = sums[4] / std::max(1e-9, step_clock.seconds()), .mfu = -1,
+                                .elapsed_s = phase.seconds(), .steps_done = step - resumed.first_step + 1}),
+               "  accuracy ", sums[1] / N, "  format ", sums[2] / N, "  length ", sums[4] / N, "  kl ", sums[10] / T);
+    if (time_limit_s > 0 && phase.seconds() > time_limit_s) request_stop();
+    if (step < max_steps && agree_on_stop(MPI_COMM_WORLD)) {
+      save(step);
+      checkpointer.finish();
+      log_info("grpo: stopped at step ", step, " on request; checkpointed, exit ", kExitRequeue, " asks to be requeued");
+      return kExitRequeue;
+    }
+    if (step == max_steps || (every > 0 && step % every == 0)) save(step);
+  }
+  checkpointer.finish();
+  log_info("grpo: done at step ", max_steps, " in ", format_duration(phase.seconds()));
+  return 0;
+}
+
+}  // namespace r1

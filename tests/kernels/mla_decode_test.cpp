@@ -1,0 +1,93 @@
+// MLA decode kernels on the CPU: the absorbed latent-space attention against MLA's definition with per-head
+// keys and values expanded in double (masking by per-sequence lengths: cache rows past a length hold NaN),
+// and the cache row writes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/mla_decode.hpp"
+#include "kernels/test_util.hpp"
+
+using namespace r1;
+using kernels::Context;
+
+namespace {
+Tensor ints(const std::vector<std::int32_t>& v) {
+  Tensor t = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
+  for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
+  return t;
+}
+}  // namespace
+
+TEST(MlaDecode, AbsorbedAttentionEqualsExpandedKeysAndValues) {
+  const std::int64_t B = 3, H = 2, dn = 5, dr = 4, dv = 6, R = 7, L = 9;
+  const float scale = 0.3f;
+  const Tensor q = test::random_tensor({B, H, dn + dr}, DType::f32, 1);
+  const Tensor w = test::random_tensor({H * (dn + dv), R}, DType::f32, 2, 0.5f);
+  const Tensor kv = test::random_tensor({B, L, R}, DType::f32, 3), pe = test::random_tensor({B, L, dr}, DType::f32, 4);
+  const std::vector<std::int32_t> len{1, 9, 4};
+  for (std::int64_t b = 0; b < B; ++b)  // rows past a length must never be read
+    for (std::int64_t j = len[b]; j < L; ++j) {
+      for (std::int64_t r = 0; r < R; ++r) kv.data<float>()[(b * L + j) * R + r] = std::numeric_limits<float>::quiet_NaN();
+      for (std::int64_t e = 0; e < dr; ++e) pe.data<float>()[(b * L + j) * dr + e] = std::numeric_limits<float>::quiet_NaN();
+    }
+  const Tensor out = Tensor::host({B, H, dv}, DType::f32);
+  kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints(len), scale, out);
+
+  const auto Q = [&](std::int64_t b, std::int64_t h, std::int64_t d) { return (double)q.data<float>()[(b * H + h) * (dn + dr) + d]; };
+  const auto W = [&](std::int64_t row, std::int64_t r) { return (double)w.data<float>()[row * R + r]; };
+  const auto C = [&](std::int64_t b, std::int64_t j, std::int64_t r) { return (double)kv.data<float>()[(b * L + j) * R + r]; };
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t h = 0; h < H; ++h) {
+      std::vector<double> s(len[b]);
+      double m = -1e300, z = 0;
+      for (std::int64_t j = 0; j < len[b]; ++j) {
+        double a = 0;
+        for (std::int64_t d = 0; d < dn; ++d) {
+          double k = 0;  // k_nope[j, h, d] = c_j . W_UK_h[d]
+          for (std::int64_t r = 0; r < R; ++r) k += C(b, j, r) * W(h * (dn + dv) + d, r);
+          a += Q(b, h, d) * k;
+        }
+        for (std::int64_t e = 0; e < dr; ++e) a += Q(b, h, dn + e) * pe.data<float>()[(b * L + j) * dr + e];
+        s[j] = scale * a;
+        m = std::max(m, s[j]);
+      }
+      for (double& x : s) z += (x = std::exp(x - m));
+      for (std::int64_t v = 0; v < dv; ++v) {
+        double o = 0;
+        for (std::int64_t j = 0; j < len[b]; ++j) {
+          double vv = 0;  // v[j, h, v] = c_j . W_UV_h[v]
+          for (std::int64_t r = 0; r < R; ++r) vv += C(b, j, r) * W(h * (dn + dv) + dn + v, r);
+          o += s[j] / z * vv;
+        }
+        EXPECT_NEAR(out.data<float>()[(b * H + h) * dv + v], o, 1e-5 * (1 + std::fabs(o))) << b << " " << h << " " << v;
+      }
+    }
+}
+
+TEST(MlaDecode, CacheWriteFillsRowsFromEachStartAndLeavesTheRest) {
+  const std::int64_t B = 2, S = 3, W = 4, L = 6;
+  const Tensor src = test::random_tensor({B, S, W}, DType::f32, 5);
+  const Tensor cache = test::random_tensor({B, L, W}, DType::f32, 6);
+  const Tensor before = test::to_host(cache);
+  kernels::kv_cache_write(Context::cpu(), src, ints({0, 3}), cache);
+  const std::int64_t start[] = {0, 3};
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t j = 0; j < L; ++j)
+      for (std::int64_t w = 0; w < W; ++w) {
+        const bool written = j >= start[b] && j < start[b] + S;
+        const float want = written ? src.data<float>()[(b * S + j - start[b]) * W + w] : before.data<float>()[(b * L + j) * W + w];
+        EXPECT_EQ(cache.data<float>()[(b * L + j) * W + w], want);
+      }
+  EXPECT_THROW(kernels::kv_cache_write(Context::cpu(), src, ints({0, 4}), cache), Error);
+}
+
+TEST(MlaDecode, LengthsOutsideTheCacheAreRejected) {
+  const Tensor q = test::random_tensor({1, 1, 3}, DType::f32, 1), w = test::random_tensor({3, 2}, DType::f32, 2);
+  const Tensor kv = test::random_tensor({1, 4, 2}, DType::f32, 3), pe = test::random_tensor({1, 4, 1}, DType::f32, 4);
+  const Tensor out = Tensor::host({1, 1, 1}, DType::f32);
+  EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints({5}), 1.0f, out), Error);
+  EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints({0}), 1.0f, out), Error);
+}
