@@ -48,5 +48,9 @@ if [[ $what == bench || $what == all ]]; then
     mpirun -np 1 "$b" >>"$out/bench.log" 2>&1 || status=1
   done
   cat "$out/bench.log"
+  # The performance standard: a training step of the bench model (tokens/s, MFU per step).
+  rm -rf runs/bench
+  build-gpu/bin/r1hpc inputs/bench/pretrain_bench.deck >"$out/pretrain-bench.log" 2>&1 || status=1
+  tail -15 "$out/pretrain-bench.log"
 fi
 exit $status
