@@ -46,6 +46,7 @@ TEST(Presets, BenchIsTheDesignsPerformanceStandard) {
 TEST(ExampleDecks, ValidateOnTheRankCountsTheyAreWrittenFor) {
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/quickstart/self_check.deck"), 1));
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/00_pretrain_tiny.deck"), 2));
+  EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/bench/pretrain_bench.deck"), 1));
 }
 
 }  // namespace
