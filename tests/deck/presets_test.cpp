@@ -47,6 +47,8 @@ TEST(ExampleDecks, ValidateOnTheRankCountsTheyAreWrittenFor) {
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/quickstart/self_check.deck"), 1));
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/00_pretrain_tiny.deck"), 2));
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/bench/pretrain_bench.deck"), 1));
+  EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/01_r1zero_tiny.deck",
+                                           {"checkpoint.load=" + (source_dir() / "tests").string()}), 2));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# submit_pipeline.sh on a 2-phase plan built from the tiny pretrain deck (the only pipeline phase so far):
-# the second phase waits for the first (afterok dependency; it starts after the first ended) and starts
-# from its checkpoint (its checkpoints' meta `parent` names the first phase's checkpoint).
+# submit_pipeline.sh on the tiny pretrain -> R1-Zero (grpo) chain: the second phase waits for the first
+# (afterok dependency; it starts after the first ended) and starts from its checkpoint (its checkpoints'
+# meta `parent` names the first phase's checkpoint).
 #   usage: cluster.sh run pipeline_test.sh R1HPC_BINARY
 set -euo pipefail
 bin=$1
@@ -14,11 +14,10 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 fail() { echo "FAIL: $*" >&2; for f in "$work"/logs/*.out; do [[ -f $f ]] && { echo "--- $f" >&2; cat "$f" >&2; }; done; exit 1; }
 
-deck=$root/tests/e2e/pretrain_tiny.deck
 cat > plan <<PLAN
-# name   deck    overrides
-first   $deck   run.output_dir=$work/first  run.max_steps=300 checkpoint.every_steps=100
-second  $deck   run.output_dir=$work/second run.max_steps=60  checkpoint.every_steps=30
+# name   deck                                overrides
+first   $root/tests/e2e/pretrain_tiny.deck   run.output_dir=$work/first  run.max_steps=100 checkpoint.every_steps=50
+second  $root/tests/e2e/grpo_tiny.deck       run.output_dir=$work/second run.max_steps=3
 PLAN
 "$root/jobscripts/submit_pipeline.sh" --plan plan --site localhost --ranks 2 --bin "$bin" --log-dir "$work/logs" --dry-run \
   | grep -q -- "--dependency=afterok:\$JOB_1" || fail "the dry run does not chain the phases"
