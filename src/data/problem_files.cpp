@@ -94,4 +94,18 @@ std::vector<Problem> load_math(const std::string& path) {
   });
 }
 
+ProblemFile load_problem_file(const std::string& path) {
+  std::istringstream in(read_file(path));
+  std::string line;
+  for (std::int64_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (trim(line).empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) R1_FAIL(user, path, ":", lineno, ": not a JSON object");
+    if (j.contains("question")) return {"gsm8k", load_gsm8k(path)};
+    if (j.contains("problem")) return {"math", load_math(path)};
+    R1_FAIL(user, path, ":", lineno, ": neither GSM8K (a \"question\" field) nor MATH (a \"problem\" field)");
+  }
+  R1_FAIL(user, path, ": no problems (the file is empty)");
+}
+
 }  // namespace r1

@@ -18,4 +18,12 @@ std::optional<std::string> extract_boxed(std::string_view text);
 std::vector<Problem> load_gsm8k(const std::string& path);
 std::vector<Problem> load_math(const std::string& path);
 
+// A GSM8K or MATH file told apart by its first record's fields ("question" / "problem"); dataset is
+// "gsm8k" or "math". Errors name file:line.
+struct ProblemFile {
+  std::string dataset;
+  std::vector<Problem> problems;
+};
+ProblemFile load_problem_file(const std::string& path);
+
 }  // namespace r1

@@ -189,19 +189,32 @@ std::vector<KeyDecl> build_keys() {
   sampling.integer("max_new_tokens", "256", 1, 1 << 24, "longest completion");
   sampling.integer("samples_per_prompt", "1", 1, 4096, "completions per prompt in evaluate and rejection_sampling");
   sampling.integer("max_batch", "64", 1, 1 << 20, "sequences decoded together on each rank");
+  sampling.choice("template", "chat", {"chat", "r1-zero"},
+                  "prompt template of evaluate and rejection_sampling (grpo has its own grpo.template)");
 
   SectionKeys rejection(k, "rejection");
   rejection.path("output_path", "", "JSONL of accepted samples; empty: <run.output_dir>/sft.jsonl");
   rejection.integer("keep_per_prompt", "1", 1, 4096, "most accepted completions kept per prompt");
   rejection.flag("drop_mixed_language", "true", "reject completions whose reasoning mixes languages");
+  rejection.real("min_language_consistency", "0.9", 0, 1,
+                 "target-language share of the reasoning's classified words below which it is mixed-language");
+  rejection.integer("max_tokens", "0", 0, kNoMax, "reject longer completions as overlong; 0: only those cut at sampling.max_new_tokens");
+  rejection.integer("repeat_ngram", "4", 1, 1024, "word n-gram length of the repetition check");
+  rejection.real("max_repeat_fraction", "0.5", 0, 1, "reject completions whose share of repeated word n-grams exceeds this");
+  rejection.real("non_reasoning_fraction", "0.25", 0, 0.99,
+                 "share of non-reasoning rows (no chain of thought) in the written dataset (R1: 200k of 800k)");
 
   SectionKeys evaluate(k, "evaluate");
   evaluate.ints("pass_k", "1", 1, 4096, "k values reported as pass@k (each <= sampling.samples_per_prompt)");
   evaluate.integer("max_prompts", "0", 0, kNoMax, "evaluate only the first prompts; 0: all");
+  evaluate.integer("synthetic_prompts", "1000", 1, kNoMax, "held-out problems evaluated when data.source = synthetic");
 
   SectionKeys hf(k, "hf");
   hf.path("path", "", "Hugging Face model directory: read by import_hf, written by export_hf");
   hf.choice("dtype", "bf16", {"fp32", "bf16", "fp8"}, "tensor type export_hf writes (fp8: 128x128 block scales)");
+  hf.flag("overwrite", "false", "export_hf may replace the model files of a non-empty path");
+  hf.integer("max_shard_bytes", "5000000000", 0, kNoMax,
+             "export_hf splits the tensors into shards of at most this many bytes (+ index.json); 0: one file");
 
   SectionKeys ckpt(k, "checkpoint");
   ckpt.path("dir", "", "where step-N/ directories go; empty: <run.output_dir>/checkpoints");

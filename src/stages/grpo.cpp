@@ -2,6 +2,7 @@
 // world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
 // penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups).
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <numeric>
 
@@ -63,6 +64,24 @@ std::vector<float> token_logprobs(const Model& model, const TokenBatch& tb) {
   std::vector<float> lp(h.data<float>(), h.data<float>() + h.numel());
   for (float& v : lp) v = -v;
   return lp;
+}
+
+// "wait", "verify", "check" (and their Spanish counterparts) as whole words, case-insensitive: the
+// self-reflection the R1 paper watched grow during RL.
+std::int64_t count_reflection_words(const std::string& text) {
+  static const char* kWords[] = {"wait", "verify", "check", "espera", "verificar", "comprobar"};
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::int64_t n = 0;
+  for (const char* w : kWords) {
+    const std::string word(w);
+    for (std::size_t at = lower.find(word); at != std::string::npos; at = lower.find(word, at + 1)) {
+      const bool start = at == 0 || !std::isalpha(static_cast<unsigned char>(lower[at - 1]));
+      const bool end = at + word.size() >= lower.size() || !std::isalpha(static_cast<unsigned char>(lower[at + word.size()]));
+      n += start && end;
+    }
+  }
+  return n;
 }
 
 void copy_weights(const ParamStore& from, ParamStore& to) {
@@ -171,8 +190,9 @@ int run_grpo(StageEnv& env) {
     std::vector<double> rewards;
     std::vector<std::int64_t> groups;
     std::vector<std::uint8_t> truncated;
-    double acc = 0, fmt = 0, lang = 0, len_sum = 0, len_max = 0, trunc = 0;
+    double acc = 0, fmt = 0, lang = 0, len_sum = 0, len_max = 0, trunc = 0, reflections = 0;
     for (const Completion& c : comps) {
+      reflections += static_cast<double>(count_reflection_words(c.text));
       const bool cut = c.finished_by == FinishReason::length;
       const Rewards r = score_completion(c.text, problems[static_cast<std::size_t>(c.prompt_index)], weights,
                                          static_cast<std::int64_t>(c.tokens.size()), cut);
@@ -259,6 +279,8 @@ int run_grpo(StageEnv& env) {
     double sq = 0;
     for (double r : rewards) sq += r * r;
     sums.push_back(sq);
+    sums.push_back(reflections);
+    sums.push_back(gen_s);
     std::vector<double> maxes{len_max};
     sum_over(dp, ctx, sums);
     const double N = sums[6], T = std::max(1.0, sums[8]);
@@ -270,7 +292,10 @@ int run_grpo(StageEnv& env) {
                             {"response_length_mean", sums[4] / N}, {"response_length_max_rank0", len_max},
                             {"truncated_fraction", sums[5] / N}, {"loss", sums[7]}, {"ratio_mean", sums[9] / T},
                             {"kl_mean", sums[10] / T}, {"clip_fraction", sums[11] / T}, {"uniform_groups", sums[12]},
-                            {"lr", lr}, {"grad_norm", grad_norm}, {"generate_s", gen_s}, {"step_s", step_clock.seconds()}};
+                            {"lr", lr}, {"grad_norm", grad_norm}, {"reflection_words_per_response", sums[15] / N},
+                            {"generate_s", gen_s}, {"step_s", step_clock.seconds()},
+                            {"rollout_share", gen_s / std::max(1e-9, step_clock.seconds())},
+                            {"generated_tokens_per_s", sums[4] / std::max(1e-9, sums[16] / dp.size())}};
       run.metrics().write(rec);
     }
     if (step % deck.get_int("train.log_every") == 0 || step == resumed.first_step || step == max_steps)

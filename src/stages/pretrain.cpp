@@ -6,7 +6,6 @@
 #include "core/log.hpp"
 #include "core/timer.hpp"
 #include "data/corpus.hpp"
-#include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "run/metrics.hpp"
 #include "run/signals.hpp"
@@ -86,62 +85,30 @@ int run_pretrain(StageEnv& env) {
     const float token_weight = static_cast<float>(1.0 / std::max(1.0, totals[0]));
     const float balance_weight = static_cast<float>(1.0 / static_cast<double>(n_micro * replicas));
 
-    Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
-    std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(model.moe_layer_count()),
-                                                  std::vector<std::int64_t>(static_cast<std::size_t>(cfg.n_routed_experts), 0));
-    for (const TokenBatch& tb : batches) {
-      const DeviceBatch db = model.upload(tb);
-      ForwardResult r;
-      auto saved = model.forward(db, r);
-      model.backward(db, *saved, token_weight, balance_weight);
-      kernels::axpy(ctx, 1.0f, r.loss_sum, loss_sum);
-      if (r.mtp_loss_sum.defined()) kernels::axpy(ctx, 1.0f, r.mtp_loss_sum, mtp_sum);
-      kernels::axpy(ctx, balance_weight, r.balance_loss, balance);
-      for (std::size_t l = 0; l < r.expert_counts.size(); ++l) {
-        Tensor h = Tensor::host(r.expert_counts[l].shape(), DType::i32);
-        copy(h, r.expert_counts[l]);
-        for (std::int64_t e = 0; e < h.numel(); ++e) counts[l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
-      }
-    }
-    if (replicas > 1)
-      for (const auto& p : params.all())
-        if (p->trainable) dp.all_reduce(p->grad);
-    std::vector<double> sums{host_scalar(loss_sum), host_scalar(mtp_sum), host_scalar(balance)};
-    for (const auto& layer : counts) sums.insert(sums.end(), layer.begin(), layer.end());
-    sum_over(dp, ctx, sums);
-    for (std::size_t l = 0, k = 3; l < counts.size(); ++l)
-      for (auto& c : counts[l]) c = static_cast<std::int64_t>(std::llround(sums[k++]));
+    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, dp, ctx);
+    const auto& counts = sums.expert_counts;
 
     const double lr = schedule.at(step);
     const double grad_norm = opt.step(lr);
     if (cfg.bias_update_gamma > 0 && !counts.empty()) model.update_router_bias(counts, static_cast<float>(cfg.bias_update_gamma));
     ctx.synchronize();
 
-    const double loss = sums[0] / std::max(1.0, totals[0]);
+    const double loss = sums.loss_sum / std::max(1.0, totals[0]);
     const double seconds = step_clock.seconds();
     const double tokens_per_s = static_cast<double>(global * seq) / seconds;
     const double mfu = env.peak_flops > 0 ? tokens_per_s * flops_per_token / (env.peak_flops * static_cast<double>(env.world)) : -1;
-    double worst_load = 0;  // max over MoE layers of (max expert load / mean expert load)
-    nlohmann::json load = nlohmann::json::array();
-    for (const auto& layer : counts) {
-      const double mx = static_cast<double>(*std::max_element(layer.begin(), layer.end()));
-      double mean = 0;
-      for (auto c : layer) mean += static_cast<double>(c);
-      mean /= static_cast<double>(layer.size());
-      load.push_back({{"max_over_mean", mean > 0 ? mx / mean : 0}, {"counts", layer}});
-      worst_load = std::max(worst_load, mean > 0 ? mx / mean : 0);
-    }
+    const ExpertLoad load = expert_load(counts);
     if (env.rank == 0 && (step % metrics_every == 0 || step == max_steps)) {
       nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                             {"tokens", step * global * seq}, {"tokens_per_s", tokens_per_s}, {"step_s", seconds},
-                            {"balance_loss", sums[2]}, {"expert_load", load}};
-      if (cfg.mtp_depth > 0) rec["mtp_loss"] = sums[1] / std::max(1.0, totals[0]);
+                            {"balance_loss", sums.balance_loss}, {"expert_load", load.layers}};
+      if (cfg.mtp_depth > 0) rec["mtp_loss"] = sums.mtp_loss_sum / std::max(1.0, totals[0]);
       if (mfu >= 0) rec["mfu"] = mfu;
       run.metrics().write(rec);
     }
     if (step % log_every == 0 || step == 1 || step == max_steps) {
       std::string extra;
-      if (!counts.empty()) extra = detail::concat("  expert load max/mean ", std::round(worst_load * 100) / 100);
+      if (!counts.empty()) extra = detail::concat("  expert load max/mean ", std::round(load.worst * 100) / 100);
       log_info(format_progress({.step = step, .total_steps = max_steps, .metric_name = "loss", .metric = loss,
                                 .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase.seconds(),
                                 .steps_done = step - first_step + 1}),

@@ -1,8 +1,13 @@
 #include "stages/stage.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "app/self_check.hpp"
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
+#include "kernels/elementwise.hpp"
+#include "model/model.hpp"
 #include "train/optimizer.hpp"
 
 namespace r1 {
@@ -73,6 +78,52 @@ Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore&
   return r;
 }
 
+StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
+                             float balance_weight, parallel::Communicator& dp, const kernels::Context& ctx) {
+  const ModelConfig& cfg = model.config();
+  Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
+  std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(model.moe_layer_count()),
+                                                std::vector<std::int64_t>(static_cast<std::size_t>(cfg.n_routed_experts), 0));
+  for (const TokenBatch& tb : batches) {
+    const DeviceBatch db = model.upload(tb);
+    ForwardResult r;
+    auto saved = model.forward(db, r);
+    model.backward(db, *saved, token_weight, balance_weight);
+    kernels::axpy(ctx, 1.0f, r.loss_sum, loss_sum);
+    if (r.mtp_loss_sum.defined()) kernels::axpy(ctx, 1.0f, r.mtp_loss_sum, mtp_sum);
+    kernels::axpy(ctx, balance_weight, r.balance_loss, balance);
+    for (std::size_t l = 0; l < r.expert_counts.size(); ++l) {
+      Tensor h = Tensor::host(r.expert_counts[l].shape(), DType::i32);
+      copy(h, r.expert_counts[l]);
+      for (std::int64_t e = 0; e < h.numel(); ++e) counts[l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
+    }
+  }
+  if (dp.size() > 1)
+    for (const auto& p : model.params().all())
+      if (p->trainable) dp.all_reduce(p->grad);
+  std::vector<double> sums{host_scalar(loss_sum), host_scalar(mtp_sum), host_scalar(balance)};
+  for (const auto& layer : counts) sums.insert(sums.end(), layer.begin(), layer.end());
+  sum_over(dp, ctx, sums);
+  for (std::size_t l = 0, k = 3; l < counts.size(); ++l)
+    for (auto& c : counts[l]) c = static_cast<std::int64_t>(std::llround(sums[k++]));
+  return {.loss_sum = sums[0], .mtp_loss_sum = sums[1], .balance_loss = sums[2], .expert_counts = std::move(counts)};
+}
+
+ExpertLoad expert_load(const std::vector<std::vector<std::int64_t>>& counts) {
+  ExpertLoad load;
+  for (const auto& layer : counts) {
+    const double mx = static_cast<double>(*std::max_element(layer.begin(), layer.end()));
+    double mean = 0;
+    for (auto c : layer) mean += static_cast<double>(c);
+    mean /= static_cast<double>(layer.size());
+    load.layers.push_back({{"max_over_mean", mean > 0 ? mx / mean : 0}, {"counts", layer}});
+    load.worst = std::max(load.worst, mean > 0 ? mx / mean : 0);
+  }
+  return load;
+}
+
+std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(deck).path; }
+
 StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
   for (const char* k : {"parallel.tensor", "parallel.pipeline", "parallel.expert"})
@@ -114,6 +165,16 @@ int run_stage(const Deck& deck, int rank, int world) {
     StageEnv env = make_stage_env(deck, rank, world);
     return stage == "pretrain" ? run_pretrain(env) : run_grpo(env);
   }
+  if (stage == "sft") {
+    StageEnv env = make_stage_env(deck, rank, world);
+    return run_sft(env);
+  }
+  if (stage == "evaluate" || stage == "rejection_sampling") {
+    StageEnv env = make_stage_env(deck, rank, world);
+    return stage == "evaluate" ? run_evaluate(env) : run_rejection_sampling(env);
+  }
+  if (stage == "import_hf") return run_import_hf(deck, rank, world);
+  if (stage == "export_hf") return run_export_hf(deck, rank, world);
   deck.fail("run.stage", "this r1hpc cannot run that stage yet (--dry-run checks a deck without running it)");
 }
 

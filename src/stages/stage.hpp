@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "deck/deck.hpp"
 #include "kernels/context.hpp"
@@ -12,6 +13,8 @@
 namespace r1 {
 class ParamStore;
 class AdamW;
+class Model;
+struct TokenBatch;
 }
 
 namespace r1 {
@@ -34,6 +37,12 @@ int run_stage(const Deck& deck, int rank, int world);
 
 int run_pretrain(StageEnv& env);
 int run_grpo(StageEnv& env);
+int run_sft(StageEnv& env);  // also distillation: the same stage on a dense student deck
+int run_evaluate(StageEnv& env);
+int run_rejection_sampling(StageEnv& env);
+// Hugging Face conversion (stages/hf_convert.cpp): one rank, CPU, no StageEnv needed.
+int run_import_hf(const Deck& deck, int rank, int world);
+int run_export_hf(const Deck& deck, int rank, int world);
 
 // --- shared by the training stages ---
 
@@ -51,5 +60,26 @@ struct Resumed {
   nlohmann::json data_state;     // the loaded checkpoint's data-loader state (resume)
 };
 Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt);
+// The checkpoint whose weights a sampling stage reads: what [checkpoint] load names, resolved like
+// resume_from_deck does (`latest` of this run, a step directory, or a checkpoints directory's newest);
+// empty when there is none.
+std::filesystem::path weights_checkpoint(const Deck& deck);
+
+// What one optimizer step's micro-batches add up to over the data-parallel group.
+struct StepSums {
+  double loss_sum = 0, mtp_loss_sum = 0, balance_loss = 0;  // cross-entropy sums; balance already weighted
+  std::vector<std::vector<std::int64_t>> expert_counts;     // per MoE layer: tokens routed to each expert
+};
+// Forward and backward of this replica's micro-batches, gradients then summed over `dp` (next-token
+// training: pretrain, sft). token_weight = 1 / counted tokens of the global batch; balance_weight =
+// 1 / micro-batches of the global batch.
+StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
+                             float balance_weight, parallel::Communicator& dp, const kernels::Context& ctx);
+// The expert load of a step for metrics.jsonl (per layer: max/mean and the counts) and its worst layer.
+struct ExpertLoad {
+  double worst = 0;  // max over MoE layers of max expert load / mean expert load
+  nlohmann::json layers = nlohmann::json::array();
+};
+ExpertLoad expert_load(const std::vector<std::vector<std::int64_t>>& counts);
 
 }  // namespace r1

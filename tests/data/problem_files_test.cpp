@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 
 #include "core/error.hpp"
@@ -56,4 +57,17 @@ TEST(ProblemFiles, MalformedRowsNameFileAndLine) {
   EXPECT_NE(m.find("math_malformed.jsonl:2: field \"solution\" has no complete \\boxed{...} answer"), std::string::npos) << m;
   const std::string wrong = error_of([] { load_math(kDir + "/gsm8k_tiny.jsonl"); });
   EXPECT_NE(wrong.find("gsm8k_tiny.jsonl:1: expected a string field \"problem\""), std::string::npos) << wrong;
+}
+
+TEST(ProblemFiles, DatasetIsToldApartByTheFirstRecordsFields) {
+  const ProblemFile g = load_problem_file(kDir + "/gsm8k_tiny.jsonl");
+  EXPECT_EQ(g.dataset, "gsm8k");
+  EXPECT_EQ(g.problems.size(), load_gsm8k(kDir + "/gsm8k_tiny.jsonl").size());
+  const ProblemFile m = load_problem_file(kDir + "/math_tiny.jsonl");
+  EXPECT_EQ(m.dataset, "math");
+  EXPECT_EQ(m.problems.size(), load_math(kDir + "/math_tiny.jsonl").size());
+  const std::string path = ::testing::TempDir() + "/neither.jsonl";
+  std::ofstream(path) << "\n{\"prompt\": \"hi\", \"response\": \"hello\"}\n";
+  const std::string other = error_of([&] { load_problem_file(path); });
+  EXPECT_NE(other.find("neither.jsonl:2: neither GSM8K"), std::string::npos) << other;
 }

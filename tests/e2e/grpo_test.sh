@@ -35,7 +35,8 @@ def recs(run):
     return out
 one, two, split = recs("one"), recs("two"), recs("split")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
-        "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm"]
+        "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
+        "reflection_words_per_response", "rollout_share", "generated_tokens_per_s"]
 assert sorted(one) == [1, 2, 3, 4], sorted(one)
 for s, r in one.items():
     missing = [k for k in keys if k not in r]
@@ -51,4 +52,6 @@ print("1 and 2 ranks agree; the resumed run reproduces the uninterrupted one")
 PY
 "$py" "$tools/ckpt.py" lineage "one/checkpoints/$(cat one/checkpoints/latest)" | tee lineage.txt
 grep -q "base/checkpoints/step-00000060" lineage.txt || fail "the grpo checkpoint does not name the base as its parent"
+# tools/plot_metrics.py draws the run's curves.
+"$py" "$tools/plot_metrics.py" one --out one.png >/dev/null && [[ -s one.png ]] || fail "plot_metrics.py made no PNG"
 echo PASS

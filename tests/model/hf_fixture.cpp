@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <set>
 #include <utility>
 
 #include "core/error.hpp"
@@ -130,104 +129,6 @@ class H5Reader {
   hid_t file_ = -1;
 };
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
-// Digits at s[pos...] up to the next '.', as an index; npos-like -1 when s has none there.
-long leading_index(const std::string& s, std::size_t pos, std::size_t* end) {
-  std::size_t e = pos;
-  while (e < s.size() && s[e] >= '0' && s[e] <= '9') ++e;
-  if (e == pos || e >= s.size() || s[e] != '.') return -1;
-  *end = e + 1;
-  return std::stol(s.substr(pos, e - pos));
-}
-
-// A mapped r1hpc tensor and the HF tensors it was made from (for error messages).
-struct Assembled {
-  Tensor tensor;
-  std::vector<std::string> sources;
-};
-
-std::map<std::string, Assembled> assemble(const std::map<std::string, Tensor>& hf) {
-  struct Piece {
-    const std::string* hf_name;
-    const Tensor* tensor;
-    HfTarget target;
-  };
-  std::map<std::string, std::vector<Piece>> by_target;
-  for (const auto& [name, t] : hf) {
-    HfTarget target = hf_target(name);
-    R1_REQUIRE(t.dtype() == DType::f32 && t.on_host(), "HF tensor ", name, ": expected a host f32 tensor, got ", t.str());
-    by_target[target.name].push_back(Piece{&name, &t, std::move(target)});
-  }
-
-  std::map<std::string, Assembled> out;
-  for (const auto& [r1_name, pieces] : by_target) {
-    const bool stacked = pieces.front().target.expert >= 0;
-    int n_slots = 1;
-    for (const Piece& p : pieces) {
-      R1_REQUIRE((p.target.expert >= 0) == stacked, "HF tensors ", *pieces.front().hf_name, " and ", *p.hf_name,
-                 " both map to ", r1_name, ", one per expert and one stacked");
-      n_slots = std::max(n_slots, p.target.expert + 1);
-    }
-    // slot -> part (-1 whole, 0 gate, 1 up) -> piece
-    std::vector<std::map<int, const Piece*>> slots(static_cast<std::size_t>(n_slots));
-    for (const Piece& p : pieces) {
-      auto& slot = slots[static_cast<std::size_t>(std::max(p.target.expert, 0))];
-      const auto [it, fresh] = slot.emplace(p.target.part, &p);
-      R1_REQUIRE(fresh, "HF tensors ", *it->second->hf_name, " and ", *p.hf_name, " map to the same part of ", r1_name);
-    }
-    Shape slot_shape;
-    for (std::size_t e = 0; e < slots.size(); ++e) {
-      const auto& slot = slots[e];
-      const std::string where = stacked ? r1_name + " expert " + std::to_string(e) : r1_name;
-      R1_REQUIRE(!slot.empty(), "no HF tensor for ", where, " (", pieces.size(), " other pieces, e.g. ",
-                 *pieces.front().hf_name, ")");
-      Shape s;
-      if (slot.count(-1)) {
-        R1_REQUIRE(slot.size() == 1, "HF tensor ", *slot.at(-1)->hf_name, " fills all of ", where,
-                   ", but gate/up halves map there too");
-        s = slot.at(-1)->tensor->shape();
-      } else {
-        R1_REQUIRE(slot.count(0) && slot.count(1), "HF tensor ", *slot.begin()->second->hf_name, ": the ",
-                   slot.count(0) ? "up" : "gate", " half of ", where, " is missing");
-        const Tensor& g = *slot.at(0)->tensor;
-        const Tensor& u = *slot.at(1)->tensor;
-        R1_REQUIRE(g.rank() == 2 && g.shape() == u.shape(), "HF tensors ", *slot.at(0)->hf_name, " ",
-                   g.shape().str(), " and ", *slot.at(1)->hf_name, " ", u.shape().str(),
-                   ": gate and up halves must be matrices of one shape");
-        s = Shape{2 * g.dim(0), g.dim(1)};
-      }
-      if (e == 0) slot_shape = s;
-      R1_REQUIRE(s == slot_shape, "HF tensors for ", where, ": shape ", s.str(), " differs from expert 0's ",
-                 slot_shape.str());
-    }
-    Shape shape;
-    if (stacked) shape.push_back(n_slots);
-    for (int i = 0; i < slot_shape.rank(); ++i) shape.push_back(slot_shape[i]);
-
-    Assembled a;
-    a.tensor = Tensor::host(shape, DType::f32);
-    float* dst = a.tensor.data<float>();
-    for (const auto& slot : slots)
-      for (const int part : {-1, 0, 1}) {  // whole, or gate rows then up rows
-        const auto it = slot.find(part);
-        if (it == slot.end()) continue;
-        const Tensor& t = *it->second->tensor;
-        std::memcpy(dst, t.data<float>(), t.nbytes());
-        dst += t.numel();
-      }
-    for (const Piece& p : pieces) a.sources.push_back(*p.hf_name);
-    out.emplace(r1_name, std::move(a));
-  }
-  return out;
-}
-
-std::map<std::string, Tensor> tensors_of(std::map<std::string, Assembled> assembled) {
-  std::map<std::string, Tensor> out;
-  for (auto& [name, a] : assembled) out.emplace(name, std::move(a.tensor));
-  return out;
-}
-
 }  // namespace
 
 std::filesystem::path hf_fixture_dir() { return std::filesystem::path(R1HPC_HF_FIXTURE_DIR); }
@@ -306,81 +207,10 @@ double reference_loss(const HfFixture& fx) {
   return sum / static_cast<double>(counted);
 }
 
-HfTarget hf_target(const std::string& hf) {
-  static const std::map<std::string, std::string> kTop = {
-      {"model.embed_tokens.weight", "embed"}, {"model.norm.weight", "norm"}, {"lm_head.weight", "head"}};
-  // Per-layer suffix -> (r1hpc suffix, part of gate_up).
-  static const std::map<std::string, std::pair<std::string, int>> kLayer = {
-      {"input_layernorm.weight", {"attn_norm", -1}},
-      {"post_attention_layernorm.weight", {"ffn_norm", -1}},
-      {"self_attn.q_proj.weight", {"attn.q_proj", -1}},
-      {"self_attn.q_a_proj.weight", {"attn.q_a_proj", -1}},
-      {"self_attn.q_a_layernorm.weight", {"attn.q_a_norm", -1}},
-      {"self_attn.q_b_proj.weight", {"attn.q_b_proj", -1}},
-      {"self_attn.kv_a_proj_with_mqa.weight", {"attn.kv_a_proj", -1}},
-      {"self_attn.kv_a_layernorm.weight", {"attn.kv_a_norm", -1}},
-      {"self_attn.kv_b_proj.weight", {"attn.kv_b_proj", -1}},
-      {"self_attn.o_proj.weight", {"attn.o_proj", -1}},
-      {"mlp.gate_proj.weight", {"mlp.gate_up", 0}},
-      {"mlp.up_proj.weight", {"mlp.gate_up", 1}},
-      {"mlp.down_proj.weight", {"mlp.down", -1}},
-      {"mlp.gate.weight", {"moe.router", -1}},
-      {"mlp.gate.e_score_correction_bias", {"moe.router_bias", -1}},
-      {"mlp.shared_experts.gate_proj.weight", {"moe.shared.gate_up", 0}},
-      {"mlp.shared_experts.up_proj.weight", {"moe.shared.gate_up", 1}},
-      {"mlp.shared_experts.down_proj.weight", {"moe.shared.down", -1}},
-      {"mlp.experts.gate_up_proj", {"moe.experts.gate_up", -1}},  // transformers >= 5: already stacked
-      {"mlp.experts.down_proj", {"moe.experts.down", -1}},
-  };
-  static const std::map<std::string, std::pair<std::string, int>> kExpert = {
-      {"gate_proj.weight", {"moe.experts.gate_up", 0}},
-      {"up_proj.weight", {"moe.experts.gate_up", 1}},
-      {"down_proj.weight", {"moe.experts.down", -1}},
-  };
-
-  if (const auto it = kTop.find(hf); it != kTop.end()) return HfTarget{it->second, -1, -1};
-  const std::string layers = "model.layers.";
-  std::size_t rest = 0;
-  const long layer = starts_with(hf, layers) ? leading_index(hf, layers.size(), &rest) : -1;
-  if (layer >= 0) {
-    const std::string suffix = hf.substr(rest);
-    const std::string prefix = "layers." + std::to_string(layer) + ".";
-    if (const auto it = kLayer.find(suffix); it != kLayer.end())
-      return HfTarget{prefix + it->second.first, -1, it->second.second};
-    const std::string experts = "mlp.experts.";
-    std::size_t after = 0;
-    const long expert = starts_with(suffix, experts) ? leading_index(suffix, experts.size(), &after) : -1;
-    if (expert >= 0)
-      if (const auto it = kExpert.find(suffix.substr(after)); it != kExpert.end())
-        return HfTarget{prefix + it->second.first, static_cast<int>(expert), it->second.second};
-  }
-  R1_FAIL(user, "HF tensor ", hf, " has no r1hpc counterpart");
-}
-
-std::map<std::string, Tensor> map_hf_tensors(const std::map<std::string, Tensor>& hf) { return tensors_of(assemble(hf)); }
 std::map<std::string, Tensor> mapped_weights(const HfFixture& fx) { return map_hf_tensors(fx.weights); }
 std::map<std::string, Tensor> mapped_grads(const HfFixture& fx) { return map_hf_tensors(fx.grads); }
 
-void load_into(const HfFixture& fx, ParamStore& params) {
-  const std::map<std::string, Assembled> mapped = assemble(fx.weights);
-  std::set<std::string> filled;
-  for (const auto& [name, a] : mapped) {
-    R1_REQUIRE(params.contains(name), fx.name, ": HF tensor ", a.sources.front(), " maps to ", name,
-               ", which the model does not have");
-    Param& p = params.get(name);
-    R1_REQUIRE(p.master.shape() == a.tensor.shape(), fx.name, ": HF tensor ", a.sources.front(), " maps to ", name,
-               " of shape ", a.tensor.shape().str(), ", the model's is ", p.master.shape().str());
-    copy(p.master, a.tensor);
-    filled.insert(name);
-  }
-  for (const auto& p : params.all()) {
-    if (filled.count(p->name)) continue;
-    R1_REQUIRE(!p->trainable, fx.name, ": no HF tensor fills the model's parameter ", p->name, " ",
-               p->shape.str());
-    copy(p->master, Tensor::host_zeros(p->master.shape(), DType::f32));
-  }
-  params.refresh_compute();
-}
+void load_into(const HfFixture& fx, ParamStore& params) { hf::load_hf_tensors(fx.weights, params, fx.name); }
 
 TensorDiff diff(const Tensor& got, const Tensor& want) {
   R1_REQUIRE(got.numel() == want.numel(), "diff: ", got.str(), " vs ", want.str());

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/hf_names.hpp"
 #include "core/tensor.hpp"
 #include "model/batch.hpp"
 #include "model/config.hpp"
@@ -65,28 +66,14 @@ TokenBatch token_batch(const HfFixture& fx);
 // The loss recomputed from the stored logits and labels in double: HF's shifted mean cross entropy.
 double reference_loss(const HfFixture& fx);
 
-// Where one HF tensor goes in r1hpc: the parameter, the expert slot of a stacked [E, ...] parameter (-1: not
-// stacked) and the row block of a concatenated gate_up (0 gate rows, 1 up rows; -1: the whole tensor).
-struct HfTarget {
-  std::string name;
-  int expert = -1;
-  int part = -1;
-};
-// The target of an HF tensor name, or an r1::Error (user) naming it when r1hpc has no counterpart. Knows
-// transformers' fused expert tensors (mlp.experts.gate_up_proj [E, 2I, D], mlp.experts.down_proj [E, D, I])
-// and checkpoints' per-expert ones (mlp.experts.N.{gate,up,down}_proj.weight).
-HfTarget hf_target(const std::string& hf_name);
-
-// HF tensors (by HF name) assembled into r1hpc tensors (by r1hpc name) in r1hpc layout: gate/up row blocks
-// concatenated, per-expert tensors stacked. Errors name the HF tensor: no r1hpc counterpart, two tensors for
-// the same place, a missing gate/up half or expert, inconsistent shapes.
-std::map<std::string, Tensor> map_hf_tensors(const std::map<std::string, Tensor>& hf);
+// The HF <-> r1hpc name map is the importer's (checkpoint/hf_names.hpp): one copy for the tests and import_hf.
+using hf::HfTarget;
+using hf::hf_target;
+using hf::map_hf_tensors;
 std::map<std::string, Tensor> mapped_weights(const HfFixture& fx);
 std::map<std::string, Tensor> mapped_grads(const HfFixture& fx);
 
-// Copies every mapped weight into the store's masters and refreshes the compute copies. Errors name the HF
-// tensor whose r1hpc parameter is absent or of another shape, and any trainable parameter no HF tensor
-// fills; buffers that no HF tensor fills (a V2 model's router_bias) are set to zero.
+// hf::load_hf_tensors of the fixture's weights (errors start with the fixture's name).
 void load_into(const HfFixture& fx, ParamStore& params);
 
 // Largest absolute difference, and that relative to the largest |want| (host f32 tensors of equal size).

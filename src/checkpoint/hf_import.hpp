@@ -1,0 +1,45 @@
+// Hugging Face DeepSeek-V3/V2 checkpoints (config.json + safetensors, F32/BF16 or FP8 E4M3 with one
+// weight_scale_inv per 128x128 block) to and from r1hpc models. Dense students export as DeepseekV3 with
+// every layer dense (they keep MLA attention); Llama/Qwen2-style models (GQA attention) are refused on import
+// because r1hpc has no GQA attention to hold them exactly.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "model/config.hpp"
+#include "model/params.hpp"
+
+namespace r1::hf {
+
+// The r1hpc [model] keys of the model a config.json describes, as deck overrides ("model.dim=7168"), so the
+// deck's own range checks apply. Keys without an HF counterpart (init_std aside: training hyperparameters)
+// are left to the deck. Anything r1hpc cannot represent exactly is a user error naming `file` and the key.
+std::vector<std::string> model_overrides(const nlohmann::json& config, const std::string& file);
+
+// config.json of a model (architecture keys only; tokens ids are the tokenizer's business). fp8 adds
+// DeepSeek-V3's quantization_config. Errors (user) for what the HF classes cannot express.
+nlohmann::json config_json(const ModelConfig& c, const std::string& torch_dtype, bool fp8);
+
+// Every tensor of the checkpoint in `dir` (config.json + model.safetensors or an index with shards) as host
+// f32 by HF name: F32/BF16/F16 converted, F8_E4M3 weights dequantised with their `<name>_scale_inv` block
+// scales (block size from quantization_config.weight_block_size, default 128 x 128). A tied lm_head is checked
+// against the embedding and dropped.
+std::map<std::string, Tensor> read_hf_tensors(const std::filesystem::path& dir, const ModelConfig& c);
+
+// read_hf_tensors into the model's parameters (masters and compute copies).
+void import_weights(const std::filesystem::path& dir, const ModelConfig& c, ParamStore& params);
+
+struct ExportOptions {
+  std::string dtype = "bf16";         // "fp32", "bf16", or "fp8": 128x128-block FP8 linears, BF16 elsewhere
+  std::uint64_t max_shard_bytes = 0;  // 0: one model.safetensors
+};
+// Writes config.json and the safetensors of the store's masters into `dir`; returns the files written.
+std::vector<std::filesystem::path> export_weights(const ParamStore& params, const ModelConfig& c,
+                                                  const std::filesystem::path& dir, const ExportOptions& options);
+
+}  // namespace r1::hf

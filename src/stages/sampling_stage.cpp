@@ -1,0 +1,75 @@
+#include "stages/sampling_stage.hpp"
+
+#include <algorithm>
+
+#include "checkpoint/train_state.hpp"
+#include "core/log.hpp"
+#include "core/timer.hpp"
+#include "run/metrics.hpp"
+
+namespace r1 {
+
+std::string Policy::prompt_text(const Problem& p) const { return r1_zero ? r1_zero_prompt(p.prompt) : chat_prompt(p.prompt); }
+
+Policy load_policy(const StageEnv& env, const std::string& stage) {
+  const Deck& deck = env.deck;
+  Policy pol;
+  pol.cfg = model_config_from_deck(deck);
+  pol.tok = load_tokenizer(deck.get_string("data.tokenizer"));
+  if (pol.tok->vocab_size() > pol.cfg.vocab_size)
+    deck.fail("model.vocab_size", detail::concat("the tokenizer has ", pol.tok->vocab_size(), " tokens; the model must have at least as many"));
+  const std::filesystem::path ckpt = weights_checkpoint(deck);
+  if (ckpt.empty()) deck.fail("checkpoint.load", detail::concat("names no checkpoint yet; ", stage, " samples from a trained model"));
+  pol.checkpoint = std::filesystem::absolute(ckpt).lexically_normal();
+  pol.params = std::make_unique<ParamStore>(env.ctx, env.compute_dtype);
+  pol.model = std::make_unique<Model>(pol.cfg, *pol.params);
+  pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
+  SamplingParams& sp = pol.sampling;
+  sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
+  sp.top_p = static_cast<float>(deck.get_float("sampling.top_p"));
+  sp.top_k = deck.get_int("sampling.top_k");
+  sp.max_new_tokens = deck.get_int("sampling.max_new_tokens");
+  sp.stop_ids = default_stop_ids(*pol.tok);
+  sp.vocab_limit = pol.tok->vocab_size();
+  sp.seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  pol.samples_per_prompt = deck.get_int("sampling.samples_per_prompt");
+  pol.max_batch = deck.get_int("sampling.max_batch");
+  pol.r1_zero = deck.get_string("sampling.template") == "r1-zero";
+  log_info(stage, ": ", describe_model(pol.cfg), "; weights of ", pol.checkpoint.string(), " (step ", pol.step, ")");
+  return pol;
+}
+
+Share rank_share(std::int64_t n, int rank, int world) {
+  const std::int64_t base = n / world, extra = n % world;
+  const std::int64_t first = rank * base + std::min<std::int64_t>(rank, extra);
+  return {first, first + base + (rank < extra ? 1 : 0)};
+}
+
+std::string response_text(const Completion& c, const Tokenizer& tok) {
+  std::span<const std::int32_t> ids(c.tokens);
+  if (!ids.empty() && ids.back() == tok.special_ids().eos) ids = ids.first(ids.size() - 1);
+  return tok.decode(ids);
+}
+
+void sample_in_chunks(const Policy& policy, const std::vector<Problem>& problems, Share share, const std::string& stage,
+                      const std::function<void(std::int64_t first, std::vector<Completion>& completions)>& consume) {
+  // A chunk fills one generation batch: generate() decodes a batch until its last sequence stops.
+  const std::int64_t chunk = std::max<std::int64_t>(1, policy.max_batch / policy.samples_per_prompt);
+  const std::int64_t mine = share.last - share.first;
+  const Stopwatch clock;
+  std::int64_t tokens = 0;
+  for (std::int64_t first = share.first; first < share.last; first += chunk) {
+    const std::int64_t last = std::min(share.last, first + chunk);
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (std::int64_t i = first; i < last; ++i) prompts.push_back(policy.tok->encode(policy.prompt_text(problems[static_cast<std::size_t>(i)])));
+    std::vector<Completion> comps = generate(*policy.model, prompts, policy.samples_per_prompt, policy.sampling, policy.max_batch, first);
+    for (const Completion& c : comps) tokens += static_cast<std::int64_t>(c.tokens.size());
+    consume(first, comps);
+    const std::int64_t done = last - share.first;
+    if (last == share.last || (first - share.first) / chunk % 10 == 9)
+      log_info(stage, ": ", done, "/", mine, " prompts of this rank sampled, ", static_cast<std::int64_t>(tokens / std::max(1e-9, clock.seconds())),
+               " generated tok/s, ", format_duration(clock.seconds()));
+  }
+}
+
+}  // namespace r1

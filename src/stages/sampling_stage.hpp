@@ -1,0 +1,54 @@
+// What the sampling stages (evaluate, rejection_sampling) share: the policy read from [checkpoint] load,
+// the deck's sampling settings and prompt template, each rank's share of the prompts, and chunked
+// generation whose samples do not depend on the rank layout.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/reasoning_world.hpp"
+#include "generate/engine.hpp"
+#include "model/model.hpp"
+#include "stages/stage.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace r1 {
+
+struct Policy {
+  ModelConfig cfg;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<ParamStore> params;
+  std::unique_ptr<Model> model;
+  std::filesystem::path checkpoint;  // absolute step directory
+  std::int64_t step = 0;             // the checkpoint's step
+  SamplingParams sampling;
+  std::int64_t samples_per_prompt = 1, max_batch = 1;
+  bool r1_zero = false;  // [sampling] template
+
+  std::string prompt_text(const Problem& p) const;  // the question in the deck's template
+};
+
+// The model with the weights of the checkpoint [checkpoint] load names, the tokenizer, and the deck's
+// sampling settings (stop at <|eos|> and </answer>; draws keyed by run.seed and global prompt index).
+Policy load_policy(const StageEnv& env, const std::string& stage);
+
+// Rank `rank`'s contiguous share [first, last) of n prompts: the first n % world ranks take one more.
+struct Share {
+  std::int64_t first = 0, last = 0;
+};
+Share rank_share(std::int64_t n, int rank, int world);
+
+// The completion's text without the end-of-sequence token that ended it (</answer> stays: it is part of
+// the answer format).
+std::string response_text(const Completion& c, const Tokenizer& tok);
+
+// Samples problems[share.first, share.last) (global indices) in chunks of about max_batch sequences and
+// hands each chunk's completions to `consume` (prompt_index counts from `first` of the chunk), so memory
+// stays bounded however many prompts a rank owns. Rank 0 logs progress as `stage`.
+void sample_in_chunks(const Policy& policy, const std::vector<Problem>& problems, Share share, const std::string& stage,
+                      const std::function<void(std::int64_t first, std::vector<Completion>& completions)>& consume);
+
+}  // namespace r1
