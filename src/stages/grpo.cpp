@@ -149,22 +149,7 @@ int run_grpo(StageEnv& env) {
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = {{"data", dp.size()}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
-  ckpt::Checkpointer checkpointer(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
-                                  deck.get_bool("checkpoint.async"));
-  const std::int64_t every = deck.get_int("checkpoint.every_steps");
-  const double time_limit_s = deck.get_float("run.time_limit_minutes") * 60.0;
-  const auto save = [&](std::int64_t step) {
-    ckpt::Meta meta;
-    meta.stage = "grpo";
-    meta.step = step;
-    meta.deck = deck.resolved_text();
-    meta.parent = resumed.parent;
-    meta.layout = info.layout;
-    meta.rng_state = {{"seed", seed}};
-    meta.data_state = {{"prompts_consumed", step * prompts_per_step}, {"reference", ref_source}};
-    ckpt::save_train_state(checkpointer, meta, params, opt);
-  };
-  install_stop_handlers();
+  StageCheckpoints checkpoints(deck, "grpo", resumed.parent, info.layout, params, opt);
   log_info("grpo: ", describe_model(cfg), "; ", prompts_per_step, " prompts x ", gc.group_size, " samples per step, ",
            gc.inner_epochs, " inner epoch(s), beta ", gc.beta_kl, ", ", r1_zero ? "R1-Zero" : "chat", " template");
 
@@ -303,16 +288,10 @@ int run_grpo(StageEnv& env) {
                                 .tokens_per_s = sums[4] / std::max(1e-9, step_clock.seconds()), .mfu = -1,
                                 .elapsed_s = phase.seconds(), .steps_done = step - resumed.first_step + 1}),
                "  accuracy ", sums[1] / N, "  format ", sums[2] / N, "  length ", sums[4] / N, "  kl ", sums[10] / T);
-    if (time_limit_s > 0 && phase.seconds() > time_limit_s) request_stop();
-    if (step < max_steps && agree_on_stop(MPI_COMM_WORLD)) {
-      save(step);
-      checkpointer.finish();
-      log_info("grpo: stopped at step ", step, " on request; checkpointed, exit ", kExitRequeue, " asks to be requeued");
+    if (checkpoints.after_step(step, max_steps, 0, {{"prompts_consumed", step * prompts_per_step}, {"reference", ref_source}}))
       return kExitRequeue;
-    }
-    if (step == max_steps || (every > 0 && step % every == 0)) save(step);
   }
-  checkpointer.finish();
+  checkpoints.finish();
   log_info("grpo: done at step ", max_steps, " in ", format_duration(phase.seconds()));
   return 0;
 }

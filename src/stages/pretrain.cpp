@@ -39,11 +39,6 @@ int run_pretrain(StageEnv& env) {
   const Resumed resumed = resume_from_deck(deck, "pretrain", params, opt);
   const std::int64_t first_step = resumed.first_step;
   const std::string& parent = resumed.parent;
-  ckpt::Checkpointer checkpointer(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
-                                  deck.get_bool("checkpoint.async"));
-  const std::int64_t every = deck.get_int("checkpoint.every_steps");
-  const double time_limit_s = deck.get_float("run.time_limit_minutes") * 60.0;
-  install_stop_handlers();
 
   RunInfo info{.stage = "pretrain", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
@@ -54,21 +49,7 @@ int run_pretrain(StageEnv& env) {
   const double flops_per_token = train_flops_per_token(cfg, seq);
   const bool shuffle = deck.get_bool("data.shuffle");
   const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
-  const auto save = [&](std::int64_t step) {
-    ckpt::Meta meta;
-    meta.stage = "pretrain";
-    meta.step = step;
-    meta.tokens = step * global * seq;
-    meta.deck = deck.resolved_text();
-    meta.parent = parent;
-    meta.layout = info.layout;
-    meta.rng_state = {{"seed", seed}, {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
-    meta.data_state = {{"sequences_consumed", step * global}, {"seq_len", seq}};
-    const ckpt::SaveReport rep = ckpt::save_train_state(checkpointer, meta, params, opt);
-    if (rep.async)  // synchronous saves are reported by the checkpointer when they commit
-      log_info("checkpoint: step ", step, " copied to the host in ", static_cast<int>(rep.blocking_s * 1000),
-               " ms; writing ", rep.path.string(), " in the background");
-  };
+  StageCheckpoints checkpoints(deck, "pretrain", parent, info.layout, params, opt);
   const Stopwatch phase;
   for (std::int64_t step = first_step; step <= max_steps; ++step) {
     const Stopwatch step_clock;
@@ -114,18 +95,10 @@ int run_pretrain(StageEnv& env) {
                                 .steps_done = step - first_step + 1}),
                "  lr ", lr, "  |g| ", grad_norm, extra);
     }
-    // A stop signal or the time limit: every rank agrees at this step boundary, saves, and asks to be requeued.
-    if (time_limit_s > 0 && phase.seconds() > time_limit_s) request_stop();
-    if (step < max_steps && agree_on_stop(MPI_COMM_WORLD)) {
-      save(step);
-      checkpointer.finish();
-      log_info("pretrain: stopped at step ", step, " on request (signal or [run] time_limit_minutes); checkpointed, exit ",
-               kExitRequeue, " asks the job script to requeue");
+    if (checkpoints.after_step(step, max_steps, step * global * seq, {{"sequences_consumed", step * global}, {"seq_len", seq}}))
       return kExitRequeue;
-    }
-    if (step == max_steps || (every > 0 && step % every == 0)) save(step);
   }
-  checkpointer.finish();
+  checkpoints.finish();
   log_info("pretrain: done at step ", max_steps, " in ", format_duration(phase.seconds()));
   return 0;
 }

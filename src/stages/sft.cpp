@@ -59,11 +59,6 @@ int run_sft(StageEnv& env) {
   // the step, the token count is not).
   std::int64_t tokens_seen =
       first_step > 1 && resumed.data_state.is_object() ? resumed.data_state.value("tokens_consumed", std::int64_t{0}) : 0;
-  ckpt::Checkpointer checkpointer(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
-                                  deck.get_bool("checkpoint.async"));
-  const std::int64_t every = deck.get_int("checkpoint.every_steps");
-  const double time_limit_s = deck.get_float("run.time_limit_minutes") * 60.0;
-  install_stop_handlers();
 
   RunInfo info{.stage = "sft", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
@@ -78,21 +73,10 @@ int run_sft(StageEnv& env) {
 
   const double flops_per_token = train_flops_per_token(cfg, seq);
   const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
-  const auto save = [&](std::int64_t step) {
-    ckpt::Meta meta;
-    meta.stage = "sft";
-    meta.step = step;
-    meta.tokens = tokens_seen;
-    meta.deck = deck.resolved_text();
-    meta.parent = resumed.parent;
-    meta.layout = info.layout;
-    meta.rng_state = {{"seed", seed}, {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
-    meta.data_state = {{"rows_consumed", step * global}, {"seq_len", seq}, {"tokens_consumed", tokens_seen},
-                       {"examples", data.examples()}, {"epoch", data.epoch_progress(std::min(step * global, end_row))}};
-    const ckpt::SaveReport rep = ckpt::save_train_state(checkpointer, meta, params, opt);
-    if (rep.async)
-      log_info("checkpoint: step ", step, " copied to the host in ", static_cast<int>(rep.blocking_s * 1000),
-               " ms; writing ", rep.path.string(), " in the background");
+  StageCheckpoints checkpoints(deck, "sft", resumed.parent, info.layout, params, opt);
+  const auto data_state = [&](std::int64_t step) {
+    return nlohmann::json{{"rows_consumed", step * global}, {"seq_len", seq}, {"tokens_consumed", tokens_seen},
+                          {"examples", data.examples()}, {"epoch", data.epoch_progress(std::min(step * global, end_row))}};
   };
   const Stopwatch phase;
   for (std::int64_t step = first_step; step <= steps; ++step) {
@@ -145,18 +129,9 @@ int run_sft(StageEnv& env) {
                                 .steps_done = step - first_step + 1}),
                "  lr ", lr, "  |g| ", grad_norm, "  epoch ", std::round(epoch * 100) / 100, "  packed ",
                std::round(packing * 1000) / 10, "%");
-    // A stop signal or the time limit: every rank agrees at this step boundary, saves, and asks to be requeued.
-    if (time_limit_s > 0 && phase.seconds() > time_limit_s) request_stop();
-    if (step < steps && agree_on_stop(MPI_COMM_WORLD)) {
-      save(step);
-      checkpointer.finish();
-      log_info("sft: stopped at step ", step, " on request (signal or [run] time_limit_minutes); checkpointed, exit ",
-               kExitRequeue, " asks the job script to requeue");
-      return kExitRequeue;
-    }
-    if (step == steps || (every > 0 && step % every == 0)) save(step);
+    if (checkpoints.after_step(step, steps, tokens_seen, data_state(step))) return kExitRequeue;
   }
-  checkpointer.finish();
+  checkpoints.finish();
   log_info("sft: done at step ", steps, " in ", format_duration(phase.seconds()));
   return 0;
 }

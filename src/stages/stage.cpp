@@ -6,6 +6,7 @@
 #include "app/self_check.hpp"
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
+#include "run/signals.hpp"
 #include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "train/optimizer.hpp"
@@ -157,6 +158,49 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
   return env;
 }
+
+StageCheckpoints::StageCheckpoints(const Deck& deck, std::string stage, std::string parent, nlohmann::json layout,
+                                   ParamStore& params, AdamW& opt)
+    : deck_(deck), stage_(std::move(stage)), parent_(std::move(parent)), layout_(std::move(layout)), params_(params), opt_(opt),
+      ckpt_(std::make_unique<ckpt::Checkpointer>(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
+                                                 deck.get_bool("checkpoint.async"))),
+      every_(deck.get_int("checkpoint.every_steps")),
+      time_limit_s_(deck.get_float("run.time_limit_minutes") * 60.0) {
+  install_stop_handlers();
+}
+
+void StageCheckpoints::save(std::int64_t step, std::int64_t tokens, const nlohmann::json& data_state) {
+  ckpt::Meta meta;
+  meta.stage = stage_;
+  meta.step = step;
+  meta.tokens = tokens;
+  meta.deck = deck_.resolved_text();
+  meta.parent = parent_;
+  meta.layout = layout_;
+  meta.rng_state = {{"seed", deck_.get_int("run.seed")},
+                    {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
+  meta.data_state = data_state;
+  const ckpt::SaveReport rep = ckpt::save_train_state(*ckpt_, meta, params_, opt_);
+  if (rep.async)  // synchronous saves are reported by the checkpointer when they commit
+    log_info("checkpoint: step ", step, " copied to the host in ", static_cast<int>(rep.blocking_s * 1000), " ms; writing ",
+             rep.path.string(), " in the background");
+}
+
+bool StageCheckpoints::after_step(std::int64_t step, std::int64_t last, std::int64_t tokens, const nlohmann::json& data_state) {
+  if (time_limit_s_ > 0 && clock_.seconds() > time_limit_s_) request_stop();
+  // Every rank agrees at this step boundary, so all of them save and stop together.
+  if (step < last && agree_on_stop(MPI_COMM_WORLD)) {
+    save(step, tokens, data_state);
+    ckpt_->finish();
+    log_info(stage_, ": stopped at step ", step, " on request (signal or [run] time_limit_minutes); checkpointed, exit ",
+             kExitRequeue, " asks the job script to requeue");
+    return true;
+  }
+  if (step == last || (every_ > 0 && step % every_ == 0)) save(step, tokens, data_state);
+  return false;
+}
+
+void StageCheckpoints::finish() { ckpt_->finish(); }
 
 int run_stage(const Deck& deck, int rank, int world) {
   const std::string& stage = deck.get_string("run.stage");

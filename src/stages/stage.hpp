@@ -8,6 +8,8 @@
 #include "deck/deck.hpp"
 #include "kernels/context.hpp"
 #include "parallel/comm_bundle.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "core/timer.hpp"
 #include "run/run_dir.hpp"
 
 namespace r1 {
@@ -60,6 +62,32 @@ struct Resumed {
   nlohmann::json data_state;     // the loaded checkpoint's data-loader state (resume)
 };
 Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt);
+
+// Checkpoints and the graceful stop of a training stage ([checkpoint] every_steps, keep_last, async;
+// [run] time_limit_minutes; SIGUSR1/SIGTERM): saves when due and at the last step; at a stop request
+// agreed by every rank, saves and tells the caller to exit with kExitRequeue.
+class StageCheckpoints {
+ public:
+  StageCheckpoints(const Deck& deck, std::string stage, std::string parent, nlohmann::json layout, ParamStore& params,
+                   AdamW& opt);
+  // After optimizer step `step` of `last`: `tokens` and `data_state` describe the position to resume from.
+  // Returns true when the run must stop now (it has just been checkpointed).
+  bool after_step(std::int64_t step, std::int64_t last, std::int64_t tokens, const nlohmann::json& data_state);
+  void finish();  // waits for an asynchronous save in flight and commits it
+  double elapsed_s() const { return clock_.seconds(); }
+
+ private:
+  void save(std::int64_t step, std::int64_t tokens, const nlohmann::json& data_state);
+  const Deck& deck_;
+  std::string stage_, parent_;
+  nlohmann::json layout_;
+  ParamStore& params_;
+  AdamW& opt_;
+  std::unique_ptr<ckpt::Checkpointer> ckpt_;
+  std::int64_t every_;
+  double time_limit_s_;
+  Stopwatch clock_;
+};
 // The checkpoint whose weights a sampling stage reads: what [checkpoint] load names, resolved like
 // resume_from_deck does (`latest` of this run, a step directory, or a checkpoints directory's newest);
 // empty when there is none.

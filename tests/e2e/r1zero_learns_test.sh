@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # R1-Zero in miniature (CPU, 2 ranks): pretrain the tiny MoE on the synthetic reasoning corpus, then run
-# GRPO from that base with the format and accuracy rewards; the mean reward of the last 10 steps must
-# clearly exceed that of the first 10 (the policy learns the <think>/<answer> format it is rewarded for).
+# GRPO from that base with the format and accuracy rewards. The mean training reward of the last 10 steps
+# must clearly exceed that of the first 10, and on a fixed held-out set (the evaluate stage, R1's
+# temperature 0.6 / top-p 0.95) the rewarded format rate of the RL checkpoint must clearly exceed the
+# base's: the policy learns the <think>/<answer> format it is rewarded for.
 #   usage: r1zero_learns_test.sh R1HPC_BINARY PYTHON
 set -uo pipefail
 bin=$1
@@ -32,4 +34,17 @@ print(f"reward gain {gain:+.4f} (needs > 0.08)")
 sys.exit(0 if gain > 0.08 else 1)
 PY
 [[ $? == 0 ]] || fail "the reward did not rise"
+for who in base rl; do
+  "${run[@]}" "$here/evaluate_tiny.deck" "${model[@]}" --set checkpoint.load=$who/checkpoints --set run.output_dir=eval_$who \
+    --set evaluate.synthetic_prompts=32 --set sampling.samples_per_prompt=4 --set sampling.template=chat \
+    --set sampling.max_new_tokens=96 >eval_$who.log 2>&1 || { tail -20 eval_$who.log; fail "evaluating $who"; }
+done
+"$py" - <<'PY'
+import json, sys
+base, rl = (json.load(open(f"eval_{w}/eval.json"))["overall"] for w in ("base", "rl"))
+for key in ["format_rate", "pass@1", "answer_rate", "response_length_mean"]:
+    print(f"held-out {key:22s} base {base[key]:.4f}   after GRPO {rl[key]:.4f}")
+sys.exit(0 if rl["format_rate"] > base["format_rate"] + 0.08 else 1)
+PY
+[[ $? == 0 ]] || fail "the held-out format rate did not rise"
 echo PASS
