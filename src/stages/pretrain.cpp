@@ -70,9 +70,11 @@ int run_pretrain(StageEnv& env) {
     const auto& counts = sums.expert_counts;
 
     const double lr = schedule.at(step);
+    const Stopwatch optimizer;
     const double grad_norm = opt.step(lr);
     if (cfg.bias_update_gamma > 0 && !counts.empty()) model.update_router_bias(counts, static_cast<float>(cfg.bias_update_gamma));
     ctx.synchronize();
+    const double optimizer_s = optimizer.seconds();
 
     const double loss = sums.loss_sum / std::max(1.0, totals[0]);
     const double seconds = step_clock.seconds();
@@ -82,7 +84,8 @@ int run_pretrain(StageEnv& env) {
     if (env.rank == 0 && (step % metrics_every == 0 || step == max_steps)) {
       nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                             {"tokens", step * global * seq}, {"tokens_per_s", tokens_per_s}, {"step_s", seconds},
-                            {"balance_loss", sums.balance_loss}, {"expert_load", load.layers}};
+                            {"balance_loss", sums.balance_loss}, {"expert_load", load.layers},
+                            {"time", {{"compute_s", sums.compute_s}, {"grad_reduce_s", sums.grad_reduce_s}, {"optimizer_s", optimizer_s}}}};
       if (cfg.mtp_depth > 0) rec["mtp_loss"] = sums.mtp_loss_sum / std::max(1.0, totals[0]);
       if (mfu >= 0) rec["mfu"] = mfu;
       run.metrics().write(rec);

@@ -100,10 +100,12 @@ int run_sft(StageEnv& env) {
     const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, dp, ctx);
 
     const double lr = schedule.at(step);
+    const Stopwatch optimizer;
     const double grad_norm = opt.step(lr);
     if (cfg.bias_update_gamma > 0 && !sums.expert_counts.empty())
       model.update_router_bias(sums.expert_counts, static_cast<float>(cfg.bias_update_gamma));
     ctx.synchronize();
+    const double optimizer_s = optimizer.seconds();
 
     tokens_seen += static_cast<std::int64_t>(totals[1]);
     const double loss = sums.loss_sum / std::max(1.0, totals[0]);
@@ -117,7 +119,8 @@ int run_sft(StageEnv& env) {
       nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"epoch", epoch},
                             {"tokens", tokens_seen}, {"loss_tokens", static_cast<std::int64_t>(totals[0])},
                             {"examples", static_cast<std::int64_t>(totals[2])}, {"packing_efficiency", packing},
-                            {"tokens_per_s", tokens_per_s}, {"step_s", seconds}, {"balance_loss", sums.balance_loss}};
+                            {"tokens_per_s", tokens_per_s}, {"step_s", seconds}, {"balance_loss", sums.balance_loss},
+                            {"time", {{"compute_s", sums.compute_s}, {"grad_reduce_s", sums.grad_reduce_s}, {"optimizer_s", optimizer_s}}}};
       if (!sums.expert_counts.empty()) rec["expert_load"] = load.layers;
       if (cfg.mtp_depth > 0) rec["mtp_loss"] = sums.mtp_loss_sum / std::max(1.0, totals[0]);
       if (mfu >= 0) rec["mfu"] = mfu;

@@ -85,6 +85,7 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
   Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
   std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(model.moe_layer_count()),
                                                 std::vector<std::int64_t>(static_cast<std::size_t>(cfg.n_routed_experts), 0));
+  const Stopwatch compute;
   for (const TokenBatch& tb : batches) {
     const DeviceBatch db = model.upload(tb);
     ForwardResult r;
@@ -99,15 +100,22 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
       for (std::int64_t e = 0; e < h.numel(); ++e) counts[l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
     }
   }
-  if (dp.size() > 1)
+  ctx.synchronize();
+  const double compute_s = compute.seconds();
+  const Stopwatch reduce;
+  if (dp.size() > 1) {
     for (const auto& p : model.params().all())
       if (p->trainable) dp.all_reduce(p->grad);
+    dp.wait();
+  }
+  const double grad_reduce_s = reduce.seconds();
   std::vector<double> sums{host_scalar(loss_sum), host_scalar(mtp_sum), host_scalar(balance)};
   for (const auto& layer : counts) sums.insert(sums.end(), layer.begin(), layer.end());
   sum_over(dp, ctx, sums);
   for (std::size_t l = 0, k = 3; l < counts.size(); ++l)
     for (auto& c : counts[l]) c = static_cast<std::int64_t>(std::llround(sums[k++]));
-  return {.loss_sum = sums[0], .mtp_loss_sum = sums[1], .balance_loss = sums[2], .expert_counts = std::move(counts)};
+  return {.loss_sum = sums[0], .mtp_loss_sum = sums[1], .balance_loss = sums[2], .expert_counts = std::move(counts),
+          .compute_s = compute_s, .grad_reduce_s = grad_reduce_s};
 }
 
 ExpertLoad expert_load(const std::vector<std::vector<std::int64_t>>& counts) {

@@ -97,6 +97,9 @@ std::filesystem::path weights_checkpoint(const Deck& deck);
 struct StepSums {
   double loss_sum = 0, mtp_loss_sum = 0, balance_loss = 0;  // cross-entropy sums; balance already weighted
   std::vector<std::vector<std::int64_t>> expert_counts;     // per MoE layer: tokens routed to each expert
+  // The step's time breakdown (the device is synchronised at each boundary): forward and backward of every
+  // micro-batch, and the data-parallel gradient reduction.
+  double compute_s = 0, grad_reduce_s = 0;
 };
 // Forward and backward of this replica's micro-batches, gradients then summed over `dp` (next-token
 // training: pretrain, sft). token_weight = 1 / counted tokens of the global batch; balance_weight =
