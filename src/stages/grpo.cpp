@@ -124,6 +124,7 @@ int run_grpo(StageEnv& env) {
 
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params);
+  model.full_recompute = full_recompute(deck);
   params.initialize(seed, cfg.init_std);
   AdamW opt(params, AdamWConfig::from_deck(deck));
   const LrSchedule schedule = LrSchedule::from_deck(deck);

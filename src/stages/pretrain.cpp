@@ -19,19 +19,15 @@ int run_pretrain(StageEnv& env) {
   const kernels::Context& ctx = env.ctx;
   parallel::Communicator& dp = *env.comms->dp;
   const ModelConfig cfg = model_config_from_deck(deck);
-  const std::int64_t seq = deck.get_int("data.seq_len"), micro = deck.get_int("train.micro_batch");
-  const std::int64_t replicas = dp.size();
-  const std::int64_t global = deck.get_int("train.global_batch") > 0 ? deck.get_int("train.global_batch") : micro * replicas;
-  const std::int64_t n_micro = global / (micro * replicas);
+  const BatchPlan plan = BatchPlan::from_deck(deck, dp.size(), cfg.max_seq_len);
+  const std::int64_t seq = plan.seq, micro = plan.micro, replicas = plan.replicas, global = plan.global, n_micro = plan.n_micro;
   const std::int64_t max_steps = deck.get_int("run.max_steps");
   if (max_steps <= 0) deck.fail("run.max_steps", "pretrain needs a number of optimizer steps (> 0)");
-  if (deck.get_string("train.recompute") == "selective")
-    deck.fail("train.recompute", "selective recomputation is not implemented; use none or full");
 
   const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params);
-  model.full_recompute = deck.get_string("train.recompute") == "full";
+  model.full_recompute = plan.full_recompute;
   const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
   params.initialize(seed, cfg.init_std);
   AdamW opt(params, AdamWConfig::from_deck(deck));

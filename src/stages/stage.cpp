@@ -167,6 +167,26 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   return env;
 }
 
+BatchPlan BatchPlan::from_deck(const Deck& deck, std::int64_t replicas, std::int64_t max_seq_len) {
+  BatchPlan b;
+  b.seq = deck.get_int("data.seq_len");
+  b.micro = deck.get_int("train.micro_batch");
+  b.replicas = replicas;
+  b.global = deck.get_int("train.global_batch") > 0 ? deck.get_int("train.global_batch") : b.micro * replicas;
+  b.n_micro = b.global / (b.micro * replicas);
+  if (b.seq > max_seq_len)
+    deck.fail("data.seq_len", detail::concat("rows of ", b.seq, " tokens exceed [model] max_seq_len = ", max_seq_len));
+  b.full_recompute = r1::full_recompute(deck);
+  return b;
+}
+
+bool full_recompute(const Deck& deck) {
+  const std::string& recompute = deck.get_string("train.recompute");
+  if (recompute == "selective")
+    deck.fail("train.recompute", "selective recomputation (attention core only) is not available yet; use none or full");
+  return recompute == "full";
+}
+
 StageCheckpoints::StageCheckpoints(const Deck& deck, std::string stage, std::string parent, nlohmann::json layout,
                                    ParamStore& params, AdamW& opt)
     : deck_(deck), stage_(std::move(stage)), parent_(std::move(parent)), layout_(std::move(layout)), params_(params), opt_(opt),

@@ -48,6 +48,17 @@ int run_export_hf(const Deck& deck, int rank, int world);
 
 // --- shared by the training stages ---
 
+// The batch of one optimizer step: micro-batches of `micro` rows of `seq` tokens on each of `replicas`
+// data-parallel ranks, `global` rows in all ([train] global_batch, 0: one micro-batch per replica).
+// Refuses, naming the key, rows longer than the model's max_seq_len and selective recomputation.
+// [train] recompute: true for full, false for none; selective is refused naming the key.
+bool full_recompute(const Deck& deck);
+struct BatchPlan {
+  std::int64_t seq = 0, micro = 0, replicas = 1, global = 0, n_micro = 0;
+  bool full_recompute = false;
+  static BatchPlan from_deck(const Deck& deck, std::int64_t replicas, std::int64_t max_seq_len);
+};
+
 double host_scalar(const Tensor& t);  // an f32[1] tensor's value (synchronises)
 // Sums `values` over a communicator's ranks (host doubles through an f64 all-reduce).
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values);
