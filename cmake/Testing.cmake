@@ -8,8 +8,10 @@ add_library(r1hpc_test_main STATIC ${PROJECT_SOURCE_DIR}/tests/support/gtest_mpi
 target_link_libraries(r1hpc_test_main PUBLIC GTest::gtest MPI::MPI_CXX r1hpc_core)
 target_include_directories(r1hpc_test_main PUBLIC ${PROJECT_SOURCE_DIR}/tests)
 
-# Running as root (containers, CI) needs Open MPI's consent; yielding keeps oversubscribed ranks fair.
+# Running as root (containers, CI) needs Open MPI's consent; yielding keeps oversubscribed ranks fair;
+# single-process tests start MPI without a helper daemon (faster, and no start-up races between tests).
 set(R1HPC_MPI_TEST_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
+    OMPI_MCA_ess_singleton_isolated=1
     OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1)
 
 function(r1hpc_add_test name)
