@@ -93,6 +93,7 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
                                             params, u, scratch);
         comp.tokens.push_back(t.token);
         comp.logprobs.push_back(t.logprob);
+        comp.entropies.push_back(t.entropy);
         if (is_stop(t.token)) {
           comp.finished_by = FinishReason::stop;
           done[i] = 1;

@@ -22,6 +22,7 @@ struct Completion {
   std::string text;                  // filled by fill_text()
   FinishReason finished_by = FinishReason::length;
   std::vector<float> logprobs;       // per generated token: SampledToken::logprob under the sampling policy
+  std::vector<float> entropies;      // per generated token: SampledToken::entropy
 };
 
 // <|eos|>, and </answer> when the tokenizer has it as a special token.

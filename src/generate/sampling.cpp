@@ -39,11 +39,16 @@ SampledToken sample_token(std::span<const float> logits, const SamplingParams& p
   for (std::int64_t i = 1; i < V; ++i)
     if (logits[i] > logits[best]) best = i;
   const double zmax = logits[best] * inv_t;
-  double total = 0.0;
-  for (std::int64_t i = 0; i < V; ++i) total += std::exp(logits[i] * inv_t - zmax);
+  double total = 0.0, weighted = 0.0;  // sum of e^(z - zmax), and of e^(z - zmax) z
+  for (std::int64_t i = 0; i < V; ++i) {
+    const double z = logits[i] * inv_t, w = std::exp(z - zmax);
+    total += w;
+    weighted += w * z;
+  }
   const double lse = zmax + std::log(total);
+  const float entropy = static_cast<float>(lse - weighted / total);  // H = lse - E_p[z]
   const auto result = [&](std::int64_t tok) {
-    return SampledToken{static_cast<std::int32_t>(tok), static_cast<float>(logits[tok] * inv_t - lse)};
+    return SampledToken{static_cast<std::int32_t>(tok), static_cast<float>(logits[tok] * inv_t - lse), entropy};
   };
   if (greedy) return result(best);
 

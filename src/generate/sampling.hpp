@@ -32,6 +32,8 @@ struct SampledToken {
   // learner recomputes for its ratio, so old and new log-probs come from one definition. Top-k/top-p only
   // choose the candidates; they do not renormalise this value.
   float logprob = 0.0f;
+  // Entropy of softmax(logits / T) over the whole vocabulary (nats), the policy's uncertainty at this step.
+  float entropy = 0.0f;
 };
 
 // Draws from softmax(logits / T) restricted to the top-k, then to the top-p nucleus of the renormalised

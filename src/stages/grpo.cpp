@@ -176,8 +176,9 @@ int run_grpo(StageEnv& env) {
     std::vector<double> rewards;
     std::vector<std::int64_t> groups;
     std::vector<std::uint8_t> truncated;
-    double acc = 0, fmt = 0, lang = 0, len_sum = 0, len_max = 0, trunc = 0, reflections = 0;
+    double acc = 0, fmt = 0, lang = 0, len_sum = 0, len_max = 0, trunc = 0, reflections = 0, entropy = 0;
     for (const Completion& c : comps) {
+      for (float h : c.entropies) entropy += h;
       reflections += static_cast<double>(count_reflection_words(c.text));
       const bool cut = c.finished_by == FinishReason::length;
       const Rewards r = score_completion(c.text, problems[static_cast<std::size_t>(c.prompt_index)], weights,
@@ -267,6 +268,7 @@ int run_grpo(StageEnv& env) {
     sums.push_back(sq);
     sums.push_back(reflections);
     sums.push_back(gen_s);
+    sums.push_back(entropy);
     std::vector<double> maxes{len_max};
     sum_over(dp, ctx, sums);
     const double N = sums[6], T = std::max(1.0, sums[8]);
@@ -279,6 +281,7 @@ int run_grpo(StageEnv& env) {
                             {"truncated_fraction", sums[5] / N}, {"loss", sums[7]}, {"ratio_mean", sums[9] / T},
                             {"kl_mean", sums[10] / T}, {"clip_fraction", sums[11] / T}, {"uniform_groups", sums[12]},
                             {"lr", lr}, {"grad_norm", grad_norm}, {"reflection_words_per_response", sums[15] / N},
+                            {"entropy", sums[17] / std::max(1.0, sums[4])},
                             {"generate_s", gen_s}, {"step_s", step_clock.seconds()},
                             {"rollout_share", gen_s / std::max(1e-9, step_clock.seconds())},
                             {"generated_tokens_per_s", sums[4] / std::max(1e-9, sums[16] / dp.size())}};

@@ -36,7 +36,7 @@ def recs(run):
 one, two, split = recs("one"), recs("two"), recs("split")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
         "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
-        "reflection_words_per_response", "rollout_share", "generated_tokens_per_s"]
+        "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy"]
 assert sorted(one) == [1, 2, 3, 4], sorted(one)
 for s, r in one.items():
     missing = [k for k in keys if k not in r]

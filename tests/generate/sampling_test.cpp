@@ -98,6 +98,27 @@ TEST(Sampling, GreedyTakesTheArgmaxAndLogprobsUseTheFullTemperedSoftmax) {
   }
 }
 
+TEST(Sampling, EntropyIsThatOfTheTemperedSoftmax) {
+  const std::vector<float> logits = {2.0f, -1.0f, 0.5f, 3.0f, 0.0f, -4.0f};
+  for (float t : {1.0f, 0.7f, 2.0f}) {
+    double z = 0;
+    for (float l : logits) z += std::exp(static_cast<double>(l) / t);
+    double h = 0;
+    for (float l : logits) {
+      const double p = std::exp(static_cast<double>(l) / t) / z;
+      h -= p * std::log(p);
+    }
+    SamplingParams params;
+    params.temperature = t;
+    std::vector<std::int32_t> scratch;
+    EXPECT_NEAR(sample_token(logits, params, 0.3, scratch).entropy, h, 1e-6) << "T = " << t;
+  }
+  const std::vector<float> peaked = {0.0f, 80.0f, 0.0f};
+  SamplingParams params;
+  std::vector<std::int32_t> scratch;
+  EXPECT_NEAR(sample_token(peaked, params, 0.5, scratch).entropy, 0.0, 1e-6);  // a near-certain choice
+}
+
 TEST(Sampling, DrawsDependOnEveryPartOfTheKey) {
   std::set<double> seen;
   for (std::uint64_t seed : {0ull, 1ull})
