@@ -1,5 +1,7 @@
 #include "checkpoint/train_state.hpp"
 
+#include <set>
+
 #include "core/error.hpp"
 #include "core/log.hpp"
 
@@ -46,10 +48,26 @@ SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& par
   return ckpt.save(meta, rank == writer ? replicated_slices(params, &opt) : std::vector<Slice>{});
 }
 
-Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt) {
+Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt,
+                      const std::string& new_prefix) {
   R1_CHECK(mode == LoadMode::weights || opt != nullptr, "a full resume needs the optimizer");
   Meta meta = read_meta(checkpoint);
-  load(checkpoint, replicated_slices(params, mode == LoadMode::full ? opt : nullptr));
+  std::vector<Slice> wanted = replicated_slices(params, mode == LoadMode::full ? opt : nullptr);
+  if (!new_prefix.empty()) {
+    std::set<std::string> held;
+    for (const TensorInfo& t : list_tensors(checkpoint)) held.insert(t.name);
+    std::size_t fresh = 0;
+    std::erase_if(wanted, [&](const Slice& s) {
+      const std::size_t cut = s.name.rfind('/');  // "model/<name>", "optim/exp_avg/<name>"
+      const bool skip = s.name.compare(cut + 1, new_prefix.size(), new_prefix) == 0 && !held.count(s.name);
+      fresh += skip;
+      return skip;
+    });
+    if (fresh > 0)
+      log_info("checkpoint: ", checkpoint.string(), " lacks ", fresh, " tensor(s) of the new ", new_prefix,
+               "* parameters; they keep their initial values");
+  }
+  load(checkpoint, wanted);
   params.refresh_compute();
   if (mode == LoadMode::full) {
     const auto it = meta.optimizer_state.find("steps_taken");

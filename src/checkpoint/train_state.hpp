@@ -32,6 +32,9 @@ SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& par
 // Not collective: every rank reads every tensor it holds. weights: the masters (then the compute copies
 // are refreshed); full also the moments and AdamW's steps taken (`opt` required). Returns the
 // checkpoint's metadata (step, tokens, RNG and data state for the caller to restore).
-Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt);
+// Parameters named `new_prefix`... (e.g. "rm." for the reward model's head on a policy checkpoint) may be
+// absent from the checkpoint: they keep their current values (and moments); every other tensor is required.
+Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt,
+                      const std::string& new_prefix = {});
 
 }  // namespace r1::ckpt

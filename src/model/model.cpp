@@ -283,8 +283,7 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
   kernels::cross_entropy_backward(ctx, s.logits, b.targets, s.lse, dloss, s.logits);
   Tensor dnorm = ctx.empty({T, D}, dt);
   linear_backward(ctx, s.logits, s.final_norm, *head_, dnorm, false);
-  Tensor dtrunk = ctx.empty({T, D}, dt);
-  kernels::rmsnorm_backward(ctx, dnorm, s.trunk, norm_->master, s.final_rstd, dtrunk, norm_->grad);
+  const Tensor dtrunk = final_norm_backward(b, s, dnorm);
 
   if (!mtp_blocks_.empty()) {
     const std::string p = "mtp.0";
@@ -308,9 +307,39 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
     kernels::axpy(ctx, 1.0f, dh, dtrunk);
   }
 
+  trunk_backward(b, s, dtrunk, balance_weight);
+}
+
+const Tensor& Model::final_hidden(const Saved& s) { return s.final_norm; }
+
+void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d_hidden, float balance_weight) const {
+  const Context& ctx = params_.context();
+  const DType dt = params_.compute_dtype();
+  const std::int64_t T = b.shape.tokens(), D = c_.dim;
+  R1_CHECK(d_hidden.rank() == 2 && d_hidden.dim(0) == T && d_hidden.dim(1) == D &&
+               (d_hidden.dtype() == DType::f32 || d_hidden.dtype() == dt),
+           "d final_hidden ", d_hidden.str(), " for ", T, " tokens of width ", D);
+  Tensor dnorm = d_hidden;
+  if (d_hidden.dtype() != dt) {  // the norm backward reads the compute dtype
+    dnorm = ctx.empty({T, D}, dt);
+    copy_into(ctx, d_hidden, dnorm);
+  }
+  trunk_backward(b, s, final_norm_backward(b, s, dnorm), balance_weight);
+}
+
+Tensor Model::final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& dnorm) const {
+  const Context& ctx = params_.context();
+  Tensor dtrunk = ctx.empty({b.shape.tokens(), c_.dim}, params_.compute_dtype());
+  kernels::rmsnorm_backward(ctx, dnorm, s.trunk, norm_->master, s.final_rstd, dtrunk, norm_->grad);
+  return dtrunk;
+}
+
+void Model::trunk_backward(const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const {
+  const Context& ctx = params_.context();
+  const std::int64_t T = b.shape.tokens(), D = c_.dim;
   Tensor dy = dtrunk;
   for (std::size_t i = blocks_.size(); i-- > 0;) {
-    Tensor dx = ctx.empty({T, D}, dt);
+    Tensor dx = ctx.empty({T, D}, params_.compute_dtype());
     block_backward(*blocks_[i], b, *s.blocks[i], dy, dx, balance_weight);
     s.blocks[i].reset();  // free this block's activations as soon as they are used
     dy = dx;

@@ -66,6 +66,13 @@ class Model {
   // The tensor is consumed (overwritten).
   void backward(const DeviceBatch& batch, Saved& saved, const Tensor& token_weights, float mtp_token_weight,
                 float balance_weight) const;
+  // The normalised final hidden state of the last forward ([T, D], compute dtype): what the LM head reads,
+  // and what a scalar head (the reward model) reads instead.
+  static const Tensor& final_hidden(const Saved& s);
+  // Accumulates the trunk's parameter gradients (final norm, blocks, embedding) from d(loss)/d(final_hidden)
+  // alone ([T, D], f32 or the compute dtype); the LM head and the MTP module get none. For losses on the
+  // final hidden state rather than on next-token predictions (the reward model).
+  void backward_from_hidden(const DeviceBatch& batch, Saved& saved, const Tensor& d_hidden, float balance_weight) const;
   // Per-token cross-entropies of the last forward (f32 [T]; 0 where the target is -1): -log p(target).
   static const Tensor& token_losses(const Saved& s);
   // Auxiliary-loss-free balancing after an optimizer step: counts summed over the step's micro-batches
@@ -98,6 +105,10 @@ class Model {
   Tensor head_logits(const Tensor& x, const Tensor& rows) const;
   void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,
                       float balance_weight) const;
+  // The two halves every backward shares: the final norm's backward (d final_hidden -> d trunk output) and
+  // the blocks' and embedding's backward from d trunk output (the blocks' activations are freed as it goes).
+  Tensor final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& dnorm) const;
+  void trunk_backward(const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const;
 
   ModelConfig c_;
   ParamStore& params_;

@@ -60,11 +60,13 @@ void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::ve
   std::copy(h.data<double>(), h.data<double>() + h.numel(), values.begin());
 }
 
-Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt) {
+Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+                         const std::string& new_prefix) {
   const StartPoint start = start_point(deck);
   Resumed r;
   if (start.path.empty()) return r;
-  const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr);
+  const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr,
+                                              new_prefix);
   r.loaded = start.path;
   r.data_state = m.data_state;
   if (start.same_run) {
@@ -237,9 +239,9 @@ int run_stage(const Deck& deck, int rank, int world) {
     StageEnv env = make_stage_env(deck, rank, world);
     return stage == "pretrain" ? run_pretrain(env) : run_grpo(env);
   }
-  if (stage == "sft") {
+  if (stage == "sft" || stage == "reward_model") {
     StageEnv env = make_stage_env(deck, rank, world);
-    return run_sft(env);
+    return stage == "sft" ? run_sft(env) : run_reward_model(env);
   }
   if (stage == "evaluate" || stage == "rejection_sampling") {
     StageEnv env = make_stage_env(deck, rank, world);

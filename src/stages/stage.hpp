@@ -41,6 +41,7 @@ int run_pretrain(StageEnv& env);
 int run_grpo(StageEnv& env);
 int run_sft(StageEnv& env);  // also distillation: the same stage on a dense student deck
 int run_evaluate(StageEnv& env);
+int run_reward_model(StageEnv& env);  // a scalar head on the policy: pairwise (Bradley-Terry) or pointwise
 int run_rejection_sampling(StageEnv& env);
 // Hugging Face conversion (stages/hf_convert.cpp): one rank, CPU, no StageEnv needed.
 int run_import_hf(const Deck& deck, int rank, int world);
@@ -72,7 +73,9 @@ struct Resumed {
   std::filesystem::path loaded;  // what was loaded ("" for nothing)
   nlohmann::json data_state;     // the loaded checkpoint's data-loader state (resume)
 };
-Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt);
+// new_prefix: parameters the loaded checkpoint may lack (a new head on a parent's weights; see load_train_state).
+Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+                         const std::string& new_prefix = {});
 
 // Checkpoints and the graceful stop of a training stage ([checkpoint] every_steps, keep_last, async;
 // [run] time_limit_minutes; SIGUSR1/SIGTERM): saves when due and at the last step; at a stop request

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/gradcheck.hpp"
+#include "kernels/test_util.hpp"
 #include "model/model.hpp"
 
 using namespace r1;
@@ -160,6 +161,38 @@ TEST(Model, PerTokenLossWeightsGiveTheGradientOfTheWeightedSum) {
   copy(dloss, w);
   m.backward(db, *saved, dloss, 0.0f, 0.0f);
   for (const char* name : {"head", "layers.0.attn.q_proj", "layers.1.moe.experts.gate_up", "embed"}) {
+    Param& p = ps.get(name);
+    const auto res = test::gradcheck(weighted, p.master, p.grad, 2e-3, std::max<std::int64_t>(1, p.master.numel() / 40));
+    EXPECT_LT(res.relative(), 5e-3) << name;
+  }
+}
+
+TEST(Model, BackwardFromTheFinalHiddenStateMatchesFiniteDifferences) {
+  ModelConfig c = tiny_config(false);
+  c.seq_aux_alpha = 0;
+  ParamStore ps(kernels::Context::cpu(), DType::f32);
+  Model m(c, ps);
+  ps.initialize(13, c.init_std);
+  const TokenBatch tb = tokens(2, 6, c.vocab_size);
+  const DeviceBatch db = m.upload(tb);
+  const std::int64_t n = 12 * c.dim;
+  Tensor w = Tensor::host({12, c.dim}, DType::f32);
+  for (std::int64_t i = 0; i < n; ++i) w.data<float>()[i] = 0.1f * static_cast<float>((i * 7) % 11) - 0.5f;
+  const auto weighted = [&] {  // L = sum(w * h) over the normalised final hidden state (a scalar head's input)
+    ForwardResult r;
+    auto s = m.forward(db, r);
+    const Tensor& h = Model::final_hidden(*s);
+    double sum = 0;
+    for (std::int64_t i = 0; i < n; ++i) sum += static_cast<double>(w.data<float>()[i]) * h.data<float>()[i];
+    return sum;
+  };
+  ForwardResult r;
+  auto saved = m.forward(db, r);
+  Tensor dh = Tensor::host({12, c.dim}, DType::f32);
+  copy(dh, w);
+  m.backward_from_hidden(db, *saved, dh, 0.0f);
+  EXPECT_EQ(test::value(ps.get("head").grad, 0), 0.0);  // the LM head is not on this path
+  for (const char* name : {"norm", "layers.1.moe.experts.down", "layers.0.attn.kv_b_proj", "embed"}) {
     Param& p = ps.get(name);
     const auto res = test::gradcheck(weighted, p.master, p.grad, 2e-3, std::max<std::int64_t>(1, p.master.numel() / 40));
     EXPECT_LT(res.relative(), 5e-3) << name;
