@@ -8,11 +8,8 @@ set -uo pipefail
 bin=$1
 py=$2
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMP_NUM_THREADS=1
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/e2e/common.sh
+source "$here/common.sh"
 "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=base --set run.max_steps=300 \
   >base.log 2>&1 || { cat base.log; fail "pretraining the base"; }
 "$bin" "$here/evaluate_tiny.deck" --set checkpoint.load=base/checkpoints --set run.output_dir=eval1 >eval1.log 2>&1 \

@@ -5,10 +5,8 @@
 set -euo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMP_NUM_THREADS=1
+# shellcheck source=tests/e2e/common.sh
+source "$here/common.sh"
 "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=balanced
 "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=unbalanced --set model.bias_update_gamma=0 >/dev/null
 mpiexec -n 2 --oversubscribe "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=dp2 >/dev/null

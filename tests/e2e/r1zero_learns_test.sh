@@ -9,12 +9,9 @@ set -uo pipefail
 bin=$1
 py=$2
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMP_NUM_THREADS=1
+# shellcheck source=tests/e2e/common.sh
+source "$here/common.sh"
 run=(mpiexec -n 2 --oversubscribe "$bin")
-fail() { echo "FAIL: $*"; exit 1; }
 model=(--set model.vocab_size=264 --set model.max_seq_len=256)
 "${run[@]}" "$here/pretrain_tiny.deck" "${model[@]}" --set run.output_dir=base --set data.seq_len=256 \
   --set run.max_steps=600 --set optim.lr=3e-3 >base.log 2>&1 || { tail -20 base.log; fail "pretraining the base"; }

@@ -8,12 +8,9 @@ bin=$1
 py=$2
 here=$(cd "$(dirname "$0")" && pwd)
 tools=$(cd "$here/../../tools" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMP_NUM_THREADS=1
+# shellcheck source=tests/e2e/common.sh
+source "$here/common.sh"
 common=(--set run.max_steps=40 --set optim.decay_steps=100 --set checkpoint.every_steps=10)
-fail() { echo "FAIL: $*"; exit 1; }
 
 for ranks in 1 2; do
   launch=("$bin")

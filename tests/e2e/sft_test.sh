@@ -9,11 +9,8 @@ bin=$1
 py=$2
 here=$(cd "$(dirname "$0")" && pwd)
 tools=$(cd "$here/../../tools" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-export OMP_NUM_THREADS=1
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/e2e/common.sh
+source "$here/common.sh"
 "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=base --set run.max_steps=60 \
   >base.log 2>&1 || { cat base.log; fail "pretraining the base"; }
 "$bin" "$here/sft_tiny.deck" --set run.output_dir=one >one.log 2>&1 || { cat one.log; fail "sft on one rank"; }
