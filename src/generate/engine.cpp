@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "kernels/sampling.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace r1 {
@@ -29,10 +30,9 @@ struct Sequence {
   std::int64_t limit;        // new tokens allowed
 };
 
-// Host copy of f32 [B, V] logits.
-Tensor logits_on_host(const Tensor& logits) {
-  Tensor h = Tensor::host(logits.shape(), DType::f32);
-  copy(h, logits);
+Tensor on_host(const Tensor& t) {
+  Tensor h = Tensor::host(t.shape(), t.dtype());
+  copy(h, t);
   return h;
 }
 }  // namespace
@@ -45,6 +45,8 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
              samples_per_prompt, " and max_batch ", max_batch, " must be >= 1, first_prompt_index ", first_prompt_index,
              " >= 0");
   const ModelConfig& c = model.config();
+  const kernels::Context& ctx = model.params().context();
+  const kernels::SampleOptions opts = sample_options(params);
   const auto n_prompts = static_cast<std::int64_t>(prompts.size());
   std::vector<Completion> out(static_cast<std::size_t>(n_prompts * samples_per_prompt));
   std::vector<Sequence> seqs;
@@ -78,19 +80,23 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
     KvCache cache = model.make_kv_cache(static_cast<std::int64_t>(n), max_len);
     Tensor logits = model.prefill(cache, batch_prompts);
     while (true) {
-      const Tensor host = logits_on_host(logits);
-      const std::int64_t V = host.dim(1);
+      // Draw every row where the logits are (the GPU when the model is there): only the uniforms go up
+      // and the tokens, log-probs and entropies come back.
+      const auto B = static_cast<std::int64_t>(live.size());
+      Tensor u = Tensor::host({B}, DType::f64);
+      for (std::int64_t i = 0; i < B; ++i) {
+        const Completion& comp = *live[static_cast<std::size_t>(i)]->out;
+        u.data<double>()[i] = sampling_uniform(params.seed, live[static_cast<std::size_t>(i)]->prompt_key,
+                                               static_cast<std::uint32_t>(comp.sample_index),
+                                               static_cast<std::uint32_t>(comp.tokens.size()));
+      }
+      const Tensor tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+      kernels::sample_rows(ctx, logits, ctx.to_here(u), opts, tok, lp, ent);
+      const Tensor htok = on_host(tok), hlp = on_host(lp), hent = on_host(ent);
       std::vector<char> done(live.size(), 0);
-      // Threads only where a step's rows are worth it: a fork costs more than a few small rows.
-      const std::int64_t drawable = params.vocab_limit > 0 ? std::min(V, params.vocab_limit) : V;
-#pragma omp parallel for schedule(dynamic) if (static_cast<std::int64_t>(live.size()) * V >= (1 << 18))
       for (std::size_t i = 0; i < live.size(); ++i) {
-        thread_local std::vector<std::int32_t> scratch;
         Completion& comp = *live[i]->out;
-        const auto pos = static_cast<std::uint32_t>(comp.tokens.size());
-        const double u = sampling_uniform(params.seed, live[i]->prompt_key, static_cast<std::uint32_t>(comp.sample_index), pos);
-        const SampledToken t = sample_token({host.data<float>() + static_cast<std::int64_t>(i) * V, static_cast<std::size_t>(drawable)},
-                                            params, u, scratch);
+        const SampledToken t{htok.data<std::int32_t>()[i], hlp.data<float>()[i], hent.data<float>()[i]};
         comp.tokens.push_back(t.token);
         comp.logprobs.push_back(t.logprob);
         comp.entropies.push_back(t.entropy);

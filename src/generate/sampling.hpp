@@ -1,9 +1,11 @@
-// Token sampling on the host from f32 logits: temperature, top-k, then top-p (nucleus), with the
-// randomness of every draw a pure function of (seed, prompt, sample, position) through Philox.
+// Sampling parameters of the generation engine and the randomness of every draw: a pure function of
+// (seed, prompt, sample, position) through Philox. The draw itself is kernels::sample_rows.
 #pragma once
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "kernels/sampling.hpp"
 
 namespace r1 {
 
@@ -26,20 +28,15 @@ void validate(const SamplingParams& p);
 // prompt with global index `prompt`: one Philox block, so batching and rank layout never change it.
 double sampling_uniform(std::uint64_t seed, std::uint64_t prompt, std::uint32_t sample, std::uint32_t position);
 
-struct SampledToken {
-  std::int32_t token = 0;
-  // log softmax(logits / T)[token] over the whole vocabulary (T = 1 when greedy): the quantity GRPO's
-  // learner recomputes for its ratio, so old and new log-probs come from one definition. Top-k/top-p only
-  // choose the candidates; they do not renormalise this value.
-  float logprob = 0.0f;
-  // Entropy of softmax(logits / T) over the whole vocabulary (nats), the policy's uncertainty at this step.
-  float entropy = 0.0f;
-};
+using kernels::SampledToken;
 
-// Draws from softmax(logits / T) restricted to the top-k, then to the top-p nucleus of the renormalised
-// top-k distribution, by inverting its cumulative distribution at `u` (candidates in descending
-// probability, ties by lower id). `scratch` is reused between calls to avoid allocation.
+// kernels::cpu::sample_row on one row (kernels/sampling.hpp defines the draw): softmax(logits / T)
+// restricted to the top-k, then to the top-p nucleus of the renormalised top-k, inverted at `u` in id order.
+// The log-prob and entropy are those of the whole tempered softmax: top-k/top-p only choose the candidates.
 SampledToken sample_token(std::span<const float> logits, const SamplingParams& p, double u,
                           std::vector<std::int32_t>& scratch);
+
+// The kernel options of these parameters.
+kernels::SampleOptions sample_options(const SamplingParams& p);
 
 }  // namespace r1

@@ -149,3 +149,24 @@ TEST(Sampling, ParametersOutOfRangeAreRejected) {
   EXPECT_THROW(validate(p), Error);
   EXPECT_NO_THROW(validate(SamplingParams{}));
 }
+
+// The definition's edges (kernels/sampling.hpp): ties at the top-k boundary are admitted by lower id, and the
+// draw walks the kept set in id order, so u just above the first kept id's share picks the next kept id.
+TEST(Sampling, TiesAtTheBoundaryGoByIdAndTheDrawWalksIdOrder) {
+  const std::vector<float> logits{0.0f, 2.0f, 1.0f, 2.0f, 2.0f, -1.0f};
+  SamplingParams p;
+  p.top_k = 2;  // ids 1 and 3 (of the three tied at 2.0), equally likely
+  std::vector<std::int32_t> scratch;
+  EXPECT_EQ(sample_token(logits, p, 0.49, scratch).token, 1);
+  EXPECT_EQ(sample_token(logits, p, 0.51, scratch).token, 3);
+  EXPECT_EQ(sample_token(logits, p, 0.999, scratch).token, 3);
+  p.top_k = 0;
+  p.top_p = 0.5f;  // half the mass needs two of the three tied tokens: ids 1 and 3 are admitted, id 4 is not
+  const double z = 1 + 3 * std::exp(2.0) + std::exp(1.0) + std::exp(-1.0);
+  const int needed = static_cast<int>(std::ceil(0.5 * z / std::exp(2.0)));  // tied tokens needed for half the mass
+  ASSERT_EQ(needed, 2);
+  for (double u : {0.0, 0.3, 0.7, 0.99}) {
+    const std::int32_t t = sample_token(logits, p, u, scratch).token;
+    EXPECT_TRUE(t == 1 || t == 3) << "u " << u << " drew " << t;  // id 4 is tied but later in id order
+  }
+}

@@ -3,6 +3,7 @@
 // without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -88,8 +89,11 @@ TEST(AttentionParity, ForwardAndBackwardMatchCpu) {
         Tensor gdq = dev.empty(qs, dt), gdk = dev.empty(qs, dt), gdv = dev.empty(vs, dt);
         kernels::attention_backward(dev, gq, gk, gv, gout_c, gdo, glse_c, dseg, scale, gdq, gdk, gdv);
         const Tensor hdq = test::to_host(gdq), hdk = test::to_host(gdk), hdv = test::to_host(gdv);
-        EXPECT_LE(test::max_error(hdq, dq), grad_tol(dt) * max_abs(dq)) << what << ": dq";
-        EXPECT_LE(test::max_error(hdk, dk), grad_tol(dt) * max_abs(dk)) << what << ": dk";
+        // With one key per row (S = 1) softmax has nothing to trade off: dq and dk are exactly 0 and both sides
+        // leave rounding residue of dS = P (dP - D) of order eps |dP|. dv (= P^T dO) carries that scale.
+        const double qk_scale = std::max({max_abs(dq), max_abs(dk), max_abs(dv)});
+        EXPECT_LE(test::max_error(hdq, dq), grad_tol(dt) * (c.S == 1 ? qk_scale : max_abs(dq))) << what << ": dq";
+        EXPECT_LE(test::max_error(hdk, dk), grad_tol(dt) * (c.S == 1 ? qk_scale : max_abs(dk))) << what << ": dk";
         EXPECT_LE(test::max_error(hdv, dv), grad_tol(dt) * max_abs(dv)) << what << ": dv";
 
         // Deterministic: a second backward gives the same bits.
@@ -113,8 +117,11 @@ TEST(AttentionParity, LargeScoresStayFinite) {
     kernels::attention_forward(dev, dev.to_here(q), dev.to_here(k), dev.to_here(v), 0.125f, Tensor(), gout, glse);
     const Tensor hout = test::to_host(gout);
     for (std::int64_t i = 0; i < hout.numel(); ++i) ASSERT_TRUE(std::isfinite(test::value(hout, i))) << dtype_name(dt);
-    // Nearly one-hot rows: P is exact to bf16 rounding, so outputs agree as for ordinary scores.
-    EXPECT_LE(test::max_error(hout, out), out_tol(dt) * max_abs(out)) << dtype_name(dt);
+    // Nearly one-hot rows: P is exact to bf16 rounding, so bf16 outputs agree as for ordinary scores. In f32
+    // the scores reach ~600, where rounding the exponent's argument alone is 600 x 2^-24 = 3.6e-5 relative
+    // per P (measured on the H100: 3.8e-5 of max |out|); 1.5e-4 leaves 4x.
+    const double tol = dt == DType::f32 ? 1.5e-4 : out_tol(dt);
+    EXPECT_LE(test::max_error(hout, out), tol * max_abs(out)) << dtype_name(dt);
     EXPECT_LE(test::max_error(test::to_host(glse), lse), 1e-4 * (1 + max_abs(lse))) << dtype_name(dt);
   }
 }
