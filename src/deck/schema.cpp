@@ -227,7 +227,8 @@ std::vector<KeyDecl> build_keys() {
   SectionKeys log(k, "log");
   log.choice("level", "info", {"debug", "info", "warn", "error"}, "least severe message printed");
   log.integer("metrics_every", "1", 1, kNoMax, "steps between records in metrics.jsonl");
-  log.ints("profile_steps", "", 0, kNoMax, "first and last step of the profiler range; empty: off");
+  log.ints("profile_steps", "", 0, kNoMax,
+           "first, last optimizer step of the region profiler (device syncs per model region; breakdown logged and written to RUN_DIR/profile.json; pretrain); empty: off");
   return k;
 }
 

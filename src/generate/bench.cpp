@@ -3,6 +3,7 @@
 // (anchors, H100, transformers generate(): 17 / 842 / 2.0k tokens/s; HBM limit at batch 1 ~2.8k), else
 // inputs/models/tiny.deck in f32 on the CPU. Prints numbers; never passes or fails on time.
 // Usage: r1hpc-bench-generate [--cpu] [--new-tokens N] [--batches 1,64,256] [--deck FILE]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "core/timer.hpp"
 #include "deck/deck.hpp"
 #include "generate/engine.hpp"
+#include "kernels/profile.hpp"
 
 using namespace r1;
 
@@ -73,6 +75,18 @@ int main(int argc, char** argv) {
     for (const auto& comp : out) tokens += static_cast<std::int64_t>(comp.tokens.size());
     std::printf("batch %4lld: %8lld new tokens in %8.3f s = %10.1f tokens/s (%.2f ms per decode step)\n",
                 static_cast<long long>(b), static_cast<long long>(tokens), s, tokens / s, 1e3 * s / new_tokens);
+    // Where a decode step goes: a shorter run with the region profiler on (it synchronises per region).
+    SamplingParams prof = sp;
+    prof.max_new_tokens = std::min<std::int64_t>(new_tokens, 64);
+    kernels::profile::set_enabled(true);
+    Stopwatch psw;
+    generate(model, prompts, 1, prof, b);
+    const double ps = psw.seconds();
+    kernels::profile::set_enabled(false);
+    std::printf("  breakdown per new token (profiled run of %lld tokens, %.2f ms per step with region syncs):\n%s",
+                static_cast<long long>(prof.max_new_tokens), 1e3 * ps / static_cast<double>(prof.max_new_tokens),
+                kernels::profile::table(kernels::profile::take(), ps / static_cast<double>(prof.max_new_tokens),
+                                        prof.max_new_tokens).c_str());
   }
   return 0;
 }

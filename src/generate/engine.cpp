@@ -1,8 +1,10 @@
 #include "generate/engine.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/error.hpp"
+#include "kernels/profile.hpp"
 #include "kernels/sampling.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -91,8 +93,10 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
                                                static_cast<std::uint32_t>(comp.tokens.size()));
       }
       const Tensor tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+      std::optional<kernels::ProfileRegion> region(std::in_place, ctx, "sample");
       kernels::sample_rows(ctx, logits, ctx.to_here(u), opts, tok, lp, ent);
       const Tensor htok = on_host(tok), hlp = on_host(lp), hent = on_host(ent);
+      region.reset();
       std::vector<char> done(live.size(), 0);
       for (std::size_t i = 0; i < live.size(); ++i) {
         Completion& comp = *live[i]->out;

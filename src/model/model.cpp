@@ -1,11 +1,14 @@
 #include "model/model.hpp"
 
+#include <optional>
+
 #include "kernels/cross_entropy.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/rmsnorm.hpp"
+#include "kernels/profile.hpp"
 
 namespace r1 {
 
@@ -154,11 +157,15 @@ std::unique_ptr<Model::BlockSaved> Model::block_forward(const Block& blk, const 
   s->rstd1 = ctx.empty({T}, DType::f32);
   kernels::rmsnorm_forward(ctx, x, blk.attn_norm->master, eps, s->n1, s->rstd1);
   s->h = ctx.empty({T, c_.dim}, dt);
-  s->attn = blk.attn->forward(ctx, b.shape, s->n1, s->h);
+  {
+    const kernels::ProfileRegion region(ctx, "attn");
+    s->attn = blk.attn->forward(ctx, b.shape, s->n1, s->h);
+  }
   kernels::axpy(ctx, 1.0f, x, s->h);  // h = x + attn(norm(x))
   s->n2 = ctx.empty({T, c_.dim}, dt);
   s->rstd2 = ctx.empty({T}, DType::f32);
   kernels::rmsnorm_forward(ctx, s->h, blk.ffn_norm->master, eps, s->n2, s->rstd2);
+  const kernels::ProfileRegion ffn_region(ctx, blk.moe ? "moe" : "mlp");
   if (blk.moe) {
     MoeStats stats;
     s->moe = blk.moe->forward(ctx, b.shape, s->n2, y, stats);
@@ -191,14 +198,20 @@ void Model::block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s
   }
   // y = h + f(n2): dh = dy + n2-path.
   Tensor dn2 = ctx.empty({T, c_.dim}, dt);
-  if (blk.moe) blk.moe->backward(ctx, b.shape, *s->moe, dy, dn2, balance_weight);
-  else blk.mlp->backward(ctx, *s->mlp, dy, dn2);
+  {
+    const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
+    if (blk.moe) blk.moe->backward(ctx, b.shape, *s->moe, dy, dn2, balance_weight);
+    else blk.mlp->backward(ctx, *s->mlp, dy, dn2);
+  }
   Tensor dh = ctx.empty({T, c_.dim}, dt);
   kernels::rmsnorm_backward(ctx, dn2, s->h, blk.ffn_norm->master, s->rstd2, dh, blk.ffn_norm->grad);
   kernels::axpy(ctx, 1.0f, dy, dh);
   // h = x + attn(n1): dx = dh + n1-path.
   Tensor dn1 = ctx.empty({T, c_.dim}, dt);
-  blk.attn->backward(ctx, b.shape, *s->attn, dh, dn1);
+  {
+    const kernels::ProfileRegion region(ctx, "attn");
+    blk.attn->backward(ctx, b.shape, *s->attn, dh, dn1);
+  }
   kernels::rmsnorm_backward(ctx, dn1, s->x, blk.attn_norm->master, s->rstd1, dx, blk.attn_norm->grad);
   kernels::axpy(ctx, 1.0f, dh, dx);
 }
@@ -210,6 +223,7 @@ Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
   const DType dt = params_.compute_dtype();
   const std::int64_t T = b.shape.tokens(), V = c_.vocab_size, D = c_.dim;
   const float eps = static_cast<float>(c_.norm_eps);
+  const kernels::ProfileRegion region(ctx, "forward");
   SavedPtr s(new Saved);
   r = ForwardResult{};
   r.loss_sum = ctx.zeros({1}, DType::f32);
@@ -223,6 +237,7 @@ Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
     x = y;
   }
   s->trunk = x;
+  std::optional<kernels::ProfileRegion> part(std::in_place, ctx, "head");
   s->final_norm = ctx.empty({T, D}, dt);
   s->final_rstd = ctx.empty({T}, DType::f32);
   kernels::rmsnorm_forward(ctx, x, norm_->master, eps, s->final_norm, s->final_rstd);
@@ -233,7 +248,9 @@ Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
   kernels::cross_entropy_forward(ctx, s->logits, b.targets, s->losses, s->lse);
   kernels::reduce(ctx, kernels::ReduceOp::sum, s->losses, r.loss_sum);
 
+  part.reset();
   if (!mtp_blocks_.empty()) {
+    const kernels::ProfileRegion mtp_region(ctx, "mtp");
     const std::string p = "mtp.0";
     s->mtp_emb = ctx.empty({T, D}, dt);
     kernels::embedding_forward(ctx, embed_->compute, b.mtp_ids, s->mtp_emb);
@@ -279,13 +296,17 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
   const std::int64_t T = b.shape.tokens(), D = c_.dim;
   R1_CHECK(dloss.numel() == T && dloss.dtype() == DType::f32, "token weights ", dloss.str(), " for ", T, " tokens");
 
+  const kernels::ProfileRegion region(ctx, "backward");
   // Head: dlogits overwrite the logits.
+  std::optional<kernels::ProfileRegion> part(std::in_place, ctx, "head");
   kernels::cross_entropy_backward(ctx, s.logits, b.targets, s.lse, dloss, s.logits);
   Tensor dnorm = ctx.empty({T, D}, dt);
   linear_backward(ctx, s.logits, s.final_norm, *head_, dnorm, false);
   const Tensor dtrunk = final_norm_backward(b, s, dnorm);
+  part.reset();
 
   if (!mtp_blocks_.empty()) {
+    const kernels::ProfileRegion mtp_region(ctx, "mtp");
     const std::string p = "mtp.0";
     kernels::fill(ctx, dloss, mtp_token_weight * static_cast<float>(c_.mtp_lambda / static_cast<double>(c_.mtp_depth)));
     kernels::cross_entropy_backward(ctx, s.mtp_logits, b.mtp_targets, s.mtp_lse, dloss, s.mtp_logits);
@@ -372,10 +393,14 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
   const Tensor n1 = ctx.empty({T, c_.dim}, dt), rstd = ctx.empty({T}, DType::f32);
   kernels::rmsnorm_forward(ctx, x, blk.attn_norm->master, eps, n1, rstd);
   const Tensor h = ctx.empty({T, c_.dim}, dt);
-  attention(n1, h);
+  {
+    const kernels::ProfileRegion region(ctx, "attn");
+    attention(n1, h);
+  }
   kernels::axpy(ctx, 1.0f, x, h);
   const Tensor n2 = ctx.empty({T, c_.dim}, dt);
   kernels::rmsnorm_forward(ctx, h, blk.ffn_norm->master, eps, n2, rstd);
+  const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
   if (blk.moe) {
     MoeStats stats;
     blk.moe->forward(ctx, b, n2, y, stats);
@@ -389,6 +414,7 @@ Tensor Model::head_logits(const Tensor& x, const Tensor& rows) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
   const std::int64_t B = rows.numel();
+  const kernels::ProfileRegion region(ctx, "head");
   // embedding_forward is a row gather: the table is the trunk output. RMSNorm is per row, so norming the
   // gathered rows gives the training forward's values.
   const Tensor last = ctx.empty({B, c_.dim}, dt), normed = ctx.empty({B, c_.dim}, dt);
@@ -412,6 +438,7 @@ KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
 
 Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const {
   const Context& ctx = params_.context();
+  const kernels::ProfileRegion region(ctx, "prefill");
   const std::int64_t B = cache.slots();
   R1_REQUIRE(static_cast<std::int64_t>(prompts.size()) == B, "prefill of ", prompts.size(), " prompts into a cache of ",
              B, " slots");
@@ -453,6 +480,7 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
 
 Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
   const Context& ctx = params_.context();
+  const kernels::ProfileRegion region(ctx, "decode");
   const std::int64_t B = cache.slots();
   R1_REQUIRE(static_cast<std::int64_t>(tokens.size()) == B, "decode of ", tokens.size(), " tokens for a cache of ", B,
              " slots");

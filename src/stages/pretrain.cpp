@@ -6,10 +6,12 @@
 #include "core/log.hpp"
 #include "core/timer.hpp"
 #include "data/corpus.hpp"
+#include "kernels/profile.hpp"
 #include "model/model.hpp"
 #include "run/metrics.hpp"
 #include "run/signals.hpp"
 #include "stages/stage.hpp"
+#include "stages/step_profiler.hpp"
 #include "train/optimizer.hpp"
 
 namespace r1 {
@@ -46,8 +48,10 @@ int run_pretrain(StageEnv& env) {
   const bool shuffle = deck.get_bool("data.shuffle");
   const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
   StageCheckpoints checkpoints(deck, "pretrain", parent, info.layout, params, opt);
+  StepProfiler profiler(deck);
   const Stopwatch phase;
   for (std::int64_t step = first_step; step <= max_steps; ++step) {
+    profiler.before_step(step);
     const Stopwatch step_clock;
     params.zero_grads();
     // This replica's micro-batches: rows of the global batch in data-parallel rank order.
@@ -67,10 +71,15 @@ int run_pretrain(StageEnv& env) {
 
     const double lr = schedule.at(step);
     const Stopwatch optimizer;
-    const double grad_norm = opt.step(lr);
-    if (cfg.bias_update_gamma > 0 && !counts.empty()) model.update_router_bias(counts, static_cast<float>(cfg.bias_update_gamma));
+    double grad_norm = 0.0;
+    {
+      const kernels::ProfileRegion region(ctx, "optimizer");
+      grad_norm = opt.step(lr);
+      if (cfg.bias_update_gamma > 0 && !counts.empty()) model.update_router_bias(counts, static_cast<float>(cfg.bias_update_gamma));
+    }
     ctx.synchronize();
     const double optimizer_s = optimizer.seconds();
+    profiler.after_step(step, step == max_steps, step_clock.seconds(), run.path(), env.rank);
 
     const double loss = sums.loss_sum / std::max(1.0, totals[0]);
     const double seconds = step_clock.seconds();
