@@ -20,7 +20,7 @@ SampledToken sample_row(const float* logits, std::int64_t V, const SampleOptions
   for (std::int64_t i = 0; i < V; ++i) {
     const double w = weight(i);
     total += w;
-    weighted += w * (logits[i] * inv_t);
+    if (w > 0.0) weighted += w * (logits[i] * inv_t);  // masked (-inf) logits add nothing
   }
   const double lse = zmax + std::log(total);
   const auto result = [&](std::int64_t tok) {

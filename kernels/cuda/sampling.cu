@@ -16,9 +16,10 @@ namespace {
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 
-// Unsigned keys in the order of the floats they encode (larger float, larger key).
+// Unsigned keys in the order of the floats they encode (larger float, larger key); -0 and +0 compare equal,
+// so both get the key of +0.
 __device__ __forceinline__ std::uint32_t order_key(float x) {
-  const std::uint32_t b = __float_as_uint(x);
+  const std::uint32_t b = __float_as_uint(x == 0.0f ? 0.0f : x);
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 __device__ __forceinline__ float key_value(std::uint32_t k) {
@@ -110,7 +111,7 @@ __global__ void sample_kernel(const float* logits, std::int64_t stride, std::int
   for (std::int64_t i = t; i < V; i += kThreads) {
     const double w = weight(i);
     tot += w;
-    wz += w * (static_cast<double>(x[i]) * inv_t);
+    if (w > 0.0) wz += w * (static_cast<double>(x[i]) * inv_t);  // masked (-inf) logits add nothing
   }
   const double total = block_all(tot, 0.0, Add{}), weighted = block_all(wz, 0.0, Add{});
   const double lse = zmax + log(total);

@@ -117,6 +117,9 @@ TEST(Sampling, EntropyIsThatOfTheTemperedSoftmax) {
   SamplingParams params;
   std::vector<std::int32_t> scratch;
   EXPECT_NEAR(sample_token(peaked, params, 0.5, scratch).entropy, 0.0, 1e-6);  // a near-certain choice
+  // Masked ids (-inf) carry no probability and no entropy.
+  const std::vector<float> masked = {0.0f, -INFINITY, 0.0f};
+  EXPECT_NEAR(sample_token(masked, params, 0.5, scratch).entropy, std::log(2.0), 1e-6);
 }
 
 TEST(Sampling, DrawsDependOnEveryPartOfTheKey) {
