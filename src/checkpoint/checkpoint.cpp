@@ -388,7 +388,7 @@ SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices
   for (const Slice& s : slices) {
     Slice h{s.name, s.global_shape, s.offset, s.data};
     if (async_ || !s.data.on_host()) {
-      h.data = Tensor::host(s.data.shape(), s.data.dtype());
+      h.data = Tensor::empty(s.data.shape(), s.data.dtype(), s.data.on_host() ? host_allocator() : staging_host_allocator());
       copy(h.data, s.data);
     }
     job->local_bytes += static_cast<std::int64_t>(s.data.nbytes());

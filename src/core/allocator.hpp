@@ -28,6 +28,9 @@ class HostAllocator final : public Allocator {
   Location location() const override { return Location::host; }
 };
 std::shared_ptr<Allocator> host_allocator();
+// Host memory for staging device tensors (checkpoint saves): page-locked and cached for reuse when a GPU
+// is visible, so the copies run at bus speed and the next save pins nothing; otherwise host_allocator().
+std::shared_ptr<Allocator> staging_host_allocator();
 
 // Where a caching allocator gets its memory from: cudaMalloc/cudaFree for a GPU.
 class RawMemory {
