@@ -1,6 +1,7 @@
 // GEMM: C = alpha * op(A) @ op(B) + beta * C, row-major, FP32 accumulation, optionally batched.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "kernels/context.hpp"
 
@@ -35,6 +36,10 @@ void gemm(const Context& ctx, const GemmProblem& p, const Tensor& a, const Tenso
 namespace cuda {
 void gemm(const Context& ctx, const GemmProblem& p, const Tensor& a, const Tensor& b, const Tensor& c,
           const GemmOptions& opt);
+// Every non-empty group of a row-grouped A and C against per-expert B [E, ...] in one cuBLAS grouped
+// launch (see grouped_gemm.hpp); A, B and C share a dtype.
+void grouped_gemm_one_launch(const Context& ctx, const Tensor& a, const Tensor& b, const Tensor& c,
+                             std::span<const std::int64_t> offsets, const GemmOptions& opt);
 }
 #endif
 

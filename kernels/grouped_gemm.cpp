@@ -7,6 +7,14 @@ namespace {
 Tensor expert_matrix(const Tensor& t, std::int64_t e) { return t.slice(e, e + 1).view({t.dim(1), t.dim(2)}); }
 }  // namespace
 
+bool one_launch(const Context& ctx, const Tensor& a, const Tensor& c, std::span<const std::int64_t> offsets,
+                const GemmOptions& opt) {
+  if (!ctx.is_cuda() || c.rank() != 2 || a.dtype() != c.dtype() || opt.trans_a || opt.allow_tf32) return false;
+  std::int64_t busy = 0;
+  for (std::size_t x = 0; x + 1 < offsets.size(); ++x) busy += offsets[x + 1] > offsets[x];
+  return busy >= 2 && a.dim(0) <= kOneLaunchMaxRowsPerExpert * busy;
+}
+
 void grouped_gemm(const Context& ctx, const Tensor& a, const Tensor& b, const Tensor& c,
                   std::span<const std::int64_t> offsets, const GemmOptions& opt) {
   R1_REQUIRE(a.defined() && b.defined() && c.defined(), "grouped_gemm: undefined operand");
@@ -32,6 +40,9 @@ void grouped_gemm(const Context& ctx, const Tensor& a, const Tensor& b, const Te
              " must have the same number of rows", shapes);
   if (e > 0)  // the whole problem against expert 0's matrix: dtypes and the dimensions other than the groups
     check_gemm(a, per_expert_c ? b : expert_matrix(b, 0), per_expert_c ? expert_matrix(c, 0) : c, opt);
+#if defined(R1HPC_HAVE_CUDA)
+  if (one_launch(ctx, a, c, offsets, opt)) return cuda::grouped_gemm_one_launch(ctx, a, b, c, offsets, opt);
+#endif
   for (std::int64_t x = 0; x < e; ++x) {
     const std::int64_t lo = offsets[x], hi = offsets[x + 1];
     if (per_expert_c) {

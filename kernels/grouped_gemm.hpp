@@ -1,5 +1,7 @@
-// Grouped GEMM for the routed experts: one GEMM per expert over its contiguous rows of the permuted tokens,
-// built on kernels::gemm (one cuBLASLt call per non-empty expert on the GPU).
+// Grouped GEMM for the routed experts: one GEMM per expert over its contiguous rows of the permuted tokens.
+// On the GPU, large groups (training) get one tuned cuBLASLt call per non-empty expert; small groups
+// (decode, small micro-batches: one_launch below) one cublasGemmGroupedBatchedEx launch for all of them,
+// which keeps every SM busy where a loop would run a few tiles at a time.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -17,5 +19,12 @@ namespace r1::kernels {
 // dtypes and the rest of the options as for kernels::gemm.
 void grouped_gemm(const Context& ctx, const Tensor& a, const Tensor& b, const Tensor& c,
                   std::span<const std::int64_t> offsets, const GemmOptions& opt = {});
+
+// Whether grouped_gemm takes the single grouped launch: a CUDA context, row-grouped C (forward, dgrad)
+// in the operands' dtype, no TF32, at least two non-empty experts averaging at most
+// kOneLaunchMaxRowsPerExpert rows.
+constexpr std::int64_t kOneLaunchMaxRowsPerExpert = 256;
+bool one_launch(const Context& ctx, const Tensor& a, const Tensor& c, std::span<const std::int64_t> offsets,
+                const GemmOptions& opt);
 
 }  // namespace r1::kernels

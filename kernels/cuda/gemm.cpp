@@ -3,6 +3,7 @@
 #include "kernels/gemm.hpp"
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cuda/resources.hpp"
 
@@ -94,6 +95,60 @@ void gemm(const Context& ctx, const GemmProblem& p0, const Tensor& a, const Tens
   cublasLtMatmulDescDestroy(desc);
   if (s != CUBLAS_STATUS_SUCCESS)
     R1_FAIL(cuda, "cublasLtMatmul M=", p.m, " N=", p.n, " K=", p.k, ": ", cublasLtGetStatusString(s));
+}
+
+void grouped_gemm_one_launch(const Context& ctx, const Tensor& a, const Tensor& b, const Tensor& c,
+                             std::span<const std::int64_t> offsets, const GemmOptions& opt) {
+  CudaResources& r = ctx.cuda_resources();
+  const std::int64_t n = c.dim(1), k = a.dim(1), elt = static_cast<std::int64_t>(dtype_size(a.dtype()));
+  const std::int64_t experts = static_cast<std::int64_t>(offsets.size()) - 1;
+  // One group per non-empty expert (group_size 1: the row counts differ). Column-major as in gemm():
+  // C_g^T (N x rows) = op(B_e)^T A_g^T, so B_e is cuBLAS's first operand.
+  std::vector<cublasOperation_t> ta, tb;
+  std::vector<int> m_, n_, k_, lda, ldb, ldc, size;
+  std::vector<float> alpha, beta;
+  std::vector<const void*> pa, pb;
+  std::vector<void*> pc;
+  auto* const a0 = static_cast<const char*>(a.raw());
+  auto* const b0 = static_cast<const char*>(b.raw());
+  auto* const c0 = static_cast<char*>(c.raw());
+  for (std::int64_t e = 0; e < experts; ++e) {
+    const std::int64_t lo = offsets[static_cast<std::size_t>(e)], rows = offsets[static_cast<std::size_t>(e) + 1] - lo;
+    if (rows == 0) continue;
+    ta.push_back(opt.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N);
+    tb.push_back(CUBLAS_OP_N);
+    m_.push_back(static_cast<int>(n));
+    n_.push_back(static_cast<int>(rows));
+    k_.push_back(static_cast<int>(k));
+    lda.push_back(static_cast<int>(opt.trans_b ? k : n));
+    ldb.push_back(static_cast<int>(k));
+    ldc.push_back(static_cast<int>(n));
+    size.push_back(1);
+    alpha.push_back(opt.alpha);
+    beta.push_back(opt.beta);
+    pa.push_back(b0 + e * n * k * elt);
+    pb.push_back(a0 + lo * k * elt);
+    pc.push_back(c0 + lo * n * elt);
+  }
+  const auto groups = static_cast<std::int64_t>(size.size());
+  if (groups == 0) return;
+  // The operand pointers live on the device: one upload of [first operands | second | C].
+  std::vector<const void*> ptrs(pa);
+  ptrs.insert(ptrs.end(), pb.begin(), pb.end());
+  ptrs.insert(ptrs.end(), pc.begin(), pc.end());
+  const Tensor dev_ptrs = ctx.empty({3 * groups}, DType::i64);
+  R1_CUDA(cudaMemcpyAsync(dev_ptrs.raw(), ptrs.data(), ptrs.size() * sizeof(void*), cudaMemcpyHostToDevice, r.stream));
+  auto* const d = static_cast<void**>(dev_ptrs.raw());
+  const cudaDataType_t t = lt_type(a.dtype());
+  const cublasStatus_t st = cublasGemmGroupedBatchedEx(
+      r.blas, ta.data(), tb.data(), m_.data(), n_.data(), k_.data(), alpha.data(), const_cast<const void* const*>(d), t,
+      lda.data(), const_cast<const void* const*>(d + groups), t, ldb.data(), beta.data(), d + 2 * groups, t, ldc.data(),
+      static_cast<int>(groups), size.data(), CUBLAS_COMPUTE_32F);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    R1_FAIL(cuda, "cublasGemmGroupedBatchedEx over ", groups, " experts (A ", a.str(), ", B ", b.str(), ", C ", c.str(),
+            "): ", cublasGetStatusString(st));
+  // The pointer upload reads pageable host memory: it completes before cudaMemcpyAsync returns, so the
+  // vectors may go; the device buffer returns to the stream-ordered cache after the launch.
 }
 
 }  // namespace r1::kernels::cuda

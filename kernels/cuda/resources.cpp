@@ -12,11 +12,15 @@ CudaResources::CudaResources(int dev) : device(dev) {
   allocator = std::make_shared<CachingAllocator>(cuda_raw_memory(device), Location::device, device);
   workspace_bytes = 64u << 20;  // cuBLASLt's Hopper kernels want up to 32 MiB; split-K more
   workspace = allocator->allocate(workspace_bytes);
+  R1_CUBLAS(cublasCreate(&blas));
+  R1_CUBLAS(cublasSetStream(blas, stream));
+  R1_CUBLAS(cublasSetWorkspace(blas, workspace, workspace_bytes));
 }
 
 CudaResources::~CudaResources() {
   cudaSetDevice(device);
   cudaStreamSynchronize(stream);
+  cublasDestroy(blas);
   allocator->deallocate(workspace, workspace_bytes);
   cublasLtDestroy(lt);
   cudaStreamDestroy(stream);

@@ -1,7 +1,8 @@
-// Per-device CUDA state owned by a kernels::Context: stream, cuBLASLt handle, workspace, allocator,
+// Per-device CUDA state owned by a kernels::Context: stream, cuBLASLt and cuBLAS handles, workspace, allocator,
 // and a cache of cuBLASLt algorithm choices. Also the CUDA error-check macros used by every .cu file.
 #pragma once
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <map>
@@ -41,6 +42,7 @@ struct CudaResources {
   int sm_count = 0;
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
+  cublasHandle_t blas = nullptr;  // grouped GEMMs (cublasGemmGroupedBatchedEx), on `stream`, sharing `workspace`
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   std::shared_ptr<CachingAllocator> allocator;
