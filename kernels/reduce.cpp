@@ -21,6 +21,19 @@ void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out)
   cpu::reduce(op, x, out);
 }
 
+void reduce_rows(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out) {
+  require_here(ctx, "reduce_rows", "x", x);
+  require_here(ctx, "reduce_rows", "out", out);
+  R1_REQUIRE(x.rank() == 2, "reduce_rows: x must be [rows, cols], got ", x.str());
+  R1_REQUIRE(out.dtype() == DType::f32 && out.numel() == x.dim(0), "reduce_rows: out must be f32[", x.dim(0), "], got ",
+             out.str());
+  if (x.dim(0) == 0) return;
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::reduce_rows(ctx, op, x, out);
+#endif
+  cpu::reduce_rows(op, x, out);
+}
+
 float reduce_value(const Context& ctx, ReduceOp op, const Tensor& x) {
   Tensor out = ctx.empty({1}, DType::f32);
   reduce(ctx, op, x, out);

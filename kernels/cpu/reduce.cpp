@@ -34,4 +34,23 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   out.data<float>()[0] = static_cast<float>(r);
 }
 
+void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
+  const std::int64_t rows = x.dim(0), cols = x.dim(1);
+  with_float_type(x.dtype(), "reduce_rows", [&](auto tx) {
+    using T = decltype(tx);
+    const T* p = x.data<T>();
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double acc = 0.0;
+      for (std::int64_t i = r * cols; i < (r + 1) * cols; ++i) {
+        const double v = load_f32(p[i]);
+        if (op == ReduceOp::sum) acc += v;
+        else if (op == ReduceOp::sum_squares) acc += v * v;
+        else acc = std::max(acc, std::fabs(v));
+      }
+      out.data<float>()[r] = static_cast<float>(acc);
+    }
+  });
+}
+
 }  // namespace r1::kernels::cpu

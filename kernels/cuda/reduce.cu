@@ -43,7 +43,29 @@ __global__ void reduce_final(ReduceOp op, int count, const double* partial, floa
   acc = block_combine(op, acc);
   if (threadIdx.x == 0) out[0] = static_cast<float>(acc);
 }
+
+// One block per row; each thread accumulates a fixed stride of the row.
+template <class T>
+__global__ void reduce_rows_kernel(ReduceOp op, std::int64_t cols, const T* x, float* out) {
+  const T* row = x + static_cast<std::int64_t>(blockIdx.x) * cols;
+  double acc = 0.0;
+  for (std::int64_t i = threadIdx.x; i < cols; i += kBlock) {
+    const double v = load_f32(row[i]);
+    acc = op == ReduceOp::sum ? acc + v : op == ReduceOp::sum_squares ? acc + v * v : fmax(acc, fabs(v));
+  }
+  acc = block_combine(op, acc);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(acc);
+}
 }  // namespace
+
+void reduce_rows(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out) {
+  cudaStream_t s = ctx.cuda_resources().stream;
+  with_float_type(x.dtype(), "reduce_rows", [&](auto tx) {
+    using T = decltype(tx);
+    reduce_rows_kernel<<<static_cast<unsigned>(x.dim(0)), kBlock, 0, s>>>(op, x.dim(1), x.data<T>(), out.data<float>());
+  });
+  R1_CUDA_LAUNCHED("reduce_rows");
+}
 
 void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out) {
   const std::int64_t n = x.numel();

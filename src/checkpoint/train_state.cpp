@@ -8,8 +8,11 @@
 namespace r1::ckpt {
 
 namespace {
-Slice whole(std::string name, const Tensor& t) {
-  return Slice{std::move(name), t.shape(), std::vector<std::int64_t>(static_cast<std::size_t>(t.rank()), 0), t};
+// A parameter-shaped tensor (master or moment) as the slice of its global tensor that this rank holds.
+Slice slice_of(std::string name, const Param& p, const Tensor& t) {
+  std::vector<std::int64_t> offset(static_cast<std::size_t>(t.rank()), 0);
+  if (!offset.empty()) offset[0] = p.row_offset;
+  return Slice{std::move(name), p.global_shape, std::move(offset), t};
 }
 }  // namespace
 
@@ -23,36 +26,51 @@ std::string model_name(const Param& p) { return "model/" + p.name; }
 std::string exp_avg_name(const Param& p) { return "optim/exp_avg/" + p.name; }
 std::string exp_avg_sq_name(const Param& p) { return "optim/exp_avg_sq/" + p.name; }
 
-std::vector<Slice> replicated_slices(const ParamStore& params, const AdamW* opt) {
+std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* moments, bool whole, bool shards) {
   std::vector<Slice> out;
   const auto& all = params.all();
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Param& p = *all[i];
-    out.push_back(whole(model_name(p), p.master));
-    if (opt && p.trainable) {
-      out.push_back(whole(exp_avg_name(p), opt->exp_avg()[i]));
-      out.push_back(whole(exp_avg_sq_name(p), opt->exp_avg_sq()[i]));
+    if (p.sharded() ? !shards : !whole) continue;
+    out.push_back(slice_of(model_name(p), p, p.master));
+    if (moments && p.trainable) {
+      out.push_back(slice_of(exp_avg_name(p), p, moments->exp_avg[i]));
+      out.push_back(slice_of(exp_avg_sq_name(p), p, moments->exp_avg_sq[i]));
     }
   }
   return out;
 }
 
 SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt) {
-  // Data parallel: every rank holds a full copy, so the lowest (rank 0) writes and the others only take
-  // part in the collective.
+  // Every rank holds the replicated tensors: the lowest (rank 0) writes them. Expert shards: the ranks
+  // holding the same experts (an EDP group) split off by their first expert, and the lowest of each writes.
   MPI_Comm comm = ckpt.comm();
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   const int writer = lowest_full_copy_rank(comm, true);
+  int first_expert = 0;
+  for (const auto& p : params.all())
+    if (p->sharded()) {
+      first_expert = static_cast<int>(p->row_offset);
+      break;
+    }
+  MPI_Comm same_experts = MPI_COMM_NULL;
+  MPI_Comm_split(comm, first_expert, rank, &same_experts);
+  int rank_among_them = 0;  // ordered by rank (the split's key)
+  MPI_Comm_rank(same_experts, &rank_among_them);
+  MPI_Comm_free(&same_experts);
   meta.optimizer_state["steps_taken"] = opt.steps_taken();
-  return ckpt.save(meta, rank == writer ? replicated_slices(params, &opt) : std::vector<Slice>{});
+  const AdamW::Moments moments = opt.gather_moments();
+  return ckpt.save(meta, held_slices(params, &moments, rank == writer, rank_among_them == 0));
 }
 
 Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt,
                       const std::string& new_prefix) {
   R1_CHECK(mode == LoadMode::weights || opt != nullptr, "a full resume needs the optimizer");
   Meta meta = read_meta(checkpoint);
-  std::vector<Slice> wanted = replicated_slices(params, mode == LoadMode::full ? opt : nullptr);
+  AdamW::Moments moments;
+  if (mode == LoadMode::full) moments = opt->moments_to_load();
+  std::vector<Slice> wanted = held_slices(params, mode == LoadMode::full ? &moments : nullptr);
   if (!new_prefix.empty()) {
     std::set<std::string> held;
     for (const TensorInfo& t : list_tensors(checkpoint)) held.insert(t.name);
@@ -68,6 +86,7 @@ Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, Pa
                "* parameters; they keep their initial values");
   }
   load(checkpoint, wanted);
+  if (mode == LoadMode::full) opt->keep_loaded(moments);
   params.refresh_compute();
   if (mode == LoadMode::full) {
     const auto it = meta.optimizer_state.find("steps_taken");

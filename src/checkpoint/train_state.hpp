@@ -21,11 +21,16 @@ std::string model_name(const Param& p);        // "model/<name>"
 std::string exp_avg_name(const Param& p);      // "optim/exp_avg/<name>"
 std::string exp_avg_sq_name(const Param& p);   // "optim/exp_avg_sq/<name>"
 
-// Every tensor of the trainer whole (data-parallel layout: every rank holds every parameter and moment).
-// `opt` null: parameters only.
-std::vector<Slice> replicated_slices(const ParamStore& params, const AdamW* opt);
+// Every tensor of the trainer this rank holds, as slices of the global tensors: whole tensors, and
+// expert-parallel shards of the routed experts at their global offsets. `moments` (whole, parameter-
+// shaped: AdamW::gather_moments or moments_to_load) null: parameters only. `whole` / `shards` select
+// the two kinds.
+std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* moments, bool whole = true,
+                               bool shards = true);
 
-// Collective over the checkpointer's communicator: the lowest rank holding a full copy writes it all.
+// Collective over the checkpointer's communicator: the lowest rank writes the replicated tensors, and the
+// lowest rank holding each expert shard writes that shard, so every global tensor is written exactly once.
+// ZeRO-1 moment parts are gathered first (collective over the optimizer's replica groups).
 // meta.optimizer_state gets AdamW's steps taken.
 SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt);
 

@@ -65,7 +65,7 @@ Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Sha
 }
 }  // namespace
 
-Model::Model(const ModelConfig& c, ParamStore& params) : c_(c), params_(params) {
+Model::Model(const ModelConfig& c, ParamStore& params, parallel::Communicator* ep) : c_(c), params_(params) {
   const Context& ctx = params.context();
   rope_ = mla_rope_tables(ctx, c);
   embed_ = &params.add("embed", {c.vocab_size, c.dim}, Init::normal, /*decay=*/false);
@@ -74,7 +74,7 @@ Model::Model(const ModelConfig& c, ParamStore& params) : c_(c), params_(params) 
     b->attn_norm = &norm_param(params, prefix + ".attn_norm", c.dim);
     b->attn = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope_);
     b->ffn_norm = &norm_param(params, prefix + ".ffn_norm", c.dim);
-    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe");
+    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe", ep);
     else b->mlp = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim);
     return b;
   };

@@ -41,7 +41,8 @@ struct KvCache {
 
 class Model {
  public:
-  Model(const ModelConfig& c, ParamStore& params);
+  // `ep`: the expert-parallel group the MoE layers split their routed experts over (MoeFfn); null: all local.
+  Model(const ModelConfig& c, ParamStore& params, parallel::Communicator* ep = nullptr);
   ~Model();
   const ModelConfig& config() const { return c_; }
   ParamStore& params() const { return params_; }

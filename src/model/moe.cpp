@@ -22,10 +22,16 @@ std::optional<DenseMlp> shared_experts(const ModelConfig& c, ParamStore& params,
   if (c.n_shared_experts == 0) return std::nullopt;
   return DenseMlp(params, prefix + ".shared", c.dim, c.moe_inter_dim * c.n_shared_experts);
 }
+
+std::optional<TokenDispatcher> dispatcher_for(const ModelConfig& c, parallel::Communicator* ep) {
+  if (ep == nullptr || ep->size() == 1) return std::nullopt;
+  return std::optional<TokenDispatcher>(std::in_place, *ep, c.n_routed_experts);
+}
 }  // namespace
 
-MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix)
-    : dim_(c.dim),
+MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep)
+    : dispatcher_(dispatcher_for(c, ep)),
+      dim_(c.dim),
       n_experts_(c.n_routed_experts),
       top_k_(c.n_activated_experts),
       inter_(c.moe_inter_dim),
@@ -34,9 +40,10 @@ MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& pref
       router_w_(params.add(prefix + ".router", {c.n_routed_experts, c.dim}, Init::normal, /*decay=*/false)),
       router_bias_(params.add(prefix + ".router_bias", {c.n_routed_experts}, Init::zeros, /*decay=*/false,
                               /*trainable=*/false)),
-      experts_gate_up_(params.add(prefix + ".experts.gate_up", {c.n_routed_experts, 2 * c.moe_inter_dim, c.dim},
-                                  Init::normal)),
-      experts_down_(params.add(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim}, Init::normal)),
+      experts_gate_up_(params.add_experts(prefix + ".experts.gate_up", {c.n_routed_experts, 2 * c.moe_inter_dim, c.dim},
+                                          first_expert(), local_experts(), Init::normal)),
+      experts_down_(params.add_experts(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim},
+                                       first_expert(), local_experts(), Init::normal)),
       shared_(shared_experts(c, params, prefix)) {}
 
 kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
@@ -70,12 +77,19 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   s.x_perm = ctx.empty({rows, dim_}, dt);
   const Tensor offsets_dev = ctx.empty({n_experts_ + 1}, DType::i32);
   s.offsets = kernels::moe_permute(ctx, x, s.expert_idx, s.x_perm, s.row_of, offsets_dev);
-  s.gate_up = ctx.empty({rows, 2 * inter_}, dt);
+  if (dispatcher_) {  // the rows go to the ranks holding their experts
+    s.route = dispatcher_->route(ctx, s.offsets);
+    s.x_perm = dispatcher_->dispatch(ctx, *s.route, s.x_perm);
+    s.offsets = s.route->local_offsets;
+  }
+  const std::int64_t n = s.x_perm.dim(0);
+  s.gate_up = ctx.empty({n, 2 * inter_}, dt);
   kernels::grouped_gemm(ctx, s.x_perm, experts_gate_up_.compute, s.gate_up, s.offsets, {.trans_b = true});
-  s.h = ctx.empty({rows, inter_}, dt);
+  s.h = ctx.empty({n, inter_}, dt);
   kernels::swiglu_forward(ctx, s.gate_up, s.h);
-  s.y_perm = ctx.empty({rows, dim_}, dt);
+  s.y_perm = ctx.empty({n, dim_}, dt);
   kernels::grouped_gemm(ctx, s.h, experts_down_.compute, s.y_perm, s.offsets, {.trans_b = true});
+  if (dispatcher_) s.y_perm = dispatcher_->combine(ctx, *s.route, s.y_perm);
   kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates, out);
 
   if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
@@ -90,21 +104,23 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   const std::int64_t t = s.x.dim(0), rows = t * top_k_;
   const DType dt = dout.dtype();
 
-  // Combine: gradients of the expert outputs and of the gates.
-  const Tensor dy_perm = ctx.empty({rows, dim_}, dt);
+  // Combine: gradients of the expert outputs and of the gates (then, with EP, to the experts' ranks).
+  Tensor dy_perm = ctx.empty({rows, dim_}, dt);
   const Tensor dgates = ctx.empty({t, top_k_}, DType::f32);
   kernels::moe_unpermute_backward(ctx, dout, s.y_perm, s.row_of, s.gates, dy_perm, dgates);
+  if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm);
+  const std::int64_t n = s.x_perm.dim(0);
 
   // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
-  const Tensor dh = ctx.empty({rows, inter_}, dt);
+  const Tensor dh = ctx.empty({n, inter_}, dt);
   kernels::grouped_gemm(ctx, dy_perm, experts_down_.compute, dh, s.offsets);
   kernels::grouped_gemm(ctx, dy_perm, s.h, experts_down_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
-  const Tensor dgate_up = ctx.empty({rows, 2 * inter_}, dt);
+  const Tensor dgate_up = ctx.empty({n, 2 * inter_}, dt);
   kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
   kernels::grouped_gemm(ctx, dgate_up, s.x_perm, experts_gate_up_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
   const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
   kernels::grouped_gemm(ctx, dgate_up, experts_gate_up_.compute, dx_perm, s.offsets);
-  kernels::moe_permute_backward(ctx, dx_perm, s.row_of, dx);
+  kernels::moe_permute_backward(ctx, dispatcher_ ? dispatcher_->combine(ctx, *s.route, dx_perm) : dx_perm, s.row_of, dx);
 
   // Router: gates and (scaled) balance loss to the logits, then to the router weight and the input.
   const Tensor dlogits = ctx.empty({t, n_experts_}, DType::f32);

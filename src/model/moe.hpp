@@ -11,6 +11,7 @@
 #include "model/batch.hpp"
 #include "model/config.hpp"
 #include "model/mlp.hpp"
+#include "model/token_dispatcher.hpp"
 
 namespace r1 {
 
@@ -23,7 +24,11 @@ class MoeFfn {
  public:
   // Registers `prefix.router` [E, D], `prefix.router_bias` [E] (a buffer), `prefix.experts.gate_up`
   // [E, 2 I_e, D], `prefix.experts.down` [E, D, I_e] and, with shared experts, `prefix.shared.*`.
-  MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix);
+  // With an expert-parallel group `ep` of P > 1 ranks, this rank holds only its E / P routed experts
+  // (rows [r E/P, (r+1) E/P) of the two expert tensors) and forward/backward exchange tokens over `ep`
+  // (collective: every rank of the group runs the same layers in the same order). Without one (or P = 1)
+  // every expert is local: the one-rank reference path.
+  MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep = nullptr);
 
   struct Saved {
     Tensor x;                             // [T, D] the input (compute dtype)
@@ -31,11 +36,14 @@ class MoeFfn {
     Tensor expert_idx;                    // i32 [T, k] the selection
     Tensor gates;                         // f32 [T, k] combine weights
     Tensor row_of;                        // i32 [T, k] row of x_perm holding (token, slot)
-    std::vector<std::int64_t> offsets;    // E + 1 host values: expert e owns rows [off_e, off_e+1)
-    Tensor x_perm;                        // [T k, D] tokens in expert order
-    Tensor gate_up;                       // [T k, 2 I_e] the experts' fused gate/up projections
-    Tensor h;                             // [T k, I_e] swiglu(gate_up)
-    Tensor y_perm;                        // [T k, D] expert outputs before the gate-weighted combine
+    // The rows this rank's experts compute on: N = T k on one rank; with EP, the rows of every EP rank
+    // routed to the local experts (expert-major, see TokenDispatcher).
+    std::vector<std::int64_t> offsets;    // E_local + 1 host values: local expert e owns rows [off_e, off_e+1)
+    Tensor x_perm;                        // [N, D] tokens in expert order
+    Tensor gate_up;                       // [N, 2 I_e] the experts' fused gate/up projections
+    Tensor h;                             // [N, I_e] swiglu(gate_up)
+    Tensor y_perm;                        // [T k, D] this rank's expert outputs (back home) before the combine
+    std::optional<TokenDispatcher::Route> route;  // expert parallelism only
     std::optional<DenseMlp::Saved> shared;  // absent without shared experts
   };
 
@@ -55,7 +63,11 @@ class MoeFfn {
 
  private:
   kernels::BalanceParams balance(const BatchShape& b) const;
+  std::int64_t first_expert() const { return dispatcher_ ? dispatcher_->first_expert() : 0; }
+  std::int64_t local_experts() const { return dispatcher_ ? dispatcher_->local_experts() : n_experts_; }
 
+  std::optional<TokenDispatcher> dispatcher_;  // expert parallelism over more than one rank (first: the
+                                               // expert parameters are registered by its split)
   std::int64_t dim_, n_experts_, top_k_, inter_;
   kernels::RouterParams router_;
   float alpha_;

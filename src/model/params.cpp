@@ -27,10 +27,24 @@ Param& ParamStore::add(const std::string& name, const Shape& shape, Init init, b
   p->master = ctx_.zeros(shape, DType::f32);
   if (trainable) p->grad = ctx_.zeros(shape, DType::f32);
   p->compute = compute_dtype_ == DType::f32 ? p->master : ctx_.zeros(shape, compute_dtype_);
+  p->global_shape = shape;
   Param& ref = *p;
   index_[name] = p.get();
   params_.push_back(std::move(p));
   return ref;
+}
+
+Param& ParamStore::add_experts(const std::string& name, const Shape& global, std::int64_t first, std::int64_t count,
+                               Init init) {
+  R1_CHECK(global.rank() >= 1 && first >= 0 && count >= 1 && first + count <= global[0], "parameter ", name,
+           ": experts [", first, ", ", first + count, ") of ", global.str());
+  Shape local = global;
+  local[0] = count;
+  Param& p = add(name, local, init);
+  p.global_shape = global;
+  p.row_offset = first;
+  p.expert = true;
+  return p;
 }
 
 Param& ParamStore::get(const std::string& name) {
@@ -44,8 +58,10 @@ void ParamStore::initialize(std::uint64_t seed, double std) {
   for (const auto& p : params_) {
     switch (p->init) {
       case Init::normal:
+        // Keyed by the global element index, so an expert shard draws exactly its rows of the global tensor.
         kernels::fill_random(ctx_, p->master, kernels::Distribution::normal, 0.0f, static_cast<float>(std),
-                             RngKey{seed, name_stream(p->name)});
+                             RngKey{seed, name_stream(p->name)},
+                             p->row_offset == 0 ? 0 : static_cast<std::uint64_t>(p->row_offset * (p->master.numel() / p->shape[0])));
         break;
       case Init::ones: kernels::fill(ctx_, p->master, 1.0f); break;
       case Init::zeros: kernels::fill(ctx_, p->master, 0.0f); break;

@@ -22,6 +22,12 @@ struct Param {
   Tensor master;        // f32, the optimizer's copy
   Tensor grad;          // f32, accumulated over micro-batches (undefined for buffers)
   Tensor compute;       // what forward reads: `master` itself for f32 compute, else a bf16 copy
+  // Expert parallelism: this rank holds rows [row_offset, row_offset + shape[0]) of the global tensor
+  // `global_shape` (its share of the stacked routed experts); global_shape == shape when not sharded.
+  Shape global_shape;
+  std::int64_t row_offset = 0;
+  bool expert = false;  // a routed-expert tensor: replicated over the expert-data-parallel group, not DP
+  bool sharded() const { return !(global_shape == shape); }
 };
 
 // Owns every parameter of a model in one context. Layers register their parameters at construction
@@ -30,6 +36,9 @@ class ParamStore {
  public:
   ParamStore(kernels::Context ctx, DType compute_dtype);
   Param& add(const std::string& name, const Shape& shape, Init init, bool decay = true, bool trainable = true);
+  // A routed-expert tensor of global shape `global` [E, ...] of which this rank holds the `count` experts
+  // starting at `first` (expert parallelism; first = 0, count = E on one rank). Initialised by global index.
+  Param& add_experts(const std::string& name, const Shape& global, std::int64_t first, std::int64_t count, Init init);
   Param& get(const std::string& name);
   const Param& get(const std::string& name) const;
   bool contains(const std::string& name) const { return index_.count(name) > 0; }

@@ -75,7 +75,7 @@ int run_import_hf(const Deck& deck, int rank, int world) {
   meta.deck = imported.resolved_text();
   meta.parent = fs::absolute(dir).lexically_normal().string();
   meta.layout = layout;
-  const ckpt::SaveReport report = checkpointer.save(meta, ckpt::replicated_slices(params, nullptr));
+  const ckpt::SaveReport report = checkpointer.save(meta, ckpt::held_slices(params, nullptr));
   log_info("import_hf: ", describe_model(cfg), " from ", dir.string(), " -> ", report.path.string(), "; its [model] keys are in ",
            model_deck.string(), " (a later phase can name it as [model] preset)");
   return 0;

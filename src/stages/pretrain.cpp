@@ -28,18 +28,18 @@ int run_pretrain(StageEnv& env) {
 
   const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
   ParamStore params(ctx, env.compute_dtype);
-  Model model(cfg, params);
+  Model model(cfg, params, env.comms->ep.get());
   model.full_recompute = plan.full_recompute;
   const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck));
+  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env));
   const LrSchedule schedule = LrSchedule::from_deck(deck);
   const Resumed resumed = resume_from_deck(deck, "pretrain", params, opt);
   const std::int64_t first_step = resumed.first_step;
   const std::string& parent = resumed.parent;
 
   RunInfo info{.stage = "pretrain", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", env.comms->ep->size()}}};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   log_info("pretrain: ", describe_model(cfg), "; ", corpus.tokens(), " corpus tokens; global batch ", global, " x ", seq,
            " tokens (", n_micro, " micro-batch(es) of ", micro, " per replica)");
@@ -66,7 +66,7 @@ int run_pretrain(StageEnv& env) {
     const float token_weight = static_cast<float>(1.0 / std::max(1.0, totals[0]));
     const float balance_weight = static_cast<float>(1.0 / static_cast<double>(n_micro * replicas));
 
-    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, dp, ctx);
+    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, opt, dp, ctx);
     const auto& counts = sums.expert_counts;
 
     const double lr = schedule.at(step);

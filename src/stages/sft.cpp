@@ -34,11 +34,11 @@ int run_sft(StageEnv& env) {
   const std::int64_t end_row = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epoch_rows;
 
   ParamStore params(ctx, env.compute_dtype);
-  Model model(cfg, params);
+  Model model(cfg, params, env.comms->ep.get());
   model.full_recompute = plan.full_recompute;
   const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck));
+  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env));
   LrSchedule schedule = LrSchedule::from_deck(deck);
   if (max_steps == 0) {  // the schedule's length is the epochs' steps (LrSchedule reads run.max_steps)
     schedule.total = steps;
@@ -55,7 +55,7 @@ int run_sft(StageEnv& env) {
       first_step > 1 && resumed.data_state.is_object() ? resumed.data_state.value("tokens_consumed", std::int64_t{0}) : 0;
 
   RunInfo info{.stage = "sft", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", env.comms->ep->size()}}};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   log_info("sft: ", cfg.dense ? "distillation into a " : "", describe_model(cfg), "; ", data.examples(), " examples (",
            data.positions(), " tokens; ", data.truncated(), " truncated to data.seq_len + 1 tokens, ", data.without_loss(),
@@ -91,7 +91,7 @@ int run_sft(StageEnv& env) {
     // Mean cross-entropy over the counted (response) tokens of the whole global batch.
     const float token_weight = static_cast<float>(1.0 / std::max(1.0, totals[0]));
     const float balance_weight = static_cast<float>(1.0 / static_cast<double>(n_micro * replicas));
-    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, dp, ctx);
+    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, opt, dp, ctx);
 
     const double lr = schedule.at(step);
     const Stopwatch optimizer;

@@ -82,7 +82,7 @@ Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore&
 }
 
 StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
-                             float balance_weight, parallel::Communicator& dp, const kernels::Context& ctx) {
+                             float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx) {
   const ModelConfig& cfg = model.config();
   Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
   std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(model.moe_layer_count()),
@@ -105,11 +105,7 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
   ctx.synchronize();
   const double compute_s = compute.seconds();
   const Stopwatch reduce;
-  if (dp.size() > 1) {
-    for (const auto& p : model.params().all())
-      if (p->trainable) dp.all_reduce(p->grad);
-    dp.wait();
-  }
+  opt.reduce_gradients();
   const double grad_reduce_s = reduce.seconds();
   std::vector<double> sums{host_scalar(loss_sum), host_scalar(mtp_sum), host_scalar(balance)};
   for (const auto& layer : counts) sums.insert(sums.end(), layer.begin(), layer.end());
@@ -118,6 +114,11 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
     for (auto& c : counts[l]) c = static_cast<std::int64_t>(std::llround(sums[k++]));
   return {.loss_sum = sums[0], .mtp_loss_sum = sums[1], .balance_loss = sums[2], .expert_counts = std::move(counts),
           .compute_s = compute_s, .grad_reduce_s = grad_reduce_s};
+}
+
+OptimizerGroups optimizer_groups(const StageEnv& env) {
+  return {.dp = env.comms->dp.get(), .edp = env.comms->edp.get(), .world = env.comms->world.get(),
+          .zero1 = env.deck.get_bool("parallel.zero1")};
 }
 
 ExpertLoad expert_load(const std::vector<std::vector<std::int64_t>>& counts) {
@@ -137,10 +138,15 @@ std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(
 
 StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
-  for (const char* k : {"parallel.tensor", "parallel.pipeline", "parallel.expert"})
+  for (const char* k : {"parallel.tensor", "parallel.pipeline"})
     if (deck.get_int(k) != 1)
-      deck.fail(k, "this build trains with data parallelism only; tensor, pipeline and expert parallelism "
+      deck.fail(k, "this build trains with data and expert parallelism only; tensor and pipeline parallelism "
                    "are the next milestone (set them to 1)");
+  const std::string& stage = deck.get_string("run.stage");
+  const int expert = deck.get_bool("model.dense") ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
+  if (expert != 1 && stage != "pretrain" && stage != "sft")
+    deck.fail("parallel.expert", "expert parallelism runs in the pretrain and sft stages; the " + stage +
+                                     " stage needs expert = 1 (every rank holding every expert)");
   const std::string& precision = deck.get_string("train.precision");
   if (precision == "fp8") deck.fail("train.precision", "FP8 training is not implemented yet (use bf16 or fp32)");
   const int gpus = kernels::Context::cuda_device_count();
@@ -161,10 +167,19 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   layout.world = world;
   layout.data = static_cast<int>(deck.get_int("parallel.data"));
   layout.order = deck.get_string("parallel.order");
+  layout.expert = expert;
   const parallel::Mesh mesh(layout, rank);
   env.comms = std::make_unique<parallel::CommBundle>(parallel::make_comm_bundle(
       mesh, parallel::parse_backend(backend), env.ctx, deck.get_float("parallel.collective_timeout_s")));
-  log_info("rank layout: ", world, " rank(s), data parallel; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
+  if (deck.get_bool("parallel.zero1")) {
+    if (stage != "pretrain" && stage != "sft")
+      log_info("parallel.zero1: the ", stage, " stage keeps whole AdamW states on every rank (ZeRO-1 runs in pretrain and sft)");
+    else if (mesh.size(parallel::GroupKind::dp) == 1)
+      log_info("parallel.zero1: data = 1, so there are no replicas to shard AdamW states over (fine: they stay whole)");
+  }
+  log_info("rank layout: ", world, " rank(s), data parallel",
+           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks x ", world / expert, " EDP") : std::string(),
+           "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
   return env;
 }

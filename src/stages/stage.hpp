@@ -15,6 +15,7 @@
 namespace r1 {
 class ParamStore;
 class AdamW;
+struct OptimizerGroups;
 class Model;
 struct TokenBatch;
 }
@@ -115,11 +116,13 @@ struct StepSums {
   // micro-batch, and the data-parallel gradient reduction.
   double compute_s = 0, grad_reduce_s = 0;
 };
-// Forward and backward of this replica's micro-batches, gradients then summed over `dp` (next-token
-// training: pretrain, sft). token_weight = 1 / counted tokens of the global batch; balance_weight =
-// 1 / micro-batches of the global batch.
+// Forward and backward of this replica's micro-batches, gradients then summed over their replicas by
+// opt.reduce_gradients() (next-token training: pretrain, sft); losses and expert counts summed over `dp`.
+// token_weight = 1 / counted tokens of the global batch; balance_weight = 1 / micro-batches of the global batch.
 StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
-                             float balance_weight, parallel::Communicator& dp, const kernels::Context& ctx);
+                             float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx);
+// The optimizer's view of this rank's groups (the stage's communicators).
+OptimizerGroups optimizer_groups(const StageEnv& env);
 // The expert load of a step for metrics.jsonl (per layer: max/mean and the counts) and its worst layer.
 struct ExpertLoad {
   double worst = 0;  // max over MoE layers of max expert load / mean expert load

@@ -1,10 +1,12 @@
 #include "train/optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
 #include "deck/deck.hpp"
 #include "kernels/adamw.hpp"
+#include "kernels/elementwise.hpp"
 #include "kernels/reduce.hpp"
 
 namespace r1 {
@@ -53,27 +55,117 @@ AdamWConfig AdamWConfig::from_deck(const Deck& d) {
   return c;
 }
 
-AdamW::AdamW(ParamStore& params, const AdamWConfig& config) : params_(params), config_(config) {
+namespace {
+Tensor flat(const Tensor& t) { return t.view({t.numel()}); }
+
+// The gradient norm sums each parameter's squares in chunks fixed by the parameter alone (f32 each,
+// then f64), and ZeRO-1 parts are whole chunks, so every layout adds the same f32 chunk sums and the
+// norms of all layouts agree to f64 round-off: gradient clipping then scales by the same f32 factor
+// everywhere (a 1-ulp difference in it is enough to make two runs drift apart over many steps).
+// A parameter of at most `min_chunk` elements is one chunk; at most kMaxNormChunks chunks per parameter.
+constexpr std::int64_t kMaxNormChunks = 1024;
+std::int64_t norm_chunk(std::int64_t n, std::int64_t min_chunk) {
+  return std::max<std::int64_t>({1, min_chunk, (n + kMaxNormChunks - 1) / kMaxNormChunks});
+}
+}  // namespace
+
+AdamW::AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups groups)
+    : params_(params), config_(config), groups_(groups) {
   const auto& ctx = params.context();
   for (const auto& p : params.all()) {
-    m_.push_back(p->trainable ? ctx.zeros(p->shape, DType::f32) : Tensor{});
-    v_.push_back(p->trainable ? ctx.zeros(p->shape, DType::f32) : Tensor{});
+    Part part{.hi = p->master.numel(), .size = p->master.numel()};
+    parallel::Communicator* c = replicas(*p);
+    if (groups.zero1 && p->trainable && c != nullptr && c->size() > 1) {
+      const std::int64_t n = p->master.numel(), ranks = c->size();
+      part.comm = c;
+      const std::int64_t chunk = norm_chunk(n, config.norm_chunk), chunks = (n + chunk - 1) / chunk;
+      part.size = chunk * ((chunks + ranks - 1) / ranks);  // whole chunks (the last ranks may hold none)
+      part.lo = std::min(n, c->rank() * part.size);
+      part.hi = std::min(n, part.lo + part.size);
+    }
+    const Shape moment_shape = part.comm ? Shape{part.hi - part.lo} : p->shape;
+    m_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
+    v_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
+    grad_part_.push_back(part.comm ? ctx.zeros({part.size}, DType::f32) : Tensor{});
+    parts_.push_back(part);
+  }
+}
+
+void AdamW::reduce_gradients() {
+  const auto& ctx = params_.context();
+  for (parallel::Communicator* c : {groups_.dp, groups_.edp}) {
+    if (c == nullptr || c->size() == 1) continue;
+    std::vector<Tensor> staged;  // padded gradients in flight (alive until the group's ops are done)
+    const auto& all = params_.all();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      const Param& p = *all[i];
+      if (!p.trainable || replicas(p) != c) continue;
+      const Part& part = parts_[i];
+      if (!part.comm) {
+        c->all_reduce(p.grad);
+        continue;
+      }
+      const std::int64_t n = p.grad.numel(), padded = part.size * c->size();
+      Tensor in = flat(p.grad);
+      if (padded != n) {  // the last part is padded with zeros
+        in = ctx.zeros({padded}, DType::f32);
+        kernels::cast(ctx, flat(p.grad), in.slice(0, n));
+        staged.push_back(in);
+      }
+      c->reduce_scatter(in, grad_part_[i]);
+    }
+    c->wait();
   }
 }
 
 double AdamW::grad_norm() const {
   const auto& ctx = params_.context();
-  // Per-parameter sums of squares stay on the device; one copy to the host at the end.
-  Tensor sums = ctx.zeros({static_cast<std::int64_t>(params_.all().size())}, DType::f32);
-  std::int64_t i = 0;
-  for (const auto& p : params_.all()) {
-    if (p->trainable) kernels::reduce(ctx, kernels::ReduceOp::sum_squares, p->grad, sums.slice(i, i + 1));
-    ++i;
+  // Per-chunk sums of squares stay on the device; one copy to the host at the end. A replicated
+  // parameter counts on the first rank of its replicas only, a ZeRO-1 part on the rank that owns it, so
+  // the sum over the world counts every element once.
+  const auto& all = params_.all();
+  std::vector<std::int64_t> first(all.size() + 1, 0);  // slot of each parameter's first chunk in `sums`
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const std::int64_t n = all[i]->master.numel(), chunk = norm_chunk(n, config_.norm_chunk);
+    first[i + 1] = first[i] + (n + chunk - 1) / chunk;
+  }
+  Tensor sums = ctx.zeros({first.back()}, DType::f32);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Param& p = *all[i];
+    const Part& part = parts_[i];
+    const parallel::Communicator* r = replicas(p);
+    if (!p.trainable || (!part.comm && r != nullptr && r->rank() != 0)) continue;
+    // g holds elements [base, base + g.numel()) of the flattened gradient.
+    const Tensor g = part.comm ? grad_part_[i].slice(0, part.hi - part.lo) : flat(p.grad);
+    const std::int64_t n = p.grad.numel(), base = part.comm ? part.lo : 0, chunk = norm_chunk(n, config_.norm_chunk);
+    if (g.numel() == 0) continue;  // a ZeRO-1 rank past the last part
+    R1_CHECK(base % chunk == 0, "ZeRO-1 part of ", p.name, " starts inside a norm chunk");
+    // Every whole chunk in one launch (a row each), then the tensor's partial last chunk if g holds it:
+    // a chunk's sum depends on its elements only, so all layouts agree on it.
+    const std::int64_t j0 = base / chunk, j1 = (base + g.numel() + chunk - 1) / chunk, whole = std::min(j1, n / chunk);
+    if (whole > j0)
+      kernels::reduce_rows(ctx, kernels::ReduceOp::sum_squares,
+                           g.slice(0, (whole - j0) * chunk).view({whole - j0, chunk}),
+                           sums.slice(first[i] + j0, first[i] + whole));
+    if (j1 > whole && n % chunk != 0) {
+      const std::int64_t at = first[i] + whole;
+      kernels::reduce_rows(ctx, kernels::ReduceOp::sum_squares, g.slice(whole * chunk - base, n - base).view({1, n - whole * chunk}),
+                           sums.slice(at, at + 1));
+    }
   }
   Tensor h = Tensor::host(sums.shape(), DType::f32);
   copy(h, sums);
   double total = 0;
   for (std::int64_t j = 0; j < h.numel(); ++j) total += h.data<float>()[j];
+  if (groups_.world != nullptr && groups_.world->size() > 1) {
+    Tensor t = Tensor::host({1}, DType::f64);
+    t.data<double>()[0] = total;
+    const Tensor d = ctx.to_here(t);
+    groups_.world->all_reduce(d);
+    groups_.world->wait();
+    copy(t, d);
+    total = t.data<double>()[0];
+  }
   return std::sqrt(total);
 }
 
@@ -84,23 +176,87 @@ double AdamW::step(double lr) {
   const double scale = config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0;
   ++step_;
   const auto& ctx = params_.context();
-  std::size_t i = 0;
-  for (const auto& p : params_.all()) {
-    if (p->trainable) {
-      kernels::AdamWOptions o;
-      o.lr = static_cast<float>(lr);
-      o.beta1 = static_cast<float>(config_.beta1);
-      o.beta2 = static_cast<float>(config_.beta2);
-      o.eps = static_cast<float>(config_.eps);
-      o.weight_decay = p->decay ? static_cast<float>(config_.weight_decay) : 0.0f;
-      o.step = step_;
-      o.grad_scale = static_cast<float>(scale);
-      const bool bf16 = p->compute.dtype() == DType::bf16;
-      kernels::adamw_step(ctx, p->master, p->grad, m_[i], v_[i], o, bf16 ? p->compute : Tensor{});
+  const auto& all = params_.all();
+  std::vector<std::pair<std::size_t, Tensor>> gathered;  // ZeRO-1: whole (padded) masters being gathered
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Param& p = *all[i];
+    if (!p.trainable) continue;
+    kernels::AdamWOptions o;
+    o.lr = static_cast<float>(lr);
+    o.beta1 = static_cast<float>(config_.beta1);
+    o.beta2 = static_cast<float>(config_.beta2);
+    o.eps = static_cast<float>(config_.eps);
+    o.weight_decay = p.decay ? static_cast<float>(config_.weight_decay) : 0.0f;
+    o.step = step_;
+    o.grad_scale = static_cast<float>(scale);
+    const bool bf16 = p.compute.dtype() == DType::bf16;
+    const Part& part = parts_[i];
+    if (!part.comm) {
+      kernels::adamw_step(ctx, p.master, p.grad, m_[i], v_[i], o, bf16 ? p.compute : Tensor{});
+      continue;
     }
-    ++i;
+    // ZeRO-1: update this rank's part, then every replica gathers all parts.
+    const std::int64_t len = part.hi - part.lo;
+    if (len > 0) kernels::adamw_step(ctx, flat(p.master).slice(part.lo, part.hi), grad_part_[i].slice(0, len), m_[i], v_[i], o);
+    const Tensor mine = ctx.zeros({part.size}, DType::f32);
+    if (len > 0) kernels::cast(ctx, flat(p.master).slice(part.lo, part.hi), mine.slice(0, len));
+    const Tensor whole = ctx.empty({part.size * part.comm->size()}, DType::f32);
+    part.comm->all_gather(mine, whole);
+    gathered.emplace_back(i, whole);
+  }
+  for (parallel::Communicator* c : {groups_.dp, groups_.edp})
+    if (c != nullptr) c->wait();
+  for (const auto& [i, whole] : gathered) {
+    const Param& p = *all[i];
+    kernels::cast(ctx, whole.slice(0, p.master.numel()), flat(p.master));
+    if (p.compute.dtype() != DType::f32) kernels::cast(ctx, p.master, p.compute);
   }
   return norm;
+}
+
+AdamW::Moments AdamW::gather_moments() const {
+  const auto& ctx = params_.context();
+  Moments out{m_, v_};
+  const auto& all = params_.all();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Part& part = parts_[i];
+    if (!part.comm) continue;
+    const Param& p = *all[i];
+    for (auto [moment, whole] : {std::pair{&m_[i], &out.exp_avg[i]}, std::pair{&v_[i], &out.exp_avg_sq[i]}}) {
+      const Tensor mine = ctx.zeros({part.size}, DType::f32);
+      if (part.hi > part.lo) kernels::cast(ctx, *moment, mine.slice(0, part.hi - part.lo));
+      const Tensor padded = ctx.empty({part.size * part.comm->size()}, DType::f32);
+      part.comm->all_gather(mine, padded);
+      part.comm->wait();
+      *whole = padded.slice(0, p.master.numel()).view(p.shape);
+    }
+  }
+  return out;
+}
+
+AdamW::Moments AdamW::moments_to_load() const {
+  const auto& ctx = params_.context();
+  Moments out{m_, v_};
+  const auto& all = params_.all();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Part& part = parts_[i];
+    if (!part.comm) continue;
+    for (auto [moment, whole] : {std::pair{&m_[i], &out.exp_avg[i]}, std::pair{&v_[i], &out.exp_avg_sq[i]}}) {
+      *whole = ctx.zeros(all[i]->shape, DType::f32);
+      if (part.hi > part.lo) kernels::cast(ctx, *moment, flat(*whole).slice(part.lo, part.hi));
+    }
+  }
+  return out;
+}
+
+void AdamW::keep_loaded(const Moments& loaded) {
+  const auto& ctx = params_.context();
+  for (std::size_t i = 0; i < parts_.size(); ++i) {
+    const Part& part = parts_[i];
+    if (!part.comm || part.hi == part.lo) continue;  // without ZeRO-1 the load wrote the moments themselves
+    kernels::cast(ctx, flat(loaded.exp_avg[i]).slice(part.lo, part.hi), m_[i]);
+    kernels::cast(ctx, flat(loaded.exp_avg_sq[i]).slice(part.lo, part.hi), v_[i]);
+  }
 }
 
 }  // namespace r1

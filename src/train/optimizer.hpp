@@ -1,9 +1,11 @@
-// AdamW over a ParamStore (decoupled weight decay, FP32 master weights, moments in FP32), global
-// gradient-norm clipping, and the learning-rate schedules (warmup then cosine, WSD, or constant).
+// AdamW over a ParamStore (decoupled weight decay, FP32 master weights, moments in FP32), the gradient
+// reduction over data/expert-data-parallel replicas with optional ZeRO-1 sharding, global gradient-norm
+// clipping, and the learning-rate schedules (warmup then cosine, WSD, or constant).
 #pragma once
 #include <vector>
 
 #include "model/params.hpp"
+#include "parallel/comm.hpp"
 
 namespace r1 {
 
@@ -23,28 +25,74 @@ struct LrSchedule {
 
 struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
+  // Granularity of the gradient norm's partial sums and of ZeRO-1 parts (whole chunks): a parameter of
+  // at most this many elements is one chunk, larger ones are cut into at most 1024 chunks. Fixed per
+  // parameter, so every layout clips by the same norm (optimizer.cpp).
+  std::int64_t norm_chunk = 1 << 18;
   static AdamWConfig from_deck(const Deck& deck);
+};
+
+// Where the parameters are replicated (null: nowhere, a one-rank run). Routed-expert tensors
+// (Param::expert) are replicated over the expert-data-parallel group, every other parameter over DP.
+struct OptimizerGroups {
+  parallel::Communicator* dp = nullptr;
+  parallel::Communicator* edp = nullptr;
+  parallel::Communicator* world = nullptr;  // every rank holding some parameter: the gradient norm's sum
+  // ZeRO-1: the n replicas of a parameter each keep the AdamW moments of about 1/n of its elements (whole
+  // norm chunks); gradients are reduce-scattered, each rank updates its part of the master, and the parts
+  // are all-gathered.
+  bool zero1 = false;
 };
 
 class AdamW {
  public:
-  AdamW(ParamStore& params, const AdamWConfig& config);
-  // Global L2 norm of all gradients (one host sync). Parameters must have complete gradients (after any
-  // data-parallel reduction).
+  AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups groups = {});
+  // Sums every gradient over the ranks that replicate its parameter (dp or edp): collective, call it once
+  // per step after the backward passes of every micro-batch. With ZeRO-1 a rank receives only the sum of
+  // its own part (reduce-scatter); Param::grad then holds this rank's unreduced gradient.
+  void reduce_gradients();
+  // Global L2 norm of all gradients (one host sync; with groups, one f64 all-reduce over world): every
+  // parameter counted exactly once, whichever ranks replicate or shard it. Gradients must be complete
+  // (after reduce_gradients).
   double grad_norm() const;
   // One step at learning rate `lr`: clips by the global norm (when grad_clip > 0), updates every
   // trainable parameter and its compute copy. Returns the norm before clipping.
   double step(double lr);
   std::int64_t steps_taken() const { return step_; }
-  // The moments, in parameter order (checkpointing).
+  // This rank's moments in parameter order (undefined for buffers): parameter-shaped, or with ZeRO-1 the
+  // flat part [lo, hi) of the flattened parameter that this rank updates.
   const std::vector<Tensor>& exp_avg() const { return m_; }
   const std::vector<Tensor>& exp_avg_sq() const { return v_; }
   void set_steps_taken(std::int64_t s) { step_ = s; }
+  bool zero1_sharded(std::size_t i) const { return parts_[i].comm != nullptr; }
+
+  // Checkpointing. Whole parameter-shaped moments, in parameter order (undefined for buffers).
+  struct Moments {
+    std::vector<Tensor> exp_avg, exp_avg_sq;
+  };
+  // For a save: this rank's moments, with ZeRO-1 gathered from the replicas' parts (collective over the
+  // replica groups: every rank calls it at the same point).
+  Moments gather_moments() const;
+  // For a load, not collective: whole tensors to read into, holding this rank's current moments (the
+  // moments themselves without ZeRO-1); then keep_loaded() takes this rank's parts back.
+  Moments moments_to_load() const;
+  void keep_loaded(const Moments& loaded);
 
  private:
+  // This rank's part of a parameter under ZeRO-1: elements [lo, hi) of the flattened tensor, in parts of
+  // `size` elements (the last one padded) over the `comm` replicas; comm null: the whole parameter.
+  struct Part {
+    parallel::Communicator* comm = nullptr;
+    std::int64_t lo = 0, hi = 0, size = 0;
+  };
+  parallel::Communicator* replicas(const Param& p) const { return p.expert ? groups_.edp : groups_.dp; }
+
   ParamStore& params_;
   AdamWConfig config_;
+  OptimizerGroups groups_;
   std::vector<Tensor> m_, v_;  // per parameter (undefined for buffers)
+  std::vector<Part> parts_;    // per parameter
+  std::vector<Tensor> grad_part_;  // ZeRO-1: the reduced gradient of this rank's part ([size] elements)
   std::int64_t step_ = 0;
 };
 

@@ -135,6 +135,29 @@ TEST(ReduceParity, SumSumSquaresMaxAbsMatchCpu) {
   }
 }
 
+TEST(ReduceParity, RowsMatchCpuAndDependOnTheRowAlone) {
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
+  for (auto [rows, cols] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {5, 1000}, {64, 262144}, {3, 70001}}) {
+    for (DType dt : {DType::f32, DType::bf16}) {
+      const Tensor x = test::random_tensor({rows, cols}, dt, 12);
+      const Tensor dx = dev.to_here(x);
+      for (auto op : {kernels::ReduceOp::sum, kernels::ReduceOp::sum_squares, kernels::ReduceOp::max_abs}) {
+        Tensor c = Tensor::host({rows}, DType::f32), g = dev.empty({rows}, DType::f32), g1 = dev.empty({1}, DType::f32);
+        kernels::reduce_rows(cpu, op, x, c);
+        kernels::reduce_rows(dev, op, dx, g);
+        const Tensor hg = test::to_host(g);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const double cv = c.data<float>()[r];
+          const double scale = op == kernels::ReduceOp::sum ? std::sqrt(static_cast<double>(cols)) + std::fabs(cv) : std::fabs(cv);
+          EXPECT_NEAR(hg.data<float>()[r], cv, 2e-7 * scale + 1e-30) << kernels::reduce_op_name(op) << " " << rows << "x" << cols;
+          kernels::reduce_rows(dev, op, dx.slice(r, r + 1), g1);
+          EXPECT_EQ(test::to_host(g1).data<float>()[0], hg.data<float>()[r]) << "a row alone, same bits";
+        }
+      }
+    }
+  }
+}
+
 TEST(RandomParity, DeviceFillEqualsCpuFill) {
   const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (auto d : {kernels::Distribution::uniform, kernels::Distribution::normal}) {

@@ -1,0 +1,97 @@
+#include "model/token_dispatcher.hpp"
+
+#include "kernels/embedding.hpp"
+
+namespace r1 {
+
+namespace {
+std::vector<std::int64_t> times(const std::vector<std::int64_t>& v, std::int64_t w) {
+  std::vector<std::int64_t> out(v);
+  for (auto& x : out) x *= w;
+  return out;
+}
+Tensor i32_here(const kernels::Context& ctx, const std::vector<std::int32_t>& v) {
+  Tensor h = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
+  std::copy(v.begin(), v.end(), h.data<std::int32_t>());
+  return ctx.to_here(h);
+}
+// out[r] = in[idx[r]] for every row: a row gather (embedding_forward copies rows of one dtype exactly).
+Tensor gather_rows(const kernels::Context& ctx, const Tensor& in, const Tensor& idx) {
+  const Tensor out = ctx.empty({idx.numel(), in.dim(1)}, in.dtype());
+  kernels::embedding_forward(ctx, in, idx, out);
+  return out;
+}
+}  // namespace
+
+TokenDispatcher::TokenDispatcher(parallel::Communicator& ep, std::int64_t n_experts)
+    : ep_(ep), n_experts_(n_experts), n_local_(n_experts / ep.size()) {
+  R1_REQUIRE(n_experts % ep.size() == 0, "expert parallelism: ", n_experts, " routed experts do not split evenly over ",
+             ep.name(), " (", ep.size(), " ranks); [parallel] expert must divide [model] n_routed_experts");
+}
+
+TokenDispatcher::Route TokenDispatcher::route(const kernels::Context& ctx, const std::vector<std::int64_t>& offsets) const {
+  R1_CHECK(static_cast<std::int64_t>(offsets.size()) == n_experts_ + 1, "dispatch: ", offsets.size(),
+           " expert offsets for ", n_experts_, " experts");
+  const int ranks = ep_.size();
+  // Counts per global expert out; per (source rank, local expert) in: got[s E_l + j].
+  Tensor mine = Tensor::host({n_experts_}, DType::i64);
+  for (std::int64_t e = 0; e < n_experts_; ++e) mine.data<std::int64_t>()[e] = offsets[e + 1] - offsets[e];
+  const Tensor mine_here = ctx.to_here(mine), got_here = ctx.empty({n_experts_}, DType::i64);
+  ep_.all_to_all(mine_here, got_here);
+  ep_.wait();
+  Tensor got = Tensor::host({n_experts_}, DType::i64);
+  copy(got, got_here);
+  const std::int64_t* g = got.data<std::int64_t>();
+
+  Route r;
+  r.send_rows.resize(ranks);
+  r.send_at.resize(ranks);
+  r.recv_rows.assign(ranks, 0);
+  for (int p = 0; p < ranks; ++p) {
+    r.send_at[p] = offsets[p * n_local_];
+    r.send_rows[p] = offsets[(p + 1) * n_local_] - offsets[p * n_local_];
+    for (std::int64_t j = 0; j < n_local_; ++j) r.recv_rows[p] += g[p * n_local_ + j];
+  }
+  r.recv_at = parallel::packed_displacements(r.recv_rows);
+  r.local_offsets.assign(n_local_ + 1, 0);
+  for (std::int64_t j = 0; j < n_local_; ++j) {
+    r.local_offsets[j + 1] = r.local_offsets[j];
+    for (int s = 0; s < ranks; ++s) r.local_offsets[j + 1] += g[s * n_local_ + j];
+  }
+  // Expert-major order: local expert, then source rank, then the source's own order (token, slot).
+  const std::int64_t n = r.local_offsets.back();
+  std::vector<std::int32_t> em(static_cast<std::size_t>(n)), sm(static_cast<std::size_t>(n));
+  std::vector<std::int64_t> next(r.recv_at);  // per source: its next row of the current local expert
+  std::int64_t at = 0;
+  for (std::int64_t j = 0; j < n_local_; ++j)
+    for (int s = 0; s < ranks; ++s)
+      for (std::int64_t i = 0; i < g[s * n_local_ + j]; ++i, ++at) {
+        const std::int64_t src = next[s]++;
+        em[static_cast<std::size_t>(at)] = static_cast<std::int32_t>(src);
+        sm[static_cast<std::size_t>(src)] = static_cast<std::int32_t>(at);
+      }
+  r.expert_major = i32_here(ctx, em);
+  r.source_major = i32_here(ctx, sm);
+  return r;
+}
+
+Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows) const {
+  R1_CHECK(rows.rank() == 2, "dispatch of ", rows.str());
+  const std::int64_t w = rows.dim(1);
+  const Tensor received = ctx.empty({r.received(), w}, rows.dtype());
+  ep_.all_to_allv(rows, times(r.send_rows, w), times(r.send_at, w), received, times(r.recv_rows, w), times(r.recv_at, w));
+  return gather_rows(ctx, received, r.expert_major);
+}
+
+Tensor TokenDispatcher::combine(const kernels::Context& ctx, const Route& r, const Tensor& rows) const {
+  R1_CHECK(rows.rank() == 2 && rows.dim(0) == r.received(), "combine of ", rows.str(), " for ", r.received(), " rows");
+  const std::int64_t w = rows.dim(1);
+  const Tensor back = gather_rows(ctx, rows, r.source_major);
+  std::int64_t total = 0;
+  for (auto n : r.send_rows) total += n;
+  const Tensor out = ctx.empty({total, w}, rows.dtype());
+  ep_.all_to_allv(back, times(r.recv_rows, w), times(r.recv_at, w), out, times(r.send_rows, w), times(r.send_at, w));
+  return out;
+}
+
+}  // namespace r1

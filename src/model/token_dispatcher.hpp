@@ -1,0 +1,50 @@
+// Expert-parallel token dispatch and combine: each rank's (token, slot) rows, sorted by global expert, go by
+// all-to-all(v) to the EP rank that holds their expert, and the expert outputs come back the same way.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "kernels/context.hpp"
+#include "parallel/comm.hpp"
+
+namespace r1 {
+
+// Three phases, as in Megatron's dispatcher: (1) the local permute by destination is moe_permute itself,
+// since EP rank p holds the contiguous experts [p E_l, (p+1) E_l) and rows sorted by global expert are
+// therefore sorted by destination rank; (2) the exchange, counts first, then the rows; (3) the received
+// rows (source-rank major) are regrouped expert-major so that one grouped GEMM covers each local expert.
+// Combine and the backward run the same steps in reverse. Stateless apart from the communicator, so
+// several micro-batches may be in flight.
+class TokenDispatcher {
+ public:
+  // `ep`: the expert-parallel group; `n_experts`: routed experts in all (a multiple of the group size).
+  TokenDispatcher(parallel::Communicator& ep, std::int64_t n_experts);
+
+  // The routing of one micro-batch over the EP group (all counts in rows).
+  struct Route {
+    std::vector<std::int64_t> send_rows, send_at;  // per EP rank: rows of the expert-sorted buffer sent there
+    std::vector<std::int64_t> recv_rows, recv_at;  // per EP rank: rows received from it (source-major buffer)
+    std::vector<std::int64_t> local_offsets;       // E_l + 1: local expert j owns expert-major rows [o_j, o_j+1)
+    Tensor expert_major;  // i32 [N]: the source-major row that expert-major row r takes
+    Tensor source_major;  // i32 [N]: the inverse permutation
+    std::int64_t received() const { return local_offsets.back(); }
+  };
+  // `offsets`: this rank's E + 1 expert offsets from moe_permute (host). Exchanges the per-expert counts
+  // with every EP rank (one all-to-all and one host synchronisation). Collective over the EP group.
+  Route route(const kernels::Context& ctx, const std::vector<std::int64_t>& offsets) const;
+  // rows [T k, W] in global-expert order -> [N, W] rows for this rank's experts, expert-major. Collective.
+  Tensor dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows) const;
+  // The reverse: [N, W] expert-major rows -> the [T k, W] rows of this rank's tokens, in global-expert
+  // order again (each row back at the rank and position it was dispatched from). Collective.
+  Tensor combine(const kernels::Context& ctx, const Route& r, const Tensor& rows) const;
+
+  std::int64_t local_experts() const { return n_local_; }
+  std::int64_t first_expert() const { return n_local_ * ep_.rank(); }
+
+ private:
+  parallel::Communicator& ep_;
+  std::int64_t n_experts_, n_local_;
+};
+
+}  // namespace r1
