@@ -2,7 +2,8 @@
 """Inspect r1hpc checkpoints (docs/checkpoint.md) with h5py.
 
   ckpt.py list DIR|STEP_DIR [--deck]   metadata, then every global tensor: shape, dtype, size
-  ckpt.py lineage DIR|STEP_DIR         the checkpoint, its parent, the parent's parent, ... (meta/parent)
+  ckpt.py lineage DIR|STEP_DIR         the checkpoint, its parent, the parent's parent, ... (meta/parent), and
+                                       the checkpoints its data was sampled from and its reward models
   ckpt.py diff A B                     per-tensor max |a - b|, missing and extra tensors; exit 1 when they differ
 
 DIR is a checkpoint directory holding `latest` (its newest complete step is used) or a step-N directory.
@@ -96,18 +97,35 @@ def cmd_list(args):
 
 
 def cmd_lineage(args):
-    step = resolve(args.path)
-    depth = 0
-    while True:
+    """The parent chain (meta/parent), one line per checkpoint, deeper ancestors indented; where a run also
+    read other checkpoints' products, they follow it, indented, with their own lineage: the checkpoints its
+    SFT data was sampled from (data_state/data_from) and its reward models (data_state/reward_models)."""
+    seen = set()
+
+    def show(step, depth, label=""):
+        pad = "  " * depth
+        if not os.path.isfile(os.path.join(step, "index.h5")):
+            print(f"{pad}{label}{step}  (not found)")
+            return
+        step = os.path.abspath(step)
         meta = read_meta(step)
-        print(f"{'  ' * depth}{os.path.abspath(step)}  stage {meta['stage'] or '-'}  step {meta['step']}  tokens {meta['tokens']}")
-        parent = meta["parent"]
-        if not parent:
-            break
-        if not os.path.isfile(os.path.join(parent, "index.h5")):
-            print(f"{'  ' * (depth + 1)}{parent}  (not found)")
-            break
-        step, depth = parent, depth + 1
+        print(f"{pad}{label}{step}  stage {meta['stage'] or '-'}  step {meta['step']}  tokens {meta['tokens']}")
+        if step in seen:
+            if meta["parent"]:
+                print(f"{pad}  (lineage shown above)")
+            return
+        seen.add(step)
+        data = meta.get("data_state") or {}
+        src = data.get("data_from") if isinstance(data, dict) else None
+        if src:
+            for c in src.get("checkpoints", []):
+                show(c, depth + 1, f"data {src.get('path', '?')} sampled from ")
+        for c in (data.get("reward_models") or []) if isinstance(data, dict) else []:
+            show(c, depth + 1, "reward model ")
+        if meta["parent"]:
+            show(meta["parent"], depth + 1)
+
+    show(resolve(args.path), 0)
 
 
 def cmd_diff(args):

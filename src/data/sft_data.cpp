@@ -21,7 +21,7 @@ namespace {
 constexpr std::uint32_t kOrderStream = 0x5f7;  // the RNG stream of the per-epoch example order
 }  // namespace
 
-std::vector<SftExample> load_sft_jsonl(const std::string& path) {
+std::vector<SftExample> load_sft_jsonl(const std::string& path, bool allow_empty) {
   std::istringstream in(read_file(path));
   std::vector<SftExample> out;
   std::string line;
@@ -38,7 +38,7 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path) {
     if (e.response.empty()) R1_FAIL(user, path, ":", lineno, ": the response is empty (nothing to learn)");
     out.push_back(std::move(e));
   }
-  if (out.empty()) R1_FAIL(user, path, ": holds no examples");
+  if (out.empty() && !allow_empty) R1_FAIL(user, path, ": holds no examples");
   return out;
 }
 
@@ -110,9 +110,26 @@ SftData SftData::from_deck(const Deck& deck, std::int64_t vocab_size) {
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
   const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  const std::vector<SftExample> examples = deck.get_string("data.source") == "synthetic"
-                                               ? synthetic_sft_examples(deck.get_int("data.synthetic_examples"), seed)
-                                               : load_sft_jsonl(deck.get_string("data.train_path"));
+  const bool synthetic = deck.get_string("data.source") == "synthetic";
+  std::vector<SftExample> examples = synthetic ? synthetic_sft_examples(deck.get_int("data.synthetic_examples"), seed)
+                                               : load_sft_jsonl(deck.get_string("data.train_path"),
+                                                                /*allow_empty=*/deck.get_int("sft.synthetic_examples") > 0);
+  std::vector<std::string> sources;
+  for (const SftExample& e : examples) {
+    const auto brace = e.provenance.find(" {");
+    if (brace == std::string::npos) continue;
+    const auto j = nlohmann::json::parse(e.provenance.substr(brace + 1), nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("checkpoint") && j["checkpoint"].is_string()) {
+      const std::string c = j["checkpoint"].get<std::string>();
+      if (std::find(sources.begin(), sources.end(), c) == sources.end()) sources.push_back(c);
+    }
+  }
+  // R1's cold start mixes the filtered R1-Zero samples with data of "other sources": here the synthetic
+  // world's worked solutions, seeded by run.seed.
+  if (!synthetic && deck.get_int("sft.synthetic_examples") > 0) {
+    const std::vector<SftExample> more = synthetic_sft_examples(deck.get_int("sft.synthetic_examples"), seed);
+    examples.insert(examples.end(), more.begin(), more.end());
+  }
   const SftTemplate tmpl = parse_sft_template(deck.get_string("sft.template"));
   std::vector<SftSequence> seqs;
   seqs.reserve(examples.size());
@@ -124,7 +141,9 @@ SftData SftData::from_deck(const Deck& deck, std::int64_t vocab_size) {
                            .shuffle = deck.get_bool("data.shuffle"),
                            .seed = seed,
                            .pad = ids.pad >= 0 ? ids.pad : ids.eos};
-  return SftData(std::move(seqs), packing);
+  SftData data(std::move(seqs), packing);
+  data.source_checkpoints = std::move(sources);
+  return data;
 }
 
 SftData::Epoch SftData::pack_epoch(std::int64_t e) const {

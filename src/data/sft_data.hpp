@@ -23,7 +23,8 @@ struct SftExample {
 // One JSON object per line with string fields "prompt" and "response" (non-empty); an optional
 // "provenance" (string or object, as rejection_sampling writes it) is appended to path:line; other fields
 // are ignored; blank lines are skipped. Errors name path:line.
-std::vector<SftExample> load_sft_jsonl(const std::string& path);
+// allow_empty: a file without examples is no error (other examples are added to it).
+std::vector<SftExample> load_sft_jsonl(const std::string& path, bool allow_empty = false);
 
 // Cold-start style data of the synthetic world: four worked solutions (<think>..</think><answer>..</answer>)
 // of train-split problems to one non-reasoning text example, English and Spanish; a function of (n, seed).
@@ -72,6 +73,9 @@ class SftData {
   static SftData from_deck(const Deck& deck, std::int64_t vocab_size);
 
   std::int64_t examples() const { return static_cast<std::int64_t>(seqs_.size()); }
+  // The checkpoints the examples were sampled from (the "checkpoint" of rejection_sampling's provenance
+  // records), each once: the data edges of the lineage. Filled by from_deck.
+  std::vector<std::string> source_checkpoints;
   std::int64_t truncated() const { return truncated_; }        // examples cut to seq_len + 1 tokens
   std::int64_t without_loss() const { return without_loss_; }  // examples dropped: no response token fits
   std::int64_t positions() const { return positions_; }        // row positions the examples fill per epoch

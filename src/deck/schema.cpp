@@ -149,6 +149,8 @@ std::vector<KeyDecl> build_keys() {
   sft.choice("template", "chat", {"chat", "r1-zero", "raw"}, "how prompt and response are laid out");
   sft.flag("loss_on_prompt", "false", "also train on prompt tokens (default: response tokens only)");
   sft.flag("pack", "true", "pack several examples per sequence, attention kept within each");
+  sft.integer("synthetic_examples", "0", 0, kNoMax,
+              "with data.source = files: add this many synthetic worked solutions (cold start's other sources)");
 
   SectionKeys grpo(k, "grpo");
   grpo.integer("group_size", "16", 2, 4096, "completions sampled per prompt (G)");
@@ -167,6 +169,9 @@ std::vector<KeyDecl> build_keys() {
   grpo.flag("mask_truncated", "false", "leave completions cut at sampling.max_new_tokens out of the loss");
   grpo.integer("ref_refresh_steps", "400", 0, kNoMax, "steps between copies of the policy into the reference; 0: never");
   grpo.choice("template", "r1-zero", {"r1-zero", "chat"}, "prompt template of the rollouts");
+  grpo.integer("preference_steps", "0", 0, kNoMax,
+               "the last steps that add general prompts scored by the [reward] models (R1: the last 400 of 1700); 0: none");
+  grpo.integer("general_prompts", "0", 0, 1 << 24, "of prompts_per_step, the general (non-reasoning) prompts of a preference step");
 
   SectionKeys reward(k, "reward");
   reward.real("accuracy_weight", "1.0", 0, 1e3, "weight of the rule-based answer check");
@@ -174,9 +179,10 @@ std::vector<KeyDecl> build_keys() {
   reward.real("language_weight", "0.0", 0, 1e3, "weight of the share of target-language words in the reasoning");
   reward.choice("target_language", "en", {"en", "zh"}, "language the reasoning should be written in");
   reward.real("overlong_penalty", "0.0", 0, 1e3, "subtracted from completions cut at sampling.max_new_tokens");
-  reward.input("reward_model", "checkpoint of a trained reward model whose score is added; empty: none");
-  reward.real("reward_model_weight", "1.0", 0, 1e3, "weight of the reward model's score");
-  reward.integer("reward_model_from_step", "0", 0, kNoMax, "first step that uses the reward model (R1: the last 400)");
+  reward.input("helpfulness_model", "reward_model checkpoint (pairwise) scoring the final summary of general prompts' responses; empty: none");
+  reward.input("harmlessness_model", "reward_model checkpoint (pointwise) scoring the whole response of general prompts; empty: none");
+  reward.real("helpfulness_weight", "1.0", 0, 1e3, "weight of the helpfulness model's score");
+  reward.real("harmlessness_weight", "1.0", 0, 1e3, "weight of the harmlessness model's score");
 
   SectionKeys rm(k, "reward_model");
   rm.choice("objective", "pairwise", {"pairwise", "pointwise"}, "Bradley-Terry on preference pairs, or regression on labels");

@@ -112,6 +112,36 @@ void check_stage(const Deck& d) {
         fail_rule(d, "evaluate.pass_k", "sampling.samples_per_prompt", concat("pass@", k, " needs samples_per_prompt >= ", k));
 }
 
+// GRPO for all scenarios: preference steps need a reward model and general prompts, and neither is read
+// without them; the cold start's synthetic additions go with a data file.
+void check_rl_all(const Deck& d, int world) {
+  const std::string& stage = d.get_string("run.stage");
+  if (stage == "sft" && d.get_int("sft.synthetic_examples") > 0 && d.get_string("data.source") != "files")
+    fail_rule(d, "sft.synthetic_examples", "data.source",
+              "synthetic_examples adds worked solutions to data.train_path's examples (source = files); with source = synthetic "
+              "use [data] synthetic_examples");
+  if (stage != "grpo") return;
+  const std::int64_t steps = d.get_int("grpo.preference_steps"), general = d.get_int("grpo.general_prompts");
+  const bool helpful = !d.get_string("reward.helpfulness_model").empty(), harmless = !d.get_string("reward.harmlessness_model").empty();
+  if (steps > 0 && !helpful && !harmless)
+    d.fail("grpo.preference_steps",
+           "preference steps need [reward] helpfulness_model or harmlessness_model (a reward_model stage checkpoint)");
+  if (steps == 0 && (helpful || harmless))
+    d.fail(helpful ? "reward.helpfulness_model" : "reward.harmlessness_model",
+           "a reward model scores general prompts only in the last [grpo] preference_steps steps: set preference_steps > 0");
+  if (steps > 0 && general == 0)
+    fail_rule(d, "grpo.general_prompts", "grpo.preference_steps", "preference steps need general prompts (general_prompts > 0)");
+  if (steps == 0 && general > 0)
+    fail_rule(d, "grpo.general_prompts", "grpo.preference_steps", "general prompts are drawn only in preference steps (preference_steps > 0)");
+  if (steps > d.get_int("run.max_steps"))
+    fail_rule(d, "grpo.preference_steps", "run.max_steps", "preference_steps must be at most max_steps");
+  if (general >= d.get_int("grpo.prompts_per_step"))
+    fail_rule(d, "grpo.general_prompts", "grpo.prompts_per_step", "general_prompts must leave reasoning prompts (at most prompts_per_step - 1)");
+  const std::int64_t dp = data_parallel(d, world);
+  if (general % dp != 0)
+    d.fail("grpo.general_prompts", concat("must be a multiple of the ", dp, " data-parallel replicas (each rank samples whole groups)"));
+}
+
 void check_inputs(const Deck& d) {
   auto require = [&](std::string_view key, const std::string& path) {
     if (!path.empty() && !fs::exists(path)) d.fail(key, "no such file or directory");
@@ -169,6 +199,7 @@ void validate_deck(const Deck& deck, int world_size) {
   check_model(deck);
   check_training(deck, world_size);
   check_stage(deck);
+  check_rl_all(deck, world_size);
   check_inputs(deck);
   check_output(deck);
 }

@@ -194,4 +194,18 @@ Rewards score_completion(std::string_view completion, const Problem& p, const Re
   return r;
 }
 
+std::string final_summary(std::string_view completion) {
+  std::string_view s = completion;
+  const auto open = s.rfind("<answer>");
+  if (open != std::string_view::npos) {
+    s = s.substr(open + 8);
+    s = s.substr(0, s.find("</answer>"));
+  } else if (const auto think = s.rfind("</think>"); think != std::string_view::npos) {
+    s = s.substr(think + 8);
+  }
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  return std::string(s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1));
+}
+
 }  // namespace r1

@@ -40,6 +40,10 @@ double language_consistency_reward(std::string_view completion, Language target)
 // max_tokens; -1 for a truncated completion (one that hit max_tokens without ending).
 double overlong_penalty(std::int64_t tokens, bool truncated, std::int64_t max_tokens, std::int64_t buffer);
 
+// The final summary of a response, what R1's helpfulness reward reads: the content of the last
+// <answer>...</answer>; else the text after the last </think>; else the whole response; trimmed.
+std::string final_summary(std::string_view completion);
+
 struct RewardWeights {
   double accuracy = 1, format = 1, language = 0, overlong = 0;
   std::int64_t max_tokens = 0, overlong_buffer = 0;  // overlong_penalty's limits (used when overlong != 0)

@@ -1,6 +1,8 @@
 // The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
 // world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
-// penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups).
+// penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups). In
+// the last [grpo] preference_steps steps ("RL for all scenarios") general prompts join the reasoning ones,
+// scored by learned reward models: helpfulness on the final summary, harmlessness on the whole response.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -10,10 +12,12 @@
 #include "core/log.hpp"
 #include "core/timer.hpp"
 #include "data/reasoning_world.hpp"
+#include "data/world_text.hpp"
 #include "generate/engine.hpp"
 #include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "rl/grpo.hpp"
+#include "rl/reward_scorer.hpp"
 #include "rl/rewards.hpp"
 #include "run/metrics.hpp"
 #include "run/signals.hpp"
@@ -121,6 +125,10 @@ int run_grpo(StageEnv& env) {
   sp.seed = seed;
   validate(sp);
   const std::int64_t micro = deck.get_int("train.micro_batch");
+  // RL for all scenarios: from step pref_first on, general_per_step of the step's prompts are general ones.
+  const std::int64_t preference_steps = deck.get_int("grpo.preference_steps"), general_per_step = deck.get_int("grpo.general_prompts");
+  const std::int64_t pref_first = max_steps - preference_steps + 1;
+  const double help_weight = deck.get_float("reward.helpfulness_weight"), harm_weight = deck.get_float("reward.harmlessness_weight");
 
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params);
@@ -147,12 +155,32 @@ int run_grpo(StageEnv& env) {
                  "it restarts from the resumed policy");
     }
   }
+  std::unique_ptr<RewardScorer> helpfulness, harmlessness;
+  if (!deck.get_string("reward.helpfulness_model").empty()) {
+    helpfulness = std::make_unique<RewardScorer>(deck, "reward.helpfulness_model", cfg, ctx, env.compute_dtype);
+    if (helpfulness->objective() != "pairwise")
+      deck.fail("reward.helpfulness_model", detail::concat(helpfulness->checkpoint().string(), " is a ", helpfulness->objective(),
+                                                           " reward model; helpfulness needs a pairwise (Bradley-Terry) one"));
+  }
+  if (!deck.get_string("reward.harmlessness_model").empty()) {
+    harmlessness = std::make_unique<RewardScorer>(deck, "reward.harmlessness_model", cfg, ctx, env.compute_dtype);
+    if (harmlessness->objective() != "pointwise")
+      deck.fail("reward.harmlessness_model", detail::concat(harmlessness->checkpoint().string(), " is a ", harmlessness->objective(),
+                                                            " reward model; harmlessness needs a pointwise (safe/unsafe) one"));
+  }
+  nlohmann::json reward_models = nlohmann::json::array();  // the lineage's reward-model edges
+  for (const RewardScorer* m : {helpfulness.get(), harmlessness.get()})
+    if (m) reward_models.push_back(std::filesystem::absolute(m->checkpoint()).lexically_normal().string());
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = {{"data", dp.size()}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   StageCheckpoints checkpoints(deck, "grpo", resumed.parent, info.layout, params, opt);
   log_info("grpo: ", describe_model(cfg), "; ", prompts_per_step, " prompts x ", gc.group_size, " samples per step, ",
            gc.inner_epochs, " inner epoch(s), beta ", gc.beta_kl, ", ", r1_zero ? "R1-Zero" : "chat", " template");
+  if (preference_steps > 0)
+    log_info("grpo: steps ", pref_first, "..", max_steps, " add ", general_per_step, " general prompts per step scored by",
+             helpfulness ? " helpfulness (" + helpfulness->checkpoint().string() + ", final summary)" : "",
+             harmlessness ? " harmlessness (" + harmlessness->checkpoint().string() + ", whole response)" : "");
 
   const Stopwatch phase;
   for (std::int64_t step = resumed.first_step; step <= max_steps; ++step) {
@@ -161,14 +189,29 @@ int run_grpo(StageEnv& env) {
       copy_weights(params, *ref_params);
       ref_source.clear();  // the policy of this moment: not a checkpoint of its own
     }
-    // This rank's prompts: global indices [(step-1) P + rank P/dp, ...), problems of the train split.
-    const std::int64_t first = (step - 1) * prompts_per_step + dp.rank() * my_prompts;
-    const std::vector<Problem> all = generate_problems(ProblemMix{}, first + my_prompts, seed, Split::train);
+    // This rank's prompts. Reasoning problems of the train split are numbered on across steps (a
+    // preference step draws P - general of them), general prompts (the preference data's) likewise;
+    // each rank takes a contiguous share of both. Sampling is keyed by the step's prompt slots.
+    const bool preference = preference_steps > 0 && step >= pref_first;
+    const std::int64_t general_before = general_per_step * std::max<std::int64_t>(0, step - pref_first);
+    const std::int64_t my_general = preference ? general_per_step / dp.size() : 0, my_reasoning = my_prompts - my_general;
+    const std::int64_t first = (step - 1) * prompts_per_step - general_before + dp.rank() * my_reasoning;
+    const std::vector<Problem> all = generate_problems(ProblemMix{}, first + my_reasoning, seed, Split::train);
     const std::vector<Problem> problems(all.begin() + first, all.end());
+    std::vector<PreferencePair> general;
+    if (my_general > 0) {
+      const std::int64_t g0 = general_before + dp.rank() * my_general;
+      const std::vector<PreferencePair> pairs = generate_preference_pairs(g0 + my_general, seed);
+      general.assign(pairs.begin() + g0, pairs.end());
+    }
+    const auto n_reasoning = static_cast<std::int64_t>(problems.size());
+    const auto templ = [&](const std::string& q) { return tok->encode(r1_zero ? r1_zero_prompt(q) : chat_prompt(q)); };
     std::vector<std::vector<std::int32_t>> prompts;
-    for (const Problem& p : problems) prompts.push_back(tok->encode(r1_zero ? r1_zero_prompt(p.prompt) : chat_prompt(p.prompt)));
+    for (const Problem& p : problems) prompts.push_back(templ(p.prompt));
+    for (const PreferencePair& g : general) prompts.push_back(templ(g.prompt));
+    const std::int64_t slot = (step - 1) * prompts_per_step + dp.rank() * my_prompts;
     const Stopwatch gen_clock;
-    std::vector<Completion> comps = generate(model, prompts, gc.group_size, sp, deck.get_int("sampling.max_batch"), first);
+    std::vector<Completion> comps = generate(model, prompts, gc.group_size, sp, deck.get_int("sampling.max_batch"), slot);
     const double gen_s = gen_clock.seconds();
     fill_text(comps, *tok);
 
@@ -177,21 +220,61 @@ int run_grpo(StageEnv& env) {
     std::vector<std::int64_t> groups;
     std::vector<std::uint8_t> truncated;
     double acc = 0, fmt = 0, lang = 0, len_sum = 0, len_max = 0, trunc = 0, reflections = 0, entropy = 0;
+    double reasoning_n = 0, reasoning_sum = 0, general_n = 0, general_sum = 0, help_sum = 0, harm_sum = 0;
+    // General completions go to the reward models in one batch each: helpfulness reads the prompt and the
+    // final summary, harmlessness the prompt and the whole response (as the reward_model stage trains them).
+    std::vector<std::size_t> general_at;
+    std::vector<std::vector<std::int32_t>> help_seqs, harm_seqs;
+    const std::int32_t eos = tok->special_id("<|eos|>"), pad = tok->special_id("<|pad|>");
+    const auto rm_input = [&](const std::string& prompt, const std::string& response) {
+      std::vector<std::int32_t> t = tok->encode(chat_prompt(prompt) + response);
+      t.push_back(eos);
+      if (static_cast<std::int64_t>(t.size()) > cfg.max_seq_len) t.resize(static_cast<std::size_t>(cfg.max_seq_len));
+      return t;
+    };
     for (const Completion& c : comps) {
       for (float h : c.entropies) entropy += h;
       reflections += static_cast<double>(count_reflection_words(c.text));
       const bool cut = c.finished_by == FinishReason::length;
-      const Rewards r = score_completion(c.text, problems[static_cast<std::size_t>(c.prompt_index)], weights,
-                                         static_cast<std::int64_t>(c.tokens.size()), cut);
-      rewards.push_back(r.total);
+      double total = 0;
+      if (c.prompt_index < n_reasoning) {
+        const Rewards r = score_completion(c.text, problems[static_cast<std::size_t>(c.prompt_index)], weights,
+                                           static_cast<std::int64_t>(c.tokens.size()), cut);
+        total = r.total;
+        acc += r.accuracy;
+        fmt += r.format;
+        lang += r.language;
+        reasoning_n += 1;
+        reasoning_sum += total;
+      } else {
+        const PreferencePair& g = general[static_cast<std::size_t>(c.prompt_index - n_reasoning)];
+        general_at.push_back(rewards.size());
+        if (helpfulness) help_seqs.push_back(rm_input(g.prompt, final_summary(c.text)));
+        if (harmlessness) harm_seqs.push_back(rm_input(g.prompt, c.text));
+      }
+      rewards.push_back(total);
       groups.push_back(c.prompt_index);
       truncated.push_back(cut ? 1 : 0);
-      acc += r.accuracy;
-      fmt += r.format;
-      lang += r.language;
       len_sum += static_cast<double>(c.tokens.size());
       len_max = std::max(len_max, static_cast<double>(c.tokens.size()));
       trunc += cut;
+    }
+    if (!general_at.empty()) {
+      const std::vector<double> help = helpfulness ? helpfulness->score(help_seqs, micro, pad) : std::vector<double>{};
+      const std::vector<double> harm = harmlessness ? harmlessness->score(harm_seqs, micro, pad) : std::vector<double>{};
+      for (std::size_t k = 0; k < general_at.size(); ++k) {
+        double& r = rewards[general_at[k]];
+        if (helpfulness) {
+          r += help_weight * help[k];
+          help_sum += help[k];
+        }
+        if (harmlessness) {
+          r += harm_weight * harm[k];
+          harm_sum += harm[k];
+        }
+        general_n += 1;
+        general_sum += r;
+      }
     }
     const GroupAdvantages adv = group_advantages(rewards, groups, gc);
     std::vector<Rollout> rollouts;
@@ -269,14 +352,14 @@ int run_grpo(StageEnv& env) {
     sums.push_back(reflections);
     sums.push_back(gen_s);
     sums.push_back(entropy);
-    std::vector<double> maxes{len_max};
+    for (double v : {reasoning_n, reasoning_sum, general_n, general_sum, help_sum, harm_sum}) sums.push_back(v);
     sum_over(dp, ctx, sums);
-    const double N = sums[6], T = std::max(1.0, sums[8]);
+    const double N = sums[6], T = std::max(1.0, sums[8]), NR = std::max(1.0, sums[18]), NG = sums[20];
     const double reward_mean = sums[0] / N;
     const double reward_std = std::sqrt(std::max(0.0, sums[14] / N - reward_mean * reward_mean));
     if (env.rank == 0) {
-      nlohmann::json rec = {{"step", step}, {"reward_mean", reward_mean}, {"reward_std", reward_std}, {"accuracy", sums[1] / N},
-                            {"format_rate", sums[2] / N}, {"language_consistency", sums[3] / N},
+      nlohmann::json rec = {{"step", step}, {"reward_mean", reward_mean}, {"reward_std", reward_std}, {"accuracy", sums[1] / NR},
+                            {"format_rate", sums[2] / NR}, {"language_consistency", sums[3] / NR},
                             {"response_length_mean", sums[4] / N}, {"response_length_max_rank0", len_max},
                             {"truncated_fraction", sums[5] / N}, {"loss", sums[7]}, {"ratio_mean", sums[9] / T},
                             {"kl_mean", sums[10] / T}, {"clip_fraction", sums[11] / T}, {"uniform_groups", sums[12]},
@@ -285,14 +368,24 @@ int run_grpo(StageEnv& env) {
                             {"generate_s", gen_s}, {"step_s", step_clock.seconds()},
                             {"rollout_share", gen_s / std::max(1e-9, step_clock.seconds())},
                             {"generated_tokens_per_s", sums[4] / std::max(1e-9, sums[16] / dp.size())}};
+      if (preference_steps > 0) {  // RL for all scenarios: the two prompt kinds apart
+        rec["preference_step"] = preference;
+        rec["reasoning_reward_mean"] = sums[19] / NR;
+        if (NG > 0) {
+          rec["general_prompts"] = NG / gc.group_size;
+          rec["general_reward_mean"] = sums[21] / NG;
+          if (helpfulness) rec["helpfulness_mean"] = sums[22] / NG;
+          if (harmlessness) rec["harmlessness_mean"] = sums[23] / NG;
+        }
+      }
       run.metrics().write(rec);
     }
     if (step % deck.get_int("train.log_every") == 0 || step == resumed.first_step || step == max_steps)
       log_info(format_progress({.step = step, .total_steps = max_steps, .metric_name = "reward", .metric = reward_mean,
                                 .tokens_per_s = sums[4] / std::max(1e-9, step_clock.seconds()), .mfu = -1,
                                 .elapsed_s = phase.seconds(), .steps_done = step - resumed.first_step + 1}),
-               "  accuracy ", sums[1] / N, "  format ", sums[2] / N, "  length ", sums[4] / N, "  kl ", sums[10] / T);
-    if (checkpoints.after_step(step, max_steps, 0, {{"prompts_consumed", step * prompts_per_step}, {"reference", ref_source}}))
+               "  accuracy ", sums[1] / NR, "  format ", sums[2] / NR, "  length ", sums[4] / N, "  kl ", sums[10] / T);
+    if (checkpoints.after_step(step, max_steps, 0, {{"prompts_consumed", step * prompts_per_step}, {"reference", ref_source}, {"reward_models", reward_models}}))
       return kExitRequeue;
   }
   checkpoints.finish();

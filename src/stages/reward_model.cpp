@@ -13,9 +13,9 @@
 #include "data/reasoning_world.hpp"
 #include "data/world_text.hpp"
 #include "kernels/elementwise.hpp"
-#include "kernels/embedding.hpp"
 #include "model/model.hpp"
 #include "rl/reward_model_loss.hpp"
+#include "rl/reward_scorer.hpp"
 #include "run/metrics.hpp"
 #include "run/signals.hpp"
 #include "stages/stage.hpp"
@@ -170,8 +170,7 @@ int run_reward_model(StageEnv& env) {
     w[D] = b.data<float>()[0];
   };
   // The forward of a micro-batch and its rewards r = rm.head . h_last + rm.bias, with the last-token rows
-  // h (f32, host). The rows are gathered on the device (a row gather, as generation's head does), so only
-  // [rows, D] crosses to the host.
+  // h (f32, host; hidden_rows, shared with the scorer GRPO's learned rewards use).
   struct Scored {
     Model::SavedPtr saved;
     ForwardResult fr;
@@ -183,20 +182,8 @@ int run_reward_model(StageEnv& env) {
     Scored s;
     s.db = model.upload(b.tokens);
     s.saved = model.forward(s.db, s.fr);
-    const auto rows = static_cast<std::int64_t>(b.last.size());
-    Tensor idx = Tensor::host({rows}, DType::i32);
-    std::copy(b.last.begin(), b.last.end(), idx.data<std::int32_t>());
-    const Tensor gathered = ctx.empty({rows, cfg.dim}, params.compute_dtype()), f = ctx.empty({rows, cfg.dim}, DType::f32);
-    kernels::embedding_forward(ctx, Model::final_hidden(*s.saved), ctx.to_here(idx), gathered);
-    kernels::cast(ctx, gathered, f);
-    Tensor hh = Tensor::host({rows, cfg.dim}, DType::f32);
-    copy(hh, f);
-    s.h.assign(hh.data<float>(), hh.data<float>() + hh.numel());
-    for (std::int64_t i = 0; i < rows; ++i) {
-      double r = w[D];
-      for (std::size_t d = 0; d < D; ++d) r += w[d] * s.h[static_cast<std::size_t>(i) * D + d];
-      s.r.push_back(r);
-    }
+    s.h = hidden_rows(ctx, model, *s.saved, b.last);
+    for (std::size_t i = 0; i < b.last.size(); ++i) s.r.push_back(linear_reward(w, s.h.data() + i * D));
     return s;
   };
   const auto objective = [&](const std::vector<double>& r, const std::vector<bool>& valid, double weight) {

@@ -69,8 +69,13 @@ int run_sft(StageEnv& env) {
   const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
   StageCheckpoints checkpoints(deck, "sft", resumed.parent, info.layout, params, opt);
   const auto data_state = [&](std::int64_t step) {
-    return nlohmann::json{{"rows_consumed", step * global}, {"seq_len", seq}, {"tokens_consumed", tokens_seen},
-                          {"examples", data.examples()}, {"epoch", data.epoch_progress(std::min(step * global, end_row))}};
+    nlohmann::json s{{"rows_consumed", step * global}, {"seq_len", seq}, {"tokens_consumed", tokens_seen},
+                     {"examples", data.examples()}, {"epoch", data.epoch_progress(std::min(step * global, end_row))}};
+    // The lineage's data edge: the file and the checkpoints its samples came from (tools/ckpt.py lineage).
+    if (!data.source_checkpoints.empty())
+      s["data_from"] = {{"path", std::filesystem::absolute(deck.get_string("data.train_path")).lexically_normal().string()},
+                        {"checkpoints", data.source_checkpoints}};
+    return s;
   };
   const Stopwatch phase;
   for (std::int64_t step = first_step; step <= steps; ++step) {

@@ -30,7 +30,7 @@ add_test(NAME deck_dry_run_pipeline_np2
                  inputs/pipeline/00_pretrain_tiny.deck --set train.log_every=5
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(deck_dry_run_pipeline_np2 PROPERTIES LABELS "e2e;mpi" PROCESSORS 2 PASS_REGULAR_EXPRESSION
-                     "data = 2 +# inputs/pipeline/00_pretrain_tiny.deck:15\n.*log_every = 5 +# --set train.log_every=5\n")
+                     "data = 0 +# inputs/pipeline/00_pretrain_tiny.deck:14\n.*log_every = 5 +# --set train.log_every=5\n")
 add_test(NAME deck_quickstart_self_check COMMAND $<TARGET_FILE:r1hpc> inputs/quickstart/self_check.deck
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(deck_help_deck deck_quickstart_self_check PROPERTIES LABELS e2e)

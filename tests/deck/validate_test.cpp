@@ -64,8 +64,8 @@ TEST(ValidateDeck, NamedInputFilesMustExist) {
   write(dir.path() / "train.jsonl", "{}\n");
   const std::string deck = "[run]\nstage = sft\n[data]\ntrain_path = " + (dir.path() / "train.jsonl").string() + "\n";
   EXPECT_NO_THROW(validate_deck(tiny(deck), 1));
-  const std::string msg = user_error_of([&] { validate_deck(tiny("[reward]\nreward_model = " + (dir.path() / "rm").string() + "\n"), 1); });
-  EXPECT_NE(msg.find("t.deck:4: [reward] reward_model = "), std::string::npos) << msg;
+  const std::string msg = user_error_of([&] { validate_deck(tiny("[reward]\nhelpfulness_model = " + (dir.path() / "rm").string() + "\n"), 1); });
+  EXPECT_NE(msg.find("t.deck:4: [reward] helpfulness_model = "), std::string::npos) << msg;
   EXPECT_NE(msg.find("no such file or directory"), std::string::npos) << msg;
 }
 

@@ -117,6 +117,16 @@ TEST(Rewards, WeightedSum) {
   EXPECT_EQ(t.total, 0);
 }
 
+TEST(Rewards, FinalSummaryIsTheAnswerElseTheTextAfterTheReasoning) {
+  // The helpfulness reward model reads this: never the reasoning.
+  EXPECT_EQ(final_summary("<think>2 + 2 is 4</think> <answer> The answer is 4. </answer>"), "The answer is 4.");
+  EXPECT_EQ(final_summary("<think>a</think><answer>x</answer><answer>y</answer>"), "y");
+  EXPECT_EQ(final_summary("<think>greet back</think>\nHello! How can I help?"), "Hello! How can I help?");
+  EXPECT_EQ(final_summary("  Hello! How can I help?\n"), "Hello! How can I help?");
+  EXPECT_EQ(final_summary("<think>unfinished</think><answer>cut"), "cut");
+  EXPECT_EQ(final_summary("<think>only reasoning</think>"), "");
+}
+
 TEST(ExactMath, ParsesNumbersAndEvaluatesExpressions) {
   EXPECT_EQ(parse_number("2.50"), Rational::make(5, 2));
   EXPECT_EQ(parse_number("-\\frac{1}{2}"), Rational::make(-1, 2));
