@@ -17,7 +17,9 @@
 # [run] output_dir/checkpoints, read from the parent's deck and plan overrides (not from presets or
 # ${VAR}s). A phase whose deck names a checkpoint path in [checkpoint] load keeps it; otherwise (empty
 # or 'latest') it gets --set checkpoint.load=<parent checkpoint dir>: r1hpc starts from the checkpoint
-# that directory's `latest` names when the phase starts. Paths are relative to the directory this
+# that directory's `latest` names when the phase starts. A phase after one that writes no checkpoint
+# (stage rejection_sampling or evaluate) gets nothing added: it starts where its deck says (e.g. a
+# distillation student from scratch on the data the phase before sampled). Paths are relative to the directory this
 # script is run from, which is where the jobs start.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -110,7 +112,11 @@ for i in "${!names[@]}"; do
   if ((i > 0)); then
     load=$(value checkpoint.load "$i")
     parent_dir=$(checkpoint_dir $((i - 1)))
-    if [[ -z $load || $load == latest ]]; then
+    parent_stage=$(value run.stage $((i - 1)))
+    if [[ $parent_stage == rejection_sampling || $parent_stage == evaluate ]]; then
+      # A data or report phase writes no checkpoint: the phase after it starts where its deck says.
+      [[ -z $load || $load == latest ]] && from="scratch (no [checkpoint] load; phase ${names[$((i - 1))]} writes no checkpoint)"
+    elif [[ -z $load || $load == latest ]]; then
       phase_sets+=("checkpoint.load=$parent_dir")
       from="the newest checkpoint in $parent_dir (phase ${names[$((i - 1))]})"
     else

@@ -21,6 +21,14 @@ second  $root/tests/e2e/grpo_tiny.deck       run.output_dir=$work/second run.max
 PLAN
 "$root/jobscripts/submit_pipeline.sh" --plan plan --site localhost --ranks 2 --bin "$bin" --log-dir "$work/logs" --dry-run \
   | grep -q -- "--dependency=afterok:\$JOB_1" || fail "the dry run does not chain the phases"
+# The tiny R1 chain's plan: decks that name their parents keep them, and the student after a
+# rejection_sampling phase (which writes no checkpoint) gets no checkpoint added.
+dry=$(cd "$root" && jobscripts/submit_pipeline.sh --plan inputs/pipeline/tiny.plan --site localhost --ranks 2 --bin "$bin" \
+        --log-dir "$work/logs" --dry-run 2>&1) || { echo "$dry" >&2; fail "the tiny chain's plan does not submit"; }
+grep -q "^phase 12 08_distill: .*starts from scratch" <<< "$dry" || { echo "$dry" >&2; fail "08_distill was given a parent"; }
+grep -q "^phase 5 03_reasoning_rl: .*starts from runs/tiny/02_cold_start/checkpoints (named by its deck" <<< "$dry" \
+  || { echo "$dry" >&2; fail "03_reasoning_rl does not keep its deck's parent"; }
+! grep "r1-08_distill " <<< "$dry" | grep -q "checkpoint.load" || { echo "$dry" >&2; fail "08_distill gets a checkpoint.load"; }
 out=$("$root/jobscripts/submit_pipeline.sh" --plan plan --site localhost --ranks 2 --bin "$bin" --log-dir "$work/logs")
 echo "$out"
 first=$(sed -n 's/^phase 1 first: job \([0-9]\+\).*/\1/p' <<< "$out")
