@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, one command: unpack the carried packages (.deps/, from fetch_deps.sh) into
-# /opt/deps, configure and build with Ninja into build-gpu/, run the `gpu`-labelled tests and the
-# benchmarks, and write each log into OUTDIR.
+# /opt/deps, configure and build with Ninja into build-gpu/, run the `gpu`-labelled tests, the Hugging Face
+# round trip and the benchmarks, and write each log into OUTDIR.
 #   scripts/gpu/run.sh OUTDIR [tests|bench|all]     (default all)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,6 +42,7 @@ if [[ $what == tests || $what == all ]]; then
   tail -15 "$out/gpu-tests.log"
   build-gpu/bin/r1hpc --self-check >"$out/self-check.log" 2>&1 || status=1
   cat "$out/self-check.log"
+  scripts/gpu/hf_roundtrip.sh build-gpu "$out" || status=1
 fi
 if [[ $what == bench || $what == all ]]; then
   for b in build-gpu/bin/r1hpc-bench-*; do

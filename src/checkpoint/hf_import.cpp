@@ -94,6 +94,13 @@ Rope read_rope(const ConfigReader& cfg, const std::string& file) {
   if (all_dim != r.mscale)
     p.fail("mscale_all_dim", "is " + num(all_dim) + " but mscale is " + num(r.mscale) +
                                  ": r1hpc has one YaRN mscale (DeepSeek-V3 sets both to 1.0) and cannot represent two");
+  // cos/sin: transformers scales them by attention_factor, whose default is the ratio above (1) only when both
+  // mscales are non-zero, else 0.1 ln(factor) + 1; DeepSeek's reference (and r1hpc) never scales them.
+  const double default_factor = r.mscale != 0 || r.factor <= 1 ? 1.0 : 0.1 * std::log(r.factor) + 1.0;
+  const double cos_sin = p.real("attention_factor", default_factor);
+  if (cos_sin != 1.0)
+    p.fail("attention_factor", (p.has("attention_factor") ? "is " : "is unset with mscale 0, so transformers uses 0.1 ln(factor) + 1 = ") +
+                                   num(cos_sin) + ": transformers scales cos/sin by it, r1hpc never does (set attention_factor = 1.0)");
   return r;
 }
 
@@ -233,7 +240,9 @@ nlohmann::json config_json(const ModelConfig& c, const std::string& torch_dtype,
   if (c.max_seq_len > c.original_seq_len)
     j["rope_scaling"] = {{"type", "yarn"}, {"rope_type", "yarn"}, {"factor", c.rope_factor},
                          {"original_max_position_embeddings", c.original_seq_len}, {"beta_fast", c.beta_fast},
-                         {"beta_slow", c.beta_slow}, {"mscale", c.mscale}, {"mscale_all_dim", c.mscale}};
+                         {"beta_slow", c.beta_slow}, {"mscale", c.mscale}, {"mscale_all_dim", c.mscale},
+                         // r1hpc leaves cos/sin unscaled; transformers' default would scale them when mscale is 0.
+                         {"attention_factor", 1.0}};
   else
     j["rope_scaling"] = nullptr;
   if (fp8)

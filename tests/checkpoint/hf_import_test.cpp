@@ -116,6 +116,25 @@ TEST(HfImport, DeepSeekReleaseStyleYarnConfig) {
             std::string::npos);
 }
 
+TEST(HfImport, YarnWithMscaleZeroKeepsCosSinUnscaled) {
+  // transformers scales cos/sin by attention_factor, which defaults to 0.1 ln(factor) + 1 when mscale is 0;
+  // r1hpc never scales them, so export_hf states attention_factor = 1 and import_hf refuses any other value.
+  ModelConfig m;
+  m.max_seq_len = 64;
+  m.original_seq_len = 32;
+  m.mscale = 0;
+  nlohmann::json c = hf::config_json(m, "float32", false);
+  EXPECT_EQ(c.at("rope_scaling").at("attention_factor"), 1.0);
+  EXPECT_EQ(model_config_from_deck(Deck::parse("", "x.deck", hf::model_overrides(c, "config.json"))).mscale, 0.0);
+  c["rope_scaling"].erase("attention_factor");
+  EXPECT_NE(error_of([&] { hf::model_overrides(c, "cfg/config.json"); })
+                .find("cfg/config.json: rope_scaling: attention_factor: is unset with mscale 0, so transformers uses 0.1 ln(factor) + 1"),
+            std::string::npos);
+  c["rope_scaling"]["attention_factor"] = 1.2;
+  EXPECT_NE(error_of([&] { hf::model_overrides(c, "cfg/config.json"); }).find("attention_factor: is 1.2: transformers scales cos/sin"),
+            std::string::npos);
+}
+
 TEST(HfImport, WhatR1hpcCannotHoldIsRefusedByKey) {
   const nlohmann::json base = read_json(fixture("moe_sigmoid_groups") / "config.json");
   const auto refused = [&](const char* key, const nlohmann::json& value, const std::string& want) {
