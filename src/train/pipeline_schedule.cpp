@@ -1,0 +1,213 @@
+// Pipeline schedules: Megatron's pass orders, the exchanges placed between the passes by a lockstep
+// simulation of every rank, and the runner that executes one rank's program.
+#include "train/pipeline_schedule.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "core/error.hpp"
+#include "core/timer.hpp"
+
+namespace r1 {
+namespace {
+
+using Kind = PipelineAction::Kind;
+
+void require_arguments(PipelineSchedule s, int stages, int rank, int virtual_stages, int micro_batches) {
+  R1_CHECK(stages >= 1 && 0 <= rank && rank < stages, "pipeline rank ", rank, " of ", stages, " stages");
+  R1_REQUIRE(micro_batches >= 1, "[train] global_batch: the pipeline needs at least one micro-batch per step, got ",
+             micro_batches);
+  if (s == PipelineSchedule::one_f_one_b) {
+    R1_REQUIRE(virtual_stages == 1, "[parallel] virtual_stages = ", virtual_stages,
+               " needs schedule = interleaved (1f1b runs one model chunk per pipeline rank)");
+    return;
+  }
+  R1_REQUIRE(virtual_stages >= 2, "[parallel] virtual_stages = ", virtual_stages,
+             ": schedule = interleaved needs at least 2 model chunks per pipeline rank (or schedule = 1f1b)");
+  R1_REQUIRE(micro_batches % stages == 0, "[train] global_batch gives ", micro_batches,
+             " micro-batches per step: schedule = interleaved needs a multiple of [parallel] pipeline = ", stages);
+}
+
+// The pass whose output `a` consumes: none for the first chunk's forward and the last chunk's backward.
+std::optional<PipelineAction> input_of(const PipelineAction& a, int chunks) {
+  if (a.kind == Kind::forward) {
+    if (a.chunk == 0) return std::nullopt;
+    return PipelineAction{Kind::forward, a.micro, a.chunk - 1};
+  }
+  if (a.chunk == chunks - 1) return std::nullopt;
+  return PipelineAction{Kind::backward, a.micro, a.chunk + 1};
+}
+
+// The chunk that consumes a's output: -1 for the last chunk's forward and the first chunk's backward.
+int consumer_of(const PipelineAction& a, int chunks) {
+  const int c = a.kind == Kind::forward ? a.chunk + 1 : a.chunk - 1;
+  return 0 <= c && c < chunks ? c : -1;
+}
+
+// Every rank's program, from a lockstep simulation of the whole pipeline: in each tick every rank runs
+// its next pass if that pass's input is there, then every link with outputs to carry exchanges them.
+// The links are the neighbour pairs {i, i+1}, and {stages-1, 0} where interleaving wraps the model
+// around the ranks. They exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd
+// length needs a third), and a link whose ends both send in a tick pairs the two in one send_recv: in
+// the steady state that is Megatron's send_forward_recv_backward and send_backward_recv_forward.
+// Why it cannot deadlock: both ends of a link hold its exchange at the same (tick, round), every rank
+// issues its exchanges in (tick, round) order, and a rank has one exchange per round; so the earliest
+// unfinished exchange is the next one on both of its ends, and it completes. A rank sends at most one
+// tensor per tick, so the two ends of a link see its messages in the same order.
+std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stages, int virtual_stages,
+                                                    int micro_batches) {
+  const int chunks = stages * virtual_stages;
+  std::vector<std::vector<PipelineAction>> orders;
+  for (int r = 0; r < stages; ++r) orders.push_back(pipeline_order(s, stages, r, virtual_stages, micro_batches));
+  std::vector<int> links;  // link i joins ranks i and (i + 1) % stages
+  for (int i = 0; i + 1 < stages; ++i) links.push_back(i);
+  if (virtual_stages > 1 && stages > 2) links.push_back(stages - 1);
+  const auto round_of = [&](int link) { return stages % 2 == 1 && link == stages - 1 ? 2 : link % 2; };
+
+  std::vector<std::vector<PipelineStep>> programs(stages);
+  std::vector<std::size_t> next(stages, 0);
+  std::vector<std::set<PipelineAction>> arrived(stages);  // outputs on each rank not consumed yet
+  const auto unfinished = [&] {
+    for (int r = 0; r < stages; ++r)
+      if (next[r] < orders[r].size()) return true;
+    return false;
+  };
+  while (unfinished()) {
+    std::vector<std::optional<PipelineAction>> out(stages);  // the output each rank sends this tick
+    bool ran = false;
+    for (int r = 0; r < stages; ++r) {
+      if (next[r] == orders[r].size()) continue;
+      const PipelineAction a = orders[r][next[r]];
+      if (const auto in = input_of(a, chunks); in && arrived[r].erase(*in) == 0) continue;
+      programs[r].push_back({.op = PipelineStep::Op::compute, .action = a, .peer = -1, .sent = {}, .received = {}});
+      ++next[r];
+      ran = true;
+      const int to = consumer_of(a, chunks);
+      if (to < 0) continue;
+      if (to % stages == r) arrived[r].insert(a);
+      else out[r] = a;
+    }
+    R1_CHECK(ran, "the pipeline schedule stalls (", stages, " stages, ", virtual_stages, " virtual stages, ",
+             micro_batches, " micro-batches)");
+    const auto carried = [&](int from, int to) -> std::optional<PipelineAction> {
+      if (out[from] && consumer_of(*out[from], chunks) % stages == to) return out[from];
+      return std::nullopt;
+    };
+    for (int round = 0; round < 3; ++round) {
+      for (int link : links) {
+        if (round_of(link) != round) continue;
+        const int a = link, b = (link + 1) % stages;
+        const auto ab = carried(a, b), ba = carried(b, a);
+        if (!ab && !ba) continue;
+        programs[a].push_back({.op = PipelineStep::Op::exchange, .action = {}, .peer = b, .sent = ab, .received = ba});
+        programs[b].push_back({.op = PipelineStep::Op::exchange, .action = {}, .peer = a, .sent = ba, .received = ab});
+        if (ab) arrived[b].insert(*ab);
+        if (ba) arrived[a].insert(*ba);
+      }
+    }
+  }
+  return programs;
+}
+
+}  // namespace
+
+std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
+                                           int micro_batches) {
+  require_arguments(s, stages, rank, virtual_stages, micro_batches);
+  const int v = virtual_stages, total = virtual_stages * micro_batches;
+  // Pass k of a kind: groups of `stages` micro-batches go through every chunk of this rank in turn,
+  // forwards from its first chunk up, backwards from its last chunk down (Megatron's get_model_chunk_id).
+  const auto pass = [&](Kind kind, int k) {
+    const int group = k / (stages * v), in_group = k % (stages * v);
+    const int local = kind == Kind::forward ? in_group / stages : v - 1 - in_group / stages;
+    return PipelineAction{kind, group * stages + in_group % stages, local * stages + rank};
+  };
+  // The first backward reaches a rank after its micro-batch has gone through the later ranks and back
+  // (one pass each way per later rank: 1F1B's steady state runs both, interleaved ones alternate, so two
+  // ticks); with interleaving the rank's other v - 1 chunks fill first.
+  const int warmup = s == PipelineSchedule::one_f_one_b
+                         ? std::min(stages - rank - 1, total)
+                         : std::min(2 * (stages - rank - 1) + (v - 1) * stages, total);
+  std::vector<PipelineAction> order;
+  for (int k = 0; k < warmup; ++k) order.push_back(pass(Kind::forward, k));
+  for (int k = 0; k < total - warmup; ++k) {
+    order.push_back(pass(Kind::forward, warmup + k));
+    order.push_back(pass(Kind::backward, k));
+  }
+  for (int k = total - warmup; k < total; ++k) order.push_back(pass(Kind::backward, k));
+  return order;
+}
+
+std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int rank, int virtual_stages,
+                                           int micro_batches) {
+  require_arguments(s, stages, rank, virtual_stages, micro_batches);
+  return all_programs(s, stages, virtual_stages, micro_batches)[rank];
+}
+
+PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
+                            int virtual_stages, int micro_batches, const PipelineHooks& hooks) {
+  R1_CHECK(hooks.forward && hooks.backward, "run_pipeline needs both a forward and a backward hook");
+  const int stages = pp.size(), chunks = stages * virtual_stages;
+  const std::vector<PipelineStep> program = pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches);
+  PipelineReport report;
+  report.ideal_bubble = static_cast<double>(stages - 1) / (virtual_stages * micro_batches + stages - 1);
+
+  std::map<PipelineAction, Tensor> arrived;   // outputs received or kept here, until their pass runs
+  std::map<PipelineAction, Tensor> outgoing;  // outputs waiting for their exchange
+  const Stopwatch wall;
+  for (const PipelineStep& step : program) {
+    if (step.op == PipelineStep::Op::compute) {
+      const PipelineAction& a = step.action;
+      Tensor input;
+      if (const auto in = input_of(a, chunks)) {
+        auto node = arrived.extract(*in);
+        R1_CHECK(!node.empty(), "pipeline: the input of micro-batch ", a.micro, ", chunk ", a.chunk, " never arrived");
+        input = std::move(node.mapped());
+      }
+      // Busy time is the pass's own: the stream also holds the queued transfers, so wait for them before
+      // the clock starts and for the pass's kernels before it stops.
+      ctx.synchronize();
+      const Stopwatch busy;
+      Tensor output = a.kind == Kind::forward ? hooks.forward(a.micro, a.chunk, input)
+                                              : hooks.backward(a.micro, a.chunk, input);
+      ctx.synchronize();
+      report.busy_s += busy.seconds();
+      const int to = consumer_of(a, chunks);
+      if (to < 0) continue;
+      R1_CHECK(output.defined() && output.shape() == hooks.activation_shape &&
+                   output.dtype() == hooks.activation_dtype,
+               "pipeline: the ", a.kind == Kind::forward ? "forward" : "backward", " of micro-batch ", a.micro,
+               ", chunk ", a.chunk, " returned ", output.defined() ? output.str() : "nothing", ", not ",
+               dtype_name(hooks.activation_dtype), hooks.activation_shape.str());
+      (to % stages == pp.rank() ? arrived : outgoing).emplace(a, std::move(output));
+      continue;
+    }
+    Tensor in;
+    if (step.received) in = ctx.empty(hooks.activation_shape, hooks.activation_dtype);
+    if (step.sent && step.received) pp.send_recv(outgoing.at(*step.sent), step.peer, in, step.peer);
+    else if (step.sent) pp.send(outgoing.at(*step.sent), step.peer);
+    else pp.recv(in, step.peer);
+    if (step.sent) {
+      outgoing.erase(*step.sent);
+      ++report.sends;
+    }
+    if (step.received) {
+      arrived.emplace(*step.received, std::move(in));
+      ++report.recvs;
+    }
+  }
+  pp.wait();
+  report.wall_s = wall.seconds();
+
+  Tensor idle = Tensor::host({1}, DType::f64);
+  idle.data<double>()[0] = report.wall_s > 0 ? std::max(0.0, 1 - report.busy_s / report.wall_s) : 0;
+  const Tensor shared = ctx.to_here(idle);
+  pp.all_reduce(shared, parallel::ReduceOp::max);
+  pp.wait();
+  copy(idle, shared);
+  report.bubble_fraction = idle.data<double>()[0];
+  return report;
+}
+
+}  // namespace r1

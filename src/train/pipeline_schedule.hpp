@@ -1,0 +1,82 @@
+// Pipeline-parallel schedules (Megatron's 1F1B and interleaved 1F1B): the order of each rank's passes,
+// the point-to-point exchanges that carry activations and gradients between them, and a runner that
+// executes both over the pipeline group's communicator with model callbacks.
+#pragma once
+#include <compare>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "kernels/context.hpp"
+#include "parallel/comm.hpp"
+
+namespace r1 {
+
+enum class PipelineSchedule { one_f_one_b, interleaved };
+
+// One pass of one micro-batch through one model chunk. Chunks are numbered along the model,
+// 0 .. stages * virtual_stages - 1, and chunk c runs on pipeline rank c % stages, so with interleaving a
+// rank holds chunks rank, rank + stages, ... and the last rank feeds rank 0.
+struct PipelineAction {
+  enum class Kind { forward, backward };
+  Kind kind = Kind::forward;
+  int micro = 0;
+  int chunk = 0;
+  auto operator<=>(const PipelineAction&) const = default;
+};
+
+// This rank's passes in execution order: warm-up forwards, then one forward one backward, then the
+// remaining backwards. 1F1B (virtual_stages 1) warms up with stages - rank - 1 forwards; interleaved
+// (virtual_stages >= 2, micro_batches a multiple of stages) walks the chunks in groups of `stages`
+// micro-batches and warms up with 2 (stages - rank - 1) + (virtual_stages - 1) stages forwards, at most
+// all of them. Arguments a deck controls are refused with user errors naming its keys.
+std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
+                                           int micro_batches);
+
+// One step of a rank's program: a pass, or an exchange with one neighbour that moves at most one tensor
+// each way: the output of `sent` (a pass of this rank) and the output of `received` (a pass of `peer`).
+// A forward's output is the activation its next chunk consumes, a backward's the gradient its previous
+// chunk consumes; outputs that stay on the rank (one stage) need no exchange.
+struct PipelineStep {
+  enum class Op { compute, exchange };
+  Op op = Op::compute;
+  PipelineAction action;  // compute
+  int peer = -1;          // exchange: the neighbour's pipeline rank
+  std::optional<PipelineAction> sent, received;
+};
+
+// pipeline_order's passes with the exchanges placed between them. Deadlock-free when every exchange
+// blocks until its peer posts the match, and messages between two ranks are matched in the order they
+// were issued (so NCCL, which ignores tags, pairs them right): see pipeline_schedule.cpp.
+std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int rank, int virtual_stages,
+                                           int micro_batches);
+
+struct PipelineHooks {
+  // The forward of micro-batch `micro` through model chunk `chunk`. `input` is the previous chunk's
+  // activation (undefined for chunk 0); returns the activation for the next chunk (ignored for the last
+  // chunk, which computes the loss itself).
+  std::function<Tensor(int micro, int chunk, const Tensor& input)> forward;
+  // The backward: `dout` is the gradient from the next chunk (undefined for the last chunk); returns the
+  // gradient of the chunk's input (ignored for chunk 0).
+  std::function<Tensor(int micro, int chunk, const Tensor& dout)> backward;
+  // What flows between chunks, the same for every micro-batch; receive buffers are allocated from it in
+  // the context's memory.
+  Shape activation_shape;
+  DType activation_dtype = DType::f32;
+};
+
+struct PipelineReport {
+  double busy_s = 0;           // this rank: time inside the hooks
+  double wall_s = 0;           // this rank: the whole schedule
+  double bubble_fraction = 0;  // measured idle share, 1 - busy_s / wall_s, the largest over the pipeline
+  double ideal_bubble = 0;     // (stages - 1) / (virtual_stages * micro_batches + stages - 1)
+  int sends = 0, recvs = 0;    // tensors this rank sent and received
+};
+
+// Runs this rank's program: pp is the pipeline group (member i is stage i), ctx the context the hooks'
+// tensors and the receive buffers live in. Collective over pp (the report's bubble is a max over it).
+PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
+                            int virtual_stages, int micro_batches, const PipelineHooks& hooks);
+
+}  // namespace r1

@@ -1,0 +1,461 @@
+// Pipeline schedules as specifications: each rank's pass order (every pass once, a forward before its
+// backward, Megatron's warm-ups, refused arguments); every rank's program played against blocking
+// point-to-point channels (no deadlock, every tensor reaches the pass that needs it); and run_pipeline
+// over MPI on a chain of tanh layers, whose weight gradients must equal one rank's sequential ones.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "core/error.hpp"
+#include "parallel/comm.hpp"
+#include "train/pipeline_schedule.hpp"
+
+using namespace r1;
+
+namespace {
+
+using Kind = PipelineAction::Kind;
+constexpr PipelineSchedule kOneFOneB = PipelineSchedule::one_f_one_b;
+constexpr PipelineSchedule kInterleaved = PipelineSchedule::interleaved;
+
+struct Case {
+  PipelineSchedule schedule;
+  int stages, virtual_stages, micro_batches;
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream os;
+  os << (c.schedule == kOneFOneB ? "1f1b" : "interleaved") << " stages " << c.stages << " virtual "
+     << c.virtual_stages << " micro " << c.micro_batches;
+  return os.str();
+}
+
+std::string describe(const PipelineAction& a) {
+  std::ostringstream os;
+  os << (a.kind == Kind::forward ? "F" : "B") << "(micro " << a.micro << ", chunk " << a.chunk << ")";
+  return os.str();
+}
+
+// 1F1B on 1-8 stages with 1-16 micro-batches; interleaved with 2-4 virtual stages and 1-4 groups of
+// `stages` micro-batches.
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (int p = 1; p <= 8; ++p) {
+    for (int m = 1; m <= 16; ++m) cases.push_back({kOneFOneB, p, 1, m});
+    for (int v = 2; v <= 4; ++v)
+      for (int groups = 1; groups <= 4; ++groups) cases.push_back({kInterleaved, p, v, groups * p});
+  }
+  return cases;
+}
+
+std::vector<PipelineAction> order_of(const Case& c, int rank) {
+  return pipeline_order(c.schedule, c.stages, rank, c.virtual_stages, c.micro_batches);
+}
+
+// The message of the user error `f` throws ("" and a failure when it throws none or another kind).
+template <class F> std::string user_error(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::user) << e.what();
+    return e.message();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(PipelineOrder, RunsEveryPassOfTheRanksChunksOnceAndEachForwardBeforeItsBackward) {
+  for (const Case& c : all_cases()) {
+    for (int r = 0; r < c.stages; ++r) {
+      const std::vector<PipelineAction> order = order_of(c, r);
+      std::map<PipelineAction, int> at;
+      for (int i = 0; i < static_cast<int>(order.size()); ++i)
+        EXPECT_TRUE(at.emplace(order[i], i).second) << describe(c) << " rank " << r << ": " << describe(order[i])
+                                                    << " twice";
+      EXPECT_EQ(order.size(), 2u * c.virtual_stages * c.micro_batches) << describe(c) << " rank " << r;
+      for (int j = 0; j < c.virtual_stages; ++j) {
+        for (int m = 0; m < c.micro_batches; ++m) {
+          const PipelineAction f{Kind::forward, m, j * c.stages + r}, b{Kind::backward, m, j * c.stages + r};
+          ASSERT_TRUE(at.count(f) && at.count(b)) << describe(c) << " rank " << r << ": " << describe(f);
+          EXPECT_LT(at[f], at[b]) << describe(c) << " rank " << r << ": " << describe(f);
+        }
+      }
+    }
+  }
+}
+
+TEST(PipelineOrder, WarmsUpLikeMegatronThenAlternatesForwardAndBackward) {
+  for (const Case& c : all_cases()) {
+    const int p = c.stages, v = c.virtual_stages, total = v * c.micro_batches;
+    for (int r = 0; r < p; ++r) {
+      const int warmup = c.schedule == kOneFOneB ? std::min(p - r - 1, total)
+                                                 : std::min(2 * (p - r - 1) + (v - 1) * p, total);
+      std::vector<Kind> expected(warmup, Kind::forward);
+      for (int k = 0; k < total - warmup; ++k) {
+        expected.push_back(Kind::forward);
+        expected.push_back(Kind::backward);
+      }
+      expected.insert(expected.end(), warmup, Kind::backward);
+      std::vector<Kind> kinds;
+      for (const PipelineAction& a : order_of(c, r)) kinds.push_back(a.kind);
+      EXPECT_EQ(kinds, expected) << describe(c) << " rank " << r << " (warm-up " << warmup << ")";
+    }
+  }
+}
+
+// The point of 1F1B: rank r holds the activations of at most stages - r micro-batches at a time.
+TEST(PipelineOrder, OneFOneBKeepsAtMostStagesMinusRankMicroBatchesInFlight) {
+  for (const Case& c : all_cases()) {
+    if (c.schedule != kOneFOneB) continue;
+    for (int r = 0; r < c.stages; ++r) {
+      int in_flight = 0, most = 0;
+      for (const PipelineAction& a : order_of(c, r)) {
+        in_flight += a.kind == Kind::forward ? 1 : -1;
+        most = std::max(most, in_flight);
+      }
+      EXPECT_EQ(most, std::min(c.stages - r, c.micro_batches)) << describe(c) << " rank " << r;
+    }
+  }
+}
+
+TEST(PipelineOrder, OneFOneBExample) {
+  // 4 stages, 5 micro-batches, rank 1: two warm-up forwards, three steady pairs, two cool-down backwards.
+  const std::vector<PipelineAction> order = pipeline_order(kOneFOneB, 4, 1, 1, 5);
+  const std::vector<std::pair<Kind, int>> expected = {
+      {Kind::forward, 0}, {Kind::forward, 1}, {Kind::forward, 2}, {Kind::backward, 0}, {Kind::forward, 3},
+      {Kind::backward, 1}, {Kind::forward, 4}, {Kind::backward, 2}, {Kind::backward, 3}, {Kind::backward, 4}};
+  ASSERT_EQ(order.size(), expected.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    EXPECT_EQ(order[i], (PipelineAction{expected[i].first, expected[i].second, 1})) << "pass " << i;
+}
+
+TEST(PipelineOrder, InterleavedExample) {
+  // 2 stages x 2 virtual stages, 4 micro-batches, rank 0 (chunks 0 and 2): micro-batches in groups of 2,
+  // forwards chunk 0 then chunk 2, backwards chunk 2 then chunk 0; warm-up 2 (2 - 0 - 1) + (2 - 1) 2 = 4.
+  const std::vector<PipelineAction> order = pipeline_order(kInterleaved, 2, 0, 2, 4);
+  const auto F = [](int m, int c) { return PipelineAction{Kind::forward, m, c}; };
+  const auto B = [](int m, int c) { return PipelineAction{Kind::backward, m, c}; };
+  const std::vector<PipelineAction> expected = {F(0, 0), F(1, 0), F(0, 2), F(1, 2), F(2, 0), B(0, 2),
+                                                F(3, 0), B(1, 2), F(2, 2), B(0, 0), F(3, 2), B(1, 0),
+                                                B(2, 2), B(3, 2), B(2, 0), B(3, 0)};
+  EXPECT_EQ(order, expected);
+}
+
+TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
+  EXPECT_NE(user_error([] { pipeline_order(kOneFOneB, 2, 0, 2, 4); }).find("[parallel] virtual_stages"),
+            std::string::npos);
+  EXPECT_NE(user_error([] { pipeline_order(kInterleaved, 2, 0, 1, 4); }).find("[parallel] virtual_stages"),
+            std::string::npos);
+  const std::string uneven = user_error([] { pipeline_order(kInterleaved, 4, 0, 2, 6); });
+  EXPECT_NE(uneven.find("[train] global_batch"), std::string::npos) << uneven;
+  EXPECT_NE(uneven.find("[parallel] pipeline = 4"), std::string::npos) << uneven;
+  EXPECT_NE(user_error([] { pipeline_order(kOneFOneB, 2, 0, 1, 0); }).find("[train] global_batch"),
+            std::string::npos);
+  EXPECT_NE(user_error([] { pipeline_program(kInterleaved, 3, 0, 2, 4); }).find("[train] global_batch"),
+            std::string::npos);
+}
+
+// Plays every rank's program against point-to-point channels with the communicator's semantics at their
+// strictest (rendezvous, nothing buffered): an exchange posts its send and its receive together and
+// finishes when both have met their match, and on each directed link sends and receives meet in the
+// order they were posted. A pass runs only once its input is on its rank. Returns the first problem, or
+// "" when every program ran to its end.
+std::string play(const Case& c) {
+  const int p = c.stages, chunks = p * c.virtual_stages;
+  std::vector<std::vector<PipelineStep>> programs;
+  for (int r = 0; r < p; ++r)
+    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches));
+  std::map<std::pair<int, int>, std::deque<PipelineAction>> sends, recvs;  // unmatched posts per (from, to)
+  std::vector<std::size_t> next(p, 0);
+  std::vector<int> unmatched(p, -1);                // of the current exchange; -1: not posted yet
+  std::vector<std::set<PipelineAction>> outputs(p);  // on each rank, not consumed or sent yet
+  std::vector<std::vector<PipelineAction>> ran(p);
+  const auto input_of = [&](const PipelineAction& a) -> std::optional<PipelineAction> {
+    const int from = a.kind == Kind::forward ? a.chunk - 1 : a.chunk + 1;
+    if (from < 0 || from >= chunks) return std::nullopt;
+    return PipelineAction{a.kind, a.micro, from};
+  };
+  const auto has_consumer = [&](const PipelineAction& a) {
+    return a.kind == Kind::forward ? a.chunk + 1 < chunks : a.chunk > 0;
+  };
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (int r = 0; r < p; ++r) {
+      while (next[r] < programs[r].size()) {
+        const PipelineStep& s = programs[r][next[r]];
+        const std::string at = "rank " + std::to_string(r) + " step " + std::to_string(next[r]) + ": ";
+        if (s.op == PipelineStep::Op::compute) {
+          if (s.action.chunk % p != r) return at + describe(s.action) + " runs on the wrong rank";
+          if (const auto in = input_of(s.action); in && outputs[r].erase(*in) == 0)
+            return at + describe(s.action) + " runs before its input " + describe(*in) + " is there";
+          if (has_consumer(s.action)) outputs[r].insert(s.action);
+          ran[r].push_back(s.action);
+        } else if (unmatched[r] < 0) {
+          if (s.peer != (r + 1) % p && s.peer != (r + p - 1) % p) return at + "an exchange with a non-neighbour";
+          unmatched[r] = 0;
+          if (s.sent) {
+            if (outputs[r].erase(*s.sent) == 0) return at + "sends " + describe(*s.sent) + ", which it does not hold";
+            sends[{r, s.peer}].push_back(*s.sent);
+            ++unmatched[r];
+          }
+          if (s.received) {
+            recvs[{s.peer, r}].push_back(*s.received);
+            ++unmatched[r];
+          }
+          moved = true;
+          break;
+        } else if (unmatched[r] > 0) {
+          break;
+        } else {
+          unmatched[r] = -1;
+        }
+        ++next[r];
+        moved = true;
+      }
+    }
+    for (auto& [link, queue] : sends) {
+      std::deque<PipelineAction>& waiting = recvs[link];
+      for (; !queue.empty() && !waiting.empty(); queue.pop_front(), waiting.pop_front()) {
+        if (queue.front() != waiting.front())
+          return "link " + std::to_string(link.first) + " -> " + std::to_string(link.second) + " delivers " +
+                 describe(queue.front()) + " where " + describe(waiting.front()) + " is expected";
+        outputs[link.second].insert(queue.front());
+        --unmatched[link.first];
+        --unmatched[link.second];
+        moved = true;
+      }
+    }
+  }
+  for (int r = 0; r < p; ++r) {
+    if (next[r] < programs[r].size()) return "deadlock: rank " + std::to_string(r) + " waits at step " +
+                                             std::to_string(next[r]) + " of " + std::to_string(programs[r].size());
+    if (ran[r] != order_of(c, r)) return "rank " + std::to_string(r) + " runs its passes out of pipeline_order";
+    if (!outputs[r].empty()) return "rank " + std::to_string(r) + " ends with unconsumed outputs";
+  }
+  return "";
+}
+
+TEST(PipelineProgram, EveryScheduleRunsToTheEndOnBlockingChannels) {
+  for (const Case& c : all_cases()) EXPECT_EQ(play(c), "") << describe(c);
+}
+
+TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
+  // 2 stages, 4 micro-batches: once both ranks are in the steady state, rank 0's forward output and
+  // rank 1's gradient cross in one send_recv (Megatron's send_forward_recv_backward on rank 0,
+  // send_backward_recv_forward on rank 1).
+  const auto F = [](int m, int c) { return PipelineAction{Kind::forward, m, c}; };
+  const auto B = [](int m, int c) { return PipelineAction{Kind::backward, m, c}; };
+  for (int r = 0; r < 2; ++r) {
+    int paired = 0;
+    for (const PipelineStep& s : pipeline_program(kOneFOneB, 2, r, 1, 4)) {
+      if (s.op != PipelineStep::Op::exchange || !s.sent || !s.received) continue;
+      const PipelineAction forward = r == 0 ? *s.sent : *s.received, backward = r == 0 ? *s.received : *s.sent;
+      EXPECT_EQ(forward, F(forward.micro, 0));
+      EXPECT_EQ(backward, B(forward.micro - 1, 1));
+      ++paired;
+    }
+    EXPECT_EQ(paired, 2) << "rank " << r;  // micro-batches 2 and 3 go forward while 1 and 2 come back
+  }
+}
+
+// --- run_pipeline over MPI ---
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+// The toy model: chunk c maps an activation X [kRows, kDim] to tanh(X W_c) with a fixed W_c [kDim, kDim];
+// the loss is the sum of squares of the last chunk's output. kRows x kDim f32 is 256 KiB per message, far
+// above MPI's eager limits, so every transfer is a rendezvous and a misordered one deadlocks.
+constexpr int kRows = 1024, kDim = 64;
+using Matrix = std::vector<float>;
+
+float hashed(std::uint64_t seed, std::uint64_t i) {  // uniform in [-1, 1)
+  std::uint64_t x = (seed + 1) * 0x9E3779B97F4A7C15ull + i * 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 31;
+  x *= 0x94D049BB133111EBull;
+  x ^= x >> 29;
+  return static_cast<float>(static_cast<double>(x >> 11) / 9007199254740992.0 * 2 - 1);
+}
+
+Matrix weight(int chunk) {
+  Matrix w(kDim * kDim);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = hashed(1000 + chunk, i) * 2 / std::sqrt(float{kDim});
+  return w;
+}
+
+Matrix input(int micro) {
+  Matrix x(kRows * kDim);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = hashed(micro, i);
+  return x;
+}
+
+Matrix chunk_forward(const Matrix& x, const Matrix& w) {
+  Matrix y(kRows * kDim, 0.0f);
+  for (int i = 0; i < kRows; ++i)
+    for (int k = 0; k < kDim; ++k)
+      for (int j = 0; j < kDim; ++j) y[i * kDim + j] += x[i * kDim + k] * w[k * kDim + j];
+  for (float& v : y) v = std::tanh(v);
+  return y;
+}
+
+// Adds d(loss)/dW to dw and returns d(loss)/dX, from the chunk's input x, output y and d(loss)/dy.
+Matrix chunk_backward(const Matrix& x, const Matrix& w, const Matrix& y, const Matrix& dy, Matrix& dw) {
+  Matrix dz(dy.size()), dx(x.size(), 0.0f);
+  for (std::size_t i = 0; i < dz.size(); ++i) dz[i] = dy[i] * (1 - y[i] * y[i]);
+  for (int i = 0; i < kRows; ++i)
+    for (int k = 0; k < kDim; ++k)
+      for (int j = 0; j < kDim; ++j) {
+        dw[k * kDim + j] += x[i * kDim + k] * dz[i * kDim + j];
+        dx[i * kDim + k] += dz[i * kDim + j] * w[k * kDim + j];
+      }
+  return dx;
+}
+
+Matrix loss_gradient(const Matrix& y) {
+  Matrix dy(y.size());
+  for (std::size_t i = 0; i < y.size(); ++i) dy[i] = 2 * y[i];
+  return dy;
+}
+
+double sum_of_squares(const Matrix& y) {
+  return std::accumulate(y.begin(), y.end(), 0.0, [](double s, float v) { return s + double{v} * v; });
+}
+
+Tensor to_tensor(const Matrix& m) {
+  Tensor t = Tensor::host({kRows, kDim}, DType::f32);
+  std::copy(m.begin(), m.end(), t.data<float>());
+  return t;
+}
+Matrix to_matrix(const Tensor& t) { return Matrix(t.data<float>(), t.data<float>() + t.numel()); }
+
+struct Gradients {
+  std::vector<Matrix> dw;  // per chunk; empty for chunks of other ranks
+  double loss = 0;         // on the rank of the last chunk
+};
+
+Gradients sequential(int chunks, int micro_batches) {
+  Gradients g{std::vector<Matrix>(chunks, Matrix(kDim * kDim, 0.0f)), 0};
+  for (int m = 0; m < micro_batches; ++m) {
+    std::vector<Matrix> xs{input(m)}, ys;
+    for (int c = 0; c < chunks; ++c) {
+      ys.push_back(chunk_forward(xs.back(), weight(c)));
+      xs.push_back(ys.back());
+    }
+    g.loss += sum_of_squares(ys.back());
+    Matrix dy = loss_gradient(ys.back());
+    for (int c = chunks - 1; c >= 0; --c) dy = chunk_backward(xs[c], weight(c), ys[c], dy, g.dw[c]);
+  }
+  return g;
+}
+
+struct Pipelined {
+  Gradients grads;
+  PipelineReport report;
+};
+
+Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches) {
+  const int p = world_size(), rank = world_rank(), chunks = p * virtual_stages;
+  std::vector<int> members(p);
+  std::iota(members.begin(), members.end(), 0);
+  const kernels::Context ctx = kernels::Context::cpu();
+  const auto pp = parallel::make_communicator(parallel::Backend::mpi, "pp", members, ctx, 120);
+
+  Pipelined out;
+  out.grads.dw.resize(chunks);
+  for (int c = rank; c < chunks; c += p) out.grads.dw[c].assign(kDim * kDim, 0.0f);
+  std::map<std::pair<int, int>, std::pair<Matrix, Matrix>> stash;  // (micro, chunk) -> its input and output
+  PipelineHooks hooks;
+  hooks.activation_shape = {kRows, kDim};
+  hooks.activation_dtype = DType::f32;
+  hooks.forward = [&](int m, int c, const Tensor& in) {
+    EXPECT_EQ(in.defined(), c > 0) << "micro " << m << " chunk " << c;
+    Matrix x = c == 0 ? input(m) : to_matrix(in);
+    Matrix y = chunk_forward(x, weight(c));
+    if (c == chunks - 1) out.grads.loss += sum_of_squares(y);
+    const Tensor result = c == chunks - 1 ? Tensor() : to_tensor(y);
+    stash[{m, c}] = {std::move(x), std::move(y)};
+    return result;
+  };
+  hooks.backward = [&](int m, int c, const Tensor& dout) {
+    EXPECT_EQ(dout.defined(), c < chunks - 1) << "micro " << m << " chunk " << c;
+    auto node = stash.extract({m, c});
+    EXPECT_FALSE(node.empty()) << "backward of micro " << m << " chunk " << c << " before its forward";
+    if (node.empty()) return Tensor();
+    const auto& [x, y] = node.mapped();
+    const Matrix dy = c == chunks - 1 ? loss_gradient(y) : to_matrix(dout);
+    const Matrix dx = chunk_backward(x, weight(c), y, dy, out.grads.dw[c]);
+    return c == 0 ? Tensor() : to_tensor(dx);
+  };
+  out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks);
+  EXPECT_TRUE(stash.empty());
+  return out;
+}
+
+double relative_error(const Matrix& a, const Matrix& b) {
+  double diff = 0, norm = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff += (double{a[i]} - b[i]) * (double{a[i]} - b[i]);
+    norm += double{b[i]} * b[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+// Every chunk's weight gradient on its rank, and the loss on the last chunk's rank, equal the sequential
+// run: the same arithmetic in the same order, so they agree bit for bit, well inside 1e-6.
+void expect_matches_one_rank(PipelineSchedule s, int virtual_stages, int micro_batches) {
+  const int p = world_size(), rank = world_rank(), chunks = p * virtual_stages;
+  SCOPED_TRACE(describe(Case{s, p, virtual_stages, micro_batches}));
+  const Pipelined got = pipelined(s, virtual_stages, micro_batches);
+  const Gradients want = sequential(chunks, micro_batches);
+  for (int c = rank; c < chunks; c += p)
+    EXPECT_LT(relative_error(got.grads.dw[c], want.dw[c]), 1e-6) << "chunk " << c;
+  if ((chunks - 1) % p == rank) {
+    EXPECT_NEAR(got.grads.loss, want.loss, 1e-6 * want.loss);
+  }
+}
+
+TEST(PipelineRun, OneFOneBGradientsEqualOneRank) {
+  expect_matches_one_rank(kOneFOneB, 1, 1);
+  expect_matches_one_rank(kOneFOneB, 1, 2 * world_size() + 1);
+}
+
+TEST(PipelineRun, InterleavedGradientsEqualOneRank) {
+  expect_matches_one_rank(kInterleaved, 2, 2 * world_size());
+  expect_matches_one_rank(kInterleaved, 3, world_size());
+}
+
+TEST(PipelineRun, ReportsTransfersAndTheBubble) {
+  const int p = world_size(), rank = world_rank(), v = 2, m = 2 * p;
+  const PipelineReport report = pipelined(kInterleaved, v, m).report;
+  EXPECT_DOUBLE_EQ(report.ideal_bubble, static_cast<double>(p - 1) / (v * m + p - 1));
+  EXPECT_GE(report.bubble_fraction, 0.0);
+  EXPECT_LE(report.bubble_fraction, 1.0);
+  EXPECT_GT(report.busy_s, 0.0);
+  EXPECT_LE(report.busy_s, report.wall_s);
+  // Every pass sends its output unless it is the model's first or last or its consumer is on this rank
+  // (one stage); every pass with an input from another rank receives it.
+  const int ends = (rank == 0) + (rank == (p * v - 1) % p);
+  const int transfers = p == 1 ? 0 : m * (2 * v - ends);
+  EXPECT_EQ(report.sends, transfers);
+  EXPECT_EQ(report.recvs, transfers);
+}
+
+}  // namespace
