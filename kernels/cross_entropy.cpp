@@ -13,8 +13,8 @@ void check_common(const char* op, const Tensor& logits, const Tensor& targets, c
   if (!targets.on_host()) return;  // device targets are the caller's to validate (see the header)
   const std::int32_t* pt = targets.data<std::int32_t>();
   for (std::int64_t t = 0; t < targets.numel(); ++t)
-    R1_REQUIRE(pt[t] >= -1 && pt[t] < logits.dim(1), op, ": targets[", t, "] = ", pt[t],
-               " is neither -1 (ignored) nor a column of logits ", logits.str());
+    R1_REQUIRE(pt[t] >= kTargetElsewhere && pt[t] < logits.dim(1), op, ": targets[", t, "] = ", pt[t],
+               " is neither -1 (ignored), ", kTargetElsewhere, " (elsewhere) nor a column of logits ", logits.str());
 }
 }  // namespace
 

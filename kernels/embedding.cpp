@@ -9,7 +9,7 @@ void check_ids(const char* op, const Tensor& ids, std::int64_t vocab, const char
   if (!ids.on_host()) return;  // device ids are the caller's to validate (see the header)
   const std::int32_t* p = ids.data<std::int32_t>();
   for (std::int64_t t = 0; t < ids.numel(); ++t)
-    R1_REQUIRE(p[t] >= 0 && p[t] < vocab, op, ": ids[", t, "] = ", p[t], " is not a row of ", table_name, " ",
+    R1_REQUIRE(p[t] >= -1 && p[t] < vocab, op, ": ids[", t, "] = ", p[t], " is not a row of ", table_name, " ",
                table.str());
 }
 }  // namespace

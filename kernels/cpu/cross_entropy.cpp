@@ -23,7 +23,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const Te
       for (std::int64_t j = 0; j < v; ++j) s += std::exp(load_f32(xr[j]) - m);
       const double l = m + std::log(s);
       plse[t] = static_cast<float>(l);
-      pl[t] = pt[t] < 0 ? 0.0f : static_cast<float>(l - load_f32(xr[pt[t]]));
+      pl[t] = pt[t] == -1 ? 0.0f : pt[t] == kTargetElsewhere ? static_cast<float>(l) : static_cast<float>(l - load_f32(xr[pt[t]]));
     }
   });
 }
@@ -40,7 +40,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
     T* pg = dlogits.data<T>();  // may be px: each element is read before it is written
 #pragma omp parallel for schedule(static)
     for (std::int64_t t = 0; t < rows; ++t) {
-      const float d = pt[t] < 0 ? 0.0f : pd[t];
+      const float d = pt[t] == -1 ? 0.0f : pd[t];
       for (std::int64_t j = 0; j < v; ++j) {
         const float p = std::exp(load_f32(px[t * v + j]) - plse[t]);
         pg[t * v + j] = store_as<T>((p - (j == pt[t] ? 1.0f : 0.0f)) * d);

@@ -19,7 +19,7 @@ void embedding_forward(const Tensor& table, const Tensor& ids, const Tensor& out
       TO* po = out.data<TO>();
 #pragma omp parallel for schedule(static)
       for (std::int64_t t = 0; t < rows; ++t)
-        for (std::int64_t j = 0; j < d; ++j) po[t * d + j] = store_as<TO>(load_f32(pt[pi[t] * d + j]));
+        for (std::int64_t j = 0; j < d; ++j) po[t * d + j] = store_as<TO>(pi[t] < 0 ? 0.0f : load_f32(pt[pi[t] * d + j]));
     });
   });
 }
@@ -29,10 +29,12 @@ void embedding_backward(const Tensor& dout, const Tensor& ids, const Tensor& dta
   const std::int32_t* pi = ids.data<std::int32_t>();
   // start[id] .. start[id + 1]: the tokens of id, in token order.
   std::vector<std::int64_t> start(static_cast<std::size_t>(vocab) + 1, 0), order(static_cast<std::size_t>(rows));
-  for (std::int64_t t = 0; t < rows; ++t) ++start[pi[t] + 1];
+  for (std::int64_t t = 0; t < rows; ++t)
+    if (pi[t] >= 0) ++start[pi[t] + 1];
   for (std::int64_t v = 0; v < vocab; ++v) start[v + 1] += start[v];
   std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
-  for (std::int64_t t = 0; t < rows; ++t) order[fill[pi[t]]++] = t;
+  for (std::int64_t t = 0; t < rows; ++t)
+    if (pi[t] >= 0) order[fill[pi[t]]++] = t;
   float* pd = dtable.data<float>();
   with_float_type(dout.dtype(), "embedding_backward", [&](auto tag) {
     using G = decltype(tag);

@@ -35,7 +35,7 @@ __global__ void forward_kernel(std::int64_t v, const T* logits, const std::int32
     const float l = gm + logf(s);
     const std::int32_t tgt = targets[t];
     lse[t] = l;
-    losses[t] = tgt == -1 ? 0.0f : (tgt < 0 || tgt >= v) ? NAN : l - load_f32(xr[tgt]);
+    losses[t] = tgt == -1 ? 0.0f : tgt == kTargetElsewhere ? l : (tgt < 0 || tgt >= v) ? NAN : l - load_f32(xr[tgt]);
   }
 }
 
@@ -44,7 +44,7 @@ __global__ void backward_kernel(std::int64_t v, const T* logits, const std::int3
                                 const float* dloss, T* dlogits) {
   const std::int64_t t = blockIdx.x;
   const std::int32_t tgt = targets[t];
-  const float d = tgt == -1 ? 0.0f : (tgt < 0 || tgt >= v) ? NAN : dloss[t];
+  const float d = tgt == -1 ? 0.0f : (tgt != kTargetElsewhere && (tgt < 0 || tgt >= v)) ? NAN : dloss[t];
   const float l = lse[t];
   for (std::int64_t c = threadIdx.x * N; c < v; c += kThreads * N) {
     float e[N];

@@ -17,13 +17,14 @@ __global__ void forward_kernel(std::int64_t vocab, std::int64_t d, const TT* tab
   const std::int64_t t = blockIdx.x;
   const std::int64_t id = ids[t];
   const bool valid = id >= 0 && id < vocab;
+  const float fill = id == -1 ? 0.0f : NAN;  // -1: a row of another vocabulary shard
   for (std::int64_t c = threadIdx.x * N; c < d; c += kThreads * N) {
     float v[N];
     if (valid) {
       load_pack<N>(table + id * d + c, v);
     } else {
 #pragma unroll
-      for (int k = 0; k < N; ++k) v[k] = NAN;
+      for (int k = 0; k < N; ++k) v[k] = fill;
     }
     store_pack<N>(out + t * d + c, v);
   }

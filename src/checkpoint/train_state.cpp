@@ -8,11 +8,12 @@
 namespace r1::ckpt {
 
 namespace {
-// A parameter-shaped tensor (master or moment) as the slice of its global tensor that this rank holds.
-Slice slice_of(std::string name, const Param& p, const Tensor& t) {
-  std::vector<std::int64_t> offset(static_cast<std::size_t>(t.rank()), 0);
-  if (!offset.empty()) offset[0] = p.row_offset;
-  return Slice{std::move(name), p.global_shape, std::move(offset), t};
+// A parameter-shaped tensor (master or moment) as the boxes of its global tensor that this rank holds.
+void add_slices(std::vector<Slice>& out, const std::string& name, const Param& p, const Tensor& t) {
+  for (const ShardPiece& piece : shard_pieces(p)) {
+    const bool whole = piece.local_begin == 0 && (t.rank() == 0 || piece.local_end == t.dim(0));
+    out.push_back(Slice{name, p.global_shape, piece.offset, whole ? t : t.slice(piece.local_begin, piece.local_end)});
+  }
 }
 }  // namespace
 
@@ -26,42 +27,28 @@ std::string model_name(const Param& p) { return "model/" + p.name; }
 std::string exp_avg_name(const Param& p) { return "optim/exp_avg/" + p.name; }
 std::string exp_avg_sq_name(const Param& p) { return "optim/exp_avg_sq/" + p.name; }
 
-std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* moments, bool whole, bool shards) {
+std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* moments,
+                               const std::function<bool(const Param&)>& include) {
   std::vector<Slice> out;
   const auto& all = params.all();
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Param& p = *all[i];
-    if (p.sharded() ? !shards : !whole) continue;
-    out.push_back(slice_of(model_name(p), p, p.master));
+    if (include && !include(p)) continue;
+    add_slices(out, model_name(p), p, p.master);
     if (moments && p.trainable) {
-      out.push_back(slice_of(exp_avg_name(p), p, moments->exp_avg[i]));
-      out.push_back(slice_of(exp_avg_sq_name(p), p, moments->exp_avg_sq[i]));
+      add_slices(out, exp_avg_name(p), p, moments->exp_avg[i]);
+      add_slices(out, exp_avg_sq_name(p), p, moments->exp_avg_sq[i]);
     }
   }
   return out;
 }
 
 SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt) {
-  // Every rank holds the replicated tensors: the lowest (rank 0) writes them. Expert shards: the ranks
-  // holding the same experts (an EDP group) split off by their first expert, and the lowest of each writes.
-  MPI_Comm comm = ckpt.comm();
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  const int writer = lowest_full_copy_rank(comm, true);
-  int first_expert = 0;
-  for (const auto& p : params.all())
-    if (p->sharded()) {
-      first_expert = static_cast<int>(p->row_offset);
-      break;
-    }
-  MPI_Comm same_experts = MPI_COMM_NULL;
-  MPI_Comm_split(comm, first_expert, rank, &same_experts);
-  int rank_among_them = 0;  // ordered by rank (the split's key)
-  MPI_Comm_rank(same_experts, &rank_among_them);
-  MPI_Comm_free(&same_experts);
+  // Of the ranks holding the same slice of a tensor (its data-parallel, expert-data-parallel and, unless
+  // it is split, tensor-parallel replicas), the first writes it: every global tensor is written once.
   meta.optimizer_state["steps_taken"] = opt.steps_taken();
   const AdamW::Moments moments = opt.gather_moments();
-  return ckpt.save(meta, held_slices(params, &moments, rank == writer, rank_among_them == 0));
+  return ckpt.save(meta, held_slices(params, &moments, [&](const Param& p) { return opt.first_copy(p); }));
 }
 
 Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, ParamStore& params, AdamW* opt,

@@ -1,6 +1,7 @@
 // The trainer's state as checkpoint slices: parameters (f32 masters, buffers included) and AdamW
 // moments, saved and loaded for the current layout; other layouts only change which slices a rank owns.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,17 +22,16 @@ std::string model_name(const Param& p);        // "model/<name>"
 std::string exp_avg_name(const Param& p);      // "optim/exp_avg/<name>"
 std::string exp_avg_sq_name(const Param& p);   // "optim/exp_avg_sq/<name>"
 
-// Every tensor of the trainer this rank holds, as slices of the global tensors: whole tensors, and
-// expert-parallel shards of the routed experts at their global offsets. `moments` (whole, parameter-
-// shaped: AdamW::gather_moments or moments_to_load) null: parameters only. `whole` / `shards` select
-// the two kinds.
-std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* moments, bool whole = true,
-                               bool shards = true);
+// Every tensor of the trainer this rank holds, as slices of the global tensors: whole tensors, and the
+// expert- and tensor-parallel shards at their global offsets (a fused [gate | up] shard is two slices).
+// `moments` (whole, parameter-shaped: AdamW::gather_moments or moments_to_load) null: parameters only.
+// `include` (null: every parameter) selects the parameters.
+std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* moments,
+                               const std::function<bool(const Param&)>& include = nullptr);
 
-// Collective over the checkpointer's communicator: the lowest rank writes the replicated tensors, and the
-// lowest rank holding each expert shard writes that shard, so every global tensor is written exactly once.
-// ZeRO-1 moment parts are gathered first (collective over the optimizer's replica groups).
-// meta.optimizer_state gets AdamW's steps taken.
+// Collective over the checkpointer's communicator and the optimizer's replica groups: the first copy of
+// every slice (AdamW::first_copy) is written, so every global tensor is written exactly once. ZeRO-1
+// moment parts are gathered first. meta.optimizer_state gets AdamW's steps taken.
 SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt);
 
 // Not collective: every rank reads every tensor it holds. weights: the masters (then the compute copies

@@ -50,6 +50,17 @@ void check_layout(const Deck& d, int world) {
     fail_rule(d, "parallel.pipeline", "model.n_layers", rule);
   }
   if (d.get_int("model.n_heads") % tp != 0) fail_rule(d, "parallel.tensor", "model.n_heads", "tensor must divide n_heads");
+  // The other cuts of tensor parallelism: the vocabulary and the FFN hidden columns, into equal shares.
+  const bool dense = d.get_bool("model.dense");
+  const std::pair<const char*, std::int64_t> cuts[] = {
+      {"model.vocab_size", d.get_int("model.vocab_size")},
+      {"model.dense_inter_dim", dense || d.get_int("model.n_dense_layers") > 0 ? d.get_int("model.dense_inter_dim") : 0},
+      {"model.moe_inter_dim", dense ? 0 : d.get_int("model.moe_inter_dim") * d.get_int("model.n_shared_experts")}};
+  for (const auto& [key, n] : cuts)
+    if (n % tp != 0)
+      fail_rule(d, "parallel.tensor", key, concat("tensor = ", tp, " does not divide ", key, " (", n,
+                                                  std::string_view(key) == "model.moe_inter_dim" ? " x n_shared_experts" : "",
+                                                  "): tensor parallelism splits it into equal shares"));
   if (d.get_bool("model.dense")) return;  // no experts, so no expert layout
   const std::int64_t ep = d.get_int("parallel.expert");
   if (d.get_int("model.n_routed_experts") % ep != 0)

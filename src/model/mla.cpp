@@ -35,9 +35,9 @@ kernels::RopeTables mla_rope_tables(const kernels::Context& ctx, const ModelConf
 }
 
 MlaAttention::MlaAttention(const ModelConfig& c, ParamStore& params, const std::string& prefix,
-                           const kernels::RopeTables& rope)
+                           const kernels::RopeTables& rope, TpGroup tp)
     : dim_(c.dim),
-      heads_(c.n_heads),
+      heads_(c.n_heads / tp.size()),
       d_nope_(c.qk_nope_head_dim),
       d_rope_(c.qk_rope_head_dim),
       d_v_(c.v_head_dim),
@@ -50,17 +50,26 @@ MlaAttention::MlaAttention(const ModelConfig& c, ParamStore& params, const std::
   const std::int64_t d_qk = d_nope_ + d_rope_;
   scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d_qk)) * rope.attention_mscale *
                               rope.attention_mscale);
+  R1_CHECK(heads_ * tp.size() == c.n_heads, prefix, ": ", c.n_heads, " heads over ", tp.size(), " tensor-parallel ranks");
+  const std::int64_t h = c.n_heads, r = tp.rank(), n = tp.size();
+  const auto partial = [](Param& p) {  // whole on every rank, each rank's heads add their share of the gradient
+    p.tp = TpRole::partial;
+    return &p;
+  };
+  const auto heads = [&](const std::string& name, std::int64_t per_head, std::int64_t in) {  // rows by head
+    return &params.add_split(prefix + name, {h * per_head, in}, {.dim = 0}, r, n, Init::normal);
+  };
   if (q_rank_ == 0) {
-    q_proj_ = &params.add(prefix + ".q_proj", {heads_ * d_qk, dim_}, Init::normal);
+    q_proj_ = heads(".q_proj", d_qk, dim_);
   } else {
-    q_a_proj_ = &params.add(prefix + ".q_a_proj", {q_rank_, dim_}, Init::normal);
-    q_a_norm_ = &params.add(prefix + ".q_a_norm", {q_rank_}, Init::ones, /*decay=*/false);
-    q_b_proj_ = &params.add(prefix + ".q_b_proj", {heads_ * d_qk, q_rank_}, Init::normal);
+    q_a_proj_ = partial(params.add(prefix + ".q_a_proj", {q_rank_, dim_}, Init::normal));
+    q_a_norm_ = partial(params.add(prefix + ".q_a_norm", {q_rank_}, Init::ones, /*decay=*/false));
+    q_b_proj_ = heads(".q_b_proj", d_qk, q_rank_);
   }
-  kv_a_proj_ = &params.add(prefix + ".kv_a_proj", {kv_rank_ + d_rope_, dim_}, Init::normal);
-  kv_a_norm_ = &params.add(prefix + ".kv_a_norm", {kv_rank_}, Init::ones, /*decay=*/false);
-  kv_b_proj_ = &params.add(prefix + ".kv_b_proj", {heads_ * (d_nope_ + d_v_), kv_rank_}, Init::normal);
-  o_proj_ = &params.add(prefix + ".o_proj", {dim_, heads_ * d_v_}, Init::normal);
+  kv_a_proj_ = partial(params.add(prefix + ".kv_a_proj", {kv_rank_ + d_rope_, dim_}, Init::normal));
+  kv_a_norm_ = partial(params.add(prefix + ".kv_a_norm", {kv_rank_}, Init::ones, /*decay=*/false));
+  kv_b_proj_ = heads(".kv_b_proj", d_nope_ + d_v_, kv_rank_);
+  o_proj_ = &params.add_split(prefix + ".o_proj", {dim_, h * d_v_}, {.dim = 1}, r, n, Init::normal);
 }
 
 Tensor MlaAttention::project(const kernels::Context& ctx, const Tensor& positions, const Tensor& x, Saved& s) const {

@@ -9,6 +9,7 @@
 #include "model/batch.hpp"
 #include "model/config.hpp"
 #include "model/params.hpp"
+#include "model/tensor_parallel.hpp"
 
 namespace r1 {
 
@@ -27,7 +28,12 @@ class MlaAttention {
  public:
   // Registers prefix.{q_proj | q_a_proj, q_a_norm, q_b_proj}, kv_a_proj, kv_a_norm, kv_b_proj, o_proj
   // (docs/model.md). The layer keeps a handle to `rope`'s tables (shared, not copied).
-  MlaAttention(const ModelConfig& c, ParamStore& params, const std::string& prefix, const kernels::RopeTables& rope);
+  // Tensor parallelism splits the heads: each rank holds n_heads / tp heads' rows of q_proj (q_b_proj)
+  // and kv_b_proj and their columns of o_proj; the latent projections and norms are whole on every rank
+  // and get a partial gradient (TpRole::partial). forward's out and backward's dx are then partial sums
+  // over `tp` (the caller reduces).
+  MlaAttention(const ModelConfig& c, ParamStore& params, const std::string& prefix, const kernels::RopeTables& rope,
+               TpGroup tp = {});
 
   // What backward needs; every tensor in the compute dtype unless noted. `x` is the caller's input,
   // held (not copied): it must stay unchanged until backward.

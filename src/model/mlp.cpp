@@ -5,11 +5,12 @@
 
 namespace r1 {
 
-DenseMlp::DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter)
+DenseMlp::DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter, TpGroup tp)
     : dim_(dim),
-      inter_(inter),
-      gate_up_(params.add(prefix + ".gate_up", {2 * inter, dim}, Init::normal)),
-      down_(params.add(prefix + ".down", {dim, inter}, Init::normal)) {}
+      inter_(inter / tp.size()),
+      gate_up_(params.add_split(prefix + ".gate_up", {2 * inter, dim}, {.dim = 0, .groups = 2}, tp.rank(), tp.size(),
+                                Init::normal)),
+      down_(params.add_split(prefix + ".down", {dim, inter}, {.dim = 1}, tp.rank(), tp.size(), Init::normal)) {}
 
 DenseMlp::Saved DenseMlp::forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out,
                                   bool accumulate) const {

@@ -6,13 +6,16 @@
 
 #include "kernels/context.hpp"
 #include "model/params.hpp"
+#include "model/tensor_parallel.hpp"
 
 namespace r1 {
 
 class DenseMlp {
  public:
-  // Registers `prefix.gate_up` [2 inter, D] (rows: gate, then up) and `prefix.down` [D, inter].
-  DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter);
+  // Registers `prefix.gate_up` [2 inter, D] (rows: gate, then up) and `prefix.down` [D, inter]. Under
+  // tensor parallelism each rank holds inter / tp of the hidden columns (gate_up rows of both halves,
+  // down columns), and forward's out and backward's dx are partial sums over `tp` (the caller reduces).
+  DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter, TpGroup tp = {});
 
   // What the backward reads; all in the compute dtype.
   struct Saved {
@@ -28,7 +31,7 @@ class DenseMlp {
                 bool accumulate = false) const;
 
   std::int64_t dim() const { return dim_; }
-  std::int64_t inter() const { return inter_; }
+  std::int64_t inter() const { return inter_; }  // this rank's hidden columns
 
  private:
   std::int64_t dim_, inter_;

@@ -65,22 +65,45 @@ Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Sha
 }
 }  // namespace
 
-Model::Model(const ModelConfig& c, ParamStore& params, parallel::Communicator* ep) : c_(c), params_(params) {
+Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
+    : c_(c), params_(params), tp_{groups.tp} {
   const Context& ctx = params.context();
   rope_ = mla_rope_tables(ctx, c);
-  embed_ = &params.add("embed", {c.vocab_size, c.dim}, Init::normal, /*decay=*/false);
+  const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
+    vocab_shard(c.vocab_size, tp_);                                    // a clear error when V does not split
+    return &params.add_split(name, {c.vocab_size, c.dim}, {.dim = 0}, tp_.rank(), tp_.size(), Init::normal, decay);
+  };
+  // The chunks this rank holds: all layers in one without pipeline parallelism.
+  const int stages = groups.pp != nullptr ? groups.pp->size() : 1, stage = groups.pp != nullptr ? groups.pp->rank() : 0;
+  const int n_chunks = stages * (stages > 1 ? groups.virtual_stages : 1);
+  if (n_chunks == 1) {
+    chunks_.push_back({.index = 0, .first_layer = 0, .layers = c.n_layers, .embedding = true, .head = true});
+  } else {
+    R1_REQUIRE(c.mtp_depth == 0 && !c.tie_embeddings, "pipeline parallelism keeps the embedding and the head on "
+               "different ranks: it needs [model] mtp_depth = 0 and tie_embeddings = false");
+    const auto split = parallel::split_layers(c.n_layers, 0, n_chunks);
+    R1_REQUIRE(!split.empty(), "[model] n_layers = ", c.n_layers, " cannot be cut into ", n_chunks,
+               " pipeline chunks ([parallel] pipeline x virtual_stages) of at least one layer each");
+    for (int k = stage; k < n_chunks; k += stages)
+      chunks_.push_back({.index = k, .first_layer = split[static_cast<std::size_t>(k)].first,
+                         .layers = split[static_cast<std::size_t>(k)].count, .embedding = k == 0, .head = k == n_chunks - 1});
+  }
+  if (chunks_.front().embedding) embed_ = vocab_rows("embed", /*decay=*/false);
   const auto make_block = [&](const std::string& prefix, bool moe) {
     auto b = std::make_unique<Block>();
     b->attn_norm = &norm_param(params, prefix + ".attn_norm", c.dim);
-    b->attn = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope_);
+    b->attn = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope_, tp_);
     b->ffn_norm = &norm_param(params, prefix + ".ffn_norm", c.dim);
-    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe", ep);
-    else b->mlp = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim);
+    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe", groups.ep, tp_);
+    else b->mlp = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim, tp_);
     return b;
   };
-  for (std::int64_t l = 0; l < c.n_layers; ++l) blocks_.push_back(make_block("layers." + std::to_string(l), c.is_moe_layer(l)));
+  for (const ChunkInfo& ch : chunks_)
+    for (std::int64_t l = ch.first_layer; l < ch.first_layer + ch.layers; ++l)
+      blocks_.push_back(make_block("layers." + std::to_string(l), c.is_moe_layer(l)));
+  if (!chunks_.back().head) return;
   norm_ = &norm_param(params, "norm", c.dim);
-  head_ = c.tie_embeddings ? embed_ : &params.add("head", {c.vocab_size, c.dim}, Init::normal);
+  head_ = c.tie_embeddings ? embed_ : vocab_rows("head", /*decay=*/true);
   R1_REQUIRE(c.mtp_depth <= 1, "[model] mtp_depth = ", c.mtp_depth, ": r1hpc implements MTP depth 0 or 1");
   for (std::int64_t k = 0; k < c.mtp_depth; ++k) {
     const std::string p = "mtp." + std::to_string(k);
@@ -94,6 +117,27 @@ Model::Model(const ModelConfig& c, ParamStore& params, parallel::Communicator* e
 }
 
 Model::~Model() = default;
+
+void Model::tp_reduce(const Tensor& t) const {
+  if (!tp_.active()) return;
+  const kernels::ProfileRegion region(params_.context(), "tp_comm");
+  tp_.all_reduce(t);
+}
+
+const Model::ChunkInfo& Model::whole_model() const {
+  R1_CHECK(chunks_.size() == 1 && chunks_[0].embedding && chunks_[0].head,
+           "this model is split into pipeline chunks: run it chunk by chunk (forward_chunk, backward_chunk)");
+  return chunks_[0];
+}
+
+std::vector<int> Model::moe_layer_ids() const {
+  std::vector<int> ids;
+  for (const ChunkInfo& ch : chunks_)
+    for (std::int64_t l = ch.first_layer; l < ch.first_layer + ch.layers; ++l)
+      if (c_.is_moe_layer(l)) ids.push_back(static_cast<int>(l - (c_.dense ? 0 : c_.n_dense_layers)));
+  for (std::size_t k = 0; k < mtp_blocks_.size(); ++k) ids.push_back(static_cast<int>(ids.size()));
+  return ids;
+}
 
 int Model::moe_layer_count() const {
   int n = 0;
@@ -141,6 +185,21 @@ DeviceBatch Model::upload(const TokenBatch& tb) const {
       }
     d.mtp_ids = ints_to(ctx, mid, {T});
     d.mtp_targets = ints_to(ctx, mtg, {T});
+    if (tp_.active()) {
+      const VocabShard shard = vocab_shard(c_.vocab_size, tp_);
+      d.shard_mtp_ids = ints_to(ctx, shard_ids(mid, shard), {T});
+      d.shard_mtp_targets = ints_to(ctx, shard_targets(mtg, shard), {T});
+    }
+  }
+  if (tp_.active()) {
+    const VocabShard shard = vocab_shard(c_.vocab_size, tp_);
+    d.shard_ids = ints_to(ctx, shard_ids(tb.ids, shard), {T});
+    d.shard_targets = ints_to(ctx, shard_targets(tb.targets, shard), {T});
+  } else {
+    d.shard_ids = d.ids;
+    d.shard_targets = d.targets;
+    d.shard_mtp_ids = d.mtp_ids;
+    d.shard_mtp_targets = d.mtp_targets;
   }
   return d;
 }
@@ -160,6 +219,7 @@ std::unique_ptr<Model::BlockSaved> Model::block_forward(const Block& blk, const 
   {
     const kernels::ProfileRegion region(ctx, "attn");
     s->attn = blk.attn->forward(ctx, b.shape, s->n1, s->h);
+    tp_reduce(s->h);
   }
   kernels::axpy(ctx, 1.0f, x, s->h);  // h = x + attn(norm(x))
   s->n2 = ctx.empty({T, c_.dim}, dt);
@@ -174,6 +234,7 @@ std::unique_ptr<Model::BlockSaved> Model::block_forward(const Block& blk, const 
   } else {
     s->mlp = blk.mlp->forward(ctx, s->n2, y);
   }
+  tp_reduce(y);
   kernels::axpy(ctx, 1.0f, s->h, y);  // y = h + ffn(norm(h))
   if (!keep) {                        // keep only the input; backward rebuilds the rest
     auto kept = std::make_unique<BlockSaved>();
@@ -202,6 +263,7 @@ void Model::block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s
     const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
     if (blk.moe) blk.moe->backward(ctx, b.shape, *s->moe, dy, dn2, balance_weight);
     else blk.mlp->backward(ctx, *s->mlp, dy, dn2);
+    tp_reduce(dn2);
   }
   Tensor dh = ctx.empty({T, c_.dim}, dt);
   kernels::rmsnorm_backward(ctx, dn2, s->h, blk.ffn_norm->master, s->rstd2, dh, blk.ffn_norm->grad);
@@ -211,6 +273,7 @@ void Model::block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s
   {
     const kernels::ProfileRegion region(ctx, "attn");
     blk.attn->backward(ctx, b.shape, *s->attn, dh, dn1);
+    tp_reduce(dn1);
   }
   kernels::rmsnorm_backward(ctx, dn1, s->x, blk.attn_norm->master, s->rstd1, dx, blk.attn_norm->grad);
   kernels::axpy(ctx, 1.0f, dh, dx);
@@ -219,33 +282,49 @@ void Model::block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s
 void Model::SavedDeleter::operator()(Saved* s) const { delete s; }
 
 Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
+  whole_model();
+  return forward_chunk(0, b, Tensor{}, r);
+}
+
+const Tensor& Model::chunk_output(const Saved& s) { return s.trunk; }
+
+Model::SavedPtr Model::forward_chunk(int local, const DeviceBatch& b, const Tensor& input, ForwardResult& r) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
-  const std::int64_t T = b.shape.tokens(), V = c_.vocab_size, D = c_.dim;
+  const std::int64_t T = b.shape.tokens(), D = c_.dim;
   const float eps = static_cast<float>(c_.norm_eps);
   const kernels::ProfileRegion region(ctx, "forward");
+  const ChunkInfo& ch = chunks_.at(static_cast<std::size_t>(local));
   SavedPtr s(new Saved);
   r = ForwardResult{};
   r.loss_sum = ctx.zeros({1}, DType::f32);
   r.balance_loss = ctx.zeros({1}, DType::f32);
 
-  Tensor x = ctx.empty({T, D}, dt);
-  kernels::embedding_forward(ctx, embed_->compute, b.ids, x);
-  for (const auto& blk : blocks_) {
+  Tensor x = input;
+  if (ch.embedding) {
+    x = ctx.empty({T, D}, dt);
+    kernels::embedding_forward(ctx, embed_->compute, b.shard_ids, x);
+    tp_reduce(x);
+  }
+  R1_CHECK(x.defined() && x.shape() == Shape({T, D}) && x.dtype() == dt, "chunk ", ch.index, " input ",
+           x.defined() ? x.str() : "(none)", " for ", T, " tokens of width ", D);
+  const std::int64_t first = block_index(local);
+  for (std::int64_t i = first; i < first + ch.layers; ++i) {
     Tensor y = ctx.empty({T, D}, dt);
-    s->blocks.push_back(block_forward(*blk, b, x, y, r, !full_recompute));
+    s->blocks.push_back(block_forward(*blocks_[static_cast<std::size_t>(i)], b, x, y, r, !full_recompute));
     x = y;
   }
   s->trunk = x;
+  if (!ch.head) return s;
   std::optional<kernels::ProfileRegion> part(std::in_place, ctx, "head");
   s->final_norm = ctx.empty({T, D}, dt);
   s->final_rstd = ctx.empty({T}, DType::f32);
   kernels::rmsnorm_forward(ctx, x, norm_->master, eps, s->final_norm, s->final_rstd);
-  s->logits = ctx.empty({T, V}, dt);
+  s->logits = ctx.empty({T, head_->shape[0]}, dt);
   linear_forward(ctx, s->final_norm, *head_, s->logits);
   s->losses = ctx.empty({T}, DType::f32);
   s->lse = ctx.empty({T}, DType::f32);
-  kernels::cross_entropy_forward(ctx, s->logits, b.targets, s->losses, s->lse);
+  vocab_parallel_cross_entropy(ctx, tp_, s->logits, b.shard_targets, s->losses, s->lse);
   kernels::reduce(ctx, kernels::ReduceOp::sum, s->losses, r.loss_sum);
 
   part.reset();
@@ -253,7 +332,8 @@ Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
     const kernels::ProfileRegion mtp_region(ctx, "mtp");
     const std::string p = "mtp.0";
     s->mtp_emb = ctx.empty({T, D}, dt);
-    kernels::embedding_forward(ctx, embed_->compute, b.mtp_ids, s->mtp_emb);
+    kernels::embedding_forward(ctx, embed_->compute, b.shard_mtp_ids, s->mtp_emb);
+    tp_reduce(s->mtp_emb);
     s->mtp_en = ctx.empty({T, D}, dt);
     s->mtp_en_rstd = ctx.empty({T}, DType::f32);
     kernels::rmsnorm_forward(ctx, s->mtp_emb, params_.get(p + ".enorm").master, eps, s->mtp_en, s->mtp_en_rstd);
@@ -268,11 +348,11 @@ Model::SavedPtr Model::forward(const DeviceBatch& b, ForwardResult& r) const {
     s->mtp_norm = ctx.empty({T, D}, dt);
     s->mtp_rstd = ctx.empty({T}, DType::f32);
     kernels::rmsnorm_forward(ctx, s->mtp_y, params_.get(p + ".norm").master, eps, s->mtp_norm, s->mtp_rstd);
-    s->mtp_logits = ctx.empty({T, V}, dt);
+    s->mtp_logits = ctx.empty({T, head_->shape[0]}, dt);
     linear_forward(ctx, s->mtp_norm, *head_, s->mtp_logits);
     s->mtp_losses = ctx.empty({T}, DType::f32);
     s->mtp_lse = ctx.empty({T}, DType::f32);
-    kernels::cross_entropy_forward(ctx, s->mtp_logits, b.mtp_targets, s->mtp_losses, s->mtp_lse);
+    vocab_parallel_cross_entropy(ctx, tp_, s->mtp_logits, b.shard_mtp_targets, s->mtp_losses, s->mtp_lse);
     r.mtp_loss_sum = ctx.empty({1}, DType::f32);
     kernels::reduce(ctx, kernels::ReduceOp::sum, s->mtp_losses, r.mtp_loss_sum);
   }
@@ -291,17 +371,33 @@ void Model::backward(const DeviceBatch& b, Saved& s, float token_weight, float b
 
 void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
                      float balance_weight) const {
+  whole_model();
+  const kernels::ProfileRegion region(params_.context(), "backward");
+  trunk_backward(0, b, s, head_backward(b, s, dloss, mtp_token_weight, balance_weight), balance_weight);
+}
+
+Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, float token_weight,
+                             float balance_weight) const {
+  const Context& ctx = params_.context();
+  const kernels::ProfileRegion region(ctx, "backward");
+  if (!chunks_.at(static_cast<std::size_t>(local)).head) return trunk_backward(local, b, s, dout, balance_weight);
+  Tensor dloss = ctx.empty({b.shape.tokens()}, DType::f32);
+  kernels::fill(ctx, dloss, token_weight);
+  return trunk_backward(local, b, s, head_backward(b, s, dloss, token_weight, balance_weight), balance_weight);
+}
+
+Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
+                            float balance_weight) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
   const std::int64_t T = b.shape.tokens(), D = c_.dim;
   R1_CHECK(dloss.numel() == T && dloss.dtype() == DType::f32, "token weights ", dloss.str(), " for ", T, " tokens");
-
-  const kernels::ProfileRegion region(ctx, "backward");
   // Head: dlogits overwrite the logits.
   std::optional<kernels::ProfileRegion> part(std::in_place, ctx, "head");
-  kernels::cross_entropy_backward(ctx, s.logits, b.targets, s.lse, dloss, s.logits);
+  kernels::cross_entropy_backward(ctx, s.logits, b.shard_targets, s.lse, dloss, s.logits);
   Tensor dnorm = ctx.empty({T, D}, dt);
   linear_backward(ctx, s.logits, s.final_norm, *head_, dnorm, false);
+  tp_reduce(dnorm);
   const Tensor dtrunk = final_norm_backward(b, s, dnorm);
   part.reset();
 
@@ -309,9 +405,10 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
     const kernels::ProfileRegion mtp_region(ctx, "mtp");
     const std::string p = "mtp.0";
     kernels::fill(ctx, dloss, mtp_token_weight * static_cast<float>(c_.mtp_lambda / static_cast<double>(c_.mtp_depth)));
-    kernels::cross_entropy_backward(ctx, s.mtp_logits, b.mtp_targets, s.mtp_lse, dloss, s.mtp_logits);
+    kernels::cross_entropy_backward(ctx, s.mtp_logits, b.shard_mtp_targets, s.mtp_lse, dloss, s.mtp_logits);
     Tensor dn = ctx.empty({T, D}, dt);
     linear_backward(ctx, s.mtp_logits, s.mtp_norm, *head_, dn, false);
+    tp_reduce(dn);
     Tensor dy = ctx.empty({T, D}, dt);
     kernels::rmsnorm_backward(ctx, dn, s.mtp_y, params_.get(p + ".norm").master, s.mtp_rstd, dy, params_.get(p + ".norm").grad);
     Tensor dx = ctx.empty({T, D}, dt);
@@ -322,13 +419,12 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
     Tensor demb = ctx.empty({T, D}, dt), dh = ctx.empty({T, D}, dt);
     kernels::rmsnorm_backward(ctx, den, s.mtp_emb, params_.get(p + ".enorm").master, s.mtp_en_rstd, demb,
                               params_.get(p + ".enorm").grad);
-    kernels::embedding_backward(ctx, demb, b.mtp_ids, embed_->grad);
+    kernels::embedding_backward(ctx, demb, b.shard_mtp_ids, embed_->grad);
     kernels::rmsnorm_backward(ctx, dhn, s.trunk, params_.get(p + ".hnorm").master, s.mtp_hn_rstd, dh,
                               params_.get(p + ".hnorm").grad);
     kernels::axpy(ctx, 1.0f, dh, dtrunk);
   }
-
-  trunk_backward(b, s, dtrunk, balance_weight);
+  return dtrunk;
 }
 
 const Tensor& Model::final_hidden(const Saved& s) { return s.final_norm; }
@@ -345,7 +441,7 @@ void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d
     dnorm = ctx.empty({T, D}, dt);
     copy_into(ctx, d_hidden, dnorm);
   }
-  trunk_backward(b, s, final_norm_backward(b, s, dnorm), balance_weight);
+  trunk_backward(0, b, s, final_norm_backward(b, s, dnorm), balance_weight);
 }
 
 Tensor Model::final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& dnorm) const {
@@ -355,17 +451,28 @@ Tensor Model::final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& 
   return dtrunk;
 }
 
-void Model::trunk_backward(const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const {
+Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const {
   const Context& ctx = params_.context();
   const std::int64_t T = b.shape.tokens(), D = c_.dim;
+  const std::int64_t first = block_index(local);
+  R1_CHECK(dtrunk.defined() && dtrunk.shape() == Shape({T, D}), "chunk ", chunks_[static_cast<std::size_t>(local)].index,
+           ": output gradient ", dtrunk.defined() ? dtrunk.str() : "(none)", " for ", T, " tokens of width ", D);
   Tensor dy = dtrunk;
-  for (std::size_t i = blocks_.size(); i-- > 0;) {
+  for (std::size_t i = s.blocks.size(); i-- > 0;) {
     Tensor dx = ctx.empty({T, D}, params_.compute_dtype());
-    block_backward(*blocks_[i], b, *s.blocks[i], dy, dx, balance_weight);
+    block_backward(*blocks_[static_cast<std::size_t>(first) + i], b, *s.blocks[i], dy, dx, balance_weight);
     s.blocks[i].reset();  // free this block's activations as soon as they are used
     dy = dx;
   }
-  kernels::embedding_backward(ctx, dy, b.ids, embed_->grad);
+  if (!chunks_[static_cast<std::size_t>(local)].embedding) return dy;
+  kernels::embedding_backward(ctx, dy, b.shard_ids, embed_->grad);
+  return Tensor{};
+}
+
+std::int64_t Model::block_index(int local) const {
+  std::int64_t first = 0;
+  for (int k = 0; k < local; ++k) first += chunks_.at(static_cast<std::size_t>(k)).layers;
+  return first;
 }
 
 void Model::update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const {
@@ -427,6 +534,9 @@ Tensor Model::head_logits(const Tensor& x, const Tensor& rows) const {
 }
 
 KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
+  R1_REQUIRE(!tp_.active(), "generation under tensor parallelism is not implemented: sampling stages need "
+                            "[parallel] tensor = 1");
+  whole_model();
   R1_REQUIRE(max_len <= c_.max_seq_len, "a KV cache of ", max_len, " tokens exceeds [model] max_seq_len = ",
              c_.max_seq_len);
   KvCache cache;

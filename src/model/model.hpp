@@ -14,6 +14,7 @@
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
 #include "model/params.hpp"
+#include "parallel/pipeline_split.hpp"
 
 namespace r1 {
 
@@ -21,6 +22,19 @@ namespace r1 {
 struct DeviceBatch {
   BatchShape shape;
   Tensor ids, targets, mtp_ids, mtp_targets;  // i32 [T]; mtp_* undefined without MTP
+  // The same as rows and columns of this rank's vocabulary shard (shard_ids, shard_targets); without
+  // tensor parallelism the tensors above themselves.
+  Tensor shard_ids, shard_targets, shard_mtp_ids, shard_mtp_targets;
+};
+
+// The groups a model is split over (null: none).
+struct ModelGroups {
+  parallel::Communicator* tp = nullptr;  // heads, FFN columns, vocabulary (model/tensor_parallel.hpp)
+  parallel::Communicator* ep = nullptr;  // routed experts (MoeFfn)
+  // Pipeline parallelism: the trunk's layers cut into pp size x virtual_stages chunks
+  // (parallel::split_layers); this rank holds chunks rank, rank + pp size, ... (interleaving).
+  parallel::Communicator* pp = nullptr;
+  int virtual_stages = 1;
 };
 
 struct ForwardResult {
@@ -41,8 +55,11 @@ struct KvCache {
 
 class Model {
  public:
-  // `ep`: the expert-parallel group the MoE layers split their routed experts over (MoeFfn); null: all local.
-  Model(const ModelConfig& c, ParamStore& params, parallel::Communicator* ep = nullptr);
+  // Under tensor parallelism the embedding and the output head hold this rank's vocabulary rows, the
+  // cross-entropy is vocabulary-parallel, and each block completes its layers' partial sums with one
+  // all-reduce after attention and one after the FFN (two more in the backward). Generation (KV cache,
+  // prefill, decode) needs tp = null.
+  Model(const ModelConfig& c, ParamStore& params, ModelGroups groups = {});
   ~Model();
   const ModelConfig& config() const { return c_; }
   ParamStore& params() const { return params_; }
@@ -55,9 +72,30 @@ class Model {
     void operator()(Saved* s) const;
   };
   using SavedPtr = std::unique_ptr<Saved, SavedDeleter>;
-  // Runs the forward pass and returns what the backward needs.
+  // Runs the forward pass and returns what the backward needs (the whole model: no pipeline parallelism).
   SavedPtr forward(const DeviceBatch& batch, ForwardResult& result) const;
-  // The logits of the last forward ([T, V], compute dtype) before backward overwrites them.
+
+  // Pipeline parallelism: this rank's chunks, in model order, and the passes of one of them. The first
+  // chunk of the model embeds batch.ids (`input` unused); the others start from the previous chunk's
+  // output activation `input` [T, D]. The last chunk ends in the head and the loss; the others' output
+  // is chunk_output(saved). A chunk's result holds its own MoE layers' counts and balance losses.
+  struct ChunkInfo {
+    int index = 0;                            // among the model's chunks
+    std::int64_t first_layer = 0, layers = 0;  // trunk layers [first_layer, first_layer + layers)
+    bool embedding = false, head = false;
+  };
+  const std::vector<ChunkInfo>& chunks() const { return chunks_; }
+  SavedPtr forward_chunk(int local, const DeviceBatch& batch, const Tensor& input, ForwardResult& result) const;
+  static const Tensor& chunk_output(const Saved& s);
+  // Accumulates the chunk's parameter gradients from d(loss)/d(output) `dout` (the last chunk: from its
+  // loss, each token weighted token_weight) and returns d(loss)/d(input) (undefined for the first chunk).
+  Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, float token_weight,
+                        float balance_weight) const;
+  // Index among the trunk's MoE layers (model order) of each MoE layer this rank holds, in the order of
+  // ForwardResult::expert_counts over its chunks.
+  std::vector<int> moe_layer_ids() const;
+  // The logits of the last forward ([T, V], compute dtype; [T, V / tp], this rank's vocabulary columns,
+  // under tensor parallelism) before backward overwrites them.
   static const Tensor& logits(const Saved& s);
   // Accumulates every parameter gradient of the micro-batch. `token_weight`: d(total loss)/d(token
   // loss); `balance_weight`: d(total loss)/d(balance loss).
@@ -109,16 +147,25 @@ class Model {
   // The two halves every backward shares: the final norm's backward (d final_hidden -> d trunk output) and
   // the blocks' and embedding's backward from d trunk output (the blocks' activations are freed as it goes).
   Tensor final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& dnorm) const;
-  void trunk_backward(const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const;
+  // The chunk's blocks backward; the embedding's too when it holds it, else returns d(chunk input).
+  Tensor trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const;
+  // The head's backward (and MTP's) from per-token loss weights: d(loss)/d(trunk output).
+  Tensor head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
+                       float balance_weight) const;
+  const ChunkInfo& whole_model() const;  // the one chunk of a model without pipeline parallelism
+  std::int64_t block_index(int local) const;  // blocks_ index of the chunk's first layer
+  void tp_reduce(const Tensor& t) const;      // tp_.all_reduce, a "tp_comm" profile region
 
   ModelConfig c_;
   ParamStore& params_;
+  TpGroup tp_;
   kernels::RopeTables rope_;
-  std::vector<std::unique_ptr<Block>> blocks_;      // main trunk
+  std::vector<ChunkInfo> chunks_;
+  std::vector<std::unique_ptr<Block>> blocks_;      // this rank's trunk layers, chunk after chunk
   std::vector<std::unique_ptr<Block>> mtp_blocks_;  // one per MTP depth
-  Param* embed_;
-  Param* norm_;
-  Param* head_;
+  Param* embed_ = nullptr;  // on the rank of the first chunk
+  Param* norm_ = nullptr;   // norm_ and head_: on the rank of the last chunk
+  Param* head_ = nullptr;
 };
 
 }  // namespace r1

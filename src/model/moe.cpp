@@ -7,6 +7,8 @@
 #include "kernels/moe_router.hpp"
 #include "kernels/swiglu.hpp"
 
+#include <tuple>
+
 namespace r1 {
 
 namespace {
@@ -18,9 +20,13 @@ kernels::RouterParams router_params_of(const ModelConfig& c) {
           .route_scale = static_cast<float>(c.route_scale),
           .normalize = c.normalize_gates};
 }
-std::optional<DenseMlp> shared_experts(const ModelConfig& c, ParamStore& params, const std::string& prefix) {
+std::optional<DenseMlp> shared_experts(const ModelConfig& c, ParamStore& params, const std::string& prefix, TpGroup tp) {
   if (c.n_shared_experts == 0) return std::nullopt;
-  return DenseMlp(params, prefix + ".shared", c.dim, c.moe_inter_dim * c.n_shared_experts);
+  return DenseMlp(params, prefix + ".shared", c.dim, c.moe_inter_dim * c.n_shared_experts, tp);
+}
+Param& partial(Param& p) {
+  p.tp = TpRole::partial;
+  return p;
 }
 
 std::optional<TokenDispatcher> dispatcher_for(const ModelConfig& c, parallel::Communicator* ep) {
@@ -29,22 +35,24 @@ std::optional<TokenDispatcher> dispatcher_for(const ModelConfig& c, parallel::Co
 }
 }  // namespace
 
-MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep)
-    : dispatcher_(dispatcher_for(c, ep)),
+MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep,
+               TpGroup tp)
+    : tp_(tp),
+      dispatcher_(dispatcher_for(c, ep)),
       dim_(c.dim),
       n_experts_(c.n_routed_experts),
       top_k_(c.n_activated_experts),
       inter_(c.moe_inter_dim),
       router_(router_params_of(c)),
       alpha_(static_cast<float>(c.seq_aux_alpha)),
-      router_w_(params.add(prefix + ".router", {c.n_routed_experts, c.dim}, Init::normal, /*decay=*/false)),
+      router_w_(partial(params.add(prefix + ".router", {c.n_routed_experts, c.dim}, Init::normal, /*decay=*/false))),
       router_bias_(params.add(prefix + ".router_bias", {c.n_routed_experts}, Init::zeros, /*decay=*/false,
                               /*trainable=*/false)),
       experts_gate_up_(params.add_experts(prefix + ".experts.gate_up", {c.n_routed_experts, 2 * c.moe_inter_dim, c.dim},
                                           first_expert(), local_experts(), Init::normal)),
       experts_down_(params.add_experts(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim},
                                        first_expert(), local_experts(), Init::normal)),
-      shared_(shared_experts(c, params, prefix)) {}
+      shared_(shared_experts(c, params, prefix, tp)) {}
 
 kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
   return {.seq_len = b.seq, .alpha = alpha_, .score_func = router_.score_func};
@@ -55,8 +63,10 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   R1_REQUIRE(x.rank() == 2 && x.dim(0) == b.tokens() && x.dim(1) == dim_ && out.shape() == x.shape(), "moe ",
              router_w_.name, ": x and out must be [B S = ", b.tokens(), ", ", dim_, "], got ", x.str(), " and ",
              out.str());
-  const std::int64_t t = x.dim(0), rows = t * top_k_;
+  const std::int64_t t = x.dim(0);
   const DType dt = x.dtype();
+  R1_REQUIRE(t >= tp_.size(), "moe ", router_w_.name, ": ", t, " tokens cannot be split over ", tp_.size(),
+             " tensor-parallel ranks");
 
   // Router in f32 (bf16 operands, f32 accumulation and output in bf16 runs); the bias only steers selection.
   const Tensor logits = ctx.empty({t, n_experts_}, DType::f32);
@@ -72,11 +82,14 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   stats.counts = ctx.empty({n_experts_}, DType::i32);
   kernels::moe_balance_forward(ctx, s.scores, s.expert_idx, balance(b), stats.balance_loss, stats.counts);
 
-  // Routed experts over the expert-sorted tokens.
-  s.row_of = ctx.empty({t, top_k_}, DType::i32);
-  s.x_perm = ctx.empty({rows, dim_}, dt);
+  // Routed experts over the expert-sorted tokens (under TP, of this rank's token rows).
+  std::tie(s.first, s.last) = tp_.token_rows(t);
+  const std::int64_t mine = s.last - s.first;
+  s.row_of = ctx.empty({mine, top_k_}, DType::i32);
+  s.x_perm = ctx.empty({mine * top_k_, dim_}, dt);
   const Tensor offsets_dev = ctx.empty({n_experts_ + 1}, DType::i32);
-  s.offsets = kernels::moe_permute(ctx, x, s.expert_idx, s.x_perm, s.row_of, offsets_dev);
+  s.offsets = kernels::moe_permute(ctx, x.slice(s.first, s.last), s.expert_idx.slice(s.first, s.last), s.x_perm, s.row_of,
+                                   offsets_dev);
   if (dispatcher_) {  // the rows go to the ranks holding their experts
     s.route = dispatcher_->route(ctx, s.offsets);
     s.x_perm = dispatcher_->dispatch(ctx, *s.route, s.x_perm);
@@ -90,7 +103,8 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   s.y_perm = ctx.empty({n, dim_}, dt);
   kernels::grouped_gemm(ctx, s.h, experts_down_.compute, s.y_perm, s.offsets, {.trans_b = true});
   if (dispatcher_) s.y_perm = dispatcher_->combine(ctx, *s.route, s.y_perm);
-  kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates, out);
+  if (mine < t) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share of the sum
+  kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
 
   if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
   return s;
@@ -101,13 +115,15 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   R1_REQUIRE(dout.shape() == s.x.shape() && dx.shape() == s.x.shape() && dout.dtype() == s.x.dtype(), "moe ",
              router_w_.name, ": dout and dx must be shaped like x ", s.x.str(), " (dout in its dtype), got ",
              dout.str(), " and ", dx.str());
-  const std::int64_t t = s.x.dim(0), rows = t * top_k_;
+  const std::int64_t t = s.x.dim(0), mine = s.last - s.first;
   const DType dt = dout.dtype();
 
   // Combine: gradients of the expert outputs and of the gates (then, with EP, to the experts' ranks).
-  Tensor dy_perm = ctx.empty({rows, dim_}, dt);
-  const Tensor dgates = ctx.empty({t, top_k_}, DType::f32);
-  kernels::moe_unpermute_backward(ctx, dout, s.y_perm, s.row_of, s.gates, dy_perm, dgates);
+  // Under TP only this rank's token rows: the other rows' gate gradients are other ranks' shares.
+  Tensor dy_perm = ctx.empty({mine * top_k_, dim_}, dt);
+  const Tensor dgates = mine < t ? ctx.zeros({t, top_k_}, DType::f32) : ctx.empty({t, top_k_}, DType::f32);
+  kernels::moe_unpermute_backward(ctx, dout.slice(s.first, s.last), s.y_perm, s.row_of, s.gates.slice(s.first, s.last),
+                                  dy_perm, dgates.slice(s.first, s.last));
   if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm);
   const std::int64_t n = s.x_perm.dim(0);
 
@@ -120,12 +136,14 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   kernels::grouped_gemm(ctx, dgate_up, s.x_perm, experts_gate_up_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
   const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
   kernels::grouped_gemm(ctx, dgate_up, experts_gate_up_.compute, dx_perm, s.offsets);
-  kernels::moe_permute_backward(ctx, dispatcher_ ? dispatcher_->combine(ctx, *s.route, dx_perm) : dx_perm, s.row_of, dx);
+  if (mine < t) kernels::fill(ctx, dx, 0.0f);
+  kernels::moe_permute_backward(ctx, dispatcher_ ? dispatcher_->combine(ctx, *s.route, dx_perm) : dx_perm, s.row_of,
+                                dx.slice(s.first, s.last));
 
   // Router: gates and (scaled) balance loss to the logits, then to the router weight and the input.
   const Tensor dlogits = ctx.empty({t, n_experts_}, DType::f32);
   kernels::moe_router_backward(ctx, dgates, s.scores, s.expert_idx, s.gates, router_, dlogits);
-  if (balance_grad != 0.0f && alpha_ != 0.0f)
+  if (balance_grad != 0.0f && alpha_ != 0.0f && tp_.rank() == 0)  // every TP rank computes the same loss: one adds it
     kernels::moe_balance_backward(ctx, balance_grad, s.scores, s.expert_idx, balance(b), dlogits);
   Tensor dlogits_c = dlogits;  // GEMM operands share a dtype: the compute dtype of x and the router weight
   if (dt != DType::f32) {

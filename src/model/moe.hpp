@@ -28,14 +28,20 @@ class MoeFfn {
   // (rows [r E/P, (r+1) E/P) of the two expert tensors) and forward/backward exchange tokens over `ep`
   // (collective: every rank of the group runs the same layers in the same order). Without one (or P = 1)
   // every expert is local: the one-rank reference path.
-  MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep = nullptr);
+  // Under tensor parallelism (`tp`) every rank routes all T tokens (the router is whole, its gradient
+  // partial), its routed experts run only the rank's token rows (TpGroup::token_rows), the shared
+  // experts split their hidden columns like a dense MLP, and forward's out and backward's dx are partial
+  // sums over `tp` (the caller reduces).
+  MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep = nullptr,
+         TpGroup tp = {});
 
   struct Saved {
     Tensor x;                             // [T, D] the input (compute dtype)
     Tensor scores;                        // f32 [T, E] unbiased affinities (router and balance backward)
     Tensor expert_idx;                    // i32 [T, k] the selection
     Tensor gates;                         // f32 [T, k] combine weights
-    Tensor row_of;                        // i32 [T, k] row of x_perm holding (token, slot)
+    std::int64_t first = 0, last = 0;     // the token rows this rank's experts run (all T without TP)
+    Tensor row_of;                        // i32 [last - first, k] row of x_perm holding (token, slot)
     // The rows this rank's experts compute on: N = T k on one rank; with EP, the rows of every EP rank
     // routed to the local experts (expert-major, see TokenDispatcher).
     std::vector<std::int64_t> offsets;    // E_local + 1 host values: local expert e owns rows [off_e, off_e+1)
@@ -66,6 +72,7 @@ class MoeFfn {
   std::int64_t first_expert() const { return dispatcher_ ? dispatcher_->first_expert() : 0; }
   std::int64_t local_experts() const { return dispatcher_ ? dispatcher_->local_experts() : n_experts_; }
 
+  TpGroup tp_;
   std::optional<TokenDispatcher> dispatcher_;  // expert parallelism over more than one rank (first: the
                                                // expert parameters are registered by its split)
   std::int64_t dim_, n_experts_, top_k_, inter_;

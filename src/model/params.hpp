@@ -13,6 +13,21 @@ namespace r1 {
 
 enum class Init { normal, ones, zeros };
 
+// How a tensor-parallel group holds a parameter (docs/parallel.md):
+//   replicated  every TP rank holds all of it and computes the whole gradient (same on every rank);
+//   partial     every TP rank holds all of it but computes only its heads' or tokens' share of the
+//               gradient: the shares are summed over TP before the optimizer step;
+//   split       every TP rank holds its own shard (Param::shard), with the gradient of that shard.
+enum class TpRole { replicated, partial, split };
+
+// Where a rank's tensor sits in the global tensor. Along `dim` the global extent is `groups` equal
+// blocks (the fused [gate | up] rows are two); of each block this rank holds the `shape[dim] / groups`
+// elements starting at `offset`. dim -1: the whole tensor. groups > 1 only along dim 0.
+struct Shard {
+  int dim = -1;
+  std::int64_t offset = 0, groups = 1;
+};
+
 struct Param {
   std::string name;     // e.g. "layers.3.attn.kv_b_proj" (docs/model.md lists every name)
   Shape shape;
@@ -22,13 +37,24 @@ struct Param {
   Tensor master;        // f32, the optimizer's copy
   Tensor grad;          // f32, accumulated over micro-batches (undefined for buffers)
   Tensor compute;       // what forward reads: `master` itself for f32 compute, else a bf16 copy
-  // Expert parallelism: this rank holds rows [row_offset, row_offset + shape[0]) of the global tensor
-  // `global_shape` (its share of the stacked routed experts); global_shape == shape when not sharded.
+  // Expert and tensor parallelism: this rank holds the `shard` of the global tensor `global_shape`
+  // (global_shape == shape when not sharded).
   Shape global_shape;
-  std::int64_t row_offset = 0;
+  Shard shard;
+  TpRole tp = TpRole::replicated;
   bool expert = false;  // a routed-expert tensor: replicated over the expert-data-parallel group, not DP
   bool sharded() const { return !(global_shape == shape); }
 };
+
+// The rows [local_begin, local_end) of a rank's tensor (the whole tensor unless the shard is along dim 0
+// in several groups) and where they sit in the global tensor: the boxes a checkpoint reads and writes.
+struct ShardPiece {
+  std::int64_t local_begin = 0, local_end = 0;
+  std::vector<std::int64_t> offset;  // one per dimension
+};
+std::vector<ShardPiece> shard_pieces(const Param& p);
+// local = this rank's shard of `global` (a tensor of p's global shape; f32 or bf16, like local).
+void copy_shard(const kernels::Context& ctx, const Param& p, const Tensor& global, const Tensor& local);
 
 // Owns every parameter of a model in one context. Layers register their parameters at construction
 // and keep the returned references (stable: parameters are never removed).
@@ -39,6 +65,11 @@ class ParamStore {
   // A routed-expert tensor of global shape `global` [E, ...] of which this rank holds the `count` experts
   // starting at `first` (expert parallelism; first = 0, count = E on one rank). Initialised by global index.
   Param& add_experts(const std::string& name, const Shape& global, std::int64_t first, std::int64_t count, Init init);
+  // A tensor-parallel shard: of global shape `global`, this rank (of `parts`, at `index`) holds 1/parts
+  // of every one of `shard.groups` blocks along `shard.dim` (shard.offset is set here). parts = 1: the
+  // whole tensor. Initialised as the same elements of the global tensor.
+  Param& add_split(const std::string& name, const Shape& global, Shard shard, std::int64_t index, std::int64_t parts,
+                   Init init, bool decay = true);
   Param& get(const std::string& name);
   const Param& get(const std::string& name) const;
   bool contains(const std::string& name) const { return index_.count(name) > 0; }

@@ -1,6 +1,7 @@
 #include "model/token_dispatcher.hpp"
 
 #include "kernels/embedding.hpp"
+#include "kernels/profile.hpp"
 
 namespace r1 {
 
@@ -30,6 +31,7 @@ TokenDispatcher::TokenDispatcher(parallel::Communicator& ep, std::int64_t n_expe
 }
 
 TokenDispatcher::Route TokenDispatcher::route(const kernels::Context& ctx, const std::vector<std::int64_t>& offsets) const {
+  const kernels::ProfileRegion region(ctx, "ep_comm");
   R1_CHECK(static_cast<std::int64_t>(offsets.size()) == n_experts_ + 1, "dispatch: ", offsets.size(),
            " expert offsets for ", n_experts_, " experts");
   const int ranks = ep_.size();
@@ -76,6 +78,7 @@ TokenDispatcher::Route TokenDispatcher::route(const kernels::Context& ctx, const
 }
 
 Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows) const {
+  const kernels::ProfileRegion region(ctx, "ep_comm");
   R1_CHECK(rows.rank() == 2, "dispatch of ", rows.str());
   const std::int64_t w = rows.dim(1);
   const Tensor received = ctx.empty({r.received(), w}, rows.dtype());
@@ -84,6 +87,7 @@ Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, co
 }
 
 Tensor TokenDispatcher::combine(const kernels::Context& ctx, const Route& r, const Tensor& rows) const {
+  const kernels::ProfileRegion region(ctx, "ep_comm");
   R1_CHECK(rows.rank() == 2 && rows.dim(0) == r.received(), "combine of ", rows.str(), " for ", r.received(), " rows");
   const std::int64_t w = rows.dim(1);
   const Tensor back = gather_rows(ctx, rows, r.source_major);

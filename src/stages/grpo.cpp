@@ -134,7 +134,7 @@ int run_grpo(StageEnv& env) {
   Model model(cfg, params);
   model.full_recompute = full_recompute(deck);
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck));
+  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
   const LrSchedule schedule = LrSchedule::from_deck(deck);
   const Resumed resumed = resume_from_deck(deck, "grpo", params, opt);
   // The frozen reference: the starting policy, refreshed every ref_refresh_steps.
@@ -335,9 +335,7 @@ int run_grpo(StageEnv& env) {
         std::copy(w.begin(), w.end(), wh.data<float>());
         model.backward(db, *saved, ctx.to_here(wh), 0.0f, 0.0f);
       }
-      if (dp.size() > 1)
-        for (const auto& p : params.all())
-          if (p->trainable) dp.all_reduce(p->grad);
+      opt.reduce_gradients();
       grad_norm = opt.step(lr);
     }
 

@@ -28,7 +28,7 @@ int run_pretrain(StageEnv& env) {
 
   const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
   ParamStore params(ctx, env.compute_dtype);
-  Model model(cfg, params, env.comms->ep.get());
+  Model model(cfg, params, model_groups(env));
   model.full_recompute = plan.full_recompute;
   const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
   params.initialize(seed, cfg.init_std);
@@ -39,7 +39,7 @@ int run_pretrain(StageEnv& env) {
   const std::string& parent = resumed.parent;
 
   RunInfo info{.stage = "pretrain", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", env.comms->ep->size()}}};
+               .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   log_info("pretrain: ", describe_model(cfg), "; ", corpus.tokens(), " corpus tokens; global batch ", global, " x ", seq,
            " tokens (", n_micro, " micro-batch(es) of ", micro, " per replica)");
@@ -66,7 +66,8 @@ int run_pretrain(StageEnv& env) {
     const float token_weight = static_cast<float>(1.0 / std::max(1.0, totals[0]));
     const float balance_weight = static_cast<float>(1.0 / static_cast<double>(n_micro * replicas));
 
-    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, opt, dp, ctx);
+    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, opt, dp, ctx,
+                                              PipelinePlan::from_env(env));
     const auto& counts = sums.expert_counts;
 
     const double lr = schedule.at(step);
@@ -85,12 +86,13 @@ int run_pretrain(StageEnv& env) {
     const double seconds = step_clock.seconds();
     const double tokens_per_s = static_cast<double>(global * seq) / seconds;
     const double mfu = env.peak_flops > 0 ? tokens_per_s * flops_per_token / (env.peak_flops * static_cast<double>(env.world)) : -1;
-    const ExpertLoad load = expert_load(counts);
+    const ExpertLoad load = expert_load(sums.model_expert_counts);
     if (env.rank == 0 && (step % metrics_every == 0 || step == max_steps)) {
       nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
                             {"tokens", step * global * seq}, {"tokens_per_s", tokens_per_s}, {"step_s", seconds},
                             {"balance_loss", sums.balance_loss}, {"expert_load", load.layers},
                             {"time", {{"compute_s", sums.compute_s}, {"grad_reduce_s", sums.grad_reduce_s}, {"optimizer_s", optimizer_s}}}};
+      if (env.comms->pp->size() > 1) rec["pipeline_bubble"] = sums.bubble;
       if (cfg.mtp_depth > 0) rec["mtp_loss"] = sums.mtp_loss_sum / std::max(1.0, totals[0]);
       if (mfu >= 0) rec["mfu"] = mfu;
       run.metrics().write(rec);

@@ -137,7 +137,7 @@ int run_reward_model(StageEnv& env) {
   for (const auto& p : params.all())
     if ((p->name == "head" && !cfg.tie_embeddings) || p->name.rfind("mtp.", 0) == 0) p->trainable = false;
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck));
+  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
   LrSchedule schedule = LrSchedule::from_deck(deck);
   if (max_steps == 0) {  // the schedule's length is the epochs' steps (LrSchedule reads run.max_steps)
     schedule.total = steps;
@@ -291,11 +291,7 @@ int run_reward_model(StageEnv& env) {
     }
     ctx.synchronize();
     const double compute_s = compute.seconds();
-    if (dp.size() > 1) {
-      for (const auto& p : params.all())
-        if (p->trainable) dp.all_reduce(p->grad);
-      dp.wait();
-    }
+    opt.reduce_gradients();
     for (const auto& layer : counts) sums.insert(sums.end(), layer.begin(), layer.end());
     sum_over(dp, ctx, sums);
     for (std::size_t layer = 0, k = 4; layer < counts.size(); ++layer)

@@ -34,7 +34,7 @@ int run_sft(StageEnv& env) {
   const std::int64_t end_row = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epoch_rows;
 
   ParamStore params(ctx, env.compute_dtype);
-  Model model(cfg, params, env.comms->ep.get());
+  Model model(cfg, params, model_groups(env));
   model.full_recompute = plan.full_recompute;
   const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
   params.initialize(seed, cfg.init_std);
@@ -55,7 +55,7 @@ int run_sft(StageEnv& env) {
       first_step > 1 && resumed.data_state.is_object() ? resumed.data_state.value("tokens_consumed", std::int64_t{0}) : 0;
 
   RunInfo info{.stage = "sft", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", env.comms->ep->size()}}};
+               .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   log_info("sft: ", cfg.dense ? "distillation into a " : "", describe_model(cfg), "; ", data.examples(), " examples (",
            data.positions(), " tokens; ", data.truncated(), " truncated to data.seq_len + 1 tokens, ", data.without_loss(),
@@ -96,7 +96,8 @@ int run_sft(StageEnv& env) {
     // Mean cross-entropy over the counted (response) tokens of the whole global batch.
     const float token_weight = static_cast<float>(1.0 / std::max(1.0, totals[0]));
     const float balance_weight = static_cast<float>(1.0 / static_cast<double>(n_micro * replicas));
-    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, opt, dp, ctx);
+    const StepSums sums = train_micro_batches(model, batches, token_weight, balance_weight, opt, dp, ctx,
+                                              PipelinePlan::from_env(env));
 
     const double lr = schedule.at(step);
     const Stopwatch optimizer;
@@ -113,7 +114,7 @@ int run_sft(StageEnv& env) {
     const double mfu = env.peak_flops > 0 ? tokens_per_s * flops_per_token / (env.peak_flops * static_cast<double>(env.world)) : -1;
     const double packing = totals[1] / static_cast<double>(global * seq);
     const double epoch = data.epoch_progress(std::min(step * global, end_row));
-    const ExpertLoad load = expert_load(sums.expert_counts);
+    const ExpertLoad load = expert_load(sums.model_expert_counts);
     if (env.rank == 0 && (step % metrics_every == 0 || step == steps)) {
       nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"epoch", epoch},
                             {"tokens", tokens_seen}, {"loss_tokens", static_cast<std::int64_t>(totals[0])},

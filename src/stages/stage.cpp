@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "app/self_check.hpp"
 #include "checkpoint/train_state.hpp"
@@ -81,26 +82,81 @@ Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore&
   return r;
 }
 
+PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
+  const Deck& d = env.deck;
+  return {.pp = env.comms->pp.get(),
+          .schedule = d.get_string("parallel.schedule") == "interleaved" ? PipelineSchedule::interleaved
+                                                                         : PipelineSchedule::one_f_one_b,
+          .virtual_stages = static_cast<int>(d.get_int("parallel.virtual_stages"))};
+}
+
 StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
-                             float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx) {
+                             float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx,
+                             const PipelinePlan& pipe) {
   const ModelConfig& cfg = model.config();
   Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
+  const std::size_t experts = static_cast<std::size_t>(cfg.n_routed_experts);
   std::vector<std::vector<std::int64_t>> counts(static_cast<std::size_t>(model.moe_layer_count()),
-                                                std::vector<std::int64_t>(static_cast<std::size_t>(cfg.n_routed_experts), 0));
-  const Stopwatch compute;
-  for (const TokenBatch& tb : batches) {
-    const DeviceBatch db = model.upload(tb);
-    ForwardResult r;
-    auto saved = model.forward(db, r);
-    model.backward(db, *saved, token_weight, balance_weight);
+                                                std::vector<std::int64_t>(experts, 0));
+  // A forward's sums; its MoE layers are this rank's from `first_moe` on (a chunk's, or all of them).
+  const auto add = [&](const ForwardResult& r, std::size_t first_moe) {
     kernels::axpy(ctx, 1.0f, r.loss_sum, loss_sum);
     if (r.mtp_loss_sum.defined()) kernels::axpy(ctx, 1.0f, r.mtp_loss_sum, mtp_sum);
     kernels::axpy(ctx, balance_weight, r.balance_loss, balance);
     for (std::size_t l = 0; l < r.expert_counts.size(); ++l) {
       Tensor h = Tensor::host(r.expert_counts[l].shape(), DType::i32);
       copy(h, r.expert_counts[l]);
-      for (std::int64_t e = 0; e < h.numel(); ++e) counts[l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
+      for (std::int64_t e = 0; e < h.numel(); ++e) counts[first_moe + l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
     }
+  };
+  const Stopwatch compute;
+  double bubble = 0;
+  const bool pipelined = pipe.pp != nullptr && pipe.pp->size() > 1;
+  if (!pipelined) {
+    for (const TokenBatch& tb : batches) {
+      const DeviceBatch db = model.upload(tb);
+      ForwardResult r;
+      auto saved = model.forward(db, r);
+      model.backward(db, *saved, token_weight, balance_weight);
+      add(r, 0);
+    }
+  } else {
+    // The schedule calls back per (micro-batch, chunk); chunk c is this rank's local chunk c / stages.
+    const int stages = pipe.pp->size();
+    std::vector<std::size_t> first_moe;  // per local chunk: its first MoE layer among this rank's
+    for (std::size_t k = 0, n = 0; k < model.chunks().size(); ++k) {
+      first_moe.push_back(n);
+      for (std::int64_t l = model.chunks()[k].first_layer; l < model.chunks()[k].first_layer + model.chunks()[k].layers; ++l)
+        n += cfg.is_moe_layer(l);
+    }
+    std::vector<DeviceBatch> device(batches.size());
+    std::map<std::pair<int, int>, Model::SavedPtr> saved;
+    const auto batch = [&](int micro) -> const DeviceBatch& {
+      DeviceBatch& d = device[static_cast<std::size_t>(micro)];
+      if (!d.ids.defined()) d = model.upload(batches[static_cast<std::size_t>(micro)]);
+      return d;
+    };
+    PipelineHooks hooks;
+    hooks.forward = [&](int micro, int chunk, const Tensor& input) {
+      ForwardResult r;
+      auto s = model.forward_chunk(chunk / stages, batch(micro), input, r);
+      add(r, first_moe[static_cast<std::size_t>(chunk / stages)]);
+      const Tensor out = Model::chunk_output(*s);
+      saved[{micro, chunk}] = std::move(s);
+      return out;
+    };
+    hooks.backward = [&](int micro, int chunk, const Tensor& dout) {
+      auto it = saved.find({micro, chunk});
+      const Tensor din = model.backward_chunk(chunk / stages, batch(micro), *it->second, dout, token_weight, balance_weight);
+      saved.erase(it);
+      if (model.chunks()[static_cast<std::size_t>(chunk / stages)].index == 0) device[static_cast<std::size_t>(micro)] = {};
+      return din;
+    };
+    const TokenBatch& b0 = batches.at(0);
+    hooks.activation_shape = {b0.batch * b0.seq, cfg.dim};
+    hooks.activation_dtype = model.params().compute_dtype();
+    bubble = run_pipeline(pipe.schedule, *pipe.pp, ctx, pipe.virtual_stages, static_cast<int>(batches.size()), hooks)
+                 .bubble_fraction;
   }
   ctx.synchronize();
   const double compute_s = compute.seconds();
@@ -112,13 +168,39 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
   sum_over(dp, ctx, sums);
   for (std::size_t l = 0, k = 3; l < counts.size(); ++l)
     for (auto& c : counts[l]) c = static_cast<std::int64_t>(std::llround(sums[k++]));
+  // Over the pipeline: the loss lives on the last stage, each stage's balance losses and expert counts on it.
+  std::vector<std::vector<std::int64_t>> model_counts = counts;
+  if (pipelined) {
+    const std::vector<int> ids = model.moe_layer_ids();
+    const std::size_t n_moe = static_cast<std::size_t>(cfg.dense ? 0 : cfg.n_layers - cfg.n_dense_layers);
+    std::vector<double> all(3 + n_moe * experts, 0.0);
+    std::copy(sums.begin(), sums.begin() + 3, all.begin());
+    for (std::size_t l = 0; l < ids.size(); ++l)
+      for (std::size_t e = 0; e < experts; ++e) all[3 + static_cast<std::size_t>(ids[l]) * experts + e] = static_cast<double>(counts[l][e]);
+    sum_over(*pipe.pp, ctx, all);
+    std::copy(all.begin(), all.begin() + 3, sums.begin());
+    model_counts.assign(n_moe, std::vector<std::int64_t>(experts, 0));
+    for (std::size_t l = 0; l < n_moe; ++l)
+      for (std::size_t e = 0; e < experts; ++e) model_counts[l][e] = std::llround(all[3 + l * experts + e]);
+  }
   return {.loss_sum = sums[0], .mtp_loss_sum = sums[1], .balance_loss = sums[2], .expert_counts = std::move(counts),
-          .compute_s = compute_s, .grad_reduce_s = grad_reduce_s};
+          .model_expert_counts = std::move(model_counts), .bubble = bubble, .compute_s = compute_s,
+          .grad_reduce_s = grad_reduce_s};
 }
 
-OptimizerGroups optimizer_groups(const StageEnv& env) {
-  return {.dp = env.comms->dp.get(), .edp = env.comms->edp.get(), .world = env.comms->world.get(),
-          .zero1 = env.deck.get_bool("parallel.zero1")};
+OptimizerGroups optimizer_groups(const StageEnv& env, bool zero1) {
+  return {.dp = env.comms->dp.get(), .edp = env.comms->edp.get(), .tp = env.comms->tp.get(), .world = env.comms->world.get(),
+          .zero1 = zero1 && env.deck.get_bool("parallel.zero1")};
+}
+
+ModelGroups model_groups(const StageEnv& env) {
+  return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
+          .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages"))};
+}
+
+nlohmann::json layout_json(const StageEnv& env) {
+  return {{"data", env.comms->dp->size()}, {"tensor", env.comms->tp->size()}, {"pipeline", env.comms->pp->size()},
+          {"expert", env.comms->ep->size()}};
 }
 
 ExpertLoad expert_load(const std::vector<std::vector<std::int64_t>>& counts) {
@@ -138,15 +220,31 @@ std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(
 
 StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
-  for (const char* k : {"parallel.tensor", "parallel.pipeline"})
-    if (deck.get_int(k) != 1)
-      deck.fail(k, "this build trains with data and expert parallelism only; tensor and pipeline parallelism "
-                   "are the next milestone (set them to 1)");
   const std::string& stage = deck.get_string("run.stage");
+  const bool trains_split = stage == "pretrain" || stage == "sft";
+  const int pipeline = static_cast<int>(deck.get_int("parallel.pipeline"));
+  const std::string& schedule = deck.get_string("parallel.schedule");
+  const std::int64_t virtual_stages = deck.get_int("parallel.virtual_stages");
+  if (schedule == "dualpipe") deck.fail("parallel.schedule", "DualPipe is not implemented (use 1f1b or interleaved)");
+  if (pipeline > 1) {
+    if (!trains_split)
+      deck.fail("parallel.pipeline", "pipeline parallelism runs in the pretrain and sft stages; the " + stage +
+                                         " stage needs pipeline = 1");
+    // The schedule, virtual stages and layer split are checked with the deck (deck/validate.cpp).
+    const ModelConfig c = model_config_from_deck(deck);
+    if (c.mtp_depth > 0) deck.fail("model.mtp_depth", "pipeline parallelism needs mtp_depth = 0 (the MTP module "
+                                                      "would need the first stage's embedding on the last stage)");
+    if (c.tie_embeddings) deck.fail("model.tie_embeddings", "pipeline parallelism keeps the embedding (first stage) and "
+                                                            "the head (last stage) apart: set it to false");
+  }
   const int expert = deck.get_bool("model.dense") ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
-  if (expert != 1 && stage != "pretrain" && stage != "sft")
+  if (expert != 1 && !trains_split)
     deck.fail("parallel.expert", "expert parallelism runs in the pretrain and sft stages; the " + stage +
                                      " stage needs expert = 1 (every rank holding every expert)");
+  const int tensor = static_cast<int>(deck.get_int("parallel.tensor"));
+  if (tensor != 1 && !trains_split)  // what it must divide is checked with the deck (deck/validate.cpp)
+    deck.fail("parallel.tensor", "tensor parallelism runs in the pretrain and sft stages; the " + stage +
+                                     " stage generates or scores with whole models and needs tensor = 1");
   const std::string& precision = deck.get_string("train.precision");
   if (precision == "fp8") deck.fail("train.precision", "FP8 training is not implemented yet (use bf16 or fp32)");
   const int gpus = kernels::Context::cuda_device_count();
@@ -165,6 +263,8 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
     deck.fail("parallel.backend", "the MPI backend moves host buffers; on GPUs use nccl or auto");
   parallel::Layout layout;
   layout.world = world;
+  layout.tensor = tensor;
+  layout.pipeline = pipeline;
   layout.data = static_cast<int>(deck.get_int("parallel.data"));
   layout.order = deck.get_string("parallel.order");
   layout.expert = expert;
@@ -178,6 +278,9 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
       log_info("parallel.zero1: data = 1, so there are no replicas to shard AdamW states over (fine: they stay whole)");
   }
   log_info("rank layout: ", world, " rank(s), data parallel",
+           tensor > 1 ? detail::concat(", tensor parallel over ", tensor) : std::string(),
+           pipeline > 1 ? detail::concat(", ", pipeline, " pipeline stages (", schedule, ", ", pipeline * (pipeline > 1 ? virtual_stages : 1),
+                                         " chunks)") : std::string(),
            expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks x ", world / expert, " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");

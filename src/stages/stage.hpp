@@ -11,12 +11,14 @@
 #include "checkpoint/checkpoint.hpp"
 #include "core/timer.hpp"
 #include "run/run_dir.hpp"
+#include "train/pipeline_schedule.hpp"
 
 namespace r1 {
 class ParamStore;
 class AdamW;
 struct OptimizerGroups;
 class Model;
+struct ModelGroups;
 struct TokenBatch;
 }
 
@@ -108,21 +110,36 @@ class StageCheckpoints {
 // empty when there is none.
 std::filesystem::path weights_checkpoint(const Deck& deck);
 
-// What one optimizer step's micro-batches add up to over the data-parallel group.
+// What one optimizer step's micro-batches add up to over the data-parallel group (and the pipeline).
 struct StepSums {
   double loss_sum = 0, mtp_loss_sum = 0, balance_loss = 0;  // cross-entropy sums; balance already weighted
-  std::vector<std::vector<std::int64_t>> expert_counts;     // per MoE layer: tokens routed to each expert
+  std::vector<std::vector<std::int64_t>> expert_counts;     // per MoE layer of this rank: tokens per expert
+  std::vector<std::vector<std::int64_t>> model_expert_counts;  // the same for every MoE layer of the model
+  double bubble = 0;  // pipeline parallelism: the measured idle share of the schedule (PipelineReport)
   // The step's time breakdown (the device is synchronised at each boundary): forward and backward of every
   // micro-batch, and the data-parallel gradient reduction.
   double compute_s = 0, grad_reduce_s = 0;
 };
-// Forward and backward of this replica's micro-batches, gradients then summed over their replicas by
-// opt.reduce_gradients() (next-token training: pretrain, sft); losses and expert counts summed over `dp`.
+// Pipeline parallelism as a stage runs it: the pipeline group and [parallel] schedule, virtual_stages.
+struct PipelinePlan {
+  parallel::Communicator* pp = nullptr;  // null or one rank: no pipeline
+  PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
+  int virtual_stages = 1;
+  static PipelinePlan from_env(const StageEnv& env);
+};
+// Forward and backward of this replica's micro-batches (through the pipeline schedule when `pipe` has
+// more than one stage), gradients then summed over their replicas by opt.reduce_gradients() (next-token
+// training: pretrain, sft); losses and expert counts summed over `dp` and the pipeline.
 // token_weight = 1 / counted tokens of the global batch; balance_weight = 1 / micro-batches of the global batch.
 StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
-                             float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx);
-// The optimizer's view of this rank's groups (the stage's communicators).
-OptimizerGroups optimizer_groups(const StageEnv& env);
+                             float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx,
+                             const PipelinePlan& pipe = {});
+// The optimizer's and the model's view of this rank's groups (the stage's communicators), and the layout
+// as run metadata and checkpoints record it.
+// zero1: [parallel] zero1 as the deck says, or false for stages that keep whole AdamW states.
+OptimizerGroups optimizer_groups(const StageEnv& env, bool zero1 = true);
+ModelGroups model_groups(const StageEnv& env);
+nlohmann::json layout_json(const StageEnv& env);
 // The expert load of a step for metrics.jsonl (per layer: max/mean and the counts) and its worst layer.
 struct ExpertLoad {
   double worst = 0;  // max over MoE layers of max expert load / mean expert load

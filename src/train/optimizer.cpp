@@ -91,8 +91,22 @@ AdamW::AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups grou
   }
 }
 
+bool AdamW::first_tp_copy(const Param& p) const {
+  return p.expert || p.tp == TpRole::split || groups_.tp == nullptr || groups_.tp->rank() == 0;
+}
+
+bool AdamW::first_copy(const Param& p) const {
+  const parallel::Communicator* r = replicas(p);
+  return first_tp_copy(p) && (r == nullptr || r->rank() == 0);
+}
+
 void AdamW::reduce_gradients() {
   const auto& ctx = params_.context();
+  if (groups_.tp != nullptr && groups_.tp->size() > 1) {  // partial gradients first: they are summed before DP
+    for (const auto& p : params_.all())
+      if (p->trainable && !p->expert && p->tp == TpRole::partial) groups_.tp->all_reduce(p->grad);
+    groups_.tp->wait();
+  }
   for (parallel::Communicator* c : {groups_.dp, groups_.edp}) {
     if (c == nullptr || c->size() == 1) continue;
     std::vector<Tensor> staged;  // padded gradients in flight (alive until the group's ops are done)
@@ -121,8 +135,8 @@ void AdamW::reduce_gradients() {
 double AdamW::grad_norm() const {
   const auto& ctx = params_.context();
   // Per-chunk sums of squares stay on the device; one copy to the host at the end. A replicated
-  // parameter counts on the first rank of its replicas only, a ZeRO-1 part on the rank that owns it, so
-  // the sum over the world counts every element once.
+  // parameter counts on its first copy only, a ZeRO-1 part on the rank that owns it (among the first
+  // tensor-parallel copies), so the sum over the world counts every element once.
   const auto& all = params_.all();
   std::vector<std::int64_t> first(all.size() + 1, 0);  // slot of each parameter's first chunk in `sums`
   for (std::size_t i = 0; i < all.size(); ++i) {
@@ -133,8 +147,7 @@ double AdamW::grad_norm() const {
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Param& p = *all[i];
     const Part& part = parts_[i];
-    const parallel::Communicator* r = replicas(p);
-    if (!p.trainable || (!part.comm && r != nullptr && r->rank() != 0)) continue;
+    if (!p.trainable || (part.comm ? !first_tp_copy(p) : !first_copy(p))) continue;
     // g holds elements [base, base + g.numel()) of the flattened gradient.
     const Tensor g = part.comm ? grad_part_[i].slice(0, part.hi - part.lo) : flat(p.grad);
     const std::int64_t n = p.grad.numel(), base = part.comm ? part.lo : 0, chunk = norm_chunk(n, config_.norm_chunk);

@@ -33,10 +33,12 @@ struct AdamWConfig {
 };
 
 // Where the parameters are replicated (null: nowhere, a one-rank run). Routed-expert tensors
-// (Param::expert) are replicated over the expert-data-parallel group, every other parameter over DP.
+// (Param::expert) are replicated over the expert-data-parallel group, every other parameter over DP, and
+// over TP too unless it is split (Param::tp).
 struct OptimizerGroups {
   parallel::Communicator* dp = nullptr;
   parallel::Communicator* edp = nullptr;
+  parallel::Communicator* tp = nullptr;
   parallel::Communicator* world = nullptr;  // every rank holding some parameter: the gradient norm's sum
   // ZeRO-1: the n replicas of a parameter each keep the AdamW moments of about 1/n of its elements (whole
   // norm chunks); gradients are reduce-scattered, each rank updates its part of the master, and the parts
@@ -47,10 +49,14 @@ struct OptimizerGroups {
 class AdamW {
  public:
   AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups groups = {});
-  // Sums every gradient over the ranks that replicate its parameter (dp or edp): collective, call it once
-  // per step after the backward passes of every micro-batch. With ZeRO-1 a rank receives only the sum of
-  // its own part (reduce-scatter); Param::grad then holds this rank's unreduced gradient.
+  // Sums every gradient over the ranks that replicate its parameter (dp or edp; first over tp for the
+  // TpRole::partial ones): collective, call it once per step after the backward passes of every
+  // micro-batch. With ZeRO-1 a rank receives only the sum of its own part (reduce-scatter); Param::grad
+  // then holds this rank's unreduced gradient.
   void reduce_gradients();
+  // Whether this rank holds the first copy of p among the ranks that replicate it (dp or edp, and tp
+  // unless p is split): the copy a checkpoint writes.
+  bool first_copy(const Param& p) const;
   // Global L2 norm of all gradients (one host sync; with groups, one f64 all-reduce over world): every
   // parameter counted exactly once, whichever ranks replicate or shard it. Gradients must be complete
   // (after reduce_gradients).
@@ -86,6 +92,7 @@ class AdamW {
     std::int64_t lo = 0, hi = 0, size = 0;
   };
   parallel::Communicator* replicas(const Param& p) const { return p.expert ? groups_.edp : groups_.dp; }
+  bool first_tp_copy(const Param& p) const;  // p is split over TP, or this is TP rank 0
 
   ParamStore& params_;
   AdamWConfig config_;

@@ -123,7 +123,8 @@ TEST(NnParity, CrossEntropyForwardAndInPlaceBackward) {
     for (auto [rows, v] : {std::pair<std::int64_t, std::int64_t>{8, 102400}, {5, 1001}}) {
       const Tensor logits = test::random_tensor({rows, v}, dt, 10, 3.0f);
       Tensor tg = ids_tensor(rows, v, 2);
-      tg.data<std::int32_t>()[1] = -1;  // an ignored token
+      tg.data<std::int32_t>()[1] = -1;                         // an ignored token
+      tg.data<std::int32_t>()[2] = kernels::kTargetElsewhere;  // a target in another vocabulary shard
       Tensor hl = Tensor::host({rows}, DType::f32), hlse = Tensor::host({rows}, DType::f32);
       Tensor gl = dev.empty({rows}, DType::f32), glse = dev.empty({rows}, DType::f32);
       const Tensor glogits = dev.to_here(logits), gtg = dev.to_here(tg);
@@ -173,6 +174,7 @@ TEST(NnParity, EmbeddingForwardAndBackwardAreBitExact) {
       const Tensor table = test::random_tensor({vocab, d}, DType::f32, 14);
       Tensor ids = ids_tensor(rows, vocab, 3);
       for (std::int64_t t = 0; t < rows; t += 3) ids.data<std::int32_t>()[t] = 7;  // one long run
+      for (std::int64_t t = 1; t < rows; t += 10) ids.data<std::int32_t>()[t] = -1;  // rows of another shard
       Tensor ho = Tensor::host({rows, d}, dt), go = dev.empty({rows, d}, dt);
       const Tensor gids = dev.to_here(ids);
       kernels::embedding_forward(cpu, table, ids, ho);

@@ -262,11 +262,54 @@ TEST(CrossEntropyCpu, BackwardIsSoftmaxMinusOneHotTimesWeightAndWorksInPlace) {
   EXPECT_EQ(test::max_error(dl, inplace), 0.0);
 }
 
+// Vocabulary-parallel use: the logits split into two column shards, each with its targets as local
+// columns or kTargetElsewhere. Combining the shards' lse and (lse - loss) gives the whole row's loss, and
+// each shard's backward with the whole lse is its columns of the whole backward.
+TEST(CrossEntropyCpu, ShardsWithTargetsElsewhereCombineToTheWholeVocabulary) {
+  const int rows = 4, v = 40, half = v / 2;
+  const Tensor logits = test::random_tensor({rows, v}, DType::f32, 17, 3.0f), tg = ints({3, -1, 25, 39});
+  Tensor loss = Tensor::host({rows}, DType::f32), lse = Tensor::host({rows}, DType::f32), dloss = Tensor::host({rows}, DType::f32);
+  kernels::cross_entropy_forward(cpu, logits, tg, loss, lse);
+  for (int t = 0; t < rows; ++t) dloss.data<float>()[t] = 1.0f + t;
+  Tensor whole_grad = Tensor::host({rows, v}, DType::f32);
+  kernels::cross_entropy_backward(cpu, logits, tg, lse, dloss, whole_grad);
+  std::vector<Tensor> shard_lse, shard_loss, shard_logits, shard_tg;
+  for (int s = 0; s < 2; ++s) {
+    Tensor part = Tensor::host({rows, half}, DType::f32);
+    for (int t = 0; t < rows; ++t)
+      for (int j = 0; j < half; ++j) part.data<float>()[t * half + j] = logits.data<float>()[t * v + s * half + j];
+    std::vector<std::int32_t> local;
+    for (int t = 0; t < rows; ++t) {
+      const int y = tg.data<std::int32_t>()[t];
+      local.push_back(y < 0 ? -1 : (y >= s * half && y < (s + 1) * half) ? y - s * half : kernels::kTargetElsewhere);
+    }
+    shard_tg.push_back(ints(local));
+    shard_logits.push_back(part);
+    shard_lse.push_back(Tensor::host({rows}, DType::f32));
+    shard_loss.push_back(Tensor::host({rows}, DType::f32));
+    kernels::cross_entropy_forward(cpu, part, shard_tg[s], shard_loss[s], shard_lse[s]);
+  }
+  for (int t = 0; t < rows; ++t) {
+    const double a = shard_lse[0].data<float>()[t], b = shard_lse[1].data<float>()[t];
+    const double l = std::max(a, b) + std::log(std::exp(a - std::max(a, b)) + std::exp(b - std::max(a, b)));
+    const double z = (a - shard_loss[0].data<float>()[t]) + (b - shard_loss[1].data<float>()[t]);
+    EXPECT_NEAR(l, lse.data<float>()[t], 1e-5);
+    if (tg.data<std::int32_t>()[t] >= 0) EXPECT_NEAR(l - z, loss.data<float>()[t], 1e-5) << "row " << t;
+  }
+  for (int s = 0; s < 2; ++s) {
+    Tensor g = Tensor::host({rows, half}, DType::f32);
+    kernels::cross_entropy_backward(cpu, shard_logits[s], shard_tg[s], lse, dloss, g);
+    for (int t = 0; t < rows; ++t)
+      for (int j = 0; j < half; ++j)
+        EXPECT_NEAR(g.data<float>()[t * half + j], whole_grad.data<float>()[t * v + s * half + j], 1e-6) << t << "," << j;
+  }
+}
+
 TEST(CrossEntropyCpu, BadTargetsAndShapesAreUserErrors) {
   const Tensor logits = Tensor::host({2, 10}, DType::f32);
   Tensor loss = Tensor::host({2}, DType::f32), lse = Tensor::host({2}, DType::f32);
   expect_user_error([&] { kernels::cross_entropy_forward(cpu, logits, ints({0, 10}), loss, lse); }, "targets[1] = 10");
-  expect_user_error([&] { kernels::cross_entropy_forward(cpu, logits, ints({0, -2}), loss, lse); }, "targets[1] = -2");
+  expect_user_error([&] { kernels::cross_entropy_forward(cpu, logits, ints({0, -3}), loss, lse); }, "targets[1] = -3");
   expect_user_error([&] { kernels::cross_entropy_forward(cpu, logits, ints({0}), loss, lse); }, "[2, 10]");
 }
 
@@ -327,11 +370,27 @@ TEST(EmbeddingCpu, BackwardAccumulatesRepeatedIds) {
     }
 }
 
+// Id -1 (a row of another vocabulary shard): a zero row forward, skipped backward.
+TEST(EmbeddingCpu, RowsOfOtherShardsAreZeroAndGetNoGradient) {
+  const Tensor table = test::random_tensor({4, 3}, DType::f32, 22), ids = ints({-1, 2, -1});
+  Tensor out = Tensor::host({3, 3}, DType::f32);
+  kernels::embedding_forward(cpu, table, ids, out);
+  for (int j = 0; j < 3; ++j) {
+    EXPECT_EQ(out.data<float>()[j], 0.0f);
+    EXPECT_EQ(out.data<float>()[3 + j], table.data<float>()[6 + j]);
+    EXPECT_EQ(out.data<float>()[6 + j], 0.0f);
+  }
+  Tensor dtable = Tensor::host_zeros({4, 3}, DType::f32);
+  kernels::embedding_backward(cpu, test::random_tensor({3, 3}, DType::f32, 23), ids, dtable);
+  for (int v = 0; v < 4; ++v)
+    for (int j = 0; j < 3; ++j) EXPECT_EQ(dtable.data<float>()[v * 3 + j] != 0.0f, v == 2) << v;
+}
+
 TEST(EmbeddingCpu, BadIdsAndShapesAreUserErrors) {
   const Tensor table = Tensor::host({10, 6}, DType::f32);
   expect_user_error([&] { kernels::embedding_forward(cpu, table, ints({1, 10}), Tensor::host({2, 6}, DType::f32)); }, "ids[1] = 10");
   expect_user_error([&] { kernels::embedding_forward(cpu, table, ints({1, 2}), Tensor::host({2, 5}, DType::f32)); }, "[2, 5]");
-  expect_user_error([&] { kernels::embedding_backward(cpu, Tensor::host({2, 6}, DType::f32), ints({0, -1}), Tensor::host({10, 6}, DType::f32)); }, "ids[1] = -1");
+  expect_user_error([&] { kernels::embedding_backward(cpu, Tensor::host({2, 6}, DType::f32), ints({0, -2}), Tensor::host({10, 6}, DType::f32)); }, "ids[1] = -2");
 }
 
 TEST(NnCpu, ZeroTokensAreANoOp) {

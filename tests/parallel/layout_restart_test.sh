@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Expert parallelism and ZeRO-1 through the pretrain stage (CPU): 3 steps on one layout, checkpointed,
-# then resumed with `load = latest` on another layout to step 6, give the losses of one uninterrupted
-# one-rank run (FP32, to 1e-5 relative: the layouts sum in another order, see
-# training_equivalence_test.cpp); so does the sft stage at EP2 from that checkpoint; a stage without
-# expert parallelism refuses it by naming the key, and so are tensor and pipeline parallelism.
+# Expert, tensor and pipeline parallelism and ZeRO-1 through the pretrain stage (CPU): 3 steps on one
+# layout, checkpointed, then resumed with `load = latest` on another layout to step 6, give the losses of
+# one uninterrupted one-rank run (FP32, to 1e-5 relative: the layouts sum in another order, see
+# training_equivalence_test.cpp); so does the sft stage at EP2 and at TP2 x PP2 from that checkpoint; a
+# stage that cannot split the model refuses the key, and so does pipeline parallelism with MTP.
 #   usage: layout_restart_test.sh R1HPC_BINARY PRETRAIN_DECK SFT_DECK
 set -uo pipefail
 bin=$1
@@ -23,16 +23,18 @@ launch() {
 }
 
 launch 1 --set run.max_steps=6 --set run.output_dir=ref >ref.log 2>&1 || { cat ref.log; fail "one-rank run"; }
-# first layout (ranks, expert, zero1) -> second layout
-for legs in "2 2 true:1 1 true" "1 1 true:2 2 true" "4 2 true:2 1 true" "4 4 false:4 2 true"; do
+# first layout (ranks, expert, zero1, tensor, pipeline) -> second layout
+for legs in "2 2 true 1 1:1 1 true 1 1" "1 1 true 1 1:2 2 true 1 1" "4 2 true 1 1:2 1 true 1 1" "4 4 false 1 1:4 2 true 1 1" \
+            "2 2 true 2 1:2 1 true 1 2" "4 2 true 2 2:1 1 true 1 1"; do
   IFS=: read -r a b <<<"$legs"
-  read -r ra ea za <<<"$a"
-  read -r rb eb zb <<<"$b"
-  out="run_${ra}_${ea}_${za}_${rb}_${eb}_${zb}"
+  read -r ra ea za ta pa <<<"$a"
+  read -r rb eb zb tb pb <<<"$b"
+  out="run_${ra}_${ea}_${za}_${ta}_${pa}_${rb}_${eb}_${zb}_${tb}_${pb}"
   launch "$ra" --set run.max_steps=3 --set run.output_dir="$out" --set parallel.expert="$ea" --set parallel.zero1="$za" \
-    >"$out.1.log" 2>&1 || { cat "$out.1.log"; fail "$out: first leg"; }
+    --set parallel.tensor="$ta" --set parallel.pipeline="$pa" >"$out.1.log" 2>&1 || { cat "$out.1.log"; fail "$out: first leg"; }
   launch "$rb" --set run.max_steps=6 --set run.output_dir="$out" --set parallel.expert="$eb" --set parallel.zero1="$zb" \
-    --set checkpoint.load=latest >"$out.2.log" 2>&1 || { cat "$out.2.log"; fail "$out: second leg"; }
+    --set parallel.tensor="$tb" --set parallel.pipeline="$pb" --set checkpoint.load=latest >"$out.2.log" 2>&1 \
+    || { cat "$out.2.log"; fail "$out: second leg"; }
   grep -q "resuming this run from $out/checkpoints/step-00000003" "$out.2.log" || fail "$out: did not resume from step 3"
   python3 - ref "$out" <<'PY' || fail "$out: losses differ from the one-rank run"
 import json, sys
@@ -46,19 +48,23 @@ sys.exit(0 if worst <= 1e-5 else 1)
 PY
 done
 
-# The sft stage from that checkpoint (written by one rank, read into expert shards): EP2 equals one rank.
+# The sft stage from that checkpoint (written by one rank, read into shards): EP2 and TP2 x PP2 equal one rank.
 sft=(--set run.max_steps=3 --set checkpoint.load="$work/ref/checkpoints")
 "$bin" "$sft_deck" "${sft[@]}" --set run.output_dir=sft1 >sft1.log 2>&1 || { cat sft1.log; fail "sft on one rank"; }
-mpiexec -n 2 --oversubscribe "$bin" "$sft_deck" "${sft[@]}" --set run.output_dir=sft_ep2 --set parallel.expert=2 \
-  >sft_ep2.log 2>&1 || { cat sft_ep2.log; fail "sft at EP2"; }
-python3 - sft1 sft_ep2 <<'PY' || fail "sft at EP2: losses differ from one rank"
+for split in "2 sft_ep2 --set parallel.expert=2" "4 sft_tp2_pp2 --set parallel.tensor=2 --set parallel.pipeline=2"; do
+  read -r n name args <<<"$split"
+  # shellcheck disable=SC2086
+  mpiexec -n "$n" --oversubscribe "$bin" "$sft_deck" "${sft[@]}" --set run.output_dir="$name" $args \
+    >"$name.log" 2>&1 || { cat "$name.log"; fail "sft at $name"; }
+  python3 - sft1 "$name" <<'PY' || fail "sft at $name: losses differ from one rank"
 import json, sys
 a, b = ([json.loads(l)["loss"] for l in open(f"{r}/metrics.jsonl")] for r in sys.argv[1:])
 assert len(a) == len(b) == 3, (len(a), len(b))
 worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
-print(f"sft EP2 vs one rank: worst relative loss difference {worst:.2e}")
+print(f"{sys.argv[2]} vs one rank: worst relative loss difference {worst:.2e}")
 sys.exit(0 if worst <= 1e-5 else 1)
 PY
+done
 grep -q "parallel.zero1: data = 1" ref.log || fail "a one-rank run does not say that ZeRO-1 has nothing to shard"
 
 # A stage that cannot split experts refuses the key before it writes anything.
@@ -68,10 +74,16 @@ rc=$?
 [[ $rc == 2 ]] || { cat refused.log; fail "reward_model with expert = 2 exited $rc, not 2"; }
 grep -q "r1hpc: error: .*\[parallel\] expert = 2.*runs in the pretrain and sft stages" refused.log || { cat refused.log; fail "no error naming [parallel] expert"; }
 [[ ! -e refused ]] || fail "the refused run created its output directory"
-# Tensor and pipeline parallelism are planned (--dry-run) but not run yet: refused by name.
-mpiexec -n 2 --oversubscribe "$bin" "$deck" --set parallel.tensor=2 --set run.output_dir=refused_tp >refused_tp.log 2>&1
-rc=$?
-[[ $rc == 2 ]] || { cat refused_tp.log; fail "tensor = 2 exited $rc, not 2"; }
-grep -q "r1hpc: error: .*\[parallel\] tensor = 2.*tensor and pipeline parallelism are the next milestone" refused_tp.log \
-  || { cat refused_tp.log; fail "no error naming [parallel] tensor"; }
+# So does a generating stage with tensor = 2, and pipeline parallelism with an MTP module.
+refuse() {  # KEY_PATTERN ARGS...: refused with exit 2 naming the key, nothing written
+  local pattern=$1
+  shift
+  mpiexec -n 2 --oversubscribe "$bin" "$deck" "$@" --set run.output_dir=refused_more >refused_more.log 2>&1
+  local rc=$?
+  [[ $rc == 2 ]] || { cat refused_more.log; fail "$* exited $rc, not 2"; }
+  grep -q "r1hpc: error: .*$pattern" refused_more.log || { cat refused_more.log; fail "no error naming $pattern"; }
+  [[ ! -e refused_more ]] || fail "the refused run ($*) created its output directory"
+}
+refuse "\[parallel\] tensor = 2.*runs in the pretrain and sft stages" --set run.stage=reward_model --set parallel.tensor=2
+refuse "\[model\] mtp_depth = 1.*pipeline parallelism needs mtp_depth = 0" --set parallel.pipeline=2 --set model.mtp_depth=1
 echo PASS

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# On a machine with two or more GPUs, after scripts/gpu/run.sh has built build-gpu: every kind of
+# parallelism over NCCL, one GPU per rank.
+#  1. the NCCL collectives tests on 2 ranks;
+#  2. the tiny pretrain (FP32, 6 steps) on one GPU and at DP2, TP2, EP2, PP2 on two: the losses must equal
+#     one GPU's to 1e-5 relative (the CPU equivalence tests' bound; FP32 GEMMs, no TF32);
+#  3. the bench deck at each two-GPU layout: tokens/s, MFU, and the profile of steps 8-10 with the
+#     communication regions (tp_comm, ep_comm) and the pipeline bubble;
+#  4. r1hpc-bench-comm on 2 ranks (all-reduce and all-to-all GB/s).
+#   scripts/gpu/multi_gpu.sh OUTDIR
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:?usage: scripts/gpu/multi_gpu.sh OUTDIR}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+bin=build-gpu/bin/r1hpc
+status=0
+run2() { mpirun -np 2 --bind-to none "$@"; }
+
+ctest --test-dir build-gpu -L gpu -R "_np2$" --output-on-failure >"$out/nccl-tests.log" 2>&1 || status=1
+tail -5 "$out/nccl-tests.log"
+
+tiny=(tests/e2e/pretrain_tiny.deck --set run.max_steps=6 --set train.precision=fp32 --set train.micro_batch=2
+      --set train.global_batch=8)
+work=$(mktemp -d)
+$bin "${tiny[@]}" --set run.output_dir="$work/one" >"$out/tiny-one.log" 2>&1 || status=1
+for layout in "dp2" "tp2 --set parallel.tensor=2" "ep2 --set parallel.expert=2" "pp2 --set parallel.pipeline=2"; do
+  read -r name args <<<"$layout"
+  # shellcheck disable=SC2086
+  run2 $bin "${tiny[@]}" --set run.output_dir="$work/$name" $args >"$out/tiny-$name.log" 2>&1 || status=1
+  python3 - "$work/one" "$work/$name" <<'PY' 2>&1 | tee -a "$out/tiny-equivalence.log" || status=1
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(f"{r}/metrics.jsonl")] for r in sys.argv[1:])
+assert len(a) == len(b) == 6, (len(a), len(b))
+worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+print(f"NCCL {sys.argv[2].rsplit('/', 1)[1]}: losses {b[0]:.6f} .. {b[-1]:.6f}, worst relative difference to one GPU {worst:.2e}")
+sys.exit(0 if worst <= 1e-5 else 1)
+PY
+done
+rm -rf "$work"
+
+# The final checkpoint (27 GB) goes to memory and is dropped: these runs measure the step.
+bench=(inputs/bench/pretrain_bench.deck --set checkpoint.dir=/dev/shm/r1hpc-bench)
+for layout in "dp2 --set train.global_batch=4" "ep2 --set train.global_batch=4 --set parallel.expert=2" \
+              "tp2 --set parallel.tensor=2" \
+              "pp2 --set parallel.pipeline=2 --set train.micro_batch=1 --set train.global_batch=8"; do
+  read -r name args <<<"$layout"
+  rm -rf runs/bench /dev/shm/r1hpc-bench
+  # shellcheck disable=SC2086
+  run2 $bin "${bench[@]}" $args >"$out/bench-$name.log" 2>&1 || status=1
+  echo "== bench $name: $(grep -c 'tokens/s' "$out/bench-$name.log") step lines"
+  grep -E "step +1[012]/|bubble" "$out/bench-$name.log" | tail -3
+  grep -A40 "profile of steps" "$out/bench-$name.log" | grep -E "comm|forward |backward |optimizer|total" | head -12
+done
+rm -rf /dev/shm/r1hpc-bench
+run2 build-gpu/bin/r1hpc-bench-comm >"$out/comm-bench.log" 2>&1 || status=1
+tail -20 "$out/comm-bench.log"
+exit $status

@@ -1,0 +1,45 @@
+// Tensor parallelism (Megatron style, docs/parallel.md): the TP group a layer splits its heads, FFN
+// columns and vocabulary over, its reductions, and the vocabulary-parallel embedding and cross-entropy.
+#pragma once
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "kernels/context.hpp"
+#include "parallel/comm.hpp"
+
+namespace r1 {
+
+// A layer's TP group; no communicator (or one rank) is no tensor parallelism. Under TP a layer's output
+// and input gradient are partial sums over the group, which the caller completes with all_reduce.
+struct TpGroup {
+  parallel::Communicator* comm = nullptr;
+  int size() const { return comm != nullptr ? comm->size() : 1; }
+  int rank() const { return comm != nullptr ? comm->rank() : 0; }
+  bool active() const { return size() > 1; }
+  void all_reduce(const Tensor& t) const;  // in place, sum; a no-op without TP
+  // The token rows [first, last) of `tokens` that this rank's MoE experts run (the routed experts
+  // split tokens, not weights, over TP: expert-tensor-parallel size 1).
+  std::pair<std::int64_t, std::int64_t> token_rows(std::int64_t tokens) const;
+};
+
+// This rank's rows [begin, begin + size) of the vocabulary (embedding rows, head rows, logit columns).
+struct VocabShard {
+  std::int64_t begin = 0, size = 0;
+};
+VocabShard vocab_shard(std::int64_t vocab, const TpGroup& tp);
+// Token ids as rows of this shard: id - begin, or -1 for a row another rank holds (embedding kernels).
+std::vector<std::int32_t> shard_ids(const std::vector<std::int32_t>& ids, VocabShard shard);
+// Targets as columns of this shard's logits: -1 stays ignored, a target of another shard becomes
+// kernels::kTargetElsewhere (counted: its softmax still has a gradient here).
+std::vector<std::int32_t> shard_targets(const std::vector<std::int32_t>& targets, VocabShard shard);
+
+// Cross-entropy of logits split by vocabulary: each rank holds logits [T, V / tp] of its shard and
+// shard_targets. On return `losses` and `lse` (f32 [T]) are over the whole vocabulary and the same on
+// every rank, ready for kernels::cross_entropy_backward on the shard. The shards' log-sum-exps and
+// target logits are gathered and combined on the host in f64 (a [tp, 2, T] exchange and one sync).
+void vocab_parallel_cross_entropy(const kernels::Context& ctx, const TpGroup& tp, const Tensor& logits,
+                                  const Tensor& targets, const Tensor& losses, const Tensor& lse);
+
+}  // namespace r1
