@@ -49,6 +49,11 @@ TEST(ExampleDecks, ValidateOnTheRankCountsTheyAreWrittenFor) {
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/bench/pretrain_bench.deck"), 1));
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/01_r1zero_tiny.deck",
                                            {"checkpoint.load=" + (source_dir() / "tests").string()}), 2));
+  // The GPU-scale R1-Zero pair and its evaluation, on one GPU.
+  const std::vector<std::string> parent{"checkpoint.load=" + (source_dir() / "tests").string()};
+  EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/00_pretrain_small.deck"), 1));
+  EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/01_r1zero_small.deck", parent), 1));
+  EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/09_evaluate_small.deck", parent), 1));
 }
 
 }  // namespace
