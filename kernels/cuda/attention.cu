@@ -1,4 +1,4 @@
-// CUDA causal attention. bf16 with head dims (48,32), (64,64), (128,128), (192,128): FlashAttention-2
+// CUDA causal attention. bf16 with head dims (48,32), (64,64), (96,64), (128,128), (192,128): FlashAttention-2
 // style tiled kernels on tensor cores (mma.sync m16n8k16, ldmatrix, cp.async double buffering, online
 // softmax in registers). f32, and bf16 with other head dims: a warp-per-row CUDA-core path. The backward
 // pass is deterministic: dk/dv by key tiles and dq by a separate pass over query tiles, both recomputing P
@@ -8,8 +8,10 @@
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
+#include <mutex>
 #include <utility>
 
+#include "core/log.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
@@ -661,8 +663,8 @@ bool with_tensor_core_dims(std::int64_t dqk, std::int64_t dv, F&& f) {
     f(dims);
     return true;
   };
-  return try_dims(HeadDims<48, 32>{}) || try_dims(HeadDims<64, 64>{}) || try_dims(HeadDims<128, 128>{}) ||
-         try_dims(HeadDims<192, 128>{});
+  return try_dims(HeadDims<48, 32>{}) || try_dims(HeadDims<64, 64>{}) || try_dims(HeadDims<96, 64>{}) ||
+         try_dims(HeadDims<128, 128>{}) || try_dims(HeadDims<192, 128>{});
 }
 
 bool aligned16(std::initializer_list<const Tensor*> ts) {
@@ -718,6 +720,13 @@ void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, con
         launch_tc(forward_tc<Q, V>, tiles(a.S, FwdTile::M), a, FwdTile::smem(Q, V), stream, "attention forward_tc");
       }))
     return;
+  if (q.dtype() == DType::bf16) {  // a model shape without tiled kernels trains ~10x slower: say so once
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      log_warn("attention: bf16 head dims (", q.dim(3), ", ", v.dim(3), ") have no tensor-core kernel (or a ",
+               "buffer is not 16-byte aligned); running the much slower CUDA-core path");
+    });
+  }
   with_float_type(q.dtype(), "attention_forward", [&](auto tag) {
     using T = decltype(tag);
     const Args<T> a = make_args<T>(q, k, v, out, lse, segment_ids, scale);

@@ -23,7 +23,7 @@ struct Case {
 // several tiles with a partial last one (300); (80, 48) and (40, 24) run the CUDA-core path in bf16 too.
 std::vector<Case> cases() {
   std::vector<Case> out;
-  const std::pair<std::int64_t, std::int64_t> dims[] = {{48, 32}, {64, 64}, {128, 128}, {192, 128}, {80, 48}, {40, 24}};
+  const std::pair<std::int64_t, std::int64_t> dims[] = {{48, 32}, {64, 64}, {96, 64}, {128, 128}, {192, 128}, {80, 48}, {40, 24}};
   for (auto [dqk, dv] : dims) {
     out.push_back({2, 1, 1, dqk, dv});
     out.push_back({2, 17, 3, dqk, dv});
