@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "kernels/profile.hpp"
 #include "kernels/sampling.hpp"
+#include "parallel/comm.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace r1 {
@@ -68,63 +69,87 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
     return std::find(params.stop_ids.begin(), params.stop_ids.end(), t) != params.stop_ids.end();
   };
 
-  for (std::size_t first = 0; first < seqs.size(); first += static_cast<std::size_t>(max_batch)) {
-    const std::size_t n = std::min(seqs.size() - first, static_cast<std::size_t>(max_batch));
-    std::vector<Sequence*> live;
-    std::vector<std::vector<std::int32_t>> batch_prompts;
-    std::int64_t max_len = 0;
-    for (std::size_t i = first; i < first + n; ++i) {
-      live.push_back(&seqs[i]);
-      batch_prompts.push_back(prompts[static_cast<std::size_t>(seqs[i].out->prompt_index)]);
-      // The last sampled token is never fed back, so the cache needs prompt + limit - 1 rows.
-      max_len = std::max(max_len, static_cast<std::int64_t>(batch_prompts.back().size()) + seqs[i].limit - 1);
+  // Under expert parallelism every model pass is collective over the EP group, whose ranks hold different
+  // prompts: each rank runs one pass per tick (its batch's prefill or decode, or an idle one-token
+  // prefill once it has nothing left), and the group stops when no rank has work.
+  parallel::Communicator* group = model.lockstep_group();
+  const Tensor flag = group ? ctx.zeros({1}, DType::i32) : Tensor{};
+  const auto anyone = [&](bool mine) {
+    if (!group) return mine;
+    Tensor h = Tensor::host({1}, DType::i32);
+    h.data<std::int32_t>()[0] = mine ? 1 : 0;
+    copy(flag, h);
+    group->all_reduce(flag, parallel::ReduceOp::max);
+    group->wait();
+    copy(h, flag);
+    return h.data<std::int32_t>()[0] != 0;
+  };
+
+  std::size_t next_first = 0;  // the first sequence of the next batch
+  std::vector<Sequence*> live;  // the current batch's unfinished sequences (empty: none running)
+  std::optional<KvCache> cache;
+  Tensor logits;
+  while (anyone(!live.empty() || next_first < seqs.size())) {
+    if (live.empty() && next_first == seqs.size()) {  // idle: keep the group's collectives matched
+      KvCache idle = model.make_kv_cache(1, 1);
+      model.prefill(idle, {{0}});
+      continue;
     }
-    KvCache cache = model.make_kv_cache(static_cast<std::int64_t>(n), max_len);
-    Tensor logits = model.prefill(cache, batch_prompts);
-    while (true) {
-      // Draw every row where the logits are (the GPU when the model is there): only the uniforms go up
-      // and the tokens, log-probs and entropies come back.
-      const auto B = static_cast<std::int64_t>(live.size());
-      Tensor u = Tensor::host({B}, DType::f64);
-      for (std::int64_t i = 0; i < B; ++i) {
-        const Completion& comp = *live[static_cast<std::size_t>(i)]->out;
-        u.data<double>()[i] = sampling_uniform(params.seed, live[static_cast<std::size_t>(i)]->prompt_key,
-                                               static_cast<std::uint32_t>(comp.sample_index),
-                                               static_cast<std::uint32_t>(comp.tokens.size()));
+    if (live.empty()) {  // a new batch: prefill its prompts
+      const std::size_t n = std::min(seqs.size() - next_first, static_cast<std::size_t>(max_batch));
+      std::vector<std::vector<std::int32_t>> batch_prompts;
+      std::int64_t max_len = 0;
+      for (std::size_t i = next_first; i < next_first + n; ++i) {
+        live.push_back(&seqs[i]);
+        batch_prompts.push_back(prompts[static_cast<std::size_t>(seqs[i].out->prompt_index)]);
+        // The last sampled token is never fed back, so the cache needs prompt + limit - 1 rows.
+        max_len = std::max(max_len, static_cast<std::int64_t>(batch_prompts.back().size()) + seqs[i].limit - 1);
       }
-      const Tensor tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
-      std::optional<kernels::ProfileRegion> region(std::in_place, ctx, "sample");
-      kernels::sample_rows(ctx, logits, ctx.to_here(u), opts, tok, lp, ent);
-      const Tensor htok = on_host(tok), hlp = on_host(lp), hent = on_host(ent);
-      region.reset();
-      std::vector<char> done(live.size(), 0);
-      for (std::size_t i = 0; i < live.size(); ++i) {
-        Completion& comp = *live[i]->out;
-        const SampledToken t{htok.data<std::int32_t>()[i], hlp.data<float>()[i], hent.data<float>()[i]};
-        comp.tokens.push_back(t.token);
-        comp.logprobs.push_back(t.logprob);
-        comp.entropies.push_back(t.entropy);
-        if (is_stop(t.token)) {
-          comp.finished_by = FinishReason::stop;
-          done[i] = 1;
-        } else if (static_cast<std::int64_t>(comp.tokens.size()) >= live[i]->limit) {
-          comp.finished_by = FinishReason::length;
-          done[i] = 1;
-        }
-      }
-      std::vector<std::int32_t> keep;
-      for (std::size_t i = 0; i < live.size(); ++i)
-        if (!done[i]) keep.push_back(static_cast<std::int32_t>(i));
-      if (keep.empty()) break;
-      if (keep.size() < live.size()) {
-        model.keep_slots(cache, keep);
-        std::vector<Sequence*> kept;
-        for (std::int32_t i : keep) kept.push_back(live[static_cast<std::size_t>(i)]);
-        live = kept;
-      }
+      next_first += n;
+      cache = model.make_kv_cache(static_cast<std::int64_t>(n), max_len);
+      logits = model.prefill(*cache, batch_prompts);
+    } else {
       std::vector<std::int32_t> next;
       for (const Sequence* s : live) next.push_back(s->out->tokens.back());
-      logits = model.decode(cache, next);
+      logits = model.decode(*cache, next);
+    }
+    // Draw every row where the logits are (the GPU when the model is there): only the uniforms go up
+    // and the tokens, log-probs and entropies come back.
+    const auto B = static_cast<std::int64_t>(live.size());
+    Tensor u = Tensor::host({B}, DType::f64);
+    for (std::int64_t i = 0; i < B; ++i) {
+      const Completion& comp = *live[static_cast<std::size_t>(i)]->out;
+      u.data<double>()[i] = sampling_uniform(params.seed, live[static_cast<std::size_t>(i)]->prompt_key,
+                                             static_cast<std::uint32_t>(comp.sample_index),
+                                             static_cast<std::uint32_t>(comp.tokens.size()));
+    }
+    const Tensor tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+    std::optional<kernels::ProfileRegion> region(std::in_place, ctx, "sample");
+    kernels::sample_rows(ctx, logits, ctx.to_here(u), opts, tok, lp, ent);
+    const Tensor htok = on_host(tok), hlp = on_host(lp), hent = on_host(ent);
+    region.reset();
+    std::vector<std::int32_t> keep;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      Completion& comp = *live[i]->out;
+      const SampledToken t{htok.data<std::int32_t>()[i], hlp.data<float>()[i], hent.data<float>()[i]};
+      comp.tokens.push_back(t.token);
+      comp.logprobs.push_back(t.logprob);
+      comp.entropies.push_back(t.entropy);
+      if (is_stop(t.token))
+        comp.finished_by = FinishReason::stop;
+      else if (static_cast<std::int64_t>(comp.tokens.size()) >= live[i]->limit)
+        comp.finished_by = FinishReason::length;
+      else
+        keep.push_back(static_cast<std::int32_t>(i));
+    }
+    if (keep.empty()) {  // the batch is done
+      live.clear();
+      cache.reset();
+    } else if (keep.size() < live.size()) {  // finished sequences leave the batch
+      model.keep_slots(*cache, keep);
+      std::vector<Sequence*> kept;
+      for (std::int32_t i : keep) kept.push_back(live[static_cast<std::size_t>(i)]);
+      live = kept;
     }
   }
   return out;

@@ -35,6 +35,10 @@ std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok);
 // position), so the completions do not depend on max_batch or on how prompts are spread over ranks
 // (give each rank's first global prompt index). A sequence ends at a stop id or after max_new_tokens,
 // or when it fills the model's max_seq_len (finished_by = length).
+// Under expert parallelism (Model::lockstep_group()) generate() is collective over the EP group: every
+// member calls it at the same point, each with its own prompts (possibly none), and ranks that run out
+// of sequences keep running idle one-token passes until the whole group is done; the completions are
+// those of a one-rank run.
 // Sampling runs on the host from f32 logits copied off the device each step; a device sampler (top-k /
 // top-p over the logits in GPU memory, one token id per sequence coming back) is the next speed-up.
 std::vector<Completion> generate(const Model& model, const std::vector<std::vector<std::int32_t>>& prompts,

@@ -66,7 +66,7 @@ Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Sha
 }  // namespace
 
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
-    : c_(c), params_(params), tp_{groups.tp} {
+    : c_(c), params_(params), tp_{groups.tp}, ep_(c.dense ? nullptr : groups.ep) {
   const Context& ctx = params.context();
   rope_ = mla_rope_tables(ctx, c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP

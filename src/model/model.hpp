@@ -58,11 +58,15 @@ class Model {
   // Under tensor parallelism the embedding and the output head hold this rank's vocabulary rows, the
   // cross-entropy is vocabulary-parallel, and each block completes its layers' partial sums with one
   // all-reduce after attention and one after the FFN (two more in the backward). Generation (KV cache,
-  // prefill, decode) needs tp = null.
+  // prefill, decode) needs tp = null; under expert parallelism every prefill and decode is collective over
+  // the EP group (the MoE layers exchange tokens), so its ranks must run them in step (lockstep_group()).
   Model(const ModelConfig& c, ParamStore& params, ModelGroups groups = {});
   ~Model();
   const ModelConfig& config() const { return c_; }
   ParamStore& params() const { return params_; }
+  // The ranks that must run each forward pass (training, prefill or decode) together, whatever their
+  // batches: the expert-parallel group when it has more than one rank, else null.
+  parallel::Communicator* lockstep_group() const { return ep_ != nullptr && ep_->size() > 1 ? ep_ : nullptr; }
   bool full_recompute = false;  // keep only each block's input; recompute the block before its backward
 
   DeviceBatch upload(const TokenBatch& b) const;
@@ -159,6 +163,7 @@ class Model {
   ModelConfig c_;
   ParamStore& params_;
   TpGroup tp_;
+  parallel::Communicator* ep_ = nullptr;
   kernels::RopeTables rope_;
   std::vector<ChunkInfo> chunks_;
   std::vector<std::unique_ptr<Block>> blocks_;      // this rank's trunk layers, chunk after chunk

@@ -70,7 +70,7 @@ int run_evaluate(StageEnv& env) {
   const std::int64_t n = pol.samples_per_prompt;
   const std::vector<std::int64_t>& ks = deck.get_ints("evaluate.pass_k");
   RunInfo info{.stage = "evaluate", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = {{"data", dp.size()}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+               .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   log_info("evaluate: ", set.problems.size(), " prompts of ", set.dataset, " x ", n, " samples, temperature ", temperature, ", top-p ",
            top_p, ", at most ", pol.sampling.max_new_tokens, " new tokens");

@@ -1,6 +1,7 @@
 // The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
 // world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
-// penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups). In
+// penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups), with
+// the routed experts optionally spread over expert-parallel ranks. In
 // the last [grpo] preference_steps steps ("RL for all scenarios") general prompts join the reasoning ones,
 // scored by learned reward models: helpfulness on the final summary, harmlessness on the whole response.
 #include <algorithm>
@@ -36,13 +37,14 @@ struct Rollout {
 };
 
 // Packs rollouts [first, last) into a right-padded micro-batch: targets (next tokens) only where the
-// next token belongs to the completion; `owner[t]` is the completion a loss token belongs to.
+// next token belongs to the completion; `owner[t]` is the completion a loss token belongs to. An empty
+// range packs one padding token without a loss (an idle micro-batch under expert parallelism).
 TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, std::int32_t pad,
                 std::vector<std::int32_t>& owner) {
   std::int64_t len = 1;
   for (std::size_t i = first; i < last; ++i) len = std::max<std::int64_t>(len, static_cast<std::int64_t>(rs[i].tokens.size()));
   TokenBatch b;
-  b.batch = static_cast<std::int64_t>(last - first);
+  b.batch = std::max<std::int64_t>(1, static_cast<std::int64_t>(last - first));
   b.seq = len;
   b.ids.assign(static_cast<std::size_t>(b.batch * len), pad);
   b.targets.assign(b.ids.size(), -1);
@@ -130,8 +132,11 @@ int run_grpo(StageEnv& env) {
   const std::int64_t pref_first = max_steps - preference_steps + 1;
   const double help_weight = deck.get_float("reward.helpfulness_weight"), harm_weight = deck.get_float("reward.harmlessness_weight");
 
+  // Expert parallelism: the policy's and the reference's routed experts are spread over the EP group,
+  // whose ranks generate and run their micro-batches in step (each rank still owns whole prompt groups).
+  const ModelGroups groups{.ep = env.comms->ep.get()};
   ParamStore params(ctx, env.compute_dtype);
-  Model model(cfg, params);
+  Model model(cfg, params, groups);
   model.full_recompute = full_recompute(deck);
   params.initialize(seed, cfg.init_std);
   AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
@@ -145,7 +150,7 @@ int run_grpo(StageEnv& env) {
   std::string ref_source = resumed.data_state.value("reference", resumed.loaded.string());
   if (gc.beta_kl > 0) {
     ref_params = std::make_unique<ParamStore>(ctx, env.compute_dtype);
-    ref_model = std::make_unique<Model>(cfg, *ref_params);
+    ref_model = std::make_unique<Model>(cfg, *ref_params, groups);
     if (!ref_source.empty() && ref_source != resumed.loaded.string()) {
       ckpt::load_train_state(ref_source, ckpt::LoadMode::weights, *ref_params, nullptr);
     } else {
@@ -172,7 +177,7 @@ int run_grpo(StageEnv& env) {
   for (const RewardScorer* m : {helpfulness.get(), harmlessness.get()})
     if (m) reward_models.push_back(std::filesystem::absolute(m->checkpoint()).lexically_normal().string());
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = {{"data", dp.size()}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+               .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   StageCheckpoints checkpoints(deck, "grpo", resumed.parent, info.layout, params, opt);
   log_info("grpo: ", describe_model(cfg), "; ", prompts_per_step, " prompts x ", gc.group_size, " samples per step, ",
@@ -301,9 +306,16 @@ int run_grpo(StageEnv& env) {
     };
     std::vector<Micro> micros;
     GrpoNormaliser norm;
-    for (std::size_t s = 0; s < rollouts.size(); s += static_cast<std::size_t>(micro)) {
+    // Under expert parallelism every rank runs as many micro-batches as the busiest rank of its EP group
+    // (dynamic sampling leaves ranks different numbers of rollouts); the extra ones hold one padding
+    // token and no loss.
+    const auto real_micros = static_cast<std::int64_t>((rollouts.size() + static_cast<std::size_t>(micro) - 1) / static_cast<std::size_t>(micro));
+    const std::int64_t n_micros = max_over(model.lockstep_group(), ctx, real_micros);
+    for (std::int64_t k = 0; k < n_micros; ++k) {
       Micro m;
-      m.tb = pack(rollouts, s, std::min(rollouts.size(), s + static_cast<std::size_t>(micro)), tok->special_id("<|pad|>"), m.owner);
+      const std::size_t s = static_cast<std::size_t>(k * micro);
+      m.tb = pack(rollouts, std::min(s, rollouts.size()), std::min(rollouts.size(), s + static_cast<std::size_t>(micro)),
+                  tok->special_id("<|pad|>"), m.owner);
       m.old_lp = token_logprobs(model, m.tb);
       if (ref_model) m.ref_lp = token_logprobs(*ref_model, m.tb);
       norm += grpo_normaliser(GrpoTokens{m.old_lp, m.old_lp, m.ref_lp, m.owner, kept_adv, kept_trunc}, gc);

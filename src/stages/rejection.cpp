@@ -56,7 +56,7 @@ int run_rejection_sampling(StageEnv& env) {
   const double non_reasoning_fraction = deck.get_float("rejection.non_reasoning_fraction");
   const PromptSet set = prompt_set(deck);
   RunInfo info{.stage = "rejection_sampling", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(),
-               .world_size = env.world, .layout = {{"data", dp.size()}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
+               .world_size = env.world, .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
   const std::string out = deck.get_string("rejection.output_path").empty() ? run.path() + "/sft.jsonl"
                                                                             : deck.get_string("rejection.output_path");

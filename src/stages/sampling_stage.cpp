@@ -22,7 +22,7 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
   if (ckpt.empty()) deck.fail("checkpoint.load", detail::concat("names no checkpoint yet; ", stage, " samples from a trained model"));
   pol.checkpoint = std::filesystem::absolute(ckpt).lexically_normal();
   pol.params = std::make_unique<ParamStore>(env.ctx, env.compute_dtype);
-  pol.model = std::make_unique<Model>(pol.cfg, *pol.params);
+  pol.model = std::make_unique<Model>(pol.cfg, *pol.params, ModelGroups{.ep = env.comms->ep.get()});
   pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
   SamplingParams& sp = pol.sampling;
   sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
@@ -56,17 +56,22 @@ void sample_in_chunks(const Policy& policy, const std::vector<Problem>& problems
   // A chunk fills one generation batch: generate() decodes a batch until its last sequence stops.
   const std::int64_t chunk = std::max<std::int64_t>(1, policy.max_batch / policy.samples_per_prompt);
   const std::int64_t mine = share.last - share.first;
+  // Under expert parallelism the EP group's ranks generate in step, so each runs as many chunks as the
+  // busiest of them (the extra ones without prompts).
+  parallel::Communicator* group = policy.model->lockstep_group();
+  const std::int64_t chunks = max_over(group, policy.params->context(), (mine + chunk - 1) / chunk);
   const Stopwatch clock;
   std::int64_t tokens = 0;
-  for (std::int64_t first = share.first; first < share.last; first += chunk) {
-    const std::int64_t last = std::min(share.last, first + chunk);
+  for (std::int64_t k = 0; k < chunks; ++k) {
+    const std::int64_t first = std::min(share.last, share.first + k * chunk), last = std::min(share.last, first + chunk);
     std::vector<std::vector<std::int32_t>> prompts;
     for (std::int64_t i = first; i < last; ++i) prompts.push_back(policy.tok->encode(policy.prompt_text(problems[static_cast<std::size_t>(i)])));
     std::vector<Completion> comps = generate(*policy.model, prompts, policy.samples_per_prompt, policy.sampling, policy.max_batch, first);
+    if (first == last) continue;  // an idle chunk
     for (const Completion& c : comps) tokens += static_cast<std::int64_t>(c.tokens.size());
     consume(first, comps);
     const std::int64_t done = last - share.first;
-    if (last == share.last || (first - share.first) / chunk % 10 == 9)
+    if (last == share.last || k % 10 == 9)
       log_info(stage, ": ", done, "/", mine, " prompts of this rank sampled, ", static_cast<std::int64_t>(tokens / std::max(1e-9, clock.seconds())),
                " generated tok/s, ", format_duration(clock.seconds()));
   }

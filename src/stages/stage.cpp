@@ -49,16 +49,28 @@ double host_scalar(const Tensor& t) {
   return h.data<float>()[0];
 }
 
-// Sums `values` over the data-parallel group (host doubles through an f64 all-reduce).
-void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values) {
+namespace {
+void reduce_values(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values, parallel::ReduceOp op) {
   if (comm.size() == 1 || values.empty()) return;
   Tensor h = Tensor::host({static_cast<std::int64_t>(values.size())}, DType::f64);
   std::copy(values.begin(), values.end(), h.data<double>());
   Tensor d = ctx.to_here(h);
-  comm.all_reduce(d);
+  comm.all_reduce(d, op);
   comm.wait();
   copy(h, d);
   std::copy(h.data<double>(), h.data<double>() + h.numel(), values.begin());
+}
+}  // namespace
+
+void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values) {
+  reduce_values(comm, ctx, values, parallel::ReduceOp::sum);
+}
+
+std::int64_t max_over(parallel::Communicator* comm, const kernels::Context& ctx, std::int64_t value) {
+  if (comm == nullptr) return value;
+  std::vector<double> v{static_cast<double>(value)};
+  reduce_values(*comm, ctx, v, parallel::ReduceOp::max);
+  return static_cast<std::int64_t>(v[0]);
 }
 
 Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
@@ -238,9 +250,10 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
                                                             "the head (last stage) apart: set it to false");
   }
   const int expert = deck.get_bool("model.dense") ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
-  if (expert != 1 && !trains_split)
-    deck.fail("parallel.expert", "expert parallelism runs in the pretrain and sft stages; the " + stage +
-                                     " stage needs expert = 1 (every rank holding every expert)");
+  const bool samples_split = stage == "grpo" || stage == "evaluate" || stage == "rejection_sampling";
+  if (expert != 1 && !trains_split && !samples_split)
+    deck.fail("parallel.expert", "expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
+                                 "stages; the " + stage + " stage needs expert = 1 (every rank holding every expert)");
   const int tensor = static_cast<int>(deck.get_int("parallel.tensor"));
   if (tensor != 1 && !trains_split)  // what it must divide is checked with the deck (deck/validate.cpp)
     deck.fail("parallel.tensor", "tensor parallelism runs in the pretrain and sft stages; the " + stage +

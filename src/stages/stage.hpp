@@ -66,6 +66,8 @@ struct BatchPlan {
 double host_scalar(const Tensor& t);  // an f32[1] tensor's value (synchronises)
 // Sums `values` over a communicator's ranks (host doubles through an f64 all-reduce).
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values);
+// The largest `value` over a communicator's ranks (comm null: value itself).
+std::int64_t max_over(parallel::Communicator* comm, const kernels::Context& ctx, std::int64_t value);
 
 // Where a stage starts, from [checkpoint] load: nothing; `latest` (a restart of this run resumes
 // weights, optimizer and step; a first start finds nothing and starts fresh); or another checkpoint (a

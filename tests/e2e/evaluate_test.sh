@@ -2,7 +2,9 @@
 # The evaluate and rejection_sampling stages end to end (CPU) on a tiny base from pretrain: evaluate on the
 # synthetic held-out split writes eval.json with every metric, the same report on 1 and 2 ranks; rejection
 # sampling writes an SFT JSONL whose reasoning rows pass the verifier, whose rates add up, whose non-reasoning
-# share follows the deck, and which is byte-identical on 1 and 2 ranks.
+# share follows the deck, and which is byte-identical on 1 and 2 ranks. Both stages again with the routed
+# experts over 2 EP ranks (generation in lockstep; 11 prompts one per batch, so one rank runs an idle
+# chunk): the same report and dataset as one rank.
 #   usage: evaluate_test.sh R1HPC_BINARY PYTHON
 set -uo pipefail
 bin=$1
@@ -22,6 +24,16 @@ grep -A8 "task  " eval1.log
 mpiexec -n 2 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints \
   --set run.output_dir=rs2 >rs2.log 2>&1 || { cat rs2.log; fail "rejection sampling on two ranks"; }
 grep "rejection_sampling: .* samples:" rs1.log
+uneven=(--set checkpoint.load=base/checkpoints --set evaluate.synthetic_prompts=11 --set sampling.max_batch=2)
+"$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set run.output_dir=eval_one >eval_one.log 2>&1 \
+  || { cat eval_one.log; fail "evaluate of 11 prompts on one rank"; }
+mpiexec -n 2 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set parallel.expert=2 \
+  --set run.output_dir=eval_ep >eval_ep.log 2>&1 || { cat eval_ep.log; fail "evaluate with expert = 2"; }
+grep -q "routed experts over 2 EP ranks" eval_ep.log || fail "evaluate did not run expert-parallel"
+cmp eval_one/eval.json eval_ep/eval.json || fail "eval.json differs between one rank and expert = 2"
+mpiexec -n 2 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints \
+  --set parallel.expert=2 --set run.output_dir=rs_ep >rs_ep.log 2>&1 || { cat rs_ep.log; fail "rejection sampling with expert = 2"; }
+cmp rs1/sft.jsonl rs_ep/sft.jsonl || fail "the SFT dataset differs between one rank and expert = 2"
 cmp rs1/sft.jsonl rs2/sft.jsonl || fail "the SFT dataset differs between 1 and 2 ranks"
 ls rs2 | grep -q part && fail "part files were left behind"
 "$py" - <<'PY' || fail "reports"

@@ -2,7 +2,8 @@
 # The grpo stage end to end (CPU): a tiny base from pretrain, GRPO from it on 1 and 2 ranks with every
 # metric logged, the two layouts agreeing
 # (each rank owns whole prompt groups; sampling is keyed by global prompt index), the base recorded as
-# the checkpoint's parent, and a stop at the time limit resumed to the same result.
+# the checkpoint's parent, and a stop at the time limit resumed to the same result; with the routed
+# experts over 2 EP ranks (generation and micro-batches in lockstep) it agrees with plain data parallelism.
 #   usage: grpo_test.sh R1HPC_BINARY PYTHON_WITH_H5PY
 set -uo pipefail
 bin=$1
@@ -17,6 +18,13 @@ source "$here/common.sh"
   || { cat one.log; fail "grpo on one rank"; }
 mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints \
   --set run.output_dir=two >two.log 2>&1 || { cat two.log; fail "grpo on two ranks"; }
+# Dynamic sampling drops uniform groups, so the EP ranks are left different numbers of micro-batches.
+dyn=(--set checkpoint.load=base/checkpoints --set grpo.dynamic_sampling=true)
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set run.output_dir=dyn >dyn.log 2>&1 \
+  || { cat dyn.log; fail "grpo with dynamic sampling on two ranks"; }
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.expert=2 \
+  --set run.output_dir=ep >ep.log 2>&1 || { cat ep.log; fail "grpo with expert = 2"; }
+grep -q "routed experts over 2 EP ranks" ep.log || fail "grpo did not run expert-parallel"
 "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set run.output_dir=split \
   --set run.time_limit_minutes=0.0001 >stop.log 2>&1
 [[ $? == 75 ]] || { cat stop.log; fail "a grpo run at its time limit did not exit 75"; }
@@ -30,7 +38,7 @@ def recs(run):
         r = json.loads(line)
         out[r["step"]] = r
     return out
-one, two, split = recs("one"), recs("two"), recs("split")
+one, two, split, dyn, ep = recs("one"), recs("two"), recs("split"), recs("dyn"), recs("ep")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
         "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
         "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy"]
@@ -45,7 +53,12 @@ for s in one:
         assert abs(one[s][k] - two[s][k]) <= 1e-9, (s, k, one[s][k], two[s][k])
     assert abs(one[s]["loss"] - two[s]["loss"]) <= 1e-4 * max(1e-6, abs(one[s]["loss"])) + 1e-9, (s, one[s]["loss"], two[s]["loss"])
     assert abs(one[s]["reward_mean"] - split[s]["reward_mean"]) <= 1e-9, (s, one[s], split[s])
-print("1 and 2 ranks agree; the resumed run reproduces the uninterrupted one")
+    for k in ["reward_mean", "response_length_mean", "uniform_groups"]:
+        assert ep[s][k] == dyn[s][k], (s, k, ep[s][k], dyn[s][k])
+    for k in ["loss", "grad_norm", "kl_mean"]:
+        assert abs(ep[s][k] - dyn[s][k]) <= 1e-4 * abs(dyn[s][k]) + 1e-9, (s, k, ep[s][k], dyn[s][k])
+assert any(0 < r["uniform_groups"] < 4 for r in ep.values()), "no step kept some groups and dropped others"
+print("1 and 2 ranks agree, expert = 2 too; the resumed run reproduces the uninterrupted one")
 PY
 "$py" "$tools/ckpt.py" lineage "one/checkpoints/$(cat one/checkpoints/latest)" | tee lineage.txt
 grep -q "base/checkpoints/step-00000060" lineage.txt || fail "the grpo checkpoint does not name the base as its parent"
