@@ -109,7 +109,7 @@ std::vector<KeyDecl> build_keys() {
   par.choice("schedule", "1f1b", {"1f1b", "interleaved", "dualpipe"}, "pipeline schedule");
   par.choice("order", "tp-dp-pp", {"tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"},
              "nesting of rank groups, innermost first (tp-dp-pp puts tensor groups on adjacent ranks)");
-  par.flag("sequence_parallel", "false", "shard norms and dropout-free regions over the tensor group by sequence");
+  par.flag("sequence_parallel", "false", "split the residual stream (norms, residual adds, pipeline activations) over the tensor group by token rows");
   par.flag("zero1", "true", "shard AdamW states over the data-parallel group (reduce-scatter + all-gather)");
   par.choice("backend", "auto", {"auto", "mpi", "nccl"}, "communication backend; auto: nccl on GPUs, mpi on CPUs");
   par.real("collective_timeout_s", "600", 1, 1e6, "a collective taking longer aborts the job instead of hanging");

@@ -61,6 +61,13 @@ void check_layout(const Deck& d, int world) {
       fail_rule(d, "parallel.tensor", key, concat("tensor = ", tp, " does not divide ", key, " (", n,
                                                   std::string_view(key) == "model.moe_inter_dim" ? " x n_shared_experts" : "",
                                                   "): tensor parallelism splits it into equal shares"));
+  if (tp > 1 && d.get_bool("parallel.sequence_parallel")) {
+    const std::int64_t tokens = d.get_int("train.micro_batch") * d.get_int("data.seq_len");
+    if (tokens % tp != 0)
+      fail_rule(d, "parallel.sequence_parallel", "data.seq_len",
+                concat("sequence parallelism splits the micro_batch x seq_len = ", tokens,
+                       " tokens of a micro-batch over tensor = ", tp, " ranks, so it must be a multiple of ", tp));
+  }
   if (d.get_bool("model.dense")) return;  // no experts, so no expert layout
   const std::int64_t ep = d.get_int("parallel.expert");
   if (d.get_int("model.n_routed_experts") % ep != 0)

@@ -33,8 +33,8 @@ struct Model::BlockSaved {
 
 struct Model::Saved {
   std::vector<std::unique_ptr<BlockSaved>> blocks;
-  Tensor trunk;                 // last block's output [T, D]
-  Tensor final_norm, final_rstd;
+  Tensor trunk;                 // last block's output [R, D] (R = residual_rows(T))
+  Tensor final_norm, final_rstd;  // final_norm: every token's [T, D] (gathered under SP), rstd [R]
   Tensor logits, lse, losses;   // main head
   // MTP (depth 1): normalised embedding and trunk halves, projection output, block, norm, head.
   Tensor mtp_emb, mtp_en, mtp_en_rstd, mtp_hn, mtp_hn_rstd, mtp_x, mtp_y, mtp_norm, mtp_rstd, mtp_logits, mtp_lse, mtp_losses;
@@ -66,7 +66,8 @@ Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Sha
 }  // namespace
 
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
-    : c_(c), params_(params), tp_{groups.tp}, ep_(c.dense ? nullptr : groups.ep) {
+    : c_(c), params_(params), tp_{groups.tp}, ep_(c.dense ? nullptr : groups.ep),
+      sp_(groups.sequence_parallel && tp_.active()) {
   const Context& ctx = params.context();
   rope_ = mla_rope_tables(ctx, c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
@@ -89,11 +90,18 @@ Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
                          .layers = split[static_cast<std::size_t>(k)].count, .embedding = k == 0, .head = k == n_chunks - 1});
   }
   if (chunks_.front().embedding) embed_ = vocab_rows("embed", /*decay=*/false);
+  // Under sequence parallelism the norms (and MTP's projections) see this rank's token rows only: their
+  // gradients are partial sums over TP.
+  const auto rows_param = [&](Param& p) -> Param& {
+    if (sp_) p.tp = TpRole::partial;
+    return p;
+  };
+  const auto norm = [&](const std::string& name) -> Param& { return rows_param(norm_param(params, name, c.dim)); };
   const auto make_block = [&](const std::string& prefix, bool moe) {
     auto b = std::make_unique<Block>();
-    b->attn_norm = &norm_param(params, prefix + ".attn_norm", c.dim);
+    b->attn_norm = &norm(prefix + ".attn_norm");
     b->attn = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope_, tp_);
-    b->ffn_norm = &norm_param(params, prefix + ".ffn_norm", c.dim);
+    b->ffn_norm = &norm(prefix + ".ffn_norm");
     if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe", groups.ep, tp_);
     else b->mlp = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim, tp_);
     return b;
@@ -102,16 +110,16 @@ Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     for (std::int64_t l = ch.first_layer; l < ch.first_layer + ch.layers; ++l)
       blocks_.push_back(make_block("layers." + std::to_string(l), c.is_moe_layer(l)));
   if (!chunks_.back().head) return;
-  norm_ = &norm_param(params, "norm", c.dim);
+  norm_ = &norm("norm");
   head_ = c.tie_embeddings ? embed_ : vocab_rows("head", /*decay=*/true);
   R1_REQUIRE(c.mtp_depth <= 1, "[model] mtp_depth = ", c.mtp_depth, ": r1hpc implements MTP depth 0 or 1");
   for (std::int64_t k = 0; k < c.mtp_depth; ++k) {
     const std::string p = "mtp." + std::to_string(k);
-    norm_param(params, p + ".enorm", c.dim);
-    norm_param(params, p + ".hnorm", c.dim);
-    params.add(p + ".proj_e", {c.dim, c.dim}, Init::normal);
-    params.add(p + ".proj_h", {c.dim, c.dim}, Init::normal);
-    norm_param(params, p + ".norm", c.dim);
+    norm(p + ".enorm");
+    norm(p + ".hnorm");
+    rows_param(params.add(p + ".proj_e", {c.dim, c.dim}, Init::normal));
+    rows_param(params.add(p + ".proj_h", {c.dim, c.dim}, Init::normal));
+    norm(p + ".norm");
     mtp_blocks_.push_back(make_block(p + ".block", !c.dense));
   }
 }
@@ -122,6 +130,28 @@ void Model::tp_reduce(const Tensor& t) const {
   if (!tp_.active()) return;
   const kernels::ProfileRegion region(params_.context(), "tp_comm");
   tp_.all_reduce(t);
+}
+
+Tensor Model::partial_buffer(const Tensor& out, std::int64_t tokens) const {
+  return sp_ ? params_.context().empty({tokens, out.dim(1)}, out.dtype()) : out;
+}
+
+void Model::tp_complete(const Tensor& partial, const Tensor& out) const {
+  if (!sp_) {
+    R1_CHECK(partial.raw() == out.raw(), "tp_complete without sequence parallelism sums in place");
+    tp_reduce(out);
+    return;
+  }
+  const kernels::ProfileRegion region(params_.context(), "tp_comm");
+  tp_.reduce_scatter(partial, out);
+}
+
+Tensor Model::sp_gather(const Tensor& rows) const {
+  if (!sp_) return rows;
+  const kernels::ProfileRegion region(params_.context(), "tp_comm");
+  const Tensor whole = params_.context().empty({rows.dim(0) * tp_.size(), rows.dim(1)}, rows.dtype());
+  tp_.all_gather(rows, whole);
+  return whole;
 }
 
 const Model::ChunkInfo& Model::whole_model() const {
@@ -208,33 +238,35 @@ std::unique_ptr<Model::BlockSaved> Model::block_forward(const Block& blk, const 
                                                         const Tensor& y, ForwardResult& r, bool keep) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
-  const std::int64_t T = b.shape.tokens();
+  const std::int64_t T = b.shape.tokens(), R = residual_rows(T);  // R: this rank's rows of the residual stream
   const float eps = static_cast<float>(c_.norm_eps);
   auto s = std::make_unique<BlockSaved>();
   s->x = x;
-  s->n1 = ctx.empty({T, c_.dim}, dt);
-  s->rstd1 = ctx.empty({T}, DType::f32);
+  s->n1 = ctx.empty({R, c_.dim}, dt);
+  s->rstd1 = ctx.empty({R}, DType::f32);
   kernels::rmsnorm_forward(ctx, x, blk.attn_norm->master, eps, s->n1, s->rstd1);
-  s->h = ctx.empty({T, c_.dim}, dt);
+  s->h = ctx.empty({R, c_.dim}, dt);
   {
     const kernels::ProfileRegion region(ctx, "attn");
-    s->attn = blk.attn->forward(ctx, b.shape, s->n1, s->h);
-    tp_reduce(s->h);
+    const Tensor partial = partial_buffer(s->h, T);
+    s->attn = blk.attn->forward(ctx, b.shape, sp_gather(s->n1), partial);
+    tp_complete(partial, s->h);
   }
   kernels::axpy(ctx, 1.0f, x, s->h);  // h = x + attn(norm(x))
-  s->n2 = ctx.empty({T, c_.dim}, dt);
-  s->rstd2 = ctx.empty({T}, DType::f32);
+  s->n2 = ctx.empty({R, c_.dim}, dt);
+  s->rstd2 = ctx.empty({R}, DType::f32);
   kernels::rmsnorm_forward(ctx, s->h, blk.ffn_norm->master, eps, s->n2, s->rstd2);
   const kernels::ProfileRegion ffn_region(ctx, blk.moe ? "moe" : "mlp");
+  const Tensor partial = partial_buffer(y, T), n2 = sp_gather(s->n2);
   if (blk.moe) {
     MoeStats stats;
-    s->moe = blk.moe->forward(ctx, b.shape, s->n2, y, stats);
+    s->moe = blk.moe->forward(ctx, b.shape, n2, partial, stats);
     kernels::axpy(ctx, 1.0f, stats.balance_loss, r.balance_loss);
     r.expert_counts.push_back(stats.counts);
   } else {
-    s->mlp = blk.mlp->forward(ctx, s->n2, y);
+    s->mlp = blk.mlp->forward(ctx, n2, partial);
   }
-  tp_reduce(y);
+  tp_complete(partial, y);
   kernels::axpy(ctx, 1.0f, s->h, y);  // y = h + ffn(norm(h))
   if (!keep) {                        // keep only the input; backward rebuilds the rest
     auto kept = std::make_unique<BlockSaved>();
@@ -248,32 +280,35 @@ void Model::block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s
                            float balance_weight) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
-  const std::int64_t T = b.shape.tokens();
+  const std::int64_t T = b.shape.tokens(), R = residual_rows(T);
   std::unique_ptr<BlockSaved> rebuilt;
   BlockSaved* s = &s0;
   if (!s0.n1.defined()) {  // full recompute: run the forward again (stats of this pass are discarded)
     ForwardResult scratch;
     scratch.balance_loss = ctx.zeros({1}, DType::f32);
-    rebuilt = block_forward(blk, b, s0.x, ctx.empty({T, c_.dim}, dt), scratch, /*keep=*/true);
+    rebuilt = block_forward(blk, b, s0.x, ctx.empty({R, c_.dim}, dt), scratch, /*keep=*/true);
     s = rebuilt.get();
   }
-  // y = h + f(n2): dh = dy + n2-path.
-  Tensor dn2 = ctx.empty({T, c_.dim}, dt);
+  // y = h + f(n2): dh = dy + n2-path. Under SP the region's input gradient is the all-gathered dy (the
+  // adjoint of the forward's reduce-scatter) and its partial dn2 is reduce-scattered (of the all-gather).
+  Tensor dn2 = ctx.empty({R, c_.dim}, dt);
   {
     const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
-    if (blk.moe) blk.moe->backward(ctx, b.shape, *s->moe, dy, dn2, balance_weight);
-    else blk.mlp->backward(ctx, *s->mlp, dy, dn2);
-    tp_reduce(dn2);
+    const Tensor partial = partial_buffer(dn2, T), dy_all = sp_gather(dy);
+    if (blk.moe) blk.moe->backward(ctx, b.shape, *s->moe, dy_all, partial, balance_weight);
+    else blk.mlp->backward(ctx, *s->mlp, dy_all, partial);
+    tp_complete(partial, dn2);
   }
-  Tensor dh = ctx.empty({T, c_.dim}, dt);
+  Tensor dh = ctx.empty({R, c_.dim}, dt);
   kernels::rmsnorm_backward(ctx, dn2, s->h, blk.ffn_norm->master, s->rstd2, dh, blk.ffn_norm->grad);
   kernels::axpy(ctx, 1.0f, dy, dh);
   // h = x + attn(n1): dx = dh + n1-path.
-  Tensor dn1 = ctx.empty({T, c_.dim}, dt);
+  Tensor dn1 = ctx.empty({R, c_.dim}, dt);
   {
     const kernels::ProfileRegion region(ctx, "attn");
-    blk.attn->backward(ctx, b.shape, *s->attn, dh, dn1);
-    tp_reduce(dn1);
+    const Tensor partial = partial_buffer(dn1, T);
+    blk.attn->backward(ctx, b.shape, *s->attn, sp_gather(dh), partial);
+    tp_complete(partial, dn1);
   }
   kernels::rmsnorm_backward(ctx, dn1, s->x, blk.attn_norm->master, s->rstd1, dx, blk.attn_norm->grad);
   kernels::axpy(ctx, 1.0f, dh, dx);
@@ -300,26 +335,31 @@ Model::SavedPtr Model::forward_chunk(int local, const DeviceBatch& b, const Tens
   r.loss_sum = ctx.zeros({1}, DType::f32);
   r.balance_loss = ctx.zeros({1}, DType::f32);
 
+  R1_REQUIRE(!sp_ || T % tp_.size() == 0, "sequence parallelism splits the ", T, " tokens of a micro-batch over ",
+             tp_.size(), " tensor-parallel ranks: [train] micro_batch x [data] seq_len must be a multiple of [parallel] tensor");
+  const std::int64_t R = residual_rows(T);
   Tensor x = input;
-  if (ch.embedding) {
-    x = ctx.empty({T, D}, dt);
-    kernels::embedding_forward(ctx, embed_->compute, b.shard_ids, x);
-    tp_reduce(x);
+  if (ch.embedding) {  // vocabulary-parallel under TP: each rank's rows are a partial sum
+    x = ctx.empty({R, D}, dt);
+    const Tensor partial = partial_buffer(x, T);
+    kernels::embedding_forward(ctx, embed_->compute, b.shard_ids, partial);
+    tp_complete(partial, x);
   }
-  R1_CHECK(x.defined() && x.shape() == Shape({T, D}) && x.dtype() == dt, "chunk ", ch.index, " input ",
-           x.defined() ? x.str() : "(none)", " for ", T, " tokens of width ", D);
+  R1_CHECK(x.defined() && x.shape() == Shape({R, D}) && x.dtype() == dt, "chunk ", ch.index, " input ",
+           x.defined() ? x.str() : "(none)", " for ", R, " token rows of width ", D);
   const std::int64_t first = block_index(local);
   for (std::int64_t i = first; i < first + ch.layers; ++i) {
-    Tensor y = ctx.empty({T, D}, dt);
+    Tensor y = ctx.empty({R, D}, dt);
     s->blocks.push_back(block_forward(*blocks_[static_cast<std::size_t>(i)], b, x, y, r, !full_recompute));
     x = y;
   }
   s->trunk = x;
   if (!ch.head) return s;
   std::optional<kernels::ProfileRegion> part(std::in_place, ctx, "head");
-  s->final_norm = ctx.empty({T, D}, dt);
-  s->final_rstd = ctx.empty({T}, DType::f32);
+  s->final_norm = ctx.empty({R, D}, dt);
+  s->final_rstd = ctx.empty({R}, DType::f32);
   kernels::rmsnorm_forward(ctx, x, norm_->master, eps, s->final_norm, s->final_rstd);
+  s->final_norm = sp_gather(s->final_norm);  // the head (vocabulary-parallel) reads every token
   s->logits = ctx.empty({T, head_->shape[0]}, dt);
   linear_forward(ctx, s->final_norm, *head_, s->logits);
   s->losses = ctx.empty({T}, DType::f32);
@@ -331,23 +371,25 @@ Model::SavedPtr Model::forward_chunk(int local, const DeviceBatch& b, const Tens
   if (!mtp_blocks_.empty()) {
     const kernels::ProfileRegion mtp_region(ctx, "mtp");
     const std::string p = "mtp.0";
-    s->mtp_emb = ctx.empty({T, D}, dt);
-    kernels::embedding_forward(ctx, embed_->compute, b.shard_mtp_ids, s->mtp_emb);
-    tp_reduce(s->mtp_emb);
-    s->mtp_en = ctx.empty({T, D}, dt);
-    s->mtp_en_rstd = ctx.empty({T}, DType::f32);
+    s->mtp_emb = ctx.empty({R, D}, dt);
+    const Tensor partial = partial_buffer(s->mtp_emb, T);
+    kernels::embedding_forward(ctx, embed_->compute, b.shard_mtp_ids, partial);
+    tp_complete(partial, s->mtp_emb);
+    s->mtp_en = ctx.empty({R, D}, dt);
+    s->mtp_en_rstd = ctx.empty({R}, DType::f32);
     kernels::rmsnorm_forward(ctx, s->mtp_emb, params_.get(p + ".enorm").master, eps, s->mtp_en, s->mtp_en_rstd);
-    s->mtp_hn = ctx.empty({T, D}, dt);
-    s->mtp_hn_rstd = ctx.empty({T}, DType::f32);
+    s->mtp_hn = ctx.empty({R, D}, dt);
+    s->mtp_hn_rstd = ctx.empty({R}, DType::f32);
     kernels::rmsnorm_forward(ctx, s->trunk, params_.get(p + ".hnorm").master, eps, s->mtp_hn, s->mtp_hn_rstd);
-    s->mtp_x = ctx.empty({T, D}, dt);
+    s->mtp_x = ctx.empty({R, D}, dt);
     linear_forward(ctx, s->mtp_en, params_.get(p + ".proj_e"), s->mtp_x);
     kernels::gemm(ctx, s->mtp_hn, params_.get(p + ".proj_h").compute, s->mtp_x, {.trans_b = true, .beta = 1.0f});
-    s->mtp_y = ctx.empty({T, D}, dt);
+    s->mtp_y = ctx.empty({R, D}, dt);
     s->mtp_block = block_forward(*mtp_blocks_[0], b, s->mtp_x, s->mtp_y, r, !full_recompute);
-    s->mtp_norm = ctx.empty({T, D}, dt);
-    s->mtp_rstd = ctx.empty({T}, DType::f32);
+    s->mtp_norm = ctx.empty({R, D}, dt);
+    s->mtp_rstd = ctx.empty({R}, DType::f32);
     kernels::rmsnorm_forward(ctx, s->mtp_y, params_.get(p + ".norm").master, eps, s->mtp_norm, s->mtp_rstd);
+    s->mtp_norm = sp_gather(s->mtp_norm);
     s->mtp_logits = ctx.empty({T, head_->shape[0]}, dt);
     linear_forward(ctx, s->mtp_norm, *head_, s->mtp_logits);
     s->mtp_losses = ctx.empty({T}, DType::f32);
@@ -390,14 +432,15 @@ Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss,
                             float balance_weight) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
-  const std::int64_t T = b.shape.tokens(), D = c_.dim;
+  const std::int64_t T = b.shape.tokens(), D = c_.dim, R = residual_rows(T);
   R1_CHECK(dloss.numel() == T && dloss.dtype() == DType::f32, "token weights ", dloss.str(), " for ", T, " tokens");
   // Head: dlogits overwrite the logits.
   std::optional<kernels::ProfileRegion> part(std::in_place, ctx, "head");
   kernels::cross_entropy_backward(ctx, s.logits, b.shard_targets, s.lse, dloss, s.logits);
-  Tensor dnorm = ctx.empty({T, D}, dt);
-  linear_backward(ctx, s.logits, s.final_norm, *head_, dnorm, false);
-  tp_reduce(dnorm);
+  Tensor dnorm = ctx.empty({R, D}, dt);
+  const Tensor dnorm_partial = partial_buffer(dnorm, T);
+  linear_backward(ctx, s.logits, s.final_norm, *head_, dnorm_partial, false);
+  tp_complete(dnorm_partial, dnorm);
   const Tensor dtrunk = final_norm_backward(b, s, dnorm);
   part.reset();
 
@@ -406,20 +449,21 @@ Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss,
     const std::string p = "mtp.0";
     kernels::fill(ctx, dloss, mtp_token_weight * static_cast<float>(c_.mtp_lambda / static_cast<double>(c_.mtp_depth)));
     kernels::cross_entropy_backward(ctx, s.mtp_logits, b.shard_mtp_targets, s.mtp_lse, dloss, s.mtp_logits);
-    Tensor dn = ctx.empty({T, D}, dt);
-    linear_backward(ctx, s.mtp_logits, s.mtp_norm, *head_, dn, false);
-    tp_reduce(dn);
-    Tensor dy = ctx.empty({T, D}, dt);
+    Tensor dn = ctx.empty({R, D}, dt);
+    const Tensor dn_partial = partial_buffer(dn, T);
+    linear_backward(ctx, s.mtp_logits, s.mtp_norm, *head_, dn_partial, false);
+    tp_complete(dn_partial, dn);
+    Tensor dy = ctx.empty({R, D}, dt);
     kernels::rmsnorm_backward(ctx, dn, s.mtp_y, params_.get(p + ".norm").master, s.mtp_rstd, dy, params_.get(p + ".norm").grad);
-    Tensor dx = ctx.empty({T, D}, dt);
+    Tensor dx = ctx.empty({R, D}, dt);
     block_backward(*mtp_blocks_[0], b, *s.mtp_block, dy, dx, balance_weight);
-    Tensor den = ctx.empty({T, D}, dt), dhn = ctx.empty({T, D}, dt);
+    Tensor den = ctx.empty({R, D}, dt), dhn = ctx.empty({R, D}, dt);
     linear_backward(ctx, dx, s.mtp_en, params_.get(p + ".proj_e"), den, false);
     linear_backward(ctx, dx, s.mtp_hn, params_.get(p + ".proj_h"), dhn, false);
-    Tensor demb = ctx.empty({T, D}, dt), dh = ctx.empty({T, D}, dt);
+    Tensor demb = ctx.empty({R, D}, dt), dh = ctx.empty({R, D}, dt);
     kernels::rmsnorm_backward(ctx, den, s.mtp_emb, params_.get(p + ".enorm").master, s.mtp_en_rstd, demb,
                               params_.get(p + ".enorm").grad);
-    kernels::embedding_backward(ctx, demb, b.shard_mtp_ids, embed_->grad);
+    kernels::embedding_backward(ctx, sp_gather(demb), b.shard_mtp_ids, embed_->grad);
     kernels::rmsnorm_backward(ctx, dhn, s.trunk, params_.get(p + ".hnorm").master, s.mtp_hn_rstd, dh,
                               params_.get(p + ".hnorm").grad);
     kernels::axpy(ctx, 1.0f, dh, dtrunk);
@@ -430,6 +474,7 @@ Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss,
 const Tensor& Model::final_hidden(const Saved& s) { return s.final_norm; }
 
 void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d_hidden, float balance_weight) const {
+  R1_REQUIRE(!sp_, "the backward from the final hidden states (reward models) runs without sequence parallelism");
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
   const std::int64_t T = b.shape.tokens(), D = c_.dim;
@@ -446,26 +491,26 @@ void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d
 
 Tensor Model::final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& dnorm) const {
   const Context& ctx = params_.context();
-  Tensor dtrunk = ctx.empty({b.shape.tokens(), c_.dim}, params_.compute_dtype());
+  Tensor dtrunk = ctx.empty({residual_rows(b.shape.tokens()), c_.dim}, params_.compute_dtype());
   kernels::rmsnorm_backward(ctx, dnorm, s.trunk, norm_->master, s.final_rstd, dtrunk, norm_->grad);
   return dtrunk;
 }
 
 Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const {
   const Context& ctx = params_.context();
-  const std::int64_t T = b.shape.tokens(), D = c_.dim;
+  const std::int64_t R = residual_rows(b.shape.tokens()), D = c_.dim;
   const std::int64_t first = block_index(local);
-  R1_CHECK(dtrunk.defined() && dtrunk.shape() == Shape({T, D}), "chunk ", chunks_[static_cast<std::size_t>(local)].index,
-           ": output gradient ", dtrunk.defined() ? dtrunk.str() : "(none)", " for ", T, " tokens of width ", D);
+  R1_CHECK(dtrunk.defined() && dtrunk.shape() == Shape({R, D}), "chunk ", chunks_[static_cast<std::size_t>(local)].index,
+           ": output gradient ", dtrunk.defined() ? dtrunk.str() : "(none)", " for ", R, " token rows of width ", D);
   Tensor dy = dtrunk;
   for (std::size_t i = s.blocks.size(); i-- > 0;) {
-    Tensor dx = ctx.empty({T, D}, params_.compute_dtype());
+    Tensor dx = ctx.empty({R, D}, params_.compute_dtype());
     block_backward(*blocks_[static_cast<std::size_t>(first) + i], b, *s.blocks[i], dy, dx, balance_weight);
     s.blocks[i].reset();  // free this block's activations as soon as they are used
     dy = dx;
   }
   if (!chunks_[static_cast<std::size_t>(local)].embedding) return dy;
-  kernels::embedding_backward(ctx, dy, b.shard_ids, embed_->grad);
+  kernels::embedding_backward(ctx, sp_gather(dy), b.shard_ids, embed_->grad);
   return Tensor{};
 }
 

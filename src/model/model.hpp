@@ -35,6 +35,11 @@ struct ModelGroups {
   // (parallel::split_layers); this rank holds chunks rank, rank + pp size, ... (interleaving).
   parallel::Communicator* pp = nullptr;
   int virtual_stages = 1;
+  // Sequence parallelism (with tp): the residual stream between the TP regions -- block inputs and
+  // outputs, norms, the MTP projections, pipeline activations -- holds this rank's 1/tp of the token rows;
+  // each TP region all-gathers its normed input and reduce-scatters its partial output (instead of one
+  // all-reduce), so the norms' and the MTP projections' gradients become partial sums over TP.
+  bool sequence_parallel = false;
 };
 
 struct ForwardResult {
@@ -67,6 +72,9 @@ class Model {
   // The ranks that must run each forward pass (training, prefill or decode) together, whatever their
   // batches: the expert-parallel group when it has more than one rank, else null.
   parallel::Communicator* lockstep_group() const { return ep_ != nullptr && ep_->size() > 1 ? ep_ : nullptr; }
+  // Rows of the residual stream (chunk inputs and outputs, Model::chunk_output) for a batch of T tokens:
+  // T / tp under sequence parallelism, else T.
+  std::int64_t residual_rows(std::int64_t tokens) const { return sp_ ? tokens / tp_.size() : tokens; }
   bool full_recompute = false;  // keep only each block's input; recompute the block before its backward
 
   DeviceBatch upload(const TokenBatch& b) const;
@@ -159,11 +167,19 @@ class Model {
   const ChunkInfo& whole_model() const;  // the one chunk of a model without pipeline parallelism
   std::int64_t block_index(int local) const;  // blocks_ index of the chunk's first layer
   void tp_reduce(const Tensor& t) const;      // tp_.all_reduce, a "tp_comm" profile region
+  // A TP region's output: its partial sums over all T token rows go into partial_buffer(out, T) (out
+  // itself without sequence parallelism), then tp_complete(partial, out) sums them over TP: an all-reduce
+  // in place, or under SP a reduce-scatter into this rank's rows `out`.
+  Tensor partial_buffer(const Tensor& out, std::int64_t tokens) const;
+  void tp_complete(const Tensor& partial, const Tensor& out) const;
+  // A TP region's input: the whole [T, D] from this rank's rows (an all-gather under SP, else rows itself).
+  Tensor sp_gather(const Tensor& rows) const;
 
   ModelConfig c_;
   ParamStore& params_;
   TpGroup tp_;
   parallel::Communicator* ep_ = nullptr;
+  bool sp_ = false;  // sequence parallelism (ModelGroups::sequence_parallel with an active TP group)
   kernels::RopeTables rope_;
   std::vector<ChunkInfo> chunks_;
   std::vector<std::unique_ptr<Block>> blocks_;      // this rank's trunk layers, chunk after chunk

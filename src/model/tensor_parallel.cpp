@@ -14,6 +14,18 @@ void TpGroup::all_reduce(const Tensor& t) const {
   comm->wait();
 }
 
+void TpGroup::all_gather(const Tensor& rows, const Tensor& whole) const {
+  R1_CHECK(active(), "all_gather of sequence rows without a tensor-parallel group");
+  comm->all_gather(rows, whole);
+  comm->wait();
+}
+
+void TpGroup::reduce_scatter(const Tensor& partial, const Tensor& rows) const {
+  R1_CHECK(active(), "reduce_scatter of sequence rows without a tensor-parallel group");
+  comm->reduce_scatter(partial, rows);
+  comm->wait();
+}
+
 std::pair<std::int64_t, std::int64_t> TpGroup::token_rows(std::int64_t tokens) const {
   return {tokens * rank() / size(), tokens * (rank() + 1) / size()};
 }

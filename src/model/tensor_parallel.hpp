@@ -19,6 +19,10 @@ struct TpGroup {
   int rank() const { return comm != nullptr ? comm->rank() : 0; }
   bool active() const { return size() > 1; }
   void all_reduce(const Tensor& t) const;  // in place, sum; a no-op without TP
+  // Sequence parallelism: [R, ...] row blocks of every rank -> the [tp R, ...] whole in rank order, and a
+  // partial sum [tp R, ...] -> this rank's rows [R, ...] of the sum. Both need an active group.
+  void all_gather(const Tensor& rows, const Tensor& whole) const;
+  void reduce_scatter(const Tensor& partial, const Tensor& rows) const;
   // The token rows [first, last) of `tokens` that this rank's MoE experts run (the routed experts
   // split tokens, not weights, over TP: expert-tensor-parallel size 1).
   std::pair<std::int64_t, std::int64_t> token_rows(std::int64_t tokens) const;

@@ -165,7 +165,7 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
       return din;
     };
     const TokenBatch& b0 = batches.at(0);
-    hooks.activation_shape = {b0.batch * b0.seq, cfg.dim};
+    hooks.activation_shape = {model.residual_rows(b0.batch * b0.seq), cfg.dim};
     hooks.activation_dtype = model.params().compute_dtype();
     bubble = run_pipeline(pipe.schedule, *pipe.pp, ctx, pipe.virtual_stages, static_cast<int>(batches.size()), hooks)
                  .bubble_fraction;
@@ -207,7 +207,8 @@ OptimizerGroups optimizer_groups(const StageEnv& env, bool zero1) {
 
 ModelGroups model_groups(const StageEnv& env) {
   return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-          .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages"))};
+          .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages")),
+          .sequence_parallel = env.deck.get_bool("parallel.sequence_parallel")};
 }
 
 nlohmann::json layout_json(const StageEnv& env) {
@@ -258,6 +259,8 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   if (tensor != 1 && !trains_split)  // what it must divide is checked with the deck (deck/validate.cpp)
     deck.fail("parallel.tensor", "tensor parallelism runs in the pretrain and sft stages; the " + stage +
                                      " stage generates or scores with whole models and needs tensor = 1");
+  if (deck.get_bool("parallel.sequence_parallel") && tensor == 1)
+    log_info("parallel.sequence_parallel: tensor = 1, so there is nothing to split (it has no effect)");
   const std::string& precision = deck.get_string("train.precision");
   if (precision == "fp8") deck.fail("train.precision", "FP8 training is not implemented yet (use bf16 or fp32)");
   const int gpus = kernels::Context::cuda_device_count();

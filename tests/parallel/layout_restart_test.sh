@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Expert, tensor and pipeline parallelism and ZeRO-1 through the pretrain stage (CPU): 3 steps on one
+# Expert, tensor (with and without sequence parallelism) and pipeline parallelism and ZeRO-1 through the
+# pretrain stage (CPU): 3 steps on one
 # layout, checkpointed, then resumed with `load = latest` on another layout to step 6, give the losses of
 # one uninterrupted one-rank run (FP32, to 1e-5 relative: the layouts sum in another order, see
 # training_equivalence_test.cpp); so does the sft stage at EP2 and at TP2 x PP2 from that checkpoint; a
@@ -23,17 +24,21 @@ launch() {
 }
 
 launch 1 --set run.max_steps=6 --set run.output_dir=ref >ref.log 2>&1 || { cat ref.log; fail "one-rank run"; }
-# first layout (ranks, expert, zero1, tensor, pipeline) -> second layout
-for legs in "2 2 true 1 1:1 1 true 1 1" "1 1 true 1 1:2 2 true 1 1" "4 2 true 1 1:2 1 true 1 1" "4 4 false 1 1:4 2 true 1 1" \
-            "2 2 true 2 1:2 1 true 1 2" "4 2 true 2 2:1 1 true 1 1"; do
+# first layout (ranks, expert, zero1, tensor, pipeline, sequence_parallel) -> second layout
+for legs in "2 2 true 1 1 false:1 1 true 1 1 false" "1 1 true 1 1 false:2 2 true 1 1 false" \
+            "4 2 true 1 1 false:2 1 true 1 1 false" "4 4 false 1 1 false:4 2 true 1 1 false" \
+            "2 2 true 2 1 false:2 1 true 1 2 false" "4 2 true 2 2 false:1 1 true 1 1 false" \
+            "4 2 true 2 1 true:4 2 true 2 2 true"; do
   IFS=: read -r a b <<<"$legs"
-  read -r ra ea za ta pa <<<"$a"
-  read -r rb eb zb tb pb <<<"$b"
-  out="run_${ra}_${ea}_${za}_${ta}_${pa}_${rb}_${eb}_${zb}_${tb}_${pb}"
+  read -r ra ea za ta pa sa <<<"$a"
+  read -r rb eb zb tb pb sb <<<"$b"
+  out="run_${ra}_${ea}_${za}_${ta}_${pa}_${sa}_${rb}_${eb}_${zb}_${tb}_${pb}_${sb}"
   launch "$ra" --set run.max_steps=3 --set run.output_dir="$out" --set parallel.expert="$ea" --set parallel.zero1="$za" \
-    --set parallel.tensor="$ta" --set parallel.pipeline="$pa" >"$out.1.log" 2>&1 || { cat "$out.1.log"; fail "$out: first leg"; }
+    --set parallel.tensor="$ta" --set parallel.pipeline="$pa" --set parallel.sequence_parallel="$sa" >"$out.1.log" 2>&1 \
+    || { cat "$out.1.log"; fail "$out: first leg"; }
   launch "$rb" --set run.max_steps=6 --set run.output_dir="$out" --set parallel.expert="$eb" --set parallel.zero1="$zb" \
-    --set parallel.tensor="$tb" --set parallel.pipeline="$pb" --set checkpoint.load=latest >"$out.2.log" 2>&1 \
+    --set parallel.tensor="$tb" --set parallel.pipeline="$pb" --set parallel.sequence_parallel="$sb" \
+    --set checkpoint.load=latest >"$out.2.log" 2>&1 \
     || { cat "$out.2.log"; fail "$out: second leg"; }
   grep -q "resuming this run from $out/checkpoints/step-00000003" "$out.2.log" || fail "$out: did not resume from step 3"
   python3 - ref "$out" <<'PY' || fail "$out: losses differ from the one-rank run"
@@ -72,7 +77,7 @@ mpiexec -n 2 --oversubscribe "$bin" "$deck" --set run.stage=reward_model --set p
   --set run.output_dir=refused >refused.log 2>&1
 rc=$?
 [[ $rc == 2 ]] || { cat refused.log; fail "reward_model with expert = 2 exited $rc, not 2"; }
-grep -q "r1hpc: error: .*\[parallel\] expert = 2.*runs in the pretrain and sft stages" refused.log || { cat refused.log; fail "no error naming [parallel] expert"; }
+grep -q "r1hpc: error: .*\[parallel\] expert = 2.*expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling" refused.log || { cat refused.log; fail "no error naming [parallel] expert"; }
 [[ ! -e refused ]] || fail "the refused run created its output directory"
 # So does a generating stage with tensor = 2, and pipeline parallelism with an MTP module.
 refuse() {  # KEY_PATTERN ARGS...: refused with exit 2 naming the key, nothing written

@@ -212,6 +212,7 @@ struct Layout {
   bool zero1 = false;
   int tensor = 1;
   int pipeline = 1, virtual_stages = 1;  // virtual_stages > 1: the interleaved schedule
+  bool sp = false;                        // sequence parallelism (with tensor > 1)
   bool deep() const { return pipeline > 1; }
   PipelinePlan plan(const parallel::CommBundle& c) const {
     return {.pp = c.pp.get(),
@@ -228,7 +229,7 @@ std::unique_ptr<parallel::CommBundle> bundle_for(Layout l) {
 }
 
 std::string name_of(Layout l) {
-  return (l.tensor > 1 ? "TP" + std::to_string(l.tensor) + " " : "") +
+  return (l.tensor > 1 ? "TP" + std::to_string(l.tensor) + (l.sp ? " SP " : " ") : "") +
          (l.pipeline > 1 ? "PP" + std::to_string(l.pipeline) + (l.virtual_stages > 1 ? "x" + std::to_string(l.virtual_stages) + " interleaved " : " 1F1B ") : "") +
          "DP" + std::to_string(l.data) + (l.expert > 1 ? " EP" + std::to_string(l.expert) : "") + (l.zero1 ? " ZeRO-1" : "");
 }
@@ -237,14 +238,15 @@ OptimizerGroups groups_of(const parallel::CommBundle& c, Layout l) {
   return {.dp = c.dp.get(), .edp = c.edp.get(), .tp = c.tp.get(), .world = c.world.get(), .zero1 = l.zero1};
 }
 ModelGroups model_groups_of(const parallel::CommBundle& c, Layout l) {
-  return {.tp = c.tp.get(), .ep = c.ep.get(), .pp = c.pp.get(), .virtual_stages = l.virtual_stages};
+  return {.tp = c.tp.get(), .ep = c.ep.get(), .pp = c.pp.get(), .virtual_stages = l.virtual_stages, .sequence_parallel = l.sp};
 }
 
 std::vector<Layout> layouts() {
   const int n = world_size();
   if (n == 8)  // the mixes: every kind of parallelism at once
     return {{.data = 2, .expert = 2, .tensor = 2, .pipeline = 2},
-            {.data = 2, .expert = 4, .zero1 = true, .tensor = 2, .pipeline = 2, .virtual_stages = 2}};
+            {.data = 2, .expert = 4, .zero1 = true, .tensor = 2, .pipeline = 2, .virtual_stages = 2},
+            {.data = 2, .expert = 2, .zero1 = true, .tensor = 2, .pipeline = 2, .virtual_stages = 2, .sp = true}};
   std::vector<Layout> out{{n, 1}, {n, 1, true}};  // plain data parallelism (the control), with ZeRO-1
   for (int e = 2; e <= n; e *= 2) {  // EP e folded over DP n: EDP = n / e
     out.push_back({n, e});
@@ -255,6 +257,8 @@ std::vector<Layout> layouts() {
   out.push_back({.data = n / 2, .expert = 1, .tensor = 2});
   out.push_back({.data = n / 2, .expert = 2, .zero1 = n > 2, .tensor = 2});
   if (n > 2) out.push_back({.data = n / 2, .expert = n, .tensor = 2});
+  // Sequence parallelism: TP2 with the residual stream split by token rows (with DP, EP and ZeRO-1 at 4).
+  out.push_back({.data = n / 2, .expert = n / 2, .zero1 = n > 2, .tensor = 2, .sp = true});
   // Pipeline parallelism: PP n (1F1B and interleaved over 2 virtual stages where 4 layers allow), and at
   // 4 ranks PP2 with DP, TP and EP.
   out.push_back({.data = 1, .expert = 1, .pipeline = n});
@@ -262,6 +266,7 @@ std::vector<Layout> layouts() {
   if (n == 4) {
     out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .virtual_stages = 2});
     out.push_back({.data = 1, .expert = 2, .tensor = 2, .pipeline = 2});
+    out.push_back({.data = 1, .expert = 2, .tensor = 2, .pipeline = 2, .sp = true});
   }
   return out;
 }
