@@ -93,8 +93,10 @@ int main(int argc, char** argv) {
       r1::log_error(r1::error_kind_name(e.kind()), ": ", e.what());
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    // User errors are found identically on every rank (same input, same checks): report once.
+    // User errors of the start-up checks are found identically on every rank (same input, same checks):
+    // report once. Later ones (a stage's own data on one rank) may be one rank's alone: that rank says so.
     if (rank == 0) std::fprintf(stderr, "r1hpc: error: %s\n", e.what());
+    else if (r1::logger().computing()) r1::log_error(e.what());
     code = kExitUserError;
   } catch (const std::exception& e) {
     r1::log_error("internal error: ", e.what());

@@ -21,12 +21,17 @@ class Logger {
   // Printed by whichever rank calls it, prefixed "[rank N]".
   void warn(const std::string& msg) const;
   void error(const std::string& msg) const;
+  // Set once a stage is past its start-up checks (identical on every rank): from then on an error may be
+  // one rank's alone, so main reports user errors from every rank, not only rank 0.
+  void set_computing() { computing_ = true; }
+  bool computing() const { return computing_; }
 
  private:
   void emit(LogLevel lvl, bool every_rank, const std::string& msg) const;
   int rank_ = 0;
   int world_size_ = 1;
   LogLevel level_ = LogLevel::info;
+  bool computing_ = false;
 };
 
 Logger& logger();

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "kernels/copy_columns.hpp"
 #include "kernels/cross_entropy.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/embedding.hpp"
@@ -548,6 +549,7 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
   {
     const kernels::ProfileRegion region(ctx, "attn");
     attention(n1, h);
+    tp_reduce(h);
   }
   kernels::axpy(ctx, 1.0f, x, h);
   const Tensor n2 = ctx.empty({T, c_.dim}, dt);
@@ -555,10 +557,11 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
   const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
   if (blk.moe) {
     MoeStats stats;
-    blk.moe->forward(ctx, b, n2, y, stats);
+    blk.moe->forward(ctx, b, n2, y, stats, /*split_tokens=*/false);  // a decode batch may hold fewer tokens than TP ranks
   } else {
     blk.mlp->forward(ctx, n2, y);
   }
+  tp_reduce(y);
   kernels::axpy(ctx, 1.0f, h, y);
 }
 
@@ -574,13 +577,34 @@ Tensor Model::head_logits(const Tensor& x, const Tensor& rows) const {
   kernels::rmsnorm_forward(ctx, last, norm_->master, static_cast<float>(c_.norm_eps), normed,
                            ctx.empty({B}, DType::f32));
   const Tensor logits = ctx.empty({B, c_.vocab_size}, DType::f32);
-  kernels::gemm(ctx, normed, head_->compute, logits, {.trans_b = true});
+  if (!tp_.active()) {
+    kernels::gemm(ctx, normed, head_->compute, logits, {.trans_b = true});
+    return logits;
+  }
+  // Vocabulary-parallel head: every rank's [B, V / tp] columns, gathered and placed side by side, so each
+  // rank samples from the same whole rows.
+  const std::int64_t n = head_->shape[0];
+  const Tensor mine = ctx.empty({B, n}, DType::f32), all = ctx.empty({tp_.size() * B, n}, DType::f32);
+  kernels::gemm(ctx, normed, head_->compute, mine, {.trans_b = true});
+  {
+    const kernels::ProfileRegion comm(ctx, "tp_comm");
+    tp_.all_gather(mine, all);
+  }
+  for (int r = 0; r < tp_.size(); ++r) kernels::copy_columns(ctx, all.slice(r * B, (r + 1) * B), 0, logits, r * n, n);
   return logits;
 }
 
+Tensor Model::embed_tokens(const std::vector<std::int32_t>& ids) const {
+  const Context& ctx = params_.context();
+  const auto n = static_cast<std::int64_t>(ids.size());
+  const Tensor x = ctx.empty({n, c_.dim}, params_.compute_dtype());
+  const std::vector<std::int32_t> rows = tp_.active() ? shard_ids(ids, vocab_shard(c_.vocab_size, tp_)) : ids;
+  kernels::embedding_forward(ctx, embed_->compute, ints_to(ctx, rows, {n}), x);
+  tp_reduce(x);  // vocabulary-parallel: each rank holds its shard's rows (zero for the others)
+  return x;
+}
+
 KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
-  R1_REQUIRE(!tp_.active(), "generation under tensor parallelism is not implemented: sampling stages need "
-                            "[parallel] tensor = 1");
   whole_model();
   R1_REQUIRE(max_len <= c_.max_seq_len, "a KV cache of ", max_len, " tokens exceeds [model] max_seq_len = ",
              c_.max_seq_len);
@@ -621,8 +645,7 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   shape.batch = B;
   shape.seq = S;
   shape.positions = ints_to(ctx, pos, {B * S});
-  Tensor x = ctx.empty({B * S, c_.dim}, params_.compute_dtype());
-  kernels::embedding_forward(ctx, embed_->compute, ints_to(ctx, ids, {B * S}), x);
+  Tensor x = embed_tokens(ids);
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     const Tensor y = ctx.empty({B * S, c_.dim}, params_.compute_dtype());
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
@@ -654,8 +677,7 @@ Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) co
   shape.seq = 1;
   shape.positions = ints_to(ctx, cache.lengths, {B});
   const Tensor len = ints_to(ctx, lengths, {B});
-  Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
-  kernels::embedding_forward(ctx, embed_->compute, ints_to(ctx, tokens, {B}), x);
+  Tensor x = embed_tokens(tokens);
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     const Tensor y = ctx.empty({B, c_.dim}, params_.compute_dtype());
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {

@@ -63,8 +63,9 @@ class Model {
   // Under tensor parallelism the embedding and the output head hold this rank's vocabulary rows, the
   // cross-entropy is vocabulary-parallel, and each block completes its layers' partial sums with one
   // all-reduce after attention and one after the FFN (two more in the backward). Generation (KV cache,
-  // prefill, decode) needs tp = null; under expert parallelism every prefill and decode is collective over
-  // the EP group (the MoE layers exchange tokens), so its ranks must run them in step (lockstep_group()).
+  // prefill, decode) runs under TP too (the TP ranks hold the same sequences; the logits are gathered);
+  // under expert parallelism every prefill and decode is collective over the EP group (the MoE layers
+  // exchange tokens), so its ranks must run them in step (lockstep_group()).
   Model(const ModelConfig& c, ParamStore& params, ModelGroups groups = {});
   ~Model();
   const ModelConfig& config() const { return c_; }
@@ -152,8 +153,11 @@ class Model {
   // decode); the FFN runs its training forward (MoE statistics discarded). y [T, D] is overwritten.
   void block_infer(const Block& blk, const BatchShape& b, const Tensor& x, const Tensor& y,
                    const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
-  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D].
+  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D] (the whole vocabulary on every
+  // TP rank).
   Tensor head_logits(const Tensor& x, const Tensor& rows) const;
+  // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
+  Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
   void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,
                       float balance_weight) const;
   // The two halves every backward shares: the final norm's backward (d final_hidden -> d trunk output) and

@@ -59,13 +59,13 @@ kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
 }
 
 MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
-                              MoeStats& stats) const {
+                              MoeStats& stats, bool split_tokens) const {
   R1_REQUIRE(x.rank() == 2 && x.dim(0) == b.tokens() && x.dim(1) == dim_ && out.shape() == x.shape(), "moe ",
              router_w_.name, ": x and out must be [B S = ", b.tokens(), ", ", dim_, "], got ", x.str(), " and ",
              out.str());
   const std::int64_t t = x.dim(0);
   const DType dt = x.dtype();
-  R1_REQUIRE(t >= tp_.size(), "moe ", router_w_.name, ": ", t, " tokens cannot be split over ", tp_.size(),
+  R1_REQUIRE(!split_tokens || t >= tp_.size(), "moe ", router_w_.name, ": ", t, " tokens cannot be split over ", tp_.size(),
              " tensor-parallel ranks");
 
   // Router in f32 (bf16 operands, f32 accumulation and output in bf16 runs); the bias only steers selection.
@@ -83,8 +83,17 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   kernels::moe_balance_forward(ctx, s.scores, s.expert_idx, balance(b), stats.balance_loss, stats.counts);
 
   // Routed experts over the expert-sorted tokens (under TP, of this rank's token rows).
-  std::tie(s.first, s.last) = tp_.token_rows(t);
+  if (split_tokens) std::tie(s.first, s.last) = tp_.token_rows(t);
+  else s.first = 0, s.last = t;
   const std::int64_t mine = s.last - s.first;
+  // Without splitting, TP rank 0 alone adds the routed experts to the partial sum; without EP the other
+  // ranks need not run them at all.
+  const bool adds_routed = split_tokens || tp_.rank() == 0;
+  if (!adds_routed && !dispatcher_) {
+    kernels::fill(ctx, out, 0.0f);
+    if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
+    return s;
+  }
   s.row_of = ctx.empty({mine, top_k_}, DType::i32);
   s.x_perm = ctx.empty({mine * top_k_, dim_}, dt);
   const Tensor offsets_dev = ctx.empty({n_experts_ + 1}, DType::i32);
@@ -103,8 +112,8 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   s.y_perm = ctx.empty({n, dim_}, dt);
   kernels::grouped_gemm(ctx, s.h, experts_down_.compute, s.y_perm, s.offsets, {.trans_b = true});
   if (dispatcher_) s.y_perm = dispatcher_->combine(ctx, *s.route, s.y_perm);
-  if (mine < t) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share of the sum
-  kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
+  if (mine < t || !adds_routed) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share
+  if (adds_routed) kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
 
   if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
   return s;

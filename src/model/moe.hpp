@@ -55,8 +55,12 @@ class MoeFfn {
 
   // out [T, D] = sum_j gate_j expert_j(x) + shared(x), overwritten. Fills `stats` with freshly allocated
   // tensors. The only host synchronisation is the expert offsets returned by moe_permute.
+  // Under TP `out` is a partial sum over the group: each rank's experts run its 1/tp of the token rows
+  // (split_tokens), or, for batches that may hold fewer tokens than ranks (decode; no backward), TP rank 0
+  // runs every row (the others still dispatch them under EP, so the exchange stays matched) and the
+  // others add only their shared-expert share.
   Saved forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
-                MoeStats& stats) const;
+                MoeStats& stats, bool split_tokens = true) const;
   // dx overwritten; parameter gradients (router, experts, shared) accumulated. balance_grad is
   // d(total loss)/d(balance_loss) as the caller scales it (e.g. 1 / micro-batches); 0 skips that term.
   void backward(const kernels::Context& ctx, const BatchShape& b, const Saved& saved, const Tensor& dout,

@@ -1,7 +1,7 @@
 // The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
 // world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
 // penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups), with
-// the routed experts optionally spread over expert-parallel ranks. In
+// the model optionally split over tensor-parallel ranks and its routed experts over expert-parallel ones. In
 // the last [grpo] preference_steps steps ("RL for all scenarios") general prompts join the reasoning ones,
 // scored by learned reward models: helpfulness on the final summary, harmlessness on the whole response.
 #include <algorithm>
@@ -38,10 +38,11 @@ struct Rollout {
 
 // Packs rollouts [first, last) into a right-padded micro-batch: targets (next tokens) only where the
 // next token belongs to the completion; `owner[t]` is the completion a loss token belongs to. An empty
-// range packs one padding token without a loss (an idle micro-batch under expert parallelism).
+// range packs one row of padding without a loss (an idle micro-batch under expert parallelism). Rows
+// hold at least `min_len` tokens (the tensor-parallel ranks split a micro-batch's tokens in the MoE).
 TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, std::int32_t pad,
-                std::vector<std::int32_t>& owner) {
-  std::int64_t len = 1;
+                std::vector<std::int32_t>& owner, std::int64_t min_len) {
+  std::int64_t len = min_len;
   for (std::size_t i = first; i < last; ++i) len = std::max<std::int64_t>(len, static_cast<std::int64_t>(rs[i].tokens.size()));
   TokenBatch b;
   b.batch = std::max<std::int64_t>(1, static_cast<std::int64_t>(last - first));
@@ -132,9 +133,10 @@ int run_grpo(StageEnv& env) {
   const std::int64_t pref_first = max_steps - preference_steps + 1;
   const double help_weight = deck.get_float("reward.helpfulness_weight"), harm_weight = deck.get_float("reward.harmlessness_weight");
 
-  // Expert parallelism: the policy's and the reference's routed experts are spread over the EP group,
-  // whose ranks generate and run their micro-batches in step (each rank still owns whole prompt groups).
-  const ModelGroups groups{.ep = env.comms->ep.get()};
+  // Tensor and expert parallelism: the policy and the reference are split over the TP group (whose ranks
+  // hold the same prompts) and their routed experts over the EP group, whose ranks generate and run their
+  // micro-batches in step (each data-parallel rank still owns whole prompt groups).
+  const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get()};
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params, groups);
   model.full_recompute = full_recompute(deck);
@@ -315,7 +317,7 @@ int run_grpo(StageEnv& env) {
       Micro m;
       const std::size_t s = static_cast<std::size_t>(k * micro);
       m.tb = pack(rollouts, std::min(s, rollouts.size()), std::min(rollouts.size(), s + static_cast<std::size_t>(micro)),
-                  tok->special_id("<|pad|>"), m.owner);
+                  tok->special_id("<|pad|>"), m.owner, env.comms->tp->size());
       m.old_lp = token_logprobs(model, m.tb);
       if (ref_model) m.ref_lp = token_logprobs(*ref_model, m.tb);
       norm += grpo_normaliser(GrpoTokens{m.old_lp, m.old_lp, m.ref_lp, m.owner, kept_adv, kept_trunc}, gc);

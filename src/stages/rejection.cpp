@@ -68,8 +68,13 @@ int run_rejection_sampling(StageEnv& env) {
   const Stopwatch clock;
   const Share share = rank_share(static_cast<std::int64_t>(set.problems.size()), dp.rank(), dp.size());
   const std::string part = part_path(out, dp.rank());
-  std::ofstream part_file(part, std::ios::binary | std::ios::trunc);
-  if (!part_file) R1_FAIL(io, part, ": cannot open for writing");
+  // Under tensor parallelism the TP ranks of a replica sample the same completions: TP rank 0 writes them.
+  const bool writes = env.comms->tp->rank() == 0;
+  std::ofstream part_file;
+  if (writes) {
+    part_file.open(part, std::ios::binary | std::ios::trunc);
+    if (!part_file) R1_FAIL(io, part, ": cannot open for writing");
+  }
   // Per verdict, then prompts with an accepted sample, then generated tokens.
   std::vector<double> counts(kAllVerdicts.size() + 2, 0.0);
   sample_in_chunks(pol, set.problems, share, "rejection_sampling", [&](std::int64_t first, std::vector<Completion>& comps) {
@@ -91,15 +96,18 @@ int run_rejection_sampling(StageEnv& env) {
         const Candidate& c = per_prompt[j][s];
         const Rewards r = score_completion(c.response, p, weights, c.tokens, c.truncated);
         const std::string source = set.source == "synthetic" ? detail::concat("synthetic/", problem_kind_name(p.kind)) : set.source;
-        part_file << sft_row(p.prompt, c.response,
+        if (writes)
+          part_file << sft_row(p.prompt, c.response,
                              {{"source", source}, {"prompt_id", p.id}, {"sample", s}, {"checkpoint", pol.checkpoint.string()},
                               {"reward", r.total}, {"answer", p.answer}, {"language", language_name(p.language)}});
       }
       counts[kAllVerdicts.size()] += any;
     }
   });
-  part_file.close();
-  if (!part_file) R1_FAIL(io, part, ": write failed (disk full?)");
+  if (writes) {
+    part_file.close();
+    if (!part_file) R1_FAIL(io, part, ": write failed (disk full?)");
+  }
   sum_over(dp, env.ctx, counts);
   dp.barrier();  // every part file is complete before rank 0 reads them
 

@@ -256,9 +256,9 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
     deck.fail("parallel.expert", "expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
                                  "stages; the " + stage + " stage needs expert = 1 (every rank holding every expert)");
   const int tensor = static_cast<int>(deck.get_int("parallel.tensor"));
-  if (tensor != 1 && !trains_split)  // what it must divide is checked with the deck (deck/validate.cpp)
-    deck.fail("parallel.tensor", "tensor parallelism runs in the pretrain and sft stages; the " + stage +
-                                     " stage generates or scores with whole models and needs tensor = 1");
+  if (tensor != 1 && !trains_split && !samples_split)  // what it must divide is checked with the deck (deck/validate.cpp)
+    deck.fail("parallel.tensor", "tensor parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
+                                 "stages; the " + stage + " stage scores with whole models and needs tensor = 1");
   if (deck.get_bool("parallel.sequence_parallel") && tensor == 1)
     log_info("parallel.sequence_parallel: tensor = 1, so there is nothing to split (it has no effect)");
   const std::string& precision = deck.get_string("train.precision");
@@ -300,6 +300,7 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
            expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks x ", world / expert, " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
+  logger().set_computing();
   return env;
 }
 

@@ -4,7 +4,8 @@
 # sampling writes an SFT JSONL whose reasoning rows pass the verifier, whose rates add up, whose non-reasoning
 # share follows the deck, and which is byte-identical on 1 and 2 ranks. Both stages again with the routed
 # experts over 2 EP ranks (generation in lockstep; 11 prompts one per batch, so one rank runs an idle
-# chunk): the same report and dataset as one rank.
+# chunk) and with tensor parallelism (TP2, and TP2 x DP2 with the experts over all 4 ranks): the same
+# report and dataset as one rank.
 #   usage: evaluate_test.sh R1HPC_BINARY PYTHON
 set -uo pipefail
 bin=$1
@@ -31,9 +32,19 @@ mpiexec -n 2 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --
   --set run.output_dir=eval_ep >eval_ep.log 2>&1 || { cat eval_ep.log; fail "evaluate with expert = 2"; }
 grep -q "routed experts over 2 EP ranks" eval_ep.log || fail "evaluate did not run expert-parallel"
 cmp eval_one/eval.json eval_ep/eval.json || fail "eval.json differs between one rank and expert = 2"
+mpiexec -n 2 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set parallel.tensor=2 \
+  --set run.output_dir=eval_tp >eval_tp.log 2>&1 || { cat eval_tp.log; fail "evaluate with tensor = 2"; }
+cmp eval_one/eval.json eval_tp/eval.json || fail "eval.json differs between one rank and tensor = 2"
+mpiexec -n 4 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set parallel.tensor=2 --set parallel.expert=4 \
+  --set run.output_dir=eval_tp_ep >eval_tp_ep.log 2>&1 || { cat eval_tp_ep.log; fail "evaluate with tensor = 2, expert = 4"; }
+grep -q "tensor parallel over 2, routed experts over 4 EP ranks" eval_tp_ep.log || fail "evaluate did not run TP2 x EP4"
+cmp eval_one/eval.json eval_tp_ep/eval.json || fail "eval.json differs between one rank and tensor = 2, expert = 4"
 mpiexec -n 2 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints \
   --set parallel.expert=2 --set run.output_dir=rs_ep >rs_ep.log 2>&1 || { cat rs_ep.log; fail "rejection sampling with expert = 2"; }
 cmp rs1/sft.jsonl rs_ep/sft.jsonl || fail "the SFT dataset differs between one rank and expert = 2"
+mpiexec -n 2 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints \
+  --set parallel.tensor=2 --set run.output_dir=rs_tp >rs_tp.log 2>&1 || { cat rs_tp.log; fail "rejection sampling with tensor = 2"; }
+cmp rs1/sft.jsonl rs_tp/sft.jsonl || fail "the SFT dataset differs between one rank and tensor = 2"
 cmp rs1/sft.jsonl rs2/sft.jsonl || fail "the SFT dataset differs between 1 and 2 ranks"
 ls rs2 | grep -q part && fail "part files were left behind"
 "$py" - <<'PY' || fail "reports"

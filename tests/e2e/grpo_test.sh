@@ -3,7 +3,8 @@
 # metric logged, the two layouts agreeing
 # (each rank owns whole prompt groups; sampling is keyed by global prompt index), the base recorded as
 # the checkpoint's parent, and a stop at the time limit resumed to the same result; with the routed
-# experts over 2 EP ranks (generation and micro-batches in lockstep) it agrees with plain data parallelism.
+# experts over 2 EP ranks (generation and micro-batches in lockstep), and at TP2 x DP2 with the experts
+# over all 4 ranks, it agrees with plain data parallelism.
 #   usage: grpo_test.sh R1HPC_BINARY PYTHON_WITH_H5PY
 set -uo pipefail
 bin=$1
@@ -24,6 +25,8 @@ mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set run
   || { cat dyn.log; fail "grpo with dynamic sampling on two ranks"; }
 mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.expert=2 \
   --set run.output_dir=ep >ep.log 2>&1 || { cat ep.log; fail "grpo with expert = 2"; }
+mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.expert=4 \
+  --set run.output_dir=tp >tp.log 2>&1 || { cat tp.log; fail "grpo with tensor = 2, expert = 4"; }
 grep -q "routed experts over 2 EP ranks" ep.log || fail "grpo did not run expert-parallel"
 "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set run.output_dir=split \
   --set run.time_limit_minutes=0.0001 >stop.log 2>&1
@@ -38,7 +41,7 @@ def recs(run):
         r = json.loads(line)
         out[r["step"]] = r
     return out
-one, two, split, dyn, ep = recs("one"), recs("two"), recs("split"), recs("dyn"), recs("ep")
+one, two, split, dyn, ep, tp = recs("one"), recs("two"), recs("split"), recs("dyn"), recs("ep"), recs("tp")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
         "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
         "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy"]
@@ -53,12 +56,13 @@ for s in one:
         assert abs(one[s][k] - two[s][k]) <= 1e-9, (s, k, one[s][k], two[s][k])
     assert abs(one[s]["loss"] - two[s]["loss"]) <= 1e-4 * max(1e-6, abs(one[s]["loss"])) + 1e-9, (s, one[s]["loss"], two[s]["loss"])
     assert abs(one[s]["reward_mean"] - split[s]["reward_mean"]) <= 1e-9, (s, one[s], split[s])
-    for k in ["reward_mean", "response_length_mean", "uniform_groups"]:
-        assert ep[s][k] == dyn[s][k], (s, k, ep[s][k], dyn[s][k])
-    for k in ["loss", "grad_norm", "kl_mean"]:
-        assert abs(ep[s][k] - dyn[s][k]) <= 1e-4 * abs(dyn[s][k]) + 1e-9, (s, k, ep[s][k], dyn[s][k])
+    for run in (ep, tp):
+        for k in ["reward_mean", "response_length_mean", "uniform_groups"]:
+            assert run[s][k] == dyn[s][k], (s, k, run[s][k], dyn[s][k])
+        for k in ["loss", "grad_norm", "kl_mean"]:
+            assert abs(run[s][k] - dyn[s][k]) <= 1e-4 * abs(dyn[s][k]) + 1e-9, (s, k, run[s][k], dyn[s][k])
 assert any(0 < r["uniform_groups"] < 4 for r in ep.values()), "no step kept some groups and dropped others"
-print("1 and 2 ranks agree, expert = 2 too; the resumed run reproduces the uninterrupted one")
+print("1 and 2 ranks agree, expert = 2 and TP2 x EP4 too; the resumed run reproduces the uninterrupted one")
 PY
 "$py" "$tools/ckpt.py" lineage "one/checkpoints/$(cat one/checkpoints/latest)" | tee lineage.txt
 grep -q "base/checkpoints/step-00000060" lineage.txt || fail "the grpo checkpoint does not name the base as its parent"

@@ -89,6 +89,6 @@ refuse() {  # KEY_PATTERN ARGS...: refused with exit 2 naming the key, nothing w
   grep -q "r1hpc: error: .*$pattern" refused_more.log || { cat refused_more.log; fail "no error naming $pattern"; }
   [[ ! -e refused_more ]] || fail "the refused run ($*) created its output directory"
 }
-refuse "\[parallel\] tensor = 2.*runs in the pretrain and sft stages" --set run.stage=reward_model --set parallel.tensor=2
+refuse "\[parallel\] tensor = 2.*tensor parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling" --set run.stage=reward_model --set parallel.tensor=2
 refuse "\[model\] mtp_depth = 1.*pipeline parallelism needs mtp_depth = 0" --set parallel.pipeline=2 --set model.mtp_depth=1
 echo PASS
