@@ -105,6 +105,8 @@ std::vector<KeyDecl> build_keys() {
   par.integer("pipeline", "1", 1, 4096, "pipeline stages");
   par.integer("expert", "1", 1, 1 << 20, "expert-parallel ranks, folded over data x tensor in MoE layers");
   par.integer("data", "0", 0, 1 << 24, "data-parallel replicas; 0: world / (tensor x pipeline)");
+  par.integer("max_expert_ranks", "0", 0, 1 << 20,
+              "device-limited routing: refuse a layout where a token's experts can sit on more EP ranks; 0: no limit");
   par.integer("virtual_stages", "1", 1, 1024, "model chunks per pipeline rank (interleaved schedule)");
   par.choice("schedule", "1f1b", {"1f1b", "interleaved", "dualpipe"}, "pipeline schedule");
   par.choice("order", "tp-dp-pp", {"tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"},

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "deck/ini.hpp"
+#include "parallel/expert_reach.hpp"
 #include "parallel/pipeline_split.hpp"
 
 namespace r1 {
@@ -74,6 +75,15 @@ void check_layout(const Deck& d, int world) {
     fail_rule(d, "parallel.expert", "model.n_routed_experts", "expert must divide n_routed_experts");
   if ((dp * tp) % ep != 0)
     d.fail("parallel.expert", concat("must divide data x tensor = ", dp * tp, ", the ranks MoE layers spread experts over"));
+  // Device-limited routing: group-limited routing bounds the EP ranks a token's experts sit on.
+  const std::int64_t routed = d.get_int("model.n_routed_experts"), groups = d.get_int("model.n_expert_groups");
+  const std::int64_t limited = d.get_int("model.n_limited_groups"), limit = d.get_int("parallel.max_expert_ranks");
+  const std::int64_t reach = parallel::expert_ranks_per_token(routed, groups, limited, d.get_int("model.n_activated_experts"), ep);
+  if (limit > 0 && routed % groups == 0 && reach > limit)
+    d.fail("parallel.max_expert_ranks",
+           concat("group-limited routing lets a token reach ", reach, " of the ", ep, " EP ranks (", limited, " of ", groups,
+                  " expert groups of ", routed / groups, " experts, ", routed / ep, " experts per rank): make [model] n_expert_groups "
+                  "a multiple of [parallel] expert and keep n_limited_groups <= ", limit));
 }
 
 void check_model(const Deck& d) {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "parallel/expert_reach.hpp"
+
 namespace r1 {
 
 class Deck;
@@ -28,6 +30,11 @@ struct ModelConfig {
 
   std::int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool is_moe_layer(std::int64_t layer) const { return !dense && layer >= n_dense_layers; }
+  // Device-limited routing: the most EP ranks one token's routed experts can reach over `ep` ranks
+  // (parallel::expert_ranks_per_token).
+  std::int64_t max_expert_ranks_per_token(std::int64_t ep) const {
+    return parallel::expert_ranks_per_token(n_routed_experts, n_expert_groups, n_limited_groups, n_activated_experts, ep);
+  }
 };
 
 ModelConfig model_config_from_deck(const Deck& deck);

@@ -284,6 +284,8 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   layout.data = static_cast<int>(deck.get_int("parallel.data"));
   layout.order = deck.get_string("parallel.order");
   layout.expert = expert;
+  std::string routing;  // device-limited routing: how many EP ranks one token's experts reach (checked with the deck)
+  if (expert > 1) routing = detail::concat(" (a token reaches at most ", model_config_from_deck(deck).max_expert_ranks_per_token(expert), " of them)");
   const parallel::Mesh mesh(layout, rank);
   env.comms = std::make_unique<parallel::CommBundle>(parallel::make_comm_bundle(
       mesh, parallel::parse_backend(backend), env.ctx, deck.get_float("parallel.collective_timeout_s")));
@@ -297,7 +299,7 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
            tensor > 1 ? detail::concat(", tensor parallel over ", tensor) : std::string(),
            pipeline > 1 ? detail::concat(", ", pipeline, " pipeline stages (", schedule, ", ", pipeline * (pipeline > 1 ? virtual_stages : 1),
                                          " chunks)") : std::string(),
-           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks x ", world / expert, " EDP") : std::string(),
+           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / expert, " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
   logger().set_computing();

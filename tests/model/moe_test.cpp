@@ -11,6 +11,7 @@
 
 #include "kernels/elementwise.hpp"
 #include "kernels/gradcheck.hpp"
+#include "kernels/moe_router.hpp"
 #include "kernels/test_util.hpp"
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
@@ -459,5 +460,47 @@ TEST(MoeFfn, Bf16ComputeTracksF32) {
     double scale = 0;
     for (std::int64_t i = 0; i < dx32.numel(); ++i) scale = std::max(scale, std::fabs(test::value(dx32, i)));
     EXPECT_LT(test::max_error(dx16, dx32), 5e-2 * scale) << "dx";
+  }
+}
+
+// Device-limited routing: the bound ModelConfig::max_expert_ranks_per_token gives holds for the router's
+// real selections over random logits (and is reached), for groups aligned with the EP ranks, groups
+// wider than a rank, groups straddling ranks, and no group limit.
+TEST(MoeRouting, TokensReachAtMostTheBoundedNumberOfExpertRanks) {
+  struct Case {
+    std::int64_t experts, groups, limited, top_k, ep, expected;
+  };
+  const Case cases[] = {
+      {16, 4, 2, 4, 4, 2},   // one group per rank: DeepSeek-V3's node limit M = n_limited_groups
+      {16, 8, 2, 4, 4, 2},   // two groups per rank
+      {16, 2, 1, 4, 4, 2},   // a group spans two ranks
+      {12, 3, 1, 3, 4, 2},   // 4-expert groups over 3-expert ranks: each group straddles a rank boundary
+      {16, 1, 1, 4, 8, 4},   // no group limit: top-k
+      {16, 4, 4, 8, 4, 4},   // every group allowed: every rank
+  };
+  for (const Case& k : cases) {
+    ModelConfig c;
+    c.n_routed_experts = k.experts;
+    c.n_expert_groups = k.groups;
+    c.n_limited_groups = k.limited;
+    c.n_activated_experts = k.top_k;
+    const std::int64_t bound = c.max_expert_ranks_per_token(k.ep);
+    EXPECT_EQ(bound, k.expected) << k.experts << " experts, " << k.groups << " groups, " << k.limited << " kept, ep " << k.ep;
+    const std::int64_t t_n = 2048;
+    const kernels::RouterParams p{.top_k = static_cast<int>(k.top_k), .n_groups = static_cast<int>(k.groups),
+                                  .topk_groups = static_cast<int>(k.limited)};
+    const Tensor logits = test::random_tensor({t_n, k.experts}, DType::f32, 77);
+    Tensor scores = Tensor::host({t_n, k.experts}, DType::f32), idx = Tensor::host({t_n, k.top_k}, DType::i32),
+           gates = Tensor::host({t_n, k.top_k}, DType::f32);
+    kernels::moe_router_forward(kCpu, logits, Tensor{}, p, scores, idx, gates);
+    std::int64_t most = 0;
+    for (std::int64_t t = 0; t < t_n; ++t) {
+      std::vector<std::int64_t> ranks;
+      for (std::int64_t j = 0; j < k.top_k; ++j) ranks.push_back(idx.data<std::int32_t>()[t * k.top_k + j] / (k.experts / k.ep));
+      std::sort(ranks.begin(), ranks.end());
+      most = std::max<std::int64_t>(most, std::unique(ranks.begin(), ranks.end()) - ranks.begin());
+    }
+    EXPECT_LE(most, bound);
+    EXPECT_EQ(most, bound) << "random logits over " << t_n << " tokens should reach the bound";
   }
 }
