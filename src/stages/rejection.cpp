@@ -98,8 +98,8 @@ int run_rejection_sampling(StageEnv& env) {
         const std::string source = set.source == "synthetic" ? detail::concat("synthetic/", problem_kind_name(p.kind)) : set.source;
         if (writes)
           part_file << sft_row(p.prompt, c.response,
-                             {{"source", source}, {"prompt_id", p.id}, {"sample", s}, {"checkpoint", pol.checkpoint.string()},
-                              {"reward", r.total}, {"answer", p.answer}, {"language", language_name(p.language)}});
+                               {{"source", source}, {"prompt_id", p.id}, {"sample", s}, {"checkpoint", pol.checkpoint.string()},
+                                {"reward", r.total}, {"answer", p.answer}, {"language", language_name(p.language)}});
       }
       counts[kAllVerdicts.size()] += any;
     }
