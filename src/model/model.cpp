@@ -556,8 +556,7 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
   kernels::rmsnorm_forward(ctx, h, blk.ffn_norm->master, eps, n2, rstd);
   const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
   if (blk.moe) {
-    MoeStats stats;
-    blk.moe->forward(ctx, b, n2, y, stats, /*split_tokens=*/false);  // a decode batch may hold fewer tokens than TP ranks
+    blk.moe->infer(ctx, b, n2, y);
   } else {
     blk.mlp->forward(ctx, n2, y);
   }
@@ -568,12 +567,16 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
 Tensor Model::head_logits(const Tensor& x, const Tensor& rows) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
-  const std::int64_t B = rows.numel();
+  const std::int64_t B = rows.defined() ? rows.numel() : x.dim(0);
   const kernels::ProfileRegion region(ctx, "head");
   // embedding_forward is a row gather: the table is the trunk output. RMSNorm is per row, so norming the
   // gathered rows gives the training forward's values.
-  const Tensor last = ctx.empty({B, c_.dim}, dt), normed = ctx.empty({B, c_.dim}, dt);
-  kernels::embedding_forward(ctx, x, rows, last);
+  Tensor last = x;
+  if (rows.defined()) {
+    last = ctx.empty({B, c_.dim}, dt);
+    kernels::embedding_forward(ctx, x, rows, last);
+  }
+  const Tensor normed = ctx.empty({B, c_.dim}, dt);
   kernels::rmsnorm_forward(ctx, last, norm_->master, static_cast<float>(c_.norm_eps), normed,
                            ctx.empty({B}, DType::f32));
   const Tensor logits = ctx.empty({B, c_.vocab_size}, DType::f32);
@@ -656,37 +659,69 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   return head_logits(x, ints_to(ctx, last, {B}));
 }
 
-Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
-  const Context& ctx = params_.context();
-  const kernels::ProfileRegion region(ctx, "decode");
+std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const {
   const std::int64_t B = cache.slots();
   R1_REQUIRE(static_cast<std::int64_t>(tokens.size()) == B, "decode of ", tokens.size(), " tokens for a cache of ", B,
              " slots");
-  std::vector<std::int32_t> lengths(cache.lengths), rows(static_cast<std::size_t>(B));
+  std::vector<std::int32_t> lengths(cache.lengths);
   for (std::int64_t b = 0; b < B; ++b) {
     const auto i = static_cast<std::size_t>(b);
     R1_REQUIRE(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "decode: token id ", tokens[i], " of slot ", b,
                " is outside the vocabulary of ", c_.vocab_size);
     R1_REQUIRE(cache.lengths[i] >= 1 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
                cache.lengths[i], " tokens; it needs a prefilled prompt and room in the cache of ", cache.max_len);
-    lengths[i] = cache.lengths[i] + 1;
-    rows[i] = static_cast<std::int32_t>(b);
+    ++lengths[i];
   }
+  return lengths;
+}
+
+Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
+  const Context& ctx = params_.context();
+  const kernels::ProfileRegion region(ctx, "decode");
+  std::vector<std::int32_t> lengths = decode_lengths(cache, tokens);
+  const Shape shape{cache.slots()};
+  const Tensor logits =
+      decode_trunk(cache, embed_tokens(tokens), ints_to(ctx, cache.lengths, shape), ints_to(ctx, lengths, shape));
+  cache.lengths = std::move(lengths);
+  return logits;
+}
+
+bool Model::decodes_on_device(std::int64_t slots) const {
+  const Context& ctx = params_.context();
+  if (!ctx.is_cuda() || tp_.active() || lockstep_group() != nullptr || chunks_.size() != 1 || !chunks_[0].embedding ||
+      !chunks_[0].head)
+    return false;
+  return std::all_of(blocks_.begin(), blocks_.end(),
+                     [&](const auto& blk) { return !blk->moe || blk->moe->decode_on_device(ctx, slots); });
+}
+
+Tensor Model::decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions,
+                               const Tensor& lengths) const {
+  const Context& ctx = params_.context();
+  const std::int64_t B = cache.slots();
+  R1_CHECK(decodes_on_device(B), "decode_on_device: ", B, " slots do not decode on the device (decodes_on_device)");
+  R1_CHECK(ids.shape() == Shape{B} && positions.shape() == Shape{B} && lengths.shape() == Shape{B},
+           "decode_on_device: ids, positions and lengths must be i32 [", B, "]");
+  const Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
+  kernels::embedding_forward(ctx, embed_->compute, ids, x);
+  return decode_trunk(cache, x, positions, lengths);
+}
+
+Tensor Model::decode_trunk(const KvCache& cache, Tensor x, const Tensor& positions, const Tensor& lengths) const {
+  const Context& ctx = params_.context();
+  const std::int64_t B = cache.slots();
   BatchShape shape;
   shape.batch = B;
   shape.seq = 1;
-  shape.positions = ints_to(ctx, cache.lengths, {B});
-  const Tensor len = ints_to(ctx, lengths, {B});
-  Tensor x = embed_tokens(tokens);
+  shape.positions = positions;
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
     const Tensor y = ctx.empty({B, c_.dim}, params_.compute_dtype());
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
-      blocks_[l]->attn->decode(ctx, n1, shape.positions, len, cache.layers[l], out);
+      blocks_[l]->attn->decode(ctx, n1, positions, lengths, cache.layers[l], out);
     });
     x = y;
   }
-  cache.lengths = lengths;
-  return head_logits(x, ints_to(ctx, rows, {B}));
+  return head_logits(x, Tensor());
 }
 
 void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const {

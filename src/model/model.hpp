@@ -140,6 +140,14 @@ class Model {
   Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const;
   // Appends one token per slot at position lengths[b] (< max_len) and advances every length.
   Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const;
+  // The lengths after decoding `tokens` (one per slot), checked as decode() checks them.
+  std::vector<std::int32_t> decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const;
+  // decode() from device inputs without touching the host (no copies, no synchronisation), for CUDA-graph
+  // capture: ids, positions (the lengths before) and lengths (after) are i32 [slots] in device memory; the
+  // caller advances cache.lengths. Needs decodes_on_device(slots): one CUDA device, no TP, EP or PP, and
+  // every MoE layer's decode batch within MoeFfn::decode_on_device.
+  bool decodes_on_device(std::int64_t slots) const;
+  Tensor decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions, const Tensor& lengths) const;
   // Keeps only the slots listed (in that order, each once), so finished sequences stop costing compute.
   void keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const;
 
@@ -153,9 +161,11 @@ class Model {
   // decode); the FFN runs its training forward (MoE statistics discarded). y [T, D] is overwritten.
   void block_infer(const Block& blk, const BatchShape& b, const Tensor& x, const Tensor& y,
                    const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
-  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D] (the whole vocabulary on every
-  // TP rank).
+  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D], or of every row when `rows` is
+  // undefined (the whole vocabulary on every TP rank).
   Tensor head_logits(const Tensor& x, const Tensor& rows) const;
+  // The decode pass from the embedded tokens x [B, D]: every block over the cache, then the logits.
+  Tensor decode_trunk(const KvCache& cache, Tensor x, const Tensor& positions, const Tensor& lengths) const;
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
   Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
   void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,
