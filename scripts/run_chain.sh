@@ -12,7 +12,8 @@
 # Phases: 00 pretrain, 01 R1-Zero, 02a+02 cold start (filtered R1-Zero samples + worked solutions, SFT of
 # the base), 03 reasoning RL (+ language consistency), 04 rejection sampling, 05 SFT of the base, 06/06b
 # reward models (helpfulness, harmlessness), 07 RL for all scenarios, 08a+08 distillation into a dense
-# student, 09 evaluation of every checkpoint. Each phase's log is runs/tiny/logs/PHASE.log.
+# student, 09 evaluation of every checkpoint. Each phase's log is runs/tiny/logs/PHASE.log, its wall time a
+# line of runs/tiny/logs/times.tsv (tools/eval_table.py prints them with the scores).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -25,7 +26,7 @@ while (($#)); do
     --from) from=${2:?}; shift 2 ;;
     --bin) bin=${2:?}; shift 2 ;;
     --python) py=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (--help lists them)" ;;
   esac
 done
@@ -62,6 +63,7 @@ phase() {  # phase NAME DECK [--set ...]
     die "phase $name ($deck) failed; its log is $(pwd)/runs/tiny/logs/$name.log"
   fi
   printf 'run_chain: %-26s %5ds  (%s)\n' "$name" $((SECONDS - start)) "$deck"
+  echo "$name $((SECONDS - start)) 0" >>runs/tiny/logs/times.tsv
 }
 
 phase 00_pretrain 00_pretrain_tiny.deck
@@ -95,13 +97,4 @@ echo
 echo "Lineage of the final checkpoint ($final):"
 "$py" "$root/tools/ckpt.py" lineage "$final"
 echo
-"$py" - <<'PY'
-import json, os
-rows = ["00_pretrain", "01_r1zero", "02_cold_start", "03_reasoning_rl", "05_sft", "07_rl_all", "08_distill"]
-keys = ["pass@1", "pass@4", "cons@4", "format_rate", "language_consistency", "response_length_mean"]
-print("Evaluation on the held-out split (temperature 0.6, top-p 0.95, 4 samples per prompt):")
-print(f"{'checkpoint':18s}" + "".join(f"{k:>22s}" for k in keys))
-for r in rows:
-    o = json.load(open(os.path.join("runs/tiny/09_evaluate", r, "eval.json")))["overall"]
-    print(f"{r:18s}" + "".join(f"{o[k]:22.3f}" for k in keys))
-PY
+"$py" "$root/tools/eval_table.py" runs/tiny
