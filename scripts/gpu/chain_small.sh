@@ -5,20 +5,20 @@
 # build-gpu/, in pieces that each stay under the GPU machine's 10-minute command limit; each piece continues
 # from the runs/small/ that the pieces before it left, and a phase that ended (exit 0, or 75 at its time
 # limit) is not run again, so a piece cut short can simply be run again.
-#   scripts/gpu/chain_small.sh OUTDIR base   # 00 pretrain, 01 R1-Zero                                     ~8.5 min
-#   scripts/gpu/chain_small.sh OUTDIR mid    # 02a+02 cold start, 03 reasoning RL, 04 rejection sampling, 05 SFT   ~6 min
-#   scripts/gpu/chain_small.sh OUTDIR late   # 06/06b reward models, 07 RL for all scenarios, 08a+08 distillation  ~7 min
-#   scripts/gpu/chain_small.sh OUTDIR eval   # evaluate 00 01 02 03 05 07 08; print the table, plot the RL runs    ~3 min
-#   scripts/gpu/chain_small.sh OUTDIR all    # the four in turn
+#   scripts/gpu/chain_small.sh OUTDIR base   # 00 pretrain, 01 R1-Zero                                         ~8 min
+#   scripts/gpu/chain_small.sh OUTDIR mid    # 02a+02 cold start, 03 reasoning RL, 04 rejection sampling, 05 SFT  4-6 min
+#   scripts/gpu/chain_small.sh OUTDIR late   # 06/06b reward models, 07 RL for all scenarios, 08a+08 distillation 4-7 min
+#   scripts/gpu/chain_small.sh OUTDIR eval   # evaluate 00 01 02 03 05 07 08; print the table, plot the RL runs  ~3 min
+#   scripts/gpu/chain_small.sh OUTDIR all    # the four in turn; several pieces run in the order given (OUTDIR late eval)
 # OUTDIR gets at most 7 files: chain.log (this piece's phase logs one after another), times.tsv (the wall
 # seconds and exit code of every phase run so far), runs.tar.gz (runs/small without its checkpoints:
 # metrics, reports, datasets, logs), and after `eval` table.md and the curves of 01, 03 and 07 (PNG).
 # R1HPC_BIN names another r1hpc executable (default build-gpu/bin/r1hpc).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
-usage="usage: scripts/gpu/chain_small.sh OUTDIR base|mid|late|eval|all"
+usage="usage: scripts/gpu/chain_small.sh OUTDIR base|mid|late|eval|all ..."
 out=${1:?$usage}
-part=${2:?$usage}
+: "${2:?$usage}"
 bin=${R1HPC_BIN:-build-gpu/bin/r1hpc}
 export NCCL_NVLS_ENABLE=0  # never NVLink multicast on shared machines
 runs=runs/small
@@ -104,14 +104,16 @@ evaluate_all() {
   done
 }
 
-start=$SECONDS
-case $part in
-  base) run_plan 00_pretrain 01_r1zero ;;
-  mid) run_plan 02a_cold_start_data 05_sft ;;
-  late) run_plan 06_reward_model 08_distill ;;
-  eval) evaluate_all ;;
-  all) run_plan 00_pretrain 08_distill && evaluate_all ;;
-  *) die "$usage" ;;
-esac
-pack
-echo "chain_small: $part took $((SECONDS - start))s"
+for part in "${@:2}"; do
+  start=$SECONDS
+  case $part in
+    base) run_plan 00_pretrain 01_r1zero ;;
+    mid) run_plan 02a_cold_start_data 05_sft ;;
+    late) run_plan 06_reward_model 08_distill ;;
+    eval) evaluate_all ;;
+    all) run_plan 00_pretrain 08_distill && evaluate_all ;;
+    *) die "$usage" ;;
+  esac
+  pack
+  echo "chain_small: $part took $((SECONDS - start))s"
+done
