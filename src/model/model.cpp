@@ -68,7 +68,7 @@ Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Sha
 
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     : c_(c), params_(params), tp_{groups.tp}, ep_(c.dense ? nullptr : groups.ep),
-      sp_(groups.sequence_parallel && tp_.active()) {
+      pp_(groups.pp != nullptr && groups.pp->size() > 1 ? groups.pp : nullptr), sp_(groups.sequence_parallel && tp_.active()) {
   const Context& ctx = params.context();
   rope_ = mla_rope_tables(ctx, c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
@@ -604,8 +604,46 @@ Tensor Model::embed_tokens(const std::vector<std::int32_t>& ids) const {
   return x;
 }
 
+Tensor Model::infer(const std::vector<std::int32_t>& ids, const std::vector<std::int32_t>& rows,
+                    const std::function<void(std::size_t, const Tensor&, const Tensor&)>& layer) const {
+  const Context& ctx = params_.context();
+  const auto T = static_cast<std::int64_t>(ids.size());
+  std::size_t l = 0;  // this rank's layers, chunk after chunk
+  const Tensor x = run_chunks(T, [&](int local, const Tensor& input) {
+    Tensor h = chunks_[static_cast<std::size_t>(local)].embedding ? embed_tokens(ids) : input;
+    for (std::int64_t i = 0; i < chunks_[static_cast<std::size_t>(local)].layers; ++i, ++l) {
+      const Tensor y = ctx.empty({T, c_.dim}, params_.compute_dtype());
+      layer(l, h, y);
+      h = y;
+    }
+    return h;
+  });
+  const auto B = static_cast<std::int64_t>(rows.size());
+  Tensor logits = chunks_.back().head ? head_logits(x, ints_to(ctx, rows, {B})) : Tensor{};
+  if (pp_ != nullptr) {  // every stage samples from the last stage's logits
+    if (!logits.defined()) logits = ctx.empty({B, c_.vocab_size}, DType::f32);
+    pp_->broadcast(logits, pp_->size() - 1);
+  }
+  return logits;
+}
+
+Tensor Model::run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const {
+  const int stages = pp_ != nullptr ? pp_->size() : 1;
+  Tensor out;
+  for (std::size_t local = 0; local < chunks_.size(); ++local) {
+    const ChunkInfo& ch = chunks_[local];
+    Tensor input;
+    if (!ch.embedding) {
+      input = params_.context().empty({rows, c_.dim}, params_.compute_dtype());
+      pp_->recv(input, (ch.index - 1) % stages);
+    }
+    out = run(static_cast<int>(local), input);
+    if (!ch.head) pp_->send(out, (ch.index + 1) % stages);
+  }
+  return out;
+}
+
 KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
-  whole_model();
   R1_REQUIRE(max_len <= c_.max_seq_len, "a KV cache of ", max_len, " tokens exceeds [model] max_seq_len = ",
              c_.max_seq_len);
   KvCache cache;
@@ -645,15 +683,11 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   shape.batch = B;
   shape.seq = S;
   shape.positions = ints_to(ctx, pos, {B * S});
-  Tensor x = embed_tokens(ids);
-  for (std::size_t l = 0; l < blocks_.size(); ++l) {
-    const Tensor y = ctx.empty({B * S, c_.dim}, params_.compute_dtype());
+  return infer(ids, last, [&](std::size_t l, const Tensor& x, const Tensor& y) {
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attn->prefill(ctx, shape, n1, out, cache.layers[l]);
     });
-    x = y;
-  }
-  return head_logits(x, ints_to(ctx, last, {B}));
+  });
 }
 
 Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
@@ -677,16 +711,13 @@ Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) co
   shape.seq = 1;
   shape.positions = ints_to(ctx, cache.lengths, {B});
   const Tensor len = ints_to(ctx, lengths, {B});
-  Tensor x = embed_tokens(tokens);
-  for (std::size_t l = 0; l < blocks_.size(); ++l) {
-    const Tensor y = ctx.empty({B, c_.dim}, params_.compute_dtype());
+  Tensor logits = infer(tokens, rows, [&](std::size_t l, const Tensor& x, const Tensor& y) {
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attn->decode(ctx, n1, shape.positions, len, cache.layers[l], out);
     });
-    x = y;
-  }
+  });
   cache.lengths = lengths;
-  return head_logits(x, ints_to(ctx, rows, {B}));
+  return logits;
 }
 
 void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const {
