@@ -235,14 +235,15 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
   const std::string& stage = deck.get_string("run.stage");
   const bool trains_split = stage == "pretrain" || stage == "sft";
+  const bool samples_split = stage == "grpo" || stage == "evaluate" || stage == "rejection_sampling";
   const int pipeline = static_cast<int>(deck.get_int("parallel.pipeline"));
   const std::string& schedule = deck.get_string("parallel.schedule");
   const std::int64_t virtual_stages = deck.get_int("parallel.virtual_stages");
   if (schedule == "dualpipe") deck.fail("parallel.schedule", "DualPipe is not implemented (use 1f1b or interleaved)");
   if (pipeline > 1) {
-    if (!trains_split)
-      deck.fail("parallel.pipeline", "pipeline parallelism runs in the pretrain and sft stages; the " + stage +
-                                         " stage needs pipeline = 1");
+    if (!trains_split && stage != "evaluate" && stage != "rejection_sampling")
+      deck.fail("parallel.pipeline", "pipeline parallelism runs in the pretrain, sft, evaluate and rejection_sampling "
+                                     "stages; the " + stage + " stage needs pipeline = 1");
     // The schedule, virtual stages and layer split are checked with the deck (deck/validate.cpp).
     const ModelConfig c = model_config_from_deck(deck);
     if (c.mtp_depth > 0) deck.fail("model.mtp_depth", "pipeline parallelism needs mtp_depth = 0 (the MTP module "
@@ -251,7 +252,6 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
                                                             "the head (last stage) apart: set it to false");
   }
   const int expert = deck.get_bool("model.dense") ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
-  const bool samples_split = stage == "grpo" || stage == "evaluate" || stage == "rejection_sampling";
   if (expert != 1 && !trains_split && !samples_split)
     deck.fail("parallel.expert", "expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
                                  "stages; the " + stage + " stage needs expert = 1 (every rank holding every expert)");
@@ -299,7 +299,7 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
            tensor > 1 ? detail::concat(", tensor parallel over ", tensor) : std::string(),
            pipeline > 1 ? detail::concat(", ", pipeline, " pipeline stages (", schedule, ", ", pipeline * (pipeline > 1 ? virtual_stages : 1),
                                          " chunks)") : std::string(),
-           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / expert, " EDP") : std::string(),
+           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / (pipeline * expert), " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
   logger().set_computing();
