@@ -422,11 +422,36 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
 Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, float token_weight,
                              float balance_weight) const {
   const Context& ctx = params_.context();
-  const kernels::ProfileRegion region(ctx, "backward");
+  Tensor dloss;
+  if (chunks_.at(static_cast<std::size_t>(local)).head) {
+    dloss = ctx.empty({b.shape.tokens()}, DType::f32);
+    kernels::fill(ctx, dloss, token_weight);
+  }
+  return backward_chunk(local, b, s, dout, dloss, token_weight, balance_weight);
+}
+
+Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, const Tensor& token_weights,
+                             float mtp_token_weight, float balance_weight) const {
+  const kernels::ProfileRegion region(params_.context(), "backward");
   if (!chunks_.at(static_cast<std::size_t>(local)).head) return trunk_backward(local, b, s, dout, balance_weight);
-  Tensor dloss = ctx.empty({b.shape.tokens()}, DType::f32);
-  kernels::fill(ctx, dloss, token_weight);
-  return trunk_backward(local, b, s, head_backward(b, s, dloss, token_weight, balance_weight), balance_weight);
+  return trunk_backward(local, b, s, head_backward(b, s, token_weights, mtp_token_weight, balance_weight), balance_weight);
+}
+
+Tensor Model::score_tokens(const DeviceBatch& b) const {
+  const Context& ctx = params_.context();
+  const std::int64_t T = b.shape.tokens();
+  Tensor losses;
+  run_chunks(residual_rows(T), [&](int local, const Tensor& input) {
+    ForwardResult r;
+    const SavedPtr s = forward_chunk(local, b, input, r);
+    if (chunks_[static_cast<std::size_t>(local)].head) losses = s->losses;
+    return s->trunk;
+  });
+  if (pp_ != nullptr) {
+    if (!losses.defined()) losses = ctx.empty({T}, DType::f32);
+    pp_->broadcast(losses, pp_->size() - 1);
+  }
+  return losses;
 }
 
 Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,

@@ -106,6 +106,14 @@ class Model {
   // loss, each token weighted token_weight) and returns d(loss)/d(input) (undefined for the first chunk).
   Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, float token_weight,
                         float balance_weight) const;
+  // The same with a weight per token for the last chunk's loss (f32 [T], consumed; undefined for the other
+  // chunks), as the whole-model backward with token weights.
+  Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, const Tensor& token_weights,
+                        float mtp_token_weight, float balance_weight) const;
+  // A forward pass without backward through the whole model, for scoring: every rank gets the per-token
+  // cross-entropies (f32 [T], as token_losses). Under pipeline parallelism it is collective over the
+  // pipeline group: the chunks run in model order on their stages and the last stage broadcasts the losses.
+  Tensor score_tokens(const DeviceBatch& batch) const;
   // Index among the trunk's MoE layers (model order) of each MoE layer this rank holds, in the order of
   // ForwardResult::expert_counts over its chunks.
   std::vector<int> moe_layer_ids() const;
