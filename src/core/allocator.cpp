@@ -102,9 +102,19 @@ std::size_t CachingAllocator::round_size(std::size_t bytes) {
 void* CachingAllocator::allocate(std::size_t bytes) {
   const std::size_t size = round_size(bytes);
   std::lock_guard<std::mutex> lock(mu_);
+  if (private_) {
+    if (auto it = private_free_.find(size); it != private_free_.end()) {  // counted in use all along
+      void* p = it->second;
+      private_free_.erase(it);
+      private_live_.insert(p);
+      ++stats_.hits;
+      return p;
+    }
+  }
   if (auto it = free_.find(size); it != free_.end()) {
     void* p = it->second;
     free_.erase(it);
+    if (private_) private_live_.insert(p);
     stats_.cached -= size;
     stats_.in_use += size;
     stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
@@ -128,6 +138,7 @@ void* CachingAllocator::allocate(std::size_t bytes) {
             ". Lower [train] micro_batch or sequence length, enable recomputation, or add ranks");
   }
   ++stats_.raw_allocs;
+  if (private_) private_live_.insert(p);
   stats_.reserved += size;
   stats_.in_use += size;
   stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
@@ -138,9 +149,48 @@ void CachingAllocator::deallocate(void* ptr, std::size_t bytes) {
   if (!ptr) return;
   const std::size_t size = round_size(bytes);
   std::lock_guard<std::mutex> lock(mu_);
+  if (private_) {  // stays in use until give_back()
+    private_free_.emplace(size, ptr);
+    private_live_.erase(ptr);
+    return;
+  }
   free_.emplace(size, ptr);
   stats_.in_use -= size;
   stats_.cached += size;
+}
+
+void CachingAllocator::begin_private_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  R1_CHECK(!private_, "begin_private_pool: a private pool is already open");
+  private_ = true;
+}
+
+CachingAllocator::Blocks CachingAllocator::end_private_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  R1_CHECK(private_, "end_private_pool: no private pool is open");
+  private_ = false;
+  Blocks blocks(private_free_.begin(), private_free_.end());
+  private_free_.clear();
+  const std::size_t held = private_live_.size();
+  private_live_.clear();
+  if (held > 0) {  // no graph will use the window's blocks: they go back to the cache
+    cache_blocks(blocks);
+    R1_FAIL(internal, "end_private_pool: ", held, " block(s) allocated in the private window are still held");
+  }
+  return blocks;
+}
+
+void CachingAllocator::give_back(const Blocks& blocks) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_blocks(blocks);
+}
+
+void CachingAllocator::cache_blocks(const Blocks& blocks) {
+  for (const auto& [size, p] : blocks) {
+    free_.emplace(size, p);
+    stats_.in_use -= size;
+    stats_.cached += size;
+  }
 }
 
 void CachingAllocator::release_cache() {

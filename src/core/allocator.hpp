@@ -5,7 +5,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace r1 {
 
@@ -69,13 +72,28 @@ class CachingAllocator final : public Allocator {
   AllocatorStats stats() const;
   static std::size_t round_size(std::size_t bytes);
 
+  // A private pool for CUDA graph capture. Between begin_private_pool() and end_private_pool(), freed
+  // blocks go to a private list that only allocations of the same window reuse (the captured work runs in
+  // that order), and end_private_pool() hands the list to the caller (the graph, which writes those blocks
+  // at every replay) rather than to the shared cache; give_back() returns them once the graph is gone.
+  // A block allocated in the window and still held at its end is an internal error: the graph would write
+  // memory its holder owns.
+  using Blocks = std::vector<std::pair<std::size_t, void*>>;  // (rounded size, pointer)
+  void begin_private_pool();
+  Blocks end_private_pool();
+  void give_back(const Blocks& blocks);
+
  private:
+  void cache_blocks(const Blocks& blocks);  // into the shared cache; mu_ held
   std::unique_ptr<RawMemory> raw_;
   Location loc_;
   int device_;
   mutable std::mutex mu_;
   std::multimap<std::size_t, void*> free_;  // rounded size -> block
   AllocatorStats stats_;
+  bool private_ = false;
+  std::multimap<std::size_t, void*> private_free_;
+  std::set<void*> private_live_;
 };
 
 }  // namespace r1

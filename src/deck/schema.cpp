@@ -197,6 +197,9 @@ std::vector<KeyDecl> build_keys() {
   sampling.integer("max_new_tokens", "256", 1, 1 << 24, "longest completion");
   sampling.integer("samples_per_prompt", "1", 1, 4096, "completions per prompt in evaluate and rejection_sampling");
   sampling.integer("max_batch", "64", 1, 1 << 20, "sequences decoded together on each rank");
+  sampling.flag("cuda_graphs", "true",
+                "on one GPU, run each decode step of a batch small enough for the device-side MoE path "
+                "(batch x n_activated_experts <= n_routed_experts) as one CUDA graph launch");
   sampling.choice("template", "chat", {"chat", "r1-zero"},
                   "prompt template of evaluate and rejection_sampling (grpo has its own grpo.template)");
 

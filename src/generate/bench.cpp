@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
               describe_model(c).c_str(), on_gpu ? "cuda:0" : "cpu", on_gpu ? "bf16" : "f32",
               static_cast<long long>(prompt_len), static_cast<long long>(new_tokens));
 
+  const double weight_bytes = count_params(c).activated * static_cast<double>(dtype_size(params.compute_dtype()));
   SamplingParams sp;
   sp.max_new_tokens = new_tokens;  // no stop ids: every sequence runs to the full length
   for (std::int64_t b : batches) {
@@ -63,19 +64,32 @@ int main(int argc, char** argv) {
     for (std::int64_t i = 0; i < b; ++i)
       for (std::int64_t t = 0; t < prompt_len; ++t)
         prompts[static_cast<std::size_t>(i)].push_back(static_cast<std::int32_t>((i * 131 + t * 17 + 1) % c.vocab_size));
-    SamplingParams warm = sp;
-    warm.max_new_tokens = 2;
-    generate(model, prompts, 1, warm, b);  // allocator warm-up
-    ctx.synchronize();
-    Stopwatch sw;
-    const auto out = generate(model, prompts, 1, sp, b);
-    ctx.synchronize();
-    const double s = sw.seconds();
-    std::int64_t tokens = 0;
-    for (const auto& comp : out) tokens += static_cast<std::int64_t>(comp.tokens.size());
-    std::printf("batch %4lld: %8lld new tokens in %8.3f s = %10.1f tokens/s (%.2f ms per decode step)\n",
-                static_cast<long long>(b), static_cast<long long>(tokens), s, tokens / s, 1e3 * s / new_tokens);
-    // Where a decode step goes: a shorter run with the region profiler on (it synchronises per region).
+    // Small batches decode on the device as CUDA graphs (Model::decodes_on_device); timed with them off as well.
+    const bool graphs = model.decodes_on_device(b);
+    for (const bool use_graphs : graphs ? std::vector<bool>{true, false} : std::vector<bool>{true}) {
+      SamplingParams run = sp;
+      run.cuda_graphs = use_graphs;
+      SamplingParams warm = run;
+      warm.max_new_tokens = 2;
+      generate(model, prompts, 1, warm, b);  // allocator warm-up
+      ctx.synchronize();
+      Stopwatch sw;
+      const auto out = generate(model, prompts, 1, run, b);
+      ctx.synchronize();
+      const double s = sw.seconds();
+      std::int64_t tokens = 0;
+      for (const auto& comp : out) tokens += static_cast<std::int64_t>(comp.tokens.size());
+      std::printf("batch %4lld: %8lld new tokens in %8.3f s = %10.1f tokens/s (%.3f ms per decode step)%s\n",
+                  static_cast<long long>(b), static_cast<long long>(tokens), s, tokens / s, 1e3 * s / new_tokens,
+                  !graphs ? "" : use_graphs ? ", CUDA graphs" : ", kernels launched one by one");
+      // At batch 1 a step reads each activated weight once (top-k and shared experts, attention, head; the
+      // KV cache is small beside them): the weight bytes per second against the GPU's HBM bandwidth.
+      if (b == 1)
+        std::printf("  batch 1 reads %.3f GB of weights per token: %.0f GB/s\n", weight_bytes / 1e9,
+                    weight_bytes * static_cast<double>(tokens) / s / 1e9);
+    }
+    // Where a decode step goes: a shorter run with the region profiler on (it synchronises per region, so
+    // it runs without graphs).
     SamplingParams prof = sp;
     prof.max_new_tokens = std::min<std::int64_t>(new_tokens, 64);
     kernels::profile::set_enabled(true);

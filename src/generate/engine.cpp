@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "core/error.hpp"
+#include "kernels/graph.hpp"
 #include "kernels/profile.hpp"
 #include "kernels/sampling.hpp"
 #include "parallel/comm.hpp"
@@ -85,16 +86,68 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
     return h.data<std::int32_t>()[0] != 0;
   };
 
+  // A decode step of a small batch on one GPU (Model::decodes_on_device) runs as a CUDA graph: the step's
+  // inputs go into fixed device buffers, one launch replays the trunk, head and draw, and the graph lasts
+  // while the batch keeps its slots (a new batch or a finished sequence captures a new one).
+  struct StepGraph {
+    Tensor ints, u;  // i32 [3, B]: token ids, positions, lengths after; f64 [B] uniforms
+    Tensor tok, lp, ent;
+    std::optional<kernels::Graph> graph;
+  };
+  std::optional<StepGraph> step_graph;
+  const auto graph_step = [&](KvCache& kv, const std::vector<std::int32_t>& next, const Tensor& u) {
+    const auto B = kv.slots();
+    std::vector<std::int32_t> lengths = model.decode_lengths(kv, next);
+    if (!step_graph) {
+      step_graph.emplace();
+      StepGraph& g = *step_graph;
+      g.ints = ctx.empty({3, B}, DType::i32);
+      g.u = ctx.empty({B}, DType::f64);
+      g.tok = ctx.empty({B}, DType::i32), g.lp = ctx.empty({B}, DType::f32), g.ent = ctx.empty({B}, DType::f32);
+      g.graph.emplace(ctx, [&] {
+        const auto row = [&](std::int64_t r) { return g.ints.slice(r, r + 1).view({B}); };
+        const Tensor logits = model.decode_on_device(kv, row(0), row(1), row(2));
+        kernels::sample_rows(ctx, logits, g.u, opts, g.tok, g.lp, g.ent);
+      });
+    }
+    Tensor ints = Tensor::host({3, B}, DType::i32);
+    std::int32_t* p = ints.data<std::int32_t>();
+    std::copy(next.begin(), next.end(), p);
+    std::copy(kv.lengths.begin(), kv.lengths.end(), p + B);
+    std::copy(lengths.begin(), lengths.end(), p + 2 * B);
+    copy(step_graph->ints, ints);
+    copy(step_graph->u, u);
+    step_graph->graph->launch();
+    kv.lengths = std::move(lengths);
+  };
+
   std::size_t next_first = 0;  // the first sequence of the next batch
   std::vector<Sequence*> live;  // the current batch's unfinished sequences (empty: none running)
   std::optional<KvCache> cache;
-  Tensor logits;
   while (anyone(!live.empty() || next_first < seqs.size())) {
     if (live.empty() && next_first == seqs.size()) {  // idle: keep the group's collectives matched
       KvCache idle = model.make_kv_cache(1, 1);
       model.prefill(idle, {{0}});
       continue;
     }
+    // Draws are made where the logits are (the GPU when the model is there): only the uniforms go up and
+    // the tokens, log-probs and entropies come back.
+    const auto uniforms = [&] {
+      Tensor u = Tensor::host({static_cast<std::int64_t>(live.size())}, DType::f64);
+      for (std::size_t i = 0; i < live.size(); ++i) {
+        const Completion& comp = *live[i]->out;
+        u.data<double>()[i] = sampling_uniform(params.seed, live[i]->prompt_key, static_cast<std::uint32_t>(comp.sample_index),
+                                               static_cast<std::uint32_t>(comp.tokens.size()));
+      }
+      return u;
+    };
+    Tensor tok, lp, ent;
+    const auto sample = [&](const Tensor& logits) {
+      const auto B = static_cast<std::int64_t>(live.size());
+      tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+      const kernels::ProfileRegion region(ctx, "sample");
+      kernels::sample_rows(ctx, logits, ctx.to_here(uniforms()), opts, tok, lp, ent);
+    };
     if (live.empty()) {  // a new batch: prefill its prompts
       const std::size_t n = std::min(seqs.size() - next_first, static_cast<std::size_t>(max_batch));
       std::vector<std::vector<std::int32_t>> batch_prompts;
@@ -107,27 +160,18 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
       }
       next_first += n;
       cache = model.make_kv_cache(static_cast<std::int64_t>(n), max_len);
-      logits = model.prefill(*cache, batch_prompts);
+      sample(model.prefill(*cache, batch_prompts));
     } else {
       std::vector<std::int32_t> next;
       for (const Sequence* s : live) next.push_back(s->out->tokens.back());
-      logits = model.decode(*cache, next);
+      if (params.cuda_graphs && !kernels::profile::enabled() && model.decodes_on_device(cache->slots())) {
+        graph_step(*cache, next, uniforms());
+        tok = step_graph->tok, lp = step_graph->lp, ent = step_graph->ent;
+      } else {
+        sample(model.decode(*cache, next));
+      }
     }
-    // Draw every row where the logits are (the GPU when the model is there): only the uniforms go up
-    // and the tokens, log-probs and entropies come back.
-    const auto B = static_cast<std::int64_t>(live.size());
-    Tensor u = Tensor::host({B}, DType::f64);
-    for (std::int64_t i = 0; i < B; ++i) {
-      const Completion& comp = *live[static_cast<std::size_t>(i)]->out;
-      u.data<double>()[i] = sampling_uniform(params.seed, live[static_cast<std::size_t>(i)]->prompt_key,
-                                             static_cast<std::uint32_t>(comp.sample_index),
-                                             static_cast<std::uint32_t>(comp.tokens.size()));
-    }
-    const Tensor tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
-    std::optional<kernels::ProfileRegion> region(std::in_place, ctx, "sample");
-    kernels::sample_rows(ctx, logits, ctx.to_here(u), opts, tok, lp, ent);
     const Tensor htok = on_host(tok), hlp = on_host(lp), hent = on_host(ent);
-    region.reset();
     std::vector<std::int32_t> keep;
     for (std::size_t i = 0; i < live.size(); ++i) {
       Completion& comp = *live[i]->out;
@@ -142,6 +186,7 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
       else
         keep.push_back(static_cast<std::int32_t>(i));
     }
+    if (keep.size() < live.size()) step_graph.reset();  // its slots and buffers are about to change
     if (keep.empty()) {  // the batch is done
       live.clear();
       cache.reset();

@@ -19,6 +19,9 @@ struct SamplingParams {
   // Draw only ids below this (the tokenizer's vocabulary when the model's is padded beyond it); 0: all.
   // Log-probs are then taken over these ids.
   std::int64_t vocab_limit = 0;
+  // Decode steps that Model::decodes_on_device run as CUDA graphs (one launch per step); false: every
+  // kernel launched one by one (the same kernels, so the same completions).
+  bool cuda_graphs = true;
 };
 
 // Throws a user error naming the field that is out of range.

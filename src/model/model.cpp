@@ -581,8 +581,7 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
   kernels::rmsnorm_forward(ctx, h, blk.ffn_norm->master, eps, n2, rstd);
   const kernels::ProfileRegion region(ctx, blk.moe ? "moe" : "mlp");
   if (blk.moe) {
-    MoeStats stats;
-    blk.moe->forward(ctx, b, n2, y, stats, /*split_tokens=*/false);  // a decode batch may hold fewer tokens than TP ranks
+    blk.moe->infer(ctx, b, n2, y);
   } else {
     blk.mlp->forward(ctx, n2, y);
   }
@@ -593,12 +592,16 @@ void Model::block_infer(const Block& blk, const BatchShape& b, const Tensor& x, 
 Tensor Model::head_logits(const Tensor& x, const Tensor& rows) const {
   const Context& ctx = params_.context();
   const DType dt = params_.compute_dtype();
-  const std::int64_t B = rows.numel();
+  const std::int64_t B = rows.defined() ? rows.numel() : x.dim(0);
   const kernels::ProfileRegion region(ctx, "head");
   // embedding_forward is a row gather: the table is the trunk output. RMSNorm is per row, so norming the
   // gathered rows gives the training forward's values.
-  const Tensor last = ctx.empty({B, c_.dim}, dt), normed = ctx.empty({B, c_.dim}, dt);
-  kernels::embedding_forward(ctx, x, rows, last);
+  Tensor last = x;
+  if (rows.defined()) {
+    last = ctx.empty({B, c_.dim}, dt);
+    kernels::embedding_forward(ctx, x, rows, last);
+  }
+  const Tensor normed = ctx.empty({B, c_.dim}, dt);
   kernels::rmsnorm_forward(ctx, last, norm_->master, static_cast<float>(c_.norm_eps), normed,
                            ctx.empty({B}, DType::f32));
   const Tensor logits = ctx.empty({B, c_.vocab_size}, DType::f32);
@@ -629,13 +632,12 @@ Tensor Model::embed_tokens(const std::vector<std::int32_t>& ids) const {
   return x;
 }
 
-Tensor Model::infer(const std::vector<std::int32_t>& ids, const std::vector<std::int32_t>& rows,
+Tensor Model::infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
                     const std::function<void(std::size_t, const Tensor&, const Tensor&)>& layer) const {
   const Context& ctx = params_.context();
-  const auto T = static_cast<std::int64_t>(ids.size());
   std::size_t l = 0;  // this rank's layers, chunk after chunk
   const Tensor x = run_chunks(T, [&](int local, const Tensor& input) {
-    Tensor h = chunks_[static_cast<std::size_t>(local)].embedding ? embed_tokens(ids) : input;
+    Tensor h = chunks_[static_cast<std::size_t>(local)].embedding ? embed() : input;
     for (std::int64_t i = 0; i < chunks_[static_cast<std::size_t>(local)].layers; ++i, ++l) {
       const Tensor y = ctx.empty({T, c_.dim}, params_.compute_dtype());
       layer(l, h, y);
@@ -643,8 +645,8 @@ Tensor Model::infer(const std::vector<std::int32_t>& ids, const std::vector<std:
     }
     return h;
   });
-  const auto B = static_cast<std::int64_t>(rows.size());
-  Tensor logits = chunks_.back().head ? head_logits(x, ints_to(ctx, rows, {B})) : Tensor{};
+  const std::int64_t B = rows.defined() ? rows.numel() : T;
+  Tensor logits = chunks_.back().head ? head_logits(x, rows) : Tensor{};
   if (pp_ != nullptr) {  // every stage samples from the last stage's logits
     if (!logits.defined()) logits = ctx.empty({B, c_.vocab_size}, DType::f32);
     pp_->broadcast(logits, pp_->size() - 1);
@@ -708,41 +710,76 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   shape.batch = B;
   shape.seq = S;
   shape.positions = ints_to(ctx, pos, {B * S});
-  return infer(ids, last, [&](std::size_t l, const Tensor& x, const Tensor& y) {
+  return infer(B * S, [&] { return embed_tokens(ids); }, ints_to(ctx, last, {B}),
+               [&](std::size_t l, const Tensor& x, const Tensor& y) {
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attn->prefill(ctx, shape, n1, out, cache.layers[l]);
     });
   });
 }
 
-Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
-  const Context& ctx = params_.context();
-  const kernels::ProfileRegion region(ctx, "decode");
+std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const {
   const std::int64_t B = cache.slots();
   R1_REQUIRE(static_cast<std::int64_t>(tokens.size()) == B, "decode of ", tokens.size(), " tokens for a cache of ", B,
              " slots");
-  std::vector<std::int32_t> lengths(cache.lengths), rows(static_cast<std::size_t>(B));
+  std::vector<std::int32_t> lengths(cache.lengths);
   for (std::int64_t b = 0; b < B; ++b) {
     const auto i = static_cast<std::size_t>(b);
     R1_REQUIRE(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "decode: token id ", tokens[i], " of slot ", b,
                " is outside the vocabulary of ", c_.vocab_size);
     R1_REQUIRE(cache.lengths[i] >= 1 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
                cache.lengths[i], " tokens; it needs a prefilled prompt and room in the cache of ", cache.max_len);
-    lengths[i] = cache.lengths[i] + 1;
-    rows[i] = static_cast<std::int32_t>(b);
+    ++lengths[i];
   }
+  return lengths;
+}
+
+Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
+  const Context& ctx = params_.context();
+  const kernels::ProfileRegion region(ctx, "decode");
+  std::vector<std::int32_t> lengths = decode_lengths(cache, tokens);
+  const Shape shape{cache.slots()};
+  const Tensor logits = decode_trunk(cache, [&] { return embed_tokens(tokens); }, ints_to(ctx, cache.lengths, shape),
+                                     ints_to(ctx, lengths, shape));
+  cache.lengths = std::move(lengths);
+  return logits;
+}
+
+bool Model::decodes_on_device(std::int64_t slots) const {
+  const Context& ctx = params_.context();
+  if (!ctx.is_cuda() || tp_.active() || lockstep_group() != nullptr || chunks_.size() != 1 || !chunks_[0].embedding ||
+      !chunks_[0].head)
+    return false;
+  return std::all_of(blocks_.begin(), blocks_.end(),
+                     [&](const auto& blk) { return !blk->moe || blk->moe->decode_on_device(ctx, slots); });
+}
+
+Tensor Model::decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions,
+                               const Tensor& lengths) const {
+  const Context& ctx = params_.context();
+  const std::int64_t B = cache.slots();
+  R1_CHECK(decodes_on_device(B), "decode_on_device: ", B, " slots do not decode on the device (decodes_on_device)");
+  R1_CHECK(ids.shape() == Shape{B} && positions.shape() == Shape{B} && lengths.shape() == Shape{B},
+           "decode_on_device: ids, positions and lengths must be i32 [", B, "]");
+  return decode_trunk(cache, [&] {
+    const Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
+    kernels::embedding_forward(ctx, embed_->compute, ids, x);
+    return x;
+  }, positions, lengths);
+}
+
+Tensor Model::decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
+                           const Tensor& lengths) const {
+  const Context& ctx = params_.context();
   BatchShape shape;
-  shape.batch = B;
+  shape.batch = cache.slots();
   shape.seq = 1;
-  shape.positions = ints_to(ctx, cache.lengths, {B});
-  const Tensor len = ints_to(ctx, lengths, {B});
-  Tensor logits = infer(tokens, rows, [&](std::size_t l, const Tensor& x, const Tensor& y) {
+  shape.positions = positions;
+  return infer(cache.slots(), embed, Tensor(), [&](std::size_t l, const Tensor& x, const Tensor& y) {
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
-      blocks_[l]->attn->decode(ctx, n1, shape.positions, len, cache.layers[l], out);
+      blocks_[l]->attn->decode(ctx, n1, positions, lengths, cache.layers[l], out);
     });
   });
-  cache.lengths = lengths;
-  return logits;
 }
 
 void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const {

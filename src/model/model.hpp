@@ -151,6 +151,14 @@ class Model {
   Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const;
   // Appends one token per slot at position lengths[b] (< max_len) and advances every length.
   Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const;
+  // The lengths after decoding `tokens` (one per slot), checked as decode() checks them.
+  std::vector<std::int32_t> decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const;
+  // decode() from device inputs without touching the host (no copies, no synchronisation), for CUDA-graph
+  // capture: ids, positions (the lengths before) and lengths (after) are i32 [slots] in device memory; the
+  // caller advances cache.lengths. Needs decodes_on_device(slots): one CUDA device, no TP, EP or PP, and
+  // every MoE layer's decode batch within MoeFfn::decode_on_device.
+  bool decodes_on_device(std::int64_t slots) const;
+  Tensor decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions, const Tensor& lengths) const;
   // Keeps only the slots listed (in that order, each once), so finished sequences stop costing compute.
   void keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const;
 
@@ -164,8 +172,8 @@ class Model {
   // decode); the FFN runs its training forward (MoE statistics discarded). y [T, D] is overwritten.
   void block_infer(const Block& blk, const BatchShape& b, const Tensor& x, const Tensor& y,
                    const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
-  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D] (the whole vocabulary on every
-  // TP rank).
+  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D], or of every row when `rows` is
+  // undefined (the whole vocabulary on every TP rank).
   Tensor head_logits(const Tensor& x, const Tensor& rows) const;
   // Runs `run(local, input)` for each of this rank's chunks in model order and returns the last one's
   // output. `input` is the previous chunk's output ([rows, D] in the compute dtype), received from its
@@ -173,12 +181,15 @@ class Model {
   // chunk's stage. Walking the chunks in model order on every rank pairs the sends and receives of the
   // whole pipeline (chunk k runs on stage k % stages and feeds chunk k + 1 on the next stage).
   Tensor run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const;
-  // One inference pass of the token ids `ids` (the T rows of the batch): embedding, `layer(l, x, y)` for
-  // each of this rank's trunk layers l (x, y [T, D]; y is overwritten), and the logits of the trunk rows
-  // `rows`. Under pipeline parallelism the chunks run stage by stage (run_chunks) and the last stage's
-  // logits are broadcast to every stage.
-  Tensor infer(const std::vector<std::int32_t>& ids, const std::vector<std::int32_t>& rows,
+  // One inference pass over T token rows: `embed()` ([T, D], the first chunk's input), `layer(l, x, y)`
+  // for each of this rank's trunk layers l (x, y [T, D]; y is overwritten), and the logits of the trunk
+  // rows `rows` (i32 [B]; every row when undefined). Under pipeline parallelism the chunks run stage by
+  // stage (run_chunks) and the last stage's logits are broadcast to every stage.
+  Tensor infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
                const std::function<void(std::size_t l, const Tensor& x, const Tensor& y)>& layer) const;
+  // The decode pass of the tokens `embed()` embeds ([B, D]): every layer over the cache, then the logits.
+  Tensor decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
+                      const Tensor& lengths) const;
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
   Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
   void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,

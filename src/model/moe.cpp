@@ -3,6 +3,7 @@
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/grouped_gemm.hpp"
+#include "kernels/moe_decode.hpp"
 #include "kernels/moe_permute.hpp"
 #include "kernels/moe_router.hpp"
 #include "kernels/swiglu.hpp"
@@ -117,6 +118,25 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
 
   if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
   return s;
+}
+
+void MoeFfn::infer(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out) const {
+  if (!decode_on_device(ctx, x.dim(0))) {
+    MoeStats discarded;
+    forward(ctx, b, x, out, discarded, /*split_tokens=*/false);  // a decode batch may hold fewer tokens than TP ranks
+    return;
+  }
+  const std::int64_t t = x.dim(0);
+  const Tensor logits = ctx.empty({t, n_experts_}, DType::f32), scores = ctx.empty({t, n_experts_}, DType::f32);
+  const Tensor idx = ctx.empty({t, top_k_}, DType::i32), gates = ctx.empty({t, top_k_}, DType::f32);
+  kernels::gemm(ctx, x, router_w_.compute, logits, {.trans_b = true});
+  kernels::moe_router_forward(ctx, logits, router_bias_.master, router_, scores, idx, gates);
+  if (tp_.rank() == 0)  // as forward(): TP rank 0 adds the routed experts to the partial sum
+    kernels::moe_decode_experts(ctx, x, idx, gates, experts_gate_up_.compute, experts_down_.compute,
+                                ctx.empty({t * top_k_, inter_}, x.dtype()), out);
+  else
+    kernels::fill(ctx, out, 0.0f);
+  if (shared_) shared_->forward(ctx, x, out, /*accumulate=*/true);
 }
 
 void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Saved& s, const Tensor& dout,

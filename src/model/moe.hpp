@@ -61,6 +61,16 @@ class MoeFfn {
   // others add only their shared-expert share.
   Saved forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
                 MoeStats& stats, bool split_tokens = true) const;
+  // The FFN at inference (prefill, decode): forward(split_tokens = false)'s `out` without its statistics.
+  // A batch that decode_on_device() accepts runs the routed experts straight from the router's choices
+  // (kernels::moe_decode_experts): nothing comes back to the host, so the step can be a CUDA graph.
+  void infer(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out) const;
+  // Whether infer() over `tokens` tokens stays on the device: a CUDA context, every expert local (no EP)
+  // and at most one (token, slot) pair per expert (T k <= E), where reading an expert per pair costs no
+  // more than the grouped GEMMs' one read per routed expert.
+  bool decode_on_device(const kernels::Context& ctx, std::int64_t tokens) const {
+    return ctx.is_cuda() && !dispatcher_ && tokens * top_k_ <= n_experts_;
+  }
   // dx overwritten; parameter gradients (router, experts, shared) accumulated. balance_grad is
   // d(total loss)/d(balance_loss) as the caller scales it (e.g. 1 / micro-batches); 0 skips that term.
   void backward(const kernels::Context& ctx, const BatchShape& b, const Saved& saved, const Tensor& dout,

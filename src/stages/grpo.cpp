@@ -23,6 +23,7 @@
 #include "rl/rewards.hpp"
 #include "run/metrics.hpp"
 #include "run/signals.hpp"
+#include "stages/sampling_stage.hpp"
 #include "stages/stage.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "train/optimizer.hpp"
@@ -122,16 +123,8 @@ int run_grpo(StageEnv& env) {
                               .format = deck.get_float("reward.format_weight"),
                               .language = deck.get_float("reward.language_weight"),
                               .overlong = deck.get_float("reward.overlong_penalty")};
-  SamplingParams sp;
-  sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
-  sp.top_p = static_cast<float>(deck.get_float("sampling.top_p"));
-  sp.top_k = deck.get_int("sampling.top_k");
-  sp.max_new_tokens = deck.get_int("sampling.max_new_tokens");
-  sp.stop_ids = default_stop_ids(*tok);
-  sp.vocab_limit = tok->vocab_size();
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  sp.seed = seed;
-  validate(sp);
+  SamplingParams sp = sampling_params(deck, *tok);
+  const std::uint64_t seed = sp.seed;
   const std::int64_t micro = deck.get_int("train.micro_batch");
   // RL for all scenarios: from step pref_first on, general_per_step of the step's prompts are general ones.
   const std::int64_t preference_steps = deck.get_int("grpo.preference_steps"), general_per_step = deck.get_int("grpo.general_prompts");

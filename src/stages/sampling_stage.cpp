@@ -11,6 +11,20 @@ namespace r1 {
 
 std::string Policy::prompt_text(const Problem& p) const { return r1_zero ? r1_zero_prompt(p.prompt) : chat_prompt(p.prompt); }
 
+SamplingParams sampling_params(const Deck& deck, const Tokenizer& tok) {
+  SamplingParams sp;
+  sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
+  sp.top_p = static_cast<float>(deck.get_float("sampling.top_p"));
+  sp.top_k = deck.get_int("sampling.top_k");
+  sp.max_new_tokens = deck.get_int("sampling.max_new_tokens");
+  sp.stop_ids = default_stop_ids(tok);
+  sp.vocab_limit = tok.vocab_size();
+  sp.seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  sp.cuda_graphs = deck.get_bool("sampling.cuda_graphs");
+  validate(sp);
+  return sp;
+}
+
 Policy load_policy(const StageEnv& env, const std::string& stage) {
   const Deck& deck = env.deck;
   Policy pol;
@@ -26,14 +40,7 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
                            .virtual_stages = static_cast<int>(deck.get_int("parallel.virtual_stages"))};
   pol.model = std::make_unique<Model>(pol.cfg, *pol.params, groups);
   pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
-  SamplingParams& sp = pol.sampling;
-  sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
-  sp.top_p = static_cast<float>(deck.get_float("sampling.top_p"));
-  sp.top_k = deck.get_int("sampling.top_k");
-  sp.max_new_tokens = deck.get_int("sampling.max_new_tokens");
-  sp.stop_ids = default_stop_ids(*pol.tok);
-  sp.vocab_limit = pol.tok->vocab_size();
-  sp.seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  pol.sampling = sampling_params(deck, *pol.tok);
   pol.samples_per_prompt = deck.get_int("sampling.samples_per_prompt");
   pol.max_batch = deck.get_int("sampling.max_batch");
   pol.r1_zero = deck.get_string("sampling.template") == "r1-zero";

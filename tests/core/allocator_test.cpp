@@ -97,3 +97,38 @@ TEST(CachingAllocator, OutOfMemoryNamesTheRequestAndTheDevice) {
     EXPECT_NE(m.find("test memory of 4194304 bytes"), std::string::npos) << m;
   }
 }
+
+// A CUDA graph's window: blocks freed inside it are reused only inside it, then belong to the graph (not
+// handed out again) until given back; a block still held at the window's end is refused.
+TEST(CachingAllocator, PrivatePoolKeepsTheWindowsBlocksUntilGivenBack) {
+  int mallocs = 0, frees = 0;
+  CachingAllocator a(std::make_unique<BoundedHostMemory>(64u << 20, &mallocs, &frees), Location::device, 0);
+  void* cached = a.allocate(1000);
+  a.deallocate(cached, 1000);
+  a.begin_private_pool();
+  void* x = a.allocate(1000);  // from the shared cache
+  EXPECT_EQ(x, cached);
+  a.deallocate(x, 1000);
+  void* y = a.allocate(1000);  // the window reuses its own freed block
+  EXPECT_EQ(y, x);
+  void* z = a.allocate(3u << 20);
+  a.deallocate(y, 1000);
+  a.deallocate(z, 3u << 20);
+  const CachingAllocator::Blocks blocks = a.end_private_pool();
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(a.stats().in_use, 512u * 2 + (4u << 20));  // the graph's blocks stay in use
+  void* after = a.allocate(1000);  // not the graph's block
+  EXPECT_NE(after, x);
+  a.deallocate(after, 1000);
+  a.give_back(blocks);
+  EXPECT_EQ(a.stats().in_use, 0u);
+  std::set<void*> reused{a.allocate(1000), a.allocate(1000)};
+  EXPECT_EQ(reused.count(x), 1u);
+
+  a.begin_private_pool();
+  void* held = a.allocate(2000);
+  EXPECT_THROW(a.end_private_pool(), Error);
+  a.deallocate(held, 2000);
+  a.begin_private_pool();  // the failed window closed
+  EXPECT_NO_THROW(a.end_private_pool());
+}

@@ -54,6 +54,23 @@ TEST(ExampleDecks, ValidateOnTheRankCountsTheyAreWrittenFor) {
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/00_pretrain_small.deck"), 1));
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/01_r1zero_small.deck", parent), 1));
   EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline/09_evaluate_small.deck", parent), 1));
+  // The rest of the GPU-scale chain (inputs/pipeline/small.plan), with stand-ins for the parents, data and
+  // reward models that the earlier phases write.
+  const std::string data = "data.train_path=" + (source_dir() / "tests/data/fixtures/gsm8k_tiny.jsonl").string();
+  const std::string rm = (source_dir() / "tests").string();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> chain{
+      {"02a_cold_start_data", parent},
+      {"02_cold_start", {parent[0], data}},
+      {"03_reasoning_rl", parent},
+      {"04_rejection_sampling", parent},
+      {"05_sft", {parent[0], data}},
+      {"06_reward_model", parent},
+      {"06b_safety_reward_model", parent},
+      {"07_rl_all", {parent[0], "reward.helpfulness_model=" + rm, "reward.harmlessness_model=" + rm}},
+      {"08a_distill_data", parent},
+      {"08_distill", {data}}};
+  for (const auto& [phase, sets] : chain)
+    EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline" / (phase + "_small.deck"), sets), 1)) << phase;
 }
 
 }  // namespace

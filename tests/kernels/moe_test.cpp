@@ -8,9 +8,11 @@
 
 #include "kernels/grouped_gemm.hpp"
 #include "kernels/moe_balance.hpp"
+#include "kernels/moe_decode.hpp"
 #include "kernels/moe_permute.hpp"
 #include "kernels/moe_router.hpp"
 #include "kernels/moe_routing_math.hpp"
+#include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
 
 using namespace r1;
@@ -260,4 +262,57 @@ TEST(MoeOps, ZeroTokensAreNoOps) {
             (std::vector<std::int64_t>(5, 0)));
   kernels::grouped_gemm(kCpu, xp, Tensor::host({4, 5, 3}, DType::f32), Tensor::host({0, 5}, DType::f32),
                         std::vector<std::int64_t>(5, 0), {.trans_b = true});
+}
+
+namespace {
+// The permuted path of MoeFfn::forward for the same routing: permute, grouped gate_up GEMM, SwiGLU,
+// grouped down GEMM, gate-weighted unpermute.
+Tensor permuted_experts(const Tensor& x, const Tensor& idx, const Tensor& gates, const Tensor& gate_up,
+                        const Tensor& down) {
+  const std::int64_t t = x.dim(0), d = x.dim(1), k = idx.dim(1), e = gate_up.dim(0), inter = down.dim(2);
+  const DType dt = x.dtype();
+  Tensor xp = Tensor::host({t * k, d}, dt), row_of = Tensor::host({t, k}, DType::i32), off = Tensor::host({e + 1}, DType::i32);
+  const std::vector<std::int64_t> offsets = kernels::moe_permute(kCpu, x, idx, xp, row_of, off);
+  Tensor gu = Tensor::host({t * k, 2 * inter}, dt), h = Tensor::host({t * k, inter}, dt), yp = Tensor::host({t * k, d}, dt);
+  kernels::grouped_gemm(kCpu, xp, gate_up, gu, offsets, {.trans_b = true});
+  kernels::swiglu_forward(kCpu, gu, h);
+  kernels::grouped_gemm(kCpu, h, down, yp, offsets, {.trans_b = true});
+  Tensor y = Tensor::host({t, d}, dt);
+  kernels::moe_unpermute(kCpu, yp, row_of, gates, y);
+  return y;
+}
+}  // namespace
+
+// The decode-batch experts compute what the permuted path computes, with its roundings: f32 to summation
+// order, bf16 within a rounding of an intermediate (a flipped bf16 ulp of h or of an expert's output).
+TEST(MoeDecode, EqualsThePermutedPath) {
+  const std::int64_t t = 3, k = 2, e = 8, d = 16, inter = 12;
+  Tensor idx = Tensor::host({t, k}, DType::i32);
+  const std::int32_t choice[] = {5, 0, 2, 7, 7, 1};  // expert 7 shared by two tokens, as at decode
+  std::copy(std::begin(choice), std::end(choice), idx.data<std::int32_t>());
+  const Tensor gates = test::random_tensor({t, k}, DType::f32, 4);
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor x = test::random_tensor({t, d}, dt, 1);
+    const Tensor gate_up = test::random_tensor({e, 2 * inter, d}, dt, 2, 0.3f);
+    const Tensor down = test::random_tensor({e, d, inter}, dt, 3, 0.3f);
+    Tensor h = Tensor::host({t * k, inter}, dt), out = Tensor::host({t, d}, dt);
+    kernels::moe_decode_experts(kCpu, x, idx, gates, gate_up, down, h, out);
+    const Tensor want = permuted_experts(x, idx, gates, gate_up, down);
+    const double scale = test::max_error(want, Tensor::host_zeros(want.shape(), dt));
+    EXPECT_LE(test::max_error(out, want), (dt == DType::f32 ? 1e-6 : 2e-2) * scale) << dtype_name(dt);
+    EXPECT_GT(scale, 0.1);
+  }
+}
+
+TEST(MoeDecode, BadExpertIndicesAndShapesAreRefused) {
+  const Tensor x = test::random_tensor({2, 8}, DType::f32, 1), gates = test::random_tensor({2, 2}, DType::f32, 2);
+  const Tensor gate_up = test::random_tensor({4, 6, 8}, DType::f32, 3), down = test::random_tensor({4, 8, 3}, DType::f32, 4);
+  Tensor h = Tensor::host({4, 3}, DType::f32), out = Tensor::host({2, 8}, DType::f32);
+  const Tensor bad = i32({2, 2}, {0, 1, 4, 2});
+  EXPECT_THROW(kernels::moe_decode_experts(kCpu, x, bad, gates, gate_up, down, h, out), Error);
+  const Tensor ok = i32({2, 2}, {0, 1, 3, 2});
+  EXPECT_THROW(kernels::moe_decode_experts(kCpu, x, ok, gates, gate_up, down, Tensor::host({2, 3}, DType::f32), out),
+               Error);
+  EXPECT_THROW(kernels::moe_decode_experts(kCpu, x, ok, gates, down, down, h, out), Error);
+  EXPECT_NO_THROW(kernels::moe_decode_experts(kCpu, x, ok, gates, gate_up, down, h, out));
 }
