@@ -38,7 +38,9 @@ std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok);
 // Under expert parallelism (Model::lockstep_group()) generate() is collective over the EP group: every
 // member calls it at the same point, each with its own prompts (possibly none), and ranks that run out
 // of sequences keep running idle one-token passes until the whole group is done; the completions are
-// those of a one-rank run.
+// those of a one-rank run. Under tensor and pipeline parallelism the ranks of a TP group and the stages
+// of a pipeline call it with the same prompts: each model pass is collective over them and gives them
+// all the same logits (Model::prefill, decode), so they return the same completions.
 // Sampling runs on the host from f32 logits copied off the device each step; a device sampler (top-k /
 // top-p over the logits in GPU memory, one token id per sequence coming back) is the next speed-up.
 std::vector<Completion> generate(const Model& model, const std::vector<std::vector<std::int32_t>>& prompts,

@@ -68,7 +68,7 @@ Tensor ints_to(const Context& ctx, const std::vector<std::int32_t>& v, const Sha
 
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     : c_(c), params_(params), tp_{groups.tp}, ep_(c.dense ? nullptr : groups.ep),
-      sp_(groups.sequence_parallel && tp_.active()) {
+      pp_(groups.pp != nullptr && groups.pp->size() > 1 ? groups.pp : nullptr), sp_(groups.sequence_parallel && tp_.active()) {
   const Context& ctx = params.context();
   rope_ = mla_rope_tables(ctx, c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
@@ -422,11 +422,36 @@ void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float 
 Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, float token_weight,
                              float balance_weight) const {
   const Context& ctx = params_.context();
-  const kernels::ProfileRegion region(ctx, "backward");
+  Tensor dloss;
+  if (chunks_.at(static_cast<std::size_t>(local)).head) {
+    dloss = ctx.empty({b.shape.tokens()}, DType::f32);
+    kernels::fill(ctx, dloss, token_weight);
+  }
+  return backward_chunk(local, b, s, dout, dloss, token_weight, balance_weight);
+}
+
+Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, const Tensor& token_weights,
+                             float mtp_token_weight, float balance_weight) const {
+  const kernels::ProfileRegion region(params_.context(), "backward");
   if (!chunks_.at(static_cast<std::size_t>(local)).head) return trunk_backward(local, b, s, dout, balance_weight);
-  Tensor dloss = ctx.empty({b.shape.tokens()}, DType::f32);
-  kernels::fill(ctx, dloss, token_weight);
-  return trunk_backward(local, b, s, head_backward(b, s, dloss, token_weight, balance_weight), balance_weight);
+  return trunk_backward(local, b, s, head_backward(b, s, token_weights, mtp_token_weight, balance_weight), balance_weight);
+}
+
+Tensor Model::score_tokens(const DeviceBatch& b) const {
+  const Context& ctx = params_.context();
+  const std::int64_t T = b.shape.tokens();
+  Tensor losses;
+  run_chunks(residual_rows(T), [&](int local, const Tensor& input) {
+    ForwardResult r;
+    const SavedPtr s = forward_chunk(local, b, input, r);
+    if (chunks_[static_cast<std::size_t>(local)].head) losses = s->losses;
+    return s->trunk;
+  });
+  if (pp_ != nullptr) {
+    if (!losses.defined()) losses = ctx.empty({T}, DType::f32);
+    pp_->broadcast(losses, pp_->size() - 1);
+  }
+  return losses;
 }
 
 Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
@@ -607,8 +632,45 @@ Tensor Model::embed_tokens(const std::vector<std::int32_t>& ids) const {
   return x;
 }
 
+Tensor Model::infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
+                    const std::function<void(std::size_t, const Tensor&, const Tensor&)>& layer) const {
+  const Context& ctx = params_.context();
+  std::size_t l = 0;  // this rank's layers, chunk after chunk
+  const Tensor x = run_chunks(T, [&](int local, const Tensor& input) {
+    Tensor h = chunks_[static_cast<std::size_t>(local)].embedding ? embed() : input;
+    for (std::int64_t i = 0; i < chunks_[static_cast<std::size_t>(local)].layers; ++i, ++l) {
+      const Tensor y = ctx.empty({T, c_.dim}, params_.compute_dtype());
+      layer(l, h, y);
+      h = y;
+    }
+    return h;
+  });
+  const std::int64_t B = rows.defined() ? rows.numel() : T;
+  Tensor logits = chunks_.back().head ? head_logits(x, rows) : Tensor{};
+  if (pp_ != nullptr) {  // every stage samples from the last stage's logits
+    if (!logits.defined()) logits = ctx.empty({B, c_.vocab_size}, DType::f32);
+    pp_->broadcast(logits, pp_->size() - 1);
+  }
+  return logits;
+}
+
+Tensor Model::run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const {
+  const int stages = pp_ != nullptr ? pp_->size() : 1;
+  Tensor out;
+  for (std::size_t local = 0; local < chunks_.size(); ++local) {
+    const ChunkInfo& ch = chunks_[local];
+    Tensor input;
+    if (!ch.embedding) {
+      input = params_.context().empty({rows, c_.dim}, params_.compute_dtype());
+      pp_->recv(input, (ch.index - 1) % stages);
+    }
+    out = run(static_cast<int>(local), input);
+    if (!ch.head) pp_->send(out, (ch.index + 1) % stages);
+  }
+  return out;
+}
+
 KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
-  whole_model();
   R1_REQUIRE(max_len <= c_.max_seq_len, "a KV cache of ", max_len, " tokens exceeds [model] max_seq_len = ",
              c_.max_seq_len);
   KvCache cache;
@@ -648,15 +710,12 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   shape.batch = B;
   shape.seq = S;
   shape.positions = ints_to(ctx, pos, {B * S});
-  Tensor x = embed_tokens(ids);
-  for (std::size_t l = 0; l < blocks_.size(); ++l) {
-    const Tensor y = ctx.empty({B * S, c_.dim}, params_.compute_dtype());
+  return infer(B * S, [&] { return embed_tokens(ids); }, ints_to(ctx, last, {B}),
+               [&](std::size_t l, const Tensor& x, const Tensor& y) {
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attn->prefill(ctx, shape, n1, out, cache.layers[l]);
     });
-    x = y;
-  }
-  return head_logits(x, ints_to(ctx, last, {B}));
+  });
 }
 
 std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const {
@@ -680,8 +739,8 @@ Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) co
   const kernels::ProfileRegion region(ctx, "decode");
   std::vector<std::int32_t> lengths = decode_lengths(cache, tokens);
   const Shape shape{cache.slots()};
-  const Tensor logits =
-      decode_trunk(cache, embed_tokens(tokens), ints_to(ctx, cache.lengths, shape), ints_to(ctx, lengths, shape));
+  const Tensor logits = decode_trunk(cache, [&] { return embed_tokens(tokens); }, ints_to(ctx, cache.lengths, shape),
+                                     ints_to(ctx, lengths, shape));
   cache.lengths = std::move(lengths);
   return logits;
 }
@@ -702,26 +761,25 @@ Tensor Model::decode_on_device(const KvCache& cache, const Tensor& ids, const Te
   R1_CHECK(decodes_on_device(B), "decode_on_device: ", B, " slots do not decode on the device (decodes_on_device)");
   R1_CHECK(ids.shape() == Shape{B} && positions.shape() == Shape{B} && lengths.shape() == Shape{B},
            "decode_on_device: ids, positions and lengths must be i32 [", B, "]");
-  const Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
-  kernels::embedding_forward(ctx, embed_->compute, ids, x);
-  return decode_trunk(cache, x, positions, lengths);
+  return decode_trunk(cache, [&] {
+    const Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
+    kernels::embedding_forward(ctx, embed_->compute, ids, x);
+    return x;
+  }, positions, lengths);
 }
 
-Tensor Model::decode_trunk(const KvCache& cache, Tensor x, const Tensor& positions, const Tensor& lengths) const {
+Tensor Model::decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
+                           const Tensor& lengths) const {
   const Context& ctx = params_.context();
-  const std::int64_t B = cache.slots();
   BatchShape shape;
-  shape.batch = B;
+  shape.batch = cache.slots();
   shape.seq = 1;
   shape.positions = positions;
-  for (std::size_t l = 0; l < blocks_.size(); ++l) {
-    const Tensor y = ctx.empty({B, c_.dim}, params_.compute_dtype());
+  return infer(cache.slots(), embed, Tensor(), [&](std::size_t l, const Tensor& x, const Tensor& y) {
     block_infer(*blocks_[l], shape, x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attn->decode(ctx, n1, positions, lengths, cache.layers[l], out);
     });
-    x = y;
-  }
-  return head_logits(x, Tensor());
+  });
 }
 
 void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const {

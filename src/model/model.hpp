@@ -65,7 +65,9 @@ class Model {
   // all-reduce after attention and one after the FFN (two more in the backward). Generation (KV cache,
   // prefill, decode) runs under TP too (the TP ranks hold the same sequences; the logits are gathered);
   // under expert parallelism every prefill and decode is collective over the EP group (the MoE layers
-  // exchange tokens), so its ranks must run them in step (lockstep_group()).
+  // exchange tokens), so its ranks must run them in step (lockstep_group()). Under pipeline parallelism
+  // each prefill and decode is collective over the pipeline group: the chunks run one after another on
+  // their stages and every stage gets the logits, so the stages too hold the same sequences.
   Model(const ModelConfig& c, ParamStore& params, ModelGroups groups = {});
   ~Model();
   const ModelConfig& config() const { return c_; }
@@ -104,6 +106,14 @@ class Model {
   // loss, each token weighted token_weight) and returns d(loss)/d(input) (undefined for the first chunk).
   Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, float token_weight,
                         float balance_weight) const;
+  // The same with a weight per token for the last chunk's loss (f32 [T], consumed; undefined for the other
+  // chunks), as the whole-model backward with token weights.
+  Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, const Tensor& token_weights,
+                        float mtp_token_weight, float balance_weight) const;
+  // A forward pass without backward through the whole model, for scoring: every rank gets the per-token
+  // cross-entropies (f32 [T], as token_losses). Under pipeline parallelism it is collective over the
+  // pipeline group: the chunks run in model order on their stages and the last stage broadcasts the losses.
+  Tensor score_tokens(const DeviceBatch& batch) const;
   // Index among the trunk's MoE layers (model order) of each MoE layer this rank holds, in the order of
   // ForwardResult::expert_counts over its chunks.
   std::vector<int> moe_layer_ids() const;
@@ -133,7 +143,8 @@ class Model {
   int moe_layer_count() const;
 
   // Inference (generation; no backward, MTP modules unused). Logits come back as f32 [B, V] in the
-  // model's memory, one row per cache slot: the next-token logits after each slot's last token.
+  // model's memory, one row per cache slot: the next-token logits after each slot's last token. The
+  // cache holds this rank's trunk layers (under pipeline parallelism: those of its chunks).
   KvCache make_kv_cache(std::int64_t slots, std::int64_t max_len) const;
   // Runs each prompt (one per slot, 1 <= length <= max_len) through the trunk as one right-padded batch
   // and fills the cache; lengths = prompt lengths.
@@ -164,8 +175,21 @@ class Model {
   // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D], or of every row when `rows` is
   // undefined (the whole vocabulary on every TP rank).
   Tensor head_logits(const Tensor& x, const Tensor& rows) const;
-  // The decode pass from the embedded tokens x [B, D]: every block over the cache, then the logits.
-  Tensor decode_trunk(const KvCache& cache, Tensor x, const Tensor& positions, const Tensor& lengths) const;
+  // Runs `run(local, input)` for each of this rank's chunks in model order and returns the last one's
+  // output. `input` is the previous chunk's output ([rows, D] in the compute dtype), received from its
+  // stage (undefined for the first chunk); every output but the model's last is sent on to the next
+  // chunk's stage. Walking the chunks in model order on every rank pairs the sends and receives of the
+  // whole pipeline (chunk k runs on stage k % stages and feeds chunk k + 1 on the next stage).
+  Tensor run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const;
+  // One inference pass over T token rows: `embed()` ([T, D], the first chunk's input), `layer(l, x, y)`
+  // for each of this rank's trunk layers l (x, y [T, D]; y is overwritten), and the logits of the trunk
+  // rows `rows` (i32 [B]; every row when undefined). Under pipeline parallelism the chunks run stage by
+  // stage (run_chunks) and the last stage's logits are broadcast to every stage.
+  Tensor infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
+               const std::function<void(std::size_t l, const Tensor& x, const Tensor& y)>& layer) const;
+  // The decode pass of the tokens `embed()` embeds ([B, D]): every layer over the cache, then the logits.
+  Tensor decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
+                      const Tensor& lengths) const;
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
   Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
   void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,
@@ -193,6 +217,7 @@ class Model {
   ParamStore& params_;
   TpGroup tp_;
   parallel::Communicator* ep_ = nullptr;
+  parallel::Communicator* pp_ = nullptr;  // the pipeline group when it has more than one stage
   bool sp_ = false;  // sequence parallelism (ModelGroups::sequence_parallel with an active TP group)
   kernels::RopeTables rope_;
   std::vector<ChunkInfo> chunks_;

@@ -1,9 +1,10 @@
 // The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
 // world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
 // penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups), with
-// the model optionally split over tensor-parallel ranks and its routed experts over expert-parallel ones. In
-// the last [grpo] preference_steps steps ("RL for all scenarios") general prompts join the reasoning ones,
-// scored by learned reward models: helpfulness on the final summary, harmlessness on the whole response.
+// the model optionally split over tensor-parallel ranks and pipeline stages and its routed experts over
+// expert-parallel ones. In the last [grpo] preference_steps steps ("RL for all scenarios") general prompts
+// join the reasoning ones, scored by learned reward models: helpfulness on the final summary, harmlessness
+// on the whole response.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -39,14 +40,15 @@ struct Rollout {
 
 // Packs rollouts [first, last) into a right-padded micro-batch: targets (next tokens) only where the
 // next token belongs to the completion; `owner[t]` is the completion a loss token belongs to. An empty
-// range packs one row of padding without a loss (an idle micro-batch under expert parallelism). Rows
-// hold at least `min_len` tokens (the tensor-parallel ranks split a micro-batch's tokens in the MoE).
+// range packs rows of padding without a loss (an idle micro-batch under expert or pipeline parallelism).
+// The batch holds at least `min_rows` rows of at least `min_len` tokens (the tensor-parallel ranks split
+// a micro-batch's tokens in the MoE; the pipeline passes activations of one shape).
 TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, std::int32_t pad,
-                std::vector<std::int32_t>& owner, std::int64_t min_len) {
+                std::vector<std::int32_t>& owner, std::int64_t min_len, std::int64_t min_rows) {
   std::int64_t len = min_len;
   for (std::size_t i = first; i < last; ++i) len = std::max<std::int64_t>(len, static_cast<std::int64_t>(rs[i].tokens.size()));
   TokenBatch b;
-  b.batch = std::max<std::int64_t>(1, static_cast<std::int64_t>(last - first));
+  b.batch = std::max<std::int64_t>(min_rows, static_cast<std::int64_t>(last - first));
   b.seq = len;
   b.ids.assign(static_cast<std::size_t>(b.batch * len), pad);
   b.targets.assign(b.ids.size(), -1);
@@ -63,15 +65,18 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
   return b;
 }
 
-// log pi(target) per token (0 where there is no target) under `model` for a packed batch.
-std::vector<float> token_logprobs(const Model& model, const TokenBatch& tb) {
-  ForwardResult r;
-  auto saved = model.forward(model.upload(tb), r);
-  Tensor h = Tensor::host(Model::token_losses(*saved).shape(), DType::f32);
-  copy(h, Model::token_losses(*saved));
+// log pi(target) per token (0 where there is no target) from per-token cross-entropies.
+std::vector<float> logprobs_of(const Tensor& token_losses) {
+  Tensor h = Tensor::host(token_losses.shape(), DType::f32);
+  copy(h, token_losses);
   std::vector<float> lp(h.data<float>(), h.data<float>() + h.numel());
   for (float& v : lp) v = -v;
   return lp;
+}
+
+// The same under `model` for a packed batch, on every pipeline stage.
+std::vector<float> token_logprobs(const Model& model, const TokenBatch& tb) {
+  return logprobs_of(model.score_tokens(model.upload(tb)));
 }
 
 // "wait", "verify", "check" (and their Spanish counterparts) as whole words, case-insensitive: the
@@ -126,10 +131,14 @@ int run_grpo(StageEnv& env) {
   const std::int64_t pref_first = max_steps - preference_steps + 1;
   const double help_weight = deck.get_float("reward.helpfulness_weight"), harm_weight = deck.get_float("reward.harmlessness_weight");
 
-  // Tensor and expert parallelism: the policy and the reference are split over the TP group (whose ranks
-  // hold the same prompts) and their routed experts over the EP group, whose ranks generate and run their
+  // Tensor, pipeline and expert parallelism: the policy and the reference are split over the TP group and
+  // the pipeline stages (whose ranks hold the same prompts and sequences; the policy trains through the
+  // [parallel] schedule) and their routed experts over the EP group, whose ranks generate and run their
   // micro-batches in step (each data-parallel rank still owns whole prompt groups).
-  const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get()};
+  const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
+                           .virtual_stages = static_cast<int>(deck.get_int("parallel.virtual_stages"))};
+  const PipelinePlan pipe = PipelinePlan::from_env(env);
+  const bool pipelined = pipe.pp->size() > 1;
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params, groups);
   model.full_recompute = full_recompute(deck);
@@ -295,24 +304,33 @@ int run_grpo(StageEnv& env) {
 
     // Old-policy and reference log-probs per micro-batch, and the step's normaliser over all ranks.
     struct Micro {
-      TokenBatch tb;
       std::vector<std::int32_t> owner;
       std::vector<float> old_lp, ref_lp;
     };
+    std::vector<TokenBatch> batches;
     std::vector<Micro> micros;
     GrpoNormaliser norm;
     // Under expert parallelism every rank runs as many micro-batches as the busiest rank of its EP group
-    // (dynamic sampling leaves ranks different numbers of rollouts); the extra ones hold one padding
-    // token and no loss.
+    // (dynamic sampling leaves ranks different numbers of rollouts); the extra ones hold padding and no
+    // loss. Under pipeline parallelism the stages pass activations of one shape, so every micro-batch has
+    // `micro` rows as long as the longest rollout, and there is at least one (a multiple of the stages
+    // under the interleaved schedule).
     const auto real_micros = static_cast<std::int64_t>((rollouts.size() + static_cast<std::size_t>(micro) - 1) / static_cast<std::size_t>(micro));
-    const std::int64_t n_micros = max_over(model.lockstep_group(), ctx, real_micros);
+    std::int64_t n_micros = max_over(model.lockstep_group(), ctx, real_micros);
+    std::int64_t min_len = env.comms->tp->size(), min_rows = 1;
+    if (pipelined) {
+      for (const Rollout& r : rollouts) min_len = std::max(min_len, static_cast<std::int64_t>(r.tokens.size()));
+      min_rows = micro;
+      const std::int64_t multiple = pipe.virtual_stages > 1 ? pipe.pp->size() : 1;
+      n_micros = std::max<std::int64_t>(1, (n_micros + multiple - 1) / multiple * multiple);
+    }
     for (std::int64_t k = 0; k < n_micros; ++k) {
       Micro m;
       const std::size_t s = static_cast<std::size_t>(k * micro);
-      m.tb = pack(rollouts, std::min(s, rollouts.size()), std::min(rollouts.size(), s + static_cast<std::size_t>(micro)),
-                  tok->special_id("<|pad|>"), m.owner, env.comms->tp->size());
-      m.old_lp = token_logprobs(model, m.tb);
-      if (ref_model) m.ref_lp = token_logprobs(*ref_model, m.tb);
+      batches.push_back(pack(rollouts, std::min(s, rollouts.size()), std::min(rollouts.size(), s + static_cast<std::size_t>(micro)),
+                             tok->special_id("<|pad|>"), m.owner, min_len, min_rows));
+      m.old_lp = token_logprobs(model, batches.back());
+      if (ref_model) m.ref_lp = token_logprobs(*ref_model, batches.back());
       norm += grpo_normaliser(GrpoTokens{m.old_lp, m.old_lp, m.ref_lp, m.owner, kept_adv, kept_trunc}, gc);
       micros.push_back(std::move(m));
     }
@@ -326,24 +344,28 @@ int run_grpo(StageEnv& env) {
     const double lr = schedule.at(step);
     for (std::int64_t epoch = 0; epoch < gc.inner_epochs; ++epoch) {
       params.zero_grads();
-      for (Micro& m : micros) {
-        const DeviceBatch db = model.upload(m.tb);
-        ForwardResult r;
-        auto saved = model.forward(db, r);
-        Tensor h = Tensor::host(Model::token_losses(*saved).shape(), DType::f32);
-        copy(h, Model::token_losses(*saved));
-        std::vector<float> lp(h.data<float>(), h.data<float>() + h.numel());
-        for (float& v : lp) v = -v;
+      // A token's weight depends on its log-prob under the current policy: each micro-batch's weights come
+      // from its own forward (on the last pipeline stage).
+      const TokenWeights weigh = [&](std::size_t k, const Tensor& token_losses) {
+        const Micro& m = micros[k];
+        const std::vector<float> lp = logprobs_of(token_losses);
         GrpoStats s;
         const std::vector<float> w =
             grpo_token_weights(GrpoTokens{lp, m.old_lp, m.ref_lp, m.owner, kept_adv, kept_trunc}, norm, gc, &s);
         if (epoch == gc.inner_epochs - 1) stats += s;
         Tensor wh = Tensor::host({static_cast<std::int64_t>(w.size())}, DType::f32);
         std::copy(w.begin(), w.end(), wh.data<float>());
-        model.backward(db, *saved, ctx.to_here(wh), 0.0f, 0.0f);
-      }
-      opt.reduce_gradients();
+        return ctx.to_here(wh);
+      };
+      train_micro_batches(model, batches, 0.0f, 0.0f, opt, dp, ctx, pipe, weigh);
       grad_norm = opt.step(lr);
+    }
+    if (pipelined) {  // the loss and its statistics were computed on the last stage
+      std::vector<double> v{stats.loss, static_cast<double>(stats.tokens), stats.ratio_sum, stats.kl_sum,
+                            static_cast<double>(stats.clipped_low), static_cast<double>(stats.clipped_high)};
+      sum_over(*pipe.pp, ctx, v);
+      stats = {.loss = v[0], .tokens = std::llround(v[1]), .ratio_sum = v[2], .kl_sum = v[3],
+               .clipped_low = std::llround(v[4]), .clipped_high = std::llround(v[5])};
     }
 
     const double n = static_cast<double>(comps.size());

@@ -68,8 +68,9 @@ int run_rejection_sampling(StageEnv& env) {
   const Stopwatch clock;
   const Share share = rank_share(static_cast<std::int64_t>(set.problems.size()), dp.rank(), dp.size());
   const std::string part = part_path(out, dp.rank());
-  // Under tensor parallelism the TP ranks of a replica sample the same completions: TP rank 0 writes them.
-  const bool writes = env.comms->tp->rank() == 0;
+  // Under tensor and pipeline parallelism the TP ranks and the stages of a replica sample the same
+  // completions: the first stage's TP rank 0 writes them.
+  const bool writes = env.comms->tp->rank() == 0 && env.comms->pp->rank() == 0;
   std::ofstream part_file;
   if (writes) {
     part_file.open(part, std::ios::binary | std::ios::trunc);

@@ -36,7 +36,9 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
   if (ckpt.empty()) deck.fail("checkpoint.load", detail::concat("names no checkpoint yet; ", stage, " samples from a trained model"));
   pol.checkpoint = std::filesystem::absolute(ckpt).lexically_normal();
   pol.params = std::make_unique<ParamStore>(env.ctx, env.compute_dtype);
-  pol.model = std::make_unique<Model>(pol.cfg, *pol.params, ModelGroups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get()});
+  const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
+                           .virtual_stages = static_cast<int>(deck.get_int("parallel.virtual_stages"))};
+  pol.model = std::make_unique<Model>(pol.cfg, *pol.params, groups);
   pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
   pol.sampling = sampling_params(deck, *pol.tok);
   pol.samples_per_prompt = deck.get_int("sampling.samples_per_prompt");

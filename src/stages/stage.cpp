@@ -104,7 +104,7 @@ PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
 
 StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
                              float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx,
-                             const PipelinePlan& pipe) {
+                             const PipelinePlan& pipe, const TokenWeights& weights) {
   const ModelConfig& cfg = model.config();
   Tensor loss_sum = ctx.zeros({1}, DType::f32), mtp_sum = ctx.zeros({1}, DType::f32), balance = ctx.zeros({1}, DType::f32);
   const std::size_t experts = static_cast<std::size_t>(cfg.n_routed_experts);
@@ -125,11 +125,12 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
   double bubble = 0;
   const bool pipelined = pipe.pp != nullptr && pipe.pp->size() > 1;
   if (!pipelined) {
-    for (const TokenBatch& tb : batches) {
-      const DeviceBatch db = model.upload(tb);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      const DeviceBatch db = model.upload(batches[i]);
       ForwardResult r;
       auto saved = model.forward(db, r);
-      model.backward(db, *saved, token_weight, balance_weight);
+      if (weights) model.backward(db, *saved, weights(i, Model::token_losses(*saved)), token_weight, balance_weight);
+      else model.backward(db, *saved, token_weight, balance_weight);
       add(r, 0);
     }
   } else {
@@ -143,6 +144,7 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
     }
     std::vector<DeviceBatch> device(batches.size());
     std::map<std::pair<int, int>, Model::SavedPtr> saved;
+    std::map<int, Tensor> head_weights;  // per micro-batch, from the last chunk's forward to its backward
     const auto batch = [&](int micro) -> const DeviceBatch& {
       DeviceBatch& d = device[static_cast<std::size_t>(micro)];
       if (!d.ids.defined()) d = model.upload(batches[static_cast<std::size_t>(micro)]);
@@ -153,15 +155,22 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
       ForwardResult r;
       auto s = model.forward_chunk(chunk / stages, batch(micro), input, r);
       add(r, first_moe[static_cast<std::size_t>(chunk / stages)]);
+      if (weights && model.chunks()[static_cast<std::size_t>(chunk / stages)].head)
+        head_weights[micro] = weights(static_cast<std::size_t>(micro), Model::token_losses(*s));
       const Tensor out = Model::chunk_output(*s);
       saved[{micro, chunk}] = std::move(s);
       return out;
     };
     hooks.backward = [&](int micro, int chunk, const Tensor& dout) {
       auto it = saved.find({micro, chunk});
-      const Tensor din = model.backward_chunk(chunk / stages, batch(micro), *it->second, dout, token_weight, balance_weight);
+      const int local = chunk / stages;
+      const bool weighed = weights && model.chunks()[static_cast<std::size_t>(local)].head;
+      const DeviceBatch& db = batch(micro);
+      const Tensor din = weighed ? model.backward_chunk(local, db, *it->second, dout, head_weights.at(micro), token_weight, balance_weight)
+                                 : model.backward_chunk(local, db, *it->second, dout, token_weight, balance_weight);
+      if (weighed) head_weights.erase(micro);
       saved.erase(it);
-      if (model.chunks()[static_cast<std::size_t>(chunk / stages)].index == 0) device[static_cast<std::size_t>(micro)] = {};
+      if (model.chunks()[static_cast<std::size_t>(local)].index == 0) device[static_cast<std::size_t>(micro)] = {};
       return din;
     };
     const TokenBatch& b0 = batches.at(0);
@@ -235,14 +244,15 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
   const std::string& stage = deck.get_string("run.stage");
   const bool trains_split = stage == "pretrain" || stage == "sft";
+  const bool samples_split = stage == "grpo" || stage == "evaluate" || stage == "rejection_sampling";
   const int pipeline = static_cast<int>(deck.get_int("parallel.pipeline"));
   const std::string& schedule = deck.get_string("parallel.schedule");
   const std::int64_t virtual_stages = deck.get_int("parallel.virtual_stages");
   if (schedule == "dualpipe") deck.fail("parallel.schedule", "DualPipe is not implemented (use 1f1b or interleaved)");
   if (pipeline > 1) {
-    if (!trains_split)
-      deck.fail("parallel.pipeline", "pipeline parallelism runs in the pretrain and sft stages; the " + stage +
-                                         " stage needs pipeline = 1");
+    if (!trains_split && !samples_split)
+      deck.fail("parallel.pipeline", "pipeline parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
+                                     "stages; the " + stage + " stage needs pipeline = 1");
     // The schedule, virtual stages and layer split are checked with the deck (deck/validate.cpp).
     const ModelConfig c = model_config_from_deck(deck);
     if (c.mtp_depth > 0) deck.fail("model.mtp_depth", "pipeline parallelism needs mtp_depth = 0 (the MTP module "
@@ -251,7 +261,6 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
                                                             "the head (last stage) apart: set it to false");
   }
   const int expert = deck.get_bool("model.dense") ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
-  const bool samples_split = stage == "grpo" || stage == "evaluate" || stage == "rejection_sampling";
   if (expert != 1 && !trains_split && !samples_split)
     deck.fail("parallel.expert", "expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
                                  "stages; the " + stage + " stage needs expert = 1 (every rank holding every expert)");
@@ -299,7 +308,7 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
            tensor > 1 ? detail::concat(", tensor parallel over ", tensor) : std::string(),
            pipeline > 1 ? detail::concat(", ", pipeline, " pipeline stages (", schedule, ", ", pipeline * (pipeline > 1 ? virtual_stages : 1),
                                          " chunks)") : std::string(),
-           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / expert, " EDP") : std::string(),
+           expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / (pipeline * expert), " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
            dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
   logger().set_computing();

@@ -1,6 +1,7 @@
 // What every stage needs to start: the validated deck, this rank's compute context, the mesh and its
 // communicators, and the run directory; built before any compute, so bad input fails cleanly.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -129,13 +130,19 @@ struct PipelinePlan {
   int virtual_stages = 1;
   static PipelinePlan from_env(const StageEnv& env);
 };
+// Per-token loss weights of micro-batch `micro` from its forward's per-token cross-entropies
+// (Model::token_losses): f32 [T] in the model's memory, d(loss)/d(token's cross-entropy), e.g. GRPO's.
+// Called where the head runs (under pipeline parallelism: on the last stage only), after the forward.
+using TokenWeights = std::function<Tensor(std::size_t micro, const Tensor& token_losses)>;
 // Forward and backward of this replica's micro-batches (through the pipeline schedule when `pipe` has
 // more than one stage), gradients then summed over their replicas by opt.reduce_gradients() (next-token
 // training: pretrain, sft); losses and expert counts summed over `dp` and the pipeline.
 // token_weight = 1 / counted tokens of the global batch; balance_weight = 1 / micro-batches of the global batch.
+// With `weights`, the tokens weigh what it returns instead (token_weight then weighs MTP's tokens); under
+// pipeline parallelism every micro-batch must then have the same shape (the activations passed between stages).
 StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
                              float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx,
-                             const PipelinePlan& pipe = {});
+                             const PipelinePlan& pipe = {}, const TokenWeights& weights = {});
 // The optimizer's and the model's view of this rank's groups (the stage's communicators), and the layout
 // as run metadata and checkpoints record it.
 // zero1: [parallel] zero1 as the deck says, or false for stages that keep whole AdamW states.

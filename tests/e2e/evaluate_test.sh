@@ -4,8 +4,9 @@
 # sampling writes an SFT JSONL whose reasoning rows pass the verifier, whose rates add up, whose non-reasoning
 # share follows the deck, and which is byte-identical on 1 and 2 ranks. Both stages again with the routed
 # experts over 2 EP ranks (generation in lockstep; 11 prompts one per batch, so one rank runs an idle
-# chunk) and with tensor parallelism (TP2, and TP2 x DP2 with the experts over all 4 ranks): the same
-# report and dataset as one rank.
+# chunk), with tensor parallelism (TP2, and TP2 x DP2 with the experts over all 4 ranks) and with pipeline
+# parallelism (PP2, TP2 x PP2, and PP2 x DP2 with the experts over EP2, where the first stage's TP rank 0 of
+# each replica writes the rejection part file): the same report and dataset as one rank.
 #   usage: evaluate_test.sh R1HPC_BINARY PYTHON
 set -uo pipefail
 bin=$1
@@ -39,6 +40,25 @@ mpiexec -n 4 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --
   --set run.output_dir=eval_tp_ep >eval_tp_ep.log 2>&1 || { cat eval_tp_ep.log; fail "evaluate with tensor = 2, expert = 4"; }
 grep -q "tensor parallel over 2, routed experts over 4 EP ranks" eval_tp_ep.log || fail "evaluate did not run TP2 x EP4"
 cmp eval_one/eval.json eval_tp_ep/eval.json || fail "eval.json differs between one rank and tensor = 2, expert = 4"
+mpiexec -n 2 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set parallel.pipeline=2 \
+  --set run.output_dir=eval_pp >eval_pp.log 2>&1 || { cat eval_pp.log; fail "evaluate with pipeline = 2"; }
+grep -q "2 pipeline stages" eval_pp.log || fail "evaluate did not run pipeline-parallel"
+cmp eval_one/eval.json eval_pp/eval.json || fail "eval.json differs between one rank and pipeline = 2"
+mpiexec -n 4 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set parallel.tensor=2 --set parallel.pipeline=2 \
+  --set run.output_dir=eval_tp_pp >eval_tp_pp.log 2>&1 || { cat eval_tp_pp.log; fail "evaluate with tensor = 2, pipeline = 2"; }
+cmp eval_one/eval.json eval_tp_pp/eval.json || fail "eval.json differs between one rank and tensor = 2, pipeline = 2"
+mpiexec -n 4 --oversubscribe "$bin" "$here/evaluate_tiny.deck" "${uneven[@]}" --set parallel.pipeline=2 --set parallel.expert=2 \
+  --set run.output_dir=eval_pp_ep >eval_pp_ep.log 2>&1 || { cat eval_pp_ep.log; fail "evaluate with pipeline = 2, expert = 2"; }
+grep -q "2 pipeline stages (1f1b, 2 chunks), routed experts over 2 EP ranks" eval_pp_ep.log || fail "evaluate did not run PP2 x EP2"
+cmp eval_one/eval.json eval_pp_ep/eval.json || fail "eval.json differs between one rank and pipeline = 2, expert = 2"
+mpiexec -n 2 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints \
+  --set parallel.pipeline=2 --set run.output_dir=rs_pp >rs_pp.log 2>&1 || { cat rs_pp.log; fail "rejection sampling with pipeline = 2"; }
+cmp rs1/sft.jsonl rs_pp/sft.jsonl || fail "the SFT dataset differs between one rank and pipeline = 2"
+mpiexec -n 4 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints --set parallel.pipeline=2 \
+  --set parallel.expert=2 --set run.output_dir=rs_pp_ep >rs_pp_ep.log 2>&1 \
+  || { cat rs_pp_ep.log; fail "rejection sampling with pipeline = 2, expert = 2"; }
+cmp rs1/sft.jsonl rs_pp_ep/sft.jsonl || fail "the SFT dataset differs between one rank and pipeline = 2, expert = 2"
+ls rs_pp_ep | grep -q part && fail "part files were left behind under pipeline = 2"
 mpiexec -n 2 --oversubscribe "$bin" "$here/rejection_tiny.deck" --set checkpoint.load=base/checkpoints \
   --set parallel.expert=2 --set run.output_dir=rs_ep >rs_ep.log 2>&1 || { cat rs_ep.log; fail "rejection sampling with expert = 2"; }
 cmp rs1/sft.jsonl rs_ep/sft.jsonl || fail "the SFT dataset differs between one rank and expert = 2"

@@ -3,8 +3,11 @@
 # metric logged, the two layouts agreeing
 # (each rank owns whole prompt groups; sampling is keyed by global prompt index), the base recorded as
 # the checkpoint's parent, and a stop at the time limit resumed to the same result; with the routed
-# experts over 2 EP ranks (generation and micro-batches in lockstep), and at TP2 x DP2 with the experts
-# over all 4 ranks, it agrees with plain data parallelism.
+# experts over 2 EP ranks (generation and micro-batches in lockstep), at TP2 x DP2 with the experts
+# over all 4 ranks, at TP2 x PP2 and at PP2 x DP2 with the experts over EP2, it agrees with plain data
+# parallelism. Pipeline parallelism trains through the schedule: PP2 (1F1B) agrees with one rank, and so
+# does PP2 with two chunks per stage (interleaved) on a 4-layer base, at a micro-batch size that leaves a
+# micro-batch count the schedule must round up to a multiple of the stages.
 #   usage: grpo_test.sh R1HPC_BINARY PYTHON_WITH_H5PY
 set -uo pipefail
 bin=$1
@@ -28,6 +31,22 @@ mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set par
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.expert=4 \
   --set run.output_dir=tp >tp.log 2>&1 || { cat tp.log; fail "grpo with tensor = 2, expert = 4"; }
 grep -q "routed experts over 2 EP ranks" ep.log || fail "grpo did not run expert-parallel"
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set parallel.pipeline=2 \
+  --set run.output_dir=pp >pp.log 2>&1 || { cat pp.log; fail "grpo with pipeline = 2"; }
+grep -q "2 pipeline stages (1f1b, 2 chunks)" pp.log || fail "grpo did not run pipeline-parallel"
+mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.pipeline=2 \
+  --set run.output_dir=tp_pp >tp_pp.log 2>&1 || { cat tp_pp.log; fail "grpo with tensor = 2, pipeline = 2"; }
+mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.pipeline=2 --set parallel.expert=2 \
+  --set run.output_dir=pp_ep >pp_ep.log 2>&1 || { cat pp_ep.log; fail "grpo with pipeline = 2, expert = 2"; }
+deep=(--set model.n_layers=4 --set train.micro_batch=6)
+"$bin" "$here/pretrain_tiny.deck" --set run.output_dir=base4 --set run.max_steps=60 --set model.n_layers=4 \
+  >base4.log 2>&1 || { cat base4.log; fail "pretraining the 4-layer base"; }
+"$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base4/checkpoints "${deep[@]}" --set run.output_dir=one4 >one4.log 2>&1 \
+  || { cat one4.log; fail "grpo of the 4-layer base on one rank"; }
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base4/checkpoints "${deep[@]}" \
+  --set parallel.pipeline=2 --set parallel.virtual_stages=2 --set parallel.schedule=interleaved --set run.output_dir=pp_int \
+  >pp_int.log 2>&1 || { cat pp_int.log; fail "grpo with pipeline = 2, virtual_stages = 2"; }
+grep -q "2 pipeline stages (interleaved, 4 chunks)" pp_int.log || fail "grpo did not run the interleaved schedule"
 "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set run.output_dir=split \
   --set run.time_limit_minutes=0.0001 >stop.log 2>&1
 [[ $? == 75 ]] || { cat stop.log; fail "a grpo run at its time limit did not exit 75"; }
@@ -42,6 +61,7 @@ def recs(run):
         out[r["step"]] = r
     return out
 one, two, split, dyn, ep, tp = recs("one"), recs("two"), recs("split"), recs("dyn"), recs("ep"), recs("tp")
+pp, tp_pp, pp_ep, one4, pp_int = recs("pp"), recs("tp_pp"), recs("pp_ep"), recs("one4"), recs("pp_int")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
         "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
         "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy"]
@@ -56,13 +76,15 @@ for s in one:
         assert abs(one[s][k] - two[s][k]) <= 1e-9, (s, k, one[s][k], two[s][k])
     assert abs(one[s]["loss"] - two[s]["loss"]) <= 1e-4 * max(1e-6, abs(one[s]["loss"])) + 1e-9, (s, one[s]["loss"], two[s]["loss"])
     assert abs(one[s]["reward_mean"] - split[s]["reward_mean"]) <= 1e-9, (s, one[s], split[s])
-    for run in (ep, tp):
+    for run, ref in ((ep, dyn), (tp, dyn), (tp_pp, dyn), (pp_ep, dyn), (pp, one), (pp_int, one4)):
         for k in ["reward_mean", "response_length_mean", "uniform_groups"]:
-            assert run[s][k] == dyn[s][k], (s, k, run[s][k], dyn[s][k])
+            assert run[s][k] == ref[s][k], (s, k, run[s][k], ref[s][k])
         for k in ["loss", "grad_norm", "kl_mean"]:
-            assert abs(run[s][k] - dyn[s][k]) <= 1e-4 * abs(dyn[s][k]) + 1e-9, (s, k, run[s][k], dyn[s][k])
+            assert abs(run[s][k] - ref[s][k]) <= 1e-4 * abs(ref[s][k]) + 1e-9, (s, k, run[s][k], ref[s][k])
 assert any(0 < r["uniform_groups"] < 4 for r in ep.values()), "no step kept some groups and dropped others"
-print("1 and 2 ranks agree, expert = 2 and TP2 x EP4 too; the resumed run reproduces the uninterrupted one")
+assert all(r["grad_norm"] > 0 for r in list(pp.values()) + list(pp_int.values())), "a pipeline run skipped training"
+print("1 and 2 ranks agree, expert = 2, TP2 x EP4, TP2 x PP2 and PP2 x EP2 too, PP2 (1F1B, interleaved) equals one rank;"
+      " the resumed run reproduces the uninterrupted one")
 PY
 "$py" "$tools/ckpt.py" lineage "one/checkpoints/$(cat one/checkpoints/latest)" | tee lineage.txt
 grep -q "base/checkpoints/step-00000060" lineage.txt || fail "the grpo checkpoint does not name the base as its parent"

@@ -79,7 +79,7 @@ rc=$?
 [[ $rc == 2 ]] || { cat refused.log; fail "reward_model with expert = 2 exited $rc, not 2"; }
 grep -q "r1hpc: error: .*\[parallel\] expert = 2.*expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling" refused.log || { cat refused.log; fail "no error naming [parallel] expert"; }
 [[ ! -e refused ]] || fail "the refused run created its output directory"
-# So does a generating stage with tensor = 2, and pipeline parallelism with an MTP module.
+# So does a stage that cannot split with tensor = 2 or pipeline = 2, and pipeline parallelism with an MTP module.
 refuse() {  # KEY_PATTERN ARGS...: refused with exit 2 naming the key, nothing written
   local pattern=$1
   shift
@@ -90,5 +90,6 @@ refuse() {  # KEY_PATTERN ARGS...: refused with exit 2 naming the key, nothing w
   [[ ! -e refused_more ]] || fail "the refused run ($*) created its output directory"
 }
 refuse "\[parallel\] tensor = 2.*tensor parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling" --set run.stage=reward_model --set parallel.tensor=2
+refuse "\[parallel\] pipeline = 2.*pipeline parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling" --set run.stage=reward_model --set parallel.pipeline=2
 refuse "\[model\] mtp_depth = 1.*pipeline parallelism needs mtp_depth = 0" --set parallel.pipeline=2 --set model.mtp_depth=1
 echo PASS

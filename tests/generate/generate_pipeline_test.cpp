@@ -1,0 +1,177 @@
+// Generation under pipeline parallelism against one rank (tiny 4-layer MoE, CPU, FP32): prefill and decode
+// over the KV cache of this rank's layers, with slots dropped and reordered, give every rank the one-rank
+// logits, and generate() gives the one-rank completions, at PP2 and PP2 with two chunks per stage (2
+// ranks), PP4, TP2 x PP2 and PP2 x DP2 with the routed experts over EP2 (4 ranks; the EP ranks generate in
+// lockstep with different numbers of prompts, so one of them runs idle passes).
+// Tolerance: pipeline stages run the one-rank ops on the one-rank shapes and only copy the activations
+// between them, so pure pipeline layouts must give bit-identical logits; tensor parallelism sums partial
+// outputs over ranks and expert parallelism regroups the expert GEMMs' rows, which moves logits by a few
+// ulps (~1e-7 relative), so those layouts get 1e-5. Sampled tokens must agree exactly on every layout.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generate/engine.hpp"
+#include "parallel/comm_bundle.hpp"
+
+using namespace r1;
+
+namespace {
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+ModelConfig tiny() {
+  ModelConfig c;
+  c.vocab_size = 48;
+  c.dim = 24;
+  c.n_layers = 4;  // 4 chunks of one layer at PP4 or PP2 x 2 virtual stages
+  c.n_dense_layers = 1;
+  c.n_heads = 2;
+  c.dense_inter_dim = 32;
+  c.moe_inter_dim = 8;
+  c.n_routed_experts = 4;
+  c.n_shared_experts = 1;
+  c.n_activated_experts = 2;
+  c.n_expert_groups = 2;
+  c.n_limited_groups = 2;
+  c.q_lora_rank = 0;
+  c.kv_lora_rank = 12;
+  c.qk_nope_head_dim = 8;
+  c.qk_rope_head_dim = 4;
+  c.v_head_dim = 6;
+  c.max_seq_len = 32;
+  c.init_std = 0.3;
+  c.mtp_depth = 0;  // pipeline parallelism keeps the embedding and the head apart
+  return c;
+}
+
+struct Layout {
+  int tensor = 1, pipeline = 1, virtual_stages = 1, expert = 1;
+  std::string name() const {
+    return (tensor > 1 ? "TP" + std::to_string(tensor) + " x " : "") + "PP" + std::to_string(pipeline) +
+           (virtual_stages > 1 ? " (" + std::to_string(virtual_stages) + " chunks per stage)" : "") +
+           (expert > 1 ? " x EP" + std::to_string(expert) : "");
+  }
+  bool exact() const { return tensor == 1 && expert == 1; }
+};
+
+std::vector<Layout> layouts() {
+  if (world_size() == 2) return {{.pipeline = 2}, {.pipeline = 2, .virtual_stages = 2}};
+  return {{.pipeline = 4}, {.tensor = 2, .pipeline = 2}, {.pipeline = 2, .expert = 2}};
+}
+
+std::unique_ptr<parallel::CommBundle> bundle_for(const Layout& l) {
+  const parallel::Mesh mesh({.world = world_size(), .tensor = l.tensor, .pipeline = l.pipeline, .expert = l.expert},
+                            world_rank());
+  return std::make_unique<parallel::CommBundle>(
+      parallel::make_comm_bundle(mesh, parallel::Backend::mpi, kernels::Context::cpu(), 120));
+}
+
+struct TinyModel {
+  ParamStore params{kernels::Context::cpu(), DType::f32};
+  Model model;
+  explicit TinyModel(ModelGroups groups = {}) : model(tiny(), params, groups) { params.initialize(7, tiny().init_std); }
+  TinyModel(const parallel::CommBundle& c, const Layout& l)
+      : TinyModel(ModelGroups{.tp = c.tp.get(), .ep = c.ep.get(), .pp = c.pp.get(), .virtual_stages = l.virtual_stages}) {}
+};
+
+Tensor host(const Tensor& t) {
+  Tensor h = Tensor::host(t.shape(), t.dtype());
+  copy(h, t);
+  return h;
+}
+
+// max |a - b| / max |b| over f32 [B, V] logits (0 when bit-identical).
+double rel_error(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  double d = 0, m = 0;
+  for (std::int64_t i = 0; i < b.numel(); ++i) {
+    d = std::max(d, std::fabs(double(a.data<float>()[i]) - b.data<float>()[i]));
+    m = std::max(m, std::fabs(double(b.data<float>()[i])));
+  }
+  return d / m;
+}
+
+std::vector<std::int32_t> argmax_rows(const Tensor& logits) {
+  std::vector<std::int32_t> out;
+  for (std::int64_t r = 0; r < logits.dim(0); ++r) {
+    const float* p = logits.data<float>() + r * logits.dim(1);
+    out.push_back(static_cast<std::int32_t>(std::max_element(p, p + logits.dim(1)) - p));
+  }
+  return out;
+}
+
+const std::vector<std::vector<std::int32_t>> kPrompts{{3, 17, 5}, {9, 1, 22, 30, 4, 4, 11}, {2, 38, 7, 19, 25}};
+
+}  // namespace
+
+TEST(GeneratePipeline, PrefillAndDecodeLogitsEqualOneRank) {
+  for (const Layout& l : layouts()) {
+    SCOPED_TRACE(l.name());
+    const auto comms = bundle_for(l);
+    TinyModel ref, t(*comms, l);
+    const double tol = l.exact() ? 0.0 : 1e-5;
+    KvCache ref_cache = ref.model.make_kv_cache(3, 20), cache = t.model.make_kv_cache(3, 20);
+    EXPECT_EQ(static_cast<int>(cache.layers.size()), tiny().n_layers / l.pipeline) << "the cache holds this rank's layers";
+    Tensor want = host(ref.model.prefill(ref_cache, kPrompts));
+    EXPECT_LE(rel_error(host(t.model.prefill(cache, kPrompts)), want), tol) << "prefill";
+    for (int step = 0; step < 8; ++step) {
+      std::vector<std::int32_t> next = argmax_rows(want);  // greedy continuation
+      if (step == 4) {  // drop a sequence and reorder the others: the caches follow their slots
+        ref.model.keep_slots(ref_cache, {2, 0});
+        t.model.keep_slots(cache, {2, 0});
+        next = {next[2], next[0]};
+      }
+      want = host(ref.model.decode(ref_cache, next));
+      EXPECT_LE(rel_error(host(t.model.decode(cache, next)), want), tol) << "decode step " << step;
+      EXPECT_EQ(cache.lengths, ref_cache.lengths);
+    }
+  }
+}
+
+TEST(GeneratePipeline, CompletionsEqualOneRank) {
+  // Five prompts shared out by data-parallel rank: 3 and 2, so under EP2 one rank runs out first and keeps
+  // the group's passes matched with idle ones.
+  const std::vector<std::vector<std::int32_t>> prompts{{3, 17, 5}, {9, 1, 22, 30, 4}, {2, 38, 7}, {40, 41}, {5, 6, 7, 8, 9, 10}};
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.max_new_tokens = 10;
+  sp.stop_ids = {0, 1, 2};
+  sp.seed = 13;
+  for (const Layout& l : layouts()) {
+    SCOPED_TRACE(l.name());
+    const auto comms = bundle_for(l);
+    TinyModel ref, t(*comms, l);
+    const int dp = comms->dp->rank(), n_dp = comms->dp->size();
+    const std::size_t first = dp == 0 ? 0 : 3, last = n_dp == 1 || dp == 1 ? prompts.size() : 3;
+    const std::vector<std::vector<std::int32_t>> mine(prompts.begin() + static_cast<std::ptrdiff_t>(first),
+                                                      prompts.begin() + static_cast<std::ptrdiff_t>(last));
+    const auto want = generate(ref.model, mine, 2, sp, /*max_batch=*/3, static_cast<std::int64_t>(first));
+    const auto got = generate(t.model, mine, 2, sp, /*max_batch=*/3, static_cast<std::int64_t>(first));
+    ASSERT_EQ(got.size(), want.size());
+    std::size_t tokens = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].tokens, want[i].tokens) << "completion " << i;
+      EXPECT_EQ(got[i].finished_by, want[i].finished_by) << "completion " << i;
+      ASSERT_EQ(got[i].logprobs.size(), want[i].logprobs.size());
+      for (std::size_t k = 0; k < want[i].logprobs.size(); ++k)
+        EXPECT_NEAR(got[i].logprobs[k], want[i].logprobs[k], l.exact() ? 0.0 : 1e-5) << "completion " << i << " token " << k;
+      tokens += want[i].tokens.size();
+    }
+    EXPECT_GT(tokens, want.size()) << "the completions should run past their first token";
+  }
+}
