@@ -9,6 +9,7 @@
 #   scripts/gpu/chain_small.sh OUTDIR mid    # 02a+02 cold start, 03 reasoning RL, 04 rejection sampling, 05 SFT  4-6 min
 #   scripts/gpu/chain_small.sh OUTDIR late   # 06/06b reward models, 07 RL for all scenarios, 08a+08 distillation 4-7 min
 #   scripts/gpu/chain_small.sh OUTDIR eval   # evaluate 00 01 02 03 05 07 08; print the table, plot the RL runs  ~3 min
+#   scripts/gpu/chain_small.sh OUTDIR zero   # evaluate 00 and 01 only (R1-Zero against its base), plot 01          ~1 min
 #   scripts/gpu/chain_small.sh OUTDIR all    # the four in turn; several pieces run in the order given (OUTDIR late eval)
 # OUTDIR gets at most 7 files: chain.log (this piece's phase logs one after another), times.tsv (the wall
 # seconds and exit code of every phase run so far), runs.tar.gz (runs/small without its checkpoints:
@@ -16,7 +17,7 @@
 # R1HPC_BIN names another r1hpc executable (default build-gpu/bin/r1hpc).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
-usage="usage: scripts/gpu/chain_small.sh OUTDIR base|mid|late|eval|all ..."
+usage="usage: scripts/gpu/chain_small.sh OUTDIR base|mid|late|eval|zero|all ..."
 out=${1:?$usage}
 : "${2:?$usage}"
 bin=${R1HPC_BIN:-build-gpu/bin/r1hpc}
@@ -83,12 +84,12 @@ run_plan() {  # the plan's phases FIRST..LAST, after checking that every phase b
   done
 }
 
-evaluate_all() {
+evaluate() {  # RUN...: the checkpoints of these phases, then the table of them and the curves of their RL runs
   # The student's architecture, from its deck's [model] keys.
   local student=() k v run extra
   while read -r k _ v; do student+=(--set "model.$k=$v"); done \
     < <(sed -n '/^\[model\]/,/^\[/p' "${deck[08_distill]}" | grep -E '^[a-z_]+ *=')
-  for run in 00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill; do
+  for run in "$@"; do
     [[ -e $logs/$run.done ]] || die "$run has not run yet: run the earlier pieces first (base, mid, late)"
     extra=()
     [[ $run == 08_distill ]] && extra=("${student[@]}")
@@ -97,9 +98,11 @@ evaluate_all() {
   done
   local py=python3  # tools/ckpt.py needs h5py, plot_metrics.py matplotlib: the Debian ones belong to /usr/bin/python3
   python3 -c "import h5py, matplotlib" 2>/dev/null || py=/usr/bin/python3
-  python3 tools/eval_table.py "$runs" | tee "$out/table.md"
-  "$py" tools/ckpt.py lineage "$runs/08_distill/checkpoints" >>"$out/chain.log" 2>&1 || echo "chain_small: no lineage (tools/ckpt.py needs h5py)"
+  python3 tools/eval_table.py "$runs" "$@" | tee "$out/table.md"
+  [[ " $* " == *" 08_distill "* ]] && { "$py" tools/ckpt.py lineage "$runs/08_distill/checkpoints" >>"$out/chain.log" 2>&1 ||
+    echo "chain_small: no lineage (tools/ckpt.py needs h5py)"; }
   for run in 01_r1zero 03_reasoning_rl 07_rl_all; do
+    [[ " $* " == *" $run "* ]] || continue
     "$py" tools/plot_metrics.py "$runs/$run" --out "$out/$run.png" >/dev/null 2>&1 || echo "chain_small: plotting $run failed"
   done
 }
@@ -110,8 +113,9 @@ for part in "${@:2}"; do
     base) run_plan 00_pretrain 01_r1zero ;;
     mid) run_plan 02a_cold_start_data 05_sft ;;
     late) run_plan 06_reward_model 08_distill ;;
-    eval) evaluate_all ;;
-    all) run_plan 00_pretrain 08_distill && evaluate_all ;;
+    eval) evaluate 00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill ;;
+    zero) evaluate 00_pretrain 01_r1zero ;;
+    all) run_plan 00_pretrain 08_distill && evaluate 00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill ;;
     *) die "$usage" ;;
   esac
   pack

@@ -15,13 +15,18 @@
 
 namespace r1 {
 
-std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed) {
-  // Four worked solutions to one plain text: mostly reasoning, with enough ordinary language around it.
+std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share) {
+  R1_CHECK(worked_share >= 0 && worked_share <= 1, "worked_share ", worked_share, " is outside [0, 1]");
+  // Four problems to one plain text: mostly reasoning, with enough ordinary language around it. Problem i
+  // shows its worked solution iff its uniform draw (a function of seed and i) falls below worked_share.
   const std::int64_t texts = examples / 5, problems = examples - texts;
   std::vector<std::string> docs;
   docs.reserve(static_cast<std::size_t>(examples));
-  for (const Problem& p : generate_problems(ProblemMix{}, problems, seed, Split::train))
-    docs.push_back(chat_prompt(p.prompt) + worked_solution(p));
+  std::uint64_t i = 0;
+  for (const Problem& p : generate_problems(ProblemMix{}, problems, seed, Split::train)) {
+    const bool worked = worked_share >= 1 || random_uniform(RngKey{seed, 0x3011}, i++) <= worked_share;
+    docs.push_back(chat_prompt(p.prompt) + (worked ? worked_solution(p) : direct_answer(p)));
+  }
   for (const TextExample& t : generate_text_examples(texts, seed)) docs.push_back(chat_prompt(t.prompt) + t.response);
   return docs;
 }
@@ -44,7 +49,8 @@ Corpus Corpus::from_deck(const Deck& deck, std::int64_t vocab_size) {
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
   if (deck.get_string("data.source") == "synthetic")
-    return Corpus(synthetic_documents(deck.get_int("data.synthetic_examples"), static_cast<std::uint64_t>(deck.get_int("run.seed"))),
+    return Corpus(synthetic_documents(deck.get_int("data.synthetic_examples"), static_cast<std::uint64_t>(deck.get_int("run.seed")),
+                                      deck.get_float("data.synthetic_worked_share")),
                   *tokenizer);
   const std::string path = deck.get_string("data.train_path");
   const std::string text = read_file(path);

@@ -12,9 +12,11 @@ namespace r1 {
 
 class Deck;
 
-// The synthetic pretraining corpus: worked solutions of generated problems (chat template, <think> and
-// <answer> tags) and non-reasoning text, in English and Spanish; a function of (examples, seed).
-std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed);
+// The synthetic pretraining corpus: generated problems (chat template, <think> and <answer> tags) and
+// non-reasoning text, in English and Spanish; a function of (examples, seed, worked_share). A share
+// worked_share of the problems (seeded draw) shows the worked solution, the others the answer alone
+// (direct_answer): below 1 the base mostly answers without reasoning, R1-Zero's starting point.
+std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share = 1.0);
 
 class Corpus {
  public:

@@ -101,4 +101,6 @@ std::string worked_solution(const Problem& p) {
   return "<think>" + think + "</think><answer>" + p.answer + "</answer>";
 }
 
+std::string direct_answer(const Problem& p) { return "<think></think><answer>" + p.answer + "</answer>"; }
+
 }  // namespace r1

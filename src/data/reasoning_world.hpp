@@ -47,5 +47,7 @@ std::string r1_zero_prompt(std::string_view question);
 std::string chat_prompt(std::string_view question);
 // The cold-start / SFT target: "<think>step step ...</think><answer>X</answer>".
 std::string worked_solution(const Problem& p);
+// The same answer without reasoning: "<think></think><answer>X</answer>" (well formatted, empty thought).
+std::string direct_answer(const Problem& p);
 
 }  // namespace r1

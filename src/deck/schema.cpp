@@ -123,6 +123,9 @@ std::vector<KeyDecl> build_keys() {
   data.integer("seq_len", "256", 1, 1 << 24, "tokens per training sequence (examples are packed)");
   data.text("tokenizer", "byte", "Hugging Face tokenizer.json, or 'byte' for the byte-level tokenizer");
   data.integer("synthetic_examples", "20000", 1, kNoMax, "examples the synthetic generator makes (source = synthetic)");
+  data.real("synthetic_worked_share", "1", 0, 1,
+            "share of the synthetic problems shown with their worked solution; the others show the answer alone "
+            "(<think></think><answer>X</answer>): below 1, a base that mostly answers without reasoning (R1-Zero's start)");
   data.flag("shuffle", "true", "shuffle example order each epoch (seeded by run.seed)");
 
   SectionKeys optim(k, "optim");

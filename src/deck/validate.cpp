@@ -130,6 +130,9 @@ void check_stage(const Deck& d) {
   const bool files = d.get_string("data.source") == "files";
   if (files && (stage == "pretrain" || stage == "sft" || stage == "reward_model" || stage == "grpo" || stage == "rejection_sampling"))
     require("data.train_path", "training data", " or [data] source = synthetic");
+  if (d.get_float("data.synthetic_worked_share") < 1 && (files || stage != "pretrain"))
+    d.fail("data.synthetic_worked_share", concat("the share of worked solutions shapes the synthetic pretraining corpus: it needs [run] stage = "
+                                                 "pretrain and [data] source = synthetic (here ", stage, ", ", d.get_string("data.source"), ")"));
   if (files && stage == "evaluate") require("data.eval_path", "evaluation data", " or [data] source = synthetic");
   if (stage == "grpo" || stage == "rejection_sampling" || stage == "evaluate" || stage == "export_hf")
     require("checkpoint.load", "a checkpoint path, or latest");

@@ -55,6 +55,29 @@ TEST(Corpus, SyntheticDocumentsAreWorkedSolutionsAndTextInBothLanguages) {
   EXPECT_GT(spanish, 8);
 }
 
+TEST(Corpus, WorkedShareShowsTheRestAsDirectAnswers) {
+  const auto full = synthetic_documents(400, 5), some = synthetic_documents(400, 5, 0.25), none = synthetic_documents(400, 5, 0.0);
+  ASSERT_EQ(some.size(), full.size());
+  EXPECT_EQ(some, synthetic_documents(400, 5, 0.25));
+  int worked = 0, direct = 0, none_worked = 0;
+  for (std::size_t i = 0; i < 320; ++i) {  // the problems come first, then the 80 plain texts
+    const bool is_direct = some[i].find("<|assistant|><think></think><answer>") != std::string::npos;
+    worked += some[i] == full[i] && !is_direct;
+    direct += is_direct;
+    none_worked += none[i] == full[i];
+    if (is_direct) {  // the same prompt and answer as the worked document, without the thought
+      const auto answer = full[i].substr(full[i].rfind("<answer>"));
+      EXPECT_TRUE(some[i].ends_with(answer)) << some[i];
+      EXPECT_EQ(some[i].substr(0, some[i].find("<|assistant|>")), full[i].substr(0, full[i].find("<|assistant|>")));
+    }
+  }
+  EXPECT_EQ(worked + direct, 320);  // every problem is one or the other
+  EXPECT_GT(worked, 50);             // ~80 of 320 expected
+  EXPECT_LT(worked, 115);
+  EXPECT_EQ(none_worked, 0);
+  EXPECT_TRUE(std::equal(full.begin() + 320, full.end(), some.begin() + 320));  // plain texts are unchanged
+}
+
 TEST(Corpus, TokenizerIsPluggable) {
   const Tokenizer bpe = train_bpe(synthetic_documents(100, 1), 400, r1_special_tokens());
   const std::vector<std::string> docs = synthetic_documents(10, 2);
