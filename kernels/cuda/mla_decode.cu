@@ -34,6 +34,31 @@ __global__ void kv_cache_write_kernel(std::int64_t n, std::int64_t S, std::int64
   }
 }
 
+// N consecutive f32 of shared memory (16-byte aligned when N % 4 == 0): float4 accesses, so that lanes
+// N floats apart do not serialise on shared-memory banks.
+template <int N> __device__ __forceinline__ void load_shared(const float* p, float (&x)[N]) {
+  if constexpr (N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i) {
+      const float4 v = reinterpret_cast<const float4*>(p)[i];
+      x[4 * i] = v.x, x[4 * i + 1] = v.y, x[4 * i + 2] = v.z, x[4 * i + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) x[k] = p[k];
+  }
+}
+template <int N> __device__ __forceinline__ void store_shared(float* p, const float (&x)[N]) {
+  if constexpr (N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i)
+      reinterpret_cast<float4*>(p)[i] = make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) p[k] = x[k];
+  }
+}
+
 // grid (B H, ceil(R / kAbsorbCols)): q_lat[bh, r] = sum_d q[bh, d] W_UK_h[d, r] for the block's columns.
 template <class T, int N>
 __global__ void __launch_bounds__(kThreads)
@@ -81,7 +106,7 @@ __global__ void __launch_bounds__(kThreads)
   if (j_begin >= n) return;  // past this sequence's length: the combine skips the slot
   const std::int64_t j_end = n < j_begin + chunk ? n : j_begin + chunk;
   const int packs = R / N, groups = acc_groups(packs);
-  extern __shared__ float sm[];
+  extern __shared__ __align__(16) float sm[];
   float* ql = sm;              // [R]
   float* qpe = ql + R;         // [dr]
   float* acc = qpe + dr;       // [groups, R] each group's unnormalised sum_j p_j c_j
@@ -111,22 +136,24 @@ __global__ void __launch_bounds__(kThreads)
       }
 #pragma unroll 2
       for (int r = lane * N; r < R; r += 32 * N) {
-        float x[kScoreTokens][N];
+        float x[kScoreTokens][N], y[N];
 #pragma unroll
         for (int u = 0; u < kScoreTokens; ++u) load_pack<N>(c[u] + r, x[u]);
+        load_shared<N>(ql + r, y);
 #pragma unroll
         for (int k = 0; k < N; ++k)
 #pragma unroll
-          for (int u = 0; u < kScoreTokens; ++u) a[u] += ql[r + k] * x[u][k];
+          for (int u = 0; u < kScoreTokens; ++u) a[u] += y[k] * x[u][k];
       }
       for (int i = lane * N; i < dr; i += 32 * N) {
-        float x[kScoreTokens][N];
+        float x[kScoreTokens][N], y[N];
 #pragma unroll
         for (int u = 0; u < kScoreTokens; ++u) load_pack<N>(e[u] + i, x[u]);
+        load_shared<N>(qpe + i, y);
 #pragma unroll
         for (int k = 0; k < N; ++k)
 #pragma unroll
-          for (int u = 0; u < kScoreTokens; ++u) a[u] += qpe[i + k] * x[u][k];
+          for (int u = 0; u < kScoreTokens; ++u) a[u] += y[k] * x[u][k];
       }
 #pragma unroll
       for (int u = 0; u < kScoreTokens; ++u) {
@@ -149,8 +176,9 @@ __global__ void __launch_bounds__(kThreads)
       for (int pk = tid % packs; pk < packs; pk += pack_stride) {
         float* ag = acc + g * R + pk * N;
         float a[N];
+        load_shared<N>(ag, a);
 #pragma unroll
-        for (int k = 0; k < N; ++k) a[k] = ag[k] * alpha;
+        for (int k = 0; k < N; ++k) a[k] *= alpha;
         const T* c = ckv + j0 * R + pk * N;
 #pragma unroll 4
         for (int jj = g; jj < m; jj += groups) {
@@ -160,8 +188,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
           for (int k = 0; k < N; ++k) a[k] += pj * x[k];
         }
-#pragma unroll
-        for (int k = 0; k < N; ++k) ag[k] = a[k];
+        store_shared<N>(ag, a);
       }
     __syncthreads();
   }
@@ -183,7 +210,7 @@ template <class T, int N>
 __global__ void __launch_bounds__(kThreads)
     combine_kernel(int H, int dn, int dv, int R, int rows, std::int64_t chunk, int splits, const float* part_ml,
                    const float* part_acc, const std::int32_t* lengths, const T* w, T* out) {
-  extern __shared__ float sm[];
+  extern __shared__ __align__(16) float sm[];
   float* o_lat = sm;          // [R] sum_s weight_s acc_s
   float* weight = o_lat + R;  // [splits] exp(max_s - max)
   __shared__ float total;
@@ -217,10 +244,11 @@ __global__ void __launch_bounds__(kThreads)
     float a = 0.0f;
 #pragma unroll 2
     for (int r = lane * N; r < R; r += 32 * N) {
-      float x[N];
+      float x[N], y[N];
       load_pack<N>(row + r, x);
+      load_shared<N>(o_lat + r, y);
 #pragma unroll
-      for (int k = 0; k < N; ++k) a += x[k] * o_lat[r + k];
+      for (int k = 0; k < N; ++k) a += x[k] * y[k];
     }
     a = warp_sum(a);
     if (lane == 0) out[bh * dv + v] = store_as<T>(a / z);
