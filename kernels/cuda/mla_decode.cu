@@ -21,7 +21,11 @@ namespace {
 constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int kTile = 64;          // cached tokens per online-softmax step (divides kMlaDecodeChunkQuantum)
 constexpr int kScoreTokens = 4;    // tokens a warp scores at once
+constexpr int kAccTokens = 8;      // tokens whose rows a thread loads at once when accumulating
 constexpr int kAbsorbCols = 64;    // latent columns per absorb block
+// Resident blocks per SM the register budget must allow: 2 leaves ptxas room to issue every load of an
+// unrolled step before the first FMA (without the hint it interleaves them to save registers).
+constexpr int kMinBlocks = 2;
 static_assert(kMlaDecodeChunkQuantum % kTile == 0, "a split's chunk must be whole tiles");
 
 template <class T>
@@ -59,9 +63,52 @@ template <int N> __device__ __forceinline__ void store_shared(float* p, const fl
   }
 }
 
+// a[u] += y[r : n] . rows[u][r : n] over this lane's packs (r = lane N, then every 32 N), U packs per token
+// loaded before their FMAs; the lane's partial sums run in element order.
+template <int N, int U, class T>
+__device__ __forceinline__ void score_rows(const T* const (&rows)[kScoreTokens], const float* y, int r, int n,
+                                           float (&a)[kScoreTokens]) {
+  for (; r + (U - 1) * 32 * N < n; r += U * 32 * N) {
+    float x[U][kScoreTokens][N], yv[U][N];
+#pragma unroll
+    for (int i = 0; i < U; ++i)
+#pragma unroll
+      for (int u = 0; u < kScoreTokens; ++u) load_pack<N>(rows[u] + r + i * 32 * N, x[i][u]);
+#pragma unroll
+    for (int i = 0; i < U; ++i) load_shared<N>(y + r + i * 32 * N, yv[i]);
+#pragma unroll
+    for (int i = 0; i < U; ++i)
+#pragma unroll
+      for (int k = 0; k < N; ++k)
+#pragma unroll
+        for (int u = 0; u < kScoreTokens; ++u) a[u] += yv[i][k] * x[i][u][k];
+  }
+  if constexpr (U > 1) score_rows<N, 1>(rows, y, r, n, a);
+}
+
+// a += sum_j weight(j) rows[j ld : j ld + N] for j = first, first + stride, ... < n, in that order, with U
+// rows loaded before their FMAs.
+template <int N, int U, class T, class W>
+__device__ __forceinline__ void accumulate_rows(const T* rows, std::int64_t ld, int first, int stride, int n,
+                                                const W& weight, float (&a)[N]) {
+  int j = first;
+  for (; j + (U - 1) * stride < n; j += U * stride) {
+    float x[U][N], w[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) load_pack<N>(rows + (j + u * stride) * ld, x[u]);
+#pragma unroll
+    for (int u = 0; u < U; ++u) w[u] = weight(j + u * stride);
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int k = 0; k < N; ++k) a[k] += w[u] * x[u][k];
+  }
+  if constexpr (U > 1) accumulate_rows<N, 1>(rows, ld, j, stride, n, weight, a);
+}
+
 // grid (B H, ceil(R / kAbsorbCols)): q_lat[bh, r] = sum_d q[bh, d] W_UK_h[d, r] for the block's columns.
 template <class T, int N>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     absorb_kernel(int H, int dn, int dr, int dv, int R, const T* q, const T* w, float* q_lat) {
   constexpr int kRowThreads = kAbsorbCols / N, kGroups = kThreads / kRowThreads;
   __shared__ float part[kGroups][kAbsorbCols];
@@ -72,14 +119,7 @@ __global__ void __launch_bounds__(kThreads)
   if (r < R) {  // N > 1 only when R % N == 0: a pack lies wholly inside or outside the row
     const T* qr = q + bh * (dn + dr);
     const T* wk = w + h * static_cast<std::int64_t>(dn + dv) * R + r;
-#pragma unroll 4
-    for (int d = g; d < dn; d += kGroups) {
-      float x[N];
-      load_pack<N>(wk + static_cast<std::int64_t>(d) * R, x);
-      const float qd = load_f32(qr[d]);
-#pragma unroll
-      for (int k = 0; k < N; ++k) a[k] += qd * x[k];
-    }
+    accumulate_rows<N, 4>(wk, R, g, kGroups, dn, [&](int d) { return load_f32(qr[d]); }, a);
   }
 #pragma unroll
   for (int k = 0; k < N; ++k) part[g][col + k] = a[k];
@@ -97,7 +137,7 @@ __host__ __device__ constexpr int acc_groups(int packs) { return packs >= kThrea
 
 // grid (B H, splits): the unnormalised attention of (sequence, head) bh over its chunk `split` of the cache.
 template <class T, int N>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     partial_kernel(int H, int dn, int dr, int R, std::int64_t L, std::int64_t chunk, float scale, const T* q,
                    const float* q_lat, const T* cache_kv, const T* cache_pe, const std::int32_t* lengths,
                    float* part_ml, float* part_acc) {
@@ -124,8 +164,8 @@ __global__ void __launch_bounds__(kThreads)
   for (std::int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
     const int m = static_cast<int>(j_end - j0 < kTile ? j_end - j0 : kTile);
     for (int t0 = warp * kScoreTokens; t0 < m; t0 += kWarps * kScoreTokens) {
-      const T* c[kScoreTokens];
-      const T* e[kScoreTokens];
+      const T* c[kScoreTokens];  // the warp's tokens' latent rows
+      const T* e[kScoreTokens];  // and rope rows
       float a[kScoreTokens];
 #pragma unroll
       for (int u = 0; u < kScoreTokens; ++u) {  // tokens past the tile re-read its last row, then are dropped
@@ -134,27 +174,8 @@ __global__ void __launch_bounds__(kThreads)
         e[u] = cpe + j * dr;
         a[u] = 0.0f;
       }
-#pragma unroll 2
-      for (int r = lane * N; r < R; r += 32 * N) {
-        float x[kScoreTokens][N], y[N];
-#pragma unroll
-        for (int u = 0; u < kScoreTokens; ++u) load_pack<N>(c[u] + r, x[u]);
-        load_shared<N>(ql + r, y);
-#pragma unroll
-        for (int k = 0; k < N; ++k)
-#pragma unroll
-          for (int u = 0; u < kScoreTokens; ++u) a[u] += y[k] * x[u][k];
-      }
-      for (int i = lane * N; i < dr; i += 32 * N) {
-        float x[kScoreTokens][N], y[N];
-#pragma unroll
-        for (int u = 0; u < kScoreTokens; ++u) load_pack<N>(e[u] + i, x[u]);
-        load_shared<N>(qpe + i, y);
-#pragma unroll
-        for (int k = 0; k < N; ++k)
-#pragma unroll
-          for (int u = 0; u < kScoreTokens; ++u) a[u] += y[k] * x[u][k];
-      }
+      score_rows<N, 2>(c, ql, lane * N, R, a);  // two packs per token per step: 8 loads in flight per lane
+      score_rows<N, 1>(e, qpe, lane * N, dr, a);
 #pragma unroll
       for (int u = 0; u < kScoreTokens; ++u) {
         a[u] = warp_sum(a[u]);
@@ -179,15 +200,8 @@ __global__ void __launch_bounds__(kThreads)
         load_shared<N>(ag, a);
 #pragma unroll
         for (int k = 0; k < N; ++k) a[k] *= alpha;
-        const T* c = ckv + j0 * R + pk * N;
-#pragma unroll 4
-        for (int jj = g; jj < m; jj += groups) {
-          float x[N];
-          load_pack<N>(c + static_cast<std::int64_t>(jj) * R, x);
-          const float pj = __expf(p[jj] - new_max);
-#pragma unroll
-          for (int k = 0; k < N; ++k) a[k] += pj * x[k];
-        }
+        accumulate_rows<N, kAccTokens>(ckv + j0 * R + pk * N, R, g, groups, m,
+                                       [&](int jj) { return __expf(p[jj] - new_max); }, a);
         store_shared<N>(ag, a);
       }
     __syncthreads();
