@@ -18,7 +18,8 @@ void require_i32_range(const char* op, const char* name, const Tensor& t, std::i
 }  // namespace
 
 MlaDecodeSplit mla_decode_split(std::int64_t batch_heads, std::int64_t max_len, int sm_count) {
-  const std::int64_t target = kMlaDecodeBlocksPerSm * std::max(sm_count, 1), bh = std::max<std::int64_t>(batch_heads, 1);
+  const std::int64_t target = kMlaDecodeBlocksPerSm * std::max(sm_count, 1);
+  const std::int64_t bh = std::max<std::int64_t>(batch_heads, 1);
   const std::int64_t want = bh >= target ? 1 : (target + bh - 1) / bh;
   const std::int64_t q = kMlaDecodeChunkQuantum;
   const std::int64_t chunk = ((max_len + want - 1) / want + q - 1) / q * q;

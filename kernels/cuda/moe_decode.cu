@@ -78,8 +78,8 @@ int down_cols(int k) { return k >= kDownWarps ? 1 : kDownWarps / k; }
 // to shared memory; then a thread per column sums its slots gate-weighted in slot order.
 template <class T, int N>
 __global__ void __launch_bounds__(kDownWarps * 32, kMinBlocks)
-    down_kernel(std::int64_t d, std::int64_t inter, int k, int cols, const std::int32_t* idx,
-                            const float* gates, const T* down, const T* h, T* out) {
+    down_kernel(std::int64_t d, std::int64_t inter, int k, int cols, const std::int32_t* idx, const float* gates,
+                const T* down, const T* h, T* out) {
   extern __shared__ float slot_out[];  // [cols, k]
   const std::int64_t i = blockIdx.y, c0 = static_cast<std::int64_t>(blockIdx.x) * cols;
   const int warps = static_cast<int>(blockDim.x / 32), items = cols * k;
