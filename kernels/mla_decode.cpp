@@ -1,5 +1,7 @@
 #include "kernels/mla_decode.hpp"
 
+#include <algorithm>
+
 #include "kernels/attention.hpp"
 #include "kernels/nn_checks.hpp"
 
@@ -14,6 +16,15 @@ void require_i32_range(const char* op, const char* name, const Tensor& t, std::i
     R1_REQUIRE(p[b] >= lo && p[b] <= hi, op, ": ", name, "[", b, "] = ", p[b], " is outside [", lo, ", ", hi, "]");
 }
 }  // namespace
+
+MlaDecodeSplit mla_decode_split(std::int64_t batch_heads, std::int64_t max_len, int sm_count) {
+  const std::int64_t target = kMlaDecodeBlocksPerSm * std::max(sm_count, 1);
+  const std::int64_t bh = std::max<std::int64_t>(batch_heads, 1);
+  const std::int64_t want = bh >= target ? 1 : (target + bh - 1) / bh;
+  const std::int64_t q = kMlaDecodeChunkQuantum;
+  const std::int64_t chunk = ((max_len + want - 1) / want + q - 1) / q * q;
+  return {chunk, (max_len + chunk - 1) / chunk};
+}
 
 void kv_cache_write(const Context& ctx, const Tensor& src, const Tensor& start, const Tensor& cache) {
   const char* op = "kv_cache_write";

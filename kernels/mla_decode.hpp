@@ -30,6 +30,19 @@ struct MlaDecodeShape {
 };
 constexpr std::int64_t kMlaDecodeMaxRank = 4096;
 
+// How the CUDA kernel splits each (sequence, head) over the cache length (flash-decoding): block s of a
+// (sequence, head) takes cached tokens [s chunk, (s + 1) chunk), and the partial results are combined in
+// split order. Chosen from the cache capacity, B H and the SM count only, never from the lengths, so a decode
+// step captured in a CUDA graph replays correctly as the lengths grow: enough splits that B H splits reaches
+// kMlaDecodeBlocksPerSm blocks per SM, chunk a multiple of kMlaDecodeChunkQuantum tokens, and one split when
+// B H alone fills the GPU. Always chunk * splits >= max_len > (splits - 1) chunk.
+struct MlaDecodeSplit {
+  std::int64_t chunk = 0, splits = 0;
+};
+constexpr std::int64_t kMlaDecodeChunkQuantum = 64;
+constexpr std::int64_t kMlaDecodeBlocksPerSm = 2;
+MlaDecodeSplit mla_decode_split(std::int64_t batch_heads, std::int64_t max_len, int sm_count);
+
 namespace cpu {
 void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache);
 void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b, const Tensor& cache_kv,

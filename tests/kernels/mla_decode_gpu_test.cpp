@@ -1,11 +1,15 @@
 // MLA decode kernels: CUDA against the CPU reference at bench shapes (16 heads, d_nope 128, d_rope 64,
-// d_v 128, R_kv 512) in f32 and bf16, ragged lengths over several tiles; cache writes bit-exact.
+// d_v 128, R_kv 512) in f32 and bf16: ragged lengths, batch 1 split over the cache with lengths at every chunk
+// boundary, a batch large enough for one split, odd widths (the scalar path), the same bits run to run; cache
+// writes bit-exact. Cache rows past a sequence's length hold NaN, so reading one shows.
 // Labelled `gpu`: fails (never skips) without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <vector>
 
+#include "kernels/cuda/resources.hpp"
 #include "kernels/mla_decode.hpp"
 #include "kernels/test_util.hpp"
 
@@ -18,21 +22,108 @@ Tensor ints(const std::vector<std::int32_t>& v) {
   for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
   return t;
 }
+
+struct Dims {
+  std::int64_t heads, d_nope, d_rope, d_v, rank, max_len;
+};
+constexpr Dims kBench{16, 128, 64, 128, 512, 0};
+
+// The inputs of one decode step (host), cache rows past each length set to NaN.
+struct Inputs {
+  Tensor q, w, kv, pe, len;
+};
+Inputs make_inputs(const Dims& d, const std::vector<std::int32_t>& lengths, DType dt, std::uint32_t seed) {
+  const std::int64_t B = static_cast<std::int64_t>(lengths.size()), L = d.max_len;
+  Inputs in{test::random_tensor({B, d.heads, d.d_nope + d.d_rope}, dt, seed),
+            test::random_tensor({d.heads * (d.d_nope + d.d_v), d.rank}, dt, seed + 1, 0.05f),
+            test::random_tensor({B, L, d.rank}, dt, seed + 2), test::random_tensor({B, L, d.d_rope}, dt, seed + 3),
+            ints(lengths)};
+  kernels::with_float_type(dt, "make_inputs", [&](auto tag) {
+    using T = decltype(tag);
+    const T nan = kernels::store_as<T>(std::numeric_limits<float>::quiet_NaN());
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t j = lengths[static_cast<std::size_t>(b)]; j < L; ++j) {
+        for (std::int64_t r = 0; r < d.rank; ++r) in.kv.data<T>()[(b * L + j) * d.rank + r] = nan;
+        for (std::int64_t e = 0; e < d.d_rope; ++e) in.pe.data<T>()[(b * L + j) * d.d_rope + e] = nan;
+      }
+  });
+  return in;
+}
+
+// The CUDA output (host copy) for inputs already on the device.
+Tensor run_gpu(const Context& dev, const Inputs& in, float scale) {
+  const Tensor out = dev.empty({in.q.dim(0), in.q.dim(1), in.w.dim(0) / in.q.dim(1) - in.q.dim(2) + in.pe.dim(2)},
+                               in.q.dtype());
+  kernels::mla_decode_attention(dev, in.q, in.w, in.kv, in.pe, in.len, scale, out);
+  return test::to_host(out);
+}
+
+// CUDA against the CPU reference for one set of lengths, within the tolerance of the dtype.
+void expect_parity(const Dims& d, const std::vector<std::int32_t>& lengths, DType dt, std::uint32_t seed = 1) {
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
+  const float scale = 0.07f;
+  const Inputs in = make_inputs(d, lengths, dt, seed);
+  const Tensor out = Tensor::host({in.q.dim(0), d.heads, d.d_v}, dt);
+  kernels::mla_decode_attention(cpu, in.q, in.w, in.kv, in.pe, in.len, scale, out);
+  const Inputs din{dev.to_here(in.q), dev.to_here(in.w), dev.to_here(in.kv), dev.to_here(in.pe), dev.to_here(in.len)};
+  const Tensor got = run_gpu(dev, din, scale);
+  const double ref = test::max_error(out, Tensor::host_zeros(out.shape(), dt));
+  ASSERT_GT(ref, 0.0);
+  EXPECT_LE(test::max_error(got, out), (dt == DType::f32 ? 1e-4 : 2e-2) * ref)
+      << dtype_name(dt) << " B " << lengths.size() << " L " << d.max_len << " first length " << lengths[0];
+}
+
+int sm_count() { return test::gpu_context().cuda_resources().sm_count; }
 }  // namespace
 
 TEST(MlaDecodeParity, AttentionMatchesTheCpuReference) {
-  const Context cpu = Context::cpu(), dev = test::gpu_context();
-  const std::int64_t B = 4, H = 16, dn = 128, dr = 64, dv = 128, R = 512, L = 300;
-  const Tensor len = ints({1, 64, 177, 300});
+  Dims d = kBench;
+  d.max_len = 300;
+  for (DType dt : {DType::f32, DType::bf16}) expect_parity(d, {1, 64, 177, 300}, dt);
+}
+
+TEST(MlaDecodeParity, BatchOneSplitsTheCacheAndMatchesAtEveryChunkBoundary) {
+  Dims d = kBench;
+  d.max_len = 600;
+  const kernels::MlaDecodeSplit split = kernels::mla_decode_split(d.heads, d.max_len, sm_count());
+  ASSERT_GT(split.splits, 1) << "batch 1 must be split over the cache";
+  const std::int32_t c = static_cast<std::int32_t>(split.chunk), L = static_cast<std::int32_t>(d.max_len);
+  std::vector<std::int32_t> lengths{1, 2, 31, 33, c - 1, c, c + 1, 2 * c, 2 * c + 1, L - c, L - 1, L};
+  for (DType dt : {DType::f32, DType::bf16})
+    for (std::int32_t n : lengths)
+      if (n >= 1 && n <= L) expect_parity(d, {n}, dt, static_cast<std::uint32_t>(n));
+}
+
+TEST(MlaDecodeParity, LargeBatchRunsOneSplitPerHead) {
+  Dims d = kBench;
+  d.max_len = 200;
+  const std::int64_t B = 64;
+  ASSERT_EQ(kernels::mla_decode_split(B * d.heads, d.max_len, sm_count()).splits, 1);
+  std::vector<std::int32_t> lengths;
+  for (std::int64_t b = 0; b < B; ++b) lengths.push_back(static_cast<std::int32_t>(1 + (b * 37) % d.max_len));
+  lengths[5] = static_cast<std::int32_t>(d.max_len);
+  for (DType dt : {DType::f32, DType::bf16}) expect_parity(d, lengths, dt);
+}
+
+TEST(MlaDecodeParity, OddWidthsTakeTheScalarPath) {
+  // R, d_rope not multiples of a 16-byte pack; several splits at batch 1, one split past the length.
+  const Dims d{3, 24, 10, 20, 100, 450};
   for (DType dt : {DType::f32, DType::bf16}) {
-    const Tensor q = test::random_tensor({B, H, dn + dr}, dt, 1), w = test::random_tensor({H * (dn + dv), R}, dt, 2, 0.05f);
-    const Tensor kv = test::random_tensor({B, L, R}, dt, 3), pe = test::random_tensor({B, L, dr}, dt, 4);
-    const Tensor out = Tensor::host({B, H, dv}, dt), dout = dev.empty({B, H, dv}, dt);
-    kernels::mla_decode_attention(cpu, q, w, kv, pe, len, 0.07f, out);
-    kernels::mla_decode_attention(dev, dev.to_here(q), dev.to_here(w), dev.to_here(kv), dev.to_here(pe),
-                                  dev.to_here(len), 0.07f, dout);
-    const double scale = test::max_error(out, Tensor::host_zeros(out.shape(), dt));
-    EXPECT_LE(test::max_error(test::to_host(dout), out), (dt == DType::f32 ? 1e-4 : 2e-2) * scale) << dtype_name(dt);
+    expect_parity(d, {450}, dt);
+    expect_parity(d, {129, 7}, dt);
+  }
+}
+
+TEST(MlaDecodeParity, RepeatedRunsGiveTheSameBits) {
+  const Context dev = test::gpu_context();
+  Dims d = kBench;
+  d.max_len = 600;
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Inputs in = make_inputs(d, {537}, dt, 11);
+    const Inputs din{dev.to_here(in.q), dev.to_here(in.w), dev.to_here(in.kv), dev.to_here(in.pe), dev.to_here(in.len)};
+    const Tensor first = run_gpu(dev, din, 0.07f);
+    for (int rep = 0; rep < 3; ++rep)
+      EXPECT_EQ(std::memcmp(run_gpu(dev, din, 0.07f).raw(), first.raw(), first.nbytes()), 0) << dtype_name(dt);
   }
 }
 

@@ -1,6 +1,6 @@
 // MLA decode kernels on the CPU: the absorbed latent-space attention against MLA's definition with per-head
 // keys and values expanded in double (masking by per-sequence lengths: cache rows past a length hold NaN),
-// and the cache row writes.
+// the cache row writes, and the rule that splits the CUDA kernel's work over the cache length.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -90,4 +90,31 @@ TEST(MlaDecode, LengthsOutsideTheCacheAreRejected) {
   const Tensor out = Tensor::host({1, 1, 1}, DType::f32);
   EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints({5}), 1.0f, out), Error);
   EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints({0}), 1.0f, out), Error);
+}
+
+TEST(MlaDecode, SplitFillsTheGpuWithWholeChunksIndependentOfLengths) {
+  using kernels::mla_decode_split;
+  // Batch 1 at bench heads on 132 SMs: 17 splits wanted, chunks rounded up to 64 tokens.
+  EXPECT_EQ(mla_decode_split(16, 600, 132).chunk, 64);
+  EXPECT_EQ(mla_decode_split(16, 600, 132).splits, 10);
+  EXPECT_EQ(mla_decode_split(16, 4096, 132).chunk, 256);
+  EXPECT_EQ(mla_decode_split(16, 4096, 132).splits, 16);
+  // B H alone fills the GPU: one split covering the whole cache.
+  EXPECT_EQ(mla_decode_split(1024, 4000, 132).splits, 1);
+  EXPECT_EQ(mla_decode_split(1024, 4000, 132).chunk, 4032);
+  for (std::int64_t bh : {1, 3, 16, 100, 263, 264, 5000})
+    for (std::int64_t len : {1, 63, 64, 65, 600, 4096, 163840})
+      for (int sms : {1, 78, 132}) {
+        const kernels::MlaDecodeSplit s = mla_decode_split(bh, len, sms);
+        const std::int64_t want = (2 * sms + bh - 1) / bh;
+        EXPECT_EQ(s.chunk % kernels::kMlaDecodeChunkQuantum, 0);
+        EXPECT_GE(s.chunk * s.splits, len);
+        EXPECT_LT((s.splits - 1) * s.chunk, len);
+        if (bh >= 2 * sms) {
+          EXPECT_EQ(s.splits, 1) << bh << " " << len << " " << sms;
+        }
+        if (len >= kernels::kMlaDecodeChunkQuantum * want) {  // rounding to whole chunks loses at most half
+          EXPECT_GE(bh * s.splits, sms) << bh << " " << len << " " << sms;
+        }
+      }
 }

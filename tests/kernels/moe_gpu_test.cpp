@@ -250,13 +250,16 @@ TEST(GroupedGemmParity, SmallGroupsInOneLaunchMatchCpu) {
 
 // The decode-batch experts on the GPU against the CPU reference: the packed path (widths multiples of 8)
 // at V2-Lite-like shapes and the scalar path at odd widths; f32 to summation order, bf16 within a flipped
-// rounding of an intermediate.
+// rounding of an intermediate; the same bits run to run.
 TEST(MoeDecodeParity, MatchesTheCpuReference) {
   const Context dev = test::gpu_context();
   struct Case {
     std::int64_t t, k, e, d, inter;
   };
-  for (const Case cs : {Case{1, 6, 64, 512, 176}, Case{8, 2, 16, 256, 96}, Case{3, 3, 9, 100, 36}}) {
+  // Bench shapes at batch 1 (fewer experts); several output columns per down block (k = 2, 3); more slots
+  // than a down block has warps (k = 10); a last down block only partly inside D (D = 101, k = 3).
+  for (const Case cs : {Case{1, 6, 8, 2048, 1408}, Case{1, 6, 64, 512, 176}, Case{8, 2, 16, 256, 96},
+                        Case{3, 3, 9, 100, 36}, Case{2, 10, 12, 64, 40}, Case{2, 3, 5, 101, 40}}) {
     Tensor idx = Tensor::host({cs.t, cs.k}, DType::i32);
     for (std::int64_t i = 0; i < cs.t * cs.k; ++i)
       idx.data<std::int32_t>()[i] = static_cast<std::int32_t>((i * 5 + i / cs.k) % cs.e);
@@ -273,6 +276,12 @@ TEST(MoeDecodeParity, MatchesTheCpuReference) {
       const double tol = dt == DType::f32 ? 1e-5 : 2e-2;
       EXPECT_LE(test::max_error(test::to_host(dh), h), tol * max_abs(h)) << cs.d << " " << dtype_name(dt) << ": h";
       EXPECT_LE(test::max_error(test::to_host(dout), out), tol * max_abs(out)) << cs.d << " " << dtype_name(dt);
+      // A second run gives the same bits (fixed reduction orders, no atomics).
+      const Tensor dh2 = dev.empty(h.shape(), dt), dout2 = dev.empty(out.shape(), dt);
+      kernels::moe_decode_experts(dev, dev.to_here(x), dev.to_here(idx), dev.to_here(gates), dev.to_here(gate_up),
+                                  dev.to_here(down), dh2, dout2);
+      EXPECT_TRUE(same_bits(dh2, test::to_host(dh)) && same_bits(dout2, test::to_host(dout)))
+          << cs.d << " " << dtype_name(dt);
     }
   }
 }
