@@ -4,8 +4,11 @@
 //   shortest prefix of those whose mass reaches top_p x their total; the token is the first id, in id
 //   order, at which the cumulative mass of the kept set exceeds u x its total (the argmax if rounding
 //   leaves none).
-// The CPU reference sorts; the CUDA kernel finds the same sets by bisecting on the logits' order keys,
-// so neither sorts on the device and both pick the same token up to summation order.
+// The CPU reference sorts and sums masses in f64. The CUDA kernel finds the same sets by radix selection on
+// the logits' order keys, without sorting, and sums masses in 64-bit fixed point (each weight rounded to
+// 2^-(64 - bit length of V), so sums are exact and the same bits run to run); both pick the same token unless
+// a cumulative mass lands within ~1e-12 of the total from a boundary. Log-probs and entropies are f64 sums
+// on both.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -1,10 +1,11 @@
 // NN building-block benchmark: GB/s (bytes each op must move / median time of 5 runs) of rmsnorm, swiglu,
-// rope, cross_entropy, adamw and embedding, forward and backward, at the bench model's shapes (8192
-// tokens, dim 2048, expert hidden 1408, dense hidden 10944, vocab 102400, MLA q of 16 heads x 192 with the
-// rope slice at 128) in BF16 on cuda:0, or at tiny shapes on the CPU backend. The byte counts include only
-// the tensors an op has to read and write, not scratch (e.g. rmsnorm's dweight partials). H100 HBM3 peaks
-// at 3.35 TB/s.
+// rope, cross_entropy, adamw and embedding, forward and backward, and token sampling, at the bench model's
+// shapes (8192 tokens, dim 2048, expert hidden 1408, dense hidden 10944, vocab 102400, MLA q of 16 heads x 192
+// with the rope slice at 128) in BF16 on cuda:0, or at tiny shapes on the CPU backend. The byte counts
+// include only the tensors an op has to read and write, not scratch (e.g. rmsnorm's dweight partials). H100
+// HBM3 peaks at 3.35 TB/s.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -19,6 +20,7 @@
 #include "kernels/random.hpp"
 #include "kernels/rmsnorm.hpp"
 #include "kernels/rope.hpp"
+#include "kernels/sampling.hpp"
 #include "kernels/swiglu.hpp"
 
 using namespace r1;
@@ -108,6 +110,29 @@ void bench_all(const Context& ctx, const Shapes& s, DType dt, int reps) {
         [&] { kernels::embedding_backward(ctx, dout, tok, dtable); });
   }
 }
+
+// Token sampling over the vocabulary (f32 logits, one row per sequence): microseconds per call at batch 1
+// (decode's case) and 64; bytes are the logits read once.
+void bench_sampling(const Context& ctx, std::int64_t vocab, int reps) {
+  const kernels::SampleOptions greedy{.temperature = 0.0f}, nucleus{.temperature = 0.7f, .top_p = 0.95f},
+      both{.temperature = 0.6f, .top_p = 0.95f, .top_k = 50};
+  const std::pair<const char*, const kernels::SampleOptions*> opts[] = {
+      {"greedy", &greedy}, {"T 0.7 top_p 0.95", &nucleus}, {"T 0.6 top_k 50 top_p 0.95", &both}};
+  for (std::int64_t B : {1, 64})
+    for (float scale : {2.0f, 0.01f}) {  // logits of a trained model, and near-uniform (the nucleus's worst case)
+      Tensor logits = random(ctx, {B, vocab}, DType::f32, 13, scale);
+      Tensor hu = Tensor::host({B}, DType::f64);
+      for (std::int64_t b = 0; b < B; ++b) hu.data<double>()[b] = std::fmod(0.6180339887498949 * static_cast<double>(b + 1), 1.0);
+      const Tensor u = ctx.to_here(hu), tok = ctx.empty({B}, DType::i32);
+      const Tensor lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+      for (const auto& [name, o] : opts) {
+        if (scale < 1.0f && o == &greedy) continue;
+        const std::string what = "sample [" + std::to_string(B) + "," + std::to_string(vocab) + "] " + name +
+                                 (scale < 1.0f ? " near-uniform" : "");
+        run(ctx, what, B * vocab * 4.0, reps, [&] { kernels::sample_rows(ctx, logits, u, *o, tok, lp, ent); });
+      }
+    }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,8 +143,10 @@ int main(int argc, char** argv) {
   if (gpu) {
     bench_all(ctx, kBench, DType::bf16, 20);
     bench_all(ctx, kBench, DType::f32, 10);
+    bench_sampling(ctx, kBench.vocab, 200);
   } else {
     bench_all(ctx, kTiny, DType::f32, 5);
+    bench_sampling(ctx, kTiny.vocab, 5);
   }
   return 0;
 }
