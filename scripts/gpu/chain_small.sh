@@ -107,15 +107,16 @@ evaluate() {  # RUN...: the checkpoints of these phases, then the table of them 
   done
 }
 
+lineage=(00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill)  # the checkpoints `eval` scores
 for part in "${@:2}"; do
   start=$SECONDS
   case $part in
     base) run_plan 00_pretrain 01_r1zero ;;
     mid) run_plan 02a_cold_start_data 05_sft ;;
     late) run_plan 06_reward_model 08_distill ;;
-    eval) evaluate 00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill ;;
+    eval) evaluate "${lineage[@]}" ;;
     zero) evaluate 00_pretrain 01_r1zero ;;
-    all) run_plan 00_pretrain 08_distill && evaluate 00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill ;;
+    all) run_plan 00_pretrain 08_distill && evaluate "${lineage[@]}" ;;
     *) die "$usage" ;;
   esac
   pack

@@ -18,7 +18,7 @@ namespace r1 {
 std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share) {
   R1_CHECK(worked_share >= 0 && worked_share <= 1, "worked_share ", worked_share, " is outside [0, 1]");
   // Four problems to one plain text: mostly reasoning, with enough ordinary language around it. Problem i
-  // shows its worked solution iff its uniform draw (a function of seed and i) falls below worked_share.
+  // shows its worked solution iff its uniform draw in (0, 1] (a function of seed and i) is at most worked_share.
   const std::int64_t texts = examples / 5, problems = examples - texts;
   std::vector<std::string> docs;
   docs.reserve(static_cast<std::size_t>(examples));
