@@ -69,10 +69,65 @@ void Communicator::require_split(const char* op, const char* what, Counts counts
                " block for rank ", p, " (", counts[p], " elements at offset ", displs[p], ") is outside ", t.str());
 }
 
+template <class Issue> void Communicator::issue(const Tensor& a, const Tensor& b, Issue&& do_issue) {
+  if (!starting_) {
+    finish_started();
+    do_issue();
+    return;
+  }
+  do_issue();
+  held_.push_back(a);
+  if (b.defined()) held_.push_back(b);
+  ++started_;
+  ++ops_started_;
+}
+
+namespace {
+// Marks the ops issued in its lifetime as started ones.
+class Starting {
+ public:
+  explicit Starting(bool& flag) : flag_(flag) { flag_ = true; }
+  ~Starting() { flag_ = false; }
+  Starting(const Starting&) = delete;
+  Starting& operator=(const Starting&) = delete;
+
+ private:
+  bool& flag_;
+};
+}  // namespace
+
+void Communicator::start_all_reduce(const Tensor& buf, ReduceOp op) {
+  const Starting s(starting_);
+  all_reduce(buf, op);
+}
+
+void Communicator::start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) {
+  const Starting s(starting_);
+  reduce_scatter(in, out, op);
+}
+
+void Communicator::start_all_to_allv(const Tensor& in, Counts send_counts, Counts send_displs, const Tensor& out,
+                                     Counts recv_counts, Counts recv_displs) {
+  const Starting s(starting_);
+  all_to_allv(in, send_counts, send_displs, out, recv_counts, recv_displs);
+}
+
+void Communicator::finish_started() {
+  if (started_ == 0) return;
+  do_finish_started();
+  started_ = 0;
+  held_.clear();
+}
+
+void Communicator::wait() {
+  finish_started();
+  do_wait();
+}
+
 void Communicator::all_reduce(const Tensor& buf, ReduceOp op) {
   require_buffer("all_reduce", "buffer", buf);
   require_reducible("all_reduce", buf);
-  if (buf.numel() > 0) do_all_reduce(buf, op);
+  if (buf.numel() > 0) issue(buf, {}, [&] { do_all_reduce(buf, op); });
 }
 
 void Communicator::reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) {
@@ -82,7 +137,7 @@ void Communicator::reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp 
   R1_REQUIRE(in.dtype() == out.dtype() && in.numel() == size() * out.numel(), where("reduce_scatter"),
              ": input ", in.str(), " must be ", size(), " x output ", out.str(), " of the same dtype");
   require_disjoint("reduce_scatter", in, out);
-  if (out.numel() > 0) do_reduce_scatter(in, out, op);
+  if (out.numel() > 0) issue(in, out, [&] { do_reduce_scatter(in, out, op); });
 }
 
 void Communicator::all_gather(const Tensor& in, const Tensor& out) {
@@ -91,7 +146,7 @@ void Communicator::all_gather(const Tensor& in, const Tensor& out) {
   R1_REQUIRE(in.dtype() == out.dtype() && out.numel() == size() * in.numel(), where("all_gather"), ": output ",
              out.str(), " must be ", size(), " x input ", in.str(), " of the same dtype");
   require_disjoint("all_gather", in, out);
-  if (in.numel() > 0) do_all_gather(in, out);
+  if (in.numel() > 0) issue(in, out, [&] { do_all_gather(in, out); });
 }
 
 // Equal splits are the v-variant with uniform counts: one code path per backend.
@@ -105,7 +160,7 @@ void Communicator::all_to_all(const Tensor& in, const Tensor& out) {
   if (in.numel() == 0) return;
   const std::vector<std::int64_t> counts(size(), in.numel() / size());
   const std::vector<std::int64_t> displs = packed_displacements(counts);
-  do_all_to_allv(in, counts, displs, out, counts, displs);
+  issue(in, out, [&] { do_all_to_allv(in, counts, displs, out, counts, displs); });
 }
 
 void Communicator::all_to_allv(const Tensor& in, Counts send_counts, Counts send_displs, const Tensor& out,
@@ -117,21 +172,21 @@ void Communicator::all_to_allv(const Tensor& in, Counts send_counts, Counts send
   require_split("all_to_allv", "send", send_counts, send_displs, in);
   require_split("all_to_allv", "receive", recv_counts, recv_displs, out);
   require_disjoint("all_to_allv", in, out);
-  do_all_to_allv(in, send_counts, send_displs, out, recv_counts, recv_displs);
+  issue(in, out, [&] { do_all_to_allv(in, send_counts, send_displs, out, recv_counts, recv_displs); });
 }
 
 void Communicator::send(const Tensor& buf, int peer, int tag) {
   require_buffer("send", "buffer", buf);
   require_peer("send", "peer", peer);
   R1_REQUIRE(0 <= tag && tag <= 32767, where("send"), ": tag ", tag, " is outside [0, 32767]");
-  do_send(buf, peer, tag);
+  issue(buf, {}, [&] { do_send(buf, peer, tag); });
 }
 
 void Communicator::recv(const Tensor& buf, int peer, int tag) {
   require_buffer("recv", "buffer", buf);
   require_peer("recv", "peer", peer);
   R1_REQUIRE(0 <= tag && tag <= 32767, where("recv"), ": tag ", tag, " is outside [0, 32767]");
-  do_recv(buf, peer, tag);
+  issue(buf, {}, [&] { do_recv(buf, peer, tag); });
 }
 
 void Communicator::send_recv(const Tensor& send_buf, int dst, const Tensor& recv_buf, int src, int tag) {
@@ -141,16 +196,19 @@ void Communicator::send_recv(const Tensor& send_buf, int dst, const Tensor& recv
   require_peer("send_recv", "source", src);
   R1_REQUIRE(0 <= tag && tag <= 32767, where("send_recv"), ": tag ", tag, " is outside [0, 32767]");
   require_disjoint("send_recv", send_buf, recv_buf);
-  do_send_recv(send_buf, dst, recv_buf, src, tag);
+  issue(send_buf, recv_buf, [&] { do_send_recv(send_buf, dst, recv_buf, src, tag); });
 }
 
 void Communicator::broadcast(const Tensor& buf, int root) {
   require_buffer("broadcast", "buffer", buf);
   require_peer("broadcast", "root", root);
-  if (buf.numel() > 0) do_broadcast(buf, root);
+  if (buf.numel() > 0) issue(buf, {}, [&] { do_broadcast(buf, root); });
 }
 
-void Communicator::barrier() { do_barrier(); }
+void Communicator::barrier() {
+  finish_started();
+  do_barrier();
+}
 
 std::vector<std::int64_t> packed_displacements(Counts counts) {
   std::vector<std::int64_t> displs(counts.size());

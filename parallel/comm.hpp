@@ -37,6 +37,15 @@ using Counts = std::span<const std::int64_t>;
 //
 // Completion: MPI ops have finished when they return. NCCL ops are queued on the context's stream and
 // ordered with the kernels queued there; wait() blocks (under the watchdog) until they are done.
+//
+// Overlap with compute: a started op (start_all_reduce, start_reduce_scatter, start_all_to_allv) runs
+// while the caller goes on queuing compute. NCCL queues it on the communicator's own stream, behind the
+// work already queued on the compute stream; MPI starts it non-blocking. Until finish_started() its
+// buffers must be neither written nor read; the communicator keeps them alive, so the caller may drop
+// them. finish_started() puts what comes after it behind every started op: NCCL makes the compute
+// stream wait for them (the host does not wait); MPI completes them under the watchdog. Started ops run
+// in the order started, and every blocking op, barrier() and wait() first finishes them, so ops on one
+// communicator never run concurrently with each other.
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -68,13 +77,23 @@ class Communicator {
   void send_recv(const Tensor& send_buf, int dst, const Tensor& recv_buf, int src, int tag = 0);
   void broadcast(const Tensor& buf, int root);
   void barrier();  // returns when every member has entered it (NCCL: and the queued ops are done)
-  virtual void wait() = 0;  // every op issued so far has finished
+  void wait();     // every op issued so far has finished
+
+  void start_all_reduce(const Tensor& buf, ReduceOp op = ReduceOp::sum);
+  void start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op = ReduceOp::sum);
+  void start_all_to_allv(const Tensor& in, Counts send_counts, Counts send_displs, const Tensor& out,
+                         Counts recv_counts, Counts recv_displs);
+  void finish_started();
+  bool has_started() const { return started_ > 0; }  // ops started and not yet finished
+  std::int64_t ops_started() const { return ops_started_; }  // over the communicator's life
 
  protected:
   Communicator(GroupInfo info, Location memory, int device);
   std::string where(const char* op) const;  // "all_reduce on tp[0,1]"
   [[noreturn]] void fail(const char* op, const std::string& why) const;  // a comm error
   [[noreturn]] void timed_out(const char* op, double waited_s) const;
+  // Whether the op being issued is a started one (the backends queue it aside, or defer its completion).
+  bool starting() const { return starting_; }
 
   virtual void do_all_reduce(const Tensor& buf, ReduceOp op) = 0;
   virtual void do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) = 0;
@@ -86,6 +105,8 @@ class Communicator {
   virtual void do_send_recv(const Tensor& send_buf, int dst, const Tensor& recv_buf, int src, int tag) = 0;
   virtual void do_broadcast(const Tensor& buf, int root) = 0;
   virtual void do_barrier() = 0;
+  virtual void do_wait() = 0;
+  virtual void do_finish_started() = 0;
 
  private:
   void require_buffer(const char* op, const char* what, const Tensor& t) const;
@@ -93,10 +114,17 @@ class Communicator {
   void require_disjoint(const char* op, const Tensor& a, const Tensor& b) const;
   void require_peer(const char* op, const char* what, int peer) const;
   void require_split(const char* op, const char* what, Counts counts, Counts displs, const Tensor& t) const;
+  // Runs a checked op's issue: a blocking one after finishing the started ops, a started one keeping
+  // its buffers (a, b) until finish_started().
+  template <class Issue> void issue(const Tensor& a, const Tensor& b, Issue&& do_issue);
 
   GroupInfo info_;
   Location memory_;
   int device_;
+  bool starting_ = false;
+  std::size_t started_ = 0;
+  std::int64_t ops_started_ = 0;
+  std::vector<Tensor> held_;  // the buffers of the started ops
 };
 
 // Offsets of blocks packed back to back: the exclusive prefix sum of `counts`.

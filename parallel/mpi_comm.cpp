@@ -1,7 +1,10 @@
 // MPI backend: host buffers, one MPI communicator per group, every op non-blocking and polled by the watchdog.
 #include <mpi.h>
 
+#include <array>
 #include <climits>
+#include <memory>
+#include <functional>
 #include <vector>
 
 #include "core/timer.hpp"
@@ -64,7 +67,6 @@ class MpiCommunicator final : public Communicator {
     if (!finalized) MPI_Comm_free(&comm_);
   }
   Backend backend() const override { return Backend::mpi; }
-  void wait() override {}
 
  protected:
   void do_all_reduce(const Tensor& buf, ReduceOp op) override {
@@ -72,8 +74,9 @@ class MpiCommunicator final : public Communicator {
     Pending p;
     check("all_reduce", MPI_Iallreduce(MPI_IN_PLACE, b.raw(), count("all_reduce", b.numel()), mpi_type(b.dtype()),
                                        mpi_op(op), comm_, &p.req));
-    complete("all_reduce", {&p, 1});
-    if (buf.dtype() == DType::bf16) narrow(b, buf);
+    complete("all_reduce", {&p, 1}, [buf, b] {
+      if (buf.dtype() == DType::bf16) narrow(b, buf);
+    });
   }
 
   void do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) override {
@@ -83,8 +86,9 @@ class MpiCommunicator final : public Communicator {
     Pending p;
     check("reduce_scatter", MPI_Ireduce_scatter_block(i.raw(), o.raw(), count("reduce_scatter", o.numel()),
                                                       mpi_type(o.dtype()), mpi_op(op), comm_, &p.req));
-    complete("reduce_scatter", {&p, 1});
-    if (bf) narrow(o, out);
+    complete("reduce_scatter", {&p, 1}, [bf, i, o, out] {
+      if (bf) narrow(o, out);
+    });
   }
 
   void do_all_gather(const Tensor& in, const Tensor& out) override {
@@ -104,13 +108,15 @@ class MpiCommunicator final : public Communicator {
     };
     count("all_to_allv", in.numel());
     count("all_to_allv", out.numel());
-    const std::vector<int> send_counts = ints(sc), send_displs = ints(sd), recv_counts = ints(rc),
-                           recv_displs = ints(rd);
+    // MPI reads the count arrays until the op completes: the completion keeps them.
+    const auto split = std::make_shared<std::array<std::vector<int>, 4>>(
+        std::array<std::vector<int>, 4>{ints(sc), ints(sd), ints(rc), ints(rd)});
+    const auto& [send_counts, send_displs, recv_counts, recv_displs] = *split;
     Pending p;
     check("all_to_allv", MPI_Ialltoallv(in.raw(), send_counts.data(), send_displs.data(), mpi_type(in.dtype()),
                                         out.raw(), recv_counts.data(), recv_displs.data(), mpi_type(out.dtype()),
                                         comm_, &p.req));
-    complete("all_to_allv", {&p, 1});
+    complete("all_to_allv", {&p, 1}, [split] {});
   }
 
   void do_send(const Tensor& buf, int peer, int tag) override {
@@ -147,6 +153,17 @@ class MpiCommunicator final : public Communicator {
     complete("barrier", {&p, 1});
   }
 
+  void do_wait() override {}
+
+  void do_finish_started() override {
+    std::vector<Deferred> ops;
+    ops.swap(deferred_);
+    for (Deferred& d : ops) {
+      poll(d.op, d.requests);
+      if (d.then) d.then();
+    }
+  }
+
  private:
   // MPI 3 counts are ints; a larger buffer is a user error (split it, or use NCCL).
   int count(const char* op, std::int64_t n) const {
@@ -163,11 +180,22 @@ class MpiCommunicator final : public Communicator {
     fail(op, std::string(text, len));
   }
 
+  // An op's requests, then `then` (e.g. narrowing a widened bf16 result). A started op's completion is
+  // deferred to finish_started().
+  void complete(const char* op, std::span<Pending> ops, std::function<void()> then = {}) {
+    if (starting()) {
+      deferred_.push_back({op, std::vector<Pending>(ops.begin(), ops.end()), std::move(then)});
+      return;
+    }
+    poll(op, ops);
+    if (then) then();
+  }
+
   // Polls the requests until all are done or the watchdog's deadline passes. On a timeout, receives are
   // cancelled (so no late message lands in a buffer the caller has moved on from) and sends are
   // released to finish on their own; a collective cannot be withdrawn in MPI, and its error is expected
   // to end the job (main aborts on comm errors).
-  void complete(const char* op, std::span<Pending> ops) {
+  void poll(const char* op, std::span<Pending> ops) {
     if (timeout_s() <= 0) {
       for (Pending& p : ops) check(op, MPI_Wait(&p.req, MPI_STATUS_IGNORE));
       return;
@@ -197,7 +225,14 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  struct Deferred {
+    const char* op;
+    std::vector<Pending> requests;
+    std::function<void()> then;
+  };
+
   MPI_Comm comm_;
+  std::vector<Deferred> deferred_;  // the started ops, in the order started
 };
 }  // namespace
 

@@ -1,4 +1,5 @@
-// NCCL backend: device buffers on the context's GPU, every op queued on the context's stream. The NCCL
+// NCCL backend: device buffers on the context's GPU, every op queued on the context's stream (a started
+// one on the communicator's own stream, ordered with the compute stream by events). The NCCL
 // communicator is non-blocking (config.blocking = 0), so no NCCL call can hang the host: connection
 // setup, enqueueing and completion are all polled under the watchdog, which aborts the communicator
 // (ncclCommAbort also stops its kernels) before it reports the op that did not finish.
@@ -70,7 +71,11 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
-    if (!comm_) return;
+    if (comm_) finalize();
+    destroy_side_stream();
+  }
+
+  void finalize() {
     cudaSetDevice(device());
     // Finalize flushes this rank's queued ops; bounded by the watchdog so teardown cannot hang either.
     ncclResult_t r = ncclCommFinalize(comm_);
@@ -88,7 +93,8 @@ class NcclCommunicator final : public Communicator {
 
   Backend backend() const override { return Backend::nccl; }
 
-  void wait() override {
+ protected:
+  void do_wait() override {
     enter(last_op_);
     const Stopwatch clock;
     for (;;) {
@@ -106,20 +112,26 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
- protected:
+  // The compute stream waits for the side stream's ops; the host goes on.
+  void do_finish_started() override {
+    R1_CUDA(cudaSetDevice(device()));
+    R1_CUDA(cudaEventRecord(done_, side_));
+    R1_CUDA(cudaStreamWaitEvent(stream_, done_, 0));
+  }
+
   void do_all_reduce(const Tensor& buf, ReduceOp op) override {
     enter("all_reduce");
-    settle(ncclAllReduce(buf.raw(), buf.raw(), count(buf), nccl_type(buf.dtype()), nccl_op(op), comm_, stream_));
+    settle(ncclAllReduce(buf.raw(), buf.raw(), count(buf), nccl_type(buf.dtype()), nccl_op(op), comm_, issue_));
   }
 
   void do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) override {
     enter("reduce_scatter");
-    settle(ncclReduceScatter(in.raw(), out.raw(), count(out), nccl_type(out.dtype()), nccl_op(op), comm_, stream_));
+    settle(ncclReduceScatter(in.raw(), out.raw(), count(out), nccl_type(out.dtype()), nccl_op(op), comm_, issue_));
   }
 
   void do_all_gather(const Tensor& in, const Tensor& out) override {
     enter("all_gather");
-    settle(ncclAllGather(in.raw(), out.raw(), count(in), nccl_type(in.dtype()), comm_, stream_));
+    settle(ncclAllGather(in.raw(), out.raw(), count(in), nccl_type(in.dtype()), comm_, issue_));
   }
 
   // Zero counts are skipped: the peer's matching count is zero too, so both sides skip.
@@ -127,40 +139,40 @@ class NcclCommunicator final : public Communicator {
     const ncclDataType_t t = nccl_type(in.dtype());
     grouped("all_to_allv", [&](auto&& call) {
       for (int p = 0; p < size(); ++p) {
-        if (sc[p] > 0) call(ncclSend(at(in, sd[p]), static_cast<std::size_t>(sc[p]), t, p, comm_, stream_));
-        if (rc[p] > 0) call(ncclRecv(at(out, rd[p]), static_cast<std::size_t>(rc[p]), t, p, comm_, stream_));
+        if (sc[p] > 0) call(ncclSend(at(in, sd[p]), static_cast<std::size_t>(sc[p]), t, p, comm_, issue_));
+        if (rc[p] > 0) call(ncclRecv(at(out, rd[p]), static_cast<std::size_t>(rc[p]), t, p, comm_, issue_));
       }
     });
   }
 
   void do_send(const Tensor& buf, int peer, int) override {
     enter("send");
-    if (buf.numel() > 0) settle(ncclSend(buf.raw(), count(buf), nccl_type(buf.dtype()), peer, comm_, stream_));
+    if (buf.numel() > 0) settle(ncclSend(buf.raw(), count(buf), nccl_type(buf.dtype()), peer, comm_, issue_));
   }
 
   void do_recv(const Tensor& buf, int peer, int) override {
     enter("recv");
-    if (buf.numel() > 0) settle(ncclRecv(buf.raw(), count(buf), nccl_type(buf.dtype()), peer, comm_, stream_));
+    if (buf.numel() > 0) settle(ncclRecv(buf.raw(), count(buf), nccl_type(buf.dtype()), peer, comm_, issue_));
   }
 
   void do_send_recv(const Tensor& send_buf, int dst, const Tensor& recv_buf, int src, int) override {
     grouped("send_recv", [&](auto&& call) {
       if (send_buf.numel() > 0)
-        call(ncclSend(send_buf.raw(), count(send_buf), nccl_type(send_buf.dtype()), dst, comm_, stream_));
+        call(ncclSend(send_buf.raw(), count(send_buf), nccl_type(send_buf.dtype()), dst, comm_, issue_));
       if (recv_buf.numel() > 0)
-        call(ncclRecv(recv_buf.raw(), count(recv_buf), nccl_type(recv_buf.dtype()), src, comm_, stream_));
+        call(ncclRecv(recv_buf.raw(), count(recv_buf), nccl_type(recv_buf.dtype()), src, comm_, issue_));
     });
   }
 
   void do_broadcast(const Tensor& buf, int root) override {
     enter("broadcast");
-    settle(ncclBroadcast(buf.raw(), buf.raw(), count(buf), nccl_type(buf.dtype()), root, comm_, stream_));
+    settle(ncclBroadcast(buf.raw(), buf.raw(), count(buf), nccl_type(buf.dtype()), root, comm_, issue_));
   }
 
   // NCCL has no barrier: a one-element all-reduce that every member must join, waited for.
   void do_barrier() override {
     enter("barrier");
-    settle(ncclAllReduce(scratch_.raw(), scratch_.raw(), 1, ncclFloat32, ncclSum, comm_, stream_));
+    settle(ncclAllReduce(scratch_.raw(), scratch_.raw(), 1, ncclFloat32, ncclSum, comm_, issue_));
     wait();
   }
 
@@ -168,10 +180,32 @@ class NcclCommunicator final : public Communicator {
   static std::size_t count(const Tensor& t) { return static_cast<std::size_t>(t.numel()); }
 
   // Every op starts here: the communicator must still be alive, and NCCL calls act on the current device.
+  // A started op goes on the side stream, behind what the compute stream has queued so far.
   void enter(const char* op) {
     if (!comm_) fail(op, "the communicator was aborted after an earlier failure and cannot be used again");
     last_op_ = op;
     R1_CUDA(cudaSetDevice(device()));
+    issue_ = stream_;
+    if (!starting()) return;
+    if (!side_) {  // made on first use, at the device's highest priority so the exchange is not starved
+      int least = 0, greatest = 0;
+      R1_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+      R1_CUDA(cudaStreamCreateWithPriority(&side_, cudaStreamNonBlocking, greatest));
+      R1_CUDA(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+      R1_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+    }
+    R1_CUDA(cudaEventRecord(ready_, stream_));
+    R1_CUDA(cudaStreamWaitEvent(side_, ready_, 0));
+    issue_ = side_;
+  }
+
+  void destroy_side_stream() {
+    if (!side_) return;
+    cudaSetDevice(device());
+    cudaEventDestroy(ready_);  // the stream and events are released once queued work is done
+    cudaEventDestroy(done_);
+    cudaStreamDestroy(side_);
+    side_ = nullptr;
   }
 
   // A non-blocking NCCL call returns ncclInProgress until its host-side work (connection setup,
@@ -221,7 +255,10 @@ class NcclCommunicator final : public Communicator {
   int device() const { return ctx_.device(); }
 
   kernels::Context ctx_;  // keeps the stream and the allocator alive
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr;  // the compute stream
+  cudaStream_t side_ = nullptr;    // started ops (non-blocking: host copies on the legacy stream skip it)
+  cudaStream_t issue_ = nullptr;   // the stream of the op being issued
+  cudaEvent_t ready_ = nullptr, done_ = nullptr;
   ncclComm_t comm_ = nullptr;
   Tensor scratch_;
   const char* last_op_ = "init";

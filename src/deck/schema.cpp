@@ -113,6 +113,10 @@ std::vector<KeyDecl> build_keys() {
              "nesting of rank groups, innermost first (tp-dp-pp puts tensor groups on adjacent ranks)");
   par.flag("sequence_parallel", "false", "split the residual stream (norms, residual adds, pipeline activations) over the tensor group by token rows");
   par.flag("zero1", "true", "shard AdamW states over the data-parallel group (reduce-scatter + all-gather)");
+  par.flag("overlap_grad_reduce", "true",
+           "start each layer's gradient reduction over data-parallel replicas during the backward (same results)");
+  par.flag("overlap_expert_comm", "true",
+           "run the MoE token all-to-alls beside the shared experts and the router gradient (same results)");
   par.choice("backend", "auto", {"auto", "mpi", "nccl"}, "communication backend; auto: nccl on GPUs, mpi on CPUs");
   par.real("collective_timeout_s", "600", 1, 1e6, "a collective taking longer aborts the job instead of hanging");
 

@@ -12,22 +12,31 @@ DenseMlp::DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t d
                                 Init::normal)),
       down_(params.add_split(prefix + ".down", {dim, inter}, {.dim = 1}, tp.rank(), tp.size(), Init::normal)) {}
 
-DenseMlp::Saved DenseMlp::forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out,
-                                  bool accumulate) const {
-  R1_REQUIRE(x.rank() == 2 && x.dim(1) == dim_ && out.shape() == x.shape(), "mlp ", gate_up_.name,
-             ": x and out must be [T, ", dim_, "], got ", x.str(), " and ", out.str());
+DenseMlp::Saved DenseMlp::hidden(const kernels::Context& ctx, const Tensor& x) const {
+  R1_REQUIRE(x.rank() == 2 && x.dim(1) == dim_, "mlp ", gate_up_.name, ": x must be [T, ", dim_, "], got ", x.str());
   const std::int64_t t = x.dim(0);
   Saved s{x, ctx.empty({t, 2 * inter_}, x.dtype()), ctx.empty({t, inter_}, x.dtype())};
   kernels::gemm(ctx, x, gate_up_.compute, s.gate_up, {.trans_b = true});
   kernels::swiglu_forward(ctx, s.gate_up, s.h);
-  kernels::gemm(ctx, s.h, down_.compute, out, {.trans_b = true, .beta = accumulate ? 1.0f : 0.0f});
   return s;
 }
 
-void DenseMlp::backward(const kernels::Context& ctx, const Saved& s, const Tensor& dout, const Tensor& dx,
-                        bool accumulate) const {
-  R1_REQUIRE(dout.shape() == s.x.shape() && dx.shape() == s.x.shape(), "mlp ", gate_up_.name,
-             ": dout and dx must be shaped like x ", s.x.str(), ", got ", dout.str(), " and ", dx.str());
+void DenseMlp::project(const kernels::Context& ctx, const Saved& s, const Tensor& out, bool accumulate) const {
+  R1_REQUIRE(out.shape() == s.x.shape(), "mlp ", gate_up_.name, ": out must be shaped like x ", s.x.str(), ", got ",
+             out.str());
+  kernels::gemm(ctx, s.h, down_.compute, out, {.trans_b = true, .beta = accumulate ? 1.0f : 0.0f});
+}
+
+DenseMlp::Saved DenseMlp::forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out,
+                                  bool accumulate) const {
+  Saved s = hidden(ctx, x);
+  project(ctx, s, out, accumulate);
+  return s;
+}
+
+Tensor DenseMlp::backward_weights(const kernels::Context& ctx, const Saved& s, const Tensor& dout) const {
+  R1_REQUIRE(dout.shape() == s.x.shape(), "mlp ", gate_up_.name, ": dout must be shaped like x ", s.x.str(), ", got ",
+             dout.str());
   const std::int64_t t = s.x.dim(0);
   const Tensor dh = ctx.empty({t, inter_}, dout.dtype());
   kernels::gemm(ctx, dout, down_.compute, dh);
@@ -35,7 +44,19 @@ void DenseMlp::backward(const kernels::Context& ctx, const Saved& s, const Tenso
   const Tensor dgate_up = ctx.empty({t, 2 * inter_}, dout.dtype());  // not in place: `s` may be replayed
   kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
   kernels::gemm(ctx, dgate_up, s.x, gate_up_.grad, {.trans_a = true, .beta = 1.0f});
+  return dgate_up;
+}
+
+void DenseMlp::backward_input(const kernels::Context& ctx, const Saved& s, const Tensor& dgate_up, const Tensor& dx,
+                              bool accumulate) const {
+  R1_REQUIRE(dx.shape() == s.x.shape(), "mlp ", gate_up_.name, ": dx must be shaped like x ", s.x.str(), ", got ",
+             dx.str());
   kernels::gemm(ctx, dgate_up, gate_up_.compute, dx, {.beta = accumulate ? 1.0f : 0.0f});
+}
+
+void DenseMlp::backward(const kernels::Context& ctx, const Saved& s, const Tensor& dout, const Tensor& dx,
+                        bool accumulate) const {
+  backward_input(ctx, s, backward_weights(ctx, s, dout), dx, accumulate);
 }
 
 }  // namespace r1

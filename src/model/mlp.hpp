@@ -30,6 +30,16 @@ class DenseMlp {
   void backward(const kernels::Context& ctx, const Saved& saved, const Tensor& dout, const Tensor& dx,
                 bool accumulate = false) const;
 
+  // forward and backward in two halves each, the same kernels in the same order, so that the MoE can
+  // run the first half while tokens are exchanged. hidden() is everything up to the down projection,
+  // which project() then runs. backward_weights() accumulates both weight gradients and returns the
+  // gradient of x gate_up^T ([T, 2 I]), from which backward_input() computes dx.
+  Saved hidden(const kernels::Context& ctx, const Tensor& x) const;
+  void project(const kernels::Context& ctx, const Saved& saved, const Tensor& out, bool accumulate) const;
+  Tensor backward_weights(const kernels::Context& ctx, const Saved& saved, const Tensor& dout) const;
+  void backward_input(const kernels::Context& ctx, const Saved& saved, const Tensor& dgate_up, const Tensor& dx,
+                      bool accumulate) const;
+
   std::int64_t dim() const { return dim_; }
   std::int64_t inter() const { return inter_; }  // this rank's hidden columns
 

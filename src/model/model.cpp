@@ -21,6 +21,7 @@ struct Model::Block {
   std::unique_ptr<MlaAttention> attn;
   std::unique_ptr<DenseMlp> mlp;  // dense FFN layers
   std::unique_ptr<MoeFfn> moe;    // MoE layers
+  std::vector<Param*> params;     // every parameter the block registered
 };
 
 // What one block keeps between its forward and backward. Under full recompute only `x` is kept and
@@ -99,18 +100,21 @@ Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
   };
   const auto norm = [&](const std::string& name) -> Param& { return rows_param(norm_param(params, name, c.dim)); };
   const auto make_block = [&](const std::string& prefix, bool moe) {
+    const std::size_t before = params.all().size();
     auto b = std::make_unique<Block>();
     b->attn_norm = &norm(prefix + ".attn_norm");
     b->attn = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope_, tp_);
     b->ffn_norm = &norm(prefix + ".ffn_norm");
-    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe", groups.ep, tp_);
+    if (moe) b->moe = std::make_unique<MoeFfn>(c, params, prefix + ".moe", groups.ep, tp_, groups.overlap_expert_comm);
     else b->mlp = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim, tp_);
+    for (std::size_t i = before; i < params.all().size(); ++i) b->params.push_back(params.all()[i].get());
     return b;
   };
   for (const ChunkInfo& ch : chunks_)
     for (std::int64_t l = ch.first_layer; l < ch.first_layer + ch.layers; ++l)
       blocks_.push_back(make_block("layers." + std::to_string(l), c.is_moe_layer(l)));
   if (!chunks_.back().head) return;
+  const std::size_t head_first = params.all().size();
   norm_ = &norm("norm");
   head_ = c.tie_embeddings ? embed_ : vocab_rows("head", /*decay=*/true);
   R1_REQUIRE(c.mtp_depth <= 1, "[model] mtp_depth = ", c.mtp_depth, ": r1hpc implements MTP depth 0 or 1");
@@ -123,6 +127,7 @@ Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     norm(p + ".norm");
     mtp_blocks_.push_back(make_block(p + ".block", !c.dense));
   }
+  for (std::size_t i = head_first; i < params.all().size(); ++i) head_params_.push_back(params.all()[i].get());
 }
 
 Model::~Model() = default;
@@ -494,6 +499,7 @@ Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss,
                               params_.get(p + ".hnorm").grad);
     kernels::axpy(ctx, 1.0f, dh, dtrunk);
   }
+  if (on_grads_complete) on_grads_complete(head_params_);
   return dtrunk;
 }
 
@@ -531,13 +537,25 @@ Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Te
   Tensor dy = dtrunk;
   for (std::size_t i = s.blocks.size(); i-- > 0;) {
     Tensor dx = ctx.empty({R, D}, params_.compute_dtype());
-    block_backward(*blocks_[static_cast<std::size_t>(first) + i], b, *s.blocks[i], dy, dx, balance_weight);
+    const Block& blk = *blocks_[static_cast<std::size_t>(first) + i];
+    block_backward(blk, b, *s.blocks[i], dy, dx, balance_weight);
     s.blocks[i].reset();  // free this block's activations as soon as they are used
+    if (on_grads_complete) on_grads_complete(blk.params);
     dy = dx;
   }
   if (!chunks_[static_cast<std::size_t>(local)].embedding) return dy;
   kernels::embedding_backward(ctx, sp_gather(dy), b.shard_ids, embed_->grad);
   return Tensor{};
+}
+
+std::vector<std::span<Param* const>> Model::grads_complete_order() const {
+  std::vector<std::span<Param* const>> out;
+  for (std::size_t local = chunks_.size(); local-- > 0;) {
+    if (chunks_[local].head) out.emplace_back(head_params_);
+    const std::int64_t first = block_index(static_cast<int>(local));
+    for (std::int64_t i = chunks_[local].layers; i-- > 0;) out.emplace_back(blocks_[static_cast<std::size_t>(first + i)]->params);
+  }
+  return out;
 }
 
 std::int64_t Model::block_index(int local) const {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "kernels/rope.hpp"
@@ -40,6 +41,8 @@ struct ModelGroups {
   // each TP region all-gathers its normed input and reduce-scatters its partial output (instead of one
   // all-reduce), so the norms' and the MTP projections' gradients become partial sums over TP.
   bool sequence_parallel = false;
+  // The MoE token exchanges run beside the shared experts (MoeFfn); the same bits either way.
+  bool overlap_expert_comm = true;
 };
 
 struct ForwardResult {
@@ -79,6 +82,17 @@ class Model {
   // T / tp under sequence parallelism, else T.
   std::int64_t residual_rows(std::int64_t tokens) const { return sp_ ? tokens / tp_.size() : tokens; }
   bool full_recompute = false;  // keep only each block's input; recompute the block before its backward
+  // Called during a backward with parameters whose gradients then hold this backward's contribution in
+  // full (no later part of it adds to them): after each trunk block's backward with the block's
+  // parameters, and after the head's backward with the final norm, the output head (unless tied to the
+  // embedding) and the MTP module. The training loop sets it for the last micro-batch's backward, to
+  // start their reduction over the data-parallel replicas while the backward goes on
+  // (AdamW::start_reduction). Empty: nothing is called.
+  std::function<void(std::span<Param* const>)> on_grads_complete;
+  // The parameter groups on_grads_complete() receives in one backward of this rank's chunks, in that
+  // order. A replica without micro-batches announces these instead, so that every replica starts its
+  // reductions in the same order.
+  std::vector<std::span<Param* const>> grads_complete_order() const;
 
   DeviceBatch upload(const TokenBatch& b) const;
 
@@ -223,6 +237,7 @@ class Model {
   std::vector<ChunkInfo> chunks_;
   std::vector<std::unique_ptr<Block>> blocks_;      // this rank's trunk layers, chunk after chunk
   std::vector<std::unique_ptr<Block>> mtp_blocks_;  // one per MTP depth
+  std::vector<Param*> head_params_;  // the final norm, an untied output head and the MTP module
   Param* embed_ = nullptr;  // on the rank of the first chunk
   Param* norm_ = nullptr;   // norm_ and head_: on the rank of the last chunk
   Param* head_ = nullptr;

@@ -30,16 +30,16 @@ Param& partial(Param& p) {
   return p;
 }
 
-std::optional<TokenDispatcher> dispatcher_for(const ModelConfig& c, parallel::Communicator* ep) {
+std::optional<TokenDispatcher> dispatcher_for(const ModelConfig& c, parallel::Communicator* ep, bool overlap) {
   if (ep == nullptr || ep->size() == 1) return std::nullopt;
-  return std::optional<TokenDispatcher>(std::in_place, *ep, c.n_routed_experts);
+  return std::optional<TokenDispatcher>(std::in_place, *ep, c.n_routed_experts, overlap);
 }
 }  // namespace
 
 MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep,
-               TpGroup tp)
+               TpGroup tp, bool overlap)
     : tp_(tp),
-      dispatcher_(dispatcher_for(c, ep)),
+      dispatcher_(dispatcher_for(c, ep, overlap)),
       dim_(c.dim),
       n_experts_(c.n_routed_experts),
       top_k_(c.n_activated_experts),
@@ -100,10 +100,17 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   const Tensor offsets_dev = ctx.empty({n_experts_ + 1}, DType::i32);
   s.offsets = kernels::moe_permute(ctx, x.slice(s.first, s.last), s.expert_idx.slice(s.first, s.last), s.x_perm, s.row_of,
                                    offsets_dev);
+  // The shared experts up to their down projection run while the rows are dispatched; the down
+  // projection adds to `out` after the routed experts, as ever.
+  const auto shared_hidden = [&] {
+    if (shared_) s.shared = shared_->hidden(ctx, x);
+  };
   if (dispatcher_) {  // the rows go to the ranks holding their experts
     s.route = dispatcher_->route(ctx, s.offsets);
-    s.x_perm = dispatcher_->dispatch(ctx, *s.route, s.x_perm);
+    s.x_perm = dispatcher_->dispatch(ctx, *s.route, s.x_perm, shared_hidden);
     s.offsets = s.route->local_offsets;
+  } else {
+    shared_hidden();
   }
   const std::int64_t n = s.x_perm.dim(0);
   s.gate_up = ctx.empty({n, 2 * inter_}, dt);
@@ -116,7 +123,7 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   if (mine < t || !adds_routed) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share
   if (adds_routed) kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
 
-  if (shared_) s.shared = shared_->forward(ctx, x, out, /*accumulate=*/true);
+  if (shared_) shared_->project(ctx, *s.shared, out, /*accumulate=*/true);
   return s;
 }
 
@@ -153,7 +160,14 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   const Tensor dgates = mine < t ? ctx.zeros({t, top_k_}, DType::f32) : ctx.empty({t, top_k_}, DType::f32);
   kernels::moe_unpermute_backward(ctx, dout.slice(s.first, s.last), s.y_perm, s.row_of, s.gates.slice(s.first, s.last),
                                   dy_perm, dgates.slice(s.first, s.last));
-  if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm);
+  // The shared experts' weight gradients run while the output gradients are dispatched; their input
+  // gradient is added to dx last, as ever.
+  Tensor dshared;
+  const auto shared_weights = [&] {
+    if (shared_) dshared = shared_->backward_weights(ctx, *s.shared, dout);
+  };
+  if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm, shared_weights);
+  else shared_weights();
   const std::int64_t n = s.x_perm.dim(0);
 
   // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
@@ -165,24 +179,29 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   kernels::grouped_gemm(ctx, dgate_up, s.x_perm, experts_gate_up_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
   const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
   kernels::grouped_gemm(ctx, dgate_up, experts_gate_up_.compute, dx_perm, s.offsets);
-  if (mine < t) kernels::fill(ctx, dx, 0.0f);
-  kernels::moe_permute_backward(ctx, dispatcher_ ? dispatcher_->combine(ctx, *s.route, dx_perm) : dx_perm, s.row_of,
-                                dx.slice(s.first, s.last));
 
-  // Router: gates and (scaled) balance loss to the logits, then to the router weight and the input.
+  // Router: gates and (scaled) balance loss to the logits, then to the router weight (while the input
+  // gradients travel back) and to the input.
   const Tensor dlogits = ctx.empty({t, n_experts_}, DType::f32);
-  kernels::moe_router_backward(ctx, dgates, s.scores, s.expert_idx, s.gates, router_, dlogits);
-  if (balance_grad != 0.0f && alpha_ != 0.0f && tp_.rank() == 0)  // every TP rank computes the same loss: one adds it
-    kernels::moe_balance_backward(ctx, balance_grad, s.scores, s.expert_idx, balance(b), dlogits);
   Tensor dlogits_c = dlogits;  // GEMM operands share a dtype: the compute dtype of x and the router weight
-  if (dt != DType::f32) {
-    dlogits_c = ctx.empty({t, n_experts_}, dt);
-    kernels::cast(ctx, dlogits, dlogits_c);
-  }
-  kernels::gemm(ctx, dlogits_c, s.x, router_w_.grad, {.trans_a = true, .beta = 1.0f});
+  const auto router_weights = [&] {
+    kernels::moe_router_backward(ctx, dgates, s.scores, s.expert_idx, s.gates, router_, dlogits);
+    if (balance_grad != 0.0f && alpha_ != 0.0f && tp_.rank() == 0)  // every TP rank computes the same loss: one adds it
+      kernels::moe_balance_backward(ctx, balance_grad, s.scores, s.expert_idx, balance(b), dlogits);
+    if (dt != DType::f32) {
+      dlogits_c = ctx.empty({t, n_experts_}, dt);
+      kernels::cast(ctx, dlogits, dlogits_c);
+    }
+    kernels::gemm(ctx, dlogits_c, s.x, router_w_.grad, {.trans_a = true, .beta = 1.0f});
+  };
+  Tensor dx_rows = dx_perm;
+  if (dispatcher_) dx_rows = dispatcher_->combine(ctx, *s.route, dx_perm, router_weights);
+  else router_weights();
+  if (mine < t) kernels::fill(ctx, dx, 0.0f);
+  kernels::moe_permute_backward(ctx, dx_rows, s.row_of, dx.slice(s.first, s.last));
   kernels::gemm(ctx, dlogits_c, router_w_.compute, dx, {.beta = 1.0f});
 
-  if (shared_) shared_->backward(ctx, *s.shared, dout, dx, /*accumulate=*/true);
+  if (shared_) shared_->backward_input(ctx, *s.shared, dshared, dx, /*accumulate=*/true);
 }
 
 void MoeFfn::update_bias(const kernels::Context& ctx, const Tensor& counts, float gamma) const {

@@ -32,8 +32,10 @@ class MoeFfn {
   // partial), its routed experts run only the rank's token rows (TpGroup::token_rows), the shared
   // experts split their hidden columns like a dense MLP, and forward's out and backward's dx are partial
   // sums over `tp` (the caller reduces).
+  // `overlap`: the token exchanges run beside the shared experts and the router's weight gradient
+  // (TokenDispatcher); the results are the same bits either way.
   MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& prefix, parallel::Communicator* ep = nullptr,
-         TpGroup tp = {});
+         TpGroup tp = {}, bool overlap = true);
 
   struct Saved {
     Tensor x;                             // [T, D] the input (compute dtype)

@@ -24,8 +24,8 @@ Tensor gather_rows(const kernels::Context& ctx, const Tensor& in, const Tensor& 
 }
 }  // namespace
 
-TokenDispatcher::TokenDispatcher(parallel::Communicator& ep, std::int64_t n_experts)
-    : ep_(ep), n_experts_(n_experts), n_local_(n_experts / ep.size()) {
+TokenDispatcher::TokenDispatcher(parallel::Communicator& ep, std::int64_t n_experts, bool overlap)
+    : ep_(ep), n_experts_(n_experts), n_local_(n_experts / ep.size()), overlap_(overlap) {
   R1_REQUIRE(n_experts % ep.size() == 0, "expert parallelism: ", n_experts, " routed experts do not split evenly over ",
              ep.name(), " (", ep.size(), " ranks); [parallel] expert must divide [model] n_routed_experts");
 }
@@ -77,24 +77,40 @@ TokenDispatcher::Route TokenDispatcher::route(const kernels::Context& ctx, const
   return r;
 }
 
-Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows) const {
+// The profile's ep_comm regions hold the exchange's exposed time only: its start and the wait for it
+// after `meanwhile` (which is charged to its own regions).
+void TokenDispatcher::exchange(const kernels::Context& ctx, const Tensor& in, const std::vector<std::int64_t>& send_rows,
+                               const std::vector<std::int64_t>& send_at, const Tensor& out,
+                               const std::vector<std::int64_t>& recv_rows, const std::vector<std::int64_t>& recv_at,
+                               const std::function<void()>& meanwhile) const {
+  const std::int64_t w = in.dim(1);
+  {
+    const kernels::ProfileRegion region(ctx, "ep_comm");
+    const auto sc = times(send_rows, w), sd = times(send_at, w), rc = times(recv_rows, w), rd = times(recv_at, w);
+    if (overlap_) ep_.start_all_to_allv(in, sc, sd, out, rc, rd);
+    else ep_.all_to_allv(in, sc, sd, out, rc, rd);
+  }
+  if (meanwhile) meanwhile();
   const kernels::ProfileRegion region(ctx, "ep_comm");
+  ep_.finish_started();
+}
+
+Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows,
+                                 const std::function<void()>& meanwhile) const {
   R1_CHECK(rows.rank() == 2, "dispatch of ", rows.str());
-  const std::int64_t w = rows.dim(1);
-  const Tensor received = ctx.empty({r.received(), w}, rows.dtype());
-  ep_.all_to_allv(rows, times(r.send_rows, w), times(r.send_at, w), received, times(r.recv_rows, w), times(r.recv_at, w));
+  const Tensor received = ctx.empty({r.received(), rows.dim(1)}, rows.dtype());
+  exchange(ctx, rows, r.send_rows, r.send_at, received, r.recv_rows, r.recv_at, meanwhile);
   return gather_rows(ctx, received, r.expert_major);
 }
 
-Tensor TokenDispatcher::combine(const kernels::Context& ctx, const Route& r, const Tensor& rows) const {
-  const kernels::ProfileRegion region(ctx, "ep_comm");
+Tensor TokenDispatcher::combine(const kernels::Context& ctx, const Route& r, const Tensor& rows,
+                                const std::function<void()>& meanwhile) const {
   R1_CHECK(rows.rank() == 2 && rows.dim(0) == r.received(), "combine of ", rows.str(), " for ", r.received(), " rows");
-  const std::int64_t w = rows.dim(1);
   const Tensor back = gather_rows(ctx, rows, r.source_major);
   std::int64_t total = 0;
   for (auto n : r.send_rows) total += n;
-  const Tensor out = ctx.empty({total, w}, rows.dtype());
-  ep_.all_to_allv(back, times(r.recv_rows, w), times(r.recv_at, w), out, times(r.send_rows, w), times(r.send_at, w));
+  const Tensor out = ctx.empty({total, rows.dim(1)}, rows.dtype());
+  exchange(ctx, back, r.recv_rows, r.recv_at, out, r.send_rows, r.send_at, meanwhile);
   return out;
 }
 

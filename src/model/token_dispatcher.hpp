@@ -2,6 +2,7 @@
 // all-to-all(v) to the EP rank that holds their expert, and the expert outputs come back the same way.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/tensor.hpp"
@@ -16,10 +17,13 @@ namespace r1 {
 // rows (source-rank major) are regrouped expert-major so that one grouped GEMM covers each local expert.
 // Combine and the backward run the same steps in reverse. Stateless apart from the communicator, so
 // several micro-batches may be in flight.
+// Overlap: dispatch and combine run `meanwhile` (compute that neither reads nor writes the exchanged
+// rows, e.g. the shared experts) while the rows are on the wire (`overlap`; else after the exchange).
+// The same kernels run in the same order either way, so the results are the same bits.
 class TokenDispatcher {
  public:
   // `ep`: the expert-parallel group; `n_experts`: routed experts in all (a multiple of the group size).
-  TokenDispatcher(parallel::Communicator& ep, std::int64_t n_experts);
+  TokenDispatcher(parallel::Communicator& ep, std::int64_t n_experts, bool overlap = true);
 
   // The routing of one micro-batch over the EP group (all counts in rows).
   struct Route {
@@ -34,17 +38,25 @@ class TokenDispatcher {
   // with every EP rank (one all-to-all and one host synchronisation). Collective over the EP group.
   Route route(const kernels::Context& ctx, const std::vector<std::int64_t>& offsets) const;
   // rows [T k, W] in global-expert order -> [N, W] rows for this rank's experts, expert-major. Collective.
-  Tensor dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows) const;
+  Tensor dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows,
+                  const std::function<void()>& meanwhile = {}) const;
   // The reverse: [N, W] expert-major rows -> the [T k, W] rows of this rank's tokens, in global-expert
   // order again (each row back at the rank and position it was dispatched from). Collective.
-  Tensor combine(const kernels::Context& ctx, const Route& r, const Tensor& rows) const;
+  Tensor combine(const kernels::Context& ctx, const Route& r, const Tensor& rows,
+                 const std::function<void()>& meanwhile = {}) const;
 
   std::int64_t local_experts() const { return n_local_; }
   std::int64_t first_expert() const { return n_local_ * ep_.rank(); }
 
  private:
+  // The exchange of `in` into `out`, with `meanwhile` beside it (overlap_) or after it.
+  void exchange(const kernels::Context& ctx, const Tensor& in, const std::vector<std::int64_t>& send_rows,
+                const std::vector<std::int64_t>& send_at, const Tensor& out, const std::vector<std::int64_t>& recv_rows,
+                const std::vector<std::int64_t>& recv_at, const std::function<void()>& meanwhile) const;
+
   parallel::Communicator& ep_;
   std::int64_t n_experts_, n_local_;
+  bool overlap_;
 };
 
 }  // namespace r1

@@ -102,7 +102,7 @@ PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
           .virtual_stages = static_cast<int>(d.get_int("parallel.virtual_stages"))};
 }
 
-StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
+StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batches, float token_weight,
                              float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx,
                              const PipelinePlan& pipe, const TokenWeights& weights) {
   const ModelConfig& cfg = model.config();
@@ -121,14 +121,26 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
       for (std::int64_t e = 0; e < h.numel(); ++e) counts[first_moe + l][static_cast<std::size_t>(e)] += h.data<std::int32_t>()[e];
     }
   };
+  // The last micro-batch's backward completes each block's gradients in turn: their reduction over the
+  // replicas starts there and runs beside the rest of the backward.
+  struct LastBackward {
+    Model& model;
+    LastBackward(Model& m, AdamW& opt, bool on) : model(m) {
+      if (on) model.on_grads_complete = [&opt](std::span<Param* const> ps) { opt.start_reduction(ps); };
+    }
+    ~LastBackward() { model.on_grads_complete = nullptr; }
+  };
   const Stopwatch compute;
   double bubble = 0;
   const bool pipelined = pipe.pp != nullptr && pipe.pp->size() > 1;
+  if (batches.empty())  // nothing to run here (e.g. GRPO's dynamic sampling): start in the others' order
+    for (std::span<Param* const> group : model.grads_complete_order()) opt.start_reduction(group);
   if (!pipelined) {
     for (std::size_t i = 0; i < batches.size(); ++i) {
       const DeviceBatch db = model.upload(batches[i]);
       ForwardResult r;
       auto saved = model.forward(db, r);
+      const LastBackward last(model, opt, i + 1 == batches.size());
       if (weights) model.backward(db, *saved, weights(i, Model::token_losses(*saved)), token_weight, balance_weight);
       else model.backward(db, *saved, token_weight, balance_weight);
       add(r, 0);
@@ -166,6 +178,7 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
       const int local = chunk / stages;
       const bool weighed = weights && model.chunks()[static_cast<std::size_t>(local)].head;
       const DeviceBatch& db = batch(micro);
+      const LastBackward last(model, opt, micro + 1 == static_cast<int>(batches.size()));  // each chunk's last
       const Tensor din = weighed ? model.backward_chunk(local, db, *it->second, dout, head_weights.at(micro), token_weight, balance_weight)
                                  : model.backward_chunk(local, db, *it->second, dout, token_weight, balance_weight);
       if (weighed) head_weights.erase(micro);
@@ -211,13 +224,15 @@ StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& 
 
 OptimizerGroups optimizer_groups(const StageEnv& env, bool zero1) {
   return {.dp = env.comms->dp.get(), .edp = env.comms->edp.get(), .tp = env.comms->tp.get(), .world = env.comms->world.get(),
-          .zero1 = zero1 && env.deck.get_bool("parallel.zero1")};
+          .zero1 = zero1 && env.deck.get_bool("parallel.zero1"),
+          .overlap = env.deck.get_bool("parallel.overlap_grad_reduce")};
 }
 
 ModelGroups model_groups(const StageEnv& env) {
   return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
           .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages")),
-          .sequence_parallel = env.deck.get_bool("parallel.sequence_parallel")};
+          .sequence_parallel = env.deck.get_bool("parallel.sequence_parallel"),
+          .overlap_expert_comm = env.deck.get_bool("parallel.overlap_expert_comm")};
 }
 
 nlohmann::json layout_json(const StageEnv& env) {

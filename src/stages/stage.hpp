@@ -140,7 +140,7 @@ using TokenWeights = std::function<Tensor(std::size_t micro, const Tensor& token
 // token_weight = 1 / counted tokens of the global batch; balance_weight = 1 / micro-batches of the global batch.
 // With `weights`, the tokens weigh what it returns instead (token_weight then weighs MTP's tokens); under
 // pipeline parallelism every micro-batch must then have the same shape (the activations passed between stages).
-StepSums train_micro_batches(const Model& model, const std::vector<TokenBatch>& batches, float token_weight,
+StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batches, float token_weight,
                              float balance_weight, AdamW& opt, parallel::Communicator& dp, const kernels::Context& ctx,
                              const PipelinePlan& pipe = {}, const TokenWeights& weights = {});
 // The optimizer's and the model's view of this rank's groups (the stage's communicators), and the layout

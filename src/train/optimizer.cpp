@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include "deck/deck.hpp"
 #include "kernels/adamw.hpp"
@@ -88,7 +89,9 @@ AdamW::AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups grou
     v_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
     grad_part_.push_back(part.comm ? ctx.zeros({part.size}, DType::f32) : Tensor{});
     parts_.push_back(part);
+    index_[p.get()] = index_.size();
   }
+  started_.assign(parts_.size(), 0);
 }
 
 bool AdamW::first_tp_copy(const Param& p) const {
@@ -100,36 +103,50 @@ bool AdamW::first_copy(const Param& p) const {
   return first_tp_copy(p) && (r == nullptr || r->rank() == 0);
 }
 
+bool AdamW::start_one(std::size_t i) {
+  if (started_[i]) return false;
+  started_[i] = 1;
+  const Param& p = *params_.all()[i];
+  parallel::Communicator* c = replicas(p);
+  if (!p.trainable || c == nullptr || c->size() == 1) return false;
+  const Part& part = parts_[i];
+  if (!part.comm) {
+    c->start_all_reduce(p.grad);
+    return true;
+  }
+  const std::int64_t n = p.grad.numel(), padded = part.size * c->size();
+  Tensor in = flat(p.grad);
+  if (padded != n) {  // the last part is padded with zeros (the communicator keeps the copy alive)
+    in = params_.context().zeros({padded}, DType::f32);
+    kernels::cast(params_.context(), flat(p.grad), in.slice(0, n));
+  }
+  c->start_reduce_scatter(in, grad_part_[i]);
+  return true;
+}
+
+void AdamW::start_reduction(std::span<Param* const> params) {
+  if (!groups_.overlap) return;
+  const bool tp_partials = groups_.tp != nullptr && groups_.tp->size() > 1;
+  for (Param* p : params) {
+    const auto it = index_.find(p);
+    R1_CHECK(it != index_.end(), "start_reduction: ", p->name, " is not a parameter of this optimizer");
+    if (!(tp_partials && !p->expert && p->tp == TpRole::partial)) overlapping_ += start_one(it->second);
+  }
+}
+
+// Every replica group issues its ops in one order on all its members: the parameters started during
+// the backward (in the order the layers finished), then the rest in parameter order.
 void AdamW::reduce_gradients() {
-  const auto& ctx = params_.context();
   if (groups_.tp != nullptr && groups_.tp->size() > 1) {  // partial gradients first: they are summed before DP
     for (const auto& p : params_.all())
       if (p->trainable && !p->expert && p->tp == TpRole::partial) groups_.tp->all_reduce(p->grad);
     groups_.tp->wait();
   }
-  for (parallel::Communicator* c : {groups_.dp, groups_.edp}) {
-    if (c == nullptr || c->size() == 1) continue;
-    std::vector<Tensor> staged;  // padded gradients in flight (alive until the group's ops are done)
-    const auto& all = params_.all();
-    for (std::size_t i = 0; i < all.size(); ++i) {
-      const Param& p = *all[i];
-      if (!p.trainable || replicas(p) != c) continue;
-      const Part& part = parts_[i];
-      if (!part.comm) {
-        c->all_reduce(p.grad);
-        continue;
-      }
-      const std::int64_t n = p.grad.numel(), padded = part.size * c->size();
-      Tensor in = flat(p.grad);
-      if (padded != n) {  // the last part is padded with zeros
-        in = ctx.zeros({padded}, DType::f32);
-        kernels::cast(ctx, flat(p.grad), in.slice(0, n));
-        staged.push_back(in);
-      }
-      c->reduce_scatter(in, grad_part_[i]);
-    }
-    c->wait();
-  }
+  for (std::size_t i = 0; i < parts_.size(); ++i) start_one(i);
+  for (parallel::Communicator* c : {groups_.dp, groups_.edp})
+    if (c != nullptr) c->wait();
+  started_.assign(parts_.size(), 0);
+  overlapped_ = std::exchange(overlapping_, 0);
 }
 
 double AdamW::grad_norm() const {

@@ -2,6 +2,8 @@
 // reduction over data/expert-data-parallel replicas with optional ZeRO-1 sharding, global gradient-norm
 // clipping, and the learning-rate schedules (warmup then cosine, WSD, or constant).
 #pragma once
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "model/params.hpp"
@@ -44,6 +46,9 @@ struct OptimizerGroups {
   // norm chunks); gradients are reduce-scattered, each rank updates its part of the master, and the parts
   // are all-gathered.
   bool zero1 = false;
+  // Overlap: start_reduction() starts the reductions during the backward (false: it does nothing and
+  // reduce_gradients() does them all; the results are the same bits either way).
+  bool overlap = true;
 };
 
 class AdamW {
@@ -54,6 +59,14 @@ class AdamW {
   // micro-batch. With ZeRO-1 a rank receives only the sum of its own part (reduce-scatter); Param::grad
   // then holds this rank's unreduced gradient.
   void reduce_gradients();
+  // Overlap with the backward: starts summing the gradients of `params` over their replicas, to run
+  // while the backward goes on. Call it when no later backward of this step adds to them (after the
+  // last micro-batch's backward of their layer), at the same point on every replica. Collective over
+  // the replica groups. Parameters whose gradients are first summed over TP (TpRole::partial under TP)
+  // are left to reduce_gradients(), which then starts the rest and finishes them all.
+  void start_reduction(std::span<Param* const> params);
+  // Parameters whose reduction start_reduction() started during the last step's backward.
+  std::int64_t overlapped_last_step() const { return overlapped_; }
   // Whether this rank holds the first copy of p among the ranks that replicate it (dp or edp, and tp
   // unless p is split): the copy a checkpoint writes.
   bool first_copy(const Param& p) const;
@@ -93,6 +106,9 @@ class AdamW {
   };
   parallel::Communicator* replicas(const Param& p) const { return p.expert ? groups_.edp : groups_.dp; }
   bool first_tp_copy(const Param& p) const;  // p is split over TP, or this is TP rank 0
+  // Starts the reduction of parameter i over its replicas (once per step; nothing for a lone copy):
+  // whether an op was started.
+  bool start_one(std::size_t i);
 
   ParamStore& params_;
   AdamWConfig config_;
@@ -100,6 +116,9 @@ class AdamW {
   std::vector<Tensor> m_, v_;  // per parameter (undefined for buffers)
   std::vector<Part> parts_;    // per parameter
   std::vector<Tensor> grad_part_;  // ZeRO-1: the reduced gradient of this rank's part ([size] elements)
+  std::unordered_map<const Param*, std::size_t> index_;  // parameter -> its index in params_.all()
+  std::vector<char> started_;      // per parameter: its reduction of this step has started
+  std::int64_t overlapping_ = 0, overlapped_ = 0;  // started by start_reduction: this step, the last one
   std::int64_t step_ = 0;
 };
 

@@ -91,11 +91,21 @@ template <class B> class Collectives : public testing::Test {
     for (GroupKind k : kGroupKinds) f(bundle_->group(k));
   }
 
-  template <class T> static void check_all_reduce(ReduceOp op, int salt) {
+  // Runs `started` (a start_* op) and finishes it, or `blocking`; the checks after are the same.
+  template <class Blocking, class Started>
+  static void issue(Communicator& c, bool start, Blocking&& blocking, Started&& started) {
+    if (!start) return blocking();
+    started();
+    EXPECT_TRUE(c.has_started()) << c.name();
+    c.finish_started();
+    EXPECT_FALSE(c.has_started()) << c.name();
+  }
+
+  template <class T> static void check_all_reduce(ReduceOp op, int salt, bool start = false) {
     for_each_group([&](Communicator& c) {
       const std::int64_t n = 37;
       const Tensor buf = input<T>(c, n, salt);
-      c.all_reduce(buf, op);
+      issue(c, start, [&] { c.all_reduce(buf, op); }, [&] { c.start_all_reduce(buf, op); });
       std::vector<double> expected(n);
       for (std::int64_t i = 0; i < n; ++i) {
         double acc = sample<T>(c.members()[0], i, salt);
@@ -110,12 +120,12 @@ template <class B> class Collectives : public testing::Test {
     });
   }
 
-  template <class T> static void check_reduce_scatter(int salt) {
+  template <class T> static void check_reduce_scatter(int salt, bool start = false) {
     for_each_group([&](Communicator& c) {
       const std::int64_t n = 5;
       const Tensor in = input<T>(c, n * c.size(), salt);
       const Tensor out = ctx().zeros({n}, dtype_of<T>::value);
-      c.reduce_scatter(in, out);
+      issue(c, start, [&] { c.reduce_scatter(in, out); }, [&] { c.start_reduce_scatter(in, out); });
       std::vector<double> expected(n, 0.0);
       for (std::int64_t j = 0; j < n; ++j)
         for (int m : c.members()) expected[j] += sample<T>(m, c.rank() * n + j, salt);
@@ -159,7 +169,7 @@ template <class B> class Collectives : public testing::Test {
 
   // Uneven counts (zero for some pairs), with gaps between the blocks on both sides: the gaps of the
   // output must keep their sentinel.
-  template <class T> static void check_all_to_allv() {
+  template <class T> static void check_all_to_allv(bool start = false) {
     const auto count = [](int s, int d) { return static_cast<std::int64_t>((s + 2 * d + 1) % 3); };
     for_each_group([&](Communicator& c) {
       const int me = c.members()[c.rank()];
@@ -180,7 +190,8 @@ template <class B> class Collectives : public testing::Test {
       }
       const Tensor in = here(host_of<T>(send_total, [&](std::int64_t i) { return input[i]; }));
       const Tensor out = here(host_of<T>(recv_total, [](std::int64_t) { return -1.0; }));
-      c.all_to_allv(in, sc, sd, out, rc, rd);
+      issue(c, start, [&] { c.all_to_allv(in, sc, sd, out, rc, rd); },
+            [&] { c.start_all_to_allv(in, sc, sd, out, rc, rd); });
       EXPECT_EQ(values_of<T>(c, out), expected) << "all_to_allv of " << dtype_name(dtype_of<T>::value) << " on "
                                                 << c.name();
     });

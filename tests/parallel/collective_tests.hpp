@@ -85,6 +85,54 @@ TYPED_TEST_P(Collectives, AllToAllvMovesUnevenAndEmptyBlocksToTheirOffsets) {
   TestFixture::template check_all_to_allv<std::int64_t>();
 }
 
+// Started ops (overlap with compute) give the blocking ops' results once finished.
+TYPED_TEST_P(Collectives, StartedOpsGiveTheBlockingResults) {
+  TestFixture::template check_all_reduce<float>(ReduceOp::sum, 31, true);
+  TestFixture::template check_all_reduce<bf16>(ReduceOp::sum, 32, true);
+  TestFixture::template check_reduce_scatter<float>(33, true);
+  TestFixture::template check_reduce_scatter<bf16>(34, true);
+  TestFixture::template check_all_to_allv<float>(true);
+  TestFixture::template check_all_to_allv<bf16>(true);
+}
+
+// The caller drops a started op's buffers and scribbles over freshly allocated memory of their size
+// (where a freed buffer would be handed out again): the communicator still holds them. Two ops started
+// back to back run in order, and a blocking op finishes both before it runs.
+TYPED_TEST_P(Collectives, StartedOpsKeepTheirBuffersAndABlockingOpFinishesThem) {
+  const kernels::Context& ctx = TestFixture::ctx();
+  TestFixture::for_each_group([&](Communicator& c) {
+    const std::int64_t n = 4096;  // per peer
+    const int me = c.members()[c.rank()];
+    const Tensor out = ctx.zeros({n * c.size()}, DType::f32);
+    const Tensor sum = TestFixture::template input<float>(c, n, 41);
+    {
+      const Tensor in = TestFixture::here(
+          host_of<float>(n * c.size(), [&](std::int64_t i) { return TestFixture::block_value(me, c.members()[i / n], i % n); }));
+      const std::vector<std::int64_t> counts(c.size(), n), displs = packed_displacements(counts);
+      c.start_all_to_allv(in, counts, displs, out, counts, displs);
+    }
+    c.start_all_reduce(sum);
+    for (int k = 0; k < 4; ++k) {
+      const Tensor junk = ctx.empty({n * c.size()}, DType::f32);
+      copy(junk, host_of<float>(n * c.size(), [](std::int64_t) { return -7.0; }));
+    }
+    EXPECT_TRUE(c.has_started());
+    const Tensor after = TestFixture::template input<std::int64_t>(c, 3, 42);
+    c.all_reduce(after);
+    EXPECT_FALSE(c.has_started()) << c.name();
+    std::vector<double> expected_out, expected_sum(n, 0.0), expected_after(3, 0.0);
+    for (int src : c.members())
+      for (std::int64_t j = 0; j < n; ++j) expected_out.push_back(TestFixture::block_value(src, me, j));
+    for (int m : c.members()) {
+      for (std::int64_t i = 0; i < n; ++i) expected_sum[i] += sample<float>(m, i, 41);
+      for (std::int64_t i = 0; i < 3; ++i) expected_after[i] += sample<std::int64_t>(m, i, 42);
+    }
+    EXPECT_EQ(values_of<float>(c, out), expected_out) << "started all_to_allv on " << c.name();
+    EXPECT_EQ(values_of<float>(c, sum), expected_sum) << "started all_reduce on " << c.name();
+    EXPECT_EQ(values_of<std::int64_t>(c, after), expected_after) << "blocking all_reduce on " << c.name();
+  });
+}
+
 TYPED_TEST_P(Collectives, BroadcastFromTheLastRank) {
   TestFixture::template check_broadcast<float>(19);
   TestFixture::template check_broadcast<std::int64_t>(20);
@@ -202,6 +250,7 @@ REGISTER_TYPED_TEST_SUITE_P(Collectives, BundleGroupsAreTheMeshGroups, AllReduce
                             AllReduceTakesTheMaxAndTheMin, Bf16SumIsTheRoundedSumWithinTheStatedError,
                             ReduceScatterKeepsThisRanksBlockOfTheSum, AllGatherConcatenatesInRankOrder,
                             AllToAllSendsBlockPToRankP, AllToAllvMovesUnevenAndEmptyBlocksToTheirOffsets,
+                            StartedOpsGiveTheBlockingResults, StartedOpsKeepTheirBuffersAndABlockingOpFinishesThem,
                             BroadcastFromTheLastRank, SendRecvPassesAroundTheRing, SendAndRecvSwapBetweenPairs,
                             BarriersAndEmptyBuffersComplete, BadArgumentsAreUserErrorsNamingTheOpAndGroup,
                             TheWatchdogTurnsAnUnmatchedRecvIntoACommError);

@@ -2,7 +2,8 @@
 // world size allows (expert parallelism EP = 2, 4, EP x EDP, tensor parallelism TP = 2 alone and with DP
 // and EP, pipeline parallelism PP = 2, 4 with the 1F1B and interleaved schedules, mixes up to
 // TP2 x PP2 x DP2 x EP2 on 8 ranks, plain DP, with and without ZeRO-1) give the one-rank losses, gradient
-// norms, expert loads and final parameters; checkpoints written by one layout load into the other.
+// norms, expert loads and final parameters; checkpoints written by one layout load into the other; and
+// overlapping communication with compute changes no bit.
 // Pipeline layouts run a 4-layer model without MTP (pipeline parallelism refuses MTP), against its own
 // one-rank reference.
 //
@@ -307,6 +308,42 @@ TEST(TrainingEquivalence, EveryLayoutMatchesOneRank) {
     }
     run.train(*comms->dp, l.plan(*comms));
     expect_like_reference(run, l.deep(), name_of(l));
+  }
+}
+
+// Overlap is scheduling only: with the gradient reductions started during the backward and the token
+// exchanges beside the shared experts, every layout computes the same bits as with both off. The
+// overlapped paths really run: the last micro-batch's backward starts the reduction of every parameter
+// with replicas but the embedding (whose gradient is complete only at the very end), and the EP group
+// started its exchanges.
+TEST(TrainingEquivalence, OverlapChangesNoBit) {
+  for (Layout l : layouts()) {
+    auto comms = bundle_for(l);
+    const std::int64_t ep_started = comms->ep->ops_started();
+    TrainingRun on(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l));
+    on.train(*comms->dp, l.plan(*comms));
+    if (comms->ep->size() > 1) EXPECT_GT(comms->ep->ops_started(), ep_started) << name_of(l);
+    std::int64_t complete_early = 0;  // every parameter with replicas but the embedding (and TP partials)
+    for (const auto& p : on.params.all()) {
+      const bool replicated = p->expert ? comms->edp->size() > 1 : comms->dp->size() > 1;
+      const bool tp_first = l.tensor > 1 && !p->expert && p->tp == TpRole::partial;
+      complete_early += p->trainable && replicated && !tp_first && p->name != "embed";
+    }
+    EXPECT_EQ(on.opt->overlapped_last_step(), complete_early) << name_of(l);
+
+    ModelGroups mg = model_groups_of(*comms, l);
+    mg.overlap_expert_comm = false;
+    OptimizerGroups og = groups_of(*comms, l);
+    og.overlap = false;
+    TrainingRun off(l.deep(), mg, og);
+    off.train(*comms->dp, l.plan(*comms));
+    EXPECT_EQ(off.opt->overlapped_last_step(), 0) << name_of(l);
+    for (std::size_t s = 0; s < on.steps.size(); ++s) {
+      EXPECT_EQ(on.steps[s].loss, off.steps[s].loss) << name_of(l) << " step " << s + 1;
+      EXPECT_EQ(on.steps[s].grad_norm, off.steps[s].grad_norm) << name_of(l) << " step " << s + 1;
+    }
+    for (const auto& p : on.params.all())
+      EXPECT_TRUE(same_bits(p->master, off.params.get(p->name).master)) << name_of(l) << ": " << p->name;
   }
 }
 
