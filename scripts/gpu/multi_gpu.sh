@@ -6,7 +6,11 @@
 #     one GPU's to 1e-5 relative (the CPU equivalence tests' bound; FP32 GEMMs, no TF32);
 #  3. the bench deck at each two-GPU layout: tokens/s, MFU, and the profile of steps 8-10 with the
 #     communication regions (tp_comm, ep_comm) and the pipeline bubble;
-#  4. r1hpc-bench-comm on 2 ranks (all-reduce and all-to-all GB/s).
+#  4. overlap: DP2 (ZeRO-1) and EP2 with [parallel] overlap_grad_reduce / overlap_expert_comm on and off,
+#     no profiling (its regions synchronise): tokens/s of steps 6-12 and the exposed gradient-reduction
+#     time (metrics.jsonl time.grad_reduce_s), medians;
+#  5. r1hpc-bench-comm on 2 ranks (all-reduce and all-to-all GB/s, and how much of a started op hides
+#     behind GEMMs).
 #   scripts/gpu/multi_gpu.sh OUTDIR
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,7 +56,24 @@ for layout in "dp2 --set train.global_batch=4" "ep2 --set train.global_batch=4 -
   grep -E "step +1[012]/|bubble" "$out/bench-$name.log" | tail -3
   grep -A40 "profile of steps" "$out/bench-$name.log" | grep -E "comm|forward |backward |optimizer|total" | head -12
 done
-rm -rf /dev/shm/r1hpc-bench
+for layout in "dp2 --set train.global_batch=4" "ep2 --set train.global_batch=4 --set parallel.expert=2"; do
+  read -r name args <<<"$layout"
+  for overlap in true false; do
+    rm -rf runs/bench /dev/shm/r1hpc-bench
+    # shellcheck disable=SC2086
+    run2 $bin "${bench[@]}" $args --set log.profile_steps= --set parallel.overlap_grad_reduce=$overlap \
+      --set parallel.overlap_expert_comm=$overlap >"$out/overlap-$name-$overlap.log" 2>&1 || status=1
+    python3 - runs/bench/metrics.jsonl "$name" "$overlap" <<'PY' 2>&1 | tee -a "$out/overlap.log" || status=1
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])][5:]
+tps = statistics.median(r["tokens_per_s"] for r in rows)
+red = statistics.median(r["time"]["grad_reduce_s"] for r in rows)
+comp = statistics.median(r["time"]["compute_s"] for r in rows)
+print(f"{sys.argv[2]} overlap={sys.argv[3]}: {tps:,.0f} tokens/s, compute {comp*1e3:.1f} ms, exposed gradient reduction {red*1e3:.1f} ms (median of steps 6-{5+len(rows)})")
+PY
+  done
+done
+rm -rf /dev/shm/r1hpc-bench runs/bench
 run2 build-gpu/bin/r1hpc-bench-comm >"$out/comm-bench.log" 2>&1 || status=1
-tail -20 "$out/comm-bench.log"
+tail -28 "$out/comm-bench.log"
 exit $status
