@@ -43,9 +43,10 @@ using Counts = std::span<const std::int64_t>;
 // work already queued on the compute stream; MPI starts it non-blocking. Until finish_started() its
 // buffers must be neither written nor read; the communicator keeps them alive, so the caller may drop
 // them. finish_started() puts what comes after it behind every started op: NCCL makes the compute
-// stream wait for them (the host does not wait); MPI completes them under the watchdog. Started ops run
-// in the order started, and every blocking op, barrier() and wait() first finishes them, so ops on one
-// communicator never run concurrently with each other.
+// stream wait for them (the host does not wait); MPI completes them under the watchdog. Started ops are
+// issued in the order started (NCCL runs them one after another; MPI may progress them together), and
+// every blocking op, barrier() and wait() first finishes them, so a blocking op never runs concurrently
+// with a started one on the same communicator.
 class Communicator {
  public:
   virtual ~Communicator() = default;

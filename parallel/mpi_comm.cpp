@@ -155,12 +155,14 @@ class MpiCommunicator final : public Communicator {
 
   void do_wait() override {}
 
+  // An op leaves the list only once complete: if the watchdog gives up on one, the later ones (whose
+  // requests MPI may still be serving) keep their buffers and count arrays.
   void do_finish_started() override {
-    std::vector<Deferred> ops;
-    ops.swap(deferred_);
-    for (Deferred& d : ops) {
-      poll(d.op, d.requests);
-      if (d.then) d.then();
+    while (!deferred_.empty()) {
+      poll(deferred_.front().op, deferred_.front().requests);
+      const std::function<void()> then = std::move(deferred_.front().then);
+      deferred_.erase(deferred_.begin());
+      if (then) then();
     }
   }
 

@@ -88,6 +88,15 @@ AdamW::AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups grou
     m_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
     v_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
     grad_part_.push_back(part.comm ? ctx.zeros({part.size}, DType::f32) : Tensor{});
+    // ZeRO-1 reduce-scatters n x part.size elements: the gradient gets a zero tail to fill the last part
+    // (never written), so the reduction reads it in place, with no staging copy held through the backward.
+    Tensor padded;
+    if (part.comm && part.size * part.comm->size() != p->grad.numel()) {
+      padded = ctx.zeros({part.size * part.comm->size()}, DType::f32);
+      kernels::cast(ctx, flat(p->grad), padded.slice(0, p->grad.numel()));
+      p->grad = padded.slice(0, p->grad.numel()).view(p->shape);
+    }
+    padded_grad_.push_back(padded);
     parts_.push_back(part);
     index_[p.get()] = index_.size();
   }
@@ -114,13 +123,7 @@ bool AdamW::start_one(std::size_t i) {
     c->start_all_reduce(p.grad);
     return true;
   }
-  const std::int64_t n = p.grad.numel(), padded = part.size * c->size();
-  Tensor in = flat(p.grad);
-  if (padded != n) {  // the last part is padded with zeros (the communicator keeps the copy alive)
-    in = params_.context().zeros({padded}, DType::f32);
-    kernels::cast(params_.context(), flat(p.grad), in.slice(0, n));
-  }
-  c->start_reduce_scatter(in, grad_part_[i]);
+  c->start_reduce_scatter(padded_grad_[i].defined() ? padded_grad_[i] : flat(p.grad), grad_part_[i]);
   return true;
 }
 

@@ -53,6 +53,8 @@ struct OptimizerGroups {
 
 class AdamW {
  public:
+  // With ZeRO-1 a parameter's gradient moves into a buffer padded to whole parts (Param::grad then views
+  // its first numel() elements).
   AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups groups = {});
   // Sums every gradient over the ranks that replicate its parameter (dp or edp; first over tp for the
   // TpRole::partial ones): collective, call it once per step after the backward passes of every
@@ -116,6 +118,7 @@ class AdamW {
   std::vector<Tensor> m_, v_;  // per parameter (undefined for buffers)
   std::vector<Part> parts_;    // per parameter
   std::vector<Tensor> grad_part_;  // ZeRO-1: the reduced gradient of this rank's part ([size] elements)
+  std::vector<Tensor> padded_grad_;  // ZeRO-1: the gradient's buffer with its zero tail (Param::grad views it)
   std::unordered_map<const Param*, std::size_t> index_;  // parameter -> its index in params_.all()
   std::vector<char> started_;      // per parameter: its reduction of this step has started
   std::int64_t overlapping_ = 0, overlapped_ = 0;  // started by start_reduction: this step, the last one
