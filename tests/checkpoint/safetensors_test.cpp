@@ -101,7 +101,7 @@ TEST(Safetensors, ShardsRespectTheLimitAndTheIndexMapsEveryTensor) {
   std::map<std::string, Tensor> t;
   for (int i = 0; i < 6; ++i) t.emplace("w" + std::to_string(i), ramp({10, 10}, DType::f32, i));  // 400 bytes each
   t.emplace("big", ramp({300}, DType::f32, 9));  // 1200 bytes: over the limit, a shard of its own
-  const auto files = st::write_checkpoint(dir, t, {.max_shard_bytes = 1000});
+  const auto files = st::write_checkpoint(dir, t, {.max_shard_bytes = 1000, .metadata = {}});
   ASSERT_EQ(files.back().filename(), "model.safetensors.index.json");
   EXPECT_EQ(files.size(), 5u);  // big | w0 w1 | w2 w3 | w4 w5, and the index
   EXPECT_EQ(files[0].filename(), "model-00001-of-00004.safetensors");
@@ -201,7 +201,7 @@ TEST(SafetensorsErrors, UnknownDtypeGapsAndTrailingBytes) {
 
 TEST(SafetensorsErrors, IndexNamingAShardWithoutTheTensor) {
   const fs::path dir = fresh_dir("index");
-  st::write_checkpoint(dir, {{"a", ramp({4}, DType::f32, 1)}, {"b", ramp({4}, DType::f32, 2)}}, {.max_shard_bytes = 16});
+  st::write_checkpoint(dir, {{"a", ramp({4}, DType::f32, 1)}, {"b", ramp({4}, DType::f32, 2)}}, {.max_shard_bytes = 16, .metadata = {}});
   const fs::path index = dir / "model.safetensors.index.json";
   auto j = nlohmann::json::parse(std::ifstream(index));
   j["weight_map"]["b"] = "model-00001-of-00002.safetensors";

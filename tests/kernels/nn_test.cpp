@@ -294,7 +294,9 @@ TEST(CrossEntropyCpu, ShardsWithTargetsElsewhereCombineToTheWholeVocabulary) {
     const double l = std::max(a, b) + std::log(std::exp(a - std::max(a, b)) + std::exp(b - std::max(a, b)));
     const double z = (a - shard_loss[0].data<float>()[t]) + (b - shard_loss[1].data<float>()[t]);
     EXPECT_NEAR(l, lse.data<float>()[t], 1e-5);
-    if (tg.data<std::int32_t>()[t] >= 0) EXPECT_NEAR(l - z, loss.data<float>()[t], 1e-5) << "row " << t;
+    if (tg.data<std::int32_t>()[t] >= 0) {
+      EXPECT_NEAR(l - z, loss.data<float>()[t], 1e-5) << "row " << t;
+    }
   }
   for (int s = 0; s < 2; ++s) {
     Tensor g = Tensor::host({rows, half}, DType::f32);

@@ -323,7 +323,9 @@ TEST(TrainingEquivalence, OverlapChangesNoBit) {
     const std::int64_t ep_started = comms->ep->ops_started();
     TrainingRun on(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l));
     on.train(*comms->dp, l.plan(*comms));
-    if (comms->ep->size() > 1) EXPECT_GT(comms->ep->ops_started(), ep_started) << name_of(l);
+    if (comms->ep->size() > 1) {
+      EXPECT_GT(comms->ep->ops_started(), ep_started) << name_of(l);
+    }
     std::int64_t complete_early = 0;  // every parameter with replicas but the embedding (and TP partials)
     for (const auto& p : on.params.all()) {
       const bool replicated = p->expert ? comms->edp->size() > 1 : comms->dp->size() > 1;
