@@ -11,12 +11,9 @@
 #     time (metrics.jsonl time.grad_reduce_s), medians;
 #  5. r1hpc-bench-comm on 2 ranks (all-reduce and all-to-all GB/s, and how much of a started op hides
 #     behind GEMMs).
-# With two or more GPUs each rank has its own GPU. With one, the two ranks share it as two emulated nodes:
-# each rank names its own host (NCCL_HOSTID), so NCCL joins them through its socket transport over loopback,
-# the path it takes between nodes without InfiniBand (two ranks on one GPU in one node it refuses). That
-# runs every two-rank code path, but its timings are not two-GPU timings: the ranks time-slice one GPU and
-# move data through host sockets. So step 3 is left out there, and step 4 uses the small model (101.6M
-# parameters, micro-batch 8 at sequence 4096), whose gradients are few for its compute.
+# With one GPU the two ranks share it as two emulated nodes (scripts/gpu/two_ranks.sh): every two-rank code
+# path runs, but the timings are not two-GPU timings, so step 3 is left out there, and step 4 uses the small
+# model (101.6M parameters, micro-batch 8 at sequence 4096), whose gradients are few for its compute.
 #   scripts/gpu/multi_gpu.sh OUTDIR
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,14 +22,8 @@ mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 bin=build-gpu/bin/r1hpc
 status=0
-gpus=$(nvidia-smi -L | wc -l)
-if ((gpus >= 2)); then
-  run2() { timeout 300 mpirun -np 2 --bind-to none "$@"; }
-else
-  echo "multi_gpu: one GPU: two ranks on it as two emulated nodes (NCCL socket transport over loopback)"
-  export NCCL_IB_DISABLE=1 NCCL_NET=Socket NCCL_SOCKET_IFNAME=lo NCCL_SOCKET_NTHREADS=4 NCCL_NSOCKS_PERTHREAD=4
-  run2() { timeout 300 mpirun --bind-to none -np 1 env NCCL_HOSTID=r1hpc-node0 "$@" : -np 1 env NCCL_HOSTID=r1hpc-node1 "$@"; }
-fi
+source scripts/gpu/two_ranks.sh
+((gpus < 2)) && echo "multi_gpu: one GPU: two ranks on it as two emulated nodes (NCCL socket transport over loopback)"
 
 run2 build-gpu/tests/parallel_gpu_test >"$out/nccl-tests.log" 2>&1 || status=1
 grep -E "PASSED|FAILED|NCCL WARN" "$out/nccl-tests.log" | sort | uniq -c | head

@@ -40,6 +40,12 @@ if [[ $what == tests || $what == all ]]; then
   echo "gpu/run: $gpus GPU(s); not run here: tests matching '$exclude'" | tee "$out/gpu-tests.log"
   ctest --test-dir build-gpu -L gpu -E "$exclude" --output-on-failure >>"$out/gpu-tests.log" 2>&1 || status=1
   tail -15 "$out/gpu-tests.log"
+  if ((gpus < 2)); then  # the two-rank NCCL tests still run: two ranks on the one GPU as two emulated nodes
+    source scripts/gpu/two_ranks.sh
+    echo "gpu/run: parallel_gpu_test on 2 ranks as two emulated nodes (scripts/gpu/two_ranks.sh)" | tee -a "$out/gpu-tests.log"
+    run2 build-gpu/tests/parallel_gpu_test >>"$out/gpu-tests.log" 2>&1 || status=1
+    grep -aE "\[  (PASSED|FAILED)  \]" "$out/gpu-tests.log" | tail -2
+  fi
   build-gpu/bin/r1hpc --self-check >"$out/self-check.log" 2>&1 || status=1
   cat "$out/self-check.log"
   scripts/gpu/hf_roundtrip.sh build-gpu "$out" || status=1
