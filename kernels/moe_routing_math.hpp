@@ -56,14 +56,47 @@ R1_HD float biased_key(const float* s, const float* bias, int e) {
   return rank_key(bias ? add_rn(s[e], bias[e]) : s[e]);
 }
 
+// The pieces of one token's routing, each used by the serial routine below and by the CUDA kernel's warp
+// (kernels/cuda/moe_router.cu), so that both compute the same bits.
+R1_HD float sigmoid_det(float x) { return 1.0f / add_rn(1.0f, exp_det(-x)); }
+// The softmax's maximum, one logit at a time from -inf: NaN never wins, and since max is exact the order in
+// which logits (or partial maxima) are taken does not matter.
+R1_HD float max_step(float m, float x) { return x > m ? x : m; }
+// A group's score: the sum of its top-2 biased scores (its one score when a group holds one expert).
+R1_HD float group_score(const float* s, const float* bias, int lo, int hi) {
+  float m1 = -INFINITY, m2 = -INFINITY;
+  for (int e = lo; e < hi; ++e) {
+    const float v = biased_key(s, bias, e);
+    if (v > m1) {
+      m2 = m1;
+      m1 = v;
+    } else if (v > m2) {
+      m2 = v;
+    }
+  }
+  return hi - lo >= 2 ? add_rn(m1, m2) : m1;
+}
+// Picks are made one at a time in selection order: a candidate must rank after the previous pick (pi < 0:
+// none yet). With ranks_before a strict total order, the best candidate is the same whichever order the
+// candidates are compared in.
+R1_HD bool after_prev(float v, int i, float pv, int pi) { return pi < 0 || v < pv || (v == pv && i > pi); }
+// Gates from the unbiased scores of the picks, summed in pick order.
+R1_HD void gates_of(const RouterParams& p, const float* s, const std::int32_t* idx, float* gates) {
+  float sum = 0.0f;
+  for (int j = 0; j < p.top_k; ++j) sum = add_rn(sum, s[idx[j]]);
+  // The tiny term keeps a row whose sigmoids all underflowed finite (as Hugging Face's DeepseekV3 does).
+  const float denom = p.normalize ? add_rn(sum, 1e-20f) : 1.0f;
+  for (int j = 0; j < p.top_k; ++j) gates[j] = mul_rn(p.route_scale, s[idx[j]]) / denom;
+}
+
 // One token: scores (E) from logits (E), then idx (k) and gates (k). bias may be null.
 R1_HD void route_token(const RouterParams& p, int E, const float* x, const float* bias, float* s, std::int32_t* idx,
                        float* gates) {
   if (p.score_func == ScoreFunc::sigmoid) {
-    for (int e = 0; e < E; ++e) s[e] = 1.0f / add_rn(1.0f, exp_det(-x[e]));
+    for (int e = 0; e < E; ++e) s[e] = sigmoid_det(x[e]);
   } else {
     float m = -INFINITY;
-    for (int e = 0; e < E; ++e) m = x[e] > m ? x[e] : m;
+    for (int e = 0; e < E; ++e) m = max_step(m, x[e]);
     float sum = 0.0f;  // in expert order, on both backends
     for (int e = 0; e < E; ++e) {
       s[e] = exp_det(x[e] - m);
@@ -72,7 +105,7 @@ R1_HD void route_token(const RouterParams& p, int E, const float* x, const float
     for (int e = 0; e < E; ++e) s[e] = s[e] / sum;
   }
 
-  // Groups kept: chosen one at a time in selection order; each after the previous one in that order.
+  // Groups kept: chosen one at a time in selection order.
   const int group_size = E / p.n_groups;
   std::uint64_t kept = ~std::uint64_t{0};
   if (p.topk_groups < p.n_groups) {
@@ -83,19 +116,8 @@ R1_HD void route_token(const RouterParams& p, int E, const float* x, const float
       float best_v = -INFINITY;
       int best_g = -1;
       for (int g = 0; g < p.n_groups; ++g) {
-        float m1 = -INFINITY, m2 = -INFINITY;
-        for (int e = g * group_size; e < (g + 1) * group_size; ++e) {
-          const float v = biased_key(s, bias, e);
-          if (v > m1) {
-            m2 = m1;
-            m1 = v;
-          } else if (v > m2) {
-            m2 = v;
-          }
-        }
-        const float v = group_size >= 2 ? add_rn(m1, m2) : m1;
-        const bool after_prev = prev_g < 0 || v < prev_v || (v == prev_v && g > prev_g);
-        if (after_prev && ranks_before(v, g, best_v, best_g)) {
+        const float v = group_score(s, bias, g * group_size, (g + 1) * group_size);
+        if (after_prev(v, g, prev_v, prev_g) && ranks_before(v, g, best_v, best_g)) {
           best_v = v;
           best_g = g;
         }
@@ -106,7 +128,7 @@ R1_HD void route_token(const RouterParams& p, int E, const float* x, const float
     }
   }
 
-  float prev_v = 0.0f, sum = 0.0f;
+  float prev_v = 0.0f;
   int prev_e = -1;
   for (int j = 0; j < p.top_k; ++j) {
     float best_v = -INFINITY;
@@ -114,20 +136,16 @@ R1_HD void route_token(const RouterParams& p, int E, const float* x, const float
     for (int e = 0; e < E; ++e) {
       if (!((kept >> (e / group_size)) & 1u)) continue;
       const float v = biased_key(s, bias, e);
-      const bool after_prev = prev_e < 0 || v < prev_v || (v == prev_v && e > prev_e);
-      if (after_prev && ranks_before(v, e, best_v, best_e)) {
+      if (after_prev(v, e, prev_v, prev_e) && ranks_before(v, e, best_v, best_e)) {
         best_v = v;
         best_e = e;
       }
     }
     idx[j] = best_e;
-    sum = add_rn(sum, s[best_e]);
     prev_v = best_v;
     prev_e = best_e;
   }
-  // The tiny term keeps a row whose sigmoids all underflowed finite (as Hugging Face's DeepseekV3 does).
-  const float denom = p.normalize ? add_rn(sum, 1e-20f) : 1.0f;
-  for (int j = 0; j < p.top_k; ++j) gates[j] = mul_rn(p.route_scale, s[idx[j]]) / denom;
+  gates_of(p, s, idx, gates);
 }
 
 // One token's d(gates)/d(logits): g_j = r s_j / S (normalised, S = sum of selected s + 1e-20) or r s_j.

@@ -49,6 +49,12 @@ const RouterCase kRouterCases[] = {
     {"ties: coarse logits, sigmoid groups", 1000, 64,
      {.score_func = ScoreFunc::sigmoid, .top_k = 6, .n_groups = 4, .topk_groups = 2, .route_scale = 2.5f}, true, true},
     {"ties: coarse logits, softmax", 1000, 64, {.score_func = ScoreFunc::softmax, .top_k = 6}, false, true},
+    // Decode shapes: a warp per token, so one token, and a block (4 tokens) plus one.
+    {"decode: one token, V3 sigmoid groups 8/4", 1, 256,
+     {.score_func = ScoreFunc::sigmoid, .top_k = 8, .n_groups = 8, .topk_groups = 4, .route_scale = 2.5f}, true, false},
+    {"decode: five tokens, V2-Lite softmax", 5, 64, {.score_func = ScoreFunc::softmax, .top_k = 6, .normalize = false}, false, false},
+    {"one expert per group, 64 groups keep 5", 7, 64,
+     {.score_func = ScoreFunc::sigmoid, .top_k = 4, .n_groups = 64, .topk_groups = 5}, true, true},
 };
 }  // namespace
 
