@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <regex>
@@ -257,13 +255,6 @@ void write_index(const fs::path& path, const std::map<std::string, std::vector<n
   close_and_sync(file, path);
 }
 
-// Test hook for the crash tests: the named rank dies by SIGKILL once its shard is on disk, before the
-// commit, exactly as a node lost in the middle of a save.
-void maybe_die_after_shard(int rank) {
-  const char* v = std::getenv("R1HPC_CKPT_FAULT_KILL_RANK");
-  if (v && *v && std::atoi(v) == rank) std::raise(SIGKILL);
-}
-
 const std::regex kStepDir{R"(step-(\d{8}))"};
 const std::regex kLeftover{R"(step-\d{8}(\.replaced)?\.tmp)"};
 
@@ -322,12 +313,14 @@ struct Checkpointer::Job {
   std::thread thread;
   std::exception_ptr error;
 
+  std::function<void()> after_shard;  // Checkpointer::after_shard_written
+
   void write(int rank) {
     h5::quiet();  // a thread-safe HDF5 keeps one error stack per thread
     try {
       if (!staged.empty()) write_shard(tmp / shard_name(rank), staged, datasets);
       staged.clear();  // the host copies are not needed once on disk
-      maybe_die_after_shard(rank);
+      if (after_shard) after_shard();
       if (rank == 0) write_index(tmp / "index.h5", index, meta);
     } catch (...) {
       error = std::current_exception();
@@ -359,6 +352,7 @@ SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices
   job->tmp = job->report.path;
   job->tmp += ".tmp";
   job->meta = meta;
+  job->after_shard = after_shard_written;
 
   const std::string what = detail::concat("checkpoint save of step ", meta.step, " to ", dir_.string());
   nlohmann::json mine = nlohmann::json::array();

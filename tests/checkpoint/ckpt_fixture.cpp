@@ -3,9 +3,13 @@
 //                                                          model/norm replicated (rank 0 writes it)
 //   ckpt_fixture check DIR STEP                            `latest` is STEP; every rank reads a column block
 // Values are exact functions of (step, index), so a check needs nothing but the step.
+// R1HPC_CKPT_FAULT_KILL_RANK=<rank>: that rank dies by SIGKILL once its shard is on disk, before the commit
+// (Checkpointer::after_shard_written), as a node lost in the middle of a save (fault_test.sh).
 #include <mpi.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -44,6 +48,8 @@ int save(const fs::path& dir, std::int64_t step, bool async, const std::string& 
   meta.parent = parent;
   meta.layout = {{"data", size}};
   Checkpointer c(dir, MPI_COMM_WORLD, 0, async);
+  const char* kill = std::getenv("R1HPC_CKPT_FAULT_KILL_RANK");
+  if (kill != nullptr && *kill != '\0' && std::atoi(kill) == rank) c.after_shard_written = [] { std::raise(SIGKILL); };
   c.save(meta, mine);
   c.finish();
   return 0;
