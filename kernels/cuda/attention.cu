@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "core/log.hpp"
-#include "kernels/attention.hpp"
+#include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
 
