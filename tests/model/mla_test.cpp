@@ -258,7 +258,7 @@ TEST_P(MlaTest, ForwardMatchesTheDefinition) {
 }
 
 // Central differences of L = sum(w * out) (eps 1e-2; f32 forward, double sum): tolerance 2e-3 of the
-// largest gradient, as in tests/kernels/nn_grad_test.cpp. Big tensors are checked on a strided subset.
+// largest gradient, as in the op table (op_cases_nn.cpp). Big tensors are checked on a strided subset.
 TEST_P(MlaTest, GradientsMatchFiniteDifferences) {
   LayerCase s(GetParam());
   const Tensor dx = run_backward(s);
