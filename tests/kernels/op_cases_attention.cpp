@@ -76,7 +76,8 @@ OpCase attention_case(const AttentionSpec& s) {
     const bool backward = s.seed_dout != 0;
     const Tensor dout = backward ? ctx.to_here(h.dout) : Tensor(), saved_out = backward ? ctx.to_here(h.out) : Tensor();
     const Tensor saved_lse = backward ? ctx.to_here(h.lse) : Tensor();
-    const Tensor dq = backward ? ctx.empty(h.q.shape(), s.dt) : Tensor(), dk = backward ? ctx.empty(h.q.shape(), s.dt) : Tensor();
+    const Tensor dq = backward ? ctx.empty(h.q.shape(), s.dt) : Tensor(),
+                 dk = backward ? ctx.empty(h.q.shape(), s.dt) : Tensor();
     const Tensor dv = backward ? ctx.empty(h.v.shape(), s.dt) : Tensor();
     // Causal (query, key) pairs; the forward multiplies over Dqk and Dv, the backward recomputes q.k and adds dP,
     // dV, dQ and dK.
@@ -138,27 +139,37 @@ void add_attention_parity_cases(std::vector<OpCase>& out) {
   // several tiles with a partial last one (300); (80, 48) and (40, 24) run the CUDA-core path in bf16 too; and a
   // long pipeline of K/V tiles.
   std::vector<Dims> dims;
-  const std::pair<std::int64_t, std::int64_t> heads[] = {{48, 32}, {64, 64}, {96, 64}, {128, 128}, {192, 128}, {80, 48}, {40, 24}};
+  const std::pair<std::int64_t, std::int64_t> heads[] = {{48, 32},   {64, 64}, {96, 64}, {128, 128},
+                                                         {192, 128}, {80, 48}, {40, 24}};
   for (auto [dqk, dv] : heads)
-    for (auto [b, s, h] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{2, 1, 1}, {2, 17, 3}, {1, 128, 2}, {2, 300, 4}})
+    for (auto [b, s, h] :
+         {std::tuple<std::int64_t, std::int64_t, std::int64_t>{2, 1, 1}, {2, 17, 3}, {1, 128, 2}, {2, 300, 4}})
       dims.push_back({b, s, h, dqk, dv});
   dims.push_back({1, 1031, 2, 192, 128});
   for (const Dims& d : dims)
     for (DType dt : {DType::bf16, DType::f32})
       for (bool with_seg : {false, true})
-        out.push_back(attention_case({d.B, d.S, d.H, d.Dqk, d.Dv, dt, with_seg ? reused_segments(d.B, d.S) : std::vector<std::int32_t>{},
-                                      1.0f / std::sqrt(static_cast<float>(d.Dqk)), 1.0f, 1, 2, 3, 4, out_tol(dt), grad_tol(dt)}));
+        out.push_back(attention_case({.B = d.B, .S = d.S, .H = d.H, .Dqk = d.Dqk, .Dv = d.Dv, .dt = dt,
+                                      .segments = with_seg ? reused_segments(d.B, d.S) : std::vector<std::int32_t>{},
+                                      .scale = 1.0f / std::sqrt(static_cast<float>(d.Dqk)), .qk_std = 1.0f,
+                                      .seed_q = 1, .seed_k = 2, .seed_v = 3, .seed_dout = 4,
+                                      .out_tol = out_tol(dt), .grad_tol = grad_tol(dt)}));
   // Large scores (|q.k| scale in the hundreds) must not overflow: the online softmax rescales as it goes. Nearly
   // one-hot rows: P is exact to bf16 rounding, so bf16 outputs agree as for ordinary scores. In f32 the scores reach
   // ~600, where rounding the exponent's argument alone is 600 x 2^-24 = 3.6e-5 relative per P (measured on the
   // H100: 3.8e-5 of max |out|); 1.5e-4 leaves 4x.
   for (DType dt : {DType::bf16, DType::f32})
-    out.push_back(attention_case({1, 200, 2, 128, 128, dt, {}, 0.125f, 20.0f, 5, 6, 7, 0,
-                                  dt == DType::f32 ? 1.5e-4 : out_tol(dt), grad_tol(dt)}));
+    out.push_back(attention_case({.B = 1, .S = 200, .H = 2, .Dqk = 128, .Dv = 128, .dt = dt, .segments = {},
+                                  .scale = 0.125f, .qk_std = 20.0f, .seed_q = 5, .seed_k = 6, .seed_v = 7,
+                                  .seed_dout = 0, .out_tol = dt == DType::f32 ? 1.5e-4 : out_tol(dt),
+                                  .grad_tol = grad_tol(dt)}));
   // Finite differences of q, k and v, with and without segments.
   for (bool with_seg : {false, true})
-    out.push_back(attention_case({2, 9, 2, 12, 8, DType::f32, with_seg ? run_segments(2, 9, 4) : std::vector<std::int32_t>{},
-                                  0.4f, 1.0f, 40, 41, 42, 45, out_tol(DType::f32), grad_tol(DType::f32), true}));
+    out.push_back(attention_case({.B = 2, .S = 9, .H = 2, .Dqk = 12, .Dv = 8, .dt = DType::f32,
+                                  .segments = with_seg ? run_segments(2, 9, 4) : std::vector<std::int32_t>{},
+                                  .scale = 0.4f, .qk_std = 1.0f, .seed_q = 40, .seed_k = 41, .seed_v = 42,
+                                  .seed_dout = 45, .out_tol = out_tol(DType::f32), .grad_tol = grad_tol(DType::f32),
+                                  .grad = true}));
 }
 
 // ---------------------------------------------------------------- copy_columns
@@ -169,10 +180,12 @@ OpCase copy_columns_case(const Shape& src_shape, const Shape& dst_shape, std::in
   OpCase c{"copy_columns", describe(dt, src_shape) + " col " + std::to_string(src_col) + " -> " + dst_shape.str() +
                                " col " + std::to_string(dst_col) + " width " + std::to_string(width)};
   c.bind = [=](const Context& ctx) {
-    const Tensor src = ctx.to_here(random_tensor(src_shape, dt, seed)), dst = ctx.to_here(random_tensor(dst_shape, dt, seed + 1));
+    const Tensor src = ctx.to_here(random_tensor(src_shape, dt, seed)),
+                 dst = ctx.to_here(random_tensor(dst_shape, dt, seed + 1));
     return Run{[=] { kernels::copy_columns(ctx, src, src_col, dst, dst_col, width); },
                [=] { return std::vector{output("dst", dst, bit_exact())}; },
-               static_cast<double>(src.nbytes()) * width / src_shape[-1] + static_cast<double>(dst.nbytes()) * width / dst_shape[-1]};
+               static_cast<double>(src.nbytes()) * width / src_shape[-1] +
+                   static_cast<double>(dst.nbytes()) * width / dst_shape[-1]};
   };
   return c;
 }

@@ -64,7 +64,8 @@ OpCase gemm_case(const GemmSpec& s) {
                              (s.ta ? "T" : "") + " B " + s.b.str() + (s.tb ? "T" : "") + " alpha " + number(s.alpha) +
                              " beta " + number(s.beta) + (s.seed_c0 ? " over C0" : "") + (s.tf32 ? " tf32" : "");
   OpCase c{"gemm", config};
-  const kernels::GemmOptions o{.trans_a = s.ta, .trans_b = s.tb, .alpha = s.alpha, .beta = s.beta, .allow_tf32 = s.tf32};
+  const kernels::GemmOptions o{
+      .trans_a = s.ta, .trans_b = s.tb, .alpha = s.alpha, .beta = s.beta, .allow_tf32 = s.tf32};
   const auto c0 = [s] { return s.seed_c0 ? random_tensor(s.c, s.out, s.seed_c0) : Tensor::host(s.c, s.out); };
   c.bind = [s, o, c0](const Context& ctx) {
     const Tensor ha = random_tensor(s.a, s.in, s.seed_a), hb = random_tensor(s.b, s.in, s.seed_b);
@@ -112,9 +113,12 @@ void add_gemm_cases(std::vector<OpCase>& out) {
   };
   for (const auto& g : large)
     for (float beta : {0.0f, 0.5f})
-      out.push_back(gemm_case({g.a, g.b, g.c, g.ta, g.tb, DType::f32, DType::f32, 1.25f, beta, 1, 2, 3}));
+      out.push_back(gemm_case({.a = g.a, .b = g.b, .c = g.c, .ta = g.ta, .tb = g.tb, .alpha = 1.25f, .beta = beta,
+                               .seed_a = 1, .seed_b = 2, .seed_c0 = 3}));
   for (const auto& g : large)
-    for (DType o : {DType::f32, DType::bf16}) out.push_back(gemm_case({g.a, g.b, g.c, g.ta, g.tb, DType::bf16, o, 1, 0, 4, 5}));
+    for (DType o : {DType::f32, DType::bf16})
+      out.push_back(gemm_case({.a = g.a, .b = g.b, .c = g.c, .ta = g.ta, .tb = g.tb, .in = DType::bf16, .out = o,
+                               .seed_a = 4, .seed_b = 5}));
   out.push_back(gemm_case({.a = {256, 512}, .b = {384, 512}, .c = {256, 384}, .ta = false, .tb = true, .seed_a = 6,
                            .seed_b = 7, .tf32 = true, .tol = GemmTol::tf32}));
   // Against the naive loop: every transpose and batching case at small sizes, alpha and beta, bf16 in and out.
@@ -133,8 +137,9 @@ void add_gemm_cases(std::vector<OpCase>& out) {
   for (const Mix& m : {Mix{DType::f32, DType::f32, 1.0f, 0.0f}, Mix{DType::f32, DType::f32, -0.5f, 2.0f},
                        Mix{DType::bf16, DType::f32, 1.0f, 0.0f}, Mix{DType::bf16, DType::bf16, 1.5f, 1.0f}})
     for (const auto& g : small)
-      out.push_back(gemm_case({g.a, g.b, g.c, g.ta, g.tb, m.in, m.out, m.alpha, m.beta, 1, 2, 3, false,
-                               GemmTol::result, true}));
+      out.push_back(gemm_case({.a = g.a, .b = g.b, .c = g.c, .ta = g.ta, .tb = g.tb, .in = m.in, .out = m.out,
+                               .alpha = m.alpha, .beta = m.beta, .seed_a = 1, .seed_b = 2, .seed_c0 = 3,
+                               .tol = GemmTol::result, .naive = true}));
 }
 
 // ---------------------------------------------------------------- grouped GEMM
@@ -158,9 +163,10 @@ OpCase grouped_gemm_case(const GroupedSpec& s) {
   }
   OpCase c{"grouped_gemm", describe(s.dt, {m, k}) + " x W " + Shape{e, n, k}.str() + " offsets " + offsets};
   const auto inputs = [=] {
-    return std::vector{random_tensor({m, k}, s.dt, s.seed_in), random_tensor({e, n, k}, s.dt, s.seed_w),
-                       random_tensor({m, n}, s.dt, s.seed_dout),
-                       s.seed_dw0 ? random_tensor({e, n, k}, DType::f32, s.seed_dw0) : Tensor::host_zeros({e, n, k}, DType::f32)};
+    return std::vector{
+        random_tensor({m, k}, s.dt, s.seed_in), random_tensor({e, n, k}, s.dt, s.seed_w),
+        random_tensor({m, n}, s.dt, s.seed_dout),
+        s.seed_dw0 ? random_tensor({e, n, k}, DType::f32, s.seed_dw0) : Tensor::host_zeros({e, n, k}, DType::f32)};
   };
   c.bind = [=](const Context& ctx) {
     const std::vector<Tensor> h = inputs();
@@ -229,8 +235,11 @@ OpCase grouped_gemm_one_launch_case(DType dt, float beta) {
 void add_grouped_gemm_cases(std::vector<OpCase>& out) {
   for (const auto& off : {std::vector<std::int64_t>{0, 100, 200, 300, 400, 500, 600, 700, 800},
                           std::vector<std::int64_t>{0, 500, 500, 650, 700, 700, 780, 799, 800}})
-    for (DType dt : {DType::f32, DType::bf16}) out.push_back(grouped_gemm_case({off, 256, 192, dt, 11, 12, 13, 14}));
-  out.push_back(grouped_gemm_case({{0, 4, 4, 7, 11}, 5, 6, DType::f32, 16, 17, 18, 0, true}));
+    for (DType dt : {DType::f32, DType::bf16})
+      out.push_back(grouped_gemm_case({.offsets = off, .k = 256, .n = 192, .dt = dt, .seed_in = 11, .seed_w = 12,
+                                       .seed_dout = 13, .seed_dw0 = 14}));
+  out.push_back(grouped_gemm_case({.offsets = {0, 4, 4, 7, 11}, .k = 5, .n = 6, .dt = DType::f32, .seed_in = 16,
+                                   .seed_w = 17, .seed_dout = 18, .seed_dw0 = 0, .grad = true}));
   for (DType dt : {DType::bf16, DType::f32})
     for (float beta : {0.0f, 1.0f}) out.push_back(grouped_gemm_one_launch_case(dt, beta));
 }
@@ -252,7 +261,8 @@ OpCase axpy_case(const AxpySpec& s) {
   OpCase c{s.scale_by != 1.0f ? "axpy_scale" : "axpy",
            std::string(dtype_name(s.tx)) + " x, " + describe(s.ty, {s.n}) + " y, alpha " + number(s.alpha)};
   c.bind = [=](const Context& ctx) {
-    const Tensor x = ctx.to_here(random_tensor({s.n}, s.tx, s.seed_x)), y = ctx.to_here(random_tensor({s.n}, s.ty, s.seed_y));
+    const Tensor x = ctx.to_here(random_tensor({s.n}, s.tx, s.seed_x)),
+                 y = ctx.to_here(random_tensor({s.n}, s.ty, s.seed_y));
     return Run{[=] {
                  kernels::axpy(ctx, s.alpha, x, y);
                  if (s.scale_by != 1.0f) kernels::scale(ctx, s.scale_by, y);
@@ -303,9 +313,13 @@ OpCase fill_case() {
 
 void add_elementwise_cases(std::vector<OpCase>& out) {
   for (DType tx : {DType::f32, DType::bf16})
-    for (DType ty : {DType::f32, DType::bf16}) out.push_back(axpy_case({100003, tx, ty, 0.3f, -2.0f, 8, 9}));
+    for (DType ty : {DType::f32, DType::bf16})
+      out.push_back(
+          axpy_case({.n = 100003, .tx = tx, .ty = ty, .alpha = 0.3f, .scale_by = -2.0f, .seed_x = 8, .seed_y = 9}));
   for (DType tx : {DType::f32, DType::bf16})
-    for (DType ty : {DType::f32, DType::bf16}) out.push_back(axpy_case({1000, tx, ty, -0.75f, 1.0f, 1, 2, true}));
+    for (DType ty : {DType::f32, DType::bf16})
+      out.push_back(axpy_case(
+          {.n = 1000, .tx = tx, .ty = ty, .alpha = -0.75f, .scale_by = 1.0f, .seed_x = 1, .seed_y = 2, .naive = true}));
   for (DType to : {DType::bf16, DType::f8e4m3, DType::f32}) out.push_back(cast_case(to));
   out.push_back(fill_case());
 }
@@ -350,7 +364,8 @@ OpCase reduce_case(std::int64_t n, DType dt, std::uint32_t seed, bool naive) {
         s2 += v * v;
         m = std::max(m, std::fabs(v));
       }
-      Tensor hs = Tensor::host({1}, DType::f64), hs2 = Tensor::host({1}, DType::f64), hm = Tensor::host({1}, DType::f32);
+      Tensor hs = Tensor::host({1}, DType::f64), hs2 = Tensor::host({1}, DType::f64),
+             hm = Tensor::host({1}, DType::f32);
       hs.data<double>()[0] = s;
       hs2.data<double>()[0] = s2;
       hm.data<float>()[0] = static_cast<float>(m);
@@ -373,7 +388,8 @@ OpCase reduce_rows_case(std::int64_t rows, std::int64_t cols, DType dt) {
                [=] {
                  std::vector<Output> outs;
                  for (std::size_t i = 0; i < values.size(); ++i)
-                   outs.push_back(output(kernels::reduce_op_name(kReduceOps[i]), values[i], reduce_tol(kReduceOps[i], cols)));
+                   outs.push_back(
+                       output(kernels::reduce_op_name(kReduceOps[i]), values[i], reduce_tol(kReduceOps[i], cols)));
                  return outs;
                },
                3 * bytes_of({x})};
@@ -413,7 +429,8 @@ OpCase fp8_case(int block_rows, int block_cols) {
   OpCase c{"fp8", describe(DType::bf16, {rows, cols}) + " blocks " + std::to_string(block_rows) + "x" +
                       std::to_string(block_cols)};
   c.bind = [=](const Context& ctx) {
-    const Tensor x = ctx.to_here(random_tensor({rows, cols}, DType::bf16, 31, 7.0f)), y = ctx.empty({rows, cols}, DType::f32);
+    const Tensor x = ctx.to_here(random_tensor({rows, cols}, DType::bf16, 31, 7.0f)),
+                 y = ctx.empty({rows, cols}, DType::f32);
     const kernels::Fp8Tensor q = kernels::make_fp8(ctx, rows, cols, block_rows, block_cols);
     return Run{[=] {
                  kernels::quantize_fp8(ctx, x, q);

@@ -35,7 +35,8 @@ Tensor router_logits(std::int64_t t, std::int64_t e, Logits kind) {
       std::iota(order.begin(), order.end(), 0);
       std::rotate(order.begin(), order.begin() + (i * 5) % e, order.end());
       if (i % 2) std::reverse(order.begin(), order.end());
-      for (std::int64_t c = 0; c < e; ++c) x.data<float>()[i * e + c] = 0.25f * static_cast<float>(order[(c * 3) % e]) - 1.5f;
+      for (std::int64_t c = 0; c < e; ++c)
+        x.data<float>()[i * e + c] = 0.25f * static_cast<float>(order[(c * 3) % e]) - 1.5f;
     }
     return x;
   }
@@ -74,10 +75,12 @@ struct RouterSpec {
 // the largest gradient. Finite differences: 2e-3 of the largest gradient with eps 1e-3.
 OpCase router_case(const RouterSpec& s) {
   const std::int64_t k = s.p.top_k;
-  OpCase c{"moe_router", std::string(s.name) + ", " + std::to_string(s.t) + " tokens, " + std::to_string(s.e) + " experts"};
+  OpCase c{"moe_router",
+           std::string(s.name) + ", " + std::to_string(s.t) + " tokens, " + std::to_string(s.e) + " experts"};
   c.bind = [=](const Context& ctx) {
     const Tensor hb = router_bias(s.e, s.bias);
-    const Tensor logits = ctx.to_here(router_logits(s.t, s.e, s.logits)), bias = hb.defined() ? ctx.to_here(hb) : Tensor();
+    const Tensor logits = ctx.to_here(router_logits(s.t, s.e, s.logits)),
+                 bias = hb.defined() ? ctx.to_here(hb) : Tensor();
     const Tensor dgates = ctx.to_here(random_tensor({s.t, k}, DType::f32, s.seed_dgates));
     const Tensor scores = ctx.empty({s.t, s.e}, DType::f32), idx = ctx.empty({s.t, k}, DType::i32);
     const Tensor gates = ctx.empty({s.t, k}, DType::f32), dlogits = ctx.empty({s.t, s.e}, DType::f32);
@@ -88,7 +91,8 @@ OpCase router_case(const RouterSpec& s) {
                [=] {
                  const Tensor hd = to_host(dlogits);
                  return std::vector{output("expert_idx", idx, bit_exact()), output("scores", scores, bit_exact()),
-                                    output("gates", gates, bit_exact()), Output{"dlogits", hd, within(1e-5 * max_abs(hd))}};
+                                    output("gates", gates, bit_exact()),
+                                    Output{"dlogits", hd, within(1e-5 * max_abs(hd))}};
                },
                bytes_of({logits, scores, idx, gates, dgates, scores, idx, gates, dlogits})};
   };
@@ -96,7 +100,8 @@ OpCase router_case(const RouterSpec& s) {
     c.grad = [=] {
       const Context cpu = Context::cpu();
       const Tensor logits = router_logits(s.t, s.e, s.logits), bias = router_bias(s.e, s.bias);
-      const Tensor w = random_tensor({s.t, k}, DType::f32, s.seed_dgates), dlogits = Tensor::host({s.t, s.e}, DType::f32);
+      const Tensor w = random_tensor({s.t, k}, DType::f32, s.seed_dgates),
+                   dlogits = Tensor::host({s.t, s.e}, DType::f32);
       const Tensor scores = Tensor::host({s.t, s.e}, DType::f32), idx = Tensor::host({s.t, k}, DType::i32);
       const Tensor gates = Tensor::host({s.t, k}, DType::f32);
       kernels::moe_router_forward(cpu, logits, bias, s.p, scores, idx, gates);
@@ -105,7 +110,8 @@ OpCase router_case(const RouterSpec& s) {
       return GradCheck{[=] {
                          kernels::moe_router_forward(cpu, logits, bias, s.p, scores, idx, gates);
                          for (std::int64_t i = 0; i < idx.numel(); ++i)
-                           EXPECT_EQ(idx.data<std::int32_t>()[i], idx0.data<std::int32_t>()[i]) << "selection moved under the step";
+                           EXPECT_EQ(idx.data<std::int32_t>()[i], idx0.data<std::int32_t>()[i])
+                               << "selection moved under the step";
                          return dot(w, gates);
                        },
                        {{"dlogits", logits, dlogits, 1e-3, 2e-3}}};
@@ -114,7 +120,8 @@ OpCase router_case(const RouterSpec& s) {
 }
 
 void add_router_cases(std::vector<OpCase>& out) {
-  const RouterParams v3{.score_func = ScoreFunc::sigmoid, .top_k = 8, .n_groups = 8, .topk_groups = 4, .route_scale = 2.5f};
+  const RouterParams v3{
+      .score_func = ScoreFunc::sigmoid, .top_k = 8, .n_groups = 8, .topk_groups = 4, .route_scale = 2.5f};
   const RouterParams v2_lite{.score_func = ScoreFunc::softmax, .top_k = 6, .normalize = false};
   const RouterSpec cases[] = {
       {"V2-Lite softmax raw", 4099, 64, v2_lite, Logits::random, Bias::none, 3},
@@ -131,7 +138,8 @@ void add_router_cases(std::vector<OpCase>& out) {
       {"decode: one token, V3 sigmoid groups 8/4", 1, 256, v3, Logits::random, Bias::random, 3},
       {"decode: five tokens, V2-Lite softmax", 5, 64, v2_lite, Logits::random, Bias::none, 3},
       {"one expert per group, 64 groups keep 5", 7, 64,
-       {.score_func = ScoreFunc::sigmoid, .top_k = 4, .n_groups = 64, .topk_groups = 5}, Logits::coarse, Bias::zeros, 3},
+       {.score_func = ScoreFunc::sigmoid, .top_k = 4, .n_groups = 64, .topk_groups = 5}, Logits::coarse, Bias::zeros,
+       3},
       // Finite differences through the normalisation and both score functions.
       {"sigmoid normalised, groups 4/2, scale 2.5", 6, 16,
        {.score_func = ScoreFunc::sigmoid, .top_k = 3, .n_groups = 4, .topk_groups = 2, .route_scale = 2.5f},
@@ -169,14 +177,16 @@ OpCase balance_case(const BalanceSpec& s) {
   const RouterParams p{.score_func = s.f, .top_k = static_cast<int>(k)};
   const kernels::BalanceParams bp{.seq_len = s.seq_len, .alpha = s.alpha, .score_func = s.f};
   OpCase c{"moe_balance", std::string(kernels::score_func_name(s.f)) + ", " + std::to_string(s.sequences) + " x " +
-                              std::to_string(s.seq_len) + " tokens, " + std::to_string(e) + " experts, top " + std::to_string(k)};
+                              std::to_string(s.seq_len) + " tokens, " + std::to_string(e) + " experts, top " +
+                              std::to_string(k)};
   struct Routed {
     Tensor logits, scores, idx;
   };
   const auto routed = [=] {
     Routed r{random_tensor({t, e}, DType::f32, s.seed_logits, s.logits_std), Tensor::host({t, e}, DType::f32),
              Tensor::host({t, k}, DType::i32)};
-    kernels::moe_router_forward(Context::cpu(), r.logits, Tensor(), p, r.scores, r.idx, Tensor::host({t, k}, DType::f32));
+    kernels::moe_router_forward(Context::cpu(), r.logits, Tensor(), p, r.scores, r.idx,
+                                Tensor::host({t, k}, DType::f32));
     return r;
   };
   c.bind = [=](const Context& ctx) {
@@ -193,7 +203,8 @@ OpCase balance_case(const BalanceSpec& s) {
                [=] {
                  const Tensor hd = to_host(dlogits);
                  return std::vector{output("counts", counts, bit_exact()), output("loss", loss, within(0, 1e-6)),
-                                    Output{"dlogits", hd, within(1e-6 * max_abs(hd))}, output("bias", bias, bit_exact())};
+                                    Output{"dlogits", hd, within(1e-6 * max_abs(hd))},
+                                    output("bias", bias, bit_exact())};
                },
                bytes_of({scores, idx, scores, idx, dlogits, dlogits})};
   };
@@ -259,7 +270,8 @@ struct PermuteSpec {
 // FMA on the GPU: 1e-6 of k max |y| for f32, one bf16 rounding (2^-7 of max |y|) for bf16, and the permute
 // backward (the same sums without gates) within that too. The unpermute backward's dy_perm is one multiply
 // (bit-identical); dgates are dot products in different orders: 1e-5 of the largest sum_d |dy y_perm|.
-std::vector<Output> permute_outputs(const PermuteSpec& s, const std::vector<Tensor>& t, const Tensor& hdy, const Tensor& hyp) {
+std::vector<Output> permute_outputs(const PermuteSpec& s, const std::vector<Tensor>& t, const Tensor& hdy,
+                                    const Tensor& hyp) {
   std::vector<Output> outs{output("expert_offsets", t[0], bit_exact()), output("row_of", t[1], bit_exact()),
                            output("x_perm", t[2], bit_exact())};
   if (t.size() == 3) return outs;
@@ -285,9 +297,11 @@ OpCase permute_case(const PermuteSpec& s) {
   OpCase c{"moe_permute", describe(s.dt, {s.t, s.d}) + ", top " + std::to_string(s.k) + " of " + std::to_string(s.e) +
                               (s.choice == Choice::skewed ? ", skewed" : "")};
   c.bind = [=](const Context& ctx) {
-    const Tensor x = ctx.to_here(random_tensor({s.t, s.d}, s.dt, s.seed_x)), idx = ctx.to_here(expert_choices(s.t, s.k, s.e, s.choice));
+    const Tensor x = ctx.to_here(random_tensor({s.t, s.d}, s.dt, s.seed_x)),
+                 idx = ctx.to_here(expert_choices(s.t, s.k, s.e, s.choice));
     // expert_offsets, row_of, x_perm, then (pairs to combine) y, dx, dy_perm, dgates
-    std::vector<Tensor> t{ctx.empty({s.e + 1}, DType::i32), ctx.empty({s.t, s.k}, DType::i32), ctx.empty({n, s.d}, s.dt)};
+    std::vector<Tensor> t{ctx.empty({s.e + 1}, DType::i32), ctx.empty({s.t, s.k}, DType::i32),
+                          ctx.empty({n, s.d}, s.dt)};
     const Tensor hyp = random_tensor({n, s.d}, s.dt, s.seed_yp), hdy = random_tensor({s.t, s.d}, s.dt, s.seed_dy);
     const Tensor yp = ctx.to_here(hyp), gates = ctx.to_here(random_tensor({s.t, s.k}, DType::f32, s.seed_gates));
     const Tensor dy = ctx.to_here(hdy);
@@ -329,7 +343,8 @@ OpCase permute_case(const PermuteSpec& s) {
                          },
                          {{"dx", x, dx}}};
       }
-      const Tensor gates = random_tensor({s.t, s.k}, DType::f32, s.seed_gates), w = random_tensor({s.t, s.d}, DType::f32, s.seed_dy);
+      const Tensor gates = random_tensor({s.t, s.k}, DType::f32, s.seed_gates),
+                   w = random_tensor({s.t, s.d}, DType::f32, s.seed_dy);
       const Tensor dyp = Tensor::host({n, s.d}, DType::f32), dg = Tensor::host({s.t, s.k}, DType::f32);
       const Tensor y = Tensor::host({s.t, s.d}, DType::f32);
       kernels::moe_unpermute_backward(cpu, w, yp, row_of, gates, dyp, dg);
@@ -343,12 +358,13 @@ OpCase permute_case(const PermuteSpec& s) {
 }
 
 void add_permute_cases(std::vector<OpCase>& out) {
-  for (const PermuteSpec& s : {PermuteSpec{1031, 6, 64, 2048, DType::bf16, Choice::skewed, 7, 8, 9, 10},
-                               PermuteSpec{517, 8, 256, 33, DType::f32, Choice::skewed, 7, 8, 9, 10},
-                               PermuteSpec{300, 2, 8, 7, DType::bf16, Choice::skewed, 7, 8, 9, 10},
-                               PermuteSpec{0, 6, 64, 16, DType::f32, Choice::skewed, 7, 8, 9, 10},
-                               PermuteSpec{9, 3, 4, 5, DType::f32, Choice::modular, 10, 11, 12, 13, PermuteGrad::unpermute},
-                               PermuteSpec{9, 2, 3, 4, DType::f32, Choice::modular, 14, 15, 16, 17, PermuteGrad::permute}})
+  for (const PermuteSpec& s :
+       {PermuteSpec{1031, 6, 64, 2048, DType::bf16, Choice::skewed, 7, 8, 9, 10},
+        PermuteSpec{517, 8, 256, 33, DType::f32, Choice::skewed, 7, 8, 9, 10},
+        PermuteSpec{300, 2, 8, 7, DType::bf16, Choice::skewed, 7, 8, 9, 10},
+        PermuteSpec{0, 6, 64, 16, DType::f32, Choice::skewed, 7, 8, 9, 10},
+        PermuteSpec{9, 3, 4, 5, DType::f32, Choice::modular, 10, 11, 12, 13, PermuteGrad::unpermute},
+        PermuteSpec{9, 2, 3, 4, DType::f32, Choice::modular, 14, 15, 16, 17, PermuteGrad::permute}})
     out.push_back(permute_case(s));
 }
 }  // namespace

@@ -20,7 +20,9 @@ namespace r1::test {
 namespace {
 using kernels::Context;
 
-Tolerance nn_tol(DType dt, double scale, double f32_rel) { return within((dt == DType::bf16 ? 0.0079 : f32_rel) * scale); }
+Tolerance nn_tol(DType dt, double scale, double f32_rel) {
+  return within((dt == DType::bf16 ? 0.0079 : f32_rel) * scale);
+}
 
 std::vector<std::int32_t> spread_ids(std::int64_t n, std::int64_t vocab, std::uint32_t salt) {
   std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
@@ -170,7 +172,8 @@ OpCase rope_case(const RopeSpec& s) {
     const Tensor x = ctx.to_here(random_tensor(s.shape, s.dt, s.seed_x)), pos = ctx.to_here(ints(s.positions));
     const Tensor forward = ctx.empty(s.shape, s.dt);
     // The rope slice read and written by each pass, the snapshot's copy, a cos and a sin row per token.
-    const double rows = static_cast<double>(x.numel() / s.shape[-1]), slice = rows * s.config.rope_dim * dtype_size(s.dt);
+    const double rows = static_cast<double>(x.numel() / s.shape[-1]),
+                 slice = rows * s.config.rope_dim * dtype_size(s.dt);
     return Run{[=] {
                  kernels::rope_forward(ctx, x, pos, tab, s.offset);
                  copy(forward, x);
@@ -275,9 +278,9 @@ OpCase adamw_case(std::int64_t n) {
                },
                [=] {
                  const Tensor hp = to_host(p), hm = to_host(m), hv = to_host(v);
-                 return std::vector{Output{"p", hp, within(1e-6 * max_abs(hp))}, Output{"m", hm, within(1e-6 * max_abs(hm))},
-                                    Output{"v", hv, within(1e-6 * max_abs(hv))},
-                                    output("p_bf16", pb, within(0.0079 * max_abs(hp)))};
+                 return std::vector{
+                     Output{"p", hp, within(1e-6 * max_abs(hp))}, Output{"m", hm, within(1e-6 * max_abs(hm))},
+                     Output{"v", hv, within(1e-6 * max_abs(hv))}, output("p_bf16", pb, within(0.0079 * max_abs(hp)))};
                },
                3 * (bytes_of({p, m, v, p, m, v, pb}) + bytes_of({grads[0]}))};
   };
@@ -304,15 +307,17 @@ OpCase embedding_case(const EmbeddingSpec& s) {
                           : Tensor::host_zeros({s.vocab, s.d}, DType::f32);
   };
   c.bind = [=](const Context& ctx) {
-    const Tensor table = ctx.to_here(random_tensor({s.vocab, s.d}, DType::f32, s.seed_table)), ids = ctx.to_here(ints(s.ids));
+    const Tensor table = ctx.to_here(random_tensor({s.vocab, s.d}, DType::f32, s.seed_table)),
+                 ids = ctx.to_here(ints(s.ids));
     const Tensor dout = ctx.to_here(random_tensor({rows, s.d}, s.dt, s.seed_dout)), dtable = ctx.to_here(dtable0());
     const Tensor out = ctx.empty({rows, s.d}, s.dt);
+    // Rows of the table read; rows of dtable read and written.
     return Run{[=] {
                  kernels::embedding_forward(ctx, table, ids, out);
                  kernels::embedding_backward(ctx, dout, ids, dtable);
                },
                [=] { return std::vector{output("out", out, bit_exact()), output("dtable", dtable, bit_exact())}; },
-               bytes_of({out, dout, ids, ids}) + 3 * 4.0 * rows * s.d};  // table rows read, dtable rows read and written
+               bytes_of({out, dout, ids, ids}) + 3 * 4.0 * rows * s.d};
   };
   if (s.grad)
     c.grad = [=] {
@@ -340,8 +345,11 @@ void add_norm_and_activation_cases(std::vector<OpCase>& out) {
   for (DType dt : kFloats)
     for (auto [rows, d] : kRowShapes) out.push_back(rmsnorm_forward_case(rows, d, dt));
   for (DType dt : kFloats)
-    for (auto [rows, d] : kRowShapes) out.push_back(rmsnorm_backward_case({rows, d, dt, 1e-6f, 3, 4, 5, 6}));
-  out.push_back(rmsnorm_backward_case({4, 8, DType::f32, 1e-5f, 1, 2, 3, 0, true}));
+    for (auto [rows, d] : kRowShapes)
+      out.push_back(rmsnorm_backward_case(
+          {.rows = rows, .d = d, .dt = dt, .eps = 1e-6f, .seed_x = 3, .seed_w = 4, .seed_dy = 5, .seed_dw0 = 6}));
+  out.push_back(rmsnorm_backward_case({.rows = 4, .d = 8, .dt = DType::f32, .eps = 1e-5f, .seed_x = 1, .seed_w = 2,
+                                       .seed_dy = 3, .seed_dw0 = 0, .grad = true}));
   for (DType dt : kFloats)
     for (auto [rows, h] : {std::pair<std::int64_t, std::int64_t>{129, 1408}, {17, 45}})
       out.push_back(swiglu_case(rows, h, dt, 7, 8, false));
@@ -355,9 +363,18 @@ void add_rope_cases(std::vector<OpCase>& out) {
   const std::pair<Shape, std::int64_t> layouts[] = {{{64, 16, 192}, 128}, {{64, 576}, 512}, {{64, 67}, 3}};
   for (DType dt : kFloats)
     for (const auto& [shape, offset] : layouts)
-      out.push_back(rope_case({shape, offset, yarn, 8192, spread_ids(64, 8192, 1), dt, 9, 0}));
+      out.push_back(rope_case({.shape = shape, .offset = offset, .config = yarn, .max_pos = 8192,
+                               .positions = spread_ids(64, 8192, 1), .dt = dt, .seed_x = 9, .seed_dy = 0}));
   // Head slices of a small row, plain RoPE, odd positions.
-  out.push_back(rope_case({{3, 2, 10}, 2, {.rope_dim = 6}, 8, {1, 3, 5}, DType::f32, 6, 7, true}));
+  out.push_back(rope_case({.shape = {3, 2, 10},
+                           .offset = 2,
+                           .config = {.rope_dim = 6},
+                           .max_pos = 8,
+                           .positions = {1, 3, 5},
+                           .dt = DType::f32,
+                           .seed_x = 6,
+                           .seed_dy = 7,
+                           .grad = true}));
 }
 
 void add_loss_and_optimizer_cases(std::vector<OpCase>& out) {
@@ -367,10 +384,16 @@ void add_loss_and_optimizer_cases(std::vector<OpCase>& out) {
       targets[1] = -1;                         // an ignored token
       targets[2] = kernels::kTargetElsewhere;  // a target in another vocabulary shard
       const Tensor dloss = random_tensor({rows}, DType::f32, 11);
-      out.push_back(cross_entropy_case(
-          {rows, v, dt, 10, 3.0f, targets, std::vector<float>(dloss.data<float>(), dloss.data<float>() + rows)}));
+      out.push_back(cross_entropy_case({.rows = rows,
+                                        .v = v,
+                                        .dt = dt,
+                                        .seed_logits = 10,
+                                        .scale = 3.0f,
+                                        .targets = targets,
+                                        .dloss = std::vector<float>(dloss.data<float>(), dloss.data<float>() + rows)}));
     }
-  out.push_back(cross_entropy_case({3, 7, DType::f32, 8, 2.0f, {4, -1, 0}, {0.7f, 0.9f, -1.3f}, true}));
+  out.push_back(cross_entropy_case({.rows = 3, .v = 7, .dt = DType::f32, .seed_logits = 8, .scale = 2.0f,
+                                    .targets = {4, -1, 0}, .dloss = {0.7f, 0.9f, -1.3f}, .grad = true}));
   for (std::int64_t n : {1 << 20, 1001}) out.push_back(adamw_case(n));
 }
 
@@ -380,10 +403,12 @@ void add_embedding_cases(std::vector<OpCase>& out) {
       std::vector<std::int32_t> ids = spread_ids(777, vocab, 3);
       for (std::size_t t = 0; t < ids.size(); t += 3) ids[t] = 7;   // one long run
       for (std::size_t t = 1; t < ids.size(); t += 10) ids[t] = -1;  // rows of another shard
-      out.push_back(embedding_case({vocab, d, dt, ids, 14, 15, 16}));
+      out.push_back(embedding_case(
+          {.vocab = vocab, .d = d, .dt = dt, .ids = ids, .seed_table = 14, .seed_dout = 15, .seed_dtable0 = 16}));
     }
   // Id 2 unused: its gradient must stay 0.
-  out.push_back(embedding_case({5, 4, DType::f32, {1, 4, 1, 0, 1, 3}, 9, 10, 0, true}));
+  out.push_back(embedding_case({.vocab = 5, .d = 4, .dt = DType::f32, .ids = {1, 4, 1, 0, 1, 3}, .seed_table = 9,
+                                .seed_dout = 10, .seed_dtable0 = 0, .grad = true}));
 }
 }  // namespace
 

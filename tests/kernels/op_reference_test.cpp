@@ -12,7 +12,8 @@ using test::OpCase;
 
 TEST(OpTable, CaseNamesAreUniqueTestNames) {
   std::set<std::string> seen;
-  for (const OpCase& c : test::op_cases()) EXPECT_TRUE(seen.insert(test::test_name(c)).second) << c.name() << " as " << test::test_name(c);
+  for (const OpCase& c : test::op_cases())
+    EXPECT_TRUE(seen.insert(test::test_name(c)).second) << c.name() << " as " << test::test_name(c);
 }
 
 class OpReference : public testing::TestWithParam<OpCase> {};
