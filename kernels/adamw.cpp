@@ -1,5 +1,7 @@
 #include "kernels/adamw.hpp"
 
+#include "kernels/cpu/adamw.hpp"
+#include "kernels/cuda/adamw.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

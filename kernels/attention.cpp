@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cuda/attention.hpp"
+
 namespace r1::kernels {
 
 namespace {

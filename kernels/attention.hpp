@@ -23,21 +23,4 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
                         const Tensor& dout, const Tensor& lse, const Tensor& segment_ids, float scale,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
-namespace cpu {
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& segment_ids,
-                       const Tensor& out, const Tensor& lse);
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
-                        const Tensor& lse, const Tensor& segment_ids, float scale, const Tensor& dq, const Tensor& dk,
-                        const Tensor& dv);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
-                       const Tensor& segment_ids, const Tensor& out, const Tensor& lse);
-void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                        const Tensor& dout, const Tensor& lse, const Tensor& segment_ids, float scale,
-                        const Tensor& dq, const Tensor& dk, const Tensor& dv);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

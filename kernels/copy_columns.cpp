@@ -1,5 +1,7 @@
 #include "kernels/copy_columns.hpp"
 
+#include "kernels/cpu/copy_columns.hpp"
+#include "kernels/cuda/copy_columns.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

@@ -21,14 +21,4 @@ struct ColumnLayout {
 };
 ColumnLayout column_layout(const Tensor& t);
 
-namespace cpu {
-void copy_columns(const Tensor& src, std::int64_t src_col, const Tensor& dst, std::int64_t dst_col, std::int64_t width);
-}
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void copy_columns(const Context& ctx, const Tensor& src, std::int64_t src_col, const Tensor& dst,
-                  std::int64_t dst_col, std::int64_t width);
-}
-#endif
-
 }  // namespace r1::kernels

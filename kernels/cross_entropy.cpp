@@ -1,5 +1,7 @@
 #include "kernels/cross_entropy.hpp"
 
+#include "kernels/cpu/cross_entropy.hpp"
+#include "kernels/cuda/cross_entropy.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

@@ -22,18 +22,4 @@ void cross_entropy_forward(const Context& ctx, const Tensor& logits, const Tenso
 void cross_entropy_backward(const Context& ctx, const Tensor& logits, const Tensor& targets, const Tensor& lse,
                             const Tensor& dloss, const Tensor& dlogits);
 
-namespace cpu {
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse);
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& dloss,
-                            const Tensor& dlogits);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void cross_entropy_forward(const Context& ctx, const Tensor& logits, const Tensor& targets, const Tensor& losses,
-                           const Tensor& lse);
-void cross_entropy_backward(const Context& ctx, const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                            const Tensor& dloss, const Tensor& dlogits);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

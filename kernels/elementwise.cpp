@@ -1,5 +1,8 @@
 #include "kernels/elementwise.hpp"
 
+#include "kernels/cpu/elementwise.hpp"
+#include "kernels/cuda/elementwise.hpp"
+
 namespace r1::kernels {
 
 #if defined(R1HPC_HAVE_CUDA)

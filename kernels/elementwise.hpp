@@ -10,19 +10,4 @@ void fill(const Context& ctx, const Tensor& x, float value);
 // dst = src converted (f32, bf16, f8e4m3; round to nearest even, fp8 saturating); same element count.
 void cast(const Context& ctx, const Tensor& src, const Tensor& dst);
 
-namespace cpu {
-void axpy(float alpha, const Tensor& x, const Tensor& y);
-void scale(float alpha, const Tensor& x);
-void fill(const Tensor& x, float value);
-void cast(const Tensor& src, const Tensor& dst);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void axpy(const Context& ctx, float alpha, const Tensor& x, const Tensor& y);
-void scale(const Context& ctx, float alpha, const Tensor& x);
-void fill(const Context& ctx, const Tensor& x, float value);
-void cast(const Context& ctx, const Tensor& src, const Tensor& dst);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

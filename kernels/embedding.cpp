@@ -1,5 +1,7 @@
 #include "kernels/embedding.hpp"
 
+#include "kernels/cpu/embedding.hpp"
+#include "kernels/cuda/embedding.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

@@ -15,15 +15,4 @@ void embedding_forward(const Context& ctx, const Tensor& table, const Tensor& id
 // the GPU (ids sorted by a stable radix sort) an out-of-range id is skipped.
 void embedding_backward(const Context& ctx, const Tensor& dout, const Tensor& ids, const Tensor& dtable);
 
-namespace cpu {
-void embedding_forward(const Tensor& table, const Tensor& ids, const Tensor& out);
-void embedding_backward(const Tensor& dout, const Tensor& ids, const Tensor& dtable);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void embedding_forward(const Context& ctx, const Tensor& table, const Tensor& ids, const Tensor& out);
-void embedding_backward(const Context& ctx, const Tensor& dout, const Tensor& ids, const Tensor& dtable);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

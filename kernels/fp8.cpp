@@ -1,5 +1,8 @@
 #include "kernels/fp8.hpp"
 
+#include "kernels/cpu/fp8.hpp"
+#include "kernels/cuda/fp8.hpp"
+
 namespace r1::kernels {
 
 Fp8Tensor make_fp8(const Context& ctx, std::int64_t rows, std::int64_t cols, int block_rows, int block_cols) {

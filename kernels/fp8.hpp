@@ -23,15 +23,4 @@ void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y);
 
 void check_fp8(const Fp8Tensor& q, const Tensor& dense, const char* op);  // shapes and dtypes agree
 
-namespace cpu {
-void quantize_fp8(const Tensor& x, const Fp8Tensor& out);
-void dequantize_fp8(const Fp8Tensor& q, const Tensor& y);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
-void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

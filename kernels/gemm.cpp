@@ -1,5 +1,7 @@
 #include "kernels/gemm.hpp"
 
+#include "kernels/cpu/gemm.hpp"
+#include "kernels/cuda/gemm.hpp"
 #include "kernels/elementwise.hpp"
 
 namespace r1::kernels {

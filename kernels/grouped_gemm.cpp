@@ -1,6 +1,8 @@
 // The loop over experts: backend-neutral, since kernels::gemm dispatches each group itself.
 #include "kernels/grouped_gemm.hpp"
 
+#include "kernels/cuda/gemm.hpp"
+
 namespace r1::kernels {
 
 namespace {

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "kernels/attention.hpp"
+#include "kernels/cpu/mla_decode.hpp"
+#include "kernels/cuda/mla_decode.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

@@ -43,18 +43,4 @@ constexpr std::int64_t kMlaDecodeChunkQuantum = 64;
 constexpr std::int64_t kMlaDecodeBlocksPerSm = 2;
 MlaDecodeSplit mla_decode_split(std::int64_t batch_heads, std::int64_t max_len, int sm_count);
 
-namespace cpu {
-void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache);
-void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b, const Tensor& cache_kv,
-                          const Tensor& cache_pe, const Tensor& lengths, float scale, const Tensor& out);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void kv_cache_write(const Context& ctx, const Tensor& src, const Tensor& start, const Tensor& cache);
-void mla_decode_attention(const Context& ctx, const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b,
-                          const Tensor& cache_kv, const Tensor& cache_pe, const Tensor& lengths, float scale,
-                          const Tensor& out);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

@@ -1,5 +1,8 @@
 #include "kernels/moe_balance.hpp"
 
+#include "kernels/cpu/moe_balance.hpp"
+#include "kernels/cuda/moe_balance.hpp"
+
 namespace r1::kernels {
 
 namespace {

@@ -27,21 +27,4 @@ void moe_balance_backward(const Context& ctx, float dloss, const Tensor& scores,
 // (summed over the data-parallel group by the caller), bias f32 [E].
 void moe_bias_update(const Context& ctx, const Tensor& counts, float gamma, const Tensor& bias);
 
-namespace cpu {
-void moe_balance_forward(const Tensor& scores, const Tensor& expert_idx, const BalanceParams& p, const Tensor& loss,
-                         const Tensor& counts);
-void moe_balance_backward(float dloss, const Tensor& scores, const Tensor& expert_idx, const BalanceParams& p,
-                          const Tensor& dlogits);
-void moe_bias_update(const Tensor& counts, float gamma, const Tensor& bias);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void moe_balance_forward(const Context& ctx, const Tensor& scores, const Tensor& expert_idx, const BalanceParams& p,
-                         const Tensor& loss, const Tensor& counts);
-void moe_balance_backward(const Context& ctx, float dloss, const Tensor& scores, const Tensor& expert_idx,
-                          const BalanceParams& p, const Tensor& dlogits);
-void moe_bias_update(const Context& ctx, const Tensor& counts, float gamma, const Tensor& bias);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

@@ -1,5 +1,7 @@
 #include "kernels/moe_decode.hpp"
 
+#include "kernels/cpu/moe_decode.hpp"
+#include "kernels/cuda/moe_decode.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

@@ -18,15 +18,4 @@ namespace r1::kernels {
 void moe_decode_experts(const Context& ctx, const Tensor& x, const Tensor& expert_idx, const Tensor& gates,
                         const Tensor& gate_up, const Tensor& down, const Tensor& h, const Tensor& out);
 
-namespace cpu {
-void moe_decode_experts(const Tensor& x, const Tensor& expert_idx, const Tensor& gates, const Tensor& gate_up,
-                        const Tensor& down, const Tensor& h, const Tensor& out);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void moe_decode_experts(const Context& ctx, const Tensor& x, const Tensor& expert_idx, const Tensor& gates,
-                        const Tensor& gate_up, const Tensor& down, const Tensor& h, const Tensor& out);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

@@ -1,5 +1,8 @@
 #include "kernels/moe_permute.hpp"
 
+#include "kernels/cpu/moe_permute.hpp"
+#include "kernels/cuda/moe_permute.hpp"
+
 namespace r1::kernels {
 
 namespace {

@@ -25,22 +25,4 @@ void moe_unpermute(const Context& ctx, const Tensor& y_perm, const Tensor& row_o
 void moe_unpermute_backward(const Context& ctx, const Tensor& dy, const Tensor& y_perm, const Tensor& row_of,
                             const Tensor& gates, const Tensor& dy_perm, const Tensor& dgates);
 
-namespace cpu {
-std::vector<std::int64_t> moe_permute(const Tensor& x, const Tensor& expert_idx, const Tensor& x_perm,
-                                      const Tensor& row_of, const Tensor& expert_offsets);
-// y = sum_j w[t, j] * src[row_of[t, j]], with w = 1 where gates is undefined (the permute backward).
-void moe_combine(const Tensor& src, const Tensor& row_of, const Tensor& gates, const Tensor& y);
-void moe_unpermute_backward(const Tensor& dy, const Tensor& y_perm, const Tensor& row_of, const Tensor& gates,
-                            const Tensor& dy_perm, const Tensor& dgates);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-std::vector<std::int64_t> moe_permute(const Context& ctx, const Tensor& x, const Tensor& expert_idx,
-                                      const Tensor& x_perm, const Tensor& row_of, const Tensor& expert_offsets);
-void moe_combine(const Context& ctx, const Tensor& src, const Tensor& row_of, const Tensor& gates, const Tensor& y);
-void moe_unpermute_backward(const Context& ctx, const Tensor& dy, const Tensor& y_perm, const Tensor& row_of,
-                            const Tensor& gates, const Tensor& dy_perm, const Tensor& dgates);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

@@ -1,5 +1,8 @@
 #include "kernels/moe_router.hpp"
 
+#include "kernels/cpu/moe_router.hpp"
+#include "kernels/cuda/moe_router.hpp"
+
 namespace r1::kernels {
 
 const char* score_func_name(ScoreFunc f) { return f == ScoreFunc::sigmoid ? "sigmoid" : "softmax"; }

@@ -36,19 +36,4 @@ void moe_router_backward(const Context& ctx, const Tensor& dgates, const Tensor&
 void check_router(const RouterParams& p, const Tensor& scores, const Tensor& expert_idx, const Tensor& gates,
                   const char* op);
 
-namespace cpu {
-void moe_router_forward(const Tensor& logits, const Tensor& bias, const RouterParams& p, const Tensor& scores,
-                        const Tensor& expert_idx, const Tensor& gates);
-void moe_router_backward(const Tensor& dgates, const Tensor& scores, const Tensor& expert_idx, const Tensor& gates,
-                         const RouterParams& p, const Tensor& dlogits);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void moe_router_forward(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
-                        const Tensor& scores, const Tensor& expert_idx, const Tensor& gates);
-void moe_router_backward(const Context& ctx, const Tensor& dgates, const Tensor& scores, const Tensor& expert_idx,
-                         const Tensor& gates, const RouterParams& p, const Tensor& dlogits);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

@@ -1,5 +1,8 @@
 #include "kernels/random.hpp"
 
+#include "kernels/cpu/random.hpp"
+#include "kernels/cuda/random.hpp"
+
 namespace r1::kernels {
 
 void fill_random(const Context& ctx, const Tensor& x, Distribution d, float a, float b, RngKey key,

@@ -16,13 +16,4 @@ enum class Distribution { uniform, normal };
 void fill_random(const Context& ctx, const Tensor& x, Distribution d, float a, float b, RngKey key,
                  std::uint64_t offset = 0);
 
-namespace cpu {
-void fill_random(const Tensor& x, Distribution d, float a, float b, RngKey key, std::uint64_t offset);
-}
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void fill_random(const Context& ctx, const Tensor& x, Distribution d, float a, float b, RngKey key, std::uint64_t offset);
-}
-#endif
-
 }  // namespace r1::kernels

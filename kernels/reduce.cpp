@@ -1,5 +1,8 @@
 #include "kernels/reduce.hpp"
 
+#include "kernels/cpu/reduce.hpp"
+#include "kernels/cuda/reduce.hpp"
+
 namespace r1::kernels {
 
 const char* reduce_op_name(ReduceOp op) {

@@ -16,15 +16,4 @@ float reduce_value(const Context& ctx, ReduceOp op, const Tensor& x);
 // that row's elements (f64 accumulation in an order fixed by cols), wherever the row sits in x.
 void reduce_rows(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
 
-namespace cpu {
-void reduce(ReduceOp op, const Tensor& x, const Tensor& out);
-void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
-void reduce_rows(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

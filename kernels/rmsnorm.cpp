@@ -1,5 +1,7 @@
 #include "kernels/rmsnorm.hpp"
 
+#include "kernels/cpu/rmsnorm.hpp"
+#include "kernels/cuda/rmsnorm.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

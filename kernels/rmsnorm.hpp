@@ -16,18 +16,4 @@ void rmsnorm_forward(const Context& ctx, const Tensor& x, const Tensor& weight, 
 void rmsnorm_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
                       const Tensor& dx, const Tensor& dweight);
 
-namespace cpu {
-void rmsnorm_forward(const Tensor& x, const Tensor& weight, float eps, const Tensor& y, const Tensor& rstd);
-void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd, const Tensor& dx,
-                      const Tensor& dweight);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void rmsnorm_forward(const Context& ctx, const Tensor& x, const Tensor& weight, float eps, const Tensor& y,
-                     const Tensor& rstd);
-void rmsnorm_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
-                      const Tensor& dx, const Tensor& dweight);
-}  // namespace cuda
-#endif
-
 }  // namespace r1::kernels

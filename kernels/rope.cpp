@@ -5,6 +5,8 @@
 #include <numbers>
 #include <vector>
 
+#include "kernels/cpu/rope.hpp"
+#include "kernels/cuda/rope.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

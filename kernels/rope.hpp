@@ -45,14 +45,4 @@ void rope_forward(const Context& ctx, const Tensor& x, const Tensor& positions, 
 void rope_backward(const Context& ctx, const Tensor& dx, const Tensor& positions, const RopeTables& tables,
                    std::int64_t offset);
 
-namespace cpu {
-void rope_apply(const Tensor& x, const Tensor& positions, const RopeTables& tables, std::int64_t offset, bool inverse);
-}
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void rope_apply(const Context& ctx, const Tensor& x, const Tensor& positions, const RopeTables& tables,
-                std::int64_t offset, bool inverse);
-}
-#endif
-
 }  // namespace r1::kernels

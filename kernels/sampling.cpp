@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/cpu/sampling.hpp"
+#include "kernels/cuda/sampling.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

@@ -37,18 +37,4 @@ void validate(const SampleOptions& o);
 void sample_rows(const Context& ctx, const Tensor& logits, const Tensor& uniforms, const SampleOptions& o,
                  const Tensor& tokens, const Tensor& logprobs, const Tensor& entropies);
 
-namespace cpu {
-// One row of V drawable logits; `scratch` is reused between calls.
-SampledToken sample_row(const float* logits, std::int64_t V, const SampleOptions& o, double u,
-                        std::vector<std::int32_t>& scratch);
-void sample_rows(const Tensor& logits, const Tensor& uniforms, const SampleOptions& o, const Tensor& tokens,
-                 const Tensor& logprobs, const Tensor& entropies);
-}  // namespace cpu
-#if defined(R1HPC_HAVE_CUDA)
-namespace cuda {
-void sample_rows(const Context& ctx, const Tensor& logits, const Tensor& uniforms, const SampleOptions& o,
-                 const Tensor& tokens, const Tensor& logprobs, const Tensor& entropies);
-}
-#endif
-
 }  // namespace r1::kernels

@@ -1,5 +1,7 @@
 #include "kernels/swiglu.hpp"
 
+#include "kernels/cpu/swiglu.hpp"
+#include "kernels/cuda/swiglu.hpp"
 #include "kernels/nn_checks.hpp"
 
 namespace r1::kernels {

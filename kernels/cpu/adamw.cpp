@@ -1,5 +1,6 @@
-// CPU reference AdamW: one pass over the elements, the update shared with CUDA (kernels/adamw.hpp).
-#include "kernels/adamw.hpp"
+// CPU reference AdamW: one pass over the elements, the update shared with CUDA (kernels/adamw_math.hpp).
+#include "kernels/adamw_math.hpp"
+#include "kernels/cpu/adamw.hpp"
 
 namespace r1::kernels::cpu {
 

@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/attention.hpp"
+#include "kernels/cpu/attention.hpp"
 #include "kernels/dispatch.hpp"
 
 namespace r1::kernels::cpu {

@@ -1,5 +1,5 @@
 // CPU reference column-block copy / broadcast / group sum: one destination (row, group) at a time.
-#include "kernels/copy_columns.hpp"
+#include "kernels/cpu/copy_columns.hpp"
 #include "kernels/dispatch.hpp"
 
 namespace r1::kernels::cpu {

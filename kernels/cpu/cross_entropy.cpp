@@ -1,7 +1,7 @@
 // CPU reference cross-entropy: one row per OpenMP iteration, max then sum of exponentials in double.
 #include <cmath>
 
-#include "kernels/cross_entropy.hpp"
+#include "kernels/cpu/cross_entropy.hpp"
 #include "kernels/dispatch.hpp"
 
 namespace r1::kernels::cpu {

@@ -1,5 +1,5 @@
 // CPU reference elementwise ops (OpenMP).
-#include "kernels/elementwise.hpp"
+#include "kernels/cpu/elementwise.hpp"
 
 #include "kernels/dispatch.hpp"
 

@@ -3,8 +3,8 @@
 // independent of the thread count.
 #include <vector>
 
+#include "kernels/cpu/embedding.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/embedding.hpp"
 
 namespace r1::kernels::cpu {
 

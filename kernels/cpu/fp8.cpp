@@ -1,8 +1,8 @@
 // CPU reference FP8 block quantisation: one tile at a time.
 #include <cmath>
 
+#include "kernels/cpu/fp8.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/fp8.hpp"
 
 namespace r1::kernels::cpu {
 

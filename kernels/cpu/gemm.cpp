@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "kernels/gemm.hpp"
+#include "kernels/cpu/gemm.hpp"
 
 namespace r1::kernels::cpu {
 

@@ -5,8 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/mla_decode.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/mla_decode.hpp"
 
 namespace r1::kernels::cpu {
 

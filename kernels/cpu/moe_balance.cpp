@@ -1,7 +1,7 @@
 // CPU reference balance loss (double accumulation, sequence by sequence) and bias update.
 #include <vector>
 
-#include "kernels/moe_balance.hpp"
+#include "kernels/cpu/moe_balance.hpp"
 #include "kernels/moe_routing_math.hpp"
 
 namespace r1::kernels::cpu {

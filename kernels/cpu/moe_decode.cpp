@@ -1,7 +1,7 @@
 // CPU reference of the decode-batch experts: one (token, slot) pair at a time, plain f32 dot products.
+#include "kernels/cpu/moe_decode.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/moe_decode.hpp"
-#include "kernels/swiglu.hpp"
+#include "kernels/swiglu_math.hpp"
 
 namespace r1::kernels::cpu {
 

@@ -3,8 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/moe_permute.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/moe_permute.hpp"
 
 namespace r1::kernels::cpu {
 

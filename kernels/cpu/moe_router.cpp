@@ -1,5 +1,5 @@
 // CPU reference router: the shared per-token routine (kernels/moe_routing_math.hpp), one token per iteration.
-#include "kernels/moe_router.hpp"
+#include "kernels/cpu/moe_router.hpp"
 #include "kernels/moe_routing_math.hpp"
 
 namespace r1::kernels::cpu {

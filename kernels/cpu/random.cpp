@@ -1,6 +1,6 @@
 // CPU reference random fills.
+#include "kernels/cpu/random.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/random.hpp"
 
 namespace r1::kernels::cpu {
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/reduce.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/reduce.hpp"
 
 namespace r1::kernels::cpu {
 

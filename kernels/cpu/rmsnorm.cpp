@@ -3,8 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/rmsnorm.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/rmsnorm.hpp"
 
 namespace r1::kernels::cpu {
 

@@ -1,6 +1,6 @@
 // CPU reference RoPE: one (token, head) row at a time, f32 math.
+#include "kernels/cpu/rope.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/rope.hpp"
 
 namespace r1::kernels::cpu {
 

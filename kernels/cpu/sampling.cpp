@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/sampling.hpp"
+#include "kernels/cpu/sampling.hpp"
 
 namespace r1::kernels::cpu {
 

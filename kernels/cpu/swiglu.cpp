@@ -1,6 +1,7 @@
-// CPU reference SwiGLU: rows in parallel, the element math shared with CUDA (kernels/swiglu.hpp).
+// CPU reference SwiGLU: rows in parallel, the element math shared with CUDA (kernels/swiglu_math.hpp).
+#include "kernels/cpu/swiglu.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/swiglu.hpp"
+#include "kernels/swiglu_math.hpp"
 
 namespace r1::kernels::cpu {
 

@@ -1,5 +1,6 @@
 // CUDA AdamW: one grid-stride pass, four f32 elements per 16-byte access when the tensors allow.
-#include "kernels/adamw.hpp"
+#include "kernels/adamw_math.hpp"
+#include "kernels/cuda/adamw.hpp"
 #include "kernels/cuda/rowwise.cuh"
 
 namespace r1::kernels::cuda {

@@ -1,6 +1,6 @@
 // CUDA column-block copy / broadcast / group sum: one thread per destination element (consecutive
 // threads on consecutive columns), sums over groups in the CPU reference's order.
-#include "kernels/copy_columns.hpp"
+#include "kernels/cuda/copy_columns.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
 

@@ -3,7 +3,7 @@
 // threads' pairs; the backward is a second elementwise pass over the row using the saved lse.
 #include <cfloat>
 
-#include "kernels/cross_entropy.hpp"
+#include "kernels/cuda/cross_entropy.hpp"
 #include "kernels/cuda/rowwise.cuh"
 
 namespace r1::kernels::cuda {

@@ -1,7 +1,7 @@
 // CUDA elementwise ops: grid-stride loops, arithmetic in f32.
+#include "kernels/cuda/elementwise.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
-#include "kernels/elementwise.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -4,8 +4,8 @@
 // and adds the sum to the table row once. A very frequent id makes one long serial run.
 #include <cub/device/device_radix_sort.cuh>
 
+#include "kernels/cuda/embedding.hpp"
 #include "kernels/cuda/rowwise.cuh"
-#include "kernels/embedding.hpp"
 
 namespace r1::kernels::cuda {
 

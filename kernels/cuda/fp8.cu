@@ -1,8 +1,8 @@
 // CUDA FP8 block quantisation: one thread block per tile (max-abs by block reduction, then scale);
 // dequantisation is elementwise.
+#include "kernels/cuda/fp8.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
-#include "kernels/fp8.hpp"
 
 namespace r1::kernels::cuda {
 

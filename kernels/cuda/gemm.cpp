@@ -1,6 +1,6 @@
 // CUDA GEMM through cuBLASLt. Row-major C = op(A) op(B) is computed as the column-major product
 // C^T = op(B)^T op(A)^T, so B is cuBLASLt's first operand. Algorithm choices are cached per problem.
-#include "kernels/gemm.hpp"
+#include "kernels/cuda/gemm.hpp"
 
 #include <cstdint>
 #include <vector>

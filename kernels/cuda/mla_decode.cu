@@ -12,8 +12,8 @@
 // The split (mla_decode_split) depends on the cache capacity, B H and the SM count only, so a decode step
 // captured in a CUDA graph replays correctly as the lengths grow. Every head of a sequence still re-reads that
 // sequence's latents (from L2); a head-batched tile kernel is the next speed-up.
+#include "kernels/cuda/mla_decode.hpp"
 #include "kernels/cuda/rowwise.cuh"
-#include "kernels/mla_decode.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -1,7 +1,7 @@
 // CUDA balance loss and bias update. Per-sequence counts by integer atomics (exact, so order-free); the
 // probability sums and the loss by fixed-shape double reductions: deterministic run to run.
 #include "kernels/cuda/launch.cuh"
-#include "kernels/moe_balance.hpp"
+#include "kernels/cuda/moe_balance.hpp"
 #include "kernels/moe_routing_math.hpp"
 
 namespace r1::kernels::cuda {

@@ -3,9 +3,9 @@
 // and writes SwiGLU of the rounded pair; the second gives each (output column, slot) of a token its own warp,
 // rounds each slot's down-projection dot, and sums them gate-weighted in slot order in shared memory, so
 // nothing is accumulated across blocks (no atomics, one order).
+#include "kernels/cuda/moe_decode.hpp"
 #include "kernels/cuda/rowwise.cuh"
-#include "kernels/moe_decode.hpp"
-#include "kernels/swiglu.hpp"
+#include "kernels/swiglu_math.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/moe_permute.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/moe_permute.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -4,7 +4,7 @@
 // best candidate under the selection's strict total order, found per lane and then across the warp.
 // Backward: one thread per token running the shared per-token routine.
 #include "kernels/cuda/launch.cuh"
-#include "kernels/moe_router.hpp"
+#include "kernels/cuda/moe_router.hpp"
 #include "kernels/moe_routing_math.hpp"
 
 namespace r1::kernels::cuda {

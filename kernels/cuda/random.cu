@@ -1,7 +1,7 @@
 // CUDA random fills: one thread per element, the same Philox code as the CPU reference.
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/random.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/random.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -1,8 +1,8 @@
 // CUDA reductions: a fixed grid (depends only on n) writes one double partial per block, then one
 // block combines the partials in order. Deterministic run to run.
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/reduce.hpp"
 #include "kernels/dispatch.hpp"
-#include "kernels/reduce.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -1,8 +1,8 @@
 // CUDA RMSNorm: one block per row (forward) or per fixed chunk of rows (backward), 16-byte packed
 // accesses, f32 math. The weight gradient is deterministic: each backward block keeps its partial sums
 // in shared memory and writes them out; a second kernel adds the partials in block order.
+#include "kernels/cuda/rmsnorm.hpp"
 #include "kernels/cuda/rowwise.cuh"
-#include "kernels/rmsnorm.hpp"
 
 namespace r1::kernels::cuda {
 

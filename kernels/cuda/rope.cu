@@ -1,7 +1,7 @@
 // CUDA RoPE: one thread per pack of interleaved pairs (4 bf16 pairs or 2 f32 pairs in one 16-byte access
 // when the slice allows), reading the cos/sin tables in matching f32 packs.
+#include "kernels/cuda/rope.hpp"
 #include "kernels/cuda/rowwise.cuh"
-#include "kernels/rope.hpp"
 
 namespace r1::kernels::cuda {
 

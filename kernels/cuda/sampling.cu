@@ -14,7 +14,7 @@
 #include <climits>
 
 #include "kernels/cuda/launch.cuh"
-#include "kernels/sampling.hpp"
+#include "kernels/cuda/sampling.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -1,7 +1,8 @@
 // CUDA SwiGLU: elementwise over packs of output columns; each thread reads the matching gate and up
 // packs of its row (16-byte accesses when H allows), so the backward can run in place.
 #include "kernels/cuda/rowwise.cuh"
-#include "kernels/swiglu.hpp"
+#include "kernels/cuda/swiglu.hpp"
+#include "kernels/swiglu_math.hpp"
 
 namespace r1::kernels::cuda {
 

@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "kernels/cpu/sampling.hpp"
 
 namespace r1 {
 

@@ -4,19 +4,15 @@
 #include "app/plan.hpp"
 #include "deck/deck.hpp"
 #include "parallel/pipeline_split.hpp"
+#include "support/tiny_model.hpp"
 
 namespace r1 {
 namespace {
 
 // 2 layers (dense, MoE), dim 8, 2 heads, MLA without q_lora, 4 routed experts top-2 + 1 shared, vocab 16.
 ModelConfig small_model() {
-  ModelConfig c;
-  c.vocab_size = 16, c.dim = 8, c.n_layers = 2, c.n_dense_layers = 1, c.n_heads = 2;
-  c.dense_inter_dim = 12, c.moe_inter_dim = 4;
-  c.n_routed_experts = 4, c.n_shared_experts = 1, c.n_activated_experts = 2;
-  c.q_lora_rank = 0, c.kv_lora_rank = 4, c.qk_nope_head_dim = 2, c.qk_rope_head_dim = 2, c.v_head_dim = 2;
-  c.mtp_depth = 0;
-  return c;
+  return test::tiny_model({.vocab_size = 16, .dim = 8, .dense_inter_dim = 12, .moe_inter_dim = 4, .kv_lora_rank = 4,
+                           .qk_nope_head_dim = 2, .qk_rope_head_dim = 2, .v_head_dim = 2});
 }
 // world 8 = tensor 2 x data 2 x pipeline 2; expert 2, so EDP = 2.
 parallel::Layout layout_8() { return {.world = 8, .tensor = 2, .pipeline = 2, .data = 2, .expert = 2}; }

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "data/sft_data.hpp"
 #include "model/model.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 
@@ -217,25 +218,8 @@ TEST(SftPacking, EveryEpochHoldsEveryExampleOnceInAnOrderKeyedBySeedAndEpoch) {
 
 // A packed row gives every example the logits it gets alone: no attention across samples, positions restart.
 TEST(SftPacking, PackedRowLogitsEqualEachExampleAlone) {
-  ModelConfig c;
-  c.vocab_size = 48;
-  c.dim = 32;
-  c.n_layers = 2;
-  c.n_dense_layers = 1;
-  c.n_heads = 2;
-  c.dense_inter_dim = 48;
-  c.moe_inter_dim = 16;
-  c.n_routed_experts = 4;
-  c.n_shared_experts = 1;
-  c.n_activated_experts = 2;
-  c.n_expert_groups = 2;
-  c.n_limited_groups = 2;
-  c.kv_lora_rank = 16;
-  c.qk_nope_head_dim = 8;
-  c.qk_rope_head_dim = 4;
-  c.v_head_dim = 8;
-  c.max_seq_len = 32;
-  c.init_std = 0.2;
+  const ModelConfig c = test::tiny_model(
+      {.vocab_size = 48, .dim = 32, .dense_inter_dim = 48, .moe_inter_dim = 16, .kv_lora_rank = 16, .max_seq_len = 32});
   ParamStore ps(kernels::Context::cpu(), DType::f32);
   Model m(c, ps);
   ps.initialize(9, c.init_std);

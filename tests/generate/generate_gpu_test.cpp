@@ -9,29 +9,16 @@
 
 #include "generate/engine.hpp"
 #include "kernels/test_util.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 
 namespace {
 ModelConfig tiny_moe() {
-  ModelConfig c;
-  c.vocab_size = 64;
-  c.dim = 64;
-  c.n_layers = 3;
-  c.n_dense_layers = 1;
-  c.n_heads = 4;
-  c.dense_inter_dim = 96;
-  c.moe_inter_dim = 32;
-  c.n_routed_experts = 8;
-  c.n_shared_experts = 1;
-  c.n_activated_experts = 2;
-  c.kv_lora_rank = 32;
-  c.qk_nope_head_dim = 16;
-  c.qk_rope_head_dim = 8;
-  c.v_head_dim = 16;
-  c.max_seq_len = 64;
-  c.init_std = 0.05;
-  return c;
+  return test::tiny_model({.vocab_size = 64, .dim = 64, .n_layers = 3, .n_heads = 4, .dense_inter_dim = 96,
+                           .moe_inter_dim = 32, .n_routed_experts = 8, .n_expert_groups = 1, .n_limited_groups = 1,
+                           .kv_lora_rank = 32, .qk_nope_head_dim = 16, .qk_rope_head_dim = 8, .v_head_dim = 16,
+                           .max_seq_len = 64, .init_std = 0.05});
 }
 
 struct GpuModel {

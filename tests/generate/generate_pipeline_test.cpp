@@ -18,6 +18,7 @@
 
 #include "generate/engine.hpp"
 #include "parallel/comm_bundle.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 
@@ -35,26 +36,9 @@ int world_size() {
 }
 
 ModelConfig tiny() {
-  ModelConfig c;
-  c.vocab_size = 48;
-  c.dim = 24;
-  c.n_layers = 4;  // 4 chunks of one layer at PP4 or PP2 x 2 virtual stages
-  c.n_dense_layers = 1;
-  c.n_heads = 2;
-  c.dense_inter_dim = 32;
-  c.moe_inter_dim = 8;
-  c.n_routed_experts = 4;
-  c.n_shared_experts = 1;
-  c.n_activated_experts = 2;
-  c.n_expert_groups = 2;
-  c.n_limited_groups = 2;
-  c.q_lora_rank = 0;
-  c.kv_lora_rank = 12;
-  c.qk_nope_head_dim = 8;
-  c.qk_rope_head_dim = 4;
-  c.v_head_dim = 6;
-  c.max_seq_len = 32;
-  c.init_std = 0.3;
+  // 4 layers: 4 chunks of one layer at PP4 or PP2 x 2 virtual stages.
+  ModelConfig c =
+      test::tiny_model({.vocab_size = 48, .n_layers = 4, .v_head_dim = 6, .max_seq_len = 32, .init_std = 0.3});
   c.mtp_depth = 0;  // pipeline parallelism keeps the embedding and the head apart
   return c;
 }

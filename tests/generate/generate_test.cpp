@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "generate/engine.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 
@@ -22,28 +23,10 @@ struct Variant {
 const Variant kVariants[] = {{"q_lora0_moe", 0, false, false}, {"q_lora8_yarn_moe", 8, true, false}, {"dense_yarn", 6, true, true}};
 
 ModelConfig tiny(const Variant& v) {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.dim = 24;
-  c.n_layers = 3;
-  c.n_dense_layers = 1;
-  c.n_heads = 3;
-  c.dense_inter_dim = 32;
-  c.moe_inter_dim = 8;
-  c.n_routed_experts = 4;
-  c.n_shared_experts = 1;
-  c.n_activated_experts = 2;
-  c.n_expert_groups = 2;
-  c.n_limited_groups = 2;
-  c.q_lora_rank = v.q_lora;
-  c.kv_lora_rank = 12;
-  c.qk_nope_head_dim = 8;
-  c.qk_rope_head_dim = 4;
-  c.v_head_dim = 6;
-  c.max_seq_len = 32;
+  ModelConfig c = test::tiny_model(
+      {.n_layers = 3, .n_heads = 3, .q_lora_rank = v.q_lora, .v_head_dim = 6, .max_seq_len = 32, .init_std = 0.3});
   c.rope_factor = v.yarn ? 4.0 : 1.0;
   c.original_seq_len = v.yarn ? 8 : 4096;  // YaRN is active when max_seq_len > original_seq_len
-  c.init_std = 0.3;
   c.dense = v.dense;
   return c;
 }

@@ -1,5 +1,5 @@
 // CPU reference attention: against a naive double-precision S x S softmax, segment semantics, argument
-// checks, and finite-difference gradients of the backward pass.
+// checks. Its finite-difference gradients are in the op table (tests/kernels/op_cases_attention.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
-#include "kernels/gradcheck.hpp"
 #include "kernels/test_util.hpp"
 
 using namespace r1;
@@ -164,33 +163,4 @@ TEST(AttentionCpu, BadArgumentsNameTheShapes) {
                                            Tensor::host({2, 8, 2, 16}, DType::f32)), Error);  // dv shape
   EXPECT_THROW(kernels::attention_backward(ctx, in.q, in.k, in.v, in.out, Tensor::host({2, 8, 2, 8}, DType::bf16), in.lse,
                                            Tensor(), 0.25f, dq, dk, dv), Error);  // dout dtype
-}
-
-// Central differences of L = sum(w * out) against the analytic backward, for q, k and v. The loss is an
-// f32 forward summed in double: with eps 1e-3 the numeric gradient carries ~1e-4 absolute noise, hence
-// the 1e-2 relative bound.
-TEST(AttentionCpu, BackwardMatchesFiniteDifferences) {
-  const Context ctx = Context::cpu();
-  const Dims d{2, 9, 2, 12, 8};
-  for (bool with_seg : {false, true}) {
-    Inputs in = make_inputs(d, 40);
-    const Tensor seg = with_seg ? segments(d.B, d.S, 4) : Tensor();
-    const float scale = 0.4f;
-    const Tensor w = test::random_tensor(in.out.shape(), DType::f32, 45);
-    const auto loss = [&] {
-      kernels::attention_forward(ctx, in.q, in.k, in.v, scale, seg, in.out, in.lse);
-      double l = 0;
-      for (std::int64_t i = 0; i < in.out.numel(); ++i) l += static_cast<double>(w.data<float>()[i]) * in.out.data<float>()[i];
-      return l;
-    };
-    loss();
-    Tensor dq = Tensor::host(in.q.shape(), DType::f32), dk = Tensor::host(in.k.shape(), DType::f32);
-    Tensor dv = Tensor::host(in.v.shape(), DType::f32);
-    kernels::attention_backward(ctx, in.q, in.k, in.v, in.out, w, in.lse, seg, scale, dq, dk, dv);
-    for (auto [name, x, g] : {std::tuple{"q", in.q, dq}, std::tuple{"k", in.k, dk}, std::tuple{"v", in.v, dv}}) {
-      const test::GradCheckResult r = test::gradcheck(loss, x, g);
-      EXPECT_LT(r.relative(), 1e-2) << "d" << name << " seg " << with_seg << ": max error " << r.max_abs_error
-                                    << " of max grad " << r.max_abs_grad;
-    }
-  }
 }

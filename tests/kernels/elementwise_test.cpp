@@ -5,22 +5,6 @@
 
 using namespace r1;
 
-TEST(ElementwiseCpu, AxpyMixesDtypesAndComputesInF32) {
-  const auto ctx = kernels::Context::cpu();
-  for (DType tx : {DType::f32, DType::bf16})
-    for (DType ty : {DType::f32, DType::bf16}) {
-      const Tensor x = test::random_tensor({1000}, tx, 1), y0 = test::random_tensor({1000}, ty, 2);
-      Tensor y = Tensor::host({1000}, ty);
-      copy(y, y0);
-      kernels::axpy(ctx, -0.75f, x, y);
-      for (int i = 0; i < 1000; ++i) {
-        const float expect = static_cast<float>(test::value(y0, i)) - 0.75f * static_cast<float>(test::value(x, i));
-        const float rounded = ty == DType::bf16 ? to_float(to_bf16(expect)) : expect;
-        ASSERT_NEAR(test::value(y, i), rounded, 1e-6 * (1 + std::fabs(rounded))) << i;
-      }
-    }
-}
-
 TEST(ElementwiseCpu, ScaleFillAndCast) {
   const auto ctx = kernels::Context::cpu();
   Tensor x = test::random_tensor({257}, DType::f32, 5);

@@ -14,6 +14,7 @@
 #include "kernels/gradcheck.hpp"
 #include "kernels/test_util.hpp"
 #include "model/mla.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -36,23 +37,13 @@ void PrintTo(const Case& c, std::ostream* os) {
 }
 
 ModelConfig tiny_config(const Case& k) {
-  ModelConfig c;
-  c.dim = 32;
-  c.n_heads = 2;
-  c.qk_nope_head_dim = 8;
-  c.qk_rope_head_dim = 4;
-  c.v_head_dim = 8;
-  c.kv_lora_rank = 16;
-  c.q_lora_rank = k.q_rank;
+  ModelConfig c = test::tiny_model({.dim = 32, .q_lora_rank = k.q_rank, .kv_lora_rank = 16, .max_seq_len = 32});
   c.rope_theta = 10000;
   c.norm_eps = 1e-6;
   if (k.yarn) {  // max_seq_len > original_seq_len turns YaRN on
     c.original_seq_len = 8;
-    c.max_seq_len = 32;
     c.rope_factor = 4;
     c.mscale = 0.8;
-  } else {
-    c.max_seq_len = 32;
   }
   return c;
 }
@@ -267,7 +258,7 @@ TEST_P(MlaTest, ForwardMatchesTheDefinition) {
 }
 
 // Central differences of L = sum(w * out) (eps 1e-2; f32 forward, double sum): tolerance 2e-3 of the
-// largest gradient, as in tests/kernels/nn_grad_test.cpp. Big tensors are checked on a strided subset.
+// largest gradient, as in the op table (op_cases_nn.cpp). Big tensors are checked on a strided subset.
 TEST_P(MlaTest, GradientsMatchFiniteDifferences) {
   LayerCase s(GetParam());
   const Tensor dx = run_backward(s);

@@ -8,31 +8,13 @@
 #include "kernels/gradcheck.hpp"
 #include "kernels/test_util.hpp"
 #include "model/model.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 
 namespace {
 ModelConfig tiny_config(bool mtp) {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.dim = 24;
-  c.n_layers = 2;
-  c.n_dense_layers = 1;
-  c.n_heads = 2;
-  c.dense_inter_dim = 32;
-  c.moe_inter_dim = 8;
-  c.n_routed_experts = 4;
-  c.n_shared_experts = 1;
-  c.n_activated_experts = 2;
-  c.n_expert_groups = 2;
-  c.n_limited_groups = 2;
-  c.q_lora_rank = 0;
-  c.kv_lora_rank = 12;
-  c.qk_nope_head_dim = 8;
-  c.qk_rope_head_dim = 4;
-  c.v_head_dim = 8;
-  c.max_seq_len = 16;
-  c.init_std = 0.2;
+  ModelConfig c = test::tiny_model();
   c.seq_aux_alpha = 0.01;
   c.mtp_depth = mtp ? 1 : 0;
   c.mtp_lambda = 0.3;

@@ -15,6 +15,7 @@
 #include "kernels/test_util.hpp"
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -48,11 +49,7 @@ std::vector<double> ref_ffn(const float* gate_up, const float* down, std::int64_
 }
 
 ModelConfig tiny_moe(RouterScore score, std::int64_t n_shared) {
-  ModelConfig c;
-  c.dim = 16;
-  c.n_routed_experts = 8;
-  c.n_activated_experts = 2;
-  c.moe_inter_dim = 8;
+  ModelConfig c = test::tiny_model({.dim = 16, .n_routed_experts = 8});
   c.n_shared_experts = n_shared;
   c.score_func = score;
   if (score == RouterScore::sigmoid) {  // DeepSeek-V3 style: groups, normalised gates, scaled

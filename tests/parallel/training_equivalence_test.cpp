@@ -35,6 +35,7 @@
 #include "model/model.hpp"
 #include "parallel/comm_bundle.hpp"
 #include "stages/stage.hpp"
+#include "support/tiny_model.hpp"
 #include "train/optimizer.hpp"
 
 namespace fs = std::filesystem;
@@ -60,26 +61,10 @@ int world_size() {
 }
 
 ModelConfig tiny_moe(bool deep) {
-  ModelConfig c;
-  c.vocab_size = 64;
-  c.dim = 32;
-  c.n_layers = 2;
-  c.n_dense_layers = 1;
-  c.n_heads = 2;
-  c.dense_inter_dim = 48;
-  c.moe_inter_dim = 16;
-  c.n_routed_experts = 8;
-  c.n_shared_experts = 1;
-  c.n_activated_experts = 2;
-  c.n_expert_groups = 2;
-  c.n_limited_groups = 1;  // group-limited routing
-  c.q_lora_rank = 0;
-  c.kv_lora_rank = 16;
-  c.qk_nope_head_dim = 8;
-  c.qk_rope_head_dim = 4;
-  c.v_head_dim = 8;
-  c.max_seq_len = kSeq;
-  c.init_std = 0.05;
+  // One of two expert groups per token: group-limited routing.
+  ModelConfig c = test::tiny_model({.vocab_size = 64, .dim = 32, .dense_inter_dim = 48, .moe_inter_dim = 16,
+                                    .n_routed_experts = 8, .n_limited_groups = 1, .kv_lora_rank = 16,
+                                    .max_seq_len = kSeq, .init_std = 0.05});
   c.seq_aux_alpha = 0.01;
   c.bias_update_gamma = 0.01;
   c.mtp_depth = 1;  // the MTP block is an MoE block too

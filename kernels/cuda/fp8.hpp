@@ -1,0 +1,10 @@
+// CUDA version of kernels/fp8.hpp for its dispatch, defined in cuda/fp8.cu (CUDA builds only).
+#pragma once
+#include "kernels/fp8.hpp"
+
+namespace r1::kernels::cuda {
+
+void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
+void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y);
+
+}  // namespace r1::kernels::cuda
