@@ -6,6 +6,7 @@
 
 #include "kernels/elementwise.hpp"
 #include "kernels/fp8.hpp"
+#include "kernels/gather_rows.hpp"
 #include "kernels/random.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/reduce.hpp"
@@ -187,4 +188,23 @@ TEST(Fp8Parity, QuantizeAndDequantizeAreBitExact) {
     kernels::dequantize_fp8(dev, dq, dy);
     EXPECT_EQ(std::memcmp(test::to_host(dy).raw(), hy.raw(), hy.nbytes()), 0);
   }
+}
+
+// Copies move bits: the gathered rows are the CPU's exactly, in 16-byte packs (a bench KV cache's
+// [slots, L, 512 + 64] rows) and element by element (odd widths).
+TEST(GatherRowsParity, GatheredRowsAreBitExact) {
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
+  const std::vector<std::int32_t> picks{5, 0, 63, 17, 17, 2};
+  Tensor rows = Tensor::host({static_cast<std::int64_t>(picks.size())}, DType::i32);
+  std::copy(picks.begin(), picks.end(), rows.data<std::int32_t>());
+  for (DType dt : {DType::f32, DType::bf16})
+    for (const Shape& s : {Shape{64, 300, 576}, Shape{64, 37}, Shape{64, 3, 5}}) {
+      const Tensor src = test::random_tensor(s, dt, 41);
+      const auto n = static_cast<std::int64_t>(picks.size());
+      const Shape out = s.rank() == 2 ? Shape{n, s[1]} : Shape{n, s[1], s[2]};
+      Tensor h = Tensor::host(out, dt), d = dev.empty(out, dt);
+      kernels::gather_rows(cpu, src, rows, h);
+      kernels::gather_rows(dev, dev.to_here(src), dev.to_here(rows), d);
+      EXPECT_EQ(std::memcmp(test::to_host(d).raw(), h.raw(), h.nbytes()), 0) << s.str() << " " << dtype_name(dt);
+    }
 }
