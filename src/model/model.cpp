@@ -147,35 +147,37 @@ const Tensor& Model::token_losses(const Saved& s) { return s.head.losses; }
 
 const Tensor& Model::final_hidden(const Saved& s) { return s.head.normed; }
 
-void Model::backward(const DeviceBatch& b, Saved& s, float token_weight, float balance_weight) const {
+void Model::backward(const DeviceBatch& b, Saved& s, float token_weight, float balance_weight,
+                     const GradsReady& ready) const {
   Tensor dloss = params_.context().empty({b.shape.tokens()}, DType::f32);
   kernels::fill(params_.context(), dloss, token_weight);  // ignored targets get no gradient in the CE backward
-  backward(b, s, dloss, token_weight, balance_weight);
+  backward(b, s, dloss, token_weight, balance_weight, ready);
 }
 
-void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight, float balance_weight) const {
+void Model::backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight, float balance_weight,
+                     const GradsReady& ready) const {
   whole_model();
   const kernels::ProfileRegion region(params_.context(), "backward");
-  trunk_backward(0, b, s, head_backward(b, s, dloss, mtp_token_weight, balance_weight), balance_weight);
+  trunk_backward(0, b, s, head_backward(b, s, dloss, mtp_token_weight, balance_weight, ready), balance_weight, ready);
 }
 
 Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, float token_weight,
-                             float balance_weight) const {
+                             float balance_weight, const GradsReady& ready) const {
   const Context& ctx = params_.context();
   Tensor dloss;
   if (chunks_.at(static_cast<std::size_t>(local)).head) {
     dloss = ctx.empty({b.shape.tokens()}, DType::f32);
     kernels::fill(ctx, dloss, token_weight);
   }
-  return backward_chunk(local, b, s, dout, dloss, token_weight, balance_weight);
+  return backward_chunk(local, b, s, dout, dloss, token_weight, balance_weight, ready);
 }
 
 Tensor Model::backward_chunk(int local, const DeviceBatch& b, Saved& s, const Tensor& dout, const Tensor& token_weights,
-                             float mtp_token_weight, float balance_weight) const {
+                             float mtp_token_weight, float balance_weight, const GradsReady& ready) const {
   const kernels::ProfileRegion region(params_.context(), "backward");
-  if (!chunks_.at(static_cast<std::size_t>(local)).head) return trunk_backward(local, b, s, dout, balance_weight);
-  return trunk_backward(local, b, s, head_backward(b, s, token_weights, mtp_token_weight, balance_weight),
-                        balance_weight);
+  if (!chunks_.at(static_cast<std::size_t>(local)).head) return trunk_backward(local, b, s, dout, balance_weight, ready);
+  return trunk_backward(local, b, s, head_backward(b, s, token_weights, mtp_token_weight, balance_weight, ready),
+                        balance_weight, ready);
 }
 
 Tensor Model::score_tokens(const DeviceBatch& b) const {
@@ -196,7 +198,7 @@ Tensor Model::score_tokens(const DeviceBatch& b) const {
 }
 
 Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
-                            float balance_weight) const {
+                            float balance_weight, const GradsReady& ready) const {
   const Context& ctx = params_.context();
   const std::int64_t T = b.shape.tokens();
   R1_CHECK(dloss.numel() == T && dloss.dtype() == DType::f32, "token weights ", dloss.str(), " for ", T, " tokens");
@@ -207,11 +209,12 @@ Tensor Model::head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss,
   }
   for (std::size_t k = mtp_.size(); k-- > 0;)
     mtp_[k]->backward(ctx, b, s.mtp[k], dloss, mtp_token_weight, balance_weight, dtrunk);
-  if (on_grads_complete) on_grads_complete(head_params_);
+  if (ready) ready(head_params_);
   return dtrunk;
 }
 
-void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d_hidden, float balance_weight) const {
+void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d_hidden, float balance_weight,
+                                 const GradsReady& ready) const {
   R1_REQUIRE(!tp_.sequence_parallel, "the backward from the final hidden states (reward models) runs without sequence "
              "parallelism");
   const Context& ctx = params_.context();
@@ -225,10 +228,11 @@ void Model::backward_from_hidden(const DeviceBatch& b, Saved& s, const Tensor& d
     dnorm = ctx.empty({T, D}, dt);
     kernels::cast(ctx, d_hidden, dnorm);
   }
-  trunk_backward(0, b, s, head_->norm_backward(ctx, s.head, dnorm), balance_weight);
+  trunk_backward(0, b, s, head_->norm_backward(ctx, s.head, dnorm), balance_weight, ready);
 }
 
-Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const {
+Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight,
+                             const GradsReady& ready) const {
   const Context& ctx = params_.context();
   const std::int64_t R = residual_rows(b.shape.tokens()), D = c_.dim;
   const std::int64_t first = block_index(local);
@@ -240,7 +244,7 @@ Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Te
     const TransformerBlock& blk = *blocks_[static_cast<std::size_t>(first) + i];
     blk.backward(ctx, b.shape, *s.blocks[i], dy, dx, balance_weight);
     s.blocks[i].reset();  // free this block's activations as soon as they are used
-    if (on_grads_complete) on_grads_complete(blk.params());
+    if (ready) ready(blk.params());
     dy = dx;
   }
   if (!chunks_[static_cast<std::size_t>(local)].embedding) return dy;

@@ -39,6 +39,13 @@ struct ModelGroups {
   bool overlap_expert_comm = true;
 };
 
+// Called during a backward with parameters whose gradients then hold this backward's contribution in full
+// (no later part of it adds to them): after each trunk block's backward with the block's parameters, and
+// after the head's backward with the final norm, the output head (unless tied to the embedding) and the
+// MTP module. The training loop hands one to the last micro-batch's backward, to start their reduction over
+// the data-parallel replicas while the backward goes on (AdamW::start_reduction). Empty: nothing is called.
+using GradsReady = std::function<void(std::span<Param* const>)>;
+
 // The KV cache of a generation batch: one MLA cache per trunk layer over the same sequence slots, and
 // how many tokens each slot holds (host side: the engine decides what runs next from it).
 struct KvCache {
@@ -69,16 +76,9 @@ class Model {
   // T / tp under sequence parallelism, else T.
   std::int64_t residual_rows(std::int64_t tokens) const { return tp_.residual_rows(tokens); }
   bool full_recompute = false;  // keep only each block's input; recompute the block before its backward
-  // Called during a backward with parameters whose gradients then hold this backward's contribution in
-  // full (no later part of it adds to them): after each trunk block's backward with the block's
-  // parameters, and after the head's backward with the final norm, the output head (unless tied to the
-  // embedding) and the MTP module. The training loop sets it for the last micro-batch's backward, to
-  // start their reduction over the data-parallel replicas while the backward goes on
-  // (AdamW::start_reduction). Empty: nothing is called.
-  std::function<void(std::span<Param* const>)> on_grads_complete;
-  // The parameter groups on_grads_complete() receives in one backward of this rank's chunks, in that
-  // order. A replica without micro-batches announces these instead, so that every replica starts its
-  // reductions in the same order.
+  // The parameter groups a backward of this rank's chunks hands its GradsReady hook, in that order. A
+  // replica without micro-batches announces these instead, so that every replica starts its reductions
+  // in the same order.
   std::vector<std::span<Param* const>> grads_complete_order() const;
 
   DeviceBatch upload(const TokenBatch& b) const;
@@ -105,12 +105,13 @@ class Model {
   static const Tensor& chunk_output(const Saved& s);
   // Accumulates the chunk's parameter gradients from d(loss)/d(output) `dout` (the last chunk: from its
   // loss, each token weighted token_weight) and returns d(loss)/d(input) (undefined for the first chunk).
+  // `ready` is called with each group of parameters whose gradients are complete (GradsReady).
   Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, float token_weight,
-                        float balance_weight) const;
+                        float balance_weight, const GradsReady& ready = {}) const;
   // The same with a weight per token for the last chunk's loss (f32 [T], consumed; undefined for the other
   // chunks), as the whole-model backward with token weights.
   Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, const Tensor& token_weights,
-                        float mtp_token_weight, float balance_weight) const;
+                        float mtp_token_weight, float balance_weight, const GradsReady& ready = {}) const;
   // A forward pass without backward through the whole model, for scoring: every rank gets the per-token
   // cross-entropies (f32 [T], as token_losses). Under pipeline parallelism it is collective over the
   // pipeline group: the chunks run in model order on their stages and the last stage broadcasts the losses.
@@ -122,20 +123,23 @@ class Model {
   // under tensor parallelism) before backward overwrites them.
   static const Tensor& logits(const Saved& s);
   // Accumulates every parameter gradient of the micro-batch. `token_weight`: d(total loss)/d(token
-  // loss); `balance_weight`: d(total loss)/d(balance loss).
-  void backward(const DeviceBatch& batch, Saved& saved, float token_weight, float balance_weight) const;
+  // loss); `balance_weight`: d(total loss)/d(balance loss). `ready` is called with each group of parameters
+  // whose gradients are complete (GradsReady).
+  void backward(const DeviceBatch& batch, Saved& saved, float token_weight, float balance_weight,
+                const GradsReady& ready = {}) const;
   // The same with a weight per token (f32 [T] in the model's memory): d(total loss)/d(token's cross
   // entropy), e.g. -advantage/|o| in policy-gradient RL; the MTP head gets `mtp_token_weight` per token.
   // The tensor is consumed (overwritten).
   void backward(const DeviceBatch& batch, Saved& saved, const Tensor& token_weights, float mtp_token_weight,
-                float balance_weight) const;
+                float balance_weight, const GradsReady& ready = {}) const;
   // The normalised final hidden state of the last forward ([T, D], compute dtype): what the LM head reads,
   // and what a scalar head (the reward model) reads instead.
   static const Tensor& final_hidden(const Saved& s);
   // Accumulates the trunk's parameter gradients (final norm, blocks, embedding) from d(loss)/d(final_hidden)
   // alone ([T, D], f32 or the compute dtype); the LM head and the MTP module get none. For losses on the
   // final hidden state rather than on next-token predictions (the reward model).
-  void backward_from_hidden(const DeviceBatch& batch, Saved& saved, const Tensor& d_hidden, float balance_weight) const;
+  void backward_from_hidden(const DeviceBatch& batch, Saved& saved, const Tensor& d_hidden, float balance_weight,
+                            const GradsReady& ready = {}) const;
   // Per-token cross-entropies of the last forward (f32 [T]; 0 where the target is -1): -log p(target).
   static const Tensor& token_losses(const Saved& s);
   // Auxiliary-loss-free balancing after an optimizer step: counts summed over the step's micro-batches
@@ -171,12 +175,13 @@ class Model {
   // whole pipeline (chunk k runs on stage k % stages and feeds chunk k + 1 on the next stage).
   Tensor run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const;
   // The chunk's blocks backward from d(chunk output), each block's activations freed and its parameters
-  // announced (on_grads_complete) as soon as its backward is done; the embedding's too when it holds it,
-  // else returns d(chunk input).
-  Tensor trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const;
+  // handed to `ready` as soon as its backward is done; the embedding's too when it holds it, else returns
+  // d(chunk input).
+  Tensor trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight,
+                        const GradsReady& ready) const;
   // The head's backward (and MTP's) from per-token loss weights: d(loss)/d(trunk output).
   Tensor head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
-                       float balance_weight) const;
+                       float balance_weight, const GradsReady& ready) const;
   const ChunkInfo& whole_model() const;  // the one chunk of a model without pipeline parallelism
   std::int64_t block_index(int local) const;  // blocks_ index of the chunk's first layer
 
