@@ -1,9 +1,11 @@
-// The token layout of one micro-batch as every layer sees it.
+// The tokens of one micro-batch: their layout as every layer sees it (BatchShape), on the host (TokenBatch)
+// and in the model's memory (DeviceBatch, Model::upload).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "core/tensor.hpp"
+#include "kernels/context.hpp"
 
 namespace r1 {
 
@@ -17,7 +19,7 @@ struct BatchShape {
 };
 
 // One micro-batch of tokens on the host: B sequences of S tokens. targets[t] is the token to predict at
-// t (-1: no loss there); for MTP, mtp_ids/mtp_targets are the next token's input and the token after.
+// t (-1: no loss there); Model::upload derives MTP's inputs and targets from them.
 struct TokenBatch {
   std::int64_t batch = 1, seq = 1;
   std::vector<std::int32_t> ids, targets;
@@ -28,5 +30,19 @@ struct TokenBatch {
     return n;
   }
 };
+
+// Every input of a forward pass, in the model's memory.
+struct DeviceBatch {
+  BatchShape shape;
+  // i32 [T]. MTP (mtp_*; undefined without it): at t the input is token t + 1 and the target target t + 1
+  // of the same sample (input 0, target -1 at a sample's last token).
+  Tensor ids, targets, mtp_ids, mtp_targets;
+  // The same as rows and columns of this rank's vocabulary shard (shard_ids, shard_targets); without
+  // tensor parallelism the tensors above themselves.
+  Tensor shard_ids, shard_targets, shard_mtp_ids, shard_mtp_targets;
+};
+
+// i32 `shape` in ctx's memory holding v (host-built indices: positions, ids, rows, slots).
+Tensor device_ints(const kernels::Context& ctx, const std::vector<std::int32_t>& v, const Shape& shape);
 
 }  // namespace r1

@@ -1,32 +1,26 @@
-// The whole language model: embedding, transformer blocks (MLA + dense or MoE FFN), final norm, output
-// head and cross-entropy, the optional MTP module, with an explicit backward and optional full
-// activation recomputation per block.
+// The whole language model: embedding, transformer blocks (model/block.hpp), final norm, output head and
+// cross-entropy (model/head.hpp), the optional MTP module (model/mtp.hpp), with an explicit backward,
+// optional full activation recomputation per block, pipeline chunks, and generation over a KV cache
+// (defined in model/inference.cpp).
 #pragma once
 #include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <vector>
 
 #include "kernels/rope.hpp"
 #include "model/batch.hpp"
+#include "model/block.hpp"
 #include "model/config.hpp"
 #include "model/mla.hpp"
-#include "model/mlp.hpp"
-#include "model/moe.hpp"
 #include "model/params.hpp"
+#include "model/tensor_parallel.hpp"
 #include "parallel/pipeline_split.hpp"
 
 namespace r1 {
 
-// Every input of a forward pass, in the model's memory.
-struct DeviceBatch {
-  BatchShape shape;
-  Tensor ids, targets, mtp_ids, mtp_targets;  // i32 [T]; mtp_* undefined without MTP
-  // The same as rows and columns of this rank's vocabulary shard (shard_ids, shard_targets); without
-  // tensor parallelism the tensors above themselves.
-  Tensor shard_ids, shard_targets, shard_mtp_ids, shard_mtp_targets;
-};
+class LmHead;
+class MtpModule;
 
 // The groups a model is split over (null: none).
 struct ModelGroups {
@@ -45,12 +39,12 @@ struct ModelGroups {
   bool overlap_expert_comm = true;
 };
 
-struct ForwardResult {
-  Tensor loss_sum;     // f32[1]: sum of the per-token cross-entropies (unweighted)
-  Tensor mtp_loss_sum; // f32[1] or undefined
-  Tensor balance_loss; // f32[1]: sum over MoE layers of the alpha-weighted sequence-wise balance loss
-  std::vector<Tensor> expert_counts;  // i32 [E] per MoE layer (MTP's last), tokens routed this micro-batch
-};
+// Called during a backward with parameters whose gradients then hold this backward's contribution in full
+// (no later part of it adds to them): after each trunk block's backward with the block's parameters, and
+// after the head's backward with the final norm, the output head (unless tied to the embedding) and the
+// MTP module. The training loop hands one to the last micro-batch's backward, to start their reduction over
+// the data-parallel replicas while the backward goes on (AdamW::start_reduction). Empty: nothing is called.
+using GradsReady = std::function<void(std::span<Param* const>)>;
 
 // The KV cache of a generation batch: one MLA cache per trunk layer over the same sequence slots, and
 // how many tokens each slot holds (host side: the engine decides what runs next from it).
@@ -80,18 +74,11 @@ class Model {
   parallel::Communicator* lockstep_group() const { return ep_ != nullptr && ep_->size() > 1 ? ep_ : nullptr; }
   // Rows of the residual stream (chunk inputs and outputs, Model::chunk_output) for a batch of T tokens:
   // T / tp under sequence parallelism, else T.
-  std::int64_t residual_rows(std::int64_t tokens) const { return sp_ ? tokens / tp_.size() : tokens; }
+  std::int64_t residual_rows(std::int64_t tokens) const { return tp_.residual_rows(tokens); }
   bool full_recompute = false;  // keep only each block's input; recompute the block before its backward
-  // Called during a backward with parameters whose gradients then hold this backward's contribution in
-  // full (no later part of it adds to them): after each trunk block's backward with the block's
-  // parameters, and after the head's backward with the final norm, the output head (unless tied to the
-  // embedding) and the MTP module. The training loop sets it for the last micro-batch's backward, to
-  // start their reduction over the data-parallel replicas while the backward goes on
-  // (AdamW::start_reduction). Empty: nothing is called.
-  std::function<void(std::span<Param* const>)> on_grads_complete;
-  // The parameter groups on_grads_complete() receives in one backward of this rank's chunks, in that
-  // order. A replica without micro-batches announces these instead, so that every replica starts its
-  // reductions in the same order.
+  // The parameter groups a backward of this rank's chunks hands its GradsReady hook, in that order. A
+  // replica without micro-batches announces these instead, so that every replica starts its reductions
+  // in the same order.
   std::vector<std::span<Param* const>> grads_complete_order() const;
 
   DeviceBatch upload(const TokenBatch& b) const;
@@ -118,12 +105,13 @@ class Model {
   static const Tensor& chunk_output(const Saved& s);
   // Accumulates the chunk's parameter gradients from d(loss)/d(output) `dout` (the last chunk: from its
   // loss, each token weighted token_weight) and returns d(loss)/d(input) (undefined for the first chunk).
+  // `ready` is called with each group of parameters whose gradients are complete (GradsReady).
   Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, float token_weight,
-                        float balance_weight) const;
+                        float balance_weight, const GradsReady& ready = {}) const;
   // The same with a weight per token for the last chunk's loss (f32 [T], consumed; undefined for the other
   // chunks), as the whole-model backward with token weights.
   Tensor backward_chunk(int local, const DeviceBatch& batch, Saved& saved, const Tensor& dout, const Tensor& token_weights,
-                        float mtp_token_weight, float balance_weight) const;
+                        float mtp_token_weight, float balance_weight, const GradsReady& ready = {}) const;
   // A forward pass without backward through the whole model, for scoring: every rank gets the per-token
   // cross-entropies (f32 [T], as token_losses). Under pipeline parallelism it is collective over the
   // pipeline group: the chunks run in model order on their stages and the last stage broadcasts the losses.
@@ -135,20 +123,23 @@ class Model {
   // under tensor parallelism) before backward overwrites them.
   static const Tensor& logits(const Saved& s);
   // Accumulates every parameter gradient of the micro-batch. `token_weight`: d(total loss)/d(token
-  // loss); `balance_weight`: d(total loss)/d(balance loss).
-  void backward(const DeviceBatch& batch, Saved& saved, float token_weight, float balance_weight) const;
+  // loss); `balance_weight`: d(total loss)/d(balance loss). `ready` is called with each group of parameters
+  // whose gradients are complete (GradsReady).
+  void backward(const DeviceBatch& batch, Saved& saved, float token_weight, float balance_weight,
+                const GradsReady& ready = {}) const;
   // The same with a weight per token (f32 [T] in the model's memory): d(total loss)/d(token's cross
   // entropy), e.g. -advantage/|o| in policy-gradient RL; the MTP head gets `mtp_token_weight` per token.
   // The tensor is consumed (overwritten).
   void backward(const DeviceBatch& batch, Saved& saved, const Tensor& token_weights, float mtp_token_weight,
-                float balance_weight) const;
+                float balance_weight, const GradsReady& ready = {}) const;
   // The normalised final hidden state of the last forward ([T, D], compute dtype): what the LM head reads,
   // and what a scalar head (the reward model) reads instead.
   static const Tensor& final_hidden(const Saved& s);
   // Accumulates the trunk's parameter gradients (final norm, blocks, embedding) from d(loss)/d(final_hidden)
   // alone ([T, D], f32 or the compute dtype); the LM head and the MTP module get none. For losses on the
   // final hidden state rather than on next-token predictions (the reward model).
-  void backward_from_hidden(const DeviceBatch& batch, Saved& saved, const Tensor& d_hidden, float balance_weight) const;
+  void backward_from_hidden(const DeviceBatch& batch, Saved& saved, const Tensor& d_hidden, float balance_weight,
+                            const GradsReady& ready = {}) const;
   // Per-token cross-entropies of the last forward (f32 [T]; 0 where the target is -1): -log p(target).
   static const Tensor& token_losses(const Saved& s);
   // Auxiliary-loss-free balancing after an optimizer step: counts summed over the step's micro-batches
@@ -177,24 +168,24 @@ class Model {
   void keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const;
 
  private:
-  struct Block;
-  struct BlockSaved;
-  // keep = false keeps only the block input (full recompute).
-  std::unique_ptr<BlockSaved> block_forward(const Block& blk, const DeviceBatch& b, const Tensor& x, const Tensor& y,
-                                            ForwardResult& r, bool keep) const;
-  // One block at inference: `attention` maps the normalised input to the attention output (prefill or
-  // decode); the FFN runs its training forward (MoE statistics discarded). y [T, D] is overwritten.
-  void block_infer(const Block& blk, const BatchShape& b, const Tensor& x, const Tensor& y,
-                   const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
-  // f32 [rows, V] logits of the trunk rows `rows` (i32 [B]) of x [T, D], or of every row when `rows` is
-  // undefined (the whole vocabulary on every TP rank).
-  Tensor head_logits(const Tensor& x, const Tensor& rows) const;
   // Runs `run(local, input)` for each of this rank's chunks in model order and returns the last one's
   // output. `input` is the previous chunk's output ([rows, D] in the compute dtype), received from its
   // stage (undefined for the first chunk); every output but the model's last is sent on to the next
   // chunk's stage. Walking the chunks in model order on every rank pairs the sends and receives of the
   // whole pipeline (chunk k runs on stage k % stages and feeds chunk k + 1 on the next stage).
   Tensor run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const;
+  // The chunk's blocks backward from d(chunk output), each block's activations freed and its parameters
+  // handed to `ready` as soon as its backward is done; the embedding's too when it holds it, else returns
+  // d(chunk input).
+  Tensor trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight,
+                        const GradsReady& ready) const;
+  // The head's backward (and MTP's) from per-token loss weights: d(loss)/d(trunk output).
+  Tensor head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
+                       float balance_weight, const GradsReady& ready) const;
+  const ChunkInfo& whole_model() const;  // the one chunk of a model without pipeline parallelism
+  std::int64_t block_index(int local) const;  // blocks_ index of the chunk's first layer
+
+  // Inference (model/inference.cpp).
   // One inference pass over T token rows: `embed()` ([T, D], the first chunk's input), `layer(l, x, y)`
   // for each of this rank's trunk layers l (x, y [T, D]; y is overwritten), and the logits of the trunk
   // rows `rows` (i32 [B]; every row when undefined). Under pipeline parallelism the chunks run stage by
@@ -206,41 +197,19 @@ class Model {
                       const Tensor& lengths) const;
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
   Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
-  void block_backward(const Block& blk, const DeviceBatch& b, BlockSaved& s, const Tensor& dy, const Tensor& dx,
-                      float balance_weight) const;
-  // The two halves every backward shares: the final norm's backward (d final_hidden -> d trunk output) and
-  // the blocks' and embedding's backward from d trunk output (the blocks' activations are freed as it goes).
-  Tensor final_norm_backward(const DeviceBatch& b, Saved& s, const Tensor& dnorm) const;
-  // The chunk's blocks backward; the embedding's too when it holds it, else returns d(chunk input).
-  Tensor trunk_backward(int local, const DeviceBatch& b, Saved& s, const Tensor& dtrunk, float balance_weight) const;
-  // The head's backward (and MTP's) from per-token loss weights: d(loss)/d(trunk output).
-  Tensor head_backward(const DeviceBatch& b, Saved& s, const Tensor& dloss, float mtp_token_weight,
-                       float balance_weight) const;
-  const ChunkInfo& whole_model() const;  // the one chunk of a model without pipeline parallelism
-  std::int64_t block_index(int local) const;  // blocks_ index of the chunk's first layer
-  void tp_reduce(const Tensor& t) const;      // tp_.all_reduce, a "tp_comm" profile region
-  // A TP region's output: its partial sums over all T token rows go into partial_buffer(out, T) (out
-  // itself without sequence parallelism), then tp_complete(partial, out) sums them over TP: an all-reduce
-  // in place, or under SP a reduce-scatter into this rank's rows `out`.
-  Tensor partial_buffer(const Tensor& out, std::int64_t tokens) const;
-  void tp_complete(const Tensor& partial, const Tensor& out) const;
-  // A TP region's input: the whole [T, D] from this rank's rows (an all-gather under SP, else rows itself).
-  Tensor sp_gather(const Tensor& rows) const;
 
   ModelConfig c_;
   ParamStore& params_;
-  TpGroup tp_;
+  TpRegions tp_;  // sequence parallelism: ModelGroups::sequence_parallel with an active TP group
   parallel::Communicator* ep_ = nullptr;
   parallel::Communicator* pp_ = nullptr;  // the pipeline group when it has more than one stage
-  bool sp_ = false;  // sequence parallelism (ModelGroups::sequence_parallel with an active TP group)
   kernels::RopeTables rope_;
   std::vector<ChunkInfo> chunks_;
-  std::vector<std::unique_ptr<Block>> blocks_;      // this rank's trunk layers, chunk after chunk
-  std::vector<std::unique_ptr<Block>> mtp_blocks_;  // one per MTP depth
-  std::vector<Param*> head_params_;  // the final norm, an untied output head and the MTP module
-  Param* embed_ = nullptr;  // on the rank of the first chunk
-  Param* norm_ = nullptr;   // norm_ and head_: on the rank of the last chunk
-  Param* head_ = nullptr;
+  std::vector<std::unique_ptr<TransformerBlock>> blocks_;  // this rank's trunk layers, chunk after chunk
+  Param* embed_ = nullptr;           // on the rank of the first chunk
+  std::unique_ptr<LmHead> head_;     // head_, mtp_: on the rank of the last chunk
+  std::vector<std::unique_ptr<MtpModule>> mtp_;  // one per MTP depth
+  std::vector<Param*> head_params_;  // the final norm, an untied output head and the MTP modules
 };
 
 }  // namespace r1

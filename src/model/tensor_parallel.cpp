@@ -5,6 +5,7 @@
 
 #include "kernels/cross_entropy.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/profile.hpp"
 
 namespace r1 {
 
@@ -28,6 +29,34 @@ void TpGroup::reduce_scatter(const Tensor& partial, const Tensor& rows) const {
 
 std::pair<std::int64_t, std::int64_t> TpGroup::token_rows(std::int64_t tokens) const {
   return {tokens * rank() / size(), tokens * (rank() + 1) / size()};
+}
+
+void TpRegions::tp_reduce(const kernels::Context& ctx, const Tensor& t) const {
+  if (!group.active()) return;
+  const kernels::ProfileRegion region(ctx, "tp_comm");
+  group.all_reduce(t);
+}
+
+Tensor TpRegions::partial_buffer(const kernels::Context& ctx, const Tensor& out, std::int64_t tokens) const {
+  return sequence_parallel ? ctx.empty({tokens, out.dim(1)}, out.dtype()) : out;
+}
+
+void TpRegions::tp_complete(const kernels::Context& ctx, const Tensor& partial, const Tensor& out) const {
+  if (!sequence_parallel) {
+    R1_CHECK(partial.raw() == out.raw(), "tp_complete without sequence parallelism sums in place");
+    tp_reduce(ctx, out);
+    return;
+  }
+  const kernels::ProfileRegion region(ctx, "tp_comm");
+  group.reduce_scatter(partial, out);
+}
+
+Tensor TpRegions::sp_gather(const kernels::Context& ctx, const Tensor& rows) const {
+  if (!sequence_parallel) return rows;
+  const kernels::ProfileRegion region(ctx, "tp_comm");
+  const Tensor whole = ctx.empty({rows.dim(0) * group.size(), rows.dim(1)}, rows.dtype());
+  group.all_gather(rows, whole);
+  return whole;
 }
 
 VocabShard vocab_shard(std::int64_t vocab, const TpGroup& tp) {

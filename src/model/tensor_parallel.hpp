@@ -28,6 +28,28 @@ struct TpGroup {
   std::pair<std::int64_t, std::int64_t> token_rows(std::int64_t tokens) const;
 };
 
+// How a TP region (attention, FFN, output head) meets the residual stream between the regions. Without
+// sequence parallelism every TP rank holds all T token rows of the stream, and a region's partial sums are
+// all-reduced in place. With it (Megatron's SP: block inputs and outputs, norms, the MTP projections,
+// pipeline activations) each rank holds its T / tp rows; a region all-gathers its normed input and
+// reduce-scatters its partial output, so the norms' and the MTP projections' gradients become partial
+// sums over TP. The collectives run in a "tp_comm" profile region.
+struct TpRegions {
+  TpGroup group;
+  bool sequence_parallel = false;  // only with an active group
+  // This rank's rows of the residual stream for T tokens: T / tp under SP, else T.
+  std::int64_t residual_rows(std::int64_t tokens) const { return sequence_parallel ? tokens / group.size() : tokens; }
+  // group.all_reduce of t in place (nothing without TP).
+  void tp_reduce(const kernels::Context& ctx, const Tensor& t) const;
+  // A region's output: its partial sums over all T token rows go into partial_buffer(out, T) (out itself
+  // without SP), then tp_complete(partial, out) sums them over TP: an all-reduce in place, or under SP a
+  // reduce-scatter into this rank's rows `out`.
+  Tensor partial_buffer(const kernels::Context& ctx, const Tensor& out, std::int64_t tokens) const;
+  void tp_complete(const kernels::Context& ctx, const Tensor& partial, const Tensor& out) const;
+  // A region's input: the whole [T, D] from this rank's rows (an all-gather under SP, else rows itself).
+  Tensor sp_gather(const kernels::Context& ctx, const Tensor& rows) const;
+};
+
 // This rank's rows [begin, begin + size) of the vocabulary (embedding rows, head rows, logit columns).
 struct VocabShard {
   std::int64_t begin = 0, size = 0;

@@ -123,13 +123,7 @@ StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batche
   };
   // The last micro-batch's backward completes each block's gradients in turn: their reduction over the
   // replicas starts there and runs beside the rest of the backward.
-  struct LastBackward {
-    Model& model;
-    LastBackward(Model& m, AdamW& opt, bool on) : model(m) {
-      if (on) model.on_grads_complete = [&opt](std::span<Param* const> ps) { opt.start_reduction(ps); };
-    }
-    ~LastBackward() { model.on_grads_complete = nullptr; }
-  };
+  const GradsReady start_reduction = [&opt](std::span<Param* const> ps) { opt.start_reduction(ps); }, no_hook;
   const Stopwatch compute;
   double bubble = 0;
   const bool pipelined = pipe.pp != nullptr && pipe.pp->size() > 1;
@@ -140,9 +134,9 @@ StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batche
       const DeviceBatch db = model.upload(batches[i]);
       ForwardResult r;
       auto saved = model.forward(db, r);
-      const LastBackward last(model, opt, i + 1 == batches.size());
-      if (weights) model.backward(db, *saved, weights(i, Model::token_losses(*saved)), token_weight, balance_weight);
-      else model.backward(db, *saved, token_weight, balance_weight);
+      const GradsReady& ready = i + 1 == batches.size() ? start_reduction : no_hook;
+      if (weights) model.backward(db, *saved, weights(i, Model::token_losses(*saved)), token_weight, balance_weight, ready);
+      else model.backward(db, *saved, token_weight, balance_weight, ready);
       add(r, 0);
     }
   } else {
@@ -178,9 +172,9 @@ StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batche
       const int local = chunk / stages;
       const bool weighed = weights && model.chunks()[static_cast<std::size_t>(local)].head;
       const DeviceBatch& db = batch(micro);
-      const LastBackward last(model, opt, micro + 1 == static_cast<int>(batches.size()));  // each chunk's last
-      const Tensor din = weighed ? model.backward_chunk(local, db, *it->second, dout, head_weights.at(micro), token_weight, balance_weight)
-                                 : model.backward_chunk(local, db, *it->second, dout, token_weight, balance_weight);
+      const GradsReady& ready = micro + 1 == static_cast<int>(batches.size()) ? start_reduction : no_hook;  // each chunk's last
+      const Tensor din = weighed ? model.backward_chunk(local, db, *it->second, dout, head_weights.at(micro), token_weight, balance_weight, ready)
+                                 : model.backward_chunk(local, db, *it->second, dout, token_weight, balance_weight, ready);
       if (weighed) head_weights.erase(micro);
       saved.erase(it);
       if (model.chunks()[static_cast<std::size_t>(local)].index == 0) device[static_cast<std::size_t>(micro)] = {};

@@ -84,7 +84,7 @@ void PrintTo(const OpCase& c, std::ostream* os);  // GoogleTest prints a case by
 
 // The cases of each family (op_cases_*.cpp), appended to `out`.
 void add_blas_cases(std::vector<OpCase>& out);       // gemm, grouped_gemm, elementwise, reduce, random, fp8
-void add_nn_cases(std::vector<OpCase>& out);         // rmsnorm, swiglu, rope, cross_entropy, adamw, embedding
+void add_nn_cases(std::vector<OpCase>& out);         // rmsnorm, swiglu, rope, cross_entropy, adamw, embedding, gather_rows
 void add_attention_cases(std::vector<OpCase>& out);  // attention, copy_columns
 void add_moe_cases(std::vector<OpCase>& out);        // moe_router, moe_balance, moe_permute
 

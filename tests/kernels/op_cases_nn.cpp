@@ -1,4 +1,5 @@
-// Op cases of the transformer building blocks: rmsnorm, swiglu, rope, cross_entropy, adamw, embedding, forward
+// Op cases of the transformer building blocks: rmsnorm, swiglu, rope, cross_entropy, adamw, embedding and
+// gather_rows, forward
 // and backward, f32 and bf16 activations. Parity tolerances: f32 outputs a few ulps of the largest value
 // (summation order, FMA contraction, expf vs libm exp); bf16 outputs one bf16 rounding (2^-8 relative) of the
 // largest value on top, which can land on the other side when the f32 values differ in the last bits.
@@ -9,6 +10,7 @@
 #include "kernels/adamw.hpp"
 #include "kernels/cross_entropy.hpp"
 #include "kernels/embedding.hpp"
+#include "kernels/gather_rows.hpp"
 #include "kernels/op_cases.hpp"
 #include "kernels/rmsnorm.hpp"
 #include "kernels/rope.hpp"
@@ -410,6 +412,29 @@ void add_embedding_cases(std::vector<OpCase>& out) {
   out.push_back(embedding_case({.vocab = 5, .d = 4, .dt = DType::f32, .ids = {1, 4, 1, 0, 1, 3}, .seed_table = 9,
                                 .seed_dout = 10, .seed_dtable0 = 0, .grad = true}));
 }
+
+// ---------------------------------------------------------------- gather_rows
+
+// Copies move bits: the gathered rows are the CPU's exactly, in 16-byte packs (a bench KV cache's
+// [slots, L, 512 + 64] rows) and element by element (odd widths); rows repeat.
+OpCase gather_rows_case(const Shape& src_shape, DType dt) {
+  const std::vector<std::int32_t> picks{5, 0, 63, 17, 17, 2};
+  Shape out_shape = src_shape;
+  out_shape[0] = static_cast<std::int64_t>(picks.size());
+  OpCase c{"gather_rows", describe(dt, src_shape) + " -> " + out_shape.str()};
+  c.bind = [=](const Context& ctx) {
+    const Tensor src = ctx.to_here(random_tensor(src_shape, dt, 41)), rows = ctx.to_here(ints(picks));
+    const Tensor dst = ctx.empty(out_shape, dt);
+    return Run{[=] { kernels::gather_rows(ctx, src, rows, dst); },
+               [=] { return std::vector{output("dst", dst, bit_exact())}; }, 2.0 * static_cast<double>(dst.nbytes())};
+  };
+  return c;
+}
+
+void add_gather_rows_cases(std::vector<OpCase>& out) {
+  for (DType dt : kFloats)
+    for (const Shape& s : {Shape{64, 300, 576}, Shape{64, 37}, Shape{64, 3, 5}}) out.push_back(gather_rows_case(s, dt));
+}
 }  // namespace
 
 void add_nn_cases(std::vector<OpCase>& out) {
@@ -417,6 +442,7 @@ void add_nn_cases(std::vector<OpCase>& out) {
   add_rope_cases(out);
   add_loss_and_optimizer_cases(out);
   add_embedding_cases(out);
+  add_gather_rows_cases(out);
 }
 
 }  // namespace r1::test
