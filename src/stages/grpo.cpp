@@ -6,7 +6,6 @@
 // join the reasoning ones, scored by learned reward models: helpfulness on the final summary, harmlessness
 // on the whole response.
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <numeric>
 
@@ -77,24 +76,6 @@ std::vector<float> logprobs_of(const Tensor& token_losses) {
 // The same under `model` for a packed batch, on every pipeline stage.
 std::vector<float> token_logprobs(const Model& model, const TokenBatch& tb) {
   return logprobs_of(model.score_tokens(model.upload(tb)));
-}
-
-// "wait", "verify", "check" (and their Spanish counterparts) as whole words, case-insensitive: the
-// self-reflection the R1 paper watched grow during RL.
-std::int64_t count_reflection_words(const std::string& text) {
-  static const char* kWords[] = {"wait", "verify", "check", "espera", "verificar", "comprobar"};
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  std::int64_t n = 0;
-  for (const char* w : kWords) {
-    const std::string word(w);
-    for (std::size_t at = lower.find(word); at != std::string::npos; at = lower.find(word, at + 1)) {
-      const bool start = at == 0 || !std::isalpha(static_cast<unsigned char>(lower[at - 1]));
-      const bool end = at + word.size() >= lower.size() || !std::isalpha(static_cast<unsigned char>(lower[at + word.size()]));
-      n += start && end;
-    }
-  }
-  return n;
 }
 
 void copy_weights(const ParamStore& from, ParamStore& to) {
