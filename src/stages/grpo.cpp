@@ -58,7 +58,8 @@ GrpoSettings grpo_settings(const StageEnv& env) {
     deck.fail("grpo.prompts_per_step", detail::concat("must be a multiple of the ", replicas, " data-parallel replicas"));
   s.tok = load_tokenizer(deck.get_string("data.tokenizer"));
   if (s.tok->vocab_size() > s.model.vocab_size)
-    deck.fail("model.vocab_size", detail::concat("the tokenizer has ", s.tok->vocab_size(), " tokens; the model must have at least as many"));
+    deck.fail("model.vocab_size",
+              detail::concat("the tokenizer has ", s.tok->vocab_size(), " tokens; the model must have at least as many"));
   r.max_steps = s.max_steps;
   r.preference_steps = deck.get_int("grpo.preference_steps");
   r.general_prompts = deck.get_int("grpo.general_prompts");
