@@ -208,4 +208,20 @@ std::string final_summary(std::string_view completion) {
   return std::string(s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1));
 }
 
+std::int64_t count_reflection_words(std::string_view text) {
+  static const char* kWords[] = {"wait", "verify", "check", "espera", "verificar", "comprobar"};
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::int64_t n = 0;
+  for (const char* w : kWords) {
+    const std::string word(w);
+    for (std::size_t at = lower.find(word); at != std::string::npos; at = lower.find(word, at + 1)) {
+      const bool start = at == 0 || !std::isalpha(static_cast<unsigned char>(lower[at - 1]));
+      const bool end = at + word.size() >= lower.size() || !std::isalpha(static_cast<unsigned char>(lower[at + word.size()]));
+      n += start && end;
+    }
+  }
+  return n;
+}
+
 }  // namespace r1

@@ -44,6 +44,10 @@ double overlong_penalty(std::int64_t tokens, bool truncated, std::int64_t max_to
 // <answer>...</answer>; else the text after the last </think>; else the whole response; trimmed.
 std::string final_summary(std::string_view completion);
 
+// "wait", "verify", "check" (and their Spanish counterparts) as whole words, case-insensitive: the
+// self-reflection the R1 paper watched grow during RL (a statistic of GRPO's rollouts, not a reward).
+std::int64_t count_reflection_words(std::string_view text);
+
 struct RewardWeights {
   double accuracy = 1, format = 1, language = 0, overlong = 0;
   std::int64_t max_tokens = 0, overlong_buffer = 0;  // overlong_penalty's limits (used when overlong != 0)

@@ -127,6 +127,14 @@ TEST(Rewards, FinalSummaryIsTheAnswerElseTheTextAfterTheReasoning) {
   EXPECT_EQ(final_summary("<think>only reasoning</think>"), "");
 }
 
+TEST(Rewards, ReflectionWordsCountWholeWordsInEitherLanguageWhateverTheCase) {
+  EXPECT_EQ(count_reflection_words("Wait, let me verify: check 2 + 2. WAIT."), 4);
+  EXPECT_EQ(count_reflection_words("Espera, voy a comprobar y verificar."), 3);
+  // Inside a longer word it is not a reflection.
+  EXPECT_EQ(count_reflection_words("awaited checks, unverifyable, checkpoint"), 0);
+  EXPECT_EQ(count_reflection_words(""), 0);
+}
+
 TEST(ExactMath, ParsesNumbersAndEvaluatesExpressions) {
   EXPECT_EQ(parse_number("2.50"), Rational::make(5, 2));
   EXPECT_EQ(parse_number("-\\frac{1}{2}"), Rational::make(-1, 2));
