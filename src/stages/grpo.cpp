@@ -21,12 +21,15 @@
 #include "rl/grpo.hpp"
 #include "rl/reward_scorer.hpp"
 #include "rl/rewards.hpp"
+#include "run/host_reduce.hpp"
 #include "run/metrics.hpp"
 #include "run/signals.hpp"
 #include "stages/sampling_stage.hpp"
 #include "stages/stage.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "train/checkpoints.hpp"
 #include "train/optimizer.hpp"
+#include "train/step.hpp"
 
 namespace r1 {
 
@@ -143,8 +146,9 @@ int run_grpo(StageEnv& env) {
   Model model(cfg, params, groups);
   model.full_recompute = full_recompute(deck);
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
-  const LrSchedule schedule = LrSchedule::from_deck(deck);
+  GradReducer grads(params, ReplicaGroups::from_env(env, /*zero1=*/false));
+  AdamW opt(params, AdamWConfig::from_deck(deck), grads);
+  const LrSchedule schedule = LrSchedule::from_deck(deck, max_steps);
   const Resumed resumed = resume_from_deck(deck, "grpo", params, opt);
   // The frozen reference: the starting policy, refreshed every ref_refresh_steps.
   std::unique_ptr<ParamStore> ref_params;
@@ -183,7 +187,7 @@ int run_grpo(StageEnv& env) {
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
-  StageCheckpoints checkpoints(deck, "grpo", resumed.parent, info.layout, params, opt);
+  StageCheckpoints checkpoints(deck, *env.comms->world, "grpo", resumed.parent, info.layout, params, opt);
   log_info("grpo: ", describe_model(cfg), "; ", prompts_per_step, " prompts x ", gc.group_size, " samples per step, ",
            gc.inner_epochs, " inner epoch(s), beta ", gc.beta_kl, ", ", r1_zero ? "R1-Zero" : "chat", " template");
   if (preference_steps > 0)
@@ -357,7 +361,7 @@ int run_grpo(StageEnv& env) {
         std::copy(w.begin(), w.end(), wh.data<float>());
         return ctx.to_here(wh);
       };
-      train_micro_batches(model, batches, 0.0f, 0.0f, opt, dp, ctx, pipe, weigh);
+      train_micro_batches(model, batches, 0.0f, 0.0f, grads, dp, ctx, pipe, weigh);
       grad_norm = opt.step(lr);
     }
     if (pipelined) {  // the loss and its statistics were computed on the last stage
