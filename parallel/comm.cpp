@@ -238,7 +238,7 @@ std::unique_ptr<Communicator> make_communicator(Backend backend, const std::stri
   // NCCL is bootstrapped over the group's MPI communicator, so both backends start from one.
   std::unique_ptr<Communicator> mpi = make_mpi_communicator(std::move(info));
 #if defined(R1HPC_HAVE_CUDA)
-  if (backend == Backend::nccl) return make_nccl_communicator(*mpi, ctx);
+  if (backend == Backend::nccl) return make_nccl_communicator(std::move(mpi), ctx);
 #endif
   return mpi;
 }

@@ -1,6 +1,8 @@
 // Communicator: one interface over one group of ranks, with an MPI backend (host buffers) and an NCCL
 // backend (device buffers, stream-ordered), each guarded by a watchdog that turns a hang into an error.
 #pragma once
+#include <mpi.h>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -59,6 +61,9 @@ class Communicator {
   const std::vector<int>& members() const { return info_.members; }
   double timeout_s() const { return info_.timeout_s; }
   virtual Backend backend() const = 0;
+  // The MPI communicator over the same ranks in the same order, for host-side agreement beside the
+  // backend's ops (the checkpointer, the stop signal); NCCL keeps the one it was bootstrapped over.
+  virtual MPI_Comm host_comm() const = 0;
 
   void all_reduce(const Tensor& buf, ReduceOp op = ReduceOp::sum);  // in place
   // out = this rank's block (rank r gets elements [r*n, (r+1)*n)) of the reduction of `in`; in = size x out.

@@ -67,6 +67,7 @@ class MpiCommunicator final : public Communicator {
     if (!finalized) MPI_Comm_free(&comm_);
   }
   Backend backend() const override { return Backend::mpi; }
+  MPI_Comm host_comm() const override { return comm_; }
 
  protected:
   void do_all_reduce(const Tensor& buf, ReduceOp op) override {

@@ -46,10 +46,11 @@ void* at(const Tensor& t, std::int64_t element) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& boot, const kernels::Context& ctx)
-      : Communicator(GroupInfo{boot.name(), boot.members(), boot.rank(), boot.timeout_s()}, Location::device,
+  NcclCommunicator(std::unique_ptr<Communicator> boot, const kernels::Context& ctx)
+      : Communicator(GroupInfo{boot->name(), boot->members(), boot->rank(), boot->timeout_s()}, Location::device,
                      ctx.device()),
-        ctx_(ctx) {
+        ctx_(ctx),
+        boot_(std::move(boot)) {
     R1_REQUIRE(ctx.is_cuda(), where("init"), ": the nccl backend needs a CUDA context (device buffers)");
     stream_ = ctx.cuda_resources().stream;
     R1_CUDA(cudaSetDevice(ctx.device()));
@@ -60,7 +61,7 @@ class NcclCommunicator final : public Communicator {
       if (r != ncclSuccess) fail("init", ncclGetErrorString(r));
       std::memcpy(wire.raw(), &id, sizeof id);
     }
-    boot.broadcast(wire, 0);
+    boot_->broadcast(wire, 0);
     std::memcpy(&id, wire.raw(), sizeof id);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
@@ -92,6 +93,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   Backend backend() const override { return Backend::nccl; }
+  MPI_Comm host_comm() const override { return boot_->host_comm(); }
 
  protected:
   void do_wait() override {
@@ -255,6 +257,7 @@ class NcclCommunicator final : public Communicator {
   int device() const { return ctx_.device(); }
 
   kernels::Context ctx_;  // keeps the stream and the allocator alive
+  std::unique_ptr<Communicator> boot_;  // the MPI communicator of the same group (host_comm)
   cudaStream_t stream_ = nullptr;  // the compute stream
   cudaStream_t side_ = nullptr;    // started ops (non-blocking: host copies on the legacy stream skip it)
   cudaStream_t issue_ = nullptr;   // the stream of the op being issued
@@ -265,8 +268,8 @@ class NcclCommunicator final : public Communicator {
 };
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, const kernels::Context& ctx) {
-  return std::make_unique<NcclCommunicator>(bootstrap, ctx);
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, const kernels::Context& ctx) {
+  return std::make_unique<NcclCommunicator>(std::move(bootstrap), ctx);
 }
 
 }  // namespace r1::parallel

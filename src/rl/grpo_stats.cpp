@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "stages/stage.hpp"
+#include "run/host_reduce.hpp"
 
 namespace r1 {
 namespace {

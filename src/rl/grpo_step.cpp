@@ -4,6 +4,7 @@
 
 #include "model/model.hpp"
 #include "rl/grpo_stats.hpp"
+#include "run/host_reduce.hpp"
 #include "train/optimizer.hpp"
 
 namespace r1 {
@@ -111,7 +112,7 @@ GrpoUpdate update_policy(GrpoLearner& l, const PackedStep& p, const GrpoConfig& 
   for (std::int64_t epoch = 0; epoch < gc.inner_epochs; ++epoch) {
     l.params.zero_grads();
     const TokenWeights weigh = grpo_weights(p, gc, l.ctx, epoch == gc.inner_epochs - 1 ? &up.stats : nullptr);
-    train_micro_batches(l.policy, p.batches, 0.0f, 0.0f, l.opt, l.dp, l.ctx, l.pipe, weigh);
+    train_micro_batches(l.policy, p.batches, 0.0f, 0.0f, l.grads, l.dp, l.ctx, l.pipe, weigh);
     up.grad_norm = l.opt.step(lr);
   }
   if (pipelined(l.pipe)) sum_over(*l.pipe.pp, l.ctx, up.stats);

@@ -9,7 +9,9 @@
 #include "model/batch.hpp"
 #include "rl/grpo.hpp"
 #include "rl/rollout.hpp"
-#include "stages/stage.hpp"
+#include "train/grad_reducer.hpp"
+#include "train/optimizer.hpp"
+#include "train/step.hpp"
 
 namespace r1 {
 
@@ -17,6 +19,7 @@ namespace r1 {
 struct GrpoLearner {
   Model& policy;
   ParamStore& params;
+  GradReducer& grads;
   AdamW& opt;
   const Model* reference = nullptr;  // the frozen reference; null when beta_kl == 0
   parallel::Communicator& dp;

@@ -11,6 +11,7 @@
 #include "core/timer.hpp"
 #include "data/problem_files.hpp"
 #include "rl/evaluation.hpp"
+#include "run/host_reduce.hpp"
 #include "run/run_dir.hpp"
 #include "stages/sampling_stage.hpp"
 
@@ -69,9 +70,7 @@ int run_evaluate(StageEnv& env) {
   const EvalSet set = eval_set(deck);
   const std::int64_t n = pol.samples_per_prompt;
   const std::vector<std::int64_t>& ks = deck.get_ints("evaluate.pass_k");
-  RunInfo info{.stage = "evaluate", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = layout_json(env)};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  RunDir run = open_run_dir(env, "evaluate");
   log_info("evaluate: ", set.problems.size(), " prompts of ", set.dataset, " x ", n, " samples, temperature ", temperature, ", top-p ",
            top_p, ", at most ", pol.sampling.max_new_tokens, " new tokens");
 

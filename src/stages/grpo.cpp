@@ -26,7 +26,11 @@
 #include "stages/sampling_stage.hpp"
 #include "stages/stage.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "run/host_reduce.hpp"
+#include "train/checkpoints.hpp"
+#include "train/grad_reducer.hpp"
 #include "train/optimizer.hpp"
+#include "train/step.hpp"
 
 namespace r1 {
 
@@ -155,8 +159,9 @@ int run_grpo(StageEnv& env) {
   Model model(s.model, params, groups);
   model.full_recompute = s.full_recompute;
   params.initialize(s.rollout.sampling.seed, s.model.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
-  const LrSchedule schedule = LrSchedule::from_deck(deck);
+  GradReducer grads(params, ReplicaGroups::from_env(env, /*zero1=*/false));
+  AdamW opt(params, AdamWConfig::from_deck(deck), grads);
+  const LrSchedule schedule = LrSchedule::from_deck(deck, s.max_steps);
   const Resumed resumed = resume_from_deck(deck, "grpo", params, opt);
   Reference reference = frozen_reference(env, s, groups, params, resumed);
   const std::unique_ptr<RewardScorer> helpfulness =
@@ -170,9 +175,9 @@ int run_grpo(StageEnv& env) {
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = layout_json(env)};
   RunDir run(deck.get_string("run.output_dir"), info, env.rank);
-  StageCheckpoints checkpoints(deck, "grpo", resumed.parent, info.layout, params, opt);
+  StageCheckpoints checkpoints(deck, *env.comms->world, "grpo", resumed.parent, info.layout, params, opt);
   log_setup(s, rms);
-  GrpoLearner learner{.policy = model, .params = params, .opt = opt, .reference = reference.model.get(), .dp = dp,
+  GrpoLearner learner{.policy = model, .params = params, .grads = grads, .opt = opt, .reference = reference.model.get(), .dp = dp,
                       .ctx = env.ctx, .pipe = PipelinePlan::from_env(env)};
 
   const Stopwatch phase;

@@ -16,6 +16,7 @@
 #include "data/world_text.hpp"
 #include "rl/rejection.hpp"
 #include "rl/rewards.hpp"
+#include "run/host_reduce.hpp"
 #include "run/run_dir.hpp"
 #include "stages/sampling_stage.hpp"
 
@@ -55,9 +56,7 @@ int run_rejection_sampling(StageEnv& env) {
                               .language = deck.get_float("reward.language_weight")};
   const double non_reasoning_fraction = deck.get_float("rejection.non_reasoning_fraction");
   const PromptSet set = prompt_set(deck);
-  RunInfo info{.stage = "rejection_sampling", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(),
-               .world_size = env.world, .layout = layout_json(env)};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  RunDir run = open_run_dir(env, "rejection_sampling");
   const std::string out = deck.get_string("rejection.output_path").empty() ? run.path() + "/sft.jsonl"
                                                                             : deck.get_string("rejection.output_path");
   if (env.rank == 0) std::filesystem::create_directories(std::filesystem::absolute(out).parent_path());

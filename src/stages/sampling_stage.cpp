@@ -5,7 +5,9 @@
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
 #include "core/timer.hpp"
+#include "run/host_reduce.hpp"
 #include "run/metrics.hpp"
+#include "train/checkpoints.hpp"
 
 namespace r1 {
 

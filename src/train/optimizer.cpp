@@ -31,14 +31,14 @@ double LrSchedule::at(std::int64_t step) const {
   return lr;
 }
 
-LrSchedule LrSchedule::from_deck(const Deck& d) {
+LrSchedule LrSchedule::from_deck(const Deck& d, std::int64_t steps) {
   LrSchedule s;
   const std::string& shape = d.get_string("optim.schedule");
   s.shape = shape == "cosine" ? Shape::cosine : shape == "wsd" ? Shape::wsd : Shape::constant;
   s.lr = d.get_float("optim.lr");
   s.min_lr = d.get_float("optim.min_lr");
   s.warmup = d.get_int("optim.warmup_steps");
-  s.total = d.get_int("run.max_steps");
+  s.total = steps;
   const std::int64_t decay = d.get_int("optim.decay_steps");
   s.decay = decay > 0 ? decay : (s.shape == Shape::wsd ? s.total / 5 : std::max<std::int64_t>(0, s.total - s.warmup));
   return s;
@@ -58,98 +58,19 @@ AdamWConfig AdamWConfig::from_deck(const Deck& d) {
 
 namespace {
 Tensor flat(const Tensor& t) { return t.view({t.numel()}); }
-
-// The gradient norm sums each parameter's squares in chunks fixed by the parameter alone (f32 each,
-// then f64), and ZeRO-1 parts are whole chunks, so every layout adds the same f32 chunk sums and the
-// norms of all layouts agree to f64 round-off: gradient clipping then scales by the same f32 factor
-// everywhere (a 1-ulp difference in it is enough to make two runs drift apart over many steps).
-// A parameter of at most `min_chunk` elements is one chunk; at most kMaxNormChunks chunks per parameter.
-constexpr std::int64_t kMaxNormChunks = 1024;
-std::int64_t norm_chunk(std::int64_t n, std::int64_t min_chunk) {
-  return std::max<std::int64_t>({1, min_chunk, (n + kMaxNormChunks - 1) / kMaxNormChunks});
-}
 }  // namespace
 
-AdamW::AdamW(ParamStore& params, const AdamWConfig& config, OptimizerGroups groups)
-    : params_(params), config_(config), groups_(groups) {
+AdamW::AdamW(ParamStore& params, const AdamWConfig& config, const GradReducer& grads)
+    : params_(params), config_(config), grads_(grads) {
   const auto& ctx = params.context();
-  for (const auto& p : params.all()) {
-    Part part{.hi = p->master.numel(), .size = p->master.numel()};
-    parallel::Communicator* c = replicas(*p);
-    if (groups.zero1 && p->trainable && c != nullptr && c->size() > 1) {
-      const std::int64_t n = p->master.numel(), ranks = c->size();
-      part.comm = c;
-      const std::int64_t chunk = norm_chunk(n, config.norm_chunk), chunks = (n + chunk - 1) / chunk;
-      part.size = chunk * ((chunks + ranks - 1) / ranks);  // whole chunks (the last ranks may hold none)
-      part.lo = std::min(n, c->rank() * part.size);
-      part.hi = std::min(n, part.lo + part.size);
-    }
-    const Shape moment_shape = part.comm ? Shape{part.hi - part.lo} : p->shape;
-    m_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
-    v_.push_back(p->trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
-    grad_part_.push_back(part.comm ? ctx.zeros({part.size}, DType::f32) : Tensor{});
-    // ZeRO-1 reduce-scatters n x part.size elements: the gradient gets a zero tail to fill the last part
-    // (never written), so the reduction reads it in place, with no staging copy held through the backward.
-    Tensor padded;
-    if (part.comm && part.size * part.comm->size() != p->grad.numel()) {
-      padded = ctx.zeros({part.size * part.comm->size()}, DType::f32);
-      kernels::cast(ctx, flat(p->grad), padded.slice(0, p->grad.numel()));
-      p->grad = padded.slice(0, p->grad.numel()).view(p->shape);
-    }
-    padded_grad_.push_back(padded);
-    parts_.push_back(part);
-    index_[p.get()] = index_.size();
+  const auto& all = params.all();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Param& p = *all[i];
+    const GradReducer::Part& part = grads.part(i);
+    const Shape moment_shape = part.comm ? Shape{part.hi - part.lo} : p.shape;
+    m_.push_back(p.trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
+    v_.push_back(p.trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
   }
-  started_.assign(parts_.size(), 0);
-}
-
-bool AdamW::first_tp_copy(const Param& p) const {
-  return p.expert || p.tp == TpRole::split || groups_.tp == nullptr || groups_.tp->rank() == 0;
-}
-
-bool AdamW::first_copy(const Param& p) const {
-  const parallel::Communicator* r = replicas(p);
-  return first_tp_copy(p) && (r == nullptr || r->rank() == 0);
-}
-
-bool AdamW::start_one(std::size_t i) {
-  if (started_[i]) return false;
-  started_[i] = 1;
-  const Param& p = *params_.all()[i];
-  parallel::Communicator* c = replicas(p);
-  if (!p.trainable || c == nullptr || c->size() == 1) return false;
-  const Part& part = parts_[i];
-  if (!part.comm) {
-    c->start_all_reduce(p.grad);
-    return true;
-  }
-  c->start_reduce_scatter(padded_grad_[i].defined() ? padded_grad_[i] : flat(p.grad), grad_part_[i]);
-  return true;
-}
-
-void AdamW::start_reduction(std::span<Param* const> params) {
-  if (!groups_.overlap) return;
-  const bool tp_partials = groups_.tp != nullptr && groups_.tp->size() > 1;
-  for (Param* p : params) {
-    const auto it = index_.find(p);
-    R1_CHECK(it != index_.end(), "start_reduction: ", p->name, " is not a parameter of this optimizer");
-    if (!(tp_partials && !p->expert && p->tp == TpRole::partial)) overlapping_ += start_one(it->second);
-  }
-}
-
-// Every replica group issues its ops in one order on all its members: the parameters started during
-// the backward (in the order the layers finished), then the rest in parameter order.
-void AdamW::reduce_gradients() {
-  if (groups_.tp != nullptr && groups_.tp->size() > 1) {  // partial gradients first: they are summed before DP
-    for (const auto& p : params_.all())
-      if (p->trainable && !p->expert && p->tp == TpRole::partial) groups_.tp->all_reduce(p->grad);
-    groups_.tp->wait();
-  }
-  for (std::size_t i = 0; i < parts_.size(); ++i) start_one(i);
-  for (parallel::Communicator* c : {groups_.dp, groups_.edp})
-    if (c != nullptr) c->wait();
-  started_.assign(parts_.size(), 0);
-  overlapped_ = std::exchange(overlapping_, 0);
 }
 
 double AdamW::grad_norm() const {
@@ -160,17 +81,17 @@ double AdamW::grad_norm() const {
   const auto& all = params_.all();
   std::vector<std::int64_t> first(all.size() + 1, 0);  // slot of each parameter's first chunk in `sums`
   for (std::size_t i = 0; i < all.size(); ++i) {
-    const std::int64_t n = all[i]->master.numel(), chunk = norm_chunk(n, config_.norm_chunk);
+    const std::int64_t n = all[i]->master.numel(), chunk = grads_.chunk(i);
     first[i + 1] = first[i] + (n + chunk - 1) / chunk;
   }
   Tensor sums = ctx.zeros({first.back()}, DType::f32);
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Param& p = *all[i];
-    const Part& part = parts_[i];
-    if (!p.trainable || (part.comm ? !first_tp_copy(p) : !first_copy(p))) continue;
+    const GradReducer::Part& part = grads_.part(i);
+    if (!p.trainable || (part.comm ? !grads_.first_tp_copy(p) : !grads_.first_copy(p))) continue;
     // g holds elements [base, base + g.numel()) of the flattened gradient.
-    const Tensor g = part.comm ? grad_part_[i].slice(0, part.hi - part.lo) : flat(p.grad);
-    const std::int64_t n = p.grad.numel(), base = part.comm ? part.lo : 0, chunk = norm_chunk(n, config_.norm_chunk);
+    const Tensor g = part.comm ? grads_.reduced_part(i).slice(0, part.hi - part.lo) : flat(p.grad);
+    const std::int64_t n = p.grad.numel(), base = part.comm ? part.lo : 0, chunk = grads_.chunk(i);
     if (g.numel() == 0) continue;  // a ZeRO-1 rank past the last part
     R1_CHECK(base % chunk == 0, "ZeRO-1 part of ", p.name, " starts inside a norm chunk");
     // Every whole chunk in one launch (a row each), then the tensor's partial last chunk if g holds it:
@@ -190,12 +111,13 @@ double AdamW::grad_norm() const {
   copy(h, sums);
   double total = 0;
   for (std::int64_t j = 0; j < h.numel(); ++j) total += h.data<float>()[j];
-  if (groups_.world != nullptr && groups_.world->size() > 1) {
+  parallel::Communicator* world = grads_.groups().world;
+  if (world != nullptr && world->size() > 1) {
     Tensor t = Tensor::host({1}, DType::f64);
     t.data<double>()[0] = total;
     const Tensor d = ctx.to_here(t);
-    groups_.world->all_reduce(d);
-    groups_.world->wait();
+    world->all_reduce(d);
+    world->wait();
     copy(t, d);
     total = t.data<double>()[0];
   }
@@ -223,21 +145,21 @@ double AdamW::step(double lr) {
     o.step = step_;
     o.grad_scale = static_cast<float>(scale);
     const bool bf16 = p.compute.dtype() == DType::bf16;
-    const Part& part = parts_[i];
+    const GradReducer::Part& part = grads_.part(i);
     if (!part.comm) {
       kernels::adamw_step(ctx, p.master, p.grad, m_[i], v_[i], o, bf16 ? p.compute : Tensor{});
       continue;
     }
     // ZeRO-1: update this rank's part, then every replica gathers all parts.
     const std::int64_t len = part.hi - part.lo;
-    if (len > 0) kernels::adamw_step(ctx, flat(p.master).slice(part.lo, part.hi), grad_part_[i].slice(0, len), m_[i], v_[i], o);
+    if (len > 0) kernels::adamw_step(ctx, flat(p.master).slice(part.lo, part.hi), grads_.reduced_part(i).slice(0, len), m_[i], v_[i], o);
     const Tensor mine = ctx.zeros({part.size}, DType::f32);
     if (len > 0) kernels::cast(ctx, flat(p.master).slice(part.lo, part.hi), mine.slice(0, len));
     const Tensor whole = ctx.empty({part.size * part.comm->size()}, DType::f32);
     part.comm->all_gather(mine, whole);
     gathered.emplace_back(i, whole);
   }
-  for (parallel::Communicator* c : {groups_.dp, groups_.edp})
+  for (parallel::Communicator* c : {grads_.groups().dp, grads_.groups().edp})
     if (c != nullptr) c->wait();
   for (const auto& [i, whole] : gathered) {
     const Param& p = *all[i];
@@ -252,7 +174,7 @@ AdamW::Moments AdamW::gather_moments() const {
   Moments out{m_, v_};
   const auto& all = params_.all();
   for (std::size_t i = 0; i < all.size(); ++i) {
-    const Part& part = parts_[i];
+    const GradReducer::Part& part = grads_.part(i);
     if (!part.comm) continue;
     const Param& p = *all[i];
     for (auto [moment, whole] : {std::pair{&m_[i], &out.exp_avg[i]}, std::pair{&v_[i], &out.exp_avg_sq[i]}}) {
@@ -272,7 +194,7 @@ AdamW::Moments AdamW::moments_to_load() const {
   Moments out{m_, v_};
   const auto& all = params_.all();
   for (std::size_t i = 0; i < all.size(); ++i) {
-    const Part& part = parts_[i];
+    const GradReducer::Part& part = grads_.part(i);
     if (!part.comm) continue;
     for (auto [moment, whole] : {std::pair{&m_[i], &out.exp_avg[i]}, std::pair{&v_[i], &out.exp_avg_sq[i]}}) {
       *whole = ctx.zeros(all[i]->shape, DType::f32);
@@ -284,8 +206,8 @@ AdamW::Moments AdamW::moments_to_load() const {
 
 void AdamW::keep_loaded(const Moments& loaded) {
   const auto& ctx = params_.context();
-  for (std::size_t i = 0; i < parts_.size(); ++i) {
-    const Part& part = parts_[i];
+  for (std::size_t i = 0; i < m_.size(); ++i) {
+    const GradReducer::Part& part = grads_.part(i);
     if (!part.comm || part.hi == part.lo) continue;  // without ZeRO-1 the load wrote the moments themselves
     kernels::cast(ctx, flat(loaded.exp_avg[i]).slice(part.lo, part.hi), m_[i]);
     kernels::cast(ctx, flat(loaded.exp_avg_sq[i]).slice(part.lo, part.hi), v_[i]);

@@ -48,6 +48,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 // A small model's parameters (one buffer) with AdamW moments after two steps.
 struct TrainState {
   ParamStore params{kernels::Context::cpu(), DType::f32};
+  std::unique_ptr<GradReducer> grads;
   std::unique_ptr<AdamW> opt;
   explicit TrainState(std::uint64_t seed, int steps) {
     params.add("embed", {6, 4}, Init::normal, false);
@@ -56,7 +57,8 @@ struct TrainState {
     params.add("layers.0.moe.router_bias", {3}, Init::zeros, false, /*trainable=*/false);
     params.initialize(seed, 0.02);
     params.get("layers.0.moe.router_bias").master.data<float>()[1] = 0.125f;
-    opt = std::make_unique<AdamW>(params, AdamWConfig{});
+    grads = std::make_unique<GradReducer>(params, ReplicaGroups{});
+    opt = std::make_unique<AdamW>(params, AdamWConfig{}, *grads);
     for (int s = 0; s < steps; ++s) {
       for (const auto& p : params.all())
         if (p->trainable)

@@ -19,8 +19,8 @@
 // figure moves with the CPU's BLAS kernels). These runs use eps = 1e-5, which damps those elements: every
 // layout then agrees to 2e-6 at worst (TP2 x PP2 on 8 ranks; 1.2e-7 without TP). So the parameter
 // tolerance is 1e-5; a wrong gradient or a lost token shows up at 1e-3 or more.
-// The optimizer cuts the gradient norm into chunks of 64 elements here (AdamWConfig::norm_chunk), so that
-// ZeRO-1, whose parts are whole chunks, really splits the tiny model's tensors.
+// The gradients are cut into chunks of 64 elements here (GradReducer's min_chunk), so that ZeRO-1, whose
+// parts are whole chunks, really splits the tiny model's tensors.
 // Expert counts are integers: they must agree exactly (a routing decision flipped by round-off would be
 // a real divergence here, and the tiny model's scores are far from ties).
 #include <gtest/gtest.h>
@@ -34,9 +34,9 @@
 #include "checkpoint/train_state.hpp"
 #include "model/model.hpp"
 #include "parallel/comm_bundle.hpp"
-#include "stages/stage.hpp"
 #include "support/tiny_model.hpp"
 #include "train/optimizer.hpp"
+#include "train/step.hpp"
 
 namespace fs = std::filesystem;
 using namespace r1;
@@ -97,19 +97,22 @@ struct StepRecord {
   std::vector<std::vector<std::int64_t>> counts;
 };
 
-// One training run: the stages' own step (train_micro_batches, AdamW, the bias update) on this rank's
-// share of the global batch (rows in the order of the ranks of `dp`, as the pretrain stage splits them).
+// One training run: the stages' own step (train_micro_batches, GradReducer, AdamW, the bias update) on
+// this rank's share of the global batch (rows in the order of the ranks of `dp`, as the pretrain stage
+// splits them).
 struct TrainingRun {
   ParamStore params{kernels::Context::cpu(), DType::f32};
   std::unique_ptr<Model> model;
+  std::unique_ptr<GradReducer> grads;
   std::unique_ptr<AdamW> opt;
   std::vector<StepRecord> steps;
 
-  TrainingRun(bool deep, ModelGroups model_groups, OptimizerGroups groups) {
+  TrainingRun(bool deep, ModelGroups model_groups, ReplicaGroups groups) {
     const ModelConfig c = tiny_moe(deep);
     model = std::make_unique<Model>(c, params, model_groups);
     params.initialize(11, c.init_std);
-    opt = std::make_unique<AdamW>(params, AdamWConfig{.eps = 1e-5, .weight_decay = 0.1, .grad_clip = 0.5, .norm_chunk = 64}, groups);
+    grads = std::make_unique<GradReducer>(params, groups, /*min_chunk=*/64);
+    opt = std::make_unique<AdamW>(params, AdamWConfig{.eps = 1e-5, .weight_decay = 0.1, .grad_clip = 0.5}, *grads);
   }
   // all_on_first: every row goes to the first replica, the others run no micro-batch at all.
   void train(parallel::Communicator& dp, const PipelinePlan& pipe = {}, int n_steps = kSteps, bool all_on_first = false) {
@@ -126,7 +129,7 @@ struct TrainingRun {
         if (all_on_first ? dp.rank() == 0 : r / n_micro == dp.rank()) batches.push_back(std::move(b));
       }
       const StepSums sums = train_micro_batches(*model, batches, static_cast<float>(1.0 / counted),
-                                                1.0f / static_cast<float>(kGlobalRows / kMicro), *opt, dp, ctx, pipe);
+                                                1.0f / static_cast<float>(kGlobalRows / kMicro), *grads, dp, ctx, pipe);
       StepRecord rec;
       rec.loss = sums.loss_sum / counted;
       rec.grad_norm = opt->step(1e-2);
@@ -143,7 +146,7 @@ const TrainingRun& reference(bool deep) {
   std::unique_ptr<TrainingRun>& r = ref[deep];
   if (!r) {
     auto self = parallel::make_communicator(parallel::Backend::mpi, "self", {world_rank()}, kernels::Context::cpu(), 60);
-    r = std::make_unique<TrainingRun>(deep, ModelGroups{}, OptimizerGroups{});
+    r = std::make_unique<TrainingRun>(deep, ModelGroups{}, ReplicaGroups{});
     r->train(*self);
   }
   return *r;
@@ -221,7 +224,7 @@ std::string name_of(Layout l) {
          "DP" + std::to_string(l.data) + (l.expert > 1 ? " EP" + std::to_string(l.expert) : "") + (l.zero1 ? " ZeRO-1" : "");
 }
 
-OptimizerGroups groups_of(const parallel::CommBundle& c, Layout l) {
+ReplicaGroups groups_of(const parallel::CommBundle& c, Layout l) {
   return {.dp = c.dp.get(), .edp = c.edp.get(), .tp = c.tp.get(), .world = c.world.get(), .zero1 = l.zero1};
 }
 ModelGroups model_groups_of(const parallel::CommBundle& c, Layout l) {
@@ -290,7 +293,7 @@ TEST(TrainingEquivalence, EveryLayoutMatchesOneRank) {
     const auto& all = run.params.all();
     for (std::size_t i = 0; i < all.size(); ++i) {  // ZeRO-1 splits every parameter with replicas
       const bool replicated = all[i]->expert ? comms->edp->size() > 1 : comms->dp->size() > 1;
-      EXPECT_EQ(run.opt->zero1_sharded(i), l.zero1 && all[i]->trainable && replicated) << name_of(l) << ": " << all[i]->name;
+      EXPECT_EQ(run.grads->zero1_sharded(i), l.zero1 && all[i]->trainable && replicated) << name_of(l) << ": " << all[i]->name;
     }
     run.train(*comms->dp, l.plan(*comms));
     expect_like_reference(run, l.deep(), name_of(l));
@@ -317,15 +320,15 @@ TEST(TrainingEquivalence, OverlapChangesNoBit) {
       const bool tp_first = l.tensor > 1 && !p->expert && p->tp == TpRole::partial;
       complete_early += p->trainable && replicated && !tp_first && p->name != "embed";
     }
-    EXPECT_EQ(on.opt->overlapped_last_step(), complete_early) << name_of(l);
+    EXPECT_EQ(on.grads->overlapped_last_step(), complete_early) << name_of(l);
 
     ModelGroups mg = model_groups_of(*comms, l);
     mg.overlap_expert_comm = false;
-    OptimizerGroups og = groups_of(*comms, l);
+    ReplicaGroups og = groups_of(*comms, l);
     og.overlap = false;
     TrainingRun off(l.deep(), mg, og);
     off.train(*comms->dp, l.plan(*comms));
-    EXPECT_EQ(off.opt->overlapped_last_step(), 0) << name_of(l);
+    EXPECT_EQ(off.grads->overlapped_last_step(), 0) << name_of(l);
     for (std::size_t s = 0; s < on.steps.size(); ++s) {
       EXPECT_EQ(on.steps[s].loss, off.steps[s].loss) << name_of(l) << " step " << s + 1;
       EXPECT_EQ(on.steps[s].grad_norm, off.steps[s].grad_norm) << name_of(l) << " step " << s + 1;
@@ -344,9 +347,9 @@ TEST(TrainingEquivalence, EmptyReplicasKeepTheReductionOrder) {
     auto comms = bundle_for(l);
     TrainingRun on(false, model_groups_of(*comms, l), groups_of(*comms, l));
     on.train(*comms->dp, {}, kSteps, /*all_on_first=*/true);
-    EXPECT_GT(on.opt->overlapped_last_step(), 0) << name_of(l);
+    EXPECT_GT(on.grads->overlapped_last_step(), 0) << name_of(l);
     expect_like_reference(on, false, name_of(l) + ", every row on the first replica");
-    OptimizerGroups og = groups_of(*comms, l);
+    ReplicaGroups og = groups_of(*comms, l);
     og.overlap = false;
     TrainingRun off(false, model_groups_of(*comms, l), og);
     off.train(*comms->dp, {}, kSteps, true);

@@ -36,7 +36,8 @@ TEST(AdamW, OneStepMatchesTheFormulaWithDecayOnlyWhereAllowed) {
   w.grad.data<float>()[0] = 0.5f;
   w.grad.data<float>()[1] = 0.0f;
   n.grad.data<float>()[0] = -1.0f;
-  AdamW opt(ps, {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .grad_clip = 0});
+  GradReducer grads(ps, {});
+  AdamW opt(ps, {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .grad_clip = 0}, grads);
   EXPECT_NEAR(opt.step(0.01), std::sqrt(0.25 + 1.0), 1e-6);
   // First step: m_hat = g, v_hat = g^2, update = lr * g / (|g| + eps); decay p *= (1 - lr wd) first.
   EXPECT_NEAR(w.master.data<float>()[0], 1.0 * (1 - 0.001) - 0.01, 1e-6);
@@ -50,7 +51,8 @@ TEST(AdamW, ClipsByTheGlobalNorm) {
   Param& b = ps.add("b", {1}, Init::zeros);
   a.grad.data<float>()[0] = 3.0f;
   b.grad.data<float>()[0] = 4.0f;
-  AdamW opt(ps, {.weight_decay = 0, .grad_clip = 1.0});
+  GradReducer grads(ps, {});
+  AdamW opt(ps, {.weight_decay = 0, .grad_clip = 1.0}, grads);
   EXPECT_NEAR(opt.grad_norm(), 5.0, 1e-6);
   EXPECT_NEAR(opt.step(1.0), 5.0, 1e-6);
   // Adam's first step is sign-like whatever the scale: clipping keeps the direction, step = lr.

@@ -1,7 +1,7 @@
-// [log] profile_steps = first, last: the region profiler (kernels/profile.hpp) is on for those optimizer
-// steps; after the last of them (or the run's last step) rank 0 logs the breakdown per step and writes it
-// to RUN_DIR/profile.json: {"steps": [first, last], "step_ms", "regions": {path: {"ms_per_step", "share",
-// "calls_per_step"}}} (written whole, by rename).
+// StepProfiler, [log] profile_steps = first, last: the region profiler (kernels/profile.hpp) is on for
+// those optimizer steps; after the last of them (or the run's last step) rank 0 logs the breakdown per
+// step and writes it to RUN_DIR/profile.json: {"steps": [first, last], "step_ms", "regions": {path:
+// {"ms_per_step", "share", "calls_per_step"}}} (written whole, by rename).
 // Regions synchronise the device, so profiled steps run slightly slower than the others.
 #pragma once
 #include <filesystem>

@@ -1,0 +1,104 @@
+#include "train/checkpoints.hpp"
+
+#include "checkpoint/train_state.hpp"
+#include "core/log.hpp"
+#include "run/signals.hpp"
+
+namespace r1 {
+
+namespace {
+// What [checkpoint] load names: nothing, this run's newest checkpoint (`latest`: a restart resumes
+// everything; a first start finds none and starts fresh), or another checkpoint (a step directory, or a
+// checkpoints directory whose newest is taken) loaded as load_mode says.
+struct StartPoint {
+  std::filesystem::path path;  // empty: from scratch
+  ckpt::LoadMode mode = ckpt::LoadMode::weights;
+  bool same_run = false;
+};
+StartPoint start_point(const Deck& deck) {
+  const std::string& load = deck.get_string("checkpoint.load");
+  StartPoint sp;
+  if (load.empty()) return sp;
+  if (load == "latest") {
+    if (auto l = ckpt::latest(checkpoint_dir(deck))) sp = {*l, ckpt::LoadMode::full, true};
+    return sp;
+  }
+  std::filesystem::path p(load);
+  if (!std::filesystem::exists(p / "index.h5")) {
+    auto l = ckpt::latest(p);
+    if (!l) deck.fail("checkpoint.load", "is neither a checkpoint (no index.h5) nor a directory with a `latest` checkpoint");
+    p = *l;
+  }
+  sp.path = p;
+  sp.mode = ckpt::parse_load_mode(deck.get_string("checkpoint.load_mode"));
+  return sp;
+}
+}  // namespace
+
+Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+                         const std::string& new_prefix) {
+  const StartPoint start = start_point(deck);
+  Resumed r;
+  if (start.path.empty()) return r;
+  const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr,
+                                              new_prefix);
+  r.loaded = start.path;
+  r.data_state = m.data_state;
+  if (start.same_run) {
+    r.first_step = m.step + 1;
+    r.parent = m.parent;
+  } else {
+    r.parent = std::filesystem::absolute(start.path).lexically_normal().string();
+    if (start.mode == ckpt::LoadMode::full) r.first_step = m.step + 1;
+  }
+  log_info(stage, ": ", start.same_run ? "resuming this run from " : "starting from ", start.path.string(), " (step ", m.step,
+           ", ", start.mode == ckpt::LoadMode::full ? "weights, optimizer and data position" : "weights only", ")");
+  return r;
+}
+
+std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(deck).path; }
+
+StageCheckpoints::StageCheckpoints(const Deck& deck, parallel::Communicator& world, std::string stage, std::string parent,
+                                   nlohmann::json layout, ParamStore& params, AdamW& opt)
+    : world_(world.host_comm()), params_(params), opt_(opt),
+      ckpt_(std::make_unique<ckpt::Checkpointer>(checkpoint_dir(deck), world_, deck.get_int("checkpoint.keep_last"),
+                                                 deck.get_bool("checkpoint.async"))),
+      every_(deck.get_int("checkpoint.every_steps")),
+      time_limit_s_(deck.get_float("run.time_limit_minutes") * 60.0) {
+  meta_.stage = std::move(stage);
+  meta_.deck = deck.resolved_text();
+  meta_.parent = std::move(parent);
+  meta_.layout = std::move(layout);
+  meta_.rng_state = {{"seed", deck.get_int("run.seed")},
+                     {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
+  install_stop_handlers();
+}
+
+void StageCheckpoints::save(std::int64_t step, std::int64_t tokens, const nlohmann::json& data_state) {
+  ckpt::Meta meta = meta_;
+  meta.step = step;
+  meta.tokens = tokens;
+  meta.data_state = data_state;
+  const ckpt::SaveReport rep = ckpt::save_train_state(*ckpt_, meta, params_, opt_);
+  if (rep.async)  // synchronous saves are reported by the checkpointer when they commit
+    log_info("checkpoint: step ", step, " copied to the host in ", static_cast<int>(rep.blocking_s * 1000), " ms; writing ",
+             rep.path.string(), " in the background");
+}
+
+bool StageCheckpoints::after_step(std::int64_t step, std::int64_t last, std::int64_t tokens, const nlohmann::json& data_state) {
+  if (time_limit_s_ > 0 && clock_.seconds() > time_limit_s_) request_stop();
+  // Every rank agrees at this step boundary, so all of them save and stop together.
+  if (step < last && agree_on_stop(world_)) {
+    save(step, tokens, data_state);
+    ckpt_->finish();
+    log_info(meta_.stage, ": stopped at step ", step, " on request (signal or [run] time_limit_minutes); checkpointed, exit ",
+             kExitRequeue, " asks the job script to requeue");
+    return true;
+  }
+  if (step == last || (every_ > 0 && step % every_ == 0)) save(step, tokens, data_state);
+  return false;
+}
+
+void StageCheckpoints::finish() { ckpt_->finish(); }
+
+}  // namespace r1

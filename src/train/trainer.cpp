@@ -1,0 +1,141 @@
+#include "train/trainer.hpp"
+
+#include <algorithm>
+
+#include "core/log.hpp"
+#include "kernels/profile.hpp"
+#include "run/metrics.hpp"
+
+namespace r1 {
+
+ModelGroups model_groups(const StageEnv& env) {
+  return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
+          .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages")),
+          .sequence_parallel = env.deck.get_bool("parallel.sequence_parallel"),
+          .overlap_expert_comm = env.deck.get_bool("parallel.overlap_expert_comm")};
+}
+
+Trainer::InitializedModel::InitializedModel(const StageEnv& env, const TrainerOptions& o)
+    : params(env.ctx, env.compute_dtype), model(o.model, params, o.groups) {
+  model.full_recompute = o.batch.full_recompute;
+  if (o.add_params) o.add_params(params);
+  params.initialize(static_cast<std::uint64_t>(env.deck.get_int("run.seed")), o.model.init_std);
+}
+
+Trainer::Trainer(const StageEnv& env, TrainerOptions options)
+    : env_(env),
+      options_(std::move(options)),
+      net_(env, options_),
+      grads_(net_.params, ReplicaGroups::from_env(env, options_.zero1)),
+      opt_(net_.params, AdamWConfig::from_deck(env.deck), grads_),
+      schedule_(LrSchedule::from_deck(env.deck, options_.steps)),
+      resumed_(resume_from_deck(env.deck, options_.stage, net_.params, opt_, options_.new_prefix)),
+      run_(open_run_dir(env, options_.stage)),
+      checkpoints_(env.deck, *env.comms->world, options_.stage, resumed_.parent, layout_json(env), net_.params, opt_),
+      pipe_(PipelinePlan::from_env(env)),
+      profiler_(env.deck),
+      log_every_(env.deck.get_int("train.log_every")),
+      metrics_every_(env.deck.get_int("log.metrics_every")),
+      flops_per_token_(train_flops_per_token(options_.model, options_.batch.seq)) {}
+
+float Trainer::balance_weight() const {
+  return static_cast<float>(1.0 / static_cast<double>(options_.batch.n_micro * options_.batch.replicas));
+}
+
+bool Trainer::logs(std::int64_t step) const { return step % log_every_ == 0 || step == first_step() || step == last_step(); }
+
+void Trainer::begin_step(std::int64_t step) {
+  profiler_.before_step(step);
+  step_ = step;
+  step_clock_.reset();
+}
+
+StepResult Trainer::step(const std::vector<TokenBatch>& batches, double counted) {
+  const double tokens = std::max(1.0, counted);
+  StepResult r = step(batches, {}, static_cast<float>(1.0 / tokens), balance_weight());
+  r.loss = r.sums.loss_sum / tokens;
+  r.mtp_loss = r.sums.mtp_loss_sum / tokens;
+  return r;
+}
+
+StepResult Trainer::step(const std::vector<TokenBatch>& batches, const TokenWeights& weights, float token_weight,
+                         float balance_weight) {
+  net_.params.zero_grads();
+  StepSums sums = train_micro_batches(net_.model, batches, token_weight, balance_weight, grads_, *env_.comms->dp, env_.ctx,
+                                      pipe_, weights);
+  return update(std::move(sums), /*next_token=*/true);
+}
+
+StepResult Trainer::step(const Passes& passes, std::vector<double>& stage_sums) {
+  net_.params.zero_grads();
+  StepSums sums;
+  ExpertCounts counts = zero_expert_counts(net_.model);
+  const Stopwatch compute;
+  passes(counts);
+  finish_passes(env_.ctx, grads_, compute, sums);
+  sum_with_counts(*env_.comms->dp, env_.ctx, stage_sums, counts);
+  sums.model_expert_counts = counts;
+  sums.expert_counts = std::move(counts);
+  return update(std::move(sums), /*next_token=*/false);
+}
+
+StepResult Trainer::update(StepSums sums, bool next_token) {
+  StepResult r{.step = step_, .sums = std::move(sums), .next_token = next_token, .lr = schedule_.at(step_)};
+  const ModelConfig& cfg = net_.model.config();
+  const Stopwatch optimizer;
+  {
+    const kernels::ProfileRegion region(env_.ctx, "optimizer");
+    r.grad_norm = opt_.step(r.lr);
+    if (cfg.bias_update_gamma > 0 && !r.sums.expert_counts.empty())
+      net_.model.update_router_bias(r.sums.expert_counts, static_cast<float>(cfg.bias_update_gamma));
+  }
+  env_.ctx.synchronize();
+  r.optimizer_s = optimizer.seconds();
+  r.seconds = step_clock_.seconds();
+  return r;
+}
+
+// The fields every training stage's record has, and those of next-token steps (throughput, MFU, the
+// balance and MTP losses, the reduction and optimizer times, the pipeline bubble).
+nlohmann::json Trainer::record(const StepResult& r, nlohmann::json rec, double tokens_per_s, double mfu) const {
+  rec["step"] = r.step;
+  rec["lr"] = r.lr;
+  rec["grad_norm"] = r.grad_norm;
+  rec["step_s"] = r.seconds;
+  rec["time"]["compute_s"] = r.sums.compute_s;
+  if (!r.sums.model_expert_counts.empty()) rec["expert_load"] = expert_load(r.sums.model_expert_counts).layers;
+  if (!r.next_token) return rec;
+  rec["tokens_per_s"] = tokens_per_s;
+  rec["balance_loss"] = r.sums.balance_loss;
+  rec["time"]["grad_reduce_s"] = r.sums.grad_reduce_s;
+  rec["time"]["optimizer_s"] = r.optimizer_s;
+  if (pipe_.pp != nullptr && pipe_.pp->size() > 1) rec["pipeline_bubble"] = r.sums.bubble;
+  if (options_.model.mtp_depth > 0) rec["mtp_loss"] = r.mtp_loss;
+  if (mfu >= 0) rec["mfu"] = mfu;
+  return rec;
+}
+
+bool Trainer::end_step(const StepResult& r, const StepReport& report) {
+  const std::int64_t last = last_step();
+  profiler_.after_step(r.step, r.step == last, r.seconds, run_.path(), env_.rank);
+  const double tokens_per_s = static_cast<double>(options_.batch.global * options_.batch.seq) / r.seconds;  // positions
+  // Model FLOPs utilisation: only where the FLOPs are the model's own (next-token steps) and a peak is known.
+  const double mfu = r.next_token && env_.peak_flops > 0
+                         ? tokens_per_s * flops_per_token_ / (env_.peak_flops * static_cast<double>(env_.world))
+                         : -1;
+  if (env_.rank == 0 && (r.step % metrics_every_ == 0 || r.step == last))
+    run_.metrics().write(record(r, report.record, tokens_per_s, mfu));
+  if (logs(r.step))
+    log_info(format_progress({.step = r.step, .total_steps = last, .metric_name = report.metric_name, .metric = report.metric,
+                              .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase_.seconds(),
+                              .steps_done = r.step - first_step() + 1}),
+             "  lr ", r.lr, "  |g| ", r.grad_norm, report.extras);
+  return checkpoints_.after_step(r.step, last, report.tokens, report.data_state);
+}
+
+void Trainer::finish() {
+  checkpoints_.finish();
+  log_info(options_.stage, ": done at step ", last_step(), " in ", format_duration(phase_.seconds()));
+}
+
+}  // namespace r1
