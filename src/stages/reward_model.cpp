@@ -73,6 +73,15 @@ RmBatch make_batch(const std::vector<const RmPair*>& pairs, std::int64_t seq) {
   return b;
 }
 
+// rm.head and rm.bias beside the model's parameters. The LM head and the MTP module take no part in the
+// reward: frozen, so AdamW's decay leaves them as loaded.
+void add_reward_head(ParamStore& params, const ModelConfig& cfg) {
+  params.add("rm.head", {1, cfg.dim}, Init::normal);
+  params.add("rm.bias", {1}, Init::zeros, /*decay=*/false);
+  for (const auto& p : params.all())
+    if ((p->name == "head" && !cfg.tie_embeddings) || p->name.rfind("mtp.", 0) == 0) p->trainable = false;
+}
+
 // The pairs of the stage's objective from data.synthetic_examples preference pairs of run.seed, the
 // last 20% by index held out: the helpfulness RM (pairwise) reads the helpfulness pairs, the safety RM
 // (pointwise) the harmlessness ones. Each sequence is the chat prompt, the response and <|eos|>.
@@ -284,8 +293,9 @@ struct PairSteps {
 int run_reward_model(StageEnv& env) {
   const Deck& deck = env.deck;
   parallel::Communicator& dp = *env.comms->dp;
-  const ModelConfig cfg = model_config_from_deck(deck);
-  const BatchPlan plan = BatchPlan::from_deck(deck, dp.size(), cfg.max_seq_len);
+  TrainerOptions options = TrainerOptions::from_env(env, "reward_model");
+  const ModelConfig& cfg = options.model;
+  const BatchPlan& plan = options.batch;
   if (plan.micro % 2 != 0)
     deck.fail("train.micro_batch", "the reward_model stage puts both sequences of a pair in one micro-batch: use an even number of rows");
   if (deck.get_string("data.source") != "synthetic")
@@ -298,30 +308,28 @@ int run_reward_model(StageEnv& env) {
   // run.max_steps > 0 fixes the step count (reading on into later epochs); 0 runs [reward_model] epochs,
   // the last step padded with pairs that carry no loss.
   const std::int64_t epochs = deck.get_int("reward_model.epochs"), max_steps = deck.get_int("run.max_steps");
-  const std::int64_t steps = max_steps > 0 ? max_steps : (epochs * n_train + pairs_per_step - 1) / pairs_per_step;
+  options.steps = max_steps > 0 ? max_steps : (epochs * n_train + pairs_per_step - 1) / pairs_per_step;
+  const std::int64_t steps = options.steps;
   const std::int64_t end_pair = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epochs * n_train;
 
-  // The LM head and the MTP module take no part in the reward: frozen, so AdamW's decay leaves them as
-  // loaded. The policy / SFT checkpoint has no rm.* tensors: they keep their initial values.
-  const auto add_head = [&cfg](ParamStore& params) {
-    params.add("rm.head", {1, cfg.dim}, Init::normal);
-    params.add("rm.bias", {1}, Init::zeros, /*decay=*/false);
-    for (const auto& p : params.all())
-      if ((p->name == "head" && !cfg.tie_embeddings) || p->name.rfind("mtp.", 0) == 0) p->trainable = false;
-  };
-  Trainer trainer(env, {.stage = "reward_model", .model = cfg, .batch = plan, .steps = steps, .zero1 = false,
-                        .add_params = add_head, .new_prefix = "rm."});
-  if (trainer.resumed().loaded.empty()) log_warn("reward_model: [checkpoint] load is empty: training a reward model from a random initialisation");
-  const nlohmann::json& resumed_state = trainer.resumed().data_state;
-  std::int64_t tokens_seen =
-      trainer.first_step() > 1 && resumed_state.is_object() ? resumed_state.value("tokens_consumed", std::int64_t{0}) : 0;
+  // Whole models and whole AdamW states on every rank. The policy / SFT checkpoint has no rm.* tensors:
+  // they keep their initial values.
+  options.groups = {};
+  options.zero1 = false;
+  options.add_params = [&cfg](ParamStore& params) { add_reward_head(params, cfg); };
+  options.new_prefix = "rm.";
+  Trainer trainer(env, options);
+  if (trainer.resumed().loaded.empty())
+    log_warn("reward_model: [checkpoint] load is empty: training a reward model from a random initialisation");
+  std::int64_t tokens_seen = trainer.resumed().tokens_consumed();
   log_info("reward_model: ", describe_model(cfg), " + a scalar head; ", pairwise ? "pairwise (Bradley-Terry)" : "pointwise (safe/unsafe)",
            " on ", n_train, " training and ", data.held.size(), " held-out ", pairwise ? "helpfulness" : "harmlessness", " pairs (",
            data.truncated, " sequences truncated to data.seq_len); ", steps, " steps of ", pairs_per_step, " pairs",
            max_steps > 0 ? " (run.max_steps)" : "");
 
   RewardHead head(trainer.model(), env.ctx, pairwise);
-  PairSteps pair_steps{head, PairOrder(data.train, seed), plan.seq, plan.micro / 2, pairs_per_step, plan.n_micro, end_pair, n_train, dp.rank()};
+  PairSteps pair_steps{head, PairOrder(data.train, seed), plan.seq, plan.micro / 2, pairs_per_step, plan.n_micro,
+                       end_pair, n_train, dp.rank()};
   for (std::int64_t step = trainer.first_step(); step <= steps; ++step) {
     trainer.begin_step(step);
     head.read();
@@ -329,7 +337,9 @@ int run_reward_model(StageEnv& env) {
     const double items = static_cast<double>(valid_pairs) * (pairwise ? 1.0 : 2.0);
     const double weight = 1.0 / std::max(1.0, items);  // the loss is the mean over the global batch
     std::vector<double> sums{0, 0, 0, 0};  // loss sum, correct, margin sum, filled tokens (PairSteps::passes)
-    const auto passes = [&](ExpertCounts& counts) { pair_steps.passes(step, weight, trainer.balance_weight(), sums, counts); };
+    const auto passes = [&](ExpertCounts& counts) {
+      pair_steps.passes(step, weight, trainer.balance_weight(), sums, counts);
+    };
     const StepResult r = trainer.step(passes, sums);
 
     tokens_seen += static_cast<std::int64_t>(sums[3]);

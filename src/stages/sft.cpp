@@ -17,16 +17,17 @@ namespace r1 {
 int run_sft(StageEnv& env) {
   const Deck& deck = env.deck;
   parallel::Communicator& dp = *env.comms->dp;
-  const ModelConfig cfg = model_config_from_deck(deck);
-  const BatchPlan plan = BatchPlan::from_deck(deck, dp.size(), cfg.max_seq_len);
-  const std::int64_t seq = plan.seq, micro = plan.micro, global = plan.global, n_micro = plan.n_micro;
+  TrainerOptions options = TrainerOptions::from_env(env, "sft");
+  const ModelConfig& cfg = options.model;
+  const std::int64_t seq = options.batch.seq, micro = options.batch.micro, global = options.batch.global;
 
   SftData data = SftData::from_deck(deck, cfg.vocab_size);
   // run.max_steps > 0 fixes the step count (reading on into later epochs if it must); 0 runs [sft] epochs,
   // the last step padded where the rows run out.
   const std::int64_t epochs = deck.get_int("sft.epochs"), max_steps = deck.get_int("run.max_steps");
   const std::int64_t epoch_rows = data.rows(epochs);
-  const std::int64_t steps = max_steps > 0 ? max_steps : (epoch_rows + global - 1) / global;
+  options.steps = max_steps > 0 ? max_steps : (epoch_rows + global - 1) / global;
+  const std::int64_t steps = options.steps;
   const std::int64_t end_row = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epoch_rows;
   const bool pack = deck.get_bool("sft.pack"), loss_on_prompt = deck.get_bool("sft.loss_on_prompt");
   // The lineage's data edge: the file and the checkpoints its samples came from (tools/ckpt.py lineage).
@@ -35,13 +36,12 @@ int run_sft(StageEnv& env) {
     data_from = {{"path", std::filesystem::absolute(deck.get_string("data.train_path")).lexically_normal().string()},
                  {"checkpoints", data.source_checkpoints}};
 
-  Trainer trainer(env, {.stage = "sft", .model = cfg, .groups = model_groups(env), .batch = plan, .steps = steps});
-  if (trainer.resumed().loaded.empty()) log_warn("sft: [checkpoint] load is empty: fine-tuning a randomly initialised model");
+  Trainer trainer(env, options);
+  if (trainer.resumed().loaded.empty())
+    log_warn("sft: [checkpoint] load is empty: fine-tuning a randomly initialised model");
   // Tokens trained on so far: carried by the checkpoint this run resumes (the row order is a function of
   // the step, the token count is not).
-  const nlohmann::json& resumed_state = trainer.resumed().data_state;
-  std::int64_t tokens_seen =
-      trainer.first_step() > 1 && resumed_state.is_object() ? resumed_state.value("tokens_consumed", std::int64_t{0}) : 0;
+  std::int64_t tokens_seen = trainer.resumed().tokens_consumed();
   log_info("sft: ", cfg.dense ? "distillation into a " : "", describe_model(cfg), "; ", data.examples(), " examples (",
            data.positions(), " tokens; ", data.truncated(), " truncated to data.seq_len + 1 tokens, ", data.without_loss(),
            " dropped because the prompt fills a row), ", pack ? "packed" : "one per row", " into ",
@@ -56,8 +56,8 @@ int run_sft(StageEnv& env) {
     // This replica's micro-batches: rows of the global batch in data-parallel rank order.
     std::vector<TokenBatch> batches;
     std::vector<double> totals{0.0, 0.0, 0.0};  // counted tokens, filled positions, examples of the global batch
-    for (std::int64_t m = 0; m < n_micro; ++m) {
-      const std::int64_t first = (step - 1) * global + (dp.rank() * n_micro + m) * micro;
+    for (std::int64_t m = 0; m < options.batch.n_micro; ++m) {
+      const std::int64_t first = (step - 1) * global + (dp.rank() * options.batch.n_micro + m) * micro;
       SftBatch b = data.batch(first, micro, end_row);
       totals[0] += static_cast<double>(b.tokens.counted());
       totals[1] += static_cast<double>(b.filled);
@@ -75,7 +75,8 @@ int run_sft(StageEnv& env) {
                                  {"loss_tokens", static_cast<std::int64_t>(totals[0])},
                                  {"examples", static_cast<std::int64_t>(totals[2])}, {"packing_efficiency", packing}},
                       .metric = r.loss,
-                      .extras = detail::concat("  epoch ", std::round(epoch * 100) / 100, "  packed ", std::round(packing * 1000) / 10, "%"),
+                      .extras = detail::concat("  epoch ", std::round(epoch * 100) / 100, "  packed ",
+                                               std::round(packing * 1000) / 10, "%"),
                       .tokens = tokens_seen,
                       .data_state = {{"rows_consumed", step * global}, {"seq_len", seq}, {"tokens_consumed", tokens_seen},
                                      {"examples", data.examples()}, {"epoch", epoch}}};

@@ -56,6 +56,10 @@ Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore&
   return r;
 }
 
+std::int64_t Resumed::tokens_consumed() const {
+  return first_step > 1 && data_state.is_object() ? data_state.value("tokens_consumed", std::int64_t{0}) : 0;
+}
+
 std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(deck).path; }
 
 StageCheckpoints::StageCheckpoints(const Deck& deck, parallel::Communicator& world, std::string stage, std::string parent,

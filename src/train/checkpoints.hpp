@@ -25,6 +25,9 @@ struct Resumed {
   std::string parent;  // lineage: the checkpoint this run's weights come from ("" from scratch)
   std::filesystem::path loaded;  // what was loaded ("" for nothing)
   nlohmann::json data_state;     // the loaded checkpoint's data-loader state (resume)
+  // Tokens trained on before first_step (data_state's tokens_consumed) when this run continues the loaded
+  // one's steps; 0 when it starts at step 1.
+  std::int64_t tokens_consumed() const;
 };
 // new_prefix: parameters the loaded checkpoint may lack (a new head on a parent's weights; see load_train_state).
 Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,

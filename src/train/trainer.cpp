@@ -15,6 +15,12 @@ ModelGroups model_groups(const StageEnv& env) {
           .overlap_expert_comm = env.deck.get_bool("parallel.overlap_expert_comm")};
 }
 
+TrainerOptions TrainerOptions::from_env(const StageEnv& env, std::string stage) {
+  const ModelConfig cfg = model_config_from_deck(env.deck);
+  return {.stage = std::move(stage), .model = cfg, .groups = model_groups(env),
+          .batch = BatchPlan::from_deck(env.deck, env.comms->dp->size(), cfg.max_seq_len)};
+}
+
 Trainer::InitializedModel::InitializedModel(const StageEnv& env, const TrainerOptions& o)
     : params(env.ctx, env.compute_dtype), model(o.model, params, o.groups) {
   model.full_recompute = o.batch.full_recompute;

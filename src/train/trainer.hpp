@@ -37,6 +37,9 @@ struct TrainerOptions {
   // be) before the parameters are initialised.
   std::function<void(ParamStore&)> add_params{};
   std::string new_prefix{}; // parameters a loaded checkpoint may lack (resume_from_deck)
+  // The deck's model ([model]) split as the deck says, on the deck's batch plan; the stage sets the steps
+  // (and what else it does differently).
+  static TrainerOptions from_env(const StageEnv& env, std::string stage);
 };
 
 // One optimizer step as the Trainer ran it.
@@ -87,8 +90,8 @@ class Trainer {
   StepResult step(const std::vector<TokenBatch>& batches, const TokenWeights& weights, float token_weight,
                   float balance_weight);
   // A stage's own forward and backward passes (a loss the model's head does not compute, e.g. the reward
-  // model's): `passes` adds this replica's gradients and expert counts; `stage_sums` (its statistics)
-  // are summed over the data-parallel replicas in the same all-reduce as the counts.
+  // model's): `passes` adds this replica's gradients, expert counts and statistics (into `stage_sums`),
+  // which are then summed over the data-parallel replicas, the statistics in the counts' all-reduce.
   using Passes = std::function<void(ExpertCounts& counts)>;
   StepResult step(const Passes& passes, std::vector<double>& stage_sums);
   // Writes the metrics record (rank 0, every [log] metrics_every steps and the last) and the progress
