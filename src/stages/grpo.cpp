@@ -107,45 +107,42 @@ int run_grpo(StageEnv& env) {
   const Deck& deck = env.deck;
   const kernels::Context& ctx = env.ctx;
   parallel::Communicator& dp = *env.comms->dp;
-  const ModelConfig cfg = model_config_from_deck(deck);
-  const GrpoConfig gc = GrpoConfig::from_deck(deck);
-  const std::int64_t max_steps = deck.get_int("run.max_steps");
-  if (max_steps <= 0) deck.fail("run.max_steps", "grpo needs a number of optimizer steps (> 0)");
-  const std::int64_t prompts_per_step = deck.get_int("grpo.prompts_per_step");
-  if (prompts_per_step % dp.size() != 0)
-    deck.fail("grpo.prompts_per_step", detail::concat("must be a multiple of the ", dp.size(), " data-parallel replicas"));
+  const ModelConfig& cfg = env.cfg.model;
+  const GrpoConfig& gc = env.cfg.grpo;
+  const std::int64_t max_steps = env.cfg.run.max_steps;
+  const std::int64_t prompts_per_step = env.cfg.grpo.prompts_per_step;
   const std::int64_t my_prompts = prompts_per_step / dp.size();
-  const std::unique_ptr<Tokenizer> tok = load_tokenizer(deck.get_string("data.tokenizer"));
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(env.cfg.data.tokenizer);
   if (tok->vocab_size() > cfg.vocab_size)
     deck.fail("model.vocab_size", detail::concat("the tokenizer has ", tok->vocab_size(), " tokens; the model must have at least as many"));
-  const bool r1_zero = deck.get_string("grpo.template") == "r1-zero";
-  const RewardWeights weights{.accuracy = deck.get_float("reward.accuracy_weight"),
-                              .format = deck.get_float("reward.format_weight"),
-                              .language = deck.get_float("reward.language_weight"),
-                              .overlong = deck.get_float("reward.overlong_penalty")};
-  SamplingParams sp = sampling_params(deck, *tok);
+  const bool r1_zero = env.cfg.grpo.template_ == PromptTemplate::r1_zero;
+  const RewardWeights weights{.accuracy = env.cfg.reward.accuracy_weight,
+                              .format = env.cfg.reward.format_weight,
+                              .language = env.cfg.reward.language_weight,
+                              .overlong = env.cfg.reward.overlong_penalty};
+  SamplingParams sp = sampling_params(env.cfg, *tok);
   const std::uint64_t seed = sp.seed;
-  const std::int64_t micro = deck.get_int("train.micro_batch");
+  const std::int64_t micro = env.cfg.train.micro_batch;
   // RL for all scenarios: from step pref_first on, general_per_step of the step's prompts are general ones.
-  const std::int64_t preference_steps = deck.get_int("grpo.preference_steps"), general_per_step = deck.get_int("grpo.general_prompts");
+  const std::int64_t preference_steps = env.cfg.grpo.preference_steps, general_per_step = env.cfg.grpo.general_prompts;
   const std::int64_t pref_first = max_steps - preference_steps + 1;
-  const double help_weight = deck.get_float("reward.helpfulness_weight"), harm_weight = deck.get_float("reward.harmlessness_weight");
+  const double help_weight = env.cfg.reward.helpfulness_weight, harm_weight = env.cfg.reward.harmlessness_weight;
 
   // Tensor, pipeline and expert parallelism: the policy and the reference are split over the TP group and
   // the pipeline stages (whose ranks hold the same prompts and sequences; the policy trains through the
   // [parallel] schedule) and their routed experts over the EP group, whose ranks generate and run their
   // micro-batches in step (each data-parallel rank still owns whole prompt groups).
   const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-                           .virtual_stages = static_cast<int>(deck.get_int("parallel.virtual_stages"))};
+                           .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
   const PipelinePlan pipe = PipelinePlan::from_env(env);
   const bool pipelined = pipe.pp->size() > 1;
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params, groups);
-  model.full_recompute = full_recompute(deck);
+  model.full_recompute = env.cfg.train.recompute == Recompute::full;
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
-  const LrSchedule schedule = LrSchedule::from_deck(deck);
-  const Resumed resumed = resume_from_deck(deck, "grpo", params, opt);
+  AdamW opt(params, AdamWConfig::from_config(env.cfg.optim), optimizer_groups(env, /*zero1=*/false));
+  const LrSchedule schedule = LrSchedule::from_config(env.cfg.optim, max_steps);
+  const Resumed resumed = resume_from_deck(deck, env.cfg, "grpo", params, opt);
   // The frozen reference: the starting policy, refreshed every ref_refresh_steps.
   std::unique_ptr<ParamStore> ref_params;
   std::unique_ptr<Model> ref_model;
@@ -165,14 +162,16 @@ int run_grpo(StageEnv& env) {
     }
   }
   std::unique_ptr<RewardScorer> helpfulness, harmlessness;
-  if (!deck.get_string("reward.helpfulness_model").empty()) {
-    helpfulness = std::make_unique<RewardScorer>(deck, "reward.helpfulness_model", cfg, ctx, env.compute_dtype);
+  if (!env.cfg.reward.helpfulness_model.empty()) {
+    helpfulness = std::make_unique<RewardScorer>(deck, "reward.helpfulness_model", env.cfg.reward.helpfulness_model, cfg, ctx,
+                                                 env.compute_dtype);
     if (helpfulness->objective() != "pairwise")
       deck.fail("reward.helpfulness_model", detail::concat(helpfulness->checkpoint().string(), " is a ", helpfulness->objective(),
                                                            " reward model; helpfulness needs a pairwise (Bradley-Terry) one"));
   }
-  if (!deck.get_string("reward.harmlessness_model").empty()) {
-    harmlessness = std::make_unique<RewardScorer>(deck, "reward.harmlessness_model", cfg, ctx, env.compute_dtype);
+  if (!env.cfg.reward.harmlessness_model.empty()) {
+    harmlessness = std::make_unique<RewardScorer>(deck, "reward.harmlessness_model", env.cfg.reward.harmlessness_model, cfg, ctx,
+                                                  env.compute_dtype);
     if (harmlessness->objective() != "pointwise")
       deck.fail("reward.harmlessness_model", detail::concat(harmlessness->checkpoint().string(), " is a ", harmlessness->objective(),
                                                             " reward model; harmlessness needs a pointwise (safe/unsafe) one"));
@@ -182,8 +181,8 @@ int run_grpo(StageEnv& env) {
     if (m) reward_models.push_back(std::filesystem::absolute(m->checkpoint()).lexically_normal().string());
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = layout_json(env)};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
-  StageCheckpoints checkpoints(deck, "grpo", resumed.parent, info.layout, params, opt);
+  RunDir run(env.cfg.run.output_dir, info, env.rank);
+  StageCheckpoints checkpoints(deck, env.cfg, "grpo", resumed.parent, info.layout, params, opt);
   log_info("grpo: ", describe_model(cfg), "; ", prompts_per_step, " prompts x ", gc.group_size, " samples per step, ",
            gc.inner_epochs, " inner epoch(s), beta ", gc.beta_kl, ", ", r1_zero ? "R1-Zero" : "chat", " template");
   if (preference_steps > 0)
@@ -220,7 +219,7 @@ int run_grpo(StageEnv& env) {
     for (const PreferencePair& g : general) prompts.push_back(templ(g.prompt));
     const std::int64_t slot = (step - 1) * prompts_per_step + dp.rank() * my_prompts;
     const Stopwatch gen_clock;
-    std::vector<Completion> comps = generate(model, prompts, gc.group_size, sp, deck.get_int("sampling.max_batch"), slot);
+    std::vector<Completion> comps = generate(model, prompts, gc.group_size, sp, env.cfg.sampling.max_batch, slot);
     const double gen_s = gen_clock.seconds();
     fill_text(comps, *tok);
 
@@ -407,7 +406,7 @@ int run_grpo(StageEnv& env) {
       }
       run.metrics().write(rec);
     }
-    if (step % deck.get_int("train.log_every") == 0 || step == resumed.first_step || step == max_steps)
+    if (step % env.cfg.train.log_every == 0 || step == resumed.first_step || step == max_steps)
       log_info(format_progress({.step = step, .total_steps = max_steps, .metric_name = "reward", .metric = reward_mean,
                                 .tokens_per_s = sums[4] / std::max(1e-9, step_clock.seconds()), .mfu = -1,
                                 .elapsed_s = phase.seconds(), .steps_done = step - resumed.first_step + 1}),

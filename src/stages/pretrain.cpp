@@ -20,35 +20,34 @@ int run_pretrain(StageEnv& env) {
   const Deck& deck = env.deck;
   const kernels::Context& ctx = env.ctx;
   parallel::Communicator& dp = *env.comms->dp;
-  const ModelConfig cfg = model_config_from_deck(deck);
-  const BatchPlan plan = BatchPlan::from_deck(deck, dp.size(), cfg.max_seq_len);
+  const ModelConfig& cfg = env.cfg.model;
+  const BatchPlan plan = BatchPlan::from_config(env.cfg, dp.size());
   const std::int64_t seq = plan.seq, micro = plan.micro, replicas = plan.replicas, global = plan.global, n_micro = plan.n_micro;
-  const std::int64_t max_steps = deck.get_int("run.max_steps");
-  if (max_steps <= 0) deck.fail("run.max_steps", "pretrain needs a number of optimizer steps (> 0)");
+  const std::int64_t max_steps = env.cfg.run.max_steps;
 
-  const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
+  const Corpus corpus = Corpus::from_config(env.cfg, deck);
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params, model_groups(env));
   model.full_recompute = plan.full_recompute;
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  const auto seed = static_cast<std::uint64_t>(env.cfg.run.seed);
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env));
-  const LrSchedule schedule = LrSchedule::from_deck(deck);
-  const Resumed resumed = resume_from_deck(deck, "pretrain", params, opt);
+  AdamW opt(params, AdamWConfig::from_config(env.cfg.optim), optimizer_groups(env));
+  const LrSchedule schedule = LrSchedule::from_config(env.cfg.optim, max_steps);
+  const Resumed resumed = resume_from_deck(deck, env.cfg, "pretrain", params, opt);
   const std::int64_t first_step = resumed.first_step;
   const std::string& parent = resumed.parent;
 
   RunInfo info{.stage = "pretrain", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = layout_json(env)};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  RunDir run(env.cfg.run.output_dir, info, env.rank);
   log_info("pretrain: ", describe_model(cfg), "; ", corpus.tokens(), " corpus tokens; global batch ", global, " x ", seq,
            " tokens (", n_micro, " micro-batch(es) of ", micro, " per replica)");
 
   const double flops_per_token = train_flops_per_token(cfg, seq);
-  const bool shuffle = deck.get_bool("data.shuffle");
-  const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
-  StageCheckpoints checkpoints(deck, "pretrain", parent, info.layout, params, opt);
-  StepProfiler profiler(deck);
+  const bool shuffle = env.cfg.data.shuffle;
+  const std::int64_t log_every = env.cfg.train.log_every, metrics_every = env.cfg.log.metrics_every;
+  StageCheckpoints checkpoints(deck, env.cfg, "pretrain", parent, info.layout, params, opt);
+  StepProfiler profiler(env.cfg.log);
   const Stopwatch phase;
   for (std::int64_t step = first_step; step <= max_steps; ++step) {
     profiler.before_step(step);

@@ -82,25 +82,21 @@ int run_reward_model(StageEnv& env) {
   const Deck& deck = env.deck;
   const kernels::Context& ctx = env.ctx;
   parallel::Communicator& dp = *env.comms->dp;
-  const ModelConfig cfg = model_config_from_deck(deck);
-  const BatchPlan plan = BatchPlan::from_deck(deck, dp.size(), cfg.max_seq_len);
+  const ModelConfig& cfg = env.cfg.model;
+  const BatchPlan plan = BatchPlan::from_config(env.cfg, dp.size());
   const std::int64_t seq = plan.seq, micro = plan.micro, replicas = plan.replicas, global = plan.global, n_micro = plan.n_micro;
-  if (micro % 2 != 0)
-    deck.fail("train.micro_batch", "the reward_model stage puts both sequences of a pair in one micro-batch: use an even number of rows");
-  if (deck.get_string("data.source") != "synthetic")
-    deck.fail("data.source", "the reward_model stage trains on the synthetic world's preference pairs (use synthetic)");
-  const bool pairwise = deck.get_string("reward_model.objective") == "pairwise";
+  const bool pairwise = env.cfg.reward_model.objective == RmObjective::pairwise;
   const std::int64_t pairs_per_micro = micro / 2, pairs_per_step = global / 2;
 
   // Data: data.synthetic_examples preference pairs of run.seed; the last 20% by index are held out. The
   // helpfulness RM (pairwise) reads the helpfulness pairs, the safety RM (pointwise) the harmlessness ones.
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(deck.get_string("data.tokenizer"));
+  const auto seed = static_cast<std::uint64_t>(env.cfg.run.seed);
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(env.cfg.data.tokenizer);
   if (cfg.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
   const std::int32_t eos = tokenizer->special_id("<|eos|>");
-  const std::int64_t n_all = deck.get_int("data.synthetic_examples"), n_held_from = n_all - n_all / 5;
+  const std::int64_t n_all = env.cfg.data.synthetic_examples, n_held_from = n_all - n_all / 5;
   std::vector<RmPair> train, held;
   std::int64_t truncated = 0;
   const auto encode = [&](const std::string& prompt, const std::string& response) {
@@ -124,7 +120,7 @@ int run_reward_model(StageEnv& env) {
 
   // run.max_steps > 0 fixes the step count (reading on into later epochs); 0 runs [reward_model] epochs,
   // the last step padded with pairs that carry no loss.
-  const std::int64_t epochs = deck.get_int("reward_model.epochs"), max_steps = deck.get_int("run.max_steps");
+  const std::int64_t epochs = env.cfg.reward_model.epochs, max_steps = env.cfg.run.max_steps;
   const std::int64_t steps = max_steps > 0 ? max_steps : (epochs * n_train + pairs_per_step - 1) / pairs_per_step;
   const std::int64_t end_pair = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epochs * n_train;
 
@@ -137,15 +133,15 @@ int run_reward_model(StageEnv& env) {
   for (const auto& p : params.all())
     if ((p->name == "head" && !cfg.tie_embeddings) || p->name.rfind("mtp.", 0) == 0) p->trainable = false;
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env, /*zero1=*/false));
-  LrSchedule schedule = LrSchedule::from_deck(deck);
+  AdamW opt(params, AdamWConfig::from_config(env.cfg.optim), optimizer_groups(env, /*zero1=*/false));
+  LrSchedule schedule = LrSchedule::from_config(env.cfg.optim, max_steps);
   if (max_steps == 0) {  // the schedule's length is the epochs' steps (LrSchedule reads run.max_steps)
     schedule.total = steps;
-    if (deck.get_int("optim.decay_steps") == 0)
+    if (env.cfg.optim.decay_steps == 0)
       schedule.decay = schedule.shape == LrSchedule::Shape::wsd ? steps / 5 : std::max<std::int64_t>(0, steps - schedule.warmup);
   }
   // The policy / SFT checkpoint has no rm.* tensors: they keep their initial values.
-  const Resumed resumed = resume_from_deck(deck, "reward_model", params, opt, "rm.");
+  const Resumed resumed = resume_from_deck(deck, env.cfg, "reward_model", params, opt, "rm.");
   if (resumed.loaded.empty()) log_warn("reward_model: [checkpoint] load is empty: training a reward model from a random initialisation");
   const std::int64_t first_step = resumed.first_step;
   std::int64_t tokens_seen =
@@ -153,7 +149,7 @@ int run_reward_model(StageEnv& env) {
 
   RunInfo info{.stage = "reward_model", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = {{"data", replicas}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}}};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  RunDir run(env.cfg.run.output_dir, info, env.rank);
   log_info("reward_model: ", describe_model(cfg), " + a scalar head; ", pairwise ? "pairwise (Bradley-Terry)" : "pointwise (safe/unsafe)",
            " on ", n_train, " training and ", held.size(), " held-out ", pairwise ? "helpfulness" : "harmlessness", " pairs (",
            truncated, " sequences truncated to data.seq_len); ", steps, " steps of ", pairs_per_step, " pairs",
@@ -216,8 +212,8 @@ int run_reward_model(StageEnv& env) {
     return std::pair{sums[0] / items, sums[1] / items};
   };
 
-  const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
-  StageCheckpoints checkpoints(deck, "reward_model", resumed.parent, info.layout, params, opt);
+  const std::int64_t log_every = env.cfg.train.log_every, metrics_every = env.cfg.log.metrics_every;
+  StageCheckpoints checkpoints(deck, env.cfg, "reward_model", resumed.parent, info.layout, params, opt);
   const auto data_state = [&](std::int64_t step) {
     return nlohmann::json{{"pairs_consumed", std::min(step * pairs_per_step, end_pair)}, {"tokens_consumed", tokens_seen},
                           {"train_pairs", n_train}, {"epoch", static_cast<double>(std::min(step * pairs_per_step, end_pair)) / static_cast<double>(n_train)}};

@@ -21,14 +21,14 @@ int run_sft(StageEnv& env) {
   const Deck& deck = env.deck;
   const kernels::Context& ctx = env.ctx;
   parallel::Communicator& dp = *env.comms->dp;
-  const ModelConfig cfg = model_config_from_deck(deck);
-  const BatchPlan plan = BatchPlan::from_deck(deck, dp.size(), cfg.max_seq_len);
+  const ModelConfig& cfg = env.cfg.model;
+  const BatchPlan plan = BatchPlan::from_config(env.cfg, dp.size());
   const std::int64_t seq = plan.seq, micro = plan.micro, replicas = plan.replicas, global = plan.global, n_micro = plan.n_micro;
 
-  SftData data = SftData::from_deck(deck, cfg.vocab_size);
+  SftData data = SftData::from_config(env.cfg, deck);
   // run.max_steps > 0 fixes the step count (reading on into later epochs if it must); 0 runs [sft] epochs,
   // the last step padded where the rows run out.
-  const std::int64_t epochs = deck.get_int("sft.epochs"), max_steps = deck.get_int("run.max_steps");
+  const std::int64_t epochs = env.cfg.sft.epochs, max_steps = env.cfg.run.max_steps;
   const std::int64_t epoch_rows = data.rows(epochs);
   const std::int64_t steps = max_steps > 0 ? max_steps : (epoch_rows + global - 1) / global;
   const std::int64_t end_row = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epoch_rows;
@@ -36,16 +36,16 @@ int run_sft(StageEnv& env) {
   ParamStore params(ctx, env.compute_dtype);
   Model model(cfg, params, model_groups(env));
   model.full_recompute = plan.full_recompute;
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
+  const auto seed = static_cast<std::uint64_t>(env.cfg.run.seed);
   params.initialize(seed, cfg.init_std);
-  AdamW opt(params, AdamWConfig::from_deck(deck), optimizer_groups(env));
-  LrSchedule schedule = LrSchedule::from_deck(deck);
+  AdamW opt(params, AdamWConfig::from_config(env.cfg.optim), optimizer_groups(env));
+  LrSchedule schedule = LrSchedule::from_config(env.cfg.optim, max_steps);
   if (max_steps == 0) {  // the schedule's length is the epochs' steps (LrSchedule reads run.max_steps)
     schedule.total = steps;
-    if (deck.get_int("optim.decay_steps") == 0)
+    if (env.cfg.optim.decay_steps == 0)
       schedule.decay = schedule.shape == LrSchedule::Shape::wsd ? steps / 5 : std::max<std::int64_t>(0, steps - schedule.warmup);
   }
-  const Resumed resumed = resume_from_deck(deck, "sft", params, opt);
+  const Resumed resumed = resume_from_deck(deck, env.cfg, "sft", params, opt);
   if (resumed.loaded.empty())
     log_warn("sft: [checkpoint] load is empty: fine-tuning a randomly initialised model");
   const std::int64_t first_step = resumed.first_step;
@@ -56,24 +56,24 @@ int run_sft(StageEnv& env) {
 
   RunInfo info{.stage = "sft", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = layout_json(env)};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
+  RunDir run(env.cfg.run.output_dir, info, env.rank);
   log_info("sft: ", cfg.dense ? "distillation into a " : "", describe_model(cfg), "; ", data.examples(), " examples (",
            data.positions(), " tokens; ", data.truncated(), " truncated to data.seq_len + 1 tokens, ", data.without_loss(),
-           " dropped because the prompt fills a row), ", deck.get_bool("sft.pack") ? "packed" : "one per row", " into ",
+           " dropped because the prompt fills a row), ", env.cfg.sft.pack ? "packed" : "one per row", " into ",
            data.rows_in_epoch(0), " rows of ", seq, " tokens per epoch (",
            std::round(1000.0 * static_cast<double>(data.positions()) / static_cast<double>(data.rows_in_epoch(0) * seq)) / 10,
            "% filled); ", steps, " steps of ", global, " rows", max_steps > 0 ? " (run.max_steps)" : "",
-           " = ", std::round(100.0 * data.epoch_progress(std::min(steps * global, end_row))) / 100, " epoch(s); loss on ", deck.get_bool("sft.loss_on_prompt") ? "prompt and response" : "response", " tokens");
+           " = ", std::round(100.0 * data.epoch_progress(std::min(steps * global, end_row))) / 100, " epoch(s); loss on ", env.cfg.sft.loss_on_prompt ? "prompt and response" : "response", " tokens");
 
   const double flops_per_token = train_flops_per_token(cfg, seq);
-  const std::int64_t log_every = deck.get_int("train.log_every"), metrics_every = deck.get_int("log.metrics_every");
-  StageCheckpoints checkpoints(deck, "sft", resumed.parent, info.layout, params, opt);
+  const std::int64_t log_every = env.cfg.train.log_every, metrics_every = env.cfg.log.metrics_every;
+  StageCheckpoints checkpoints(deck, env.cfg, "sft", resumed.parent, info.layout, params, opt);
   const auto data_state = [&](std::int64_t step) {
     nlohmann::json s{{"rows_consumed", step * global}, {"seq_len", seq}, {"tokens_consumed", tokens_seen},
                      {"examples", data.examples()}, {"epoch", data.epoch_progress(std::min(step * global, end_row))}};
     // The lineage's data edge: the file and the checkpoints its samples came from (tools/ckpt.py lineage).
     if (!data.source_checkpoints.empty())
-      s["data_from"] = {{"path", std::filesystem::absolute(deck.get_string("data.train_path")).lexically_normal().string()},
+      s["data_from"] = {{"path", std::filesystem::absolute(env.cfg.data.train_path).lexically_normal().string()},
                         {"checkpoints", data.source_checkpoints}};
     return s;
   };

@@ -23,12 +23,12 @@ struct StartPoint {
   ckpt::LoadMode mode = ckpt::LoadMode::weights;
   bool same_run = false;
 };
-StartPoint start_point(const Deck& deck) {
-  const std::string& load = deck.get_string("checkpoint.load");
+StartPoint start_point(const Deck& deck, const RunConfig& cfg) {
+  const std::string& load = cfg.checkpoint.load;
   StartPoint sp;
   if (load.empty()) return sp;
   if (load == "latest") {
-    if (auto l = ckpt::latest(checkpoint_dir(deck))) sp = {*l, ckpt::LoadMode::full, true};
+    if (auto l = ckpt::latest(checkpoint_dir(cfg))) sp = {*l, ckpt::LoadMode::full, true};
     return sp;
   }
   std::filesystem::path p(load);
@@ -38,7 +38,7 @@ StartPoint start_point(const Deck& deck) {
     p = *l;
   }
   sp.path = p;
-  sp.mode = ckpt::parse_load_mode(deck.get_string("checkpoint.load_mode"));
+  sp.mode = ckpt::parse_load_mode(cfg.checkpoint.load_mode);
   return sp;
 }
 }  // namespace
@@ -73,9 +73,9 @@ std::int64_t max_over(parallel::Communicator* comm, const kernels::Context& ctx,
   return static_cast<std::int64_t>(v[0]);
 }
 
-Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+Resumed resume_from_deck(const Deck& deck, const RunConfig& cfg, const std::string& stage, ParamStore& params, AdamW& opt,
                          const std::string& new_prefix) {
-  const StartPoint start = start_point(deck);
+  const StartPoint start = start_point(deck, cfg);
   Resumed r;
   if (start.path.empty()) return r;
   const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr,
@@ -95,11 +95,9 @@ Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore&
 }
 
 PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
-  const Deck& d = env.deck;
   return {.pp = env.comms->pp.get(),
-          .schedule = d.get_string("parallel.schedule") == "interleaved" ? PipelineSchedule::interleaved
-                                                                         : PipelineSchedule::one_f_one_b,
-          .virtual_stages = static_cast<int>(d.get_int("parallel.virtual_stages"))};
+          .schedule = env.cfg.parallel.schedule,
+          .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
 }
 
 StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batches, float token_weight,
@@ -224,15 +222,15 @@ StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batche
 
 OptimizerGroups optimizer_groups(const StageEnv& env, bool zero1) {
   return {.dp = env.comms->dp.get(), .edp = env.comms->edp.get(), .tp = env.comms->tp.get(), .world = env.comms->world.get(),
-          .zero1 = zero1 && env.deck.get_bool("parallel.zero1"),
-          .overlap = env.deck.get_bool("parallel.overlap_grad_reduce")};
+          .zero1 = zero1 && env.cfg.parallel.zero1,
+          .overlap = env.cfg.parallel.overlap_grad_reduce};
 }
 
 ModelGroups model_groups(const StageEnv& env) {
   return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-          .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages")),
-          .sequence_parallel = env.deck.get_bool("parallel.sequence_parallel"),
-          .overlap_expert_comm = env.deck.get_bool("parallel.overlap_expert_comm")};
+          .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages),
+          .sequence_parallel = env.cfg.parallel.sequence_parallel,
+          .overlap_expert_comm = env.cfg.parallel.overlap_expert_comm};
 }
 
 nlohmann::json layout_json(const StageEnv& env) {
@@ -253,49 +251,29 @@ ExpertLoad expert_load(const std::vector<std::vector<std::int64_t>>& counts) {
   return load;
 }
 
-std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(deck).path; }
+std::filesystem::path weights_checkpoint(const Deck& deck, const RunConfig& cfg) { return start_point(deck, cfg).path; }
 
-StageEnv make_stage_env(const Deck& deck, int rank, int world) {
-  StageEnv env{.deck = deck, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
-  const std::string& stage = deck.get_string("run.stage");
-  const bool trains_split = stage == "pretrain" || stage == "sft";
-  const bool samples_split = stage == "grpo" || stage == "evaluate" || stage == "rejection_sampling";
-  const int pipeline = static_cast<int>(deck.get_int("parallel.pipeline"));
-  const std::string& schedule = deck.get_string("parallel.schedule");
-  const std::int64_t virtual_stages = deck.get_int("parallel.virtual_stages");
-  if (schedule == "dualpipe") deck.fail("parallel.schedule", "DualPipe is not implemented (use 1f1b or interleaved)");
-  if (pipeline > 1) {
-    if (!trains_split && !samples_split)
-      deck.fail("parallel.pipeline", "pipeline parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
-                                     "stages; the " + stage + " stage needs pipeline = 1");
-    // The schedule, virtual stages and layer split are checked with the deck (deck/validate.cpp).
-    const ModelConfig c = model_config_from_deck(deck);
-    if (c.mtp_depth > 0) deck.fail("model.mtp_depth", "pipeline parallelism needs mtp_depth = 0 (the MTP module "
-                                                      "would need the first stage's embedding on the last stage)");
-    if (c.tie_embeddings) deck.fail("model.tie_embeddings", "pipeline parallelism keeps the embedding (first stage) and "
-                                                            "the head (last stage) apart: set it to false");
-  }
-  const int expert = deck.get_bool("model.dense") ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
-  if (expert != 1 && !trains_split && !samples_split)
-    deck.fail("parallel.expert", "expert parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
-                                 "stages; the " + stage + " stage needs expert = 1 (every rank holding every expert)");
-  const int tensor = static_cast<int>(deck.get_int("parallel.tensor"));
-  if (tensor != 1 && !trains_split && !samples_split)  // what it must divide is checked with the deck (deck/validate.cpp)
-    deck.fail("parallel.tensor", "tensor parallelism runs in the pretrain, sft, grpo, evaluate and rejection_sampling "
-                                 "stages; the " + stage + " stage scores with whole models and needs tensor = 1");
-  if (deck.get_bool("parallel.sequence_parallel") && tensor == 1)
+StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int world) {
+  StageEnv env{.deck = deck, .cfg = cfg, .rank = rank, .world = world, .ctx = kernels::Context::cpu(), .comms = nullptr};
+  const std::string_view stage = choice_word(cfg.run.stage);
+  const int pipeline = static_cast<int>(cfg.parallel.pipeline);
+  const std::string_view schedule = choice_word(cfg.parallel.schedule);
+  const std::int64_t virtual_stages = cfg.parallel.virtual_stages;
+  // Which layouts each stage runs is checked with the deck (deck/validate.cpp).
+  const int expert = cfg.model.dense ? 1 : static_cast<int>(cfg.parallel.expert);
+  const int tensor = static_cast<int>(cfg.parallel.tensor);
+  if (cfg.parallel.sequence_parallel && tensor == 1)
     log_info("parallel.sequence_parallel: tensor = 1, so there is nothing to split (it has no effect)");
-  const std::string& precision = deck.get_string("train.precision");
-  if (precision == "fp8") deck.fail("train.precision", "FP8 training is not implemented yet (use bf16 or fp32)");
+  const Precision precision = cfg.train.precision;
   const int gpus = kernels::Context::cuda_device_count();
 #if defined(R1HPC_HAVE_CUDA)
   if (gpus > 0) {
     env.ctx = kernels::Context::cuda(rank % gpus);
-    env.peak_flops = precision == "bf16" ? 989e12 : 67e12;  // H100 SXM dense BF16 / FP32
+    env.peak_flops = precision == Precision::bf16 ? 989e12 : 67e12;  // H100 SXM dense BF16 / FP32
   }
 #endif
-  env.compute_dtype = precision == "bf16" ? DType::bf16 : DType::f32;
-  std::string backend = deck.get_string("parallel.backend");
+  env.compute_dtype = precision == Precision::bf16 ? DType::bf16 : DType::f32;
+  std::string backend = cfg.parallel.backend;
   if (backend == "auto") backend = env.ctx.is_cuda() ? "nccl" : "mpi";
   if (backend == "nccl" && !env.ctx.is_cuda())
     deck.fail("parallel.backend", "NCCL needs GPUs and none is visible (use mpi or auto)");
@@ -305,15 +283,15 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   layout.world = world;
   layout.tensor = tensor;
   layout.pipeline = pipeline;
-  layout.data = static_cast<int>(deck.get_int("parallel.data"));
-  layout.order = deck.get_string("parallel.order");
+  layout.data = static_cast<int>(cfg.parallel.data);
+  layout.order = cfg.parallel.order;
   layout.expert = expert;
   std::string routing;  // device-limited routing: how many EP ranks one token's experts reach (checked with the deck)
-  if (expert > 1) routing = detail::concat(" (a token reaches at most ", model_config_from_deck(deck).max_expert_ranks_per_token(expert), " of them)");
+  if (expert > 1) routing = detail::concat(" (a token reaches at most ", cfg.model.max_expert_ranks_per_token(expert), " of them)");
   const parallel::Mesh mesh(layout, rank);
   env.comms = std::make_unique<parallel::CommBundle>(parallel::make_comm_bundle(
-      mesh, parallel::parse_backend(backend), env.ctx, deck.get_float("parallel.collective_timeout_s")));
-  if (deck.get_bool("parallel.zero1")) {
+      mesh, parallel::parse_backend(backend), env.ctx, cfg.parallel.collective_timeout_s));
+  if (cfg.parallel.zero1) {
     if (stage != "pretrain" && stage != "sft")
       log_info("parallel.zero1: the ", stage, " stage keeps whole AdamW states on every rank (ZeRO-1 runs in pretrain and sft)");
     else if (mesh.size(parallel::GroupKind::dp) == 1)
@@ -330,33 +308,25 @@ StageEnv make_stage_env(const Deck& deck, int rank, int world) {
   return env;
 }
 
-BatchPlan BatchPlan::from_deck(const Deck& deck, std::int64_t replicas, std::int64_t max_seq_len) {
+BatchPlan BatchPlan::from_config(const RunConfig& cfg, std::int64_t replicas) {
   BatchPlan b;
-  b.seq = deck.get_int("data.seq_len");
-  b.micro = deck.get_int("train.micro_batch");
+  b.seq = cfg.data.seq_len;
+  b.micro = cfg.train.micro_batch;
   b.replicas = replicas;
-  b.global = deck.get_int("train.global_batch") > 0 ? deck.get_int("train.global_batch") : b.micro * replicas;
+  b.global = cfg.train.global_batch > 0 ? cfg.train.global_batch : b.micro * replicas;
   b.n_micro = b.global / (b.micro * replicas);
-  if (b.seq > max_seq_len)
-    deck.fail("data.seq_len", detail::concat("rows of ", b.seq, " tokens exceed [model] max_seq_len = ", max_seq_len));
-  b.full_recompute = r1::full_recompute(deck);
+  b.full_recompute = cfg.train.recompute == Recompute::full;
   return b;
 }
 
-bool full_recompute(const Deck& deck) {
-  const std::string& recompute = deck.get_string("train.recompute");
-  if (recompute == "selective")
-    deck.fail("train.recompute", "selective recomputation (attention core only) is not available yet; use none or full");
-  return recompute == "full";
-}
-
-StageCheckpoints::StageCheckpoints(const Deck& deck, std::string stage, std::string parent, nlohmann::json layout,
-                                   ParamStore& params, AdamW& opt)
-    : deck_(deck), stage_(std::move(stage)), parent_(std::move(parent)), layout_(std::move(layout)), params_(params), opt_(opt),
-      ckpt_(std::make_unique<ckpt::Checkpointer>(checkpoint_dir(deck), MPI_COMM_WORLD, deck.get_int("checkpoint.keep_last"),
-                                                 deck.get_bool("checkpoint.async"))),
-      every_(deck.get_int("checkpoint.every_steps")),
-      time_limit_s_(deck.get_float("run.time_limit_minutes") * 60.0) {
+StageCheckpoints::StageCheckpoints(const Deck& deck, const RunConfig& cfg, std::string stage, std::string parent,
+                                   nlohmann::json layout, ParamStore& params, AdamW& opt)
+    : deck_(deck), cfg_(cfg), stage_(std::move(stage)), parent_(std::move(parent)), layout_(std::move(layout)), params_(params),
+      opt_(opt),
+      ckpt_(std::make_unique<ckpt::Checkpointer>(checkpoint_dir(cfg), MPI_COMM_WORLD, cfg.checkpoint.keep_last,
+                                                 cfg.checkpoint.async)),
+      every_(cfg.checkpoint.every_steps),
+      time_limit_s_(cfg.run.time_limit_minutes * 60.0) {
   install_stop_handlers();
 }
 
@@ -368,7 +338,7 @@ void StageCheckpoints::save(std::int64_t step, std::int64_t tokens, const nlohma
   meta.deck = deck_.resolved_text();
   meta.parent = parent_;
   meta.layout = layout_;
-  meta.rng_state = {{"seed", deck_.get_int("run.seed")},
+  meta.rng_state = {{"seed", cfg_.run.seed},
                     {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
   meta.data_state = data_state;
   const ckpt::SaveReport rep = ckpt::save_train_state(*ckpt_, meta, params_, opt_);
@@ -393,23 +363,23 @@ bool StageCheckpoints::after_step(std::int64_t step, std::int64_t last, std::int
 
 void StageCheckpoints::finish() { ckpt_->finish(); }
 
-int run_stage(const Deck& deck, int rank, int world) {
-  const std::string& stage = deck.get_string("run.stage");
-  if (stage == "self_check") return run_self_check(rank, world) ? 0 : 1;
-  if (stage == "pretrain" || stage == "grpo") {
-    StageEnv env = make_stage_env(deck, rank, world);
-    return stage == "pretrain" ? run_pretrain(env) : run_grpo(env);
+int run_stage(const Deck& deck, const RunConfig& cfg, int rank, int world) {
+  const Stage stage = cfg.run.stage;
+  if (stage == Stage::self_check) return run_self_check(rank, world) ? 0 : 1;
+  if (stage == Stage::pretrain || stage == Stage::grpo) {
+    StageEnv env = make_stage_env(deck, cfg, rank, world);
+    return stage == Stage::pretrain ? run_pretrain(env) : run_grpo(env);
   }
-  if (stage == "sft" || stage == "reward_model") {
-    StageEnv env = make_stage_env(deck, rank, world);
-    return stage == "sft" ? run_sft(env) : run_reward_model(env);
+  if (stage == Stage::sft || stage == Stage::reward_model) {
+    StageEnv env = make_stage_env(deck, cfg, rank, world);
+    return stage == Stage::sft ? run_sft(env) : run_reward_model(env);
   }
-  if (stage == "evaluate" || stage == "rejection_sampling") {
-    StageEnv env = make_stage_env(deck, rank, world);
-    return stage == "evaluate" ? run_evaluate(env) : run_rejection_sampling(env);
+  if (stage == Stage::evaluate || stage == Stage::rejection_sampling) {
+    StageEnv env = make_stage_env(deck, cfg, rank, world);
+    return stage == Stage::evaluate ? run_evaluate(env) : run_rejection_sampling(env);
   }
-  if (stage == "import_hf") return run_import_hf(deck, rank, world);
-  if (stage == "export_hf") return run_export_hf(deck, rank, world);
+  if (stage == Stage::import_hf) return run_import_hf(deck, cfg, rank, world);
+  if (stage == Stage::export_hf) return run_export_hf(deck, cfg, rank, world);
   deck.fail("run.stage", "this r1hpc cannot run that stage yet (--dry-run checks a deck without running it)");
 }
 

@@ -1,5 +1,6 @@
-// What every stage needs to start: the validated deck, this rank's compute context, the mesh and its
-// communicators, and the run directory; built before any compute, so bad input fails cleanly.
+// What every stage needs to start: the validated deck and its typed configuration, this rank's compute
+// context, the mesh and its communicators, and the run directory; built before any compute, so bad input
+// fails cleanly.
 #pragma once
 #include <functional>
 #include <memory>
@@ -26,7 +27,8 @@ struct TokenBatch;
 namespace r1 {
 
 struct StageEnv {
-  const Deck& deck;
+  const Deck& deck;     // where each value came from: errors naming the deck line, the resolved deck
+  const RunConfig& cfg;  // every section of the deck, typed
   int rank = 0, world = 1;
   kernels::Context ctx;
   DType compute_dtype = DType::f32;
@@ -35,11 +37,11 @@ struct StageEnv {
 };
 
 // Chooses the device (a GPU per rank when CUDA devices are visible), the compute precision, the
-// communication backend, and builds the mesh. Layouts a stage cannot run yet are refused here.
-StageEnv make_stage_env(const Deck& deck, int rank, int world);
+// communication backend, and builds the mesh (validate_deck has checked that the stage runs its layout).
+StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int world);
 
 // Runs the deck's [run] stage; returns the process exit code.
-int run_stage(const Deck& deck, int rank, int world);
+int run_stage(const Deck& deck, const RunConfig& cfg, int rank, int world);
 
 int run_pretrain(StageEnv& env);
 int run_grpo(StageEnv& env);
@@ -48,20 +50,17 @@ int run_evaluate(StageEnv& env);
 int run_reward_model(StageEnv& env);  // a scalar head on the policy: pairwise (Bradley-Terry) or pointwise
 int run_rejection_sampling(StageEnv& env);
 // Hugging Face conversion (stages/hf_convert.cpp): one rank, CPU, no StageEnv needed.
-int run_import_hf(const Deck& deck, int rank, int world);
-int run_export_hf(const Deck& deck, int rank, int world);
+int run_import_hf(const Deck& deck, const RunConfig& cfg, int rank, int world);
+int run_export_hf(const Deck& deck, const RunConfig& cfg, int rank, int world);
 
 // --- shared by the training stages ---
 
 // The batch of one optimizer step: micro-batches of `micro` rows of `seq` tokens on each of `replicas`
 // data-parallel ranks, `global` rows in all ([train] global_batch, 0: one micro-batch per replica).
-// Refuses, naming the key, rows longer than the model's max_seq_len and selective recomputation.
-// [train] recompute: true for full, false for none; selective is refused naming the key.
-bool full_recompute(const Deck& deck);
 struct BatchPlan {
   std::int64_t seq = 0, micro = 0, replicas = 1, global = 0, n_micro = 0;
-  bool full_recompute = false;
-  static BatchPlan from_deck(const Deck& deck, std::int64_t replicas, std::int64_t max_seq_len);
+  bool full_recompute = false;  // [train] recompute = full
+  static BatchPlan from_config(const RunConfig& cfg, std::int64_t replicas);
 };
 
 double host_scalar(const Tensor& t);  // an f32[1] tensor's value (synchronises)
@@ -80,7 +79,7 @@ struct Resumed {
   nlohmann::json data_state;     // the loaded checkpoint's data-loader state (resume)
 };
 // new_prefix: parameters the loaded checkpoint may lack (a new head on a parent's weights; see load_train_state).
-Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+Resumed resume_from_deck(const Deck& deck, const RunConfig& cfg, const std::string& stage, ParamStore& params, AdamW& opt,
                          const std::string& new_prefix = {});
 
 // Checkpoints and the graceful stop of a training stage ([checkpoint] every_steps, keep_last, async;
@@ -88,8 +87,8 @@ Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore&
 // agreed by every rank, saves and tells the caller to exit with kExitRequeue.
 class StageCheckpoints {
  public:
-  StageCheckpoints(const Deck& deck, std::string stage, std::string parent, nlohmann::json layout, ParamStore& params,
-                   AdamW& opt);
+  StageCheckpoints(const Deck& deck, const RunConfig& cfg, std::string stage, std::string parent, nlohmann::json layout,
+                   ParamStore& params, AdamW& opt);
   // After optimizer step `step` of `last`: `tokens` and `data_state` describe the position to resume from.
   // Returns true when the run must stop now (it has just been checkpointed).
   bool after_step(std::int64_t step, std::int64_t last, std::int64_t tokens, const nlohmann::json& data_state);
@@ -99,6 +98,7 @@ class StageCheckpoints {
  private:
   void save(std::int64_t step, std::int64_t tokens, const nlohmann::json& data_state);
   const Deck& deck_;
+  const RunConfig& cfg_;
   std::string stage_, parent_;
   nlohmann::json layout_;
   ParamStore& params_;
@@ -111,7 +111,7 @@ class StageCheckpoints {
 // The checkpoint whose weights a sampling stage reads: what [checkpoint] load names, resolved like
 // resume_from_deck does (`latest` of this run, a step directory, or a checkpoints directory's newest);
 // empty when there is none.
-std::filesystem::path weights_checkpoint(const Deck& deck);
+std::filesystem::path weights_checkpoint(const Deck& deck, const RunConfig& cfg);
 
 // What one optimizer step's micro-batches add up to over the data-parallel group (and the pipeline).
 struct StepSums {

@@ -6,15 +6,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "config/training.hpp"
 #include "model/params.hpp"
 #include "parallel/comm.hpp"
 
 namespace r1 {
 
-class Deck;
-
 struct LrSchedule {
-  enum class Shape { cosine, wsd, constant };
+  using Shape = LrShape;
   Shape shape = Shape::cosine;
   double lr = 3e-4, min_lr = 3e-5;
   std::int64_t warmup = 0;
@@ -22,7 +21,8 @@ struct LrSchedule {
   std::int64_t total = 0;  // wsd: the last step (the decay ends there)
   // Learning rate of optimizer step `step` (1-based): linear warmup from lr/warmup to lr, then the shape.
   double at(std::int64_t step) const;
-  static LrSchedule from_deck(const Deck& deck);
+  // [optim]'s schedule over a run of max_steps ([run] max_steps).
+  static LrSchedule from_config(const OptimConfig& optim, std::int64_t max_steps);
 };
 
 struct AdamWConfig {
@@ -31,7 +31,7 @@ struct AdamWConfig {
   // at most this many elements is one chunk, larger ones are cut into at most 1024 chunks. Fixed per
   // parameter, so every layout clips by the same norm (optimizer.cpp).
   std::int64_t norm_chunk = 1 << 18;
-  static AdamWConfig from_deck(const Deck& deck);
+  static AdamWConfig from_config(const OptimConfig& optim);
 };
 
 // Where the parameters are replicated (null: nowhere, a one-rank run). Routed-expert tensors

@@ -25,6 +25,7 @@ ModelConfig tiny_moe() {
   c.n_routed_experts = 8;
   c.n_shared_experts = 1;
   c.n_activated_experts = 2;
+  c.n_expert_groups = 1;
   c.kv_lora_rank = 32;
   c.qk_nope_head_dim = 16;
   c.qk_rope_head_dim = 8;
