@@ -23,20 +23,21 @@ namespace po = boost::program_options;
 namespace {
 constexpr int kExitUserError = 2;
 
-// Reads and checks the whole deck on every rank before anything is allocated or written. A dry run
-// plans for `plan_world` ranks (--world-size, else the MPI world) and computes nothing.
+// Reads and checks the whole deck on every rank before anything is allocated or written, and reads its
+// typed configuration once. A dry run plans for `plan_world` ranks (--world-size, else the MPI world)
+// and computes nothing.
 int run_deck(const std::string& path, const std::vector<std::string>& sets, bool dry_run, int plan_world, int rank, int size) {
   const r1::Deck deck = r1::Deck::load(path, sets);
-  r1::validate_deck(deck, plan_world);
-  r1::logger().configure(rank, size, r1::parse_log_level(deck.get_string("log.level")));
+  const r1::RunConfig cfg = r1::validate_deck(deck, plan_world);
+  r1::logger().configure(rank, size, r1::parse_log_level(cfg.log.level));
   if (dry_run) {
     if (rank == 0) {
       std::cout << deck.resolved_text();
-      r1::print_dry_run(deck, plan_world, std::cout);
+      r1::print_dry_run(deck, cfg, plan_world, std::cout);
     }
     return 0;
   }
-  return r1::run_stage(deck, rank, size);
+  return r1::run_stage(deck, cfg, rank, size);
 }
 }  // namespace
 

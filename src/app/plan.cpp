@@ -24,15 +24,13 @@ std::string in_unit(double bytes, double unit) { return fmt(unit == kGiB ? "%.2f
 std::string billions(double n) { return n >= 1e8 ? fmt("%.2fB", n / 1e9) : fmt("%.3gM", n / 1e6); }
 
 int chunk_count(const parallel::Layout& l, const TrainSettings& s) {
-  return l.pipeline * (s.schedule == "interleaved" ? s.virtual_stages : 1);
+  return l.pipeline * (s.schedule == PipelineSchedule::interleaved ? s.virtual_stages : 1);
 }
 
-// The chunks pipeline rank `stage` runs: chunk c on rank c % pp; under DualPipe also the mirrored
-// stage pp - 1 - s (its second direction).
+// The chunks pipeline rank `stage` runs: chunk c on rank c % pp.
 std::vector<int> chunks_of(const parallel::Layout& l, const TrainSettings& s, int stage) {
   std::vector<int> chunks;
   for (int c = stage; c < chunk_count(l, s); c += l.pipeline) chunks.push_back(c);
-  if (s.schedule == "dualpipe" && l.pipeline > 1) chunks.push_back(l.pipeline - 1 - stage);
   return chunks;
 }
 
@@ -60,22 +58,19 @@ BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool m
 }
 }  // namespace
 
-TrainSettings train_settings_from_deck(const Deck& d, std::int64_t data) {
+TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   TrainSettings s;
-  const std::string& precision = d.get_string("train.precision");
-  s.compute_copy = precision != "fp32";
+  s.compute_copy = cfg.train.precision != Precision::fp32;
   s.compute_bytes = s.compute_copy ? 2 : 4;
-  s.moment_bytes = d.get_string("optim.moment_precision") == "bf16" ? 2 : 4;
-  s.zero1 = d.get_bool("parallel.zero1");
-  s.sequence_parallel = d.get_bool("parallel.sequence_parallel");
-  s.micro_batch = d.get_int("train.micro_batch");
-  s.seq_len = d.get_int("data.seq_len");
-  const std::int64_t global = d.get_int("train.global_batch");
+  s.zero1 = cfg.parallel.zero1;
+  s.sequence_parallel = cfg.parallel.sequence_parallel;
+  s.micro_batch = cfg.train.micro_batch;
+  s.seq_len = cfg.data.seq_len;
+  const std::int64_t global = cfg.train.global_batch;
   s.micro_batches = global == 0 ? 1 : global / (s.micro_batch * data);
-  const std::string& r = d.get_string("train.recompute");
-  s.recompute = r == "full" ? Recompute::full : r == "selective" ? Recompute::selective : Recompute::none;
-  s.schedule = d.get_string("parallel.schedule");
-  s.virtual_stages = static_cast<int>(d.get_int("parallel.virtual_stages"));
+  s.recompute = cfg.train.recompute;
+  s.schedule = cfg.parallel.schedule;
+  s.virtual_stages = static_cast<int>(cfg.parallel.virtual_stages);
   return s;
 }
 
@@ -161,12 +156,10 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
   p.activations_per_microbatch = tokens * act / static_cast<double>(p.chunks.size());
 
   // Chunk micro-batches in flight at the peak: 1F1B stage s holds pp - s; interleaved (Megatron)
-  // 2 (pp - s - 1) + (v - 1) pp + 1 chunks; DualPipe pp + 1 (its paper's table); never more than a step has.
+  // 2 (pp - s - 1) + (v - 1) pp + 1 chunks; never more than a step has.
   const double pp = l.pipeline, m = static_cast<double>(s.micro_batches);
-  if (s.schedule == "interleaved")
+  if (s.schedule == PipelineSchedule::interleaved)
     p.in_flight = std::min(2 * (pp - stage - 1) + (s.virtual_stages - 1) * pp + 1, m * s.virtual_stages);
-  else if (s.schedule == "dualpipe" && l.pipeline > 1)
-    p.in_flight = std::min(pp + 1, 2 * m);
   else
     p.in_flight = std::min(pp - stage, m);
   p.activations = p.activations_per_microbatch * p.in_flight + p.transient;
@@ -205,7 +198,7 @@ std::string format_memory_table(const std::vector<MemoryPlan>& plans) {
 
 std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s,
                                             const MemoryPlan& worst) {
-  const char* compute = s.compute_copy ? "a BF16 compute copy (2 B; FP8 GEMM operands are quantised per layer, transient)"
+  const char* compute = s.compute_copy ? "a BF16 compute copy (2 B)"
                                        : "no compute copy (precision fp32: the layers read the master)";
   const char* moments = s.moment_bytes == 2 ? "BF16" : "FP32";
   const double edp = static_cast<double>(l.tensor) * l.data / l.expert;
@@ -236,9 +229,9 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
   a.push_back("MoE: each rank's experts receive top-k x tokens / TP = " +
               fmt("%.0f", static_cast<double>(c.n_activated_experts) * s.micro_batch * s.seq_len / l.tensor) +
               " token copies per micro-batch (perfectly balanced routing; imbalance adds to this)");
-  std::string sched = s.schedule == "interleaved" ? "interleaved: stage s holds 2 (pp - s - 1) + (v - 1) pp + 1 chunk micro-batches"
-                      : s.schedule == "dualpipe"  ? "DualPipe: ranks hold stages s and pp-1-s and pp + 1 micro-batches"
-                                                  : "1F1B: stage s holds pp - s micro-batches";
+  std::string sched = s.schedule == PipelineSchedule::interleaved
+                          ? "interleaved: stage s holds 2 (pp - s - 1) + (v - 1) pp + 1 chunk micro-batches"
+                          : "1F1B: stage s holds pp - s micro-batches";
   a.push_back("pipeline: " + sched + ", at most the " + std::to_string(s.micro_batches) +
               " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the last stage "
               "adds one micro-batch's logits (vocab / TP, gradient in place)" +
@@ -265,18 +258,18 @@ void print_mesh(const parallel::Mesh& mesh, std::ostream& out) {
 }
 }  // namespace
 
-void print_dry_run(const Deck& deck, int world_size, std::ostream& out) {
-  const ModelConfig c = model_config_from_deck(deck);
+void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, std::ostream& out) {
+  const ModelConfig& c = cfg.model;
   parallel::Layout layout;
   layout.world = world_size;
-  layout.tensor = static_cast<int>(deck.get_int("parallel.tensor"));
-  layout.pipeline = static_cast<int>(deck.get_int("parallel.pipeline"));
-  layout.data = static_cast<int>(deck.get_int("parallel.data"));
-  layout.expert = c.dense ? 1 : static_cast<int>(deck.get_int("parallel.expert"));
-  layout.order = deck.get_string("parallel.order");
+  layout.tensor = static_cast<int>(cfg.parallel.tensor);
+  layout.pipeline = static_cast<int>(cfg.parallel.pipeline);
+  layout.data = static_cast<int>(cfg.parallel.data);
+  layout.expert = c.dense ? 1 : static_cast<int>(cfg.parallel.expert);
+  layout.order = cfg.parallel.order;
   const parallel::Mesh mesh(layout, 0);
   const parallel::Layout& l = mesh.layout();
-  const TrainSettings s = train_settings_from_deck(deck, l.data);
+  const TrainSettings s = train_settings(cfg, l.data);
   const ParamCount pc = count_params(c);
 
   out << "\n# ---- plan (--dry-run: nothing is computed or written) ----\n";
@@ -287,7 +280,7 @@ void print_dry_run(const Deck& deck, int world_size, std::ostream& out) {
              train_flops_per_token(c, s.seq_len) / 1e9, static_cast<double>(s.seq_len));
   out << "layout: world " << l.world << " = tensor " << l.tensor << " x data " << l.data << " x pipeline " << l.pipeline;
   if (!c.dense) out << "; MoE layers: expert " << l.expert << " x expert-data " << mesh.size(parallel::GroupKind::edp);
-  out << "; schedule " << s.schedule << ", ZeRO-1 " << (s.zero1 ? "on" : "off") << "\n";
+  out << "; schedule " << choice_word(s.schedule) << ", ZeRO-1 " << (s.zero1 ? "on" : "off") << "\n";
   const auto split = parallel::split_layers(c.n_layers, c.mtp_depth, chunk_count(l, s));
   out << "pipeline split (layers per chunk):";
   for (std::size_t i = 0; i < split.size(); ++i) out << (i ? "," : " ") << split[i].count;

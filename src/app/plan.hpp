@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config/run_config.hpp"
 #include "model/config.hpp"
 #include "parallel/mesh.hpp"
 
@@ -13,23 +14,21 @@ namespace r1 {
 
 class Deck;
 
-enum class Recompute { none, selective, full };
-
 // The deck's training settings that decide memory.
 struct TrainSettings {
-  int compute_bytes = 4;        // an activation, and the compute copy of a weight (fp32: 4; bf16, fp8: 2)
-  bool compute_copy = false;    // a compute copy beside the FP32 master (precision bf16 or fp8)
-  int moment_bytes = 4;         // one AdamW moment (optim.moment_precision)
+  int compute_bytes = 4;        // an activation, and the compute copy of a weight (fp32: 4; bf16: 2)
+  bool compute_copy = false;    // a compute copy beside the FP32 master (precision bf16)
+  int moment_bytes = 4;         // one AdamW moment (optim.moment_precision: fp32)
   bool zero1 = true;            // AdamW states sharded over DP (dense) and EDP (routed experts)
   bool sequence_parallel = false;
   std::int64_t micro_batch = 1, seq_len = 256;
   std::int64_t micro_batches = 1;  // per optimizer step and data-parallel replica
   Recompute recompute = Recompute::none;
-  std::string schedule = "1f1b";   // 1f1b, interleaved, dualpipe
+  PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   int virtual_stages = 1;
 };
 // `data` is the resolved data-parallel size (micro-batches per step = global_batch / (micro_batch x data)).
-TrainSettings train_settings_from_deck(const Deck& deck, std::int64_t data);
+TrainSettings train_settings(const RunConfig& cfg, std::int64_t data);
 
 // Activation bytes one token leaves saved for the backward of one transformer block on one rank
 // (plan.cpp states the formula; docs/running.md repeats it).
@@ -39,7 +38,7 @@ double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, c
 // One pipeline rank's memory (every rank of a stage holds the same). Bytes unless named otherwise.
 struct MemoryPlan {
   int stage = 0;
-  std::vector<int> chunks;         // model chunks this rank runs (two under dualpipe, virtual_stages interleaved)
+  std::vector<int> chunks;         // model chunks this rank runs (virtual_stages of them interleaved)
   std::int64_t layers = 0, moe_layers = 0;
   bool embedding = false, head = false, mtp = false;
   double dense_params = 0;         // replicated over DP: attention, norms, dense FFN, shared experts, router, vocab
@@ -62,7 +61,8 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
                                             const MemoryPlan& worst);
 
 // Everything --dry-run prints after the resolved deck: model, parameter counts, layout and mesh, the
-// memory of every stage (worst marked) and the assumptions. The deck must have passed validate_deck.
-void print_dry_run(const Deck& deck, int world_size, std::ostream& out);
+// memory of every stage (worst marked) and the assumptions. The deck must have passed validate_deck,
+// which gave `cfg`.
+void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, std::ostream& out);
 
 }  // namespace r1

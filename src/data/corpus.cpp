@@ -43,16 +43,16 @@ Corpus::Corpus(const std::vector<std::string>& documents, const Tokenizer& token
   R1_REQUIRE(!stream_.empty(), "the training corpus is empty");
 }
 
-Corpus Corpus::from_deck(const Deck& deck, std::int64_t vocab_size) {
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(deck.get_string("data.tokenizer"));
-  if (vocab_size < tokenizer->vocab_size())
+Corpus Corpus::from_config(const RunConfig& cfg, const Deck& deck) {
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(cfg.data.tokenizer);
+  if (cfg.model.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
-  if (deck.get_string("data.source") == "synthetic")
-    return Corpus(synthetic_documents(deck.get_int("data.synthetic_examples"), static_cast<std::uint64_t>(deck.get_int("run.seed")),
-                                      deck.get_float("data.synthetic_worked_share")),
+  if (cfg.data.source == DataSource::synthetic)
+    return Corpus(synthetic_documents(cfg.data.synthetic_examples, static_cast<std::uint64_t>(cfg.run.seed),
+                                      cfg.data.synthetic_worked_share),
                   *tokenizer);
-  const std::string path = deck.get_string("data.train_path");
+  const std::string& path = cfg.data.train_path;
   const std::string text = read_file(path);
   std::vector<std::string> docs;
   const bool jsonl = path.size() >= 6 && path.substr(path.size() - 6) == ".jsonl";

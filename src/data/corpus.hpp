@@ -11,6 +11,7 @@
 namespace r1 {
 
 class Deck;
+struct RunConfig;
 
 // The synthetic pretraining corpus: generated problems (chat template, <think> and <answer> tags) and
 // non-reasoning text, in English and Spanish; a function of (examples, seed, worked_share). A share
@@ -22,8 +23,9 @@ class Corpus {
  public:
   // data.source = files: data.train_path, plain text (documents separated by blank lines) or JSONL with
   // a "text" field; synthetic: synthetic_documents(data.synthetic_examples, run.seed). Tokenized by
-  // data.tokenizer (byte, or a tokenizer.json), whose vocabulary must fit model.vocab_size.
-  static Corpus from_deck(const Deck& deck, std::int64_t vocab_size);
+  // data.tokenizer (byte, or a tokenizer.json), whose vocabulary must fit model.vocab_size. What the files
+  // hold is checked here, naming the deck line of the key (`deck`).
+  static Corpus from_config(const RunConfig& cfg, const Deck& deck);
   // Documents joined by the tokenizer's <|eos|> (the byte tokenizer when none is given).
   explicit Corpus(const std::vector<std::string>& documents);
   Corpus(const std::vector<std::string>& documents, const Tokenizer& tokenizer);

@@ -104,16 +104,16 @@ SftData::SftData(std::vector<SftSequence> sequences, const SftPacking& packing) 
   R1_REQUIRE(!seqs_.empty(), "no SFT example keeps a response token within data.seq_len = ", packing.seq_len);
 }
 
-SftData SftData::from_deck(const Deck& deck, std::int64_t vocab_size) {
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(deck.get_string("data.tokenizer"));
-  if (vocab_size < tokenizer->vocab_size())
+SftData SftData::from_config(const RunConfig& cfg, const Deck& deck) {
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(cfg.data.tokenizer);
+  if (cfg.model.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  const bool synthetic = deck.get_string("data.source") == "synthetic";
-  std::vector<SftExample> examples = synthetic ? synthetic_sft_examples(deck.get_int("data.synthetic_examples"), seed)
-                                               : load_sft_jsonl(deck.get_string("data.train_path"),
-                                                                /*allow_empty=*/deck.get_int("sft.synthetic_examples") > 0);
+  const auto seed = static_cast<std::uint64_t>(cfg.run.seed);
+  const bool synthetic = cfg.data.source == DataSource::synthetic;
+  std::vector<SftExample> examples = synthetic ? synthetic_sft_examples(cfg.data.synthetic_examples, seed)
+                                               : load_sft_jsonl(cfg.data.train_path,
+                                                                /*allow_empty=*/cfg.sft.synthetic_examples > 0);
   std::vector<std::string> sources;
   for (const SftExample& e : examples) {
     const auto brace = e.provenance.find(" {");
@@ -126,19 +126,19 @@ SftData SftData::from_deck(const Deck& deck, std::int64_t vocab_size) {
   }
   // R1's cold start mixes the filtered R1-Zero samples with data of "other sources": here the synthetic
   // world's worked solutions, seeded by run.seed.
-  if (!synthetic && deck.get_int("sft.synthetic_examples") > 0) {
-    const std::vector<SftExample> more = synthetic_sft_examples(deck.get_int("sft.synthetic_examples"), seed);
+  if (!synthetic && cfg.sft.synthetic_examples > 0) {
+    const std::vector<SftExample> more = synthetic_sft_examples(cfg.sft.synthetic_examples, seed);
     examples.insert(examples.end(), more.begin(), more.end());
   }
-  const SftTemplate tmpl = parse_sft_template(deck.get_string("sft.template"));
+  const SftTemplate tmpl = parse_sft_template(cfg.sft.template_);
   std::vector<SftSequence> seqs;
   seqs.reserve(examples.size());
   for (const SftExample& e : examples) seqs.push_back(tokenize_example(e, tmpl, *tokenizer));
   const SpecialIds& ids = tokenizer->special_ids();
-  const SftPacking packing{.seq_len = deck.get_int("data.seq_len"),
-                           .pack = deck.get_bool("sft.pack"),
-                           .loss_on_prompt = deck.get_bool("sft.loss_on_prompt"),
-                           .shuffle = deck.get_bool("data.shuffle"),
+  const SftPacking packing{.seq_len = cfg.data.seq_len,
+                           .pack = cfg.sft.pack,
+                           .loss_on_prompt = cfg.sft.loss_on_prompt,
+                           .shuffle = cfg.data.shuffle,
                            .seed = seed,
                            .pad = ids.pad >= 0 ? ids.pad : ids.eos};
   SftData data(std::move(seqs), packing);

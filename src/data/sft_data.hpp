@@ -14,6 +14,7 @@
 namespace r1 {
 
 class Deck;
+struct RunConfig;
 
 struct SftExample {
   std::string prompt, response;
@@ -69,12 +70,12 @@ class SftData {
   SftData(std::vector<SftSequence> sequences, const SftPacking& packing);
   // data.source = files: data.train_path (JSONL); synthetic: synthetic_sft_examples(data.synthetic_examples,
   // run.seed). [sft] template/loss_on_prompt/pack, data.seq_len/shuffle, tokenised by data.tokenizer (whose
-  // vocabulary must fit model.vocab_size).
-  static SftData from_deck(const Deck& deck, std::int64_t vocab_size);
+  // vocabulary must fit model.vocab_size, an error naming the deck line of the key in `deck`).
+  static SftData from_config(const RunConfig& cfg, const Deck& deck);
 
   std::int64_t examples() const { return static_cast<std::int64_t>(seqs_.size()); }
   // The checkpoints the examples were sampled from (the "checkpoint" of rejection_sampling's provenance
-  // records), each once: the data edges of the lineage. Filled by from_deck.
+  // records), each once: the data edges of the lineage. Filled by from_config.
   std::vector<std::string> source_checkpoints;
   std::int64_t truncated() const { return truncated_; }        // examples cut to seq_len + 1 tokens
   std::int64_t without_loss() const { return without_loss_; }  // examples dropped: no response token fits

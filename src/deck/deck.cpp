@@ -41,7 +41,7 @@ std::string unknown_key(std::string_view section, std::string_view key) {
   return msg + " (r1hpc --help-deck lists the keys)";
 }
 
-DeckValue checked_value(const KeyDecl& decl, std::string_view text, const DeckOrigin& origin) {
+KeyValue checked_value(const KeyDecl& decl, std::string_view text, const DeckOrigin& origin) {
   std::string problem;
   auto v = parse_deck_value(decl, text, problem);
   R1_REQUIRE(v.has_value(), origin.where(), ": [", decl.section, "] ", decl.key, " = ", text, ": ", problem);
@@ -192,6 +192,13 @@ void Deck::load_preset(const std::string& value, const DeckOrigin& named_at) {
   apply_file(read_ini(read_text(found, "preset"), preset_file_), DeckOrigin::Kind::preset);
 }
 
+RunConfig Deck::config() const {
+  RunConfig config;
+  for (const auto& [name, s] : slots_) s.decl->assign(config, s.value);
+  derive_fields(config);
+  return config;
+}
+
 const Deck::Slot& Deck::slot(std::string_view key) const {
   const auto it = slots_.find(key);
   R1_CHECK(it != slots_.end(), "deck key '", key, "' is not declared in the schema");
@@ -248,11 +255,6 @@ std::string Deck::resolved_text() const {
     }
   }
   return out.str();
-}
-
-fs::path checkpoint_dir(const Deck& deck) {
-  const std::string& dir = deck.get_string("checkpoint.dir");
-  return dir.empty() ? fs::path(deck.get_string("run.output_dir")) / "checkpoints" : fs::path(dir);
 }
 
 }  // namespace r1

@@ -42,6 +42,9 @@ class Deck {
   // Same, from TEXT that reads as if it came from FILE (whose directory is searched for presets).
   static Deck parse(std::string_view text, const std::string& file, const std::vector<std::string>& overrides = {});
 
+  // Every key's value in its member of the typed configuration (before validate_deck: unchecked rules).
+  RunConfig config() const;
+
   // Typed access by "section.key". Asking for an undeclared key or with the wrong type is a bug in
   // r1hpc (internal error), not a deck error. get_string serves string, path and enum keys.
   std::int64_t get_int(std::string_view key) const;
@@ -72,7 +75,7 @@ class Deck {
  private:
   struct Slot {
     const KeyDecl* decl;
-    DeckValue value;
+    KeyValue value;
     DeckOrigin origin;
   };
   Deck() = default;
@@ -87,8 +90,5 @@ class Deck {
   std::string file_;
   std::string preset_file_;
 };
-
-// The directory holding the run's step-N/ checkpoints: checkpoint.dir, or <run.output_dir>/checkpoints.
-std::filesystem::path checkpoint_dir(const Deck& deck);
 
 }  // namespace r1

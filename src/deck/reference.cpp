@@ -90,8 +90,7 @@ line, a default by the deck file alone.
   spread experts over the data x tensor ranks); `tensor` must divide the heads; pipeline x
   virtual_stages must divide the layers, or the layers + 2 + mtp_depth with the embedding, the head and
   each MTP module counted as a layer (DeepSeek-V3: 61 + 3 = 64 on 16 stages), leaving every stage a
-  layer; `interleaved` needs virtual_stages > 1 and virtual stages need `interleaved`; `dualpipe` needs
-  an even number of stages;
+  layer; `interleaved` needs virtual_stages > 1 and virtual stages need `interleaved`;
 - model: activated experts at most the routed ones and the ones in the kept groups, groups dividing
   the routed experts, kept groups at most the groups, dense layers at most the layers, an even RoPE
   dimension, `data.seq_len` at most `max_seq_len` (with `dense = true` the MoE keys are not checked);
@@ -100,7 +99,11 @@ line, a default by the deck file alone.
 - files: every input path named must exist;
 - output: the checkpoint directory must not hold another run's checkpoints. A run is the same when the
   `deck.resolved.ini` in its output directory has the same `[run] stage` and `[model]` keys; with
-  `[checkpoint] load = latest` the run resumes whatever is there.
+  `[checkpoint] load = latest` the run resumes whatever is there;
+- what the stage runs: import_hf and export_hf one rank; reward_model no tensor, pipeline or expert
+  parallelism, even micro-batches and `[data] source = synthetic`; pipeline stages no MTP and untied
+  embeddings; pretrain and grpo `[run] max_steps` > 0; grpo's prompts_per_step a multiple of the
+  data-parallel replicas.
 
 ## Keys
 )";

@@ -57,7 +57,7 @@ std::optional<std::string> expand_env(std::string_view s, std::string& problem) 
 
 }  // namespace
 
-std::optional<DeckValue> parse_deck_value(const KeyDecl& d, std::string_view text, std::string& problem) {
+std::optional<KeyValue> parse_deck_value(const KeyDecl& d, std::string_view text, std::string& problem) {
   switch (d.type) {
     case KeyType::integer: {
       const auto v = parse_int(text);
@@ -69,7 +69,7 @@ std::optional<DeckValue> parse_deck_value(const KeyDecl& d, std::string_view tex
         problem = "out of range " + expected(d);
         return std::nullopt;
       }
-      return DeckValue{*v};
+      return KeyValue{*v};
     }
     case KeyType::real: {
       // from_chars parses "inf" and "nan" too, and those are never sensible deck values.
@@ -83,24 +83,24 @@ std::optional<DeckValue> parse_deck_value(const KeyDecl& d, std::string_view tex
         problem = "out of range " + expected(d);
         return std::nullopt;
       }
-      return DeckValue{v};
+      return KeyValue{v};
     }
     case KeyType::boolean: {
-      if (text == "true" || text == "yes" || text == "on" || text == "1") return DeckValue{true};
-      if (text == "false" || text == "no" || text == "off" || text == "0") return DeckValue{false};
+      if (text == "true" || text == "yes" || text == "on" || text == "1") return KeyValue{true};
+      if (text == "false" || text == "no" || text == "off" || text == "0") return KeyValue{false};
       problem = "not a boolean (expected true or false)";
       return std::nullopt;
     }
-    case KeyType::string: return DeckValue{std::string(text)};
+    case KeyType::string: return KeyValue{std::string(text)};
     case KeyType::path:
     case KeyType::input_path: {
       auto v = expand_env(text, problem);
       if (!v) return std::nullopt;
-      return DeckValue{std::move(*v)};
+      return KeyValue{std::move(*v)};
     }
     case KeyType::choice: {
       for (std::string_view c : d.choices)
-        if (c == text) return DeckValue{std::string(text)};
+        if (c == text) return KeyValue{std::string(text)};
       std::string list;
       for (std::string_view c : d.choices) list += (list.empty() ? "" : ", ") + std::string(c);
       problem = "not a valid choice (expected one of " + list + ")";
@@ -110,7 +110,7 @@ std::optional<DeckValue> parse_deck_value(const KeyDecl& d, std::string_view tex
     }
     case KeyType::int_list: {
       std::vector<std::int64_t> out;
-      if (trim_blanks(text).empty()) return DeckValue{out};
+      if (trim_blanks(text).empty()) return KeyValue{out};
       std::string_view rest = text;
       while (true) {
         const auto comma = rest.find(',');
@@ -128,13 +128,13 @@ std::optional<DeckValue> parse_deck_value(const KeyDecl& d, std::string_view tex
         if (comma == std::string_view::npos) break;
         rest.remove_prefix(comma + 1);
       }
-      return DeckValue{out};
+      return KeyValue{out};
     }
   }
   R1_FAIL(internal, "key ", d.full_name(), " has no parser for its type");
 }
 
-std::string format_deck_value(const DeckValue& v) {
+std::string format_deck_value(const KeyValue& v) {
   struct Format {
     std::string operator()(std::int64_t i) const { return std::to_string(i); }
     std::string operator()(double x) const {

@@ -11,15 +11,12 @@
 
 namespace r1 {
 
-// int -> int64, float -> double, bool -> bool, string/path/enum -> string, int list -> vector.
-using DeckValue = std::variant<std::int64_t, double, bool, std::string, std::vector<std::int64_t>>;
-
 // Parses TEXT as DECL's type and checks its range or choices. On failure returns nothing and sets
 // PROBLEM to what is wrong and what was expected, e.g. "out of range (expected 1 .. 4096)".
 // Paths have ${NAME} replaced by the environment variable NAME (unset: a problem).
-std::optional<DeckValue> parse_deck_value(const KeyDecl& decl, std::string_view text, std::string& problem);
+std::optional<KeyValue> parse_deck_value(const KeyDecl& decl, std::string_view text, std::string& problem);
 
 // The canonical deck text of a value: parse_deck_value(format_deck_value(v)) gives v back exactly.
-std::string format_deck_value(const DeckValue& v);
+std::string format_deck_value(const KeyValue& v);
 
 }  // namespace r1

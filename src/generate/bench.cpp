@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
 #endif
   if (deck.empty()) deck = std::string(R1HPC_SOURCE_DIR) + (on_gpu ? "/inputs/models/bench.deck" : "/inputs/models/tiny.deck");
   const std::int64_t prompt_len = 16;
-  ModelConfig c = model_config_from_deck(Deck::load(deck));
+  ModelConfig c = Deck::load(deck).config().model;
   c.max_seq_len = std::max(c.max_seq_len, prompt_len + new_tokens);
   ParamStore params(ctx, on_gpu ? DType::bf16 : DType::f32);
   Model model(c, params);

@@ -3,51 +3,8 @@
 #include <cstdio>
 
 #include "core/error.hpp"
-#include "deck/deck.hpp"
 
 namespace r1 {
-
-ModelConfig model_config_from_deck(const Deck& d) {
-  ModelConfig c;
-  const auto i = [&](const char* k) { return d.get_int(std::string("model.") + k); };
-  const auto f = [&](const char* k) { return d.get_float(std::string("model.") + k); };
-  c.vocab_size = i("vocab_size");
-  c.dim = i("dim");
-  c.n_layers = i("n_layers");
-  c.n_dense_layers = i("n_dense_layers");
-  c.n_heads = i("n_heads");
-  c.dense_inter_dim = i("dense_inter_dim");
-  c.moe_inter_dim = i("moe_inter_dim");
-  c.n_routed_experts = i("n_routed_experts");
-  c.n_shared_experts = i("n_shared_experts");
-  c.n_activated_experts = i("n_activated_experts");
-  c.n_expert_groups = i("n_expert_groups");
-  c.n_limited_groups = i("n_limited_groups");
-  c.score_func = d.get_string("model.score_func") == "softmax" ? RouterScore::softmax : RouterScore::sigmoid;
-  c.normalize_gates = c.score_func == RouterScore::sigmoid;
-  c.route_scale = f("route_scale");
-  c.q_lora_rank = i("q_lora_rank");
-  c.kv_lora_rank = i("kv_lora_rank");
-  c.qk_nope_head_dim = i("qk_nope_head_dim");
-  c.qk_rope_head_dim = i("qk_rope_head_dim");
-  c.v_head_dim = i("v_head_dim");
-  c.rope_theta = f("rope_theta");
-  c.rope_factor = f("rope_factor");
-  c.original_seq_len = i("original_seq_len");
-  c.beta_fast = f("beta_fast");
-  c.beta_slow = f("beta_slow");
-  c.mscale = f("mscale");
-  c.max_seq_len = i("max_seq_len");
-  c.norm_eps = f("norm_eps");
-  c.init_std = f("init_std");
-  c.mtp_depth = i("mtp_depth");
-  c.mtp_lambda = f("mtp_lambda");
-  c.bias_update_gamma = f("bias_update_gamma");
-  c.seq_aux_alpha = f("seq_aux_alpha");
-  c.dense = d.get_bool("model.dense");
-  c.tie_embeddings = d.get_bool("model.tie_embeddings");
-  return c;
-}
 
 namespace {
 // One transformer block's parameters: attention, norms, and its FFN (dense, or MoE: total and activated).

@@ -6,20 +6,9 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
-#include "deck/deck.hpp"
 
 namespace r1 {
 namespace {
-
-KlEstimator kl_estimator_named(const std::string& s) {
-  return s == "k1" ? KlEstimator::k1 : s == "k2" ? KlEstimator::k2 : KlEstimator::k3;
-}
-
-LossAgg loss_agg_named(const std::string& s) {
-  return s == "token-mean"          ? LossAgg::token_mean
-         : s == "seq-mean-token-mean" ? LossAgg::seq_mean_token_mean
-                                      : LossAgg::seq_mean_token_sum_norm;
-}
 
 struct Group {
   std::int64_t id = 0, size = 0;
@@ -89,29 +78,6 @@ void check_shapes(const GrpoTokens& b, const GrpoConfig& c) {
 }
 
 }  // namespace
-
-GrpoConfig GrpoConfig::from_deck(const Deck& d) {
-  GrpoConfig c;
-  c.group_size = d.get_int("grpo.group_size");
-  c.epsilon_low = d.get_float("grpo.epsilon_low");
-  c.epsilon_high = d.get_float("grpo.epsilon_high");
-  c.beta_kl = d.get_float("grpo.beta_kl");
-  c.kl_estimator = kl_estimator_named(d.get_string("grpo.kl_estimator"));
-  c.loss_agg = loss_agg_named(d.get_string("grpo.loss_agg"));
-  const bool batch_scope = d.get_string("grpo.adv_std_scope") == "batch";
-  if (!d.get_bool("grpo.adv_std_scale") && batch_scope)
-    d.fail("grpo.adv_std_scope", "no std divides the advantages with " + d.describe("grpo.adv_std_scale") +
-                                     "; set adv_std_scale = true or leave adv_std_scope = group");
-  c.adv_scale = !d.get_bool("grpo.adv_std_scale") ? AdvScale::none
-                : batch_scope                         ? AdvScale::batch_std
-                                                      : AdvScale::group_std;
-  c.dynamic_sampling = d.get_bool("grpo.dynamic_sampling");
-  c.mask_truncated = d.get_bool("grpo.mask_truncated");
-  c.inner_epochs = d.get_int("grpo.inner_epochs");
-  c.ref_refresh_steps = d.get_int("grpo.ref_refresh_steps");
-  c.max_completion_tokens = d.get_int("sampling.max_new_tokens");
-  return c;
-}
 
 GroupAdvantages group_advantages(std::span<const double> rewards, std::span<const std::int64_t> group_ids,
                                  const GrpoConfig& config) {

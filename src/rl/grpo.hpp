@@ -4,49 +4,9 @@
 #include <span>
 #include <vector>
 
+#include "config/rl.hpp"
+
 namespace r1 {
-
-class Deck;
-
-// Per-token estimators of KL(pi_theta || pi_ref), written with r = pi_ref / pi_theta of the sampled token.
-enum class KlEstimator {
-  k1,  // -log r
-  k2,  // (log r)^2 / 2
-  k3,  // r - log r - 1 (DeepSeekMath, R1)
-};
-
-enum class LossAgg {
-  token_mean,               // every loss token of the batch weighs the same (DAPO)
-  seq_mean_token_mean,      // each completion's token mean, then the mean over completions (GRPO)
-  seq_mean_token_sum_norm,  // each completion's token sum / max_completion_tokens, then the mean (Dr. GRPO)
-};
-
-// What divides r_i - mean(group) in the advantage.
-enum class AdvScale {
-  group_std,  // the sample std of the completion's own group (GRPO)
-  batch_std,  // the sample std of every reward in the batch
-  none,       // nothing (Dr. GRPO)
-};
-
-struct GrpoConfig {
-  std::int64_t group_size = 16;
-  double epsilon_low = 0.2, epsilon_high = 0.2;
-  double beta_kl = 0.001;  // 0: no KL term, and the reference log-probs are never read
-  KlEstimator kl_estimator = KlEstimator::k3;
-  LossAgg loss_agg = LossAgg::seq_mean_token_mean;
-  AdvScale adv_scale = AdvScale::group_std;
-  // Added to the std so that a group with one outlying reward does not blow up; equal-reward groups have
-  // zero advantages whatever it is.
-  double adv_eps = 1e-6;
-  bool dynamic_sampling = false;
-  bool mask_truncated = false;
-  std::int64_t inner_epochs = 1;
-  std::int64_t ref_refresh_steps = 400;
-  std::int64_t max_completion_tokens = 256;  // Dr. GRPO's constant normaliser: sampling.max_new_tokens
-
-  // The [grpo] keys and sampling.max_new_tokens; a meaningless combination is a user error naming its key.
-  static GrpoConfig from_deck(const Deck& deck);
-};
 
 struct GroupAdvantages {
   std::vector<double> advantages;            // one per completion, in input order

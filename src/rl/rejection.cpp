@@ -5,7 +5,6 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "deck/deck.hpp"
 #include "rl/rewards.hpp"
 
 namespace r1 {
@@ -23,15 +22,6 @@ const char* verdict_name(Verdict v) {
     case Verdict::surplus: return "surplus";
   }
   return "?";
-}
-
-RejectionConfig RejectionConfig::from_deck(const Deck& d) {
-  return {.max_tokens = d.get_int("rejection.max_tokens"),
-          .drop_mixed_language = d.get_bool("rejection.drop_mixed_language"),
-          .min_language_consistency = d.get_float("rejection.min_language_consistency"),
-          .repeat_ngram = d.get_int("rejection.repeat_ngram"),
-          .max_repeat_fraction = d.get_float("rejection.max_repeat_fraction"),
-          .keep_per_prompt = d.get_int("rejection.keep_per_prompt")};
 }
 
 double repeated_ngram_fraction(std::string_view text, std::int64_t n) {

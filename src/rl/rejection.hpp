@@ -10,11 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "config/rl.hpp"
 #include "data/reasoning_world.hpp"
 
 namespace r1 {
-
-class Deck;
 
 // Why a completion was not kept; the first failing check in this order is the one recorded.
 enum class Verdict { accepted, truncated, overlong, malformed, incorrect, mixed_language, repetitive, duplicate, surplus };
@@ -22,16 +21,6 @@ inline constexpr std::array kAllVerdicts = {Verdict::accepted, Verdict::truncate
                                             Verdict::malformed, Verdict::incorrect, Verdict::mixed_language,
                                             Verdict::repetitive, Verdict::duplicate, Verdict::surplus};
 const char* verdict_name(Verdict v);
-
-struct RejectionConfig {
-  std::int64_t max_tokens = 0;            // longer completions are overlong; 0: only truncation counts
-  bool drop_mixed_language = true;
-  double min_language_consistency = 0.9;  // target-language share of the classified reasoning words
-  std::int64_t repeat_ngram = 4;          // word n-grams the repetition check counts
-  double max_repeat_fraction = 0.5;       // a larger share of repeated n-grams is repetitive
-  std::int64_t keep_per_prompt = 1;
-  static RejectionConfig from_deck(const Deck& d);
-};
 
 // Share of a text's word n-grams (words split at whitespace) that repeat an earlier n-gram of it;
 // 0 when it has fewer than n words. A degenerate loop tends to 1.

@@ -11,8 +11,8 @@
 namespace r1 {
 
 namespace {
-std::filesystem::path resolve(const Deck& deck, std::string_view key) {
-  std::filesystem::path p(deck.get_string(key));
+std::filesystem::path resolve(const Deck& deck, std::string_view key, const std::string& path) {
+  std::filesystem::path p(path);
   if (std::filesystem::exists(p / "index.h5")) return p;
   const auto l = ckpt::latest(p);
   if (!l) deck.fail(key, "is neither a checkpoint (no index.h5) nor a directory with a `latest` checkpoint");
@@ -41,9 +41,9 @@ double linear_reward(const std::vector<double>& head, const float* h) {
   return r;
 }
 
-RewardScorer::RewardScorer(const Deck& deck, std::string_view key, const ModelConfig& cfg, const kernels::Context& ctx,
-                           DType compute_dtype)
-    : cfg_(cfg), ctx_(ctx), params_(ctx, compute_dtype), model_(cfg, params_), checkpoint_(resolve(deck, key)) {
+RewardScorer::RewardScorer(const Deck& deck, std::string_view key, const std::string& path, const ModelConfig& cfg,
+                           const kernels::Context& ctx, DType compute_dtype)
+    : cfg_(cfg), ctx_(ctx), params_(ctx, compute_dtype), model_(cfg, params_), checkpoint_(resolve(deck, key, path)) {
   const ckpt::Meta meta = ckpt::read_meta(checkpoint_);
   if (meta.stage != "reward_model")
     deck.fail(key, detail::concat(checkpoint_.string(), " was written by the ", meta.stage.empty() ? "(unknown)" : meta.stage,

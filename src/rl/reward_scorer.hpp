@@ -23,10 +23,11 @@ double linear_reward(const std::vector<double>& head, const float* h);
 
 class RewardScorer {
  public:
-  // Loads the reward model the deck's `key` names (a step directory, or a checkpoints directory whose
-  // `latest` is taken) into a model of `cfg` (the policy's architecture). A path that is neither, or a
-  // checkpoint of another stage, fails naming the key; a tensor of another shape names the tensor.
-  RewardScorer(const Deck& deck, std::string_view key, const ModelConfig& cfg, const kernels::Context& ctx, DType compute_dtype);
+  // Loads the reward model at `path`, the value of the deck's `key` (a step directory, or a checkpoints
+  // directory whose `latest` is taken), into a model of `cfg` (the policy's architecture). A path that is
+  // neither, or a checkpoint of another stage, fails naming the key; a tensor of another shape names the tensor.
+  RewardScorer(const Deck& deck, std::string_view key, const std::string& path, const ModelConfig& cfg,
+               const kernels::Context& ctx, DType compute_dtype);
   // The reward of each sequence, rm.head . h + rm.bias with h the normalised final hidden state at the
   // sequence's last token (as the reward_model stage trains it), in batches of `micro` right-padded rows.
   std::vector<double> score(const std::vector<std::vector<std::int32_t>>& seqs, std::int64_t micro, std::int32_t pad) const;

@@ -10,7 +10,7 @@ nlohmann::json layout_json(const StageEnv& env) {
 RunDir open_run_dir(const StageEnv& env, const std::string& stage) {
   const RunInfo info{.stage = stage, .deck_path = env.deck.file(), .resolved_deck = env.deck.resolved_text(),
                      .world_size = env.world, .layout = layout_json(env)};
-  return RunDir(env.deck.get_string("run.output_dir"), info, env.rank);
+  return RunDir(env.cfg.run.output_dir, info, env.rank);
 }
 
 }  // namespace r1

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.hpp"
+#include "config/run_config.hpp"
 #include "deck/deck.hpp"
 #include "kernels/context.hpp"
 #include "parallel/comm_bundle.hpp"
@@ -15,7 +16,8 @@
 namespace r1 {
 
 struct StageEnv {
-  const Deck& deck;
+  const Deck& deck;     // provenance: errors naming the deck line, the resolved text
+  const RunConfig& cfg;  // every section of the deck, typed
   int rank = 0, world = 1;
   kernels::Context ctx;
   DType compute_dtype = DType::f32;

@@ -25,17 +25,17 @@ struct EvalSet {
   std::vector<std::string> tasks;  // per problem: its kind (synthetic) or the dataset
 };
 
-EvalSet eval_set(const Deck& deck) {
+EvalSet eval_set(const RunConfig& cfg) {
   EvalSet s;
-  const std::int64_t max_prompts = deck.get_int("evaluate.max_prompts");
-  if (deck.get_string("data.source") == "synthetic") {
-    std::int64_t n = deck.get_int("evaluate.synthetic_prompts");
+  const std::int64_t max_prompts = cfg.evaluate.max_prompts;
+  if (cfg.data.source == DataSource::synthetic) {
+    std::int64_t n = cfg.evaluate.synthetic_prompts;
     if (max_prompts > 0) n = std::min(n, max_prompts);
     s.dataset = "synthetic-heldout";
-    s.problems = generate_problems(ProblemMix{}, n, static_cast<std::uint64_t>(deck.get_int("run.seed")), Split::heldout);
+    s.problems = generate_problems(ProblemMix{}, n, static_cast<std::uint64_t>(cfg.run.seed), Split::heldout);
     for (const Problem& p : s.problems) s.tasks.emplace_back(problem_kind_name(p.kind));
   } else {
-    ProblemFile f = load_problem_file(deck.get_string("data.eval_path"));
+    ProblemFile f = load_problem_file(cfg.data.eval_path);
     s.dataset = f.dataset;
     s.problems = std::move(f.problems);
     if (max_prompts > 0 && static_cast<std::int64_t>(s.problems.size()) > max_prompts) s.problems.resize(static_cast<std::size_t>(max_prompts));
@@ -62,14 +62,14 @@ int run_evaluate(StageEnv& env) {
   parallel::Communicator& dp = *env.comms->dp;
   Policy pol = load_policy(env, "evaluate");
   // R1's evaluation setting where the deck does not choose its own.
-  const double temperature = deck.is_default("sampling.temperature") ? 0.6 : deck.get_float("sampling.temperature");
-  const double top_p = deck.is_default("sampling.top_p") ? 0.95 : deck.get_float("sampling.top_p");
+  const double temperature = deck.is_default("sampling.temperature") ? 0.6 : env.cfg.sampling.temperature;
+  const double top_p = deck.is_default("sampling.top_p") ? 0.95 : env.cfg.sampling.top_p;
   pol.sampling.temperature = static_cast<float>(temperature);
   pol.sampling.top_p = static_cast<float>(top_p);
   validate(pol.sampling);
-  const EvalSet set = eval_set(deck);
+  const EvalSet set = eval_set(env.cfg);
   const std::int64_t n = pol.samples_per_prompt;
-  const std::vector<std::int64_t>& ks = deck.get_ints("evaluate.pass_k");
+  const std::vector<std::int64_t>& ks = env.cfg.evaluate.pass_k;
   RunDir run = open_run_dir(env, "evaluate");
   log_info("evaluate: ", set.problems.size(), " prompts of ", set.dataset, " x ", n, " samples, temperature ", temperature, ", top-p ",
            top_p, ", at most ", pol.sampling.max_new_tokens, " new tokens");
@@ -104,12 +104,12 @@ int run_evaluate(StageEnv& env) {
         {"checkpoint", pol.checkpoint.string()},
         {"checkpoint_step", pol.step},
         {"dataset", set.dataset},
-        {"data_path", set.dataset == "synthetic-heldout" ? "" : deck.get_string("data.eval_path")},
+        {"data_path", set.dataset == "synthetic-heldout" ? "" : env.cfg.data.eval_path},
         {"samples_per_prompt", n},
         {"pass_k", ks},
         {"sampling", {{"temperature", temperature}, {"top_p", top_p}, {"top_k", pol.sampling.top_k},
                       {"max_new_tokens", pol.sampling.max_new_tokens}, {"seed", pol.sampling.seed},
-                      {"template", deck.get_string("sampling.template")}}},
+                      {"template", std::string(choice_word(env.cfg.sampling.template_))}}},
         {"overall", summarize(all, n, ks)},
         {"tasks", nlohmann::json::object()}};
     for (const auto& [task, results] : by_task) report["tasks"][task] = summarize(results, n, ks);

@@ -49,37 +49,33 @@ struct GrpoSettings {
 };
 
 GrpoSettings grpo_settings(const StageEnv& env) {
-  const Deck& deck = env.deck;
-  const int replicas = env.comms->dp->size();
+  const RunConfig& cfg = env.cfg;
   GrpoSettings s;
-  s.model = model_config_from_deck(deck);
-  s.grpo = GrpoConfig::from_deck(deck);
-  s.max_steps = deck.get_int("run.max_steps");
-  if (s.max_steps <= 0) deck.fail("run.max_steps", "grpo needs a number of optimizer steps (> 0)");
+  s.model = cfg.model;
+  s.grpo = cfg.grpo;
+  s.max_steps = cfg.run.max_steps;  // > 0 and prompts_per_step divisible by the replicas: deck/validate.cpp
   RolloutConfig& r = s.rollout;
-  r.prompts_per_step = deck.get_int("grpo.prompts_per_step");
-  if (r.prompts_per_step % replicas != 0)
-    deck.fail("grpo.prompts_per_step", detail::concat("must be a multiple of the ", replicas, " data-parallel replicas"));
-  s.tok = load_tokenizer(deck.get_string("data.tokenizer"));
+  r.prompts_per_step = cfg.grpo.prompts_per_step;
+  s.tok = load_tokenizer(cfg.data.tokenizer);
   if (s.tok->vocab_size() > s.model.vocab_size)
-    deck.fail("model.vocab_size",
-              detail::concat("the tokenizer has ", s.tok->vocab_size(), " tokens; the model must have at least as many"));
+    env.deck.fail("model.vocab_size",
+                  detail::concat("the tokenizer has ", s.tok->vocab_size(), " tokens; the model must have at least as many"));
   r.max_steps = s.max_steps;
-  r.preference_steps = deck.get_int("grpo.preference_steps");
-  r.general_prompts = deck.get_int("grpo.general_prompts");
-  r.r1_zero = deck.get_string("grpo.template") == "r1-zero";
-  r.weights = {.accuracy = deck.get_float("reward.accuracy_weight"), .format = deck.get_float("reward.format_weight"),
-               .language = deck.get_float("reward.language_weight"), .overlong = deck.get_float("reward.overlong_penalty")};
-  r.helpfulness_weight = deck.get_float("reward.helpfulness_weight");
-  r.harmlessness_weight = deck.get_float("reward.harmlessness_weight");
-  r.sampling = sampling_params(deck, *s.tok);
-  r.max_batch = deck.get_int("sampling.max_batch");
-  r.score_batch = deck.get_int("train.micro_batch");
+  r.preference_steps = cfg.grpo.preference_steps;
+  r.general_prompts = cfg.grpo.general_prompts;
+  r.r1_zero = cfg.grpo.template_ == PromptTemplate::r1_zero;
+  r.weights = {.accuracy = cfg.reward.accuracy_weight, .format = cfg.reward.format_weight,
+               .language = cfg.reward.language_weight, .overlong = cfg.reward.overlong_penalty};
+  r.helpfulness_weight = cfg.reward.helpfulness_weight;
+  r.harmlessness_weight = cfg.reward.harmlessness_weight;
+  r.sampling = sampling_params(cfg, *s.tok);
+  r.max_batch = cfg.sampling.max_batch;
+  r.score_batch = cfg.train.micro_batch;
   r.max_seq_len = s.model.max_seq_len;
-  s.packing = {.micro = deck.get_int("train.micro_batch"), .pad = s.tok->special_id("<|pad|>"), .min_len = env.comms->tp->size()};
-  s.log_every = deck.get_int("train.log_every");
-  s.virtual_stages = static_cast<int>(deck.get_int("parallel.virtual_stages"));
-  s.full_recompute = full_recompute(deck);
+  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_id("<|pad|>"), .min_len = env.comms->tp->size()};
+  s.log_every = cfg.train.log_every;
+  s.virtual_stages = static_cast<int>(cfg.parallel.virtual_stages);
+  s.full_recompute = cfg.train.recompute == Recompute::full;
   return s;
 }
 
@@ -125,9 +121,9 @@ Reference frozen_reference(const StageEnv& env, const GrpoSettings& s, const Mod
 // The reward model the deck's `key` names (null when it names none); one trained with another objective
 // than `objective` stops the run naming the key and saying what the reward `needs`.
 std::unique_ptr<RewardScorer> reward_model(const StageEnv& env, const ModelConfig& cfg, std::string_view key,
-                                           std::string_view objective, std::string_view needs) {
-  if (env.deck.get_string(key).empty()) return nullptr;
-  auto m = std::make_unique<RewardScorer>(env.deck, key, cfg, env.ctx, env.compute_dtype);
+                                           const std::string& path, std::string_view objective, std::string_view needs) {
+  if (path.empty()) return nullptr;
+  auto m = std::make_unique<RewardScorer>(env.deck, key, path, cfg, env.ctx, env.compute_dtype);
   if (m->objective() != objective)
     env.deck.fail(key, detail::concat(m->checkpoint().string(), " is a ", m->objective(), " reward model; ", needs));
   return m;
@@ -160,22 +156,22 @@ int run_grpo(StageEnv& env) {
   model.full_recompute = s.full_recompute;
   params.initialize(s.rollout.sampling.seed, s.model.init_std);
   GradReducer grads(params, ReplicaGroups::from_env(env, /*zero1=*/false));
-  AdamW opt(params, AdamWConfig::from_deck(deck), grads);
-  const LrSchedule schedule = LrSchedule::from_deck(deck, s.max_steps);
-  const Resumed resumed = resume_from_deck(deck, "grpo", params, opt);
+  AdamW opt(params, AdamWConfig::from_config(env.cfg.optim), grads);
+  const LrSchedule schedule = LrSchedule::from_config(env.cfg.optim, s.max_steps);
+  const Resumed resumed = resume_from_deck(deck, env.cfg, "grpo", params, opt);
   Reference reference = frozen_reference(env, s, groups, params, resumed);
   const std::unique_ptr<RewardScorer> helpfulness =
-      reward_model(env, s.model, "reward.helpfulness_model", "pairwise", "helpfulness needs a pairwise (Bradley-Terry) one");
+      reward_model(env, s.model, "reward.helpfulness_model", env.cfg.reward.helpfulness_model, "pairwise", "helpfulness needs a pairwise (Bradley-Terry) one");
   const std::unique_ptr<RewardScorer> harmlessness =
-      reward_model(env, s.model, "reward.harmlessness_model", "pointwise", "harmlessness needs a pointwise (safe/unsafe) one");
+      reward_model(env, s.model, "reward.harmlessness_model", env.cfg.reward.harmlessness_model, "pointwise", "harmlessness needs a pointwise (safe/unsafe) one");
   const RewardModels rms{.helpfulness = helpfulness.get(), .harmlessness = harmlessness.get()};
   nlohmann::json reward_models = nlohmann::json::array();  // the lineage's reward-model edges
   for (const RewardScorer* m : {rms.helpfulness, rms.harmlessness})
     if (m) reward_models.push_back(std::filesystem::absolute(m->checkpoint()).lexically_normal().string());
   RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
                .layout = layout_json(env)};
-  RunDir run(deck.get_string("run.output_dir"), info, env.rank);
-  StageCheckpoints checkpoints(deck, *env.comms->world, "grpo", resumed.parent, info.layout, params, opt);
+  RunDir run(env.cfg.run.output_dir, info, env.rank);
+  StageCheckpoints checkpoints(deck, env.cfg, *env.comms->world, "grpo", resumed.parent, info.layout, params, opt);
   log_setup(s, rms);
   GrpoLearner learner{.policy = model, .params = params, .grads = grads, .opt = opt, .reference = reference.model.get(), .dp = dp,
                       .ctx = env.ctx, .pipe = PipelinePlan::from_env(env)};

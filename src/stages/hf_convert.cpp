@@ -15,25 +15,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Both stages convert files; collectives over several ranks would only repeat the work.
-void require_one_rank(const Deck& deck, int world) {
-  if (world != 1)
-    deck.fail("run.stage", "converts files on one rank; run it with a single rank (it was started on " +
-                               std::to_string(world) + ")");
-}
-
 // The [model] section of a deck, so a later phase can name it as its [model] preset.
-std::string model_section(const Deck& d) {
-  std::string text = "# The model imported by import_hf from " + d.get_string("hf.path") + "\n[model]\n";
+std::string model_section(const Deck& d, const std::string& hf_path) {
+  std::string text = "# The model imported by import_hf from " + hf_path + "\n[model]\n";
   for (const KeyDecl& k : deck_keys())
     if (k.section == "model" && k.key != "preset") text += std::string(k.key) + " = " + d.value_text(k.full_name()) + "\n";
   return text;
 }
 
 // The checkpoint export_hf reads: a step directory, a checkpoints directory (its newest), or `latest` of this run.
-fs::path checkpoint_to_export(const Deck& deck) {
-  const std::string& load = deck.get_string("checkpoint.load");
-  const fs::path dir = load == "latest" ? checkpoint_dir(deck) : fs::path(load);
+fs::path checkpoint_to_export(const Deck& deck, const RunConfig& run_config) {
+  const std::string& load = run_config.checkpoint.load;
+  const fs::path dir = load == "latest" ? checkpoint_dir(run_config) : fs::path(load);
   if (fs::exists(dir / "index.h5")) return dir;
   if (auto l = ckpt::latest(dir)) return *l;
   deck.fail("checkpoint.load", "is neither a checkpoint (no index.h5) nor a directory with a `latest` checkpoint (" +
@@ -44,9 +37,9 @@ bool is_empty_dir(const fs::path& p) { return !fs::exists(p) || (fs::is_director
 
 }  // namespace
 
-int run_import_hf(const Deck& deck, int rank, int world) {
-  require_one_rank(deck, world);
-  const fs::path dir = deck.get_string("hf.path");
+// Both stages convert files on the one rank validate_deck allows them.
+int run_import_hf(const Deck& deck, const RunConfig& run_config, int rank, int world) {
+  const fs::path dir = run_config.hf.path;
   const fs::path config_file = dir / "config.json";
   nlohmann::json config;
   try {
@@ -56,7 +49,7 @@ int run_import_hf(const Deck& deck, int rank, int world) {
   }
   // The deck with the HF model's [model] keys: range checks apply, and the checkpoint records the real model.
   const Deck imported = Deck::parse(deck.resolved_text(), deck.file(), hf::model_overrides(config, config_file.string()));
-  const ModelConfig cfg = model_config_from_deck(imported);
+  const ModelConfig cfg = imported.config().model;
   ParamStore params(kernels::Context::cpu(), DType::f32);
   const Model model(cfg, params);
   hf::import_weights(dir, cfg, params);
@@ -64,11 +57,11 @@ int run_import_hf(const Deck& deck, int rank, int world) {
   const nlohmann::json layout = {{"data", 1}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}};
   RunInfo info{.stage = "import_hf", .deck_path = deck.file(), .resolved_deck = imported.resolved_text(), .world_size = world,
                .layout = layout};
-  RunDir run(imported.get_string("run.output_dir"), info, rank);
+  RunDir run(run_config.run.output_dir, info, rank);
   const fs::path model_deck = fs::path(run.path()) / "model.deck";
-  write_file_atomic(model_deck.string(), model_section(imported));
+  write_file_atomic(model_deck.string(), model_section(imported, run_config.hf.path));
 
-  ckpt::Checkpointer checkpointer(checkpoint_dir(imported), MPI_COMM_WORLD, imported.get_int("checkpoint.keep_last"), false);
+  ckpt::Checkpointer checkpointer(checkpoint_dir(run_config), MPI_COMM_SELF, run_config.checkpoint.keep_last, false);
   ckpt::Meta meta;
   meta.stage = "import_hf";
   meta.step = 0;
@@ -81,17 +74,16 @@ int run_import_hf(const Deck& deck, int rank, int world) {
   return 0;
 }
 
-int run_export_hf(const Deck& deck, int rank, int world) {
-  require_one_rank(deck, world);
-  const fs::path out = deck.get_string("hf.path");
+int run_export_hf(const Deck& deck, const RunConfig& run_config, int rank, int world) {
+  const fs::path out = run_config.hf.path;
   const bool replace = !is_empty_dir(out);
-  if (replace && !deck.get_bool("hf.overwrite"))
+  if (replace && !run_config.hf.overwrite)
     deck.fail("hf.path", "is not an empty directory; set [hf] overwrite = true to replace the model files in it");
-  const fs::path checkpoint = checkpoint_to_export(deck);
+  const fs::path checkpoint = checkpoint_to_export(deck, run_config);
   const ckpt::Meta meta = ckpt::read_meta(checkpoint);
   // The model is the checkpoint's own (the deck that wrote it), not this deck's [model] section.
   const Deck source = Deck::parse(meta.deck, (checkpoint / "index.h5").string());
-  const ModelConfig cfg = model_config_from_deck(source);
+  const ModelConfig cfg = source.config().model;
   ParamStore params(kernels::Context::cpu(), DType::f32);
   const Model model(cfg, params);
   ckpt::load_train_state(checkpoint, ckpt::LoadMode::weights, params, nullptr);
@@ -105,12 +97,12 @@ int run_export_hf(const Deck& deck, int rank, int world) {
         fs::remove(entry.path());
     }
   const nlohmann::json layout = {{"data", 1}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}};
-  RunDir run(deck.get_string("run.output_dir"), RunInfo{.stage = "export_hf", .deck_path = deck.file(),
-                                                        .resolved_deck = deck.resolved_text(), .world_size = world,
-                                                        .layout = layout},
+  RunDir run(run_config.run.output_dir, RunInfo{.stage = "export_hf", .deck_path = deck.file(),
+                                                .resolved_deck = deck.resolved_text(), .world_size = world,
+                                                .layout = layout},
              rank);
-  const hf::ExportOptions options{.dtype = deck.get_string("hf.dtype"),
-                                  .max_shard_bytes = static_cast<std::uint64_t>(deck.get_int("hf.max_shard_bytes"))};
+  const hf::ExportOptions options{.dtype = run_config.hf.dtype,
+                                  .max_shard_bytes = static_cast<std::uint64_t>(run_config.hf.max_shard_bytes)};
   const auto files = hf::export_weights(params, cfg, out, options);
   log_info("export_hf: ", describe_model(cfg), " from ", checkpoint.string(), " (stage ", meta.stage, ", step ", meta.step,
            ") -> ", out.string(), " as ", options.dtype, ", ", files.size(), " file(s)");

@@ -17,12 +17,11 @@ int run_pretrain(StageEnv& env) {
   TrainerOptions options = TrainerOptions::from_env(env, "pretrain");
   const ModelConfig& cfg = options.model;
   const BatchPlan& plan = options.batch;
-  options.steps = deck.get_int("run.max_steps");
-  if (options.steps <= 0) deck.fail("run.max_steps", "pretrain needs a number of optimizer steps (> 0)");
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  const bool shuffle = deck.get_bool("data.shuffle");
+  options.steps = env.cfg.run.max_steps;
+  const auto seed = static_cast<std::uint64_t>(env.cfg.run.seed);
+  const bool shuffle = env.cfg.data.shuffle;
 
-  const Corpus corpus = Corpus::from_deck(deck, cfg.vocab_size);
+  const Corpus corpus = Corpus::from_config(env.cfg, deck);
   Trainer trainer(env, options);
   log_info("pretrain: ", describe_model(cfg), "; ", corpus.tokens(), " corpus tokens; global batch ", plan.global, " x ",
            plan.seq, " tokens (", plan.n_micro, " micro-batch(es) of ", plan.micro, " per replica)");

@@ -29,11 +29,11 @@ struct PromptSet {
   std::vector<Problem> problems;
 };
 
-PromptSet prompt_set(const Deck& deck) {
-  if (deck.get_string("data.source") == "synthetic")
-    return {"synthetic", generate_problems(ProblemMix{}, deck.get_int("data.synthetic_examples"),
-                                           static_cast<std::uint64_t>(deck.get_int("run.seed")), Split::train)};
-  ProblemFile f = load_problem_file(deck.get_string("data.train_path"));
+PromptSet prompt_set(const RunConfig& cfg) {
+  if (cfg.data.source == DataSource::synthetic)
+    return {"synthetic", generate_problems(ProblemMix{}, cfg.data.synthetic_examples,
+                                           static_cast<std::uint64_t>(cfg.run.seed), Split::train)};
+  ProblemFile f = load_problem_file(cfg.data.train_path);
   return {f.dataset, std::move(f.problems)};
 }
 
@@ -50,15 +50,14 @@ int run_rejection_sampling(StageEnv& env) {
   parallel::Communicator& dp = *env.comms->dp;
   const Policy pol = load_policy(env, "rejection_sampling");
   validate(pol.sampling);
-  const RejectionConfig rc = RejectionConfig::from_deck(deck);
-  const RewardWeights weights{.accuracy = deck.get_float("reward.accuracy_weight"),
-                              .format = deck.get_float("reward.format_weight"),
-                              .language = deck.get_float("reward.language_weight")};
-  const double non_reasoning_fraction = deck.get_float("rejection.non_reasoning_fraction");
-  const PromptSet set = prompt_set(deck);
+  const RejectionConfig& rc = env.cfg.rejection;
+  const RewardWeights weights{.accuracy = env.cfg.reward.accuracy_weight,
+                              .format = env.cfg.reward.format_weight,
+                              .language = env.cfg.reward.language_weight};
+  const double non_reasoning_fraction = env.cfg.rejection.non_reasoning_fraction;
+  const PromptSet set = prompt_set(env.cfg);
   RunDir run = open_run_dir(env, "rejection_sampling");
-  const std::string out = deck.get_string("rejection.output_path").empty() ? run.path() + "/sft.jsonl"
-                                                                            : deck.get_string("rejection.output_path");
+  const std::string out = env.cfg.rejection.output_path.empty() ? run.path() + "/sft.jsonl" : env.cfg.rejection.output_path;
   if (env.rank == 0) std::filesystem::create_directories(std::filesystem::absolute(out).parent_path());
   dp.barrier();  // the output directory exists before any rank opens its part file there
   log_info("rejection_sampling: ", set.problems.size(), " ", set.source, " train prompts x ", pol.samples_per_prompt,
@@ -120,7 +119,7 @@ int run_rejection_sampling(StageEnv& env) {
       std::filesystem::remove(part_path(out, r));
     }
     // The world's non-reasoning examples answer directly: no chain of thought for trivial queries.
-    const std::vector<TextExample> texts = generate_text_examples(non_reasoning, static_cast<std::uint64_t>(deck.get_int("run.seed")));
+    const std::vector<TextExample> texts = generate_text_examples(non_reasoning, static_cast<std::uint64_t>(env.cfg.run.seed));
     for (std::size_t i = 0; i < texts.size(); ++i)
       data << sft_row(texts[i].prompt, texts[i].response,
                       {{"source", "synthetic_text/" + texts[i].kind}, {"prompt_id", i}, {"sample", nullptr}, {"checkpoint", nullptr},

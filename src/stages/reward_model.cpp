@@ -90,13 +90,14 @@ struct RmData {
   std::int64_t truncated = 0;  // sequences cut to data.seq_len
 };
 
-RmData load_pairs(const Deck& deck, const ModelConfig& cfg, std::int64_t seq, bool pairwise, std::uint64_t seed) {
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(deck.get_string("data.tokenizer"));
+RmData load_pairs(const Deck& deck, const DataConfig& data, const ModelConfig& cfg, std::int64_t seq, bool pairwise,
+                  std::uint64_t seed) {
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(data.tokenizer);
   if (cfg.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
   const std::int32_t eos = tokenizer->special_id("<|eos|>");
-  const std::int64_t n_all = deck.get_int("data.synthetic_examples"), n_held_from = n_all - n_all / 5;
+  const std::int64_t n_all = data.synthetic_examples, n_held_from = n_all - n_all / 5;
   RmData d;
   const auto encode = [&](const std::string& prompt, const std::string& response) {
     std::vector<std::int32_t> t = tokenizer->encode(chat_prompt(prompt) + response);
@@ -298,16 +299,16 @@ int run_reward_model(StageEnv& env) {
   const BatchPlan& plan = options.batch;
   if (plan.micro % 2 != 0)
     deck.fail("train.micro_batch", "the reward_model stage puts both sequences of a pair in one micro-batch: use an even number of rows");
-  if (deck.get_string("data.source") != "synthetic")
+  if (env.cfg.data.source != DataSource::synthetic)
     deck.fail("data.source", "the reward_model stage trains on the synthetic world's preference pairs (use synthetic)");
-  const bool pairwise = deck.get_string("reward_model.objective") == "pairwise";
-  const auto seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  const RmData data = load_pairs(deck, cfg, plan.seq, pairwise, seed);
+  const bool pairwise = env.cfg.reward_model.objective == RmObjective::pairwise;
+  const auto seed = static_cast<std::uint64_t>(env.cfg.run.seed);
+  const RmData data = load_pairs(deck, env.cfg.data, cfg, plan.seq, pairwise, seed);
   const auto n_train = static_cast<std::int64_t>(data.train.size());
   const std::int64_t pairs_per_step = plan.global / 2;
   // run.max_steps > 0 fixes the step count (reading on into later epochs); 0 runs [reward_model] epochs,
   // the last step padded with pairs that carry no loss.
-  const std::int64_t epochs = deck.get_int("reward_model.epochs"), max_steps = deck.get_int("run.max_steps");
+  const std::int64_t epochs = env.cfg.reward_model.epochs, max_steps = env.cfg.run.max_steps;
   options.steps = max_steps > 0 ? max_steps : (epochs * n_train + pairs_per_step - 1) / pairs_per_step;
   const std::int64_t steps = options.steps;
   const std::int64_t end_pair = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epochs * n_train;

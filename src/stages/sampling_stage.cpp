@@ -13,16 +13,16 @@ namespace r1 {
 
 std::string Policy::prompt_text(const Problem& p) const { return r1_zero ? r1_zero_prompt(p.prompt) : chat_prompt(p.prompt); }
 
-SamplingParams sampling_params(const Deck& deck, const Tokenizer& tok) {
+SamplingParams sampling_params(const RunConfig& cfg, const Tokenizer& tok) {
   SamplingParams sp;
-  sp.temperature = static_cast<float>(deck.get_float("sampling.temperature"));
-  sp.top_p = static_cast<float>(deck.get_float("sampling.top_p"));
-  sp.top_k = deck.get_int("sampling.top_k");
-  sp.max_new_tokens = deck.get_int("sampling.max_new_tokens");
+  sp.temperature = static_cast<float>(cfg.sampling.temperature);
+  sp.top_p = static_cast<float>(cfg.sampling.top_p);
+  sp.top_k = cfg.sampling.top_k;
+  sp.max_new_tokens = cfg.sampling.max_new_tokens;
   sp.stop_ids = default_stop_ids(tok);
   sp.vocab_limit = tok.vocab_size();
-  sp.seed = static_cast<std::uint64_t>(deck.get_int("run.seed"));
-  sp.cuda_graphs = deck.get_bool("sampling.cuda_graphs");
+  sp.seed = static_cast<std::uint64_t>(cfg.run.seed);
+  sp.cuda_graphs = cfg.sampling.cuda_graphs;
   validate(sp);
   return sp;
 }
@@ -30,22 +30,22 @@ SamplingParams sampling_params(const Deck& deck, const Tokenizer& tok) {
 Policy load_policy(const StageEnv& env, const std::string& stage) {
   const Deck& deck = env.deck;
   Policy pol;
-  pol.cfg = model_config_from_deck(deck);
-  pol.tok = load_tokenizer(deck.get_string("data.tokenizer"));
+  pol.cfg = env.cfg.model;
+  pol.tok = load_tokenizer(env.cfg.data.tokenizer);
   if (pol.tok->vocab_size() > pol.cfg.vocab_size)
     deck.fail("model.vocab_size", detail::concat("the tokenizer has ", pol.tok->vocab_size(), " tokens; the model must have at least as many"));
-  const std::filesystem::path ckpt = weights_checkpoint(deck);
+  const std::filesystem::path ckpt = weights_checkpoint(deck, env.cfg);
   if (ckpt.empty()) deck.fail("checkpoint.load", detail::concat("names no checkpoint yet; ", stage, " samples from a trained model"));
   pol.checkpoint = std::filesystem::absolute(ckpt).lexically_normal();
   pol.params = std::make_unique<ParamStore>(env.ctx, env.compute_dtype);
   const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-                           .virtual_stages = static_cast<int>(deck.get_int("parallel.virtual_stages"))};
+                           .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
   pol.model = std::make_unique<Model>(pol.cfg, *pol.params, groups);
   pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
-  pol.sampling = sampling_params(deck, *pol.tok);
-  pol.samples_per_prompt = deck.get_int("sampling.samples_per_prompt");
-  pol.max_batch = deck.get_int("sampling.max_batch");
-  pol.r1_zero = deck.get_string("sampling.template") == "r1-zero";
+  pol.sampling = sampling_params(env.cfg, *pol.tok);
+  pol.samples_per_prompt = env.cfg.sampling.samples_per_prompt;
+  pol.max_batch = env.cfg.sampling.max_batch;
+  pol.r1_zero = env.cfg.sampling.template_ == PromptTemplate::r1_zero;
   log_info(stage, ": ", describe_model(pol.cfg), "; weights of ", pol.checkpoint.string(), " (step ", pol.step, ")");
   return pol;
 }

@@ -33,7 +33,7 @@ struct Policy {
 
 // The deck's [sampling] settings (temperature, top_p, top_k, max_new_tokens, cuda_graphs), stop ids
 // <|eos|> and </answer>, draws over the tokenizer's ids keyed by run.seed; validated.
-SamplingParams sampling_params(const Deck& deck, const Tokenizer& tok);
+SamplingParams sampling_params(const RunConfig& cfg, const Tokenizer& tok);
 
 // The model with the weights of the checkpoint [checkpoint] load names, the tokenizer, and the deck's
 // sampling settings (stop at <|eos|> and </answer>; draws keyed by run.seed and global prompt index).

@@ -21,19 +21,19 @@ int run_sft(StageEnv& env) {
   const ModelConfig& cfg = options.model;
   const std::int64_t seq = options.batch.seq, micro = options.batch.micro, global = options.batch.global;
 
-  SftData data = SftData::from_deck(deck, cfg.vocab_size);
+  SftData data = SftData::from_config(env.cfg, deck);
   // run.max_steps > 0 fixes the step count (reading on into later epochs if it must); 0 runs [sft] epochs,
   // the last step padded where the rows run out.
-  const std::int64_t epochs = deck.get_int("sft.epochs"), max_steps = deck.get_int("run.max_steps");
+  const std::int64_t epochs = env.cfg.sft.epochs, max_steps = env.cfg.run.max_steps;
   const std::int64_t epoch_rows = data.rows(epochs);
   options.steps = max_steps > 0 ? max_steps : (epoch_rows + global - 1) / global;
   const std::int64_t steps = options.steps;
   const std::int64_t end_row = max_steps > 0 ? std::numeric_limits<std::int64_t>::max() : epoch_rows;
-  const bool pack = deck.get_bool("sft.pack"), loss_on_prompt = deck.get_bool("sft.loss_on_prompt");
+  const bool pack = env.cfg.sft.pack, loss_on_prompt = env.cfg.sft.loss_on_prompt;
   // The lineage's data edge: the file and the checkpoints its samples came from (tools/ckpt.py lineage).
   nlohmann::json data_from;
   if (!data.source_checkpoints.empty())
-    data_from = {{"path", std::filesystem::absolute(deck.get_string("data.train_path")).lexically_normal().string()},
+    data_from = {{"path", std::filesystem::absolute(env.cfg.data.train_path).lexically_normal().string()},
                  {"checkpoints", data.source_checkpoints}};
 
   Trainer trainer(env, options);

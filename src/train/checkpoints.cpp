@@ -15,12 +15,12 @@ struct StartPoint {
   ckpt::LoadMode mode = ckpt::LoadMode::weights;
   bool same_run = false;
 };
-StartPoint start_point(const Deck& deck) {
-  const std::string& load = deck.get_string("checkpoint.load");
+StartPoint start_point(const Deck& deck, const RunConfig& cfg) {
+  const std::string& load = cfg.checkpoint.load;
   StartPoint sp;
   if (load.empty()) return sp;
   if (load == "latest") {
-    if (auto l = ckpt::latest(checkpoint_dir(deck))) sp = {*l, ckpt::LoadMode::full, true};
+    if (auto l = ckpt::latest(checkpoint_dir(cfg))) sp = {*l, ckpt::LoadMode::full, true};
     return sp;
   }
   std::filesystem::path p(load);
@@ -30,14 +30,14 @@ StartPoint start_point(const Deck& deck) {
     p = *l;
   }
   sp.path = p;
-  sp.mode = ckpt::parse_load_mode(deck.get_string("checkpoint.load_mode"));
+  sp.mode = ckpt::parse_load_mode(cfg.checkpoint.load_mode);
   return sp;
 }
 }  // namespace
 
-Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+Resumed resume_from_deck(const Deck& deck, const RunConfig& cfg, const std::string& stage, ParamStore& params, AdamW& opt,
                          const std::string& new_prefix) {
-  const StartPoint start = start_point(deck);
+  const StartPoint start = start_point(deck, cfg);
   Resumed r;
   if (start.path.empty()) return r;
   const ckpt::Meta m = ckpt::load_train_state(start.path, start.mode, params, start.mode == ckpt::LoadMode::full ? &opt : nullptr,
@@ -60,20 +60,20 @@ std::int64_t Resumed::tokens_consumed() const {
   return first_step > 1 && data_state.is_object() ? data_state.value("tokens_consumed", std::int64_t{0}) : 0;
 }
 
-std::filesystem::path weights_checkpoint(const Deck& deck) { return start_point(deck).path; }
+std::filesystem::path weights_checkpoint(const Deck& deck, const RunConfig& cfg) { return start_point(deck, cfg).path; }
 
-StageCheckpoints::StageCheckpoints(const Deck& deck, parallel::Communicator& world, std::string stage, std::string parent,
+StageCheckpoints::StageCheckpoints(const Deck& deck, const RunConfig& cfg, parallel::Communicator& world, std::string stage, std::string parent,
                                    nlohmann::json layout, ParamStore& params, AdamW& opt)
     : world_(world.host_comm()), params_(params), opt_(opt),
-      ckpt_(std::make_unique<ckpt::Checkpointer>(checkpoint_dir(deck), world_, deck.get_int("checkpoint.keep_last"),
-                                                 deck.get_bool("checkpoint.async"))),
-      every_(deck.get_int("checkpoint.every_steps")),
-      time_limit_s_(deck.get_float("run.time_limit_minutes") * 60.0) {
+      ckpt_(std::make_unique<ckpt::Checkpointer>(checkpoint_dir(cfg), world_, cfg.checkpoint.keep_last,
+                                                 cfg.checkpoint.async)),
+      every_(cfg.checkpoint.every_steps),
+      time_limit_s_(cfg.run.time_limit_minutes * 60.0) {
   meta_.stage = std::move(stage);
   meta_.deck = deck.resolved_text();
   meta_.parent = std::move(parent);
   meta_.layout = std::move(layout);
-  meta_.rng_state = {{"seed", deck.get_int("run.seed")},
+  meta_.rng_state = {{"seed", cfg.run.seed},
                      {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
   install_stop_handlers();
 }

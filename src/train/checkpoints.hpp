@@ -11,6 +11,7 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "core/timer.hpp"
+#include "config/run_config.hpp"
 #include "deck/deck.hpp"
 #include "parallel/comm.hpp"
 #include "train/optimizer.hpp"
@@ -30,20 +31,20 @@ struct Resumed {
   std::int64_t tokens_consumed() const;
 };
 // new_prefix: parameters the loaded checkpoint may lack (a new head on a parent's weights; see load_train_state).
-Resumed resume_from_deck(const Deck& deck, const std::string& stage, ParamStore& params, AdamW& opt,
+Resumed resume_from_deck(const Deck& deck, const RunConfig& cfg, const std::string& stage, ParamStore& params, AdamW& opt,
                          const std::string& new_prefix = {});
 
 // The checkpoint whose weights a sampling stage reads: what [checkpoint] load names, resolved like
 // resume_from_deck does (`latest` of this run, a step directory, or a checkpoints directory's newest);
 // empty when there is none.
-std::filesystem::path weights_checkpoint(const Deck& deck);
+std::filesystem::path weights_checkpoint(const Deck& deck, const RunConfig& cfg);
 
 // Checkpoints and the graceful stop of a training stage ([checkpoint] every_steps, keep_last, async;
 // [run] time_limit_minutes; SIGUSR1/SIGTERM): saves when due and at the last step; at a stop request
 // agreed by every rank of `world` (the CommBundle's), saves and tells the caller to exit with kExitRequeue.
 class StageCheckpoints {
  public:
-  StageCheckpoints(const Deck& deck, parallel::Communicator& world, std::string stage, std::string parent,
+  StageCheckpoints(const Deck& deck, const RunConfig& cfg, parallel::Communicator& world, std::string stage, std::string parent,
                    nlohmann::json layout, ParamStore& params, AdamW& opt);
   // After optimizer step `step` of `last`: `tokens` and `data_state` describe the position to resume from.
   // Returns true when the run must stop now (it has just been checkpointed).

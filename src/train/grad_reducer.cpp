@@ -15,8 +15,8 @@ constexpr std::int64_t kMaxChunks = 1024;
 
 ReplicaGroups ReplicaGroups::from_env(const StageEnv& env, bool zero1) {
   return {.dp = env.comms->dp.get(), .edp = env.comms->edp.get(), .tp = env.comms->tp.get(), .world = env.comms->world.get(),
-          .zero1 = zero1 && env.deck.get_bool("parallel.zero1"),
-          .overlap = env.deck.get_bool("parallel.overlap_grad_reduce")};
+          .zero1 = zero1 && env.cfg.parallel.zero1,
+          .overlap = env.cfg.parallel.overlap_grad_reduce};
 }
 
 std::int64_t grad_chunk(std::int64_t numel, std::int64_t min_chunk) {

@@ -5,7 +5,6 @@
 #include <numbers>
 #include <utility>
 
-#include "deck/deck.hpp"
 #include "kernels/adamw.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/reduce.hpp"
@@ -31,28 +30,24 @@ double LrSchedule::at(std::int64_t step) const {
   return lr;
 }
 
-LrSchedule LrSchedule::from_deck(const Deck& d, std::int64_t steps) {
+LrSchedule LrSchedule::from_config(const OptimConfig& o, std::int64_t max_steps) {
   LrSchedule s;
-  const std::string& shape = d.get_string("optim.schedule");
-  s.shape = shape == "cosine" ? Shape::cosine : shape == "wsd" ? Shape::wsd : Shape::constant;
-  s.lr = d.get_float("optim.lr");
-  s.min_lr = d.get_float("optim.min_lr");
-  s.warmup = d.get_int("optim.warmup_steps");
-  s.total = steps;
-  const std::int64_t decay = d.get_int("optim.decay_steps");
-  s.decay = decay > 0 ? decay : (s.shape == Shape::wsd ? s.total / 5 : std::max<std::int64_t>(0, s.total - s.warmup));
+  s.shape = o.schedule;
+  s.lr = o.lr;
+  s.min_lr = o.min_lr;
+  s.warmup = o.warmup_steps;
+  s.total = max_steps;
+  s.decay = o.decay_steps > 0 ? o.decay_steps : (s.shape == Shape::wsd ? s.total / 5 : std::max<std::int64_t>(0, s.total - s.warmup));
   return s;
 }
 
-AdamWConfig AdamWConfig::from_deck(const Deck& d) {
+AdamWConfig AdamWConfig::from_config(const OptimConfig& o) {
   AdamWConfig c;
-  c.beta1 = d.get_float("optim.beta1");
-  c.beta2 = d.get_float("optim.beta2");
-  c.eps = d.get_float("optim.eps");
-  c.weight_decay = d.get_float("optim.weight_decay");
-  c.grad_clip = d.get_float("optim.grad_clip");
-  if (d.get_string("optim.moment_precision") != "fp32")
-    d.fail("optim.moment_precision", "only fp32 moments are implemented (bf16 moments need a bf16 AdamW kernel)");
+  c.beta1 = o.beta1;
+  c.beta2 = o.beta2;
+  c.eps = o.eps;
+  c.weight_decay = o.weight_decay;
+  c.grad_clip = o.grad_clip;
   return c;
 }
 

@@ -4,15 +4,14 @@
 #pragma once
 #include <vector>
 
+#include "config/training.hpp"
 #include "model/params.hpp"
 #include "train/grad_reducer.hpp"
 
 namespace r1 {
 
-class Deck;
-
 struct LrSchedule {
-  enum class Shape { cosine, wsd, constant };
+  using Shape = LrShape;
   Shape shape = Shape::cosine;
   double lr = 3e-4, min_lr = 3e-5;
   std::int64_t warmup = 0;
@@ -22,12 +21,12 @@ struct LrSchedule {
   double at(std::int64_t step) const;
   // The deck's [optim] schedule over a run of `steps` optimizer steps (run.max_steps, or the steps of a
   // stage's epochs); decay_steps = 0 decays over what follows the warmup (cosine) or the last fifth (wsd).
-  static LrSchedule from_deck(const Deck& deck, std::int64_t steps);
+  static LrSchedule from_config(const OptimConfig& optim, std::int64_t max_steps);
 };
 
 struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
-  static AdamWConfig from_deck(const Deck& deck);
+  static AdamWConfig from_config(const OptimConfig& optim);
 };
 
 class AdamW {

@@ -7,13 +7,12 @@
 #include <optional>
 #include <vector>
 
+#include "config/run.hpp"
 #include "core/tensor.hpp"
 #include "kernels/context.hpp"
 #include "parallel/comm.hpp"
 
 namespace r1 {
-
-enum class PipelineSchedule { one_f_one_b, interleaved };
 
 // One pass of one micro-batch through one model chunk. Chunks are numbered along the model,
 // 0 .. stages * virtual_stages - 1, and chunk c runs on pipeline rank c % stages, so with interleaving a

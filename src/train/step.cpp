@@ -10,32 +10,20 @@
 
 namespace r1 {
 
-bool full_recompute(const Deck& deck) {
-  const std::string& recompute = deck.get_string("train.recompute");
-  if (recompute == "selective")
-    deck.fail("train.recompute", "selective recomputation (attention core only) is not available yet; use none or full");
-  return recompute == "full";
-}
-
-BatchPlan BatchPlan::from_deck(const Deck& deck, std::int64_t replicas, std::int64_t max_seq_len) {
+BatchPlan BatchPlan::from_config(const RunConfig& cfg, std::int64_t replicas) {
   BatchPlan b;
-  b.seq = deck.get_int("data.seq_len");
-  b.micro = deck.get_int("train.micro_batch");
+  b.seq = cfg.data.seq_len;  // within [model] max_seq_len: deck/validate.cpp
+  b.micro = cfg.train.micro_batch;
   b.replicas = replicas;
-  b.global = deck.get_int("train.global_batch") > 0 ? deck.get_int("train.global_batch") : b.micro * replicas;
+  b.global = cfg.train.global_batch > 0 ? cfg.train.global_batch : b.micro * replicas;
   b.n_micro = b.global / (b.micro * replicas);
-  if (b.seq > max_seq_len)
-    deck.fail("data.seq_len", detail::concat("rows of ", b.seq, " tokens exceed [model] max_seq_len = ", max_seq_len));
-  b.full_recompute = r1::full_recompute(deck);
+  b.full_recompute = cfg.train.recompute == Recompute::full;
   return b;
 }
 
 PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
-  const Deck& d = env.deck;
-  return {.pp = env.comms->pp.get(),
-          .schedule = d.get_string("parallel.schedule") == "interleaved" ? PipelineSchedule::interleaved
-                                                                         : PipelineSchedule::one_f_one_b,
-          .virtual_stages = static_cast<int>(d.get_int("parallel.virtual_stages"))};
+  return {.pp = env.comms->pp.get(), .schedule = env.cfg.parallel.schedule,
+          .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
 }
 
 ExpertCounts zero_expert_counts(const Model& model) {

@@ -21,15 +21,12 @@ struct StageEnv;
 // Tokens routed to each expert, per MoE layer.
 using ExpertCounts = std::vector<std::vector<std::int64_t>>;
 
-// [train] recompute: true for full, false for none; selective is refused naming the key.
-bool full_recompute(const Deck& deck);
 // The batch of one optimizer step: micro-batches of `micro` rows of `seq` tokens on each of `replicas`
 // data-parallel ranks, `global` rows in all ([train] global_batch, 0: one micro-batch per replica).
-// Refuses, naming the key, rows longer than the model's max_seq_len and selective recomputation.
 struct BatchPlan {
   std::int64_t seq = 0, micro = 0, replicas = 1, global = 0, n_micro = 0;
   bool full_recompute = false;
-  static BatchPlan from_deck(const Deck& deck, std::int64_t replicas, std::int64_t max_seq_len);
+  static BatchPlan from_config(const RunConfig& cfg, std::int64_t replicas);
 };
 
 // What one optimizer step's micro-batches add up to over the data-parallel group (and the pipeline).

@@ -11,15 +11,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.hpp"
-#include "deck/deck.hpp"
+#include "config/run.hpp"
 #include "kernels/profile.hpp"
 
 namespace r1 {
 
 class StepProfiler {
  public:
-  explicit StepProfiler(const Deck& deck) {
-    const auto& range = deck.get_ints("log.profile_steps");
+  explicit StepProfiler(const LogConfig& log) {
+    const auto& range = log.profile_steps;
     if (range.size() == 2) {
       first_ = range[0];
       last_ = range[1];

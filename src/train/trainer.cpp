@@ -10,22 +10,22 @@ namespace r1 {
 
 ModelGroups model_groups(const StageEnv& env) {
   return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-          .virtual_stages = static_cast<int>(env.deck.get_int("parallel.virtual_stages")),
-          .sequence_parallel = env.deck.get_bool("parallel.sequence_parallel"),
-          .overlap_expert_comm = env.deck.get_bool("parallel.overlap_expert_comm")};
+          .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages),
+          .sequence_parallel = env.cfg.parallel.sequence_parallel,
+          .overlap_expert_comm = env.cfg.parallel.overlap_expert_comm};
 }
 
 TrainerOptions TrainerOptions::from_env(const StageEnv& env, std::string stage) {
-  const ModelConfig cfg = model_config_from_deck(env.deck);
+  const ModelConfig& cfg = env.cfg.model;
   return {.stage = std::move(stage), .model = cfg, .groups = model_groups(env),
-          .batch = BatchPlan::from_deck(env.deck, env.comms->dp->size(), cfg.max_seq_len)};
+          .batch = BatchPlan::from_config(env.cfg, env.comms->dp->size())};
 }
 
 Trainer::InitializedModel::InitializedModel(const StageEnv& env, const TrainerOptions& o)
     : params(env.ctx, env.compute_dtype), model(o.model, params, o.groups) {
   model.full_recompute = o.batch.full_recompute;
   if (o.add_params) o.add_params(params);
-  params.initialize(static_cast<std::uint64_t>(env.deck.get_int("run.seed")), o.model.init_std);
+  params.initialize(static_cast<std::uint64_t>(env.cfg.run.seed), o.model.init_std);
 }
 
 Trainer::Trainer(const StageEnv& env, TrainerOptions options)
@@ -33,15 +33,15 @@ Trainer::Trainer(const StageEnv& env, TrainerOptions options)
       options_(std::move(options)),
       net_(env, options_),
       grads_(net_.params, ReplicaGroups::from_env(env, options_.zero1)),
-      opt_(net_.params, AdamWConfig::from_deck(env.deck), grads_),
-      schedule_(LrSchedule::from_deck(env.deck, options_.steps)),
-      resumed_(resume_from_deck(env.deck, options_.stage, net_.params, opt_, options_.new_prefix)),
+      opt_(net_.params, AdamWConfig::from_config(env.cfg.optim), grads_),
+      schedule_(LrSchedule::from_config(env.cfg.optim, options_.steps)),
+      resumed_(resume_from_deck(env.deck, env.cfg, options_.stage, net_.params, opt_, options_.new_prefix)),
       run_(open_run_dir(env, options_.stage)),
-      checkpoints_(env.deck, *env.comms->world, options_.stage, resumed_.parent, layout_json(env), net_.params, opt_),
+      checkpoints_(env.deck, env.cfg, *env.comms->world, options_.stage, resumed_.parent, layout_json(env), net_.params, opt_),
       pipe_(PipelinePlan::from_env(env)),
-      profiler_(env.deck),
-      log_every_(env.deck.get_int("train.log_every")),
-      metrics_every_(env.deck.get_int("log.metrics_every")),
+      profiler_(env.cfg.log),
+      log_every_(env.cfg.train.log_every),
+      metrics_every_(env.cfg.log.metrics_every),
       flops_per_token_(train_flops_per_token(options_.model, options_.batch.seq)) {}
 
 float Trainer::balance_weight() const {

@@ -110,7 +110,7 @@ TEST(PipelineSplit, EvenOrCountingEmbeddingHeadAndMtp) {
 // plus the last stage's embedding copy for MTP.
 TEST(MemoryPlan, DeepSeekV3On2048Gpus) {
   const Deck deck = Deck::parse("[model]\npreset = v3-671b\n", "p.deck");
-  const ModelConfig c = model_config_from_deck(deck);
+  const ModelConfig c = deck.config().model;
   const parallel::Layout l{.world = 2048, .tensor = 1, .pipeline = 16, .data = 128, .expert = 64};
   TrainSettings s;
   s.compute_bytes = 2, s.compute_copy = true, s.moment_bytes = 2, s.seq_len = 4096, s.micro_batches = 120;

@@ -52,13 +52,13 @@ nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(std::
 // Runs one stage of r1hpc in this process, as `r1hpc deck` would after validation.
 void run(const std::string& deck_text) {
   const Deck d = Deck::parse(deck_text, (fs::temp_directory_path() / "hf_import_test.deck").string());
-  ASSERT_EQ(run_stage(d, 0, 1), 0);
+  ASSERT_EQ(run_stage(d, d.config(), 0, 1), 0);
 }
 
 // The logits of the fixture's batch under params loaded from `checkpoint`, with the checkpoint's own model.
 Tensor logits_of(const fs::path& checkpoint, const test::HfFixture& fx) {
   const ckpt::Meta meta = ckpt::read_meta(checkpoint);
-  const ModelConfig cfg = model_config_from_deck(Deck::parse(meta.deck, (checkpoint / "index.h5").string()));
+  const ModelConfig cfg = Deck::parse(meta.deck, (checkpoint / "index.h5").string()).config().model;
   ParamStore params(kernels::Context::cpu(), DType::f32);
   Model model(cfg, params);
   ckpt::load_train_state(checkpoint, ckpt::LoadMode::weights, params, nullptr);
@@ -77,7 +77,7 @@ TEST(HfImport, ConfigJsonGivesTheFixturesModelKeys) {
   const auto config = read_json(fixture("moe_sigmoid_groups") / "config.json");
   const Deck d = Deck::parse("[model]\nseq_aux_alpha = 0\nbias_update_gamma = 0\n", "x.deck",
                              hf::model_overrides(config, "config.json"));
-  const ModelConfig got = model_config_from_deck(d), want = test::model_config(fx);
+  const ModelConfig got = d.config().model, want = test::model_config(fx);
   for (const auto& [a, b] : std::vector<std::pair<std::int64_t, std::int64_t>>{
            {got.vocab_size, want.vocab_size}, {got.dim, want.dim}, {got.n_layers, want.n_layers},
            {got.n_dense_layers, want.n_dense_layers}, {got.n_heads, want.n_heads}, {got.dense_inter_dim, want.dense_inter_dim},
@@ -103,7 +103,7 @@ TEST(HfImport, DeepSeekReleaseStyleYarnConfig) {
   c["num_nextn_predict_layers"] = 1;
   c["rope_scaling"] = {{"type", "yarn"}, {"factor", 40}, {"original_max_position_embeddings", 4096}, {"beta_fast", 32},
                        {"beta_slow", 1}, {"mscale", 1.0}, {"mscale_all_dim", 1.0}};
-  const ModelConfig m = model_config_from_deck(Deck::parse("", "x.deck", hf::model_overrides(c, "config.json")));
+  const ModelConfig m = Deck::parse("", "x.deck", hf::model_overrides(c, "config.json")).config().model;
   EXPECT_EQ(m.rope_factor, 40);
   EXPECT_EQ(m.original_seq_len, 4096);
   EXPECT_EQ(m.max_seq_len, 163840);
@@ -125,7 +125,7 @@ TEST(HfImport, YarnWithMscaleZeroKeepsCosSinUnscaled) {
   m.mscale = 0;
   nlohmann::json c = hf::config_json(m, "float32", false);
   EXPECT_EQ(c.at("rope_scaling").at("attention_factor"), 1.0);
-  EXPECT_EQ(model_config_from_deck(Deck::parse("", "x.deck", hf::model_overrides(c, "config.json"))).mscale, 0.0);
+  EXPECT_EQ(Deck::parse("", "x.deck", hf::model_overrides(c, "config.json")).config().model.mscale, 0.0);
   c["rope_scaling"].erase("attention_factor");
   EXPECT_NE(error_of([&] { hf::model_overrides(c, "cfg/config.json"); })
                 .find("cfg/config.json: rope_scaling: attention_factor: is unset with mscale 0, so transformers uses 0.1 ln(factor) + 1"),

@@ -46,6 +46,25 @@ TEST(Deck, ValuesCarryTheirTypeAndTheirLine) {
   EXPECT_EQ(d.describe("optim.lr"), "[optim] lr = 0.001");
 }
 
+TEST(Deck, ItsConfigHoldsEveryValueInItsTypedMember) {
+  const Deck d = Deck::parse(
+      "[run]\nstage = sft\nseed = 7\n[model]\nscore_func = softmax\n[parallel]\norder = dp-tp-pp\n"
+      "[grpo]\ntemplate = chat\nadv_std_scale = false\n[sampling]\nmax_new_tokens = 64\n[evaluate]\npass_k = 1, 4\n",
+      "c.deck");
+  const RunConfig c = d.config();
+  EXPECT_EQ(c.run.stage, Stage::sft);
+  EXPECT_EQ(c.run.seed, 7);
+  EXPECT_EQ(c.model.score_func, RouterScore::softmax);
+  EXPECT_EQ(c.parallel.order, "dp-tp-pp");
+  EXPECT_EQ(c.grpo.template_, PromptTemplate::chat);
+  EXPECT_EQ(c.evaluate.pass_k, (std::vector<std::int64_t>{1, 4}));
+  // The fields that follow from other keys.
+  EXPECT_FALSE(c.model.normalize_gates);
+  EXPECT_EQ(c.grpo.adv_scale, AdvScale::none);
+  EXPECT_EQ(c.grpo.max_completion_tokens, 64);
+  EXPECT_TRUE(Deck::parse("", "empty.deck").config() == RunConfig{});
+}
+
 TEST(Deck, WindowsLineEndsAreAccepted) {
   const Deck d = Deck::parse("[run]\r\nstage = sft\r\nseed = 3\r\n", "crlf.deck");
   EXPECT_EQ(d.get_string("run.stage"), "sft");
@@ -163,8 +182,9 @@ TEST(Deck, AskingForAnUndeclaredKeyOrTheWrongTypeIsAnInternalError) {
 }
 
 TEST(Deck, CheckpointsGoUnderTheOutputDirectoryUnlessTheDeckSaysOtherwise) {
-  EXPECT_EQ(checkpoint_dir(Deck::parse("[run]\noutput_dir = runs/a\n", "c.deck")), std::filesystem::path("runs/a/checkpoints"));
-  EXPECT_EQ(checkpoint_dir(Deck::parse("[checkpoint]\ndir = /lustre/ck\n", "c.deck")), std::filesystem::path("/lustre/ck"));
+  EXPECT_EQ(checkpoint_dir(Deck::parse("[run]\noutput_dir = runs/a\n", "c.deck").config()),
+            std::filesystem::path("runs/a/checkpoints"));
+  EXPECT_EQ(checkpoint_dir(Deck::parse("[checkpoint]\ndir = /lustre/ck\n", "c.deck").config()), std::filesystem::path("/lustre/ck"));
 }
 
 }  // namespace

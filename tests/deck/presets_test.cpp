@@ -22,7 +22,7 @@ TEST(Presets, EachValidatesAndSetsEveryModelKeyItself) {
   }
 }
 
-ParamCount params_of(const std::string& name) { return count_params(model_config_from_deck(preset(name))); }
+ParamCount params_of(const std::string& name) { return count_params(preset(name).config().model); }
 
 TEST(Presets, HaveTheirAdvertisedSizes) {
   EXPECT_EQ(params_of("tiny").total, 587520);
@@ -35,7 +35,7 @@ TEST(Presets, HaveTheirAdvertisedSizes) {
 }
 
 TEST(Presets, BenchIsTheDesignsPerformanceStandard) {
-  const ModelConfig c = model_config_from_deck(preset("bench"));
+  const ModelConfig c = preset("bench").config().model;
   const ParamCount p = count_params(c);
   EXPECT_NEAR(p.total, 2.25e9, 0.01e9);
   EXPECT_NEAR(p.activated, 0.54e9, 0.005e9);

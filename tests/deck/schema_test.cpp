@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "deck/schema.hpp"
 #include "deck/suggest.hpp"
@@ -13,6 +16,50 @@ TEST(DeckSchema, EveryDefaultParsesAsItsTypeAndLiesInItsRange) {
   for (const KeyDecl& k : deck_keys()) {
     std::string problem;
     EXPECT_TRUE(parse_deck_value(k, k.default_text, problem).has_value()) << k.full_name() << ": " << problem;
+  }
+}
+
+// A member's default is written once, in its key's line: the struct's default and the deck's agree.
+TEST(DeckSchema, EveryMembersDefaultIsItsKeysDefault) {
+  for (const KeyDecl& k : deck_keys()) {
+    std::string problem;
+    RunConfig c;
+    k.assign(c, *parse_deck_value(k, k.default_text, problem));
+    EXPECT_TRUE(c == RunConfig{}) << k.full_name();
+  }
+}
+
+// A value of the key's type other than its default (none for a choice of one word).
+std::optional<KeyValue> other_value(const KeyDecl& k) {
+  std::string problem;
+  const KeyValue v = *parse_deck_value(k, k.default_text, problem);
+  switch (k.type) {
+    case KeyType::integer: {
+      const std::int64_t i = std::get<std::int64_t>(v);
+      return KeyValue{i == k.imax ? i - 1 : i + 1};
+    }
+    case KeyType::real: return KeyValue{std::get<double>(v) == k.fmax ? k.fmin : k.fmax};
+    case KeyType::boolean: return KeyValue{!std::get<bool>(v)};
+    case KeyType::choice:
+      for (std::string_view c : k.choices)
+        if (c != k.default_text) return KeyValue{std::string(c)};
+      return std::nullopt;
+    case KeyType::int_list: return KeyValue{std::vector<std::int64_t>{k.imin, k.imin}};
+    default: return KeyValue{std::get<std::string>(v) + "x"};
+  }
+}
+
+// Setting one key changes one member, and no two keys share a member.
+TEST(DeckSchema, EveryKeyBindsAMemberOfItsOwn) {
+  std::vector<std::pair<std::string, RunConfig>> changed;
+  for (const KeyDecl& k : deck_keys()) {
+    const auto v = other_value(k);
+    if (!v) continue;
+    RunConfig c;
+    k.assign(c, *v);
+    EXPECT_FALSE(c == RunConfig{}) << k.full_name() << " changes nothing";
+    for (const auto& [name, other] : changed) EXPECT_FALSE(c == other) << k.full_name() << " and " << name << " bind one member";
+    changed.emplace_back(k.full_name(), c);
   }
 }
 

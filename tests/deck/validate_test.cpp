@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <utility>
 
 #include "deck/validate.hpp"
 #include "deck_test_util.hpp"
@@ -32,9 +33,21 @@ TEST(ValidateDeck, ExpertsFoldOverDataTimesTensor) {
   EXPECT_NO_THROW(validate_deck(tiny("[parallel]\ntensor = 2\nexpert = 4\n"), 4));
 }
 
-TEST(ValidateDeck, InterleavedAndDualPipeSchedulesFitTheirStages) {
+TEST(ValidateDeck, TheInterleavedScheduleFitsItsStages) {
   EXPECT_NO_THROW(validate_deck(tiny("n_layers = 4\n[parallel]\npipeline = 2\nvirtual_stages = 2\nschedule = interleaved\n"), 2));
-  EXPECT_NO_THROW(validate_deck(tiny("[parallel]\npipeline = 2\nschedule = dualpipe\n"), 2));
+}
+
+// A choice that is not implemented is not offered: a deck naming one fails on its line like any other word.
+TEST(ValidateDeck, ChoicesNotImplementedAreNotOffered) {
+  const std::pair<const char*, const char*> refused[] = {
+      {"[parallel]\nschedule = dualpipe\n", "t.deck:4: [parallel] schedule = dualpipe: not a valid choice"},
+      {"[train]\nrecompute = selective\n", "t.deck:4: [train] recompute = selective: not a valid choice"},
+      {"[train]\nprecision = fp8\n", "t.deck:4: [train] precision = fp8: not a valid choice"},
+      {"[optim]\nmoment_precision = bf16\n", "t.deck:4: [optim] moment_precision = bf16: not a valid choice"}};
+  for (const auto& [deck, want] : refused) {
+    const std::string msg = user_error_of([&] { tiny(deck); });
+    EXPECT_NE(msg.find(want), std::string::npos) << msg;
+  }
 }
 
 TEST(ValidateDeck, UnevenLayersSplitWithEmbeddingHeadAndMtpCountedAsLayers) {
@@ -88,7 +101,7 @@ class ExistingRun : public ::testing::Test {
   Deck deck(const std::vector<std::string>& sets = {}) const {
     std::vector<std::string> all{"run.output_dir=" + out_.string()};
     all.insert(all.end(), sets.begin(), sets.end());
-    return tiny("[run]\nstage = pretrain\n[data]\nsource = synthetic\n", all);
+    return tiny("[run]\nstage = pretrain\nmax_steps = 100\n[data]\nsource = synthetic\n", all);
   }
   ScratchDir dir_;
   fs::path out_;

@@ -168,7 +168,7 @@ HfFixture load_hf_fixture(const std::filesystem::path& file) {
 }
 
 ModelConfig model_config(const HfFixture& fx) {
-  return model_config_from_deck(Deck::parse(fx.deck_text, fx.name + ".h5:r1hpc_deck"));
+  return Deck::parse(fx.deck_text, fx.name + ".h5:r1hpc_deck").config().model;
 }
 
 TokenBatch token_batch(const HfFixture& fx) {

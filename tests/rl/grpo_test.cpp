@@ -11,7 +11,7 @@
 
 #include "core/error.hpp"
 #include "core/tensor.hpp"
-#include "deck/deck.hpp"
+#include "deck/validate.hpp"
 #include "kernels/gradcheck.hpp"
 #include "rl/grpo.hpp"
 
@@ -393,13 +393,13 @@ TEST(GrpoMicroBatches, LossesAndGradientsAddUpUnderTheBatchNormaliser) {
   }
 }
 
-TEST(GrpoConfig, FromDeck) {
+TEST(GrpoConfig, ReadFromTheDeck) {
   const Deck d = Deck::parse(
       "[grpo]\nepsilon_high = 0.28\nbeta_kl = 0\nkl_estimator = k2\nloss_agg = seq-mean-token-sum-norm\n"
       "adv_std_scale = false\ndynamic_sampling = true\nmask_truncated = true\ninner_epochs = 2\n"
       "[sampling]\nmax_new_tokens = 1024\n",
       "grpo.deck");
-  const GrpoConfig c = GrpoConfig::from_deck(d);
+  const GrpoConfig c = d.config().grpo;
   EXPECT_EQ(c.group_size, 16);
   EXPECT_EQ(c.epsilon_low, 0.2);
   EXPECT_EQ(c.epsilon_high, 0.28);
@@ -411,15 +411,15 @@ TEST(GrpoConfig, FromDeck) {
   EXPECT_TRUE(c.mask_truncated);
   EXPECT_EQ(c.inner_epochs, 2);
   EXPECT_EQ(c.max_completion_tokens, 1024);
-  EXPECT_EQ(GrpoConfig::from_deck(Deck::parse("[grpo]\nadv_std_scope = batch\n", "b.deck")).adv_scale,
+  EXPECT_EQ(Deck::parse("[grpo]\nadv_std_scope = batch\n", "b.deck").config().grpo.adv_scale,
             AdvScale::batch_std);
-  EXPECT_EQ(GrpoConfig::from_deck(Deck::parse("", "e.deck")).adv_scale, AdvScale::group_std);
+  EXPECT_EQ(Deck::parse("", "e.deck").config().grpo.adv_scale, AdvScale::group_std);
 }
 
 TEST(GrpoConfig, BatchStdWithoutStdScalingIsAUserErrorNamingTheKey) {
   const Deck d = Deck::parse("[grpo]\nadv_std_scale = false\nadv_std_scope = batch\n", "bad.deck");
   try {
-    GrpoConfig::from_deck(d);
+    validate_deck(d, 1);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::user);

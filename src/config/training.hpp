@@ -1,0 +1,94 @@
+// The sections of the training stages: [data], [optim], [train] and [sft].
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "config/keys.hpp"
+
+namespace r1 {
+
+enum class DataSource { files, synthetic };
+constexpr auto choice_words(DataSource) {
+  return std::to_array<ChoiceWord<DataSource>>({{"files", DataSource::files}, {"synthetic", DataSource::synthetic}});
+}
+
+#define R1_DATA_KEYS(KEY)                                                                                             \
+  KEY(choice, source, DataSource::files, (), "train on train_path/eval_path, or on the built-in reasoning tasks")     \
+  KEY(input, train_path, "", (), "training data: JSONL or HDF5 token shards (source = files)")                        \
+  KEY(input, eval_path, "", (), "evaluation data: JSONL prompts with answers, or held-out token shards")              \
+  KEY(integer, seq_len, 256, (1, 1 << 24), "tokens per training sequence (examples are packed)")                      \
+  KEY(text, tokenizer, "byte", (), "Hugging Face tokenizer.json, or 'byte' for the byte-level tokenizer")             \
+  KEY(integer, synthetic_examples, 20000, (1, kNoMax), "examples the synthetic generator makes (source = synthetic)") \
+  KEY(real, synthetic_worked_share, 1, (0, 1),                                                                        \
+      "share of the synthetic problems shown with their worked solution; the others show the answer alone "           \
+      "(<think></think><answer>X</answer>): below 1, a base that mostly answers without reasoning (R1-Zero's start)") \
+  KEY(flag, shuffle, true, (), "shuffle example order each epoch (seeded by run.seed)")
+
+struct DataConfig {
+  R1_CONFIG_MEMBERS(R1_DATA_KEYS)
+  bool operator==(const DataConfig&) const = default;
+};
+
+enum class LrShape { cosine, wsd, constant };
+constexpr auto choice_words(LrShape) {
+  return std::to_array<ChoiceWord<LrShape>>(
+      {{"cosine", LrShape::cosine}, {"wsd", LrShape::wsd}, {"constant", LrShape::constant}});
+}
+
+#define R1_OPTIM_KEYS(KEY)                                                                                             \
+  KEY(real, lr, 3e-4, (0, 1), "peak learning rate")                                                                    \
+  KEY(real, min_lr, 3e-5, (0, 1), "learning rate at the end of the decay")                                             \
+  KEY(real, beta1, 0.9, (0, 0.999999), "AdamW first-moment decay")                                                     \
+  KEY(real, beta2, 0.95, (0, 0.999999), "AdamW second-moment decay")                                                   \
+  KEY(real, eps, 1e-8, (1e-30, 1), "AdamW epsilon")                                                                    \
+  KEY(real, weight_decay, 0.1, (0, 10), "decoupled weight decay (not on norms, biases and embeddings)")                \
+  KEY(real, grad_clip, 1.0, (0, 1e6), "global gradient-norm clip; 0: none")                                            \
+  KEY(choice, schedule, LrShape::cosine, (), "learning-rate shape after warmup")                                       \
+  KEY(integer, warmup_steps, 100, (0, kNoMax), "linear warmup steps from 0 to lr")                                     \
+  KEY(integer, decay_steps, 0, (0, kNoMax), "length of the decay to min_lr (wsd: the final one); 0: to run.max_steps") \
+  KEY(choice, moment_precision, "fp32", ("fp32"), "storage type of the AdamW moments")
+
+struct OptimConfig {
+  R1_CONFIG_MEMBERS(R1_OPTIM_KEYS)
+  bool operator==(const OptimConfig&) const = default;
+};
+
+// `selective` (DeepSeek-V3's recompute of the norms, MLA up-projections and SwiGLU) is not offered to
+// training yet; the memory planner (app/plan.cpp) estimates it.
+enum class Recompute { none, selective, full };
+constexpr auto choice_words(Recompute) {
+  return std::to_array<ChoiceWord<Recompute>>({{"none", Recompute::none}, {"full", Recompute::full}});
+}
+enum class Precision { fp32, bf16 };
+constexpr auto choice_words(Precision) {
+  return std::to_array<ChoiceWord<Precision>>({{"fp32", Precision::fp32}, {"bf16", Precision::bf16}});
+}
+
+#define R1_TRAIN_KEYS(KEY)                                                                                 \
+  KEY(integer, micro_batch, 1, (1, 1 << 20), "sequences per rank per forward/backward pass")               \
+  KEY(integer, global_batch, 0, (0, kNoMax),                                                               \
+      "sequences per optimizer step (multiple of micro_batch x data); 0: one micro-batch per replica")     \
+  KEY(choice, recompute, Recompute::none, (), "activation recomputation in the backward pass")             \
+  KEY(choice, precision, Precision::fp32, (), "compute precision of the GEMMs (master weights stay fp32)") \
+  KEY(integer, log_every, 10, (1, kNoMax), "steps between progress lines")                                 \
+  KEY(integer, eval_every, 0, (0, kNoMax), "steps between evaluations on data.eval_path; 0: never")
+
+struct TrainConfig {
+  R1_CONFIG_MEMBERS(R1_TRAIN_KEYS)
+  bool operator==(const TrainConfig&) const = default;
+};
+
+#define R1_SFT_KEYS(KEY)                                                                              \
+  KEY(integer, epochs, 2, (1, 10000), "passes over the training data")                                \
+  KEY(choice, template_, "chat", ("chat", "r1-zero", "raw"), "how prompt and response are laid out")  \
+  KEY(flag, loss_on_prompt, false, (), "also train on prompt tokens (default: response tokens only)") \
+  KEY(flag, pack, true, (), "pack several examples per sequence, attention kept within each")         \
+  KEY(integer, synthetic_examples, 0, (0, kNoMax),                                                    \
+      "with data.source = files: add this many synthetic worked solutions (cold start's other sources)")
+
+struct SftConfig {
+  R1_CONFIG_MEMBERS(R1_SFT_KEYS)
+  bool operator==(const SftConfig&) const = default;
+};
+
+}  // namespace r1
