@@ -1,5 +1,6 @@
 // The generation engine of every RL and sampling phase: batched prefill and decode over the model's MLA
-// KV cache, host-side sampling (generate/sampling.hpp), stop tokens and length limits.
+// KV cache, sampling where the logits are (kernels::sample_rows; generate/sampling.hpp), stop tokens and
+// length limits.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -41,8 +42,9 @@ std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok);
 // those of a one-rank run. Under tensor and pipeline parallelism the ranks of a TP group and the stages
 // of a pipeline call it with the same prompts: each model pass is collective over them and gives them
 // all the same logits (Model::prefill, decode), so they return the same completions.
-// Sampling runs on the host from f32 logits copied off the device each step; a device sampler (top-k /
-// top-p over the logits in GPU memory, one token id per sequence coming back) is the next speed-up.
+// Each step's draws run where the logits are (kernels::sample_rows: on the GPU when the model is there):
+// only the uniforms go up, and one token id, log-prob and entropy per sequence come back. A decode step of a
+// small batch on one GPU (Model::decodes_on_device) runs as one CUDA graph (SamplingParams::cuda_graphs).
 std::vector<Completion> generate(const Model& model, const std::vector<std::vector<std::int32_t>>& prompts,
                                  std::int64_t samples_per_prompt, const SamplingParams& params, std::int64_t max_batch,
                                  std::int64_t first_prompt_index = 0);

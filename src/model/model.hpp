@@ -81,6 +81,8 @@ class Model {
   // in the same order.
   std::vector<std::span<Param* const>> grads_complete_order() const;
 
+  // The micro-batch checked against the model (ids, targets, length) and copied into its memory, with the
+  // positions, MTP inputs and vocabulary-shard views every layer reads (model/batch.cpp).
   DeviceBatch upload(const TokenBatch& b) const;
 
   struct Saved;
@@ -137,7 +139,8 @@ class Model {
   static const Tensor& final_hidden(const Saved& s);
   // Accumulates the trunk's parameter gradients (final norm, blocks, embedding) from d(loss)/d(final_hidden)
   // alone ([T, D], f32 or the compute dtype); the LM head and the MTP module get none. For losses on the
-  // final hidden state rather than on next-token predictions (the reward model).
+  // final hidden state rather than on next-token predictions (the reward model). `ready` is called with
+  // each block's parameters as its backward completes.
   void backward_from_hidden(const DeviceBatch& batch, Saved& saved, const Tensor& d_hidden, float balance_weight,
                             const GradsReady& ready = {}) const;
   // Per-token cross-entropies of the last forward (f32 [T]; 0 where the target is -1): -log p(target).
@@ -147,7 +150,7 @@ class Model {
   void update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const;
   int moe_layer_count() const;
 
-  // Inference (generation; no backward, MTP modules unused). Logits come back as f32 [B, V] in the
+  // Inference (generation; no backward, MTP modules unused; model/inference.cpp). Logits come back as f32 [B, V] in the
   // model's memory, one row per cache slot: the next-token logits after each slot's last token. The
   // cache holds this rank's trunk layers (under pipeline parallelism: those of its chunks).
   KvCache make_kv_cache(std::int64_t slots, std::int64_t max_len) const;

@@ -12,7 +12,7 @@
 namespace r1 {
 
 // A layer's TP group; no communicator (or one rank) is no tensor parallelism. Under TP a layer's output
-// and input gradient are partial sums over the group, which the caller completes with all_reduce.
+// and input gradient are partial sums over the group, which the caller completes (TpRegions::tp_complete).
 struct TpGroup {
   parallel::Communicator* comm = nullptr;
   int size() const { return comm != nullptr ? comm->size() : 1; }
