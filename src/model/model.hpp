@@ -43,7 +43,7 @@ struct ModelGroups {
 // (no later part of it adds to them): after each trunk block's backward with the block's parameters, and
 // after the head's backward with the final norm, the output head (unless tied to the embedding) and the
 // MTP module. The training loop hands one to the last micro-batch's backward, to start their reduction over
-// the data-parallel replicas while the backward goes on (AdamW::start_reduction). Empty: nothing is called.
+// the data-parallel replicas while the backward goes on (GradReducer::start). Empty: nothing is called.
 using GradsReady = std::function<void(std::span<Param* const>)>;
 
 // The KV cache of a generation batch: one MLA cache per trunk layer over the same sequence slots, and
