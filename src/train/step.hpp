@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/timer.hpp"
-#include "deck/deck.hpp"
+#include "config/run_config.hpp"
 #include "model/model.hpp"
 #include "train/grad_reducer.hpp"
 #include "train/pipeline_schedule.hpp"
