@@ -8,6 +8,11 @@
 # parallelism. Pipeline parallelism trains through the schedule: PP2 (1F1B) agrees with one rank, and so
 # does PP2 with two chunks per stage (interleaved) on a 4-layer base, at a micro-batch size that leaves a
 # micro-batch count the schedule must round up to a multiple of the stages.
+# Weight decay is off: with it, a step whose groups are all uniform (no advantage) still moves the weights,
+# and the next inner epoch's KL gradient is then a difference of nearly equal float32 log-probs (a 1e-2
+# relative error) that AdamW's first step scales up to lr-sized updates, different in every layout. Without
+# it such steps leave the weights untouched and the layouts are compared where the gradient is signal. The
+# 4-layer base uses seed 2, whose rollouts give an advantage at step 3.
 #   usage: grpo_test.sh R1HPC_BINARY PYTHON_WITH_H5PY
 set -uo pipefail
 bin=$1
@@ -18,12 +23,12 @@ tools=$(cd "$here/../../tools" && pwd)
 source "$here/common.sh"
 "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=base --set run.max_steps=60 \
   >base.log 2>&1 || { cat base.log; fail "pretraining the base"; }
-"$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set run.output_dir=one >one.log 2>&1 \
+g=(--set checkpoint.load=base/checkpoints --set optim.weight_decay=0)
+"$bin" "$here/grpo_tiny.deck" "${g[@]}" --set run.output_dir=one >one.log 2>&1 \
   || { cat one.log; fail "grpo on one rank"; }
-mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints \
-  --set run.output_dir=two >two.log 2>&1 || { cat two.log; fail "grpo on two ranks"; }
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${g[@]}" --set run.output_dir=two >two.log 2>&1 || { cat two.log; fail "grpo on two ranks"; }
 # Dynamic sampling drops uniform groups, so the EP ranks are left different numbers of micro-batches.
-dyn=(--set checkpoint.load=base/checkpoints --set grpo.dynamic_sampling=true)
+dyn=("${g[@]}" --set grpo.dynamic_sampling=true)
 mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set run.output_dir=dyn >dyn.log 2>&1 \
   || { cat dyn.log; fail "grpo with dynamic sampling on two ranks"; }
 mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.expert=2 \
@@ -31,26 +36,26 @@ mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set par
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.expert=4 \
   --set run.output_dir=tp >tp.log 2>&1 || { cat tp.log; fail "grpo with tensor = 2, expert = 4"; }
 grep -q "routed experts over 2 EP ranks" ep.log || fail "grpo did not run expert-parallel"
-mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set parallel.pipeline=2 \
-  --set run.output_dir=pp >pp.log 2>&1 || { cat pp.log; fail "grpo with pipeline = 2"; }
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${g[@]}" --set parallel.pipeline=2 --set run.output_dir=pp >pp.log 2>&1 || { cat pp.log; fail "grpo with pipeline = 2"; }
 grep -q "2 pipeline stages (1f1b, 2 chunks)" pp.log || fail "grpo did not run pipeline-parallel"
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.pipeline=2 \
   --set run.output_dir=tp_pp >tp_pp.log 2>&1 || { cat tp_pp.log; fail "grpo with tensor = 2, pipeline = 2"; }
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.pipeline=2 --set parallel.expert=2 \
   --set run.output_dir=pp_ep >pp_ep.log 2>&1 || { cat pp_ep.log; fail "grpo with pipeline = 2, expert = 2"; }
-deep=(--set model.n_layers=4 --set train.micro_batch=6)
+deep=(--set checkpoint.load=base4/checkpoints --set optim.weight_decay=0 --set model.n_layers=4 --set train.micro_batch=6
+      --set run.seed=2)
 "$bin" "$here/pretrain_tiny.deck" --set run.output_dir=base4 --set run.max_steps=60 --set model.n_layers=4 \
   >base4.log 2>&1 || { cat base4.log; fail "pretraining the 4-layer base"; }
-"$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base4/checkpoints "${deep[@]}" --set run.output_dir=one4 >one4.log 2>&1 \
+"$bin" "$here/grpo_tiny.deck" "${deep[@]}" --set run.output_dir=one4 >one4.log 2>&1 \
   || { cat one4.log; fail "grpo of the 4-layer base on one rank"; }
-mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base4/checkpoints "${deep[@]}" \
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${deep[@]}" \
   --set parallel.pipeline=2 --set parallel.virtual_stages=2 --set parallel.schedule=interleaved --set run.output_dir=pp_int \
   >pp_int.log 2>&1 || { cat pp_int.log; fail "grpo with pipeline = 2, virtual_stages = 2"; }
 grep -q "2 pipeline stages (interleaved, 4 chunks)" pp_int.log || fail "grpo did not run the interleaved schedule"
-"$bin" "$here/grpo_tiny.deck" --set checkpoint.load=base/checkpoints --set run.output_dir=split \
+"$bin" "$here/grpo_tiny.deck" "${g[@]}" --set run.output_dir=split \
   --set run.time_limit_minutes=0.0001 >stop.log 2>&1
 [[ $? == 75 ]] || { cat stop.log; fail "a grpo run at its time limit did not exit 75"; }
-"$bin" "$here/grpo_tiny.deck" --set checkpoint.load=latest --set run.output_dir=split >resume.log 2>&1 \
+"$bin" "$here/grpo_tiny.deck" --set optim.weight_decay=0 --set checkpoint.load=latest --set run.output_dir=split >resume.log 2>&1 \
   || { cat resume.log; fail "resuming grpo"; }
 "$py" - <<'PY' || fail "metrics"
 import json
@@ -70,19 +75,36 @@ for s, r in one.items():
     missing = [k for k in keys if k not in r]
     assert not missing, f"step {s} lacks {missing}"
     assert r["response_length_mean"] > 0
+# Bounds from the magnitude of the terms each value sums, not from the value itself. The GRPO loss is a
+# near-cancelling sum (a group's advantages sum to zero): its terms are the advantage-weighted ratios of the
+# tokens of non-uniform groups (|A| about 1) and beta_kl times the KL terms, so a float32 error is a small
+# fraction of that scale. kl_mean sums non-negative terms d^2/2, each from d = ref - logp, a difference of
+# log-probs of magnitude up to ~8 known to ~1e-6, so |error| <= sqrt(2 kl) * 1e-6 on top of a relative one.
+# grad_norm is a norm, no cancellation: relative.
+groups, beta = 4, 0.01
+def tolerance(ref, k):
+    if k == "loss":
+        return 1e-5 * ((1 - ref["uniform_groups"] / groups) + beta * ref["kl_mean"]) + 1e-12
+    if k == "kl_mean":
+        return 1e-4 * ref[k] + 1e-6 * (2 * ref[k]) ** 0.5 + 1e-12
+    return 1e-4 * abs(ref[k]) + 1e-12
+def agree(run, ref, s, k):
+    assert abs(run[s][k] - ref[s][k]) <= tolerance(ref[s], k), (s, k, run[s][k], ref[s][k], tolerance(ref[s], k))
 print("step 1 ratio_mean", one[1]["ratio_mean"], "kl", one[1]["kl_mean"])
 for s in one:
     for k in ["reward_mean", "response_length_mean", "accuracy"]:
         assert abs(one[s][k] - two[s][k]) <= 1e-9, (s, k, one[s][k], two[s][k])
-    assert abs(one[s]["loss"] - two[s]["loss"]) <= 1e-4 * max(1e-6, abs(one[s]["loss"])) + 1e-9, (s, one[s]["loss"], two[s]["loss"])
+    agree(two, one, s, "loss")
     assert abs(one[s]["reward_mean"] - split[s]["reward_mean"]) <= 1e-9, (s, one[s], split[s])
     for run, ref in ((ep, dyn), (tp, dyn), (tp_pp, dyn), (pp_ep, dyn), (pp, one), (pp_int, one4)):
         for k in ["reward_mean", "response_length_mean", "uniform_groups"]:
             assert run[s][k] == ref[s][k], (s, k, run[s][k], ref[s][k])
         for k in ["loss", "grad_norm", "kl_mean"]:
-            assert abs(run[s][k] - ref[s][k]) <= 1e-4 * abs(ref[s][k]) + 1e-9, (s, k, run[s][k], ref[s][k])
+            agree(run, ref, s, k)
 assert any(0 < r["uniform_groups"] < 4 for r in ep.values()), "no step kept some groups and dropped others"
-assert all(r["grad_norm"] > 0 for r in list(pp.values()) + list(pp_int.values())), "a pipeline run skipped training"
+for run, ref in ((pp, one), (pp_int, one4)):
+    assert all(r["grad_norm"] > 0 for s, r in run.items() if ref[s]["uniform_groups"] < groups), "a pipeline run skipped training"
+    assert any(r["grad_norm"] > 0 for r in run.values()), "no step of a pipeline run had an advantage to train on"
 print("1 and 2 ranks agree, expert = 2, TP2 x EP4, TP2 x PP2 and PP2 x EP2 too, PP2 (1F1B, interleaved) equals one rank;"
       " the resumed run reproduces the uninterrupted one")
 PY
