@@ -14,8 +14,8 @@ constexpr auto choice_words(DataSource) {
 
 #define R1_DATA_KEYS(KEY)                                                                                             \
   KEY(choice, source, DataSource::files, (), "train on train_path/eval_path, or on the built-in reasoning tasks")     \
-  KEY(input, train_path, "", (), "training data: JSONL or HDF5 token shards (source = files)")                        \
-  KEY(input, eval_path, "", (), "evaluation data: JSONL prompts with answers, or held-out token shards")              \
+  KEY(input, train_path, "", (), "training data: text, JSONL, or HDF5 token shards (file or directory)")               \
+  KEY(input, eval_path, "", (), "evaluation data: JSONL problems with answers (stage evaluate)")                       \
   KEY(integer, seq_len, 256, (1, 1 << 24), "tokens per training sequence (examples are packed)")                      \
   KEY(text, tokenizer, "byte", (), "Hugging Face tokenizer.json, or 'byte' for the byte-level tokenizer")             \
   KEY(integer, synthetic_examples, 20000, (1, kNoMax), "examples the synthetic generator makes (source = synthetic)") \

@@ -10,6 +10,7 @@
 #include "core/file_io.hpp"
 #include "core/rng.hpp"
 #include "data/reasoning_world.hpp"
+#include "data/token_shards.hpp"
 #include "data/world_text.hpp"
 #include "deck/deck.hpp"
 
@@ -53,6 +54,11 @@ Corpus Corpus::from_config(const RunConfig& cfg, const Deck& deck) {
                                       cfg.data.synthetic_worked_share),
                   *tokenizer);
   const std::string& path = cfg.data.train_path;
+  if (names_token_shards(path)) {
+    Corpus c;
+    c.stream_ = read_token_shards(path, cfg.model.vocab_size);
+    return c;
+  }
   const std::string text = read_file(path);
   std::vector<std::string> docs;
   const bool jsonl = path.size() >= 6 && path.substr(path.size() - 6) == ".jsonl";

@@ -21,8 +21,9 @@ std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_
 
 class Corpus {
  public:
-  // data.source = files: data.train_path, plain text (documents separated by blank lines) or JSONL with
-  // a "text" field; synthetic: synthetic_documents(data.synthetic_examples, run.seed). Tokenized by
+  // data.source = files: data.train_path, plain text (documents separated by blank lines), JSONL with
+  // a "text" field, or HDF5 token shards (read_token_shards: already tokenised, ids below model.vocab_size);
+  // synthetic: synthetic_documents(data.synthetic_examples, run.seed). Tokenized by
   // data.tokenizer (byte, or a tokenizer.json), whose vocabulary must fit model.vocab_size. What the files
   // hold is checked here, naming the deck line of the key (`deck`).
   static Corpus from_config(const RunConfig& cfg, const Deck& deck);
@@ -38,6 +39,7 @@ class Corpus {
   TokenBatch batch(std::int64_t first, std::int64_t count, std::int64_t seq_len, std::uint64_t seed, bool shuffle) const;
 
  private:
+  Corpus() = default;
   std::vector<std::int32_t> stream_;  // documents joined by EOS
 };
 

@@ -35,6 +35,7 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, bool allow_empty
     SftExample e{j["prompt"].get<std::string>(), j["response"].get<std::string>(), path + ":" + std::to_string(lineno)};
     if (j.contains("provenance"))  // rejection_sampling's record of where a row came from
       e.provenance += " " + (j["provenance"].is_string() ? j["provenance"].get<std::string>() : j["provenance"].dump());
+    if (e.prompt.empty()) R1_FAIL(user, path, ":", lineno, ": the prompt is empty (the response would answer nothing)");
     if (e.response.empty()) R1_FAIL(user, path, ":", lineno, ": the response is empty (nothing to learn)");
     out.push_back(std::move(e));
   }

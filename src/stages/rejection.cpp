@@ -46,7 +46,6 @@ std::string part_path(const std::string& out, int rank) {
 }  // namespace
 
 int run_rejection_sampling(StageEnv& env) {
-  const Deck& deck = env.deck;
   parallel::Communicator& dp = *env.comms->dp;
   const Policy pol = load_policy(env, "rejection_sampling");
   validate(pol.sampling);

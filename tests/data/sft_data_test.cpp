@@ -70,14 +70,14 @@ TEST(SftJsonl, LoadsPromptResponseAndProvenanceIgnoringOtherFields) {
   const TempFiles files;
   const std::string path = files.write("ok.jsonl", R"({"prompt": "2+2?", "response": "<answer>4</answer>", "kind": "math"})"
                                                    "\n\n"
-                                                   R"({"response": "hola", "prompt": "", "provenance": {"step": 3}})"
+                                                   R"({"response": "hola", "prompt": "hi", "provenance": {"step": 3}})"
                                                    "\n");
   const auto ex = load_sft_jsonl(path);
   ASSERT_EQ(ex.size(), 2u);
   EXPECT_EQ(ex[0].prompt, "2+2?");
   EXPECT_EQ(ex[0].response, "<answer>4</answer>");
   EXPECT_EQ(ex[0].provenance, path + ":1");
-  EXPECT_EQ(ex[1].prompt, "");
+  EXPECT_EQ(ex[1].prompt, "hi");
   EXPECT_EQ(ex[1].provenance, path + ":3 {\"step\":3}");  // the blank line counts
 }
 
@@ -95,6 +95,8 @@ TEST(SftJsonl, ErrorsNameFileAndLine) {
   const std::string empty_response = files.write("empty_response.jsonl", R"({"prompt": "a", "response": ""})");
   EXPECT_NE(error_of([&] { load_sft_jsonl(empty_response); }).find(empty_response + ":1: the response is empty"),
             std::string::npos);
+  const std::string empty_prompt = files.write("empty_prompt.jsonl", ok + "\n" + R"({"prompt": "", "response": "b"})");
+  EXPECT_NE(error_of([&] { load_sft_jsonl(empty_prompt); }).find(empty_prompt + ":2: the prompt is empty"), std::string::npos);
   const std::string array = files.write("array.jsonl", "[1, 2]\n");
   EXPECT_NE(error_of([&] { load_sft_jsonl(array); }).find(array + ":1: not a JSON object"), std::string::npos);
   const std::string blank = files.write("blank.jsonl", "\n\n");
