@@ -83,19 +83,19 @@ File::File(fs::path path) : path_(std::move(path)) {
   const std::string where = path_.string();
   std::error_code ec;
   const std::uint64_t size = fs::file_size(path_, ec);
-  if (ec) R1_FAIL(io, where, ": cannot read safetensors file: ", ec.message());
+  if (ec) R1_FAIL(user, where, ": cannot read safetensors file: ", ec.message());
   std::ifstream in(path_, std::ios::binary);
-  if (!in) R1_FAIL(io, where, ": cannot open safetensors file");
-  if (size < 8) R1_FAIL(io, where, ": ", size, " bytes, too short for the 8-byte header length of a safetensors file");
+  if (!in) R1_FAIL(user, where, ": cannot open safetensors file");
+  if (size < 8) R1_FAIL(user, where, ": ", size, " bytes, too short for the 8-byte header length of a safetensors file");
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
   const std::uint64_t header_len = read_u64_le(len_bytes);
   if (header_len > size - 8 || header_len > kMaxHeaderBytes)
-    R1_FAIL(io, where, ": safetensors header length ", header_len, " exceeds the ", size - 8,
+    R1_FAIL(user, where, ": safetensors header length ", header_len, " exceeds the ", size - 8,
             " bytes after the length field (not a safetensors file, or truncated)");
   std::string text(header_len, '\0');
   in.read(text.data(), static_cast<std::streamsize>(header_len));
-  if (!in) R1_FAIL(io, where, ": cannot read the safetensors header");
+  if (!in) R1_FAIL(user, where, ": cannot read the safetensors header");
   data_start_ = 8 + header_len;
   const std::uint64_t data_bytes = size - data_start_;
 
@@ -103,20 +103,20 @@ File::File(fs::path path) : path_(std::move(path)) {
   try {
     header = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    R1_FAIL(io, where, ": safetensors header is not valid JSON: ", e.what());
+    R1_FAIL(user, where, ": safetensors header is not valid JSON: ", e.what());
   }
-  if (!header.is_object()) R1_FAIL(io, where, ": safetensors header is not a JSON object");
+  if (!header.is_object()) R1_FAIL(user, where, ": safetensors header is not a JSON object");
 
   for (const auto& [name, v] : header.items()) {
     if (name == "__metadata__") {
-      if (!v.is_object()) R1_FAIL(io, where, ": __metadata__ is not a JSON object");
+      if (!v.is_object()) R1_FAIL(user, where, ": __metadata__ is not a JSON object");
       for (const auto& [k, s] : v.items()) {
-        if (!s.is_string()) R1_FAIL(io, where, ": __metadata__ value of ", k, " is not a string");
+        if (!s.is_string()) R1_FAIL(user, where, ": __metadata__ value of ", k, " is not a string");
         metadata_.emplace(k, s.get<std::string>());
       }
       continue;
     }
-    const auto bad = [&](const auto&... why) { R1_FAIL(io, where, ": tensor ", name, ": ", why...); };
+    const auto bad = [&](const auto&... why) { R1_FAIL(user, where, ": tensor ", name, ": ", why...); };
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
       bad("expected an object with dtype, shape and data_offsets, got ", json_dump(v));
     Entry e;
@@ -160,22 +160,22 @@ File::File(fs::path path) : path_(std::move(path)) {
   const Entry* prev = nullptr;
   for (const Entry* e : by_offset) {
     if (e->begin < pos)
-      R1_FAIL(io, where, ": tensor ", e->name, ": data_offsets [", e->begin, ", ", e->end, "] overlap tensor ", prev->name,
+      R1_FAIL(user, where, ": tensor ", e->name, ": data_offsets [", e->begin, ", ", e->end, "] overlap tensor ", prev->name,
               " [", prev->begin, ", ", prev->end, "]");
     if (e->begin > pos)
-      R1_FAIL(io, where, ": tensor ", e->name, ": data_offsets start at ", e->begin, ", leaving bytes ", pos, "-", e->begin,
+      R1_FAIL(user, where, ": tensor ", e->name, ": data_offsets start at ", e->begin, ", leaving bytes ", pos, "-", e->begin,
               " unused", prev ? " after tensor " + prev->name : std::string());
     pos = e->end;
     prev = e;
   }
   if (pos != data_bytes)
-    R1_FAIL(io, where, ": ", data_bytes - pos, " bytes after the last tensor", prev ? " (" + prev->name + ")" : std::string(),
+    R1_FAIL(user, where, ": ", data_bytes - pos, " bytes after the last tensor", prev ? " (" + prev->name + ")" : std::string(),
             ": the data section is ", data_bytes, " bytes, the header describes ", pos);
 }
 
 const Entry& File::entry(const std::string& name) const {
   const auto it = entries_.find(name);
-  if (it == entries_.end()) R1_FAIL(io, path_.string(), ": no tensor ", name);
+  if (it == entries_.end()) R1_FAIL(user, path_.string(), ": no tensor ", name);
   return it->second;
 }
 
@@ -186,7 +186,7 @@ Tensor File::read(const std::string& name) const {
   in.seekg(static_cast<std::streamoff>(data_start_ + e.begin));
   const auto read_into = [&](void* dst) {
     in.read(static_cast<char*>(dst), static_cast<std::streamsize>(e.end - e.begin));
-    if (!in) R1_FAIL(io, path_.string(), ": tensor ", name, ": read failed");
+    if (!in) R1_FAIL(user, path_.string(), ": tensor ", name, ": read failed");
   };
   DType dt;
   switch (e.dtype) {
@@ -204,7 +204,7 @@ Tensor File::read(const std::string& name) const {
       std::transform(raw.begin(), raw.end(), t.data<float>(), half_to_float);
       return t;
     }
-    default: R1_FAIL(io, path_.string(), ": tensor ", name, ": r1hpc cannot read dtype ", dtype_name(e.dtype));
+    default: R1_FAIL(user, path_.string(), ": tensor ", name, ": r1hpc cannot read dtype ", dtype_name(e.dtype));
   }
   Tensor t = Tensor::host(shape, dt);
   read_into(t.raw());
@@ -216,7 +216,7 @@ Reader::Reader(const fs::path& path) {
   if (fs::is_directory(path)) {
     if (fs::exists(path / kIndexName)) index = path / kIndexName;
     else if (fs::exists(path / "model.safetensors")) single = path / "model.safetensors";
-    else R1_FAIL(io, path.string(), ": neither ", kIndexName, " nor model.safetensors is there");
+    else R1_FAIL(user, path.string(), ": neither ", kIndexName, " nor model.safetensors is there");
   } else if (path.filename().string().ends_with(".json")) {
     index = path;
   } else {
@@ -231,31 +231,31 @@ Reader::Reader(const fs::path& path) {
   try {
     j = nlohmann::json::parse(read_file(index.string()));
   } catch (const nlohmann::json::exception& e) {
-    R1_FAIL(io, index.string(), ": not valid JSON: ", e.what());
+    R1_FAIL(user, index.string(), ": not valid JSON: ", e.what());
   }
   if (!j.is_object() || !j.contains("weight_map") || !j.at("weight_map").is_object())
-    R1_FAIL(io, index.string(), ": no weight_map object");
+    R1_FAIL(user, index.string(), ": no weight_map object");
   std::map<std::string, std::size_t> file_index;
   for (const auto& [name, f] : j.at("weight_map").items()) {
-    if (!f.is_string()) R1_FAIL(io, index.string(), ": weight_map entry of tensor ", name, " is not a file name");
+    if (!f.is_string()) R1_FAIL(user, index.string(), ": weight_map entry of tensor ", name, " is not a file name");
     const std::string shard = f.get<std::string>();
-    if (shard.find('/') != std::string::npos) R1_FAIL(io, index.string(), ": tensor ", name, ": shard ", shard, " is not in this directory");
+    if (shard.find('/') != std::string::npos) R1_FAIL(user, index.string(), ": tensor ", name, ": shard ", shard, " is not in this directory");
     auto it = file_index.find(shard);
     if (it == file_index.end()) {
       files_.emplace_back(index.parent_path() / shard);
       it = file_index.emplace(shard, files_.size() - 1).first;
     }
     if (!files_[it->second].entries().count(name))
-      R1_FAIL(io, index.string(), ": tensor ", name, " is mapped to ", shard, ", which does not hold it");
+      R1_FAIL(user, index.string(), ": tensor ", name, " is mapped to ", shard, ", which does not hold it");
     where_.emplace(name, it->second);
   }
   for (std::size_t i = 0; i < files_.size(); ++i)
     for (const auto& [n, e] : files_[i].entries()) {
       const auto w = where_.find(n);
       if (w == where_.end())
-        R1_FAIL(io, files_[i].path().string(), ": tensor ", n, " is missing from the weight_map of ", index.string());
+        R1_FAIL(user, files_[i].path().string(), ": tensor ", n, " is missing from the weight_map of ", index.string());
       if (w->second != i)
-        R1_FAIL(io, files_[i].path().string(), ": tensor ", n, " is also in ", files_[w->second].path().string());
+        R1_FAIL(user, files_[i].path().string(), ": tensor ", n, " is also in ", files_[w->second].path().string());
     }
 }
 
@@ -267,7 +267,7 @@ std::vector<std::string> Reader::names() const {
 
 const Entry& Reader::entry(const std::string& name) const {
   const auto it = where_.find(name);
-  if (it == where_.end()) R1_FAIL(io, "safetensors checkpoint ", files_.front().path().parent_path().string(), ": no tensor ", name);
+  if (it == where_.end()) R1_FAIL(user, "safetensors checkpoint ", files_.front().path().parent_path().string(), ": no tensor ", name);
   return files_[it->second].entry(name);
 }
 
@@ -283,7 +283,7 @@ Tensor Reader::read_f32(const std::string& name) const {
   } else if (t.dtype() == DType::f64) {
     std::transform(t.data<double>(), t.data<double>() + t.numel(), dst, [](double v) { return static_cast<float>(v); });
   } else {
-    R1_FAIL(io, entry(name).file.string(), ": tensor ", name, ": expected a floating-point tensor (F32, BF16, F16, F64), got ",
+    R1_FAIL(user, entry(name).file.string(), ": tensor ", name, ": expected a floating-point tensor (F32, BF16, F16, F64), got ",
             dtype_name(entry(name).dtype));
   }
   return out;

@@ -32,7 +32,7 @@ struct Entry {
 
 // One file with its header parsed and validated at construction: the header length lies within the file,
 // the JSON is well formed, every dtype is known, each tensor's offsets span exactly shape x dtype bytes, and
-// the tensors tile the data section without overlap, gap or overrun. Errors (io) name the file and tensor.
+// the tensors tile the data section without overlap, gap or overrun. Errors (user: a damaged input) name the file and tensor.
 class File {
  public:
   explicit File(std::filesystem::path path);
