@@ -81,10 +81,16 @@ void check_layout(const Deck& d, const RunConfig& c, int world) {
 }
 
 void check_model(const Deck& d, const RunConfig& c) {
-  const ModelConfig& m = c.model;
+  if (c.data.seq_len > c.model.max_seq_len) fail_rule(d, "data.seq_len", "model.max_seq_len", "seq_len must be at most max_seq_len");
+  validate_model(d);
+}
+
+}  // namespace
+
+ModelConfig validate_model(const Deck& d) {
+  const ModelConfig m = d.config().model;
   if (m.qk_rope_head_dim % 2 != 0) d.fail("model.qk_rope_head_dim", "RoPE rotates pairs (expected an even number)");
-  if (c.data.seq_len > m.max_seq_len) fail_rule(d, "data.seq_len", "model.max_seq_len", "seq_len must be at most max_seq_len");
-  if (m.dense) return;  // the MoE keys do not apply
+  if (m.dense) return m;  // the MoE keys do not apply
   if (m.n_dense_layers > m.n_layers)
     fail_rule(d, "model.n_dense_layers", "model.n_layers", "n_dense_layers must be at most n_layers");
   const std::int64_t routed = m.n_routed_experts, active = m.n_activated_experts;
@@ -98,7 +104,10 @@ void check_model(const Deck& d, const RunConfig& c) {
   if (active > limited * (routed / groups))
     fail_rule(d, "model.n_activated_experts", "model.n_limited_groups",
               concat("n_activated_experts must be at most the ", limited * (routed / groups), " experts of the groups a token may use"));
+  return m;
 }
+
+namespace {
 
 void check_training(const Deck& d, const RunConfig& c, int world) {
   const std::int64_t per_step = c.train.micro_batch * data_parallel(c, world);

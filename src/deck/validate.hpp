@@ -11,4 +11,8 @@ namespace r1 {
 // typed configuration, which the run then reads instead of the deck.
 RunConfig validate_deck(const Deck& deck, int world_size);
 
+// The rules of the [model] keys alone (part of validate_deck): for a model read from elsewhere, such as a
+// Hugging Face config.json mapped onto a deck, whose training keys do not apply.
+ModelConfig validate_model(const Deck& deck);
+
 }  // namespace r1

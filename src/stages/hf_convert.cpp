@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/log.hpp"
+#include "deck/validate.hpp"
 #include "model/model.hpp"
 #include "stages/stage.hpp"
 
@@ -47,9 +48,10 @@ int run_import_hf(const Deck& deck, const RunConfig& run_config, int rank, int w
   } catch (const nlohmann::json::exception& e) {
     R1_FAIL(user, config_file.string(), ": not valid JSON: ", e.what());
   }
-  // The deck with the HF model's [model] keys: range checks apply, and the checkpoint records the real model.
+  // The deck with the HF model's [model] keys: range checks and the rules between keys apply (a config.json
+  // whose shape r1hpc cannot build is a user error), and the checkpoint records the real model.
   const Deck imported = Deck::parse(deck.resolved_text(), deck.file(), hf::model_overrides(config, config_file.string()));
-  const ModelConfig cfg = imported.config().model;
+  const ModelConfig cfg = validate_model(imported);
   ParamStore params(kernels::Context::cpu(), DType::f32);
   const Model model(cfg, params);
   hf::import_weights(dir, cfg, params);

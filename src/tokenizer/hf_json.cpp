@@ -37,15 +37,7 @@ PreTokenizer pre_tokenizer_rules(const json& pt, const std::string& path) {
        "r1hpc reads GPT-2's ByteLevel pre-tokenizer (use_regex true) or the Split + ByteLevel sequence it writes itself");
 }
 
-}  // namespace
-
-Tokenizer load_hf_tokenizer(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    R1_FAIL(user, path, ": not valid JSON: ", e.what());
-  }
+Tokenizer from_json(const json& j, const std::string& path) {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail(path, "model", "missing: not a tokenizer.json");
   const json& model = j["model"];
   if (model.value("type", "BPE") != "BPE") fail(path, "model.type", "only BPE models are supported");
@@ -55,22 +47,30 @@ Tokenizer load_hf_tokenizer(const std::string& path) {
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail(path, "model.vocab", "missing or not an object");
   if (!model.contains("merges") || !model["merges"].is_array()) fail(path, "model.merges", "missing or not an array");
 
+  const json added_json = j.value("added_tokens", json::array());
+  if (!added_json.is_array()) fail(path, "added_tokens", "expected an array");
+  // Ids are contiguous from 0, so none can reach the number of entries: a larger one is refused before it
+  // sizes anything.
+  const auto entries = static_cast<std::int64_t>(model["vocab"].size() + added_json.size());
+  const auto id_of = [&](const json& id, const std::string& key) {
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= entries)
+      fail(path, key, detail::concat("id ", id.dump(), " is not an integer in [0, ", entries, ") (ids are contiguous from 0)"));
+    return static_cast<std::int32_t>(id.get<std::int64_t>());
+  };
   std::vector<std::pair<std::string, std::int32_t>> added;
-  for (const json& t : j.value("added_tokens", json::array())) {
-    if (!t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") || !t["content"].is_string())
+  for (const json& t : added_json) {
+    if (!t.is_object() || !t.contains("id") || !t.contains("content") || !t["content"].is_string())
       fail(path, "added_tokens", "every entry needs an integer id and a string content");
-    added.emplace_back(t["content"].get<std::string>(), t["id"].get<std::int32_t>());
+    added.emplace_back(t["content"].get<std::string>(), id_of(t["id"], "added_tokens." + t["content"].get<std::string>()));
   }
   std::int32_t n = 0;
-  for (const auto& [text, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<std::int32_t>() < 0) fail(path, "model.vocab." + text, "id must be a non-negative integer");
-    n = std::max(n, id.get<std::int32_t>() + 1);
-  }
+  for (const auto& [text, id] : model["vocab"].items()) n = std::max(n, id_of(id, "model.vocab." + text) + 1);
   for (const auto& a : added) n = std::max(n, a.second + 1);
   std::vector<std::string> tokens(static_cast<std::size_t>(n));
   std::vector<bool> filled(static_cast<std::size_t>(n), false);
   std::vector<std::int32_t> specials;
   for (const auto& [text, id] : added) {
+    if (filled[id]) fail(path, "added_tokens." + text, "shares its id with another added token");
     tokens[id] = text;
     filled[id] = true;
     specials.push_back(id);
@@ -109,6 +109,22 @@ Tokenizer load_hf_tokenizer(const std::string& path) {
     merges.emplace_back(vocab[left].get<std::int32_t>(), vocab[right].get<std::int32_t>());
   }
   return Tokenizer(std::move(tokens), std::move(merges), std::move(specials), rules, path);
+}
+
+}  // namespace
+
+Tokenizer load_hf_tokenizer(const std::string& path) {
+  json j;
+  try {
+    j = json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    R1_FAIL(user, path, ": not valid JSON: ", e.what());
+  }
+  try {
+    return from_json(j, path);
+  } catch (const json::exception& e) {  // a field of another JSON type than the checks above expect
+    R1_FAIL(user, path, ": a field has an unexpected JSON type: ", e.what());
+  }
 }
 
 void save_hf_tokenizer(const Tokenizer& tok, const std::string& path) {

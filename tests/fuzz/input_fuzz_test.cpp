@@ -1,9 +1,10 @@
 // A seeded random mutator over every reader of user input: the deck parser and its validation, the SFT and
-// GSM8K/MATH JSONL readers, safetensors checkpoints and tokenizer.json. Each mutated input must either load
+// GSM8K/MATH JSONL readers, safetensors checkpoints, Hugging Face config.json and tokenizer.json. Each mutated input must either load
 // or give an r1hpc user error (exit 2 with a message); any other exception (an internal error, exit 1) or a
 // crash fails the test. Each target runs for R1HPC_FUZZ_SECONDS (default 6) from a fixed seed and prints
 // its executions and the distinct errors it met.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "checkpoint/hf_import.hpp"
 #include "checkpoint/safetensors.hpp"
 #include "core/error.hpp"
 #include "data/problem_files.hpp"
@@ -97,17 +99,20 @@ void fuzz(const std::string& target, const std::vector<std::string>& seeds, cons
   while (std::chrono::steady_clock::now() < end) {
     const std::string input = mutate(seeds[static_cast<std::size_t>(runs) % seeds.size()]);
     ++runs;
+    std::string finding;
     try {
       load(input);
       ++loaded;
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::user) {
-        ADD_FAILURE() << target << " run " << runs << ": a " << error_kind_name(e.kind()) << " error, not a user error: " << e.what();
-        return;
-      }
-      errors.insert(e.message().substr(0, 60));
+      if (e.kind() == ErrorKind::user) errors.insert(e.message().substr(0, 60));
+      else finding = std::string("a ") + error_kind_name(e.kind()) + " error, not a user error: " + e.what();
     } catch (const std::exception& e) {
-      ADD_FAILURE() << target << " run " << runs << ": " << typeid(e).name() << " escaped as an internal error: " << e.what();
+      finding = std::string(typeid(e).name()) + " escaped as an internal error: " + e.what();
+    }
+    if (!finding.empty()) {
+      const fs::path keep = fs::temp_directory_path() / ("r1hpc_fuzz_finding_" + target);
+      std::ofstream(keep, std::ios::binary | std::ios::trunc) << input;
+      ADD_FAILURE() << target << " run " << runs << ": " << finding << " (input kept in " << keep.string() << ")";
       return;
     }
   }
@@ -179,4 +184,16 @@ TEST(InputFuzz, TokenizerJson) {
     // A tokenizer that loads must keep every byte: one that silently changes text is a finding.
     if (t.decode(t.encode(probe)) != probe) throw std::logic_error("a loaded tokenizer does not round-trip text");
   }, 7);
+}
+
+TEST(InputFuzz, HfConfigJson) {
+  // import_hf's path: config.json parsed, mapped to [model] keys, and the model's rules checked.
+  const Scratch s;
+  const fs::path model = kSource / "tests/fixtures/hf_safetensors/moe_sigmoid_groups";
+  const std::string deck = "[run]\nstage = import_hf\noutput_dir = " + (s.dir / "out").string() + "\n[hf]\npath = " + model.string() + "\n";
+  fuzz("hf_config", {read_all(model / "config.json")}, [&](const std::string& text) {
+    const nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
+    if (config.is_discarded()) R1_FAIL(user, "config.json: not valid JSON");  // what run_import_hf reports
+    validate_model(Deck::parse(deck, (s.dir / "import.deck").string(), hf::model_overrides(config, "config.json")));
+  }, 8);
 }

@@ -80,5 +80,9 @@ TEST(HfTokenizerJson, ErrorsNameTheFileAndKey) {
   expect_error(text.substr(0, at) + "\"use_regex\": false" + text.substr(at + 17), "pre_tokenizer.use_regex");
   const auto merge = text.find("\"merges\": [");
   expect_error(text.substr(0, merge) + "\"merges\": [[\"zz\", \"q\"]," + text.substr(merge + 11), "model.merges[0]");
+  // Found by tests/fuzz: an id far beyond the vocabulary sized a vector by it (std::bad_alloc, exit 1).
+  const auto id = text.find(": 284,");
+  expect_error(text.substr(0, id) + ": 2844294967296," + text.substr(id + 6), "id 2844294967296 is not an integer in [0, ");
+  expect_error(R"({"model": {"type": 7, "vocab": {}, "merges": []}})", "unexpected JSON type");
   fs::remove(path);
 }
