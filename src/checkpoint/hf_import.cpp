@@ -306,8 +306,23 @@ std::map<std::string, Tensor> read_hf_tensors(const fs::path& dir, const ModelCo
   return out;
 }
 
-void import_weights(const fs::path& dir, const ModelConfig& c, ParamStore& params) {
-  load_hf_tensors(read_hf_tensors(dir, c), params, dir.string(), c.mtp_depth > 0 ? c.n_layers : -1);
+std::int64_t absent_mtp_layers(const fs::path& dir, const nlohmann::json& config) {
+  const ConfigReader cfg(config, (dir / "config.json").string());
+  const std::int64_t layers = cfg.integer("num_hidden_layers"), mtp = cfg.integer("num_nextn_predict_layers", 0);
+  if (mtp <= 0) return 0;
+  const std::string prefix = "model.layers.";
+  for (const std::string& name : st::Reader(dir).names()) {
+    if (!name.starts_with(prefix)) continue;
+    const std::string index = name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size());
+    if (!index.empty() && index.size() < 10 && std::all_of(index.begin(), index.end(), ::isdigit) && std::stoll(index) >= layers)
+      return 0;
+  }
+  return mtp;
+}
+
+void import_weights(const fs::path& dir, const ModelConfig& c, ParamStore& params, bool fresh_mtp) {
+  load_hf_tensors(read_hf_tensors(dir, c), params, dir.string(), c.mtp_depth > 0 && !fresh_mtp ? c.n_layers : -1,
+                  fresh_mtp ? "mtp." : "");
 }
 
 std::vector<fs::path> export_weights(const ParamStore& params, const ModelConfig& c, const fs::path& dir,

@@ -31,8 +31,13 @@ nlohmann::json config_json(const ModelConfig& c, const std::string& torch_dtype,
 // against the embedding and dropped.
 std::map<std::string, Tensor> read_hf_tensors(const std::filesystem::path& dir, const ModelConfig& c);
 
-// read_hf_tensors into the model's parameters (masters and compute copies).
-void import_weights(const std::filesystem::path& dir, const ModelConfig& c, ParamStore& params);
+// How many MTP layers config.json names (num_nextn_predict_layers) while the checkpoint in `dir` holds no
+// tensor of any of them, as transformers saves DeepSeek-V3; 0 when it holds some (or config.json names none).
+std::int64_t absent_mtp_layers(const std::filesystem::path& dir, const nlohmann::json& config);
+
+// read_hf_tensors into the model's parameters (masters and compute copies). fresh_mtp: the checkpoint has no
+// MTP tensors and the model's MTP parameters keep the values they hold (a fresh initialisation).
+void import_weights(const std::filesystem::path& dir, const ModelConfig& c, ParamStore& params, bool fresh_mtp = false);
 
 struct ExportOptions {
   std::string dtype = "bf16";         // "fp32", "bf16", or "fp8": 128x128-block FP8 linears, BF16 elsewhere

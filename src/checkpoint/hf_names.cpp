@@ -230,7 +230,7 @@ std::map<std::string, Tensor> map_hf_tensors(const std::map<std::string, Tensor>
 }
 
 void load_hf_tensors(const std::map<std::string, Tensor>& hf, ParamStore& params, const std::string& source,
-                     std::int64_t mtp_layer) {
+                     std::int64_t mtp_layer, const std::string& keep_prefix) {
   const std::map<std::string, Assembled> mapped = assemble(hf, mtp_layer);
   std::set<std::string> filled;
   for (const auto& [name, a] : mapped) {
@@ -243,7 +243,7 @@ void load_hf_tensors(const std::map<std::string, Tensor>& hf, ParamStore& params
     filled.insert(name);
   }
   for (const auto& p : params.all()) {
-    if (filled.count(p->name)) continue;
+    if (filled.count(p->name) || (!keep_prefix.empty() && p->name.starts_with(keep_prefix))) continue;
     R1_REQUIRE(!p->trainable, source, ": no HF tensor fills the model's parameter ", p->name, " ", p->shape.str());
     copy(p->master, Tensor::host_zeros(p->master.shape(), DType::f32));
   }

@@ -39,8 +39,9 @@ std::map<std::string, Tensor> map_hf_tensors(const std::map<std::string, Tensor>
 // Copies every mapped HF tensor into the store's masters and refreshes the compute copies. Errors start with
 // `source` and name the HF tensor whose r1hpc parameter is absent or of another shape, and any trainable
 // parameter no HF tensor fills; buffers that no HF tensor fills (a V2 model's router_bias) are set to zero.
+// Parameters whose names start with `keep_prefix` (when not empty) may stay unfilled and keep their values.
 void load_hf_tensors(const std::map<std::string, Tensor>& hf, ParamStore& params, const std::string& source,
-                     std::int64_t mtp_layer = -1);
+                     std::int64_t mtp_layer = -1, const std::string& keep_prefix = "");
 
 // The inverse: r1hpc tensors (host f32, by r1hpc name) as HF checkpoint tensors with per-expert names, as
 // save_pretrained and the DeepSeek-V3 release write them. The MTP layer gets its copies of the embedding and

@@ -94,6 +94,8 @@ struct LogConfig {
   KEY(path, path, "", (), "Hugging Face model directory: read by import_hf, written by export_hf")                \
   KEY(choice, dtype, "bf16", ("fp32", "bf16", "fp8"), "tensor type export_hf writes (fp8: 128x128 block scales)") \
   KEY(flag, overwrite, false, (), "export_hf may replace the model files of a non-empty path")                    \
+  KEY(choice, missing_mtp, "drop", ("drop", "init"),                                                              \
+      "import_hf when config.json names MTP layers the files lack: drop them, or initialise them fresh")          \
   KEY(integer, max_shard_bytes, 5000000000, (0, kNoMax),                                                          \
       "export_hf splits the tensors into shards of at most this many bytes (+ index.json); 0: one file")
 

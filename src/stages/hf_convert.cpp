@@ -50,11 +50,21 @@ int run_import_hf(const Deck& deck, const RunConfig& run_config, int rank, int w
   }
   // The deck with the HF model's [model] keys: range checks and the rules between keys apply (a config.json
   // whose shape r1hpc cannot build is a user error), and the checkpoint records the real model.
-  const Deck imported = Deck::parse(deck.resolved_text(), deck.file(), hf::model_overrides(config, config_file.string()));
+  std::vector<std::string> overrides = hf::model_overrides(config, config_file.string());
+  // transformers saves DeepSeek-V3 without the MTP layers its config.json names: drop them, or start them fresh.
+  const std::int64_t absent = hf::absent_mtp_layers(dir, config);
+  const bool fresh_mtp = absent > 0 && run_config.hf.missing_mtp == "init";
+  if (absent > 0)
+    log_warn("import_hf: ", config_file.string(), " names ", absent, " MTP layer(s) (num_nextn_predict_layers) but ", dir.string(),
+             " holds no tensor of them; ", fresh_mtp ? "they are initialised fresh (run.seed, model.init_std)"
+                                                    : "importing without MTP (model.mtp_depth = 0; [hf] missing_mtp = init starts them fresh)");
+  if (absent > 0 && !fresh_mtp) overrides.push_back("model.mtp_depth=0");
+  const Deck imported = Deck::parse(deck.resolved_text(), deck.file(), overrides);
   const ModelConfig cfg = validate_model(imported);
   ParamStore params(kernels::Context::cpu(), DType::f32);
   const Model model(cfg, params);
-  hf::import_weights(dir, cfg, params);
+  if (fresh_mtp) params.initialize(static_cast<std::uint64_t>(run_config.run.seed), cfg.init_std);
+  hf::import_weights(dir, cfg, params, fresh_mtp);
 
   const nlohmann::json layout = {{"data", 1}, {"tensor", 1}, {"pipeline", 1}, {"expert", 1}};
   RunInfo info{.stage = "import_hf", .deck_path = deck.file(), .resolved_deck = imported.resolved_text(), .world_size = world,

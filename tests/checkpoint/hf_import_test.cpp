@@ -300,3 +300,35 @@ TEST(HfStages, Fp8CheckpointImportsThroughTheStage) {
   EXPECT_GT(rel, 1e-6);
   EXPECT_LT(rel, 0.1);
 }
+
+TEST(HfStages, MtpLayersNamedButNotSavedAreDroppedOrStartedFresh) {
+  // transformers saves a DeepSeek-V3 model without the MTP layers its config.json names.
+  const test::HfFixture fx = test::load_hf_fixture(test::hf_fixture_path("moe_sigmoid_groups"));
+  const fs::path out = fresh_dir("mtp_absent"), model = out / "model";
+  fs::create_directories(model);
+  fs::copy(fixture("moe_sigmoid_groups"), model, fs::copy_options::recursive);
+  nlohmann::json config = read_json(model / "config.json");
+  config["num_nextn_predict_layers"] = 1;
+  std::ofstream(model / "config.json") << config.dump(2);
+  EXPECT_EQ(hf::absent_mtp_layers(model, config), 1);
+  EXPECT_EQ(hf::absent_mtp_layers(fixture("moe_sigmoid_groups"), read_json(fixture("moe_sigmoid_groups") / "config.json")), 0);
+
+  const auto import = [&](const std::string& name, const std::string& choice) {
+    run("[run]\nstage = import_hf\noutput_dir = " + (out / name).string() + "\n[hf]\npath = " + model.string() +
+        "\nmissing_mtp = " + choice + "\n");
+    const auto checkpoint = ckpt::latest(out / name / "checkpoints");
+    EXPECT_TRUE(checkpoint);
+    return *checkpoint;
+  };
+  const fs::path dropped = import("drop", "drop");
+  EXPECT_EQ(Deck::parse(ckpt::read_meta(dropped).deck, "index.h5").config().model.mtp_depth, 0);
+  EXPECT_LE(test::diff(logits_of(dropped, fx), fx.logits.view(logits_of(dropped, fx).shape())).max_rel, 1e-5);
+
+  const fs::path fresh = import("init", "init");
+  EXPECT_EQ(Deck::parse(ckpt::read_meta(fresh).deck, "index.h5").config().model.mtp_depth, 1);
+  const Tensor logits = logits_of(fresh, fx);  // the trunk and head are the imported ones
+  EXPECT_LE(test::diff(logits, fx.logits.view(logits.shape())).max_rel, 1e-5);
+  int mtp_tensors = 0;
+  for (const auto& t : ckpt::list_tensors(fresh)) mtp_tensors += t.name.starts_with("model/mtp.0.") ? 1 : 0;
+  EXPECT_GT(mtp_tensors, 0) << "no MTP tensors were initialised";
+}
