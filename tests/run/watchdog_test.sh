@@ -100,7 +100,7 @@ case $case in
       ((rc == EXIT_WATCHDOG)) || fail "exit $rc, expected $EXIT_WATCHDOG (watchdog)"
       grep -qE "watchdog: .* did not finish within $LIMIT s" "$work/$case.log" || fail "no watchdog error"
     fi
-    echo "rank 1 ${case/training/frozen by SIGSTOP}${case/killed/ by SIGKILL}: exit $rc after ${secs}s"
+    echo "rank 1 $([[ $case == training ]] && echo frozen by SIGSTOP || echo killed by SIGKILL): exit $rc after ${secs}s"
     grep -o 'watchdog: .*' "$work/$case.log" | head -1 || true
     latest=$(cat "$out/checkpoints/latest")
     step=$((10#${latest#step-}))
