@@ -7,6 +7,7 @@
 
 #include "parallel/backends.hpp"
 #include "parallel/mesh.hpp"
+#include "parallel/watched_mpi.hpp"
 
 namespace r1::parallel {
 
@@ -30,9 +31,10 @@ void Communicator::fail(const char* op, const std::string& why) const {
 void Communicator::timed_out(const char* op, double waited_s) const {
   char waited[32];
   std::snprintf(waited, sizeof waited, "%.1f", waited_s);
-  R1_FAIL(comm, "watchdog: ", where(op), " (rank ", rank(), " of ", size(), ") did not finish within ",
-          info_.timeout_s, " s (waited ", waited, " s): a member of the group is missing, stuck or dead, or the ",
-          "communication timeout is too short for this op");
+  throw WatchdogTimeout(detail::concat("watchdog: ", where(op), " (rank ", rank(), " of ", size(),
+                                       ") did not finish within ", info_.timeout_s, " s (waited ", waited,
+                                       " s): a member of the group is missing, stuck or dead, or the ",
+                                       "communication timeout is too short for this op"));
 }
 
 void Communicator::require_buffer(const char* op, const char* what, const Tensor& t) const {

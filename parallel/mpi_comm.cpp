@@ -9,6 +9,7 @@
 
 #include "core/timer.hpp"
 #include "parallel/backends.hpp"
+#include "parallel/watched_mpi.hpp"
 
 namespace r1::parallel {
 
@@ -255,6 +256,7 @@ std::unique_ptr<Communicator> make_mpi_communicator(GroupInfo info) {
             rank, " of ", size, ")");
   }
   MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  attach_watch(comm, {info.name, info.timeout_s});  // host agreements on host_comm() share the op deadline
   return std::make_unique<MpiCommunicator>(std::move(info), comm);
 }
 

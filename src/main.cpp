@@ -16,13 +16,13 @@
 #include "deck/deck.hpp"
 #include "deck/reference.hpp"
 #include "deck/validate.hpp"
+#include "parallel/watched_mpi.hpp"
+#include "run/signals.hpp"
 #include "stages/stage.hpp"
 
 namespace po = boost::program_options;
 
 namespace {
-constexpr int kExitUserError = 2;
-
 // Reads and checks the whole deck on every rank before anything is allocated or written, and reads its
 // typed configuration once. A dry run plans for `plan_world` ranks (--world-size, else the MPI world)
 // and computes nothing.
@@ -89,20 +89,24 @@ int main(int argc, char** argv) {
     } else {
       code = r1::run_self_check(rank, size) ? 0 : 1;
     }
+  } catch (const r1::parallel::WatchdogTimeout& e) {
+    r1::log_error(e.what());
+    MPI_Abort(MPI_COMM_WORLD, r1::kExitWatchdog);  // a peer may never come: no clean shutdown
   } catch (const r1::Error& e) {
     if (e.kind() != r1::ErrorKind::user) {
       r1::log_error(r1::error_kind_name(e.kind()), ": ", e.what());
-      MPI_Abort(MPI_COMM_WORLD, 1);
+      MPI_Abort(MPI_COMM_WORLD, r1::kExitFailure);
     }
     // User errors of the start-up checks are found identically on every rank (same input, same checks):
     // report once. Later ones (a stage's own data on one rank) may be one rank's alone: that rank says so.
     if (rank == 0) std::fprintf(stderr, "r1hpc: error: %s\n", e.what());
     else if (r1::logger().computing()) r1::log_error(e.what());
-    code = kExitUserError;
+    code = r1::kExitUserError;
   } catch (const std::exception& e) {
     r1::log_error("internal error: ", e.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Abort(MPI_COMM_WORLD, r1::kExitFailure);
   }
+  if (code == r1::kExitRequeue) r1::write_stop_marker(rank);
   MPI_Finalize();
   return code;
 }

@@ -6,12 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "config/run.hpp"
 #include "core/log.hpp"
 #include "core/rng.hpp"
 #include "core/timer.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/reduce.hpp"
+#include "parallel/watched_mpi.hpp"
 
 namespace r1 {
 
@@ -116,8 +118,11 @@ bool run_self_check(int rank, int world_size) {
       if (!pass) log_error(name, " ", c.name, " failed: rel. error ", c.error, " > ", c.tolerance);
     }
   }
-  int local = ok ? 1 : 0, global = 0;
-  MPI_Allreduce(&local, &global, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  // No deck here: the agreement waits as long as the deck key's default allows.
+  parallel::attach_watch(MPI_COMM_WORLD, {detail::concat("world[0..", world_size - 1, "]"),
+                                          ParallelConfig{}.collective_timeout_s});
+  int global = ok ? 1 : 0;
+  parallel::watched_all_reduce(MPI_COMM_WORLD, "self-check agreement", &global, 1, MPI_INT, MPI_MIN);
   log_info(global ? "self-check passed on every rank" : "self-check FAILED (see the errors above)");
   return global == 1;
 }

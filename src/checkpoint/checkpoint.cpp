@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/log.hpp"
+#include "parallel/watched_mpi.hpp"
 
 namespace fs = std::filesystem;
 
@@ -33,9 +34,10 @@ std::string shard_name(int rank) {
   return buf;
 }
 
-// Runs `fn` on every rank, then agrees on the outcome: when any rank threw, every rank throws the error
-// of the lowest failing rank (so no rank goes on to a collective its peers will never enter).
-template <class Fn> void agreed(MPI_Comm comm, const std::string& what, Fn&& fn) {
+// Runs `fn` on every rank, then agrees on the outcome (`op` names the agreement for the watchdog): when any
+// rank threw, every rank throws the error of the lowest failing rank (so no rank goes on to a collective
+// its peers will never enter).
+template <class Fn> void agreed(MPI_Comm comm, const char* op, const std::string& what, Fn&& fn) {
   std::string message;
   int kind = static_cast<int>(ErrorKind::internal);
   try {
@@ -48,15 +50,14 @@ template <class Fn> void agreed(MPI_Comm comm, const std::string& what, Fn&& fn)
   }
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
-  const int mine = message.empty() ? INT_MAX : rank;
-  int first = INT_MAX;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  int first = message.empty() ? INT_MAX : rank;
+  parallel::watched_all_reduce(comm, op, &first, 1, MPI_INT, MPI_MIN);
   if (first == INT_MAX) return;
   int len = static_cast<int>(message.size());
-  MPI_Bcast(&len, 1, MPI_INT, first, comm);
-  MPI_Bcast(&kind, 1, MPI_INT, first, comm);
+  parallel::watched_bcast(comm, op, &len, 1, MPI_INT, first);
+  parallel::watched_bcast(comm, op, &kind, 1, MPI_INT, first);
   message.resize(static_cast<std::size_t>(len));
-  MPI_Bcast(message.data(), len, MPI_CHAR, first, comm);
+  parallel::watched_bcast(comm, op, message.data(), len, MPI_CHAR, first);
   detail::throw_error(static_cast<ErrorKind>(kind), __FILE__, __LINE__,
                       detail::concat(what, " failed on rank ", first, ": ", message));
 }
@@ -68,14 +69,15 @@ std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& mine) 
   MPI_Comm_size(comm, &size);
   const int len = static_cast<int>(mine.size());
   std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
+  parallel::watched_gather(comm, "checkpoint slice gather", &len, 1, MPI_INT, lens.data(), 0);
   std::string all;
   if (rank == 0) {
     int total = 0;
     for (int r = 0; r < size; ++r) displs[r] = total, total += lens[r];
     all.resize(static_cast<std::size_t>(total));
   }
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm);
+  parallel::watched_gatherv(comm, "checkpoint slice gather", mine.data(), len, MPI_CHAR, all.data(), lens.data(),
+                            displs.data(), 0);
   std::vector<std::string> out;
   if (rank == 0)
     for (int r = 0; r < size; ++r) out.push_back(all.substr(static_cast<std::size_t>(displs[r]), static_cast<std::size_t>(lens[r])));
@@ -293,9 +295,8 @@ fs::path step_dir(const fs::path& dir, std::int64_t step) {
 int lowest_full_copy_rank(MPI_Comm comm, bool holds_full_copy) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
-  const int mine = holds_full_copy ? rank : INT_MAX;
-  int lowest = INT_MAX;
-  MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm);
+  int lowest = holds_full_copy ? rank : INT_MAX;
+  parallel::watched_all_reduce(comm, "lowest full-copy rank agreement", &lowest, 1, MPI_INT, MPI_MIN);
   return lowest == INT_MAX ? -1 : lowest;
 }
 
@@ -356,7 +357,7 @@ SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices
 
   const std::string what = detail::concat("checkpoint save of step ", meta.step, " to ", dir_.string());
   nlohmann::json mine = nlohmann::json::array();
-  agreed(comm_, what, [&] {
+  agreed(comm_, "checkpoint slice agreement", what, [&] {
     std::map<std::string, int> seen;
     for (const Slice& s : slices) {
       check_slice(s);
@@ -365,7 +366,7 @@ SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices
     }
   });
   const std::vector<std::string> per_rank = gather_strings(comm_, mine.dump());
-  agreed(comm_, what, [&] {
+  agreed(comm_, "checkpoint index agreement", what, [&] {
     if (rank_ != 0) return;
     job->index = check_coverage(per_rank);
     for (int r = 0; r < static_cast<int>(per_rank.size()); ++r)
@@ -410,16 +411,16 @@ SaveReport Checkpointer::commit() {
   std::unique_ptr<Job> job = std::move(job_);
   if (job->thread.joinable()) job->thread.join();
   const std::string what = detail::concat("checkpoint save of step ", job->report.step, " to ", dir_.string());
-  agreed(comm_, what, [&] {
+  agreed(comm_, "checkpoint write agreement", what, [&] {
     if (job->error) std::rethrow_exception(job->error);
   });
   const double commit_start = now_s();
-  std::int64_t bytes = 0;
-  MPI_Allreduce(&job->local_bytes, &bytes, 1, MPI_INT64_T, MPI_SUM, comm_);
-  double slowest = 0;
-  MPI_Allreduce(&job->written_s, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm_);
+  std::int64_t bytes = job->local_bytes;
+  parallel::watched_all_reduce(comm_, "checkpoint byte total", &bytes, 1, MPI_INT64_T, MPI_SUM);
+  double slowest = job->written_s;
+  parallel::watched_all_reduce(comm_, "checkpoint write time", &slowest, 1, MPI_DOUBLE, MPI_MAX);
   // Every shard and index.h5 are closed and fsynced on every rank: now the step can become visible.
-  agreed(comm_, what, [&] {
+  agreed(comm_, "checkpoint commit agreement", what, [&] {
     if (rank_ != 0) return;
     const fs::path& final_dir = job->report.path;
     fs::path replaced;

@@ -1,6 +1,12 @@
 #include "run/signals.hpp"
 
 #include <csignal>
+#include <cstdlib>
+#include <exception>
+
+#include "core/file_io.hpp"
+#include "core/log.hpp"
+#include "parallel/watched_mpi.hpp"
 
 namespace r1 {
 
@@ -23,9 +29,20 @@ bool stop_signalled() { return g_stop != 0; }
 void request_stop() { g_stop = 1; }
 
 bool agree_on_stop(MPI_Comm comm) {
-  int local = g_stop ? 1 : 0, any = 0;
-  MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, comm);
+  int any = g_stop ? 1 : 0;
+  parallel::watched_all_reduce(comm, "stop agreement at a step boundary", &any, 1, MPI_INT, MPI_MAX);
   return any != 0;
+}
+
+void write_stop_marker(int rank) {
+  const char* path = std::getenv("R1HPC_STOP_MARKER");
+  if (rank != 0 || path == nullptr || *path == '\0') return;
+  try {
+    write_file_atomic(path, "checkpointed and stopped on request\n");
+  } catch (const std::exception& e) {
+    log_warn("cannot write the stop marker R1HPC_STOP_MARKER=", path, " (", e.what(), "): a launcher that loses the ",
+             "ranks' exit code ", kExitRequeue, " will not be read as a requeue");
+  }
 }
 
 }  // namespace r1

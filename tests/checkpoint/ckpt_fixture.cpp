@@ -1,20 +1,29 @@
 // A tiny checkpoint writer/checker for the crash and tool tests, run under mpiexec:
-//   ckpt_fixture save DIR STEP [--async] [--parent PATH]   rows of model/layers.0.w split over the ranks,
-//                                                          model/norm replicated (rank 0 writes it)
+//   ckpt_fixture save DIR STEP [--async] [--parent PATH] [--timeout S]
+//                                                          rows of model/layers.0.w split over the ranks,
+//                                                          model/norm replicated (rank 0 writes it); with
+//                                                          --timeout, the checkpointer's agreements are
+//                                                          watched (a timeout aborts with kExitWatchdog)
 //   ckpt_fixture check DIR STEP                            `latest` is STEP; every rank reads a column block
 // Values are exact functions of (step, index), so a check needs nothing but the step.
 // R1HPC_CKPT_FAULT_KILL_RANK=<rank>: that rank dies by SIGKILL once its shard is on disk, before the commit
 // (Checkpointer::after_shard_written), as a node lost in the middle of a save (fault_test.sh).
+// R1HPC_CKPT_FAULT_FREEZE_RANK=<rank>: that rank stops itself (SIGSTOP) at the same point, as a frozen
+// node (tests/run/watchdog_test.sh).
 #include <mpi.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <string>
 
 #include "checkpoint/checkpoint.hpp"
 #include "core/log.hpp"
+#include "parallel/mesh.hpp"
+#include "parallel/watched_mpi.hpp"
+#include "run/signals.hpp"
 
 namespace fs = std::filesystem;
 using namespace r1;
@@ -50,6 +59,8 @@ int save(const fs::path& dir, std::int64_t step, bool async, const std::string& 
   Checkpointer c(dir, MPI_COMM_WORLD, 0, async);
   const char* kill = std::getenv("R1HPC_CKPT_FAULT_KILL_RANK");
   if (kill != nullptr && *kill != '\0' && std::atoi(kill) == rank) c.after_shard_written = [] { std::raise(SIGKILL); };
+  const char* freeze = std::getenv("R1HPC_CKPT_FAULT_FREEZE_RANK");
+  if (freeze != nullptr && *freeze != '\0' && std::atoi(freeze) == rank) c.after_shard_written = [] { std::raise(SIGSTOP); };
   c.save(meta, mine);
   c.finish();
   return 0;
@@ -88,10 +99,18 @@ int main(int argc, char** argv) {
     for (int a = 4; a < argc; ++a) {
       if (std::strcmp(argv[a], "--async") == 0) async = true;
       if (std::strcmp(argv[a], "--parent") == 0 && a + 1 < argc) parent = argv[++a];
+      if (std::strcmp(argv[a], "--timeout") == 0 && a + 1 < argc) {
+        std::vector<int> everyone(static_cast<std::size_t>(size));
+        std::iota(everyone.begin(), everyone.end(), 0);
+        parallel::attach_watch(MPI_COMM_WORLD, {"world[" + parallel::format_ranks(everyone) + "]", std::stod(argv[++a])});
+      }
     }
     if (cmd == "save") rc = save(argv[2], std::stoll(argv[3]), async, parent, rank, size);
     else if (cmd == "check") rc = check(argv[2], std::stoll(argv[3]), rank, size);
-    else std::fprintf(stderr, "usage: ckpt_fixture save|check DIR STEP [--async] [--parent PATH]\n");
+    else std::fprintf(stderr, "usage: ckpt_fixture save|check DIR STEP [--async] [--parent PATH] [--timeout S]\n");
+  } catch (const parallel::WatchdogTimeout& e) {
+    std::fprintf(stderr, "[rank %d] %s\n", rank, e.what());
+    MPI_Abort(MPI_COMM_WORLD, kExitWatchdog);  // as main: a peer may never come
   } catch (const Error& e) {
     std::fprintf(stderr, "[rank %d] %s\n", rank, e.what());
     rc = 1;
