@@ -15,7 +15,7 @@ constexpr auto choice_words(DataSource) {
 #define R1_DATA_KEYS(KEY)                                                                                             \
   KEY(choice, source, DataSource::files, (), "train on train_path/eval_path, or on the built-in reasoning tasks")     \
   KEY(input, train_path, "", (), "training data: text, JSONL, or HDF5 token shards (file or directory)")               \
-  KEY(input, eval_path, "", (), "evaluation data: JSONL problems with answers (stage evaluate)")                       \
+  KEY(input, eval_path, "", (), "evaluate: JSONL problems with answers; pretrain: held-out text (as train_path)")                       \
   KEY(integer, seq_len, 256, (1, 1 << 24), "tokens per training sequence (examples are packed)")                      \
   KEY(text, tokenizer, "byte", (), "Hugging Face tokenizer.json, or 'byte' for the byte-level tokenizer")             \
   KEY(integer, synthetic_examples, 20000, (1, kNoMax), "examples the synthetic generator makes (source = synthetic)") \
@@ -71,7 +71,8 @@ constexpr auto choice_words(Precision) {
   KEY(choice, recompute, Recompute::none, (), "activation recomputation in the backward pass")             \
   KEY(choice, precision, Precision::fp32, (), "compute precision of the GEMMs (master weights stay fp32)") \
   KEY(integer, log_every, 10, (1, kNoMax), "steps between progress lines")                                 \
-  KEY(integer, eval_every, 0, (0, kNoMax), "steps between evaluations on data.eval_path; 0: never")
+  KEY(integer, eval_every, 0, (0, kNoMax), "pretrain: steps between held-out losses on data.eval_path; 0: never")  \
+  KEY(integer, eval_sequences, 64, (1, kNoMax), "pretrain: held-out sequences per evaluation (the first ones)")
 
 struct TrainConfig {
   R1_CONFIG_MEMBERS(R1_TRAIN_KEYS)

@@ -44,16 +44,28 @@ Corpus::Corpus(const std::vector<std::string>& documents, const Tokenizer& token
   R1_REQUIRE(!stream_.empty(), "the training corpus is empty");
 }
 
-Corpus Corpus::from_config(const RunConfig& cfg, const Deck& deck) {
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(cfg.data.tokenizer);
+namespace {
+
+// data.tokenizer, whose vocabulary must fit model.vocab_size.
+std::unique_ptr<Tokenizer> checked_tokenizer(const RunConfig& cfg, const Deck& deck) {
+  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(cfg.data.tokenizer);
   if (cfg.model.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
+  return tokenizer;
+}
+
+}  // namespace
+
+Corpus Corpus::from_config(const RunConfig& cfg, const Deck& deck) {
   if (cfg.data.source == DataSource::synthetic)
     return Corpus(synthetic_documents(cfg.data.synthetic_examples, static_cast<std::uint64_t>(cfg.run.seed),
                                       cfg.data.synthetic_worked_share),
-                  *tokenizer);
-  const std::string& path = cfg.data.train_path;
+                  *checked_tokenizer(cfg, deck));
+  return from_file("data.train_path", cfg.data.train_path, cfg, deck);
+}
+
+Corpus Corpus::from_file(const std::string& key, const std::string& path, const RunConfig& cfg, const Deck& deck) {
   if (names_token_shards(path)) {
     Corpus c;
     c.stream_ = read_token_shards(path, cfg.model.vocab_size);
@@ -81,8 +93,8 @@ Corpus Corpus::from_config(const RunConfig& cfg, const Deck& deck) {
     }
   }
   if (!doc.empty()) docs.push_back(doc);
-  if (docs.empty()) deck.fail("data.train_path", "holds no documents");
-  return Corpus(docs, *tokenizer);
+  if (docs.empty()) deck.fail(key, "holds no documents");
+  return Corpus(docs, *checked_tokenizer(cfg, deck));
 }
 
 std::int64_t Corpus::sequences(std::int64_t seq_len) const { return std::max<std::int64_t>(1, (tokens() - 1) / seq_len); }

@@ -141,6 +141,11 @@ void check_stage(const Deck& d, const RunConfig& c) {
                                                  choice_word(c.data.source), ")"));
   if (files && stage == Stage::evaluate)
     require("data.eval_path", c.data.eval_path, "evaluation data", " or [data] source = synthetic");
+  if (c.train.eval_every > 0) {
+    if (stage != Stage::pretrain)
+      d.fail("train.eval_every", concat("held-out losses are the pretrain stage's; the ", name, " stage has its own evaluation"));
+    require("data.eval_path", c.data.eval_path, "held-out text for [train] eval_every");
+  }
   if (stage == Stage::grpo || stage == Stage::rejection_sampling || stage == Stage::evaluate || stage == Stage::export_hf)
     require("checkpoint.load", c.checkpoint.load, "a checkpoint path, or latest");
   if (stage == Stage::import_hf || stage == Stage::export_hf) require("hf.path", c.hf.path, "a Hugging Face model directory");

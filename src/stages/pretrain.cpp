@@ -1,6 +1,7 @@
 // The pretrain stage: next-token training from scratch on a corpus, data parallel over the world.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/log.hpp"
 #include "data/corpus.hpp"
@@ -10,6 +11,33 @@
 #include "train/trainer.hpp"
 
 namespace r1 {
+namespace {
+
+// The mean next-token loss of the first `sequences` sequences of the held-out corpus, without a gradient.
+// Every replica scores the same number of micro-batches (the expert-parallel all-to-alls run in lockstep);
+// rows past the set carry no target. Sums over the data-parallel group.
+double held_out_loss(const Model& model, const Corpus& held_out, const BatchPlan& plan, std::int64_t sequences,
+                     parallel::Communicator& dp, const kernels::Context& ctx) {
+  sequences = std::min(sequences, held_out.sequences(plan.seq));
+  const std::int64_t per_pass = dp.size() * plan.micro, passes = (sequences + per_pass - 1) / per_pass;
+  std::vector<double> sums{0.0, 0.0};  // loss, counted tokens
+  for (std::int64_t m = 0; m < passes; ++m) {
+    const std::int64_t first = (m * dp.size() + dp.rank()) * plan.micro;
+    TokenBatch b = held_out.batch(first, plan.micro, plan.seq, 0, false);
+    for (std::int64_t r = std::max<std::int64_t>(0, sequences - first); r < plan.micro; ++r)
+      std::fill_n(b.targets.begin() + r * plan.seq, plan.seq, -1);
+    const Tensor losses = model.score_tokens(model.upload(b));
+    Tensor host = Tensor::host(losses.shape(), DType::f32);
+    copy(host, losses);
+    for (std::size_t t = 0; t < b.targets.size(); ++t)
+      if (b.targets[t] >= 0) sums[0] += host.data<float>()[t];
+    sums[1] += static_cast<double>(b.counted());
+  }
+  sum_over(dp, ctx, sums);
+  return sums[0] / sums[1];
+}
+
+}  // namespace
 
 int run_pretrain(StageEnv& env) {
   const Deck& deck = env.deck;
@@ -22,6 +50,9 @@ int run_pretrain(StageEnv& env) {
   const bool shuffle = env.cfg.data.shuffle;
 
   const Corpus corpus = Corpus::from_config(env.cfg, deck);
+  const std::int64_t eval_every = env.cfg.train.eval_every;
+  const std::optional<Corpus> held_out =
+      eval_every > 0 ? std::optional(Corpus::from_file("data.eval_path", env.cfg.data.eval_path, env.cfg, deck)) : std::nullopt;
   Trainer trainer(env, options);
   log_info("pretrain: ", describe_model(cfg), "; ", corpus.tokens(), " corpus tokens; global batch ", plan.global, " x ",
            plan.seq, " tokens (", plan.n_micro, " micro-batch(es) of ", plan.micro, " per replica)");
@@ -45,6 +76,11 @@ int run_pretrain(StageEnv& env) {
     if (!r.sums.expert_counts.empty()) {
       const double worst = expert_load(r.sums.model_expert_counts).worst;  // the worst layer's max / mean
       report.extras = detail::concat("  expert load max/mean ", std::round(worst * 100) / 100);
+    }
+    if (held_out && step % eval_every == 0) {
+      const double eval_loss = held_out_loss(trainer.model(), *held_out, plan, env.cfg.train.eval_sequences, dp, env.ctx);
+      report.record["eval_loss"] = eval_loss;
+      report.extras += detail::concat("  eval loss ", eval_loss);
     }
     if (trainer.end_step(r, report)) return kExitRequeue;
   }
