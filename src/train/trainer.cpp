@@ -48,6 +48,18 @@ float Trainer::balance_weight() const {
   return static_cast<float>(1.0 / static_cast<double>(options_.batch.n_micro * options_.batch.replicas));
 }
 
+void FrozenModel::copy_from(const ParamStore& from) {
+  for (const auto& p : from.all()) copy(params->get(p->name).master, p->master);
+  params->refresh_compute();
+}
+
+FrozenModel Trainer::frozen_model() const {
+  FrozenModel f;
+  f.params = std::make_unique<ParamStore>(env_.ctx, env_.compute_dtype);
+  f.model = std::make_unique<Model>(options_.model, *f.params, options_.groups);
+  return f;
+}
+
 bool Trainer::logs(std::int64_t step) const { return step % log_every_ == 0 || step == first_step() || step == last_step(); }
 
 void Trainer::begin_step(std::int64_t step) {
@@ -66,10 +78,19 @@ StepResult Trainer::step(const std::vector<TokenBatch>& batches, double counted)
 
 StepResult Trainer::step(const std::vector<TokenBatch>& batches, const TokenWeights& weights, float token_weight,
                          float balance_weight) {
-  net_.params.zero_grads();
-  StepSums sums = train_micro_batches(net_.model, batches, token_weight, balance_weight, grads_, *env_.comms->dp, env_.ctx,
-                                      pipe_, weights);
-  return update(std::move(sums), /*next_token=*/true);
+  return step(batches, 1, [&weights](std::int64_t) { return weights; }, token_weight, balance_weight);
+}
+
+StepResult Trainer::step(const std::vector<TokenBatch>& batches, std::int64_t updates, const UpdateWeights& weights,
+                         float token_weight, float balance_weight) {
+  StepResult r;
+  for (std::int64_t u = 0; u < updates; ++u) {
+    net_.params.zero_grads();
+    StepSums sums = train_micro_batches(net_.model, batches, token_weight, balance_weight, grads_, *env_.comms->dp, env_.ctx,
+                                        pipe_, weights(u));
+    r = update(std::move(sums), /*next_token=*/true);
+  }
+  return r;
 }
 
 StepResult Trainer::step(const Passes& passes, std::vector<double>& stage_sums) {
@@ -92,7 +113,7 @@ StepResult Trainer::update(StepSums sums, bool next_token) {
   {
     const kernels::ProfileRegion region(env_.ctx, "optimizer");
     r.grad_norm = opt_.step(r.lr);
-    if (cfg.bias_update_gamma > 0 && !r.sums.expert_counts.empty())
+    if (options_.router_bias && cfg.bias_update_gamma > 0 && !r.sums.expert_counts.empty())
       net_.model.update_router_bias(r.sums.expert_counts, static_cast<float>(cfg.bias_update_gamma));
   }
   env_.ctx.synchronize();
@@ -129,14 +150,29 @@ bool Trainer::end_step(const StepResult& r, const StepReport& report) {
   const double mfu = r.next_token && env_.peak_flops > 0
                          ? tokens_per_s * flops_per_token_ / (env_.peak_flops * static_cast<double>(env_.world))
                          : -1;
-  if (env_.rank == 0 && (r.step % metrics_every_ == 0 || r.step == last))
-    run_.metrics().write(record(r, report.record, tokens_per_s, mfu));
+  if (records(r.step)) run_.metrics().write(record(r, report.record, tokens_per_s, mfu));
   if (logs(r.step))
     log_info(format_progress({.step = r.step, .total_steps = last, .metric_name = report.metric_name, .metric = report.metric,
                               .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase_.seconds(),
                               .steps_done = r.step - first_step() + 1}),
              "  lr ", r.lr, "  |g| ", r.grad_norm, report.extras);
-  return checkpoints_.after_step(r.step, last, report.tokens, report.data_state);
+  return checkpoint(r, report.tokens, report.data_state);
+}
+
+bool Trainer::end_step(const StepResult& r, const StageReport& report) {
+  profiler_.after_step(r.step, r.step == last_step(), r.seconds, run_.path(), env_.rank);
+  if (records(r.step)) run_.metrics().write(report.record);
+  if (logs(r.step)) log_info(report.line);
+  return checkpoint(r, report.tokens, report.data_state);
+}
+
+bool Trainer::records(std::int64_t step) const {
+  return env_.rank == 0 && (step % metrics_every_ == 0 || step == last_step());
+}
+
+// After the step's record and line.
+bool Trainer::checkpoint(const StepResult& r, std::int64_t tokens, const nlohmann::json& data_state) {
+  return checkpoints_.after_step(r.step, last_step(), tokens, data_state);
 }
 
 void Trainer::finish() {

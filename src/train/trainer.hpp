@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct TrainerOptions {
   BatchPlan batch{};        // the step's rows: recomputation, positions per step (tokens/s, MFU)
   std::int64_t steps = 0;   // the last step: the loop's end and the learning-rate schedule's length
   bool zero1 = true;        // [parallel] zero1 applies (false: whole AdamW states on every rank)
+  // Each update moves the MoE router bias by the step's expert counts ([model] bias_update_gamma); GRPO
+  // keeps the bias it started from (its steps never moved it).
+  bool router_bias = true;
   // The stage's own parameters beside the model's (a reward head), added (and frozen where they must
   // be) before the parameters are initialised.
   std::function<void(ParamStore&)> add_params{};
@@ -63,6 +67,26 @@ struct StepReport {
   nlohmann::json data_state{};      // and where the stage's data goes on
 };
 
+// A stage's whole record and progress line (GRPO's): the Trainer writes them as they are, adding nothing.
+struct StageReport {
+  nlohmann::json record = nlohmann::json::object();  // the whole metrics.jsonl record
+  std::string line{};                                // the whole progress line
+  std::int64_t tokens = 0;                           // the position a checkpoint records, as in StepReport
+  nlohmann::json data_state{};
+};
+
+// A frozen copy of the model (GRPO's reference): the Trainer's configuration split over its groups, with
+// weights of its own that no step updates.
+struct FrozenModel {
+  std::unique_ptr<ParamStore> params;
+  std::unique_ptr<Model> model;
+  void copy_from(const ParamStore& from);  // takes `from`'s weights
+};
+
+// Per-token loss weights per update of a step (an update's index from 0): e.g. GRPO's, whose statistics
+// are the last inner epoch's.
+using UpdateWeights = std::function<TokenWeights(std::int64_t update)>;
+
 // Builds, initialises and resumes everything at construction ([checkpoint] load); then per step:
 // begin_step, one step(...) (the stage's batches in, gradients reduced, clipped and applied), end_step
 // (metrics record, progress line, checkpoint, agreed stop); finish() after the last.
@@ -73,12 +97,19 @@ class Trainer {
   Model& model() { return net_.model; }
   ParamStore& params() { return net_.params; }
   const Resumed& resumed() const { return resumed_; }
+  parallel::Communicator& dp() const { return *env_.comms->dp; }
+  const kernels::Context& ctx() const { return env_.ctx; }
+  const PipelinePlan& pipeline() const { return pipe_; }
   std::int64_t first_step() const { return resumed_.first_step; }
   std::int64_t last_step() const { return options_.steps; }
   // d(loss)/d(balance loss): 1 / micro-batches of the global batch.
   float balance_weight() const;
   // Whether `step` logs its progress line: every [train] log_every steps, the first and the last.
   bool logs(std::int64_t step) const;
+  double step_seconds() const { return step_clock_.seconds(); }  // since begin_step
+  double elapsed_s() const { return phase_.seconds(); }          // since the Trainer was built
+  // A frozen copy of the model with no weights yet: copy_from or load them.
+  FrozenModel frozen_model() const;
 
   // Starts step `step`'s clock (and the profiler on its steps).
   void begin_step(std::int64_t step);
@@ -89,6 +120,10 @@ class Trainer {
   // token_weight, the balance losses balance_weight.
   StepResult step(const std::vector<TokenBatch>& batches, const TokenWeights& weights, float token_weight,
                   float balance_weight);
+  // `updates` optimizer updates over the same micro-batches (GRPO's inner epochs), each a forward and backward
+  // with update u's weights; the result is the last update's (its loss sums and gradient norm).
+  StepResult step(const std::vector<TokenBatch>& batches, std::int64_t updates, const UpdateWeights& weights,
+                  float token_weight, float balance_weight);
   // A stage's own forward and backward passes (a loss the model's head does not compute, e.g. the reward
   // model's): `passes` adds this replica's gradients, expert counts and statistics (into `stage_sums`),
   // which are then summed over the data-parallel replicas, the statistics in the counts' all-reduce.
@@ -98,6 +133,8 @@ class Trainer {
   // line when due, and checkpoints when due. Returns true when the run must stop now (every rank agreed
   // on a signal or the time limit; it has just been checkpointed): exit with kExitRequeue.
   bool end_step(const StepResult& r, const StepReport& report);
+  // The same with the stage's whole record and progress line.
+  bool end_step(const StepResult& r, const StageReport& report);
   void finish();  // commits a checkpoint in flight; logs the stage's end
 
  private:
@@ -110,6 +147,9 @@ class Trainer {
   // Clips and applies the reduced gradients, updates the router bias.
   StepResult update(StepSums sums, bool next_token);
   nlohmann::json record(const StepResult& r, nlohmann::json rec, double tokens_per_s, double mfu) const;
+  bool records(std::int64_t step) const;  // whether rank 0 writes step's metrics record
+  // The step's end after its record and line: the checkpoint and the agreed stop.
+  bool checkpoint(const StepResult& r, std::int64_t tokens, const nlohmann::json& data_state);
 
   const StageEnv& env_;
   TrainerOptions options_;
