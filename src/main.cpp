@@ -16,6 +16,7 @@
 #include "deck/deck.hpp"
 #include "deck/reference.hpp"
 #include "deck/validate.hpp"
+#include "run/signals.hpp"
 #include "stages/stage.hpp"
 
 namespace po = boost::program_options;
@@ -90,15 +91,20 @@ int main(int argc, char** argv) {
       code = r1::run_self_check(rank, size) ? 0 : 1;
     }
   } catch (const r1::Error& e) {
-    if (e.kind() != r1::ErrorKind::user) {
+    if (e.kind() == r1::ErrorKind::diverged) {
+      // Every rank agreed on it at the same step (DivergenceGuard): no abort, the last commit stands.
+      if (rank == 0) std::fprintf(stderr, "r1hpc: diverged: %s\n", e.what());
+      code = r1::kExitDiverged;
+    } else if (e.kind() != r1::ErrorKind::user) {
       r1::log_error(r1::error_kind_name(e.kind()), ": ", e.what());
       MPI_Abort(MPI_COMM_WORLD, 1);
+    } else {
+      // User errors of the start-up checks are found identically on every rank (same input, same checks):
+      // report once. Later ones (a stage's own data on one rank) may be one rank's alone: that rank says so.
+      if (rank == 0) std::fprintf(stderr, "r1hpc: error: %s\n", e.what());
+      else if (r1::logger().computing()) r1::log_error(e.what());
+      code = kExitUserError;
     }
-    // User errors of the start-up checks are found identically on every rank (same input, same checks):
-    // report once. Later ones (a stage's own data on one rank) may be one rank's alone: that rank says so.
-    if (rank == 0) std::fprintf(stderr, "r1hpc: error: %s\n", e.what());
-    else if (r1::logger().computing()) r1::log_error(e.what());
-    code = kExitUserError;
   } catch (const std::exception& e) {
     r1::log_error("internal error: ", e.what());
     MPI_Abort(MPI_COMM_WORLD, 1);

@@ -15,6 +15,7 @@
 #include "run/run_dir.hpp"
 #include "run/stage_env.hpp"
 #include "train/checkpoints.hpp"
+#include "train/divergence_guard.hpp"
 #include "train/grad_reducer.hpp"
 #include "train/optimizer.hpp"
 #include "train/step.hpp"
@@ -53,8 +54,14 @@ struct StepResult {
   bool next_token = false;        // the model's own loss on token batches (not a stage's own passes)
   double loss = 0, mtp_loss = 0;  // next-token steps: mean cross-entropies per counted token
   double lr = 0, grad_norm = 0;   // the norm before clipping
-  double optimizer_s = 0;         // the update and the router-bias update
+  double optimizer_s = 0;         // the update, the router-bias update and the weight check
   double seconds = 0;             // since begin_step, until the update is done
+  bool has_loss = false;          // loss is the step's mean cross-entropy (next-token steps)
+  WeightState weights{};          // after the update (the weight check of DivergenceGuard)
+  // Why the step diverged ("" when it did not), and whether an update of it was applied (the last good
+  // state must then be reloaded). end_step stops the run or skips the step ([train] divergence_policy).
+  std::string diverged{};
+  bool restore = false;
 };
 
 // What a stage adds to its step's end.
@@ -96,6 +103,7 @@ class Trainer {
 
   Model& model() { return net_.model; }
   ParamStore& params() { return net_.params; }
+  AdamW& optimizer() { return opt_; }  // its moments (tests inject faults there)
   const Resumed& resumed() const { return resumed_; }
   parallel::Communicator& dp() const { return *env_.comms->dp; }
   const kernels::Context& ctx() const { return env_.ctx; }
@@ -144,11 +152,19 @@ class Trainer {
     Model model;
     InitializedModel(const StageEnv& env, const TrainerOptions& o);
   };
-  // Clips and applies the reduced gradients, updates the router bias.
-  StepResult update(StepSums sums, bool next_token);
+  // `updates` forward-backward passes over `batches`, each followed by update(); counted > 0: the mean
+  // loss per counted token is the step's (loss spikes are checked on it).
+  StepResult train(const std::vector<TokenBatch>& batches, std::int64_t updates, const UpdateWeights& weights,
+                   float token_weight, float balance_weight, double counted);
+  // Clips and applies the reduced gradients, updates the router bias; after the `last` update of a step,
+  // checks the weights (DivergenceGuard). A loss spike or non-finite gradients leave the weights untouched.
+  StepResult update(StepSums sums, bool next_token, double counted, bool last);
+  // Reloads this run's last committed checkpoint (weights, moments, optimizer step) after the diverged step
+  // `what` (train.divergence_policy = skip).
+  void restore_last_good(const std::string& what);
   nlohmann::json record(const StepResult& r, nlohmann::json rec, double tokens_per_s, double mfu) const;
   bool records(std::int64_t step) const;  // whether rank 0 writes step's metrics record
-  // The step's end after its record and line: the checkpoint and the agreed stop.
+  // The step's end after its record and line: the divergence policy, the checkpoint and the agreed stop.
   bool checkpoint(const StepResult& r, std::int64_t tokens, const nlohmann::json& data_state);
 
   const StageEnv& env_;
@@ -164,6 +180,7 @@ class Trainer {
   StepProfiler profiler_;
   std::int64_t log_every_, metrics_every_;
   double flops_per_token_;
+  DivergenceGuard guard_;
   std::int64_t step_ = 0;
   Stopwatch step_clock_, phase_;
 };
