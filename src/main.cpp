@@ -93,15 +93,20 @@ int main(int argc, char** argv) {
     r1::log_error(e.what());
     MPI_Abort(MPI_COMM_WORLD, r1::kExitWatchdog);  // a peer may never come: no clean shutdown
   } catch (const r1::Error& e) {
-    if (e.kind() != r1::ErrorKind::user) {
+    if (e.kind() == r1::ErrorKind::diverged) {
+      // Every rank agreed on it at the same step (DivergenceGuard): no abort, the last commit stands.
+      if (rank == 0) std::fprintf(stderr, "r1hpc: diverged: %s\n", e.what());
+      code = r1::kExitDiverged;
+    } else if (e.kind() != r1::ErrorKind::user) {
       r1::log_error(r1::error_kind_name(e.kind()), ": ", e.what());
       MPI_Abort(MPI_COMM_WORLD, r1::kExitFailure);
+    } else {
+      // User errors of the start-up checks are found identically on every rank (same input, same checks):
+      // report once. Later ones (a stage's own data on one rank) may be one rank's alone: that rank says so.
+      if (rank == 0) std::fprintf(stderr, "r1hpc: error: %s\n", e.what());
+      else if (r1::logger().computing()) r1::log_error(e.what());
+      code = r1::kExitUserError;
     }
-    // User errors of the start-up checks are found identically on every rank (same input, same checks):
-    // report once. Later ones (a stage's own data on one rank) may be one rank's alone: that rank says so.
-    if (rank == 0) std::fprintf(stderr, "r1hpc: error: %s\n", e.what());
-    else if (r1::logger().computing()) r1::log_error(e.what());
-    code = r1::kExitUserError;
   } catch (const std::exception& e) {
     r1::log_error("internal error: ", e.what());
     MPI_Abort(MPI_COMM_WORLD, r1::kExitFailure);

@@ -64,6 +64,13 @@ constexpr auto choice_words(Precision) {
   return std::to_array<ChoiceWord<Precision>>({{"fp32", Precision::fp32}, {"bf16", Precision::bf16}});
 }
 
+// What a diverged step does (train/divergence_guard.hpp): the run stops before committing it, or returns to
+// the last good state and goes on with the next step's data.
+enum class DivergencePolicy { stop, skip };
+constexpr auto choice_words(DivergencePolicy) {
+  return std::to_array<ChoiceWord<DivergencePolicy>>({{"stop", DivergencePolicy::stop}, {"skip", DivergencePolicy::skip}});
+}
+
 #define R1_TRAIN_KEYS(KEY)                                                                                 \
   KEY(integer, micro_batch, 1, (1, 1 << 20), "sequences per rank per forward/backward pass")               \
   KEY(integer, global_batch, 0, (0, kNoMax),                                                               \
@@ -71,8 +78,16 @@ constexpr auto choice_words(Precision) {
   KEY(choice, recompute, Recompute::none, (), "activation recomputation in the backward pass")             \
   KEY(choice, precision, Precision::fp32, (), "compute precision of the GEMMs (master weights stay fp32)") \
   KEY(integer, log_every, 10, (1, kNoMax), "steps between progress lines")                                 \
-  KEY(integer, eval_every, 0, (0, kNoMax), "pretrain: steps between held-out losses on data.eval_path; 0: never")  \
-  KEY(integer, eval_sequences, 64, (1, kNoMax), "pretrain: held-out sequences per evaluation (the first ones)")
+  KEY(integer, eval_every, 0, (0, kNoMax), "pretrain: steps between held-out losses (data.eval_path); 0: never") \
+  KEY(integer, eval_sequences, 64, (1, kNoMax), "pretrain: held-out sequences per evaluation (the first ones)")  \
+  KEY(choice, divergence_policy, DivergencePolicy::stop, (),                                               \
+      "a diverged step (non-finite gradients or weights, a loss spike, weight-norm growth): stop before "  \
+      "committing it (exit 4), or skip it (not applied, or the last checkpoint reloaded) and go on")       \
+  KEY(real, loss_spike_factor, 0, (0, 1e6),                                                                \
+      "a next-token step whose loss exceeds this multiple of the mean of the last 10 applied steps' "      \
+      "diverged (not applied); 0: off, else > 1")                                                          \
+  KEY(real, max_weight_norm_growth, 2, (0, 1e6),                                                           \
+      "a step that multiplies the L2 norm of the weights by more than this diverged; 0: off, else > 1")
 
 struct TrainConfig {
   R1_CONFIG_MEMBERS(R1_TRAIN_KEYS)

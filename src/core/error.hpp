@@ -14,6 +14,7 @@ enum class ErrorKind {
   io,        // a file could not be read or written
   cuda,      // a CUDA / cuBLAS / NCCL call failed
   comm,      // an MPI / NCCL collective failed or timed out
+  diverged,  // training diverged (train/divergence_guard.hpp): every rank stops before committing it, exit 4
 };
 
 const char* error_kind_name(ErrorKind k);

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "core/error.hpp"
 #include "deck/ini.hpp"
@@ -114,6 +115,9 @@ void check_training(const Deck& d, const RunConfig& c, int world) {
   if (c.train.global_batch % per_step != 0)
     fail_rule(d, "train.global_batch", "train.micro_batch", concat("global_batch must be a multiple of micro_batch x data = ", per_step));
   if (c.optim.min_lr > c.optim.lr) fail_rule(d, "optim.min_lr", "optim.lr", "min_lr must be at most lr");
+  for (const auto& [key, factor] : {std::pair{"train.loss_spike_factor", c.train.loss_spike_factor},
+                                     std::pair{"train.max_weight_norm_growth", c.train.max_weight_norm_growth}})
+    if (factor != 0 && factor <= 1) d.fail(key, concat("must be 0 (off) or above 1 (a factor of growth); got ", factor));
   const auto& profile = c.log.profile_steps;
   if (!profile.empty() && (profile.size() != 2 || profile[0] > profile[1]))
     d.fail("log.profile_steps", "expected two steps, first <= last");

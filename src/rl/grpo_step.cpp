@@ -5,7 +5,6 @@
 #include "model/model.hpp"
 #include "rl/grpo_stats.hpp"
 #include "run/host_reduce.hpp"
-#include "train/optimizer.hpp"
 
 namespace r1 {
 namespace {
@@ -52,40 +51,42 @@ struct PackedStep {
 struct MicroShape {
   std::int64_t count = 0, min_len = 1, min_rows = 1;
 };
-MicroShape micro_shape(const GrpoLearner& l, const std::vector<Rollout>& rollouts, const PackConfig& c) {
+MicroShape micro_shape(Trainer& t, const std::vector<Rollout>& rollouts, const PackConfig& c) {
   const auto micro = static_cast<std::size_t>(c.micro);
   const auto real_micros = static_cast<std::int64_t>((rollouts.size() + micro - 1) / micro);
-  MicroShape m{.count = max_over(l.policy.lockstep_group(), l.ctx, real_micros), .min_len = c.min_len, .min_rows = 1};
-  if (pipelined(l.pipe)) {
+  MicroShape m{.count = max_over(t.model().lockstep_group(), t.ctx(), real_micros), .min_len = c.min_len, .min_rows = 1};
+  const PipelinePlan& pipe = t.pipeline();
+  if (pipelined(pipe)) {
     for (const Rollout& r : rollouts) m.min_len = std::max(m.min_len, static_cast<std::int64_t>(r.tokens.size()));
     m.min_rows = c.micro;
-    const std::int64_t multiple = l.pipe.virtual_stages > 1 ? l.pipe.pp->size() : 1;
+    const std::int64_t multiple = pipe.virtual_stages > 1 ? pipe.pp->size() : 1;
     m.count = std::max<std::int64_t>(1, (m.count + multiple - 1) / multiple * multiple);
   }
   return m;
 }
 
 // Old-policy and reference log-probs per micro-batch, and the step's normaliser over all ranks.
-PackedStep pack_step(const GrpoLearner& l, const std::vector<Rollout>& rollouts, const PackConfig& c, const GrpoConfig& gc) {
+PackedStep pack_step(Trainer& t, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& c,
+                     const GrpoConfig& gc) {
   PackedStep p;
   for (const Rollout& r : rollouts) {
     p.advantages.push_back(r.advantage);
     p.truncated.push_back(r.truncated ? 1 : 0);
   }
-  const MicroShape shape = micro_shape(l, rollouts, c);
+  const MicroShape shape = micro_shape(t, rollouts, c);
   for (std::int64_t k = 0; k < shape.count; ++k) {
     PackedStep::Micro m;
     const auto first = static_cast<std::size_t>(k * c.micro);
     p.batches.push_back(pack(rollouts, std::min(first, rollouts.size()),
                              std::min(rollouts.size(), first + static_cast<std::size_t>(c.micro)), c.pad, m.owner,
                              shape.min_len, shape.min_rows));
-    m.old_lp = token_logprobs(l.policy, p.batches.back());
-    if (l.reference) m.ref_lp = token_logprobs(*l.reference, p.batches.back());
+    m.old_lp = token_logprobs(t.model(), p.batches.back());
+    if (reference) m.ref_lp = token_logprobs(*reference, p.batches.back());
     p.micros.push_back(std::move(m));
     p.norm += grpo_normaliser(p.tokens(p.micros.size() - 1, p.micros.back().old_lp), gc);
   }
   std::vector<double> totals{p.norm.tokens, p.norm.completions};
-  sum_over(l.dp, l.ctx, totals);
+  sum_over(t.dp(), t.ctx(), totals);
   p.norm.tokens = totals[0];
   p.norm.completions = totals[1];
   return p;
@@ -105,17 +106,16 @@ TokenWeights grpo_weights(const PackedStep& p, const GrpoConfig& gc, const kerne
   };
 }
 
-// The update: inner epochs over the same micro-batches, each one optimizer step; the statistics are the
-// last epoch's (on the last pipeline stage, where the loss is computed; then summed over the stages).
-GrpoUpdate update_policy(GrpoLearner& l, const PackedStep& p, const GrpoConfig& gc, double lr) {
+// The update: inner epochs over the same micro-batches, each one optimizer update of the Trainer's step;
+// the statistics are the last epoch's (on the last pipeline stage, where the loss is computed; then summed
+// over the stages).
+GrpoUpdate update_policy(Trainer& t, const PackedStep& p, const GrpoConfig& gc) {
   GrpoUpdate up;
-  for (std::int64_t epoch = 0; epoch < gc.inner_epochs; ++epoch) {
-    l.params.zero_grads();
-    const TokenWeights weigh = grpo_weights(p, gc, l.ctx, epoch == gc.inner_epochs - 1 ? &up.stats : nullptr);
-    train_micro_batches(l.policy, p.batches, 0.0f, 0.0f, l.grads, l.dp, l.ctx, l.pipe, weigh);
-    up.grad_norm = l.opt.step(lr);
-  }
-  if (pipelined(l.pipe)) sum_over(*l.pipe.pp, l.ctx, up.stats);
+  const auto weights = [&](std::int64_t epoch) {
+    return grpo_weights(p, gc, t.ctx(), epoch == gc.inner_epochs - 1 ? &up.stats : nullptr);
+  };
+  up.result = t.step(p.batches, gc.inner_epochs, weights, 0.0f, 0.0f);
+  if (pipelined(t.pipeline())) sum_over(*t.pipeline().pp, t.ctx(), up.stats);
   return up;
 }
 
@@ -143,10 +143,10 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
   return b;
 }
 
-GrpoUpdate grpo_step(GrpoLearner& learner, const std::vector<Rollout>& rollouts, const PackConfig& packing,
-                     const GrpoConfig& config, double lr) {
-  const PackedStep packed = pack_step(learner, rollouts, packing, config);
-  return update_policy(learner, packed, config, lr);
+GrpoUpdate grpo_step(Trainer& trainer, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& packing,
+                     const GrpoConfig& config) {
+  const PackedStep packed = pack_step(trainer, reference, rollouts, packing, config);
+  return update_policy(trainer, packed, config);
 }
 
 }  // namespace r1

@@ -1,7 +1,7 @@
 // The update of a GRPO step, after its rollouts (rl/rollout): the kept rollouts packed into micro-batches,
 // their log-probs under the policy that sampled them (old) and under the frozen reference, the normaliser
-// summed over the data-parallel group, then inner epochs of micro-batch training weighted per token by
-// the GRPO loss (rl/grpo), each ending in an optimizer step.
+// summed over the data-parallel group, then the Trainer's step of inner epochs over those micro-batches
+// weighted per token by the GRPO loss (rl/grpo), each ending in an optimizer update.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -9,23 +9,9 @@
 #include "model/batch.hpp"
 #include "rl/grpo.hpp"
 #include "rl/rollout.hpp"
-#include "train/grad_reducer.hpp"
-#include "train/optimizer.hpp"
-#include "train/step.hpp"
+#include "train/trainer.hpp"
 
 namespace r1 {
-
-// What a step trains, and the groups its micro-batches span.
-struct GrpoLearner {
-  Model& policy;
-  ParamStore& params;
-  GradReducer& grads;
-  AdamW& opt;
-  const Model* reference = nullptr;  // the frozen reference; null when beta_kl == 0
-  parallel::Communicator& dp;
-  const kernels::Context& ctx;
-  PipelinePlan pipe;
-};
 
 // How the rollouts are packed into micro-batches.
 struct PackConfig {
@@ -44,14 +30,15 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
                 std::vector<std::int32_t>& owner, std::int64_t min_len, std::int64_t min_rows);
 
 struct GrpoUpdate {
-  GrpoStats stats;       // the loss of the last inner epoch, summed over the pipeline stages
-  double grad_norm = 0;  // of the last optimizer step
+  GrpoStats stats;    // the loss of the last inner epoch, summed over the pipeline stages
+  StepResult result;  // the Trainer's step: the last optimizer update's learning rate and gradient norm
 };
 
-// Packs this rank's rollouts, scores them under the old policy and the reference, and trains the policy on
-// them for config.inner_epochs optimizer steps at learning rate `lr`. Collective over the data-parallel
-// group, and over the model's groups as training is.
-GrpoUpdate grpo_step(GrpoLearner& learner, const std::vector<Rollout>& rollouts, const PackConfig& packing,
-                     const GrpoConfig& config, double lr);
+// Packs this rank's rollouts, scores them under the old policy (the trainer's model) and the frozen
+// `reference` (null when beta_kl == 0), and trains the policy on them for config.inner_epochs optimizer
+// updates of the trainer's step (begun by the caller). Collective over the data-parallel group, and over
+// the model's groups as training is.
+GrpoUpdate grpo_step(Trainer& trainer, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& packing,
+                     const GrpoConfig& config);
 
 }  // namespace r1

@@ -9,6 +9,7 @@ namespace r1 {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;     // internal or I/O failure (after MPI_Abort)
 inline constexpr int kExitUserError = 2;   // bad deck / input / command line; nothing was written
+inline constexpr int kExitDiverged = 4;    // training diverged; stopped with the last good checkpoint committed
 inline constexpr int kExitWatchdog = 69;   // a collective outlived [parallel] collective_timeout_s (EX_UNAVAILABLE)
 inline constexpr int kExitRequeue = 75;    // checkpointed after SIGUSR1/SIGTERM: requeue me (EX_TEMPFAIL)
 

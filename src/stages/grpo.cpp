@@ -14,23 +14,18 @@
 
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
-#include "core/timer.hpp"
 #include "model/model.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
 #include "rl/grpo_step.hpp"
 #include "rl/reward_scorer.hpp"
 #include "rl/rollout.hpp"
-#include "run/metrics.hpp"
+#include "run/host_reduce.hpp"
 #include "run/signals.hpp"
 #include "stages/sampling_stage.hpp"
 #include "stages/stage.hpp"
 #include "tokenizer/tokenizer.hpp"
-#include "run/host_reduce.hpp"
-#include "train/checkpoints.hpp"
-#include "train/grad_reducer.hpp"
-#include "train/optimizer.hpp"
-#include "train/step.hpp"
+#include "train/trainer.hpp"
 
 namespace r1 {
 
@@ -40,12 +35,10 @@ namespace {
 struct GrpoSettings {
   ModelConfig model;
   GrpoConfig grpo;
-  std::int64_t max_steps = 0, log_every = 1;
+  std::int64_t max_steps = 0;
   std::unique_ptr<Tokenizer> tok;
   RolloutConfig rollout;
   PackConfig packing;
-  int virtual_stages = 1;
-  bool full_recompute = false;
 };
 
 GrpoSettings grpo_settings(const StageEnv& env) {
@@ -73,49 +66,55 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   r.score_batch = cfg.train.micro_batch;
   r.max_seq_len = s.model.max_seq_len;
   s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_id("<|pad|>"), .min_len = env.comms->tp->size()};
-  s.log_every = cfg.train.log_every;
-  s.virtual_stages = static_cast<int>(cfg.parallel.virtual_stages);
-  s.full_recompute = cfg.train.recompute == Recompute::full;
   return s;
-}
-
-void copy_weights(const ParamStore& from, ParamStore& to) {
-  for (const auto& p : from.all()) copy(to.get(p->name).master, p->master);
-  to.refresh_compute();
 }
 
 // The frozen reference of the KL term (beta_kl > 0): the starting policy, refreshed every ref_refresh_steps.
 struct Reference {
-  std::unique_ptr<ParamStore> params;
-  std::unique_ptr<Model> model;
+  FrozenModel frozen;
   // Where its weights come from: the starting checkpoint, or "" after a refresh from the policy (the policy
   // of that moment is not a checkpoint of its own). A resumed run reloads the recorded source, so a
   // restart continues with the same reference.
   std::string source;
 
+  const Model* model() const { return frozen.model.get(); }
   void refresh_at(std::int64_t step, std::int64_t every, const ParamStore& policy) {
-    if (!model || every <= 0 || step <= 1 || (step - 1) % every != 0) return;
-    copy_weights(policy, *params);
+    if (!frozen.model || every <= 0 || step <= 1 || (step - 1) % every != 0) return;
+    frozen.copy_from(policy);
     source.clear();
   }
 };
 
-Reference frozen_reference(const StageEnv& env, const GrpoSettings& s, const ModelGroups& groups, const ParamStore& policy,
-                           const Resumed& resumed) {
+Reference frozen_reference(const GrpoSettings& s, Trainer& trainer) {
+  const Resumed& resumed = trainer.resumed();
   Reference ref;
   ref.source = resumed.data_state.value("reference", resumed.loaded.string());
   if (s.grpo.beta_kl <= 0) return ref;
-  ref.params = std::make_unique<ParamStore>(env.ctx, env.compute_dtype);
-  ref.model = std::make_unique<Model>(s.model, *ref.params, groups);
+  ref.frozen = trainer.frozen_model();
   if (!ref.source.empty() && ref.source != resumed.loaded.string()) {
-    ckpt::load_train_state(ref.source, ckpt::LoadMode::weights, *ref.params, nullptr);
+    ckpt::load_train_state(ref.source, ckpt::LoadMode::weights, *ref.frozen.params, nullptr);
   } else {
-    copy_weights(policy, *ref.params);
+    ref.frozen.copy_from(trainer.params());
     if (resumed.data_state.contains("reference") && ref.source.empty())
       log_warn("grpo: the reference was refreshed from the policy before this restart and was not checkpointed; "
                "it restarts from the resumed policy");
   }
   return ref;
+}
+
+// The Trainer of the policy: the deck's model, data parallel over whole AdamW states (no ZeRO-1), split over
+// the TP group and the pipeline stages (whose ranks hold the same prompts and sequences; the policy trains
+// through the [parallel] schedule) and its routed experts over the EP group, whose ranks generate and run
+// their micro-batches in step. The packed rollouts train without sequence parallelism and expert-communication
+// overlap, and the router bias stays where it started.
+TrainerOptions trainer_options(const StageEnv& env, const GrpoSettings& s) {
+  TrainerOptions o = TrainerOptions::from_env(env, "grpo");
+  o.groups.sequence_parallel = false;
+  o.groups.overlap_expert_comm = false;
+  o.steps = s.max_steps;
+  o.zero1 = false;
+  o.router_bias = false;
+  return o;
 }
 
 // The reward model the deck's `key` names (null when it names none); one trained with another objective
@@ -142,24 +141,7 @@ void log_setup(const GrpoSettings& s, const RewardModels& rms) {
 }  // namespace
 
 int run_grpo(StageEnv& env) {
-  const Deck& deck = env.deck;
-  parallel::Communicator& dp = *env.comms->dp;
   const GrpoSettings s = grpo_settings(env);
-  // Tensor, pipeline and expert parallelism: the policy and the reference are split over the TP group and
-  // the pipeline stages (whose ranks hold the same prompts and sequences; the policy trains through the
-  // [parallel] schedule) and their routed experts over the EP group, whose ranks generate and run their
-  // micro-batches in step (each data-parallel rank still owns whole prompt groups).
-  const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-                           .virtual_stages = s.virtual_stages};
-  ParamStore params(env.ctx, env.compute_dtype);
-  Model model(s.model, params, groups);
-  model.full_recompute = s.full_recompute;
-  params.initialize(s.rollout.sampling.seed, s.model.init_std);
-  GradReducer grads(params, ReplicaGroups::from_env(env, /*zero1=*/false));
-  AdamW opt(params, AdamWConfig::from_config(env.cfg.optim), grads);
-  const LrSchedule schedule = LrSchedule::from_config(env.cfg.optim, s.max_steps);
-  const Resumed resumed = resume_from_deck(deck, env.cfg, "grpo", params, opt);
-  Reference reference = frozen_reference(env, s, groups, params, resumed);
   const std::unique_ptr<RewardScorer> helpfulness =
       reward_model(env, s.model, "reward.helpfulness_model", env.cfg.reward.helpfulness_model, "pairwise", "helpfulness needs a pairwise (Bradley-Terry) one");
   const std::unique_ptr<RewardScorer> harmlessness =
@@ -168,41 +150,33 @@ int run_grpo(StageEnv& env) {
   nlohmann::json reward_models = nlohmann::json::array();  // the lineage's reward-model edges
   for (const RewardScorer* m : {rms.helpfulness, rms.harmlessness})
     if (m) reward_models.push_back(std::filesystem::absolute(m->checkpoint()).lexically_normal().string());
-  RunInfo info{.stage = "grpo", .deck_path = deck.file(), .resolved_deck = deck.resolved_text(), .world_size = env.world,
-               .layout = layout_json(env)};
-  RunDir run(env.cfg.run.output_dir, info, env.rank);
-  StageCheckpoints checkpoints(deck, env.cfg, *env.comms->world, "grpo", resumed.parent, info.layout, params, opt);
+  Trainer trainer(env, trainer_options(env, s));
+  Reference reference = frozen_reference(s, trainer);
   log_setup(s, rms);
-  GrpoLearner learner{.policy = model, .params = params, .grads = grads, .opt = opt, .reference = reference.model.get(), .dp = dp,
-                      .ctx = env.ctx, .pipe = PipelinePlan::from_env(env)};
 
-  const Stopwatch phase;
-  for (std::int64_t step = resumed.first_step; step <= s.max_steps; ++step) {
-    const Stopwatch step_clock;
-    reference.refresh_at(step, s.grpo.ref_refresh_steps, params);
-    const Rollouts rollouts = roll_out(model, *s.tok, rms, s.rollout, s.grpo, step, dp.rank(), dp.size());
-    const double lr = schedule.at(step);
-    const GrpoUpdate update = grpo_step(learner, rollouts.kept, s.packing, s.grpo, lr);
+  parallel::Communicator& dp = trainer.dp();
+  for (std::int64_t step = trainer.first_step(); step <= s.max_steps; ++step) {
+    trainer.begin_step(step);
+    reference.refresh_at(step, s.grpo.ref_refresh_steps, trainer.params());
+    const Rollouts rollouts = roll_out(trainer.model(), *s.tok, rms, s.rollout, s.grpo, step, dp.rank(), dp.size());
+    const GrpoUpdate update = grpo_step(trainer, reference.model(), rollouts.kept, s.packing, s.grpo);
     const GrpoStepStats mine{.rollout = rollouts.stats, .loss = update.stats};
     GrpoStepStats all = mine;
     sum_over(dp, env.ctx, all);
-    const nlohmann::json record =
-        grpo_record(mine, all, {.step = step, .lr = lr, .grad_norm = update.grad_norm, .step_s = step_clock.seconds(),
-                                .replicas = dp.size(), .group_size = s.grpo.group_size,
-                                .preference_run = s.rollout.preference_steps > 0,
-                                .preference_step = s.rollout.preference_step(step), .helpfulness = rms.helpfulness != nullptr,
-                                .harmlessness = rms.harmlessness != nullptr});
-    if (env.rank == 0) run.metrics().write(record);
-    if (step % s.log_every == 0 || step == resumed.first_step || step == s.max_steps)
-      log_info(grpo_progress_line(record, all, {.step = step, .total_steps = s.max_steps, .elapsed_s = phase.seconds(),
-                                                .steps_done = step - resumed.first_step + 1}));
-    if (checkpoints.after_step(step, s.max_steps, 0,
-                               {{"prompts_consumed", step * s.rollout.prompts_per_step}, {"reference", reference.source},
-                                {"reward_models", reward_models}}))
-      return kExitRequeue;
+    StageReport report{.record = grpo_record(mine, all, {.step = step, .lr = update.result.lr, .grad_norm = update.result.grad_norm,
+                                                         .step_s = trainer.step_seconds(), .replicas = dp.size(),
+                                                         .group_size = s.grpo.group_size,
+                                                         .preference_run = s.rollout.preference_steps > 0,
+                                                         .preference_step = s.rollout.preference_step(step),
+                                                         .helpfulness = rms.helpfulness != nullptr,
+                                                         .harmlessness = rms.harmlessness != nullptr}),
+                       .data_state = {{"prompts_consumed", step * s.rollout.prompts_per_step}, {"reference", reference.source},
+                                      {"reward_models", reward_models}}};
+    report.line = grpo_progress_line(report.record, all, {.step = step, .total_steps = s.max_steps, .elapsed_s = trainer.elapsed_s(),
+                                                          .steps_done = step - trainer.first_step() + 1});
+    if (trainer.end_step(update.result, report)) return kExitRequeue;
   }
-  checkpoints.finish();
-  log_info("grpo: done at step ", s.max_steps, " in ", format_duration(phase.seconds()));
+  trainer.finish();
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <numbers>
 #include <utility>
 
+#include "core/error.hpp"
 #include "kernels/adamw.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/reduce.hpp"
@@ -121,8 +122,10 @@ double AdamW::grad_norm() const {
 
 double AdamW::step(double lr) {
   const double norm = grad_norm();
-  R1_REQUIRE(std::isfinite(norm), "the gradient norm is ", norm, " at optimizer step ", step_ + 1,
-             ": the loss diverged (lower [optim] lr, or raise [optim] warmup_steps)");
+  // Thrown before anything is updated, on every rank alike (the norm is the world's).
+  if (!std::isfinite(norm))
+    throw Error(ErrorKind::diverged, detail::concat("the gradient norm is ", norm, " at optimizer step ", step_ + 1,
+                                                    ": the loss diverged (lower [optim] lr, or raise [optim] warmup_steps)"));
   const double scale = config_.grad_clip > 0 && norm > config_.grad_clip ? config_.grad_clip / norm : 1.0;
   ++step_;
   const auto& ctx = params_.context();

@@ -40,7 +40,8 @@ class AdamW {
   // (after GradReducer::reduce).
   double grad_norm() const;
   // One step at learning rate `lr`: clips by the global norm (when grad_clip > 0), updates every
-  // trainable parameter and its compute copy. Returns the norm before clipping.
+  // trainable parameter and its compute copy. Returns the norm before clipping. A non-finite norm throws
+  // Error(ErrorKind::diverged) before anything is updated.
   double step(double lr);
   std::int64_t steps_taken() const { return step_; }
   // This rank's moments in parameter order (undefined for buffers): parameter-shaped, or with ZeRO-1 the

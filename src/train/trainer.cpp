@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/log.hpp"
+#include "checkpoint/train_state.hpp"
 #include "kernels/profile.hpp"
 #include "run/metrics.hpp"
 
@@ -42,10 +43,29 @@ Trainer::Trainer(const StageEnv& env, TrainerOptions options)
       profiler_(env.cfg.log),
       log_every_(env.cfg.train.log_every),
       metrics_every_(env.cfg.log.metrics_every),
-      flops_per_token_(train_flops_per_token(options_.model, options_.batch.seq)) {}
+      flops_per_token_(train_flops_per_token(options_.model, options_.batch.seq)),
+      guard_(env.cfg.train) {
+  const WeightState start = weight_state(net_.params, grads_, *env.comms->world, env.ctx);
+  if (!start.finite)
+    throw Error(ErrorKind::diverged, detail::concat("the starting weights", resumed_.loaded.empty() ? "" : " (" + resumed_.loaded.string() + ")",
+                                                    " are not finite"));
+  guard_.restored(start.norm);
+}
 
 float Trainer::balance_weight() const {
   return static_cast<float>(1.0 / static_cast<double>(options_.batch.n_micro * options_.batch.replicas));
+}
+
+void FrozenModel::copy_from(const ParamStore& from) {
+  for (const auto& p : from.all()) copy(params->get(p->name).master, p->master);
+  params->refresh_compute();
+}
+
+FrozenModel Trainer::frozen_model() const {
+  FrozenModel f;
+  f.params = std::make_unique<ParamStore>(env_.ctx, env_.compute_dtype);
+  f.model = std::make_unique<Model>(options_.model, *f.params, options_.groups);
+  return f;
 }
 
 bool Trainer::logs(std::int64_t step) const { return step % log_every_ == 0 || step == first_step() || step == last_step(); }
@@ -58,18 +78,34 @@ void Trainer::begin_step(std::int64_t step) {
 
 StepResult Trainer::step(const std::vector<TokenBatch>& batches, double counted) {
   const double tokens = std::max(1.0, counted);
-  StepResult r = step(batches, {}, static_cast<float>(1.0 / tokens), balance_weight());
-  r.loss = r.sums.loss_sum / tokens;
-  r.mtp_loss = r.sums.mtp_loss_sum / tokens;
-  return r;
+  return train(batches, 1, {}, static_cast<float>(1.0 / tokens), balance_weight(), tokens);
 }
 
 StepResult Trainer::step(const std::vector<TokenBatch>& batches, const TokenWeights& weights, float token_weight,
                          float balance_weight) {
-  net_.params.zero_grads();
-  StepSums sums = train_micro_batches(net_.model, batches, token_weight, balance_weight, grads_, *env_.comms->dp, env_.ctx,
-                                      pipe_, weights);
-  return update(std::move(sums), /*next_token=*/true);
+  return step(batches, 1, [&weights](std::int64_t) { return weights; }, token_weight, balance_weight);
+}
+
+StepResult Trainer::step(const std::vector<TokenBatch>& batches, std::int64_t updates, const UpdateWeights& weights,
+                         float token_weight, float balance_weight) {
+  return train(batches, updates, weights, token_weight, balance_weight, 0);
+}
+
+StepResult Trainer::train(const std::vector<TokenBatch>& batches, std::int64_t updates, const UpdateWeights& weights,
+                          float token_weight, float balance_weight, double counted) {
+  StepResult r;
+  for (std::int64_t u = 0; u < updates; ++u) {
+    net_.params.zero_grads();
+    StepSums sums = train_micro_batches(net_.model, batches, token_weight, balance_weight, grads_, *env_.comms->dp, env_.ctx,
+                                        pipe_, weights ? weights(u) : TokenWeights{});
+    const bool applied_before = u > 0;
+    r = update(std::move(sums), /*next_token=*/true, counted, /*last=*/u + 1 == updates);
+    if (!r.diverged.empty()) {
+      r.restore = r.restore || applied_before;  // an earlier update of the step was applied
+      break;
+    }
+  }
+  return r;
 }
 
 StepResult Trainer::step(const Passes& passes, std::vector<double>& stage_sums) {
@@ -82,18 +118,37 @@ StepResult Trainer::step(const Passes& passes, std::vector<double>& stage_sums) 
   sum_with_counts(*env_.comms->dp, env_.ctx, stage_sums, counts);
   sums.model_expert_counts = counts;
   sums.expert_counts = std::move(counts);
-  return update(std::move(sums), /*next_token=*/false);
+  return update(std::move(sums), /*next_token=*/false, 0, /*last=*/true);
 }
 
-StepResult Trainer::update(StepSums sums, bool next_token) {
+StepResult Trainer::update(StepSums sums, bool next_token, double counted, bool last) {
   StepResult r{.step = step_, .sums = std::move(sums), .next_token = next_token, .lr = schedule_.at(step_)};
+  if (counted > 0) {
+    r.has_loss = true;
+    r.loss = r.sums.loss_sum / counted;
+    r.mtp_loss = r.sums.mtp_loss_sum / counted;
+    r.diverged = guard_.loss_spike(r.loss);  // the same on every rank: the loss is the global batch's
+  }
   const ModelConfig& cfg = net_.model.config();
   const Stopwatch optimizer;
-  {
+  if (r.diverged.empty()) {
     const kernels::ProfileRegion region(env_.ctx, "optimizer");
-    r.grad_norm = opt_.step(r.lr);
-    if (cfg.bias_update_gamma > 0 && !r.sums.expert_counts.empty())
+    try {
+      r.grad_norm = opt_.step(r.lr);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::diverged) throw;
+      r.diverged = e.message();
+    }
+    if (r.diverged.empty() && options_.router_bias && cfg.bias_update_gamma > 0 && !r.sums.expert_counts.empty())
       net_.model.update_router_bias(r.sums.expert_counts, static_cast<float>(cfg.bias_update_gamma));
+    // The step's state before any commit: finite, and a norm that did not jump (one check per step).
+    if (r.diverged.empty() && last) {
+      const kernels::ProfileRegion check(env_.ctx, "weight_check");
+      r.weights = weight_state(net_.params, grads_, *env_.comms->world, env_.ctx);
+      r.diverged = guard_.weights(r.weights);
+      r.restore = !r.diverged.empty();
+      if (r.diverged.empty()) guard_.applied(r.has_loss, r.loss, r.weights.norm);
+    }
   }
   env_.ctx.synchronize();
   r.optimizer_s = optimizer.seconds();
@@ -108,6 +163,7 @@ nlohmann::json Trainer::record(const StepResult& r, nlohmann::json rec, double t
   rec["lr"] = r.lr;
   rec["grad_norm"] = r.grad_norm;
   rec["step_s"] = r.seconds;
+  if (!r.diverged.empty()) rec["diverged"] = r.diverged;
   rec["time"]["compute_s"] = r.sums.compute_s;
   if (!r.sums.model_expert_counts.empty()) rec["expert_load"] = expert_load(r.sums.model_expert_counts).layers;
   if (!r.next_token) return rec;
@@ -129,14 +185,57 @@ bool Trainer::end_step(const StepResult& r, const StepReport& report) {
   const double mfu = r.next_token && env_.peak_flops > 0
                          ? tokens_per_s * flops_per_token_ / (env_.peak_flops * static_cast<double>(env_.world))
                          : -1;
-  if (env_.rank == 0 && (r.step % metrics_every_ == 0 || r.step == last))
-    run_.metrics().write(record(r, report.record, tokens_per_s, mfu));
+  if (records(r.step)) run_.metrics().write(record(r, report.record, tokens_per_s, mfu));
   if (logs(r.step))
     log_info(format_progress({.step = r.step, .total_steps = last, .metric_name = report.metric_name, .metric = report.metric,
                               .tokens_per_s = tokens_per_s, .mfu = mfu, .elapsed_s = phase_.seconds(),
                               .steps_done = r.step - first_step() + 1}),
              "  lr ", r.lr, "  |g| ", r.grad_norm, report.extras);
-  return checkpoints_.after_step(r.step, last, report.tokens, report.data_state);
+  return checkpoint(r, report.tokens, report.data_state);
+}
+
+bool Trainer::end_step(const StepResult& r, const StageReport& report) {
+  profiler_.after_step(r.step, r.step == last_step(), r.seconds, run_.path(), env_.rank);
+  if (records(r.step)) {
+    nlohmann::json rec = report.record;
+    if (!r.diverged.empty()) rec["diverged"] = r.diverged;
+    run_.metrics().write(rec);
+  }
+  if (logs(r.step)) log_info(report.line);
+  return checkpoint(r, report.tokens, report.data_state);
+}
+
+bool Trainer::records(std::int64_t step) const {
+  return env_.rank == 0 && (step % metrics_every_ == 0 || step == last_step());
+}
+
+// After the step's record and line: a diverged step stops the run or goes back to the last good state
+// before anything is saved.
+bool Trainer::checkpoint(const StepResult& r, std::int64_t tokens, const nlohmann::json& data_state) {
+  if (!r.diverged.empty()) {
+    const std::string what = detail::concat("step ", r.step, ": ", r.diverged);
+    checkpoints_.finish();  // a good step's asynchronous save in flight commits first
+    if (guard_.policy() == DivergencePolicy::stop || !guard_.may_skip())
+      throw Error(ErrorKind::diverged,
+                  detail::concat(what, "; stopped before committing it (", guard_.policy() == DivergencePolicy::stop
+                                 ? "train.divergence_policy = stop" : "too many diverged steps in a row", ")"));
+    if (r.restore) restore_last_good(what);
+    else log_warn(what, "; skipped: its update was not applied (train.divergence_policy = skip)");
+    guard_.skipped();
+  }
+  return checkpoints_.after_step(r.step, last_step(), tokens, data_state);
+}
+
+void Trainer::restore_last_good(const std::string& what) {
+  const std::optional<std::filesystem::path> latest = ckpt::latest(checkpoint_dir(env_.cfg));
+  if (!latest)
+    throw Error(ErrorKind::diverged, detail::concat(what, "; train.divergence_policy = skip found no checkpoint of this run to "
+                                                          "return to (they are saved every [checkpoint] every_steps)"));
+  const ckpt::Meta m = ckpt::load_train_state(*latest, ckpt::LoadMode::full, net_.params, &opt_, options_.new_prefix);
+  const WeightState w = weight_state(net_.params, grads_, *env_.comms->world, env_.ctx);
+  if (!w.finite) throw Error(ErrorKind::diverged, detail::concat(what, "; the weights of ", latest->string(), " are not finite"));
+  guard_.restored(w.norm);
+  log_warn(what, "; skipped: back to ", latest->string(), " (step ", m.step, "), going on with step ", step_ + 1, "'s data");
 }
 
 void Trainer::finish() {
