@@ -83,6 +83,7 @@ class Checkpointer {
 
  private:
   struct Job;
+  void stage(Job& job, const std::vector<Slice>& slices) const;
   SaveReport commit();
 
   std::filesystem::path dir_;

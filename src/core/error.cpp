@@ -11,6 +11,7 @@ const char* error_kind_name(ErrorKind k) {
     case ErrorKind::io: return "I/O error";
     case ErrorKind::cuda: return "CUDA error";
     case ErrorKind::comm: return "communication error";
+    case ErrorKind::non_finite: return "non-finite value";
   }
   return "error";
 }

@@ -14,6 +14,7 @@ enum class ErrorKind {
   io,        // a file could not be read or written
   cuda,      // a CUDA / cuBLAS / NCCL call failed
   comm,      // an MPI / NCCL collective failed or timed out
+  non_finite,  // a NaN or Inf where only finite values may go (a checkpoint being saved)
 };
 
 const char* error_kind_name(ErrorKind k);

@@ -10,6 +10,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;     // internal or I/O failure (after MPI_Abort)
 inline constexpr int kExitUserError = 2;   // bad deck / input / command line; nothing was written
 inline constexpr int kExitRequeue = 75;    // checkpointed after SIGUSR1/SIGTERM: requeue me (EX_TEMPFAIL)
+inline constexpr int kExitNonFinite = 4;   // a NaN/Inf in a tensor being checkpointed: nothing committed
+inline constexpr int kExitCheckpointDamaged = 65;  // --verify-checkpoint found a damaged checkpoint (EX_DATAERR)
 
 // Installs the handlers (idempotent). Only an async-signal-safe flag is touched in the handler.
 void install_stop_handlers();
