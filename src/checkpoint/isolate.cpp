@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,12 +34,26 @@ void send(int fd, char kind, const std::string& text) {
   write_all(fd, std::string(head, 9) + text);
 }
 
-[[noreturn]] void child(int fd, const std::function<std::string(const Progress&)>& fn) {
+void limit_memory(std::size_t extra) {
+  unsigned long pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%lu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  const rlim_t cap = static_cast<rlim_t>(pages) * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + extra;
+  const rlimit lim{cap, cap};
+  ::setrlimit(RLIMIT_AS, &lim);
+}
+
+[[noreturn]] void child(int fd, const std::function<std::string(const Progress&)>& fn, std::size_t extra_memory) {
   // A crash ends the child quietly: the parent reports it (MPI's handlers would print a backtrace).
   for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) ::signal(sig, SIG_DFL);
+  if (extra_memory > 0) limit_memory(extra_memory);
   const Progress progress = [fd](const std::string& note) { send(fd, 'P', note); };
   try {
     send(fd, 'R', fn(progress));
+  } catch (const Error& e) {
+    send(fd, 'T', e.message());  // the parent reports it as its own error, without this file's location
   } catch (const std::exception& e) {
     send(fd, 'T', e.what());
   }
@@ -86,7 +101,7 @@ bool parse(const std::string& stream, Isolated& r) {
 
 }  // namespace
 
-Isolated run_isolated(const std::function<std::string(const Progress&)>& fn, double timeout_s) {
+Isolated run_isolated(const std::function<std::string(const Progress&)>& fn, double timeout_s, std::size_t extra_memory_bytes) {
   int fds[2];
   if (::pipe(fds) != 0) R1_FAIL(io, "cannot create a pipe for the checkpoint check: ", std::strerror(errno));
   const pid_t pid = ::fork();
@@ -98,7 +113,7 @@ Isolated run_isolated(const std::function<std::string(const Progress&)>& fn, dou
   }
   if (pid == 0) {
     ::close(fds[0]);
-    child(fds[1], fn);
+    child(fds[1], fn, extra_memory_bytes);
   }
   ::close(fds[1]);
   std::string msg;

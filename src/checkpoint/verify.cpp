@@ -80,7 +80,13 @@ void check_tensor(Walk& w, hid_t index, const std::string& name) {
   h5::Id ds(H5Dopen2(index, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) R1_FAIL(io, where, ": cannot open: ", h5::error_text());
   const Shape global = index_file::dataset_shape(ds.get());
-  const DType dtype = h5::parse_dtype(h5::read_string_attr(ds.get(), "dtype", where));
+  const std::string dtype_text = h5::read_string_attr(ds.get(), "dtype", where);
+  DType dtype = DType::f32;
+  try {
+    dtype = h5::parse_dtype(dtype_text);
+  } catch (const Error&) {
+    R1_FAIL(io, where, ": its dtype attribute '", dtype_text, "' names no dtype (damaged)");
+  }
   std::vector<std::int64_t> dims;
   for (int d = 0; d < global.rank(); ++d) dims.push_back(global[d]);
   std::int64_t covered = 0;
@@ -161,10 +167,14 @@ std::string signature(const fs::path& checkpoint) {
 
 VerifyResult verify_checkpoint(const fs::path& checkpoint, VerifyDepth depth) {
   // A structure check reads metadata only; a full one reads every byte of every shard.
-  const double timeout_s = depth == VerifyDepth::structure ? 600 : 24 * 3600;
-  const Isolated run = run_isolated([&](const Progress& progress) { return to_json(inspect(checkpoint, depth, progress)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  },
-                                    timeout_s);
+  // A structure check reads metadata only (1 GiB of memory is plenty); a full one reads every byte of
+  // every shard, one source dataset at a time.
+  const bool structure = depth == VerifyDepth::structure;
+  const Isolated run = run_isolated(
+      [&](const Progress& progress) {
+        return to_json(inspect(checkpoint, depth, progress)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      },
+      structure ? 600 : 24 * 3600, structure ? std::size_t{1} << 30 : 0);
   VerifyResult r;
   switch (run.outcome) {
     case Isolated::Outcome::returned: return from_json(nlohmann::json::parse(run.text));
@@ -192,11 +202,15 @@ void vet(const fs::path& checkpoint) {
     if (it != vetted.end() && it->second == sig) return;
   }
   const VerifyResult r = verify_checkpoint(checkpoint, VerifyDepth::structure);
-  if (!r.ok())  // each problem names its file
-    R1_FAIL(io, r.problems.front(),
-            r.problems.size() > 1 ? detail::concat(" (and ", r.problems.size() - 1, " more problem(s): r1hpc --verify-checkpoint ",
-                                                   checkpoint.string(), " lists them)")
-                                  : std::string());
+  if (!r.ok()) {  // each problem names its file
+    constexpr std::size_t kShown = 4;
+    std::string text;
+    for (std::size_t i = 0; i < r.problems.size() && i < kShown; ++i) text += (i ? "; " : "") + r.problems[i];
+    if (r.problems.size() > kShown)
+      text += detail::concat(" (and ", r.problems.size() - kShown, " more problem(s): r1hpc --verify-checkpoint ", checkpoint.string(),
+                             " lists them)");
+    R1_FAIL(io, text);
+  }
   const std::lock_guard<std::mutex> lock(mutex);
   vetted[key] = sig;
 }

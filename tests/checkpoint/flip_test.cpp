@@ -108,7 +108,6 @@ struct Tally {
 void trial(const fs::path& original, const Loaded& reference, const fs::path& trial_dir, const std::string& file_name,
            std::mt19937_64& rng, bool strict, Tally& tally) {
   fs::create_directories(trial_dir.parent_path());
-  const auto t0 = std::chrono::steady_clock::now();
   fs::copy(original, trial_dir, fs::copy_options::recursive);
   const fs::path file = trial_dir / file_name;
   flip_byte(file, rng);
@@ -120,7 +119,6 @@ void trial(const fs::path& original, const Loaded& reference, const fs::path& tr
     EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << "the error does not name " << file << ": " << e.what();
     ++tally.refused;
   }
-  std::printf("DEBUG %s %.2f\n", file.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   fs::remove_all(trial_dir.parent_path());
 }
 
