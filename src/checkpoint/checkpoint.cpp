@@ -353,22 +353,17 @@ Checkpointer::~Checkpointer() {
 }
 
 // The blocking part: host copies the training step may overwrite as soon as save() returns (a
-// synchronous save writes host tensors in place, since the caller waits for it anyway), and in the same
-// pass the finite check: a NaN or Inf is never written, so it is never committed.
+// synchronous save writes host tensors in place, since the caller waits for it anyway), each checked
+// finite right after its copy: a NaN or Inf is never written, so it is never committed. (Checking inside
+// a blocked copy measured slower than memcpy then a vectorised check: memcpy's streaming stores win.)
 void Checkpointer::stage(Job& job, const std::vector<Slice>& slices) const {
   for (const Slice& s : slices) {
     Slice h{s.name, s.global_shape, s.offset, s.data};
-    std::int64_t bad = -1;
-    if (!s.data.on_host()) {
-      h.data = Tensor::empty(s.data.shape(), s.data.dtype(), staging_host_allocator());
+    if (async_ || !s.data.on_host()) {
+      h.data = Tensor::empty(s.data.shape(), s.data.dtype(), s.data.on_host() ? host_allocator() : staging_host_allocator());
       copy(h.data, s.data);
-      bad = first_non_finite(h.data);
-    } else if (async_) {
-      h.data = Tensor::empty(s.data.shape(), s.data.dtype(), host_allocator());
-      bad = copy_finding_non_finite(h.data, s.data);
-    } else {
-      bad = first_non_finite(s.data);
     }
+    const std::int64_t bad = first_non_finite(h.data);
     if (bad >= 0)
       R1_FAIL(non_finite, "tensor ", s.name, " holds ", non_finite_kind(h.data, bad), " (element ", bad,
               " of this rank's slice ", s.data.shape().str(), " at offset ", nlohmann::json(s.offset).dump(),

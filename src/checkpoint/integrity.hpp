@@ -1,5 +1,5 @@
 // What makes a checkpoint unable to lie: CRC-32 of the meta text, and the finite check of every tensor
-// written, done in the same pass as the save's host copy.
+// a save writes (run on the save's host copy, or on the host tensor a synchronous save writes in place).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -18,9 +18,6 @@ std::string checksum_text(std::string_view bytes);
 // The first element of a floating-point tensor on the host that is NaN or infinite, or -1 (always -1
 // for integer dtypes).
 std::int64_t first_non_finite(const Tensor& host);
-// copy(dst, src) for host tensors of the same shape and dtype that also returns first_non_finite(src):
-// one pass over the bytes instead of two.
-std::int64_t copy_finding_non_finite(Tensor& dst, const Tensor& src);
 // "NaN" or "Inf" for element `i` of `host`.
 std::string non_finite_kind(const Tensor& host, std::int64_t i);
 
