@@ -147,7 +147,7 @@ TEST(CheckpointFlips, TwoHundredSingleByteFlipsLoadIdenticallyOrNameTheFile) {
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 200; ++i) {
     const bool on_index = i % 2 == 0;
-    trial(original, reference, dir / ("t" + std::to_string(i)) / "step-00000007", on_index ? "index.h5" : "shard-00000.h5", rng,
+    trial(original, reference, dir / detail::concat("t", i) / "step-00000007", on_index ? "index.h5" : "shard-00000.h5", rng,
           true, on_index ? index : shard);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -167,7 +167,7 @@ TEST(CheckpointFlips, FlipsOfAnEarliestFormatIndexNeverCrashTheProcess) {
   std::mt19937_64 rng(21);
   Tally tally;
   for (int i = 0; i < 100; ++i)
-    trial(original, reference, dir / ("t" + std::to_string(i)) / "step-00000003", i % 2 ? "index.h5" : "shard-00000.h5", rng, false,
+    trial(original, reference, dir / detail::concat("t", i) / "step-00000003", i % 2 ? "index.h5" : "shard-00000.h5", rng, false,
           tally);
   std::printf("100 flips of an earliest-format checkpoint: %d loaded, %d refused by name, no crash\n", tally.identical, tally.refused);
   fs::remove_all(dir);

@@ -2,7 +2,8 @@
 # Checkpoints that cannot lie, on 2 real ranks: a NaN/Inf injected into a weight, an optimizer moment or a
 # router bias buffer fails the save with the tensor and rank named and exit 4, committing nothing; a
 # power-cut-like truncation of the newest checkpoint's files makes a resume fall back to the previous one;
-# `r1hpc --verify-checkpoint` passes a good checkpoint and names what is wrong in a damaged one (exit 65).
+# `r1hpc --verify-checkpoint` passes a good checkpoint and names what is wrong in a damaged one (exit 65);
+# a flipped deck digit is named by the load, the verifier and ckpt.py; r1hpc exits 4 on an Inf it would save.
 #   usage: integrity_test.sh MPIEXEC FIXTURE R1HPC PYTHON
 set -euo pipefail
 mpiexec=$1
@@ -87,3 +88,23 @@ rc=0
 if "$python" "$ckpt_py" list "$work/deck" 2>"$work/list.txt"; then fail "ckpt.py list read a flipped deck"; fi
 grep -q "$deck_error" "$work/list.txt" || { cat "$work/list.txt"; fail "ckpt.py: flipped deck not named"; }
 echo "a flipped digit of the stored deck: the load, --verify-checkpoint and ckpt.py name index.h5 and the field"
+
+# r1hpc itself, the issue's case: an Inf in the embedding row of a token absent from the data, in a parent
+# checkpoint, is carried through training; the run's first save refuses it with exit 4 and commits nothing.
+deck=$(cd "$(dirname "$0")/../e2e" && pwd)/pretrain_tiny.deck
+cd "$work"
+export OMP_NUM_THREADS=1
+"$mpiexec" -n 2 --oversubscribe "$r1hpc" "$deck" --set run.max_steps=1 --set run.output_dir=parent >/dev/null 2>&1 || fail "the parent run"
+"$python" - parent/checkpoints/step-00000001/shard-00000.h5 <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    f["model/embed"][511, 3] = np.inf
+PY
+rc=0
+"$mpiexec" -n 2 --oversubscribe "$r1hpc" "$deck" --set run.max_steps=2 --set run.output_dir=child \
+  --set checkpoint.load="$work/parent/checkpoints/step-00000001" >child.log 2>&1 || rc=$?
+[[ $rc == 4 ]] || { cat child.log; fail "r1hpc with an Inf embedding row: exit $rc, expected 4"; }
+grep -q "^r1hpc: non-finite value: checkpoint save of step 2 to child/checkpoints failed on rank 0: tensor model/embed holds Inf (element 65411 " child.log ||
+  { cat child.log; fail "r1hpc's error does not name the tensor"; }
+[[ ! -e child/checkpoints/latest && -z $(ls child/checkpoints 2>/dev/null) ]] || { ls child/checkpoints; fail "r1hpc committed something"; }
+echo "r1hpc with an Inf embedding row from its parent checkpoint: exit 4 naming model/embed, nothing committed"
