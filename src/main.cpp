@@ -1,5 +1,6 @@
 // r1hpc: the SPMD driver. Parses the command line, runs the requested job on every rank, and turns
-// errors into clear messages: user errors exit 2 after a clean MPI shutdown, internal ones abort.
+// errors into clear messages: user errors exit 2 and a non-finite checkpoint 4 after a clean MPI shutdown,
+// internal ones abort.
 #include <mpi.h>
 
 #include <boost/program_options.hpp>
@@ -11,6 +12,7 @@
 
 #include "app/plan.hpp"
 #include "app/self_check.hpp"
+#include "app/verify_checkpoint.hpp"
 #include "app/version.hpp"
 #include "core/log.hpp"
 #include "deck/deck.hpp"
@@ -55,7 +57,10 @@ int main(int argc, char** argv) {
         "set", po::value<std::vector<std::string>>()->composing(), "override a deck key: --set section.key=value (repeatable)")(
         "dry-run", "check the deck, print it resolved with the mesh, parameter counts and memory per rank; run nothing")(
         "world-size", po::value<int>(), "with --dry-run: plan for N ranks instead of the MPI world size (one process)")(
-        "help-deck", po::value<std::string>()->implicit_value("text"), "print every deck key (=markdown: docs/deck.md)");
+        "help-deck", po::value<std::string>()->implicit_value("text"), "print every deck key (=markdown: docs/deck.md)")(
+        "verify-checkpoint", po::value<std::string>(),
+        "read every file of checkpoint DIR (a step directory, or every one of a checkpoints directory), check every "
+        "checksum and that every value is finite; exit 0 if intact, 65 if not (run it as one process)");
     po::options_description hidden;
     hidden.add_options()("deck", po::value<std::string>());
     po::options_description all;
@@ -70,11 +75,15 @@ int main(int argc, char** argv) {
       if (vm.count("world-size") && !vm.count("dry-run"))
         throw po::error("--world-size plans a layout and needs --dry-run (a run takes its size from mpirun/srun)");
       if (vm.count("world-size") && vm["world-size"].as<int>() < 1) throw po::error("--world-size must be at least 1");
+      if (vm.count("verify-checkpoint") && vm.count("deck")) throw po::error("--verify-checkpoint takes no DECK");
     } catch (const po::error& e) {
       R1_FAIL(user, "command line: ", e.what(), " (r1hpc --help lists the options)");
     }
     if (vm.count("help")) {
-      if (rank == 0) std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run [--world-size N]]] [--help-deck[=markdown]]\n\n" << opts;
+      if (rank == 0)
+        std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run [--world-size N]]] [--help-deck[=markdown]]\n"
+                     "       r1hpc --verify-checkpoint DIR\n\n"
+                  << opts;
     } else if (vm.count("version")) {
       if (rank == 0)
         std::printf("r1hpc %s (commit %s), backends: cpu%s\n", r1::kVersion, r1::kGitCommit, r1::kWithCuda ? ", cuda" : "");
@@ -82,6 +91,8 @@ int main(int argc, char** argv) {
       const std::string format = vm["help-deck"].as<std::string>();
       R1_REQUIRE(format == "text" || format == "markdown", "command line: --help-deck=", format, " (expected text or markdown)");
       if (rank == 0) std::cout << (format == "markdown" ? r1::deck_reference_markdown() : r1::deck_reference_text());
+    } else if (vm.count("verify-checkpoint")) {
+      if (rank == 0) code = r1::verify_checkpoint_path(vm["verify-checkpoint"].as<std::string>(), std::cout);
     } else if (vm.count("deck")) {
       const auto sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
       const int plan_world = vm.count("world-size") ? vm["world-size"].as<int>() : size;

@@ -7,11 +7,13 @@
   ckpt.py diff A B                     per-tensor max |a - b|, missing and extra tensors; exit 1 when they differ
 
 DIR is a checkpoint directory holding `latest` (its newest complete step is used) or a step-N directory.
+Every command checks the meta texts against their CRC-32s (meta/checksums) and refuses a damaged index.h5.
 """
 import argparse
 import json
 import os
 import sys
+import zlib
 
 try:
     import h5py
@@ -42,10 +44,27 @@ def text(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def check_meta(index, meta):
+    """Compares the meta texts with meta/checksums (CRC-32, as r1hpc writes them; absent in checkpoints
+    written before checksums existed): a mismatch means the file is damaged."""
+    sums = meta.pop("checksums", None)
+    if sums is None:
+        return
+    sums = json.loads(sums)
+    for k, v in meta.items():
+        raw = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+        got = "crc32:%08x" % zlib.crc32(raw.encode())
+        if sums.get(k) != got:
+            fail(f"{index}: meta field '{k}' does not match its checksum (stored {sums.get(k)}, computed {got}): the file is damaged")
+
+
 def read_meta(step):
-    with h5py.File(os.path.join(step, "index.h5"), "r") as f:
+    index = os.path.join(step, "index.h5")
+    with h5py.File(index, "r") as f:
         a = f["meta"].attrs
-        meta = {k: text(a[k]) if isinstance(a[k], (str, bytes)) else a[k].tolist() for k in a.keys()}
+        meta = {k: text(a[k]) if isinstance(a[k], (str, bytes)) else
+                ([] if isinstance(a[k], h5py.Empty) else a[k].tolist()) for k in a.keys()}
+    check_meta(index, meta)
     for k in ("format_version", "step", "tokens"):
         meta[k] = int(meta[k][0])
     for k in ("layout", "rng_state", "data_state", "optimizer_state"):

@@ -71,6 +71,8 @@ class Checkpointer {
 
   // Each global tensor must be covered exactly once by the union of all ranks' slices; a replicated
   // tensor is passed by one rank only (lowest_full_copy_rank). A rank may pass several slices of a tensor.
+  // A NaN or Inf in any float slice fails the save (ErrorKind::diverged, naming the tensor and rank)
+  // before anything is written.
   SaveReport save(const Meta& meta, const std::vector<Slice>& slices);
   // Commits the save in flight, if any, and returns its report.
   std::optional<SaveReport> finish();
@@ -83,6 +85,7 @@ class Checkpointer {
 
  private:
   struct Job;
+  void stage(Job& job, const std::vector<Slice>& slices) const;
   SaveReport commit();
 
   std::filesystem::path dir_;
@@ -101,7 +104,9 @@ int lowest_full_copy_rank(MPI_Comm comm, bool holds_full_copy);
 // directory that does not exist.
 std::optional<std::filesystem::path> latest(const std::filesystem::path& dir);
 
-// The meta group of a checkpoint (a step directory). Errors name the file.
+// The meta group of a checkpoint (a step directory), every field checked against meta/checksums. Errors
+// name the file (and the field). read_meta, list_tensors and load vet the checkpoint in a forked child
+// first (verify.hpp), so a damaged file is an error, never a crash of this process.
 Meta read_meta(const std::filesystem::path& checkpoint);
 
 struct TensorInfo {

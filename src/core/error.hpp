@@ -14,7 +14,8 @@ enum class ErrorKind {
   io,        // a file could not be read or written
   cuda,      // a CUDA / cuBLAS / NCCL call failed
   comm,      // an MPI / NCCL collective failed or timed out
-  diverged,  // training diverged (train/divergence_guard.hpp): every rank stops before committing it, exit 4
+  diverged,  // training state not finite or diverging (train/divergence_guard.hpp, a checkpoint being saved):
+             // every rank stops before committing it, exit 4
 };
 
 const char* error_kind_name(ErrorKind k);

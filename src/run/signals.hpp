@@ -12,6 +12,7 @@ inline constexpr int kExitUserError = 2;   // bad deck / input / command line; n
 inline constexpr int kExitDiverged = 4;    // training diverged; stopped with the last good checkpoint committed
 inline constexpr int kExitWatchdog = 69;   // a collective outlived [parallel] collective_timeout_s (EX_UNAVAILABLE)
 inline constexpr int kExitRequeue = 75;    // checkpointed after SIGUSR1/SIGTERM: requeue me (EX_TEMPFAIL)
+inline constexpr int kExitCheckpointDamaged = 65;  // --verify-checkpoint found a damaged checkpoint (EX_DATAERR)
 
 // Installs the handlers (idempotent). Only an async-signal-safe flag is touched in the handler.
 void install_stop_handlers();

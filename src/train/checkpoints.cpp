@@ -1,6 +1,7 @@
 #include "train/checkpoints.hpp"
 
 #include "checkpoint/train_state.hpp"
+#include "checkpoint/verify.hpp"
 #include "core/log.hpp"
 #include "run/signals.hpp"
 
@@ -20,7 +21,9 @@ StartPoint start_point(const Deck& deck, const RunConfig& cfg) {
   StartPoint sp;
   if (load.empty()) return sp;
   if (load == "latest") {
-    if (auto l = ckpt::latest(checkpoint_dir(cfg))) sp = {*l, ckpt::LoadMode::full, true};
+    // This run's own newest checkpoint; a damaged one (a power cut after its commit) is passed over for
+    // the previous one, which continues the same run bit-identically, only from an earlier step.
+    if (auto l = ckpt::latest_intact(checkpoint_dir(cfg))) sp = {*l, ckpt::LoadMode::full, true};
     return sp;
   }
   std::filesystem::path p(load);

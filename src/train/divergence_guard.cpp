@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/log.hpp"
 #include "kernels/reduce.hpp"
 #include "run/host_reduce.hpp"
 
@@ -22,14 +23,20 @@ WeightState weight_state(const ParamStore& params, const GradReducer& grads, par
   // A non-finite weight makes its parameter's sum non-finite; so does one above ~1e19 (its square
   // overflows f32), which is as diverged.
   double squares = 0, non_finite = 0;
+  std::string where;
   for (std::size_t i = 0; i < all.size(); ++i) {
     const double s = h.data<float>()[i];
-    if (!std::isfinite(s)) non_finite += 1;
-    else if (grads.first_copy(*all[i])) squares += s;
+    if (!std::isfinite(s)) {
+      non_finite += 1;
+      if (where.empty()) where = detail::concat(all[i]->name, " on rank ", world.rank());
+    } else if (grads.first_copy(*all[i])) {
+      squares += s;
+    }
   }
+  if (!where.empty()) log_error("non-finite weights: ", where);  // every rank names its own
   std::vector<double> totals{squares, non_finite};
   sum_over(world, ctx, totals);
-  return {.norm = std::sqrt(totals[0]), .finite = totals[1] == 0};
+  return {.norm = std::sqrt(totals[0]), .finite = totals[1] == 0, .where = where};
 }
 
 DivergenceGuard::DivergenceGuard(const TrainConfig& train)
@@ -49,7 +56,7 @@ std::string DivergenceGuard::loss_spike(double loss) const {
 }
 
 std::string DivergenceGuard::weights(const WeightState& w) const {
-  if (!w.finite) return "the update left non-finite weights";
+  if (!w.finite) return "the update left non-finite weights" + w.at();
   if (max_growth_ <= 0 || norm_ <= 0 || w.norm <= max_growth_ * norm_) return {};
   return detail::concat("the update grew the weight norm from ", norm_, " to ", w.norm, " (x", w.norm / norm_,
                         ", above train.max_weight_norm_growth = ", max_growth_, ")");

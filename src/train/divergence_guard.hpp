@@ -19,6 +19,9 @@ namespace r1 {
 struct WeightState {
   double norm = 0;
   bool finite = true;
+  std::string where;  // the first non-finite parameter of this rank and the rank ("" when this rank has none)
+  // " (where)" when this rank knows where, for a message.
+  std::string at() const { return where.empty() ? "" : " (" + where + ")"; }
 };
 // One sum of squares per parameter on the device (a read of every master weight, about an eighth of the
 // update's memory traffic), one copy to the host and one f64 all-reduce of two values over `world`.

@@ -48,7 +48,7 @@ Trainer::Trainer(const StageEnv& env, TrainerOptions options)
   const WeightState start = weight_state(net_.params, grads_, *env.comms->world, env.ctx);
   if (!start.finite)
     throw Error(ErrorKind::diverged, detail::concat("the starting weights", resumed_.loaded.empty() ? "" : " (" + resumed_.loaded.string() + ")",
-                                                    " are not finite"));
+                                                    " are not finite", start.at()));
   guard_.restored(start.norm);
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <fstream>
+#include <limits>
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/train_state.hpp"
@@ -345,4 +346,72 @@ TEST(CheckpointLoad, LatestNamingAMissingDirectoryIsAClearError) {
   EXPECT_NE(e.find("names step-00000099, but " + (dir / "step-00000099").string() + " does not exist"), std::string::npos) << e;
   const std::string n = error_of([&] { read_meta(dir / "step-00000123"); });
   EXPECT_NE(n.find("checkpoint " + (dir / "step-00000123").string() + " does not exist"), std::string::npos) << n;
+}
+
+TEST(CheckpointFormat, FilesAreWrittenInHdf5s110FormatWithMetaChecksums) {
+  const fs::path step = write_simple(fresh_dir("libver"));
+  for (const char* name : {"index.h5", "shard-00000.h5"}) {
+    const hid_t f = H5Fopen((step / name).c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ASSERT_GE(f, 0) << name;
+    H5F_info2_t info{};
+    ASSERT_GE(H5Fget_info2(f, &info), 0);
+    EXPECT_GE(info.super.version, 2u) << name << ": superblock of the earliest format (no checksums)";
+    if (std::string(name) == "index.h5") {
+      EXPECT_GT(H5Aexists_by_name(f, "meta", "checksums", H5P_DEFAULT), 0);
+    }
+    H5Fclose(f);
+  }
+}
+
+TEST(CheckpointFormat, ACheckpointOfTheEarliestFormatStillLoads) {
+  const fs::path step = fs::path(R1HPC_SOURCE_DIR) / "tests/fixtures/ckpt_v1_earliest/step-00000003";
+  EXPECT_EQ(read_meta(step).step, 3);
+  Tensor w = Tensor::host({8, 6}, DType::f32);
+  load(step, {whole("model/layers.0.w", w)});
+  for (std::int64_t i = 0; i < 8; ++i)
+    for (std::int64_t j = 0; j < 6; ++j) EXPECT_EQ(w.data<float>()[i * 6 + j], static_cast<float>(3000 + i * 10 + j));
+}
+
+// Rewrites the first occurrence of `from` in `file` (same length): a flipped digit in stored meta text.
+void replace_in_file(const fs::path& file, const std::string& from, const std::string& to) {
+  std::string bytes = read_file(file.string());
+  const std::size_t at = bytes.find(from);
+  ASSERT_NE(at, std::string::npos) << from << " not in " << file;
+  bytes.replace(at, from.size(), to);
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+TEST(CheckpointIntegrity, AFlippedDigitOfTheOptimizerStateIsAnErrorNamingFileAndField) {
+  const fs::path dir = fresh_dir("optstate");
+  TrainState a(7, 2);
+  Checkpointer c(dir, MPI_COMM_WORLD, 0, false);
+  save_train_state(c, at_step(2), a.params, *a.opt);
+  replace_in_file(step_dir(dir, 2) / "index.h5", "\"steps_taken\":2", "\"steps_taken\":3");
+  TrainState b(99, 0);
+  const std::string e = error_of([&] { load_train_state(step_dir(dir, 2), LoadMode::full, b.params, b.opt.get()); });
+  EXPECT_NE(e.find((step_dir(dir, 2) / "index.h5").string() + ": meta field 'optimizer_state' does not match its checksum"),
+            std::string::npos) << e;
+  EXPECT_EQ(b.opt->steps_taken(), 0);
+}
+
+TEST(CheckpointIntegrity, ANonFiniteTensorFailsTheSaveByNameAndNothingIsCommitted) {
+  for (const bool async : {false, true}) {
+    const fs::path dir = fresh_dir(async ? "nan_async" : "nan_sync");
+    Checkpointer c = make(dir, 0, async);
+    c.save(at_step(1), {whole("model/w", iota({4, 3}, 0.0f))});
+    c.finish();
+    Tensor moment = iota({4, 3}, 1.0f);
+    moment.data<float>()[7] = std::numeric_limits<float>::quiet_NaN();
+    Tensor bias = Tensor::host_zeros({3}, DType::bf16);
+    static_cast<std::uint16_t*>(bias.raw())[2] = 0x7f80;  // bf16 +Inf
+    const std::string n = error_of([&] {
+      c.save(at_step(2), {whole("model/w", iota({4, 3}, 0.0f)), whole("optim/exp_avg/w", moment)});
+    });
+    EXPECT_EQ(n.rfind("non-finite value: checkpoint save of step 2 to " + dir.string() + " failed on rank 0: tensor optim/exp_avg/w holds NaN (element 7 ", 0), 0u) << n;
+    const std::string i = error_of([&] { c.save(at_step(2), {whole("model/layers.0.moe.router_bias", bias)}); });
+    EXPECT_NE(i.find("tensor model/layers.0.moe.router_bias holds Inf (element 2 "), std::string::npos) << i;
+    EXPECT_EQ(read_file((dir / "latest").string()), "step-00000001\n");
+    EXPECT_FALSE(fs::exists(step_dir(dir, 2)));
+    EXPECT_FALSE(fs::exists(dir / "step-00000002.tmp"));
+  }
 }
