@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "checkpoint/h5.hpp"
+#include "checkpoint/isolate.hpp"
 #include "core/error.hpp"
 
 namespace r1 {
@@ -36,9 +38,8 @@ std::vector<std::string> shard_files(const std::string& path) {
   return files;
 }
 
-// Appends the "tokens" of one shard to `stream`.
-void read_shard(const std::string& file, std::int64_t vocab_size, std::vector<std::int32_t>& stream) {
-  if (!has_signature(file)) R1_FAIL(user, file, ": not an HDF5 file (token shards are HDF5 with a dataset \"tokens\")");
+// The "tokens" of one shard, checked, as the bytes of their int32 values.
+std::string read_shard_bytes(const std::string& file, std::int64_t vocab_size) {
   ckpt::h5::quiet();
   const Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!f.ok()) R1_FAIL(user, file, ": cannot be opened as HDF5: ", ckpt::h5::error_text());
@@ -54,6 +55,7 @@ void read_shard(const std::string& file, std::int64_t vocab_size, std::vector<st
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
   if (n == 0) R1_FAIL(user, file, ": dataset \"tokens\" is empty");
+  if (n >= (hsize_t{1} << 30)) R1_FAIL(user, file, ": ", n, " tokens; split the stream into files of fewer than 2^30 tokens");
   std::vector<std::int64_t> ids(n);
   if (H5Dread(d.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids.data()) < 0)
     R1_FAIL(user, file, ": cannot read dataset \"tokens\": ", ckpt::h5::error_text());
@@ -61,7 +63,26 @@ void read_shard(const std::string& file, std::int64_t vocab_size, std::vector<st
   if (bad != ids.end())
     R1_FAIL(user, file, ": tokens[", bad - ids.begin(), "] = ", *bad, " is outside the model's vocabulary [0, ", vocab_size,
             ") (model.vocab_size)");
-  stream.insert(stream.end(), ids.begin(), ids.end());
+  std::string bytes(ids.size() * sizeof(std::int32_t), '\0');
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto id = static_cast<std::int32_t>(ids[i]);
+    std::memcpy(bytes.data() + i * sizeof id, &id, sizeof id);
+  }
+  return bytes;
+}
+
+// Appends the "tokens" of one shard to `stream`. HDF5 reads the untrusted file in a child process
+// (ckpt::run_isolated), so a damaged file that crashes the library is an error naming it, not a crash.
+void read_shard(const std::string& file, std::int64_t vocab_size, std::vector<std::int32_t>& stream) {
+  if (!has_signature(file)) R1_FAIL(user, file, ": not an HDF5 file (token shards are HDF5 with a dataset \"tokens\")");
+  const std::size_t memory = (std::size_t{1} << 30) + 16 * static_cast<std::size_t>(fs::file_size(file));
+  const ckpt::Isolated r = ckpt::run_isolated([&](const ckpt::Progress&) { return read_shard_bytes(file, vocab_size); },
+                                              /*timeout_s=*/3600, memory);
+  if (r.outcome == ckpt::Isolated::Outcome::threw) throw Error(ErrorKind::user, r.text);
+  if (r.outcome != ckpt::Isolated::Outcome::returned) R1_FAIL(user, file, ": reading it as HDF5 failed (a damaged file?): ", r.text);
+  const std::size_t first = stream.size();
+  stream.resize(first + r.text.size() / sizeof(std::int32_t));
+  std::memcpy(stream.data() + first, r.text.data(), r.text.size());
 }
 
 }  // namespace

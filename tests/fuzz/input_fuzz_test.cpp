@@ -1,8 +1,8 @@
 // A seeded random mutator over every reader of user input: the deck parser and its validation, the SFT and
-// GSM8K/MATH JSONL readers, safetensors checkpoints, Hugging Face config.json and tokenizer.json. Each mutated input must either load
-// or give an r1hpc user error (exit 2 with a message); any other exception (an internal error, exit 1) or a
-// crash fails the test. Each target runs for R1HPC_FUZZ_SECONDS (default 6) from a fixed seed and prints
-// its executions and the distinct errors it met.
+// GSM8K/MATH JSONL readers, HDF5 token shards, safetensors checkpoints, Hugging Face config.json and
+// tokenizer.json. Each mutated input must either load or give an r1hpc user error (exit 2 with a message);
+// any other exception (an internal error, exit 1) or a crash fails the test. Each target runs for
+// R1HPC_FUZZ_SECONDS (default 6) from a fixed seed and prints its executions and the distinct errors it met.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 #include "checkpoint/safetensors.hpp"
 #include "core/error.hpp"
 #include "data/problem_files.hpp"
+#include "data/token_shards.hpp"
 #include "data/sft_data.hpp"
 #include "deck/deck.hpp"
 #include "deck/validate.hpp"
@@ -196,4 +197,11 @@ TEST(InputFuzz, HfConfigJson) {
     if (config.is_discarded()) R1_FAIL(user, "config.json: not valid JSON");  // what run_import_hf reports
     validate_model(Deck::parse(deck, (s.dir / "import.deck").string(), hf::model_overrides(config, "config.json")));
   }, 8);
+}
+
+TEST(InputFuzz, TokenShards) {
+  // HDF5 token shards, read in a child process: a damaged file is an error naming it, never a crash.
+  const Scratch s;
+  const fs::path seed = kSource / "tests/data/fixtures/tokens.h5";
+  fuzz("token_shards", {read_all(seed)}, [&](const std::string& bytes) { read_token_shards(s.put("t.h5", bytes), 1000); }, 9);
 }
