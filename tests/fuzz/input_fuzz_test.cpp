@@ -2,7 +2,7 @@
 // GSM8K/MATH JSONL readers, HDF5 token shards, safetensors checkpoints, Hugging Face config.json and
 // tokenizer.json. Each mutated input must either load or give an r1hpc user error (exit 2 with a message);
 // any other exception (an internal error, exit 1) or a crash fails the test. Each target runs for
-// R1HPC_FUZZ_SECONDS (default 6) from a fixed seed and prints its executions and the distinct errors it met.
+// R1HPC_FUZZ_SECONDS (default 4) from a fixed seed and prints its executions and the distinct errors it met.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -85,7 +85,7 @@ class Mutator {
 
 double fuzz_seconds() {
   const char* v = std::getenv("R1HPC_FUZZ_SECONDS");
-  return v ? std::atof(v) : 6.0;
+  return v ? std::atof(v) : 4.0;
 }
 
 // Runs `load` on mutations of the seed inputs until the time is up; every failure must be a user error.
