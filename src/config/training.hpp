@@ -87,7 +87,9 @@ constexpr auto choice_words(DivergencePolicy) {
       "a next-token step whose loss exceeds this multiple of the mean of the last 10 applied steps' "      \
       "diverged (not applied); 0: off, else > 1")                                                          \
   KEY(real, max_weight_norm_growth, 2, (0, 1e6),                                                           \
-      "a step that multiplies the L2 norm of the weights by more than this diverged; 0: off, else > 1")
+      "weights whose L2 norm grew more than this factor since the last check diverged; 0: off, else > 1")  \
+  KEY(integer, weight_check_every, 10, (1, kNoMax),                                                        \
+      "steps between checks of the weights (finite, norm growth), and at every due checkpoint and the end")
 
 struct TrainConfig {
   R1_CONFIG_MEMBERS(R1_TRAIN_KEYS)

@@ -63,7 +63,7 @@ std::string DivergenceGuard::weights(const WeightState& w) const {
 }
 
 void DivergenceGuard::applied(bool has_loss, double loss, double weight_norm) {
-  norm_ = weight_norm;
+  if (weight_norm >= 0) norm_ = weight_norm;
   in_a_row_ = 0;
   if (!has_loss) return;
   losses_.push_back(loss);

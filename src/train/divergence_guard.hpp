@@ -38,7 +38,8 @@ class DivergenceGuard {
   // Why the weights an update left diverged ("" when they did not): non-finite, or a norm above
   // max_weight_norm_growth times the last applied step's.
   std::string weights(const WeightState& w) const;
-  // A step was applied: its loss (when it has one) and weight norm become the reference.
+  // A step was applied: its loss (when it has one) and, when its weights were checked, their norm
+  // (weight_norm < 0: not checked) become the reference.
   void applied(bool has_loss, double loss, double weight_norm);
   // The weights went back to an earlier state (a reloaded checkpoint, or the start): its norm is the reference.
   void restored(double weight_norm);

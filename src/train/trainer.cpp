@@ -141,13 +141,19 @@ StepResult Trainer::update(StepSums sums, bool next_token, double counted, bool 
     }
     if (r.diverged.empty() && options_.router_bias && cfg.bias_update_gamma > 0 && !r.sums.expert_counts.empty())
       net_.model.update_router_bias(r.sums.expert_counts, static_cast<float>(cfg.bias_update_gamma));
-    // The step's state before any commit: finite, and a norm that did not jump (one check per step).
+    // The weights before a commit, and every weight_check_every steps: finite, and a norm that did not
+    // jump. The check reads every weight (a few percent of an optimizer-bound step, hence not every step);
+    // a checkpoint save checks what it writes again (checkpoint/integrity.hpp), whatever step it comes at.
     if (r.diverged.empty() && last) {
-      const kernels::ProfileRegion check(env_.ctx, "weight_check");
-      r.weights = weight_state(net_.params, grads_, *env_.comms->world, env_.ctx);
-      r.diverged = guard_.weights(r.weights);
-      r.restore = !r.diverged.empty();
-      if (r.diverged.empty()) guard_.applied(r.has_loss, r.loss, r.weights.norm);
+      const std::int64_t every = env_.cfg.checkpoint.every_steps;
+      const bool check = step_ % env_.cfg.train.weight_check_every == 0 || step_ == last_step() || (every > 0 && step_ % every == 0);
+      if (check) {
+        const kernels::ProfileRegion region(env_.ctx, "weight_check");
+        r.weights = weight_state(net_.params, grads_, *env_.comms->world, env_.ctx);
+        r.diverged = guard_.weights(r.weights);
+        r.restore = !r.diverged.empty();
+      }
+      if (r.diverged.empty()) guard_.applied(r.has_loss, r.loss, check ? r.weights.norm : -1.0);
     }
   }
   env_.ctx.synchronize();

@@ -14,7 +14,7 @@ run=(mpiexec -n 2 --oversubscribe "$bin" "$here/pretrain_tiny.deck" --set data.s
      --set checkpoint.every_steps=10)
 "${run[@]}" --set run.output_dir=good --set run.max_steps=10 >good.log 2>&1 || { cat good.log; fail "the good run"; }
 huge=(--set checkpoint.load=latest --set run.max_steps=30 --set optim.lr=0.9 --set optim.min_lr=0.9
-      --set optim.schedule=constant --set optim.warmup_steps=0)
+      --set optim.schedule=constant --set optim.warmup_steps=0 --set train.weight_check_every=1)
 newest() { cat "$1/checkpoints/latest"; }
 for policy in stop skip spike; do
   cp -r good $policy
