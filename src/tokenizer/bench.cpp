@@ -1,6 +1,7 @@
 // r1hpc-bench-tokenizer: encode throughput (MB/s on one core) of each family fixture's tokenizer over its
 // corpus texts, encoded one text at a time as tools/tokenizer_bench.py times Hugging Face tokenizers.
 //   r1hpc-bench-tokenizer [FIXTURES_DIR] [MIB]   (default: the source tree's fixtures, 8 MiB per family)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -24,7 +25,8 @@ int main(int argc, char** argv) try {
   for (const fs::path& f : families) {
     const r1::Tokenizer tok = r1::load_hf_tokenizer((f / "tokenizer.json").string());
     std::vector<std::string> texts;
-    for (const auto& c : nlohmann::json::parse(r1::read_file((f / "cases.json").string()))["cases"])
+    const auto fixture = nlohmann::json::parse(r1::read_file((f / "cases.json").string()));
+    for (const auto& c : fixture["cases"])
       if (c.contains("text")) texts.push_back(c["text"].get<std::string>());
     std::size_t bytes = 0, ids = 0;
     const auto t0 = std::chrono::steady_clock::now();

@@ -229,7 +229,8 @@ void save_hf_tokenizer(const Tokenizer& tok, const std::string& path) {
     out["added_tokens"].push_back({{"id", a.id}, {"content", a.content}, {"single_word", false}, {"lstrip", a.lstrip},
                                    {"rstrip", a.rstrip}, {"normalized", a.normalized}, {"special", a.special}});
   if (hf) {
-    for (const auto& [key, value] : ojson::parse(hf->sections_json).items()) out[key] = value;
+    const ojson sections = ojson::parse(hf->sections_json);
+    for (const auto& [key, value] : sections.items()) out[key] = value;
   } else {
     out["normalizer"] = nullptr;
     if (tok.pre_tokenizer() == PreTokenizer::gpt2) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -64,3 +65,84 @@ TEST(HfFamilies, Llama2ByteFallbackReplacePrependStrip) { expect_family("llama2_
 // lowercases and removes whitespace.
 TEST(HfFamilies, MetaspacePreTokenizerAndDecoder) { expect_family("metaspace", false); }
 TEST(HfFamilies, SplitBehaviorsDigitsAndNormalizers) { expect_family("split_behaviors", false); }
+
+// tokenizer_config.json beside tokenizer.json: Llama-3 adds BOS, DeepSeek's config adds none; both name EOS.
+TEST(HfFamilies, BosAndEosFromTokenizerConfig) {
+  const Tokenizer llama = load_hf_tokenizer((kFamilies / "llama3" / "tokenizer.json").string());
+  const std::int32_t bos = llama.special_id("<|begin_of_text|>");
+  EXPECT_EQ(llama.sequence_ids().bos, bos);
+  EXPECT_EQ(llama.sequence_ids().eos, llama.special_id("<|eot_id|>"));
+  EXPECT_TRUE(llama.sequence_ids().add_bos);
+  EXPECT_FALSE(llama.sequence_ids().add_eos);
+  EXPECT_EQ(llama.special_ids().bos, bos);
+  EXPECT_EQ(llama.special_ids().eos, llama.special_id("<|eot_id|>"));
+  std::vector<std::int32_t> expected{bos};
+  for (std::int32_t id : llama.encode("Hello world")) expected.push_back(id);
+  EXPECT_EQ(llama.encode_sequence("Hello world"), expected);
+
+  const Tokenizer ds = load_hf_tokenizer((kFamilies / "deepseek_v3" / "tokenizer.json").string());
+  EXPECT_EQ(ds.sequence_ids().bos, ds.special_id("<｜begin▁of▁sentence｜>"));
+  EXPECT_EQ(ds.sequence_ids().eos, ds.special_id("<｜end▁of▁sentence｜>"));
+  EXPECT_FALSE(ds.sequence_ids().add_bos);
+  EXPECT_EQ(ds.encode_sequence("Hello"), ds.encode("Hello"));
+}
+
+// A loaded pipeline is written back as read: the saved file loads to a tokenizer giving the same ids.
+TEST(HfFamilies, SaveThenLoadKeepsThePipeline) {
+  for (const char* family : {"deepseek_v3", "llama2_bytefallback", "split_behaviors"}) {
+    const Tokenizer tok = load_hf_tokenizer((kFamilies / family / "tokenizer.json").string());
+    const std::string path = (fs::temp_directory_path() / (std::string("r1hpc_tok_save_") + family + ".json")).string();
+    save_hf_tokenizer(tok, path);
+    const Tokenizer back = load_hf_tokenizer(path);
+    const auto cases = nlohmann::json::parse(read_file((kFamilies / family / "cases.json").string()));
+    for (const auto& c : cases["cases"])
+      if (c.contains("text")) EXPECT_EQ(back.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<std::int32_t>>()) << family;
+    fs::remove(path);
+  }
+}
+
+// What r1hpc does not read is refused by name: the file, the JSON path, the component.
+TEST(HfFamilies, UnsupportedComponentsAreNamed) {
+  const std::string source = read_file((kFamilies / "qwen2_5" / "tokenizer.json").string());
+  const fs::path dir = fs::temp_directory_path() / "r1hpc_tok_unsupported";
+  fs::create_directories(dir);
+  const std::string path = (dir / "tokenizer.json").string();
+  auto expect_error = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& what) {
+    auto j = nlohmann::json::parse(source);
+    edit(j);
+    write_file_atomic(path, j.dump());
+    try {
+      load_hf_tokenizer(path);
+      ADD_FAILURE() << "no error for " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find(path), std::string::npos) << e.message();
+      EXPECT_NE(e.message().find(what), std::string::npos) << e.message();
+    }
+  };
+  using J = nlohmann::json;
+  expect_error([](J& j) { j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}, {{"type", "BertNormalizer"}}}}}; },
+               "normalizer.normalizers[1]: normalizer type BertNormalizer is not supported");
+  expect_error([](J& j) { j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Sideways"; }, "pre_tokenizer.pretokenizers[0].behavior: Sideways");
+  expect_error([](J& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed"; },
+               "pre_tokenizer.pretokenizers[0].pattern.Regex: the regex (unclosed does not compile");
+  expect_error([](J& j) { j["decoder"] = {{"type", "WordPiece"}}; }, "decoder: decoder type WordPiece is not supported");
+  expect_error([](J& j) { j["model"]["dropout"] = 0.1; }, "model.dropout");
+  expect_error([](J& j) { j["model"]["continuing_subword_prefix"] = "##"; }, "model.continuing_subword_prefix");
+  expect_error([](J& j) { j["added_tokens"][0]["single_word"] = true; }, "added_tokens.<|endoftext|>.single_word");
+  write_file_atomic((dir / "tokenizer_config.json").string(), R"({"add_bos_token": true, "bos_token": "<nope>"})");
+  expect_error([](J&) {}, "tokenizer_config.json: bos_token: <nope> is not a token of");
+  fs::remove_all(dir);
+}
+
+// Added tokens with lstrip / rstrip take the whitespace around them; the leftmost match wins, then the
+// longest; a normalized added token is matched in the normalized text.
+TEST(HfFamilies, AddedTokensStripAndMatchLeftmostLongest) {
+  const Tokenizer tok = load_hf_tokenizer((kFamilies / "split_behaviors" / "tokenizer.json").string());
+  const std::int32_t mask = tok.special_id("[MASK]"), hello = tok.special_id("hello");
+  EXPECT_EQ(tok.encode("  [MASK]  "), std::vector<std::int32_t>{mask});
+  EXPECT_EQ(tok.encode("HELLO"), std::vector<std::int32_t>{hello});  // Lowercase runs before the match
+  const Tokenizer ds = load_hf_tokenizer((kFamilies / "deepseek_v3" / "tokenizer.json").string());
+  // "<｜tool▁calls▁begin｜>" and "<｜tool▁call▁begin｜>" share a prefix; each is found whole.
+  EXPECT_EQ(ds.encode("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"),
+            (std::vector<std::int32_t>{ds.special_id("<｜tool▁calls▁begin｜>"), ds.special_id("<｜tool▁call▁begin｜>")}));
+}
