@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <unordered_map>
 
 #include "core/error.hpp"
 #include "core/file_io.hpp"
@@ -137,18 +138,21 @@ Tokenizer from_json(const json& j, const std::string& path) {
   for (std::int32_t id = 0; id < n; ++id)
     if (!filled[id]) fail(path, "model.vocab", detail::concat("token id ", id, " is missing (ids must be contiguous)"));
 
-  const json& vocab = model["vocab"];
+  std::unordered_map<std::string, std::int32_t> vocab;  // hashed: a real vocabulary has 10^5 merges to look up
+  for (const auto& [text, id] : model["vocab"].items()) vocab.emplace(text, id.get<std::int32_t>());
   if (hf && model.contains("unk_token") && !model["unk_token"].is_null()) {
     const std::string unk = model["unk_token"].get<std::string>();
     if (!vocab.contains(unk)) fail(path, "model.unk_token", unk + " is not in model.vocab");
-    hf->unk = vocab[unk].get<std::int32_t>();
+    hf->unk = vocab[unk];
   }
   std::vector<Tokenizer::Merge> merges;
-  for (std::size_t r = 0; r < model["merges"].size(); ++r) {
-    const auto [left, right] = merge_pair(model["merges"][r], path, r);
-    if (!vocab.contains(left) || !vocab.contains(right))
-      fail(path, detail::concat("model.merges[", r, "]"), "names a token that is not in model.vocab");
-    merges.emplace_back(vocab[left].get<std::int32_t>(), vocab[right].get<std::int32_t>());
+  const json& merges_json = model["merges"];
+  merges.reserve(merges_json.size());
+  for (std::size_t r = 0; r < merges_json.size(); ++r) {
+    const auto [left, right] = merge_pair(merges_json[r], path, r);
+    const auto a = vocab.find(left), b = vocab.find(right);
+    if (a == vocab.end() || b == vocab.end()) fail(path, detail::concat("model.merges[", r, "]"), "names a token that is not in model.vocab");
+    merges.emplace_back(a->second, b->second);
   }
   if (!hf) {
     std::vector<std::int32_t> specials;
