@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "tokenizer/utf8.hpp"
 
 namespace r1 {
 namespace {
@@ -20,13 +21,6 @@ int fallback_byte(const std::string& t) {
     else return -1;
   }
   return v;
-}
-
-std::string replace_all(const std::string& s, const std::string& pattern, const std::string& content) {
-  std::string out;
-  std::size_t at = 0;
-  for (std::size_t hit; (hit = s.find(pattern, at)) != std::string::npos; at = hit + pattern.size()) out += s.substr(at, hit - at) + content;
-  return out + s.substr(at);
 }
 
 // Drops up to n leading (or trailing) copies of the one-character string c.
@@ -79,7 +73,7 @@ std::string HfDecoder::decode(std::vector<std::string> tokens) const {
     std::vector<std::string> next;
     switch (s.kind) {
       case Kind::replace:
-        for (std::string& t : tokens) t = replace_all(t, s.pattern, s.content);
+        for (std::string& t : tokens) t = utf8::replace_all(t, s.pattern, s.content);
         break;
       case Kind::byte_fallback:  // consecutive byte tokens form one token of their bytes
         for (std::size_t i = 0; i < tokens.size();) {
@@ -103,7 +97,7 @@ std::string HfDecoder::decode(std::vector<std::string> tokens) const {
         for (std::string& t : tokens) t = strip_char(std::move(t), s.content, s.start, s.stop);
         break;
       case Kind::metaspace:
-        for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = replace_all(tokens[i], s.pattern, i == 0 && s.prepend ? "" : " ");
+        for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = utf8::replace_all(tokens[i], s.pattern, i == 0 && s.prepend ? "" : " ");
         break;
     }
   }

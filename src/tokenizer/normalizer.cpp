@@ -61,34 +61,6 @@ std::string lowercase(std::string_view text) {
   });
 }
 
-std::string strip(std::string_view text, bool left, bool right) {
-  std::size_t b = 0, e = text.size();
-  while (left && b < e) {
-    const std::size_t len = utf8::sequence_length(text, b);
-    if (!len || !utf8::is_whitespace(utf8::decode(text, b, len))) break;
-    b += len;
-  }
-  while (right && e > b) {
-    std::size_t s = e - 1;
-    while (s > b && (static_cast<unsigned char>(text[s]) & 0xC0) == 0x80) --s;
-    const std::size_t len = utf8::sequence_length(text, s);
-    if (len != e - s || !utf8::is_whitespace(utf8::decode(text, s, len))) break;
-    e = s;
-  }
-  return std::string(text.substr(b, e - b));
-}
-
-std::string replace_literal(std::string_view text, const std::string& pattern, const std::string& content) {
-  std::string out;
-  std::size_t at = 0;
-  for (std::size_t hit; (hit = text.find(pattern, at)) != std::string_view::npos; at = hit + pattern.size()) {
-    out.append(text.substr(at, hit - at));
-    out += content;
-  }
-  out.append(text.substr(at));
-  return out;
-}
-
 std::string replace_regex(std::string_view text, const Regex& re, const std::string& content) {
   std::vector<std::pair<std::size_t, std::size_t>> hits;
   re.find_all(text, hits);
@@ -161,11 +133,16 @@ std::string Normalizer::apply(std::string_view text) const {
       case Kind::nfkc: s = unicode_form(s, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
       case Kind::nfkd: s = unicode_form(s, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;
       case Kind::lowercase: s = lowercase(s); break;
-      case Kind::replace: s = step.regex ? replace_regex(s, *step.regex, step.content) : replace_literal(s, step.pattern, step.content); break;
+      case Kind::replace: s = step.regex ? replace_regex(s, *step.regex, step.content) : utf8::replace_all(s, step.pattern, step.content); break;
       case Kind::prepend:
         if (!s.empty()) s = step.content + s;
         break;
-      case Kind::strip: s = strip(s, step.left, step.right); break;
+      case Kind::strip: {
+        const std::size_t b = step.left ? utf8::skip_whitespace(s, 0) : 0;
+        const std::size_t e = step.right ? utf8::skip_whitespace_back(s, s.size(), b) : s.size();
+        s = s.substr(b, e - b);
+        break;
+      }
     }
   }
   return s;

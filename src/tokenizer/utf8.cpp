@@ -60,4 +60,35 @@ bool is_whitespace(char32_t c) {
          c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
+std::size_t skip_whitespace(std::string_view s, std::size_t begin) {
+  while (begin < s.size()) {
+    const std::size_t len = sequence_length(s, begin);
+    if (!len || !is_whitespace(decode(s, begin, len))) break;
+    begin += len;
+  }
+  return begin;
+}
+
+std::size_t skip_whitespace_back(std::string_view s, std::size_t end, std::size_t floor) {
+  while (end > floor) {
+    std::size_t b = end - 1;
+    while (b > floor && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+    const std::size_t len = sequence_length(s, b);
+    if (len != end - b || !is_whitespace(decode(s, b, len))) break;
+    end = b;
+  }
+  return end;
+}
+
+std::string replace_all(std::string_view s, std::string_view pattern, std::string_view content) {
+  std::string out;
+  std::size_t at = 0;
+  for (std::size_t hit; (hit = s.find(pattern, at)) != std::string_view::npos; at = hit + pattern.size()) {
+    out.append(s.substr(at, hit - at));
+    out.append(content);
+  }
+  out.append(s.substr(at));
+  return out;
+}
+
 }  // namespace r1::utf8
