@@ -98,7 +98,8 @@ TEST(HfFamilies, SaveThenLoadKeepsThePipeline) {
     const Tokenizer back = load_hf_tokenizer(path);
     const auto cases = nlohmann::json::parse(read_file((kFamilies / family / "cases.json").string()));
     for (const auto& c : cases["cases"]) {
-      if (c.contains("text")) EXPECT_EQ(back.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<std::int32_t>>()) << family;
+      if (!c.contains("text")) continue;
+      EXPECT_EQ(back.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<std::int32_t>>()) << family;
     }
     fs::remove(path);
   }
