@@ -76,7 +76,7 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<std::size_t, s
   while (at <= text.size()) {
     const int rc = pcre2_match(code_of(code_), subject, text.size(), at, 0, md, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) return;
-    R1_CHECK(rc > 0, "pcre2_match failed with code ", rc);
+    R1_CHECK(rc >= 0, "pcre2_match failed with code ", rc);  // 0: groups beyond the whole match not kept
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[1] > ov[0]) {
       out.emplace_back(ov[0], ov[1]);

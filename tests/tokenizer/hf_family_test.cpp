@@ -150,3 +150,21 @@ TEST(HfFamilies, AddedTokensStripAndMatchLeftmostLongest) {
   EXPECT_EQ(ds.encode("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"),
             (std::vector<std::int32_t>{ds.special_id("<｜tool▁calls▁begin｜>"), ds.special_id("<｜tool▁call▁begin｜>")}));
 }
+
+// A Split pattern with capture groups splits on the whole match, as Hugging Face's does.
+TEST(HfFamilies, SplitRegexWithGroups) {
+  const std::string source = read_file((kFamilies / "qwen2_5" / "tokenizer.json").string());
+  auto j = nlohmann::json::parse(source);
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(a)(b)|(\\s+)";
+  const fs::path dir = fs::temp_directory_path() / "r1hpc_tok_groups";
+  fs::create_directories(dir);
+  write_file_atomic((dir / "tokenizer.json").string(), j.dump());
+  const Tokenizer grouped = load_hf_tokenizer((dir / "tokenizer.json").string());
+  // Isolated pieces "x", "ab", " ", "ab": each encodes as on its own.
+  std::vector<std::int32_t> expected = grouped.encode("x");
+  for (const char* piece : {"ab", " ", "ab"})
+    for (std::int32_t id : grouped.encode(piece)) expected.push_back(id);
+  EXPECT_EQ(grouped.encode("xab ab"), expected);
+  EXPECT_EQ(grouped.decode(grouped.encode("xab ab")), "xab ab");
+  fs::remove_all(dir);
+}
