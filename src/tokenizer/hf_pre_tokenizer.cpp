@@ -1,6 +1,9 @@
 #include "tokenizer/hf_pre_tokenizer.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "tokenizer/utf8.hpp"
 
 #include "core/error.hpp"
 
@@ -25,8 +28,8 @@ void find_literal(std::string_view text, const std::string& literal, std::vector
 }
 
 // The text as alternating non-match / match spans (empty ones left out), matches flipped when inverted.
-std::vector<Span> spans(std::string_view text, const std::vector<Range>& matches, bool invert) {
-  std::vector<Span> s;
+void spans(std::string_view text, const std::vector<Range>& matches, bool invert, std::vector<Span>& s) {
+  s.clear();
   std::size_t at = 0;
   for (const auto& [b, e] : matches) {
     if (b > at) s.push_back({at, b, invert});
@@ -34,7 +37,6 @@ std::vector<Span> spans(std::string_view text, const std::vector<Range>& matches
     at = e;
   }
   if (at < text.size()) s.push_back({at, text.size(), invert});
-  return s;
 }
 
 }  // namespace
@@ -100,69 +102,83 @@ void HfPreTokenizer::parse(const json& j, const std::string& where) {
   steps_.push_back(std::move(s));
 }
 
-void HfPreTokenizer::apply(const Step& step, Piece piece, std::vector<Piece>& out) {
+namespace {
+
+// The ranges a split keeps from the spans of a piece, by behavior (Hugging Face's SplitDelimiterBehavior).
+void kept_ranges(const std::vector<Span>& s, HfPreTokenizer::Behavior behavior, std::vector<Range>& kept) {
+  using B = HfPreTokenizer::Behavior;
+  kept.clear();
+  bool previous_match = false;
+  if (behavior == B::merged_with_next) {  // fold from the right: a match joins the piece after it
+    for (auto it = s.rbegin(); it != s.rend(); ++it) {
+      if (it->match && !previous_match && !kept.empty()) kept.back().first = it->begin;
+      else kept.emplace_back(it->begin, it->end);
+      previous_match = it->match;
+    }
+    std::reverse(kept.begin(), kept.end());
+    return;
+  }
+  for (const Span& x : s) {
+    if (behavior == B::removed) {
+      if (!x.match) kept.emplace_back(x.begin, x.end);
+    } else if ((behavior == B::merged_with_previous && x.match && !previous_match && !kept.empty()) ||
+               (behavior == B::contiguous && x.match && previous_match)) {
+      kept.back().second = x.end;
+    } else {
+      kept.emplace_back(x.begin, x.end);
+    }
+    previous_match = x.match;
+  }
+}
+
+}  // namespace
+
+// Pieces are views: into the section, or into arena where a step rewrites the text (a prefix space,
+// Metaspace's replacement), so splitting allocates only for rewritten pieces.
+void HfPreTokenizer::apply(const Step& step, Piece piece, std::deque<std::string>& arena, std::vector<Piece>& out) {
   Behavior behavior = step.behavior;
   bool invert = step.invert;
-  const Regex* regex = step.regex.get();
-  std::string literal = step.literal;
   if (step.kind == Kind::byte_level) {
-    if (step.add_prefix_space && !piece.text.starts_with(' ')) piece.text.insert(0, 1, ' ');
-    if (!regex) {
-      out.push_back(std::move(piece));
+    if (step.add_prefix_space && !piece.text.starts_with(' ')) {
+      std::string& spaced = arena.emplace_back(1, ' ');
+      piece.text = spaced.append(piece.text);
+    }
+    if (!step.regex) {
+      out.push_back(piece);
       return;
     }
   } else if (step.kind == Kind::metaspace) {
-    std::string t;
-    for (char c : piece.text) c == ' ' ? t += step.literal : t += c;
+    std::string t = utf8::replace_all(piece.text, " ", step.literal);
     const bool prefix = !t.starts_with(step.literal) && (step.prepend == Prepend::always || (step.prepend == Prepend::first && piece.at_start));
-    piece.text = prefix ? step.literal + t : t;
+    if (prefix) t.insert(0, step.literal);
+    piece.text = arena.emplace_back(std::move(t));
     if (!step.split) {
-      out.push_back(std::move(piece));
+      out.push_back(piece);
       return;
     }
     behavior = Behavior::merged_with_next;
     invert = false;
   }
-  std::vector<Range> matches;
-  if (regex) regex->find_all(piece.text, matches);
-  else find_literal(piece.text, literal, matches);
-  std::vector<Span> s = spans(piece.text, matches, invert);
-  std::vector<Range> kept;
-  bool previous_match = false;
-  if (behavior == Behavior::merged_with_next) {  // fold from the right: a match joins the piece after it
-    std::vector<Range> rev;
-    for (auto it = s.rbegin(); it != s.rend(); ++it) {
-      if (it->match && !previous_match && !rev.empty()) rev.back().first = it->begin;
-      else rev.emplace_back(it->begin, it->end);
-      previous_match = it->match;
-    }
-    kept.assign(rev.rbegin(), rev.rend());
-  } else {
-    for (const Span& x : s) {
-      if (behavior == Behavior::removed) {
-        if (!x.match) kept.emplace_back(x.begin, x.end);
-      } else if (behavior == Behavior::merged_with_previous && x.match && !previous_match && !kept.empty()) {
-        kept.back().second = x.end;
-      } else if (behavior == Behavior::contiguous && x.match && previous_match) {
-        kept.back().second = x.end;
-      } else {
-        kept.emplace_back(x.begin, x.end);
-      }
-      previous_match = x.match;
-    }
-  }
+  thread_local std::vector<Range> matches, kept;
+  thread_local std::vector<Span> parts;
+  matches.clear();
+  if (step.regex) step.regex->find_all(piece.text, matches);
+  else find_literal(piece.text, step.literal, matches);
+  spans(piece.text, matches, invert, parts);
+  kept_ranges(parts, behavior, kept);
   for (const auto& [b, e] : kept) out.push_back({piece.text.substr(b, e - b), piece.at_start && b == 0});
 }
 
-void HfPreTokenizer::split(std::string_view text, bool at_start, std::vector<std::string>& out) const {
-  std::vector<Piece> pieces{{std::string(text), at_start}}, next;
+void HfPreTokenizer::split(std::string_view text, bool at_start, std::deque<std::string>& arena, std::vector<std::string_view>& out) const {
+  thread_local std::vector<Piece> pieces, next;
+  pieces.assign(1, {text, at_start});
   for (const Step& step : steps_) {
     next.clear();
-    for (Piece& p : pieces) apply(step, std::move(p), next);
+    for (const Piece& p : pieces) apply(step, p, arena, next);
     pieces.swap(next);
   }
-  for (Piece& p : pieces)
-    if (!p.text.empty()) out.push_back(std::move(p.text));
+  for (const Piece& p : pieces)
+    if (!p.text.empty()) out.push_back(p.text);
 }
 
 }  // namespace r1

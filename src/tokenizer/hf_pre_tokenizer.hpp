@@ -1,6 +1,7 @@
 // HfPreTokenizer: Hugging Face's pre-tokenizers (Sequence, Split with every behavior and invert, ByteLevel
 // with or without its regex, Digits, Metaspace) read from tokenizer.json; cuts text into BPE pieces.
 #pragma once
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,13 +21,15 @@ class HfPreTokenizer {
 
   // Whether a ByteLevel step is present: then vocabulary tokens are written in the byte-level alphabet.
   bool byte_level() const { return byte_level_; }
-  // Appends the pieces of one section of normalized text (the text between added tokens) to out.
+  // Appends the pieces of one section of normalized text (the text between added tokens) to out: views
+  // into text or into arena (text a step rewrote), valid while both live.
   // at_start: the section begins the input (Metaspace's prepend_scheme "first" prepends only there).
-  void split(std::string_view text, bool at_start, std::vector<std::string>& out) const;
+  void split(std::string_view text, bool at_start, std::deque<std::string>& arena, std::vector<std::string_view>& out) const;
+
+  enum class Behavior { removed, isolated, merged_with_previous, merged_with_next, contiguous };
 
  private:
   enum class Kind { split, byte_level, metaspace };
-  enum class Behavior { removed, isolated, merged_with_previous, merged_with_next, contiguous };
   enum class Prepend { always, first, never };
   struct Step {
     Kind kind;
@@ -37,11 +40,11 @@ class HfPreTokenizer {
     Prepend prepend = Prepend::always;
   };
   struct Piece {
-    std::string text;
+    std::string_view text;
     bool at_start;
   };
   void parse(const nlohmann::json& j, const std::string& where);
-  static void apply(const Step& step, Piece piece, std::vector<Piece>& out);
+  static void apply(const Step& step, Piece piece, std::deque<std::string>& arena, std::vector<Piece>& out);
 
   std::vector<Step> steps_;
   bool byte_level_ = false;

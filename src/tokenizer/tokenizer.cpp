@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <limits>
 
 #include "core/error.hpp"
@@ -149,30 +150,31 @@ void Tokenizer::pieces(std::string_view section, bool at_start, std::vector<std:
     for (std::string_view piece : pretokenize(section, rules_)) encode_piece(piece, out);
     return;
   }
-  thread_local std::vector<std::string> split;
+  thread_local std::deque<std::string> arena;
+  thread_local std::vector<std::string_view> split;
+  arena.clear();
   split.clear();
-  hf_->pre_tokenizer.split(section, at_start, split);
-  for (const std::string& piece : split) encode_piece(piece, out);
+  hf_->pre_tokenizer.split(section, at_start, arena, split);
+  for (std::string_view piece : split) encode_piece(piece, out);
 }
 
 // Per-thread memo of piece -> ids: text repeats its words, and the merge loop is the cost of encoding.
 void Tokenizer::encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const {
   struct Cache {
     std::uint64_t owner = 0;
-    std::unordered_map<std::string, std::vector<std::int32_t>> ids;
+    std::unordered_map<std::string, std::vector<std::int32_t>, StringHash, std::equal_to<>> ids;
   };
   thread_local Cache cache;
   if (cache.owner != serial_ || cache.ids.size() > (1u << 16)) {
     cache.ids.clear();
     cache.owner = serial_;
   }
-  const std::string key(piece);
-  if (const auto it = cache.ids.find(key); it != cache.ids.end()) {
+  if (const auto it = cache.ids.find(piece); it != cache.ids.end()) {
     out.insert(out.end(), it->second.begin(), it->second.end());
     return;
   }
   std::vector<std::int32_t> sym;
-  const auto whole = hf_ && hf_->ignore_merges ? by_text_.find(key) : by_text_.end();
+  const auto whole = hf_ && hf_->ignore_merges ? by_text_.find(piece) : by_text_.end();
   if (whole != by_text_.end()) {
     sym.push_back(whole->second);
   } else {
@@ -180,7 +182,7 @@ void Tokenizer::encode_piece(std::string_view piece, std::vector<std::int32_t>& 
     merge(sym);
   }
   out.insert(out.end(), sym.begin(), sym.end());
-  cache.ids.emplace(key, std::move(sym));
+  cache.ids.emplace(std::string(piece), std::move(sym));
 }
 
 // Byte-level: one symbol per byte. Otherwise one per character, or its <0xAB> byte tokens
@@ -194,7 +196,7 @@ void Tokenizer::initial_symbols(std::string_view piece, std::vector<std::int32_t
   bool last_unk = false;
   for (std::size_t i = 0; i < piece.size();) {
     const std::size_t len = std::max<std::size_t>(1, utf8::sequence_length(piece, i));
-    const auto it = by_text_.find(std::string(piece.substr(i, len)));
+    const auto it = by_text_.find(piece.substr(i, len));
     const bool fallback = it == by_text_.end() && hf_->byte_fallback;
     if (it != by_text_.end()) {
       sym.push_back(it->second);

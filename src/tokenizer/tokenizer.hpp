@@ -55,6 +55,12 @@ struct HfPipeline {
   std::string sections_json;  // normalizer, pre_tokenizer, post_processor, decoder as read: written back by save
 };
 
+// Hashes std::string and std::string_view alike, so maps keyed by string are searched with views.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 class Tokenizer {
  public:
   using Merge = std::pair<std::int32_t, std::int32_t>;
@@ -110,7 +116,7 @@ class Tokenizer {
   std::uint64_t serial_;  // keys this tokenizer's entries in the per-thread piece cache
   std::int32_t byte_id_[256];
   std::int32_t fallback_id_[256];  // <0xAB> tokens (byte_fallback)
-  std::unordered_map<std::string, std::int32_t> by_text_;  // vocabulary tokens (not added ones) by text
+  std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>> by_text_;  // vocabulary tokens (not added ones) by text
   std::unordered_map<std::int32_t, std::string> special_decode_;  // added tokens whose decoded bytes differ from their text
   std::unordered_map<std::uint64_t, std::pair<std::int32_t, std::int32_t>> rank_;  // pair -> (rank, merged id)
   SpecialIds ids_;
