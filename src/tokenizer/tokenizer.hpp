@@ -26,8 +26,8 @@ inline const std::vector<std::string>& r1_special_tokens() {
   return s;
 }
 
-// Ids of the special tokens by role; -1 where a loaded tokenizer lacks one. eos and bos also come from
-// tokenizer_config.json's eos_token / bos_token where the r1hpc names are absent.
+// Ids of the special tokens by role; -1 where a loaded tokenizer lacks one. bos and eos come from
+// sequence_ids() where the r1hpc names are absent.
 struct SpecialIds {
   std::int32_t bos = -1, eos = -1, pad = -1, think = -1, think_end = -1, answer = -1, answer_end = -1, user = -1, assistant = -1;
 };
@@ -37,7 +37,8 @@ inline constexpr std::int32_t kTokEos = 256;
 inline constexpr std::int32_t kTokPad = 257;
 inline constexpr std::int32_t kByteVocab = 264;
 
-// What tokenizer_config.json says a sequence starts and ends with (add_bos_token / add_eos_token).
+// What a sequence starts and ends with: the post-processor's special tokens, or tokenizer_config.json's
+// bos_token / eos_token with add_bos_token / add_eos_token.
 struct SequenceIds {
   std::int32_t bos = -1, eos = -1;
   bool add_bos = false, add_eos = false;
@@ -74,9 +75,9 @@ class Tokenizer {
   Tokenizer(std::vector<std::string> tokens, std::vector<Merge> merges, std::vector<AddedToken> added, std::shared_ptr<const HfPipeline> hf,
             std::string source);
 
-  // The ids of text, without BOS/EOS; any byte string (invalid UTF-8 too) is encoded losslessly.
+  // The ids of text, without BOS/EOS; any byte string is encoded, invalid UTF-8 too.
   std::vector<std::int32_t> encode(std::string_view text) const;
-  // encode, with the BOS / EOS that tokenizer_config.json asks for.
+  // encode, with the BOS / EOS of sequence_ids() where it adds them.
   std::vector<std::int32_t> encode_sequence(std::string_view text) const;
   // The text of ids: decode(encode(s)) == s for every byte string s (where the normalizer keeps s as it is).
   std::string decode(std::span<const std::int32_t> ids) const;
@@ -94,7 +95,7 @@ class Tokenizer {
   const AddedVocabulary& added_vocabulary() const { return added_; }
   const HfPipeline* hf_pipeline() const { return hf_.get(); }
   const SequenceIds& sequence_ids() const { return sequence_; }
-  // Sets BOS/EOS (from tokenizer_config.json); fills special_ids().bos/eos where they are unset.
+  // Sets BOS/EOS (load_hf_tokenizer does); fills special_ids().bos/eos where they are unset.
   void set_sequence_ids(const SequenceIds& s);
 
  private:
