@@ -15,6 +15,7 @@ PACKAGES=(
   libboost-program-options-dev
   libgtest-dev
   nlohmann-json3-dev
+  libpcre2-dev libutf8proc-dev
   libhdf5-dev hdf5-tools
   python3 python3-h5py python3-numpy python3-matplotlib
   slurm-wlm munge

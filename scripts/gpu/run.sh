@@ -18,6 +18,7 @@ fi
 cmake_args=(-DCMAKE_BUILD_TYPE=Release -DR1HPC_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90)
 [[ -d $deps/usr/lib/x86_64-linux-gnu/cmake/Boost-1.74.0 ]] && cmake_args+=(-DBoost_DIR=$deps/usr/lib/x86_64-linux-gnu/cmake/Boost-1.74.0)
 [[ -d $deps/usr/share/cmake/nlohmann_json ]] && cmake_args+=(-Dnlohmann_json_DIR=$deps/usr/share/cmake/nlohmann_json)
+[[ -d $deps/usr/include ]] && cmake_args+=(-DCMAKE_PREFIX_PATH=$deps/usr)  # PCRE2, utf8proc (src/tokenizer)
 
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv

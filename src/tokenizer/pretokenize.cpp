@@ -1,5 +1,9 @@
 #include "tokenizer/pretokenize.hpp"
 
+#include "core/error.hpp"
+#include "tokenizer/hf_pre_tokenizer.hpp"
+#include "tokenizer/regex.hpp"
+
 namespace r1 {
 
 const char* const kR1hpcSplitRegex =
@@ -12,38 +16,39 @@ bool is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && 
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_punct(unsigned char c) { return !is_space(c) && !is_letter(c) && !is_digit(c); }
 
-// Length of a GPT-2 contraction at text[i] (an apostrophe), 0 when none starts there.
-std::size_t contraction(std::string_view text, std::size_t i) {
-  for (std::string_view c : {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"})
-    if (text.substr(i).starts_with(c)) return c.size();
-  return 0;
+// GPT-2's regex matches and the text between them (only invalid UTF-8 is left between), in order.
+std::vector<std::string_view> gpt2_pieces(std::string_view text) {
+  static const Regex re(kGpt2Regex, "GPT-2's ByteLevel regex");
+  std::vector<std::pair<std::size_t, std::size_t>> matches;
+  re.find_all(text, matches);
+  std::vector<std::string_view> pieces;
+  std::size_t at = 0;
+  for (const auto& [b, e] : matches) {
+    if (b > at) pieces.push_back(text.substr(at, b - at));
+    pieces.push_back(text.substr(b, e - b));
+    at = e;
+  }
+  if (at < text.size()) pieces.push_back(text.substr(at));
+  return pieces;
 }
 
 }  // namespace
 
 std::vector<std::string_view> pretokenize(std::string_view text, PreTokenizer rules) {
+  R1_CHECK(rules != PreTokenizer::hf, "pretokenize: a tokenizer.json pipeline splits with HfPreTokenizer");
+  if (rules == PreTokenizer::gpt2) return gpt2_pieces(text);
   std::vector<std::string_view> pieces;
   const std::size_t n = text.size();
   auto at = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
   std::size_t i = 0;
   while (i < n) {
-    if (rules == PreTokenizer::gpt2 && at(i) == '\'') {
-      if (const std::size_t len = contraction(text, i)) {
-        pieces.push_back(text.substr(i, len));
-        i += len;
-        continue;
-      }
-    }
     std::size_t j = i;
     if (at(j) == ' ' && j + 1 < n && !is_space(at(j + 1))) ++j;  // the optional leading space
     if (!is_space(at(j))) {
       std::size_t k = j + 1;
       if (is_letter(at(j))) {
         while (k < n && is_letter(at(k))) ++k;
-      } else if (is_digit(at(j))) {
-        if (rules == PreTokenizer::gpt2)
-          while (k < n && is_digit(at(k))) ++k;
-      } else {
+      } else if (!is_digit(at(j))) {  // (a digit stands alone)
         while (k < n && is_punct(at(k))) ++k;
       }
       pieces.push_back(text.substr(i, k - i));

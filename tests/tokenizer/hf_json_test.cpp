@@ -76,8 +76,9 @@ TEST(HfTokenizerJson, ErrorsNameTheFileAndKey) {
   expect_error("{not json", "not valid JSON");
   expect_error(R"({"model": {"type": "WordPiece"}})", "model.type");
   std::string text = read_file(kFixture);
-  const auto at = text.find("\"use_regex\": true");
-  expect_error(text.substr(0, at) + "\"use_regex\": false" + text.substr(at + 17), "pre_tokenizer.use_regex");
+  // ByteLevel without its regex is read now (Qwen, Llama-3, DeepSeek use it); an unknown type is not.
+  const auto at = text.find("\"type\": \"ByteLevel\"", text.find("\"pre_tokenizer\""));
+  expect_error(text.substr(0, at) + "\"type\": \"Whitespace\"" + text.substr(at + 19), "pre_tokenizer: pre-tokenizer type Whitespace");
   const auto merge = text.find("\"merges\": [");
   expect_error(text.substr(0, merge) + "\"merges\": [[\"zz\", \"q\"]," + text.substr(merge + 11), "model.merges[0]");
   // Found by tests/fuzz: an id far beyond the vocabulary sized a vector by it (std::bad_alloc, exit 1).
