@@ -42,7 +42,9 @@ job_pids() {
   done
 }
 
-job=$(R1HPC_BIN=$bin R1HPC_SITE=localhost R1HPC_ROOT=$root R1HPC_LAUNCHER=$launcher R1HPC_MAX_RESTARTS=1 \
+# mpirun given SIGTERM passes it on only after R1HPC_MPIRUN_KILL_GRACE: 4 s keeps the stop well inside the
+# 120 steps and still leaves the tiny model's checkpoint ample time.
+job=$(R1HPC_BIN=$bin R1HPC_MPIRUN_KILL_GRACE=4 R1HPC_SITE=localhost R1HPC_ROOT=$root R1HPC_LAUNCHER=$launcher R1HPC_MAX_RESTARTS=1 \
       sbatch --parsable -n 2 --output="$work/job-%j.out" "$root/jobscripts/r1hpc.sbatch" "$deck" "${sets[@]}")
 log=$work/job-$job.out
 echo "submitted job $job ($launcher)"
