@@ -12,6 +12,7 @@
 #include <regex>
 #include <thread>
 
+#include "checkpoint/chunk_io.hpp"
 #include "checkpoint/h5.hpp"
 #include "checkpoint/integrity.hpp"
 #include "checkpoint/meta_checksums.hpp"
@@ -147,23 +148,6 @@ std::map<std::string, std::vector<nlohmann::json>> check_coverage(const std::vec
   return tensors;
 }
 
-// Largest chunk of at most ~4 MiB with the slice's trailing dimensions kept whole where they fit.
-std::vector<hsize_t> chunk_dims(const std::vector<hsize_t>& dims, std::size_t elem) {
-  constexpr std::size_t kChunkBytes = 4u << 20;
-  std::vector<hsize_t> chunk(dims);
-  std::size_t bytes = elem;
-  for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
-    if (bytes * dims[d] <= kChunkBytes) {
-      bytes *= dims[d];
-      continue;
-    }
-    chunk[d] = std::max<hsize_t>(1, kChunkBytes / bytes);
-    for (int e = 0; e < d; ++e) chunk[e] = 1;
-    break;
-  }
-  return chunk;
-}
-
 // HDF5's 1.10 format: its superblock, object headers and chunk indexes carry checksums, so a damaged
 // byte of metadata is an HDF5 error instead of a silently different file (the earliest format has none).
 h5::Id create_file(const fs::path& path) {
@@ -199,16 +183,16 @@ void write_shard(const fs::path& path, const std::vector<Slice>& slices, const s
     if (s.data.numel() == 0) continue;
     std::vector<hsize_t> dims(static_cast<std::size_t>(s.data.rank()));
     for (int d = 0; d < s.data.rank(); ++d) dims[d] = static_cast<hsize_t>(s.data.dim(d));
-    const auto chunk = chunk_dims(dims, dtype_size(s.data.dtype()));
+    const ChunkGrid grid = ChunkGrid::plan(dims, dtype_size(s.data.dtype()));
     h5::Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_chunk(dcpl.get(), static_cast<int>(grid.chunk.size()), grid.chunk.data());
     H5Pset_fletcher32(dcpl.get());
     h5::Id ds(H5Dcreate2(file.get(), datasets[i].c_str(), h5::file_type(s.data.dtype()), space.get(), lcpl.get(), dcpl.get(),
                          H5P_DEFAULT),
               H5Dclose);
-    if (!ds.ok() || H5Dwrite(ds.get(), h5::mem_type(s.data.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data.raw()) < 0)
-      R1_FAIL(io, "cannot write tensor ", s.name, " to ", path.string(), ": ", h5::error_text());
+    if (!ds.ok()) R1_FAIL(io, "cannot create tensor ", s.name, " in ", path.string(), ": ", h5::error_text());
+    write_chunks(ds.get(), grid, static_cast<const char*>(s.data.raw()), detail::concat("tensor ", s.name, " to ", path.string()));
     std::vector<std::int64_t> global(static_cast<std::size_t>(s.global_shape.rank()));
     for (int d = 0; d < s.global_shape.rank(); ++d) global[d] = s.global_shape[d];
     h5::write_i64_attr(ds.get(), "global_shape", global);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "checkpoint/checkpoint.hpp"
+#include "checkpoint/chunk_io.hpp"
 #include "checkpoint/h5.hpp"
 #include "checkpoint/index_file.hpp"
 #include "checkpoint/meta_checksums.hpp"
@@ -152,8 +153,9 @@ h5::Id open_index(const fs::path& checkpoint) {
 
 // Reads one wanted slice. The virtual dataset in index.h5 gives the global shape, dtype and the map of
 // shard boxes; each box that intersects the wanted one is read straight from its shard's source
-// dataset. Reading the sources ourselves (rather than H5Dread on the virtual dataset) lets a missing
-// shard be an error (a VDS silently fills it with zeros) and names the shard whose checksum failed.
+// dataset: by chunk_io's parallel reader when the source has its layout (every shard this build writes),
+// else by H5Dread. Reading the sources ourselves (rather than H5Dread on the virtual dataset) lets a
+// missing shard be an error (a VDS silently fills it with zeros) and names the shard whose checksum failed.
 void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std::map<std::string, h5::Id>& shards) {
   const std::string where = detail::concat("checkpoint ", checkpoint.string(), ": tensor ", want.name);
   const fs::path index_path = checkpoint / "index.h5";
@@ -203,6 +205,11 @@ void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std:
     }
     h5::Id src(H5Dopen2(it->second.get(), box.dataset.c_str(), H5P_DEFAULT), H5Dclose);
     if (!src.ok()) R1_FAIL(io, where, ": shard ", shard.string(), " has no dataset ", box.dataset, ": ", h5::error_text());
+    if (read_box(src.get(), shard.string(), src_start, extent, static_cast<char*>(host.raw()), mem_dims, mem_start,
+                 dtype_size(want.data.dtype()), where)) {
+      filled += n;
+      continue;
+    }
     h5::Id fspace(H5Dget_space(src.get()), H5Sclose);
     h5::Id mspace(H5Screate_simple(rank, mem_dims.data(), nullptr), H5Sclose);
     if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, src_start.data(), nullptr, extent.data(), nullptr) < 0 ||

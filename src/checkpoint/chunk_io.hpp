@@ -1,0 +1,55 @@
+// Fast paths for the tensor data of checkpoint shards (docs/checkpoint.md, "Speed"): each dataset is
+// chunked so that every chunk is one contiguous run of the row-major tensor, and carries HDF5's Fletcher32
+// filter. Writing computes the checksums on worker threads and hands HDF5 finished chunks
+// (H5Dwrite_chunk); reading finds each chunk's place in the file (H5Dget_chunk_info_by_coord) and reads,
+// checks and scatters chunks on worker threads with plain pread, outside HDF5's global lock. The files
+// stay ordinary HDF5: h5py and h5dump read them and check the same checksums.
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace r1::ckpt {
+
+// HDF5's Fletcher32 over `n` bytes: 16-bit big-endian words, both sums folded every 360 words, an odd
+// last byte taken as the high byte of a word.
+std::uint32_t fletcher32(const void* data, std::size_t n);
+
+// Worker threads for checkpoint I/O (default: the CPUs this process may run on, between 2 and 8).
+int io_threads();
+void set_io_threads(int n);  // 0 restores the default
+
+// The chunking of a dataset whose chunks are contiguous runs: chunk = (1, .., 1, rows, dims[split+1..]).
+struct ChunkGrid {
+  std::vector<hsize_t> dims, chunk;
+  std::size_t elem = 0;      // bytes per element
+  int split = -1;            // the one dimension cut into pieces of `rows`; -1: one chunk holds all
+  std::int64_t trail = 1;    // elements per unit of dimension `split` (the product of later dims)
+
+  // chunk_dims' shape (at most ~4 MiB per chunk, trailing dimensions kept whole where they fit).
+  static ChunkGrid plan(const std::vector<hsize_t>& dims, std::size_t elem);
+  // The grid of an existing dataset when its chunks are contiguous runs; empty `dims` otherwise.
+  static ChunkGrid of(const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk, std::size_t elem);
+
+  std::int64_t count() const;                    // chunks in the dataset
+  std::int64_t chunk_elems() const;              // elements of a full chunk (what the file stores)
+  std::vector<hsize_t> offset(std::int64_t k) const;  // chunk k's first coordinates
+  std::int64_t first(std::int64_t k) const;      // chunk k's first element, row-major
+  std::int64_t valid(std::int64_t k) const;      // chunk k's elements inside the dataset
+};
+
+// Writes `data` (the whole dataset, row-major) into the chunked, Fletcher32-filtered dataset `ds`.
+// Errors name `where`.
+void write_chunks(hid_t ds, const ChunkGrid& grid, const char* data, const std::string& where);
+
+// Reads the box [start, start + extent) of the source dataset `ds` of the shard file `file` into
+// `dst`, a row-major array of shape `dst_dims`, at `dst_start`. Returns false, having read nothing, when
+// the dataset is not of the fast layout (the caller falls back to H5Dread); a checksum mismatch or a short
+// read is an io error naming `where` and the chunk.
+bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
+              char* dst, const std::vector<hsize_t>& dst_dims, const std::vector<hsize_t>& dst_start, std::size_t elem,
+              const std::string& where);
+
+}  // namespace r1::ckpt
