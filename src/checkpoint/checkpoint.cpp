@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -337,25 +338,90 @@ Checkpointer::~Checkpointer() {
            " is removed by the next save");
 }
 
+// Slice i's host copy: the one kept from the last save when its shape and kind match, else a new one.
+Tensor Checkpointer::staging_for(std::size_t i, const Slice& s) {
+  const bool pinned = !s.data.on_host();
+  if (i < staging_.size() && staging_[i].defined() && staging_[i].shape() == s.data.shape() &&
+      staging_[i].dtype() == s.data.dtype() && staging_pinned_[i] == pinned)
+    return staging_[i];
+  if (staging_.size() <= i) {
+    staging_.resize(i + 1);
+    staging_pinned_.resize(i + 1);
+  }
+  staging_[i] = Tensor::empty(s.data.shape(), s.data.dtype(), pinned ? staging_host_allocator() : host_allocator());
+  staging_pinned_[i] = pinned;
+  return staging_[i];
+}
+
+namespace {
+
+// A piece of one slice for the copy-and-check workers: elements [lo, hi) of slice `slice`.
+struct Piece {
+  std::size_t slice;
+  std::int64_t lo, hi;
+};
+
+std::vector<Piece> pieces_of(const std::vector<Slice>& slices) {
+  constexpr std::int64_t kPiece = 1 << 22;
+  std::vector<Piece> out;
+  for (std::size_t i = 0; i < slices.size(); ++i)
+    for (std::int64_t lo = 0; lo < slices[i].data.numel(); lo += kPiece)
+      out.push_back({i, lo, std::min(lo + kPiece, slices[i].data.numel())});
+  return out;
+}
+
+}  // namespace
+
+void Checkpointer::prepare(const std::vector<Slice>& slices) {
+  std::vector<Slice> copies;
+  for (std::size_t i = 0; i < slices.size(); ++i)
+    if (async_ || !slices[i].data.on_host()) copies.push_back({slices[i].name, {}, {}, staging_for(i, slices[i])});
+  const std::vector<Piece> pieces = pieces_of(copies);
+  io_parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t k) {
+    const Piece& p = pieces[static_cast<std::size_t>(k)];
+    const std::size_t es = dtype_size(copies[p.slice].data.dtype());
+    std::memset(static_cast<char*>(copies[p.slice].data.raw()) + p.lo * es, 0, static_cast<std::size_t>(p.hi - p.lo) * es);
+  });
+}
+
 // The blocking part: host copies the training step may overwrite as soon as save() returns (a
 // synchronous save writes host tensors in place, since the caller waits for it anyway), each checked
-// finite right after its copy: a NaN or Inf is never written, so it is never committed. (Checking inside
-// a blocked copy measured slower than memcpy then a vectorised check: memcpy's streaming stores win.)
-void Checkpointer::stage(Job& job, const std::vector<Slice>& slices) const {
-  for (const Slice& s : slices) {
-    Slice h{s.name, s.global_shape, s.offset, s.data};
-    if (async_ || !s.data.on_host()) {
-      h.data = Tensor::empty(s.data.shape(), s.data.dtype(), s.data.on_host() ? host_allocator() : staging_host_allocator());
-      copy(h.data, s.data);
-    }
-    const std::int64_t bad = first_non_finite(h.data);
-    if (bad >= 0)
-      R1_FAIL(diverged, "tensor ", s.name, " holds ", non_finite_kind(h.data, bad), " (element ", bad,
+// finite right after its copy: a NaN or Inf is never written, so it is never committed. Copies of host
+// tensors and the checks run in pieces on io_threads() workers; device tensors come down by copy().
+void Checkpointer::stage(Job& job, const std::vector<Slice>& slices) {
+  std::vector<Slice> staged;
+  for (std::size_t i = 0; i < slices.size(); ++i) {
+    const Slice& s = slices[i];
+    staged.push_back({s.name, s.global_shape, s.offset, s.data});
+    if (async_ || !s.data.on_host()) staged.back().data = staging_for(i, s);
+    if (!s.data.on_host()) copy(staged.back().data, s.data);
+  }
+  const std::vector<Piece> pieces = pieces_of(staged);
+  std::vector<std::int64_t> bad(slices.size(), -1);
+  std::mutex bad_mutex;
+  io_parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t k) {
+    const Piece& p = pieces[static_cast<std::size_t>(k)];
+    const Tensor& src = slices[p.slice].data;
+    const Tensor& dst = staged[p.slice].data;
+    const std::size_t es = dtype_size(dst.dtype());
+    char* d = static_cast<char*>(dst.raw()) + p.lo * es;
+    if (src.on_host() && src.raw() != dst.raw())
+      std::memcpy(d, static_cast<const char*>(src.raw()) + p.lo * es, static_cast<std::size_t>(p.hi - p.lo) * es);
+    const std::int64_t at = first_non_finite(dst.dtype(), d, p.hi - p.lo);
+    if (at < 0) return;
+    const std::lock_guard<std::mutex> lock(bad_mutex);
+    std::int64_t& first = bad[p.slice];
+    if (first < 0 || p.lo + at < first) first = p.lo + at;
+  });
+  for (std::size_t i = 0; i < slices.size(); ++i) {
+    const Slice& s = slices[i];
+    if (bad[i] >= 0)
+      R1_FAIL(diverged, "tensor ", s.name, " holds ", non_finite_kind(staged[i].data, bad[i]), " (element ", bad[i],
               " of this rank's slice ", s.data.shape().str(), " at offset ", nlohmann::json(s.offset).dump(),
               "); nothing is written and `latest` stays where it was");
     job.local_bytes += static_cast<std::int64_t>(s.data.nbytes());
-    job.staged.push_back(std::move(h));
   }
+  job.staged = std::move(staged);
 }
 
 SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices) {

@@ -74,6 +74,9 @@ class Checkpointer {
   // A NaN or Inf in any float slice fails the save (ErrorKind::diverged, naming the tensor and rank)
   // before anything is written.
   SaveReport save(const Meta& meta, const std::vector<Slice>& slices);
+  // Allocates (pins, where a GPU is used) and touches the host copies saves of these slices will need, so
+  // that the first save does not pay for them; later saves of the same shapes reuse them. Not collective.
+  void prepare(const std::vector<Slice>& slices);
   // Commits the save in flight, if any, and returns its report.
   std::optional<SaveReport> finish();
   bool in_flight() const { return job_ != nullptr; }
@@ -85,7 +88,8 @@ class Checkpointer {
 
  private:
   struct Job;
-  void stage(Job& job, const std::vector<Slice>& slices) const;
+  void stage(Job& job, const std::vector<Slice>& slices);
+  Tensor staging_for(std::size_t i, const Slice& s);
   SaveReport commit();
 
   std::filesystem::path dir_;
@@ -94,6 +98,9 @@ class Checkpointer {
   std::int64_t keep_last_;
   bool async_;
   std::unique_ptr<Job> job_;
+  // Host copies kept from save to save: slice i's, and whether it is pinned staging for a device tensor.
+  std::vector<Tensor> staging_;
+  std::vector<bool> staging_pinned_;
 };
 
 // Collective: the lowest rank of `comm` whose `holds_full_copy` is true (the one writer of a replicated

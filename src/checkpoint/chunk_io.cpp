@@ -9,10 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <exception>
 #include <future>
-#include <mutex>
-#include <thread>
 
 #include "checkpoint/h5.hpp"
 #include "core/error.hpp"
@@ -32,31 +29,6 @@ int default_io_threads() {
   CPU_ZERO(&set);
   const int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
   return std::clamp(cpus, 2, 8);
-}
-
-// Runs f(i) for i in [0, n) on up to io_threads() threads; the first exception is rethrown here.
-template <class F> void parallel_for(std::int64_t n, F&& f) {
-  const int threads = static_cast<int>(std::min<std::int64_t>(io_threads(), n));
-  std::atomic<std::int64_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    h5::quiet();
-    for (std::int64_t i; (i = next++) < n;) {
-      try {
-        f(i);
-      } catch (...) {
-        const std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next = n;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
 }
 
 std::uint32_t load_le32(const unsigned char* p) {
@@ -225,7 +197,7 @@ void write_chunks(hid_t ds, const ChunkGrid& grid, const char* data, const std::
   auto fill = [&](int side, std::int64_t round) {
     const std::int64_t lo = round * per_round, count = std::min(per_round, n - lo);
     bufs[side].resize(static_cast<std::size_t>(count));
-    parallel_for(count, [&](std::int64_t i) {
+    io_parallel_for(count, [&](std::int64_t i) {
       std::vector<char>& b = bufs[side][static_cast<std::size_t>(i)];
       b.resize(full + kTrailer);
       const std::size_t valid = static_cast<std::size_t>(grid.valid(lo + i)) * grid.elem;
@@ -294,7 +266,7 @@ bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& sta
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) R1_FAIL(io, where, ": cannot open shard ", file, ": ", std::strerror(errno));
   try {
-    parallel_for(static_cast<std::int64_t>(reads.size()), [&](std::int64_t i) {
+    io_parallel_for(static_cast<std::int64_t>(reads.size()), [&](std::int64_t i) {
       const ChunkRead& c = reads[static_cast<std::size_t>(i)];
       thread_local std::vector<char> buf;
       buf.resize(c.bytes);

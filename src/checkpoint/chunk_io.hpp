@@ -7,8 +7,13 @@
 #pragma once
 #include <hdf5.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace r1::ckpt {
@@ -20,6 +25,31 @@ std::uint32_t fletcher32(const void* data, std::size_t n);
 // Worker threads for checkpoint I/O (default: the CPUs this process may run on, between 2 and 8).
 int io_threads();
 void set_io_threads(int n);  // 0 restores the default
+
+// Runs f(i) for i in [0, n) on up to io_threads() threads (the caller's among them); the first exception
+// is rethrown here, and no new index starts after it.
+template <class F> void io_parallel_for(std::int64_t n, F&& f) {
+  const int threads = static_cast<int>(std::min<std::int64_t>(io_threads(), n));
+  std::atomic<std::int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (std::int64_t i; (i = next++) < n;) {
+      try {
+        f(i);
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = n;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
 
 // The chunking of a dataset whose chunks are contiguous runs: chunk = (1, .., 1, rows, dims[split+1..]).
 struct ChunkGrid {

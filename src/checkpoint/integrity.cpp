@@ -61,12 +61,15 @@ std::string checksum_text(std::string_view bytes) {
 
 std::int64_t first_non_finite(const Tensor& host) {
   R1_CHECK(host.on_host(), "the finite check reads host memory");
-  const std::int64_t n = host.numel();
-  switch (host.dtype()) {
-    case DType::f32: return scan<std::uint32_t>(host.raw(), n, 0x7f800000u);
-    case DType::f64: return scan<std::uint64_t>(host.raw(), n, 0x7ff0000000000000ull);
-    case DType::bf16: return scan<std::uint16_t>(host.raw(), n, 0x7f80u);
-    case DType::f8e4m3: return scan<std::uint8_t>(host.raw(), n, 0x7fu);
+  return first_non_finite(host.dtype(), host.raw(), host.numel());
+}
+
+std::int64_t first_non_finite(DType dtype, const void* data, std::int64_t n) {
+  switch (dtype) {
+    case DType::f32: return scan<std::uint32_t>(data, n, 0x7f800000u);
+    case DType::f64: return scan<std::uint64_t>(data, n, 0x7ff0000000000000ull);
+    case DType::bf16: return scan<std::uint16_t>(data, n, 0x7f80u);
+    case DType::f8e4m3: return scan<std::uint8_t>(data, n, 0x7fu);
     case DType::i32:
     case DType::i64:
     case DType::u8: return -1;

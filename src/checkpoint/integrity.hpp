@@ -18,6 +18,8 @@ std::string checksum_text(std::string_view bytes);
 // The first element of a floating-point tensor on the host that is NaN or infinite, or -1 (always -1
 // for integer dtypes).
 std::int64_t first_non_finite(const Tensor& host);
+// The same over `n` elements of `dtype` at `data` (host memory).
+std::int64_t first_non_finite(DType dtype, const void* data, std::int64_t n);
 // "NaN" or "Inf" for element `i` of `host`.
 std::string non_finite_kind(const Tensor& host, std::int64_t i);
 

@@ -43,6 +43,11 @@ std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* m
   return out;
 }
 
+void prepare_train_state(Checkpointer& ckpt, const ParamStore& params, const AdamW& opt) {
+  const AdamW::Moments moments = opt.gather_moments();
+  ckpt.prepare(held_slices(params, &moments, [&](const Param& p) { return opt.first_copy(p); }));
+}
+
 SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt) {
   // Of the ranks holding the same slice of a tensor (its data-parallel, expert-data-parallel and, unless
   // it is split, tensor-parallel replicas), the first writes it: every global tensor is written once.

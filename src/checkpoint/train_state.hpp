@@ -33,6 +33,8 @@ std::vector<Slice> held_slices(const ParamStore& params, const AdamW::Moments* m
 // every slice (AdamW::first_copy) is written, so every global tensor is written exactly once. ZeRO-1
 // moment parts are gathered first. meta.optimizer_state gets AdamW's steps taken.
 SaveReport save_train_state(Checkpointer& ckpt, Meta meta, const ParamStore& params, const AdamW& opt);
+// Collective like save_train_state: Checkpointer::prepare for the slices it will save.
+void prepare_train_state(Checkpointer& ckpt, const ParamStore& params, const AdamW& opt);
 
 // Not collective: every rank reads every tensor it holds. weights: the masters (then the compute copies
 // are refreshed); full also the moments and AdamW's steps taken (`opt` required). Returns the

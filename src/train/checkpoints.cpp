@@ -79,6 +79,9 @@ StageCheckpoints::StageCheckpoints(const Deck& deck, const RunConfig& cfg, paral
   meta_.rng_state = {{"seed", cfg.run.seed},
                      {"note", "counter-based: every random draw is a function of (seed, stream, index)"}};
   install_stop_handlers();
+  // Host copies for saves made now, not at the first save: an asynchronous save blocks training only for
+  // its copy, and on a GPU pinning the staging memory costs seconds per 10 GB.
+  if (cfg.checkpoint.async || params.context().is_cuda()) ckpt::prepare_train_state(*ckpt_, params, opt);
 }
 
 void StageCheckpoints::save(std::int64_t step, std::int64_t tokens, const nlohmann::json& data_state) {
