@@ -14,6 +14,7 @@
 #include "app/self_check.hpp"
 #include "app/verify_checkpoint.hpp"
 #include "app/version.hpp"
+#include "checkpoint/chunk_io.hpp"
 #include "core/log.hpp"
 #include "deck/deck.hpp"
 #include "deck/reference.hpp"
@@ -32,6 +33,7 @@ int run_deck(const std::string& path, const std::vector<std::string>& sets, bool
   const r1::Deck deck = r1::Deck::load(path, sets);
   const r1::RunConfig cfg = r1::validate_deck(deck, plan_world);
   r1::logger().configure(rank, size, r1::parse_log_level(cfg.log.level));
+  r1::ckpt::set_io_threads(static_cast<int>(cfg.checkpoint.io_threads));
   if (dry_run) {
     if (rank == 0) {
       std::cout << deck.resolved_text();
