@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/plan.hpp"
+#include "app/time_model.hpp"
 #include "app/self_check.hpp"
 #include "app/verify_checkpoint.hpp"
 #include "app/version.hpp"
@@ -29,7 +30,8 @@ namespace {
 // Reads and checks the whole deck on every rank before anything is allocated or written, and reads its
 // typed configuration once. A dry run plans for `plan_world` ranks (--world-size, else the MPI world)
 // and computes nothing.
-int run_deck(const std::string& path, const std::vector<std::string>& sets, bool dry_run, int plan_world, int rank, int size) {
+int run_deck(const std::string& path, const std::vector<std::string>& sets, bool dry_run, int plan_world,
+             const std::string& machine, int rank, int size) {
   const r1::Deck deck = r1::Deck::load(path, sets);
   const r1::RunConfig cfg = r1::validate_deck(deck, plan_world);
   r1::logger().configure(rank, size, r1::parse_log_level(cfg.log.level));
@@ -37,7 +39,7 @@ int run_deck(const std::string& path, const std::vector<std::string>& sets, bool
   if (dry_run) {
     if (rank == 0) {
       std::cout << deck.resolved_text();
-      r1::print_dry_run(deck, cfg, plan_world, std::cout);
+      r1::print_dry_run(deck, cfg, plan_world, r1::machine_named(machine), std::cout);
     }
     return 0;
   }
@@ -59,6 +61,8 @@ int main(int argc, char** argv) {
         "set", po::value<std::vector<std::string>>()->composing(), "override a deck key: --set section.key=value (repeatable)")(
         "dry-run", "check the deck, print it resolved with the mesh, parameter counts and memory per rank; run nothing")(
         "world-size", po::value<int>(), "with --dry-run: plan for N ranks instead of the MPI world size (one process)")(
+        "machine", po::value<std::string>()->default_value("h100"),
+        "with --dry-run: the GPU the time model predicts for (h100, h800, h200, or a site file jobscripts/sites/*.env)")(
         "help-deck", po::value<std::string>()->implicit_value("text"), "print every deck key (=markdown: docs/deck.md)")(
         "verify-checkpoint", po::value<std::string>(),
         "read every file of checkpoint DIR (a step directory, or every one of a checkpoints directory), check every "
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
       if (!vm.count("deck") && (vm.count("set") || vm.count("dry-run"))) throw po::error("--set and --dry-run need a DECK");
       if (vm.count("world-size") && !vm.count("dry-run"))
         throw po::error("--world-size plans a layout and needs --dry-run (a run takes its size from mpirun/srun)");
+      if (!vm["machine"].defaulted() && !vm.count("dry-run")) throw po::error("--machine needs --dry-run");
       if (vm.count("world-size") && vm["world-size"].as<int>() < 1) throw po::error("--world-size must be at least 1");
       if (vm.count("verify-checkpoint") && vm.count("deck")) throw po::error("--verify-checkpoint takes no DECK");
     } catch (const po::error& e) {
@@ -83,7 +88,7 @@ int main(int argc, char** argv) {
     }
     if (vm.count("help")) {
       if (rank == 0)
-        std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run [--world-size N]]] [--help-deck[=markdown]]\n"
+        std::cout << "usage: r1hpc [DECK [--set section.key=value ...] [--dry-run [--world-size N] [--machine M]]] [--help-deck[=markdown]]\n"
                      "       r1hpc --verify-checkpoint DIR\n\n"
                   << opts;
     } else if (vm.count("version")) {
@@ -98,7 +103,8 @@ int main(int argc, char** argv) {
     } else if (vm.count("deck")) {
       const auto sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
       const int plan_world = vm.count("world-size") ? vm["world-size"].as<int>() : size;
-      code = run_deck(vm["deck"].as<std::string>(), sets, vm.count("dry-run") > 0, plan_world, rank, size);
+      code = run_deck(vm["deck"].as<std::string>(), sets, vm.count("dry-run") > 0, plan_world, vm["machine"].as<std::string>(),
+                      rank, size);
     } else {
       code = r1::run_self_check(rank, size) ? 0 : 1;
     }

@@ -5,6 +5,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "app/time_model.hpp"
 #include "core/error.hpp"
 #include "deck/deck.hpp"
 #include "parallel/pipeline_split.hpp"
@@ -258,7 +259,7 @@ void print_mesh(const parallel::Mesh& mesh, std::ostream& out) {
 }
 }  // namespace
 
-void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, std::ostream& out) {
+void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, const Machine& machine, std::ostream& out) {
   const ModelConfig& c = cfg.model;
   parallel::Layout layout;
   layout.world = world_size;
@@ -302,6 +303,8 @@ void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, std::
       << ", " << deck.mention("train.global_batch") << "\n";
   out << "assumptions:\n";
   for (const std::string& line : memory_assumptions(c, l, s, worst)) out << "  - " << line << "\n";
+  out << "time (--machine; predicted, docs/performance.md \"Predicting time\"):\n";
+  for (const std::string& line : time_report(c, l, s, worst, machine, cfg.run.max_steps)) out << "  " << line << "\n";
 }
 
 }  // namespace r1

@@ -61,8 +61,9 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
                                             const MemoryPlan& worst);
 
 // Everything --dry-run prints after the resolved deck: model, parameter counts, layout and mesh, the
-// memory of every stage (worst marked) and the assumptions. The deck must have passed validate_deck,
+// memory of every stage (worst marked) and the assumptions, then the time model's prediction on `machine`. The deck must have passed validate_deck,
 // which gave `cfg`.
-void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, std::ostream& out);
+struct Machine;
+void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, const Machine& machine, std::ostream& out);
 
 }  // namespace r1

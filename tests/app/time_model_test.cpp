@@ -1,0 +1,122 @@
+// The time model's arithmetic on hand-computed cases: compute at the calibrated rate, the optimizer's
+// bytes, TP and EP volumes over the right links, each schedule's bubble; machines from presets and site
+// files, bad ones named.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "app/time_model.hpp"
+#include "core/error.hpp"
+#include "support/tiny_model.hpp"
+
+namespace r1 {
+namespace {
+
+ModelConfig model() {
+  return test::tiny_model({.vocab_size = 16, .dim = 8, .dense_inter_dim = 12, .moe_inter_dim = 4, .kv_lora_rank = 4,
+                           .qk_nope_head_dim = 2, .qk_rope_head_dim = 2, .v_head_dim = 2});
+}
+
+TrainSettings settings(std::int64_t micro_batches) {
+  TrainSettings s;
+  s.compute_bytes = 2, s.compute_copy = true, s.moment_bytes = 4, s.zero1 = true;
+  s.micro_batch = 2, s.seq_len = 4, s.micro_batches = micro_batches;
+  return s;
+}
+
+// A machine with round numbers: 1 TFLOP/s BF16 (2 FP8), 1 TB/s HBM, 100 GB/s NVLink, 10 GB/s network.
+Machine round_machine() {
+  Machine m;
+  m.name = "round";
+  m.peak_bf16 = 1e12, m.peak_fp8 = 2e12, m.hbm = 1e12, m.nvlink = 100e9, m.network = 10e9, m.gpus_per_node = 4;
+  m.compute_eff = 0.5, m.memory_eff = 0.5, m.comm_eff = 0.5;
+  return m;
+}
+
+TEST(TimeModel, OneGpuIsComputePlusOptimizer) {
+  const ModelConfig c = model();
+  const parallel::Layout l{.world = 1, .tensor = 1, .pipeline = 1, .data = 1, .expert = 1};
+  const TrainSettings s = settings(3);
+  const MemoryPlan p = plan_stage_memory(c, l, s, 0);
+  const StepTime t = predict_step(c, l, s, p, round_machine(), Schedule::one_f_one_b, false);
+  const double compute = 3 * 8 * train_flops_per_token(c, 4) / 0.5e12;  // 3 micro-batches of 8 tokens
+  EXPECT_NEAR(t.forward, compute / 3, 1e-15);
+  EXPECT_NEAR(t.backward, 2 * compute / 3, 1e-15);
+  // Global norm 4 B per parameter, then gradient 4 + master 8 + moments 16 + bf16 copy 2 per parameter.
+  EXPECT_NEAR(t.optimizer, p.params() * (4 + 30) / 0.5e12, 1e-15);
+  EXPECT_EQ(t.tp + t.ep + t.pp + t.bubble + t.dp, 0);
+  EXPECT_NEAR(t.step, t.forward + t.backward + t.optimizer, 1e-15);
+  EXPECT_NEAR(t.tokens_per_s_per_gpu, 24 / t.step, 1e-9);
+  // FP8 halves the GEMM part only.
+  const StepTime f = predict_step(c, l, s, p, round_machine(), Schedule::one_f_one_b, true);
+  const double gemm = 6 * count_params(c).activated, attention = train_flops_per_token(c, 4) - gemm;
+  EXPECT_NEAR(f.forward + f.backward, 24 * (attention + gemm / 2) / 0.5e12, 1e-15);
+}
+
+TEST(TimeModel, EachScheduleHasItsBubble) {
+  const ModelConfig c = model();
+  const parallel::Layout l{.world = 8, .tensor = 1, .pipeline = 8, .data = 1, .expert = 1};
+  TrainSettings s = settings(16);
+  // The 2-layer model has no 8-stage split: the parameters (used by DP and AdamW only) of one rank do.
+  const MemoryPlan p = plan_stage_memory(c, {.world = 1, .tensor = 1, .pipeline = 1, .data = 1, .expert = 1}, s, 0);
+  s.virtual_stages = 2;
+  const Machine m = round_machine();
+  const StepTime a = predict_step(c, l, s, p, m, Schedule::one_f_one_b, false);
+  const double f = a.forward / 16, b = a.backward / 16, unit = f + b + a.pp / 16;
+  EXPECT_NEAR(a.pp / 16, 2 * 8 * 8 * 2 / (100e9 * 0.5), 1e-15);  // stages of one GPU: neighbours on NVLink
+  EXPECT_NEAR(a.bubble, 7 * unit, 1e-12);
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::interleaved, false).bubble, 3.5 * unit, 1e-12);
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 3 * (f + 0.5 * b), 1e-12);
+}
+
+TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {
+  const ModelConfig c = model();  // 2 layers, 1 of them MoE; top-2 of 4 experts
+  const Machine m = round_machine();
+  const TrainSettings s = settings(1);
+  // TP 2 inside a node: 4 all-reduces per layer of 8 tokens x dim 8 x 2 B, ring factor 1.
+  const parallel::Layout tp{.world = 2, .tensor = 2, .pipeline = 1, .data = 1, .expert = 1};
+  const StepTime t = predict_step(c, tp, s, plan_stage_memory(c, tp, s, 0), m, Schedule::one_f_one_b, false);
+  EXPECT_NEAR(t.tp, 2 * 4 * (8 * 8 * 2) / (100e9 * 0.5), 1e-15);
+  // EP 8 over two nodes of 4: each of 8 tokens sends 2 copies, 3/8 of them to this node's other GPUs and
+  // 4/8 off the node; 4 all-to-alls of dim x 2 B per copy; the network is the slower link here.
+  const parallel::Layout ep{.world = 8, .tensor = 1, .pipeline = 1, .data = 8, .expert = 8};
+  const StepTime e = predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::one_f_one_b, false);
+  const double bytes = 8 * 4 * 2.0;
+  EXPECT_NEAR(e.ep_total, std::max(16 * 0.5 * bytes / 10e9, 16 * 3.0 / 8 * bytes / 100e9) / 0.5, 1e-15);
+  EXPECT_NEAR(e.ep, e.ep_total, 0);
+  EXPECT_EQ(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe, false).ep, 0);
+}
+
+TEST(TimeModel, MachinesFromPresetsAndSiteFiles) {
+  EXPECT_DOUBLE_EQ(machine_named("h800").nvlink, 200e9);
+  EXPECT_DOUBLE_EQ(machine_named("h200").hbm, 4.8e12);
+  const std::string bad = [] {
+    try {
+      machine_named("a100");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(bad.find("--machine a100: not h100, h800, h200 or a site file"), std::string::npos) << bad;
+  const auto site = std::filesystem::temp_directory_path() / "r1hpc_time_model_site.env";
+  std::ofstream(site) << "R1HPC_GPU=h800\nR1HPC_GPUS_PER_NODE=4  # four per node\nR1HPC_GPU_NETWORK_GBPS=\"25\"\n";
+  const Machine m = machine_named(site.string());
+  EXPECT_DOUBLE_EQ(m.nvlink, 200e9);
+  EXPECT_DOUBLE_EQ(m.network, 25e9);
+  EXPECT_EQ(m.gpus_per_node, 4);
+  std::ofstream(site) << "R1HPC_GPU_HBM_GBPS=fast\n";
+  try {
+    machine_named(site.string());
+    ADD_FAILURE() << "a bad site value was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(site.string() + ": R1HPC_GPU_HBM_GBPS=fast is not a positive number"),
+              std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(site);
+}
+
+}  // namespace
+}  // namespace r1
