@@ -4,7 +4,8 @@
 // (how long training is blocked), then loads of the whole state with the files' pages dropped from the
 // page cache first (cold GB/s) and kept (warm GB/s). The raw ceiling is one plain file per rank of the
 // same bytes written with pwrite + fsync and read back cold.
-//   mpirun -n RANKS r1hpc-bench-checkpoint DIR [GIB_PER_RANK]   (default 1 GiB; DIR is emptied first)
+//   mpirun -n RANKS r1hpc-bench-checkpoint [DIR [GIB_PER_RANK]]
+//   (default runs/bench-checkpoint and 1 GiB per rank; DIR is emptied first and removed after)
 #include <fcntl.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -101,8 +102,7 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
   try {
-    R1_REQUIRE(argc >= 2, "usage: r1hpc-bench-checkpoint DIR [GIB_PER_RANK]");
-    const fs::path dir = argv[1];
+    const fs::path dir = argc > 1 ? argv[1] : "runs/bench-checkpoint";
     const double gib = argc > 2 ? std::stod(argv[2]) : 1.0;
     if (rank == 0) {
       fs::remove_all(dir);
@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
       std::printf("  %-34s %8.3f s %8.2f GB/s\n", "load, cold page cache", cold, total_gb / cold);
       std::printf("  %-34s %8.3f s %8.2f GB/s\n", "load, warm page cache", warm, total_gb / warm);
     }
-    fs::remove_all(dir / "sync");
-    fs::remove_all(dir / "async");
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) fs::remove_all(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "r1hpc-bench-checkpoint: rank %d: %s\n", rank, e.what());
     MPI_Abort(MPI_COMM_WORLD, 1);
