@@ -1,0 +1,159 @@
+#include "rl/math_answer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "rl/math_value.hpp"
+
+namespace r1 {
+namespace {
+
+using Kind = MathAnswer::Kind;
+
+// Equal at every point within a relative 1e-9 (sympy's evalf of a - b to 15 digits, or its simplify, where an
+// identity holds); both infinite with one sign counts as equal.
+bool close_everywhere(const MathValue& a, const MathValue& b) {
+  if (a.exact && b.exact) return *a.exact == *b.exact;
+  int compared = 0;
+  for (int i = 0; i < kMathPoints; ++i) {
+    const double x = a.at[i], y = b.at[i];
+    if (std::isnan(x) && std::isnan(y)) continue;
+    if (x == y) {
+      ++compared;
+      continue;
+    }
+    if (!std::isfinite(x) || !std::isfinite(y)) return false;
+    if (std::abs(x - y) > 1e-9 * std::max({1.0, std::abs(x), std::abs(y)})) return false;
+    ++compared;
+  }
+  return compared > 0;
+}
+
+// The integer an integer or an integer percentage ("50\%") stands for, as math-verify compares 50\% with 50.
+std::optional<Rational> integer_base(const MathValue& v) {
+  if (v.percent_of) return !v.has_float && v.percent_of->den == 1 ? v.percent_of : std::nullopt;
+  return v.is_integer() ? v.exact : std::nullopt;
+}
+
+double round6(double v) { return std::nearbyint(v * 1e6); }
+
+// sympy_numeric_eq, then exact equality (sympy's simplify(a - b) == 0).
+bool values_equal(const MathValue& gold, const MathValue& pred) {
+  if (gold.is_number() || pred.is_number()) {
+    if (gold.has_float || pred.has_float) {
+      // Both rounded to 6 decimals; an exact integer stays an integer there and never equals a float.
+      const bool constant = !gold.has_variable && !pred.has_variable;
+      if (constant && !gold.is_integer() && !pred.is_integer() && std::isfinite(gold.at[0]) && std::isfinite(pred.at[0]) &&
+          round6(gold.at[0]) == round6(pred.at[0]))
+        return true;
+    } else if (const auto g = integer_base(gold), p = integer_base(pred); g && p) {
+      if (*g == *p) return true;
+    } else if (gold.exact && pred.exact && *gold.exact == *pred.exact) {
+      return true;
+    }
+    if (gold.exact && pred.exact) return *gold.exact == *pred.exact;
+    // simplify(a - b) of a float and an irrational is a nonzero float; of exact forms (cos(pi/3), 1/2) it is 0.
+    if (gold.exact || pred.exact) return !gold.has_float && !pred.has_float && close_everywhere(gold, pred);
+  }
+  return close_everywhere(gold, pred);
+}
+
+bool is_collection(const MathAnswer& a) {
+  return a.kind == Kind::interval || a.kind == Kind::tuple || a.kind == Kind::set || a.kind == Kind::list;
+}
+bool is_finite_set(const MathAnswer& a) { return a.kind == Kind::set || a.kind == Kind::list; }
+
+// The items of a set without repeats.
+std::vector<MathAnswer> distinct(const std::vector<MathAnswer>& items) {
+  std::vector<MathAnswer> out;
+  for (const auto& item : items)
+    if (std::none_of(out.begin(), out.end(), [&](const MathAnswer& o) { return math_answers_equal(o, item); }))
+      out.push_back(item);
+  return out;
+}
+
+// sympy's ordering of set members: numbers by value (an assignment by its right side), then the rest by text.
+std::vector<MathAnswer> sorted(std::vector<MathAnswer> items) {
+  auto key = [](const MathAnswer& a) {
+    const MathValue* v = a.kind == Kind::scalar ? &a.value : a.kind == Kind::relation && a.lhs_is_letter ? &a.rhs : nullptr;
+    return std::make_pair(v ? 0 : 1, v ? v->at[0] : 0.0);
+  };
+  std::stable_sort(items.begin(), items.end(), [&](const MathAnswer& a, const MathAnswer& b) {
+    return key(a) != key(b) ? key(a) < key(b) : a.text < b.text;
+  });
+  return items;
+}
+
+bool pairwise(const std::vector<MathAnswer>& gold, const std::vector<MathAnswer>& pred) {
+  if (gold.size() != pred.size()) return false;
+  for (std::size_t i = 0; i < gold.size(); ++i)
+    if (!math_answers_equal(gold[i], pred[i])) return false;
+  return true;
+}
+
+// Finite sets and tuples item by item: a gold set sorts both sides; a gold tuple keeps the prediction as written.
+bool items_equal(const MathAnswer& gold, const MathAnswer& pred) {
+  const auto g = is_finite_set(gold) ? distinct(gold.items) : gold.items;
+  const auto p = is_finite_set(pred) ? distinct(pred.items) : pred.items;
+  if (g.size() != p.size()) return false;
+  if (is_finite_set(gold)) return pairwise(sorted(g), sorted(p));
+  return pairwise(g, p);
+}
+
+MathAnswer ends_as_tuple(MathAnswer interval) {
+  interval.kind = Kind::tuple;
+  return interval;
+}
+
+bool sets_equal(const MathAnswer& gold_in, const MathAnswer& pred_in) {
+  auto singleton = [](const MathAnswer& a) {
+    if (is_collection(a)) return a;
+    MathAnswer set = a;
+    set.kind = Kind::set;
+    set.items = {a};
+    return set;
+  };
+  const MathAnswer gold = singleton(gold_in), pred = singleton(pred_in);
+  if (gold.kind == Kind::interval && pred.kind == Kind::interval)
+    return gold.left_open == pred.left_open && gold.right_open == pred.right_open && pairwise(gold.items, pred.items);
+  if (is_finite_set(gold) && is_finite_set(pred)) {
+    const auto g = distinct(gold.items), p = distinct(pred.items);
+    auto within = [](const std::vector<MathAnswer>& xs, const std::vector<MathAnswer>& ys) {
+      return std::all_of(xs.begin(), xs.end(), [&](const MathAnswer& x) {
+        return std::any_of(ys.begin(), ys.end(), [&](const MathAnswer& y) { return math_answers_equal(x, y); });
+      });
+    };
+    if (within(g, p) && within(p, g)) return true;
+  }
+  const bool gold_items = gold.kind != Kind::interval, pred_items = pred.kind != Kind::interval;
+  if (gold_items && pred_items) return items_equal(gold, pred);
+  // An open interval (a, b) against a two-item set or tuple: its ends as a tuple.
+  if (!gold_items && gold.left_open && gold.right_open && pred.items.size() == 2) return items_equal(ends_as_tuple(gold), pred);
+  if (!pred_items && pred.left_open && pred.right_open && gold.items.size() == 2) return items_equal(gold, ends_as_tuple(pred));
+  return false;
+}
+
+bool relations_equal(const MathAnswer& gold, const MathAnswer& pred) {
+  const MathValue g = math::sub(gold.lhs, gold.rhs), p = math::sub(pred.lhs, pred.rhs);
+  return close_everywhere(g, p) || close_everywhere(g, math::neg(p));
+}
+
+}  // namespace
+
+bool math_answers_equal(const MathAnswer& gold_in, const MathAnswer& pred_in) {
+  if (!gold_in.text.empty() && gold_in.text == pred_in.text) return true;
+  MathAnswer gold = gold_in, pred = pred_in;
+  // An equation answers a plain gold by its right side; an assignment gold "x = 3" is met by a plain 3.
+  if (pred.kind == Kind::relation && gold.kind != Kind::relation) pred = scalar_answer(pred.rhs, pred.text);
+  else if (gold.kind == Kind::relation && gold.lhs_is_letter && pred.kind != Kind::relation) gold = scalar_answer(gold.rhs, gold.text);
+  if (gold.kind == Kind::relation && pred.kind == Kind::relation) return relations_equal(gold, pred);
+  if (is_collection(gold) || is_collection(pred)) return sets_equal(gold, pred);
+  if (gold.kind == Kind::scalar && pred.kind == Kind::scalar) return values_equal(gold.value, pred.value);
+  return false;
+}
+
+bool math_answers_equal(std::string_view pred, std::string_view gold) {
+  return math_answers_equal(parse_math_answer(gold), parse_math_answer(pred));
+}
+
+}  // namespace r1

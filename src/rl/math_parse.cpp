@@ -1,0 +1,514 @@
+#include "rl/math_parse.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <numbers>
+
+#include "rl/math_value.hpp"
+
+namespace r1 {
+namespace {
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+}
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool in_list(const std::string& word, std::initializer_list<const char*> list) {
+  for (const char* w : list)
+    if (word == w) return true;
+  return false;
+}
+
+// A unit word after a number ("5 cm", "36 hours", "5 apples"), singular or plural: the ones math-verify drops
+// too (it keeps "dollars", "people", "points", "percent", so "18 dollars" is no number there).
+bool is_plain_unit(std::string word) {
+  word = lower(trim(word));
+  const std::string singular = word.ends_with("es") && word.size() > 3 && in_list(word.substr(0, word.size() - 2), {"inch"})
+                                   ? word.substr(0, word.size() - 2)
+                                   : word.ends_with('s') && word.size() > 2 ? word.substr(0, word.size() - 1) : word;
+  static const std::initializer_list<const char*> kUnits = {
+      "cm", "m", "km", "mm", "inch", "ft", "feet", "foot", "yard", "mile", "meter", "metre", "g", "gm", "kg", "lb", "pound",
+      "gallon", "liter", "litre", "l", "s", "sec", "second", "min", "minute", "hr", "hour", "day", "month", "year", "cent",
+      "degree", "deg", "unit", "square", "sq", "cubic", "mph", "apple", "student", "men", "women", "mark", "coin", "toy"};
+  return in_list(word, kUnits) || in_list(singular, kUnits);
+}
+
+// Any unit, or what was counted, inside \text{...}: math-verify drops such text after a number.
+bool is_unit(const std::string& word) {
+  return is_plain_unit(word) ||
+         in_list(lower(trim(word)), {"dollar", "dollars", "people", "persons", "points", "point", "times", "ounces", "oz",
+                                     "tons", "ml", "cups", "weeks", "hours", "inches", "centimeters", "kilometers", "millimeters",
+                                     "meters", "grams", "kilograms", "liters", "km/h", "units"});
+}
+
+// \text{...} whose content is a unit (or empty) is dropped with a following ^2 or ^3; "square units" counts.
+void drop_text_units(std::string& s) {
+  for (auto at = s.find("\\text{"); at != std::string::npos;) {
+    int depth = 0;
+    std::size_t end = at + 5;
+    for (; end < s.size(); ++end) {
+      if (s[end] == '{') ++depth;
+      if (s[end] == '}' && --depth == 0) break;
+    }
+    if (end >= s.size()) return;
+    const std::string inside = trim(s.substr(at + 6, end - at - 6));
+    bool unit = true;
+    std::size_t w = 0;
+    while (unit && w < inside.size()) {
+      const auto space = inside.find(' ', w);
+      const std::string word = inside.substr(w, space == std::string::npos ? std::string::npos : space - w);
+      unit = word.empty() || is_unit(word);
+      w = space == std::string::npos ? inside.size() : space + 1;
+    }
+    if (!unit) {
+      at = s.find("\\text{", end);
+      continue;
+    }
+    std::size_t stop = end + 1;
+    if (stop + 1 < s.size() && s[stop] == '^' && (s[stop + 1] == '2' || s[stop + 1] == '3')) stop += 2;
+    else if (s.compare(stop, 4, "^{2}") == 0 || s.compare(stop, 4, "^{3}") == 0) stop += 4;
+    s.erase(at, stop - at);
+    at = s.find("\\text{", at);
+  }
+}
+
+// "5 cm", "18 dollars", "12 square feet": trailing unit words after a number or a closing brace.
+void drop_trailing_units(std::string& s) {
+  for (int round = 0; round < 3; ++round) {
+    std::string t = trim(s);
+    std::size_t end = t.size();
+    if (end >= 2 && t[end - 2] == '^' && (t[end - 1] == '2' || t[end - 1] == '3')) end -= 2;
+    std::size_t start = end;
+    while (start > 0 && std::isalpha(static_cast<unsigned char>(t[start - 1]))) --start;
+    if (start == end || start == 0) return;
+    const char before = t[start - 1];
+    if (before != ' ' && before != '}' && !std::isdigit(static_cast<unsigned char>(before))) return;
+    if (!is_plain_unit(t.substr(start, end - start)) || trim(t.substr(0, start)).empty()) return;
+    s = trim(t.substr(0, start));
+  }
+}
+
+// "1,234,567" -> "1234567": a run of 1-3 digits then groups of exactly three, not inside a longer number.
+void drop_thousands_commas(std::string& s) {
+  std::string out;
+  std::size_t i = 0;
+  auto digit = [&](std::size_t k) { return k < s.size() && std::isdigit(static_cast<unsigned char>(s[k])); };
+  while (i < s.size()) {
+    if (!digit(i) || (i > 0 && (digit(i - 1) || s[i - 1] == '.'))) {
+      out += s[i++];
+      continue;
+    }
+    std::size_t j = i;
+    while (digit(j)) ++j;
+    std::string run = s.substr(i, j - i);
+    bool grouped = j - i <= 3;
+    std::size_t k = j;
+    std::string groups;
+    while (grouped && k < s.size() && s[k] == ',' && digit(k + 1) && digit(k + 2) && digit(k + 3) && !digit(k + 4)) {
+      groups += s.substr(k + 1, 3);
+      k += 4;
+    }
+    if (grouped && !groups.empty()) {
+      out += run + groups;
+      i = k;
+    } else {
+      out += run;
+      i = j;
+    }
+  }
+  s = out;
+}
+
+}  // namespace
+
+std::string normalize_math_latex(std::string_view answer) {
+  std::string s = trim(answer);
+  for (auto [from, to] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
+           {"\\$", ""}, {"$", ""}, {"\\(", ""}, {"\\)", ""}, {"\\[", ""}, {"\\]", ""}, {"\\displaystyle", ""},
+           {"\\left.", ""}, {"\\right.", ""}, {"\\left", ""}, {"\\right", ""}, {"\\!", ""}, {"\\,", " "}, {"\\;", " "},
+           {"\\:", " "}, {"\\qquad", " "}, {"\\quad", " "}, {"\\ ", " "}, {"~", " "}, {"{,}", ","}, {"\\dfrac", "\\frac"},
+           {"\\tfrac", "\\frac"}, {"\\cfrac", "\\frac"}, {"\\textbf{", "\\text{"}, {"\\textrm{", "\\text{"},
+           {"\\textit{", "\\text{"}, {"\\textnormal{", "\\text{"}, {"\\mathrm{", "\\text{"}, {"\\mathbf{", "\\text{"},
+           {"\\mathit{", "\\text{"}, {"\\mbox{", "\\text{"}, {"^{\\circ}", ""}, {"^\\circ", ""}, {"\\circ", ""},
+           {"\\degree", ""}, {"\xC2\xB0", ""}, {"\\%", "%"}, {" percent", "%"}, {"\\cdot", "*"}, {"\\times", "*"}, {"\\ast", "*"},
+           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {"\\tfrac", "\\frac"}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
+           {"\n", " "}, {"\t", " "}})
+    replace_all(s, from, to);
+  drop_text_units(s);
+  s = trim(s);
+  while (!s.empty() && s.back() == '.') s = trim(s.substr(0, s.size() - 1));
+  drop_trailing_units(s);
+  drop_thousands_commas(s);
+  return trim(s);
+}
+
+namespace {
+
+// Recursive descent over normalised LaTeX, evaluating as it goes:
+//   sum = product (('+'|'-') product)*      product = unary (('*'|'/'|implicit) unary)*
+//   unary = ('-'|'+') unary | postfix        postfix = atom ('^' exponent | '!' | '%')*
+class ExprParser {
+ public:
+  explicit ExprParser(std::string_view s) : s_(s) {}
+
+  std::optional<MathValue> parse_all() {
+    auto v = sum();
+    skip();
+    if (!v || pos_ != s_.size()) return std::nullopt;
+    return v;
+  }
+
+ private:
+  void skip() {
+    while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;
+  }
+  char peek() {
+    skip();
+    return pos_ < s_.size() ? s_[pos_] : '\0';
+  }
+  bool eat(char c) {
+    if (peek() != c) return false;
+    ++pos_;
+    return true;
+  }
+  bool eat_word(std::string_view w) {
+    skip();
+    if (s_.substr(pos_, w.size()) != w) return false;
+    const std::size_t after = pos_ + w.size();
+    if (w[0] == '\\' && after < s_.size() && std::isalpha(static_cast<unsigned char>(s_[after]))) return false;
+    pos_ = after;
+    return true;
+  }
+
+  void skip_digits() {
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+  }
+
+  std::optional<MathValue> sum() {
+    auto v = product();
+    while (v) {
+      if (eat('+')) v = both(v, product(), math::add);
+      else if (eat('-')) v = both(v, product(), math::sub);
+      else break;
+    }
+    return v;
+  }
+
+  std::optional<MathValue> product() {
+    auto v = unary();
+    while (v) {
+      if (eat('*')) v = both(v, unary(), math::mul);
+      else if (eat('/') || eat(':')) v = both(v, unary(), math::div);  // "1:4" is the ratio 1/4, as math-verify reads it
+      else if (starts_atom()) v = both(v, postfix(), math::mul);
+      else break;
+    }
+    return v;
+  }
+
+  std::optional<MathValue> unary() {
+    if (++depth_ > 100) return std::nullopt;
+    std::optional<MathValue> v;
+    if (eat('-')) {
+      v = unary();
+      if (v) v = math::neg(*v);
+    } else if (eat('+')) {
+      v = unary();
+    } else {
+      v = postfix();
+    }
+    --depth_;
+    return v;
+  }
+
+  bool starts_atom() {
+    const char c = peek();
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '(' || c == '{' || c == '.') return true;
+    if (c != '\\') return false;
+    return !(s_.substr(pos_, 3) == "\\le" || s_.substr(pos_, 3) == "\\ge" || s_.substr(pos_, 3) == "\\ne" ||
+             s_.substr(pos_, 2) == "\\}" || s_.substr(pos_, 3) == "\\pm" || s_.substr(pos_, 3) == "\\mp");
+  }
+
+  std::optional<MathValue> postfix() {
+    auto v = atom();
+    while (v) {
+      if (eat('^')) {
+        v = both(v, exponent(), math::power);
+      } else if (eat('!')) {
+        v = math::factorial(*v);
+      } else if (eat('%')) {
+        const auto of = v->exact;
+        v = math::div(*v, math::rational(Rational{100, 1}, false));
+        v->percent_of = of;
+      } else {
+        break;
+      }
+    }
+    return v;
+  }
+
+  // The argument of ^, \frac12 or \sqrt2: a braced group, else one character or one command.
+  std::optional<MathValue> exponent() {
+    if (peek() == '{') return atom();
+    if (std::isdigit(static_cast<unsigned char>(peek()))) return math::rational(Rational{s_[pos_++] - '0', 1}, false);
+    if (eat('-')) {
+      const auto v = exponent();
+      return v ? std::optional<MathValue>(math::neg(*v)) : std::nullopt;
+    }
+    return atom();
+  }
+
+  std::optional<MathValue> group(char open, char close) {
+    if (!eat(open)) return std::nullopt;
+    auto v = sum();
+    if (!eat(close)) return std::nullopt;
+    return v;
+  }
+
+  std::optional<MathValue> number() {
+    skip();
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.')) ++pos_;
+    const std::string_view text = s_.substr(start, pos_ - start);
+    if (text.find('.') != text.rfind('.') || text == ".") return std::nullopt;
+    const auto r = parse_number(text);
+    if (!r) return std::nullopt;
+    auto v = math::rational(*r, text.find('.') != std::string_view::npos);
+    if (!v.has_float && v.exact->den == 1) return mixed_number(v);
+    return v;
+  }
+
+  // "2\frac{1}{3}" and "2 1/3": an integer, then a fraction of integers, is their sum.
+  MathValue mixed_number(const MathValue& whole) {
+    const std::size_t save = pos_;
+    skip();
+    const bool spaced = pos_ > save;
+    std::optional<MathValue> part;
+    if (s_.substr(pos_, 5) == "\\frac") {
+      part = command();
+    } else if (spaced && pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+      const std::size_t at = pos_;
+      skip_digits();
+      if (eat('/') && pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+        skip_digits();
+        if (const auto r = parse_number(s_.substr(at, pos_ - at))) part = math::rational(*r, false);
+      }
+    }
+    const bool proper = part && part->exact && part->exact->num > 0 && part->exact->num < part->exact->den &&
+                        !part->has_float && (pos_ >= s_.size() || !std::isalnum(static_cast<unsigned char>(s_[pos_])));
+    if (!proper) {
+      pos_ = save;
+      return whole;
+    }
+    return math::add(whole, *part);
+  }
+
+  std::optional<MathValue> atom() {
+    const char c = peek();
+    if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') return number();
+    if (std::isalpha(static_cast<unsigned char>(c))) return letter(std::string(1, static_cast<char>(std::tolower(s_[pos_++]))));
+    if (c == '(') return group('(', ')');
+    if (c == '{') return group('{', '}');
+    if (c == '[') return group('[', ']');
+    if (c == '\\') return command();
+    return std::nullopt;
+  }
+
+  // A variable, with a subscript when one follows: x_1, a_{n}.
+  std::optional<MathValue> letter(std::string name) {
+    if (pos_ < s_.size() && s_[pos_] == '_') {
+      ++pos_;
+      const std::size_t start = pos_;
+      if (pos_ < s_.size() && s_[pos_] == '{') {
+        const auto close = s_.find('}', pos_);
+        if (close == std::string_view::npos) return std::nullopt;
+        pos_ = close + 1;
+      } else if (pos_ < s_.size()) {
+        ++pos_;
+      }
+      name += "_" + std::string(s_.substr(start, pos_ - start));
+    }
+    return math::variable(name);
+  }
+
+  std::optional<MathValue> command() {
+    skip();
+    const std::size_t start = ++pos_;
+    while (pos_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    const std::string name(s_.substr(start, pos_ - start));
+    if (name == "frac") {
+      const auto num = exponent();  // two statements: the numerator is read first
+      return both(num, exponent(), math::div);
+    }
+    if (name == "sqrt") {
+      int n = 2;
+      if (eat('[')) {
+        const auto index = sum();
+        if (!index || !index->exact || index->exact->den != 1 || index->exact->num < 2 || index->exact->num > 8 || !eat(']'))
+          return std::nullopt;
+        n = static_cast<int>(index->exact->num);
+      }
+      const auto v = exponent();
+      return v ? std::optional<MathValue>(math::root(*v, n)) : std::nullopt;
+    }
+    if (name == "pi") return math::constant(std::numbers::pi);
+    if (name == "infty" || name == "infinity") return math::constant(HUGE_VAL);
+    if (math::is_function_name(name)) {
+      std::optional<MathValue> power;
+      if (eat('^')) power = exponent();
+      auto arg = peek() == '(' || peek() == '{' ? atom() : postfix();
+      if (!arg) return std::nullopt;
+      MathValue v = math::function(name, *arg);
+      return power ? math::power(v, *power) : v;
+    }
+    static const char* kGreek[] = {"alpha", "beta",  "gamma", "delta", "epsilon", "theta", "lambda", "mu",
+                                   "sigma", "omega", "phi",   "psi",   "rho",     "tau",   "eta",    "xi"};
+    for (const char* g : kGreek)
+      if (name == g) return letter(name);
+    return std::nullopt;
+  }
+
+  template <class F>
+  static std::optional<MathValue> both(const std::optional<MathValue>& a, const std::optional<MathValue>& b, F f) {
+    if (!a || !b) return std::nullopt;
+    return f(*a, *b);
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+  int depth_ = 0;
+};
+
+// The pieces of s between top-level separators (outside () [] {}).
+std::vector<std::string> split_top(std::string_view s, char separator) {
+  std::vector<std::string> parts;
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    else if (c == ')' || c == ']' || c == '}') --depth;
+    else if (c == separator && depth == 0) {
+      parts.push_back(trim(s.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  parts.push_back(trim(s.substr(start)));
+  return parts;
+}
+
+// Whether the bracket opening s closes only at its last character ("(1,2]" yes, "(1)(2)" no).
+bool closes_at_end(std::string_view s) {
+  if (s.size() < 2 || (s[0] != '(' && s[0] != '[' && s[0] != '{')) return false;
+  int depth = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '(' || s[i] == '[' || s[i] == '{') ++depth;
+    else if ((s[i] == ')' || s[i] == ']' || s[i] == '}') && --depth == 0) return i + 1 == s.size();
+  }
+  return false;
+}
+bool wrapped(std::string_view s) { return s.front() != '{' && closes_at_end(s); }
+
+// Case-folded text without spaces, braces, backslashes and \text: what a text answer is compared by.
+std::string fold(std::string s) {
+  replace_all(s, "\\text", "");
+  std::string out;
+  for (unsigned char c : s)
+    if (c != ' ' && c != '{' && c != '}' && c != '\\') out += static_cast<char>(std::tolower(c));
+  if (out.size() > 2 && out.front() == '(' && out.back() == ')' && out.find(',') == std::string::npos) return out.substr(1, out.size() - 2);
+  return out;
+}
+
+bool is_letter_name(const std::string& s) {
+  if (s.size() == 1) return std::isalpha(static_cast<unsigned char>(s[0]));
+  return s.size() > 2 && std::isalpha(static_cast<unsigned char>(s[0])) && s[1] == '_';
+}
+
+MathAnswer parse_item(std::string s, bool allow_list);
+
+MathAnswer text_answer(std::string text) {
+  MathAnswer a;
+  a.text = std::move(text);
+  return a;
+}
+
+MathAnswer items_of(MathAnswer::Kind kind, const std::vector<std::string>& parts, std::string text) {
+  MathAnswer a;
+  a.kind = kind;
+  a.text = std::move(text);
+  for (const auto& part : parts) {
+    if (part.empty()) return text_answer(a.text);
+    a.items.push_back(parse_item(part, false));
+  }
+  return a;
+}
+
+// "(a, b)" is an open interval when a < b are constants, else a pair; brackets "[", "]" make intervals.
+MathAnswer bracketed(const std::string& s, const std::string& text) {
+  const auto parts = split_top(s.substr(1, s.size() - 2), ',');
+  MathAnswer a = items_of(MathAnswer::Kind::tuple, parts, text);
+  if (a.kind != MathAnswer::Kind::tuple || a.items.size() != 2) return a;
+  const MathAnswer &lo = a.items[0], &hi = a.items[1];
+  if (lo.kind != MathAnswer::Kind::scalar || hi.kind != MathAnswer::Kind::scalar) return a;
+  const bool constant = !lo.value.has_variable && !hi.value.has_variable;
+  const bool parentheses = s.front() == '(' && s.back() == ')';
+  if (parentheses && !(constant && lo.value.at[0] < hi.value.at[0])) return a;
+  a.kind = MathAnswer::Kind::interval;
+  a.left_open = s.front() == '(' || std::isinf(lo.value.at[0]);  // an infinite end is never in the interval
+  a.right_open = s.back() == ')' || std::isinf(hi.value.at[0]);
+  return a;
+}
+
+MathAnswer parse_item(std::string s, bool allow_list) {
+  s = trim(s);
+  while (s.size() >= 2 && s.front() == '{' && closes_at_end(s)) s = trim(s.substr(1, s.size() - 2));
+  const std::string text = fold(s);
+  if (const auto pm = s.find("\\pm"); allow_list && pm != std::string::npos && s.find("\\pm", pm + 3) == std::string::npos) {
+    std::string plus = s, minus = s;  // "a \pm b" is the list a + b, a - b
+    plus.replace(pm, 3, "+");
+    minus.replace(pm, 3, "-");
+    return items_of(MathAnswer::Kind::list, {plus, minus}, text);
+  }
+  if (const auto parts = split_top(s, ','); allow_list && parts.size() > 1) return items_of(MathAnswer::Kind::list, parts, text);
+  if (const auto sides = split_top(s, '='); sides.size() >= 2) {
+    auto lhs = ExprParser(sides.front()).parse_all(), rhs = ExprParser(sides.back()).parse_all();
+    if (!lhs || !rhs) return text_answer(text);
+    MathAnswer a = text_answer(text);
+    a.kind = MathAnswer::Kind::relation;
+    a.lhs = *lhs;
+    a.rhs = *rhs;
+    a.lhs_is_letter = is_letter_name(sides.front());
+    return a;
+  }
+  if (s.starts_with("\\{") && s.ends_with("\\}")) {
+    const std::string inside = trim(s.substr(2, s.size() - 4));
+    if (inside.empty()) return items_of(MathAnswer::Kind::set, {}, text);
+    return items_of(MathAnswer::Kind::set, split_top(inside, ','), text);
+  }
+  if (wrapped(s) && split_top(s.substr(1, s.size() - 2), ',').size() > 1) return bracketed(s, text);
+  if (const auto v = ExprParser(s).parse_all()) return scalar_answer(*v, text);
+  if (wrapped(s)) return text_answer(fold(s.substr(1, s.size() - 2)));
+  return text_answer(text);
+}
+
+}  // namespace
+
+MathAnswer scalar_answer(const MathValue& v, std::string text) {
+  MathAnswer a = text_answer(std::move(text));
+  a.kind = MathAnswer::Kind::scalar;
+  a.value = v;
+  return a;
+}
+
+MathAnswer parse_math_answer(std::string_view answer) { return parse_item(normalize_math_latex(answer), true); }
+
+}  // namespace r1
