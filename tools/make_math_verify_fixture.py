@@ -218,10 +218,33 @@ def hand_written():
     add("gsm8k", "0.75", r"\frac{3}{4}", "75\\%", r"\frac{6}{8}", ".75")
 
 
+MATH_GOLDS = [
+    r"\frac{\sqrt{6}}{3}", r"\left( \frac{1}{2}, 3 \right)", r"\text{(E)}", r"8\sqrt{2}", r"-\frac{7}{16}", r"x^2 + 7x + 10",
+    r"\frac{3}{2}, 5", r"[0,1)", r"\$4.50", "2.5", r"6.5\%", r"10^\circ", r"\frac{1}{12}", "1008", r"\sqrt{13}", r"4\pi",
+    r"(-\infty, -2] \cup [2, \infty)", r"\frac{5}{9}", r"3 - 2\sqrt{2}", "-2, 1, 3", r"\frac{\pi}{3}", r"y = -\frac{1}{2}x + 3",
+    r"\frac{a+b}{2}", "2^{10}", "144", r"\dfrac{27}{64}", "0.15", r"12\%", r"\{-1, 0, 1\}", r"(0, 5)", r"\frac{13}{2}",
+    r"2\sqrt{5} - 2", r"\frac{-1 + \sqrt{5}}{2}", r"\infty", "17", "3.75", r"9 \text{ inches}", r"\text{Sunday}", r"\text{odd}",
+    r"a^2 - b^2", r"\frac{2}{x-1}", r"3x^2 - 12", r"1 + \sqrt{2}", r"[-3, 3]", r"(3, -1, 2)", r"\frac{9\pi}{2}", "5040",
+    r"-\sqrt{3}", r"\sqrt[3]{4}", r"\frac{1}{\sqrt{3}}", r"\$ 1.25", r"80\%", "0.001", "1,000,000", r"\frac{100}{3}",
+    r"42 \text{ cm}^2", r"x \in [2, 5]", r"n = 7", r"\frac{4}{3}\pi", "7.5", r"e^2", r"\log_2 8", r"\binom{5}{2}", r"5!", r"2^{-3}"]
+
+
+def perturbed_math_golds():
+    """MATH-style golds under the edits a model's answer shows: spacing, delimiters, \\dfrac, a digit changed, a sign,
+    a factor, an "x =", brackets, a unit. (A final full stop is left out: math-verify rejects it for most answers,
+    r1hpc accepts it, docs/grpo.md says so; the two rows above keep that difference in the count.)"""
+    for g in MATH_GOLDS:
+        add("perturbed", g, g.replace(" ", ""), r"\left(" + g + r"\right)" if "," not in g else g, "$" + g + "$",
+            r"\displaystyle " + g, g.replace(r"\frac", r"\dfrac"), g.replace("2", "3", 1), "-" + g, "-(" + g + ")", g + "+1",
+            "2(" + g + ")", "x = " + g, g.replace("(", "[", 1), g.replace(",", ", "), g.replace(r"\sqrt{", r"\sqrt {"),
+            g + r" \text{ units}", g.replace("1", "7"), "(" + g + ")")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/rl/fixtures/math_verify_pairs.jsonl"
     for make in (fractions, mixed_numbers, gsm8k_integers, percentages, units_and_text, spacing_and_wrappers, equations,
-                 intervals, sets_and_tuples, radicals_and_pi, negatives_and_scientific, algebra, near_misses, hand_written):
+                 intervals, sets_and_tuples, radicals_and_pi, negatives_and_scientific, algebra, near_misses, hand_written,
+                 perturbed_math_golds):
         make()
     seen, lines = set(), []
     for category, pred, gold in rows:

@@ -75,7 +75,9 @@ std::vector<MathAnswer> distinct(const std::vector<MathAnswer>& items) {
 // sympy's ordering of set members: numbers by value (an assignment by its right side), then the rest by text.
 std::vector<MathAnswer> sorted(std::vector<MathAnswer> items) {
   auto key = [](const MathAnswer& a) {
-    const MathValue* v = a.kind == Kind::scalar ? &a.value : a.kind == Kind::relation && a.lhs_is_letter ? &a.rhs : nullptr;
+    const MathValue* v = a.kind == Kind::scalar                                               ? &a.value
+                         : a.kind == Kind::relation && a.lhs_is_letter && a.sides_are_values ? &a.rhs
+                                                                                              : nullptr;
     return std::make_pair(v ? 0 : 1, v ? v->at[0] : 0.0);
   };
   std::stable_sort(items.begin(), items.end(), [&](const MathAnswer& a, const MathAnswer& b) {
@@ -134,8 +136,22 @@ bool sets_equal(const MathAnswer& gold_in, const MathAnswer& pred_in) {
 }
 
 bool relations_equal(const MathAnswer& gold, const MathAnswer& pred) {
+  if (!gold.sides_are_values || !pred.sides_are_values) return false;
   const MathValue g = math::sub(gold.lhs, gold.rhs), p = math::sub(pred.lhs, pred.rhs);
   return close_everywhere(g, p) || close_everywhere(g, math::neg(p));
+}
+
+// Unions of intervals and sets: the same pieces in any order.
+bool unions_equal(const MathAnswer& gold, const MathAnswer& pred) {
+  if (gold.kind != pred.kind || gold.items.size() != pred.items.size()) return false;
+  std::vector<bool> used(pred.items.size(), false);
+  for (const auto& g : gold.items) {
+    std::size_t i = 0;
+    while (i < pred.items.size() && (used[i] || !math_answers_equal(g, pred.items[i]))) ++i;
+    if (i == pred.items.size()) return false;
+    used[i] = true;
+  }
+  return true;
 }
 
 }  // namespace
@@ -144,9 +160,10 @@ bool math_answers_equal(const MathAnswer& gold_in, const MathAnswer& pred_in) {
   if (!gold_in.text.empty() && gold_in.text == pred_in.text) return true;
   MathAnswer gold = gold_in, pred = pred_in;
   // An equation answers a plain gold by its right side; an assignment gold "x = 3" is met by a plain 3.
-  if (pred.kind == Kind::relation && gold.kind != Kind::relation) pred = scalar_answer(pred.rhs, pred.text);
-  else if (gold.kind == Kind::relation && gold.lhs_is_letter && pred.kind != Kind::relation) gold = scalar_answer(gold.rhs, gold.text);
+  if (pred.kind == Kind::relation && gold.kind != Kind::relation) pred = pred.items.front();
+  else if (gold.kind == Kind::relation && gold.lhs_is_letter && pred.kind != Kind::relation) gold = gold.items.front();
   if (gold.kind == Kind::relation && pred.kind == Kind::relation) return relations_equal(gold, pred);
+  if (gold.kind == Kind::set_union || pred.kind == Kind::set_union) return unions_equal(gold, pred);
   if (is_collection(gold) || is_collection(pred)) return sets_equal(gold, pred);
   if (gold.kind == Kind::scalar && pred.kind == Kind::scalar) return values_equal(gold.value, pred.value);
   return false;

@@ -51,34 +51,37 @@ bool is_unit(const std::string& word) {
                                      "meters", "grams", "kilograms", "liters", "km/h", "units"});
 }
 
-// \text{...} whose content is a unit (or empty) is dropped with a following ^2 or ^3; "square units" counts.
+bool all_units(const std::string& words) {
+  for (std::size_t w = 0; w < words.size();) {
+    const auto space = words.find(' ', w);
+    const std::string word = words.substr(w, space == std::string::npos ? std::string::npos : space - w);
+    if (!word.empty() && !is_unit(word)) return false;
+    w = space == std::string::npos ? words.size() : space + 1;
+  }
+  return true;
+}
+
+// The content of the \text{...} that s ends with, if it does.
+std::optional<std::string> trailing_text(const std::string& s) {
+  const auto at = s.rfind("\\text{");
+  if (s.empty() || s.back() != '}' || at == std::string::npos || s.find('}', at) + 1 != s.size()) return std::nullopt;
+  return s.substr(at + 6, s.size() - at - 7);
+}
+
+// A trailing \text{...} whose words are all units, with a following ^2 or ^3, after a number or an expression
+// (not after other text, as "\text{(E)} \text{ units}" stays text): "5 \text{ cm}^2", "12 \text{ square feet}".
 void drop_text_units(std::string& s) {
-  for (auto at = s.find("\\text{"); at != std::string::npos;) {
-    int depth = 0;
-    std::size_t end = at + 5;
-    for (; end < s.size(); ++end) {
-      if (s[end] == '{') ++depth;
-      if (s[end] == '}' && --depth == 0) break;
-    }
-    if (end >= s.size()) return;
-    const std::string inside = trim(s.substr(at + 6, end - at - 6));
-    bool unit = true;
-    std::size_t w = 0;
-    while (unit && w < inside.size()) {
-      const auto space = inside.find(' ', w);
-      const std::string word = inside.substr(w, space == std::string::npos ? std::string::npos : space - w);
-      unit = word.empty() || is_unit(word);
-      w = space == std::string::npos ? inside.size() : space + 1;
-    }
-    if (!unit) {
-      at = s.find("\\text{", end);
-      continue;
-    }
-    std::size_t stop = end + 1;
-    if (stop + 1 < s.size() && s[stop] == '^' && (s[stop + 1] == '2' || s[stop + 1] == '3')) stop += 2;
-    else if (s.compare(stop, 4, "^{2}") == 0 || s.compare(stop, 4, "^{3}") == 0) stop += 4;
-    s.erase(at, stop - at);
-    at = s.find("\\text{", at);
+  replace_all(s, "\\text{}", "");
+  for (int round = 0; round < 3; ++round) {
+    std::string t = trim(s);
+    for (std::string_view power : {"^2", "^3", "^{2}", "^{3}"})
+      if (t.ends_with(power)) t = t.substr(0, t.size() - power.size());
+    const auto unit = trailing_text(t);
+    if (!unit || !all_units(*unit)) return;
+    const std::string before = trim(t.substr(0, t.rfind("\\text{")));
+    const auto text_before = trailing_text(before);
+    if (before.empty() || (text_before && !all_units(*text_before))) return;
+    s = before;
   }
 }
 
@@ -360,6 +363,16 @@ class ExprParser {
       const auto v = exponent();
       return v ? std::optional<MathValue>(math::root(*v, n)) : std::nullopt;
     }
+    if (name == "binom" || name == "dbinom" || name == "tbinom") {
+      const auto n = exponent();  // two statements: n is read first
+      return both(n, exponent(), math::binomial);
+    }
+    if (name == "log" && eat('_')) {  // \log_b x = ln x / ln b
+      const auto base = exponent();
+      const auto arg = peek() == '(' || peek() == '{' ? atom() : postfix();
+      if (!base || !arg) return std::nullopt;
+      return math::div(math::function("ln", *arg), math::function("ln", *base));
+    }
     if (name == "pi") return math::constant(std::numbers::pi);
     if (name == "infty" || name == "infinity") return math::constant(HUGE_VAL);
     if (math::is_function_name(name)) {
@@ -404,6 +417,13 @@ std::vector<std::string> split_top(std::string_view s, char separator) {
   }
   parts.push_back(trim(s.substr(start)));
   return parts;
+}
+
+// The pieces of a union "A \\cup B" (top level).
+std::vector<std::string> split_cup(const std::string& s) {
+  std::string marked = s;
+  replace_all(marked, "\\cup", "\x01");
+  return split_top(marked, '\x01');
 }
 
 // Whether the bracket opening s closes only at its last character ("(1,2]" yes, "(1)(2)" no).
@@ -456,6 +476,8 @@ MathAnswer items_of(MathAnswer::Kind kind, const std::vector<std::string>& parts
 MathAnswer bracketed(const std::string& s, const std::string& text) {
   const auto parts = split_top(s.substr(1, s.size() - 2), ',');
   MathAnswer a = items_of(MathAnswer::Kind::tuple, parts, text);
+  const bool mixed = (s.front() == '(') != (s.back() == ')');
+  if (a.kind == MathAnswer::Kind::tuple && a.items.size() != 2 && mixed) return text_answer(text);  // "[1, 2, 3)"
   if (a.kind != MathAnswer::Kind::tuple || a.items.size() != 2) return a;
   const MathAnswer &lo = a.items[0], &hi = a.items[1];
   if (lo.kind != MathAnswer::Kind::scalar || hi.kind != MathAnswer::Kind::scalar) return a;
@@ -480,15 +502,19 @@ MathAnswer parse_item(std::string s, bool allow_list) {
   }
   if (const auto parts = split_top(s, ','); allow_list && parts.size() > 1) return items_of(MathAnswer::Kind::list, parts, text);
   if (const auto sides = split_top(s, '='); sides.size() >= 2) {
-    auto lhs = ExprParser(sides.front()).parse_all(), rhs = ExprParser(sides.back()).parse_all();
-    if (!lhs || !rhs) return text_answer(text);
     MathAnswer a = text_answer(text);
     a.kind = MathAnswer::Kind::relation;
-    a.lhs = *lhs;
-    a.rhs = *rhs;
+    a.items = {parse_item(sides.back(), false)};
     a.lhs_is_letter = is_letter_name(sides.front());
+    auto lhs = ExprParser(sides.front()).parse_all(), rhs = ExprParser(sides.back()).parse_all();
+    if (lhs && rhs) {
+      a.lhs = *lhs;
+      a.rhs = *rhs;
+      a.sides_are_values = true;
+    }
     return a;
   }
+  if (const auto pieces = split_cup(s); pieces.size() > 1) return items_of(MathAnswer::Kind::set_union, pieces, text);
   if (s.starts_with("\\{") && s.ends_with("\\}")) {
     const std::string inside = trim(s.substr(2, s.size() - 4));
     if (inside.empty()) return items_of(MathAnswer::Kind::set, {}, text);

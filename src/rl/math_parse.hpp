@@ -28,12 +28,14 @@ struct MathValue {
 };
 
 struct MathAnswer {
-  enum class Kind { scalar, text, interval, tuple, set, list, relation };
+  enum class Kind { scalar, text, interval, tuple, set, list, relation, set_union };
   Kind kind = Kind::text;
   MathValue value;                   // scalar
-  std::vector<MathAnswer> items;     // tuple, set, list (as written), interval (its two ends)
+  std::vector<MathAnswer> items;     // tuple, set, list (as written), interval (its two ends), set_union (its
+                                     // pieces), relation (one: its last right side as an answer of its own)
   bool left_open = false, right_open = false;  // interval
-  MathValue lhs, rhs;                // relation: the first left side and the last right side of a = b = c
+  MathValue lhs, rhs;                // relation: the first left side and the last right side of a = b = c, when
+  bool sides_are_values = false;     // both are expressions (not "x = (0, 5)")
   bool lhs_is_letter = false;        // relation: "x = 3", an assignment
   std::string text;                  // the normalised answer, case-folded and without spaces
 };

@@ -120,6 +120,17 @@ MathValue factorial(const MathValue& a) {
   return out;
 }
 
+MathValue binomial(const MathValue& n, const MathValue& k) {
+  MathValue out = combine(n, k, [](double a, double b) { return std::tgamma(a + 1) / (std::tgamma(b + 1) * std::tgamma(a - b + 1)); });
+  if (n.exact && k.exact && n.exact->den == 1 && k.exact->den == 1 && k.exact->num >= 0 && k.exact->num <= n.exact->num &&
+      n.exact->num <= 60) {
+    __int128 c = 1;
+    for (std::int64_t i = 1; i <= k.exact->num; ++i) c = c * (n.exact->num - k.exact->num + i) / i;
+    out.exact = Rational{static_cast<std::int64_t>(c), 1};
+  }
+  return out;
+}
+
 bool is_function_name(std::string_view name) {
   for (std::string_view f : {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "ln", "log", "exp"})
     if (name == f) return true;

@@ -18,6 +18,7 @@ MathValue neg(const MathValue& a);
 MathValue power(const MathValue& base, const MathValue& exponent);
 MathValue root(const MathValue& a, int n);  // the n-th root; exact when a is a rational n-th power
 MathValue factorial(const MathValue& a);
+MathValue binomial(const MathValue& n, const MathValue& k);  // exact for integers 0 <= k <= n <= 60
 MathValue function(std::string_view name, const MathValue& a);  // sin cos tan ln log exp ...; name must be known
 bool is_function_name(std::string_view name);
 

@@ -63,14 +63,16 @@ TEST(MathAnswer, SpacingDelimitersAndDollarSigns) {
 
 TEST(MathAnswer, EquationsAgainstValues) {
   expect_all({{"x = 3", "3", true}, {"3", "x=3", true}, {"y = 3", "x = 3", false}, {"x = 4", "3", false},
-              {"y=2x+1", "2x+1", true}, {"2x+1", "y = 2x+1", true}, {"y = 1+2x", "y=2x+1", true}});
+              {"y=2x+1", "2x+1", true}, {"2x+1", "y = 2x+1", true}, {"y = 1+2x", "y=2x+1", true},
+              {"x = (0, 5)", "(0,5)", true}, {"(0,5)", "x \\in (0, 5)", false}});
 }
 
 TEST(MathAnswer, IntervalsKeepTheirBrackets) {
   expect_all({{"(1, 2]", "(1,2]", true}, {"[1,2)", "(1,2]", false}, {"(1,2)", "(1,2]", false},
               {"\\left(-\\infty, 3\\right]", "(-\\infty,3]", true}, {"(0,\\infty)", "(0, \\infty)", true},
               {"(2,1)", "(1,2)", false}, {"1,2", "(1,2)", true},
-              {"[-\\infty, 3)", "(-\\infty,3)", true}});
+              {"[-\\infty, 3)", "(-\\infty,3)", true}, {"(-\\infty,0)\\cup(1,\\infty)", "(1, \\infty) \\cup (-\\infty, 0)", true},
+              {"(-\\infty,0]\\cup(1,\\infty)", "(-\\infty, 0) \\cup (1, \\infty)", false}, {"[1,2,3)", "(1,2,3)", false}});
 }
 
 TEST(MathAnswer, SetsAreUnorderedTuplesOrdered) {
@@ -98,6 +100,11 @@ TEST(MathAnswer, NegativesAndScientificNotation) {
               {"3\\cdot 10^{5}", "300,000", true}, {"1.2 \\times 10^{-4}", "0.00012", true}, {"3e5", "300000", false}});
 }
 
+TEST(MathAnswer, BinomialsFactorialsAndLogarithms) {
+  expect_all({{"\\binom{5}{3}", "\\binom{5}{2}", true}, {"10", "\\binom{5}{2}", true}, {"120", "5!", true}, {"3", "\\log_2 8", true},
+              {"\\binom{5}{1}", "10", false}, {"4", "\\log_2 8", false}});
+}
+
 TEST(MathAnswer, EquivalentAlgebraicForms) {
   expect_all({{"(x+1)^2", "x^2+2x+1", true}, {"(x-1)(x+1)", "x^2-1", true}, {"\\frac{x}{2}+\\frac12", "\\frac{x+1}{2}", true},
               {"b+a", "a+b", true}, {"x^{-1}", "\\frac1x", true}, {"(x-1)^2", "x^2+2x+1", false}, {"a-b", "a+b", false},
@@ -106,7 +113,8 @@ TEST(MathAnswer, EquivalentAlgebraicForms) {
 
 TEST(MathAnswer, TextIsCaseFolded) {
   expect_all({{"Monday", "\\text{Monday}", true}, {"\\text{monday}", "\\text{Monday}", true}, {"A", "\\text{(A)}", true},
-              {"(B)", "\\text{(A)}", false}, {"\\text{Tuesday}", "\\text{Monday}", false}});
+              {"(B)", "\\text{(A)}", false}, {"\\text{Tuesday}", "\\text{Monday}", false},
+              {"\\text{(E)} \\text{ units}", "\\text{(E)}", false}, {"(9 \\text{ inches})", "9", false}});
 }
 
 TEST(MathAnswer, AnswersMatchUsesTheChecker) {
