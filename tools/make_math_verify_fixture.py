@@ -240,11 +240,28 @@ def perturbed_math_golds():
             g + r" \text{ units}", g.replace("1", "7"), "(" + g + ")")
 
 
+EDITED_GOLDS = [
+    r"\frac{7}{2}", r"-\frac{3}{5}", r"\frac{2\sqrt{2}}{3}", r"\sqrt{5}", r"6\sqrt{3}", r"\frac{\pi}{4}", r"12\pi", r"2^{3}\cdot 3",
+    "256", "-12", "0.6", "3.14", r"\frac{11}{36}", r"(1, -2)", r"(-1, 4]", r"[2, \infty)", r"\{2, 3, 5\}", "1, 3", r"x^3 - 3x + 2",
+    r"\frac{1}{x+1}", r"2x - 5", r"\text{B}", r"\text{Friday}", r"45^\circ", r"15\%", r"\$12.75", "3600", "1,260", r"\frac{3}{8}",
+    r"\frac{\sqrt{2}}{4}", r"4 + 2\sqrt{3}", r"\frac{5 + \sqrt{17}}{2}", r"27", r"m + n", r"-\frac{1}{4}", r"\frac{125}{216}",
+    r"10 \text{ feet}", r"\dfrac{1}{6}", "0.05", "99", r"x = -2", r"y = 3x - 4", r"(0, 0)", r"\frac{4}{9}", r"24\sqrt{2}", r"\sqrt{41}"]
+
+
+def edited_golds():
+    """More golds under other edits (written after the checker, measured before it was tuned on them: 97.4%)."""
+    for g in EDITED_GOLDS:
+        add("edited", g, g.replace(r"\frac", r"\tfrac"), g.replace(" ", "\\, "), g.replace("{", "{ ").replace("}", " }"), g + r"\!",
+            r"\text{ }" + g, g.replace("-", "- "), g.replace("3", "8"), g.replace("x", "t"), g.replace("+", "-", 1), "(" + g + ")/1",
+            g + "*1", "1*" + g, g + "+0", g.replace(",", ";"), g.replace("\\frac{", "\\frac {"), "+" + g, g + "^1",
+            g.replace("2", "4"), g.upper() if "text" in g else g)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/rl/fixtures/math_verify_pairs.jsonl"
     for make in (fractions, mixed_numbers, gsm8k_integers, percentages, units_and_text, spacing_and_wrappers, equations,
                  intervals, sets_and_tuples, radicals_and_pi, negatives_and_scientific, algebra, near_misses, hand_written,
-                 perturbed_math_golds):
+                 perturbed_math_golds, edited_golds):
         make()
     seen, lines = set(), []
     for category, pred, gold in rows:

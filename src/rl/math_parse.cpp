@@ -71,6 +71,7 @@ std::optional<std::string> trailing_text(const std::string& s) {
 // A trailing \text{...} whose words are all units, with a following ^2 or ^3, after a number or an expression
 // (not after other text, as "\text{(E)} \text{ units}" stays text): "5 \text{ cm}^2", "12 \text{ square feet}".
 void drop_text_units(std::string& s) {
+  replace_all(s, "\\text{ }", "");
   replace_all(s, "\\text{}", "");
   for (int round = 0; round < 3; ++round) {
     std::string t = trim(s);
@@ -101,35 +102,27 @@ void drop_trailing_units(std::string& s) {
   }
 }
 
-// "1,234,567" -> "1234567": a run of 1-3 digits then groups of exactly three, not inside a longer number.
+// "1,234,567" -> "1234567" and "-1,234.50" -> "-1234.50" when the whole answer is such a number (1-3 digits, then
+// groups of three): within an expression or a tuple the commas separate items, as math-verify reads them.
 void drop_thousands_commas(std::string& s) {
-  std::string out;
-  std::size_t i = 0;
-  auto digit = [&](std::size_t k) { return k < s.size() && std::isdigit(static_cast<unsigned char>(s[k])); };
-  while (i < s.size()) {
-    if (!digit(i) || (i > 0 && (digit(i - 1) || s[i - 1] == '.'))) {
-      out += s[i++];
-      continue;
-    }
-    std::size_t j = i;
-    while (digit(j)) ++j;
-    std::string run = s.substr(i, j - i);
-    bool grouped = j - i <= 3;
-    std::size_t k = j;
-    std::string groups;
-    while (grouped && k < s.size() && s[k] == ',' && digit(k + 1) && digit(k + 2) && digit(k + 3) && !digit(k + 4)) {
-      groups += s.substr(k + 1, 3);
-      k += 4;
-    }
-    if (grouped && !groups.empty()) {
-      out += run + groups;
-      i = k;
+  const std::size_t sign = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  const std::size_t point = std::min(s.find('.'), s.size());
+  std::size_t digits = 0, groups = 0;
+  for (std::size_t i = sign; i < point; ++i) {
+    if (s[i] == ',') {
+      if ((groups == 0 && (digits == 0 || digits > 3)) || (groups > 0 && digits != 3)) return;
+      ++groups;
+      digits = 0;
+    } else if (std::isdigit(static_cast<unsigned char>(s[i]))) {
+      ++digits;
     } else {
-      out += run;
-      i = j;
+      return;
     }
   }
-  s = out;
+  for (std::size_t i = point + 1; i < s.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return;
+  if (groups == 0 || digits != 3) return;
+  std::erase(s, ',');
 }
 
 }  // namespace
@@ -144,7 +137,7 @@ std::string normalize_math_latex(std::string_view answer) {
            {"\\textit{", "\\text{"}, {"\\textnormal{", "\\text{"}, {"\\mathrm{", "\\text{"}, {"\\mathbf{", "\\text{"},
            {"\\mathit{", "\\text{"}, {"\\mbox{", "\\text{"}, {"^{\\circ}", ""}, {"^\\circ", ""}, {"\\circ", ""},
            {"\\degree", ""}, {"\xC2\xB0", ""}, {"\\%", "%"}, {" percent", "%"}, {"\\cdot", "*"}, {"\\times", "*"}, {"\\ast", "*"},
-           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {"\\tfrac", "\\frac"}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
+           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {"\\tfrac", "\\frac"}, {";", ","}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
            {"\n", " "}, {"\t", " "}})
     replace_all(s, from, to);
   drop_text_units(s);
