@@ -309,6 +309,13 @@ class ExprParser {
   }
 
   std::optional<MathValue> atom() {
+    if (++depth_ > 100) return std::nullopt;  // "\\sqrt\\sqrt..." nests through atoms, not unary()
+    auto v = plain_atom();
+    --depth_;
+    return v;
+  }
+
+  std::optional<MathValue> plain_atom() {
     const char c = peek();
     if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') return number();
     if (std::isalpha(static_cast<unsigned char>(c))) return letter(std::string(1, static_cast<char>(std::tolower(s_[pos_++]))));
@@ -528,6 +535,12 @@ MathAnswer scalar_answer(const MathValue& v, std::string text) {
   return a;
 }
 
-MathAnswer parse_math_answer(std::string_view answer) { return parse_item(normalize_math_latex(answer), true); }
+MathAnswer parse_math_answer(std::string_view answer) {
+  // A final answer is short; a longer one (a whole derivation in the box) is compared as text, which also bounds
+  // the parser's recursion and the quadratic set comparison.
+  constexpr std::size_t kMaxAnswer = 1000;
+  std::string s = normalize_math_latex(answer);
+  return s.size() > kMaxAnswer ? text_answer(fold(std::move(s))) : parse_item(std::move(s), true);
+}
 
 }  // namespace r1

@@ -123,6 +123,18 @@ TEST(MathAnswer, AnswersMatchUsesTheChecker) {
   EXPECT_FALSE(answers_match("(1,2]", "(1,2)"));
 }
 
+TEST(MathAnswer, HostileAnswersEndQuickly) {
+  std::string roots, parens, list, minus;
+  for (int i = 0; i < 400; ++i) roots += "\\sqrt";
+  for (int i = 0; i < 400; ++i) parens += "(";
+  for (int i = 0; i < 450; ++i) list += "1,";
+  for (int i = 0; i < 20000; ++i) minus += "-";
+  for (const std::string& s : {roots + "2", parens + "1", list + "1", minus + "1", std::string(100000, '{') + "x", std::string(5000, '9')}) {
+    EXPECT_TRUE(math_answers_equal(s, s)) << s.substr(0, 40);  // the same text
+    EXPECT_FALSE(math_answers_equal(s, "7")) << s.substr(0, 40);
+  }
+}
+
 // Every (pred, gold) of the fixture that tools/make_math_verify_fixture.py wrote with math-verify's verdicts.
 TEST(MathAnswer, AgreesWithMathVerifyOnTheFixture) {
   const std::string dir = R1HPC_MATH_FIXTURES;
