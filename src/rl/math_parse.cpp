@@ -23,32 +23,29 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool in_list(const std::string& word, std::initializer_list<const char*> list) {
+// Whether word, or word without a plural "s" / "es", is in list (case-folded).
+bool in_list(std::string word, std::initializer_list<const char*> list) {
+  word = lower(trim(word));
   for (const char* w : list)
-    if (word == w) return true;
+    if (word == w || (word.ends_with('s') && word.substr(0, word.size() - 1) == w) ||
+        (word.ends_with("es") && word.substr(0, word.size() - 2) == w))
+      return true;
   return false;
 }
 
-// A unit word after a number ("5 cm", "36 hours", "5 apples"), singular or plural: the ones math-verify drops
-// too (it keeps "dollars", "people", "points", "percent", so "18 dollars" is no number there).
-bool is_plain_unit(std::string word) {
-  word = lower(trim(word));
-  const std::string singular = word.ends_with("es") && word.size() > 3 && in_list(word.substr(0, word.size() - 2), {"inch"})
-                                   ? word.substr(0, word.size() - 2)
-                                   : word.ends_with('s') && word.size() > 2 ? word.substr(0, word.size() - 1) : word;
-  static const std::initializer_list<const char*> kUnits = {
-      "cm", "m", "km", "mm", "inch", "ft", "feet", "foot", "yard", "mile", "meter", "metre", "g", "gm", "kg", "lb", "pound",
-      "gallon", "liter", "litre", "l", "s", "sec", "second", "min", "minute", "hr", "hour", "day", "month", "year", "cent",
-      "degree", "deg", "unit", "square", "sq", "cubic", "mph", "apple", "student", "men", "women", "mark", "coin", "toy"};
-  return in_list(word, kUnits) || in_list(singular, kUnits);
+// A unit word after a number ("5 cm", "36 hours", "5 apples"): the ones math-verify drops too (it keeps
+// "dollars", "people" and "points", so "18 dollars" is no number there).
+bool is_plain_unit(const std::string& word) {
+  return in_list(word, {"cm", "m", "km", "mm", "inch", "ft", "feet", "foot", "yard", "mile", "meter", "metre", "g", "gm", "kg",
+                        "lb", "pound", "gallon", "liter", "litre", "l", "sec", "second", "min", "minute", "hr", "hour", "day",
+                        "month", "year", "cent", "degree", "deg", "unit", "square", "sq", "cubic", "mph", "apple", "student",
+                        "men", "women", "mark", "coin", "toy"});
 }
 
 // Any unit, or what was counted, inside \text{...}: math-verify drops such text after a number.
 bool is_unit(const std::string& word) {
-  return is_plain_unit(word) ||
-         in_list(lower(trim(word)), {"dollar", "dollars", "people", "persons", "points", "point", "times", "ounces", "oz",
-                                     "tons", "ml", "cups", "weeks", "hours", "inches", "centimeters", "kilometers", "millimeters",
-                                     "meters", "grams", "kilograms", "liters", "km/h", "units"});
+  return is_plain_unit(word) || in_list(word, {"dollar", "people", "person", "point", "time", "ounce", "oz", "ton", "ml", "cup",
+                                               "week", "centimeter", "kilometer", "millimeter", "gram", "kilogram", "km/h"});
 }
 
 bool all_units(const std::string& words) {
@@ -137,7 +134,7 @@ std::string normalize_math_latex(std::string_view answer) {
            {"\\textit{", "\\text{"}, {"\\textnormal{", "\\text{"}, {"\\mathrm{", "\\text{"}, {"\\mathbf{", "\\text{"},
            {"\\mathit{", "\\text{"}, {"\\mbox{", "\\text{"}, {"^{\\circ}", ""}, {"^\\circ", ""}, {"\\circ", ""},
            {"\\degree", ""}, {"\xC2\xB0", ""}, {"\\%", "%"}, {" percent", "%"}, {"\\cdot", "*"}, {"\\times", "*"}, {"\\ast", "*"},
-           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {"\\tfrac", "\\frac"}, {";", ","}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
+           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {";", ","}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
            {"\n", " "}, {"\t", " "}})
     replace_all(s, from, to);
   drop_text_units(s);
@@ -438,12 +435,19 @@ bool closes_at_end(std::string_view s) {
 }
 bool wrapped(std::string_view s) { return s.front() != '{' && closes_at_end(s); }
 
-// Case-folded text without spaces, braces, backslashes and \text: what a text answer is compared by.
+// Case-folded text without spaces and with \text{...} unwrapped (other braces kept, so that \sqrt{2}x and
+// \sqrt{2x} stay apart), and without parentheses around it: what a text answer is compared by.
 std::string fold(std::string s) {
-  replace_all(s, "\\text", "");
+  for (auto at = s.find("\\text{"); at != std::string::npos; at = s.find("\\text{", at)) {
+    int depth = 0;
+    std::size_t end = at + 5;
+    while (end < s.size() && !(s[end] == '}' && --depth == 0)) depth += s[end++] == '{';
+    if (end >= s.size()) break;
+    s = s.substr(0, at) + s.substr(at + 6, end - at - 6) + s.substr(end + 1);
+  }
   std::string out;
   for (unsigned char c : s)
-    if (c != ' ' && c != '{' && c != '}' && c != '\\') out += static_cast<char>(std::tolower(c));
+    if (c != ' ') out += static_cast<char>(std::tolower(c));
   if (out.size() > 2 && out.front() == '(' && out.back() == ')' && out.find(',') == std::string::npos) return out.substr(1, out.size() - 2);
   return out;
 }

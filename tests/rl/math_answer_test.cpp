@@ -114,7 +114,8 @@ TEST(MathAnswer, EquivalentAlgebraicForms) {
 TEST(MathAnswer, TextIsCaseFolded) {
   expect_all({{"Monday", "\\text{Monday}", true}, {"\\text{monday}", "\\text{Monday}", true}, {"A", "\\text{(A)}", true},
               {"(B)", "\\text{(A)}", false}, {"\\text{Tuesday}", "\\text{Monday}", false},
-              {"\\text{(E)} \\text{ units}", "\\text{(E)}", false}, {"(9 \\text{ inches})", "9", false}});
+              {"\\text{(E)} \\text{ units}", "\\text{(E)}", false}, {"(9 \\text{ inches})", "9", false},
+              {"\\sqrt{2}x", "\\sqrt{2x}", false}, {"\\text{\\{odd\\}}", "\\text{\\{Odd\\}}", true}});
 }
 
 TEST(MathAnswer, AnswersMatchUsesTheChecker) {
