@@ -174,15 +174,6 @@ class ExprParser {
     ++pos_;
     return true;
   }
-  bool eat_word(std::string_view w) {
-    skip();
-    if (s_.substr(pos_, w.size()) != w) return false;
-    const std::size_t after = pos_ + w.size();
-    if (w[0] == '\\' && after < s_.size() && std::isalpha(static_cast<unsigned char>(s_[after]))) return false;
-    pos_ = after;
-    return true;
-  }
-
   void skip_digits() {
     while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
   }

@@ -92,7 +92,8 @@ TEST(MathAnswer, RadicalsAndPiByValue) {
   expect_all({{"\\sqrt{8}", "2\\sqrt{2}", true}, {"\\sqrt{75}", "5\\sqrt3", true}, {"\\frac{1}{2}\\sqrt{3}", "\\frac{\\sqrt{3}}{2}", true},
               {"\\frac{\\sqrt2}{2}", "\\frac{1}{\\sqrt{2}}", true}, {"\\sqrt{2}-1", "\\frac{1}{1+\\sqrt{2}}", true},
               {"2^{1/3}", "\\sqrt[3]{2}", true}, {"\\pi \\cdot 2", "2\\pi", true}, {"\\frac{1}{2}\\pi", "\\frac{\\pi}{2}", true},
-              {"1.570796", "\\pi/2", true}, {"3\\sqrt{2}", "2\\sqrt{3}", false}, {"\\frac{2\\pi}{1}", "\\frac{\\pi}{2}", false}});
+              {"1.570796", "\\pi/2", true}, {"3\\sqrt{2}", "2\\sqrt{3}", false}, {"\\frac{103993}{33102}", "\\pi", false},
+              {"\\cos\\frac{\\pi}{3}", "\\frac12", true}, {"\\frac{2\\pi}{1}", "\\frac{\\pi}{2}", false}});
 }
 
 TEST(MathAnswer, NegativesAndScientificNotation) {
