@@ -218,6 +218,28 @@ def hand_written():
     add("gsm8k", "0.75", r"\frac{3}{4}", "75\\%", r"\frac{6}{8}", ".75")
 
 
+def matrices_and_inequalities():
+    def pm(rows, env="pmatrix"):
+        return rf"\begin{{{env}}} " + r" \\ ".join(" & ".join(r) for r in rows) + rf" \end{{{env}}}"
+    for rows in [[["1"], ["2"]], [["-3"], [r"\frac{1}{2}"], ["0"]], [["1", "2"], ["3", "4"]], [[r"\sqrt{2}", "0"], ["0", "-1"]],
+                 [["2", "-1", "5"]]]:
+        g = pm(rows)
+        flipped = [r[::-1] for r in rows][::-1]
+        transposed = [list(c) for c in zip(*rows)]
+        add("matrix", g, pm(rows, "bmatrix"), pm(rows).replace(" ", ""), pm(flipped), pm(transposed),
+            pm([[c.replace(r"\frac{1}{2}", "0.5") for c in r] for r in rows]), pm([[c + "+1" for c in r] for r in rows]),
+            "(" + ", ".join(c for r in rows for c in r) + ")", r"\left[" + pm(rows, "matrix") + r"\right]")
+    for g, preds in [("x > 0", ["x>0", "0 < x", "x \\ge 0", "x < 0", "(0, \\infty)", "[0, \\infty)", "x > 1"]),
+                     (r"x \le 3", [r"x \leq 3", r"3 \ge x", "x < 3", r"(-\infty, 3]", r"(-\infty, 3)", r"x \le 4"]),
+                     (r"-2 < x < 5", ["-2<x<5", "(-2, 5)", "[-2, 5)", r"-2 \le x < 5", "x < 5"]),
+                     (r"1 \le t \le 4", [r"1 \leq t \leq 4", "[1, 4]", "(1, 4)"]),
+                     (r"x \neq 2", [r"x \ne 2", r"2 \neq x", r"x \neq 3"]),
+                     (r"x \in [2, 5]", ["[2, 5]", r"x \in [2,5]", "(2, 5)", r"2 \le x \le 5"]),
+                     ("(0, 1]", [r"x \in (0, 1]", r"0 < x \le 1", "(0,1]"]),
+                     ("y \ge 2x + 1", ["2x + 1 \\le y", "y \\ge 1 + 2x", "y > 2x + 1"])]:
+        add("inequality", g, *preds)
+
+
 MATH_GOLDS = [
     r"\frac{\sqrt{6}}{3}", r"\left( \frac{1}{2}, 3 \right)", r"\text{(E)}", r"8\sqrt{2}", r"-\frac{7}{16}", r"x^2 + 7x + 10",
     r"\frac{3}{2}, 5", r"[0,1)", r"\$4.50", "2.5", r"6.5\%", r"10^\circ", r"\frac{1}{12}", "1008", r"\sqrt{13}", r"4\pi",
@@ -261,7 +283,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/rl/fixtures/math_verify_pairs.jsonl"
     for make in (fractions, mixed_numbers, gsm8k_integers, percentages, units_and_text, spacing_and_wrappers, equations,
                  intervals, sets_and_tuples, radicals_and_pi, negatives_and_scientific, algebra, near_misses, hand_written,
-                 perturbed_math_golds, edited_golds):
+                 perturbed_math_golds, edited_golds, matrices_and_inequalities):
         make()
     seen, lines = set(), []
     for category, pred, gold in rows:

@@ -153,6 +153,44 @@ bool unions_equal(const MathAnswer& gold, const MathAnswer& pred) {
   return true;
 }
 
+// x < 3 as (-inf, 3), 1 < x <= 2 as (1, 2]: links between one letter and constants; nullopt otherwise (x != 3).
+std::optional<MathAnswer> as_interval(const MathAnswer& inequality) {
+  MathAnswer lo = scalar_answer(math::constant(-HUGE_VAL), ""), hi = scalar_answer(math::constant(HUGE_VAL), "");
+  bool lo_open = true, hi_open = true;
+  std::string letter;
+  for (const auto& c : inequality.comparisons) {
+    const bool upper = !c.lhs_letter.empty() && c.rhs.is_number(), lower = !c.rhs_letter.empty() && c.lhs.is_number();
+    const std::string& name = upper ? c.lhs_letter : c.rhs_letter;
+    if (c.op == "!=" || (!upper && !lower) || (!letter.empty() && name != letter)) return std::nullopt;
+    letter = name;
+    (upper ? hi : lo) = scalar_answer(upper ? c.rhs : c.lhs, "");
+    (upper ? hi_open : lo_open) = c.op == "<";
+  }
+  MathAnswer a = inequality;
+  a.kind = Kind::interval;
+  a.items = {lo, hi};
+  a.left_open = lo_open || std::isinf(lo.value.at[0]);
+  a.right_open = hi_open || std::isinf(hi.value.at[0]);
+  return a;
+}
+
+// Inequalities link by link (same operator, same lhs - rhs); a gold inequality in one letter also equals the
+// interval it describes (math-verify turns the gold, never the prediction, into a set).
+bool inequalities_equal(const MathAnswer& gold, const MathAnswer& pred) {
+  if (gold.kind != Kind::inequality) return false;
+  if (pred.kind != Kind::inequality) {
+    const auto interval = as_interval(gold);
+    return interval && is_collection(pred) && sets_equal(*interval, pred);
+  }
+  if (gold.comparisons.size() != pred.comparisons.size()) return false;
+  for (std::size_t i = 0; i < gold.comparisons.size(); ++i) {
+    const MathComparison &g = gold.comparisons[i], &p = pred.comparisons[i];
+    const MathValue dg = math::sub(g.lhs, g.rhs), dp = math::sub(p.lhs, p.rhs);
+    if (g.op != p.op || !close_everywhere(dg, dp)) return false;  // math-verify: 2 != x is not x != 2
+  }
+  return true;
+}
+
 }  // namespace
 
 bool math_answers_equal(const MathAnswer& gold_in, const MathAnswer& pred_in) {
@@ -162,6 +200,9 @@ bool math_answers_equal(const MathAnswer& gold_in, const MathAnswer& pred_in) {
   if (pred.kind == Kind::relation && gold.kind != Kind::relation) pred = pred.items.front();
   else if (gold.kind == Kind::relation && gold.lhs_is_letter && pred.kind != Kind::relation) gold = gold.items.front();
   if (gold.kind == Kind::relation && pred.kind == Kind::relation) return relations_equal(gold, pred);
+  if (gold.kind == Kind::inequality || pred.kind == Kind::inequality) return inequalities_equal(gold, pred);
+  if (gold.kind == Kind::matrix || pred.kind == Kind::matrix)
+    return gold.kind == pred.kind && gold.columns == pred.columns && pairwise(gold.items, pred.items);
   if (gold.kind == Kind::set_union || pred.kind == Kind::set_union) return unions_equal(gold, pred);
   if (is_collection(gold) || is_collection(pred)) return sets_equal(gold, pred);
   if (gold.kind == Kind::scalar && pred.kind == Kind::scalar) return values_equal(gold.value, pred.value);

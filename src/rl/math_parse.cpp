@@ -2,9 +2,8 @@
 
 #include <cctype>
 #include <cmath>
-#include <numbers>
 
-#include "rl/math_value.hpp"
+#include "rl/math_expr.hpp"
 
 namespace r1 {
 namespace {
@@ -127,16 +126,20 @@ void drop_thousands_commas(std::string& s) {
 std::string normalize_math_latex(std::string_view answer) {
   std::string s = trim(answer);
   for (auto [from, to] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
-           {"\\$", ""}, {"$", ""}, {"\\(", ""}, {"\\)", ""}, {"\\[", ""}, {"\\]", ""}, {"\\displaystyle", ""},
+           {"\\\\", "\x02"}, {"\\$", ""}, {"$", ""}, {"\\(", ""}, {"\\)", ""}, {"\\[", ""}, {"\\]", ""}, {"\\displaystyle", ""},
            {"\\left.", ""}, {"\\right.", ""}, {"\\left", ""}, {"\\right", ""}, {"\\!", ""}, {"\\,", " "}, {"\\;", " "},
            {"\\:", " "}, {"\\qquad", " "}, {"\\quad", " "}, {"\\ ", " "}, {"~", " "}, {"{,}", ","}, {"\\dfrac", "\\frac"},
            {"\\tfrac", "\\frac"}, {"\\cfrac", "\\frac"}, {"\\textbf{", "\\text{"}, {"\\textrm{", "\\text{"},
            {"\\textit{", "\\text{"}, {"\\textnormal{", "\\text{"}, {"\\mathrm{", "\\text{"}, {"\\mathbf{", "\\text{"},
            {"\\mathit{", "\\text{"}, {"\\mbox{", "\\text{"}, {"^{\\circ}", ""}, {"^\\circ", ""}, {"\\circ", ""},
            {"\\degree", ""}, {"\xC2\xB0", ""}, {"\\%", "%"}, {" percent", "%"}, {"\\cdot", "*"}, {"\\times", "*"}, {"\\ast", "*"},
-           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {";", ","}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
+           {"\\div", "/"}, {"\xE2\x88\x92", "-"}, {";", ","}, {"\\leqslant", "\\le"}, {"\\geqslant", "\\ge"}, {"\\leq", "\\le"},
+           {"\\geq", "\\ge"}, {"\\neq", "\\ne"}, {"\\lt", "<"}, {"\\gt", ">"}, {"<=", "\\le"}, {">=", "\\ge"},
+           {"\xE2\x89\xA4", "\\le"}, {"\xE2\x89\xA5", "\\ge"}, {"\\lbrace", "\\{"}, {"\\rbrace", "\\}"},
            {"\n", " "}, {"\t", " "}})
     replace_all(s, from, to);
+  for (auto at = s.find("\\in"); at != std::string::npos; at = s.find("\\in", at + 1))  // x \\in S reads as x = S
+    if (at + 3 >= s.size() || !std::isalpha(static_cast<unsigned char>(s[at + 3]))) s.replace(at, 3, "=");
   drop_text_units(s);
   s = trim(s);
   while (!s.empty() && s.back() == '.') s = trim(s.substr(0, s.size() - 1));
@@ -146,248 +149,6 @@ std::string normalize_math_latex(std::string_view answer) {
 }
 
 namespace {
-
-// Recursive descent over normalised LaTeX, evaluating as it goes:
-//   sum = product (('+'|'-') product)*      product = unary (('*'|'/'|implicit) unary)*
-//   unary = ('-'|'+') unary | postfix        postfix = atom ('^' exponent | '!' | '%')*
-class ExprParser {
- public:
-  explicit ExprParser(std::string_view s) : s_(s) {}
-
-  std::optional<MathValue> parse_all() {
-    auto v = sum();
-    skip();
-    if (!v || pos_ != s_.size()) return std::nullopt;
-    return v;
-  }
-
- private:
-  void skip() {
-    while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;
-  }
-  char peek() {
-    skip();
-    return pos_ < s_.size() ? s_[pos_] : '\0';
-  }
-  bool eat(char c) {
-    if (peek() != c) return false;
-    ++pos_;
-    return true;
-  }
-  void skip_digits() {
-    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
-
-  std::optional<MathValue> sum() {
-    auto v = product();
-    while (v) {
-      if (eat('+')) v = both(v, product(), math::add);
-      else if (eat('-')) v = both(v, product(), math::sub);
-      else break;
-    }
-    return v;
-  }
-
-  std::optional<MathValue> product() {
-    auto v = unary();
-    while (v) {
-      if (eat('*')) v = both(v, unary(), math::mul);
-      else if (eat('/') || eat(':')) v = both(v, unary(), math::div);  // "1:4" is the ratio 1/4, as math-verify reads it
-      else if (starts_atom()) v = both(v, postfix(), math::mul);
-      else break;
-    }
-    return v;
-  }
-
-  std::optional<MathValue> unary() {
-    if (++depth_ > 100) return std::nullopt;
-    std::optional<MathValue> v;
-    if (eat('-')) {
-      v = unary();
-      if (v) v = math::neg(*v);
-    } else if (eat('+')) {
-      v = unary();
-    } else {
-      v = postfix();
-    }
-    --depth_;
-    return v;
-  }
-
-  bool starts_atom() {
-    const char c = peek();
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '(' || c == '{' || c == '.') return true;
-    if (c != '\\') return false;
-    return !(s_.substr(pos_, 3) == "\\le" || s_.substr(pos_, 3) == "\\ge" || s_.substr(pos_, 3) == "\\ne" ||
-             s_.substr(pos_, 2) == "\\}" || s_.substr(pos_, 3) == "\\pm" || s_.substr(pos_, 3) == "\\mp");
-  }
-
-  std::optional<MathValue> postfix() {
-    auto v = atom();
-    while (v) {
-      if (eat('^')) {
-        v = both(v, exponent(), math::power);
-      } else if (eat('!')) {
-        v = math::factorial(*v);
-      } else if (eat('%')) {
-        const auto of = v->exact;
-        v = math::div(*v, math::rational(Rational{100, 1}, false));
-        v->percent_of = of;
-      } else {
-        break;
-      }
-    }
-    return v;
-  }
-
-  // The argument of ^, \frac12 or \sqrt2: a braced group, else one character or one command.
-  std::optional<MathValue> exponent() {
-    if (peek() == '{') return atom();
-    if (std::isdigit(static_cast<unsigned char>(peek()))) return math::rational(Rational{s_[pos_++] - '0', 1}, false);
-    if (eat('-')) {
-      const auto v = exponent();
-      return v ? std::optional<MathValue>(math::neg(*v)) : std::nullopt;
-    }
-    return atom();
-  }
-
-  std::optional<MathValue> group(char open, char close) {
-    if (!eat(open)) return std::nullopt;
-    auto v = sum();
-    if (!eat(close)) return std::nullopt;
-    return v;
-  }
-
-  std::optional<MathValue> number() {
-    skip();
-    const std::size_t start = pos_;
-    while (pos_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.')) ++pos_;
-    const std::string_view text = s_.substr(start, pos_ - start);
-    if (text.find('.') != text.rfind('.') || text == ".") return std::nullopt;
-    const auto r = parse_number(text);
-    if (!r) return std::nullopt;
-    auto v = math::rational(*r, text.find('.') != std::string_view::npos);
-    if (!v.has_float && v.exact->den == 1) return mixed_number(v);
-    return v;
-  }
-
-  // "2\frac{1}{3}" and "2 1/3": an integer, then a fraction of integers, is their sum.
-  MathValue mixed_number(const MathValue& whole) {
-    const std::size_t save = pos_;
-    skip();
-    const bool spaced = pos_ > save;
-    std::optional<MathValue> part;
-    if (s_.substr(pos_, 5) == "\\frac") {
-      part = command();
-    } else if (spaced && pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
-      const std::size_t at = pos_;
-      skip_digits();
-      if (eat('/') && pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
-        skip_digits();
-        if (const auto r = parse_number(s_.substr(at, pos_ - at))) part = math::rational(*r, false);
-      }
-    }
-    const bool proper = part && part->exact && part->exact->num > 0 && part->exact->num < part->exact->den &&
-                        !part->has_float && (pos_ >= s_.size() || !std::isalnum(static_cast<unsigned char>(s_[pos_])));
-    if (!proper) {
-      pos_ = save;
-      return whole;
-    }
-    return math::add(whole, *part);
-  }
-
-  std::optional<MathValue> atom() {
-    if (++depth_ > 100) return std::nullopt;  // "\\sqrt\\sqrt..." nests through atoms, not unary()
-    auto v = plain_atom();
-    --depth_;
-    return v;
-  }
-
-  std::optional<MathValue> plain_atom() {
-    const char c = peek();
-    if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') return number();
-    if (std::isalpha(static_cast<unsigned char>(c))) return letter(std::string(1, static_cast<char>(std::tolower(s_[pos_++]))));
-    if (c == '(') return group('(', ')');
-    if (c == '{') return group('{', '}');
-    if (c == '[') return group('[', ']');
-    if (c == '\\') return command();
-    return std::nullopt;
-  }
-
-  // A variable, with a subscript when one follows: x_1, a_{n}.
-  std::optional<MathValue> letter(std::string name) {
-    if (pos_ < s_.size() && s_[pos_] == '_') {
-      ++pos_;
-      const std::size_t start = pos_;
-      if (pos_ < s_.size() && s_[pos_] == '{') {
-        const auto close = s_.find('}', pos_);
-        if (close == std::string_view::npos) return std::nullopt;
-        pos_ = close + 1;
-      } else if (pos_ < s_.size()) {
-        ++pos_;
-      }
-      name += "_" + std::string(s_.substr(start, pos_ - start));
-    }
-    return math::variable(name);
-  }
-
-  std::optional<MathValue> command() {
-    skip();
-    const std::size_t start = ++pos_;
-    while (pos_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-    const std::string name(s_.substr(start, pos_ - start));
-    if (name == "frac") {
-      const auto num = exponent();  // two statements: the numerator is read first
-      return both(num, exponent(), math::div);
-    }
-    if (name == "sqrt") {
-      int n = 2;
-      if (eat('[')) {
-        const auto index = sum();
-        if (!index || !index->exact || index->exact->den != 1 || index->exact->num < 2 || index->exact->num > 8 || !eat(']'))
-          return std::nullopt;
-        n = static_cast<int>(index->exact->num);
-      }
-      const auto v = exponent();
-      return v ? std::optional<MathValue>(math::root(*v, n)) : std::nullopt;
-    }
-    if (name == "binom" || name == "dbinom" || name == "tbinom") {
-      const auto n = exponent();  // two statements: n is read first
-      return both(n, exponent(), math::binomial);
-    }
-    if (name == "log" && eat('_')) {  // \log_b x = ln x / ln b
-      const auto base = exponent();
-      const auto arg = peek() == '(' || peek() == '{' ? atom() : postfix();
-      if (!base || !arg) return std::nullopt;
-      return math::div(math::function("ln", *arg), math::function("ln", *base));
-    }
-    if (name == "pi") return math::constant(std::numbers::pi);
-    if (name == "infty" || name == "infinity") return math::constant(HUGE_VAL);
-    if (math::is_function_name(name)) {
-      std::optional<MathValue> power;
-      if (eat('^')) power = exponent();
-      auto arg = peek() == '(' || peek() == '{' ? atom() : postfix();
-      if (!arg) return std::nullopt;
-      MathValue v = math::function(name, *arg);
-      return power ? math::power(v, *power) : v;
-    }
-    static const char* kGreek[] = {"alpha", "beta",  "gamma", "delta", "epsilon", "theta", "lambda", "mu",
-                                   "sigma", "omega", "phi",   "psi",   "rho",     "tau",   "eta",    "xi"};
-    for (const char* g : kGreek)
-      if (name == g) return letter(name);
-    return std::nullopt;
-  }
-
-  template <class F>
-  static std::optional<MathValue> both(const std::optional<MathValue>& a, const std::optional<MathValue>& b, F f) {
-    if (!a || !b) return std::nullopt;
-    return f(*a, *b);
-  }
-
-  std::string_view s_;
-  std::size_t pos_ = 0;
-  int depth_ = 0;
-};
 
 // The pieces of s between top-level separators (outside () [] {}).
 std::vector<std::string> split_top(std::string_view s, char separator) {
@@ -485,6 +246,72 @@ MathAnswer bracketed(const std::string& s, const std::string& text) {
   return a;
 }
 
+// "a < b \\le c": the operands and the operators at the top level; empty when there is no operator.
+std::pair<std::vector<std::string>, std::vector<std::string>> split_comparisons(const std::string& s) {
+  std::vector<std::string> operands, ops;
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    else if (c == ')' || c == ']' || c == '}') --depth;
+    if (depth != 0) continue;
+    std::string op;
+    if (c == '<' || c == '>') op = std::string(1, c);
+    for (std::string_view word : {"\\le", "\\ge", "\\ne"})
+      if (s.compare(i, 3, word) == 0 && (i + 3 >= s.size() || !std::isalpha(static_cast<unsigned char>(s[i + 3])))) op = word;
+    if (op.empty()) continue;
+    operands.push_back(trim(s.substr(start, i - start)));
+    ops.push_back(op);
+    start = i + op.size();
+    i = start - 1;
+  }
+  if (!ops.empty()) operands.push_back(trim(s.substr(start)));
+  return {operands, ops};
+}
+
+// x > 0, 1 < x \\le 2, x \\ne 3: each link turned to "<", "<=" or "!="; text when an operand is no expression.
+MathAnswer inequality(const std::vector<std::string>& operands, const std::vector<std::string>& ops, std::string text) {
+  MathAnswer a = text_answer(std::move(text));
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    auto l = parse_expression(operands[i]), r = parse_expression(operands[i + 1]);
+    if (!l || !r) return a;
+    MathComparison c{*l, *r, ops[i], is_letter_name(operands[i]) ? operands[i] : "", is_letter_name(operands[i + 1]) ? operands[i + 1] : ""};
+    if (c.op == ">" || c.op == "\\ge") {
+      std::swap(c.lhs, c.rhs);
+      std::swap(c.lhs_letter, c.rhs_letter);
+    }
+    c.op = c.op == "\\ne" ? "!=" : c.op == "<" || c.op == ">" ? "<" : "<=";
+    a.comparisons.push_back(std::move(c));
+  }
+  a.kind = MathAnswer::Kind::inequality;
+  return a;
+}
+
+// \\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix} (also bmatrix, matrix, Bmatrix): cells row by row; nullopt when s is
+// not one, text when its rows differ in length or a cell is not an answer.
+std::optional<MathAnswer> matrix(const std::string& s, const std::string& text) {
+  if (!s.starts_with("\\begin{")) return std::nullopt;
+  const std::string env = s.substr(7, s.find('}') - 7);
+  const std::string end = "\\end{" + env + "}";
+  if (env != "pmatrix" && env != "bmatrix" && env != "matrix" && env != "Bmatrix") return std::nullopt;
+  if (!s.ends_with(end)) return text_answer(text);
+  auto rows = split_top(s.substr(8 + env.size(), s.size() - 8 - env.size() - end.size()), '\x02');
+  if (!rows.empty() && rows.back().empty()) rows.pop_back();
+  MathAnswer a = text_answer(text);
+  for (const auto& row : rows) {
+    const auto cells = split_top(row, '&');
+    if (a.columns != 0 && static_cast<int>(cells.size()) != a.columns) return text_answer(text);
+    a.columns = static_cast<int>(cells.size());
+    for (const auto& cell : cells) {
+      if (cell.empty()) return text_answer(text);
+      a.items.push_back(parse_item(cell, false));
+    }
+  }
+  a.kind = MathAnswer::Kind::matrix;
+  return a;
+}
+
 MathAnswer parse_item(std::string s, bool allow_list) {
   s = trim(s);
   while (s.size() >= 2 && s.front() == '{' && closes_at_end(s)) s = trim(s.substr(1, s.size() - 2));
@@ -496,12 +323,14 @@ MathAnswer parse_item(std::string s, bool allow_list) {
     return items_of(MathAnswer::Kind::list, {plus, minus}, text);
   }
   if (const auto parts = split_top(s, ','); allow_list && parts.size() > 1) return items_of(MathAnswer::Kind::list, parts, text);
+  if (auto m = matrix(wrapped(s) && s.find("\\begin{") == 1 ? s.substr(1, s.size() - 2) : s, text)) return *m;
+  if (const auto [operands, ops] = split_comparisons(s); !ops.empty()) return inequality(operands, ops, text);
   if (const auto sides = split_top(s, '='); sides.size() >= 2) {
     MathAnswer a = text_answer(text);
     a.kind = MathAnswer::Kind::relation;
     a.items = {parse_item(sides.back(), false)};
     a.lhs_is_letter = is_letter_name(sides.front());
-    auto lhs = ExprParser(sides.front()).parse_all(), rhs = ExprParser(sides.back()).parse_all();
+    auto lhs = parse_expression(sides.front()), rhs = parse_expression(sides.back());
     if (lhs && rhs) {
       a.lhs = *lhs;
       a.rhs = *rhs;
@@ -516,7 +345,7 @@ MathAnswer parse_item(std::string s, bool allow_list) {
     return items_of(MathAnswer::Kind::set, split_top(inside, ','), text);
   }
   if (wrapped(s) && split_top(s.substr(1, s.size() - 2), ',').size() > 1) return bracketed(s, text);
-  if (const auto v = ExprParser(s).parse_all()) return scalar_answer(*v, text);
+  if (const auto v = parse_expression(s)) return scalar_answer(*v, text);
   if (wrapped(s)) return text_answer(fold(s.substr(1, s.size() - 2)));
   return text_answer(text);
 }

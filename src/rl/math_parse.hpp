@@ -27,12 +27,22 @@ struct MathValue {
   bool is_integer() const { return exact && !has_float && exact->den == 1; }
 };
 
+// One link of an inequality, ">" and "\\ge" turned around: lhs op rhs with op "<", "<=" or "!=".
+struct MathComparison {
+  MathValue lhs, rhs;
+  std::string op;
+  std::string lhs_letter, rhs_letter;  // the side's variable when it is a bare letter ("x" in x < 3), else empty
+};
+
 struct MathAnswer {
-  enum class Kind { scalar, text, interval, tuple, set, list, relation, set_union };
+  enum class Kind { scalar, text, interval, tuple, set, list, relation, set_union, inequality, matrix };
   Kind kind = Kind::text;
   MathValue value;                   // scalar
   std::vector<MathAnswer> items;     // tuple, set, list (as written), interval (its two ends), set_union (its
-                                     // pieces), relation (one: its last right side as an answer of its own)
+                                     // pieces), relation (one: its last right side as an answer of its own),
+                                     // matrix (its cells row by row)
+  int columns = 0;                   // matrix
+  std::vector<MathComparison> comparisons;  // inequality: "1 < x \\le 2" is two
   bool left_open = false, right_open = false;  // interval
   MathValue lhs, rhs;                // relation: the first left side and the last right side of a = b = c, when
   bool sides_are_values = false;     // both are expressions (not "x = (0, 5)")

@@ -64,7 +64,7 @@ TEST(MathAnswer, SpacingDelimitersAndDollarSigns) {
 TEST(MathAnswer, EquationsAgainstValues) {
   expect_all({{"x = 3", "3", true}, {"3", "x=3", true}, {"y = 3", "x = 3", false}, {"x = 4", "3", false},
               {"y=2x+1", "2x+1", true}, {"2x+1", "y = 2x+1", true}, {"y = 1+2x", "y=2x+1", true},
-              {"x = (0, 5)", "(0,5)", true}, {"(0,5)", "x \\in (0, 5)", false}});
+              {"x = (0, 5)", "(0,5)", true}, {"(0,5)", "x \\in (0, 5)", true}});
 }
 
 TEST(MathAnswer, IntervalsKeepTheirBrackets) {
@@ -99,6 +99,21 @@ TEST(MathAnswer, RadicalsAndPiByValue) {
 TEST(MathAnswer, NegativesAndScientificNotation) {
   expect_all({{"-5", "5", false}, {"- 5", "-5", true}, {"1:4", "\\frac14", true}, {"-(5)", "-5", true}, {"3 \\times 10^5", "300000", true},
               {"3\\cdot 10^{5}", "300,000", true}, {"1.2 \\times 10^{-4}", "0.00012", true}, {"3e5", "300000", false}});
+}
+
+TEST(MathAnswer, MatricesCellByCell) {
+  const std::string m = "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}";
+  expect_all({{"\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", m, true}, {"\\left[\\begin{matrix} 1 & 2 \\\\ 3 & 4 \\end{matrix}\\right]", m, true},
+              {"\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}", m, false}, {"(1, 2, 3, 4)", m, false},
+              {"\\begin{pmatrix} 0.5 \\\\ -3 \\end{pmatrix}", "\\begin{pmatrix} \\frac12 \\\\ -3 \\end{pmatrix}", true},
+              {"\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", false}});
+}
+
+TEST(MathAnswer, InequalitiesAndTheIntervalsTheyDescribe) {
+  expect_all({{"0 < x", "x > 0", true}, {"x \\ge 0", "x > 0", false}, {"(0, \\infty)", "x > 0", true}, {"x > 0", "(0,\\infty)", false},
+              {"3 \\geq x", "x \\le 3", true}, {"(-2, 5)", "-2 < x < 5", true}, {"[-2, 5)", "-2 < x < 5", false},
+              {"[2,5]", "x \\in [2, 5]", true}, {"x \\in (0, 1]", "(0,1]", true}, {"x \\ne 2", "x \\neq 2", true},
+              {"y \\ge 1 + 2x", "y \\ge 2x + 1", true}, {"y > 2x + 1", "y \\ge 2x + 1", false}});
 }
 
 TEST(MathAnswer, BinomialsFactorialsAndLogarithms) {
