@@ -77,7 +77,8 @@ std::vector<MathAnswer> sorted(std::vector<MathAnswer> items) {
     const MathValue* v = a.kind == Kind::scalar                                               ? &a.value
                          : a.kind == Kind::relation && a.lhs_is_letter && a.sides_are_values ? &a.rhs
                                                                                               : nullptr;
-    return std::make_pair(v ? 0 : 1, v ? v->at[0] : 0.0);
+    const bool number = v && !std::isnan(v->at[0]);  // NaN (sqrt(-1)) would break the sort's ordering
+    return std::make_pair(number ? 0 : 1, number ? v->at[0] : 0.0);
   };
   std::stable_sort(items.begin(), items.end(), [&](const MathAnswer& a, const MathAnswer& b) {
     return key(a) != key(b) ? key(a) < key(b) : a.text < b.text;

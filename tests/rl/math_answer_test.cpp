@@ -78,7 +78,8 @@ TEST(MathAnswer, IntervalsKeepTheirBrackets) {
 TEST(MathAnswer, SetsAreUnorderedTuplesOrdered) {
   expect_all({{"\\{2,1\\}", "\\{1,2\\}", true}, {"(2,1)", "\\{1,2\\}", true}, {"(1,2)", "\\{1,2\\}", true},
               {"\\{1,2,3\\}", "\\{1,2\\}", false}, {"(3,2,1)", "(1,2,3)", false}, {"\\{3,2,1\\}", "(1,2,3)", false},
-              {"(1,2,3)", "(1,2,3)", true}, {"\\{1,1,2\\}", "\\{1,2\\}", true}, {"3", "\\{3\\}", true}});
+              {"(1,2,3)", "(1,2,3)", true}, {"\\{1,1,2\\}", "\\{1,2\\}", true}, {"3", "\\{3\\}", true},
+              {"\\{2, \\sqrt{-1}, 1\\}", "\\{\\sqrt{-1}, 1, 2\\}", true}, {"\\{\\sqrt{-1}, 1\\}", "\\{\\sqrt{-1}, 2\\}", false}});
 }
 
 TEST(MathAnswer, BareListsAreSets) {
