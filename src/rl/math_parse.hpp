@@ -1,6 +1,4 @@
-// Final answers of MATH / GSM8K read as mathematical objects: LaTeX normalised (spacing, \left \right,
-// \dfrac, units, degrees, thousands commas) and parsed into numbers, expressions, intervals, tuples, sets,
-// equations or text.
+// MathValue and MathAnswer: a MATH / GSM8K final answer normalised and parsed into a mathematical object.
 #pragma once
 #include <array>
 #include <optional>
@@ -52,7 +50,9 @@ struct MathAnswer {
 
 MathAnswer scalar_answer(const MathValue& v, std::string text);
 
-// The answer's normal form; never fails: what does not parse as mathematics is text.
+// The answer's normal form: LaTeX normalised (spacing, \left \right, \dfrac, units, degrees, thousands commas)
+// and parsed into a number or expression, interval, tuple, set, list, union, equation, inequality, matrix or
+// text; never fails: what does not parse as mathematics is text.
 MathAnswer parse_math_answer(std::string_view answer);
 
 // The normalised LaTeX that parse_math_answer reads (exposed for tests and error messages).
