@@ -150,22 +150,29 @@ std::string normalize_math_latex(std::string_view answer) {
 
 namespace {
 
-// The pieces of s between top-level separators (outside () [] {}).
-std::vector<std::string> split_top(std::string_view s, char separator) {
+// The pieces of s between top-level separators (outside () [] {}): separator(i) is the length of the one that
+// starts at i, or 0; the separators found are appended to found.
+template <class Separator>
+std::vector<std::string> split_top_by(std::string_view s, Separator separator, std::vector<std::string>* found = nullptr) {
   std::vector<std::string> parts;
   int depth = 0;
   std::size_t start = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '(' || c == '[' || c == '{') ++depth;
-    else if (c == ')' || c == ']' || c == '}') --depth;
-    else if (c == separator && depth == 0) {
-      parts.push_back(trim(s.substr(start, i - start)));
-      start = i + 1;
-    }
+    if (s[i] == '(' || s[i] == '[' || s[i] == '{') ++depth;
+    else if (s[i] == ')' || s[i] == ']' || s[i] == '}') --depth;
+    const std::size_t length = depth == 0 ? separator(i) : 0;
+    if (length == 0) continue;
+    parts.push_back(trim(s.substr(start, i - start)));
+    if (found) found->emplace_back(s.substr(i, length));
+    start = i + length;
+    i = start - 1;
   }
   parts.push_back(trim(s.substr(start)));
   return parts;
+}
+
+std::vector<std::string> split_top(std::string_view s, char separator) {
+  return split_top_by(s, [&](std::size_t i) -> std::size_t { return s[i] == separator ? 1 : 0; });
 }
 
 // The pieces of a union "A \\cup B" (top level).
@@ -246,27 +253,15 @@ MathAnswer bracketed(const std::string& s, const std::string& text) {
   return a;
 }
 
-// "a < b \\le c": the operands and the operators at the top level; empty when there is no operator.
+// "a < b \\le c": the operands and the operators at the top level; no operators when there is none.
 std::pair<std::vector<std::string>, std::vector<std::string>> split_comparisons(const std::string& s) {
-  std::vector<std::string> operands, ops;
-  int depth = 0;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '(' || c == '[' || c == '{') ++depth;
-    else if (c == ')' || c == ']' || c == '}') --depth;
-    if (depth != 0) continue;
-    std::string op;
-    if (c == '<' || c == '>') op = std::string(1, c);
+  std::vector<std::string> ops;
+  auto operands = split_top_by(s, [&](std::size_t i) -> std::size_t {
+    if (s[i] == '<' || s[i] == '>') return 1;
     for (std::string_view word : {"\\le", "\\ge", "\\ne"})
-      if (s.compare(i, 3, word) == 0 && (i + 3 >= s.size() || !std::isalpha(static_cast<unsigned char>(s[i + 3])))) op = word;
-    if (op.empty()) continue;
-    operands.push_back(trim(s.substr(start, i - start)));
-    ops.push_back(op);
-    start = i + op.size();
-    i = start - 1;
-  }
-  if (!ops.empty()) operands.push_back(trim(s.substr(start)));
+      if (s.compare(i, 3, word) == 0 && (i + 3 >= s.size() || !std::isalpha(static_cast<unsigned char>(s[i + 3])))) return 3;
+    return 0;
+  }, &ops);
   return {operands, ops};
 }
 
