@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "data/exact_math.hpp"
 #include "data/problem_files.hpp"
+#include "rl/math_answer.hpp"
 
 namespace r1 {
 namespace {
@@ -20,25 +21,6 @@ std::size_t count(std::string_view s, std::string_view what) {
   std::size_t n = 0;
   for (auto at = s.find(what); at != std::string_view::npos; at = s.find(what, at + what.size())) ++n;
   return n;
-}
-
-std::string normalize(std::string_view s) {
-  std::string t(trim(s));
-  while (!t.empty() && t.front() == '$') t.erase(0, 1);
-  while (!t.empty() && t.back() == '$') t.pop_back();
-  if (!t.empty() && t.back() == '.') t.pop_back();
-  return std::string(trim(t));
-}
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i <= s.size(); ++i)
-    if (i == s.size() || s[i] == ',') {
-      parts.emplace_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return parts;
 }
 
 // The reasoning whose language is judged: inside <think>...</think> when the completion has it.
@@ -64,30 +46,7 @@ std::optional<std::string> extract_answer(std::string_view c) {
   return extract_boxed(c);
 }
 
-bool answers_match(std::string_view got_raw, std::string_view want_raw) {
-  const std::string got = normalize(got_raw), want = normalize(want_raw);
-  if (const auto w = parse_number(want)) {
-    const auto g = parse_number(got);
-    return g && *g == *w;
-  }
-  if (want.find(',') != std::string::npos) {
-    const auto gs = split_commas(got), ws = split_commas(want);
-    bool all_numbers = gs.size() == ws.size();
-    for (std::size_t i = 0; all_numbers && i < ws.size(); ++i) {
-      const auto g = parse_number(gs[i]), w = parse_number(ws[i]);
-      if (!w) all_numbers = false;
-      else if (!g || !(*g == *w)) return false;
-    }
-    if (all_numbers) return true;
-  }
-  auto fold = [](const std::string& s) {
-    std::string t;
-    for (unsigned char ch : s)
-      if (!std::isspace(ch)) t += static_cast<char>(std::tolower(ch));
-    return t;
-  };
-  return fold(got) == fold(want);
-}
+bool answers_match(std::string_view got, std::string_view want) { return math_answers_equal(got, want); }
 
 double accuracy_reward(std::string_view completion, const Problem& p) {
   const auto answer = extract_answer(completion);

@@ -14,9 +14,9 @@ namespace r1 {
 // else the last \boxed{...}; nullopt when there is neither.
 std::optional<std::string> extract_answer(std::string_view completion);
 
-// Equality after normalisation: surrounding spaces, $ and one trailing period dropped; numbers compare by
-// value (integers, decimals, fractions, \frac, thousands commas: "1,000" == "1000", "0.5" == "1/2");
-// comma-separated lists of numbers element by element; anything else as text without spaces, case-folded.
+// Whether got answers want, by the MATH / GSM8K checker of rl/math_answer.hpp (numbers by value, \frac and
+// decimals, percentages, units and text, intervals, sets, equations, equivalent expressions); its verdicts
+// follow PyPI math-verify's.
 bool answers_match(std::string_view got, std::string_view want);
 
 // 1 when the extracted answer is right, else 0. Countdown: the answer is an expression (an "= target"

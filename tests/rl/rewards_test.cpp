@@ -38,7 +38,8 @@ TEST(Rewards, AccuracyTable) {
       {"<answer>$12$</answer>", problem("12"), 1},
       {"<answer>7, 12, 31</answer>", problem("7, 12, 31"), 1},
       {"<answer>7,12,31</answer>", problem("7, 12, 31"), 1},
-      {"<answer>12, 7, 31</answer>", problem("7, 12, 31"), 0},
+      {"<answer>12, 7, 31</answer>", problem("7, 12, 31"), 1},  // a list of answers is a set (math-verify's verdict)
+      {"<answer>7, 12, 13</answer>", problem("7, 12, 31"), 0},
       {"<answer>2 \\sqrt{2}</answer>", problem("2\\sqrt{2}"), 1},
       {"no tags, no box: 21", problem("21"), 0},
       {"<answer>21", problem("21"), 0},  // an unclosed tag is no answer
