@@ -34,6 +34,9 @@ std::string unknown_key(std::string_view section, std::string_view key) {
   for (const KeyDecl& d : deck_keys())
     if (d.section == section) same_section.push_back(d.key);
   std::string msg = "unknown key '" + std::string(key) + "' in [" + std::string(section) + "]";
+  // The stages' own prompt templates became one key for every stage.
+  if (key == "template" && (section == "sft" || section == "grpo" || section == "sampling"))
+    return msg + "; the prompt template of every stage is [data] chat_template (chat is now r1hpc-chat)";
   const std::string near = closest_match(key, same_section);
   if (!near.empty()) return msg + "; did you mean '" + near + "'?";
   for (const KeyDecl& d : deck_keys())

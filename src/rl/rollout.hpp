@@ -13,6 +13,7 @@
 namespace r1 {
 
 class Model;
+class PromptFormat;
 class RewardScorer;
 class Tokenizer;
 
@@ -23,7 +24,10 @@ struct RolloutConfig {
   // RL for all scenarios: in the last preference_steps steps, general_prompts of a step's prompts are
   // general ones, scored by the reward models.
   std::int64_t preference_steps = 0, general_prompts = 0;
-  bool r1_zero = false;  // the R1-Zero prompt template, else the chat one
+  // The prompts' template and the reward models' input layout ([data] chat_template); set, and outliving
+  // the config.
+  const PromptFormat* format = nullptr;
+  const PromptFormat* reward_format = nullptr;
   RewardWeights weights;
   double helpfulness_weight = 1, harmlessness_weight = 1;
   SamplingParams sampling;

@@ -14,6 +14,7 @@
 
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
+#include "data/chat_template.hpp"
 #include "model/model.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
@@ -37,6 +38,7 @@ struct GrpoSettings {
   GrpoConfig grpo;
   std::int64_t max_steps = 0;
   std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<PromptFormat> format, reward_format;  // [data] chat_template, pointed to by rollout
   RolloutConfig rollout;
   PackConfig packing;
 };
@@ -56,16 +58,19 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   r.max_steps = s.max_steps;
   r.preference_steps = cfg.grpo.preference_steps;
   r.general_prompts = cfg.grpo.general_prompts;
-  r.r1_zero = cfg.grpo.template_ == PromptTemplate::r1_zero;
+  s.format = std::make_unique<PromptFormat>(prompt_format(cfg, env.deck, *s.tok));
+  s.reward_format = std::make_unique<PromptFormat>(reward_model_format(cfg, env.deck, *s.tok));
+  r.format = s.format.get();
+  r.reward_format = s.reward_format.get();
   r.weights = {.accuracy = cfg.reward.accuracy_weight, .format = cfg.reward.format_weight,
                .language = cfg.reward.language_weight, .overlong = cfg.reward.overlong_penalty};
   r.helpfulness_weight = cfg.reward.helpfulness_weight;
   r.harmlessness_weight = cfg.reward.harmlessness_weight;
-  r.sampling = sampling_params(cfg, *s.tok);
+  r.sampling = sampling_params(cfg, *s.format);
   r.max_batch = cfg.sampling.max_batch;
   r.score_batch = cfg.train.micro_batch;
   r.max_seq_len = s.model.max_seq_len;
-  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_id("<|pad|>"), .min_len = env.comms->tp->size()};
+  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_ids().pad >= 0 ? s.tok->special_ids().pad : s.format->end_id(), .min_len = env.comms->tp->size()};
   return s;
 }
 
@@ -131,7 +136,7 @@ std::unique_ptr<RewardScorer> reward_model(const StageEnv& env, const ModelConfi
 void log_setup(const GrpoSettings& s, const RewardModels& rms) {
   const RolloutConfig& r = s.rollout;
   log_info("grpo: ", describe_model(s.model), "; ", r.prompts_per_step, " prompts x ", s.grpo.group_size, " samples per step, ",
-           s.grpo.inner_epochs, " inner epoch(s), beta ", s.grpo.beta_kl, ", ", r.r1_zero ? "R1-Zero" : "chat", " template");
+           s.grpo.inner_epochs, " inner epoch(s), beta ", s.grpo.beta_kl, ", ", chat_template_name(r.format->kind()), " template");
   if (r.preference_steps > 0)
     log_info("grpo: steps ", r.first_preference_step(), "..", s.max_steps, " add ", r.general_prompts,
              " general prompts per step scored by",
