@@ -127,6 +127,7 @@ SftData SftData::from_config(const RunConfig& cfg, const Deck& deck) {
                            .pad = ids.pad >= 0 ? ids.pad : format.end_id()};
   SftData data(std::move(seqs), packing);
   data.source_checkpoints = std::move(sources);
+  data.chat_template = format.kind();
   return data;
 }
 

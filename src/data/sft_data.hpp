@@ -74,6 +74,7 @@ class SftData {
   // The checkpoints the examples were sampled from (the "checkpoint" of rejection_sampling's provenance
   // records), each once: the data edges of the lineage. Filled by from_config.
   std::vector<std::string> source_checkpoints;
+  ChatTemplate chat_template = ChatTemplate::raw;  // the layout of the prompts (data.chat_template resolved); by from_config
   std::int64_t truncated() const { return truncated_; }        // examples cut to seq_len + 1 tokens
   std::int64_t without_loss() const { return without_loss_; }  // examples dropped: no response token fits
   std::int64_t positions() const { return positions_; }        // row positions the examples fill per epoch

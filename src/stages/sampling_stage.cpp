@@ -45,7 +45,8 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
   pol.sampling = sampling_params(env.cfg, *pol.format);
   pol.samples_per_prompt = env.cfg.sampling.samples_per_prompt;
   pol.max_batch = env.cfg.sampling.max_batch;
-  log_info(stage, ": ", describe_model(pol.cfg), "; weights of ", pol.checkpoint.string(), " (step ", pol.step, ")");
+  log_info(stage, ": ", describe_model(pol.cfg), "; weights of ", pol.checkpoint.string(), " (step ", pol.step, "); prompts in the ",
+           chat_template_name(pol.format->kind()), " template");
   return pol;
 }
 
