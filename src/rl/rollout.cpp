@@ -31,8 +31,13 @@ StepPrompts step_prompts(const RolloutConfig& c, std::int64_t step, int replica,
   const std::int64_t my_reasoning = my_prompts - my_general;
   const std::int64_t first = (step - 1) * c.prompts_per_step - general_before + replica * my_reasoning;
   StepPrompts p;
-  const std::vector<Problem> problems = generate_problems(ProblemMix{}, first + my_reasoning, c.sampling.seed, Split::train);
-  p.problems.assign(problems.begin() + first, problems.end());
+  if (c.problems) {
+    const auto n = static_cast<std::int64_t>(c.problems->size());
+    for (std::int64_t k = first; k < first + my_reasoning; ++k) p.problems.push_back((*c.problems)[static_cast<std::size_t>(k % n)]);
+  } else {
+    const std::vector<Problem> problems = generate_problems(ProblemMix{}, first + my_reasoning, c.sampling.seed, Split::train);
+    p.problems.assign(problems.begin() + first, problems.end());
+  }
   if (my_general > 0) {
     const std::int64_t g0 = general_before + replica * my_general;
     const std::vector<PreferencePair> pairs = generate_preference_pairs(g0 + my_general, c.sampling.seed);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/reasoning_world.hpp"
 #include "generate/sampling.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
@@ -28,6 +29,9 @@ struct RolloutConfig {
   // the config.
   const PromptFormat* format = nullptr;
   const PromptFormat* reward_format = nullptr;
+  // The reasoning problems: a file's (data.source = files; problem k of the run is problems[k % size]), or
+  // null: the synthetic world's train split.
+  const std::vector<Problem>* problems = nullptr;
   RewardWeights weights;
   double helpfulness_weight = 1, harmlessness_weight = 1;
   SamplingParams sampling;

@@ -1,5 +1,5 @@
 // The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
-// world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
+// world or a GSM8K / MATH JSONL (data.source = files: data.train_path), rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
 // penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups), with
 // the model optionally split over tensor-parallel ranks and pipeline stages and its routed experts over
 // expert-parallel ones. In the last [grpo] preference_steps steps ("RL for all scenarios") general prompts
@@ -15,6 +15,7 @@
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
 #include "data/chat_template.hpp"
+#include "data/problem_files.hpp"
 #include "model/model.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
@@ -39,6 +40,7 @@ struct GrpoSettings {
   std::int64_t max_steps = 0;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<PromptFormat> format, reward_format;  // [data] chat_template, pointed to by rollout
+  std::unique_ptr<ProblemFile> problems;                // data.source = files: data.train_path, pointed to by rollout
   RolloutConfig rollout;
   PackConfig packing;
 };
@@ -60,6 +62,10 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   r.general_prompts = cfg.grpo.general_prompts;
   s.format = std::make_unique<PromptFormat>(prompt_format(cfg, env.deck, *s.tok));
   s.reward_format = std::make_unique<PromptFormat>(reward_model_format(cfg, env.deck, *s.tok));
+  if (cfg.data.source == DataSource::files) {
+    s.problems = std::make_unique<ProblemFile>(load_problem_file(cfg.data.train_path));
+    r.problems = &s.problems->problems;
+  }
   r.format = s.format.get();
   r.reward_format = s.reward_format.get();
   r.weights = {.accuracy = cfg.reward.accuracy_weight, .format = cfg.reward.format_weight,
@@ -136,7 +142,8 @@ std::unique_ptr<RewardScorer> reward_model(const StageEnv& env, const ModelConfi
 void log_setup(const GrpoSettings& s, const RewardModels& rms) {
   const RolloutConfig& r = s.rollout;
   log_info("grpo: ", describe_model(s.model), "; ", r.prompts_per_step, " prompts x ", s.grpo.group_size, " samples per step, ",
-           s.grpo.inner_epochs, " inner epoch(s), beta ", s.grpo.beta_kl, ", ", chat_template_name(r.format->kind()), " template");
+           s.grpo.inner_epochs, " inner epoch(s), beta ", s.grpo.beta_kl, ", ", chat_template_name(r.format->kind()), " template, problems of ",
+           s.problems ? s.problems->dataset + " (" + std::to_string(s.problems->problems.size()) + " in data.train_path)" : "the synthetic world");
   if (r.preference_steps > 0)
     log_info("grpo: steps ", r.first_preference_step(), "..", s.max_steps, " add ", r.general_prompts,
              " general prompts per step scored by",
