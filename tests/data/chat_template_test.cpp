@@ -15,6 +15,7 @@
 #include "data/reasoning_world.hpp"
 #include "data/sft_data.hpp"
 #include "deck/deck.hpp"
+#include "support/error_of.hpp"
 
 using namespace r1;
 
@@ -22,14 +23,7 @@ namespace {
 
 using Ids = std::vector<std::int32_t>;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "no error";
-}
+using test::error_of;
 
 Tokenizer family(const std::string& name) { return load_hf_tokenizer(std::string(R1HPC_TOKENIZER_FIXTURES) + "/families/" + name + "/tokenizer.json"); }
 

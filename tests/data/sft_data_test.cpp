@@ -14,20 +14,14 @@
 #include "core/error.hpp"
 #include "data/sft_data.hpp"
 #include "model/model.hpp"
+#include "support/error_of.hpp"
 #include "support/tiny_model.hpp"
 
 using namespace r1;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "no error";
-}
+using test::error_of;
 
 // JSONL files written for one test and removed after it.
 struct TempFiles {
