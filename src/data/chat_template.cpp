@@ -24,12 +24,15 @@ struct Layout {
 };
 
 const Layout& layout_of(ChatTemplate t) {
-  static const Layout deepseek{{{'S', "<｜begin▁of▁sentence｜>"}, {'S', "<｜User｜>"}, {'Q', ""}, {'S', "<｜Assistant｜>"}, {'S', "<think>"}, {'T', "\n"}},
-                               "<｜end▁of▁sentence｜>", "<think>\n"};
-  static const Layout chatml{{{'S', "<|im_start|>"}, {'T', "user\n"}, {'Q', ""}, {'S', "<|im_end|>"}, {'T', "\n"}, {'S', "<|im_start|>"}, {'T', "assistant\n"}},
+  static const Layout deepseek{
+      {{'S', "<｜begin▁of▁sentence｜>"}, {'S', "<｜User｜>"}, {'Q', ""}, {'S', "<｜Assistant｜>"}, {'S', "<think>"}, {'T', "\n"}},
+      "<｜end▁of▁sentence｜>", "<think>\n"};
+  static const Layout chatml{{{'S', "<|im_start|>"}, {'T', "user\n"}, {'Q', ""}, {'S', "<|im_end|>"}, {'T', "\n"},
+                              {'S', "<|im_start|>"}, {'T', "assistant\n"}},
                              "<|im_end|>", ""};
-  static const Layout llama3{{{'S', "<|begin_of_text|>"}, {'S', "<|start_header_id|>"}, {'T', "user"}, {'S', "<|end_header_id|>"}, {'T', "\n\n"},
-                              {'Q', ""}, {'S', "<|eot_id|>"}, {'S', "<|start_header_id|>"}, {'T', "assistant"}, {'S', "<|end_header_id|>"}, {'T', "\n\n"}},
+  static const Layout llama3{{{'S', "<|begin_of_text|>"}, {'S', "<|start_header_id|>"}, {'T', "user"}, {'S', "<|end_header_id|>"},
+                              {'T', "\n\n"}, {'Q', ""}, {'S', "<|eot_id|>"}, {'S', "<|start_header_id|>"}, {'T', "assistant"},
+                              {'S', "<|end_header_id|>"}, {'T', "\n\n"}},
                              "<|eot_id|>", "", /*trim=*/true};
   static const Layout r1hpc_chat{{{'S', "<|user|>"}, {'Q', ""}, {'S', "<|assistant|>"}}, "", ""};
   static const Layout r1_zero{{{'T', kR1ZeroBefore}, {'Q', ""}, {'T', kR1ZeroAfter}}, "", ""};

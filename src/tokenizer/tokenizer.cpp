@@ -155,9 +155,8 @@ std::vector<std::int32_t> Tokenizer::encode_within(std::string_view text, const 
     AddedVocabulary::Ranges sub;
     if (open) {
       sub = clip(*open, s.offset, s.offset + s.text.size());
-      if (!hf_->normalizer.empty())
-        sub = sub.size() == 1 && sub[0] == std::pair<std::size_t, std::size_t>{0, s.text.size()} ? AddedVocabulary::Ranges{{0, norm.size()}}
-                                                                                                : AddedVocabulary::Ranges{};
+      const bool all_open = sub.size() == 1 && sub[0].first == 0 && sub[0].second == s.text.size();
+      if (!hf_->normalizer.empty()) sub = all_open ? AddedVocabulary::Ranges{{0, norm.size()}} : AddedVocabulary::Ranges{};
     }
     normalized.clear();
     added_.split(norm, true, normalized, open ? &sub : nullptr);
