@@ -90,6 +90,13 @@ Deck Deck::load(const fs::path& file, const std::vector<std::string>& overrides)
   return parse(read_text(file, "deck"), file.string(), overrides);
 }
 
+Deck Deck::model_of(std::string_view resolved, const std::string& file) {
+  std::string text = "[model]\n";
+  for (const IniEntry& e : read_ini(resolved, file).entries)
+    if (e.section == "model") text += e.key + " = " + e.value + "\n";
+  return parse(text, file);
+}
+
 Deck Deck::parse(std::string_view text, const std::string& file, const std::vector<std::string>& overrides) {
   Deck d;
   d.file_ = file;

@@ -46,6 +46,15 @@ TEST(Deck, ValuesCarryTheirTypeAndTheirLine) {
   EXPECT_EQ(d.describe("optim.lr"), "[optim] lr = 0.001");
 }
 
+TEST(Deck, ACheckpointsModelIsReadPastKeysSinceRetired) {
+  // A resolved deck of a checkpoint written when [sft] / [grpo] / [sampling] had a template key.
+  const std::string resolved = "[run]\nstage = sft\n[model]\ndim = 96\nn_heads = 3\n[sft]\ntemplate = chat\n[grpo]\ntemplate = r1-zero\n";
+  EXPECT_THROW(Deck::parse(resolved, "old/index.h5"), Error);
+  const ModelConfig m = Deck::model_of(resolved, "old/index.h5").config().model;
+  EXPECT_EQ(m.dim, 96);
+  EXPECT_EQ(m.n_heads, 3);
+}
+
 TEST(Deck, ItsConfigHoldsEveryValueInItsTypedMember) {
   const Deck d = Deck::parse(
       "[run]\nstage = sft\nseed = 7\n[model]\nscore_func = softmax\n[parallel]\norder = dp-tp-pp\n"
