@@ -145,3 +145,17 @@ TEST(ChatTemplate, SftExamplesOfAFamilyEndInItsEndToken) {
   EXPECT_EQ(s.tokens.back(), 2);
   EXPECT_EQ(s.tokens[static_cast<std::size_t>(s.response_start)], 25);
 }
+
+TEST(ChatTemplate, PartsAllMatchingEncodeAsTheirJoinedText) {
+  // encode_parts is encode when every part matches: text between added tokens is one section whatever
+  // parts it spans (a cut mid-word or mid-token changes nothing), added tokens across a cut still match.
+  const std::string text = "Question:<|im_end|>  7 times 3?<think>\nThe answer is 21.</think>\n<|im_start|>中文 ok";
+  for (const std::string name : {"qwen2_5", "llama3", "deepseek_v3"}) {
+    SCOPED_TRACE(name);
+    const Tokenizer tok = family(name);
+    for (std::size_t cut = 0; cut <= text.size(); cut += 3) {
+      const std::vector<TextPart> parts{{std::string_view(text).substr(0, cut), true}, {std::string_view(text).substr(cut), true}};
+      EXPECT_EQ(tok.encode_parts(parts), tok.encode(text)) << "cut at " << cut;
+    }
+  }
+}
