@@ -67,7 +67,7 @@ void write_dataset(hid_t file, const char* name, const std::vector<hsize_t>& dim
 int run(const fs::path& checkpoint_arg, const fs::path& ids_file, const fs::path& out, bool force_cpu, DType precision) {
   const fs::path checkpoint = resolve_checkpoint(checkpoint_arg);
   const ckpt::Meta meta = ckpt::read_meta(checkpoint);
-  const ModelConfig cfg = Deck::parse(meta.deck, (checkpoint / "index.h5").string()).config().model;
+  const ModelConfig cfg = Deck::model_of(meta.deck, (checkpoint / "index.h5").string()).config().model;
   TokenBatch tb = read_ids(ids_file);
 
   const bool on_gpu = !force_cpu && kernels::Context::cuda_device_count() > 0;

@@ -43,12 +43,6 @@ enum class AdvScale {
   none,       // nothing (Dr. GRPO)
 };
 
-// How a question is laid out for the policy: the chat template, or R1-Zero's reasoning template.
-enum class PromptTemplate { chat, r1_zero };
-constexpr auto choice_words(PromptTemplate) {
-  return std::to_array<ChoiceWord<PromptTemplate>>({{"chat", PromptTemplate::chat}, {"r1-zero", PromptTemplate::r1_zero}});
-}
-
 #define R1_GRPO_KEYS(KEY)                                                                                              \
   KEY(integer, group_size, 16, (2, 4096), "completions sampled per prompt (G)")                                        \
   KEY(integer, prompts_per_step, 32, (1, 1 << 24), "prompts per optimizer step")                                       \
@@ -65,7 +59,6 @@ constexpr auto choice_words(PromptTemplate) {
   KEY(flag, dynamic_sampling, false, (), "drop groups whose rewards are all equal and sample more (DAPO)")             \
   KEY(flag, mask_truncated, false, (), "leave completions cut at sampling.max_new_tokens out of the loss")             \
   KEY(integer, ref_refresh_steps, 400, (0, kNoMax), "steps between copies of the policy into the reference; 0: never") \
-  KEY(choice, template_, PromptTemplate::r1_zero, ("r1-zero", "chat"), "prompt template of the rollouts")              \
   KEY(integer, preference_steps, 0, (0, kNoMax),                                                                       \
       "the last steps that add general prompts scored by the [reward] models (R1: the last 400 of 1700); 0: none")     \
   KEY(integer, general_prompts, 0, (0, 1 << 24),                                                                       \
@@ -124,9 +117,7 @@ struct RewardModelConfig {
   KEY(integer, max_batch, 64, (1, 1 << 20), "sequences decoded together on each rank")                        \
   KEY(flag, cuda_graphs, true, (),                                                                            \
       "on one GPU, run each decode step of a batch small enough for the device-side MoE path "                \
-      "(batch x n_activated_experts <= n_routed_experts) as one CUDA graph launch")                           \
-  KEY(choice, template_, PromptTemplate::chat, (),                                                            \
-      "prompt template of evaluate and rejection_sampling (grpo has its own grpo.template)")
+      "(batch x n_activated_experts <= n_routed_experts) as one CUDA graph launch")
 
 struct SamplingConfig {
   R1_CONFIG_MEMBERS(R1_SAMPLING_KEYS)

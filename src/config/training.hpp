@@ -12,12 +12,28 @@ constexpr auto choice_words(DataSource) {
   return std::to_array<ChoiceWord<DataSource>>({{"files", DataSource::files}, {"synthetic", DataSource::synthetic}});
 }
 
+// How a question is laid out before its response (data/chat_template.hpp): a model family's chat template
+// by its special tokens, or r1hpc's own (byte tokenizer and BPE trained here); auto picks by the tokenizer.
+enum class ChatTemplate { automatic, deepseek_r1, chatml, llama3, r1hpc_chat, r1_zero, raw };
+constexpr auto choice_words(ChatTemplate) {
+  return std::to_array<ChoiceWord<ChatTemplate>>({{"auto", ChatTemplate::automatic},
+                                                  {"deepseek-r1", ChatTemplate::deepseek_r1},
+                                                  {"chatml", ChatTemplate::chatml},
+                                                  {"llama3", ChatTemplate::llama3},
+                                                  {"r1hpc-chat", ChatTemplate::r1hpc_chat},
+                                                  {"r1-zero", ChatTemplate::r1_zero},
+                                                  {"raw", ChatTemplate::raw}});
+}
+
 #define R1_DATA_KEYS(KEY)                                                                                             \
   KEY(choice, source, DataSource::files, (), "train on train_path/eval_path, or on the built-in reasoning tasks")     \
   KEY(input, train_path, "", (), "training data: text, JSONL, or HDF5 token shards (file or directory)")               \
   KEY(input, eval_path, "", (), "evaluate: JSONL problems with answers; pretrain: held-out text (as train_path)")                       \
   KEY(integer, seq_len, 256, (1, 1 << 24), "tokens per training sequence (examples are packed)")                      \
   KEY(text, tokenizer, "byte", (), "Hugging Face tokenizer.json, or 'byte' for the byte-level tokenizer")             \
+  KEY(choice, chat_template, ChatTemplate::automatic, (),                                                             \
+      "prompt layout of sft, rejection_sampling, evaluate, grpo and reward_model; auto: the tokenizer's family "      \
+      "(deepseek-r1, chatml, llama3), else r1hpc-chat")                                                               \
   KEY(integer, synthetic_examples, 20000, (1, kNoMax), "examples the synthetic generator makes (source = synthetic)") \
   KEY(real, synthetic_worked_share, 1, (0, 1),                                                                        \
       "share of the synthetic problems shown with their worked solution; the others show the answer alone "           \
@@ -98,7 +114,6 @@ struct TrainConfig {
 
 #define R1_SFT_KEYS(KEY)                                                                              \
   KEY(integer, epochs, 2, (1, 10000), "passes over the training data")                                \
-  KEY(choice, template_, "chat", ("chat", "r1-zero", "raw"), "how prompt and response are laid out")  \
   KEY(flag, loss_on_prompt, false, (), "also train on prompt tokens (default: response tokens only)") \
   KEY(flag, pack, true, (), "pack several examples per sequence, attention kept within each")         \
   KEY(integer, synthetic_examples, 0, (0, kNoMax),                                                    \

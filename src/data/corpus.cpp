@@ -35,7 +35,9 @@ std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_
 Corpus::Corpus(const std::vector<std::string>& documents) : Corpus(documents, byte_tokenizer()) {}
 
 Corpus::Corpus(const std::vector<std::string>& documents, const Tokenizer& tokenizer) {
-  const std::int32_t eos = tokenizer.special_id("<|eos|>");
+  const std::int32_t eos = tokenizer.special_ids().eos;
+  R1_REQUIRE(eos >= 0, "the tokenizer (", tokenizer.source(), ") has no end-of-sequence token to join documents with ",
+             "(<|eos|>, or tokenizer_config.json's eos_token)");
   for (const std::string& d : documents) {
     const auto t = tokenizer.encode(d);
     stream_.insert(stream_.end(), t.begin(), t.end());

@@ -29,7 +29,7 @@ class Corpus {
   static Corpus from_config(const RunConfig& cfg, const Deck& deck);
   // The same for another file of the deck, named by its key (the held-out text of data.eval_path).
   static Corpus from_file(const std::string& key, const std::string& path, const RunConfig& cfg, const Deck& deck);
-  // Documents joined by the tokenizer's <|eos|> (the byte tokenizer when none is given).
+  // Documents joined by the tokenizer's EOS (special_ids().eos; the byte tokenizer when none is given).
   explicit Corpus(const std::vector<std::string>& documents);
   Corpus(const std::vector<std::string>& documents, const Tokenizer& tokenizer);
 

@@ -85,12 +85,15 @@ std::vector<Problem> generate_problems(const ProblemMix& mix, std::int64_t n, st
   return out;
 }
 
+const std::string_view kR1ZeroBefore =
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
+    "first thinks about the reasoning process in the mind and then provides the user with the answer. The reasoning "
+    "process and answer are enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., <think> "
+    "reasoning process here </think> <answer> answer here </answer>. User: ";
+const std::string_view kR1ZeroAfter = ". Assistant:";
+
 std::string r1_zero_prompt(std::string_view question) {
-  return "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
-         "first thinks about the reasoning process in the mind and then provides the user with the answer. The reasoning "
-         "process and answer are enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., <think> "
-         "reasoning process here </think> <answer> answer here </answer>. User: " +
-         std::string(question) + ". Assistant:";
+  return std::string(kR1ZeroBefore) + std::string(question) + std::string(kR1ZeroAfter);
 }
 
 std::string chat_prompt(std::string_view question) { return "<|user|>" + std::string(question) + "<|assistant|>"; }

@@ -41,7 +41,9 @@ std::vector<Problem> generate_problems(const ProblemMix& mix, std::int64_t n, st
 // Number words: 0..99 ("twenty-one", "veintiuno"); larger numbers as digits.
 std::string number_words(std::int64_t n, Language l);
 
-// R1-Zero's training template (DeepSeek-R1 paper, Table 1) around a question.
+// R1-Zero's training template (DeepSeek-R1 paper, Table 1) around a question: the text before it, the
+// question, the text after it.
+extern const std::string_view kR1ZeroBefore, kR1ZeroAfter;
 std::string r1_zero_prompt(std::string_view question);
 // The chat template of the SFT and RL phases: <|user|>question<|assistant|>.
 std::string chat_prompt(std::string_view question);

@@ -57,30 +57,13 @@ std::vector<SftExample> synthetic_sft_examples(std::int64_t n, std::uint64_t see
   return out;
 }
 
-SftTemplate parse_sft_template(const std::string& name) {
-  if (name == "chat") return SftTemplate::chat;
-  if (name == "r1-zero") return SftTemplate::r1_zero;
-  if (name == "raw") return SftTemplate::raw;
-  R1_FAIL(user, "unknown SFT template '", name, "' (chat, r1-zero or raw)");
-}
-
-std::string apply_template(SftTemplate t, std::string_view prompt) {
-  switch (t) {
-    case SftTemplate::chat: return chat_prompt(prompt);
-    case SftTemplate::r1_zero: return r1_zero_prompt(prompt);
-    case SftTemplate::raw: return std::string(prompt);
-  }
-  return {};
-}
-
-SftSequence tokenize_example(const SftExample& e, SftTemplate t, const Tokenizer& tokenizer) {
+SftSequence tokenize_example(const SftExample& e, const PromptFormat& format) {
   // Prompt and response are encoded apart so the loss mask falls exactly on the response's first token.
   SftSequence s;
-  s.tokens = tokenizer.encode(apply_template(t, e.prompt));
+  s.tokens = format.prompt(e.prompt);
   s.response_start = static_cast<std::int64_t>(s.tokens.size());
-  const auto r = tokenizer.encode(e.response);
+  const std::vector<std::int32_t> r = format.response(e.response);
   s.tokens.insert(s.tokens.end(), r.begin(), r.end());
-  s.tokens.push_back(tokenizer.special_id("<|eos|>"));
   return s;
 }
 
@@ -110,6 +93,7 @@ SftData SftData::from_config(const RunConfig& cfg, const Deck& deck) {
   if (cfg.model.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
+  const PromptFormat format = prompt_format(cfg, deck, *tokenizer);
   const auto seed = static_cast<std::uint64_t>(cfg.run.seed);
   const bool synthetic = cfg.data.source == DataSource::synthetic;
   std::vector<SftExample> examples = synthetic ? synthetic_sft_examples(cfg.data.synthetic_examples, seed)
@@ -131,19 +115,19 @@ SftData SftData::from_config(const RunConfig& cfg, const Deck& deck) {
     const std::vector<SftExample> more = synthetic_sft_examples(cfg.sft.synthetic_examples, seed);
     examples.insert(examples.end(), more.begin(), more.end());
   }
-  const SftTemplate tmpl = parse_sft_template(cfg.sft.template_);
   std::vector<SftSequence> seqs;
   seqs.reserve(examples.size());
-  for (const SftExample& e : examples) seqs.push_back(tokenize_example(e, tmpl, *tokenizer));
+  for (const SftExample& e : examples) seqs.push_back(tokenize_example(e, format));
   const SpecialIds& ids = tokenizer->special_ids();
   const SftPacking packing{.seq_len = cfg.data.seq_len,
                            .pack = cfg.sft.pack,
                            .loss_on_prompt = cfg.sft.loss_on_prompt,
                            .shuffle = cfg.data.shuffle,
                            .seed = seed,
-                           .pad = ids.pad >= 0 ? ids.pad : ids.eos};
+                           .pad = ids.pad >= 0 ? ids.pad : format.end_id()};
   SftData data(std::move(seqs), packing);
   data.source_checkpoints = std::move(sources);
+  data.chat_template = format.kind();
   return data;
 }
 

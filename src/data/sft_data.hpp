@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/chat_template.hpp"
 #include "model/batch.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -31,17 +32,13 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, bool allow_empty
 // of train-split problems to one non-reasoning text example, English and Spanish; a function of (n, seed).
 std::vector<SftExample> synthetic_sft_examples(std::int64_t n, std::uint64_t seed);
 
-// How a prompt is laid out before its response ([sft] template).
-enum class SftTemplate { chat, r1_zero, raw };
-SftTemplate parse_sft_template(const std::string& name);  // "chat" | "r1-zero" | "raw"
-std::string apply_template(SftTemplate t, std::string_view prompt);
-
-// One tokenised example: template(prompt) + response + EOS; tokens from response_start on are the response.
+// One tokenised example: format.prompt(prompt) + format.response(response) (its end token last); tokens from
+// response_start on are the response.
 struct SftSequence {
   std::vector<std::int32_t> tokens;
   std::int64_t response_start = 0;
 };
-SftSequence tokenize_example(const SftExample& e, SftTemplate t, const Tokenizer& tokenizer);
+SftSequence tokenize_example(const SftExample& e, const PromptFormat& format);
 
 struct SftPacking {
   std::int64_t seq_len = 256;
@@ -69,14 +66,15 @@ class SftData {
  public:
   SftData(std::vector<SftSequence> sequences, const SftPacking& packing);
   // data.source = files: data.train_path (JSONL); synthetic: synthetic_sft_examples(data.synthetic_examples,
-  // run.seed). [sft] template/loss_on_prompt/pack, data.seq_len/shuffle, tokenised by data.tokenizer (whose
-  // vocabulary must fit model.vocab_size, an error naming the deck line of the key in `deck`).
+  // run.seed). [sft] loss_on_prompt/pack, data.seq_len/shuffle/chat_template, tokenised by data.tokenizer
+  // (whose vocabulary must fit model.vocab_size, an error naming the deck line of the key in `deck`).
   static SftData from_config(const RunConfig& cfg, const Deck& deck);
 
   std::int64_t examples() const { return static_cast<std::int64_t>(seqs_.size()); }
   // The checkpoints the examples were sampled from (the "checkpoint" of rejection_sampling's provenance
   // records), each once: the data edges of the lineage. Filled by from_config.
   std::vector<std::string> source_checkpoints;
+  ChatTemplate chat_template = ChatTemplate::raw;  // the layout of the prompts (data.chat_template resolved); by from_config
   std::int64_t truncated() const { return truncated_; }        // examples cut to seq_len + 1 tokens
   std::int64_t without_loss() const { return without_loss_; }  // examples dropped: no response token fits
   std::int64_t positions() const { return positions_; }        // row positions the examples fill per epoch

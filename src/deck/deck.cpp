@@ -34,6 +34,9 @@ std::string unknown_key(std::string_view section, std::string_view key) {
   for (const KeyDecl& d : deck_keys())
     if (d.section == section) same_section.push_back(d.key);
   std::string msg = "unknown key '" + std::string(key) + "' in [" + std::string(section) + "]";
+  // The stages' own prompt templates became one key for every stage.
+  if (key == "template" && (section == "sft" || section == "grpo" || section == "sampling"))
+    return msg + "; the prompt template of every stage is [data] chat_template (chat is now r1hpc-chat)";
   const std::string near = closest_match(key, same_section);
   if (!near.empty()) return msg + "; did you mean '" + near + "'?";
   for (const KeyDecl& d : deck_keys())
@@ -85,6 +88,13 @@ std::string DeckOrigin::describe() const {
 
 Deck Deck::load(const fs::path& file, const std::vector<std::string>& overrides) {
   return parse(read_text(file, "deck"), file.string(), overrides);
+}
+
+Deck Deck::model_of(std::string_view resolved, const std::string& file) {
+  std::string text = "[model]\n";
+  for (const IniEntry& e : read_ini(resolved, file).entries)
+    if (e.section == "model") text += e.key + " = " + e.value + "\n";
+  return parse(text, file);
 }
 
 Deck Deck::parse(std::string_view text, const std::string& file, const std::vector<std::string>& overrides) {

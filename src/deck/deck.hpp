@@ -41,6 +41,9 @@ class Deck {
   static Deck load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
   // Same, from TEXT that reads as if it came from FILE (whose directory is searched for presets).
   static Deck parse(std::string_view text, const std::string& file, const std::vector<std::string>& overrides = {});
+  // The [model] section alone of a checkpoint's resolved deck (its meta/deck), the other keys at their
+  // defaults: a checkpoint written while the deck had keys since retired still names its model.
+  static Deck model_of(std::string_view resolved, const std::string& file);
 
   // Every key's value in its member of the typed configuration (before validate_deck: unchecked rules).
   RunConfig config() const;

@@ -14,14 +14,6 @@ namespace r1 {
 
 const char* finish_reason_name(FinishReason r) { return r == FinishReason::stop ? "stop" : "length"; }
 
-std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok) {
-  const SpecialIds& s = tok.special_ids();
-  R1_REQUIRE(s.eos >= 0, "tokenizer ", tok.source(), " has no <|eos|> token to stop generation on");
-  std::vector<std::int32_t> ids{s.eos};
-  if (s.answer_end >= 0) ids.push_back(s.answer_end);
-  return ids;
-}
-
 void fill_text(std::vector<Completion>& completions, const Tokenizer& tok) {
   for (Completion& c : completions) c.text = tok.decode(c.tokens);
 }

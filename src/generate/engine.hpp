@@ -26,9 +26,6 @@ struct Completion {
   std::vector<float> entropies;      // per generated token: SampledToken::entropy
 };
 
-// <|eos|>, and </answer> when the tokenizer has it as a special token.
-std::vector<std::int32_t> default_stop_ids(const Tokenizer& tok);
-
 // Every prompt (token ids) sampled `samples_per_prompt` times; completions in prompt-major order
 // (prompt 0's samples first). Sequences run in batches of at most `max_batch`: a prefill of the batch's
 // prompts, then one decode step per token until every sequence has stopped, finished sequences dropping

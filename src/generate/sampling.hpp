@@ -14,7 +14,7 @@ struct SamplingParams {
   float top_p = 1.0f;                 // nucleus: smallest set of most likely tokens with mass >= top_p; 1 = off
   std::int64_t top_k = 0;             // keep the k most likely tokens before top-p; 0 = off
   std::int64_t max_new_tokens = 256;  // also bounded by the model's max_seq_len - prompt length
-  std::vector<std::int32_t> stop_ids; // e.g. default_stop_ids(tokenizer): <|eos|> and </answer>
+  std::vector<std::int32_t> stop_ids; // e.g. PromptFormat::stop_ids(): the end token, EOS, </answer>
   std::uint64_t seed = 0;
   // Draw only ids below this (the tokenizer's vocabulary when the model's is padded beyond it); 0: all.
   // Log-probs are then taken over these ids.

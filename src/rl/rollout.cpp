@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/timer.hpp"
+#include "data/chat_template.hpp"
 #include "data/reasoning_world.hpp"
 #include "data/world_text.hpp"
 #include "generate/engine.hpp"
@@ -23,23 +24,27 @@ struct StepPrompts {
 
 // Reasoning problems of the train split are numbered on across steps (a preference step draws P - general
 // of them), general prompts (the preference data's) likewise; each rank takes a contiguous share of both.
-StepPrompts step_prompts(const RolloutConfig& c, const Tokenizer& tok, std::int64_t step, int replica, int replicas) {
+StepPrompts step_prompts(const RolloutConfig& c, std::int64_t step, int replica, int replicas) {
   const std::int64_t my_prompts = c.prompts_per_step / replicas;
   const std::int64_t general_before = c.general_prompts * std::max<std::int64_t>(0, step - c.first_preference_step());
   const std::int64_t my_general = c.preference_step(step) ? c.general_prompts / replicas : 0;
   const std::int64_t my_reasoning = my_prompts - my_general;
   const std::int64_t first = (step - 1) * c.prompts_per_step - general_before + replica * my_reasoning;
   StepPrompts p;
-  const std::vector<Problem> problems = generate_problems(ProblemMix{}, first + my_reasoning, c.sampling.seed, Split::train);
-  p.problems.assign(problems.begin() + first, problems.end());
+  if (c.problems) {
+    const auto n = static_cast<std::int64_t>(c.problems->size());
+    for (std::int64_t k = first; k < first + my_reasoning; ++k) p.problems.push_back((*c.problems)[static_cast<std::size_t>(k % n)]);
+  } else {
+    const std::vector<Problem> problems = generate_problems(ProblemMix{}, first + my_reasoning, c.sampling.seed, Split::train);
+    p.problems.assign(problems.begin() + first, problems.end());
+  }
   if (my_general > 0) {
     const std::int64_t g0 = general_before + replica * my_general;
     const std::vector<PreferencePair> pairs = generate_preference_pairs(g0 + my_general, c.sampling.seed);
     p.general.assign(pairs.begin() + g0, pairs.end());
   }
-  const auto templ = [&](const std::string& q) { return tok.encode(c.r1_zero ? r1_zero_prompt(q) : chat_prompt(q)); };
-  for (const Problem& q : p.problems) p.tokens.push_back(templ(q.prompt));
-  for (const PreferencePair& g : p.general) p.tokens.push_back(templ(g.prompt));
+  for (const Problem& q : p.problems) p.tokens.push_back(c.format->prompt(q.prompt));
+  for (const PreferencePair& g : p.general) p.tokens.push_back(c.format->prompt(g.prompt));
   // Sampling is keyed by the step's prompt slots.
   p.first_index = (step - 1) * c.prompts_per_step + replica * my_prompts;
   return p;
@@ -51,12 +56,11 @@ struct LearnedInputs {
   std::vector<std::vector<std::int32_t>> helpfulness, harmlessness;
 };
 
-// A reward model's input, <|user|>prompt<|assistant|>response<|eos|> cut at the model's length: the layout
-// the reward_model stage trains on.
-std::vector<std::int32_t> reward_model_input(const Tokenizer& tok, const std::string& prompt, const std::string& response,
+// A reward model's input, the exchange in reward_format (as the reward_model stage trains on it) cut at
+// the model's length.
+std::vector<std::int32_t> reward_model_input(const PromptFormat& format, const std::string& prompt, const std::string& response,
                                              std::int64_t max_seq_len) {
-  std::vector<std::int32_t> t = tok.encode(chat_prompt(prompt) + response);
-  t.push_back(tok.special_id("<|eos|>"));
+  std::vector<std::int32_t> t = format.exchange(prompt, response);
   if (static_cast<std::int64_t>(t.size()) > max_seq_len) t.resize(static_cast<std::size_t>(max_seq_len));
   return t;
 }
@@ -65,8 +69,7 @@ std::vector<std::int32_t> reward_model_input(const Tokenizer& tok, const std::st
 // `learned`: helpfulness reads the prompt and the final summary, harmlessness the prompt and the whole
 // response), with the statistics of the completions.
 std::vector<double> rule_based_rewards(const std::vector<Completion>& comps, const StepPrompts& prompts, const RolloutConfig& c,
-                                       const RewardModels& models, const Tokenizer& tok, LearnedInputs& learned,
-                                       RolloutStats& s) {
+                                       const RewardModels& models, LearnedInputs& learned, RolloutStats& s) {
   std::vector<double> rewards;
   const auto n_reasoning = static_cast<std::int64_t>(prompts.problems.size());
   for (const Completion& comp : comps) {
@@ -74,8 +77,10 @@ std::vector<double> rule_based_rewards(const std::vector<Completion>& comps, con
     s.reflections += static_cast<double>(count_reflection_words(comp.text));
     const bool cut = comp.finished_by == FinishReason::length;
     double total = 0;
+    // The completion scored as written after the prompt: with what the template opened it (<think>).
+    const std::string text = c.format->opened() + comp.text;
     if (comp.prompt_index < n_reasoning) {
-      const Rewards r = score_completion(comp.text, prompts.problems[static_cast<std::size_t>(comp.prompt_index)], c.weights,
+      const Rewards r = score_completion(text, prompts.problems[static_cast<std::size_t>(comp.prompt_index)], c.weights,
                                          static_cast<std::int64_t>(comp.tokens.size()), cut);
       total = r.total;
       s.accuracy += r.accuracy;
@@ -87,8 +92,8 @@ std::vector<double> rule_based_rewards(const std::vector<Completion>& comps, con
       const PreferencePair& g = prompts.general[static_cast<std::size_t>(comp.prompt_index - n_reasoning)];
       learned.at.push_back(rewards.size());
       if (models.helpfulness)
-        learned.helpfulness.push_back(reward_model_input(tok, g.prompt, final_summary(comp.text), c.max_seq_len));
-      if (models.harmlessness) learned.harmlessness.push_back(reward_model_input(tok, g.prompt, comp.text, c.max_seq_len));
+        learned.helpfulness.push_back(reward_model_input(*c.reward_format, g.prompt, final_summary(text), c.max_seq_len));
+      if (models.harmlessness) learned.harmlessness.push_back(reward_model_input(*c.reward_format, g.prompt, text, c.max_seq_len));
     }
     rewards.push_back(total);
     s.length_sum += static_cast<double>(comp.tokens.size());
@@ -99,10 +104,11 @@ std::vector<double> rule_based_rewards(const std::vector<Completion>& comps, con
 }
 
 // The general completions' rewards: the weighted scores of the reward models.
-void add_learned_rewards(const LearnedInputs& learned, const RewardModels& models, const RolloutConfig& c, const Tokenizer& tok,
-                         std::vector<double>& rewards, RolloutStats& s) {
+void add_learned_rewards(const LearnedInputs& learned, const RewardModels& models, const RolloutConfig& c, std::vector<double>& rewards,
+                         RolloutStats& s) {
   if (learned.at.empty()) return;
-  const std::int32_t pad = tok.special_id("<|pad|>");
+  const Tokenizer& tok = c.reward_format->tokenizer();
+  const std::int32_t pad = tok.special_ids().pad >= 0 ? tok.special_ids().pad : c.reward_format->end_id();
   const auto scores = [&](const RewardScorer* m, const std::vector<std::vector<std::int32_t>>& seqs) {
     return m ? m->score(seqs, c.score_batch, pad) : std::vector<double>{};
   };
@@ -148,7 +154,7 @@ Rollouts roll_out(const Model& policy, const Tokenizer& tok, const RewardModels&
                   const GrpoConfig& grpo, std::int64_t step, int replica, int replicas) {
   Rollouts out;
   RolloutStats& s = out.stats;
-  const StepPrompts prompts = step_prompts(config, tok, step, replica, replicas);
+  const StepPrompts prompts = step_prompts(config, step, replica, replicas);
   const Stopwatch clock;
   std::vector<Completion> comps =
       generate(policy, prompts.tokens, grpo.group_size, config.sampling, config.max_batch, prompts.first_index);
@@ -158,8 +164,8 @@ Rollouts roll_out(const Model& policy, const Tokenizer& tok, const RewardModels&
 
   // Rewards and advantages (groups are prompts; all of a group's samples are on this rank).
   LearnedInputs learned;
-  std::vector<double> rewards = rule_based_rewards(comps, prompts, config, reward_models, tok, learned, s);
-  add_learned_rewards(learned, reward_models, config, tok, rewards, s);
+  std::vector<double> rewards = rule_based_rewards(comps, prompts, config, reward_models, learned, s);
+  add_learned_rewards(learned, reward_models, config, rewards, s);
   for (double r : rewards) {
     s.reward_sum += r;
     s.reward_squares += r * r;

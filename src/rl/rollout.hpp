@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/reasoning_world.hpp"
 #include "generate/sampling.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
@@ -13,6 +14,7 @@
 namespace r1 {
 
 class Model;
+class PromptFormat;
 class RewardScorer;
 class Tokenizer;
 
@@ -23,7 +25,13 @@ struct RolloutConfig {
   // RL for all scenarios: in the last preference_steps steps, general_prompts of a step's prompts are
   // general ones, scored by the reward models.
   std::int64_t preference_steps = 0, general_prompts = 0;
-  bool r1_zero = false;  // the R1-Zero prompt template, else the chat one
+  // The prompts' template and the reward models' input layout ([data] chat_template); set, and outliving
+  // the config.
+  const PromptFormat* format = nullptr;
+  const PromptFormat* reward_format = nullptr;
+  // The reasoning problems: a file's (data.source = files; problem k of the run is problems[k % size]), or
+  // null: the synthetic world's train split.
+  const std::vector<Problem>* problems = nullptr;
   RewardWeights weights;
   double helpfulness_weight = 1, harmlessness_weight = 1;
   SamplingParams sampling;

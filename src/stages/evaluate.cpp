@@ -82,7 +82,7 @@ int run_evaluate(StageEnv& env) {
     for (const Completion& c : comps) {
       const auto j = static_cast<std::size_t>(c.prompt_index);
       if (per_prompt.size() <= j) per_prompt.resize(j + 1);
-      per_prompt[j].push_back(score_sample(response_text(c, *pol.tok), set.problems[static_cast<std::size_t>(first) + j],
+      per_prompt[j].push_back(score_sample(response_text(c, *pol.format), set.problems[static_cast<std::size_t>(first) + j],
                                            static_cast<std::int64_t>(c.tokens.size()), c.finished_by == FinishReason::length));
     }
     for (std::size_t j = 0; j < per_prompt.size(); ++j)
@@ -109,7 +109,7 @@ int run_evaluate(StageEnv& env) {
         {"pass_k", ks},
         {"sampling", {{"temperature", temperature}, {"top_p", top_p}, {"top_k", pol.sampling.top_k},
                       {"max_new_tokens", pol.sampling.max_new_tokens}, {"seed", pol.sampling.seed},
-                      {"template", std::string(choice_word(env.cfg.sampling.template_))}}},
+                      {"template", std::string(chat_template_name(pol.format->kind()))}}},
         {"overall", summarize(all, n, ks)},
         {"tasks", nlohmann::json::object()}};
     for (const auto& [task, results] : by_task) report["tasks"][task] = summarize(results, n, ks);

@@ -1,5 +1,5 @@
 // The grpo stage (R1-Zero and reasoning RL): rollouts from the policy itself on the synthetic reasoning
-// world, rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
+// world or a GSM8K / MATH JSONL (data.source = files: data.train_path), rule-based rewards, group-normalised advantages, and the clipped GRPO objective with a KL
 // penalty to a frozen reference; data parallel over the world (each rank owns whole prompt groups), with
 // the model optionally split over tensor-parallel ranks and pipeline stages and its routed experts over
 // expert-parallel ones. In the last [grpo] preference_steps steps ("RL for all scenarios") general prompts
@@ -14,6 +14,8 @@
 
 #include "checkpoint/train_state.hpp"
 #include "core/log.hpp"
+#include "data/chat_template.hpp"
+#include "data/problem_files.hpp"
 #include "model/model.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
@@ -37,6 +39,8 @@ struct GrpoSettings {
   GrpoConfig grpo;
   std::int64_t max_steps = 0;
   std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<PromptFormat> format, reward_format;  // [data] chat_template, pointed to by rollout
+  std::unique_ptr<ProblemFile> problems;                // data.source = files: data.train_path, pointed to by rollout
   RolloutConfig rollout;
   PackConfig packing;
 };
@@ -56,16 +60,23 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   r.max_steps = s.max_steps;
   r.preference_steps = cfg.grpo.preference_steps;
   r.general_prompts = cfg.grpo.general_prompts;
-  r.r1_zero = cfg.grpo.template_ == PromptTemplate::r1_zero;
+  s.format = std::make_unique<PromptFormat>(prompt_format(cfg, env.deck, *s.tok));
+  s.reward_format = std::make_unique<PromptFormat>(reward_model_format(cfg, env.deck, *s.tok));
+  if (cfg.data.source == DataSource::files) {
+    s.problems = std::make_unique<ProblemFile>(load_problem_file(cfg.data.train_path));
+    r.problems = &s.problems->problems;
+  }
+  r.format = s.format.get();
+  r.reward_format = s.reward_format.get();
   r.weights = {.accuracy = cfg.reward.accuracy_weight, .format = cfg.reward.format_weight,
                .language = cfg.reward.language_weight, .overlong = cfg.reward.overlong_penalty};
   r.helpfulness_weight = cfg.reward.helpfulness_weight;
   r.harmlessness_weight = cfg.reward.harmlessness_weight;
-  r.sampling = sampling_params(cfg, *s.tok);
+  r.sampling = sampling_params(cfg, *s.format);
   r.max_batch = cfg.sampling.max_batch;
   r.score_batch = cfg.train.micro_batch;
   r.max_seq_len = s.model.max_seq_len;
-  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_id("<|pad|>"), .min_len = env.comms->tp->size()};
+  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_ids().pad >= 0 ? s.tok->special_ids().pad : s.format->end_id(), .min_len = env.comms->tp->size()};
   return s;
 }
 
@@ -131,7 +142,8 @@ std::unique_ptr<RewardScorer> reward_model(const StageEnv& env, const ModelConfi
 void log_setup(const GrpoSettings& s, const RewardModels& rms) {
   const RolloutConfig& r = s.rollout;
   log_info("grpo: ", describe_model(s.model), "; ", r.prompts_per_step, " prompts x ", s.grpo.group_size, " samples per step, ",
-           s.grpo.inner_epochs, " inner epoch(s), beta ", s.grpo.beta_kl, ", ", r.r1_zero ? "R1-Zero" : "chat", " template");
+           s.grpo.inner_epochs, " inner epoch(s), beta ", s.grpo.beta_kl, ", ", chat_template_name(r.format->kind()), " template, problems of ",
+           s.problems ? s.problems->dataset + " (" + std::to_string(s.problems->problems.size()) + " in data.train_path)" : "the synthetic world");
   if (r.preference_steps > 0)
     log_info("grpo: steps ", r.first_preference_step(), "..", s.max_steps, " add ", r.general_prompts,
              " general prompts per step scored by",

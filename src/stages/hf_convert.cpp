@@ -94,7 +94,7 @@ int run_export_hf(const Deck& deck, const RunConfig& run_config, int rank, int w
   const fs::path checkpoint = checkpoint_to_export(deck, run_config);
   const ckpt::Meta meta = ckpt::read_meta(checkpoint);
   // The model is the checkpoint's own (the deck that wrote it), not this deck's [model] section.
-  const Deck source = Deck::parse(meta.deck, (checkpoint / "index.h5").string());
+  const Deck source = Deck::model_of(meta.deck, (checkpoint / "index.h5").string());
   const ModelConfig cfg = source.config().model;
   ParamStore params(kernels::Context::cpu(), DType::f32);
   const Model model(cfg, params);

@@ -80,7 +80,7 @@ int run_rejection_sampling(StageEnv& env) {
     for (const Completion& c : comps) {
       const auto j = static_cast<std::size_t>(c.prompt_index);
       if (per_prompt.size() <= j) per_prompt.resize(j + 1);
-      per_prompt[j].push_back({response_text(c, *pol.tok), static_cast<std::int64_t>(c.tokens.size()), c.finished_by == FinishReason::length});
+      per_prompt[j].push_back({response_text(c, *pol.format), static_cast<std::int64_t>(c.tokens.size()), c.finished_by == FinishReason::length});
       counts.back() += static_cast<double>(c.tokens.size());
     }
     for (std::size_t j = 0; j < per_prompt.size(); ++j) {

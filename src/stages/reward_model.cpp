@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/log.hpp"
+#include "data/chat_template.hpp"
 #include "data/reasoning_world.hpp"
 #include "data/world_text.hpp"
 #include "kernels/elementwise.hpp"
@@ -84,24 +85,25 @@ void add_reward_head(ParamStore& params, const ModelConfig& cfg) {
 
 // The pairs of the stage's objective from data.synthetic_examples preference pairs of run.seed, the
 // last 20% by index held out: the helpfulness RM (pairwise) reads the helpfulness pairs, the safety RM
-// (pointwise) the harmlessness ones. Each sequence is the chat prompt, the response and <|eos|>.
+// (pointwise) the harmlessness ones. Each sequence is the exchange in reward_model_format (data.chat_template):
+// the templated prompt, the response and its end token.
 struct RmData {
   std::vector<RmPair> train, held;
   std::int64_t truncated = 0;  // sequences cut to data.seq_len
 };
 
-RmData load_pairs(const Deck& deck, const DataConfig& data, const ModelConfig& cfg, std::int64_t seq, bool pairwise,
+RmData load_pairs(const Deck& deck, const RunConfig& run, const ModelConfig& cfg, std::int64_t seq, bool pairwise,
                   std::uint64_t seed) {
+  const DataConfig& data = run.data;
   const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(data.tokenizer);
   if (cfg.vocab_size < tokenizer->vocab_size())
     deck.fail("model.vocab_size", detail::concat("the tokenizer (", tokenizer->source(), ") has ", tokenizer->vocab_size(),
                                                  " tokens; the model's vocabulary must hold them all"));
-  const std::int32_t eos = tokenizer->special_id("<|eos|>");
+  const PromptFormat format = reward_model_format(run, deck, *tokenizer);
   const std::int64_t n_all = data.synthetic_examples, n_held_from = n_all - n_all / 5;
   RmData d;
   const auto encode = [&](const std::string& prompt, const std::string& response) {
-    std::vector<std::int32_t> t = tokenizer->encode(chat_prompt(prompt) + response);
-    t.push_back(eos);
+    std::vector<std::int32_t> t = format.exchange(prompt, response);
     if (static_cast<std::int64_t>(t.size()) > seq) {  // keep the start; the reward then reads the last kept token
       t.resize(static_cast<std::size_t>(seq));
       ++d.truncated;
@@ -303,7 +305,7 @@ int run_reward_model(StageEnv& env) {
     deck.fail("data.source", "the reward_model stage trains on the synthetic world's preference pairs (use synthetic)");
   const bool pairwise = env.cfg.reward_model.objective == RmObjective::pairwise;
   const auto seed = static_cast<std::uint64_t>(env.cfg.run.seed);
-  const RmData data = load_pairs(deck, env.cfg.data, cfg, plan.seq, pairwise, seed);
+  const RmData data = load_pairs(deck, env.cfg, cfg, plan.seq, pairwise, seed);
   const auto n_train = static_cast<std::int64_t>(data.train.size());
   const std::int64_t pairs_per_step = plan.global / 2;
   // run.max_steps > 0 fixes the step count (reading on into later epochs); 0 runs [reward_model] epochs,

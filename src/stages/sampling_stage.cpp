@@ -11,15 +11,14 @@
 
 namespace r1 {
 
-std::string Policy::prompt_text(const Problem& p) const { return r1_zero ? r1_zero_prompt(p.prompt) : chat_prompt(p.prompt); }
-
-SamplingParams sampling_params(const RunConfig& cfg, const Tokenizer& tok) {
+SamplingParams sampling_params(const RunConfig& cfg, const PromptFormat& format) {
+  const Tokenizer& tok = format.tokenizer();
   SamplingParams sp;
   sp.temperature = static_cast<float>(cfg.sampling.temperature);
   sp.top_p = static_cast<float>(cfg.sampling.top_p);
   sp.top_k = cfg.sampling.top_k;
   sp.max_new_tokens = cfg.sampling.max_new_tokens;
-  sp.stop_ids = default_stop_ids(tok);
+  sp.stop_ids = format.stop_ids();
   sp.vocab_limit = tok.vocab_size();
   sp.seed = static_cast<std::uint64_t>(cfg.run.seed);
   sp.cuda_graphs = cfg.sampling.cuda_graphs;
@@ -34,6 +33,7 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
   pol.tok = load_tokenizer(env.cfg.data.tokenizer);
   if (pol.tok->vocab_size() > pol.cfg.vocab_size)
     deck.fail("model.vocab_size", detail::concat("the tokenizer has ", pol.tok->vocab_size(), " tokens; the model must have at least as many"));
+  pol.format = std::make_unique<PromptFormat>(prompt_format(env.cfg, deck, *pol.tok));
   const std::filesystem::path ckpt = weights_checkpoint(deck, env.cfg);
   if (ckpt.empty()) deck.fail("checkpoint.load", detail::concat("names no checkpoint yet; ", stage, " samples from a trained model"));
   pol.checkpoint = std::filesystem::absolute(ckpt).lexically_normal();
@@ -42,11 +42,11 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
                            .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
   pol.model = std::make_unique<Model>(pol.cfg, *pol.params, groups);
   pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
-  pol.sampling = sampling_params(env.cfg, *pol.tok);
+  pol.sampling = sampling_params(env.cfg, *pol.format);
   pol.samples_per_prompt = env.cfg.sampling.samples_per_prompt;
   pol.max_batch = env.cfg.sampling.max_batch;
-  pol.r1_zero = env.cfg.sampling.template_ == PromptTemplate::r1_zero;
-  log_info(stage, ": ", describe_model(pol.cfg), "; weights of ", pol.checkpoint.string(), " (step ", pol.step, ")");
+  log_info(stage, ": ", describe_model(pol.cfg), "; weights of ", pol.checkpoint.string(), " (step ", pol.step, "); prompts in the ",
+           chat_template_name(pol.format->kind()), " template");
   return pol;
 }
 
@@ -56,10 +56,10 @@ Share rank_share(std::int64_t n, int rank, int world) {
   return {first, first + base + (rank < extra ? 1 : 0)};
 }
 
-std::string response_text(const Completion& c, const Tokenizer& tok) {
+std::string response_text(const Completion& c, const PromptFormat& format) {
   std::span<const std::int32_t> ids(c.tokens);
-  if (!ids.empty() && ids.back() == tok.special_ids().eos) ids = ids.first(ids.size() - 1);
-  return tok.decode(ids);
+  if (!ids.empty() && (ids.back() == format.end_id() || ids.back() == format.tokenizer().special_ids().eos)) ids = ids.first(ids.size() - 1);
+  return format.opened() + format.tokenizer().decode(ids);
 }
 
 void sample_in_chunks(const Policy& policy, const std::vector<Problem>& problems, Share share, const std::string& stage,
@@ -76,7 +76,7 @@ void sample_in_chunks(const Policy& policy, const std::vector<Problem>& problems
   for (std::int64_t k = 0; k < chunks; ++k) {
     const std::int64_t first = std::min(share.last, share.first + k * chunk), last = std::min(share.last, first + chunk);
     std::vector<std::vector<std::int32_t>> prompts;
-    for (std::int64_t i = first; i < last; ++i) prompts.push_back(policy.tok->encode(policy.prompt_text(problems[static_cast<std::size_t>(i)])));
+    for (std::int64_t i = first; i < last; ++i) prompts.push_back(policy.format->prompt(problems[static_cast<std::size_t>(i)].prompt));
     std::vector<Completion> comps = generate(*policy.model, prompts, policy.samples_per_prompt, policy.sampling, policy.max_batch, first);
     if (first == last) continue;  // an idle chunk
     for (const Completion& c : comps) tokens += static_cast<std::int64_t>(c.tokens.size());

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/chat_template.hpp"
 #include "data/reasoning_world.hpp"
 #include "generate/engine.hpp"
 #include "model/model.hpp"
@@ -26,17 +27,16 @@ struct Policy {
   std::int64_t step = 0;             // the checkpoint's step
   SamplingParams sampling;
   std::int64_t samples_per_prompt = 1, max_batch = 1;
-  bool r1_zero = false;  // [sampling] template
-
-  std::string prompt_text(const Problem& p) const;  // the question in the deck's template
+  std::unique_ptr<PromptFormat> format;  // [data] chat_template on tok
 };
 
-// The deck's [sampling] settings (temperature, top_p, top_k, max_new_tokens, cuda_graphs), stop ids
-// <|eos|> and </answer>, draws over the tokenizer's ids keyed by run.seed; validated.
-SamplingParams sampling_params(const RunConfig& cfg, const Tokenizer& tok);
+// The deck's [sampling] settings (temperature, top_p, top_k, max_new_tokens, cuda_graphs), the format's stop
+// ids (its end token, the EOS, </answer>), draws over the tokenizer's ids keyed by run.seed; validated.
+SamplingParams sampling_params(const RunConfig& cfg, const PromptFormat& format);
 
 // The model with the weights of the checkpoint [checkpoint] load names, the tokenizer, and the deck's
-// sampling settings (stop at <|eos|> and </answer>; draws keyed by run.seed and global prompt index).
+// sampling settings and template (stop at the template's end token, the EOS and </answer>; draws keyed by
+// run.seed and global prompt index).
 Policy load_policy(const StageEnv& env, const std::string& stage);
 
 // Rank `rank`'s contiguous share [first, last) of n prompts: the first n % world ranks take one more.
@@ -45,9 +45,9 @@ struct Share {
 };
 Share rank_share(std::int64_t n, int rank, int world);
 
-// The completion's text without the end-of-sequence token that ended it (</answer> stays: it is part of
-// the answer format).
-std::string response_text(const Completion& c, const Tokenizer& tok);
+// The completion's text as a response: after what the prompt opened (format.opened()), without the end
+// token or EOS that ended it (</answer> stays: it is part of the answer format).
+std::string response_text(const Completion& c, const PromptFormat& format);
 
 // Samples problems[share.first, share.last) (global indices) in chunks of about max_batch sequences and
 // hands each chunk's completions to `consume` (prompt_index counts from `first` of the chunk), so memory

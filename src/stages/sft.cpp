@@ -44,7 +44,7 @@ int run_sft(StageEnv& env) {
   std::int64_t tokens_seen = trainer.resumed().tokens_consumed();
   log_info("sft: ", cfg.dense ? "distillation into a " : "", describe_model(cfg), "; ", data.examples(), " examples (",
            data.positions(), " tokens; ", data.truncated(), " truncated to data.seq_len + 1 tokens, ", data.without_loss(),
-           " dropped because the prompt fills a row), ", pack ? "packed" : "one per row", " into ",
+           " dropped because the prompt fills a row) in the ", chat_template_name(data.chat_template), " template, ", pack ? "packed" : "one per row", " into ",
            data.rows_in_epoch(0), " rows of ", seq, " tokens per epoch (",
            std::round(1000.0 * static_cast<double>(data.positions()) / static_cast<double>(data.rows_in_epoch(0) * seq)) / 10,
            "% filled); ", steps, " steps of ", global, " rows", max_steps > 0 ? " (run.max_steps)" : "",

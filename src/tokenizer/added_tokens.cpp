@@ -18,12 +18,15 @@ AddedVocabulary::AddedVocabulary(std::vector<AddedToken> tokens) : tokens_(std::
       std::stable_sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
 }
 
-void AddedVocabulary::split(std::string_view text, bool normalized, std::vector<Section>& out) const {
+void AddedVocabulary::split(std::string_view text, bool normalized, std::vector<Section>& out, const Ranges* open) const {
+  const auto allowed = [open](std::size_t b, std::size_t e) {
+    return !open || std::any_of(open->begin(), open->end(), [&](const auto& r) { return r.first <= b && e <= r.second; });
+  };
   std::size_t start = 0;  // where the text not yet emitted begins
   for (std::size_t i = 0; i < text.size();) {
     const AddedToken* hit = nullptr;
     for (std::size_t k : by_first_byte_[normalized][static_cast<unsigned char>(text[i])])
-      if (text.substr(i).starts_with(tokens_[k].content)) {
+      if (text.substr(i).starts_with(tokens_[k].content) && allowed(i, i + tokens_[k].content.size())) {
         hit = &tokens_[k];
         break;
       }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace r1 {
@@ -28,9 +29,12 @@ class AddedVocabulary {
     std::size_t offset;
     std::int32_t id;
   };
+  // Byte ranges [first, second) of a text.
+  using Ranges = std::vector<std::pair<std::size_t, std::size_t>>;
   // Cuts text at the added tokens whose `normalized` flag equals normalized, appending the sections in
   // order. At each position the longest token wins; the leftmost position wins over a longer later one.
-  void split(std::string_view text, bool normalized, std::vector<Section>& out) const;
+  // open: where a token may match (it must lie wholly inside one range); null: anywhere.
+  void split(std::string_view text, bool normalized, std::vector<Section>& out, const Ranges* open = nullptr) const;
   bool any(bool normalized) const { return count_[normalized] > 0; }
   const std::vector<AddedToken>& tokens() const { return tokens_; }
 

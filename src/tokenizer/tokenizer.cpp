@@ -109,13 +109,37 @@ std::int32_t Tokenizer::special_id(std::string_view text) const {
   R1_FAIL(user, source_, ": the tokenizer has no special token ", text);
 }
 
+std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const { return encode_within(text, nullptr); }
+
+std::vector<std::int32_t> Tokenizer::encode_parts(std::span<const TextPart> parts) const {
+  std::string text;
+  AddedVocabulary::Ranges open;
+  for (const TextPart& p : parts) {
+    if (p.match_added && !open.empty() && open.back().second == text.size()) open.back().second += p.text.size();
+    else if (p.match_added) open.emplace_back(text.size(), text.size() + p.text.size());
+    text += p.text;
+  }
+  return encode_within(text, &open);
+}
+
+namespace {
+// The ranges of `open` inside [b, e), shifted to start at b.
+AddedVocabulary::Ranges clip(const AddedVocabulary::Ranges& open, std::size_t b, std::size_t e) {
+  AddedVocabulary::Ranges out;
+  for (const auto& [rb, re] : open)
+    if (std::max(rb, b) < std::min(re, e)) out.emplace_back(std::max(rb, b) - b, std::min(re, e) - b);
+  return out;
+}
+}  // namespace
+
 // Hugging Face's order: added tokens matched in the raw text, the rest normalized, then the added tokens
-// marked `normalized` matched in that, then pre-tokenizer and BPE on what is left.
-std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
+// marked `normalized` matched in that, then pre-tokenizer and BPE on what is left. open (null: all of it):
+// where in text added tokens may match.
+std::vector<std::int32_t> Tokenizer::encode_within(std::string_view text, const AddedVocabulary::Ranges* open) const {
   std::vector<std::int32_t> out;
   out.reserve(text.size() / 2);
   std::vector<AddedVocabulary::Section> raw, normalized;
-  added_.split(text, false, raw);
+  added_.split(text, false, raw, open);
   for (const AddedVocabulary::Section& s : raw) {
     if (s.id >= 0) {
       out.push_back(s.id);
@@ -126,8 +150,16 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text) const {
       continue;
     }
     const std::string norm = hf_->normalizer.apply(s.text);
+    // Offsets into the normalized text are those of the raw text only when nothing was normalized; else a
+    // section with closed text in it matches nothing.
+    AddedVocabulary::Ranges sub;
+    if (open) {
+      sub = clip(*open, s.offset, s.offset + s.text.size());
+      const bool all_open = sub.size() == 1 && sub[0].first == 0 && sub[0].second == s.text.size();
+      if (!hf_->normalizer.empty()) sub = all_open ? AddedVocabulary::Ranges{{0, norm.size()}} : AddedVocabulary::Ranges{};
+    }
     normalized.clear();
-    added_.split(norm, true, normalized);
+    added_.split(norm, true, normalized, open ? &sub : nullptr);
     for (const AddedVocabulary::Section& n : normalized) {
       if (n.id >= 0) out.push_back(n.id);
       else pieces(n.text, s.offset == 0 && n.offset == 0, out);

@@ -62,6 +62,13 @@ struct StringHash {
   std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
+// A stretch of text to encode, and whether added tokens are matched in it (false: a user's text, which then
+// cannot turn into a special token however it is written).
+struct TextPart {
+  std::string_view text;
+  bool match_added = true;
+};
+
 class Tokenizer {
  public:
   using Merge = std::pair<std::int32_t, std::int32_t>;
@@ -77,6 +84,11 @@ class Tokenizer {
 
   // The ids of text, without BOS/EOS; any byte string is encoded, invalid UTF-8 too.
   std::vector<std::int32_t> encode(std::string_view text) const;
+  // encode of the parts joined, added tokens matched only inside parts that allow it: the text between two
+  // added tokens is one section, pre-tokenized as a whole, whichever parts it spans. A tokenizer that
+  // normalizes (not just matches) before its normalized added tokens matches those only in sections
+  // that lie wholly in matching parts.
+  std::vector<std::int32_t> encode_parts(std::span<const TextPart> parts) const;
   // encode, with the BOS / EOS of sequence_ids() where it adds them.
   std::vector<std::int32_t> encode_sequence(std::string_view text) const;
   // The text of ids: decode(encode(s)) == s for every byte string s (where the normalizer keeps s as it is).
@@ -100,6 +112,7 @@ class Tokenizer {
 
  private:
   void init();
+  std::vector<std::int32_t> encode_within(std::string_view text, const AddedVocabulary::Ranges* open) const;
   void pieces(std::string_view section, bool at_start, std::vector<std::int32_t>& out) const;
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const;
   void initial_symbols(std::string_view piece, std::vector<std::int32_t>& sym) const;

@@ -14,20 +14,14 @@
 #include "core/error.hpp"
 #include "data/sft_data.hpp"
 #include "model/model.hpp"
+#include "support/error_of.hpp"
 #include "support/tiny_model.hpp"
 
 using namespace r1;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "no error";
-}
+using test::error_of;
 
 // JSONL files written for one test and removed after it.
 struct TempFiles {
@@ -106,16 +100,15 @@ TEST(SftJsonl, ErrorsNameFileAndLine) {
 TEST(SftTokenize, TemplateThenResponseThenEos) {
   const Tokenizer tok = byte_tokenizer();
   const SftExample e{"2+2?", "<think>ok</think><answer>4</answer>", "test"};
-  const SftSequence chat = tokenize_example(e, SftTemplate::chat, tok);
+  const SftSequence chat = tokenize_example(e, PromptFormat(ChatTemplate::r1hpc_chat, tok));
   const auto prompt = tok.encode("<|user|>2+2?<|assistant|>");
   ASSERT_EQ(chat.response_start, static_cast<std::int64_t>(prompt.size()));
   EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), chat.tokens.begin()));
   EXPECT_EQ(tok.decode(std::span(chat.tokens).subspan(prompt.size(), chat.tokens.size() - prompt.size() - 1)), e.response);
   EXPECT_EQ(chat.tokens.back(), kTokEos);
-  EXPECT_EQ(tokenize_example(e, SftTemplate::raw, tok).response_start, 4);
-  EXPECT_EQ(tok.decode(tokenize_example(e, SftTemplate::r1_zero, tok).tokens).substr(0, 31), "A conversation between User and");
-  EXPECT_EQ(parse_sft_template("r1-zero"), SftTemplate::r1_zero);
-  EXPECT_NE(error_of([] { parse_sft_template("alpaca"); }).find("unknown SFT template 'alpaca'"), std::string::npos);
+  EXPECT_EQ(tokenize_example(e, PromptFormat(ChatTemplate::raw, tok)).response_start, 4);
+  EXPECT_EQ(tok.decode(tokenize_example(e, PromptFormat(ChatTemplate::r1_zero, tok)).tokens).substr(0, 31), "A conversation between User and");
+  EXPECT_EQ(PromptFormat(ChatTemplate::automatic, tok).kind(), ChatTemplate::r1hpc_chat);
 }
 
 TEST(SftSynthetic, ColdStartExamplesInBothLanguagesWithWorkedSolutions) {

@@ -46,17 +46,26 @@ TEST(Deck, ValuesCarryTheirTypeAndTheirLine) {
   EXPECT_EQ(d.describe("optim.lr"), "[optim] lr = 0.001");
 }
 
+TEST(Deck, ACheckpointsModelIsReadPastKeysSinceRetired) {
+  // A resolved deck of a checkpoint written when [sft] / [grpo] / [sampling] had a template key.
+  const std::string resolved = "[run]\nstage = sft\n[model]\ndim = 96\nn_heads = 3\n[sft]\ntemplate = chat\n[grpo]\ntemplate = r1-zero\n";
+  EXPECT_THROW(Deck::parse(resolved, "old/index.h5"), Error);
+  const ModelConfig m = Deck::model_of(resolved, "old/index.h5").config().model;
+  EXPECT_EQ(m.dim, 96);
+  EXPECT_EQ(m.n_heads, 3);
+}
+
 TEST(Deck, ItsConfigHoldsEveryValueInItsTypedMember) {
   const Deck d = Deck::parse(
       "[run]\nstage = sft\nseed = 7\n[model]\nscore_func = softmax\n[parallel]\norder = dp-tp-pp\n"
-      "[grpo]\ntemplate = chat\nadv_std_scale = false\n[sampling]\nmax_new_tokens = 64\n[evaluate]\npass_k = 1, 4\n",
+      "[data]\nchat_template = r1hpc-chat\n[grpo]\nadv_std_scale = false\n[sampling]\nmax_new_tokens = 64\n[evaluate]\npass_k = 1, 4\n",
       "c.deck");
   const RunConfig c = d.config();
   EXPECT_EQ(c.run.stage, Stage::sft);
   EXPECT_EQ(c.run.seed, 7);
   EXPECT_EQ(c.model.score_func, RouterScore::softmax);
   EXPECT_EQ(c.parallel.order, "dp-tp-pp");
-  EXPECT_EQ(c.grpo.template_, PromptTemplate::chat);
+  EXPECT_EQ(c.data.chat_template, ChatTemplate::r1hpc_chat);
   EXPECT_EQ(c.evaluate.pass_k, (std::vector<std::int64_t>{1, 4}));
   // The fields that follow from other keys.
   EXPECT_FALSE(c.model.normalize_gates);

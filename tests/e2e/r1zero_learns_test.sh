@@ -33,7 +33,7 @@ PY
 [[ $? == 0 ]] || fail "the reward did not rise"
 for who in base rl; do
   "${run[@]}" "$here/evaluate_tiny.deck" "${model[@]}" --set checkpoint.load=$who/checkpoints --set run.output_dir=eval_$who \
-    --set evaluate.synthetic_prompts=32 --set sampling.samples_per_prompt=4 --set sampling.template=chat \
+    --set evaluate.synthetic_prompts=32 --set sampling.samples_per_prompt=4 --set data.chat_template=r1hpc-chat \
     --set sampling.max_new_tokens=96 >eval_$who.log 2>&1 || { tail -20 eval_$who.log; fail "evaluating $who"; }
 done
 "$py" - <<'PY'
