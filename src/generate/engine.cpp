@@ -89,8 +89,8 @@ class RoutingRecorder {
       : layers_(on ? model.trunk_moe_layers() : 0), k_(model.config().n_activated_experts), here_(layers_, false) {
     R1_REQUIRE(layers_ == 0 || model.config().n_routed_experts <= 32767, "recording the routing of ",
                model.config().n_routed_experts, " experts: at most 32767 fit its 16-bit ids");
-    for (std::int64_t l : model.trunk_moe_layers_here())
-      if (layers_ > 0) here_[static_cast<std::size_t>(l)] = true;
+    if (layers_ > 0)
+      for (std::int64_t l : model.trunk_moe_layers_here()) here_[static_cast<std::size_t>(l)] = true;
   }
   // The buffer of a pass over `rows` token rows (undefined when nothing is recorded).
   Tensor buffer(const kernels::Context& ctx, std::int64_t rows) const {

@@ -88,13 +88,6 @@ void MismatchStats::add(double log_old, double log_rollout) {
   abs_max = std::max(abs_max, std::abs(delta));
 }
 
-void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, MismatchStats& stats) {
-  sum_fields_over(comm, ctx, stats);
-  std::vector<double> max{stats.abs_max};
-  max_over(comm, ctx, max);
-  stats.abs_max = max[0];
-}
-
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStepStats& stats) {
   sum_fields_over(comm, ctx, stats);
   std::vector<double> max{stats.mismatch.abs_max};

@@ -54,7 +54,6 @@ struct GrpoStepStats {
 // Sums every summed field over a communicator's ranks in one all-reduce of doubles (the integer counts
 // travel exactly as doubles); maxima are reduced as maxima.
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStats& stats);
-void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, MismatchStats& stats);
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStepStats& stats);
 
 // What a step's record holds besides its statistics.
