@@ -1,14 +1,16 @@
 // The rollout-vs-learner corrections of the GRPO objective (src/rl/grpo.hpp) and GSPO's sequence ratio as a
 // specification: truncated and masked importance sampling and the sequence-level clipped surrogate on
-// hand-computed batches, their gradients against central finite differences, and the gap statistics
-// (rl/grpo_stats.hpp) of a hand-computed pair of log-probs.
+// hand-computed batches, their gradients against central finite differences, the gap statistics
+// (rl/grpo_stats.hpp) of a hand-computed pair of log-probs, and the deck keys with their rules.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "deck/validate.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
 #include "rl/grpo_gradcheck.hpp"
@@ -197,4 +199,43 @@ TEST(GrpoMismatch, GapStatisticsOfHandComputedLogProbs) {
   EXPECT_NEAR(m.abs_max, 0.5, 1e-12);
   EXPECT_EQ(m.over_0_1, 1);
   EXPECT_NEAR(m.k3_sum, (std::exp(0.5) - 0.5 - 1) + (std::exp(-0.05) + 0.05 - 1), 1e-12);
+}
+
+TEST(GrpoCorrectionConfig, ReadFromTheDeck) {
+  const GrpoConfig c = Deck::parse("[grpo]\nratio = sequence\nrollout_correction = mis\ncorrection_cap = 3\n"
+                                   "mis_level = token\nrouting_replay = true\n",
+                                   "g.deck")
+                           .config()
+                           .grpo;
+  EXPECT_EQ(c.ratio, PolicyRatio::sequence);
+  EXPECT_EQ(c.rollout_correction, RolloutCorrection::mis);
+  EXPECT_EQ(c.correction_cap, 3);
+  EXPECT_EQ(c.mis_level, MisLevel::token);
+  EXPECT_TRUE(c.routing_replay);
+  const GrpoConfig d = Deck::parse("", "e.deck").config().grpo;  // the defaults keep GRPO as it was
+  EXPECT_EQ(d.ratio, PolicyRatio::token);
+  EXPECT_EQ(d.rollout_correction, RolloutCorrection::none);
+  EXPECT_FALSE(d.routing_replay);
+}
+
+namespace {
+// The user error validate_deck raises for `text`, or "" when it accepts it.
+std::string deck_error(const std::string& text) {
+  try {
+    validate_deck(Deck::parse(text, "bad.deck"), 1);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::user);
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(GrpoCorrectionConfig, GspoWithAnotherAggregationAndReplayOnADenseModelAreErrorsNamingTheKeys) {
+  const std::string gspo = deck_error("[grpo]\nratio = sequence\nloss_agg = token-mean\n");
+  EXPECT_NE(gspo.find("bad.deck:2: [grpo] ratio = sequence"), std::string::npos) << gspo;
+  EXPECT_NE(gspo.find("seq-mean-token-mean"), std::string::npos) << gspo;
+  const std::string dense = deck_error("[model]\ndense = true\n[grpo]\nrouting_replay = true\n");
+  EXPECT_NE(dense.find("bad.deck:4: [grpo] routing_replay = true"), std::string::npos) << dense;
+  EXPECT_EQ(deck_error("[grpo]\nratio = sequence\nrollout_correction = tis\nrouting_replay = true\n"), "");
 }
