@@ -43,11 +43,13 @@ void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& lear
   copy(h, learner);
   const std::int32_t* got = h.data<std::int32_t>();
   const auto k = static_cast<std::size_t>(r.k);
+  std::vector<std::int32_t> a(k), b(k);  // the two expert sets, sorted
   for (const std::int64_t l : r.here)
     for (std::size_t row = 0; row < static_cast<std::size_t>(learner.dim(1)); ++row) {
       const std::size_t at = (static_cast<std::size_t>(l) * static_cast<std::size_t>(learner.dim(1)) + row) * k;
       if (rollout[at] < 0) continue;
-      std::vector<std::int32_t> a(rollout.begin() + at, rollout.begin() + at + k), b(got + at, got + at + k);
+      std::copy(rollout.begin() + static_cast<std::ptrdiff_t>(at), rollout.begin() + static_cast<std::ptrdiff_t>(at + k), a.begin());
+      std::copy(got + at, got + at + k, b.begin());
       std::sort(a.begin(), a.end());
       std::sort(b.begin(), b.end());
       m.routed[l] += 1;
