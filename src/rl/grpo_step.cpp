@@ -36,27 +36,6 @@ RolloutRouting rollout_routing(const Model& m, const std::vector<Rollout>& rs) {
   return r.layers > 0 && all ? r : RolloutRouting{};
 }
 
-// Per MoE layer this rank runs, the rollouts' recorded tokens, and those the learner's forward (its routing
-// `learner`, i32 [L_moe, B S, k]) sent to another set of experts.
-void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& learner, const RolloutRouting& r, MismatchStats& m) {
-  Tensor h = Tensor::host(learner.shape(), DType::i32);
-  copy(h, learner);
-  const std::int32_t* got = h.data<std::int32_t>();
-  const auto k = static_cast<std::size_t>(r.k);
-  std::vector<std::int32_t> a(k), b(k);  // the two expert sets, sorted
-  for (const std::int64_t l : r.here)
-    for (std::size_t row = 0; row < static_cast<std::size_t>(learner.dim(1)); ++row) {
-      const std::size_t at = (static_cast<std::size_t>(l) * static_cast<std::size_t>(learner.dim(1)) + row) * k;
-      if (rollout[at] < 0) continue;
-      std::copy(rollout.begin() + static_cast<std::ptrdiff_t>(at), rollout.begin() + static_cast<std::ptrdiff_t>(at + k), a.begin());
-      std::copy(got + at, got + at + k, b.begin());
-      std::sort(a.begin(), a.end());
-      std::sort(b.begin(), b.end());
-      m.routed[l] += 1;
-      m.rerouted[l] += a != b;
-    }
-}
-
 // The step's micro-batches, scored before the update.
 struct PackedStep {
   struct Micro {
@@ -150,7 +129,7 @@ PackedStep pack_step(Trainer& t, const Model* reference, const std::vector<Rollo
     }
     const DeviceBatch old = t.model().upload(tb);
     m.old_lp = token_logprobs(t.model(), old);
-    if (routing.layers > 0) count_rerouted(recorded, old.experts, routing, p.mismatch);
+    if (routing.layers > 0) count_rerouted(recorded, old.experts, routing.here, p.mismatch);
     if (reference) m.ref_lp = token_logprobs(*reference, reference->upload(tb));
     if (!gc.routing_replay) tb.experts.clear();  // the update routes on its own
     p.batches.push_back(std::move(tb));
@@ -240,6 +219,29 @@ std::vector<std::int32_t> pack_experts(const std::vector<Rollout>& rs, std::size
           e[static_cast<std::size_t>((l * T + row0 + p) * k + j)] = rs[i].experts[static_cast<std::size_t>((p * layers + l) * k + j)];
   }
   return e;
+}
+
+void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& learner, const std::vector<std::int64_t>& layers_here,
+                    MismatchStats& m) {
+  Tensor h = Tensor::host(learner.shape(), DType::i32);
+  copy(h, learner);
+  const std::int32_t* got = h.data<std::int32_t>();
+  const auto T = static_cast<std::size_t>(learner.dim(1)), k = static_cast<std::size_t>(learner.dim(2));
+  R1_CHECK(rollout.size() == static_cast<std::size_t>(learner.numel()) && m.routed.size() == static_cast<std::size_t>(learner.dim(0)) &&
+               m.rerouted.size() == m.routed.size(),
+           "rerouting counts of ", m.routed.size(), " layers for ", rollout.size(), " recorded ids and the learner's ", learner.str());
+  std::vector<std::int32_t> a(k), b(k);  // the two expert sets, sorted
+  for (const std::int64_t l : layers_here)
+    for (std::size_t row = 0; row < T; ++row) {
+      const std::size_t at = (static_cast<std::size_t>(l) * T + row) * k;
+      if (rollout[at] < 0) continue;
+      std::copy(rollout.begin() + static_cast<std::ptrdiff_t>(at), rollout.begin() + static_cast<std::ptrdiff_t>(at + k), a.begin());
+      std::copy(got + at, got + at + k, b.begin());
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      m.routed[static_cast<std::size_t>(l)] += 1;
+      m.rerouted[static_cast<std::size_t>(l)] += a != b;
+    }
 }
 
 GrpoUpdate grpo_step(Trainer& trainer, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& packing,

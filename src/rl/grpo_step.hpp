@@ -35,6 +35,12 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
 std::vector<std::int32_t> pack_experts(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, const TokenBatch& b,
                                        std::int64_t layers, std::int64_t k);
 
+// Per MoE layer of `layers_here` (those this rank runs), the tokens with a rollout record in `rollout`
+// (pack_experts' layout) added to m.routed, and those the learner's forward sent to another set of experts
+// (`learner`: DeviceBatch::experts after a forward of the same batch, i32 [L_moe, B S, k]) to m.rerouted.
+void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& learner, const std::vector<std::int64_t>& layers_here,
+                    MismatchStats& m);
+
 struct GrpoUpdate {
   GrpoStats stats;    // the loss of the last inner epoch, summed over the pipeline stages
   MismatchStats mismatch;  // this rank's rollout/learner gap (the same on every pipeline stage)
