@@ -26,25 +26,47 @@ void check_router(const RouterParams& p, const Tensor& scores, const Tensor& exp
              scores.str(), " and top_k ", p.top_k, ", got ", gates.str());
 }
 
-void moe_router_forward(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
-                        const Tensor& scores, const Tensor& expert_idx, const Tensor& gates) {
-  require_here(ctx, "moe_router_forward", "logits", logits);
-  require_here(ctx, "moe_router_forward", "scores", scores);
-  require_here(ctx, "moe_router_forward", "expert_idx", expert_idx);
-  require_here(ctx, "moe_router_forward", "gates", gates);
-  check_router(p, scores, expert_idx, gates, "moe_router_forward");
-  R1_REQUIRE(logits.dtype() == DType::f32 && logits.shape() == scores.shape(), "moe_router_forward: logits ",
-             logits.str(), " must be f32 and shaped like scores ", scores.str());
+namespace {
+void route(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p, const Tensor& scores,
+           const Tensor& expert_idx, const Tensor& gates, bool replay, const char* op) {
+  require_here(ctx, op, "logits", logits);
+  require_here(ctx, op, "scores", scores);
+  require_here(ctx, op, "expert_idx", expert_idx);
+  require_here(ctx, op, "gates", gates);
+  check_router(p, scores, expert_idx, gates, op);
+  R1_REQUIRE(logits.dtype() == DType::f32 && logits.shape() == scores.shape(), op, ": logits ", logits.str(),
+             " must be f32 and shaped like scores ", scores.str());
   if (bias.defined()) {
-    require_here(ctx, "moe_router_forward", "bias", bias);
-    R1_REQUIRE(bias.dtype() == DType::f32 && bias.shape() == Shape{scores.dim(1)}, "moe_router_forward: bias must be f32 [",
+    require_here(ctx, op, "bias", bias);
+    R1_REQUIRE(bias.dtype() == DType::f32 && bias.shape() == Shape{scores.dim(1)}, op, ": bias must be f32 [",
                scores.dim(1), "] for logits ", logits.str(), ", got ", bias.str());
   }
   if (scores.numel() == 0) return;
 #if defined(R1HPC_HAVE_CUDA)
-  if (ctx.is_cuda()) return cuda::moe_router_forward(ctx, logits, bias, p, scores, expert_idx, gates);
+  if (ctx.is_cuda()) return cuda::moe_router_forward(ctx, logits, bias, p, scores, expert_idx, gates, replay);
 #endif
-  cpu::moe_router_forward(logits, bias, p, scores, expert_idx, gates);
+  if (replay) {  // on the host the replayed ids are checked; on the GPU the caller vouches for them
+    const std::int64_t e = scores.dim(1);
+    const std::int32_t* idx = expert_idx.data<std::int32_t>();
+    for (std::int64_t r = 0; r < scores.dim(0); ++r) {
+      const std::int32_t* row = idx + r * p.top_k;
+      if (row[0] < 0) continue;
+      for (int j = 0; j < p.top_k; ++j)
+        R1_REQUIRE(row[j] >= 0 && row[j] < e, op, ": token ", r, " replays expert ", row[j], " of ", e);
+    }
+  }
+  cpu::moe_router_forward(logits, bias, p, scores, expert_idx, gates, replay);
+}
+}  // namespace
+
+void moe_router_forward(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
+                        const Tensor& scores, const Tensor& expert_idx, const Tensor& gates) {
+  route(ctx, logits, bias, p, scores, expert_idx, gates, /*replay=*/false, "moe_router_forward");
+}
+
+void moe_router_replay(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
+                       const Tensor& scores, const Tensor& expert_idx, const Tensor& gates) {
+  route(ctx, logits, bias, p, scores, expert_idx, gates, /*replay=*/true, "moe_router_replay");
 }
 
 void moe_router_backward(const Context& ctx, const Tensor& dgates, const Tensor& scores, const Tensor& expert_idx,

@@ -26,6 +26,12 @@ struct RouterParams {
 void moe_router_forward(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
                         const Tensor& scores, const Tensor& expert_idx, const Tensor& gates);
 
+// Routing replay: moe_router_forward with expert_idx read as well as written. A row whose first id is >= 0
+// keeps its experts (each in [0, E): checked on the CPU, the caller's duty on the GPU) and gets its gates
+// from these scores, whatever the bias; a row of -1 is routed as moe_router_forward routes it.
+void moe_router_replay(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
+                       const Tensor& scores, const Tensor& expert_idx, const Tensor& gates);
+
 // dlogits f32 [T, E] = d(sum dgates * gates) / d(logits), overwritten: the exact gradient through the
 // normalisation and the score function for the forward's selection (which is piecewise constant; the bias
 // gets no gradient).

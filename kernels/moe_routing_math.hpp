@@ -89,9 +89,10 @@ R1_HD void gates_of(const RouterParams& p, const float* s, const std::int32_t* i
   for (int j = 0; j < p.top_k; ++j) gates[j] = mul_rn(p.route_scale, s[idx[j]]) / denom;
 }
 
-// One token: scores (E) from logits (E), then idx (k) and gates (k). bias may be null.
+// One token: scores (E) from logits (E), then idx (k) and gates (k). bias may be null. With `replay` and
+// idx[0] >= 0, idx holds the experts to use (routing replay): no selection, gates from these scores.
 R1_HD void route_token(const RouterParams& p, int E, const float* x, const float* bias, float* s, std::int32_t* idx,
-                       float* gates) {
+                       float* gates, bool replay) {
   if (p.score_func == ScoreFunc::sigmoid) {
     for (int e = 0; e < E; ++e) s[e] = sigmoid_det(x[e]);
   } else {
@@ -104,6 +105,7 @@ R1_HD void route_token(const RouterParams& p, int E, const float* x, const float
     }
     for (int e = 0; e < E; ++e) s[e] = s[e] / sum;
   }
+  if (replay && idx[0] >= 0) return gates_of(p, s, idx, gates);
 
   // Groups kept: chosen one at a time in selection order.
   const int group_size = E / p.n_groups;

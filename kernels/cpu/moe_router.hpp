@@ -5,7 +5,7 @@
 namespace r1::kernels::cpu {
 
 void moe_router_forward(const Tensor& logits, const Tensor& bias, const RouterParams& p, const Tensor& scores,
-                        const Tensor& expert_idx, const Tensor& gates);
+                        const Tensor& expert_idx, const Tensor& gates, bool replay);
 void moe_router_backward(const Tensor& dgates, const Tensor& scores, const Tensor& expert_idx, const Tensor& gates,
                          const RouterParams& p, const Tensor& dlogits);
 

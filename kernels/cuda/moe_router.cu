@@ -27,8 +27,9 @@ __device__ void warp_best(float& v, int& i) {
 
 // Shared memory: the bias (e floats, when there is one), then per warp the token's scores (e floats) and
 // its group scores (64 floats).
+// replay: rows whose first expert id is >= 0 keep their ids (routing replay); only their gates are computed.
 __global__ void router_forward_kernel(RouterParams p, std::int64_t t, int e, const float* x, const float* bias,
-                                      float* s, std::int32_t* idx, float* g) {
+                                      float* s, std::int32_t* idx, float* g, bool replay) {
   extern __shared__ float smem[];
   if (bias != nullptr)
     for (int j = static_cast<int>(threadIdx.x); j < e; j += static_cast<int>(blockDim.x)) smem[j] = bias[j];
@@ -56,6 +57,12 @@ __global__ void router_forward_kernel(RouterParams p, std::int64_t t, int e, con
     for (int j = lane; j < e; j += 32) ss[j] = ss[j] / sum;
   }
   __syncwarp();
+  std::int32_t* ii = idx + i * p.top_k;
+  if (replay && ii[0] >= 0) {
+    if (lane == 0) moe::gates_of(p, ss, ii, g + i * p.top_k);
+    for (int j = lane; j < e; j += 32) s[i * e + j] = ss[j];
+    return;
+  }
 
   const int group_size = e / p.n_groups;
   std::uint64_t kept = ~std::uint64_t{0};
@@ -80,7 +87,6 @@ __global__ void router_forward_kernel(RouterParams p, std::int64_t t, int e, con
     }
   }
 
-  std::int32_t* ii = idx + i * p.top_k;
   float prev_v = 0.0f;
   int prev_e = -1;
   for (int j = 0; j < p.top_k; ++j) {
@@ -113,13 +119,13 @@ unsigned blocks(std::int64_t t) { return static_cast<unsigned>((t + kBlock - 1) 
 }  // namespace
 
 void moe_router_forward(const Context& ctx, const Tensor& logits, const Tensor& bias, const RouterParams& p,
-                        const Tensor& scores, const Tensor& expert_idx, const Tensor& gates) {
+                        const Tensor& scores, const Tensor& expert_idx, const Tensor& gates, bool replay) {
   const std::int64_t t = scores.dim(0), e = scores.dim(1);
   const std::size_t smem = sizeof(float) * static_cast<std::size_t>((bias.defined() ? e : 0) + kWarps * (e + 64));
   if (smem > 48 * 1024) R1_CUDA(cudaFuncSetAttribute(router_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   router_forward_kernel<<<static_cast<unsigned>((t + kWarps - 1) / kWarps), kBlock, smem, ctx.cuda_resources().stream>>>(
       p, t, static_cast<int>(e), logits.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
-      scores.data<float>(), expert_idx.data<std::int32_t>(), gates.data<float>());
+      scores.data<float>(), expert_idx.data<std::int32_t>(), gates.data<float>(), replay);
   R1_CUDA_LAUNCHED("moe_router_forward");
 }
 

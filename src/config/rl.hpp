@@ -43,6 +43,33 @@ enum class AdvScale {
   none,       // nothing (Dr. GRPO)
 };
 
+// Whose ratio pi_theta / pi_old the clipped surrogate uses.
+enum class PolicyRatio {
+  token,     // each token's own (GRPO, PPO)
+  sequence,  // the completion's length-normalised exp(mean_t(log pi_theta - log pi_old)), clipped per sequence (GSPO)
+};
+constexpr auto choice_words(PolicyRatio) {
+  return std::to_array<ChoiceWord<PolicyRatio>>({{"token", PolicyRatio::token}, {"sequence", PolicyRatio::sequence}});
+}
+
+// Importance correction of the gap between the rollout's policy (the engine's log-probs) and the learner's
+// old policy (its recompute): rho = pi_old / pi_rollout.
+enum class RolloutCorrection {
+  none,
+  tis,  // truncated IS: the surrogate weighted by min(rho, C), no gradient through the weight
+  mis,  // masked IS: tokens or completions (mis_level) with rho outside [1/C, C] leave the loss
+};
+constexpr auto choice_words(RolloutCorrection) {
+  return std::to_array<ChoiceWord<RolloutCorrection>>(
+      {{"none", RolloutCorrection::none}, {"tis", RolloutCorrection::tis}, {"mis", RolloutCorrection::mis}});
+}
+
+// What masked IS drops: single tokens, or whole completions by their length-normalised (geometric-mean) rho.
+enum class MisLevel { token, sequence };
+constexpr auto choice_words(MisLevel) {
+  return std::to_array<ChoiceWord<MisLevel>>({{"token", MisLevel::token}, {"sequence", MisLevel::sequence}});
+}
+
 #define R1_GRPO_KEYS(KEY)                                                                                              \
   KEY(integer, group_size, 16, (2, 4096), "completions sampled per prompt (G)")                                        \
   KEY(integer, prompts_per_step, 32, (1, 1 << 24), "prompts per optimizer step")                                       \
@@ -62,7 +89,17 @@ enum class AdvScale {
   KEY(integer, preference_steps, 0, (0, kNoMax),                                                                       \
       "the last steps that add general prompts scored by the [reward] models (R1: the last 400 of 1700); 0: none")     \
   KEY(integer, general_prompts, 0, (0, 1 << 24),                                                                       \
-      "of prompts_per_step, the general (non-reasoning) prompts of a preference step")
+      "of prompts_per_step, the general (non-reasoning) prompts of a preference step")                                  \
+  KEY(choice, ratio, PolicyRatio::token, (),                                                                           \
+      "importance ratio of the clipped surrogate: per token (GRPO), or per completion, length-normalised (GSPO)")      \
+  KEY(choice, rollout_correction, RolloutCorrection::none, (),                                                         \
+      "correction of the rollout-vs-learner gap rho = pi_old / pi_rollout: none, tis (weight min(rho, C)), "           \
+      "mis (drop what has rho outside [1/C, C])")                                                                      \
+  KEY(real, correction_cap, 2.0, (1, 1e6), "C of rollout_correction: the TIS cap and the MIS band [1/C, C]")           \
+  KEY(choice, mis_level, MisLevel::sequence, (),                                                                       \
+      "what rollout_correction = mis drops: single tokens, or whole completions by their geometric-mean rho")          \
+  KEY(flag, routing_replay, false, (),                                                                                 \
+      "the learner's forwards and backward route each token to the experts the rollout chose (MoE models)")
 
 struct GrpoConfig {
   R1_CONFIG_MEMBERS(R1_GRPO_KEYS)

@@ -170,6 +170,11 @@ void check_rl_all(const Deck& d, const RunConfig& c, int world) {
   if (!c.grpo.adv_std_scale && c.grpo.adv_std_scope == AdvStdScope::batch)
     d.fail("grpo.adv_std_scope", "no std divides the advantages with " + d.describe("grpo.adv_std_scale") +
                                      "; set adv_std_scale = true or leave adv_std_scope = group");
+  if (c.grpo.ratio == PolicyRatio::sequence && c.grpo.loss_agg != LossAgg::seq_mean_token_mean)
+    fail_rule(d, "grpo.ratio", "grpo.loss_agg",
+              "the sequence ratio (GSPO) averages each completion's objective over the completions: loss_agg = seq-mean-token-mean");
+  if (c.grpo.routing_replay && c.model.dense)
+    fail_rule(d, "grpo.routing_replay", "model.dense", "routing replay replays the experts of MoE layers: a dense model has none");
   if (stage != Stage::grpo) return;
   const std::int64_t steps = c.grpo.preference_steps, general = c.grpo.general_prompts;
   const bool helpful = !c.reward.helpfulness_model.empty(), harmless = !c.reward.harmlessness_model.empty();

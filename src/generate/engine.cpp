@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "core/error.hpp"
+#include "kernels/cross_entropy.hpp"
 #include "kernels/graph.hpp"
 #include "kernels/profile.hpp"
 #include "kernels/sampling.hpp"
@@ -32,6 +33,23 @@ Tensor on_host(const Tensor& t) {
   return h;
 }
 
+// A step's draws where the logits are: token ids, their log-probs and entropies under the sampling policy,
+// and minus their log-probs under the untempered policy (the cross-entropy of the drawn token).
+struct Draws {
+  Tensor tok, lp, ent, nlp;  // i32 [B], f32 [B] x 3
+  Draws() = default;
+  Draws(const kernels::Context& ctx, std::int64_t B)
+      : tok(ctx.empty({B}, DType::i32)), lp(ctx.empty({B}, DType::f32)), ent(ctx.empty({B}, DType::f32)),
+        nlp(ctx.empty({B}, DType::f32)), lse_(ctx.empty({B}, DType::f32)) {}
+  void draw(const kernels::Context& ctx, const Tensor& logits, const Tensor& u, const kernels::SampleOptions& opts) const {
+    kernels::sample_rows(ctx, logits, u, opts, tok, lp, ent);
+    kernels::cross_entropy_forward(ctx, logits, tok, nlp, lse_);
+  }
+
+ private:
+  Tensor lse_;
+};
+
 // Every (prompt, sample) pair as a sequence writing into `out` (prompt-major), each prompt checked.
 std::vector<Sequence> sequences(const ModelConfig& c, const std::vector<std::vector<std::int32_t>>& prompts,
                                 std::int64_t samples_per_prompt, const SamplingParams& params,
@@ -53,6 +71,42 @@ std::vector<Sequence> sequences(const ModelConfig& c, const std::vector<std::vec
   }
   return seqs;
 }
+
+// The routing of the tokens each pass feeds (SamplingParams::record_experts): the pass's MoE layers write their
+// selections into one i32 [L_moe, rows, k] buffer in the model's memory, copied to the host once after the
+// pass and appended to the sequences' completions.
+class RoutingRecorder {
+ public:
+  RoutingRecorder(const Model& model, bool on)
+      : layers_(on ? model.trunk_moe_layers() : 0), k_(model.config().n_activated_experts), here_(layers_, false) {
+    R1_REQUIRE(layers_ == 0 || model.config().n_routed_experts <= 32767, "recording the routing of ",
+               model.config().n_routed_experts, " experts: at most 32767 fit its 16-bit ids");
+    if (layers_ > 0)
+      for (std::int64_t l : model.trunk_moe_layers_here()) here_[static_cast<std::size_t>(l)] = true;
+  }
+  // The buffer of a pass over `rows` token rows (undefined when nothing is recorded).
+  Tensor buffer(const kernels::Context& ctx, std::int64_t rows) const {
+    return layers_ > 0 ? ctx.empty({layers_, rows, k_}, DType::i32) : Tensor{};
+  }
+  // Appends rows [i stride, i stride + fed[i]) of `buf` to live sequence i's completion.
+  void append(const Tensor& buf, const std::vector<Sequence*>& live, std::int64_t stride, const std::vector<std::int64_t>& fed) const {
+    if (layers_ == 0) return;
+    const Tensor h = on_host(buf);
+    const std::int32_t* ids = h.data<std::int32_t>();
+    const std::int64_t rows = buf.dim(1);
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      std::vector<std::int16_t>& out = live[i]->out->experts;
+      for (std::int64_t r = static_cast<std::int64_t>(i) * stride; r < static_cast<std::int64_t>(i) * stride + fed[i]; ++r)
+        for (std::int64_t l = 0; l < layers_; ++l)
+          for (std::int64_t j = 0; j < k_; ++j)
+            out.push_back(here_[static_cast<std::size_t>(l)] ? static_cast<std::int16_t>(ids[(l * rows + r) * k_ + j]) : -1);
+    }
+  }
+
+ private:
+  std::int64_t layers_, k_;
+  std::vector<bool> here_;  // the layers this rank runs
+};
 
 // Under expert parallelism every model pass is collective over the EP group, whose ranks hold different
 // prompts: each rank runs one pass per tick (its batch's prefill or decode, or an idle one-token prefill
@@ -84,9 +138,10 @@ class Lockstep {
 // a new one).
 class GraphedDecode {
  public:
-  GraphedDecode(const Model& model, const kernels::SampleOptions& opts) : model_(model), opts_(opts) {}
-  // Decodes `next` (one token per slot) with the draws' uniforms `u` (f64 [B] on the host) into tok, lp
-  // and ent, and advances kv.lengths.
+  GraphedDecode(const Model& model, const kernels::SampleOptions& opts, const RoutingRecorder& recorder)
+      : model_(model), opts_(opts), recorder_(recorder) {}
+  // Decodes `next` (one token per slot) with the draws' uniforms `u` (f64 [B] on the host) into `draws`, and
+  // advances kv.lengths.
   void step(KvCache& kv, const std::vector<std::int32_t>& next, const Tensor& u) {
     const kernels::Context& ctx = model_.params().context();
     const auto B = kv.slots();
@@ -94,11 +149,11 @@ class GraphedDecode {
     if (!graph_) {
       ints_ = ctx.empty({3, B}, DType::i32);
       u_ = ctx.empty({B}, DType::f64);
-      tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+      draws = Draws(ctx, B);
+      experts = recorder_.buffer(ctx, B);
       graph_.emplace(ctx, [&] {
         const auto row = [&](std::int64_t r) { return ints_.slice(r, r + 1).view({B}); };
-        const Tensor logits = model_.decode_on_device(kv, row(0), row(1), row(2));
-        kernels::sample_rows(ctx, logits, u_, opts_, tok, lp, ent);
+        draws.draw(ctx, model_.decode_on_device(kv, row(0), row(1), row(2), experts), u_, opts_);
       });
     }
     Tensor ints = Tensor::host({3, B}, DType::i32);
@@ -113,13 +168,16 @@ class GraphedDecode {
   }
   void reset() {
     graph_.reset();
-    ints_ = u_ = tok = lp = ent = Tensor{};
+    ints_ = u_ = experts = Tensor{};
+    draws = Draws{};
   }
-  Tensor tok, lp, ent;  // the last step's draws: i32 [B] token ids, f32 [B] log-probs and entropies
+  Draws draws;     // the last step's
+  Tensor experts;  // its routing (RoutingRecorder::buffer)
 
  private:
   const Model& model_;
   const kernels::SampleOptions& opts_;
+  const RoutingRecorder& recorder_;
   Tensor ints_, u_;  // i32 [3, B]: token ids, positions, lengths after; f64 [B] uniforms
   std::optional<kernels::Graph> graph_;
 };
@@ -135,11 +193,10 @@ Tensor uniforms(const std::vector<Sequence*>& live, std::uint64_t seed) {
   return u;
 }
 
-// Appends each live sequence's draw (tok, lp, ent [live], any memory) to its completion; returns the
-// indices of the sequences that go on (the others drew a stop id or reached their limit).
-std::vector<std::int32_t> record(const std::vector<Sequence*>& live, const Tensor& tok, const Tensor& lp,
-                                 const Tensor& ent, const std::vector<std::int32_t>& stop_ids) {
-  const Tensor htok = on_host(tok), hlp = on_host(lp), hent = on_host(ent);
+// Appends each live sequence's draw ([live], any memory) to its completion; returns the indices of the
+// sequences that go on (the others drew a stop id or reached their limit).
+std::vector<std::int32_t> record(const std::vector<Sequence*>& live, const Draws& d, const std::vector<std::int32_t>& stop_ids) {
+  const Tensor htok = on_host(d.tok), hlp = on_host(d.lp), hent = on_host(d.ent), hnlp = on_host(d.nlp);
   std::vector<std::int32_t> keep;
   for (std::size_t i = 0; i < live.size(); ++i) {
     Completion& comp = *live[i]->out;
@@ -147,6 +204,7 @@ std::vector<std::int32_t> record(const std::vector<Sequence*>& live, const Tenso
     comp.tokens.push_back(t.token);
     comp.logprobs.push_back(t.logprob);
     comp.entropies.push_back(t.entropy);
+    comp.policy_logprobs.push_back(-hnlp.data<float>()[i]);
     if (std::find(stop_ids.begin(), stop_ids.end(), t.token) != stop_ids.end())
       comp.finished_by = FinishReason::stop;
     else if (static_cast<std::int64_t>(comp.tokens.size()) >= live[i]->limit)
@@ -170,7 +228,8 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
   std::vector<Completion> out;
   std::vector<Sequence> seqs = sequences(model.config(), prompts, samples_per_prompt, params, first_prompt_index, out);
   const Lockstep lockstep(model, ctx);
-  GraphedDecode graphed(model, opts);
+  const RoutingRecorder recorder(model, params.record_experts);
+  GraphedDecode graphed(model, opts, recorder);
 
   std::size_t next_first = 0;  // the first sequence of the next batch
   std::vector<Sequence*> live;  // the current batch's unfinished sequences (empty: none running)
@@ -183,12 +242,11 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
     }
     // Draws are made where the logits are (the GPU when the model is there): only the uniforms go up and
     // the tokens, log-probs and entropies come back.
-    Tensor tok, lp, ent;
+    Draws draws;
     const auto sample = [&](const Tensor& logits) {
-      const auto B = static_cast<std::int64_t>(live.size());
-      tok = ctx.empty({B}, DType::i32), lp = ctx.empty({B}, DType::f32), ent = ctx.empty({B}, DType::f32);
+      draws = Draws(ctx, static_cast<std::int64_t>(live.size()));
       const kernels::ProfileRegion region(ctx, "sample");
-      kernels::sample_rows(ctx, logits, ctx.to_here(uniforms(live, params.seed)), opts, tok, lp, ent);
+      draws.draw(ctx, logits, ctx.to_here(uniforms(live, params.seed)), opts);
     };
     if (live.empty()) {  // a new batch: prefill its prompts
       const std::size_t n = std::min(seqs.size() - next_first, static_cast<std::size_t>(max_batch));
@@ -202,18 +260,30 @@ std::vector<Completion> generate(const Model& model, const std::vector<std::vect
       }
       next_first += n;
       cache = model.make_kv_cache(static_cast<std::int64_t>(n), max_len);
-      sample(model.prefill(*cache, batch_prompts));
+      std::int64_t S = 0;
+      std::vector<std::int64_t> fed;
+      for (const auto& p : batch_prompts) {
+        fed.push_back(static_cast<std::int64_t>(p.size()));
+        S = std::max(S, fed.back());
+      }
+      const Tensor experts = recorder.buffer(ctx, static_cast<std::int64_t>(n) * S);
+      sample(model.prefill(*cache, batch_prompts, experts));
+      recorder.append(experts, live, S, fed);
     } else {
       std::vector<std::int32_t> next;
       for (const Sequence* s : live) next.push_back(s->out->tokens.back());
+      Tensor experts;
       if (params.cuda_graphs && !kernels::profile::enabled() && model.decodes_on_device(cache->slots())) {
         graphed.step(*cache, next, uniforms(live, params.seed));
-        tok = graphed.tok, lp = graphed.lp, ent = graphed.ent;
+        draws = graphed.draws;
+        experts = graphed.experts;
       } else {
-        sample(model.decode(*cache, next));
+        experts = recorder.buffer(ctx, cache->slots());
+        sample(model.decode(*cache, next, experts));
       }
+      recorder.append(experts, live, 1, std::vector<std::int64_t>(live.size(), 1));
     }
-    const std::vector<std::int32_t> keep = record(live, tok, lp, ent, params.stop_ids);
+    const std::vector<std::int32_t> keep = record(live, draws, params.stop_ids);
     if (keep.size() < live.size()) graphed.reset();  // its slots and buffers are about to change
     if (keep.empty()) {  // the batch is done
       live.clear();

@@ -23,7 +23,14 @@ struct Completion {
   std::string text;                  // filled by fill_text()
   FinishReason finished_by = FinishReason::length;
   std::vector<float> logprobs;       // per generated token: SampledToken::logprob under the sampling policy
+  // Per generated token: log softmax(logits)[token] at temperature 1 over the whole vocabulary, from the logits
+  // it was drawn from: the policy the learner scores (Model::score_tokens), so that GRPO can compare the two.
+  std::vector<float> policy_logprobs;
   std::vector<float> entropies;      // per generated token: SampledToken::entropy
+  // With SamplingParams::record_experts: [rows][L_moe][k], rows = the prompt's tokens and every generated
+  // token but the last (each token the model was fed), for each of the trunk's MoE layers the k experts the
+  // router chose (-1 for layers another pipeline stage runs). Empty otherwise.
+  std::vector<std::int16_t> experts;
 };
 
 // Every prompt (token ids) sampled `samples_per_prompt` times; completions in prompt-major order

@@ -22,6 +22,9 @@ struct SamplingParams {
   // Decode steps that Model::decodes_on_device run as CUDA graphs (one launch per step); false: every
   // kernel launched one by one (the same kernels, so the same completions).
   bool cuda_graphs = true;
+  // Keep the routing of every token fed through the model's MoE layers (Completion::experts): GRPO's
+  // routing replay and its rollout/learner routing comparison.
+  bool record_experts = false;
 };
 
 // Throws a user error naming the field that is out of range.

@@ -45,6 +45,13 @@ DeviceBatch Model::upload(const TokenBatch& tb) const {
   if (!tb.segment_ids.empty()) d.shape.segment_ids = device_ints(ctx, tb.segment_ids, {tb.batch, tb.seq});
   d.ids = device_ints(ctx, tb.ids, {T});
   d.targets = device_ints(ctx, tb.targets, {T});
+  if (!tb.experts.empty()) {
+    const Shape routing{trunk_moe_layers(), T, c_.n_activated_experts};
+    R1_CHECK(static_cast<std::int64_t>(tb.experts.size()) == routing.numel(), "routing of ", tb.experts.size(),
+             " expert ids for ", routing.str());
+    d.experts = device_ints(ctx, tb.experts, routing);
+    d.replay_experts = tb.replay_experts;
+  }
   if (c_.mtp_depth > 0) {
     // MTP at t reads the embedding of token t+1 and predicts target t+1, within the same sample.
     std::vector<std::int32_t> mid(static_cast<std::size_t>(T), 0), mtg(static_cast<std::size_t>(T), -1);

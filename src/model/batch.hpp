@@ -15,6 +15,11 @@ struct BatchShape {
   std::int64_t seq = 1;
   Tensor positions;    // i32 [T] in the context's memory: RoPE position of each token
   Tensor segment_ids;  // i32 [B, S] or undefined: packed samples attend only within their segment
+  // One MoE layer's routing (Model sets it per layer from DeviceBatch::experts): i32 [T, k] where the router
+  // writes each token's experts, or, with replay_experts, reads the experts to replay where a row holds them
+  // (kernels::moe_router_replay). Undefined: the router's own choices, kept nowhere.
+  Tensor experts;
+  bool replay_experts = false;
   std::int64_t tokens() const { return batch * seq; }
 };
 
@@ -24,6 +29,11 @@ struct TokenBatch {
   std::int64_t batch = 1, seq = 1;
   std::vector<std::int32_t> ids, targets;
   std::vector<std::int32_t> segment_ids;  // empty: one sample per row (no packing)
+  // Routing of the trunk's MoE layers, [L_moe, T, k] (layer l - n_dense_layers): each token's experts, or -1
+  // rows; with replay_experts the forwards route each token with ids to them (routing replay), else they
+  // are overwritten with the router's choices (read back from DeviceBatch::experts). Empty: neither.
+  std::vector<std::int32_t> experts;
+  bool replay_experts = false;
   std::int64_t counted() const {          // targets that carry a loss
     std::int64_t n = 0;
     for (std::int32_t t : targets) n += t >= 0;
@@ -40,6 +50,8 @@ struct DeviceBatch {
   // The same as rows and columns of this rank's vocabulary shard (shard_ids, shard_targets); without
   // tensor parallelism the tensors above themselves.
   Tensor shard_ids, shard_targets, shard_mtp_ids, shard_mtp_targets;
+  Tensor experts;  // i32 [L_moe, T, k] from TokenBatch::experts (undefined when it is empty)
+  bool replay_experts = false;
 };
 
 // i32 `shape` in ctx's memory holding v (host-built indices: positions, ids, rows, slots).

@@ -54,7 +54,7 @@ KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
   return cache;
 }
 
-Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const {
+Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts, const Tensor& experts) const {
   const Context& ctx = params_.context();
   const kernels::ProfileRegion region(ctx, "prefill");
   const std::int64_t B = cache.slots();
@@ -86,7 +86,7 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   shape.positions = device_ints(ctx, pos, {B * S});
   return infer(B * S, [&] { return embed_tokens(ids); }, device_ints(ctx, last, {B}),
                [&](std::size_t l, const Tensor& x, const Tensor& y) {
-    blocks_[l]->infer(ctx, shape, x, y, [&](const Tensor& n1, const Tensor& out) {
+    blocks_[l]->infer(ctx, layer_shape(shape, l, experts, false), x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attention().prefill(ctx, shape, n1, out, cache.layers[l]);
     });
   });
@@ -108,13 +108,13 @@ std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std:
   return lengths;
 }
 
-Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const {
+Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts) const {
   const Context& ctx = params_.context();
   const kernels::ProfileRegion region(ctx, "decode");
   std::vector<std::int32_t> lengths = decode_lengths(cache, tokens);
   const Shape shape{cache.slots()};
   const Tensor logits = decode_trunk(cache, [&] { return embed_tokens(tokens); }, device_ints(ctx, cache.lengths, shape),
-                                     device_ints(ctx, lengths, shape));
+                                     device_ints(ctx, lengths, shape), experts);
   cache.lengths = std::move(lengths);
   return logits;
 }
@@ -129,7 +129,7 @@ bool Model::decodes_on_device(std::int64_t slots) const {
 }
 
 Tensor Model::decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions,
-                               const Tensor& lengths) const {
+                               const Tensor& lengths, const Tensor& experts) const {
   const Context& ctx = params_.context();
   const std::int64_t B = cache.slots();
   R1_CHECK(decodes_on_device(B), "decode_on_device: ", B, " slots do not decode on the device (decodes_on_device)");
@@ -139,18 +139,18 @@ Tensor Model::decode_on_device(const KvCache& cache, const Tensor& ids, const Te
     const Tensor x = ctx.empty({B, c_.dim}, params_.compute_dtype());
     kernels::embedding_forward(ctx, embed_->compute, ids, x);
     return x;
-  }, positions, lengths);
+  }, positions, lengths, experts);
 }
 
 Tensor Model::decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
-                           const Tensor& lengths) const {
+                           const Tensor& lengths, const Tensor& experts) const {
   const Context& ctx = params_.context();
   BatchShape shape;
   shape.batch = cache.slots();
   shape.seq = 1;
   shape.positions = positions;
   return infer(cache.slots(), embed, Tensor(), [&](std::size_t l, const Tensor& x, const Tensor& y) {
-    blocks_[l]->infer(ctx, shape, x, y, [&](const Tensor& n1, const Tensor& out) {
+    blocks_[l]->infer(ctx, layer_shape(shape, l, experts, false), x, y, [&](const Tensor& n1, const Tensor& out) {
       blocks_[l]->attention().decode(ctx, n1, positions, lengths, cache.layers[l], out);
     });
   });

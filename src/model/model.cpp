@@ -84,6 +84,32 @@ std::vector<int> Model::moe_layer_ids() const {
   return ids;
 }
 
+std::int64_t Model::moe_index(std::size_t block) const {
+  std::int64_t n = static_cast<std::int64_t>(block);
+  for (const ChunkInfo& ch : chunks_) {
+    if (n < ch.layers) return c_.is_moe_layer(ch.first_layer + n) ? ch.first_layer + n - c_.n_dense_layers : -1;
+    n -= ch.layers;
+  }
+  R1_CHECK(false, "block ", block, " is not one of this rank's ", blocks_.size());
+  return -1;
+}
+
+std::vector<std::int64_t> Model::trunk_moe_layers_here() const {
+  std::vector<std::int64_t> ids;
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    if (const std::int64_t m = moe_index(i); m >= 0) ids.push_back(m);
+  return ids;
+}
+
+BatchShape Model::layer_shape(const BatchShape& b, std::size_t block, const Tensor& experts, bool replay) const {
+  const std::int64_t m = experts.defined() ? moe_index(block) : -1;
+  if (m < 0) return b;
+  BatchShape s = b;
+  s.experts = experts.slice(m, m + 1).view({experts.dim(1), experts.dim(2)});
+  s.replay_experts = replay;
+  return s;
+}
+
 int Model::moe_layer_count() const {
   int n = 0;
   for (const auto& b : blocks_) n += b->moe() != nullptr;
@@ -127,7 +153,9 @@ Model::SavedPtr Model::forward_chunk(int local, const DeviceBatch& b, const Tens
   const std::int64_t first = block_index(local);
   for (std::int64_t i = first; i < first + ch.layers; ++i) {
     Tensor y = ctx.empty({R, D}, dt);
-    s->blocks.push_back(blocks_[static_cast<std::size_t>(i)]->forward(ctx, b.shape, x, y, r, !full_recompute));
+    const auto blk = static_cast<std::size_t>(i);
+    s->blocks.push_back(blocks_[blk]->forward(ctx, layer_shape(b.shape, blk, b.experts, b.replay_experts), x, y, r,
+                                              !full_recompute));
     x = y;
   }
   s->trunk = x;
@@ -242,7 +270,8 @@ Tensor Model::trunk_backward(int local, const DeviceBatch& b, Saved& s, const Te
   for (std::size_t i = s.blocks.size(); i-- > 0;) {
     Tensor dx = ctx.empty({R, D}, params_.compute_dtype());
     const TransformerBlock& blk = *blocks_[static_cast<std::size_t>(first) + i];
-    blk.backward(ctx, b.shape, *s.blocks[i], dy, dx, balance_weight);
+    blk.backward(ctx, layer_shape(b.shape, static_cast<std::size_t>(first) + i, b.experts, b.replay_experts), *s.blocks[i],
+                 dy, dx, balance_weight);
     s.blocks[i].reset();  // free this block's activations as soon as they are used
     if (ready) ready(blk.params());
     dy = dx;

@@ -149,16 +149,22 @@ class Model {
   // (and data-parallel ranks), one host vector per MoE layer in forward order.
   void update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const;
   int moe_layer_count() const;
+  // The trunk's MoE layers (the L_moe of routing records: TokenBatch::experts), and which of them this rank
+  // runs (under pipeline parallelism, those of its chunks), ascending.
+  std::int64_t trunk_moe_layers() const { return c_.dense ? 0 : c_.n_layers - c_.n_dense_layers; }
+  std::vector<std::int64_t> trunk_moe_layers_here() const;
 
   // Inference (generation; no backward, MTP modules unused; model/inference.cpp). Logits come back as f32 [B, V] in the
   // model's memory, one row per cache slot: the next-token logits after each slot's last token. The
   // cache holds this rank's trunk layers (under pipeline parallelism: those of its chunks).
   KvCache make_kv_cache(std::int64_t slots, std::int64_t max_len) const;
   // Runs each prompt (one per slot, 1 <= length <= max_len) through the trunk as one right-padded batch
-  // and fills the cache; lengths = prompt lengths.
-  Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts) const;
-  // Appends one token per slot at position lengths[b] (< max_len) and advances every length.
-  Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens) const;
+  // and fills the cache; lengths = prompt lengths. `experts`, when given (i32 [L_moe, B S, k] in the model's
+  // memory), records this rank's MoE layers' routing of every row b S + s of the right-padded batch.
+  Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts, const Tensor& experts = {}) const;
+  // Appends one token per slot at position lengths[b] (< max_len) and advances every length; `experts` (i32
+  // [L_moe, B, k]) records the routing as prefill's does.
+  Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts = {}) const;
   // The lengths after decoding `tokens` (one per slot), checked as decode() checks them.
   std::vector<std::int32_t> decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const;
   // decode() from device inputs without touching the host (no copies, no synchronisation), for CUDA-graph
@@ -166,7 +172,8 @@ class Model {
   // caller advances cache.lengths. Needs decodes_on_device(slots): one CUDA device, no TP, EP or PP, and
   // every MoE layer's decode batch within MoeFfn::decode_on_device.
   bool decodes_on_device(std::int64_t slots) const;
-  Tensor decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions, const Tensor& lengths) const;
+  Tensor decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions, const Tensor& lengths,
+                          const Tensor& experts = {}) const;
   // Keeps only the slots listed (in that order, each once), so finished sequences stop costing compute.
   void keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const;
 
@@ -177,6 +184,10 @@ class Model {
   // chunk's stage. Walking the chunks in model order on every rank pairs the sends and receives of the
   // whole pipeline (chunk k runs on stage k % stages and feeds chunk k + 1 on the next stage).
   Tensor run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const;
+  // `b` as block `block` (of this rank's) sees it: with its MoE layer's rows of the routing `experts` (i32
+  // [L_moe, T, k]; undefined: none), replayed or recorded.
+  BatchShape layer_shape(const BatchShape& b, std::size_t block, const Tensor& experts, bool replay) const;
+  std::int64_t moe_index(std::size_t block) const;  // the block's trunk MoE layer, -1 for a dense FFN
   // The chunk's blocks backward from d(chunk output), each block's activations freed and its parameters
   // handed to `ready` as soon as its backward is done; the embedding's too when it holds it, else returns
   // d(chunk input).
@@ -195,9 +206,10 @@ class Model {
   // stage (run_chunks) and the last stage's logits are broadcast to every stage.
   Tensor infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
                const std::function<void(std::size_t l, const Tensor& x, const Tensor& y)>& layer) const;
-  // The decode pass of the tokens `embed()` embeds ([B, D]): every layer over the cache, then the logits.
+  // The decode pass of the tokens `embed()` embeds ([B, D]): every layer over the cache (recording the routing
+  // in `experts` when defined), then the logits.
   Tensor decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
-                      const Tensor& lengths) const;
+                      const Tensor& lengths, const Tensor& experts) const;
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
   Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
 

@@ -59,6 +59,21 @@ kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
   return {.seq_len = b.seq, .alpha = alpha_, .score_func = router_.score_func};
 }
 
+Tensor MoeFfn::routing_buffer(const kernels::Context& ctx, const BatchShape& b, std::int64_t t) const {
+  if (!b.experts.defined()) return ctx.empty({t, top_k_}, DType::i32);
+  R1_CHECK(b.experts.shape() == Shape({t, top_k_}) && b.experts.dtype() == DType::i32, "moe ", router_w_.name,
+           ": routing record ", b.experts.str(), " for ", t, " tokens of ", top_k_, " experts");
+  return b.experts;
+}
+
+void MoeFfn::route(const kernels::Context& ctx, const BatchShape& b, const Tensor& logits, const Tensor& scores,
+                   const Tensor& idx, const Tensor& gates) const {
+  if (b.replay_experts)
+    kernels::moe_router_replay(ctx, logits, router_bias_.master, router_, scores, idx, gates);
+  else
+    kernels::moe_router_forward(ctx, logits, router_bias_.master, router_, scores, idx, gates);
+}
+
 MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
                               MoeStats& stats, bool split_tokens) const {
   R1_REQUIRE(x.rank() == 2 && x.dim(0) == b.tokens() && x.dim(1) == dim_ && out.shape() == x.shape(), "moe ",
@@ -75,9 +90,9 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   Saved s;
   s.x = x;
   s.scores = ctx.empty({t, n_experts_}, DType::f32);
-  s.expert_idx = ctx.empty({t, top_k_}, DType::i32);
+  s.expert_idx = routing_buffer(ctx, b, t);
   s.gates = ctx.empty({t, top_k_}, DType::f32);
-  kernels::moe_router_forward(ctx, logits, router_bias_.master, router_, s.scores, s.expert_idx, s.gates);
+  route(ctx, b, logits, s.scores, s.expert_idx, s.gates);
 
   stats.balance_loss = ctx.empty({1}, DType::f32);
   stats.counts = ctx.empty({n_experts_}, DType::i32);
@@ -135,9 +150,9 @@ void MoeFfn::infer(const kernels::Context& ctx, const BatchShape& b, const Tenso
   }
   const std::int64_t t = x.dim(0);
   const Tensor logits = ctx.empty({t, n_experts_}, DType::f32), scores = ctx.empty({t, n_experts_}, DType::f32);
-  const Tensor idx = ctx.empty({t, top_k_}, DType::i32), gates = ctx.empty({t, top_k_}, DType::f32);
+  const Tensor idx = routing_buffer(ctx, b, t), gates = ctx.empty({t, top_k_}, DType::f32);
   kernels::gemm(ctx, x, router_w_.compute, logits, {.trans_b = true});
-  kernels::moe_router_forward(ctx, logits, router_bias_.master, router_, scores, idx, gates);
+  route(ctx, b, logits, scores, idx, gates);
   if (tp_.rank() == 0)  // as forward(): TP rank 0 adds the routed experts to the partial sum
     kernels::moe_decode_experts(ctx, x, idx, gates, experts_gate_up_.compute, experts_down_.compute,
                                 ctx.empty({t * top_k_, inter_}, x.dtype()), out);

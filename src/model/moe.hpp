@@ -55,7 +55,9 @@ class MoeFfn {
     std::optional<DenseMlp::Saved> shared;  // absent without shared experts
   };
 
-  // out [T, D] = sum_j gate_j expert_j(x) + shared(x), overwritten. Fills `stats` with freshly allocated
+  // out [T, D] = sum_j gate_j expert_j(x) + shared(x), overwritten. The selection is recorded in, or with
+  // replay_experts replayed from, b.experts when the layer has a record (routing replay: the gates still come
+  // from this forward's scores at those experts, and backward differentiates through them). Fills `stats` with freshly allocated
   // tensors. The only host synchronisation is the expert offsets returned by moe_permute.
   // Under TP `out` is a partial sum over the group: each rank's experts run its 1/tp of the token rows
   // (split_tokens), or, for batches that may hold fewer tokens than ranks (decode; no backward), TP rank 0
@@ -85,6 +87,11 @@ class MoeFfn {
 
  private:
   kernels::BalanceParams balance(const BatchShape& b) const;
+  // The selection's i32 [t, k]: the layer's routing record (BatchShape::experts) when it has one.
+  Tensor routing_buffer(const kernels::Context& ctx, const BatchShape& b, std::int64_t t) const;
+  // The router on `logits`: its own top-k, or the replayed experts (BatchShape::replay_experts).
+  void route(const kernels::Context& ctx, const BatchShape& b, const Tensor& logits, const Tensor& scores, const Tensor& idx,
+             const Tensor& gates) const;
   std::int64_t first_expert() const { return dispatcher_ ? dispatcher_->first_expert() : 0; }
   std::int64_t local_experts() const { return dispatcher_ ? dispatcher_->local_experts() : n_experts_; }
 

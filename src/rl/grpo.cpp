@@ -54,19 +54,67 @@ double batch_sample_std(std::span<const double> rewards) {
   return std::sqrt(squares / static_cast<double>(rewards.size() - 1));
 }
 
-// Which tokens carry loss: completion tokens, less those of truncated completions under mask_truncated.
-struct LossMask {
-  const GrpoTokens& b;
-  bool mask_truncated;
-  // The token's completion, or -1 when the token is out of the loss.
-  std::int32_t operator()(std::size_t t) const {
+// The loss tokens of a batch and their importance weights: completion tokens, less those of truncated
+// completions under mask_truncated and those masked IS drops; TIS's min(rho, C) per token (1 otherwise).
+struct LossTokens {
+  std::vector<std::int32_t> completion;  // [T] the token's completion, or -1 when it is out of the loss
+  std::vector<double> is_weight;         // [T]
+  std::vector<double> length;            // [N] loss tokens per completion
+  std::int64_t masked = 0, capped = 0;
+};
+
+// Per completion, the mean over `in`'s tokens of a - b (0 for a completion without any).
+std::vector<double> completion_means(const std::vector<std::int32_t>& in, std::span<const float> a,
+                                     std::span<const float> b, std::size_t n) {
+  std::vector<double> sum(n, 0), count(n, 0);
+  for (std::size_t t = 0; t < in.size(); ++t)
+    if (const std::int32_t c = in[t]; c >= 0) {
+      sum[c] += static_cast<double>(a[t]) - static_cast<double>(b[t]);
+      count[c] += 1;
+    }
+  for (std::size_t c = 0; c < n; ++c) sum[c] = count[c] > 0 ? sum[c] / count[c] : 0;
+  return sum;
+}
+
+// rho = pi_old / pi_rollout per token, or per completion (its geometric mean over the completion's tokens)
+// where the correction acts on whole completions: MIS at mis_level sequence, TIS under the sequence ratio.
+void correct_for_rollout(const GrpoTokens& b, const GrpoConfig& cfg, LossTokens& lt) {
+  const double cap = cfg.correction_cap;
+  const std::vector<double> log_rho_seq = completion_means(lt.completion, b.logp_old, b.logp_rollout, b.advantages.size());
+  const bool mis = cfg.rollout_correction == RolloutCorrection::mis;
+  const bool per_sequence = mis ? cfg.mis_level == MisLevel::sequence : cfg.ratio == PolicyRatio::sequence;
+  for (std::size_t t = 0; t < lt.completion.size(); ++t) {
+    const std::int32_t c = lt.completion[t];
+    if (c < 0) continue;
+    const double log_rho =
+        per_sequence ? log_rho_seq[c] : static_cast<double>(b.logp_old[t]) - static_cast<double>(b.logp_rollout[t]);
+    const double rho = std::exp(log_rho);
+    if (mis && (rho > cap || rho < 1 / cap)) {
+      lt.completion[t] = -1;
+      ++lt.masked;
+    } else if (!mis) {
+      lt.is_weight[t] = std::min(rho, cap);
+      lt.capped += rho > cap;
+    }
+  }
+}
+
+LossTokens loss_tokens(const GrpoTokens& b, const GrpoConfig& cfg) {
+  const std::size_t T = b.completion.size();
+  LossTokens lt{.completion = std::vector<std::int32_t>(T, -1), .is_weight = std::vector<double>(T, 1.0),
+                .length = std::vector<double>(b.advantages.size(), 0)};
+  for (std::size_t t = 0; t < T; ++t) {
     const std::int32_t c = b.completion[t];
-    if (c < 0) return -1;
+    if (c < 0) continue;
     R1_CHECK(static_cast<std::size_t>(c) < b.advantages.size(), "token ", t, " names completion ", c, " of ",
              b.advantages.size());
-    return mask_truncated && !b.truncated.empty() && b.truncated[c] ? -1 : c;
+    lt.completion[t] = cfg.mask_truncated && !b.truncated.empty() && b.truncated[c] ? -1 : c;
   }
-};
+  if (cfg.rollout_correction != RolloutCorrection::none) correct_for_rollout(b, cfg, lt);
+  for (const std::int32_t c : lt.completion)
+    if (c >= 0) lt.length[c] += 1;
+  return lt;
+}
 
 void check_shapes(const GrpoTokens& b, const GrpoConfig& c) {
   const std::size_t T = b.completion.size();
@@ -75,6 +123,10 @@ void check_shapes(const GrpoTokens& b, const GrpoConfig& c) {
   R1_CHECK(c.beta_kl == 0 || b.logp_ref.size() == T, "beta_kl > 0 needs logp_ref for all ", T, " tokens");
   R1_CHECK(b.truncated.empty() || b.truncated.size() == b.advantages.size(), b.truncated.size(),
            " truncation flags for ", b.advantages.size(), " completions");
+  R1_CHECK(c.rollout_correction == RolloutCorrection::none || b.logp_rollout.size() == T,
+           "rollout_correction needs the rollout's log-probs for all ", T, " tokens, got ", b.logp_rollout.size());
+  R1_CHECK(c.ratio == PolicyRatio::token || c.loss_agg == LossAgg::seq_mean_token_mean,
+           "the sequence ratio (GSPO) aggregates as seq-mean-token-mean");
 }
 
 }  // namespace
@@ -123,15 +175,10 @@ GroupFilter filter_groups(std::span<const double> rewards, std::span<const std::
 
 GrpoNormaliser grpo_normaliser(const GrpoTokens& batch, const GrpoConfig& config) {
   check_shapes(batch, config);
-  const LossMask in_loss{batch, config.mask_truncated};
-  std::vector<char> seen(batch.advantages.size(), 0);
   GrpoNormaliser n;
-  for (std::size_t t = 0; t < batch.completion.size(); ++t) {
-    const std::int32_t c = in_loss(t);
-    if (c < 0) continue;
-    n.tokens += 1;
-    if (!seen[c]) n.completions += 1;
-    seen[c] = 1;
+  for (const double len : loss_tokens(batch, config).length) {
+    n.tokens += len;
+    n.completions += len > 0;
   }
   return n;
 }
@@ -143,44 +190,51 @@ GrpoStats& GrpoStats::operator+=(const GrpoStats& o) {
   kl_sum += o.kl_sum;
   clipped_low += o.clipped_low;
   clipped_high += o.clipped_high;
+  is_masked += o.is_masked;
+  is_capped += o.is_capped;
+  is_weight_sum += o.is_weight_sum;
   return *this;
 }
 
 GrpoLoss grpo_loss(const GrpoTokens& batch, const GrpoNormaliser& norm, const GrpoConfig& config) {
   check_shapes(batch, config);
   const std::size_t T = batch.completion.size();
-  const LossMask in_loss{batch, config.mask_truncated};
+  const LossTokens lt = loss_tokens(batch, config);
   const GrpoNormaliser local = grpo_normaliser(batch, config);
   R1_CHECK(norm.tokens >= local.tokens && norm.completions >= local.completions, "the normaliser (", norm.tokens,
            " tokens, ", norm.completions, " completions) does not cover this batch (", local.tokens, ", ",
            local.completions, ")");
-  // Loss tokens per completion: seq-mean-token-mean divides each completion by its own length.
-  std::vector<double> length(batch.advantages.size(), 0);
-  for (std::size_t t = 0; t < T; ++t)
-    if (const std::int32_t c = in_loss(t); c >= 0) length[c] += 1;
+  // GSPO: each completion's log-ratio, the mean over its loss tokens.
+  const std::vector<double> log_seq_ratio = config.ratio == PolicyRatio::sequence
+      ? completion_means(lt.completion, batch.logp_new, batch.logp_old, batch.advantages.size())
+      : std::vector<double>{};
 
   GrpoLoss out;
   out.grad_logp_new.assign(T, 0.0);
+  out.stats.is_masked = lt.masked;
+  out.stats.is_capped = lt.capped;
   const double lo = 1 - config.epsilon_low, hi = 1 + config.epsilon_high, beta = config.beta_kl;
   for (std::size_t t = 0; t < T; ++t) {
-    const std::int32_t c = in_loss(t);
+    const std::int32_t c = lt.completion[t];
     if (c < 0) continue;
     double weight = 0;  // d loss / d (token loss)
     switch (config.loss_agg) {
       case LossAgg::token_mean: weight = 1 / norm.tokens; break;
-      case LossAgg::seq_mean_token_mean: weight = 1 / (norm.completions * length[c]); break;
+      case LossAgg::seq_mean_token_mean: weight = 1 / (norm.completions * lt.length[c]); break;
       case LossAgg::seq_mean_token_sum_norm:
         weight = 1 / (norm.completions * static_cast<double>(config.max_completion_tokens));
         break;
     }
-    const double logp = batch.logp_new[t], adv = batch.advantages[c];
-    const double ratio = std::exp(logp - static_cast<double>(batch.logp_old[t]));
+    const double logp = batch.logp_new[t], adv = batch.advantages[c], w = lt.is_weight[t];
+    // GSPO's d s_c / d logp_t = s_c / |c|, and weight holds the 1 / |c|: the token form below serves both.
+    const double ratio = config.ratio == PolicyRatio::sequence ? std::exp(log_seq_ratio[c])
+                                                               : std::exp(logp - static_cast<double>(batch.logp_old[t]));
     const double unclipped = ratio * adv, clipped = std::clamp(ratio, lo, hi) * adv;
     // min() picks the clipped term only where the ratio is outside [lo, hi] on the side the advantage pushes
     // towards; the clamp is flat there, so the surrogate's gradient vanishes.
     const bool clip_active = clipped < unclipped;
-    const double surrogate = clip_active ? clipped : unclipped;
-    const double d_surrogate = clip_active ? 0.0 : unclipped;  // d(ratio * A)/d logp = ratio * A
+    const double surrogate = w * (clip_active ? clipped : unclipped);
+    const double d_surrogate = clip_active ? 0.0 : w * unclipped;  // d(ratio * A)/d logp = ratio * A
     if (clip_active) ++(adv > 0 ? out.stats.clipped_high : out.stats.clipped_low);
 
     double kl = 0, d_kl = 0;
@@ -202,6 +256,7 @@ GrpoLoss grpo_loss(const GrpoTokens& batch, const GrpoNormaliser& norm, const Gr
     out.stats.tokens += 1;
     out.stats.ratio_sum += ratio;
     out.stats.kl_sum += kl;
+    out.stats.is_weight_sum += w;
   }
   return out;
 }

@@ -36,9 +36,13 @@ struct GrpoTokens {
   std::span<const std::int32_t> completion;  // [T] the token's completion in [0, N); -1: prompt or padding
   std::span<const double> advantages;        // [N]
   std::span<const std::uint8_t> truncated;   // [N] 1: cut at the length limit; may be empty (none are)
+  // [T] the same under the rollout's own forward (the engine's Completion::policy_logprobs); may be empty when
+  // rollout_correction = none.
+  std::span<const float> logp_rollout = {};
 };
 
-// The denominators of the aggregation. They belong to the whole optimizer batch: sum them over its
+// The denominators of the aggregation (its loss tokens: completion tokens, less those of truncated completions
+// under mask_truncated and those masked IS drops). They belong to the whole optimizer batch: sum them over its
 // micro-batches (and data-parallel ranks) so that the micro-batches' losses and gradients add up to the
 // batch's.
 struct GrpoNormaliser {
@@ -61,6 +65,10 @@ struct GrpoStats {
   // Tokens where the clip is active and zeroes the gradient: A < 0 with ratio < 1 - epsilon_low, and A > 0
   // with ratio > 1 + epsilon_high.
   std::int64_t clipped_low = 0, clipped_high = 0;
+  // Rollout correction: tokens masked IS left out (not among `tokens`), loss tokens whose rho exceeded the
+  // TIS cap, and the sum of the TIS weights (1 per token without TIS).
+  std::int64_t is_masked = 0, is_capped = 0;
+  double is_weight_sum = 0;
 
   double mean_ratio() const { return tokens ? ratio_sum / tokens : 0; }
   double mean_kl() const { return tokens ? kl_sum / tokens : 0; }
@@ -74,7 +82,11 @@ struct GrpoLoss {
   std::vector<double> grad_logp_new;  // [T] d loss / d logp_new; 0 off the loss tokens
 };
 
-// The loss -(surrogate - beta_kl * KL) aggregated per config.loss_agg with `norm`, and its exact gradient.
+// The loss -(w surrogate - beta_kl * KL) aggregated per config.loss_agg with `norm`, and its exact gradient
+// (w: the TIS weight, 1 without it, constant). With ratio = sequence (GSPO) the surrogate's ratio is each
+// completion's exp(mean_t(logp_new - logp_old)) over its loss tokens, clipped per completion; it needs
+// seq-mean-token-mean, under which the per-token form is the token ratio's with the sequence ratio in its
+// place (docs/grpo.md).
 GrpoLoss grpo_loss(const GrpoTokens& batch, const GrpoNormaliser& norm, const GrpoConfig& config);
 
 // Model::backward's per-token weights, f32 [T]: d loss / d cross-entropy = -(d loss / d logp_new),

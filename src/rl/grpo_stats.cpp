@@ -19,6 +19,15 @@ template <class F> void each_summed(GrpoStats& s, F&& f) {
   f(s.kl_sum);
   f(s.clipped_low);
   f(s.clipped_high);
+  f(s.is_masked);
+  f(s.is_capped);
+  f(s.is_weight_sum);
+}
+
+template <class F> void each_summed(MismatchStats& s, F&& f) {
+  for (double* x : {&s.tokens, &s.abs_sum, &s.k3_sum, &s.over_0_1}) f(*x);
+  for (double& x : s.routed) f(x);
+  for (double& x : s.rerouted) f(x);
 }
 
 template <class F> void each_summed(RolloutStats& s, F&& f) {
@@ -30,6 +39,7 @@ template <class F> void each_summed(RolloutStats& s, F&& f) {
 
 template <class F> void each_summed(GrpoStepStats& s, F&& f) {
   each_summed(s.rollout, f);
+  each_summed(s.mismatch, f);
   each_summed(s.loss, f);
 }
 
@@ -47,12 +57,42 @@ template <class S> void sum_fields_over(parallel::Communicator& comm, const kern
   });
 }
 
+// The rollout/learner gap and the rollout correction's counts: means over the compared tokens and the loss
+// tokens, the share of rerouted tokens per MoE layer.
+void add_mismatch(const GrpoStepStats& all, nlohmann::json& rec) {
+  const MismatchStats& m = all.mismatch;
+  const double n = std::max(1.0, m.tokens), T = std::max(1.0, static_cast<double>(all.loss.tokens));
+  rec["mismatch_abs_mean"] = m.abs_sum / n;
+  rec["mismatch_abs_max"] = m.abs_max;
+  rec["mismatch_kl_k3"] = m.k3_sum / n;
+  rec["mismatch_over_0_1"] = m.over_0_1 / n;
+  nlohmann::json rerouted = nlohmann::json::array();
+  for (std::size_t l = 0; l < m.routed.size(); ++l) rerouted.push_back(m.rerouted[l] / std::max(1.0, m.routed[l]));
+  rec["rerouted_share"] = rerouted;
+  const GrpoStats& l = all.loss;
+  rec["is_weight_mean"] = l.is_weight_sum / T;
+  rec["is_capped_fraction"] = static_cast<double>(l.is_capped) / T;
+  rec["is_masked_fraction"] = static_cast<double>(l.is_masked) / std::max(1.0, static_cast<double>(l.tokens + l.is_masked));
+}
+
 }  // namespace
 
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStats& stats) { sum_fields_over(comm, ctx, stats); }
 
+void MismatchStats::add(double log_old, double log_rollout) {
+  const double delta = log_old - log_rollout, rho = std::exp(delta);
+  tokens += 1;
+  abs_sum += std::abs(delta);
+  k3_sum += rho - delta - 1;
+  over_0_1 += std::abs(delta) > 0.1;
+  abs_max = std::max(abs_max, std::abs(delta));
+}
+
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStepStats& stats) {
   sum_fields_over(comm, ctx, stats);
+  std::vector<double> max{stats.mismatch.abs_max};
+  max_over(comm, ctx, max);
+  stats.mismatch.abs_max = max[0];
 }
 
 nlohmann::json grpo_record(const GrpoStepStats& mine, const GrpoStepStats& all, const GrpoStepInfo& info) {
@@ -74,6 +114,7 @@ nlohmann::json grpo_record(const GrpoStepStats& mine, const GrpoStepStats& all, 
                         {"generate_s", mine.rollout.generate_s}, {"step_s", info.step_s},
                         {"rollout_share", mine.rollout.generate_s / std::max(1e-9, info.step_s)},
                         {"generated_tokens_per_s", r.length_sum / std::max(1e-9, r.generate_s / info.replicas)}};
+  add_mismatch(all, rec);
   if (info.preference_run) {  // RL for all scenarios: the two prompt kinds apart
     rec["preference_step"] = info.preference_step;
     rec["reasoning_reward_mean"] = r.reasoning_sum / NR;

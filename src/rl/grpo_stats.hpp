@@ -30,14 +30,29 @@ struct RolloutStats {
   double length_max = 0;  // this rank's longest completion: a maximum, never summed over ranks
 };
 
-// Everything a step adds up: its rollouts, and the loss of its last inner epoch (rl/grpo_step).
+// The gap between the rollout's policy and the learner's recompute of it (rl/grpo_step), over every
+// completion token but the last (the next-token targets): delta = log pi_old - log pi_rollout, and per MoE layer
+// of the trunk the tokens whose set of experts differs between the two forwards.
+struct MismatchStats {
+  double tokens = 0;
+  double abs_sum = 0;     // |delta|
+  double k3_sum = 0;      // rho - log rho - 1 with rho = pi_old / pi_rollout: an estimate of KL(rollout || old)
+  double over_0_1 = 0;    // tokens with |delta| > 0.1
+  double abs_max = 0;     // a maximum: reduced as one
+  std::vector<double> routed, rerouted;  // per MoE layer: tokens compared, and those routed differently
+  void add(double log_old, double log_rollout);
+};
+
+// Everything a step adds up: its rollouts, the rollout/learner gap, and the loss of its last inner epoch
+// (rl/grpo_step).
 struct GrpoStepStats {
   RolloutStats rollout;
+  MismatchStats mismatch;
   GrpoStats loss;
 };
 
 // Sums every summed field over a communicator's ranks in one all-reduce of doubles (the integer counts
-// travel exactly as doubles).
+// travel exactly as doubles); maxima are reduced as maxima.
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStats& stats);
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStepStats& stats);
 

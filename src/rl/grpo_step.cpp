@@ -20,9 +20,20 @@ std::vector<float> logprobs_of(const Tensor& token_losses) {
   return lp;
 }
 
-// The same under `model` for a packed batch, on every pipeline stage.
-std::vector<float> token_logprobs(const Model& model, const TokenBatch& tb) {
-  return logprobs_of(model.score_tokens(model.upload(tb)));
+// The same under `model` for an uploaded batch, on every pipeline stage.
+std::vector<float> token_logprobs(const Model& model, const DeviceBatch& d) { return logprobs_of(model.score_tokens(d)); }
+
+// The rollouts' routing, when each of them carries it ([tokens - 1][L_moe][k]; a dense model has none).
+struct RolloutRouting {
+  std::int64_t layers = 0, k = 0;  // layers 0: none
+  std::vector<std::int64_t> here;  // the MoE layers this rank runs
+};
+RolloutRouting rollout_routing(const Model& m, const std::vector<Rollout>& rs) {
+  const RolloutRouting r{m.trunk_moe_layers(), m.config().n_activated_experts, m.trunk_moe_layers_here()};
+  const bool all = std::all_of(rs.begin(), rs.end(), [&](const Rollout& x) {
+    return static_cast<std::int64_t>(x.experts.size()) == static_cast<std::int64_t>(x.tokens.size() - 1) * r.layers * r.k;
+  });
+  return r.layers > 0 && all ? r : RolloutRouting{};
 }
 
 // The step's micro-batches, scored before the update.
@@ -30,16 +41,19 @@ struct PackedStep {
   struct Micro {
     std::vector<std::int32_t> owner;    // pack's
     std::vector<float> old_lp, ref_lp;  // under the policy before the update, and the reference (beta_kl > 0)
+    std::vector<float> rollout_lp;      // under the rollout's forward (empty when the rollouts lack them)
   };
   std::vector<TokenBatch> batches;
   std::vector<Micro> micros;
   std::vector<double> advantages;       // per rollout
   std::vector<std::uint8_t> truncated;  // per rollout
   GrpoNormaliser norm;                  // over every micro-batch of the data-parallel group
+  MismatchStats mismatch;               // this rank's rollout/learner gap
 
   // Micro-batch k with the log-probs `logp_new` of the policy being trained.
   GrpoTokens tokens(std::size_t k, std::span<const float> logp_new) const {
-    return {logp_new, micros[k].old_lp, micros[k].ref_lp, micros[k].owner, advantages, truncated};
+    const Micro& m = micros[k];
+    return {logp_new, m.old_lp, m.ref_lp, m.owner, advantages, truncated, m.rollout_lp};
   }
 };
 
@@ -65,6 +79,26 @@ MicroShape micro_shape(Trainer& t, const std::vector<Rollout>& rollouts, const P
   return m;
 }
 
+// Whether every rollout carries its rollout log-probs (those built by hand may not).
+bool has_rollout_logprobs(const std::vector<Rollout>& rs) {
+  return std::all_of(rs.begin(), rs.end(), [](const Rollout& r) {
+    return r.policy_logprobs.size() + static_cast<std::size_t>(r.prompt_len) == r.tokens.size();
+  });
+}
+
+// The rollout's log-probs of a packed micro-batch's targets (0 off them): `owner[t]` names the rollout, whose
+// completion token j is the target at row position prompt_len - 1 + j.
+std::vector<float> rollout_logprobs(const std::vector<Rollout>& rs, const TokenBatch& b, const std::vector<std::int32_t>& owner) {
+  std::vector<float> lp(owner.size(), 0.0f);
+  for (std::size_t t = 0; t < owner.size(); ++t) {
+    if (owner[t] < 0) continue;
+    const Rollout& r = rs[static_cast<std::size_t>(owner[t])];
+    const auto pos = static_cast<std::int64_t>(t) % b.seq;
+    lp[t] = r.policy_logprobs[static_cast<std::size_t>(pos - (r.prompt_len - 1))];
+  }
+  return lp;
+}
+
 // Old-policy and reference log-probs per micro-batch, and the step's normaliser over all ranks.
 PackedStep pack_step(Trainer& t, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& c,
                      const GrpoConfig& gc) {
@@ -74,14 +108,36 @@ PackedStep pack_step(Trainer& t, const Model* reference, const std::vector<Rollo
     p.truncated.push_back(r.truncated ? 1 : 0);
   }
   const MicroShape shape = micro_shape(t, rollouts, c);
+  const bool measured = has_rollout_logprobs(rollouts);
+  R1_REQUIRE(measured || gc.rollout_correction == RolloutCorrection::none,
+             "[grpo] rollout_correction needs the rollouts' own log-probs, and these rollouts have none");
+  const RolloutRouting routing = rollout_routing(t.model(), rollouts);
+  R1_REQUIRE(routing.layers > 0 || !gc.routing_replay,
+             "[grpo] routing_replay needs the rollouts' routing, and these rollouts have none");
+  p.mismatch.routed.assign(static_cast<std::size_t>(routing.layers), 0);
+  p.mismatch.rerouted = p.mismatch.routed;
   for (std::int64_t k = 0; k < shape.count; ++k) {
     PackedStep::Micro m;
-    const auto first = static_cast<std::size_t>(k * c.micro);
-    p.batches.push_back(pack(rollouts, std::min(first, rollouts.size()),
-                             std::min(rollouts.size(), first + static_cast<std::size_t>(c.micro)), c.pad, m.owner,
-                             shape.min_len, shape.min_rows));
-    m.old_lp = token_logprobs(t.model(), p.batches.back());
-    if (reference) m.ref_lp = token_logprobs(*reference, p.batches.back());
+    const std::size_t first = std::min(static_cast<std::size_t>(k * c.micro), rollouts.size());
+    const std::size_t last = std::min(rollouts.size(), first + static_cast<std::size_t>(c.micro));
+    TokenBatch tb = pack(rollouts, first, last, c.pad, m.owner, shape.min_len, shape.min_rows);
+    std::vector<std::int32_t> recorded;
+    if (routing.layers > 0) {  // replayed, or overwritten with the learner's routing to compare
+      recorded = pack_experts(rollouts, first, last, tb, routing.layers, routing.k);
+      tb.experts = recorded;
+      tb.replay_experts = gc.routing_replay;
+    }
+    const DeviceBatch old = t.model().upload(tb);
+    m.old_lp = token_logprobs(t.model(), old);
+    if (routing.layers > 0) count_rerouted(recorded, old.experts, routing.here, p.mismatch);
+    if (reference) m.ref_lp = token_logprobs(*reference, reference->upload(tb));
+    if (!gc.routing_replay) tb.experts.clear();  // the update routes on its own
+    p.batches.push_back(std::move(tb));
+    if (measured) {
+      m.rollout_lp = rollout_logprobs(rollouts, p.batches.back(), m.owner);
+      for (std::size_t i = 0; i < m.owner.size(); ++i)
+        if (m.owner[i] >= 0) p.mismatch.add(m.old_lp[i], m.rollout_lp[i]);
+    }
     p.micros.push_back(std::move(m));
     p.norm += grpo_normaliser(p.tokens(p.micros.size() - 1, p.micros.back().old_lp), gc);
   }
@@ -115,7 +171,12 @@ GrpoUpdate update_policy(Trainer& t, const PackedStep& p, const GrpoConfig& gc) 
     return grpo_weights(p, gc, t.ctx(), epoch == gc.inner_epochs - 1 ? &up.stats : nullptr);
   };
   up.result = t.step(p.batches, gc.inner_epochs, weights, 0.0f, 0.0f);
-  if (pipelined(t.pipeline())) sum_over(*t.pipeline().pp, t.ctx(), up.stats);
+  up.mismatch = p.mismatch;
+  if (pipelined(t.pipeline())) {
+    sum_over(*t.pipeline().pp, t.ctx(), up.stats);
+    // Each stage compared its own MoE layers.
+    for (std::vector<double>* v : {&up.mismatch.routed, &up.mismatch.rerouted}) sum_over(*t.pipeline().pp, t.ctx(), *v);
+  }
   return up;
 }
 
@@ -141,6 +202,46 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
     }
   }
   return b;
+}
+
+std::vector<std::int32_t> pack_experts(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, const TokenBatch& b,
+                                       std::int64_t layers, std::int64_t k) {
+  const std::int64_t T = b.batch * b.seq;
+  std::vector<std::int32_t> e(static_cast<std::size_t>(layers * T * k), -1);
+  for (std::size_t i = first; i < last; ++i) {
+    const auto rows = static_cast<std::int64_t>(rs[i].tokens.size()) - 1;
+    R1_CHECK(static_cast<std::int64_t>(rs[i].experts.size()) == rows * layers * k, "rollout ", i, " has ",
+             rs[i].experts.size(), " expert ids for ", rows, " tokens of ", layers, " MoE layers of ", k);
+    const std::int64_t row0 = static_cast<std::int64_t>(i - first) * b.seq;
+    for (std::int64_t p = 0; p < rows; ++p)
+      for (std::int64_t l = 0; l < layers; ++l)
+        for (std::int64_t j = 0; j < k; ++j)
+          e[static_cast<std::size_t>((l * T + row0 + p) * k + j)] = rs[i].experts[static_cast<std::size_t>((p * layers + l) * k + j)];
+  }
+  return e;
+}
+
+void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& learner, const std::vector<std::int64_t>& layers_here,
+                    MismatchStats& m) {
+  Tensor h = Tensor::host(learner.shape(), DType::i32);
+  copy(h, learner);
+  const std::int32_t* got = h.data<std::int32_t>();
+  const auto T = static_cast<std::size_t>(learner.dim(1)), k = static_cast<std::size_t>(learner.dim(2));
+  R1_CHECK(rollout.size() == static_cast<std::size_t>(learner.numel()) && m.routed.size() == static_cast<std::size_t>(learner.dim(0)) &&
+               m.rerouted.size() == m.routed.size(),
+           "rerouting counts of ", m.routed.size(), " layers for ", rollout.size(), " recorded ids and the learner's ", learner.str());
+  std::vector<std::int32_t> a(k), b(k);  // the two expert sets, sorted
+  for (const std::int64_t l : layers_here)
+    for (std::size_t row = 0; row < T; ++row) {
+      const std::size_t at = (static_cast<std::size_t>(l) * T + row) * k;
+      if (rollout[at] < 0) continue;
+      std::copy(rollout.begin() + static_cast<std::ptrdiff_t>(at), rollout.begin() + static_cast<std::ptrdiff_t>(at + k), a.begin());
+      std::copy(got + at, got + at + k, b.begin());
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      m.routed[static_cast<std::size_t>(l)] += 1;
+      m.rerouted[static_cast<std::size_t>(l)] += a != b;
+    }
 }
 
 GrpoUpdate grpo_step(Trainer& trainer, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& packing,

@@ -8,6 +8,7 @@
 
 #include "model/batch.hpp"
 #include "rl/grpo.hpp"
+#include "rl/grpo_stats.hpp"
 #include "rl/rollout.hpp"
 #include "train/trainer.hpp"
 
@@ -29,13 +30,26 @@ struct PackConfig {
 TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, std::int32_t pad,
                 std::vector<std::int32_t>& owner, std::int64_t min_len, std::int64_t min_rows);
 
+// Rollouts [first, last)'s routing (Rollout::experts) laid out as pack lays out their tokens in `b`:
+// TokenBatch::experts [layers, B S, k], -1 rows where a rollout has no record (its last token) and in padding.
+std::vector<std::int32_t> pack_experts(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, const TokenBatch& b,
+                                       std::int64_t layers, std::int64_t k);
+
+// Per MoE layer of `layers_here` (those this rank runs), the tokens with a rollout record in `rollout`
+// (pack_experts' layout) added to m.routed, and those the learner's forward sent to another set of experts
+// (`learner`: DeviceBatch::experts after a forward of the same batch, i32 [L_moe, B S, k]) to m.rerouted.
+void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& learner, const std::vector<std::int64_t>& layers_here,
+                    MismatchStats& m);
+
 struct GrpoUpdate {
   GrpoStats stats;    // the loss of the last inner epoch, summed over the pipeline stages
+  MismatchStats mismatch;  // this rank's rollout/learner gap (the same on every pipeline stage)
   StepResult result;  // the Trainer's step: the last optimizer update's learning rate and gradient norm
 };
 
 // Packs this rank's rollouts, scores them under the old policy (the trainer's model) and the frozen
-// `reference` (null when beta_kl == 0), and trains the policy on them for config.inner_epochs optimizer
+// `reference` (null when beta_kl == 0), measures the rollout/learner gap (log-probs; routing of each MoE
+// layer), replays the rollouts' routing in every forward and backward under [grpo] routing_replay, and trains the policy on them for config.inner_epochs optimizer
 // updates of the trainer's step (begun by the caller). Collective over the data-parallel group, and over
 // the model's groups as training is.
 GrpoUpdate grpo_step(Trainer& trainer, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& packing,

@@ -8,6 +8,7 @@
 #include "data/reasoning_world.hpp"
 #include "data/world_text.hpp"
 #include "generate/engine.hpp"
+#include "model/model.hpp"
 #include "rl/reward_scorer.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -143,6 +144,8 @@ std::vector<Rollout> kept_rollouts(const std::vector<Completion>& comps, const S
     r.tokens.insert(r.tokens.end(), comps[i].tokens.begin(), comps[i].tokens.end());
     r.advantage = adv.advantages[i];
     r.truncated = comps[i].finished_by == FinishReason::length;
+    r.policy_logprobs = comps[i].policy_logprobs;
+    r.experts = comps[i].experts;
     kept.push_back(std::move(r));
   }
   return kept;
@@ -156,8 +159,10 @@ Rollouts roll_out(const Model& policy, const Tokenizer& tok, const RewardModels&
   RolloutStats& s = out.stats;
   const StepPrompts prompts = step_prompts(config, step, replica, replicas);
   const Stopwatch clock;
+  SamplingParams sampling = config.sampling;
+  sampling.record_experts = policy.trunk_moe_layers() > 0;  // for routing replay and the rerouting statistics
   std::vector<Completion> comps =
-      generate(policy, prompts.tokens, grpo.group_size, config.sampling, config.max_batch, prompts.first_index);
+      generate(policy, prompts.tokens, grpo.group_size, sampling, config.max_batch, prompts.first_index);
   s.generate_s = clock.seconds();
   fill_text(comps, tok);
   s.completions = static_cast<double>(comps.size());

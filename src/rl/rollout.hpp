@@ -55,6 +55,12 @@ struct Rollout {
   std::int64_t prompt_len = 0;
   double advantage = 0;
   bool truncated = false;  // cut at the length limit
+  // Per completion token: its log-prob under the rollout's own forward (Completion::policy_logprobs); empty in
+  // rollouts built by hand (then the step has no rollout/learner gap to measure or correct).
+  std::vector<float> policy_logprobs = {};
+  // The rollout's routing (Completion::experts: [tokens - 1][L_moe][k]); empty for a dense model or a rollout
+  // built by hand.
+  std::vector<std::int16_t> experts = {};
 };
 
 struct Rollouts {

@@ -27,6 +27,10 @@ void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, std::ve
   reduce_values(comm, ctx, values, parallel::ReduceOp::sum);
 }
 
+void max_over(parallel::Communicator& comm, const kernels::Context& ctx, std::vector<double>& values) {
+  reduce_values(comm, ctx, values, parallel::ReduceOp::max);
+}
+
 std::int64_t max_over(parallel::Communicator* comm, const kernels::Context& ctx, std::int64_t value) {
   if (comm == nullptr) return value;
   std::vector<double> v{static_cast<double>(value)};

@@ -172,7 +172,7 @@ int run_grpo(StageEnv& env) {
     reference.refresh_at(step, s.grpo.ref_refresh_steps, trainer.params());
     const Rollouts rollouts = roll_out(trainer.model(), *s.tok, rms, s.rollout, s.grpo, step, dp.rank(), dp.size());
     const GrpoUpdate update = grpo_step(trainer, reference.model(), rollouts.kept, s.packing, s.grpo);
-    const GrpoStepStats mine{.rollout = rollouts.stats, .loss = update.stats};
+    const GrpoStepStats mine{.rollout = rollouts.stats, .mismatch = update.mismatch, .loss = update.stats};
     GrpoStepStats all = mine;
     sum_over(dp, env.ctx, all);
     StageReport report{.record = grpo_record(mine, all, {.step = step, .lr = update.result.lr, .grad_norm = update.result.grad_norm,

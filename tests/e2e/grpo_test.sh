@@ -7,7 +7,9 @@
 # over all 4 ranks, at TP2 x PP2 and at PP2 x DP2 with the experts over EP2, it agrees with plain data
 # parallelism. Pipeline parallelism trains through the schedule: PP2 (1F1B) agrees with one rank, and so
 # does PP2 with two chunks per stage (interleaved) on a 4-layer base, at a micro-batch size that leaves a
-# micro-batch count the schedule must round up to a multiple of the stages.
+# micro-batch count the schedule must round up to a multiple of the stages. Every step logs the rollout/learner
+# gap (log-probs, rerouted tokens per MoE layer); routing replay with TIS runs (no token rerouted, TIS
+# weights within a few ulps of 1) at PP2 x EP2, and so does GSPO with masked IS.
 # Weight decay is off: with it, a step whose groups are all uniform (no advantage) still moves the weights,
 # and the next inner epoch's KL gradient is then a difference of nearly equal float32 log-probs (a 1e-2
 # relative error) that AdamW's first step scales up to lr-sized updates, different in every layout. Without
@@ -36,6 +38,17 @@ mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set par
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.expert=4 \
   --set run.output_dir=tp >tp.log 2>&1 || { cat tp.log; fail "grpo with tensor = 2, expert = 4"; }
 grep -q "routed experts over 2 EP ranks" ep.log || fail "grpo did not run expert-parallel"
+# Routing replay with truncated IS at PP2 x EP2 (the update through the pipeline schedule). It does not train as
+# the plain run does: from the second inner epoch on, the updated router may pick other experts for a token, and
+# replay keeps the rollout's.
+mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.pipeline=2 --set parallel.expert=2 \
+  --set grpo.routing_replay=true --set grpo.rollout_correction=tis --set run.output_dir=ep_rr >ep_rr.log 2>&1 \
+  || { cat ep_rr.log; fail "grpo with routing replay and TIS at pipeline = 2, expert = 2"; }
+grep -q "routed experts over 2 EP ranks" ep_rr.log || fail "grpo with routing replay did not run expert-parallel"
+grep -q "2 pipeline stages" ep_rr.log || fail "grpo with routing replay did not run pipeline-parallel"
+# GSPO's sequence ratio with masked IS of whole completions.
+"$bin" "$here/grpo_tiny.deck" "${g[@]}" --set grpo.ratio=sequence --set grpo.rollout_correction=mis --set run.max_steps=2 \
+  --set run.output_dir=gspo >gspo.log 2>&1 || { cat gspo.log; fail "grpo with ratio = sequence and MIS"; }
 mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${g[@]}" --set parallel.pipeline=2 --set run.output_dir=pp >pp.log 2>&1 || { cat pp.log; fail "grpo with pipeline = 2"; }
 grep -q "2 pipeline stages (1f1b, 2 chunks)" pp.log || fail "grpo did not run pipeline-parallel"
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.tensor=2 --set parallel.pipeline=2 \
@@ -67,14 +80,29 @@ def recs(run):
     return out
 one, two, split, dyn, ep, tp = recs("one"), recs("two"), recs("split"), recs("dyn"), recs("ep"), recs("tp")
 pp, tp_pp, pp_ep, one4, pp_int = recs("pp"), recs("tp_pp"), recs("pp_ep"), recs("one4"), recs("pp_int")
+ep_rr, gspo = recs("ep_rr"), recs("gspo")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
         "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
-        "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy"]
+        "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy",
+        "mismatch_abs_mean", "mismatch_abs_max", "mismatch_kl_k3", "mismatch_over_0_1", "rerouted_share",
+        "is_weight_mean", "is_capped_fraction", "is_masked_fraction"]
 assert sorted(one) == [1, 2, 3, 4], sorted(one)
 for s, r in one.items():
     missing = [k for k in keys if k not in r]
     assert not missing, f"step {s} lacks {missing}"
     assert r["response_length_mean"] > 0
+# The rollout's log-probs against the learner's recompute, f32 on the CPU: a few ulps apart (steps whose groups
+# dynamic sampling all dropped compare nothing), and the one MoE layer of the tiny model routes alike in both
+# but for rare near-ties; with routing replay exactly alike.
+for run in (one, two, ep, pp, ep_rr, gspo):
+    for s, r in run.items():
+        assert 0 <= r["mismatch_abs_max"] < 1e-4 and r["mismatch_abs_mean"] <= r["mismatch_abs_max"], (s, r["mismatch_abs_max"])
+        assert r["mismatch_over_0_1"] == 0 and 0 <= r["mismatch_kl_k3"] < 1e-8, (s, r)
+        assert len(r["rerouted_share"]) == 1 and r["rerouted_share"][0] <= (0 if run is ep_rr else 0.01), (s, r["rerouted_share"])
+assert all(r["mismatch_abs_max"] > 0 for r in one.values()), "no gap at all: the rollout's log-probs are not its own"
+assert all(r["is_weight_mean"] == 1 and r["is_masked_fraction"] == 0 for r in one.values())
+assert all(r["is_weight_mean"] != 1 and abs(r["is_weight_mean"] - 1) < 1e-4 for r in ep_rr.values() if r["grad_norm"] > 0)
+assert all(r["is_masked_fraction"] == 0 and abs(r["loss"]) < 10 for r in gspo.values())
 # Bounds from the magnitude of the terms each value sums, not from the value itself. The GRPO loss is a
 # near-cancelling sum (a group's advantages sum to zero): its terms are the advantage-weighted ratios of the
 # tokens of non-uniform groups (|A| about 1) and beta_kl times the KL terms, so a float32 error is a small

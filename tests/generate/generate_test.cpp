@@ -1,7 +1,8 @@
 // The generation engine on tiny models (CPU, f32; q_lora 0 and > 0, YaRN, dense and MoE layers): prefill and
 // decode over the MLA KV cache reproduce the training forward's logits, greedy generation is the argmax of
 // repeated full forwards, completions do not depend on the batch size, stop ids and length limits end
-// sequences, and the returned log-probs are the training forward's.
+// sequences, and the returned log-probs are the training forward's (the policy log-probs untempered, with the
+// routing of every fed token kept on request).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -245,5 +246,27 @@ TEST(Generate, LogprobsAreThoseOfTheTrainingForward) {
         }
       }
     }
+  }
+}
+
+TEST(Generate, PolicyLogprobsAreTheUntemperedTrainingForwardsAndRoutingIsKeptPerFedToken) {
+  const TinyModel t(kVariants[0]);
+  SamplingParams p;
+  p.temperature = 0.7f;  // the draw is tempered; the policy log-prob is the learner's, at temperature 1
+  p.max_new_tokens = 6;
+  p.seed = 5;
+  p.record_experts = true;
+  const std::int64_t k = t.c.n_activated_experts, layers = t.model.trunk_moe_layers();
+  ASSERT_GT(layers, 0);
+  for (const auto& c : generate(t.model, kPrompts, 2, p, 3)) {
+    std::vector<std::int32_t> seq = kPrompts[static_cast<std::size_t>(c.prompt_index)];
+    const std::size_t n = seq.size();
+    seq.insert(seq.end(), c.tokens.begin(), c.tokens.end());
+    const Full f = full_forward(t.model, seq);
+    ASSERT_EQ(c.policy_logprobs.size(), c.tokens.size());
+    for (std::size_t j = 0; j < c.tokens.size(); ++j)
+      EXPECT_NEAR(c.policy_logprobs[j], f.token_logprob[n + j - 1], 1e-5) << j;
+    EXPECT_EQ(c.experts.size(), (seq.size() - 1) * static_cast<std::size_t>(layers * k));
+    for (std::int16_t e : c.experts) EXPECT_TRUE(e >= 0 && e < t.c.n_routed_experts) << e;
   }
 }

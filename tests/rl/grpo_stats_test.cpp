@@ -56,7 +56,8 @@ const std::set<std::string> kEveryStep = {
     "step", "reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
     "response_length_max_rank0", "truncated_fraction", "loss", "ratio_mean", "kl_mean", "clip_fraction",
     "uniform_groups", "lr", "grad_norm", "reflection_words_per_response", "entropy", "generate_s", "step_s",
-    "rollout_share", "generated_tokens_per_s"};
+    "rollout_share", "generated_tokens_per_s", "mismatch_abs_mean", "mismatch_abs_max", "mismatch_kl_k3",
+    "mismatch_over_0_1", "rerouted_share", "is_weight_mean", "is_capped_fraction", "is_masked_fraction"};
 
 }  // namespace
 
@@ -114,4 +115,22 @@ TEST(GrpoRecord, ProgressLineShowsTheRecordsMeans) {
   EXPECT_NE(line.find("step 3/10"), std::string::npos) << line;
   EXPECT_NE(line.find("reward 0.5000"), std::string::npos) << line;
   EXPECT_NE(line.find("  accuracy 0.5  format 1  length 25  kl 0.02"), std::string::npos) << line;
+}
+
+TEST(GrpoRecord, MismatchMeansOverTheComparedTokensAndRerouteSharesPerLayer) {
+  GrpoStepStats s = summed();
+  s.mismatch = {.tokens = 50, .abs_sum = 5, .k3_sum = 0.5, .over_0_1 = 10, .abs_max = 0.75,
+                .routed = {50, 40}, .rerouted = {5, 0}};
+  s.loss.is_capped = 20;
+  s.loss.is_weight_sum = 90;
+  s.loss.is_masked = 25;
+  const nlohmann::json rec = grpo_record(mine(), s, {.replicas = 2});
+  EXPECT_DOUBLE_EQ(rec["mismatch_abs_mean"].get<double>(), 0.1);
+  EXPECT_DOUBLE_EQ(rec["mismatch_abs_max"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(rec["mismatch_kl_k3"].get<double>(), 0.01);
+  EXPECT_DOUBLE_EQ(rec["mismatch_over_0_1"].get<double>(), 0.2);
+  EXPECT_EQ(rec["rerouted_share"], nlohmann::json::array({0.1, 0.0}));
+  EXPECT_DOUBLE_EQ(rec["is_weight_mean"].get<double>(), 0.9);      // over the 100 loss tokens
+  EXPECT_DOUBLE_EQ(rec["is_capped_fraction"].get<double>(), 0.2);
+  EXPECT_DOUBLE_EQ(rec["is_masked_fraction"].get<double>(), 0.2);  // of the 125 tokens before masking
 }

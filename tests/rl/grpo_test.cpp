@@ -12,8 +12,8 @@
 #include "core/error.hpp"
 #include "core/tensor.hpp"
 #include "deck/validate.hpp"
-#include "kernels/gradcheck.hpp"
 #include "rl/grpo.hpp"
+#include "rl/grpo_gradcheck.hpp"
 
 using namespace r1;
 
@@ -257,17 +257,7 @@ TEST(GrpoGradient, MatchesFiniteDifferencesForEveryKlEstimatorAndAggregation) {
         const GrpoLoss l = grpo_loss(b.tokens(), norm, c);
         EXPECT_GT(l.stats.clipped_low, 0);  // the flat regions are exercised too
         EXPECT_GT(l.stats.clipped_high, 0);
-        const auto T = static_cast<std::int64_t>(b.logp_new.size());
-        Tensor x = Tensor::host({T}, DType::f32), analytic = Tensor::host({T}, DType::f32);
-        for (std::int64_t t = 0; t < T; ++t) {
-          x.data<float>()[t] = b.logp_new[t];
-          analytic.data<float>()[t] = static_cast<float>(l.grad_logp_new[t]);
-        }
-        const auto loss = [&] {
-          b.logp_new.assign(x.data<float>(), x.data<float>() + T);
-          return grpo_loss(b.tokens(), norm, c).stats.loss;
-        };
-        const test::GradCheckResult r = test::gradcheck(loss, x, analytic, 1e-3);
+        const test::GradCheckResult r = test::grpo_gradcheck(b, norm, c);
         EXPECT_LT(r.relative(), 1e-5) << "loss_agg " << static_cast<int>(agg) << ", kl " << static_cast<int>(kl)
                                       << ", mask_truncated " << mask;
         EXPECT_GT(r.max_abs_grad, 1e-3);
