@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.hpp"
+#include "support/world.hpp"
 
 namespace fs = std::filesystem;
 using namespace r1;
@@ -12,21 +13,13 @@ using namespace r1::ckpt;
 
 namespace {
 
+using test::world_rank;
+using test::world_size;
+
 Meta at_step(std::int64_t step) {
   Meta m;
   m.step = step;
   return m;
-}
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
 }
 
 // The same fresh directory on every rank (rank 0's pid names it).

@@ -19,21 +19,14 @@
 #include "generate/engine.hpp"
 #include "parallel/comm_bundle.hpp"
 #include "support/tiny_model.hpp"
+#include "support/world.hpp"
 
 using namespace r1;
 
 namespace {
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
+using test::world_rank;
+using test::world_size;
 
 ModelConfig tiny() {
   // 4 layers: 4 chunks of one layer at PP4 or PP2 x 2 virtual stages.

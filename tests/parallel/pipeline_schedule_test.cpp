@@ -19,10 +19,14 @@
 #include "core/error.hpp"
 #include "parallel/comm.hpp"
 #include "train/pipeline_schedule.hpp"
+#include "support/world.hpp"
 
 using namespace r1;
 
 namespace {
+
+using test::world_rank;
+using test::world_size;
 
 using Kind = PipelineAction::Kind;
 constexpr PipelineSchedule kOneFOneB = PipelineSchedule::one_f_one_b;
@@ -269,17 +273,6 @@ TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
 }
 
 // --- run_pipeline over MPI ---
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
 // The toy model: chunk c maps an activation X [kRows, kDim] to tanh(X W_c) with a fixed W_c [kDim, kDim];
 // the loss is the sum of squares of the last chunk's output. kRows x kDim f32 is 256 KiB per message, far

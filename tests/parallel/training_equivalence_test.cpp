@@ -37,28 +37,21 @@
 #include "support/tiny_model.hpp"
 #include "train/optimizer.hpp"
 #include "train/step.hpp"
+#include "support/world.hpp"
 
 namespace fs = std::filesystem;
 using namespace r1;
 
 namespace {
 
+using test::world_rank;
+using test::world_size;
+
 constexpr double kLossTol = 1e-6;    // relative, per step
 constexpr double kNormTol = 1e-5;    // relative, per step
 constexpr double kParamTol = 1e-5;   // relative L2 per tensor (see above)
 constexpr int kSteps = 3;
 constexpr std::int64_t kGlobalRows = 8, kSeq = 16, kMicro = 1;
-
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
 ModelConfig tiny_moe(bool deep) {
   // One of two expert groups per token: group-limited routing.

@@ -23,23 +23,16 @@
 #include "parallel/comm_bundle.hpp"
 #include "rl/grpo_step.hpp"
 #include "support/tiny_model.hpp"
+#include "support/world.hpp"
 
 using namespace r1;
 
 namespace {
 
-constexpr double kGap = 5e-6;
+using test::world_rank;
+using test::world_size;
 
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
+constexpr double kGap = 5e-6;
 
 ModelConfig tiny() {
   ModelConfig c = test::tiny_model({.vocab_size = 48, .n_layers = 4, .v_head_dim = 6, .max_seq_len = 32, .init_std = 0.3});

@@ -17,22 +17,15 @@
 #include "deck/validate.hpp"
 #include "stages/stage.hpp"
 #include "train/trainer.hpp"
+#include "support/world.hpp"
 
 using namespace r1;
 namespace fs = std::filesystem;
 
 namespace {
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int n = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &n);
-  return n;
-}
+using test::world_rank;
+using test::world_size;
 
 // A fresh directory, the same on every rank.
 fs::path scratch(const std::string& name) {
