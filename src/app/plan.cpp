@@ -15,11 +15,7 @@ namespace r1 {
 namespace {
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-std::string fmt(const char* format, double a, double b = 0, double c = 0) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, format, a, b, c);
-  return buf;
-}
+std::string fmt(const char* format, double a, double b = 0, double c = 0) { return numbers_text(format, a, b, c); }
 std::string gib(double bytes) { return fmt("%.2f", bytes / kGiB); }
 std::string in_unit(double bytes, double unit) { return fmt(unit == kGiB ? "%.2f" : "%.3g", bytes / unit); }
 std::string billions(double n) { return n >= 1e8 ? fmt("%.2fB", n / 1e9) : fmt("%.3gM", n / 1e6); }
@@ -58,6 +54,12 @@ BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool m
   return b;
 }
 }  // namespace
+
+std::string numbers_text(const char* format, double a, double b, double c, double d) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, format, a, b, c, d);
+  return buf;
+}
 
 TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   TrainSettings s;

@@ -14,6 +14,9 @@ namespace r1 {
 
 class Deck;
 
+// printf of up to four numbers: how the planner and the time model write theirs.
+std::string numbers_text(const char* format, double a, double b = 0, double c = 0, double d = 0);
+
 // The deck's training settings that decide memory.
 struct TrainSettings {
   int compute_bytes = 4;        // an activation, and the compute copy of a weight (fp32: 4; bf16: 2)

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -80,13 +79,7 @@ const char* schedule_word(Schedule s) {
   return "?";
 }
 
-std::string fmt(const char* f, double a, double b = 0, double c = 0, double d = 0) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, f, a, b, c, d);
-  return buf;
-}
-
-std::string ms(double s) { return s >= 10 ? fmt("%.1f s", s) : fmt("%.1f ms", s * 1e3); }
+std::string ms(double s) { return s >= 10 ? numbers_text("%.1f s", s) : numbers_text("%.1f ms", s * 1e3); }
 
 }  // namespace
 
@@ -160,8 +153,8 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   if (pp > 1) {
     if (schedule == Schedule::one_f_one_b) t.bubble = (pp - 1) * unit;
     if (schedule == Schedule::interleaved) t.bubble = (pp - 1) / std::max(1, s.virtual_stages) * unit;
-    // DualPipe: (PP/2 - 1)(F&B + B - 3W), the overlapped forward-and-backward chunk F&B = F + B, W = B/2.
-    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * (fwd + bwd + bwd - 1.5 * bwd);
+    // DualPipe: (PP/2 - 1)(F&B + B - 3W) with the overlapped chunk F&B = F + B and W = B/2: (PP/2 - 1)(F + B/2).
+    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * (fwd + 0.5 * bwd);
   }
   // DP: gradients reduced (fp32) and updated weights gathered, dense over DP and experts over EDP,
   // overlapped with the last micro-batch's backward.
@@ -186,25 +179,28 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
   const Schedule deck_schedule = s.schedule == PipelineSchedule::interleaved ? Schedule::interleaved : Schedule::one_f_one_b;
   const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, false);
   std::vector<std::string> out;
-  out.push_back("machine " + m.name + fmt(": BF16 %.0f / FP8 %.0f TFLOP/s, HBM %.2f TB/s", m.peak_bf16 / 1e12, m.peak_fp8 / 1e12, m.hbm / 1e12) +
-               fmt(", NVLink %.0f GB/s and network %.0f GB/s per GPU per direction, ", m.nvlink / 1e9, m.network / 1e9) +
-               fmt("%.0f GPUs per node; calibrated: compute %.1f%%, memory %.0f%%, collectives %.0f%% of peak",
-                   m.gpus_per_node, m.compute_eff * 100, m.memory_eff * 100, m.comm_eff * 100));
+  out.push_back("machine " + m.name +
+                numbers_text(": BF16 %.0f / FP8 %.0f TFLOP/s, HBM %.2f TB/s", m.peak_bf16 / 1e12, m.peak_fp8 / 1e12,
+                             m.hbm / 1e12) +
+                numbers_text(", NVLink %.0f GB/s and network %.0f GB/s per GPU per direction, ", m.nvlink / 1e9,
+                             m.network / 1e9) +
+                numbers_text("%.0f GPUs per node; calibrated: compute %.1f%%, memory %.0f%%, collectives %.0f%% of peak",
+                             m.gpus_per_node, m.compute_eff * 100, m.memory_eff * 100, m.comm_eff * 100));
   out.push_back("step (worst stage, " + std::string(schedule_word(t.schedule)) + "): " + ms(t.step) + " = forward " +
                 ms(t.forward) + " + backward " + ms(t.backward) + " + exposed TP " + ms(t.tp) + ", EP " + ms(t.ep) +
                 ", PP " + ms(t.pp) + " + bubble " + ms(t.bubble) + " + DP " + ms(t.dp) + " + optimizer " + ms(t.optimizer));
   const double hours = t.step * static_cast<double>(steps) * l.world / 3600;
-  out.push_back(fmt("%.0f tokens/s per GPU, MFU %.1f%%; ", t.tokens_per_s_per_gpu, t.mfu * 100) +
-                (steps > 0 ? fmt("%.4g GPU-hours (%.3g hours wall) for [run] max_steps = %.0f; ", hours, hours / l.world,
+  out.push_back(numbers_text("%.0f tokens/s per GPU, MFU %.1f%%; ", t.tokens_per_s_per_gpu, t.mfu * 100) +
+                (steps > 0 ? numbers_text("%.4g GPU-hours (%.3g hours wall) for [run] max_steps = %.0f; ", hours, hours / l.world,
                                  static_cast<double>(steps))
                            : std::string()) +
-                fmt("%.4g GPU-hours per trillion tokens", 1e12 / t.tokens_per_s_per_gpu / 3600));
+                numbers_text("%.4g GPU-hours per trillion tokens", 1e12 / t.tokens_per_s_per_gpu / 3600));
   std::string alt = "alternatives (step, tokens/s per GPU):";
   for (const Schedule sch : {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipe})
     for (const bool fp8 : {false, true}) {
       if (sch == Schedule::interleaved && s.virtual_stages < 2) continue;
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
-      alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + fmt(" %.0f;", a.tokens_per_s_per_gpu);
+      alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
   out.push_back(alt + " (dualpipe and fp8 are not runnable yet: issues 24, 25)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
