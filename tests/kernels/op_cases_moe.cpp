@@ -68,14 +68,34 @@ struct RouterSpec {
   Bias bias;
   std::uint32_t seed_dgates;
   bool grad = false;
+  bool replay = false;  // moe_router_replay with replay_ids: even tokens keep given experts, odd ones are routed
 };
+
+// Routing replay's input: token i even keeps experts (5i + 3j) mod e, j < k (distinct: 3 is coprime to every
+// expert count here), whatever its scores say; token i odd is -1 (routed).
+Tensor replay_ids(std::int64_t t, std::int64_t e, std::int64_t k) {
+  Tensor ids = Tensor::host({t, k}, DType::i32);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t j = 0; j < k; ++j)
+      ids.data<std::int32_t>()[i * k + j] = i % 2 ? -1 : static_cast<std::int32_t>((5 * i + 3 * j) % e);
+  return ids;
+}
+
+// The forward under test: moe_router_forward, or moe_router_replay from the replay ids (restored first, since
+// replay writes the routed rows' choices into them).
+void route(const Context& ctx, const RouterSpec& s, const Tensor& logits, const Tensor& bias, const Tensor& ids,
+           const Tensor& scores, const Tensor& idx, const Tensor& gates) {
+  if (!s.replay) return kernels::moe_router_forward(ctx, logits, bias, s.p, scores, idx, gates);
+  copy(idx, ids);
+  kernels::moe_router_replay(ctx, logits, bias, s.p, scores, idx, gates);
+}
 
 // The same per-token routine on both sides with deterministic exp and explicitly rounded steps: scores, selections
 // and gates are the same bits. The backward is the same code too, but the GPU may fuse its multiply-adds: 1e-5 of
 // the largest gradient. Finite differences: 2e-3 of the largest gradient with eps 1e-3.
 OpCase router_case(const RouterSpec& s) {
   const std::int64_t k = s.p.top_k;
-  OpCase c{"moe_router",
+  OpCase c{s.replay ? "moe_router_replay" : "moe_router",
            std::string(s.name) + ", " + std::to_string(s.t) + " tokens, " + std::to_string(s.e) + " experts"};
   c.bind = [=](const Context& ctx) {
     const Tensor hb = router_bias(s.e, s.bias);
@@ -84,8 +104,9 @@ OpCase router_case(const RouterSpec& s) {
     const Tensor dgates = ctx.to_here(random_tensor({s.t, k}, DType::f32, s.seed_dgates));
     const Tensor scores = ctx.empty({s.t, s.e}, DType::f32), idx = ctx.empty({s.t, k}, DType::i32);
     const Tensor gates = ctx.empty({s.t, k}, DType::f32), dlogits = ctx.empty({s.t, s.e}, DType::f32);
+    const Tensor ids = ctx.to_here(replay_ids(s.t, s.e, k));
     return Run{[=] {
-                 kernels::moe_router_forward(ctx, logits, bias, s.p, scores, idx, gates);
+                 route(ctx, s, logits, bias, ids, scores, idx, gates);
                  kernels::moe_router_backward(ctx, dgates, scores, idx, gates, s.p, dlogits);
                },
                [=] {
@@ -103,12 +124,12 @@ OpCase router_case(const RouterSpec& s) {
       const Tensor w = random_tensor({s.t, k}, DType::f32, s.seed_dgates),
                    dlogits = Tensor::host({s.t, s.e}, DType::f32);
       const Tensor scores = Tensor::host({s.t, s.e}, DType::f32), idx = Tensor::host({s.t, k}, DType::i32);
-      const Tensor gates = Tensor::host({s.t, k}, DType::f32);
-      kernels::moe_router_forward(cpu, logits, bias, s.p, scores, idx, gates);
+      const Tensor gates = Tensor::host({s.t, k}, DType::f32), ids = replay_ids(s.t, s.e, k);
+      route(cpu, s, logits, bias, ids, scores, idx, gates);
       const Tensor idx0 = cpu.to_here(idx);
       kernels::moe_router_backward(cpu, w, scores, idx, gates, s.p, dlogits);
       return GradCheck{[=] {
-                         kernels::moe_router_forward(cpu, logits, bias, s.p, scores, idx, gates);
+                         route(cpu, s, logits, bias, ids, scores, idx, gates);
                          for (std::int64_t i = 0; i < idx.numel(); ++i)
                            EXPECT_EQ(idx.data<std::int32_t>()[i], idx0.data<std::int32_t>()[i])
                                << "selection moved under the step";
@@ -151,6 +172,15 @@ void add_router_cases(std::vector<OpCase>& out) {
        Logits::ladder, Bias::steps, 7, true},
       {"sigmoid raw", 6, 16, {.score_func = ScoreFunc::sigmoid, .top_k = 2, .normalize = false}, Logits::ladder,
        Bias::steps, 7, true},
+      // Routing replay: even tokens keep given experts (gates from these scores, the bias ignored), odd ones routed.
+      {"replay: V3 sigmoid groups 8/4", 3001, 256, v3, Logits::random, Bias::random, 3, false, true},
+      {"replay: decode, one token, V3", 1, 256, v3, Logits::random, Bias::random, 3, false, true},
+      {"replay: softmax raw (V2-Lite)", 4099, 64, v2_lite, Logits::random, Bias::none, 3, false, true},
+      {"replay: sigmoid normalised, groups 4/2, scale 2.5", 6, 16,
+       {.score_func = ScoreFunc::sigmoid, .top_k = 3, .n_groups = 4, .topk_groups = 2, .route_scale = 2.5f},
+       Logits::ladder, Bias::steps, 7, true, true},
+      {"replay: softmax normalised", 6, 16, {.score_func = ScoreFunc::softmax, .top_k = 3}, Logits::ladder,
+       Bias::steps, 7, true, true},
   };
   for (const RouterSpec& s : cases) out.push_back(router_case(s));
 }
