@@ -9,7 +9,7 @@
 # does PP2 with two chunks per stage (interleaved) on a 4-layer base, at a micro-batch size that leaves a
 # micro-batch count the schedule must round up to a multiple of the stages. Every step logs the rollout/learner
 # gap (log-probs, rerouted tokens per MoE layer); routing replay with TIS runs (no token rerouted, TIS
-# weights within a few ulps of 1) at PP2 x EP2, and so does GSPO with masked IS.
+# weights within a few ulps of 1) at PP2 x EP2, equal to the same run at DP2, and so does GSPO with masked IS.
 # Weight decay is off: with it, a step whose groups are all uniform (no advantage) still moves the weights,
 # and the next inner epoch's KL gradient is then a difference of nearly equal float32 log-probs (a 1e-2
 # relative error) that AdamW's first step scales up to lr-sized updates, different in every layout. Without
@@ -44,6 +44,9 @@ grep -q "routed experts over 2 EP ranks" ep.log || fail "grpo did not run expert
 mpiexec -n 4 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set parallel.pipeline=2 --set parallel.expert=2 \
   --set grpo.routing_replay=true --set grpo.rollout_correction=tis --set run.output_dir=ep_rr >ep_rr.log 2>&1 \
   || { cat ep_rr.log; fail "grpo with routing replay and TIS at pipeline = 2, expert = 2"; }
+mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${dyn[@]}" --set grpo.routing_replay=true \
+  --set grpo.rollout_correction=tis --set run.output_dir=dyn_rr >dyn_rr.log 2>&1 \
+  || { cat dyn_rr.log; fail "grpo with routing replay and TIS on two data-parallel ranks"; }
 grep -q "routed experts over 2 EP ranks" ep_rr.log || fail "grpo with routing replay did not run expert-parallel"
 grep -q "2 pipeline stages" ep_rr.log || fail "grpo with routing replay did not run pipeline-parallel"
 # GSPO's sequence ratio with masked IS of whole completions.
@@ -80,7 +83,7 @@ def recs(run):
     return out
 one, two, split, dyn, ep, tp = recs("one"), recs("two"), recs("split"), recs("dyn"), recs("ep"), recs("tp")
 pp, tp_pp, pp_ep, one4, pp_int = recs("pp"), recs("tp_pp"), recs("pp_ep"), recs("one4"), recs("pp_int")
-ep_rr, gspo = recs("ep_rr"), recs("gspo")
+ep_rr, dyn_rr, gspo = recs("ep_rr"), recs("dyn_rr"), recs("gspo")
 keys = ["reward_mean", "reward_std", "accuracy", "format_rate", "language_consistency", "response_length_mean",
         "truncated_fraction", "kl_mean", "clip_fraction", "ratio_mean", "loss", "grad_norm",
         "reflection_words_per_response", "rollout_share", "generated_tokens_per_s", "entropy",
@@ -94,11 +97,11 @@ for s, r in one.items():
 # The rollout's log-probs against the learner's recompute, f32 on the CPU: a few ulps apart (steps whose groups
 # dynamic sampling all dropped compare nothing), and the one MoE layer of the tiny model routes alike in both
 # but for rare near-ties; with routing replay exactly alike.
-for run in (one, two, ep, pp, ep_rr, gspo):
+for run in (one, two, ep, pp, ep_rr, dyn_rr, gspo):
     for s, r in run.items():
         assert 0 <= r["mismatch_abs_max"] < 1e-4 and r["mismatch_abs_mean"] <= r["mismatch_abs_max"], (s, r["mismatch_abs_max"])
         assert r["mismatch_over_0_1"] == 0 and 0 <= r["mismatch_kl_k3"] < 1e-8, (s, r)
-        assert len(r["rerouted_share"]) == 1 and r["rerouted_share"][0] <= (0 if run is ep_rr else 0.01), (s, r["rerouted_share"])
+        assert len(r["rerouted_share"]) == 1 and r["rerouted_share"][0] <= (0 if run in (ep_rr, dyn_rr) else 0.01), (s, r["rerouted_share"])
 assert all(r["mismatch_abs_max"] > 0 for r in one.values()), "no gap at all: the rollout's log-probs are not its own"
 assert all(r["is_weight_mean"] == 1 and r["is_masked_fraction"] == 0 for r in one.values())
 assert all(r["is_weight_mean"] != 1 and abs(r["is_weight_mean"] - 1) < 1e-4 for r in ep_rr.values() if r["grad_norm"] > 0)
@@ -124,7 +127,7 @@ for s in one:
         assert abs(one[s][k] - two[s][k]) <= 1e-9, (s, k, one[s][k], two[s][k])
     agree(two, one, s, "loss")
     assert abs(one[s]["reward_mean"] - split[s]["reward_mean"]) <= 1e-9, (s, one[s], split[s])
-    for run, ref in ((ep, dyn), (tp, dyn), (tp_pp, dyn), (pp_ep, dyn), (pp, one), (pp_int, one4)):
+    for run, ref in ((ep, dyn), (tp, dyn), (tp_pp, dyn), (pp_ep, dyn), (pp, one), (pp_int, one4), (ep_rr, dyn_rr)):
         for k in ["reward_mean", "response_length_mean", "uniform_groups"]:
             assert run[s][k] == ref[s][k], (s, k, run[s][k], ref[s][k])
         for k in ["loss", "grad_norm", "kl_mean"]:
