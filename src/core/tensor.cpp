@@ -102,6 +102,13 @@ Tensor Tensor::slice(std::int64_t begin, std::int64_t end) const {
   return t;
 }
 
+Tensor Tensor::reinterpret(DType dtype) const {
+  R1_CHECK(dtype_size(dtype) == dtype_size(dtype_), "reinterpret ", str(), " as ", dtype_name(dtype), " changes the element size");
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  return t;
+}
+
 void copy(const Tensor& dst, const Tensor& src) {
   R1_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy from ", src.str(), " to ", dst.str());
   if (dst.nbytes() == 0) return;

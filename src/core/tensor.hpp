@@ -75,6 +75,8 @@ class Tensor {
   Tensor view(const Shape& shape) const;
   // Rows [begin, end) along dimension 0 (a view).
   Tensor slice(std::int64_t begin, std::int64_t end) const;
+  // Same bytes read as another dtype of the same size (f32 <-> i32 bits, bf16 <-> i16).
+  Tensor reinterpret(DType dtype) const;
 
  private:
   std::shared_ptr<Storage> storage_;

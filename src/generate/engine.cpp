@@ -34,19 +34,22 @@ Tensor on_host(const Tensor& t) {
 }
 
 // A step's draws where the logits are: token ids, their log-probs and entropies under the sampling policy,
-// and minus their log-probs under the untempered policy (the cross-entropy of the drawn token).
+// and minus their log-probs under the untempered policy (the cross-entropy of the drawn token), all in one
+// buffer so that a step reads them back in one copy.
 struct Draws {
-  Tensor tok, lp, ent, nlp;  // i32 [B], f32 [B] x 3
+  Tensor all;                // f32 [4, B]: lp, ent, nlp, tok (i32 bits)
+  Tensor lp, ent, nlp, tok;  // f32 [B] x 3, i32 [B]: views of `all`
   Draws() = default;
   Draws(const kernels::Context& ctx, std::int64_t B)
-      : tok(ctx.empty({B}, DType::i32)), lp(ctx.empty({B}, DType::f32)), ent(ctx.empty({B}, DType::f32)),
-        nlp(ctx.empty({B}, DType::f32)), lse_(ctx.empty({B}, DType::f32)) {}
+      : all(ctx.empty({4, B}, DType::f32)), lp(row(0, B)), ent(row(1, B)), nlp(row(2, B)),
+        tok(row(3, B).reinterpret(DType::i32)), lse_(ctx.empty({B}, DType::f32)) {}
   void draw(const kernels::Context& ctx, const Tensor& logits, const Tensor& u, const kernels::SampleOptions& opts) const {
     kernels::sample_rows(ctx, logits, u, opts, tok, lp, ent);
     kernels::cross_entropy_forward(ctx, logits, tok, nlp, lse_);
   }
 
  private:
+  Tensor row(std::int64_t r, std::int64_t B) const { return all.slice(r, r + 1).view({B}); }
   Tensor lse_;
 };
 
@@ -196,15 +199,20 @@ Tensor uniforms(const std::vector<Sequence*>& live, std::uint64_t seed) {
 // Appends each live sequence's draw ([live], any memory) to its completion; returns the indices of the
 // sequences that go on (the others drew a stop id or reached their limit).
 std::vector<std::int32_t> record(const std::vector<Sequence*>& live, const Draws& d, const std::vector<std::int32_t>& stop_ids) {
-  const Tensor htok = on_host(d.tok), hlp = on_host(d.lp), hent = on_host(d.ent), hnlp = on_host(d.nlp);
+  const Tensor h = on_host(d.all);
+  const std::int64_t B = d.all.dim(1);  // >= live.size()
+  const float* hlp = h.data<float>();
+  const float* hent = hlp + B;
+  const float* hnlp = hlp + 2 * B;
+  const std::int32_t* htok = h.slice(3, 4).reinterpret(DType::i32).data<std::int32_t>();
   std::vector<std::int32_t> keep;
   for (std::size_t i = 0; i < live.size(); ++i) {
     Completion& comp = *live[i]->out;
-    const SampledToken t{htok.data<std::int32_t>()[i], hlp.data<float>()[i], hent.data<float>()[i]};
+    const SampledToken t{htok[i], hlp[i], hent[i]};
     comp.tokens.push_back(t.token);
     comp.logprobs.push_back(t.logprob);
     comp.entropies.push_back(t.entropy);
-    comp.policy_logprobs.push_back(-hnlp.data<float>()[i]);
+    comp.policy_logprobs.push_back(-hnlp[i]);
     if (std::find(stop_ids.begin(), stop_ids.end(), t.token) != stop_ids.end())
       comp.finished_by = FinishReason::stop;
     else if (static_cast<std::int64_t>(comp.tokens.size()) >= live[i]->limit)

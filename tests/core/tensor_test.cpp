@@ -44,6 +44,15 @@ TEST(Tensor, ViewAndSliceShareStorage) {
   EXPECT_THROW(t.slice(2, 5), Error);
 }
 
+TEST(Tensor, ReinterpretReadsTheSameBytes) {
+  Tensor t = Tensor::host({2, 2}, DType::f32);
+  Tensor bits = t.slice(1, 2).reinterpret(DType::i32);
+  bits.data<std::int32_t>()[1] = 0x3f800000;  // 1.0f
+  EXPECT_EQ(bits.dtype(), DType::i32);
+  EXPECT_EQ(t.data<float>()[3], 1.0f);
+  EXPECT_THROW(t.reinterpret(DType::bf16), Error);
+}
+
 TEST(Tensor, CopyBetweenHostTensorsChecksSizes) {
   Tensor a = Tensor::host({6}, DType::f32), b = Tensor::host({2, 3}, DType::f32);
   for (int i = 0; i < 6; ++i) a.data<float>()[i] = 1.5f * i;
