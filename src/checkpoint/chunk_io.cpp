@@ -58,12 +58,6 @@ void copy_box(const char* src, const std::vector<hsize_t>& src_dims, const std::
   }
 }
 
-struct ChunkRead {
-  std::int64_t k = 0;
-  haddr_t addr = 0;
-  hsize_t bytes = 0;
-};
-
 }  // namespace
 
 std::uint32_t fletcher32(const void* data, std::size_t n) {
@@ -224,9 +218,23 @@ void write_chunks(hid_t ds, const ChunkGrid& grid, const char* data, const std::
   }
 }
 
-bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
-              char* dst, const std::vector<hsize_t>& dst_dims, const std::vector<hsize_t>& dst_start, std::size_t elem,
-              const std::string& where) {
+ChunkReader::~ChunkReader() {
+  for (const auto& f : fds_) ::close(f.second);
+}
+
+int ChunkReader::fd_of(const std::string& file, const std::string& where) {
+  for (const auto& f : fds_)
+    if (f.first == file) return f.second;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) R1_FAIL(io, where, ": cannot open shard ", file, ": ", std::strerror(errno));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  fds_.emplace_back(file, fd);
+  return fd;
+}
+
+bool ChunkReader::add(hid_t ds, const std::string& file, const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
+                      char* dst, const std::vector<hsize_t>& dst_dims, const std::vector<hsize_t>& dst_start, std::size_t elem,
+                      const std::string& where) {
   h5::Id dcpl(H5Dget_create_plist(ds), H5Pclose);
   h5::Id type(H5Dget_type(ds), H5Tclose);
   if (!dcpl.ok() || !type.ok() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(dcpl.get()) != 1 ||
@@ -246,15 +254,16 @@ bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& sta
   if (grid.dims.empty()) return false;
 
   // The chunks the box touches: every coordinate of the leading dimensions, the split's pieces in range.
-  std::vector<ChunkRead> reads;
+  const std::size_t box = boxes_.size();
   const std::size_t full = static_cast<std::size_t>(grid.chunk_elems()) * elem;
+  std::vector<Read> reads;
   for (std::int64_t k = 0; k < grid.count(); ++k) {
     const std::vector<hsize_t> o = grid.offset(k);
     bool hit = true;
     for (std::size_t d = 0; d < rank && hit; ++d)
       hit = o[d] < start[d] + extent[d] && start[d] < o[d] + chunk[d];
     if (!hit) continue;
-    ChunkRead c{k, 0, 0};
+    Read c{box, k, 0, 0};
     unsigned mask = 0;
     if (H5Dget_chunk_info_by_coord(ds, o.data(), &mask, &c.addr, &c.bytes) < 0 || c.addr == HADDR_UNDEF)
       R1_FAIL(io, where, ": shard ", file, ": chunk ", k, " cannot be located: ", h5::error_text());
@@ -263,39 +272,56 @@ bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& sta
               " (the file is damaged)");
     reads.push_back(c);
   }
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) R1_FAIL(io, where, ": cannot open shard ", file, ": ", std::strerror(errno));
-  try {
-    io_parallel_for(static_cast<std::int64_t>(reads.size()), [&](std::int64_t i) {
-      const ChunkRead& c = reads[static_cast<std::size_t>(i)];
-      thread_local std::vector<char> buf;
-      buf.resize(c.bytes);
-      for (std::size_t got = 0; got < c.bytes;) {
-        const ssize_t r = ::pread(fd, buf.data() + got, c.bytes - got, static_cast<off_t>(c.addr + got));
-        if (r <= 0) R1_FAIL(io, where, ": reading shard ", file, " failed (chunk ", c.k, ": ",
-                  r < 0 ? std::strerror(errno) : "past the end of the file", ")");
-        got += static_cast<std::size_t>(r);
-      }
-      const auto* bytes = reinterpret_cast<const unsigned char*>(buf.data());
-      if (fletcher32(bytes, full) != load_le32(bytes + full))
-        R1_FAIL(io, where, ": reading shard ", file, " failed (Fletcher32 checksum mismatch in chunk ", c.k,
-                ": the file is damaged)");
-      const std::vector<hsize_t> o = grid.offset(c.k);
-      std::vector<hsize_t> src_lo(rank), dst_lo(rank), ext(rank);
-      for (std::size_t d = 0; d < rank; ++d) {
-        const hsize_t lo = std::max(o[d], start[d]), hi = std::min(o[d] + chunk[d], start[d] + extent[d]);
-        src_lo[d] = lo - o[d];
-        dst_lo[d] = dst_start[d] + (lo - start[d]);
-        ext[d] = hi > lo ? hi - lo : 0;
-      }
-      if (std::find(ext.begin(), ext.end(), hsize_t{0}) == ext.end())
-        copy_box(buf.data(), chunk, src_lo, dst, dst_dims, dst_lo, ext, elem);
-    });
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  boxes_.push_back({grid, start, extent, dst_dims, dst_start, dst, fd_of(file, where), file, where});
+  for (const Read& c : reads) planned_bytes_ += c.bytes;
+  reads_.insert(reads_.end(), reads.begin(), reads.end());
+  return true;
+}
+
+void ChunkReader::run() {
+  std::sort(reads_.begin(), reads_.end(), [&](const Read& a, const Read& b) {
+    const int fa = boxes_[a.box].fd, fb = boxes_[b.box].fd;
+    return fa != fb ? fa < fb : a.addr < b.addr;
+  });
+  io_parallel_for(static_cast<std::int64_t>(reads_.size()), [&](std::int64_t i) {
+    const Read& c = reads_[static_cast<std::size_t>(i)];
+    const Box& b = boxes_[c.box];
+    thread_local std::vector<char> buf;
+    buf.resize(c.bytes);
+    for (std::size_t got = 0; got < c.bytes;) {
+      const ssize_t r = ::pread(b.fd, buf.data() + got, c.bytes - got, static_cast<off_t>(c.addr + got));
+      if (r <= 0) R1_FAIL(io, b.where, ": reading shard ", b.file, " failed (chunk ", c.k, ": ",
+                          r < 0 ? std::strerror(errno) : "past the end of the file", ")");
+      got += static_cast<std::size_t>(r);
+    }
+    const std::size_t full = c.bytes - kTrailer;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(buf.data());
+    if (fletcher32(bytes, full) != load_le32(bytes + full))
+      R1_FAIL(io, b.where, ": reading shard ", b.file, " failed (Fletcher32 checksum mismatch in chunk ", c.k,
+              ": the file is damaged)");
+    const std::size_t rank = b.start.size();
+    const std::vector<hsize_t> o = b.grid.offset(c.k);
+    std::vector<hsize_t> src_lo(rank), dst_lo(rank), ext(rank);
+    for (std::size_t d = 0; d < rank; ++d) {
+      const hsize_t lo = std::max(o[d], b.start[d]), hi = std::min(o[d] + b.grid.chunk[d], b.start[d] + b.extent[d]);
+      src_lo[d] = lo - o[d];
+      dst_lo[d] = b.dst_start[d] + (lo - b.start[d]);
+      ext[d] = hi > lo ? hi - lo : 0;
+    }
+    if (std::find(ext.begin(), ext.end(), hsize_t{0}) == ext.end())
+      copy_box(buf.data(), b.grid.chunk, src_lo, b.dst, b.dst_dims, dst_lo, ext, b.grid.elem);
+  });
+  boxes_.clear();
+  reads_.clear();
+  planned_bytes_ = 0;
+}
+
+bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
+              char* dst, const std::vector<hsize_t>& dst_dims, const std::vector<hsize_t>& dst_start, std::size_t elem,
+              const std::string& where) {
+  ChunkReader reader;
+  if (!reader.add(ds, file, start, extent, dst, dst_dims, dst_start, elem, where)) return false;
+  reader.run();
   return true;
 }
 

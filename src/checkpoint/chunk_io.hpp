@@ -74,10 +74,49 @@ struct ChunkGrid {
 // Errors name `where`.
 void write_chunks(hid_t ds, const ChunkGrid& grid, const char* data, const std::string& where);
 
-// Reads the box [start, start + extent) of the source dataset `ds` of the shard file `file` into
-// `dst`, a row-major array of shape `dst_dims`, at `dst_start`. Returns false, having read nothing, when
-// the dataset is not of the fast layout (the caller falls back to H5Dread); a checksum mismatch or a short
-// read is an io error naming `where` and the chunk.
+// Reads boxes of source datasets (of the fast layout) into row-major destination arrays: add() finds the
+// chunks a box touches (HDF5 calls, on this thread), run() reads every chunk added so far on the I/O
+// threads at once, in file order, checking each checksum and scattering its part of the box. Reading the
+// chunks of many tensors together keeps the disk busy where one tensor at a time would leave it idle
+// between tensors. Errors name the box's `where`, the shard and the chunk.
+class ChunkReader {
+ public:
+  ChunkReader() = default;
+  ChunkReader(const ChunkReader&) = delete;
+  ChunkReader& operator=(const ChunkReader&) = delete;
+  ~ChunkReader();
+
+  // Plans the box [start, start + extent) of the source dataset `ds` of the shard file `file` into `dst`
+  // (shape `dst_dims`, at `dst_start`; it must stay valid until run()). Returns false, having planned
+  // nothing, when the dataset is not of the fast layout (the caller falls back to H5Dread).
+  bool add(hid_t ds, const std::string& file, const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
+           char* dst, const std::vector<hsize_t>& dst_dims, const std::vector<hsize_t>& dst_start, std::size_t elem,
+           const std::string& where);
+  std::size_t planned_bytes() const { return planned_bytes_; }  // chunk bytes the next run() reads
+  void run();
+
+ private:
+  struct Box {
+    ChunkGrid grid;
+    std::vector<hsize_t> start, extent, dst_dims, dst_start;
+    char* dst;
+    int fd;
+    std::string file, where;
+  };
+  struct Read {
+    std::size_t box;
+    std::int64_t k;  // the chunk's index in its grid
+    haddr_t addr;
+    hsize_t bytes;
+  };
+  int fd_of(const std::string& file, const std::string& where);
+  std::vector<Box> boxes_;
+  std::vector<Read> reads_;
+  std::vector<std::pair<std::string, int>> fds_;  // the shards opened, kept open across runs
+  std::size_t planned_bytes_ = 0;
+};
+
+// One box read at once (ChunkReader::add then run); false when the dataset is not of the fast layout.
 bool read_box(hid_t ds, const std::string& file, const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
               char* dst, const std::vector<hsize_t>& dst_dims, const std::vector<hsize_t>& dst_start, std::size_t elem,
               const std::string& where);

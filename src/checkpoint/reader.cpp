@@ -151,12 +151,14 @@ h5::Id open_index(const fs::path& checkpoint) {
   return index_file::open(index);
 }
 
-// Reads one wanted slice. The virtual dataset in index.h5 gives the global shape, dtype and the map of
-// shard boxes; each box that intersects the wanted one is read straight from its shard's source
-// dataset: by chunk_io's parallel reader when the source has its layout (every shard this build writes),
-// else by H5Dread. Reading the sources ourselves (rather than H5Dread on the virtual dataset) lets a
-// missing shard be an error (a VDS silently fills it with zeros) and names the shard whose checksum failed.
-void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std::map<std::string, h5::Id>& shards) {
+// Reads one wanted slice into `host` (its shape and dtype, on the host). The virtual dataset in index.h5
+// gives the global shape, dtype and the map of shard boxes; each box that intersects the wanted one is read
+// straight from its shard's source dataset: planned into `reader` when the source has chunk_io's layout
+// (every shard this build writes; the data arrives at reader.run()), else read now by H5Dread. Reading the
+// sources ourselves (rather than H5Dread on the virtual dataset) lets a missing shard be an error (a VDS
+// silently fills it with zeros) and names the shard whose checksum failed.
+void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std::map<std::string, h5::Id>& shards,
+                ChunkReader& reader, const Tensor& host) {
   const std::string where = detail::concat("checkpoint ", checkpoint.string(), ": tensor ", want.name);
   const fs::path index_path = checkpoint / "index.h5";
   R1_CHECK(want.data.defined() && want.data.rank() == want.global_shape.rank() &&
@@ -178,7 +180,6 @@ void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std:
   for (int d = 0; d < rank; ++d)
     R1_CHECK(want.offset[d] >= 0 && want.offset[d] + want.data.dim(d) <= global[d], where, ": wanted slice outside ", global.str());
 
-  Tensor host = want.data.on_host() ? want.data : Tensor::host(want.data.shape(), want.data.dtype());
   std::vector<hsize_t> mem_dims(static_cast<std::size_t>(rank));
   for (int d = 0; d < rank; ++d) mem_dims[d] = static_cast<hsize_t>(want.data.dim(d));
   std::int64_t filled = 0;
@@ -205,8 +206,8 @@ void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std:
     }
     h5::Id src(H5Dopen2(it->second.get(), box.dataset.c_str(), H5P_DEFAULT), H5Dclose);
     if (!src.ok()) R1_FAIL(io, where, ": shard ", shard.string(), " has no dataset ", box.dataset, ": ", h5::error_text());
-    if (read_box(src.get(), shard.string(), src_start, extent, static_cast<char*>(host.raw()), mem_dims, mem_start,
-                 dtype_size(want.data.dtype()), where)) {
+    if (reader.add(src.get(), shard.string(), src_start, extent, static_cast<char*>(host.raw()), mem_dims, mem_start,
+                   dtype_size(want.data.dtype()), where)) {
       filled += n;
       continue;
     }
@@ -222,7 +223,6 @@ void read_slice(hid_t index, const fs::path& checkpoint, const Slice& want, std:
   }
   if (filled != want.data.numel())
     R1_FAIL(io, where, ": index.h5 maps only ", filled, " of the ", want.data.numel(), " wanted elements to shards");
-  if (!want.data.on_host()) copy(want.data, host);
 }
 
 }  // namespace
@@ -257,11 +257,34 @@ std::vector<TensorInfo> list_tensors(const fs::path& checkpoint) {
   return out;
 }
 
+// The chunks of many slices are read together (ChunkReader), in waves: a slice held on the device is
+// staged in host memory and copied up after its wave, and a wave ends once ~1 GiB is staged, so the host
+// memory a load takes stays bounded whatever the state's size.
 void load(const fs::path& checkpoint, const std::vector<Slice>& wanted) {
+  constexpr std::size_t kWaveStagedBytes = std::size_t{1} << 30;
   read_meta(checkpoint);  // refuses another format version before any tensor is read
   const h5::Id file = open_index(checkpoint);
   std::map<std::string, h5::Id> shards;
-  for (const Slice& w : wanted) read_slice(file.get(), checkpoint, w, shards);
+  ChunkReader reader;
+  std::vector<std::pair<const Slice*, Tensor>> staged;
+  std::size_t staged_bytes = 0;
+  const auto finish_wave = [&] {
+    reader.run();
+    for (const auto& [w, host] : staged) copy(w->data, host);
+    staged.clear();
+    staged_bytes = 0;
+  };
+  for (const Slice& w : wanted) {
+    if (w.data.on_host()) {
+      read_slice(file.get(), checkpoint, w, shards, reader, w.data);
+      continue;
+    }
+    staged.emplace_back(&w, Tensor::host(w.data.shape(), w.data.dtype()));
+    read_slice(file.get(), checkpoint, w, shards, reader, staged.back().second);
+    staged_bytes += staged.back().second.nbytes();
+    if (staged_bytes >= kWaveStagedBytes) finish_wave();
+  }
+  finish_wave();
 }
 
 }  // namespace r1::ckpt
