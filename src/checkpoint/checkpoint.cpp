@@ -20,6 +20,7 @@
 #include "core/error.hpp"
 #include "core/file_io.hpp"
 #include "core/log.hpp"
+#include "kernels/side_copy.hpp"
 #include "parallel/watched_mpi.hpp"
 
 namespace fs = std::filesystem;
@@ -295,6 +296,57 @@ int lowest_full_copy_rank(MPI_Comm comm, bool holds_full_copy) {
   return lowest == INT_MAX ? -1 : lowest;
 }
 
+namespace {
+
+// A piece of one slice for the copy-and-check workers: elements [lo, hi) of slice `slice`.
+struct Piece {
+  std::size_t slice;
+  std::int64_t lo, hi;
+};
+
+std::vector<Piece> pieces_of(const std::vector<Slice>& slices) {
+  constexpr std::int64_t kPiece = 1 << 22;
+  std::vector<Piece> out;
+  for (std::size_t i = 0; i < slices.size(); ++i)
+    for (std::int64_t lo = 0; lo < slices[i].data.numel(); lo += kPiece)
+      out.push_back({i, lo, std::min(lo + kPiece, slices[i].data.numel())});
+  return out;
+}
+
+// Copies the slices `which` selects from `from` into `to` where their memory differs (host sources) and
+// checks them finite, in pieces on the I/O workers: a NaN or Inf fails with ErrorKind::diverged naming the
+// tensor, before anything is written.
+void copy_and_check(const std::vector<Slice>& from, const std::vector<Slice>& to, const std::vector<bool>& which) {
+  std::vector<Piece> pieces;
+  for (const Piece& p : pieces_of(to))
+    if (which[p.slice]) pieces.push_back(p);
+  std::vector<std::int64_t> bad(from.size(), -1);
+  std::mutex bad_mutex;
+  io_parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t k) {
+    const Piece& p = pieces[static_cast<std::size_t>(k)];
+    const Tensor& src = from[p.slice].data;
+    const Tensor& dst = to[p.slice].data;
+    const std::size_t es = dtype_size(dst.dtype());
+    char* d = static_cast<char*>(dst.raw()) + p.lo * es;
+    if (src.on_host() && src.raw() != dst.raw())
+      std::memcpy(d, static_cast<const char*>(src.raw()) + p.lo * es, static_cast<std::size_t>(p.hi - p.lo) * es);
+    const std::int64_t at = first_non_finite(dst.dtype(), d, p.hi - p.lo);
+    if (at < 0) return;
+    const std::lock_guard<std::mutex> lock(bad_mutex);
+    std::int64_t& first = bad[p.slice];
+    if (first < 0 || p.lo + at < first) first = p.lo + at;
+  });
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    const Slice& s = from[i];
+    if (bad[i] >= 0)
+      R1_FAIL(diverged, "tensor ", s.name, " holds ", non_finite_kind(to[i].data, bad[i]), " (element ", bad[i],
+              " of this rank's slice ", s.data.shape().str(), " at offset ", nlohmann::json(s.offset).dump(),
+              "); nothing is written and `latest` stays where it was");
+  }
+}
+
+}  // namespace
+
 // One save between its host copy and its commit.
 struct Checkpointer::Job {
   SaveReport report;
@@ -308,12 +360,17 @@ struct Checkpointer::Job {
   double written_s = 0;  // the file writing alone (an async save waits for its commit after that)
   std::thread thread;
   std::exception_ptr error;
+  // Device slices of an asynchronous save: on their way down by `copies`, checked finite once there.
+  kernels::SideCopy* copies = nullptr;
+  std::vector<bool> check_when_down;
 
   std::function<void()> after_shard;  // Checkpointer::after_shard_written
 
   void write(int rank) {
     h5::quiet();  // a thread-safe HDF5 keeps one error stack per thread
     try {
+      if (copies) copies->wait();
+      copy_and_check(staged, staged, check_when_down);
       if (!staged.empty()) write_shard(tmp / shard_name(rank), staged, datasets);
       staged.clear();  // the host copies are not needed once on disk
       if (after_shard) after_shard();
@@ -326,7 +383,7 @@ struct Checkpointer::Job {
 };
 
 Checkpointer::Checkpointer(fs::path dir, MPI_Comm comm, std::int64_t keep_last, bool async)
-    : dir_(std::move(dir)), comm_(comm), keep_last_(keep_last), async_(async) {
+    : dir_(std::move(dir)), comm_(comm), keep_last_(keep_last), async_(async), copies_(std::make_unique<kernels::SideCopy>()) {
   MPI_Comm_rank(comm_, &rank_);
   h5::quiet();
 }
@@ -353,24 +410,6 @@ Tensor Checkpointer::staging_for(std::size_t i, const Slice& s) {
   return staging_[i];
 }
 
-namespace {
-
-// A piece of one slice for the copy-and-check workers: elements [lo, hi) of slice `slice`.
-struct Piece {
-  std::size_t slice;
-  std::int64_t lo, hi;
-};
-
-std::vector<Piece> pieces_of(const std::vector<Slice>& slices) {
-  constexpr std::int64_t kPiece = 1 << 22;
-  std::vector<Piece> out;
-  for (std::size_t i = 0; i < slices.size(); ++i)
-    for (std::int64_t lo = 0; lo < slices[i].data.numel(); lo += kPiece)
-      out.push_back({i, lo, std::min(lo + kPiece, slices[i].data.numel())});
-  return out;
-}
-
-}  // namespace
 
 void Checkpointer::prepare(const std::vector<Slice>& slices) {
   std::vector<Slice> copies;
@@ -387,41 +426,35 @@ void Checkpointer::prepare(const std::vector<Slice>& slices) {
 // The blocking part: host copies the training step may overwrite as soon as save() returns (a
 // synchronous save writes host tensors in place, since the caller waits for it anyway), each checked
 // finite right after its copy: a NaN or Inf is never written, so it is never committed. Copies of host
-// tensors and the checks run in pieces on io_threads() workers; device tensors come down by copy().
+// tensors and the checks run in pieces on io_threads() workers. Device tensors come down on the side
+// stream: a synchronous save waits for them here, an asynchronous one returns and its writer checks them
+// once they are down (a failure then surfaces at the commit, still before anything is written).
 void Checkpointer::stage(Job& job, const std::vector<Slice>& slices) {
   std::vector<Slice> staged;
+  std::vector<bool> now(slices.size(), true), later(slices.size(), false);
   for (std::size_t i = 0; i < slices.size(); ++i) {
     const Slice& s = slices[i];
     staged.push_back({s.name, s.global_shape, s.offset, s.data});
     if (async_ || !s.data.on_host()) staged.back().data = staging_for(i, s);
-    if (!s.data.on_host()) copy(staged.back().data, s.data);
+    if (s.data.on_host()) continue;
+    copies_->add(staged.back().data, s.data);
+    now[i] = !async_;
+    later[i] = async_;
   }
-  const std::vector<Piece> pieces = pieces_of(staged);
-  std::vector<std::int64_t> bad(slices.size(), -1);
-  std::mutex bad_mutex;
-  io_parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t k) {
-    const Piece& p = pieces[static_cast<std::size_t>(k)];
-    const Tensor& src = slices[p.slice].data;
-    const Tensor& dst = staged[p.slice].data;
-    const std::size_t es = dtype_size(dst.dtype());
-    char* d = static_cast<char*>(dst.raw()) + p.lo * es;
-    if (src.on_host() && src.raw() != dst.raw())
-      std::memcpy(d, static_cast<const char*>(src.raw()) + p.lo * es, static_cast<std::size_t>(p.hi - p.lo) * es);
-    const std::int64_t at = first_non_finite(dst.dtype(), d, p.hi - p.lo);
-    if (at < 0) return;
-    const std::lock_guard<std::mutex> lock(bad_mutex);
-    std::int64_t& first = bad[p.slice];
-    if (first < 0 || p.lo + at < first) first = p.lo + at;
-  });
-  for (std::size_t i = 0; i < slices.size(); ++i) {
-    const Slice& s = slices[i];
-    if (bad[i] >= 0)
-      R1_FAIL(diverged, "tensor ", s.name, " holds ", non_finite_kind(staged[i].data, bad[i]), " (element ", bad[i],
-              " of this rank's slice ", s.data.shape().str(), " at offset ", nlohmann::json(s.offset).dump(),
-              "); nothing is written and `latest` stays where it was");
-    job.local_bytes += static_cast<std::int64_t>(s.data.nbytes());
-  }
+  if (!async_) copies_->wait();
+  copy_and_check(slices, staged, now);
+  for (const Slice& s : slices) job.local_bytes += static_cast<std::int64_t>(s.data.nbytes());
   job.staged = std::move(staged);
+  if (std::find(later.begin(), later.end(), true) != later.end()) {
+    job.copies = copies_.get();
+    job.check_when_down = std::move(later);
+  } else {
+    job.check_when_down.assign(slices.size(), false);
+  }
+}
+
+void Checkpointer::wait_for_device_copies() {
+  if (job_ && job_->copies) job_->report.blocking_s += job_->copies->wait();
 }
 
 SaveReport Checkpointer::save(const Meta& meta, const std::vector<Slice>& slices) {

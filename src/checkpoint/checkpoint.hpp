@@ -14,6 +14,10 @@
 
 #include "core/tensor.hpp"
 
+namespace r1::kernels {
+class SideCopy;
+}
+
 namespace r1::ckpt {
 
 inline constexpr std::int64_t kFormatVersion = 1;
@@ -79,6 +83,10 @@ class Checkpointer {
   void prepare(const std::vector<Slice>& slices);
   // Commits the save in flight, if any, and returns its report.
   std::optional<SaveReport> finish();
+  // An asynchronous save copies device tensors down on a stream of its own while training goes on: this
+  // blocks until they are on the host, and must be called before anything overwrites them (the next
+  // optimizer update). The wait counts into the save's blocking time.
+  void wait_for_device_copies();
   bool in_flight() const { return job_ != nullptr; }
   const std::filesystem::path& dir() const { return dir_; }
   MPI_Comm comm() const { return comm_; }
@@ -101,6 +109,7 @@ class Checkpointer {
   // Host copies kept from save to save: slice i's, and whether it is pinned staging for a device tensor.
   std::vector<Tensor> staging_;
   std::vector<bool> staging_pinned_;
+  std::unique_ptr<kernels::SideCopy> copies_;  // declared after staging_: destroyed (waited for) first
 };
 
 // Collective: the lowest rank of `comm` whose `holds_full_copy` is true (the one writer of a replicated

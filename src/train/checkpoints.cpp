@@ -111,4 +111,6 @@ bool StageCheckpoints::after_step(std::int64_t step, std::int64_t last, std::int
 
 void StageCheckpoints::finish() { ckpt_->finish(); }
 
+void StageCheckpoints::before_update() { ckpt_->wait_for_device_copies(); }
+
 }  // namespace r1

@@ -50,6 +50,9 @@ class StageCheckpoints {
   // Returns true when the run must stop now (it has just been checkpointed).
   bool after_step(std::int64_t step, std::int64_t last, std::int64_t tokens, const nlohmann::json& data_state);
   void finish();  // waits for an asynchronous save in flight and commits it
+  // Before the optimizer overwrites the weights and moments: an asynchronous save's device copies of them,
+  // running beside the step's forward and backward, must be done.
+  void before_update();
   double elapsed_s() const { return clock_.seconds(); }
 
  private:

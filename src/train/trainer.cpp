@@ -133,6 +133,7 @@ StepResult Trainer::update(StepSums sums, bool next_token, double counted, bool 
   const Stopwatch optimizer;
   if (r.diverged.empty()) {
     const kernels::ProfileRegion region(env_.ctx, "optimizer");
+    checkpoints_.before_update();
     try {
       r.grad_norm = opt_.step(r.lr);
     } catch (const Error& e) {
