@@ -85,6 +85,7 @@ double AdamW::grad_norm() const {
     // g holds elements [base, base + g.numel()) of the flattened gradient.
     const Tensor g = part.comm ? grads_.reduced_part(i).slice(0, part.hi - part.lo) : flat(p.grad);
     const std::int64_t base = part.comm ? part.lo : 0, chunk = grads_.chunk(i);
+    if (g.numel() == 0) continue;  // a ZeRO-1 rank past the last part
     R1_CHECK(base % chunk == 0, "ZeRO-1 part of ", p.name, " starts inside a norm chunk");
     for (std::int64_t lo = base; lo < base + g.numel(); lo += chunk)
       chunks.push_back(g.slice(lo - base, std::min(lo + chunk, base + g.numel()) - base));
