@@ -4,7 +4,8 @@
 // moments in FP32 and in BF16; and the gradient norm's sum of squares over 2^18-element chunks, one launch per
 // tensor (reduce_rows) against one launch over all chunks (reduce_each). One line per case: ms per step, bytes
 // moved per parameter, GB/s (H100 HBM3 peaks at 3.35 TB/s). On the CPU backend (no GPU, or --cpu) the same
-// shapes scaled down 64x in their leading dimension.
+// shapes scaled down 256x in their leading dimension.
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -27,32 +28,33 @@ struct Shaped {
 // Every trainable tensor of the bench model (router biases are not trained); `shrink` divides the first dim.
 std::vector<Shaped> bench_model(std::int64_t shrink) {
   const std::int64_t D = 2048, V = 102400, H = 16, E = 64, I = 1408, kv = 512, rope = 64, nope = 128, dv = 128;
-  std::vector<Shaped> out = {{{V / shrink, D}, true}, {{V / shrink, D}, true}, {{D}, false}};  // embed, head, norm
+  const auto cut = [&](std::int64_t rows) { return std::max<std::int64_t>(1, rows / shrink); };
+  std::vector<Shaped> out = {{{cut(V), D}, true}, {{cut(V), D}, true}, {{D}, false}};  // embed, head, norm
   for (int layer = 0; layer < 4; ++layer) {
     for (const Shaped& s : std::vector<Shaped>{{{D}, false},
                                                {{D}, false},
-                                               {{H * (nope + rope) / shrink, D}, true},  // q
-                                               {{(kv + rope) / shrink, D}, true},        // kv_a_proj
+                                               {{cut(H * (nope + rope)), D}, true},  // q
+                                               {{cut(kv + rope), D}, true},        // kv_a_proj
                                                {{kv}, false},                            // kv_a_norm
-                                               {{H * (nope + dv) / shrink, kv}, true},   // kv_b
-                                               {{D / shrink, H * dv}, true}})            // o_proj
+                                               {{cut(H * (nope + dv)), kv}, true},   // kv_b
+                                               {{cut(D), H * dv}, true}})            // o_proj
       out.push_back(s);
     if (layer == 0) {  // the dense FFN
-      out.push_back({{2 * 10944 / shrink, D}, true});
-      out.push_back({{D / shrink, 10944}, true});
+      out.push_back({{cut(2 * 10944), D}, true});
+      out.push_back({{cut(D), 10944}, true});
       continue;
     }
     out.push_back({{E, D}, false});                      // router
-    out.push_back({{E / shrink, 2 * I, D}, true});       // routed experts' gate_up
-    out.push_back({{E / shrink, D, I}, true});           // and down
-    out.push_back({{2 * 2 * I / shrink, D}, true});      // two shared experts' gate_up
-    out.push_back({{D / shrink, 2 * I}, true});          // and down
+    out.push_back({{cut(E), 2 * I, D}, true});       // routed experts' gate_up
+    out.push_back({{cut(E), D, I}, true});           // and down
+    out.push_back({{cut(2 * 2 * I), D}, true});      // two shared experts' gate_up
+    out.push_back({{cut(D), 2 * I}, true});          // and down
   }
   return out;
 }
 
 void report(const std::string& name, double seconds, double bytes, double params) {
-  std::printf("%-44s %8.2f ms  %5.1f B/param  %7.1f GB/s\n", name.c_str(), seconds * 1e3, bytes / params,
+  std::printf("%-52s %8.2f ms  %5.1f B/param  %7.1f GB/s\n", name.c_str(), seconds * 1e3, bytes / params,
               bytes / seconds * 1e-9);
   std::fflush(stdout);
 }
@@ -77,7 +79,7 @@ void bench_adamw(const Context& ctx, const std::vector<Shaped>& model, DType mom
   };
   // Read grad, master, m, v; write master, m, v and the bf16 copy.
   const double per_param = 4 + 2 * 4 + 4 * static_cast<double>(dtype_size(moments)) + 2;
-  report(std::string("adamw ") + (per_tensor ? "per tensor (" + std::to_string(ts.size()) + " launches)" : "multi-tensor") +
+  report(std::string("adamw ") + (per_tensor ? "per tensor (" + std::to_string(ts.size()) + " launches + table uploads)" : "multi-tensor") +
              ", " + dtype_name(moments) + " moments",
          bench::time_per_call(ctx, reps, step), per_param * params, params);
 }
@@ -116,11 +118,11 @@ void bench_norm(const Context& ctx, const std::vector<Shaped>& model, bool per_t
 int main(int argc, char** argv) {
   bool gpu = false;
   const Context ctx = bench::bench_context(argc, argv, gpu);
-  const std::vector<Shaped> model = bench_model(gpu ? 1 : 64);
+  const std::vector<Shaped> model = bench_model(gpu ? 1 : 256);
   double params = 0;
   for (const Shaped& s : model) params += static_cast<double>(s.shape.numel());
   std::printf("# r1hpc AdamW benchmark on %s: %zu tensors, %.3fB parameters; median of 5 runs\n",
-              gpu ? "cuda:0" : "the CPU backend (shapes / 64)", model.size(), params * 1e-9);
+              gpu ? "cuda:0" : "the CPU backend (shapes / 256)", model.size(), params * 1e-9);
   const int reps = gpu ? 3 : 1;
   bench_adamw(ctx, model, DType::f32, /*per_tensor=*/true, reps);
   bench_adamw(ctx, model, DType::f32, /*per_tensor=*/false, reps);
