@@ -90,12 +90,14 @@ double AdamW::grad_norm() const {
     for (std::int64_t lo = base; lo < base + g.numel(); lo += chunk)
       chunks.push_back(g.slice(lo - base, std::min(lo + chunk, base + g.numel()) - base));
   }
-  Tensor sums = ctx.empty({static_cast<std::int64_t>(chunks.size())}, DType::f32);
-  kernels::reduce_each(ctx, kernels::ReduceOp::sum_squares, chunks, sums);
-  Tensor h = Tensor::host(sums.shape(), DType::f32);
-  copy(h, sums);
   double total = 0;
-  for (std::int64_t j = 0; j < h.numel(); ++j) total += h.data<float>()[j];
+  if (!chunks.empty()) {
+    Tensor sums = ctx.empty({static_cast<std::int64_t>(chunks.size())}, DType::f32);
+    kernels::reduce_each(ctx, kernels::ReduceOp::sum_squares, chunks, sums);
+    Tensor h = Tensor::host(sums.shape(), DType::f32);
+    copy(h, sums);
+    for (std::int64_t j = 0; j < h.numel(); ++j) total += h.data<float>()[j];
+  }
   parallel::Communicator* world = grads_.groups().world;
   if (world != nullptr && world->size() > 1) {
     Tensor t = Tensor::host({1}, DType::f64);
