@@ -1,10 +1,10 @@
 // AdamW step benchmark: the whole optimizer pass over the bench model's 2.25B parameters in its own tensor
 // shapes (inputs/models/bench.deck: DeepSeek-V2-Lite layers, 4 of them), BF16 compute copy, FP32 master and
-// gradient: one launch per tensor (the optimizer before the multi-tensor pass) against one multi-tensor launch,
-// moments in FP32 and in BF16; and the gradient norm's sum of squares over 2^18-element chunks, one launch per
-// tensor (reduce_rows) against one launch over all chunks (reduce_each). One line per case: ms per step, bytes
-// moved per parameter, GB/s (H100 HBM3 peaks at 3.35 TB/s). On the CPU backend (no GPU, or --cpu) the same
-// shapes scaled down 256x in their leading dimension.
+// gradient: one launch per tensor (the optimizer before the multi-tensor pass; each launch now also uploads
+// its one-row table) against one multi-tensor launch, moments in FP32 and in BF16; and the gradient norm's
+// sums of squares over 2^18-element chunks, one launch per tensor (reduce_rows) against one launch over all
+// chunks (reduce_each). One line per case: ms per step, bytes moved per parameter, GB/s (H100 HBM3 peaks at
+// 3.35 TB/s). On the CPU backend (no GPU, or --cpu) the same shapes cut 256x in their leading dimension.
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -79,7 +79,7 @@ void bench_adamw(const Context& ctx, const std::vector<Shaped>& model, DType mom
   };
   // Read grad, master, m, v; write master, m, v and the bf16 copy.
   const double per_param = 4 + 2 * 4 + 4 * static_cast<double>(dtype_size(moments)) + 2;
-  report(std::string("adamw ") + (per_tensor ? "per tensor (" + std::to_string(ts.size()) + " launches + table uploads)" : "multi-tensor") +
+  report(std::string("adamw ") + (per_tensor ? "per tensor (" + std::to_string(ts.size()) + " launches)" : "multi-tensor") +
              ", " + dtype_name(moments) + " moments",
          bench::time_per_call(ctx, reps, step), per_param * params, params);
 }
