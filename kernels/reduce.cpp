@@ -37,6 +37,22 @@ void reduce_rows(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor&
   cpu::reduce_rows(op, x, out);
 }
 
+void reduce_each(const Context& ctx, ReduceOp op, std::span<const Tensor> xs, const Tensor& out) {
+  require_here(ctx, "reduce_each", "out", out);
+  R1_REQUIRE(out.dtype() == DType::f32 && out.numel() == static_cast<std::int64_t>(xs.size()),
+             "reduce_each: out must be f32[", xs.size(), "], got ", out.str());
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    require_here(ctx, "reduce_each", "xs[i]", xs[i]);
+    R1_REQUIRE(xs[i].dtype() == xs[0].dtype(), "reduce_each: xs[", i, "] ", xs[i].str(), " is not ",
+               dtype_name(xs[0].dtype()), " like xs[0]");
+  }
+  if (xs.empty()) return;
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::reduce_each(ctx, op, xs, out);
+#endif
+  cpu::reduce_each(op, xs, out);
+}
+
 float reduce_value(const Context& ctx, ReduceOp op, const Tensor& x) {
   Tensor out = ctx.empty({1}, DType::f32);
   reduce(ctx, op, x, out);

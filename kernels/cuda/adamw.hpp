@@ -1,10 +1,13 @@
 // CUDA version of kernels/adamw.hpp for its dispatch, defined in cuda/adamw.cu (CUDA builds only).
 #pragma once
+#include <vector>
+
 #include "kernels/adamw_math.hpp"
 
 namespace r1::kernels::cuda {
 
-void adamw_step(const Context& ctx, const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                const Tensor& exp_avg_sq, const detail::AdamWCoefficients& k, const Tensor& param_bf16);
+// rows: every tensor of the step (host table, uploaded here); moments: their moment dtype (f32 or bf16).
+void adamw_multi_step(const Context& ctx, const std::vector<detail::AdamWRow>& rows, DType moments,
+                      const detail::AdamWCoefficients& k);
 
 }  // namespace r1::kernels::cuda

@@ -6,5 +6,6 @@ namespace r1::kernels::cuda {
 
 void reduce(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
 void reduce_rows(const Context& ctx, ReduceOp op, const Tensor& x, const Tensor& out);
+void reduce_each(const Context& ctx, ReduceOp op, std::span<const Tensor> xs, const Tensor& out);
 
 }  // namespace r1::kernels::cuda

@@ -21,7 +21,7 @@ std::string numbers_text(const char* format, double a, double b = 0, double c = 
 struct TrainSettings {
   int compute_bytes = 4;        // an activation, and the compute copy of a weight (fp32: 4; bf16: 2)
   bool compute_copy = false;    // a compute copy beside the FP32 master (precision bf16)
-  int moment_bytes = 4;         // one AdamW moment (optim.moment_precision: fp32)
+  int moment_bytes = 4;         // one AdamW moment (optim.moment_precision: fp32 4, bf16 2)
   bool zero1 = true;            // AdamW states sharded over DP (dense) and EDP (routed experts)
   bool sequence_parallel = false;
   std::int64_t micro_batch = 1, seq_len = 256;

@@ -24,7 +24,7 @@ inline constexpr std::int64_t kFormatVersion = 1;
 
 // A box of a global tensor: `data` holds global[offset, offset + data.shape()). Writers pass the slices
 // they own; readers pass the slices they want, with `data` the destination (host or device, any dtype
-// the checkpoint stores; f32 for parameters and moments).
+// the checkpoint stores; f32 for parameters, f32 or bf16 for moments).
 struct Slice {
   std::string name;  // "model/<param>", "optim/exp_avg/<param>", "optim/exp_avg_sq/<param>"
   Shape global_shape;

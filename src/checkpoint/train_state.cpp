@@ -15,6 +15,19 @@ void add_slices(std::vector<Slice>& out, const std::string& name, const Param& p
     out.push_back(Slice{name, p.global_shape, piece.offset, whole ? t : t.slice(piece.local_begin, piece.local_end)});
   }
 }
+
+// The dtype the checkpoint keeps the moments in (its first exp_avg's; the run's own if it has none), said
+// once in the log where it differs from the run's: the load converts them.
+DType stored_moment_dtype(const std::filesystem::path& checkpoint, const AdamW& opt) {
+  for (const TensorInfo& t : list_tensors(checkpoint)) {
+    if (t.name.rfind("optim/exp_avg/", 0) != 0) continue;
+    if (t.dtype != opt.moment_dtype())
+      log_info("checkpoint: ", checkpoint.string(), " holds the AdamW moments in ", dtype_name(t.dtype),
+               "; converted to this run's ", dtype_name(opt.moment_dtype()), " ([optim] moment_precision)");
+    return t.dtype;
+  }
+  return opt.moment_dtype();
+}
 }  // namespace
 
 LoadMode parse_load_mode(const std::string& s) {
@@ -61,7 +74,7 @@ Meta load_train_state(const std::filesystem::path& checkpoint, LoadMode mode, Pa
   R1_CHECK(mode == LoadMode::weights || opt != nullptr, "a full resume needs the optimizer");
   Meta meta = read_meta(checkpoint);
   AdamW::Moments moments;
-  if (mode == LoadMode::full) moments = opt->moments_to_load();
+  if (mode == LoadMode::full) moments = opt->moments_to_load(stored_moment_dtype(checkpoint, *opt));
   std::vector<Slice> wanted = held_slices(params, mode == LoadMode::full ? &moments : nullptr);
   if (!new_prefix.empty()) {
     std::set<std::string> held;

@@ -62,7 +62,7 @@ constexpr auto choice_words(LrShape) {
   KEY(choice, schedule, LrShape::cosine, (), "learning-rate shape after warmup")                                       \
   KEY(integer, warmup_steps, 100, (0, kNoMax), "linear warmup steps from 0 to lr")                                     \
   KEY(integer, decay_steps, 0, (0, kNoMax), "length of the decay to min_lr (wsd: the final one); 0: to run.max_steps") \
-  KEY(choice, moment_precision, "fp32", ("fp32"), "storage type of the AdamW moments")
+  KEY(choice, moment_precision, "fp32", ("fp32", "bf16"), "storage type of the AdamW moments (bf16: as DeepSeek-V3)")
 
 struct OptimConfig {
   R1_CONFIG_MEMBERS(R1_OPTIM_KEYS)

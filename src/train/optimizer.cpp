@@ -49,6 +49,7 @@ AdamWConfig AdamWConfig::from_config(const OptimConfig& o) {
   c.eps = o.eps;
   c.weight_decay = o.weight_decay;
   c.grad_clip = o.grad_clip;
+  c.moments = o.moment_precision == "bf16" ? DType::bf16 : DType::f32;
   return c;
 }
 
@@ -64,49 +65,39 @@ AdamW::AdamW(ParamStore& params, const AdamWConfig& config, const GradReducer& g
     const Param& p = *all[i];
     const GradReducer::Part& part = grads.part(i);
     const Shape moment_shape = part.comm ? Shape{part.hi - part.lo} : p.shape;
-    m_.push_back(p.trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
-    v_.push_back(p.trainable ? ctx.zeros(moment_shape, DType::f32) : Tensor{});
+    m_.push_back(p.trainable ? ctx.zeros(moment_shape, config.moments) : Tensor{});
+    v_.push_back(p.trainable ? ctx.zeros(moment_shape, config.moments) : Tensor{});
   }
 }
 
 double AdamW::grad_norm() const {
   const auto& ctx = params_.context();
-  // Per-chunk sums of squares stay on the device; one copy to the host at the end. A replicated
-  // parameter counts on its first copy only, a ZeRO-1 part on the rank that owns it (among the first
-  // tensor-parallel copies), so the sum over the world counts every element once.
+  // Every chunk's sum of squares in one launch, stays on the device; one copy to the host at the end. A
+  // replicated parameter counts on its first copy only, a ZeRO-1 part on the rank that owns it (among the
+  // first tensor-parallel copies), so the sum over the world counts every element once. A chunk's sum
+  // depends on its elements only, so all layouts agree on it; chunks are added in parameter order.
   const auto& all = params_.all();
-  std::vector<std::int64_t> first(all.size() + 1, 0);  // slot of each parameter's first chunk in `sums`
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const std::int64_t n = all[i]->master.numel(), chunk = grads_.chunk(i);
-    first[i + 1] = first[i] + (n + chunk - 1) / chunk;
-  }
-  Tensor sums = ctx.zeros({first.back()}, DType::f32);
+  std::vector<Tensor> chunks;
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Param& p = *all[i];
     const GradReducer::Part& part = grads_.part(i);
     if (!p.trainable || (part.comm ? !grads_.first_tp_copy(p) : !grads_.first_copy(p))) continue;
     // g holds elements [base, base + g.numel()) of the flattened gradient.
     const Tensor g = part.comm ? grads_.reduced_part(i).slice(0, part.hi - part.lo) : flat(p.grad);
-    const std::int64_t n = p.grad.numel(), base = part.comm ? part.lo : 0, chunk = grads_.chunk(i);
+    const std::int64_t base = part.comm ? part.lo : 0, chunk = grads_.chunk(i);
     if (g.numel() == 0) continue;  // a ZeRO-1 rank past the last part
     R1_CHECK(base % chunk == 0, "ZeRO-1 part of ", p.name, " starts inside a norm chunk");
-    // Every whole chunk in one launch (a row each), then the tensor's partial last chunk if g holds it:
-    // a chunk's sum depends on its elements only, so all layouts agree on it.
-    const std::int64_t j0 = base / chunk, j1 = (base + g.numel() + chunk - 1) / chunk, whole = std::min(j1, n / chunk);
-    if (whole > j0)
-      kernels::reduce_rows(ctx, kernels::ReduceOp::sum_squares,
-                           g.slice(0, (whole - j0) * chunk).view({whole - j0, chunk}),
-                           sums.slice(first[i] + j0, first[i] + whole));
-    if (j1 > whole && n % chunk != 0) {
-      const std::int64_t at = first[i] + whole;
-      kernels::reduce_rows(ctx, kernels::ReduceOp::sum_squares, g.slice(whole * chunk - base, n - base).view({1, n - whole * chunk}),
-                           sums.slice(at, at + 1));
-    }
+    for (std::int64_t lo = base; lo < base + g.numel(); lo += chunk)
+      chunks.push_back(g.slice(lo - base, std::min(lo + chunk, base + g.numel()) - base));
   }
-  Tensor h = Tensor::host(sums.shape(), DType::f32);
-  copy(h, sums);
   double total = 0;
-  for (std::int64_t j = 0; j < h.numel(); ++j) total += h.data<float>()[j];
+  if (!chunks.empty()) {
+    Tensor sums = ctx.empty({static_cast<std::int64_t>(chunks.size())}, DType::f32);
+    kernels::reduce_each(ctx, kernels::ReduceOp::sum_squares, chunks, sums);
+    Tensor h = Tensor::host(sums.shape(), DType::f32);
+    copy(h, sums);
+    for (std::int64_t j = 0; j < h.numel(); ++j) total += h.data<float>()[j];
+  }
   parallel::Communicator* world = grads_.groups().world;
   if (world != nullptr && world->size() > 1) {
     Tensor t = Tensor::host({1}, DType::f64);
@@ -130,27 +121,35 @@ double AdamW::step(double lr) {
   ++step_;
   const auto& ctx = params_.context();
   const auto& all = params_.all();
-  std::vector<std::pair<std::size_t, Tensor>> gathered;  // ZeRO-1: whole (padded) masters being gathered
+  kernels::AdamWOptions o;
+  o.lr = static_cast<float>(lr);
+  o.beta1 = static_cast<float>(config_.beta1);
+  o.beta2 = static_cast<float>(config_.beta2);
+  o.eps = static_cast<float>(config_.eps);
+  o.weight_decay = static_cast<float>(config_.weight_decay);
+  o.step = step_;
+  o.grad_scale = static_cast<float>(scale);
+  // Every trainable tensor, or with ZeRO-1 this rank's part of it, in one multi-tensor pass; the compute
+  // copy of a whole tensor is written by the same pass, a ZeRO-1 one after the all-gather.
+  std::vector<kernels::AdamWTensor> update;
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Param& p = *all[i];
     if (!p.trainable) continue;
-    kernels::AdamWOptions o;
-    o.lr = static_cast<float>(lr);
-    o.beta1 = static_cast<float>(config_.beta1);
-    o.beta2 = static_cast<float>(config_.beta2);
-    o.eps = static_cast<float>(config_.eps);
-    o.weight_decay = p.decay ? static_cast<float>(config_.weight_decay) : 0.0f;
-    o.step = step_;
-    o.grad_scale = static_cast<float>(scale);
-    const bool bf16 = p.compute.dtype() == DType::bf16;
     const GradReducer::Part& part = grads_.part(i);
-    if (!part.comm) {
-      kernels::adamw_step(ctx, p.master, p.grad, m_[i], v_[i], o, bf16 ? p.compute : Tensor{});
-      continue;
-    }
-    // ZeRO-1: update this rank's part, then every replica gathers all parts.
+    if (!part.comm)
+      update.push_back({p.master, p.grad, m_[i], v_[i], p.compute.dtype() == DType::bf16 ? p.compute : Tensor{}, p.decay});
+    else if (part.hi > part.lo)
+      update.push_back({flat(p.master).slice(part.lo, part.hi), grads_.reduced_part(i).slice(0, part.hi - part.lo), m_[i],
+                        v_[i], Tensor{}, p.decay});
+  }
+  kernels::adamw_multi_step(ctx, update, o);
+  // ZeRO-1: every replica gathers all parts.
+  std::vector<std::pair<std::size_t, Tensor>> gathered;  // whole (padded) masters being gathered
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Param& p = *all[i];
+    const GradReducer::Part& part = grads_.part(i);
+    if (!p.trainable || !part.comm) continue;
     const std::int64_t len = part.hi - part.lo;
-    if (len > 0) kernels::adamw_step(ctx, flat(p.master).slice(part.lo, part.hi), grads_.reduced_part(i).slice(0, len), m_[i], v_[i], o);
     const Tensor mine = ctx.zeros({part.size}, DType::f32);
     if (len > 0) kernels::cast(ctx, flat(p.master).slice(part.lo, part.hi), mine.slice(0, len));
     const Tensor whole = ctx.empty({part.size * part.comm->size()}, DType::f32);
@@ -176,9 +175,9 @@ AdamW::Moments AdamW::gather_moments() const {
     if (!part.comm) continue;
     const Param& p = *all[i];
     for (auto [moment, whole] : {std::pair{&m_[i], &out.exp_avg[i]}, std::pair{&v_[i], &out.exp_avg_sq[i]}}) {
-      const Tensor mine = ctx.zeros({part.size}, DType::f32);
+      const Tensor mine = ctx.zeros({part.size}, config_.moments);
       if (part.hi > part.lo) kernels::cast(ctx, *moment, mine.slice(0, part.hi - part.lo));
-      const Tensor padded = ctx.empty({part.size * part.comm->size()}, DType::f32);
+      const Tensor padded = ctx.empty({part.size * part.comm->size()}, config_.moments);
       part.comm->all_gather(mine, padded);
       part.comm->wait();
       *whole = padded.slice(0, p.master.numel()).view(p.shape);
@@ -187,16 +186,17 @@ AdamW::Moments AdamW::gather_moments() const {
   return out;
 }
 
-AdamW::Moments AdamW::moments_to_load() const {
+AdamW::Moments AdamW::moments_to_load(DType stored) const {
   const auto& ctx = params_.context();
   Moments out{m_, v_};
   const auto& all = params_.all();
   for (std::size_t i = 0; i < all.size(); ++i) {
     const GradReducer::Part& part = grads_.part(i);
-    if (!part.comm) continue;
+    if (!all[i]->trainable || (!part.comm && stored == config_.moments)) continue;
     for (auto [moment, whole] : {std::pair{&m_[i], &out.exp_avg[i]}, std::pair{&v_[i], &out.exp_avg_sq[i]}}) {
-      *whole = ctx.zeros(all[i]->shape, DType::f32);
-      if (part.hi > part.lo) kernels::cast(ctx, *moment, flat(*whole).slice(part.lo, part.hi));
+      *whole = ctx.zeros(all[i]->shape, stored);
+      const Tensor into = part.comm ? flat(*whole).slice(part.lo, part.hi) : *whole;
+      if (into.numel() > 0) kernels::cast(ctx, *moment, into);
     }
   }
   return out;
@@ -204,11 +204,14 @@ AdamW::Moments AdamW::moments_to_load() const {
 
 void AdamW::keep_loaded(const Moments& loaded) {
   const auto& ctx = params_.context();
+  const auto& all = params_.all();
   for (std::size_t i = 0; i < m_.size(); ++i) {
     const GradReducer::Part& part = grads_.part(i);
-    if (!part.comm || part.hi == part.lo) continue;  // without ZeRO-1 the load wrote the moments themselves
-    kernels::cast(ctx, flat(loaded.exp_avg[i]).slice(part.lo, part.hi), m_[i]);
-    kernels::cast(ctx, flat(loaded.exp_avg_sq[i]).slice(part.lo, part.hi), v_[i]);
+    // Without ZeRO-1, a load in the kept dtype wrote the moments themselves.
+    if (!all[i]->trainable || loaded.exp_avg[i].raw() == m_[i].raw() || m_[i].numel() == 0) continue;
+    const auto mine = [&](const Tensor& whole) { return part.comm ? flat(whole).slice(part.lo, part.hi) : whole; };
+    kernels::cast(ctx, mine(loaded.exp_avg[i]), m_[i]);
+    kernels::cast(ctx, mine(loaded.exp_avg_sq[i]), v_[i]);
   }
 }
 

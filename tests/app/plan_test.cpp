@@ -83,6 +83,14 @@ TEST(MemoryPlan, WithoutZero1StatesAreNotSharded) {
   EXPECT_DOUBLE_EQ(plan_stage_memory(small_model(), layout_8(), s, 1).optimizer, 2 * 2.0 * 476);
 }
 
+// [optim] moment_precision decides the bytes of a moment: bf16 (DeepSeek-V3) 2, fp32 4.
+TEST(MemoryPlan, MomentBytesFollowTheDeck) {
+  RunConfig cfg;
+  EXPECT_EQ(train_settings(cfg, 1).moment_bytes, 4);
+  cfg.optim.moment_precision = "bf16";
+  EXPECT_EQ(train_settings(cfg, 1).moment_bytes, 2);
+}
+
 TEST(MemoryPlan, OneRankHoldsEveryParameterOnce) {
   ModelConfig c = small_model();
   c.mtp_depth = 1;

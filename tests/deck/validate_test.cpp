@@ -43,7 +43,7 @@ TEST(ValidateDeck, ChoicesNotImplementedAreNotOffered) {
       {"[parallel]\nschedule = dualpipe\n", "t.deck:4: [parallel] schedule = dualpipe: not a valid choice"},
       {"[train]\nrecompute = selective\n", "t.deck:4: [train] recompute = selective: not a valid choice"},
       {"[train]\nprecision = fp8\n", "t.deck:4: [train] precision = fp8: not a valid choice"},
-      {"[optim]\nmoment_precision = bf16\n", "t.deck:4: [optim] moment_precision = bf16: not a valid choice"}};
+      {"[optim]\nmoment_precision = fp16\n", "t.deck:4: [optim] moment_precision = fp16: not a valid choice"}};
   for (const auto& [deck, want] : refused) {
     const std::string msg = user_error_of([&] { tiny(deck); });
     EXPECT_NE(msg.find(want), std::string::npos) << msg;

@@ -397,6 +397,43 @@ OpCase reduce_rows_case(std::int64_t rows, std::int64_t cols, DType dt) {
   return c;
 }
 
+// One reduction per tensor of a list cut from one buffer at odd offsets and lengths (a row of one element, rows
+// past a block's stride, a gradient-norm chunk), in one launch; the same bits run to run on the GPU.
+OpCase reduce_each_case(DType dt) {
+  const std::vector<std::pair<std::int64_t, std::int64_t>> spans = {{0, 1}, {1, 1000}, {1001, 262144}, {263145, 70001}, {333146, 5}};
+  const std::int64_t n = 333151;
+  OpCase c{"reduce_each", describe(dt, {n}) + " in 5 tensors"};
+  c.bind = [=](const Context& ctx) {
+    const Tensor x = ctx.to_here(random_tensor({n}, dt, 13));
+    std::vector<Tensor> xs, values;
+    for (const auto& [lo, len] : spans) xs.push_back(x.slice(lo, lo + len));
+    for (std::size_t i = 0; i < std::size(kReduceOps); ++i)
+      values.push_back(ctx.empty({static_cast<std::int64_t>(spans.size())}, DType::f32));
+    return Run{[=] {
+                 for (std::size_t i = 0; i < values.size(); ++i) kernels::reduce_each(ctx, kReduceOps[i], xs, values[i]);
+               },
+               [=] {
+                 std::vector<Output> outs;
+                 for (std::size_t i = 0; i < values.size(); ++i)
+                   outs.push_back(output(kernels::reduce_op_name(kReduceOps[i]), values[i],
+                                         repeatable(reduce_tol(kReduceOps[i], 262144))));
+                 return outs;
+               },
+               3 * bytes_of({x})};
+  };
+  c.naive = [=] {  // a double loop per tensor
+    const Tensor x = random_tensor({n}, dt, 13);
+    Tensor s2 = Tensor::host({static_cast<std::int64_t>(spans.size())}, DType::f64);
+    for (std::size_t r = 0; r < spans.size(); ++r) {
+      double acc = 0;
+      for (std::int64_t i = spans[r].first; i < spans[r].first + spans[r].second; ++i) acc += value(x, i) * value(x, i);
+      s2.data<double>()[r] = acc;
+    }
+    return std::vector{Output{"sum_squares", s2, within(1e-30, 1e-6)}};
+  };
+  return c;
+}
+
 void add_reduce_cases(std::vector<OpCase>& out) {
   // GPU-sized, and one element; then block-boundary sizes against the double loop.
   for (std::int64_t n : {1, 1000, 1 << 20, 3000017})
@@ -405,6 +442,7 @@ void add_reduce_cases(std::vector<OpCase>& out) {
     for (DType dt : {DType::f32, DType::bf16}) out.push_back(reduce_case(n, dt, 9, true));
   for (auto [rows, cols] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {5, 1000}, {64, 262144}, {3, 70001}})
     for (DType dt : {DType::f32, DType::bf16}) out.push_back(reduce_rows_case(rows, cols, dt));
+  for (DType dt : {DType::f32, DType::bf16}) out.push_back(reduce_each_case(dt));
 }
 
 // ---------------------------------------------------------------- random fills and FP8

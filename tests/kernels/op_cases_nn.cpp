@@ -5,6 +5,7 @@
 // largest value on top, which can land on the other side when the f32 values differ in the last bits.
 // Finite differences: 1e-3 of the largest gradient with eps 1e-2 on O(1) f32 inputs (each loss carries ~1e-7
 // relative rounding that the quotient divides by 2 eps, truncation is O(eps^2)); a wrong term is off by O(1).
+#include <cmath>
 #include <vector>
 
 #include "kernels/adamw.hpp"
@@ -289,6 +290,72 @@ OpCase adamw_case(std::int64_t n) {
   return c;
 }
 
+// One multi-tensor launch over tensors cut from one buffer at odd offsets (the scalar path beside the packed one),
+// weight decay on some, the bf16 copy on some, moments in `moments`: three steps. bf16 moments are rounded on
+// store, so a last-bit difference in f32 may land on the other side: one bf16 rounding of the largest moment,
+// and its effect on p (a step ~lr scaled by 2^-8) on top of the f32 tolerance.
+OpCase adamw_multi_case(DType moments) {
+  const std::vector<std::pair<std::int64_t, std::int64_t>> spans = {{0, 1 << 20}, {(1 << 20) + 1, 1001}, {(1 << 20) + 1003, 3},
+                                                                    {(1 << 20) + 1008, 40000}, {(1 << 20) + 41008, 1}};
+  const std::int64_t n = (1 << 20) + 41009;
+  OpCase c{"adamw_multi", describe(DType::f32, {n}) + " in 5 tensors, " + dtype_name(moments) + " moments, 3 steps"};
+  c.bind = [=](const Context& ctx) {
+    const Tensor p = ctx.to_here(random_tensor({n}, DType::f32, 22)), m = ctx.zeros({n}, moments);
+    const Tensor v = ctx.zeros({n}, moments), pb = ctx.zeros({n}, DType::bf16);
+    std::vector<Tensor> grads;
+    for (int step = 1; step <= 3; ++step) grads.push_back(ctx.to_here(random_tensor({n}, DType::f32, 23 + step)));
+    return Run{[=] {
+                 for (int step = 1; step <= 3; ++step) {
+                   std::vector<kernels::AdamWTensor> ts;
+                   for (std::size_t i = 0; i < spans.size(); ++i) {
+                     const auto [lo, len] = spans[i];
+                     const auto at = [&](const Tensor& t) { return t.slice(lo, lo + len); };
+                     ts.push_back({at(p), at(grads[step - 1]), at(m), at(v), i % 2 == 0 ? at(pb) : Tensor{}, i != 1});
+                   }
+                   kernels::adamw_multi_step(ctx, ts, {.lr = 1e-3f, .weight_decay = 0.1f, .step = step, .grad_scale = 0.7f});
+                 }
+               },
+               [=] {
+                 const Tensor hp = to_host(p);
+                 const double f32_p = 1e-6 * max_abs(hp), bf16_p = moments == DType::bf16 ? 3e-5 * max_abs(hp) : 0.0;
+                 return std::vector{Output{"p", hp, within(f32_p + bf16_p)}, output("m", m, nn_tol(moments, max_abs(to_host(m)), 1e-6)),
+                                    output("v", v, nn_tol(moments, max_abs(to_host(v)), 1e-6)),
+                                    output("p_bf16", pb, within(0.0079 * max_abs(hp)))};
+               },
+               3 * (bytes_of({p, p, grads[0], pb}) + 2 * bytes_of({m, v}))};
+  };
+  c.naive = [=] {  // the textbook update in double per element, bf16 moments rounded after each step
+    const Tensor p0 = random_tensor({n}, DType::f32, 22);
+    std::vector<Tensor> grads;
+    for (int step = 1; step <= 3; ++step) grads.push_back(random_tensor({n}, DType::f32, 23 + step));
+    Tensor hp = Tensor::host({n}, DType::f64), hm = Tensor::host_zeros({n}, DType::f64), hv = Tensor::host_zeros({n}, DType::f64);
+    for (std::int64_t i = 0; i < n; ++i) hp.data<double>()[i] = value(p0, i);  // elements between the tensors stay
+    const auto stored = [&](double x) { return moments == DType::bf16 ? double(to_float(to_bf16(float(x)))) : x; };
+    for (std::size_t t = 0; t < spans.size(); ++t)
+      for (std::int64_t i = spans[t].first; i < spans[t].first + spans[t].second; ++i) {
+        double pi = value(p0, i), mi = 0, vi = 0;
+        for (int step = 1; step <= 3; ++step) {
+          const double g = 0.7 * value(grads[step - 1], i);
+          const double m1 = 0.9 * mi + 0.1 * g, v1 = 0.95 * vi + 0.05 * g * g;
+          pi = pi * (t != 1 ? 1 - 1e-3 * 0.1 : 1.0) -
+               1e-3 / (1 - std::pow(0.9, step)) * m1 / (std::sqrt(v1 / (1 - std::pow(0.95, step))) + 1e-8);
+          mi = stored(m1);
+          vi = stored(v1);
+        }
+        hp.data<double>()[i] = pi, hm.data<double>()[i] = mi, hv.data<double>()[i] = vi;
+      }
+    // f32 constants (0.9f, 0.7f) and roundings: ~1e-6 of the largest moment, a few ulps of |p| <~ 5. bf16
+    // moments: a rounding that f32 and double place on either side carries into the next steps' moments (one
+    // bf16 ulp of the largest, 2^-8) and into p (lr x that ulp over sqrt(v): ~1e-5 a step).
+    const bool bf = moments == DType::bf16;
+    double mm = 0, mv = 0;
+    for (std::int64_t i = 0; i < n; ++i) mm = std::max(mm, std::fabs(hm.data<double>()[i])), mv = std::max(mv, hv.data<double>()[i]);
+    return std::vector{Output{"p", hp, within(bf ? 5e-5 : 1e-5)}, Output{"m", hm, within((bf ? 0.0079 : 1e-6) * mm)},
+                       Output{"v", hv, within((bf ? 0.0079 : 1e-6) * mv)}};
+  };
+  return c;
+}
+
 // ---------------------------------------------------------------- embedding
 
 struct EmbeddingSpec {
@@ -397,6 +464,7 @@ void add_loss_and_optimizer_cases(std::vector<OpCase>& out) {
   out.push_back(cross_entropy_case({.rows = 3, .v = 7, .dt = DType::f32, .seed_logits = 8, .scale = 2.0f,
                                     .targets = {4, -1, 0}, .dloss = {0.7f, 0.9f, -1.3f}, .grad = true}));
   for (std::int64_t n : {1 << 20, 1001}) out.push_back(adamw_case(n));
+  for (DType moments : {DType::f32, DType::bf16}) out.push_back(adamw_multi_case(moments));
 }
 
 void add_embedding_cases(std::vector<OpCase>& out) {

@@ -32,6 +32,7 @@
 #include <filesystem>
 
 #include "checkpoint/train_state.hpp"
+#include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "parallel/comm_bundle.hpp"
 #include "support/tiny_model.hpp"
@@ -100,12 +101,12 @@ struct TrainingRun {
   std::unique_ptr<AdamW> opt;
   std::vector<StepRecord> steps;
 
-  TrainingRun(bool deep, ModelGroups model_groups, ReplicaGroups groups) {
+  TrainingRun(bool deep, ModelGroups model_groups, ReplicaGroups groups, DType moments = DType::f32) {
     const ModelConfig c = tiny_moe(deep);
     model = std::make_unique<Model>(c, params, model_groups);
     params.initialize(11, c.init_std);
     grads = std::make_unique<GradReducer>(params, groups, /*min_chunk=*/64);
-    opt = std::make_unique<AdamW>(params, AdamWConfig{.eps = 1e-5, .weight_decay = 0.1, .grad_clip = 0.5}, *grads);
+    opt = std::make_unique<AdamW>(params, AdamWConfig{.eps = 1e-5, .weight_decay = 0.1, .grad_clip = 0.5, .moments = moments}, *grads);
   }
   // all_on_first: every row goes to the first replica, the others run no micro-batch at all.
   void train(parallel::Communicator& dp, const PipelinePlan& pipe = {}, int n_steps = kSteps, bool all_on_first = false) {
@@ -417,6 +418,59 @@ TEST(TrainingEquivalence, CheckpointsMoveBetweenLayouts) {
       const std::size_t j = index_of(ref.params, p.name);
       EXPECT_TRUE(same_bits(loaded.exp_avg[i], shard_of(ref.opt->exp_avg()[j], p))) << p.name;
       EXPECT_TRUE(same_bits(loaded.exp_avg_sq[i], shard_of(ref.opt->exp_avg_sq()[j], p))) << p.name;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank() == 0) fs::remove_all(dir), fs::remove_all(dir1);
+  }
+}
+
+// [optim] moment_precision may differ between the run that wrote a checkpoint and the one that loads it, at
+// any layout: one rank's f32 moments load into each layout's bf16 moments (ZeRO-1 parts included) as their
+// round-to-nearest-even, and those bf16 moments, saved by the layout, load back into one rank's f32 exactly.
+TEST(TrainingEquivalence, MomentsConvertBetweenPrecisionsOnLoadAtEveryLayout) {
+  const auto& cpu = kernels::Context::cpu();
+  for (Layout l : layouts()) {
+    if (l.expert == 1 && l.tensor == 1 && l.pipeline == 1 && !l.zero1) continue;
+    const TrainingRun& ref = reference(l.deep());
+    const fs::path dir1 = fresh_dir("one_rank_f32"), dir = fresh_dir("layout_bf16");
+    if (world_rank() == 0) {
+      ckpt::Checkpointer c(dir1, MPI_COMM_SELF, 0, false);
+      ckpt::save_train_state(c, ckpt::Meta{}, const_cast<ParamStore&>(ref.params), *ref.opt);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    auto comms = bundle_for(l);
+    TrainingRun sharded(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l), DType::bf16);
+    ckpt::load_train_state(*ckpt::latest(dir1), ckpt::LoadMode::full, sharded.params, sharded.opt.get());
+    const AdamW::Moments loaded = sharded.opt->gather_moments();
+    const auto& all = sharded.params.all();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      const Param& p = *all[i];
+      if (!p.trainable) continue;
+      const std::size_t j = index_of(ref.params, p.name);
+      for (auto [got, whole] : {std::pair{&loaded.exp_avg[i], &ref.opt->exp_avg()[j]},
+                                std::pair{&loaded.exp_avg_sq[i], &ref.opt->exp_avg_sq()[j]}}) {
+        ASSERT_EQ(got->dtype(), DType::bf16) << p.name;
+        const Tensor want = Tensor::host(p.shape, DType::bf16);
+        kernels::cast(cpu, shard_of(*whole, p), want);
+        EXPECT_TRUE(same_bits(*got, want)) << "1 rank f32 -> " << name_of(l) << " bf16: " << p.name;
+      }
+    }
+    {
+      ckpt::Checkpointer c(dir, MPI_COMM_WORLD, 0, false);
+      ckpt::save_train_state(c, ckpt::Meta{}, sharded.params, *sharded.opt);
+    }
+    TrainingRun one(l.deep(), ModelGroups{}, {});
+    ckpt::load_train_state(*ckpt::latest(dir), ckpt::LoadMode::full, one.params, one.opt.get());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      const Param& p = *all[i];
+      if (!p.trainable) continue;
+      const std::size_t j = index_of(one.params, p.name);
+      for (auto [got, kept] : {std::pair{&one.opt->exp_avg()[j], &loaded.exp_avg[i]},
+                               std::pair{&one.opt->exp_avg_sq()[j], &loaded.exp_avg_sq[i]}}) {
+        const Tensor want = Tensor::host(p.shape, DType::f32);
+        kernels::cast(cpu, *kept, want);
+        EXPECT_TRUE(same_bits(shard_of(*got, p), want)) << name_of(l) << " bf16 -> 1 rank f32: " << p.name;
+      }
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (world_rank() == 0) fs::remove_all(dir), fs::remove_all(dir1);
