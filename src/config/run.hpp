@@ -71,7 +71,7 @@ struct ParallelConfig {
   KEY(integer, keep_last, 3, (0, kNoMax), "checkpoints kept, older ones deleted; 0: keep all")                               \
   KEY(text, load, "", (), "start from: a checkpoint path, 'latest' (resume this run if it has one), or empty")               \
   KEY(choice, load_mode, "weights", ("weights", "full"), "what a path loads: weights only, or also optimizer, step and RNG") \
-  KEY(flag, async, false, (), "write in the background; training waits only for a host copy")                              \
+  KEY(flag, async, false, (), "write in the background; the next update waits only for the copies to the host")            \
   KEY(integer, io_threads, 0, (0, 256),                                                                                     \
       "threads per rank that copy, checksum, write and read checkpoint data; 0: the CPUs this rank may use, 2 to 8")
 
