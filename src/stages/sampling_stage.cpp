@@ -22,6 +22,7 @@ SamplingParams sampling_params(const RunConfig& cfg, const PromptFormat& format)
   sp.vocab_limit = tok.vocab_size();
   sp.seed = static_cast<std::uint64_t>(cfg.run.seed);
   sp.cuda_graphs = cfg.sampling.cuda_graphs;
+  sp.batching = cfg.sampling.batching;
   validate(sp);
   return sp;
 }
