@@ -18,6 +18,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "core/timer.hpp"
 #include "deck/deck.hpp"
@@ -37,10 +38,14 @@ struct Options {
 
 // Parses argv; false on anything it does not know.
 bool parse(int argc, char** argv, Options& o) {
+  const std::pair<const char*, std::int64_t*> numbers[] = {
+      {"--new-tokens", &o.new_tokens}, {"--sequences", &o.sequences}, {"--samples", &o.samples},
+      {"--mean-new", &o.mean_new},     {"--max-new", &o.max_new},     {"--max-batch", &o.max_batch},
+      {"--prompt-len", &o.prompt_len}, {"--seed", &o.seed}};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
-    const auto number = [&](std::int64_t& v) { v = std::atoll(argv[++i]); };
+    const auto number = std::find_if(std::begin(numbers), std::end(numbers), [&](const auto& n) { return a == n.first; });
     if (a == "--cpu") {
       o.force_cpu = true;
     } else if (a == "--rollout") {
@@ -51,11 +56,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.batches.clear();
       std::stringstream ss(argv[++i]);
       for (std::string item; std::getline(ss, item, ',');) o.batches.push_back(std::atoll(item.c_str()));
-    } else if (has_value && (a == "--new-tokens" || a == "--sequences" || a == "--samples" || a == "--mean-new" ||
-                             a == "--max-new" || a == "--max-batch" || a == "--prompt-len" || a == "--seed")) {
-      number(a == "--new-tokens" ? o.new_tokens : a == "--sequences" ? o.sequences : a == "--samples" ? o.samples
-             : a == "--mean-new" ? o.mean_new : a == "--max-new" ? o.max_new : a == "--max-batch" ? o.max_batch
-             : a == "--prompt-len" ? o.prompt_len : o.seed);
+    } else if (number != std::end(numbers) && has_value) {
+      *number->second = std::atoll(argv[++i]);
     } else {
       return false;
     }
@@ -175,13 +177,16 @@ void rollout_bench(const Model& model, const kernels::Context& ctx, const Option
       for (const auto& comp : out) tokens += static_cast<std::int64_t>(comp.tokens.size());
       const double rate = static_cast<double>(tokens) / s;
       if (mode == Batching::static_batch) static_rate = rate;
-      std::printf("  %-10s %9lld new tokens in %8.2f s = %9.1f tokens/s%s, %7lld decode steps, %6.1f mean live slots "
-                  "(%4.1f%% of %lld), %5lld prefill passes, %lld graph captures\n",
-                  mode == Batching::static_batch ? "static" : "continuous", static_cast<long long>(tokens), s, rate,
-                  mode == Batching::static_batch ? "        " : (" (" + std::to_string(rate / static_rate).substr(0, 4) + "x)").c_str(),
-                  static_cast<long long>(st.decode_steps), static_cast<double>(st.slot_steps) / static_cast<double>(std::max<std::int64_t>(st.decode_steps, 1)),
-                  100.0 * static_cast<double>(st.slot_steps) / static_cast<double>(std::max<std::int64_t>(st.decode_steps * o.max_batch, 1)),
-                  static_cast<long long>(o.max_batch), static_cast<long long>(st.prefills), static_cast<long long>(st.graph_captures));
+      char speedup[32] = "";
+      if (mode == Batching::continuous) std::snprintf(speedup, sizeof speedup, " (%.2fx)", rate / static_rate);
+      const double steps = static_cast<double>(std::max<std::int64_t>(st.decode_steps, 1));
+      const double live = static_cast<double>(st.slot_steps) / steps;
+      std::printf("  %-10s %9lld new tokens in %8.2f s = %9.1f tokens/s%-8s, %7lld decode steps, %6.1f mean live slots "
+                  "(%5.1f%% of %lld), %5lld prefill passes, %lld graph captures\n",
+                  mode == Batching::static_batch ? "static" : "continuous", static_cast<long long>(tokens), s, rate, speedup,
+                  static_cast<long long>(st.decode_steps), live, 100.0 * live / static_cast<double>(o.max_batch),
+                  static_cast<long long>(o.max_batch), static_cast<long long>(st.prefills),
+                  static_cast<long long>(st.graph_captures));
     }
   }
 }
