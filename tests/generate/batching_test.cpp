@@ -129,3 +129,25 @@ TEST(Batching, SequenceLimitsAreChecked) {
   p.max_new_tokens = 2;  // bounds every sequence_limits entry
   for (const auto& c : generate(t.model, kPrompts, kSamples, p, 3)) EXPECT_LE(c.tokens.size(), 2u);
 }
+
+TEST(Batching, GreedySamplesOfASharedPrefillAgreeAndTheContextStillBoundsThem) {
+  const TinyModel t(8);
+  SamplingParams p;
+  p.temperature = 0.0f;
+  p.max_new_tokens = 10;
+  std::vector<std::vector<std::int32_t>> prompts = kPrompts;
+  prompts.push_back(std::vector<std::int32_t>(30, 3));  // 30 tokens + 2 new = max_seq_len 32
+  p.batching = Batching::static_batch;
+  const auto want = generate(t.model, prompts, kSamples, p, 2);
+  p.batching = Batching::continuous;
+  for (std::int64_t max_batch : {2, 64}) {  // fewer slots than a prompt's samples, and more slots than sequences
+    const auto got = generate(t.model, prompts, kSamples, p, max_batch);
+    ASSERT_EQ(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].tokens, want[i].tokens) << "max_batch " << max_batch << " completion " << i;
+      EXPECT_EQ(got[i].tokens, got[i - i % kSamples].tokens) << "greedy samples of one prompt";
+    }
+    EXPECT_EQ(got.back().tokens.size(), 2u);
+    EXPECT_EQ(got.back().finished_by, FinishReason::length);
+  }
+}
