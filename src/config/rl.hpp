@@ -145,6 +145,15 @@ struct RewardModelConfig {
   bool operator==(const RewardModelConfig&) const = default;
 };
 
+// How the generation engine fills its batch (generate/engine.hpp).
+enum class Batching {
+  continuous,  // a slot freed by a finished sequence is refilled at once from the queue; a prompt's samples share its prefill
+  static_batch,  // a batch is prefilled, then decoded until its last sequence stops, finished slots left empty
+};
+constexpr auto choice_words(Batching) {
+  return std::to_array<ChoiceWord<Batching>>({{"continuous", Batching::continuous}, {"static", Batching::static_batch}});
+}
+
 #define R1_SAMPLING_KEYS(KEY)                                                                                 \
   KEY(real, temperature, 1.0, (0, 100), "softmax temperature; 0: greedy")                                     \
   KEY(real, top_p, 1.0, (0, 1), "nucleus sampling mass; 1: off")                                              \
@@ -152,6 +161,9 @@ struct RewardModelConfig {
   KEY(integer, max_new_tokens, 256, (1, 1 << 24), "longest completion")                                       \
   KEY(integer, samples_per_prompt, 1, (1, 4096), "completions per prompt in evaluate and rejection_sampling") \
   KEY(integer, max_batch, 64, (1, 1 << 20), "sequences decoded together on each rank")                        \
+  KEY(choice, batching, Batching::continuous, (),                                                             \
+      "continuous: refill a finished sequence's slot at once and prefill a prompt once for all its samples; "  \
+      "static: decode each batch until its last sequence stops (the engine before continuous batching)")      \
   KEY(flag, cuda_graphs, true, (),                                                                            \
       "on one GPU, run each decode step of a batch small enough for the device-side MoE path "                \
       "(batch x n_activated_experts <= n_routed_experts) as one CUDA graph launch")

@@ -33,13 +33,30 @@ struct Completion {
   std::vector<std::int16_t> experts;
 };
 
+// What a generate() call ran: its passes and how full its decode steps were.
+struct GenerateStats {
+  std::int64_t prefills = 0;      // prefill passes
+  std::int64_t prefilled = 0;     // prompts run through them (continuous: each prompt once for all its samples)
+  std::int64_t decode_steps = 0;  // decode passes
+  std::int64_t slot_steps = 0;    // sequences decoded, summed over the decode steps (/ decode_steps: mean live slots)
+  std::int64_t idle_passes = 0;   // one-token passes of a rank without work (expert parallelism, Lockstep)
+  std::int64_t graph_captures = 0;  // CUDA graphs captured for decode steps
+};
+
 // Every prompt (token ids) sampled `samples_per_prompt` times; completions in prompt-major order
-// (prompt 0's samples first). Sequences run in batches of at most `max_batch`: a prefill of the batch's
-// prompts, then one decode step per token until every sequence has stopped, finished sequences dropping
-// out of the batch. Draws are keyed by (seed, first_prompt_index + prompt index, sample index, token
-// position), so the completions do not depend on max_batch or on how prompts are spread over ranks
-// (give each rank's first global prompt index). A sequence ends at a stop id or after max_new_tokens,
-// or when it fills the model's max_seq_len (finished_by = length).
+// (prompt 0's samples first). At most `max_batch` sequences run at once, each in a slot of the KV cache.
+// SamplingParams::batching chooses how slots are filled:
+// - continuous: the sequences wait in a queue (prompt-major); a slot freed by a finished sequence is
+//   refilled at once, its cache rows overwritten by the next sequence's prompt while the other slots keep
+//   theirs. A tick runs one pass: a prefill of the prompts that newly admitted sequences need (each prompt
+//   once for all its samples: its cache rows are copied into every sample's slot and each sample's first
+//   draw is made from the prompt's last-position logits), or else a decode step over every live slot.
+// - static: a batch of max_batch sequences is prefilled (each sample of a prompt on its own), then decoded
+//   until its last sequence stops, finished sequences dropping out; then the next batch.
+// Draws are keyed by (seed, first_prompt_index + prompt index, sample index, token position), so the
+// completions do not depend on the batching mode, max_batch, slot order or how prompts are spread over
+// ranks (give each rank's first global prompt index). A sequence ends at a stop id or after max_new_tokens
+// (or its SamplingParams::sequence_limits entry), or when it fills the model's max_seq_len (finished_by = length).
 // Under expert parallelism (Model::lockstep_group()) generate() is collective over the EP group: every
 // member calls it at the same point, each with its own prompts (possibly none), and ranks that run out
 // of sequences keep running idle one-token passes until the whole group is done; the completions are
@@ -48,10 +65,12 @@ struct Completion {
 // all the same logits (Model::prefill, decode), so they return the same completions.
 // Each step's draws run where the logits are (kernels::sample_rows: on the GPU when the model is there):
 // only the uniforms go up, and one token id, log-prob and entropy per sequence come back. A decode step of a
-// small batch on one GPU (Model::decodes_on_device) runs as one CUDA graph (SamplingParams::cuda_graphs).
+// small batch on one GPU (Model::decodes_on_device) runs as one CUDA graph (SamplingParams::cuda_graphs),
+// captured again only when the cache's slots change (a refill keeps it).
+// `stats`, when given, receives what ran.
 std::vector<Completion> generate(const Model& model, const std::vector<std::vector<std::int32_t>>& prompts,
                                  std::int64_t samples_per_prompt, const SamplingParams& params, std::int64_t max_batch,
-                                 std::int64_t first_prompt_index = 0);
+                                 std::int64_t first_prompt_index = 0, GenerateStats* stats = nullptr);
 
 // completion.text = tok.decode(completion.tokens) for each completion.
 void fill_text(std::vector<Completion>& completions, const Tokenizer& tok);

@@ -5,6 +5,7 @@
 #include <span>
 #include <vector>
 
+#include "config/rl.hpp"
 #include "kernels/sampling.hpp"
 
 namespace r1 {
@@ -25,6 +26,11 @@ struct SamplingParams {
   // Keep the routing of every token fed through the model's MoE layers (Completion::experts): GRPO's
   // routing replay and its rollout/learner routing comparison.
   bool record_experts = false;
+  Batching batching = Batching::continuous;  // how the engine fills its batch ([sampling] batching)
+  // New tokens allowed per sequence (prompt-major: prompt p's sample s at p samples_per_prompt + s), each
+  // also bounded by max_new_tokens and the model's context; empty: max_new_tokens for every sequence. For
+  // the rollout benchmark's long-tailed lengths.
+  std::vector<std::int64_t> sequence_limits;
 };
 
 // Throws a user error naming the field that is out of range.

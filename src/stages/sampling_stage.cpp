@@ -22,6 +22,7 @@ SamplingParams sampling_params(const RunConfig& cfg, const PromptFormat& format)
   sp.vocab_limit = tok.vocab_size();
   sp.seed = static_cast<std::uint64_t>(cfg.run.seed);
   sp.cuda_graphs = cfg.sampling.cuda_graphs;
+  sp.batching = cfg.sampling.batching;
   validate(sp);
   return sp;
 }
@@ -64,8 +65,10 @@ std::string response_text(const Completion& c, const PromptFormat& format) {
 
 void sample_in_chunks(const Policy& policy, const std::vector<Problem>& problems, Share share, const std::string& stage,
                       const std::function<void(std::int64_t first, std::vector<Completion>& completions)>& consume) {
-  // A chunk fills one generation batch: generate() decodes a batch until its last sequence stops.
-  const std::int64_t chunk = std::max<std::int64_t>(1, policy.max_batch / policy.samples_per_prompt);
+  // A chunk fills one generation batch under static batching (generate() decodes a batch until its last
+  // sequence stops); under continuous batching it holds several batches, so that freed slots are refilled.
+  const std::int64_t batches = policy.sampling.batching == Batching::continuous ? 8 : 1;
+  const std::int64_t chunk = std::max<std::int64_t>(1, batches * policy.max_batch / policy.samples_per_prompt);
   const std::int64_t mine = share.last - share.first;
   // Under expert parallelism the EP group's ranks generate in step, so each runs as many chunks as the
   // busiest of them (the extra ones without prompts).

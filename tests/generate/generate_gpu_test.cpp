@@ -1,7 +1,8 @@
 // The generation engine on the GPU (bf16, a tiny MoE whose decode batches of up to 4 sequences take the
 // device-side MoE path): decode logits equal the training forward over the same prefix (whose MoE runs the
 // permuted grouped-GEMM path), and decode steps run as CUDA graphs give the completions of steps launched
-// kernel by kernel, through batches that shrink as sequences stop. Labelled `gpu`: fails without a GPU.
+// kernel by kernel, through batches that shrink as sequences stop and, under continuous batching, through
+// slots refilled under a graph that is kept. Labelled `gpu`: fails without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -90,4 +91,32 @@ TEST(GenerateGpu, CudaGraphStepsGiveTheSameCompletions) {
   }
   EXPECT_GT(lengths, 4u * 5);  // decode steps did run
   EXPECT_GE(stopped, 1u);      // and the batch shrank
+}
+
+TEST(GenerateGpu, RefilledSlotsKeepTheirCudaGraph) {
+  GpuModel g;
+  const std::vector<std::vector<std::int32_t>> prompts{{3, 17, 5}, {9, 1, 22, 30, 4}, {2, 38, 7, 19}, {8}, {40, 41, 42}};
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.max_new_tokens = 30;
+  sp.seed = 9;
+  sp.stop_ids = {1, 2, 3};
+  sp.batching = Batching::continuous;
+  ASSERT_TRUE(g.model.decodes_on_device(4));
+  GenerateStats graphed, eager;
+  const std::vector<Completion> with_graphs = generate(g.model, prompts, 2, sp, 4, 0, &graphed);
+  sp.cuda_graphs = false;
+  const std::vector<Completion> without = generate(g.model, prompts, 2, sp, 4, 0, &eager);
+  ASSERT_EQ(with_graphs.size(), without.size());
+  for (std::size_t i = 0; i < without.size(); ++i) {
+    EXPECT_EQ(with_graphs[i].tokens, without[i].tokens) << "completion " << i;
+    EXPECT_EQ(with_graphs[i].logprobs, without[i].logprobs) << "completion " << i;
+  }
+  EXPECT_GT(graphed.prefills, 2) << "slots should have been refilled";
+  EXPECT_EQ(eager.graph_captures, 0);
+  // A graph is captured for the first decode step and again only when the tail's slots are dropped (at most
+  // one capture per batch size below 4 after the queue empties), not at every refill.
+  EXPECT_GE(graphed.graph_captures, 1);
+  EXPECT_LE(graphed.graph_captures, 4);
+  EXPECT_GT(graphed.decode_steps, graphed.graph_captures + graphed.prefills);
 }

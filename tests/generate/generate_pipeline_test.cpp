@@ -2,7 +2,8 @@
 // over the KV cache of this rank's layers, with slots dropped and reordered, give every rank the one-rank
 // logits, and generate() gives the one-rank completions, at PP2 and PP2 with two chunks per stage (2
 // ranks), PP4, TP2 x PP2 and PP2 x DP2 with the routed experts over EP2 (4 ranks; the EP ranks generate in
-// lockstep with different numbers of prompts, so one of them runs idle passes).
+// lockstep with different numbers of prompts, so one of them runs idle passes), under static batching and
+// under continuous batching at max_batch 1, 3 and 8 against the static one-rank completions.
 // Tolerance: pipeline stages run the one-rank ops on the one-rank shapes and only copy the activations
 // between them, so pure pipeline layouts must give bit-identical logits; tensor parallelism sums partial
 // outputs over ranks and expert parallelism regroups the expert GEMMs' rows, which moves logits by a few
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "generate/engine.hpp"
@@ -137,18 +139,29 @@ TEST(GeneratePipeline, CompletionsEqualOneRank) {
     const std::size_t first = dp == 0 ? 0 : 3, last = n_dp == 1 || dp == 1 ? prompts.size() : 3;
     const std::vector<std::vector<std::int32_t>> mine(prompts.begin() + static_cast<std::ptrdiff_t>(first),
                                                       prompts.begin() + static_cast<std::ptrdiff_t>(last));
+    sp.batching = Batching::static_batch;
     const auto want = generate(ref.model, mine, 2, sp, /*max_batch=*/3, static_cast<std::int64_t>(first));
-    const auto got = generate(t.model, mine, 2, sp, /*max_batch=*/3, static_cast<std::int64_t>(first));
-    ASSERT_EQ(got.size(), want.size());
     std::size_t tokens = 0;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-      EXPECT_EQ(got[i].tokens, want[i].tokens) << "completion " << i;
-      EXPECT_EQ(got[i].finished_by, want[i].finished_by) << "completion " << i;
-      ASSERT_EQ(got[i].logprobs.size(), want[i].logprobs.size());
-      for (std::size_t k = 0; k < want[i].logprobs.size(); ++k)
-        EXPECT_NEAR(got[i].logprobs[k], want[i].logprobs[k], l.exact() ? 0.0 : 1e-5) << "completion " << i << " token " << k;
-      tokens += want[i].tokens.size();
-    }
+    for (const auto& c : want) tokens += c.tokens.size();
     EXPECT_GT(tokens, want.size()) << "the completions should run past their first token";
+    // The static engine on the layout, and the continuous one (refilled slots, shared prefills; under EP the
+    // ranks' ticks differ in number and kind) at several batch sizes, against the static one-rank run.
+    // Continuous prefills pad differently from static ones, so its log-probs get 1e-5 on every layout.
+    for (const auto& [batching, max_batch] : {std::pair{Batching::static_batch, 3}, std::pair{Batching::continuous, 1},
+                                              std::pair{Batching::continuous, 3}, std::pair{Batching::continuous, 8}}) {
+      SCOPED_TRACE((batching == Batching::static_batch ? "static, max_batch " : "continuous, max_batch ") +
+                   std::to_string(max_batch));
+      sp.batching = batching;
+      const auto got = generate(t.model, mine, 2, sp, max_batch, static_cast<std::int64_t>(first));
+      const double tol = l.exact() && batching == Batching::static_batch ? 0.0 : 1e-5;
+      ASSERT_EQ(got.size(), want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(got[i].tokens, want[i].tokens) << "completion " << i;
+        EXPECT_EQ(got[i].finished_by, want[i].finished_by) << "completion " << i;
+        ASSERT_EQ(got[i].logprobs.size(), want[i].logprobs.size());
+        for (std::size_t k = 0; k < want[i].logprobs.size(); ++k)
+          EXPECT_NEAR(got[i].logprobs[k], want[i].logprobs[k], tol) << "completion " << i << " token " << k;
+      }
+    }
   }
 }
