@@ -14,8 +14,10 @@
 #include "deck/validate.hpp"
 #include "kernels/test_util.hpp"
 #include "model/model.hpp"
+#include "support/error_of.hpp"
 
 using namespace r1;
+using test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -47,15 +49,6 @@ struct Student {
   ParamStore params;
   Model model;
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 class HfGqa : public testing::TestWithParam<const char*> {};
 }  // namespace

@@ -11,15 +11,7 @@ bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/common.sh
 source "$here/common.sh"
-python3 - <<'PY'
-import json, random
-rnd = random.Random(5)
-with open("curated.jsonl", "w") as f:
-    for i in range(300):
-        a, b = rnd.randint(2, 60), rnd.randint(2, 60)
-        f.write(json.dumps({"prompt": f"What is {a} + {b}?", "response": f"<think>{a} + {b} = {a + b}</think><answer>{a + b}</answer>",
-                            "source": "test"}) + "\n")
-PY
+curated_additions curated.jsonl
 for arch in llama qwen2 qwen3; do
   "$bin" "$here/pretrain_tiny.deck" --set model.preset=tiny-$arch --set model.max_seq_len=64 --set run.max_steps=60 \
     --set run.output_dir=pre_$arch >pre_$arch.log 2>&1 || { cat pre_$arch.log; fail "pretraining tiny-$arch"; }
