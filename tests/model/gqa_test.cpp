@@ -64,22 +64,8 @@ struct LayerCase {
         for (std::int64_t i = 0; i < r.numel(); ++i)
           p->master.data<float>()[i] = (p->init == Init::ones ? 1.0f : 0.0f) + r.data<float>()[i];
       }
-    b.batch = 2;
-    b.seq = 6;
+    b = test::layer_batch(k.segments);
     const std::int64_t t = b.tokens();
-    b.positions = Tensor::host({t}, DType::i32);
-    if (k.segments) {  // sequence 0: segments of 2 and 4 tokens; sequence 1: 3 and 3; positions restart
-      b.segment_ids = Tensor::host({b.batch, b.seq}, DType::i32);
-      const int seg[12] = {0, 0, 1, 1, 1, 1, 5, 5, 5, 6, 6, 6};
-      const int pos[12] = {0, 1, 0, 1, 2, 3, 0, 1, 2, 0, 1, 2};
-      for (int i = 0; i < 12; ++i) {
-        b.segment_ids.data<std::int32_t>()[i] = seg[i];
-        b.positions.data<std::int32_t>()[i] = pos[i];
-      }
-    } else {  // spread-out positions (past original_seq_len for llama3)
-      for (std::int64_t i = 0; i < t; ++i)
-        b.positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(3 * (i % b.seq) + 2 * (i / b.seq));
-    }
     x = test::random_tensor({t, cfg.dim}, DType::f32, 1);
     w = test::random_tensor({t, cfg.dim}, DType::f32, 2);
   }

@@ -11,8 +11,32 @@
 #include "kernels/elementwise.hpp"
 #include "kernels/gradcheck.hpp"
 #include "kernels/test_util.hpp"
+#include "model/batch.hpp"
 
 namespace r1::test {
+
+// The layer tests' batch: B = 2 sequences of S = 6 tokens; with `segments` packed samples (sequence 0: segments
+// of 2 and 4 tokens, sequence 1: 3 and 3, positions restarting), else spread-out positions 3 s + 2 b (past a
+// short original context, so YaRN and llama3 bands matter).
+inline BatchShape layer_batch(bool segments) {
+  BatchShape b;
+  b.batch = 2;
+  b.seq = 6;
+  const std::int64_t t = b.tokens();
+  b.positions = Tensor::host({t}, DType::i32);
+  if (segments) {
+    b.segment_ids = Tensor::host({b.batch, b.seq}, DType::i32);
+    const int seg[12] = {0, 0, 1, 1, 1, 1, 5, 5, 5, 6, 6, 6};
+    const int pos[12] = {0, 1, 0, 1, 2, 3, 0, 1, 2, 0, 1, 2};
+    for (int i = 0; i < 12; ++i) {
+      b.segment_ids.data<std::int32_t>()[i] = seg[i];
+      b.positions.data<std::int32_t>()[i] = pos[i];
+    }
+  } else {
+    for (std::int64_t i = 0; i < t; ++i) b.positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(3 * (i % b.seq) + 2 * (i / b.seq));
+  }
+  return b;
+}
 
 // sum_i w_i * out_i of the layer's forward, in double.
 template <class S>
