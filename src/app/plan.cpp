@@ -41,10 +41,11 @@ BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool m
   const double d = static_cast<double>(c.dim), h = static_cast<double>(c.n_heads), t = l.tensor;
   const double rq = static_cast<double>(c.q_lora_rank), rkv = static_cast<double>(c.kv_lora_rank);
   BlockParams b;
-  if (c.gqa()) {  // q/k/v/o projections and biases split by heads; the norms (block and q/k) replicated
+  if (c.gqa()) {  // projections and biases split by heads (k/v whole when TP > K/V heads); norms replicated
     const double hd = static_cast<double>(c.gqa_head_dim()), q = h * hd, kv = static_cast<double>(c.kv_heads()) * hd;
+    const double kv_t = t > static_cast<double>(c.kv_heads()) ? 1.0 : t, bias = c.arch == Arch::qwen2 ? 1.0 : 0.0;
     b.dense = 2 * d + (c.arch == Arch::qwen3 ? 2 * hd : 0) + 3 * d * static_cast<double>(c.dense_inter_dim) / t;
-    b.dense += (2 * d * q + 2 * d * kv + (c.arch == Arch::qwen2 ? q + 2 * kv : 0)) / t;
+    b.dense += (2 * d * q + bias * q) / t + (2 * d * kv + bias * 2 * kv) / kv_t;
     return b;
   }
   b.dense = 2 * d + (rq > 0 ? d * rq + rq : 0) + d * (rkv + static_cast<double>(c.qk_rope_head_dim)) + rkv;

@@ -47,10 +47,10 @@ void check_layout(const Deck& d, const RunConfig& c, int world) {
     fail_rule(d, "parallel.pipeline", "model.n_layers", rule);
   }
   if (c.model.n_heads % tp != 0) fail_rule(d, "parallel.tensor", "model.n_heads", "tensor must divide n_heads");
-  if (c.model.gqa() && c.model.kv_heads() % tp != 0)
+  if (c.model.gqa() && c.model.kv_heads() % tp != 0 && tp % c.model.kv_heads() != 0)
     fail_rule(d, "parallel.tensor", "model.n_kv_heads",
-              concat("tensor must divide the ", c.model.kv_heads(), " K/V heads (each rank holds whole K/V heads; "
-                     "replicating a K/V head over several ranks is not implemented)"));
+              concat("tensor must divide the ", c.model.kv_heads(), " K/V heads or be a multiple of them (ranks then "
+                     "share a K/V head)"));
   // The other cuts of tensor parallelism: the vocabulary and the FFN hidden columns, into equal shares.
   const ModelConfig& m = c.model;
   const std::pair<const char*, std::int64_t> cuts[] = {

@@ -30,10 +30,12 @@ class GqaAttention {
  public:
   // Registers prefix.q_proj [H d, D], k_proj and v_proj [K d, D], o_proj [D, H d]; qwen2 adds q_bias [H d],
   // k_bias and v_bias [K d]; qwen3 adds q_norm and k_norm [d] (docs/model.md). The layer keeps a handle to
-  // `rope`'s tables. Tensor parallelism splits the heads: each rank holds H / tp query heads and K / tp K/V
-  // heads (K a multiple of tp) of the projections and biases, and their columns of o_proj; the q/k norms are
-  // whole on every rank with a partial gradient. forward's out and backward's dx are then partial sums over
-  // `tp` (the caller reduces).
+  // `rope`'s tables. Tensor parallelism splits the heads: each rank holds H / tp query heads of q_proj and
+  // q_bias and their columns of o_proj, and K / tp K/V heads of k/v_proj and k/v_bias when tp divides K. When K
+  // divides tp, the tp / K ranks whose query heads share a K/V head each compute that head: k/v_proj and
+  // k/v_bias are whole on every rank, each rank reads and adds the gradient of its head's rows only
+  // (TpRole::partial, summed over TP). The q/k norms are whole with a partial gradient. forward's out and
+  // backward's dx are partial sums over `tp` (the caller reduces).
   GqaAttention(const ModelConfig& c, ParamStore& params, const std::string& prefix, const kernels::RopeTables& rope,
                TpGroup tp = {});
 
@@ -59,16 +61,21 @@ class GqaAttention {
   float softmax_scale() const { return scale_; }
 
  private:
-  // One projection y = x W^T (+ bias) into [T, heads, d], then its per-head norm (pre-norm copy and 1/rms
-  // into pre, rstd) and RoPE. norm may be null.
+  // One projection y = x W^T (+ bias) into [T, heads, d] (kv: the K/V heads, else the query heads), then its
+  // per-head norm (pre-norm copy and 1/rms into pre, rstd) and RoPE. norm may be null.
   Tensor project(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Param& w, const Param* bias,
-                 const Param* norm, std::int64_t heads, Tensor& pre, Tensor& rstd, bool rotate) const;
+                 const Param* norm, bool kv, Tensor& pre, Tensor& rstd, bool rotate) const;
   // The backward of project: dy [T, heads, d] (modified in place), dx (+)= dy W, dW, dbias, dnorm accumulated.
   void project_backward(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Param& w,
                         const Param* bias, const Param* norm, const Tensor& pre, const Tensor& rstd, const Tensor& dy,
                         bool rotate, const Tensor& dx, bool accumulate_dx) const;
 
+  // The rows of a k/v weight, bias or gradient this rank uses: its K/V head's when K/V heads are replicated.
+  Tensor rows(const Tensor& t, bool kv) const;
+
   std::int64_t dim_, heads_, kv_heads_, head_dim_;
+  bool replicated_kv_ = false;  // tp > n_kv_heads: each rank computes one K/V head that others compute too
+  std::int64_t kv_row0_ = 0;    // first row of this rank's K/V head in a replicated k/v weight
   float eps_, scale_;
   kernels::RopeTables rope_;
   Param* q_proj_;

@@ -7,7 +7,7 @@
 // Pipeline layouts run a 4-layer model without MTP (pipeline parallelism refuses MTP), against its own
 // one-rank reference. The grouped-query-attention students (llama with llama3 RoPE, qwen2 with q/k/v biases,
 // qwen3 with q/k norms; 4 query heads over 2 K/V heads, 4 dense layers) run DP, ZeRO-1, TP2 (query and K/V
-// heads split), SP, PP and their mixes against their own one-rank references.
+// heads split), TP4 (K/V heads replicated), SP, PP and their mixes against their own one-rank references.
 //
 // Tolerance. Every layout computes the same sums in a different order: the DP/EDP gradient all-reduce
 // adds per-rank partial gradients instead of accumulating micro-batches in one buffer, the expert
@@ -283,7 +283,8 @@ std::vector<Layout> layouts() {
 }
 
 // The grouped-query-attention students on DP (with ZeRO-1), TP2 (2 query and 1 K/V head per rank; with SP),
-// PP over every rank, and at 4 and 8 ranks TP2 x PP2 (x DP2 with ZeRO-1).
+// PP over every rank, and at 4 and 8 ranks TP2 x PP2 (x DP2 with ZeRO-1) and TP4 (1 query head per rank, each
+// K/V head computed by 2 ranks).
 std::vector<Layout> gqa_layouts() {
   const int n = world_size();
   std::vector<Layout> out;
@@ -293,6 +294,7 @@ std::vector<Layout> gqa_layouts() {
     out.push_back({.data = n / 2, .expert = 1, .zero1 = n > 2, .tensor = 2, .sp = true, .arch = arch});
     if (n <= 4) out.push_back({.data = 1, .expert = 1, .pipeline = n, .arch = arch});
     if (n >= 4) out.push_back({.data = n / 4, .expert = 1, .zero1 = n > 4, .tensor = 2, .pipeline = 2, .arch = arch});
+    if (n >= 4) out.push_back({.data = n / 4, .expert = 1, .tensor = 4, .arch = arch});  // K/V heads replicated
   }
   return out;
 }
