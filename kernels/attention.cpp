@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/copy_columns.hpp"
+
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cuda/attention.hpp"
 
@@ -16,9 +18,13 @@ void check_inputs(const Context& ctx, const char* op, const Tensor& q, const Ten
   require_here(ctx, op, "v", v);
   require_here(ctx, op, "lse", lse);
   R1_REQUIRE(q.rank() == 4, op, ": q ", q.str(), " must be [batch, seq, heads, head_dim]");
-  R1_REQUIRE(k.shape() == q.shape(), op, ": k ", k.str(), " must have the shape of q ", q.str());
-  R1_REQUIRE(v.rank() == 4 && v.dim(0) == q.dim(0) && v.dim(1) == q.dim(1) && v.dim(2) == q.dim(2), op, ": v ",
-             v.str(), " must be [batch, seq, heads, v_head_dim] with batch, seq, heads of q ", q.str());
+  R1_REQUIRE(k.rank() == 4 && k.dim(0) == q.dim(0) && k.dim(1) == q.dim(1) && k.dim(3) == q.dim(3) && k.dim(2) >= 1 &&
+                 q.dim(2) % k.dim(2) == 0,
+             op, ": k ", k.str(), " must be [batch, seq, kv_heads, head_dim] with batch, seq, head_dim of q ", q.str(),
+             " and kv_heads dividing its heads");
+  R1_REQUIRE(v.rank() == 4 && v.dim(0) == q.dim(0) && v.dim(1) == q.dim(1) && v.dim(2) == k.dim(2), op, ": v ",
+             v.str(), " must be [batch, seq, kv_heads, v_head_dim] with batch, seq of q ", q.str(), " and kv_heads of k ",
+             k.str());
   R1_REQUIRE(q.dtype() == DType::f32 || q.dtype() == DType::bf16, op, ": q ", q.str(), " must be f32 or bf16");
   R1_REQUIRE(k.dtype() == q.dtype() && v.dtype() == q.dtype(), op, ": q ", q.str(), ", k ", k.str(), " and v ",
              v.str(), " must have one dtype");
@@ -42,14 +48,40 @@ void check_like(const Context& ctx, const char* op, const char* name, const Tens
   R1_REQUIRE(t.shape() == like.shape() && t.dtype() == like.dtype(), op, ": ", name, " ", t.str(),
              " must have the shape and dtype of ", like_name, " ", like.str());
 }
+// out and dout: [batch, seq, heads of q, v_head_dim], the dtype of v.
+void check_out(const Context& ctx, const char* op, const char* name, const Tensor& t, const Tensor& q, const Tensor& v) {
+  require_here(ctx, op, name, t);
+  const Shape shape{q.dim(0), q.dim(1), q.dim(2), v.dim(3)};
+  R1_REQUIRE(t.shape() == shape && t.dtype() == v.dtype(), op, ": ", name, " ", t.str(), " must be ",
+             dtype_name(v.dtype()), " ", shape.str(), " ([batch, seq, heads of q, head_dim of v])");
+}
+
+#if defined(R1HPC_HAVE_CUDA)
+// Grouped-query attention on CUDA: K/V heads [B, S, Hkv, D] broadcast to the H query heads [B, S, H, D]
+// (each K/V head's D columns copied to its G = H / Hkv query heads), and the reverse: the sum of the G
+// heads' gradients (copy_columns sums in f32, in order). Views [B S Hkv, 1 or G, D] make both one call.
+Tensor expand_heads(const Context& ctx, const Tensor& kv, std::int64_t heads) {
+  const std::int64_t rows = kv.dim(0) * kv.dim(1) * kv.dim(2), g = heads / kv.dim(2), d = kv.dim(3);
+  const Tensor out = ctx.empty({kv.dim(0), kv.dim(1), heads, d}, kv.dtype());
+  copy_columns(ctx, kv.view({rows, 1, d}), 0, out.view({rows, g, d}), 0, d);
+  return out;
+}
+void sum_groups(const Context& ctx, const Tensor& expanded, const Tensor& grad) {
+  const std::int64_t rows = grad.dim(0) * grad.dim(1) * grad.dim(2), g = expanded.dim(2) / grad.dim(2), d = grad.dim(3);
+  copy_columns(ctx, expanded.view({rows, g, d}), 0, grad.view({rows, 1, d}), 0, d);
+}
+#endif
 }  // namespace
 
 void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                        const Tensor& segment_ids, const Tensor& out, const Tensor& lse) {
   check_inputs(ctx, "attention_forward", q, k, v, scale, segment_ids, lse);
-  check_like(ctx, "attention_forward", "out", out, "v", v);
+  check_out(ctx, "attention_forward", "out", out, q, v);
   if (q.numel() == 0 || v.numel() == 0) return;
 #if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda() && k.dim(2) < q.dim(2))
+    return cuda::attention_forward(ctx, q, expand_heads(ctx, k, q.dim(2)), expand_heads(ctx, v, q.dim(2)), scale,
+                                   segment_ids, out, lse);
   if (ctx.is_cuda()) return cuda::attention_forward(ctx, q, k, v, scale, segment_ids, out, lse);
 #endif
   cpu::attention_forward(q, k, v, scale, segment_ids, out, lse);
@@ -60,13 +92,21 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
                         const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   const char* op = "attention_backward";
   check_inputs(ctx, op, q, k, v, scale, segment_ids, lse);
-  check_like(ctx, op, "out", out, "v", v);
-  check_like(ctx, op, "dout", dout, "v", v);
+  check_out(ctx, op, "out", out, q, v);
+  check_out(ctx, op, "dout", dout, q, v);
   check_like(ctx, op, "dq", dq, "q", q);
   check_like(ctx, op, "dk", dk, "k", k);
   check_like(ctx, op, "dv", dv, "v", v);
   if (q.numel() == 0 || v.numel() == 0) return;
 #if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda() && k.dim(2) < q.dim(2)) {
+    const std::int64_t h = q.dim(2);
+    const Tensor dk_all = ctx.empty(q.shape(), k.dtype()), dv_all = ctx.empty(out.shape(), v.dtype());
+    cuda::attention_backward(ctx, q, expand_heads(ctx, k, h), expand_heads(ctx, v, h), out, dout, lse, segment_ids,
+                             scale, dq, dk_all, dv_all);
+    sum_groups(ctx, dk_all, dk);
+    return sum_groups(ctx, dv_all, dv);
+  }
   if (ctx.is_cuda()) return cuda::attention_backward(ctx, q, k, v, out, dout, lse, segment_ids, scale, dq, dk, dv);
 #endif
   cpu::attention_backward(q, k, v, out, dout, lse, segment_ids, scale, dq, dk, dv);

@@ -11,29 +11,55 @@
 
 namespace r1::kernels {
 
+namespace {
+// DeepSeek-V3's YaRN ramp between the correction dims of beta_fast and beta_slow (kernels/rope.hpp).
+void yarn_scale(const RopeConfig& c, std::vector<double>& inv_freq) {
+  const auto correction_dim = [&](double rotations) {
+    return c.rope_dim * std::log(static_cast<double>(c.original_seq_len) / (rotations * 2.0 * std::numbers::pi)) /
+           (2.0 * std::log(c.theta));
+  };
+  const double low = std::max(std::floor(correction_dim(c.beta_fast)), 0.0);
+  double high = std::min(std::ceil(correction_dim(c.beta_slow)), static_cast<double>(c.rope_dim - 1));
+  if (low == high) high += 0.001;  // a step instead of a ramp, without dividing by zero
+  for (std::size_t i = 0; i < inv_freq.size(); ++i) {
+    const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);  // 0: keep, 1: interpolate
+    inv_freq[i] = inv_freq[i] / c.factor * ramp + inv_freq[i] * (1.0 - ramp);
+  }
+}
+
+// Llama-3.1's wavelength bands, as transformers' _compute_llama3_parameters.
+void llama3_scale(const RopeConfig& c, std::vector<double>& inv_freq) {
+  const double original = static_cast<double>(c.original_seq_len);
+  const double low_wavelen = original / c.low_freq_factor, high_wavelen = original / c.high_freq_factor;
+  for (double& f : inv_freq) {
+    const double wavelen = 2.0 * std::numbers::pi / f;
+    if (wavelen > low_wavelen) {
+      f /= c.factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (original / wavelen - c.low_freq_factor) / (c.high_freq_factor - c.low_freq_factor);
+      f = (1.0 - smooth) * f / c.factor + smooth * f;
+    }
+  }
+}
+}  // namespace
+
 RopeTables rope_tables(const Context& ctx, const RopeConfig& c, std::int64_t max_pos) {
   R1_REQUIRE(c.rope_dim > 0 && c.rope_dim % 2 == 0, "rope_tables: rope_dim must be even and positive, got ", c.rope_dim);
   R1_REQUIRE(c.theta > 1.0 && c.factor >= 1.0 && c.original_seq_len > 0 && c.beta_fast > 0 && c.beta_slow > 0,
              "rope_tables: need theta > 1, factor >= 1, original_seq_len > 0 and positive betas (theta ", c.theta,
              ", factor ", c.factor, ", original_seq_len ", c.original_seq_len, ", beta_fast ", c.beta_fast,
              ", beta_slow ", c.beta_slow, ")");
+  R1_REQUIRE(!c.llama3 || (c.low_freq_factor > 0 && c.high_freq_factor > c.low_freq_factor), "rope_tables: llama3 ",
+             "scaling needs 0 < low_freq_factor < high_freq_factor (got ", c.low_freq_factor, ", ", c.high_freq_factor, ")");
   R1_REQUIRE(max_pos > 0, "rope_tables: max_pos must be positive, got ", max_pos);
   const int half = c.rope_dim / 2;
   std::vector<double> inv_freq(half);
   for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(c.theta, -2.0 * i / c.rope_dim);
   RopeTables t;
-  if (c.factor > 1.0 && max_pos > c.original_seq_len) {
-    const auto correction_dim = [&](double rotations) {
-      return c.rope_dim * std::log(static_cast<double>(c.original_seq_len) / (rotations * 2.0 * std::numbers::pi)) /
-             (2.0 * std::log(c.theta));
-    };
-    const double low = std::max(std::floor(correction_dim(c.beta_fast)), 0.0);
-    double high = std::min(std::ceil(correction_dim(c.beta_slow)), static_cast<double>(c.rope_dim - 1));
-    if (low == high) high += 0.001;  // a step instead of a ramp, without dividing by zero
-    for (int i = 0; i < half; ++i) {
-      const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);  // 0: keep, 1: interpolate
-      inv_freq[i] = inv_freq[i] / c.factor * ramp + inv_freq[i] * (1.0 - ramp);
-    }
+  if (c.llama3) {
+    llama3_scale(c, inv_freq);
+  } else if (c.factor > 1.0 && max_pos > c.original_seq_len) {
+    yarn_scale(c, inv_freq);
     t.attention_mscale = static_cast<float>(0.1 * c.mscale * std::log(c.factor) + 1.0);
   }
   Tensor hc = Tensor::host({max_pos, half}, DType::f32), hs = Tensor::host({max_pos, half}, DType::f32);

@@ -17,6 +17,12 @@ struct RopeConfig {
   double beta_fast = 32.0;            // rotations per original context above which a dim keeps inv_freq
   double beta_slow = 1.0;             // rotations below which a dim is fully interpolated (inv_freq / factor)
   double mscale = 1.0;                // YaRN attention-temperature coefficient (DeepSeek-V3 config `mscale`)
+  // Llama-3.1's scaling instead of YaRN (transformers' rope_type "llama3"), applied at every max_pos: with
+  // wavelength w = 2 pi / inv_freq and L = original_seq_len, w < L / high_freq_factor keeps inv_freq,
+  // w > L / low_freq_factor divides it by factor, and between them s = (L / w - low) / (high - low) blends
+  // (1 - s) inv_freq / factor + s inv_freq. No attention-scale change.
+  bool llama3 = false;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
 };
 
 struct RopeTables {

@@ -41,6 +41,13 @@ BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool m
   const double d = static_cast<double>(c.dim), h = static_cast<double>(c.n_heads), t = l.tensor;
   const double rq = static_cast<double>(c.q_lora_rank), rkv = static_cast<double>(c.kv_lora_rank);
   BlockParams b;
+  if (c.gqa()) {  // projections and biases split by heads (k/v whole when TP > K/V heads); norms replicated
+    const double hd = static_cast<double>(c.gqa_head_dim()), q = h * hd, kv = static_cast<double>(c.kv_heads()) * hd;
+    const double kv_t = t > static_cast<double>(c.kv_heads()) ? 1.0 : t, bias = c.arch == Arch::qwen2 ? 1.0 : 0.0;
+    b.dense = 2 * d + (c.arch == Arch::qwen3 ? 2 * hd : 0) + 3 * d * static_cast<double>(c.dense_inter_dim) / t;
+    b.dense += (2 * d * q + bias * q) / t + (2 * d * kv + bias * 2 * kv) / kv_t;
+    return b;
+  }
   b.dense = 2 * d + (rq > 0 ? d * rq + rq : 0) + d * (rkv + static_cast<double>(c.qk_rope_head_dim)) + rkv;
   b.dense += ((rq > 0 ? rq : d) * h * static_cast<double>(c.qk_head_dim()) +
               rkv * h * static_cast<double>(c.qk_nope_head_dim + c.v_head_dim) + h * static_cast<double>(c.v_head_dim) * d) / t;
@@ -89,6 +96,9 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
 //   selective (DeepSeek-V3: RMSNorm outputs, MLA up-projections and SwiGLU recomputed): none minus the
 //         norm outputs (attn, q_a, kv_a, ffn), q, k, v and every SwiGLU output.
 //   full: the block input D only (one block's `none` set is rebuilt at a time: counted as transient).
+//   GQA (d = head_dim, K/t K/V heads): attention keeps q (H/t) d, k and v (K/t) d each, its out (H/t) d, lse
+//         (H/t) fp32, and for qwen3 the pre-norm q and k with their 1/rms (fp32 per head); selective drops the
+//         norm outputs, q, k and v as above.
 double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
                               Recompute r) {
   const double a = s.compute_bytes, t = l.tensor, sp = s.sequence_parallel ? t : 1.0;
@@ -101,8 +111,14 @@ double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, c
   const bool keep = r == Recompute::none;  // what selective recomputes
   double elems = d / sp + (keep ? d / sp : 0) + (rq > 0 ? rq + (keep ? rq : 0) : 0) + rkv + c.qk_rope_head_dim +
                  (keep ? rkv : 0) + (keep ? hl * (2 * dqk + dv) : 0) + hl * dv;  // attention
-  elems += d / sp + (keep ? d / sp : 0);                                             // FFN input, ffn_norm out
   double fp32 = 4 * hl;                                                              // attention lse
+  if (c.gqa()) {
+    const double hd = static_cast<double>(c.gqa_head_dim()), kl = static_cast<double>(c.kv_heads()) / t;
+    const bool qk_norm = c.arch == Arch::qwen3;
+    elems = d / sp + (keep ? d / sp : 0) + (keep ? (hl + 2 * kl) * hd : 0) + hl * hd + (qk_norm ? (hl + kl) * hd : 0);
+    fp32 += qk_norm ? 4 * (hl + kl) : 0;
+  }
+  elems += d / sp + (keep ? d / sp : 0);  // FFN input, ffn_norm out
   if (!moe) {
     elems += (2 + (keep ? 1 : 0)) * id / t;
   } else {

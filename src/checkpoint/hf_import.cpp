@@ -67,11 +67,12 @@ std::string num(double v) {
 // transformers >= 5 writes rope_parameters {rope_type, rope_theta, ...}.
 struct Rope {
   double theta = 10000;
-  bool yarn = false;
-  double factor = 1, beta_fast = 32, beta_slow = 1, mscale = 1;
+  bool yarn = false, llama3 = false;  // llama3: Llama-3.1's wavelength bands (factor, low/high, original)
+  double factor = 1, beta_fast = 32, beta_slow = 1, mscale = 1, low_freq = 1, high_freq = 4;
   std::int64_t original = 0;
 };
-Rope read_rope(const ConfigReader& cfg, const std::string& file) {
+// yarn: whether the model's attention takes YaRN (MLA; the grouped-query students do not).
+Rope read_rope(const ConfigReader& cfg, const std::string& file, bool yarn) {
   Rope r;
   const char* section = cfg.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
   nlohmann::json params = cfg.has(section) ? cfg.at(section) : nlohmann::json::object();
@@ -80,7 +81,16 @@ Rope read_rope(const ConfigReader& cfg, const std::string& file) {
   r.theta = p.has("rope_theta") ? p.real("rope_theta") : cfg.real("rope_theta", 10000);
   const std::string type = p.text("rope_type", p.text("type", "default"));
   if (type == "default") return r;
-  if (type != "yarn") p.fail("rope_type", "\"" + type + "\": r1hpc implements default RoPE and YaRN only");
+  if (type == "llama3") {
+    r.llama3 = true;
+    r.factor = p.real("factor");
+    r.low_freq = p.real("low_freq_factor");
+    r.high_freq = p.real("high_freq_factor");
+    r.original = p.integer("original_max_position_embeddings");
+    return r;
+  }
+  if (type != "yarn") p.fail("rope_type", "\"" + type + "\": r1hpc implements default RoPE, YaRN and llama3 only");
+  if (!yarn) p.fail("rope_type", "\"yarn\": YaRN with grouped-query attention is not implemented (default RoPE and llama3 are)");
   r.yarn = true;
   r.factor = p.real("factor");
   r.original = p.integer("original_max_position_embeddings");
@@ -110,18 +120,75 @@ bool is_fp8_linear(const std::string& hf_name) {
   return hf_name.ends_with("_proj.weight") && hf_name.find("eh_proj") == std::string::npos;
 }
 
+// Llama / Qwen2 / Qwen3 (model/gqa.hpp): dense decoders with grouped-query attention, as [model] keys.
+std::vector<std::string> gqa_overrides(const ConfigReader& cfg, const std::string& type, const std::string& file) {
+  if (cfg.text("hidden_act", "silu") != "silu") cfg.fail("hidden_act", "r1hpc's FFNs are SwiGLU (silu)");
+  if (cfg.flag("mlp_bias", false)) cfg.fail("mlp_bias", "r1hpc's SwiGLU FFN has no biases");
+  // Qwen2's attention always has q/k/v biases and never an o_proj bias; Llama and Qwen3 have none here.
+  if (type != "qwen2" && cfg.flag("attention_bias", false))
+    cfg.fail("attention_bias", "r1hpc's " + type + " attention has no biases (only qwen2 has q/k/v biases)");
+  if (cfg.flag("use_sliding_window", false)) cfg.fail("use_sliding_window", "r1hpc attends over the whole causal context");
+  const Rope rope = read_rope(cfg, file, /*yarn=*/false);
+  const std::int64_t heads = cfg.integer("num_attention_heads"), dim = cfg.integer("hidden_size");
+  std::vector<std::string> o;
+  const auto set = [&](const char* key, const std::string& value) { o.push_back(std::string("model.") + key + "=" + value); };
+  const auto seti = [&](const char* key, std::int64_t v) { set(key, std::to_string(v)); };
+  set("arch", type);
+  set("dense", "true");
+  seti("mtp_depth", 0);
+  seti("vocab_size", cfg.integer("vocab_size"));
+  seti("dim", dim);
+  seti("n_layers", cfg.integer("num_hidden_layers"));
+  seti("n_heads", heads);
+  seti("n_kv_heads", cfg.integer("num_key_value_heads", heads));
+  seti("head_dim", cfg.integer("head_dim", dim / heads));
+  seti("dense_inter_dim", cfg.integer("intermediate_size"));
+  set("rope_theta", num(rope.theta));
+  set("rope_type", rope.llama3 ? "llama3" : "default");
+  if (rope.llama3) {
+    set("rope_factor", num(rope.factor));
+    set("low_freq_factor", num(rope.low_freq));
+    set("high_freq_factor", num(rope.high_freq));
+    seti("original_seq_len", rope.original);
+  }
+  seti("max_seq_len", cfg.integer("max_position_embeddings"));
+  set("norm_eps", num(cfg.real("rms_norm_eps")));
+  if (cfg.has("initializer_range")) set("init_std", num(cfg.real("initializer_range")));
+  set("tie_embeddings", cfg.flag("tie_word_embeddings", false) ? "true" : "false");
+  return o;
+}
+
+// config.json of a Llama / Qwen2 / Qwen3 model, with the keys transformers' classes read.
+nlohmann::json gqa_config_json(const ModelConfig& c, const std::string& torch_dtype) {
+  const std::string type(choice_word(c.arch));
+  const char* cls = c.arch == Arch::llama ? "LlamaForCausalLM" : c.arch == Arch::qwen2 ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM";
+  nlohmann::json j = {
+      {"architectures", {cls}}, {"model_type", type}, {"vocab_size", c.vocab_size}, {"hidden_size", c.dim},
+      {"intermediate_size", c.dense_inter_dim}, {"num_hidden_layers", c.n_layers}, {"num_attention_heads", c.n_heads},
+      {"num_key_value_heads", c.kv_heads()}, {"head_dim", c.gqa_head_dim()}, {"max_position_embeddings", c.max_seq_len},
+      {"rms_norm_eps", c.norm_eps}, {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_embeddings},
+      {"hidden_act", "silu"}, {"initializer_range", c.init_std}, {"attention_dropout", 0.0}, {"torch_dtype", torch_dtype},
+  };
+  if (c.arch != Arch::qwen2) j["attention_bias"] = false;
+  if (c.arch == Arch::llama) j["mlp_bias"] = false;
+  else j["use_sliding_window"] = false;
+  if (c.rope_type == RopeType::llama3)
+    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", c.rope_factor}, {"low_freq_factor", c.low_freq_factor},
+                         {"high_freq_factor", c.high_freq_factor}, {"original_max_position_embeddings", c.original_seq_len}};
+  else
+    j["rope_scaling"] = nullptr;
+  return j;
+}
+
 }  // namespace
 
 std::vector<std::string> model_overrides(const nlohmann::json& config, const std::string& file) {
   if (!config.is_object()) R1_FAIL(user, file, ": not a JSON object");
   const ConfigReader cfg(config, file);
   const std::string type = cfg.text("model_type", "");
-  if (type == "llama" || type == "qwen2" || type == "qwen3" || type == "mistral")
-    cfg.fail("model_type", "\"" + type + "\" uses grouped-query attention; r1hpc models (dense students included) "
-                           "use MLA attention, so this model cannot be imported exactly. Import a DeepSeek-V3/V2 "
-                           "checkpoint, or train an r1hpc student and export it with export_hf");
+  if (type == "llama" || type == "qwen2" || type == "qwen3") return gqa_overrides(cfg, type, file);
   if (type != "deepseek_v3" && type != "deepseek_v2")
-    cfg.fail("model_type", "\"" + type + "\": import_hf reads deepseek_v3 and deepseek_v2 models");
+    cfg.fail("model_type", "\"" + type + "\": import_hf reads deepseek_v3, deepseek_v2, llama, qwen2 and qwen3 models");
   const bool v3 = type == "deepseek_v3";
   if (cfg.text("hidden_act", "silu") != "silu") cfg.fail("hidden_act", "r1hpc's FFNs are SwiGLU (silu)");
   if (cfg.flag("attention_bias", false)) cfg.fail("attention_bias", "r1hpc's attention projections have no bias");
@@ -146,7 +213,9 @@ std::vector<std::string> model_overrides(const nlohmann::json& config, const std
     cfg.fail("topk_method", "DeepSeek-V2's group_limited_greedy ranks groups by their best expert; r1hpc ranks them "
                             "by the sum of their top two (DeepSeek-V3)");
 
-  const Rope rope = read_rope(cfg, file);
+  const Rope rope = read_rope(cfg, file, /*yarn=*/true);
+  if (rope.llama3) cfg.fail(cfg.has("rope_parameters") ? "rope_parameters" : "rope_scaling", "llama3 RoPE scaling with "
+                            "MLA attention is not implemented (DeepSeek models use YaRN)");
   const std::int64_t max_pos = cfg.integer("max_position_embeddings");
   // HF applies YaRN whenever rope_type is yarn; DeepSeek's reference (and r1hpc) only beyond the original
   // context, so the two agree only when the model is longer than its original context.
@@ -194,6 +263,10 @@ std::vector<std::string> model_overrides(const nlohmann::json& config, const std
 }
 
 nlohmann::json config_json(const ModelConfig& c, const std::string& torch_dtype, bool fp8) {
+  if (c.gqa()) {
+    if (fp8) R1_FAIL(user, "export_hf: FP8 blocks are DeepSeek-V3's format; export a ", choice_word(c.arch), " model as bf16 or fp32");
+    return gqa_config_json(c, torch_dtype);
+  }
   const bool v3 = c.dense || c.score_func == RouterScore::sigmoid;
   if (!v3 && c.n_expert_groups > 1)
     R1_FAIL(user, "export_hf: softmax routing with ", c.n_expert_groups, " expert groups has no HF form (DeepSeek-V2's "
@@ -321,8 +394,9 @@ std::int64_t absent_mtp_layers(const fs::path& dir, const nlohmann::json& config
 }
 
 void import_weights(const fs::path& dir, const ModelConfig& c, ParamStore& params, bool fresh_mtp) {
-  load_hf_tensors(read_hf_tensors(dir, c), params, dir.string(), c.mtp_depth > 0 && !fresh_mtp ? c.n_layers : -1,
-                  fresh_mtp ? "mtp." : "");
+  std::map<std::string, Tensor> hf = read_hf_tensors(dir, c);
+  if (c.gqa()) permute_rope_pairs(hf, c.gqa_head_dim(), /*to_r1hpc=*/true);
+  load_hf_tensors(hf, params, dir.string(), c.mtp_depth > 0 && !fresh_mtp ? c.n_layers : -1, fresh_mtp ? "mtp." : "");
 }
 
 std::vector<fs::path> export_weights(const ParamStore& params, const ModelConfig& c, const fs::path& dir,
@@ -342,8 +416,11 @@ std::vector<fs::path> export_weights(const ParamStore& params, const ModelConfig
     }
     r1.emplace(p->name, std::move(host));
   }
+  const nlohmann::json config = config_json(c, options.dtype == "fp32" ? "float32" : "bfloat16", options.dtype == "fp8");
+  std::map<std::string, Tensor> hf = to_hf_tensors(r1, c.n_layers);
+  if (c.gqa()) permute_rope_pairs(hf, c.gqa_head_dim(), /*to_r1hpc=*/false);
   std::map<std::string, Tensor> out;
-  for (auto& [name, t] : to_hf_tensors(r1, c.n_layers)) {
+  for (auto& [name, t] : hf) {
     if (options.dtype == "fp32") {
       out.emplace(name, std::move(t));
       continue;
@@ -360,12 +437,11 @@ std::vector<fs::path> export_weights(const ParamStore& params, const ModelConfig
     std::transform(t.data<float>(), t.data<float>() + t.numel(), b.data<bf16>(), [](float v) { return to_bf16(v); });
     out.emplace(name, std::move(b));
   }
-  const std::string torch_dtype = options.dtype == "fp32" ? "float32" : "bfloat16";
   fs::create_directories(dir);
   std::vector<fs::path> files = st::write_checkpoint(dir, out, {.max_shard_bytes = options.max_shard_bytes,
                                                                 .metadata = {{"format", "pt"}}});
   files.push_back(dir / "config.json");
-  write_file_atomic(files.back().string(), config_json(c, torch_dtype, options.dtype == "fp8").dump(2) + "\n");
+  write_file_atomic(files.back().string(), config.dump(2) + "\n");
   return files;
 }
 

@@ -1,7 +1,7 @@
 // Hugging Face DeepSeek-V3/V2 checkpoints (config.json + safetensors, F32/BF16 or FP8 E4M3 with one
-// weight_scale_inv per 128x128 block) to and from r1hpc models. Dense students export as DeepseekV3 with
-// every layer dense (they keep MLA attention); Llama/Qwen2-style models (GQA attention) are refused on import
-// because r1hpc has no GQA attention to hold them exactly.
+// weight_scale_inv per 128x128 block) and Llama / Qwen2 / Qwen3 ones (F32/BF16) to and from r1hpc models.
+// Dense MLA students export as DeepseekV3 with every layer dense; [model] arch = llama | qwen2 | qwen3 models
+// as LlamaForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM.
 #pragma once
 #include <cstdint>
 #include <filesystem>

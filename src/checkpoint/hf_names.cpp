@@ -40,6 +40,13 @@ constexpr LayerName kLayer[] = {
     {"self_attn.kv_a_layernorm.weight", "attn.kv_a_norm", -1},
     {"self_attn.kv_b_proj.weight", "attn.kv_b_proj", -1},
     {"self_attn.o_proj.weight", "attn.o_proj", -1},
+    {"self_attn.k_proj.weight", "attn.k_proj", -1},  // grouped-query attention (Llama, Qwen2, Qwen3)
+    {"self_attn.v_proj.weight", "attn.v_proj", -1},
+    {"self_attn.q_proj.bias", "attn.q_bias", -1},
+    {"self_attn.k_proj.bias", "attn.k_bias", -1},
+    {"self_attn.v_proj.bias", "attn.v_bias", -1},
+    {"self_attn.q_norm.weight", "attn.q_norm", -1},
+    {"self_attn.k_norm.weight", "attn.k_norm", -1},
     {"mlp.gate_proj.weight", "mlp.gate_up", 0},
     {"mlp.up_proj.weight", "mlp.gate_up", 1},
     {"mlp.down_proj.weight", "mlp.down", -1},
@@ -248,6 +255,29 @@ void load_hf_tensors(const std::map<std::string, Tensor>& hf, ParamStore& params
     copy(p->master, Tensor::host_zeros(p->master.shape(), DType::f32));
   }
   params.refresh_compute();
+}
+
+void permute_rope_pairs(std::map<std::string, Tensor>& hf, std::int64_t head_dim, bool to_r1hpc) {
+  const std::int64_t half = head_dim / 2;
+  for (auto& [name, t] : hf) {
+    const bool rotated = name.ends_with("self_attn.q_proj.weight") || name.ends_with("self_attn.k_proj.weight") ||
+                         name.ends_with("self_attn.q_proj.bias") || name.ends_with("self_attn.k_proj.bias") ||
+                         name.ends_with("self_attn.q_norm.weight") || name.ends_with("self_attn.k_norm.weight");
+    if (!rotated) continue;
+    R1_REQUIRE(t.dtype() == DType::f32 && t.dim(0) % head_dim == 0, "HF tensor ", name, " ", t.shape().str(),
+               ": its rows are not whole heads of head_dim ", head_dim);
+    const std::int64_t cols = t.rank() == 2 ? t.dim(1) : 1;
+    Tensor out = Tensor::host(t.shape(), DType::f32);
+    // Per head: r1hpc's feature 2i + s (s = 0, 1) is Hugging Face's i + s half.
+    for (std::int64_t h = 0; h < t.dim(0) / head_dim; ++h)
+      for (std::int64_t i = 0; i < half; ++i)
+        for (std::int64_t s = 0; s < 2; ++s) {
+          const std::int64_t ours = h * head_dim + 2 * i + s, theirs = h * head_dim + i + s * half;
+          const std::int64_t from = to_r1hpc ? theirs : ours, to = to_r1hpc ? ours : theirs;
+          std::memcpy(out.data<float>() + to * cols, t.data<float>() + from * cols, cols * sizeof(float));
+        }
+    t = std::move(out);
+  }
 }
 
 std::map<std::string, Tensor> to_hf_tensors(const std::map<std::string, Tensor>& r1, std::int64_t n_layers) {

@@ -1,5 +1,6 @@
-// The map between Hugging Face DeepSeek-V3/V2 tensor names and layouts and r1hpc's parameters (docs/model.md),
-// in both directions: gate/up row blocks <-> one gate_up, per-expert tensors <-> one stacked [E, ...] tensor,
+// The map between Hugging Face DeepSeek-V3/V2 and Llama/Qwen2/Qwen3 tensor names and layouts and r1hpc's
+// parameters (docs/model.md), in both directions: gate/up row blocks <-> one gate_up, the per-head feature
+// order of RoPE'd q/k tensors, per-expert tensors <-> one stacked [E, ...] tensor,
 // the MTP layer model.layers.{n_layers + k}.* <-> mtp.k.*, eh_proj's column halves <-> proj_e / proj_h.
 #pragma once
 #include <cstdint>
@@ -42,6 +43,12 @@ std::map<std::string, Tensor> map_hf_tensors(const std::map<std::string, Tensor>
 // Parameters whose names start with `keep_prefix` (when not empty) may stay unfilled and keep their values.
 void load_hf_tensors(const std::map<std::string, Tensor>& hf, ParamStore& params, const std::string& source,
                      std::int64_t mtp_layer = -1, const std::string& keep_prefix = "");
+
+// Llama/Qwen rotate half-split pairs (i, i + d/2) of each head, r1hpc interleaved pairs (2i, 2i+1)
+// (model/gqa.hpp): reorders in place each head's features (rows) of the HF tensors that RoPE reads,
+// self_attn.{q,k}_proj.{weight,bias} and self_attn.{q,k}_norm.weight, host f32, into r1hpc's order (to_r1hpc)
+// or back. q.k is unchanged. Errors name a tensor whose rows are not whole heads.
+void permute_rope_pairs(std::map<std::string, Tensor>& hf, std::int64_t head_dim, bool to_r1hpc);
 
 // The inverse: r1hpc tensors (host f32, by r1hpc name) as HF checkpoint tensors with per-expert names, as
 // save_pretrained and the DeepSeek-V3 release write them. The MTP layer gets its copies of the embedding and

@@ -11,7 +11,8 @@ namespace {
 // The sections in the order they are documented: member of RunConfig (and section name), doc, keys.
 #define R1_SECTIONS(SECTION)                                                                                            \
   SECTION(run, "what this job runs and where its outputs go", R1_RUN_KEYS)                                              \
-  SECTION(model, "model architecture (DeepSeek-V3 family), usually from a preset", R1_MODEL_KEYS)                       \
+  SECTION(model, "model architecture (DeepSeek-V3 family or a Llama/Qwen student), usually from a preset",            \
+          R1_MODEL_KEYS)                                                                                                \
   SECTION(parallel, "layout of the ranks: world = pipeline x data x tensor; MoE layers fold expert over data x tensor", \
           R1_PARALLEL_KEYS)                                                                                             \
   SECTION(data, "training and evaluation data", R1_DATA_KEYS)                                                           \

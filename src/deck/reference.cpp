@@ -67,7 +67,8 @@ Lowest to highest precedence:
 
 `[model] preset = NAME` reads `NAME.deck` from the deck's own directory, then from
 `$R1HPC_INPUTS/models`, then from the source tree's `inputs/models` (tiny, small, bench, v2-lite-16b,
-v3-671b). A value with a `/` or ending in `.deck` is a path, relative to the deck naming it (to the
+v3-671b; the grouped-query-attention students tiny-llama, tiny-qwen2, tiny-qwen3, qwen2.5-1.5b, qwen2.5-7b,
+llama-3.1-8b). A value with a `/` or ending in `.deck` is a path, relative to the deck naming it (to the
 working directory when it comes from `--set`). A preset holds only `[model]` keys and names no other
 preset.
 

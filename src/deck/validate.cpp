@@ -47,6 +47,10 @@ void check_layout(const Deck& d, const RunConfig& c, int world) {
     fail_rule(d, "parallel.pipeline", "model.n_layers", rule);
   }
   if (c.model.n_heads % tp != 0) fail_rule(d, "parallel.tensor", "model.n_heads", "tensor must divide n_heads");
+  if (c.model.gqa() && c.model.kv_heads() % tp != 0 && tp % c.model.kv_heads() != 0)
+    fail_rule(d, "parallel.tensor", "model.n_kv_heads",
+              concat("tensor must divide the ", c.model.kv_heads(), " K/V heads or be a multiple of them (ranks then "
+                     "share a K/V head)"));
   // The other cuts of tensor parallelism: the vocabulary and the FFN hidden columns, into equal shares.
   const ModelConfig& m = c.model;
   const std::pair<const char*, std::int64_t> cuts[] = {
@@ -86,11 +90,33 @@ void check_model(const Deck& d, const RunConfig& c) {
   validate_model(d);
 }
 
+// The grouped-query-attention families: dense, no MTP, heads that group and rotate.
+void validate_gqa(const Deck& d, const ModelConfig& m) {
+  const std::string arch(choice_word(m.arch));
+  if (!m.gqa()) {
+    if (m.rope_type != RopeType::default_)
+      fail_rule(d, "model.rope_type", "model.arch", "llama3 RoPE scaling is for grouped-query-attention models (MLA uses YaRN)");
+    return;
+  }
+  if (!m.dense) fail_rule(d, "model.dense", "model.arch", concat("arch = ", arch, " is a dense decoder: set dense = true"));
+  if (m.mtp_depth != 0) fail_rule(d, "model.mtp_depth", "model.arch", concat("arch = ", arch, " has no MTP module: set mtp_depth = 0"));
+  if (m.n_heads % m.kv_heads() != 0)
+    fail_rule(d, "model.n_kv_heads", "model.n_heads", "n_kv_heads must divide n_heads (groups of query heads share a K/V head)");
+  if (m.head_dim == 0 && m.dim % m.n_heads != 0)
+    fail_rule(d, "model.head_dim", "model.dim", "head_dim = 0 takes dim / n_heads, which must be whole: set head_dim");
+  const std::int64_t hd = m.gqa_head_dim();
+  if (hd % 2 != 0 || hd > 256)
+    d.fail(d.is_default("model.head_dim") ? "model.dim" : "model.head_dim",
+           concat("head_dim ", hd, ": RoPE rotates pairs and the attention kernels take at most 256 (expected an even number <= 256)"));
+  if (m.rope_type == RopeType::llama3 && m.high_freq_factor <= m.low_freq_factor)
+    fail_rule(d, "model.high_freq_factor", "model.low_freq_factor", "llama3 RoPE needs high_freq_factor > low_freq_factor");
+}
 }  // namespace
 
 ModelConfig validate_model(const Deck& d) {
   const ModelConfig m = d.config().model;
   if (m.qk_rope_head_dim % 2 != 0) d.fail("model.qk_rope_head_dim", "RoPE rotates pairs (expected an even number)");
+  validate_gqa(d, m);
   if (m.dense) return m;  // the MoE keys do not apply
   if (m.n_dense_layers > m.n_layers)
     fail_rule(d, "model.n_dense_layers", "model.n_layers", "n_dense_layers must be at most n_layers");
@@ -153,6 +179,10 @@ void check_stage(const Deck& d, const RunConfig& c) {
   if (stage == Stage::grpo || stage == Stage::rejection_sampling || stage == Stage::evaluate || stage == Stage::export_hf)
     require("checkpoint.load", c.checkpoint.load, "a checkpoint path, or latest");
   if (stage == Stage::import_hf || stage == Stage::export_hf) require("hf.path", c.hf.path, "a Hugging Face model directory");
+  const bool generates = stage == Stage::grpo || stage == Stage::rejection_sampling || stage == Stage::evaluate;
+  if (c.model.gqa() && generates)
+    d.fail("model.arch", concat("the ", name, " stage generates, and grouped-query attention has no KV cache yet (arch = ",
+                                choice_word(c.model.arch), "); it runs with arch = mla"));
   if (stage == Stage::evaluate)
     for (std::int64_t k : c.evaluate.pass_k)
       if (k > c.sampling.samples_per_prompt)

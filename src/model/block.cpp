@@ -34,7 +34,8 @@ TransformerBlock::TransformerBlock(const ModelConfig& c, ParamStore& params, con
     : dim_(c.dim), eps_(static_cast<float>(c.norm_eps)), dtype_(params.compute_dtype()), tp_(tp) {
   const std::size_t before = params.all().size();
   attn_norm_ = &residual_norm(params, prefix + ".attn_norm", c.dim, tp);
-  attn_ = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope, tp.group);
+  if (c.gqa()) gqa_ = std::make_unique<GqaAttention>(c, params, prefix + ".attn", rope, tp.group);
+  else attn_ = std::make_unique<MlaAttention>(c, params, prefix + ".attn", rope, tp.group);
   ffn_norm_ = &residual_norm(params, prefix + ".ffn_norm", c.dim, tp);
   if (moe) moe_ = std::make_unique<MoeFfn>(c, params, prefix + ".moe", ep, tp.group, overlap_expert_comm);
   else mlp_ = std::make_unique<DenseMlp>(params, prefix + ".mlp", c.dim, c.dense_inter_dim, tp.group);
@@ -54,7 +55,9 @@ std::unique_ptr<TransformerBlock::Saved> TransformerBlock::forward(const Context
   {
     const kernels::ProfileRegion region(ctx, "attn");
     const Tensor partial = tp_.partial_buffer(ctx, s->h, T);
-    s->attn = attn_->forward(ctx, b, tp_.sp_gather(ctx, s->n1), partial);
+    const Tensor n1 = tp_.sp_gather(ctx, s->n1);
+    if (gqa_) s->gqa = gqa_->forward(ctx, b, n1, partial);
+    else s->attn = attn_->forward(ctx, b, n1, partial);
     tp_.tp_complete(ctx, partial, s->h);
   }
   kernels::axpy(ctx, 1.0f, x, s->h);  // h = x + attn(norm(x))
@@ -110,11 +113,19 @@ void TransformerBlock::backward(const Context& ctx, const BatchShape& b, Saved& 
   {
     const kernels::ProfileRegion region(ctx, "attn");
     const Tensor partial = tp_.partial_buffer(ctx, dn1, T);
-    attn_->backward(ctx, b, *s->attn, tp_.sp_gather(ctx, dh), partial);
+    const Tensor dh_all = tp_.sp_gather(ctx, dh);
+    if (gqa_) gqa_->backward(ctx, b, *s->gqa, dh_all, partial);
+    else attn_->backward(ctx, b, *s->attn, dh_all, partial);
     tp_.tp_complete(ctx, partial, dn1);
   }
   kernels::rmsnorm_backward(ctx, dn1, s->x, attn_norm_->master, s->rstd1, dx, attn_norm_->grad);
   kernels::axpy(ctx, 1.0f, dh, dx);
+}
+
+const MlaAttention& TransformerBlock::attention() const {
+  R1_REQUIRE(attn_ != nullptr, "generation needs an MLA model: [model] arch = mla (a grouped-query-attention "
+             "model has no KV cache yet)");
+  return *attn_;
 }
 
 void TransformerBlock::infer(const Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& y,

@@ -1,6 +1,7 @@
-// A transformer block (RMSNorm -> MLA attention -> residual add, RMSNorm -> dense or MoE FFN -> residual
-// add) with its training forward and backward and its pass at inference; the sums a forward pass reports
-// (ForwardResult); and the parameter and linear-map helpers the model's own pieces share.
+// A transformer block (RMSNorm -> MLA or grouped-query attention ([model] arch) -> residual add,
+// RMSNorm -> dense or MoE FFN -> residual add) with its training forward and backward and its pass at
+// inference; the sums a forward pass reports (ForwardResult); and the parameter and linear-map helpers the
+// model's own pieces share.
 #pragma once
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "kernels/rope.hpp"
 #include "model/batch.hpp"
 #include "model/config.hpp"
+#include "model/gqa.hpp"
 #include "model/mla.hpp"
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
@@ -46,12 +48,14 @@ class TransformerBlock {
   struct Saved {
     Tensor x, n1, rstd1, h, n2, rstd2;
     std::optional<MlaAttention::Saved> attn;
+    std::optional<GqaAttention::Saved> gqa;
     std::optional<DenseMlp::Saved> mlp;
     std::optional<MoeFfn::Saved> moe;
   };
 
-  // Registers the block's parameters under `prefix` (layers.L, mtp.K.block): attn_norm, attn.*, ffn_norm,
-  // then moe.* when `moe`, else mlp.*. Attention and FFN split over tp.group; routed experts over `ep`.
+  // Registers the block's parameters under `prefix` (layers.L, mtp.K.block): attn_norm, attn.* (MLA, or GQA
+  // when c.gqa(); `rope` holds the matching tables), ffn_norm, then moe.* when `moe`, else mlp.*. Attention
+  // and FFN split over tp.group; routed experts over `ep`.
   TransformerBlock(const ModelConfig& c, ParamStore& params, const std::string& prefix, bool moe,
                    const kernels::RopeTables& rope, const TpRegions& tp, parallel::Communicator* ep,
                    bool overlap_expert_comm);
@@ -71,7 +75,7 @@ class TransformerBlock {
              const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
 
   std::span<Param* const> params() const { return params_; }  // every parameter the block registered
-  const MlaAttention& attention() const { return *attn_; }
+  const MlaAttention& attention() const;  // MLA blocks only (generation has no GQA KV cache yet)
   MoeFfn* moe() const { return moe_.get(); }  // null for a dense FFN
 
  private:
@@ -81,7 +85,8 @@ class TransformerBlock {
   TpRegions tp_;
   Param* attn_norm_ = nullptr;
   Param* ffn_norm_ = nullptr;
-  std::unique_ptr<MlaAttention> attn_;
+  std::unique_ptr<MlaAttention> attn_;  // arch mla
+  std::unique_ptr<GqaAttention> gqa_;   // the grouped-query-attention families
   std::unique_ptr<DenseMlp> mlp_;  // dense FFN layers
   std::unique_ptr<MoeFfn> moe_;    // MoE layers
   std::vector<Param*> params_;

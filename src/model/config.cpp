@@ -11,10 +11,26 @@ namespace {
 struct BlockCount {
   double attention = 0, ffn_total = 0, ffn_active = 0;
 };
+// Grouped-query attention: q and o [H d, D], k and v [K d, D]; qwen2's biases, qwen3's q/k norms; the two
+// block norms.
+double gqa_params(const ModelConfig& c) {
+  const double d = static_cast<double>(c.dim), hd = static_cast<double>(c.gqa_head_dim());
+  const double q = static_cast<double>(c.n_heads) * hd, kv = static_cast<double>(c.kv_heads()) * hd;
+  double n = 2 * d * q + 2 * d * kv + 2 * d;
+  if (c.arch == Arch::qwen2) n += q + 2 * kv;
+  if (c.arch == Arch::qwen3) n += 2 * hd;
+  return n;
+}
+
 BlockCount block_params(const ModelConfig& c, bool moe) {
   const double d = static_cast<double>(c.dim), h = static_cast<double>(c.n_heads);
   const double qk = static_cast<double>(c.qk_head_dim());
   BlockCount b;
+  if (c.gqa()) {
+    b.attention = gqa_params(c);
+    b.ffn_total = b.ffn_active = 3 * d * static_cast<double>(c.dense_inter_dim);
+    return b;
+  }
   b.attention = c.q_lora_rank == 0 ? d * h * qk
                                    : d * c.q_lora_rank + c.q_lora_rank + static_cast<double>(c.q_lora_rank) * h * qk;
   b.attention += d * static_cast<double>(c.kv_lora_rank + c.qk_rope_head_dim) + c.kv_lora_rank;
@@ -54,15 +70,22 @@ ParamCount count_params(const ModelConfig& c) {
 
 double train_flops_per_token(const ModelConfig& c, std::int64_t seq_len) {
   const ParamCount p = count_params(c);
+  const double head_dims = c.gqa() ? 2.0 * static_cast<double>(c.gqa_head_dim())
+                                   : static_cast<double>(c.qk_head_dim() + c.v_head_dim);
   const double attention = 6.0 * static_cast<double>(c.n_layers) * static_cast<double>(seq_len) *
-                           static_cast<double>(c.n_heads) * static_cast<double>(c.qk_head_dim() + c.v_head_dim);
+                           static_cast<double>(c.n_heads) * head_dims;
   return 6.0 * p.activated + attention;
 }
 
 std::string describe_model(const ModelConfig& c) {
   const ParamCount p = count_params(c);
   char buf[256];
-  if (c.dense)
+  if (c.gqa())
+    std::snprintf(buf, sizeof buf, "%s dense decoder: %.3gB parameters, %lld layers, dim %lld, %lld heads / %lld KV heads of %lld",
+                  std::string(choice_word(c.arch)).c_str(), p.total / 1e9, static_cast<long long>(c.n_layers),
+                  static_cast<long long>(c.dim), static_cast<long long>(c.n_heads), static_cast<long long>(c.kv_heads()),
+                  static_cast<long long>(c.gqa_head_dim()));
+  else if (c.dense)
     std::snprintf(buf, sizeof buf, "dense decoder: %.3gB parameters, %lld layers, dim %lld, %lld heads",
                   p.total / 1e9, static_cast<long long>(c.n_layers), static_cast<long long>(c.dim),
                   static_cast<long long>(c.n_heads));

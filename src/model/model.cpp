@@ -44,7 +44,7 @@ std::vector<Model::ChunkInfo> stage_chunks(const ModelConfig& c, const ModelGrou
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     : c_(c), params_(params), tp_(tp_regions(groups)), ep_(c.dense ? nullptr : groups.ep),
       pp_(groups.pp != nullptr && groups.pp->size() > 1 ? groups.pp : nullptr) {
-  rope_ = mla_rope_tables(params.context(), c);
+  rope_ = c.gqa() ? gqa_rope_tables(params.context(), c) : mla_rope_tables(params.context(), c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
     vocab_shard(c.vocab_size, tp_.group);                              // a clear error when V does not split
     return &params.add_split(name, {c.vocab_size, c.dim}, {.dim = 0}, tp_.group.rank(), tp_.group.size(), Init::normal,

@@ -143,9 +143,8 @@ TEST(HfImport, WhatR1hpcCannotHoldIsRefusedByKey) {
     const std::string e = error_of([&] { hf::model_overrides(c, "m/config.json"); });
     EXPECT_NE(e.find(want), std::string::npos) << key << ": " << e;
   };
-  refused("model_type", "llama", "m/config.json: model_type: \"llama\" uses grouped-query attention; r1hpc models (dense students included) use MLA");
-  refused("model_type", "qwen2", "cannot be imported exactly");
-  refused("model_type", "gpt2", "import_hf reads deepseek_v3 and deepseek_v2 models");
+  refused("model_type", "mistral", "m/config.json: model_type: \"mistral\": import_hf reads deepseek_v3, deepseek_v2, llama");
+  refused("model_type", "gpt2", "import_hf reads deepseek_v3, deepseek_v2, llama, qwen2 and qwen3 models");
   refused("rope_interleave", false, "m/config.json: rope_interleave: false rotates half-split pairs");
   refused("norm_topk_prob", false, "norm_topk_prob: false with sigmoid scores");
   refused("hidden_act", "gelu", "hidden_act: r1hpc's FFNs are SwiGLU");

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string_view>
+
 #include "deck/validate.hpp"
 #include "deck_test_util.hpp"
 #include "model/config.hpp"
@@ -22,7 +25,36 @@ TEST(Presets, EachValidatesAndSetsEveryModelKeyItself) {
   }
 }
 
+// The grouped-query-attention presets set every key their architecture reads: not the MoE, MLA and MTP keys,
+// and the llama3 RoPE keys only with rope_type = llama3.
+TEST(Presets, GqaStudentsValidateAndSetEveryKeyTheyUse) {
+  const std::set<std::string_view> unused{"n_dense_layers", "moe_inter_dim", "n_routed_experts", "n_shared_experts",
+                                          "n_activated_experts", "n_expert_groups", "n_limited_groups", "score_func",
+                                          "route_scale", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+                                          "qk_rope_head_dim", "v_head_dim", "beta_fast", "beta_slow", "mscale",
+                                          "mtp_depth", "mtp_lambda", "bias_update_gamma", "seq_aux_alpha"};
+  const std::set<std::string_view> llama3{"rope_factor", "original_seq_len", "low_freq_factor", "high_freq_factor"};
+  for (const char* name : {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "qwen2.5-1.5b", "qwen2.5-7b", "llama-3.1-8b"}) {
+    const Deck d = preset(name);
+    EXPECT_NO_THROW(validate_deck(d, 1)) << name;
+    const ModelConfig& m = d.config().model;
+    EXPECT_TRUE(m.gqa() && m.dense) << name;
+    for (const KeyDecl& k : deck_keys()) {
+      if (k.section != "model" || k.key == "preset" || unused.count(k.key) > 0) continue;
+      if (m.rope_type != RopeType::llama3 && llama3.count(k.key) > 0) continue;
+      EXPECT_EQ(d.origin(k.full_name()).kind, DeckOrigin::Kind::preset) << name << " leaves " << k.key << " to its default";
+    }
+  }
+}
+
 ParamCount params_of(const std::string& name) { return count_params(preset(name).config().model); }
+
+// The published sizes: Qwen2.5-1.5B 1.54B (tied embeddings), Qwen2.5-7B 7.62B, Llama-3.1-8B 8.03B.
+TEST(Presets, GqaStudentsHaveThePublishedSizes) {
+  EXPECT_NEAR(params_of("qwen2.5-1.5b").total, 1.544e9, 0.002e9);
+  EXPECT_NEAR(params_of("qwen2.5-7b").total, 7.616e9, 0.002e9);
+  EXPECT_NEAR(params_of("llama-3.1-8b").total, 8.030e9, 0.002e9);
+}
 
 TEST(Presets, HaveTheirAdvertisedSizes) {
   EXPECT_EQ(params_of("tiny").total, 587520);

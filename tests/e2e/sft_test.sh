@@ -57,15 +57,7 @@ PY
 grep -q "base/checkpoints/step-00000060" lineage.txt || fail "the sft checkpoint does not name the base as its parent"
 
 # Distillation: a dense student on a curated set (what rejection_sampling writes: prompt/response JSONL).
-"$py" - <<'PY'
-import json, random
-rnd = random.Random(5)
-with open("curated.jsonl", "w") as f:
-    for i in range(300):
-        a, b = rnd.randint(2, 60), rnd.randint(2, 60)
-        f.write(json.dumps({"prompt": f"What is {a} + {b}?", "response": f"<think>{a} + {b} = {a + b}</think><answer>{a + b}</answer>",
-                            "source": "test"}) + "\n")
-PY
+curated_additions curated.jsonl
 "$bin" "$here/distill_tiny.deck" --set data.train_path=curated.jsonl >distill.log 2>&1 || { cat distill.log; fail "distillation"; }
 grep -q "sft: distillation into a dense decoder" distill.log || { cat distill.log; fail "the student is not a dense decoder"; }
 "$py" - <<'PY' || fail "distillation metrics"

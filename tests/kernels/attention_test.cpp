@@ -1,7 +1,9 @@
 // CPU reference attention: against a naive double-precision S x S softmax, segment semantics, argument
-// checks. Its finite-difference gradients are in the op table (tests/kernels/op_cases_attention.cpp).
+// checks, grouped-query K/V heads. Its finite-difference gradients are in the op table
+// (tests/kernels/op_cases_attention.cpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -128,6 +130,51 @@ TEST(AttentionCpu, SegmentsBehaveAsSeparateSequences) {
   }
 }
 
+// Grouped-query attention is multi-head attention on K/V repeated over each group of G query heads, with dk
+// and dv of a K/V head the sum of its G heads' gradients (f32 sums in another order: 1e-5 of the largest).
+TEST(AttentionCpu, GroupedKvHeadsEqualMultiHeadOnRepeatedKv) {
+  const Context ctx = Context::cpu();
+  const std::int64_t B = 2, S = 11, H = 6, Hkv = 2, G = H / Hkv, Dqk = 16, Dv = 8;
+  const Tensor seg = segments(B, S, 4);
+  const Tensor q = test::random_tensor({B, S, H, Dqk}, DType::f32, 50), dout = test::random_tensor({B, S, H, Dv}, DType::f32, 53);
+  const Tensor k = test::random_tensor({B, S, Hkv, Dqk}, DType::f32, 51), v = test::random_tensor({B, S, Hkv, Dv}, DType::f32, 52);
+  const auto repeat = [&](const Tensor& t) {  // [B, S, Hkv, D] -> [B, S, H, D]
+    const std::int64_t d = t.dim(3);
+    Tensor r = Tensor::host({B, S, H, d}, DType::f32);
+    for (std::int64_t row = 0; row < B * S; ++row)
+      for (std::int64_t h = 0; h < H; ++h)
+        std::copy_n(t.data<float>() + (row * Hkv + h / G) * d, d, r.data<float>() + (row * H + h) * d);
+    return r;
+  };
+  const Tensor k_all = repeat(k), v_all = repeat(v);
+  const Tensor out = Tensor::host({B, S, H, Dv}, DType::f32), lse = Tensor::host({B, H, S}, DType::f32);
+  const Tensor out_all = Tensor::host({B, S, H, Dv}, DType::f32), lse_all = Tensor::host({B, H, S}, DType::f32);
+  kernels::attention_forward(ctx, q, k, v, 0.3f, seg, out, lse);
+  kernels::attention_forward(ctx, q, k_all, v_all, 0.3f, seg, out_all, lse_all);
+  for (std::int64_t i = 0; i < out.numel(); ++i) ASSERT_EQ(out.data<float>()[i], out_all.data<float>()[i]) << i;
+  for (std::int64_t i = 0; i < lse.numel(); ++i) ASSERT_EQ(lse.data<float>()[i], lse_all.data<float>()[i]) << i;
+
+  const Tensor dq = Tensor::host(q.shape(), DType::f32), dk = Tensor::host(k.shape(), DType::f32);
+  const Tensor dv = Tensor::host(v.shape(), DType::f32), dq_all = Tensor::host(q.shape(), DType::f32);
+  const Tensor dk_all = Tensor::host(k_all.shape(), DType::f32), dv_all = Tensor::host(v_all.shape(), DType::f32);
+  kernels::attention_backward(ctx, q, k, v, out, dout, lse, seg, 0.3f, dq, dk, dv);
+  kernels::attention_backward(ctx, q, k_all, v_all, out, dout, lse, seg, 0.3f, dq_all, dk_all, dv_all);
+  for (std::int64_t i = 0; i < dq.numel(); ++i) ASSERT_EQ(dq.data<float>()[i], dq_all.data<float>()[i]) << i;
+  const auto check_group_sums = [&](const Tensor& grad, const Tensor& grad_all, const char* name) {
+    const std::int64_t d = grad.dim(3);
+    const double tol = 1e-5 * test::max_error(grad_all, Tensor::host_zeros(grad_all.shape(), DType::f32)) * G;
+    for (std::int64_t row = 0; row < B * S; ++row)
+      for (std::int64_t hk = 0; hk < Hkv; ++hk)
+        for (std::int64_t c = 0; c < d; ++c) {
+          double sum = 0;
+          for (std::int64_t h = hk * G; h < (hk + 1) * G; ++h) sum += grad_all.data<float>()[(row * H + h) * d + c];
+          ASSERT_NEAR(grad.data<float>()[(row * Hkv + hk) * d + c], sum, tol) << name << " row " << row << " head " << hk;
+        }
+  };
+  check_group_sums(dk, dk_all, "dk");
+  check_group_sums(dv, dv_all, "dv");
+}
+
 TEST(AttentionCpu, BadArgumentsNameTheShapes) {
   const Context ctx = Context::cpu();
   const Dims d{2, 8, 2, 16, 8};
@@ -147,6 +194,11 @@ TEST(AttentionCpu, BadArgumentsNameTheShapes) {
                    in.out.view({16, 2, 8}), in.lse), Error);  // rank 3
   EXPECT_THROW(fwd(in.q, in.k, test::random_tensor({2, 8, 2, 8}, DType::bf16, 1), Tensor(), in.out, in.lse), Error);
   EXPECT_THROW(fwd(in.q, in.k, in.v, Tensor(), in.out, in.lse, 0.0f), Error);
+  const Tensor k3 = Tensor::host({1, 2, 3, 16}, DType::f32), v3 = Tensor::host({1, 2, 3, 8}, DType::f32);
+  EXPECT_THROW(fwd(Tensor::host({1, 2, 4, 16}, DType::f32), k3, v3, Tensor(), Tensor::host({1, 2, 4, 8}, DType::f32),
+                   Tensor::host({1, 4, 2}, DType::f32)), Error);  // 3 K/V heads do not divide 4 query heads
+  EXPECT_THROW(fwd(Tensor::host({1, 2, 3, 16}, DType::f32), k3, Tensor::host({1, 2, 1, 8}, DType::f32), Tensor(),
+                   Tensor::host({1, 2, 3, 8}, DType::f32), Tensor::host({1, 3, 2}, DType::f32)), Error);  // v heads != k heads
   const Tensor big = Tensor::host({1, 2, 1, 272}, DType::f32);
   EXPECT_THROW(fwd(big, big, Tensor::host({1, 2, 1, 8}, DType::f32), Tensor(), Tensor::host({1, 2, 1, 8}, DType::f32),
                    Tensor::host({1, 1, 2}, DType::f32)), Error);  // head dim above 256

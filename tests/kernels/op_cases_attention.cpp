@@ -23,10 +23,13 @@ struct AttentionSpec {
   std::uint32_t seed_q, seed_k, seed_v, seed_dout;  // seed_dout 0: the forward alone
   double out_tol, grad_tol;                         // fractions of the largest output and gradient
   bool grad = false;
+  std::int64_t Hkv = 0;  // K/V heads (grouped-query attention); 0: H
+  std::int64_t kv_heads() const { return Hkv > 0 ? Hkv : H; }
 };
 
 std::string attention_config(const AttentionSpec& s) {
-  return "B " + std::to_string(s.B) + " S " + std::to_string(s.S) + " H " + std::to_string(s.H) + " Dqk " +
+  return "B " + std::to_string(s.B) + " S " + std::to_string(s.S) + " H " + std::to_string(s.H) +
+         (s.kv_heads() != s.H ? " Hkv " + std::to_string(s.kv_heads()) : "") + " Dqk " +
          std::to_string(s.Dqk) + " Dv " + std::to_string(s.Dv) + " " + dtype_name(s.dt) +
          (s.segments.empty() ? "" : " segments") + (s.qk_std != 1.0f ? " q,k std " + number(s.qk_std) : "") +
          (s.seed_dout ? "" : " forward");
@@ -37,10 +40,11 @@ struct AttentionHost {
   Tensor q, k, v, dout, seg, out, lse;
 };
 AttentionHost attention_host(const AttentionSpec& s) {
-  const Shape qs{s.B, s.S, s.H, s.Dqk}, vs{s.B, s.S, s.H, s.Dv};
-  AttentionHost h{random_tensor(qs, s.dt, s.seed_q, s.qk_std), random_tensor(qs, s.dt, s.seed_k, s.qk_std),
-                  random_tensor(vs, s.dt, s.seed_v), s.seed_dout ? random_tensor(vs, s.dt, s.seed_dout) : Tensor(),
-                  Tensor(), Tensor::host(vs, s.dt), Tensor::host({s.B, s.H, s.S}, DType::f32)};
+  const Shape qs{s.B, s.S, s.H, s.Dqk}, ks{s.B, s.S, s.kv_heads(), s.Dqk}, vs{s.B, s.S, s.kv_heads(), s.Dv};
+  const Shape os{s.B, s.S, s.H, s.Dv};
+  AttentionHost h{random_tensor(qs, s.dt, s.seed_q, s.qk_std), random_tensor(ks, s.dt, s.seed_k, s.qk_std),
+                  random_tensor(vs, s.dt, s.seed_v), s.seed_dout ? random_tensor(os, s.dt, s.seed_dout) : Tensor(),
+                  Tensor(), Tensor::host(os, s.dt), Tensor::host({s.B, s.H, s.S}, DType::f32)};
   if (!s.segments.empty()) {
     h.seg = Tensor::host({s.B, s.S}, DType::i32);
     std::copy(s.segments.begin(), s.segments.end(), h.seg.data<std::int32_t>());
@@ -77,7 +81,7 @@ OpCase attention_case(const AttentionSpec& s) {
     const Tensor dout = backward ? ctx.to_here(h.dout) : Tensor(), saved_out = backward ? ctx.to_here(h.out) : Tensor();
     const Tensor saved_lse = backward ? ctx.to_here(h.lse) : Tensor();
     const Tensor dq = backward ? ctx.empty(h.q.shape(), s.dt) : Tensor(),
-                 dk = backward ? ctx.empty(h.q.shape(), s.dt) : Tensor();
+                 dk = backward ? ctx.empty(h.k.shape(), s.dt) : Tensor();
     const Tensor dv = backward ? ctx.empty(h.v.shape(), s.dt) : Tensor();
     // Causal (query, key) pairs; the forward multiplies over Dqk and Dv, the backward recomputes q.k and adds dP,
     // dV, dQ and dK.
@@ -163,13 +167,29 @@ void add_attention_parity_cases(std::vector<OpCase>& out) {
                                   .scale = 0.125f, .qk_std = 20.0f, .seed_q = 5, .seed_k = 6, .seed_v = 7,
                                   .seed_dout = 0, .out_tol = dt == DType::f32 ? 1.5e-4 : out_tol(dt),
                                   .grad_tol = grad_tol(dt)}));
-  // Finite differences of q, k and v, with and without segments.
-  for (bool with_seg : {false, true})
-    out.push_back(attention_case({.B = 2, .S = 9, .H = 2, .Dqk = 12, .Dv = 8, .dt = DType::f32,
-                                  .segments = with_seg ? run_segments(2, 9, 4) : std::vector<std::int32_t>{},
-                                  .scale = 0.4f, .qk_std = 1.0f, .seed_q = 40, .seed_k = 41, .seed_v = 42,
-                                  .seed_dout = 45, .out_tol = out_tol(DType::f32), .grad_tol = grad_tol(DType::f32),
-                                  .grad = true}));
+  // Grouped-query attention: Llama/Qwen head dims (64, 128) on the tensor-core path, an odd pair on the CUDA-core
+  // path, groups of 2, 4 and all heads on one K/V head (multi-query), partial and whole tiles. On CUDA the dk, dv
+  // of a K/V head add G rounded per-head gradients: the bf16 bound above still holds (measured by the same model).
+  struct GqaDims {
+    std::int64_t B, S, H, Hkv;
+  };
+  for (auto [dqk, dv] : {std::pair<std::int64_t, std::int64_t>{64, 64}, {128, 128}, {40, 24}})
+    for (const GqaDims g : {GqaDims{2, 17, 4, 2}, {1, 130, 8, 2}, {2, 33, 6, 1}})
+      for (DType dt : {DType::bf16, DType::f32})
+        out.push_back(attention_case({.B = g.B, .S = g.S, .H = g.H, .Dqk = dqk, .Dv = dv, .dt = dt,
+                                      .segments = g.Hkv == 1 ? reused_segments(g.B, g.S) : std::vector<std::int32_t>{},
+                                      .scale = 1.0f / std::sqrt(static_cast<float>(dqk)), .qk_std = 1.0f, .seed_q = 11,
+                                      .seed_k = 12, .seed_v = 13, .seed_dout = 14, .out_tol = out_tol(dt),
+                                      .grad_tol = grad_tol(dt), .Hkv = g.Hkv}));
+  // Finite differences of q, k and v, with and without segments; multi-head, two groups of 2, one group of 3.
+  for (const std::int64_t hkv : {0, 2, 1})
+    for (bool with_seg : {false, true})
+      out.push_back(attention_case({.B = 2, .S = 9, .H = hkv == 1 ? 3 : hkv == 2 ? 4 : 2, .Dqk = 12, .Dv = 8,
+                                    .dt = DType::f32,
+                                    .segments = with_seg ? run_segments(2, 9, 4) : std::vector<std::int32_t>{},
+                                    .scale = 0.4f, .qk_std = 1.0f, .seed_q = 40, .seed_k = 41, .seed_v = 42,
+                                    .seed_dout = 45, .out_tol = out_tol(DType::f32), .grad_tol = grad_tol(DType::f32),
+                                    .grad = true, .Hkv = hkv}));
 }
 
 // ---------------------------------------------------------------- copy_columns

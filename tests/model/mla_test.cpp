@@ -10,9 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/elementwise.hpp"
-#include "kernels/gradcheck.hpp"
 #include "kernels/test_util.hpp"
+#include "model/layer_checks.hpp"
 #include "model/mla.hpp"
 #include "support/tiny_model.hpp"
 
@@ -59,21 +58,8 @@ struct LayerCase {
         const Tensor r = test::random_tensor(p->shape, DType::f32, stream++, 0.3f);
         for (std::int64_t i = 0; i < r.numel(); ++i) p->master.data<float>()[i] = 1.0f + r.data<float>()[i];
       }
-    b.batch = 2;
-    b.seq = 6;
+    b = test::layer_batch(k.segments);
     const std::int64_t t = b.tokens();
-    b.positions = Tensor::host({t}, DType::i32);
-    if (k.segments) {  // sequence 0: segments of 2 and 4 tokens; sequence 1: 3 and 3; positions restart
-      b.segment_ids = Tensor::host({b.batch, b.seq}, DType::i32);
-      const int seg[12] = {0, 0, 1, 1, 1, 1, 5, 5, 5, 6, 6, 6};
-      const int pos[12] = {0, 1, 0, 1, 2, 3, 0, 1, 2, 0, 1, 2};
-      for (int i = 0; i < 12; ++i) {
-        b.segment_ids.data<std::int32_t>()[i] = seg[i];
-        b.positions.data<std::int32_t>()[i] = pos[i];
-      }
-    } else {  // spread-out positions (past original_seq_len with YaRN)
-      for (std::int64_t i = 0; i < t; ++i) b.positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(3 * (i % b.seq) + 2 * (i / b.seq));
-    }
     x = test::random_tensor({t, cfg.dim}, DType::f32, 1);
     w = test::random_tensor({t, cfg.dim}, DType::f32, 2);
   }
@@ -194,24 +180,6 @@ std::vector<double> reference_forward(const LayerCase& s) {
   return out;
 }
 
-// sum_i w_i * out_i of the layer's forward, in double.
-double layer_loss(const LayerCase& s) {
-  Tensor out = Tensor::host({s.b.tokens(), s.cfg.dim}, DType::f32);
-  s.layer.forward(cpu, s.b, s.x, out);
-  double l = 0;
-  for (std::int64_t i = 0; i < out.numel(); ++i) l += static_cast<double>(s.w.data<float>()[i]) * out.data<float>()[i];
-  return l;
-}
-
-// Runs backward with dout = w into a NaN-filled dx (so an unwritten element shows).
-Tensor run_backward(LayerCase& s) {
-  Tensor out = Tensor::host({s.b.tokens(), s.cfg.dim}, DType::f32), dx = Tensor::host(out.shape(), DType::f32);
-  const auto saved = s.layer.forward(cpu, s.b, s.x, out);
-  kernels::fill(cpu, dx, std::numeric_limits<float>::quiet_NaN());
-  s.layer.backward(cpu, s.b, saved, s.w, dx);
-  return dx;
-}
-
 class MlaTest : public testing::TestWithParam<Case> {};
 }  // namespace
 
@@ -257,45 +225,19 @@ TEST_P(MlaTest, ForwardMatchesTheDefinition) {
   EXPECT_LE(err, 1e-5 * mag) << "max |out - reference| " << err << " of max |reference| " << mag;
 }
 
-// Central differences of L = sum(w * out) (eps 1e-2; f32 forward, double sum): tolerance 2e-3 of the
-// largest gradient, as in the op table (op_cases_nn.cpp). Big tensors are checked on a strided subset.
 TEST_P(MlaTest, GradientsMatchFiniteDifferences) {
   LayerCase s(GetParam());
-  const Tensor dx = run_backward(s);
-  const auto loss = [&] { return layer_loss(s); };
-  const auto rx = test::gradcheck(loss, s.x, dx, 1e-2);
-  EXPECT_LE(rx.relative(), 2e-3) << "dx: max error " << rx.max_abs_error << " of " << rx.max_abs_grad;
-  for (const auto& p : s.params.all()) {
-    const std::int64_t stride = p->master.numel() > 64 ? p->master.numel() / 48 | 1 : 1;
-    const auto r = test::gradcheck(loss, p->master, p->grad, 1e-2, stride);
-    EXPECT_GT(r.max_abs_grad, 0.0) << p->name;
-    EXPECT_LE(r.relative(), 2e-3) << p->name << ": max error " << r.max_abs_error << " of " << r.max_abs_grad;
-  }
+  test::expect_gradients_match_finite_differences(s);
 }
 
 TEST_P(MlaTest, ParameterGradientsAccumulateAndDxIsOverwritten) {
   LayerCase s(GetParam());
-  const Tensor dx1 = run_backward(s);
-  std::vector<Tensor> once;
-  for (const auto& p : s.params.all()) once.push_back(cpu.to_here(p->grad));
-  const Tensor dx2 = run_backward(s);
-  EXPECT_EQ(test::max_error(dx1, dx2), 0.0);
-  for (std::size_t i = 0; i < once.size(); ++i) {
-    const Tensor& g = s.params.all()[i]->grad;
-    double err = 0, mag = 0;
-    for (std::int64_t j = 0; j < g.numel(); ++j) {
-      err = std::max(err, std::fabs(test::value(g, j) - 2 * test::value(once[i], j)));
-      mag = std::max(mag, std::fabs(test::value(once[i], j)));
-    }
-    EXPECT_GT(mag, 0.0) << s.params.all()[i]->name;
-    EXPECT_LE(err, 1e-6 * mag) << s.params.all()[i]->name;
-  }
+  test::expect_gradients_accumulate_and_dx_overwritten(s);
 }
 
 TEST_P(MlaTest, RejectsInputOfTheWrongShape) {
   LayerCase s(GetParam());
-  Tensor x = Tensor::host({s.b.tokens(), s.cfg.dim + 1}, DType::f32), out = Tensor::host(x.shape(), DType::f32);
-  EXPECT_THROW(s.layer.forward(cpu, s.b, x, out), Error);
+  test::expect_wrong_input_shape_refused(s);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mla, MlaTest,

@@ -5,7 +5,9 @@
 // norms, expert loads and final parameters; checkpoints written by one layout load into the other; and
 // overlapping communication with compute changes no bit.
 // Pipeline layouts run a 4-layer model without MTP (pipeline parallelism refuses MTP), against its own
-// one-rank reference.
+// one-rank reference. The grouped-query-attention students (llama with llama3 RoPE, qwen2 with q/k/v biases,
+// qwen3 with q/k norms; 4 query heads over 2 K/V heads, 4 dense layers) run DP, ZeRO-1, TP2 (query and K/V
+// heads split), TP4 (K/V heads replicated), SP, PP and their mixes against their own one-rank references.
 //
 // Tolerance. Every layout computes the same sums in a different order: the DP/EDP gradient all-reduce
 // adds per-rank partial gradients instead of accumulating micro-batches in one buffer, the expert
@@ -51,6 +53,10 @@ using test::world_size;
 constexpr double kLossTol = 1e-6;    // relative, per step
 constexpr double kNormTol = 1e-5;    // relative, per step
 constexpr double kParamTol = 1e-5;   // relative L2 per tensor (see above)
+// Trainable parameters that start at 0 (Qwen2's q/k/v biases; the router bias is a buffer): their relative
+// error is that of their 3 AdamW updates alone, with no initial weights to dilute it (measured up to 9.4e-6,
+// layers.0.attn.k_bias at TP2 x PP2); a wrong bias gradient moves them by O(1).
+constexpr double kZeroInitTol = 1e-4;
 constexpr int kSteps = 3;
 constexpr std::int64_t kGlobalRows = 8, kSeq = 16, kMicro = 1;
 
@@ -66,6 +72,23 @@ ModelConfig tiny_moe(bool deep) {
   if (deep) {  // for pipeline layouts: 4 chunks of one layer at PP2 x 2 virtual stages or PP4
     c.n_layers = 4;
     c.mtp_depth = 0;
+  }
+  return c;
+}
+
+// A grouped-query-attention student of 4 dense layers (pipeline-ready: no MTP, untied embeddings).
+ModelConfig tiny_gqa(Arch arch) {
+  ModelConfig c = test::tiny_model({.vocab_size = 64, .dim = 32, .n_layers = 4, .n_heads = 4, .dense_inter_dim = 48,
+                                    .max_seq_len = kSeq, .init_std = 0.05});
+  c.arch = arch;
+  c.dense = true;
+  c.n_kv_heads = 2;
+  c.head_dim = 8;
+  if (arch == Arch::llama) {  // scaling bands inside the head at these positions
+    c.rope_type = RopeType::llama3;
+    c.rope_theta = 500;
+    c.rope_factor = 8;
+    c.original_seq_len = 8;
   }
   return c;
 }
@@ -101,8 +124,7 @@ struct TrainingRun {
   std::unique_ptr<AdamW> opt;
   std::vector<StepRecord> steps;
 
-  TrainingRun(bool deep, ModelGroups model_groups, ReplicaGroups groups, DType moments = DType::f32) {
-    const ModelConfig c = tiny_moe(deep);
+  TrainingRun(const ModelConfig& c, ModelGroups model_groups, ReplicaGroups groups, DType moments = DType::f32) {
     model = std::make_unique<Model>(c, params, model_groups);
     params.initialize(11, c.init_std);
     grads = std::make_unique<GradReducer>(params, groups, /*min_chunk=*/64);
@@ -134,13 +156,14 @@ struct TrainingRun {
   }
 };
 
-// The reference: one rank holding everything (its own one-member groups), run on every rank.
-const TrainingRun& reference(bool deep) {
-  static std::unique_ptr<TrainingRun> ref[2];
-  std::unique_ptr<TrainingRun>& r = ref[deep];
+// The reference of model `c` (one of 5 `key`s): one rank holding everything (its own one-member groups),
+// run on every rank.
+const TrainingRun& reference(const ModelConfig& c, int key) {
+  static std::unique_ptr<TrainingRun> ref[5];
+  std::unique_ptr<TrainingRun>& r = ref[key];
   if (!r) {
     auto self = parallel::make_communicator(parallel::Backend::mpi, "self", {world_rank()}, kernels::Context::cpu(), 60);
-    r = std::make_unique<TrainingRun>(deep, ModelGroups{}, ReplicaGroups{});
+    r = std::make_unique<TrainingRun>(c, ModelGroups{}, ReplicaGroups{});
     r->train(*self);
   }
   return *r;
@@ -164,8 +187,7 @@ double rel_l2(const Tensor& a, const Tensor& ref) {
   return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
 }
 
-void expect_like_reference(const TrainingRun& run, bool deep, const std::string& layout) {
-  const TrainingRun& ref = reference(deep);
+void expect_like_reference(const TrainingRun& run, const TrainingRun& ref, const std::string& layout) {
   ASSERT_EQ(run.steps.size(), ref.steps.size());
   for (std::size_t s = 0; s < ref.steps.size(); ++s) {
     const StepRecord &a = run.steps[s], &b = ref.steps[s];
@@ -182,7 +204,7 @@ void expect_like_reference(const TrainingRun& run, bool deep, const std::string&
     const Param& r = ref.params.get(p->name);
     ASSERT_TRUE(r.global_shape == p->global_shape) << p->name;
     const double e = rel_l2(p->master, shard_of(r, *p));
-    EXPECT_LE(e, kParamTol) << layout << ": " << p->name << " (" << p->shape.str() << " at " << p->shard.offset
+    EXPECT_LE(e, p->init == Init::zeros && p->trainable ? kZeroInitTol : kParamTol) << layout << ": " << p->name << " (" << p->shape.str() << " at " << p->shard.offset
                             << " of " << p->global_shape.str() << ")";
     if (e > worst) worst = e, worst_name = p->name;
   }
@@ -197,13 +219,19 @@ struct Layout {
   int tensor = 1;
   int pipeline = 1, virtual_stages = 1;  // virtual_stages > 1: the interleaved schedule
   bool sp = false;                        // sequence parallelism (with tensor > 1)
+  Arch arch = Arch::mla;                  // mla: the tiny MoE; else that grouped-query-attention student
   bool deep() const { return pipeline > 1; }
+  // The model this layout trains, and the key of its one-rank reference.
+  ModelConfig model() const { return arch == Arch::mla ? tiny_moe(deep()) : tiny_gqa(arch); }
+  int reference_key() const { return arch == Arch::mla ? (deep() ? 1 : 0) : 1 + static_cast<int>(arch); }
   PipelinePlan plan(const parallel::CommBundle& c) const {
     return {.pp = c.pp.get(),
             .schedule = virtual_stages > 1 ? PipelineSchedule::interleaved : PipelineSchedule::one_f_one_b,
             .virtual_stages = virtual_stages};
   }
 };
+
+const TrainingRun& reference_of(const Layout& l) { return reference(l.model(), l.reference_key()); }
 
 std::unique_ptr<parallel::CommBundle> bundle_for(Layout l) {
   const parallel::Mesh mesh(
@@ -213,7 +241,7 @@ std::unique_ptr<parallel::CommBundle> bundle_for(Layout l) {
 }
 
 std::string name_of(Layout l) {
-  return (l.tensor > 1 ? "TP" + std::to_string(l.tensor) + (l.sp ? " SP " : " ") : "") +
+  return (l.arch != Arch::mla ? std::string(choice_word(l.arch)) + " " : std::string()) + (l.tensor > 1 ? "TP" + std::to_string(l.tensor) + (l.sp ? " SP " : " ") : "") +
          (l.pipeline > 1 ? "PP" + std::to_string(l.pipeline) + (l.virtual_stages > 1 ? "x" + std::to_string(l.virtual_stages) + " interleaved " : " 1F1B ") : "") +
          "DP" + std::to_string(l.data) + (l.expert > 1 ? " EP" + std::to_string(l.expert) : "") + (l.zero1 ? " ZeRO-1" : "");
 }
@@ -255,6 +283,23 @@ std::vector<Layout> layouts() {
   return out;
 }
 
+// The grouped-query-attention students on DP (with ZeRO-1), TP2 (2 query and 1 K/V head per rank; with SP),
+// PP over every rank, and at 4 and 8 ranks TP2 x PP2 (x DP2 with ZeRO-1) and TP4 (1 query head per rank, each
+// K/V head computed by 2 ranks).
+std::vector<Layout> gqa_layouts() {
+  const int n = world_size();
+  std::vector<Layout> out;
+  for (Arch arch : {Arch::llama, Arch::qwen2, Arch::qwen3}) {
+    out.push_back({.data = n, .expert = 1, .zero1 = true, .arch = arch});
+    out.push_back({.data = n / 2, .expert = 1, .tensor = 2, .arch = arch});
+    out.push_back({.data = n / 2, .expert = 1, .zero1 = n > 2, .tensor = 2, .sp = true, .arch = arch});
+    if (n <= 4) out.push_back({.data = 1, .expert = 1, .pipeline = n, .arch = arch});
+    if (n >= 4) out.push_back({.data = n / 4, .expert = 1, .zero1 = n > 4, .tensor = 2, .pipeline = 2, .arch = arch});
+    if (n >= 4) out.push_back({.data = n / 4, .expert = 1, .tensor = 4, .arch = arch});  // K/V heads replicated
+  }
+  return out;
+}
+
 fs::path fresh_dir(const std::string& name) {
   int pid = static_cast<int>(::getpid());
   MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -281,16 +326,26 @@ std::size_t index_of(const ParamStore& params, const std::string& name) {
 
 TEST(TrainingEquivalence, EveryLayoutMatchesOneRank) {
   for (Layout l : layouts()) {
-    reference(l.deep());
+    reference_of(l);
     auto comms = bundle_for(l);
-    TrainingRun run(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l));
+    TrainingRun run(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
     const auto& all = run.params.all();
     for (std::size_t i = 0; i < all.size(); ++i) {  // ZeRO-1 splits every parameter with replicas
       const bool replicated = all[i]->expert ? comms->edp->size() > 1 : comms->dp->size() > 1;
       EXPECT_EQ(run.grads->zero1_sharded(i), l.zero1 && all[i]->trainable && replicated) << name_of(l) << ": " << all[i]->name;
     }
     run.train(*comms->dp, l.plan(*comms));
-    expect_like_reference(run, l.deep(), name_of(l));
+    expect_like_reference(run, reference_of(l), name_of(l));
+  }
+}
+
+TEST(TrainingEquivalence, GqaStudentsMatchOneRank) {
+  for (Layout l : gqa_layouts()) {
+    reference_of(l);
+    auto comms = bundle_for(l);
+    TrainingRun run(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
+    run.train(*comms->dp, l.plan(*comms));
+    expect_like_reference(run, reference_of(l), name_of(l));
   }
 }
 
@@ -303,7 +358,7 @@ TEST(TrainingEquivalence, OverlapChangesNoBit) {
   for (Layout l : layouts()) {
     auto comms = bundle_for(l);
     const std::int64_t ep_started = comms->ep->ops_started();
-    TrainingRun on(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l));
+    TrainingRun on(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
     on.train(*comms->dp, l.plan(*comms));
     if (comms->ep->size() > 1) {
       EXPECT_GT(comms->ep->ops_started(), ep_started) << name_of(l);
@@ -320,7 +375,7 @@ TEST(TrainingEquivalence, OverlapChangesNoBit) {
     mg.overlap_expert_comm = false;
     ReplicaGroups og = groups_of(*comms, l);
     og.overlap = false;
-    TrainingRun off(l.deep(), mg, og);
+    TrainingRun off(l.model(), mg, og);
     off.train(*comms->dp, l.plan(*comms));
     EXPECT_EQ(off.grads->overlapped_last_step(), 0) << name_of(l);
     for (std::size_t s = 0; s < on.steps.size(); ++s) {
@@ -339,24 +394,31 @@ TEST(TrainingEquivalence, EmptyReplicasKeepTheReductionOrder) {
   for (bool zero1 : {false, true}) {
     const Layout l{.data = world_size(), .expert = 1, .zero1 = zero1};
     auto comms = bundle_for(l);
-    TrainingRun on(false, model_groups_of(*comms, l), groups_of(*comms, l));
+    TrainingRun on(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
     on.train(*comms->dp, {}, kSteps, /*all_on_first=*/true);
     EXPECT_GT(on.grads->overlapped_last_step(), 0) << name_of(l);
-    expect_like_reference(on, false, name_of(l) + ", every row on the first replica");
+    expect_like_reference(on, reference_of(l), name_of(l) + ", every row on the first replica");
     ReplicaGroups og = groups_of(*comms, l);
     og.overlap = false;
-    TrainingRun off(false, model_groups_of(*comms, l), og);
+    TrainingRun off(l.model(), model_groups_of(*comms, l), og);
     off.train(*comms->dp, {}, kSteps, true);
     for (const auto& p : on.params.all())
       EXPECT_TRUE(same_bits(p->master, off.params.get(p->name).master)) << name_of(l) << ": " << p->name;
   }
 }
 
+// Every layout, the students' included: what a rank holds is its part of the one-rank init.
+std::vector<Layout> all_layouts() {
+  std::vector<Layout> all = layouts();
+  for (const Layout& l : gqa_layouts()) all.push_back(l);
+  return all;
+}
+
 TEST(TrainingEquivalence, ShardsHoldTheirPartOfTheGlobalInit) {
-  for (Layout l : layouts()) {
+  for (Layout l : all_layouts()) {
     auto comms = bundle_for(l);
-    TrainingRun run(l.deep(), model_groups_of(*comms, l), {});
-    TrainingRun whole(l.deep(), ModelGroups{}, {});
+    TrainingRun run(l.model(), model_groups_of(*comms, l), {});
+    TrainingRun whole(l.model(), ModelGroups{}, {});
     for (const auto& p : run.params.all()) {
       const Param& r = whole.params.get(p->name);
       EXPECT_EQ(p->sharded(), (l.expert > 1 && p->expert) || (l.tensor > 1 && p->tp == TpRole::split)) << p->name;
@@ -365,15 +427,15 @@ TEST(TrainingEquivalence, ShardsHoldTheirPartOfTheGlobalInit) {
   }
 }
 
-// A checkpoint written at each layout (expert and tensor shards by one writer each, ZeRO-1 moments
-// gathered) loads bit for bit into one rank's full model; one written by one rank loads into each
+// A checkpoint written at each layout, the students' included (expert and tensor shards by one writer each,
+// ZeRO-1 moments gathered) loads bit for bit into one rank's full model; one written by one rank loads into each
 // layout's shards.
 TEST(TrainingEquivalence, CheckpointsMoveBetweenLayouts) {
-  for (Layout l : layouts()) {
+  for (Layout l : all_layouts()) {
     if (l.expert == 1 && l.tensor == 1 && l.pipeline == 1 && !l.zero1) continue;
-    const TrainingRun& ref = reference(l.deep());
+    const TrainingRun& ref = reference_of(l);
     auto comms = bundle_for(l);
-    TrainingRun run(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l));
+    TrainingRun run(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
     run.train(*comms->dp, l.plan(*comms), 1);  // moments worth moving
 
     const fs::path dir = fresh_dir("tp" + std::to_string(l.tensor) + "pp" + std::to_string(l.pipeline) + "ep" +
@@ -384,7 +446,7 @@ TEST(TrainingEquivalence, CheckpointsMoveBetweenLayouts) {
       meta.step = kSteps;
       ckpt::save_train_state(c, meta, run.params, *run.opt);
     }
-    TrainingRun one(l.deep(), ModelGroups{}, {});
+    TrainingRun one(l.model(), ModelGroups{}, {});
     ckpt::load_train_state(*ckpt::latest(dir), ckpt::LoadMode::full, one.params, one.opt.get());
     EXPECT_EQ(one.opt->steps_taken(), 1);
     const auto& mine = run.params.all();
@@ -407,7 +469,7 @@ TEST(TrainingEquivalence, CheckpointsMoveBetweenLayouts) {
       ckpt::save_train_state(c, meta, const_cast<ParamStore&>(ref.params), *ref.opt);
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    TrainingRun sharded(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l));
+    TrainingRun sharded(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
     ckpt::load_train_state(*ckpt::latest(dir1), ckpt::LoadMode::full, sharded.params, sharded.opt.get());
     const AdamW::Moments loaded = sharded.opt->gather_moments();
     const auto& all = sharded.params.all();
@@ -431,7 +493,7 @@ TEST(TrainingEquivalence, MomentsConvertBetweenPrecisionsOnLoadAtEveryLayout) {
   const auto& cpu = kernels::Context::cpu();
   for (Layout l : layouts()) {
     if (l.expert == 1 && l.tensor == 1 && l.pipeline == 1 && !l.zero1) continue;
-    const TrainingRun& ref = reference(l.deep());
+    const TrainingRun& ref = reference_of(l);
     const fs::path dir1 = fresh_dir("one_rank_f32"), dir = fresh_dir("layout_bf16");
     if (world_rank() == 0) {
       ckpt::Checkpointer c(dir1, MPI_COMM_SELF, 0, false);
@@ -439,7 +501,7 @@ TEST(TrainingEquivalence, MomentsConvertBetweenPrecisionsOnLoadAtEveryLayout) {
     }
     MPI_Barrier(MPI_COMM_WORLD);
     auto comms = bundle_for(l);
-    TrainingRun sharded(l.deep(), model_groups_of(*comms, l), groups_of(*comms, l), DType::bf16);
+    TrainingRun sharded(l.model(), model_groups_of(*comms, l), groups_of(*comms, l), DType::bf16);
     ckpt::load_train_state(*ckpt::latest(dir1), ckpt::LoadMode::full, sharded.params, sharded.opt.get());
     const AdamW::Moments loaded = sharded.opt->gather_moments();
     const auto& all = sharded.params.all();
@@ -459,7 +521,7 @@ TEST(TrainingEquivalence, MomentsConvertBetweenPrecisionsOnLoadAtEveryLayout) {
       ckpt::Checkpointer c(dir, MPI_COMM_WORLD, 0, false);
       ckpt::save_train_state(c, ckpt::Meta{}, sharded.params, *sharded.opt);
     }
-    TrainingRun one(l.deep(), ModelGroups{}, {});
+    TrainingRun one(l.model(), ModelGroups{}, {});
     ckpt::load_train_state(*ckpt::latest(dir), ckpt::LoadMode::full, one.params, one.opt.get());
     for (std::size_t i = 0; i < all.size(); ++i) {
       const Param& p = *all[i];
