@@ -363,13 +363,17 @@ struct Checkpointer::Job {
   // Device slices of an asynchronous save: on their way down by `copies`, checked finite once there.
   kernels::SideCopy* copies = nullptr;
   std::vector<bool> check_when_down;
+  double down_s = -1;  // when they were down, seconds after save() returned (-1: no device slices)
 
   std::function<void()> after_shard;  // Checkpointer::after_shard_written
 
   void write(int rank) {
     h5::quiet();  // a thread-safe HDF5 keeps one error stack per thread
     try {
-      if (copies) copies->wait();
+      if (copies) {
+        copies->wait();
+        down_s = now_s() - write_start;
+      }
       copy_and_check(staged, staged, check_when_down);
       if (!staged.empty()) write_shard(tmp / shard_name(rank), staged, datasets);
       staged.clear();  // the host copies are not needed once on disk
@@ -543,11 +547,17 @@ SaveReport Checkpointer::commit() {
   });
   job->report.write_s = slowest + (now_s() - commit_start);
   job->report.bytes = bytes;
-  char numbers[160];
+  char numbers[256];
+  // The device tensors' copies run beside the next step: a step that reads back from the device meanwhile
+  // (its loss) may wait for the copy engine, so the copies' duration is reported beside the blocking time.
+  double down = job->down_s;
+  parallel::watched_all_reduce(comm_, "checkpoint device copy time", &down, 1, MPI_DOUBLE, MPI_MAX);
+  char device[96] = "";
+  if (down >= 0) std::snprintf(device, sizeof device, ", device tensors on the host %.3f s after", down);
   if (job->report.async)
-    std::snprintf(numbers, sizeof numbers, "%.2f MiB by %zu writer(s) in %.3f s in the background; training blocked %.3f s",
+    std::snprintf(numbers, sizeof numbers, "%.2f MiB by %zu writer(s) in %.3f s in the background; training blocked %.3f s%s",
                   static_cast<double>(bytes) / (1 << 20), job->meta.writers.size(), job->report.write_s,
-                  job->report.blocking_s);
+                  job->report.blocking_s, device);
   else
     std::snprintf(numbers, sizeof numbers, "%.2f MiB by %zu writer(s) in %.3f s, synchronously",
                   static_cast<double>(bytes) / (1 << 20), job->meta.writers.size(), job->report.write_s);
