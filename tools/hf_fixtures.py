@@ -26,7 +26,6 @@ and rope_parameters here assume).
 Before writing, it checks the RoPE facts the C++ side relies on (see self_check_rope) and prints them.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -319,46 +318,58 @@ def build(name, spec, out_dir):
 
     path = os.path.join(out_dir, f"{name}.h5")
     with h5py.File(path, "w") as f:
-        f.attrs["config"] = cfg.to_json_string(use_diff=False)
-        f.attrs["r1hpc_deck"] = deck_text(name, cfg, spec)
-        f.attrs["arch"] = "deepseek_v3" if spec["arch"] == "v3" else "deepseek_v2"
-        f.attrs["seed"] = seed
-        f.attrs["torch_version"] = str(torch.__version__)
-        f.attrs["transformers_version"] = str(transformers.__version__)
-        f.attrs["numpy_version"] = str(np.__version__)
-        f.attrs["h5py_version"] = str(h5py.__version__)
-        f.attrs["labels_convention"] = ("HF causal LM: logits[b, s] predicts labels[b, s + 1]; labels equal to "
-                                        "-100 are ignored; loss is the mean over the counted targets")
-        f.attrs["compute"] = "float64 forward and backward on f32-representable weights; eager attention and experts"
+        write_provenance(f, cfg, deck_text(name, cfg, spec), "deepseek_v3" if spec["arch"] == "v3" else "deepseek_v2", seed,
+                         "float64 forward and backward on f32-representable weights; eager attention and experts")
         f.attrs["min_router_margin"] = margin
         f.attrs["bias_changed_tokens_per_moe_layer"] = np.asarray(changed, dtype=np.int32)
         f.attrs["group_limit_changed_tokens_per_moe_layer"] = np.asarray(group_limited, dtype=np.int32)
-        for n, t in weights.items():
-            f.create_dataset(f"weights/{n}", data=t.float().numpy())
-        for n, t in grads.items():
-            f.create_dataset(f"grads/{n}", data=t.float().numpy())
-        f.create_dataset("input_ids", data=ids.numpy().astype(np.int32))
-        f.create_dataset("labels", data=labels.numpy().astype(np.int32))
-        f.create_dataset("logits", data=logits.float().numpy())
-        f.create_dataset("loss", data=np.float64(loss.item()))
+        write_tensors(f, weights, grads, ids, labels, logits, loss)
     size = os.path.getsize(path)
     print(f"{name}: seed {seed}, loss {loss.item():.6f}, logits std {logits.std().item():.3f}, "
           f"{len(weights)} tensors, min router margin {margin:.2e}, bias changed {changed} tokens, group limit changed {group_limited}, "
           f"{size / 1024:.0f} KiB -> {path}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="tests/fixtures", help="directory for the .h5 files")
-    ap.add_argument("--only", nargs="*", choices=sorted(FIXTURES), help="build only these fixtures")
+def write_provenance(f, cfg, deck, arch, seed, compute):
+    """The attributes every fixture file carries: the model, the deck that rebuilds it, what made it."""
+    f.attrs["config"] = cfg.to_json_string(use_diff=False)
+    f.attrs["r1hpc_deck"] = deck
+    f.attrs["arch"] = arch
+    f.attrs["seed"] = seed
+    f.attrs["torch_version"] = str(torch.__version__)
+    f.attrs["transformers_version"] = str(transformers.__version__)
+    f.attrs["numpy_version"] = str(np.__version__)
+    f.attrs["h5py_version"] = str(h5py.__version__)
+    f.attrs["labels_convention"] = ("HF causal LM: logits[b, s] predicts labels[b, s + 1]; labels equal to "
+                                    "-100 are ignored; loss is the mean over the counted targets")
+    f.attrs["compute"] = compute
+
+
+def write_tensors(f, weights, grads, ids, labels, logits, loss):
+    """Weights, gradients (f32), the batch, its logits and loss (f64)."""
+    for n, t in weights.items():
+        f.create_dataset(f"weights/{n}", data=t.float().numpy())
+    for n, t in grads.items():
+        f.create_dataset(f"grads/{n}", data=t.float().numpy())
+    f.create_dataset("input_ids", data=ids.numpy().astype(np.int32))
+    f.create_dataset("labels", data=labels.numpy().astype(np.int32))
+    f.create_dataset("logits", data=logits.float().numpy())
+    f.create_dataset("loss", data=np.float64(loss.item()))
+
+
+def run(description, fixtures, default_out, build, before=lambda: None):
+    """The command line of a fixture script: --out DIR, --only NAME..., then build(name, spec, out) for each."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", default=default_out, help="directory for the .h5 files")
+    ap.add_argument("--only", nargs="*", choices=sorted(fixtures), help="build only these fixtures")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.use_deterministic_algorithms(True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}")
-    self_check_rope()
-    for name in args.only or FIXTURES:
-        build(name, FIXTURES[name], args.out)
+    before()
+    for name in args.only or fixtures:
+        build(name, fixtures[name], args.out)
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__.split("\n")[0], FIXTURES, "tests/fixtures", build, self_check_rope)

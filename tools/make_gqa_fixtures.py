@@ -16,13 +16,11 @@ Run on a machine with torch, transformers >= 5, h5py and numpy (the GPU machine 
     python3 tools/make_gqa_fixtures.py --out tests/fixtures/gqa
 then commit the three files; tests/model/gqa_parity_test.cpp fails, naming this command, until they exist.
 """
-import argparse
 import os
 
 import h5py
-import numpy as np
 import torch
-import transformers
+from hf_fixtures import run, write_provenance, write_tensors  # tools/, beside this script
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 BATCH, SEQ, VOCAB = 2, 12, 96
@@ -109,40 +107,12 @@ def build(name, spec, out_dir):
 
     path = os.path.join(out_dir, f"{name}.h5")
     with h5py.File(path, "w") as f:
-        f.attrs["config"] = cfg.to_json_string(use_diff=False)
-        f.attrs["r1hpc_deck"] = deck_text(name, cfg)
-        f.attrs["arch"] = cfg.model_type
-        f.attrs["seed"] = seed
-        f.attrs["torch_version"] = str(torch.__version__)
-        f.attrs["transformers_version"] = str(transformers.__version__)
-        f.attrs["numpy_version"] = str(np.__version__)
-        f.attrs["h5py_version"] = str(h5py.__version__)
-        f.attrs["labels_convention"] = ("HF causal LM: logits[b, s] predicts labels[b, s + 1]; labels equal to "
-                                        "-100 are ignored; loss is the mean over the counted targets")
-        f.attrs["compute"] = "float64 forward and backward on f32-representable weights; eager attention"
-        for n, t in weights.items():
-            f.create_dataset(f"weights/{n}", data=t.float().numpy())
-        for n, t in grads.items():
-            f.create_dataset(f"grads/{n}", data=t.float().numpy())
-        f.create_dataset("input_ids", data=ids.numpy().astype(np.int32))
-        f.create_dataset("labels", data=labels.numpy().astype(np.int32))
-        f.create_dataset("logits", data=out.logits.detach().float().numpy())
-        f.create_dataset("loss", data=np.float64(loss.item()))
+        write_provenance(f, cfg, deck_text(name, cfg), cfg.model_type, seed,
+                         "float64 forward and backward on f32-representable weights; eager attention")
+        write_tensors(f, weights, grads, ids, labels, out.logits.detach(), loss)
     print(f"{name}: seed {seed}, loss {loss.item():.6f}, {len(weights)} tensors, "
           f"{os.path.getsize(path) / 1024:.0f} KiB -> {path}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="tests/fixtures/gqa", help="directory for the .h5 files")
-    ap.add_argument("--only", nargs="*", choices=sorted(FIXTURES), help="build only these fixtures")
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    torch.use_deterministic_algorithms(True)
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}")
-    for name in args.only or FIXTURES:
-        build(name, FIXTURES[name], args.out)
-
-
 if __name__ == "__main__":
-    main()
+    run(__doc__.split("\n")[0], FIXTURES, "tests/fixtures/gqa", build)
