@@ -76,7 +76,8 @@ class Checkpointer {
   // Each global tensor must be covered exactly once by the union of all ranks' slices; a replicated
   // tensor is passed by one rank only (lowest_full_copy_rank). A rank may pass several slices of a tensor.
   // A NaN or Inf in any float slice fails the save (ErrorKind::diverged, naming the tensor and rank)
-  // before anything is written.
+  // before anything is written: here, or for a device slice of an asynchronous save (checked once its copy
+  // is down, on the writer thread) at the commit.
   SaveReport save(const Meta& meta, const std::vector<Slice>& slices);
   // Allocates (pins, where a GPU is used) and touches the host copies saves of these slices will need, so
   // that the first save does not pay for them; later saves of the same shapes reuse them. Not collective.
