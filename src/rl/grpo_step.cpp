@@ -168,6 +168,15 @@ TokenWeights grpo_weights(const PackedStep& p, const GrpoConfig& gc, const kerne
   };
 }
 
+// Rollout `i`'s tokens at flat index `start` of `b`, the next tokens of its completion as targets, owned by i.
+void place(const Rollout& r, std::size_t i, std::size_t start, TokenBatch& b, std::vector<std::int32_t>& owner) {
+  std::copy(r.tokens.begin(), r.tokens.end(), b.ids.begin() + static_cast<std::ptrdiff_t>(start));
+  for (std::size_t t = static_cast<std::size_t>(r.prompt_len) - 1; t + 1 < r.tokens.size(); ++t) {
+    b.targets[start + t] = r.tokens[t + 1];
+    owner[start + t] = static_cast<std::int32_t>(i);
+  }
+}
+
 // The update: inner epochs over the same micro-batches, each one optimizer update of the Trainer's step;
 // the statistics are the last epoch's (on the last pipeline stage, where the loss is computed; then summed
 // over the stages).
@@ -198,15 +207,7 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
   b.ids.assign(static_cast<std::size_t>(b.batch * len), pad);
   b.targets.assign(b.ids.size(), -1);
   owner.assign(b.ids.size(), -1);
-  for (std::size_t i = first; i < last; ++i) {
-    const Rollout& r = rs[i];
-    const std::size_t row = (i - first) * static_cast<std::size_t>(len);
-    std::copy(r.tokens.begin(), r.tokens.end(), b.ids.begin() + static_cast<std::ptrdiff_t>(row));
-    for (std::size_t t = static_cast<std::size_t>(r.prompt_len) - 1; t + 1 < r.tokens.size(); ++t) {
-      b.targets[row + t] = r.tokens[t + 1];
-      owner[row + t] = static_cast<std::int32_t>(i);
-    }
-  }
+  for (std::size_t i = first; i < last; ++i) place(rs[i], i, (i - first) * static_cast<std::size_t>(len), b, owner);
   return b;
 }
 
@@ -258,14 +259,9 @@ TokenBatch pack_segments(const std::vector<Rollout>& rs, std::size_t first, std:
   owner.assign(b.ids.size(), -1);
   b.segment_ids.assign(b.ids.size(), -1);  // padding: -1 until the rollouts are in, then one segment per row tail
   for (std::size_t i = first; i < last; ++i) {
-    const Rollout& r = rs[i];
     const auto start = static_cast<std::size_t>(at[i - first]);
-    std::copy(r.tokens.begin(), r.tokens.end(), b.ids.begin() + static_cast<std::ptrdiff_t>(start));
-    std::fill_n(b.segment_ids.begin() + static_cast<std::ptrdiff_t>(start), r.tokens.size(), static_cast<std::int32_t>(i - first));
-    for (std::size_t t = static_cast<std::size_t>(r.prompt_len) - 1; t + 1 < r.tokens.size(); ++t) {
-      b.targets[start + t] = r.tokens[t + 1];
-      owner[start + t] = static_cast<std::int32_t>(i);
-    }
+    place(rs[i], i, start, b, owner);
+    std::fill_n(b.segment_ids.begin() + static_cast<std::ptrdiff_t>(start), rs[i].tokens.size(), static_cast<std::int32_t>(i - first));
   }
   const auto tail = static_cast<std::int32_t>(last - first);
   for (std::int32_t& s : b.segment_ids) s = s < 0 ? tail : s;
