@@ -191,6 +191,34 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
   return p;
 }
 
+RolloutSettings rollout_settings(const RunConfig& cfg) {
+  if (cfg.run.stage != Stage::grpo) return {};
+  return {.max_batch = cfg.sampling.max_batch, .rows = std::min(cfg.sampling.max_new_tokens, cfg.model.max_seq_len),
+          .reference = cfg.grpo.beta_kl > 0};
+}
+
+void apply_rollout_settings(const RunConfig& cfg, const RolloutSettings& r, std::int64_t data, TrainSettings& s) {
+  if (r.max_batch == 0) return;
+  s.zero1 = false;
+  s.sequence_parallel = false;
+  const std::int64_t per_replica = cfg.grpo.prompts_per_step * cfg.grpo.group_size / data;
+  std::int64_t tokens = per_replica;  // padded: one sequence per row
+  s.seq_len = r.rows;
+  if (cfg.grpo.micro_tokens > 0) {  // packed: rows of min(micro_tokens, max_seq_len), micro_tokens per micro-batch
+    s.seq_len = std::min(cfg.grpo.micro_tokens, cfg.model.max_seq_len);
+    s.micro_batch = std::max<std::int64_t>(1, cfg.grpo.micro_tokens / s.seq_len);
+    tokens = (per_replica * r.rows + s.seq_len - 1) / s.seq_len;  // rows the sequences fill
+  }
+  s.micro_batches = std::max<std::int64_t>(1, (tokens + s.micro_batch - 1) / s.micro_batch);
+}
+
+void add_rollout_memory(const ModelConfig& c, const TrainSettings& s, const RolloutSettings& r, MemoryPlan& p) {
+  if (r.max_batch == 0) return;
+  const double row = static_cast<double>(c.kv_lora_rank + c.qk_rope_head_dim) * s.compute_bytes;
+  p.kv_cache = static_cast<double>(p.layers) * static_cast<double>(r.max_batch * r.rows) * row;
+  p.reference = r.reference ? p.weights : 0;
+}
+
 std::string format_memory_table(const std::vector<MemoryPlan>& plans) {
   std::size_t worst = 0;
   for (std::size_t i = 0; i < plans.size(); ++i)
@@ -276,6 +304,22 @@ void print_mesh(const parallel::Mesh& mesh, std::ostream& out) {
       out << " " << parallel::group_kind_name(k) << " " << l.world / mesh.size(k) << " x " << mesh.size(k);
   out << " (count x size)\n  " << mesh.describe_rank(0) << "\n  " << mesh.describe_rank(l.world - 1) << "\n";
 }
+// A grpo deck's terms per stage, each with the deck keys that drive it.
+void print_rollout_memory(const Deck& deck, const ModelConfig& c, const TrainSettings& s, const RolloutSettings& r,
+                          const std::vector<MemoryPlan>& plans, std::ostream& out) {
+  out << "grpo memory per rank (MiB = 2^20 B): rollout KV cache = MLA layers x " << deck.mention("sampling.max_batch") << " x "
+      << r.rows << " rows (" << deck.mention("sampling.max_new_tokens") << ", at most " << deck.mention("model.max_seq_len")
+      << "; prompts add their length) x (kv_lora_rank " << c.kv_lora_rank << " + qk_rope_head_dim " << c.qk_rope_head_dim
+      << ") x " << s.compute_bytes << " B (" << deck.mention("train.precision") << "); learner activations for "
+      << s.micro_batch << " rows of " << s.seq_len << " tokens (" << deck.mention("train.micro_batch") << ", "
+      << deck.mention("grpo.micro_tokens") << "); reference weights when "
+      << deck.mention("grpo.beta_kl") << " > 0\n";
+  for (const MemoryPlan& p : plans)
+    out << "  stage " << p.stage << ": KV cache " << fmt("%.3f", p.kv_cache / (1024.0 * 1024.0)) << " (" << p.layers
+        << " layers), learner activations " << fmt("%.3f", p.activations / (1024.0 * 1024.0)) << ", reference "
+        << fmt("%.3f", p.reference / (1024.0 * 1024.0)) << ", peak " << fmt("%.3f", p.total() / (1024.0 * 1024.0))
+        << (p.kv_cache > p.activations ? " (in the rollout)" : " (in the update)") << "\n";
+}
 }  // namespace
 
 void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, const Machine& machine, std::ostream& out) {
@@ -289,10 +333,15 @@ void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, const
   layout.order = cfg.parallel.order;
   const parallel::Mesh mesh(layout, 0);
   const parallel::Layout& l = mesh.layout();
-  const TrainSettings s = train_settings(cfg, l.data);
+  const RolloutSettings r = rollout_settings(cfg);
+  TrainSettings s = train_settings(cfg, l.data);
+  apply_rollout_settings(cfg, r, l.data, s);
   const ParamCount pc = count_params(c);
 
   out << "\n# ---- plan (--dry-run: nothing is computed or written) ----\n";
+  if (r.max_batch > 0)
+    out << "grpo: planned from [model] alone (no checkpoint is read): weights, grads, optimizer, the reference, and one "
+           "phase at a time: the rollout's KV cache or the learner's activations (memory handover, docs/grpo.md)\n";
   out << "model: " << describe_model(c) << "\n";
   out << "parameters: " << billions(pc.total) << " total, " << billions(pc.activated) << " activated per token"
       << (c.mtp_depth > 0 ? ", MTP " + billions(pc.mtp) + " more" : "")
@@ -308,7 +357,10 @@ void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, const
   print_mesh(mesh, out);
 
   std::vector<MemoryPlan> plans;
-  for (int stage = 0; stage < l.pipeline; ++stage) plans.push_back(plan_stage_memory(c, l, s, stage));
+  for (int stage = 0; stage < l.pipeline; ++stage) {
+    plans.push_back(plan_stage_memory(c, l, s, stage));
+    add_rollout_memory(c, s, r, plans.back());
+  }
   const MemoryPlan& worst = *std::max_element(plans.begin(), plans.end(),
                                               [](const MemoryPlan& a, const MemoryPlan& b) { return a.total() < b.total(); });
   if (plans.size() <= 32) {
@@ -316,6 +368,8 @@ void print_dry_run(const Deck& deck, const RunConfig& cfg, int world_size, const
   } else {
     out << format_memory_table({plans.front(), worst, plans.back()});
   }
+  if (r.max_batch > 0)
+    print_rollout_memory(deck, c, s, r, plans.size() <= 32 ? plans : std::vector<MemoryPlan>{plans.front(), worst, plans.back()}, out);
   out << fmt("worst rank: stage %.0f, %.3g GiB (%.3g GB) per GPU\n", worst.stage, worst.total() / kGiB, worst.total() / 1e9);
   out << "settings: " << deck.mention("train.precision") << ", " << deck.mention("optim.moment_precision") << ", "
       << deck.mention("train.micro_batch") << ", " << deck.mention("data.seq_len") << ", " << deck.mention("train.recompute")

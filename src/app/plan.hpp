@@ -1,6 +1,7 @@
 // Planning a run on paper (--dry-run): which parameters each rank holds, and its memory for weights,
 // gradients, AdamW states and activations, computed from the model, the layout and the deck.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <iosfwd>
 #include <string>
@@ -51,9 +52,30 @@ struct MemoryPlan {
   double in_flight = 0;            // chunk micro-batches held at the peak of the schedule
   double transient = 0;            // one micro-batch at a time: CE logits, a recomputed block
   double activations = 0;          // activations_per_microbatch x in_flight + transient
+  // A grpo deck (add_rollout_memory): the rollout's latent KV cache, live while the learner's activations are
+  // not (the memory handover of rl/grpo_step), and the frozen reference's weights (beta_kl > 0). 0 otherwise.
+  double kv_cache = 0, reference = 0;
   double params() const { return dense_params + expert_params; }
-  double total() const { return weights + grads + optimizer + activations; }
+  double total() const { return weights + grads + optimizer + reference + std::max(activations, kv_cache); }
 };
+
+// What a grpo deck's rollout holds on each rank. The engine gives each of sampling.max_batch slots the
+// cache rows of its sequence's prompt + completion (at most model.max_seq_len); the prompts' length is no
+// deck key, so the plan counts sampling.max_new_tokens rows (cut at max_seq_len) per slot: prompts add theirs.
+struct RolloutSettings {
+  std::int64_t max_batch = 0;  // 0: not a grpo deck
+  std::int64_t rows = 0;       // cache rows per slot, and tokens per learner sequence
+  bool reference = false;      // grpo.beta_kl > 0: a frozen copy of the weights
+};
+RolloutSettings rollout_settings(const RunConfig& cfg);
+// The learner's settings of a grpo deck: sequences of r.rows tokens, train.micro_batch of them per
+// micro-batch, (prompts_per_step x group_size) / (data x micro_batch) micro-batches; packed under
+// grpo.micro_tokens, micro_tokens / row rows of row = min(micro_tokens, max_seq_len) tokens per micro-batch,
+// as many as the sequences fill; no ZeRO-1 and no sequence parallelism (stages/grpo.cpp's Trainer).
+void apply_rollout_settings(const RunConfig& cfg, const RolloutSettings& r, std::int64_t data, TrainSettings& s);
+// Adds the rollout's KV cache (this stage's MLA layers x max_batch x rows x (kv_lora_rank + qk_rope_head_dim)
+// x compute bytes; the latent is replicated over TP) and the reference's weights (as the policy's) to `p`.
+void add_rollout_memory(const ModelConfig& c, const TrainSettings& s, const RolloutSettings& r, MemoryPlan& p);
 
 // `l` must have `data` resolved (parallel::Mesh::layout()).
 MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, int stage);

@@ -99,7 +99,10 @@ constexpr auto choice_words(MisLevel) {
   KEY(choice, mis_level, MisLevel::sequence, (),                                                                       \
       "what rollout_correction = mis drops: single tokens, or whole completions by their geometric-mean rho")          \
   KEY(flag, routing_replay, false, (),                                                                                 \
-      "the learner's forwards and backward route each token to the experts the rollout chose (MoE models)")
+      "the learner's forwards and backward route each token to the experts the rollout chose (MoE models)")           \
+  KEY(integer, micro_tokens, 0, (0, 1 << 30),                                                                          \
+      "learner micro-batch token budget: whole rollouts packed as segments of rows of min(this, model.max_seq_len) "   \
+      "tokens; 0: train.micro_batch rollouts per micro-batch, each padded to the longest")
 
 struct GrpoConfig {
   R1_CONFIG_MEMBERS(R1_GRPO_KEYS)

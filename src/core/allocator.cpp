@@ -1,5 +1,6 @@
 #include "core/allocator.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -13,11 +14,28 @@ namespace r1 {
 
 void* HostAllocator::allocate(std::size_t bytes) {
   if (bytes == 0) return nullptr;
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const std::size_t size = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, size);
   if (!p) R1_FAIL(internal, "out of host memory allocating ", bytes, " bytes");
+  std::lock_guard<std::mutex> lock(mu_);
+  use_.in_use += size;
+  use_.peak = std::max(use_.peak, use_.in_use);
   return p;
 }
-void HostAllocator::deallocate(void* ptr, std::size_t) { std::free(ptr); }
+void HostAllocator::deallocate(void* ptr, std::size_t bytes) {
+  if (!ptr) return;
+  std::free(ptr);
+  std::lock_guard<std::mutex> lock(mu_);
+  use_.in_use -= (bytes + 63) / 64 * 64;
+}
+MemoryUse HostAllocator::use() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return use_;
+}
+void HostAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  use_.peak = use_.in_use;
+}
 
 std::shared_ptr<Allocator> host_allocator() {
   static const std::shared_ptr<Allocator> a = std::make_shared<HostAllocator>();
@@ -201,6 +219,16 @@ void CachingAllocator::release_cache() {
   }
   free_.clear();
   stats_.cached = 0;
+}
+
+MemoryUse CachingAllocator::use() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {.in_use = stats_.in_use, .peak = stats_.peak_in_use};
+}
+
+void CachingAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak_in_use = stats_.in_use;
 }
 
 AllocatorStats CachingAllocator::stats() const {

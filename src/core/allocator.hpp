@@ -14,6 +14,11 @@ namespace r1 {
 
 enum class Location : std::uint8_t { host, device };
 
+// Bytes an allocator has handed out and not taken back, now and at most since its last reset_peak().
+struct MemoryUse {
+  std::size_t in_use = 0, peak = 0;
+};
+
 class Allocator {
  public:
   virtual ~Allocator() = default;
@@ -21,14 +26,26 @@ class Allocator {
   virtual void deallocate(void* ptr, std::size_t bytes) = 0;
   virtual Location location() const = 0;
   virtual int device() const { return -1; }
+  // The allocator's own accounting, so that a phase of a step (GRPO's rollout, scoring, update) can report
+  // its peak: reset_peak() at its start, use().peak at its end. Allocators that keep no account return zeros.
+  virtual MemoryUse use() const { return {}; }
+  virtual void reset_peak() {}
+  // Returns memory kept for reuse (freed blocks of a caching allocator) to the system; none by default.
+  virtual void release_cache() {}
 };
 
-// 64-byte aligned host memory (one cache line, and the widest SIMD load).
+// 64-byte aligned host memory (one cache line, and the widest SIMD load), counting the bytes it holds.
 class HostAllocator final : public Allocator {
  public:
   void* allocate(std::size_t bytes) override;
   void deallocate(void* ptr, std::size_t bytes) override;
   Location location() const override { return Location::host; }
+  MemoryUse use() const override;
+  void reset_peak() override;
+
+ private:
+  mutable std::mutex mu_;
+  MemoryUse use_;
 };
 std::shared_ptr<Allocator> host_allocator();
 // Host memory for staging device tensors (checkpoint saves): page-locked and cached for reuse when a GPU
@@ -68,8 +85,10 @@ class CachingAllocator final : public Allocator {
   void deallocate(void* ptr, std::size_t bytes) override;
   Location location() const override { return loc_; }
   int device() const override { return device_; }
-  void release_cache();  // returns every cached block to RawMemory
+  void release_cache() override;  // returns every cached block to RawMemory
   AllocatorStats stats() const;
+  MemoryUse use() const override;  // in_use and peak_in_use of stats()
+  void reset_peak() override;      // peak_in_use = in_use
   static std::size_t round_size(std::size_t bytes);
 
   // A private pool for CUDA graph capture. Between begin_private_pool() and end_private_pool(), freed

@@ -115,6 +115,9 @@ nlohmann::json grpo_record(const GrpoStepStats& mine, const GrpoStepStats& all, 
                         {"rollout_share", mine.rollout.generate_s / std::max(1e-9, info.step_s)},
                         {"generated_tokens_per_s", r.length_sum / std::max(1e-9, r.generate_s / info.replicas)}};
   add_mismatch(all, rec);
+  rec["peak_bytes_rollout"] = info.memory.rollout;
+  rec["peak_bytes_scoring"] = info.memory.scoring;
+  rec["peak_bytes_update"] = info.memory.update;
   if (info.preference_run) {  // RL for all scenarios: the two prompt kinds apart
     rec["preference_step"] = info.preference_step;
     rec["reasoning_reward_mean"] = r.reasoning_sum / NR;

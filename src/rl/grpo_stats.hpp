@@ -56,6 +56,13 @@ struct GrpoStepStats {
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStats& stats);
 void sum_over(parallel::Communicator& comm, const kernels::Context& ctx, GrpoStepStats& stats);
 
+// Peak bytes the run's allocator held in each phase of a step, weights and optimizer states included: device
+// memory on a GPU, host memory on the CPU, from the allocator's own accounting (core/allocator). rollout:
+// generation with its KV cache; scoring: the old and reference log-probs; update: the inner epochs.
+struct PhaseMemory {
+  double rollout = 0, scoring = 0, update = 0;
+};
+
 // What a step's record holds besides its statistics.
 struct GrpoStepInfo {
   std::int64_t step = 0;
@@ -66,6 +73,7 @@ struct GrpoStepInfo {
   // RL for all scenarios ([grpo] preference_steps > 0): the reasoning and general prompts reported apart.
   bool preference_run = false, preference_step = false;
   bool helpfulness = false, harmlessness = false;  // which reward models score the general prompts
+  PhaseMemory memory;  // the largest over the data-parallel group
 };
 
 // The step's metrics.jsonl record: means over every completion (the rule-based rewards over the reasoning

@@ -57,25 +57,30 @@ struct PackedStep {
   }
 };
 
-// How many micro-batches this rank runs, and their least shape. Under expert parallelism every rank runs
-// as many micro-batches as the busiest rank of its EP group (dynamic sampling leaves ranks different
-// numbers of rollouts); the extra ones hold padding and no loss. Under pipeline parallelism the stages
-// pass activations of one shape, so every micro-batch has `micro` rows as long as the longest rollout,
-// and there is at least one (a multiple of the stages under the interleaved schedule).
+// The micro-batches this rank runs (micro_ranges), and their least shape. Under expert parallelism every rank
+// runs as many micro-batches as the busiest rank of its EP group (dynamic sampling leaves ranks different
+// numbers of rollouts); the extra ones hold padding and no loss. Under pipeline parallelism the stages pass
+// activations of one shape, so every micro-batch has `micro` rows as long as the longest rollout (packed:
+// rows() rows of `row` tokens), and there is at least one (a multiple of the stages under the interleaved schedule).
 struct MicroShape {
-  std::int64_t count = 0, min_len = 1, min_rows = 1;
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  std::int64_t min_len = 1, min_rows = 1;
 };
 MicroShape micro_shape(Trainer& t, const std::vector<Rollout>& rollouts, const PackConfig& c) {
-  const auto micro = static_cast<std::size_t>(c.micro);
-  const auto real_micros = static_cast<std::int64_t>((rollouts.size() + micro - 1) / micro);
-  MicroShape m{.count = max_over(t.model().lockstep_group(), t.ctx(), real_micros), .min_len = c.min_len, .min_rows = 1};
+  MicroShape m{.ranges = micro_ranges(rollouts, c), .min_len = c.min_len, .min_rows = 1};
+  std::int64_t count = max_over(t.model().lockstep_group(), t.ctx(), static_cast<std::int64_t>(m.ranges.size()));
   const PipelinePlan& pipe = t.pipeline();
   if (pipelined(pipe)) {
-    for (const Rollout& r : rollouts) m.min_len = std::max(m.min_len, static_cast<std::int64_t>(r.tokens.size()));
-    m.min_rows = c.micro;
+    if (c.tokens > 0) {
+      m.min_len = std::max(m.min_len, c.row);
+    } else {
+      for (const Rollout& r : rollouts) m.min_len = std::max(m.min_len, static_cast<std::int64_t>(r.tokens.size()));
+    }
+    m.min_rows = c.tokens > 0 ? c.rows() : c.micro;
     const std::int64_t multiple = pipe.virtual_stages > 1 ? pipe.pp->size() : 1;
-    m.count = std::max<std::int64_t>(1, (m.count + multiple - 1) / multiple * multiple);
+    count = std::max<std::int64_t>(1, (count + multiple - 1) / multiple * multiple);
   }
+  m.ranges.resize(static_cast<std::size_t>(count), {rollouts.size(), rollouts.size()});
   return m;
 }
 
@@ -87,14 +92,16 @@ bool has_rollout_logprobs(const std::vector<Rollout>& rs) {
 }
 
 // The rollout's log-probs of a packed micro-batch's targets (0 off them): `owner[t]` names the rollout, whose
-// completion token j is the target at row position prompt_len - 1 + j.
-std::vector<float> rollout_logprobs(const std::vector<Rollout>& rs, const TokenBatch& b, const std::vector<std::int32_t>& owner) {
+// completion token j is the target at its start + prompt_len - 1 + j.
+std::vector<float> rollout_logprobs(const std::vector<Rollout>& rs, std::size_t first, std::size_t last,
+                                    const std::vector<std::int32_t>& owner) {
+  const std::vector<std::int64_t> starts = rollout_starts(rs, first, last, owner);
   std::vector<float> lp(owner.size(), 0.0f);
   for (std::size_t t = 0; t < owner.size(); ++t) {
     if (owner[t] < 0) continue;
-    const Rollout& r = rs[static_cast<std::size_t>(owner[t])];
-    const auto pos = static_cast<std::int64_t>(t) % b.seq;
-    lp[t] = r.policy_logprobs[static_cast<std::size_t>(pos - (r.prompt_len - 1))];
+    const auto i = static_cast<std::size_t>(owner[t]);
+    const std::int64_t j = static_cast<std::int64_t>(t) - starts[i - first] - (rs[i].prompt_len - 1);
+    lp[t] = rs[i].policy_logprobs[static_cast<std::size_t>(j)];
   }
   return lp;
 }
@@ -116,14 +123,13 @@ PackedStep pack_step(Trainer& t, const Model* reference, const std::vector<Rollo
              "[grpo] routing_replay needs the rollouts' routing, and these rollouts have none");
   p.mismatch.routed.assign(static_cast<std::size_t>(routing.layers), 0);
   p.mismatch.rerouted = p.mismatch.routed;
-  for (std::int64_t k = 0; k < shape.count; ++k) {
+  for (const auto& [first, last] : shape.ranges) {
     PackedStep::Micro m;
-    const std::size_t first = std::min(static_cast<std::size_t>(k * c.micro), rollouts.size());
-    const std::size_t last = std::min(rollouts.size(), first + static_cast<std::size_t>(c.micro));
-    TokenBatch tb = pack(rollouts, first, last, c.pad, m.owner, shape.min_len, shape.min_rows);
+    TokenBatch tb = c.tokens > 0 ? pack_segments(rollouts, first, last, c.pad, m.owner, c.row, shape.min_rows)
+                                 : pack(rollouts, first, last, c.pad, m.owner, shape.min_len, shape.min_rows);
     std::vector<std::int32_t> recorded;
     if (routing.layers > 0) {  // replayed, or overwritten with the learner's routing to compare
-      recorded = pack_experts(rollouts, first, last, tb, routing.layers, routing.k);
+      recorded = pack_experts(rollouts, first, last, tb, m.owner, routing.layers, routing.k);
       tb.experts = recorded;
       tb.replay_experts = gc.routing_replay;
     }
@@ -134,7 +140,7 @@ PackedStep pack_step(Trainer& t, const Model* reference, const std::vector<Rollo
     if (!gc.routing_replay) tb.experts.clear();  // the update routes on its own
     p.batches.push_back(std::move(tb));
     if (measured) {
-      m.rollout_lp = rollout_logprobs(rollouts, p.batches.back(), m.owner);
+      m.rollout_lp = rollout_logprobs(rollouts, first, last, m.owner);
       for (std::size_t i = 0; i < m.owner.size(); ++i)
         if (m.owner[i] >= 0) p.mismatch.add(m.old_lp[i], m.rollout_lp[i]);
     }
@@ -160,6 +166,15 @@ TokenWeights grpo_weights(const PackedStep& p, const GrpoConfig& gc, const kerne
     std::copy(w.begin(), w.end(), wh.data<float>());
     return ctx.to_here(wh);
   };
+}
+
+// Rollout `i`'s tokens at flat index `start` of `b`, the next tokens of its completion as targets, owned by i.
+void place(const Rollout& r, std::size_t i, std::size_t start, TokenBatch& b, std::vector<std::int32_t>& owner) {
+  std::copy(r.tokens.begin(), r.tokens.end(), b.ids.begin() + static_cast<std::ptrdiff_t>(start));
+  for (std::size_t t = static_cast<std::size_t>(r.prompt_len) - 1; t + 1 < r.tokens.size(); ++t) {
+    b.targets[start + t] = r.tokens[t + 1];
+    owner[start + t] = static_cast<std::int32_t>(i);
+  }
 }
 
 // The update: inner epochs over the same micro-batches, each one optimizer update of the Trainer's step;
@@ -192,27 +207,89 @@ TokenBatch pack(const std::vector<Rollout>& rs, std::size_t first, std::size_t l
   b.ids.assign(static_cast<std::size_t>(b.batch * len), pad);
   b.targets.assign(b.ids.size(), -1);
   owner.assign(b.ids.size(), -1);
-  for (std::size_t i = first; i < last; ++i) {
-    const Rollout& r = rs[i];
-    const std::size_t row = (i - first) * static_cast<std::size_t>(len);
-    std::copy(r.tokens.begin(), r.tokens.end(), b.ids.begin() + static_cast<std::ptrdiff_t>(row));
-    for (std::size_t t = static_cast<std::size_t>(r.prompt_len) - 1; t + 1 < r.tokens.size(); ++t) {
-      b.targets[row + t] = r.tokens[t + 1];
-      owner[row + t] = static_cast<std::int32_t>(i);
-    }
-  }
+  for (std::size_t i = first; i < last; ++i) place(rs[i], i, (i - first) * static_cast<std::size_t>(len), b, owner);
   return b;
 }
 
+std::vector<std::pair<std::size_t, std::size_t>> micro_ranges(const std::vector<Rollout>& rs, const PackConfig& c) {
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  if (c.tokens <= 0) {
+    for (std::size_t first = 0; first < rs.size(); first += static_cast<std::size_t>(c.micro))
+      ranges.emplace_back(first, std::min(rs.size(), first + static_cast<std::size_t>(c.micro)));
+    return ranges;
+  }
+  std::int64_t rows = 0, used = c.row;  // rows of the open micro-batch; tokens of its last row
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    const auto n = static_cast<std::int64_t>(rs[i].tokens.size());
+    R1_REQUIRE(n <= c.row, "[grpo] micro_tokens: a rollout of ", n, " tokens (prompt + completion) does not fit a packed row of ",
+               c.row, " tokens; raise micro_tokens to at least ", n);
+    if (used + n > c.row) {  // the next row, in a new micro-batch when this one has all its rows
+      if (rows == c.rows() || ranges.empty()) {
+        ranges.emplace_back(i, i);
+        rows = 0;
+      }
+      ++rows;
+      used = 0;
+    }
+    used += n;
+    ranges.back().second = i + 1;
+  }
+  return ranges;
+}
+
+TokenBatch pack_segments(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, std::int32_t pad,
+                         std::vector<std::int32_t>& owner, std::int64_t len, std::int64_t min_rows) {
+  std::vector<std::int64_t> at;  // where each rollout starts in the flat [B S] layout
+  std::int64_t row = 0, used = 0;
+  for (std::size_t i = first; i < last; ++i) {
+    const auto n = static_cast<std::int64_t>(rs[i].tokens.size());
+    R1_CHECK(n <= len, "rollout ", i, " of ", n, " tokens packed into rows of ", len);
+    if (used + n > len) {
+      ++row;
+      used = 0;
+    }
+    at.push_back(row * len + used);
+    used += n;
+  }
+  TokenBatch b;
+  b.batch = std::max<std::int64_t>(min_rows, at.empty() ? 1 : row + 1);
+  b.seq = len;
+  b.ids.assign(static_cast<std::size_t>(b.batch * len), pad);
+  b.targets.assign(b.ids.size(), -1);
+  owner.assign(b.ids.size(), -1);
+  b.segment_ids.assign(b.ids.size(), -1);  // padding: -1 until the rollouts are in, then one segment per row tail
+  for (std::size_t i = first; i < last; ++i) {
+    const auto start = static_cast<std::size_t>(at[i - first]);
+    place(rs[i], i, start, b, owner);
+    std::fill_n(b.segment_ids.begin() + static_cast<std::ptrdiff_t>(start), rs[i].tokens.size(), static_cast<std::int32_t>(i - first));
+  }
+  const auto tail = static_cast<std::int32_t>(last - first);
+  for (std::int32_t& s : b.segment_ids) s = s < 0 ? tail : s;
+  return b;
+}
+
+std::vector<std::int64_t> rollout_starts(const std::vector<Rollout>& rs, std::size_t first, std::size_t last,
+                                         const std::vector<std::int32_t>& owner) {
+  std::vector<std::int64_t> starts(last - first, -1);
+  for (std::size_t t = owner.size(); t-- > 0;) {  // backwards: each rollout's first loss token wins
+    if (owner[t] < 0) continue;
+    const auto i = static_cast<std::size_t>(owner[t]);
+    starts[i - first] = static_cast<std::int64_t>(t) - (rs[i].prompt_len - 1);
+  }
+  for (std::size_t i = 0; i < starts.size(); ++i) R1_CHECK(starts[i] >= 0, "rollout ", first + i, " has no completion token packed");
+  return starts;
+}
+
 std::vector<std::int32_t> pack_experts(const std::vector<Rollout>& rs, std::size_t first, std::size_t last, const TokenBatch& b,
-                                       std::int64_t layers, std::int64_t k) {
+                                       const std::vector<std::int32_t>& owner, std::int64_t layers, std::int64_t k) {
   const std::int64_t T = b.batch * b.seq;
+  const std::vector<std::int64_t> starts = rollout_starts(rs, first, last, owner);
   std::vector<std::int32_t> e(static_cast<std::size_t>(layers * T * k), -1);
   for (std::size_t i = first; i < last; ++i) {
     const auto rows = static_cast<std::int64_t>(rs[i].tokens.size()) - 1;
     R1_CHECK(static_cast<std::int64_t>(rs[i].experts.size()) == rows * layers * k, "rollout ", i, " has ",
              rs[i].experts.size(), " expert ids for ", rows, " tokens of ", layers, " MoE layers of ", k);
-    const std::int64_t row0 = static_cast<std::int64_t>(i - first) * b.seq;
+    const std::int64_t row0 = starts[i - first];
     for (std::int64_t p = 0; p < rows; ++p)
       for (std::int64_t l = 0; l < layers; ++l)
         for (std::int64_t j = 0; j < k; ++j)
@@ -244,10 +321,25 @@ void count_rerouted(const std::vector<std::int32_t>& rollout, const Tensor& lear
     }
 }
 
+void begin_phase(const kernels::Context& ctx, bool release) {
+  if (release) ctx.allocator()->release_cache();
+  ctx.allocator()->reset_peak();
+}
+
+double phase_peak(const kernels::Context& ctx) { return static_cast<double>(ctx.allocator()->use().peak); }
+
 GrpoUpdate grpo_step(Trainer& trainer, const Model* reference, const std::vector<Rollout>& rollouts, const PackConfig& packing,
                      const GrpoConfig& config) {
+  const kernels::Context& ctx = trainer.ctx();
+  begin_phase(ctx, true);
   const PackedStep packed = pack_step(trainer, reference, rollouts, packing, config);
-  return update_policy(trainer, packed, config);
+  const double scoring = phase_peak(ctx);
+  begin_phase(ctx, false);
+  GrpoUpdate up = update_policy(trainer, packed, config);
+  up.memory.scoring = scoring;
+  up.memory.update = phase_peak(ctx);
+  begin_phase(ctx, true);
+  return up;
 }
 
 }  // namespace r1

@@ -76,7 +76,9 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   r.max_batch = cfg.sampling.max_batch;
   r.score_batch = cfg.train.micro_batch;
   r.max_seq_len = s.model.max_seq_len;
-  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_ids().pad >= 0 ? s.tok->special_ids().pad : s.format->end_id(), .min_len = env.comms->tp->size()};
+  s.packing = {.micro = cfg.train.micro_batch, .pad = s.tok->special_ids().pad >= 0 ? s.tok->special_ids().pad : s.format->end_id(),
+               .min_len = env.comms->tp->size(), .tokens = cfg.grpo.micro_tokens,
+               .row = std::min(cfg.grpo.micro_tokens, s.model.max_seq_len)};
   return s;
 }
 
@@ -170,8 +172,12 @@ int run_grpo(StageEnv& env) {
   for (std::int64_t step = trainer.first_step(); step <= s.max_steps; ++step) {
     trainer.begin_step(step);
     reference.refresh_at(step, s.grpo.ref_refresh_steps, trainer.params());
+    begin_phase(env.ctx, true);
     const Rollouts rollouts = roll_out(trainer.model(), *s.tok, rms, s.rollout, s.grpo, step, dp.rank(), dp.size());
+    const double rollout_peak = phase_peak(env.ctx);
     const GrpoUpdate update = grpo_step(trainer, reference.model(), rollouts.kept, s.packing, s.grpo);
+    std::vector<double> peaks{rollout_peak, update.memory.scoring, update.memory.update};
+    max_over(dp, env.ctx, peaks);
     const GrpoStepStats mine{.rollout = rollouts.stats, .mismatch = update.mismatch, .loss = update.stats};
     GrpoStepStats all = mine;
     sum_over(dp, env.ctx, all);
@@ -181,7 +187,8 @@ int run_grpo(StageEnv& env) {
                                                          .preference_run = s.rollout.preference_steps > 0,
                                                          .preference_step = s.rollout.preference_step(step),
                                                          .helpfulness = rms.helpfulness != nullptr,
-                                                         .harmlessness = rms.harmlessness != nullptr}),
+                                                         .harmlessness = rms.harmlessness != nullptr,
+                                                         .memory = {.rollout = peaks[0], .scoring = peaks[1], .update = peaks[2]}}),
                        .data_state = {{"prompts_consumed", step * s.rollout.prompts_per_step}, {"reference", reference.source},
                                       {"reward_models", reward_models}}};
     report.line = grpo_progress_line(report.record, all, {.step = step, .total_steps = s.max_steps, .elapsed_s = trainer.elapsed_s(),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end checks of `r1hpc --dry-run` planning output. Run from the source root.
-# usage: dry_run_test.sh CASE R1HPC     CASE: v3_671b | v3_671b_published | tiny_world_8 | world_size_needs_dry_run
+# usage: dry_run_test.sh CASE R1HPC     CASE: v3_671b | v3_671b_published | tiny_world_8 | world_size_needs_dry_run | grpo_tiny
 set -u
 case_name=$1 r1hpc=$2
 out=$(mktemp) err=$(mktemp)
@@ -68,6 +68,20 @@ case $case_name in
     rc=$?
     [ "$rc" -eq 2 ] || fail "exit code $rc, expected 2"
     grep -qF "r1hpc: error: command line: --world-size plans a layout and needs --dry-run" "$err" || fail "message"
+    ;;
+  grpo_tiny)
+    # A grpo deck plans from [model] alone: checkpoint.load must name an existing path (here a directory that
+    # holds no checkpoint: nothing is read), and without one the error names the key.
+    "$r1hpc" tests/e2e/grpo_tiny.deck --dry-run >"$out" 2>"$err" && fail "planned without checkpoint.load"
+    grep -qF "the grpo stage needs [checkpoint] load" "$err" || fail "the error does not name [checkpoint] load"
+    "$r1hpc" tests/e2e/grpo_tiny.deck --dry-run --world-size 2 --set parallel.pipeline=2 --set checkpoint.load=inputs/models \
+      --set sampling.max_batch=16 >"$out" 2>"$err" || fail "exit code $?"
+    # By hand, per stage (1 MLA layer each): KV cache 1 layer x 16 slots x 48 rows (max_new_tokens) x (64 + 16)
+    # x 4 B = 245,760 B = 0.234 MiB; the learner: 8 rows of 48 tokens (train.micro_batch).
+    expect "rollout KV cache = MLA layers x [sampling] max_batch = 16 (--set sampling.max_batch=16) x 48 rows"
+    expect "  stage 0: KV cache 0.234 (1 layers)"
+    expect "  stage 1: KV cache 0.234 (1 layers)"
+    expect "learner activations for 8 rows of 48 tokens"
     ;;
   *) echo "unknown case $case_name"; exit 2 ;;
 esac

@@ -100,6 +100,56 @@ TEST(MemoryPlan, OneRankHoldsEveryParameterOnce) {
   EXPECT_DOUBLE_EQ(p.params(), n.total + n.mtp);
 }
 
+// A grpo deck: the rollout's KV cache and the reference beside the learner. Stage 0 holds 1 MLA layer: its
+// cache is 1 layer x 3 slots x 5 rows x (R_kv 4 + d_rope 2) x 2 B = 180 B; the reference is the weights again,
+// 340 x 6 = 2040; the learner's activations (2 x 8 x 148 = 2368, above) outweigh the cache, and the phases take
+// turns: total 2040 + 1360 + 1360 + 2040 + 2368.
+TEST(MemoryPlan, GrpoAddsTheRolloutKvCacheAndTheReference) {
+  MemoryPlan p = plan_stage_memory(small_model(), layout_8(), settings(), 0);
+  add_rollout_memory(small_model(), settings(), {.max_batch = 3, .rows = 5, .reference = true}, p);
+  EXPECT_DOUBLE_EQ(p.kv_cache, 180);
+  EXPECT_DOUBLE_EQ(p.reference, 2040);
+  EXPECT_DOUBLE_EQ(p.total(), 2040 + 1360 + 1360 + 2040 + 2368.0);
+  add_rollout_memory(small_model(), settings(), {.max_batch = 30, .rows = 50, .reference = false}, p);
+  EXPECT_DOUBLE_EQ(p.kv_cache, 18000);  // now the rollout is the peak
+  EXPECT_DOUBLE_EQ(p.total(), 2040 + 1360 + 1360 + 18000.0);
+}
+
+// The deck keys behind it: rows are sampling.max_new_tokens cut at model.max_seq_len; the learner runs
+// train.micro_batch sequences of that many tokens, (prompts_per_step x group_size) / (data x micro_batch)
+// micro-batches rounded up, without ZeRO-1; a pretrain deck has no rollout.
+TEST(MemoryPlan, GrpoSettingsComeFromTheDeck) {
+  RunConfig cfg;
+  EXPECT_EQ(rollout_settings(cfg).max_batch, 0);
+  cfg.run.stage = Stage::grpo;
+  cfg.sampling.max_batch = 16, cfg.sampling.max_new_tokens = 48, cfg.model.max_seq_len = 256, cfg.grpo.beta_kl = 0.01;
+  cfg.grpo.prompts_per_step = 4, cfg.grpo.group_size = 4, cfg.train.micro_batch = 3;
+  const RolloutSettings r = rollout_settings(cfg);
+  EXPECT_EQ(r.max_batch, 16);
+  EXPECT_EQ(r.rows, 48);
+  EXPECT_TRUE(r.reference);
+  TrainSettings s = train_settings(cfg, 2);
+  apply_rollout_settings(cfg, r, 2, s);
+  EXPECT_EQ(s.seq_len, 48);
+  EXPECT_EQ(s.micro_batch, 3);
+  EXPECT_EQ(s.micro_batches, 3);  // 8 sequences per replica in micro-batches of 3
+  EXPECT_FALSE(s.zero1);
+  // Packed: rows of min(600, 256) = 256 tokens, 600 / 256 = 2 per micro-batch; 8 x 48 tokens fill 2 rows -> 1.
+  cfg.grpo.micro_tokens = 600;
+  TrainSettings packed = train_settings(cfg, 2);
+  apply_rollout_settings(cfg, r, 2, packed);
+  EXPECT_EQ(packed.seq_len, 256);
+  EXPECT_EQ(packed.micro_batch, 2);
+  EXPECT_EQ(packed.micro_batches, 1);
+  cfg.grpo.micro_tokens = 100;  // rows of 100, one per micro-batch: 384 tokens fill 4
+  apply_rollout_settings(cfg, r, 2, packed);
+  EXPECT_EQ(packed.seq_len, 100);
+  EXPECT_EQ(packed.micro_batch, 1);
+  EXPECT_EQ(packed.micro_batches, 4);
+  cfg.sampling.max_new_tokens = 1000;
+  EXPECT_EQ(rollout_settings(cfg).rows, 256);
+}
+
 TEST(PipelineSplit, EvenOrCountingEmbeddingHeadAndMtp) {
   EXPECT_EQ(parallel::split_layers(8, 0, 4).size(), 4u);
   const auto v3 = parallel::split_layers(61, 1, 16);  // 61 + embedding + head + MTP = 64 = 16 x 4

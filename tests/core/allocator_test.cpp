@@ -132,3 +132,39 @@ TEST(CachingAllocator, PrivatePoolKeepsTheWindowsBlocksUntilGivenBack) {
   a.begin_private_pool();  // the failed window closed
   EXPECT_NO_THROW(a.end_private_pool());
 }
+
+TEST(CachingAllocator, PeakRestartsFromWhatIsInUseAtReset) {
+  int mallocs = 0, frees = 0;
+  CachingAllocator a(std::make_unique<BoundedHostMemory>(64u << 20, &mallocs, &frees), Location::device, 0);
+  void* kept = a.allocate(1000);               // 1024 B rounded, held across phases (weights)
+  void* phase1 = a.allocate(5u << 20);         // 6 MiB rounded (a rollout's cache)
+  a.deallocate(phase1, 5u << 20);
+  EXPECT_EQ(a.use().peak, 1024u + (6u << 20));
+  a.reset_peak();                              // the next phase counts from what is still held
+  EXPECT_EQ(a.use().peak, 1024u);
+  void* phase2 = a.allocate(1u << 20);         // 2 MiB rounded
+  EXPECT_EQ(a.use().peak, 1024u + (2u << 20));
+  EXPECT_EQ(a.use().in_use, 1024u + (2u << 20));
+  a.deallocate(phase2, 1u << 20);
+  a.deallocate(kept, 1000);
+  EXPECT_EQ(a.use().in_use, 0u);
+  Allocator& base = a;                         // the handover releases through the base interface
+  base.release_cache();
+  EXPECT_EQ(a.stats().reserved, 0u);
+  EXPECT_EQ(frees, mallocs);
+}
+
+TEST(HostAllocator, CountsTheBytesItHoldsAndTheirPeak) {
+  HostAllocator a;
+  void* x = a.allocate(100);  // 128 B: 64-byte multiples
+  void* y = a.allocate(64);
+  EXPECT_EQ(a.use().in_use, 192u);
+  a.deallocate(y, 64);
+  EXPECT_EQ(a.use().in_use, 128u);
+  EXPECT_EQ(a.use().peak, 192u);
+  a.reset_peak();
+  EXPECT_EQ(a.use().peak, 128u);
+  a.deallocate(x, 100);
+  EXPECT_EQ(a.use().in_use, 0u);
+  EXPECT_EQ(a.use().peak, 128u);
+}

@@ -57,13 +57,18 @@ const std::set<std::string> kEveryStep = {
     "response_length_max_rank0", "truncated_fraction", "loss", "ratio_mean", "kl_mean", "clip_fraction",
     "uniform_groups", "lr", "grad_norm", "reflection_words_per_response", "entropy", "generate_s", "step_s",
     "rollout_share", "generated_tokens_per_s", "mismatch_abs_mean", "mismatch_abs_max", "mismatch_kl_k3",
-    "mismatch_over_0_1", "rerouted_share", "is_weight_mean", "is_capped_fraction", "is_masked_fraction"};
+    "mismatch_over_0_1", "rerouted_share", "is_weight_mean", "is_capped_fraction", "is_masked_fraction",
+    "peak_bytes_rollout", "peak_bytes_scoring", "peak_bytes_update"};
 
 }  // namespace
 
 TEST(GrpoRecord, MeansComeFromTheSumsAndRankZerosOwnTimes) {
-  const nlohmann::json rec = grpo_record(mine(), summed(), {.step = 7, .lr = 1e-4, .grad_norm = 0.5, .step_s = 4, .replicas = 2});
+  const nlohmann::json rec = grpo_record(mine(), summed(), {.step = 7, .lr = 1e-4, .grad_norm = 0.5, .step_s = 4, .replicas = 2,
+                                                             .memory = {.rollout = 3e9, .scoring = 1e9, .update = 2e9}});
   EXPECT_EQ(keys(rec), kEveryStep);
+  EXPECT_EQ(rec["peak_bytes_rollout"].get<double>(), 3e9);  // the phases' peaks as given (the stage's max over DP)
+  EXPECT_EQ(rec["peak_bytes_scoring"].get<double>(), 1e9);
+  EXPECT_EQ(rec["peak_bytes_update"].get<double>(), 2e9);
   EXPECT_EQ(rec["step"], 7);
   EXPECT_DOUBLE_EQ(rec["reward_mean"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(rec["reward_std"].get<double>(), std::sqrt(3.0 / 8 - 0.25));

@@ -109,7 +109,7 @@ struct Learned {
 Learned learn(const Policy& p, const std::vector<Rollout>& rs, bool replay) {
   Learned l;
   TokenBatch tb = pack(rs, 0, rs.size(), 0, l.owner, p.comms->tp->size(), 1);
-  l.recorded = pack_experts(rs, 0, rs.size(), tb, p.model.trunk_moe_layers(), p.k());
+  l.recorded = pack_experts(rs, 0, rs.size(), tb, l.owner, p.model.trunk_moe_layers(), p.k());
   tb.experts = l.recorded;
   tb.replay_experts = replay;
   const DeviceBatch d = p.model.upload(tb);
