@@ -4,9 +4,11 @@
 // the learner reroutes); and with replay the rollout's log-probs (Completion::policy_logprobs) equal the
 // learner's old-policy log-probs to kGap, on one rank and, at 2 ranks, under EP2, PP2 and TP2.
 // kGap: the rollout's decode runs MLA in the latent space with absorbed up-projections and other GEMM shapes
-// than the learner's full forward, so the two round differently: a few f32 ulps of logits of magnitude 2-6
-// (measured: at most 3.3e-6 over these 48 tokens, typically 5e-7). The 1e-6 asked for is about two ulps of
-// such log-probs, below what two differently ordered f32 forwards give; a wrong expert moves them by >1e-3.
+// than the learner's full forward (and the CPU GEMM rounds a row differently with its matrix's row count,
+// which continuous batching's prefills and refills vary), so the two round differently: a few f32 ulps of
+// logits of magnitude 2-6 (measured: at most 5.3e-6 over these 48 tokens, typically 5e-7). The 1e-6 asked
+// for is about two ulps of such log-probs, below what two differently ordered f32 forwards give; a wrong
+// expert moves them by >1e-3.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -32,11 +34,6 @@ namespace {
 using test::world_rank;
 using test::world_size;
 
-// With replay the rollout's and the learner's log-probs differ only by f32 rounding: the CPU GEMM
-// (OpenBLAS) rounds a row differently with the row count of its matrix, and the rollout (prompt prefill,
-// batched decode, continuous batching's refills) and the learner (its micro-batches) multiply different
-// row counts. Measured 3.3e-6 to 5.3e-6 on this tiny model (init_std 0.3); a replay that fails moves them
-// by more than 1e-3 (the test below checks both sides).
 constexpr double kGap = 1e-5;
 
 ModelConfig tiny() {
