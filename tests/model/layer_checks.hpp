@@ -4,6 +4,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -47,6 +48,20 @@ double layer_loss(const S& s) {
   double l = 0;
   for (std::int64_t i = 0; i < out.numel(); ++i) l += static_cast<double>(w.data<float>()[i]) * out.data<float>()[i];
   return l;
+}
+
+// The layer's forward against `ref` (the definition in double, [T * D]): within 1e-5 of its largest magnitude.
+template <class S>
+void expect_forward_matches(const S& s, const std::vector<double>& ref) {
+  Tensor out = Tensor::host({s.b.tokens(), s.cfg.dim}, DType::f32);
+  s.layer.forward(kernels::Context::cpu(), s.b, s.x, out);
+  double err = 0, mag = 0;
+  for (std::int64_t i = 0; i < out.numel(); ++i) {
+    err = std::max(err, std::fabs(out.data<float>()[i] - ref[static_cast<std::size_t>(i)]));
+    mag = std::max(mag, std::fabs(ref[static_cast<std::size_t>(i)]));
+  }
+  EXPECT_GT(mag, 0.1);
+  EXPECT_LE(err, 1e-5 * mag) << "max |out - reference| " << err << " of max |reference| " << mag;
 }
 
 // Runs backward with dout = w into a NaN-filled dx (so an unwritten element shows).
