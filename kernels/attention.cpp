@@ -2,8 +2,6 @@
 
 #include <cmath>
 
-#include "kernels/copy_columns.hpp"
-
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cuda/attention.hpp"
 
@@ -56,21 +54,6 @@ void check_out(const Context& ctx, const char* op, const char* name, const Tenso
              dtype_name(v.dtype()), " ", shape.str(), " ([batch, seq, heads of q, head_dim of v])");
 }
 
-#if defined(R1HPC_HAVE_CUDA)
-// Grouped-query attention on CUDA: K/V heads [B, S, Hkv, D] broadcast to the H query heads [B, S, H, D]
-// (each K/V head's D columns copied to its G = H / Hkv query heads), and the reverse: the sum of the G
-// heads' gradients (copy_columns sums in f32, in order). Views [B S Hkv, 1 or G, D] make both one call.
-Tensor expand_heads(const Context& ctx, const Tensor& kv, std::int64_t heads) {
-  const std::int64_t rows = kv.dim(0) * kv.dim(1) * kv.dim(2), g = heads / kv.dim(2), d = kv.dim(3);
-  const Tensor out = ctx.empty({kv.dim(0), kv.dim(1), heads, d}, kv.dtype());
-  copy_columns(ctx, kv.view({rows, 1, d}), 0, out.view({rows, g, d}), 0, d);
-  return out;
-}
-void sum_groups(const Context& ctx, const Tensor& expanded, const Tensor& grad) {
-  const std::int64_t rows = grad.dim(0) * grad.dim(1) * grad.dim(2), g = expanded.dim(2) / grad.dim(2), d = grad.dim(3);
-  copy_columns(ctx, expanded.view({rows, g, d}), 0, grad.view({rows, 1, d}), 0, d);
-}
-#endif
 }  // namespace
 
 void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
@@ -79,9 +62,6 @@ void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, con
   check_out(ctx, "attention_forward", "out", out, q, v);
   if (q.numel() == 0 || v.numel() == 0) return;
 #if defined(R1HPC_HAVE_CUDA)
-  if (ctx.is_cuda() && k.dim(2) < q.dim(2))
-    return cuda::attention_forward(ctx, q, expand_heads(ctx, k, q.dim(2)), expand_heads(ctx, v, q.dim(2)), scale,
-                                   segment_ids, out, lse);
   if (ctx.is_cuda()) return cuda::attention_forward(ctx, q, k, v, scale, segment_ids, out, lse);
 #endif
   cpu::attention_forward(q, k, v, scale, segment_ids, out, lse);
@@ -99,14 +79,6 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
   check_like(ctx, op, "dv", dv, "v", v);
   if (q.numel() == 0 || v.numel() == 0) return;
 #if defined(R1HPC_HAVE_CUDA)
-  if (ctx.is_cuda() && k.dim(2) < q.dim(2)) {
-    const std::int64_t h = q.dim(2);
-    const Tensor dk_all = ctx.empty(q.shape(), k.dtype()), dv_all = ctx.empty(out.shape(), v.dtype());
-    cuda::attention_backward(ctx, q, expand_heads(ctx, k, h), expand_heads(ctx, v, h), out, dout, lse, segment_ids,
-                             scale, dq, dk_all, dv_all);
-    sum_groups(ctx, dk_all, dk);
-    return sum_groups(ctx, dv_all, dv);
-  }
   if (ctx.is_cuda()) return cuda::attention_backward(ctx, q, k, v, out, dout, lse, segment_ids, scale, dq, dk, dv);
 #endif
   cpu::attention_backward(q, k, v, out, dout, lse, segment_ids, scale, dq, dk, dv);

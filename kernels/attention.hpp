@@ -21,9 +21,8 @@ void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, con
 
 // Gradients of the forward above given dout = dL/dout (same dtype and shape as out): dq, dk, dv are
 // overwritten (shapes and dtype of q, k, v; dk and dv sum over the query heads sharing a K/V head).
-// Deterministic: no atomics, the same bits run to run. On CUDA, Hkv < H runs the multi-head kernels on K/V
-// expanded to H heads (copy_columns broadcast) and sums their dk, dv over each group (copy_columns, f32 in
-// order): correct and deterministic, at the memory of H K/V heads.
+// Deterministic: no atomics, the same bits run to run. With Hkv < H each query head reads its K/V head in
+// place (no expanded copies), and a K/V head's dk, dv sum its group's query heads in f32, in head order.
 void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                         const Tensor& dout, const Tensor& lse, const Tensor& segment_ids, float scale,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);

@@ -1,6 +1,7 @@
 // Attention benchmark: forward and forward+backward time and TFLOP/s of fused causal attention at the
 // bench model's shapes (DESIGN §6: batch 2, sequence 4096, 16 heads, d_qk 128+64, d_v 128, BF16) and the
-// tiny model's. Runs on the GPU when one is visible, else on the CPU backend (tiny shapes only).
+// tiny model's; on the GPU also the GQA students' (Qwen2.5-7B, Llama-3.1-8B) attention cores. Runs on
+// the GPU when one is visible, else on the CPU backend (tiny shapes only).
 //
 // FLOPs: forward 2 B H S^2 (d_qk + d_v) (the Q K^T and P V products over the full S x S square), backward
 // 2.5x forward (five products instead of two), as FlashAttention and the SDPA anchor in REFERENCE.md count
@@ -25,6 +26,7 @@ namespace {
 struct Shape4 {
   const char* name;
   std::int64_t B, S, H, Dqk, Dv;
+  std::int64_t Hkv = 0;  // K/V heads (grouped-query attention); 0: H
 };
 
 using bench::random;
@@ -32,8 +34,9 @@ template <class F>
 double time_it(const Context& ctx, int reps, F&& f) { return bench::time_per_call(ctx, reps, f, 1); }
 
 void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
-  const Shape qs{s.B, s.S, s.H, s.Dqk}, vs{s.B, s.S, s.H, s.Dv};
-  const Tensor q = random(ctx, qs, dt, 1), k = random(ctx, qs, dt, 2), v = random(ctx, vs, dt, 3);
+  const std::int64_t hkv = s.Hkv > 0 ? s.Hkv : s.H;
+  const Shape qs{s.B, s.S, s.H, s.Dqk}, vs{s.B, s.S, s.H, s.Dv}, ks{s.B, s.S, hkv, s.Dqk}, kvs{s.B, s.S, hkv, s.Dv};
+  const Tensor q = random(ctx, qs, dt, 1), k = random(ctx, ks, dt, 2), v = random(ctx, kvs, dt, 3);
   const Tensor dout = random(ctx, vs, dt, 4);
   Tensor seg;
   if (packed) {  // eight samples per row, as SFT packing makes them
@@ -42,7 +45,7 @@ void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
     seg = ctx.to_here(h);
   }
   Tensor out = ctx.empty(vs, dt), lse = ctx.empty({s.B, s.H, s.S}, DType::f32);
-  Tensor dq = ctx.empty(qs, dt), dk = ctx.empty(qs, dt), dv = ctx.empty(vs, dt);
+  Tensor dq = ctx.empty(qs, dt), dk = ctx.empty(ks, dt), dv = ctx.empty(kvs, dt);
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.Dqk));
   const auto fwd = [&] { kernels::attention_forward(ctx, q, k, v, scale, seg, out, lse); };
   const double t_fwd = time_it(ctx, reps, fwd);
@@ -51,10 +54,10 @@ void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
     kernels::attention_backward(ctx, q, k, v, out, dout, lse, seg, scale, dq, dk, dv);
   });
   const double f_fwd = 2.0 * s.B * s.H * static_cast<double>(s.S) * s.S * (s.Dqk + s.Dv), f_all = 3.5 * f_fwd;
-  std::printf("%-6s %-5s B %lld S %5lld H %3lld d_qk %3lld d_v %3lld %-7s | fwd %9.3f ms %8.3f TFLOP/s palm %8.3f useful"
+  std::printf("%-7s %-5s B %lld S %5lld H %3lld/%-3lld d_qk %3lld d_v %3lld %-7s | fwd %9.3f ms %8.3f TFLOP/s palm %8.3f useful"
               " | fwd+bwd %9.3f ms %8.3f TFLOP/s palm %8.3f useful\n",
               s.name, dtype_name(dt), static_cast<long long>(s.B), static_cast<long long>(s.S),
-              static_cast<long long>(s.H), static_cast<long long>(s.Dqk), static_cast<long long>(s.Dv),
+              static_cast<long long>(s.H), static_cast<long long>(hkv), static_cast<long long>(s.Dqk), static_cast<long long>(s.Dv),
               packed ? "packed8" : "causal", t_fwd * 1e3, f_fwd / t_fwd * 1e-12, 0.5 * f_fwd / t_fwd * 1e-12, t_all * 1e3,
               f_all / t_all * 1e-12, 0.5 * f_all / t_all * 1e-12);
   std::fflush(stdout);
@@ -73,10 +76,15 @@ int main(int argc, char** argv) {
     run(ctx, bench, DType::bf16, false, 10);
     run(ctx, bench, DType::bf16, true, 10);
     run(ctx, {"d128", 2, 4096, 16, 128, 128}, DType::bf16, false, 10);
+    // The GQA students' attention at one 4096-token sequence: Qwen2.5-7B (28 query heads, 4 K/V heads) and
+    // Llama-3.1-8B (32 and 8); the CUDA path expands K/V to every query head (kernels/attention.hpp).
+    run(ctx, {"qwen7b", 1, 4096, 28, 128, 128, 4}, DType::bf16, false, 10);
+    run(ctx, {"llama8b", 1, 4096, 32, 128, 128, 8}, DType::bf16, false, 10);
     run(ctx, tiny, DType::bf16, false, 100);
     run(ctx, tiny, DType::f32, false, 100);
   } else {
     run(ctx, tiny, DType::f32, false, 3);
+    run(ctx, {"tinygqa", 4, 128, 4, 32, 32, 2}, DType::f32, false, 3);
   }
   return 0;
 }

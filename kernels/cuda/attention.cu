@@ -1,8 +1,10 @@
-// CUDA causal attention. bf16 with head dims (48,32), (64,64), (96,64), (128,128), (192,128): FlashAttention-2
+// CUDA causal attention, multi-head and grouped-query (query head h reads K/V head h / (H / Hkv) in place: no
+// expanded copies). bf16 with head dims (48,32), (64,64), (96,64), (128,128), (192,128): FlashAttention-2
 // style tiled kernels on tensor cores (mma.sync m16n8k16, ldmatrix and cp.async from kernels/cuda/tensor_core.cuh;
 // double buffering, online softmax in registers). f32, and bf16 with other head dims: a warp-per-row CUDA-core
 // path. The backward pass is deterministic: dk/dv by key tiles and dq by a separate pass over query tiles, both
-// recomputing P from q, k and the saved lse instead of accumulating dq with atomics.
+// recomputing P from q, k and the saved lse instead of accumulating dq with atomics; a K/V head's dk/dv sum its
+// group's query heads in registers, in head order.
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
@@ -25,8 +27,9 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr unsigned kFull = 0xffffffffu;
 
-// Everything a kernel needs; pointers a pass does not use are null. Row (b, s, h) of q/k starts at
-// ((b S + s) H + h) Dqk, of v/out/dout at ((b S + s) H + h) Dv; lse and delta are [B, H, S].
+// Everything a kernel needs; pointers a pass does not use are null. Row (b, s, h) of q starts at
+// ((b S + s) H + h) Dqk, of out/dout at ((b S + s) H + h) Dv; row (b, s, g) of k at ((b S + s) Hkv + g) Dqk, of v
+// at ((b S + s) Hkv + g) Dv; lse and delta are [B, H, S].
 template <class T>
 struct Args {
   const T *q, *k, *v;
@@ -36,8 +39,9 @@ struct Args {
   float* lse;
   float* delta;  // rowsum(dout * out), the D of the backward pass
   const std::int32_t* seg;
-  int B, S, H, Dqk, Dv;
+  int B, S, H, Hkv, Dqk, Dv;
   float scale;
+  __device__ int group() const { return H / Hkv; }  // query heads per K/V head
 };
 
 // ---------------------------------------------------------------- tile loads and segment ranges
@@ -112,11 +116,12 @@ __global__ void __launch_bounds__(kThreads, 2) forward_tc(Args<bf16> a) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   // Grid (heads, tiles): every head's longest (last) query tile is scheduled first, the short ones fill the tail.
   const int m0 = (gridDim.y - 1 - blockIdx.y) * M;
-  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, S = a.S;
+  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, g = h / a.group(), S = a.S;
   const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
+  const std::int64_t ks = static_cast<std::int64_t>(a.Hkv) * DQK, kvs = static_cast<std::int64_t>(a.Hkv) * DV;
   const bf16* q = a.q + b * S * qs + h * DQK;
-  const bf16* k = a.k + b * S * qs + h * DQK;
-  const bf16* v = a.v + b * S * vs + h * DV;
+  const bf16* k = a.k + b * S * ks + g * DQK;
+  const bf16* v = a.v + b * S * kvs + g * DV;
   const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * S : nullptr;
   const int tiles = (min(S, m0 + M) + N - 1) / N;
 
@@ -125,8 +130,8 @@ __global__ void __launch_bounds__(kThreads, 2) forward_tc(Args<bf16> a) {
 
   load_tile<M, DQK>(sq, q, qs, m0, S);
   if (j < tiles) {
-    load_tile<N, DQK>(sk, k, qs, j * N, S);
-    load_tile<N, DV>(sv, v, vs, j * N, S);
+    load_tile<N, DQK>(sk, k, ks, j * N, S);
+    load_tile<N, DV>(sv, v, kvs, j * N, S);
   }
   cp_async_commit();
   cp_async_wait_all();
@@ -147,8 +152,8 @@ __global__ void __launch_bounds__(kThreads, 2) forward_tc(Args<bf16> a) {
   for (int it = 0; j < tiles; ++it) {
     const int buf = it & 1, n0 = j * N, next = next_tile(seg, range, j + 1, tiles, 0, N, S);
     if (next < tiles) {
-      load_tile<N, DQK>(sk + (buf ^ 1) * N * LQ, k, qs, next * N, S);
-      load_tile<N, DV>(sv + (buf ^ 1) * N * LV, v, vs, next * N, S);
+      load_tile<N, DQK>(sk + (buf ^ 1) * N * LQ, k, ks, next * N, S);
+      load_tile<N, DV>(sv + (buf ^ 1) * N * LV, v, kvs, next * N, S);
       cp_async_commit();
     }
     float s[N / 8][4];
@@ -211,8 +216,9 @@ __global__ void __launch_bounds__(kThreads, 2) forward_tc(Args<bf16> a) {
   store_rows<DV>(a.out + b * S * vs + h * DV, vs, m0 + warp * 16, S, o, inv, lane);
 }
 
-// dk and dv of N keys per block (16 per warp), looping over the query tiles that can see them. Computed
-// transposed (keys as rows) so that P^T and dS^T are A operands straight from the accumulators.
+// dk and dv of N keys of one K/V head per block (16 keys per warp), looping over the query heads of its group
+// and, for each, the query tiles that can see the keys. Computed transposed (keys as rows) so that P^T and
+// dS^T are A operands straight from the accumulators.
 template <int DQK, int DV>
 __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   constexpr int M = DkdvTile::M, N = DkdvTile::N, LQ = DQK + kPad, LV = DV + kPad;
@@ -225,35 +231,18 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   float* sdelta = slse + 2 * M;                              // two buffers
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const int n0 = blockIdx.y * N;  // early keys are seen by the most queries: they start first
-  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, S = a.S;
+  const int b = blockIdx.x / a.Hkv, g = blockIdx.x % a.Hkv, S = a.S;
   const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
-  const bf16* q = a.q + b * S * qs + h * DQK;
-  const bf16* k = a.k + b * S * qs + h * DQK;
-  const bf16* v = a.v + b * S * vs + h * DV;
-  const bf16* dout = a.dout + b * S * vs + h * DV;
-  const float* lse = a.lse + static_cast<std::int64_t>(blockIdx.x) * S;
-  const float* delta = a.delta + static_cast<std::int64_t>(blockIdx.x) * S;
+  const std::int64_t ks = static_cast<std::int64_t>(a.Hkv) * DQK, kvs = static_cast<std::int64_t>(a.Hkv) * DV;
+  const bf16* k = a.k + b * S * ks + g * DQK;
+  const bf16* v = a.v + b * S * kvs + g * DV;
   const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * S : nullptr;
   const int m_first = n0 / M * M, tiles = (S - m_first + M - 1) / M;
-  const auto load_queries = [&](int buf, int m) {
-    load_tile<M, DQK>(sq + buf * M * LQ, q, qs, m, S);
-    load_tile<M, DV>(sdo + buf * M * LV, dout, vs, m, S);
-    for (int i = threadIdx.x; i < M; i += kThreads) {
-      const bool ok = m + i < S;
-      slse[buf * M + i] = ok ? lse[m + i] * kLog2e : 0.0f;
-      sdelta[buf * M + i] = ok ? delta[m + i] : 0.0f;
-    }
-  };
-
   const int2 range = seg ? seg_range(seg, n0, N, S) : int2{};
-  int j = next_tile(seg, range, 0, tiles, m_first, M, S);
 
-  load_tile<N, DQK>(sk, k, qs, n0, S);
-  load_tile<N, DV>(sv, v, vs, n0, S);
-  if (j < tiles) load_queries(0, m_first + j * M);
+  load_tile<N, DQK>(sk, k, ks, n0, S);
+  load_tile<N, DV>(sv, v, kvs, n0, S);
   cp_async_commit();
-  cp_async_wait_all();
-  __syncthreads();
 
   const int key0 = n0 + warp * 16 + lane / 4;  // this thread's keys: key0 and key0 + 8
   int key_seg[2] = {0, 0};
@@ -267,40 +256,61 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   const auto k_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LQ>(f, sk + warp * 16 * LQ, kk, lane); };
   const auto v_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LV>(f, sv + warp * 16 * LV, kk, lane); };
 
-  for (int it = 0; j < tiles; ++it) {
-    const int buf = it & 1, m = m_first + j * M, next = next_tile(seg, range, j + 1, tiles, m_first, M, S);
-    if (next < tiles) {
-      load_queries(buf ^ 1, m_first + next * M);
-      cp_async_commit();
-    }
-    const bf16* q_t = sq + buf * M * LQ;
-    const bf16* do_t = sdo + buf * M * LV;
-    float st[M / 8][4], dpt[M / 8][4];  // S^T and dP^T: keys x queries
-    zero(st);
-    zero(dpt);
-    mma_abt<M, DQK, LQ>(st, k_frag, q_t, lane);
-    mma_abt<M, DV, LV>(dpt, v_frag, do_t, lane);
-    const bool masked = m < n0 + N || m + M > S || seg;
-#pragma unroll
-    for (int nb = 0; nb < M / 8; ++nb)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int qi = nb * 8 + 2 * t + (e & 1), query = m + qi, key = key0 + 8 * (e >> 1);
-        const bool ok = !masked || (key <= query && query < S && (!seg || seg[query] == key_seg[e >> 1]));
-        const float p = ok ? exp2f(fmaf(st[nb][e], sl2, -slse[buf * M + qi])) : 0.0f;
-        st[nb][e] = p;
-        dpt[nb][e] = p * (dpt[nb][e] - sdelta[buf * M + qi]);
+  for (int h = g * a.group(); h < (g + 1) * a.group(); ++h) {
+    const bf16* q = a.q + b * S * qs + h * DQK;
+    const bf16* dout = a.dout + b * S * vs + h * DV;
+    const float* lse = a.lse + (static_cast<std::int64_t>(b) * a.H + h) * S;
+    const float* delta = a.delta + (static_cast<std::int64_t>(b) * a.H + h) * S;
+    const auto load_queries = [&](int buf, int m) {
+      load_tile<M, DQK>(sq + buf * M * LQ, q, qs, m, S);
+      load_tile<M, DV>(sdo + buf * M * LV, dout, vs, m, S);
+      for (int i = threadIdx.x; i < M; i += kThreads) {
+        const bool ok = m + i < S;
+        slse[buf * M + i] = ok ? lse[m + i] * kLog2e : 0.0f;
+        sdelta[buf * M + i] = ok ? delta[m + i] : 0.0f;
       }
-    mma_ab<DV, M, LV>(dv, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<M>(f, st, kk); }, do_t, lane);
-    mma_ab<DQK, M, LQ>(dk, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<M>(f, dpt, kk); }, q_t, lane);
+    };
+    int j = next_tile(seg, range, 0, tiles, m_first, M, S);
+    if (j < tiles) load_queries(0, m_first + j * M);
+    cp_async_commit();
     cp_async_wait_all();
     __syncthreads();
-    j = next;
+
+    for (int it = 0; j < tiles; ++it) {
+      const int buf = it & 1, m = m_first + j * M, next = next_tile(seg, range, j + 1, tiles, m_first, M, S);
+      if (next < tiles) {
+        load_queries(buf ^ 1, m_first + next * M);
+        cp_async_commit();
+      }
+      const bf16* q_t = sq + buf * M * LQ;
+      const bf16* do_t = sdo + buf * M * LV;
+      float st[M / 8][4], dpt[M / 8][4];  // S^T and dP^T: keys x queries
+      zero(st);
+      zero(dpt);
+      mma_abt<M, DQK, LQ>(st, k_frag, q_t, lane);
+      mma_abt<M, DV, LV>(dpt, v_frag, do_t, lane);
+      const bool masked = m < n0 + N || m + M > S || seg;
+#pragma unroll
+      for (int nb = 0; nb < M / 8; ++nb)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int qi = nb * 8 + 2 * t + (e & 1), query = m + qi, key = key0 + 8 * (e >> 1);
+          const bool ok = !masked || (key <= query && query < S && (!seg || seg[query] == key_seg[e >> 1]));
+          const float p = ok ? exp2f(fmaf(st[nb][e], sl2, -slse[buf * M + qi])) : 0.0f;
+          st[nb][e] = p;
+          dpt[nb][e] = p * (dpt[nb][e] - sdelta[buf * M + qi]);
+        }
+      mma_ab<DV, M, LV>(dv, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<M>(f, st, kk); }, do_t, lane);
+      mma_ab<DQK, M, LQ>(dk, [&](int kk, std::uint32_t(&f)[4]) { a_from_acc<M>(f, dpt, kk); }, q_t, lane);
+      cp_async_wait_all();
+      __syncthreads();
+      j = next;
+    }
   }
 
   const float one[2] = {1.0f, 1.0f}, scale[2] = {a.scale, a.scale};
-  store_rows<DQK>(a.dk + b * S * qs + h * DQK, qs, n0 + warp * 16, S, dk, scale, lane);
-  store_rows<DV>(a.dv + b * S * vs + h * DV, vs, n0 + warp * 16, S, dv, one, lane);
+  store_rows<DQK>(a.dk + b * S * ks + g * DQK, ks, n0 + warp * 16, S, dk, scale, lane);
+  store_rows<DV>(a.dv + b * S * kvs + g * DV, kvs, n0 + warp * 16, S, dv, one, lane);
 }
 
 // dq of M queries per block (16 per warp), looping over the key tiles they see.
@@ -314,11 +324,12 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dq_tc(Args<bf16> a) {
   bf16* sv = sk + 2 * N * LQ;  // two buffers
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const int m0 = (gridDim.y - 1 - blockIdx.y) * M;
-  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, S = a.S;
+  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H, g = h / a.group(), S = a.S;
   const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
+  const std::int64_t ks = static_cast<std::int64_t>(a.Hkv) * DQK, kvs = static_cast<std::int64_t>(a.Hkv) * DV;
   const bf16* q = a.q + b * S * qs + h * DQK;
-  const bf16* k = a.k + b * S * qs + h * DQK;
-  const bf16* v = a.v + b * S * vs + h * DV;
+  const bf16* k = a.k + b * S * ks + g * DQK;
+  const bf16* v = a.v + b * S * kvs + g * DV;
   const bf16* dout = a.dout + b * S * vs + h * DV;
   const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * S : nullptr;
   const int tiles = (min(S, m0 + M) + N - 1) / N;
@@ -329,8 +340,8 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dq_tc(Args<bf16> a) {
   load_tile<M, DQK>(sq, q, qs, m0, S);
   load_tile<M, DV>(sdo, dout, vs, m0, S);
   if (j < tiles) {
-    load_tile<N, DQK>(sk, k, qs, j * N, S);
-    load_tile<N, DV>(sv, v, vs, j * N, S);
+    load_tile<N, DQK>(sk, k, ks, j * N, S);
+    load_tile<N, DV>(sv, v, kvs, j * N, S);
   }
   cp_async_commit();
 
@@ -356,8 +367,8 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dq_tc(Args<bf16> a) {
   for (int it = 0; j < tiles; ++it) {
     const int buf = it & 1, n0 = j * N, next = next_tile(seg, range, j + 1, tiles, 0, N, S);
     if (next < tiles) {
-      load_tile<N, DQK>(sk + (buf ^ 1) * N * LQ, k, qs, next * N, S);
-      load_tile<N, DV>(sv + (buf ^ 1) * N * LV, v, vs, next * N, S);
+      load_tile<N, DQK>(sk + (buf ^ 1) * N * LQ, k, ks, next * N, S);
+      load_tile<N, DV>(sv + (buf ^ 1) * N * LV, v, kvs, next * N, S);
       cp_async_commit();
     }
     const bf16* k_t = sk + buf * N * LQ;
@@ -408,6 +419,20 @@ __device__ __forceinline__ void stage_row(float* dst, const T* src, int n, int l
   for (int c = lane; c < n; c += 32) dst[c] = load_f32(src[c]);
 }
 
+// Element offsets of row s of batch b: q and out/dout of query head h, k and v of its K/V head.
+template <class T>
+struct Rows {
+  std::int64_t bs;  // b S
+  int h, g;
+  const Args<T>& a;
+  __device__ Rows(const Args<T>& args, int b, int head)
+      : bs(static_cast<std::int64_t>(b) * args.S), h(head), g(head / args.group()), a(args) {}
+  __device__ std::int64_t q(int s) const { return ((bs + s) * a.H + h) * a.Dqk; }
+  __device__ std::int64_t o(int s) const { return ((bs + s) * a.H + h) * a.Dv; }
+  __device__ std::int64_t k(int s) const { return ((bs + s) * a.Hkv + g) * a.Dqk; }
+  __device__ std::int64_t v(int s) const { return ((bs + s) * a.Hkv + g) * a.Dv; }
+};
+
 // One warp per (b, h, query i): lanes take 32 keys at a time, then share each probability to
 // accumulate the output columns they own.
 template <class T>
@@ -417,37 +442,36 @@ __global__ void forward_rows(Args<T> a) {
   const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
   if (idx >= static_cast<std::int64_t>(a.B) * a.H * a.S) return;
   const int i = static_cast<int>(idx % a.S), bh = static_cast<int>(idx / a.S), b = bh / a.H, h = bh % a.H;
-  const auto qk_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dqk; };
-  const auto v_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dv; };
+  const Rows r(a, b, h);
   const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * a.S : nullptr;
-  stage_row(sq[warp], a.q + qk_row(i), a.Dqk, lane);
+  stage_row(sq[warp], a.q + r.q(i), a.Dqk, lane);
   __syncwarp();
   const float sl2 = a.scale * kLog2e;
   float o[kMaxPerLane] = {}, m = -INFINITY, l = 0.0f;
   for (int j0 = 0; j0 <= i; j0 += 32) {
     const int j = j0 + lane;
     const bool ok = j <= i && (!seg || seg[j] == seg[i]);
-    const float s = ok ? dot_row(sq[warp], a.k + qk_row(j), a.Dqk) * sl2 : -INFINITY;
+    const float s = ok ? dot_row(sq[warp], a.k + r.k(j), a.Dqk) * sl2 : -INFINITY;
     const float mx = fmaxf(m, warp_max(s));
     const float mu = mx == -INFINITY ? 0.0f : mx;
     const float alpha = exp2f(m - mu), p = ok ? exp2f(s - mu) : 0.0f;
     l = l * alpha + warp_sum(p);
     m = mx;
 #pragma unroll
-    for (int r = 0; r < kMaxPerLane; ++r) o[r] *= alpha;
+    for (int c = 0; c < kMaxPerLane; ++c) o[c] *= alpha;
     for (int jj = 0; jj < 32; ++jj) {
       const float pj = __shfl_sync(kFull, p, jj);
       if (pj == 0.0f) continue;  // masked or beyond i: the same for every lane
-      const T* vj = a.v + v_row(j0 + jj);
+      const T* vj = a.v + r.v(j0 + jj);
 #pragma unroll
-      for (int r = 0; r < kMaxPerLane; ++r)
-        if (lane + 32 * r < a.Dv) o[r] += pj * load_f32(vj[lane + 32 * r]);
+      for (int c = 0; c < kMaxPerLane; ++c)
+        if (lane + 32 * c < a.Dv) o[c] += pj * load_f32(vj[lane + 32 * c]);
     }
   }
-  T* out = a.out + v_row(i);
+  T* out = a.out + r.o(i);
 #pragma unroll
-  for (int r = 0; r < kMaxPerLane; ++r)
-    if (lane + 32 * r < a.Dv) out[lane + 32 * r] = store_as<T>(o[r] / l);
+  for (int c = 0; c < kMaxPerLane; ++c)
+    if (lane + 32 * c < a.Dv) out[lane + 32 * c] = store_as<T>(o[c] / l);
   if (lane == 0) a.lse[static_cast<std::int64_t>(bh) * a.S + i] = (m + log2f(l)) * kLn2;
 }
 
@@ -472,11 +496,10 @@ __global__ void backward_dq_rows(Args<T> a) {
   const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
   if (idx >= static_cast<std::int64_t>(a.B) * a.H * a.S) return;
   const int i = static_cast<int>(idx % a.S), bh = static_cast<int>(idx / a.S), b = bh / a.H, h = bh % a.H;
-  const auto qk_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dqk; };
-  const auto v_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dv; };
+  const Rows r(a, b, h);
   const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * a.S : nullptr;
-  stage_row(sq[warp], a.q + qk_row(i), a.Dqk, lane);
-  stage_row(sdo[warp], a.dout + v_row(i), a.Dv, lane);
+  stage_row(sq[warp], a.q + r.q(i), a.Dqk, lane);
+  stage_row(sdo[warp], a.dout + r.o(i), a.Dv, lane);
   __syncwarp();
   const float sl2 = a.scale * kLog2e, lse2 = a.lse[idx] * kLog2e, d = a.delta[idx];
   float acc[kMaxPerLane] = {};
@@ -484,67 +507,70 @@ __global__ void backward_dq_rows(Args<T> a) {
     const int j = j0 + lane;
     float ds = 0.0f;
     if (j <= i && (!seg || seg[j] == seg[i])) {
-      const float p = exp2f(dot_row(sq[warp], a.k + qk_row(j), a.Dqk) * sl2 - lse2);
-      ds = p * (dot_row(sdo[warp], a.v + v_row(j), a.Dv) - d);
+      const float p = exp2f(dot_row(sq[warp], a.k + r.k(j), a.Dqk) * sl2 - lse2);
+      ds = p * (dot_row(sdo[warp], a.v + r.v(j), a.Dv) - d);
     }
     for (int jj = 0; jj < 32; ++jj) {
       const float dsj = __shfl_sync(kFull, ds, jj);
       if (dsj == 0.0f) continue;
-      const T* kj = a.k + qk_row(j0 + jj);
+      const T* kj = a.k + r.k(j0 + jj);
 #pragma unroll
-      for (int r = 0; r < kMaxPerLane; ++r)
-        if (lane + 32 * r < a.Dqk) acc[r] += dsj * load_f32(kj[lane + 32 * r]);
+      for (int c = 0; c < kMaxPerLane; ++c)
+        if (lane + 32 * c < a.Dqk) acc[c] += dsj * load_f32(kj[lane + 32 * c]);
     }
   }
-  T* dq = a.dq + qk_row(i);
+  T* dq = a.dq + r.q(i);
 #pragma unroll
-  for (int r = 0; r < kMaxPerLane; ++r)
-    if (lane + 32 * r < a.Dqk) dq[lane + 32 * r] = store_as<T>(acc[r] * a.scale);
+  for (int c = 0; c < kMaxPerLane; ++c)
+    if (lane + 32 * c < a.Dqk) dq[lane + 32 * c] = store_as<T>(acc[c] * a.scale);
 }
 
-// dk and dv of one key row per warp, over the queries i >= j.
+// dk and dv of one key row of one K/V head per warp, over its group's query heads (in order) and the
+// queries i >= j.
 template <class T>
 __global__ void backward_dkdv_rows(Args<T> a) {
   __shared__ float sk[kWarps][kAttentionMaxHeadDim], sv[kWarps][kAttentionMaxHeadDim];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
-  if (idx >= static_cast<std::int64_t>(a.B) * a.H * a.S) return;
-  const int j = static_cast<int>(idx % a.S), bh = static_cast<int>(idx / a.S), b = bh / a.H, h = bh % a.H;
-  const auto qk_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dqk; };
-  const auto v_row = [&](int s) { return ((static_cast<std::int64_t>(b) * a.S + s) * a.H + h) * a.Dv; };
+  if (idx >= static_cast<std::int64_t>(a.B) * a.Hkv * a.S) return;
+  const int j = static_cast<int>(idx % a.S), bg = static_cast<int>(idx / a.S), b = bg / a.Hkv, g = bg % a.Hkv;
+  const Rows kv(a, b, g * a.group());
   const std::int32_t* seg = a.seg ? a.seg + static_cast<std::int64_t>(b) * a.S : nullptr;
-  stage_row(sk[warp], a.k + qk_row(j), a.Dqk, lane);
-  stage_row(sv[warp], a.v + v_row(j), a.Dv, lane);
+  stage_row(sk[warp], a.k + kv.k(j), a.Dqk, lane);
+  stage_row(sv[warp], a.v + kv.v(j), a.Dv, lane);
   __syncwarp();
   const float sl2 = a.scale * kLog2e;
-  const float* lse = a.lse + static_cast<std::int64_t>(bh) * a.S;
-  const float* delta = a.delta + static_cast<std::int64_t>(bh) * a.S;
   float dk[kMaxPerLane] = {}, dv[kMaxPerLane] = {};
-  for (int i0 = j; i0 < a.S; i0 += 32) {
-    const int i = i0 + lane;
-    float p = 0.0f, ds = 0.0f;
-    if (i < a.S && (!seg || seg[i] == seg[j])) {
-      p = exp2f(dot_row(sk[warp], a.q + qk_row(i), a.Dqk) * sl2 - lse[i] * kLog2e);
-      ds = p * (dot_row(sv[warp], a.dout + v_row(i), a.Dv) - delta[i]);
-    }
-    for (int ii = 0; ii < 32; ++ii) {
-      const float pi = __shfl_sync(kFull, p, ii), dsi = __shfl_sync(kFull, ds, ii);
-      if (pi == 0.0f) continue;
-      const T* qi = a.q + qk_row(i0 + ii);
-      const T* doi = a.dout + v_row(i0 + ii);
+  for (int h = g * a.group(); h < (g + 1) * a.group(); ++h) {
+    const Rows r(a, b, h);
+    const float* lse = a.lse + (static_cast<std::int64_t>(b) * a.H + h) * a.S;
+    const float* delta = a.delta + (static_cast<std::int64_t>(b) * a.H + h) * a.S;
+    for (int i0 = j; i0 < a.S; i0 += 32) {
+      const int i = i0 + lane;
+      float p = 0.0f, ds = 0.0f;
+      if (i < a.S && (!seg || seg[i] == seg[j])) {
+        p = exp2f(dot_row(sk[warp], a.q + r.q(i), a.Dqk) * sl2 - lse[i] * kLog2e);
+        ds = p * (dot_row(sv[warp], a.dout + r.o(i), a.Dv) - delta[i]);
+      }
+      for (int ii = 0; ii < 32; ++ii) {
+        const float pi = __shfl_sync(kFull, p, ii), dsi = __shfl_sync(kFull, ds, ii);
+        if (pi == 0.0f) continue;
+        const T* qi = a.q + r.q(i0 + ii);
+        const T* doi = a.dout + r.o(i0 + ii);
 #pragma unroll
-      for (int r = 0; r < kMaxPerLane; ++r) {
-        if (lane + 32 * r < a.Dqk) dk[r] += dsi * load_f32(qi[lane + 32 * r]);
-        if (lane + 32 * r < a.Dv) dv[r] += pi * load_f32(doi[lane + 32 * r]);
+        for (int c = 0; c < kMaxPerLane; ++c) {
+          if (lane + 32 * c < a.Dqk) dk[c] += dsi * load_f32(qi[lane + 32 * c]);
+          if (lane + 32 * c < a.Dv) dv[c] += pi * load_f32(doi[lane + 32 * c]);
+        }
       }
     }
   }
-  T* dkj = a.dk + qk_row(j);
-  T* dvj = a.dv + v_row(j);
+  T* dkj = a.dk + kv.k(j);
+  T* dvj = a.dv + kv.v(j);
 #pragma unroll
-  for (int r = 0; r < kMaxPerLane; ++r) {
-    if (lane + 32 * r < a.Dqk) dkj[lane + 32 * r] = store_as<T>(dk[r] * a.scale);
-    if (lane + 32 * r < a.Dv) dvj[lane + 32 * r] = store_as<T>(dv[r]);
+  for (int c = 0; c < kMaxPerLane; ++c) {
+    if (lane + 32 * c < a.Dqk) dkj[lane + 32 * c] = store_as<T>(dk[c] * a.scale);
+    if (lane + 32 * c < a.Dv) dvj[lane + 32 * c] = store_as<T>(dv[c]);
   }
 }
 
@@ -584,6 +610,7 @@ Args<T> make_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   a.B = static_cast<int>(q.dim(0));
   a.S = static_cast<int>(q.dim(1));
   a.H = static_cast<int>(q.dim(2));
+  a.Hkv = static_cast<int>(k.dim(2));
   a.Dqk = static_cast<int>(q.dim(3));
   a.Dv = static_cast<int>(v.dim(3));
   a.scale = scale;
@@ -591,9 +618,10 @@ Args<T> make_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
 }
 
 template <class Kernel>
-void launch_tc(Kernel kernel, unsigned tiles, const Args<bf16>& a, int smem, cudaStream_t stream, const char* name) {
+void launch_tc(Kernel kernel, int heads, unsigned tiles, const Args<bf16>& a, int smem, cudaStream_t stream,
+               const char* name) {
   R1_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  kernel<<<dim3(static_cast<unsigned>(a.B * a.H), tiles), kThreads, smem, stream>>>(a);
+  kernel<<<dim3(static_cast<unsigned>(a.B * heads), tiles), kThreads, smem, stream>>>(a);
   R1_CUDA_LAUNCHED(name);
 }
 
@@ -615,7 +643,7 @@ void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, con
   const bool tc = q.dtype() == DType::bf16 && aligned16({&q, &k, &v, &out});
   if (tc && with_tensor_core_dims(q.dim(3), v.dim(3), [&]<int Q, int V>(HeadDims<Q, V>) {
         const Args<bf16> a = make_args<bf16>(q, k, v, out, lse, segment_ids, scale);
-        launch_tc(forward_tc<Q, V>, tiles(a.S, FwdTile::M), a, FwdTile::smem(Q, V), stream, "attention forward_tc");
+        launch_tc(forward_tc<Q, V>, a.H, tiles(a.S, FwdTile::M), a, FwdTile::smem(Q, V), stream, "attention forward_tc");
       }))
     return;
   if (q.dtype() == DType::bf16) {  // a model shape without tiled kernels trains ~10x slower: say so once
@@ -657,14 +685,14 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
   const bool tc = q.dtype() == DType::bf16 && aligned16({&q, &k, &v, &dout, &dq, &dk, &dv});
   if (tc && with_tensor_core_dims(q.dim(3), v.dim(3), [&]<int Q, int V>(HeadDims<Q, V>) {
         const Args<bf16> a = args(bf16{});
-        launch_tc(backward_dkdv_tc<Q, V>, tiles(a.S, DkdvTile::N), a, DkdvTile::smem(Q, V), stream,
+        launch_tc(backward_dkdv_tc<Q, V>, a.Hkv, tiles(a.S, DkdvTile::N), a, DkdvTile::smem(Q, V), stream,
                   "attention backward_dkdv_tc");
-        launch_tc(backward_dq_tc<Q, V>, tiles(a.S, DqTile::M), a, DqTile::smem(Q, V), stream, "attention backward_dq_tc");
+        launch_tc(backward_dq_tc<Q, V>, a.H, tiles(a.S, DqTile::M), a, DqTile::smem(Q, V), stream, "attention backward_dq_tc");
       }))
     return;
   with_float_type(q.dtype(), "attention_backward", [&](auto tag) {
     const auto a = args(tag);
-    backward_dkdv_rows<<<row_blocks(rows), kThreads, 0, stream>>>(a);
+    backward_dkdv_rows<<<row_blocks(q.dim(0) * q.dim(1) * k.dim(2)), kThreads, 0, stream>>>(a);
     R1_CUDA_LAUNCHED("attention backward_dkdv_rows");
     backward_dq_rows<<<row_blocks(rows), kThreads, 0, stream>>>(a);
     R1_CUDA_LAUNCHED("attention backward_dq_rows");

@@ -155,7 +155,8 @@ TEST(AdamW, LoadedMomentsAreConvertedToTheKeptPrecision) {
     kernels::cast(kernels::Context::cpu(), in.exp_avg_sq[0], rounded);  // the stored value, rounded where stored is bf16
     for (std::int64_t j = 0; j < 300; ++j)
       ASSERT_EQ(to_bf16(got.data<float>()[j]).bits, to_bf16(rounded.data<float>()[j]).bits) << j;
-    if (kept == DType::f32)
+    if (kept == DType::f32) {
       for (std::int64_t j = 0; j < 300; ++j) ASSERT_EQ(got.data<float>()[j], rounded.data<float>()[j]) << j;
+    }
   }
 }
