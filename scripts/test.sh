@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs setup (install, configure, build), then every test but the `gpu` and `gqa_fixtures` labels. Non-zero on any failure.
+# Runs setup (install, configure, build), then every test but the `gpu` label. Non-zero on any failure.
 # Arguments are passed to ctest (e.g. -L mpi, -R deck).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 build=${R1HPC_BUILD_DIR:-build}
-ctest --test-dir "$build" -LE "gpu|gqa_fixtures" --output-on-failure -j "$(nproc)" "$@"
+ctest --test-dir "$build" -LE gpu --output-on-failure -j "$(nproc)" "$@"

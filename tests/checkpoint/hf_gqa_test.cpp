@@ -1,7 +1,7 @@
 // import_hf / export_hf of the grouped-query-attention students (Llama, Qwen2, Qwen3): config.json round trip to
 // the same [model] keys, weights exported and imported back bit for bit (fp32, sharded) or as their bf16
 // rounding, transformers' half-split RoPE order of q/k rows in the files, and what the students cannot hold
-// refused by key. Parity with transformers itself needs fixtures from tools/make_gqa_fixtures.py (not made yet).
+// refused by key. Parity with transformers itself: tests/model/gqa_parity_test.cpp (tools/make_gqa_fixtures.py).
 #include <gtest/gtest.h>
 
 #include <cstring>
