@@ -5,6 +5,7 @@
 // path. The backward pass is deterministic: dk/dv by key tiles and dq by a separate pass over query tiles, both
 // recomputing P from q, k and the saved lse instead of accumulating dq with atomics; a K/V head's dk/dv sum its
 // group's query heads in registers, in head order.
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
@@ -38,6 +39,10 @@ struct Args {
   T *dq, *dk, *dv;
   float* lse;
   float* delta;  // rowsum(dout * out), the D of the backward pass
+  // The tensor-core dk/dv pass may split a K/V head's group over `splits` blocks (when B Hkv key tiles are too
+  // few blocks to fill the GPU): each writes f32 partial sums [splits, B, S, Hkv, D] that sum_splits adds in order.
+  float *dk_part, *dv_part;
+  int splits;
   const std::int32_t* seg;
   int B, S, H, Hkv, Dqk, Dv;
   float scale;
@@ -103,6 +108,21 @@ struct DqTile {
     return 2 * (M * (dqk + kPad) + M * (dv + kPad) + 2 * N * (dqk + kPad) + 2 * N * (dv + kPad));
   }
 };
+
+// A warp's 16 rows of f32 accumulators (layout of store_rows) times `mul`, stored as f32.
+template <int D>
+__device__ __forceinline__ void store_rows_f32(float* base, std::int64_t stride, int row0, int S,
+                                               const float (&acc)[D / 8][4], float mul, int lane) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row0 + lane / 4 + 8 * r;
+    if (row >= S) continue;
+#pragma unroll
+    for (int db = 0; db < D / 8; ++db)
+      *reinterpret_cast<float2*>(base + row * stride + db * 8 + 2 * (lane % 4)) =
+          make_float2(acc[db][2 * r] * mul, acc[db][2 * r + 1] * mul);
+  }
+}
 
 // ---------------------------------------------------------------- tensor-core kernels
 
@@ -217,8 +237,8 @@ __global__ void __launch_bounds__(kThreads, 2) forward_tc(Args<bf16> a) {
 }
 
 // dk and dv of N keys of one K/V head per block (16 keys per warp), looping over the query heads of its group
-// and, for each, the query tiles that can see the keys. Computed transposed (keys as rows) so that P^T and
-// dS^T are A operands straight from the accumulators.
+// (or of its share of the group: Args::splits) and, for each, the query tiles that can see the keys. Computed
+// transposed (keys as rows) so that P^T and dS^T are A operands straight from the accumulators.
 template <int DQK, int DV>
 __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   constexpr int M = DkdvTile::M, N = DkdvTile::N, LQ = DQK + kPad, LV = DV + kPad;
@@ -231,7 +251,9 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   float* sdelta = slse + 2 * M;                              // two buffers
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = lane % 4;
   const int n0 = blockIdx.y * N;  // early keys are seen by the most queries: they start first
-  const int b = blockIdx.x / a.Hkv, g = blockIdx.x % a.Hkv, S = a.S;
+  const int split = blockIdx.x % a.splits, bg = blockIdx.x / a.splits, b = bg / a.Hkv, g = bg % a.Hkv, S = a.S;
+  const int h_first = g * a.group() + split * a.group() / a.splits;
+  const int h_end = g * a.group() + (split + 1) * a.group() / a.splits;
   const std::int64_t qs = static_cast<std::int64_t>(a.H) * DQK, vs = static_cast<std::int64_t>(a.H) * DV;
   const std::int64_t ks = static_cast<std::int64_t>(a.Hkv) * DQK, kvs = static_cast<std::int64_t>(a.Hkv) * DV;
   const bf16* k = a.k + b * S * ks + g * DQK;
@@ -256,7 +278,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   const auto k_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LQ>(f, sk + warp * 16 * LQ, kk, lane); };
   const auto v_frag = [&](int kk, std::uint32_t(&f)[4]) { a_from_smem<LV>(f, sv + warp * 16 * LV, kk, lane); };
 
-  for (int h = g * a.group(); h < (g + 1) * a.group(); ++h) {
+  for (int h = h_first; h < h_end; ++h) {
     const bf16* q = a.q + b * S * qs + h * DQK;
     const bf16* dout = a.dout + b * S * vs + h * DV;
     const float* lse = a.lse + (static_cast<std::int64_t>(b) * a.H + h) * S;
@@ -309,8 +331,24 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
   }
 
   const float one[2] = {1.0f, 1.0f}, scale[2] = {a.scale, a.scale};
-  store_rows<DQK>(a.dk + b * S * ks + g * DQK, ks, n0 + warp * 16, S, dk, scale, lane);
-  store_rows<DV>(a.dv + b * S * kvs + g * DV, kvs, n0 + warp * 16, S, dv, one, lane);
+  if (a.splits == 1) {
+    store_rows<DQK>(a.dk + b * S * ks + g * DQK, ks, n0 + warp * 16, S, dk, scale, lane);
+    store_rows<DV>(a.dv + b * S * kvs + g * DV, kvs, n0 + warp * 16, S, dv, one, lane);
+    return;
+  }
+  const std::int64_t part = static_cast<std::int64_t>(split) * a.B * S;  // rows before this split's
+  store_rows_f32<DQK>(a.dk_part + (part + b * S) * ks + g * DQK, ks, n0 + warp * 16, S, dk, a.scale, lane);
+  store_rows_f32<DV>(a.dv_part + (part + b * S) * kvs + g * DV, kvs, n0 + warp * 16, S, dv, 1.0f, lane);
+}
+
+// out[e] = bf16(sum over the splits of part[split][e]), in split order.
+__global__ void sum_splits(const float* part, bf16* out, std::int64_t n, int splits) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int sp = 0; sp < splits; ++sp) sum += part[sp * n + e];
+    out[e] = store_as<bf16>(sum);
+  }
 }
 
 // dq of M queries per block (16 per warp), looping over the key tiles they see.
@@ -633,6 +671,14 @@ void check_grid(const Tensor& q, const char* op) {
 }
 
 unsigned row_blocks(std::int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
+
+// How many blocks share a K/V head's group in the dk/dv pass: doubled (up to the group size) while the
+// blocks would not fill two per SM. Deterministic for a given device and shape.
+int dkdv_splits(std::int64_t blocks, int group, int sm_count) {
+  int splits = 1;
+  while (splits < group && blocks * splits < 2 * static_cast<std::int64_t>(std::max(sm_count, 1))) splits *= 2;
+  return std::min(splits, group);
+}
 unsigned tiles(int n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); }
 }  // namespace
 
@@ -671,6 +717,7 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
   const auto args = [&](auto tag) {
     using T = decltype(tag);
     Args<T> a = make_args<T>(q, k, v, out, lse, segment_ids, scale);
+    a.splits = 1;
     a.dout = dout.data<T>();
     a.dq = dq.data<T>();
     a.dk = dk.data<T>();
@@ -684,9 +731,25 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
   R1_CUDA_LAUNCHED("attention delta_rows");
   const bool tc = q.dtype() == DType::bf16 && aligned16({&q, &k, &v, &dout, &dq, &dk, &dv});
   if (tc && with_tensor_core_dims(q.dim(3), v.dim(3), [&]<int Q, int V>(HeadDims<Q, V>) {
-        const Args<bf16> a = args(bf16{});
-        launch_tc(backward_dkdv_tc<Q, V>, a.Hkv, tiles(a.S, DkdvTile::N), a, DkdvTile::smem(Q, V), stream,
+        Args<bf16> a = args(bf16{});
+        const std::int64_t blocks = static_cast<std::int64_t>(a.B) * a.Hkv * tiles(a.S, DkdvTile::N);
+        Tensor dk_part, dv_part;
+        a.splits = dkdv_splits(blocks, a.H / a.Hkv, ctx.cuda_resources().sm_count);
+        if (a.splits > 1) {
+          dk_part = ctx.empty({a.splits, k.numel()}, DType::f32);
+          dv_part = ctx.empty({a.splits, v.numel()}, DType::f32);
+          a.dk_part = dk_part.data<float>();
+          a.dv_part = dv_part.data<float>();
+        }
+        launch_tc(backward_dkdv_tc<Q, V>, a.Hkv * a.splits, tiles(a.S, DkdvTile::N), a, DkdvTile::smem(Q, V), stream,
                   "attention backward_dkdv_tc");
+        if (a.splits > 1) {
+          for (const auto& [part, grad] : {std::pair{&dk_part, &dk}, std::pair{&dv_part, &dv}}) {
+            sum_splits<<<row_blocks(grad->numel() / 32), kThreads, 0, stream>>>(part->data<float>(), grad->data<bf16>(),
+                                                                               grad->numel(), a.splits);
+            R1_CUDA_LAUNCHED("attention sum_splits");
+          }
+        }
         launch_tc(backward_dq_tc<Q, V>, a.H, tiles(a.S, DqTile::M), a, DqTile::smem(Q, V), stream, "attention backward_dq_tc");
       }))
     return;
