@@ -6,8 +6,9 @@
 # 12 more KV-cache slots of every layer: 12 x (prompt + max_new_tokens - 1 >= 48 rows) x 2 layers x
 # (kv_lora_rank 64 + qk_rope_head_dim 16) x 4 B (fp32), computed from the tiny model's config. Checkpoints
 # are only written at the end, so no save's staging copies fall into a step's peaks. The learner's rollouts
-# packed as segments under a token budget ([grpo] micro_tokens), on one rank and at PP2, train as the padded
-# micro-batches do (the same rollouts; the loss to float32 summation order, the micro-batches being others).
+# packed as segments under a token budget ([grpo] micro_tokens), on one rank and at PP2, TP2 and EP2 (over DP2),
+# train as the padded micro-batches do (the same rollouts; the loss to float32 summation order, the
+# micro-batches being others).
 #   usage: grpo_memory_test.sh R1HPC_BINARY PYTHON
 set -uo pipefail
 bin=$1
@@ -25,14 +26,17 @@ for b in 4 16; do
 done
 "$bin" "$here/grpo_tiny.deck" "${g[@]}" --set sampling.max_batch=4 --set grpo.micro_tokens=512 --set run.output_dir=packed \
   >packed.log 2>&1 || { cat packed.log; fail "grpo with micro_tokens = 512"; }
-mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${g[@]}" --set sampling.max_batch=4 --set grpo.micro_tokens=512 \
-  --set parallel.pipeline=2 --set run.output_dir=packed_pp >packed_pp.log 2>&1 \
-  || { cat packed_pp.log; fail "grpo with micro_tokens = 512 at pipeline = 2"; }
+for layout in pipeline tensor expert; do
+  mpiexec -n 2 --oversubscribe "$bin" "$here/grpo_tiny.deck" "${g[@]}" --set sampling.max_batch=4 --set grpo.micro_tokens=512 \
+    --set parallel.$layout=2 --set run.output_dir=packed_$layout >packed_$layout.log 2>&1 \
+    || { cat packed_$layout.log; fail "grpo with micro_tokens = 512 at $layout = 2"; }
+done
 "$py" - <<'PY' || fail "memory records"
 import json
 def recs(run):
     return {r["step"]: r for r in map(json.loads, open(f"{run}/metrics.jsonl"))}
-small, large, packed, packed_pp = recs("batch4"), recs("batch16"), recs("packed"), recs("packed_pp")
+small, large = recs("batch4"), recs("batch16")
+packed = {name: recs(name) for name in ("packed", "packed_pipeline", "packed_tensor", "packed_expert")}
 assert sorted(small) == sorted(large) == [1, 2], (sorted(small), sorted(large))
 kv_lower = 12 * 48 * 2 * (64 + 16) * 4
 for s in small:
@@ -48,7 +52,7 @@ for s in small:
     print(f"step {s}: rollout {a['peak_bytes_rollout']:.0f} -> {b['peak_bytes_rollout']:.0f} B (+{grown:.0f}, KV cache >= {kv_lower}),"
           f" scoring {a['peak_bytes_scoring']:.0f}, update {a['peak_bytes_update']:.0f}")
 for s in small:
-    for run in (packed, packed_pp):
+    for run in packed.values():
         assert run[s]["reward_mean"] == small[s]["reward_mean"], (s, run[s]["reward_mean"], small[s]["reward_mean"])
         # The loss nearly cancels (a group's advantages sum to zero): its bound is from the scale of its terms,
         # as grpo_test.sh's; grad_norm is a norm: relative.
@@ -57,6 +61,7 @@ for s in small:
         if small[s]["uniform_groups"] < 4:  # else the gradient is the KL term's float32 noise (grpo_test.sh says why)
             assert abs(run[s]["grad_norm"] - small[s]["grad_norm"]) <= 1e-4 * small[s]["grad_norm"], (s, run[s], small[s])
 assert any(r["uniform_groups"] < 4 for r in small.values()), "no step had an advantage to train on"
-print("packed rollouts (one rank, PP2) train as the padded ones:", [(packed[s]["loss"], small[s]["loss"]) for s in small])
+print("packed rollouts (one rank, PP2, TP2, EP2 x DP2) train as the padded ones:",
+      {name: [(run[s]["loss"], small[s]["loss"]) for s in small] for name, run in packed.items()})
 PY
 echo PASS
