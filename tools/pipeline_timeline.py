@@ -24,13 +24,17 @@ def load(run_dir, run, replica):
     lines = [r for r in lines if r["replica"] == replica]
     if not lines:
         sys.exit(f"pipeline_timeline.py: no lines of replica {replica}")
-    job = max(r["job"] for r in lines)
-    lines = [r for r in lines if r["job"] == job]
+    # Each rank stamps its job when it opens its file (the ranks' clocks may differ by a second): keep
+    # every rank's latest job.
+    job = {}
+    for r in lines:
+        job[r["pp_rank"]] = max(job.get(r["pp_rank"], ""), r["job"])
+    lines = [r for r in lines if r["job"] == job[r["pp_rank"]]]
     if run is None:
         run = max(r["run"] for r in lines)
     lines = [r for r in lines if r["run"] == run]
     if not lines:
-        sys.exit(f"pipeline_timeline.py: job {job} has no schedule run {run}")
+        sys.exit(f"pipeline_timeline.py: the latest job has no schedule run {run}")
     return lines
 
 
@@ -51,7 +55,7 @@ def summarise(lines):
     v = 2 if first["schedule"] == "dualpipev" else first["virtual_stages"]
     return {
         "schedule": first["schedule"], "stages": first["stages"], "virtual_stages": first["virtual_stages"],
-        "micro_batches": first["micro_batches"], "job": first["job"], "run": first["run"],
+        "micro_batches": first["micro_batches"], "run": first["run"],
         "ranks": {str(k): {"busy_s": r["busy_s"], "wall_s": r["wall_s"], "idle": 1 - r["busy_s"] / r["wall_s"]}
                   for k, r in sorted(runs.items())},
         "bubble_fraction": max(r["bubble_fraction"] for r in runs.values()),

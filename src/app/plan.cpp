@@ -283,8 +283,8 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
                       : s.schedule == PipelineSchedule::dualpipev ? "DualPipeV: every stage holds 2 pp + 1 chunk micro-batches"
                                                                   : "1F1B: stage s holds pp - s micro-batches";
   a.push_back("pipeline: " + sched + ", at most the " + std::to_string(s.micro_batches) +
-              " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the last stage "
-              "adds one micro-batch's logits (vocab / TP, gradient in place)" +
+              " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the head's stage "
+              "(the last; stage 0 under dualpipev) adds one micro-batch's logits (vocab / TP, gradient in place)" +
               (s.recompute == Recompute::full ? " and full recompute one rebuilt block" : ""));
   a.push_back("not counted: CUDA context, NCCL and all-to-all buffers, GEMM workspaces, allocator fragmentation (a few "
               "GiB); an 80 GB H800/H100 holds 74.5 GiB");

@@ -60,8 +60,9 @@ int consumer_of(const PipelineAction& a, int chunks) {
 // Every rank's program, from a lockstep simulation of the whole pipeline: in each tick every rank runs
 // its next pass if that pass's input is there, then every link with outputs to carry exchanges them.
 // The links are the neighbour pairs {i, i+1}, and {stages-1, 0} where interleaving wraps the model
-// around the ranks (the V of dualpipev turns on the last rank instead, without a message). They exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd
-// length needs a third), and a link whose ends both send in a tick pairs the two in one send_recv: in
+// around the ranks (the V of dualpipev turns on the last rank instead, without a message). They
+// exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd length needs a
+// third), and a link whose ends both send in a tick pairs the two in one send_recv: in
 // the steady state that is Megatron's send_forward_recv_backward and send_backward_recv_forward.
 // Why it cannot deadlock: both ends of a link hold its exchange at the same (tick, round), every rank
 // issues its exchanges in (tick, round) order, and a rank has one exchange per round; so the earliest
