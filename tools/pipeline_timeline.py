@@ -40,8 +40,8 @@ def load(run_dir, run, replica):
 
 def formula(schedule, p, v, m, f, b):
     """The idle share with every forward taking f and every backward b (messages free)."""
-    if schedule == "dualpipev":
-        idle = (p - 1) * (f + 2 * b)
+    if schedule == "dualpipev":  # r1hpc's ideal_bubble: exact at b = 2f, close to it around
+        idle = (2 * p - 3) * f + (p - 1) * b
         return idle / (idle + 2 * m * (f + b))
     return (p - 1) / (v * m + p - 1)
 

@@ -190,9 +190,11 @@ std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int r
 double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches) {
   const double p = stages, m = micro_batches;
   if (s != PipelineSchedule::dualpipev) return (p - 1) / (virtual_stages * m + p - 1);
-  // Per rank 2m chunk passes of F + B and a bubble of (p - 1)(F + 2B) (the DualPipe README's
-  // (PP/2 - 1)(F&B + B - 3W) over PP = 2p chunks, with F&B = F + B run one after the other and W = 0).
-  return 5 * (p - 1) / (5 * (p - 1) + 6 * m);
+  // Per rank 2m chunk passes of F + B. With the paired passes run one after the other and W inside B,
+  // the busiest rank idles (2p - 3)F + (p - 1)B at B = 2F (an event simulation of dualpipev_order for
+  // p = 2 .. 8; below the DualPipe README's (PP/2 - 1)(F&B + B - 3W) = (p - 1)(F + 2B), which counts
+  // the overlapped pairs as units): (4p - 5)F beside 6mF.
+  return (4 * p - 5) / (4 * p - 5 + 6 * m);
 }
 
 namespace {

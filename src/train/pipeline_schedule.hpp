@@ -87,8 +87,8 @@ struct PipelineReport {
 
 // The idle share a schedule leaves when every pass of a kind takes the same time and messages are free:
 // (stages - 1) / (virtual_stages x micro_batches + stages - 1) for 1f1b and interleaved; for dualpipev
-// (p - 1)(F + 2B) idle beside 2m (F + B) busy per rank with F, B a chunk's forward and backward, taken
-// at B = 2F: 5 (p - 1) / (5 (p - 1) + 6 m).
+// (2p - 3)F + (p - 1)B idle beside 2m (F + B) busy per rank with F, B a chunk's forward and backward,
+// taken at B = 2F: (4p - 5) / (4p - 5 + 6m).
 double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches);
 
 // Runs this rank's program: pp is the pipeline group (member i is stage i), ctx the context the hooks'

@@ -512,7 +512,7 @@ TEST(PipelineRun, ReportsTransfersAndTheBubble) {
     EXPECT_TRUE(report.timeline.empty());  // not asked for
   }
   EXPECT_DOUBLE_EQ(ideal_bubble(kInterleaved, 4, 2, 8), 3.0 / 19);
-  EXPECT_DOUBLE_EQ(ideal_bubble(kDualPipeV, 4, 1, 8), 15.0 / 63);
+  EXPECT_DOUBLE_EQ(ideal_bubble(kDualPipeV, 4, 1, 8), 11.0 / 59);
 }
 
 // The recorded timeline is the program as it ran: one event per step in program order, back to back in

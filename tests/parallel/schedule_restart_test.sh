@@ -60,7 +60,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["schedule"] == "dualpipev" and s["stages"] == 2 and s["micro_batches"] == 4 and s["run"] == 2, s
 assert sorted(s["ranks"]) == ["0", "1"], s  # both ranks' latest job, whatever second each opened its file
-assert abs(s["ideal_bubble"] - 5 / (5 + 24)) < 1e-12, s  # 5 (p - 1) / (5 (p - 1) + 6 m)
+assert abs(s["ideal_bubble"] - 3 / (3 + 24)) < 1e-12, s  # (4p - 5) / (4p - 5 + 6m)
 assert 0 <= s["bubble_fraction"] < 1 and s["mean_forward_s"] > 0 and s["mean_backward_s"] > 0, s
 PY
 if "$py" -c "import matplotlib" 2>/dev/null; then
