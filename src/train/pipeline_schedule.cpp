@@ -190,6 +190,7 @@ std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int r
 double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches) {
   const double p = stages, m = micro_batches;
   if (s != PipelineSchedule::dualpipev) return (p - 1) / (virtual_stages * m + p - 1);
+  if (stages == 1) return 0;
   // Per rank 2m chunk passes of F + B. With the paired passes run one after the other and W inside B,
   // the busiest rank idles (2p - 3)F + (p - 1)B at B = 2F (an event simulation of dualpipev_order for
   // p = 2 .. 8; below the DualPipe README's (PP/2 - 1)(F&B + B - 3W) = (p - 1)(F + 2B), which counts

@@ -1,7 +1,8 @@
 // Pipeline schedules as specifications: each rank's pass order (every pass once, a forward before its
-// backward, Megatron's warm-ups, refused arguments); every rank's program played against blocking
-// point-to-point channels (no deadlock, every tensor reaches the pass that needs it); and run_pipeline
-// over MPI on a chain of tanh layers, whose weight gradients must equal one rank's sequential ones.
+// backward, Megatron's warm-ups, DualPipeV's steps and memory, the ideal bubble the order leaves, refused
+// arguments); every rank's program played against blocking point-to-point channels (no deadlock, every
+// tensor reaches the pass that needs it); and run_pipeline over MPI on a chain of tanh layers, whose
+// weight gradients must equal one rank's sequential ones, with its report and recorded timeline.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -316,6 +317,48 @@ TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
       ++paired;
     }
     EXPECT_EQ(paired, 2) << "rank " << r;  // micro-batches 2 and 3 go forward while 1 and 2 come back
+  }
+}
+
+// The largest idle share over the ranks when each rank runs its pipeline_order one pass after another,
+// a pass starting once its input is done (messages free), forwards taking f and backwards b.
+double simulated_bubble(const Case& c, double f, double b) {
+  std::vector<std::vector<PipelineAction>> orders;
+  for (int r = 0; r < c.stages; ++r) orders.push_back(order_of(c, r));
+  std::map<PipelineAction, double> done;  // finish time of each pass
+  std::vector<double> clock(c.stages, 0), busy(c.stages, 0);
+  std::vector<std::size_t> next(c.stages, 0);
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (int r = 0; r < c.stages; ++r) {
+      for (; next[r] < orders[r].size(); ++next[r], moved = true) {
+        const PipelineAction& a = orders[r][next[r]];
+        std::optional<PipelineAction> in;  // the pass this one waits for
+        if (a.kind == Kind::forward && a.chunk > 0) in = PipelineAction{Kind::forward, a.micro, a.chunk - 1};
+        if (a.kind == Kind::backward)
+          in = a.chunk == c.chunks() - 1 ? PipelineAction{Kind::forward, a.micro, a.chunk}
+                                         : PipelineAction{Kind::backward, a.micro, a.chunk + 1};
+        if (in && !done.count(*in)) break;
+        const double cost = a.kind == Kind::forward ? f : b;
+        clock[r] = std::max(clock[r], in ? done[*in] : 0.0) + cost;
+        busy[r] += cost;
+        done[a] = clock[r];
+      }
+    }
+  }
+  const double wall = *std::max_element(clock.begin(), clock.end());
+  double idle = 0;
+  for (int r = 0; r < c.stages; ++r) idle = std::max(idle, 1 - busy[r] / wall);
+  return idle;
+}
+
+// ideal_bubble is what the schedule's own order leaves at B = 2F: 1F1B's and DualPipeV's orders played
+// with those times.
+TEST(PipelineOrder, IdealBubbleIsTheOrdersOwnAtBackwardTwiceForward) {
+  for (const Case& c : all_cases()) {
+    if (c.schedule == kInterleaved) continue;  // its formula assumes the steady state's alternation
+    EXPECT_NEAR(simulated_bubble(c, 1, 2), ideal_bubble(c.schedule, c.stages, c.virtual_stages, c.micro_batches), 1e-12)
+        << describe(c);
   }
 }
 
