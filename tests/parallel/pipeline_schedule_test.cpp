@@ -127,18 +127,22 @@ TEST(PipelineOrder, WarmsUpLikeMegatronThenAlternatesForwardAndBackward) {
   }
 }
 
+// The most micro-batch chunks whose forward has run and backward not yet (their activations are held).
+int most_in_flight(const std::vector<PipelineAction>& order) {
+  int in_flight = 0, most = 0;
+  for (const PipelineAction& a : order) {
+    in_flight += a.kind == Kind::forward ? 1 : -1;
+    most = std::max(most, in_flight);
+  }
+  return most;
+}
+
 // The point of 1F1B: rank r holds the activations of at most stages - r micro-batches at a time.
 TEST(PipelineOrder, OneFOneBKeepsAtMostStagesMinusRankMicroBatchesInFlight) {
   for (const Case& c : all_cases()) {
     if (c.schedule != kOneFOneB) continue;
-    for (int r = 0; r < c.stages; ++r) {
-      int in_flight = 0, most = 0;
-      for (const PipelineAction& a : order_of(c, r)) {
-        in_flight += a.kind == Kind::forward ? 1 : -1;
-        most = std::max(most, in_flight);
-      }
-      EXPECT_EQ(most, std::min(c.stages - r, c.micro_batches)) << describe(c) << " rank " << r;
-    }
+    for (int r = 0; r < c.stages; ++r)
+      EXPECT_EQ(most_in_flight(order_of(c, r)), std::min(c.stages - r, c.micro_batches)) << describe(c) << " rank " << r;
   }
 }
 
@@ -184,14 +188,8 @@ TEST(PipelineOrder, DualPipeVExample) {
 TEST(PipelineOrder, DualPipeVKeepsAtMostTwoStagesPlusOneChunkMicroBatchesInFlight) {
   for (const Case& c : all_cases()) {
     if (c.schedule != kDualPipeV) continue;
-    for (int r = 0; r < c.stages; ++r) {
-      int in_flight = 0, most = 0;
-      for (const PipelineAction& a : order_of(c, r)) {
-        in_flight += a.kind == Kind::forward ? 1 : -1;
-        most = std::max(most, in_flight);
-      }
-      EXPECT_EQ(most, 2 * c.stages + 1) << describe(c) << " rank " << r;
-    }
+    for (int r = 0; r < c.stages; ++r)
+      EXPECT_EQ(most_in_flight(order_of(c, r)), 2 * c.stages + 1) << describe(c) << " rank " << r;
   }
 }
 

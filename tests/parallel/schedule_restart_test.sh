@@ -10,11 +10,9 @@ bin=$1
 deck=$2
 tools=$3
 py=${4:-python3}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-export OMP_NUM_THREADS=1
-fail() { echo "FAIL: $*"; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../e2e/common.sh
+source "$here/../e2e/common.sh"
 # 4 layers cut into 4 chunks of one (dualpipev at PP2); micro-batch 2 of 8 rows: 4 micro-batches = 2 x PP.
 common=(--set optim.decay_steps=100 --set model.n_layers=4 --set train.micro_batch=2 --set train.global_batch=8)
 
@@ -26,16 +24,7 @@ mpiexec -n 2 --oversubscribe "$bin" "$deck" "${common[@]}" --set run.max_steps=6
   --set checkpoint.load=latest >leg2.log 2>&1 || { cat leg2.log; fail "dualpipev leg"; }
 grep -q "resuming this run from run/checkpoints/step-00000003" leg2.log || fail "did not resume from step 3"
 grep -q "2 pipeline stages (dualpipev, 4 chunks)" leg2.log || { cat leg2.log; fail "the dualpipev leg does not say it runs 4 chunks"; }
-"$py" - ref run <<'PY' || fail "losses differ from the one-rank run"
-import json, sys
-def losses(run):
-    return {r["step"]: r["loss"] for r in map(json.loads, open(f"{run}/metrics.jsonl"))}
-ref, run = losses(sys.argv[1]), losses(sys.argv[2])
-assert sorted(run) == list(range(1, 7)), sorted(run)
-worst = max(abs(run[s] - ref[s]) / abs(ref[s]) for s in ref)
-print(f"1f1b -> dualpipev: worst relative loss difference over steps 1-6: {worst:.2e}")
-sys.exit(0 if worst <= 1e-5 else 1)
-PY
+"$py" "$here/losses_match.py" ref run 6 "1f1b -> dualpipev" || fail "losses differ from the one-rank run"
 
 # The timeline: steps 4-6 on both ranks, every pass of each step once (2 chunks x 4 micro-batches x F, B).
 "$py" - run <<'PY' || fail "the timeline files are not what the schedule ran"
