@@ -21,14 +21,13 @@ std::string in_unit(double bytes, double unit) { return fmt(unit == kGiB ? "%.2f
 std::string billions(double n) { return n >= 1e8 ? fmt("%.2fB", n / 1e9) : fmt("%.3gM", n / 1e6); }
 
 int chunk_count(const parallel::Layout& l, const TrainSettings& s) {
-  return l.pipeline * (s.schedule == PipelineSchedule::interleaved ? s.virtual_stages : 1);
+  if (s.schedule == PipelineSchedule::dualpipev && l.pipeline == 1) return 1;  // no pipeline, no V
+  return l.pipeline * pipeline_chunks_per_rank(s.schedule, s.virtual_stages);
 }
 
-// The chunks pipeline rank `stage` runs: chunk c on rank c % pp.
+// The chunks pipeline rank `stage` runs (parallel::chunk_rank: c % pp, or the V of dualpipev).
 std::vector<int> chunks_of(const parallel::Layout& l, const TrainSettings& s, int stage) {
-  std::vector<int> chunks;
-  for (int c = stage; c < chunk_count(l, s); c += l.pipeline) chunks.push_back(c);
-  return chunks;
+  return parallel::rank_chunks(chunk_placement(s.schedule), stage, l.pipeline, chunk_count(l, s));
 }
 
 // Parameters of one transformer block on one rank: TP splits the per-head projections (q/q_b, kv_b,
@@ -180,6 +179,8 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
   const double pp = l.pipeline, m = static_cast<double>(s.micro_batches);
   if (s.schedule == PipelineSchedule::interleaved)
     p.in_flight = std::min(2 * (pp - stage - 1) + (s.virtual_stages - 1) * pp + 1, m * s.virtual_stages);
+  else if (s.schedule == PipelineSchedule::dualpipev && l.pipeline > 1)  // DualPipeV: 2 pp + 1 on every rank
+    p.in_flight = std::min(2 * pp + 1, 2 * m);
   else
     p.in_flight = std::min(pp - stage, m);
   p.activations = p.activations_per_microbatch * p.in_flight + p.transient;
@@ -279,10 +280,11 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
               " token copies per micro-batch (perfectly balanced routing; imbalance adds to this)");
   std::string sched = s.schedule == PipelineSchedule::interleaved
                           ? "interleaved: stage s holds 2 (pp - s - 1) + (v - 1) pp + 1 chunk micro-batches"
-                          : "1F1B: stage s holds pp - s micro-batches";
+                      : s.schedule == PipelineSchedule::dualpipev ? "DualPipeV: every stage holds 2 pp + 1 chunk micro-batches"
+                                                                  : "1F1B: stage s holds pp - s micro-batches";
   a.push_back("pipeline: " + sched + ", at most the " + std::to_string(s.micro_batches) +
-              " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the last stage "
-              "adds one micro-batch's logits (vocab / TP, gradient in place)" +
+              " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the head's stage "
+              "(the last; stage 0 under dualpipev) adds one micro-batch's logits (vocab / TP, gradient in place)" +
               (s.recompute == Recompute::full ? " and full recompute one rebuilt block" : ""));
   a.push_back("not counted: CUDA context, NCCL and all-to-all buffers, GEMM workspaces, allocator fragmentation (a few "
               "GiB); an 80 GB H800/H100 holds 74.5 GiB");

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/keys.hpp"
+#include "parallel/pipeline_split.hpp"
 
 namespace r1 {
 
@@ -33,10 +34,23 @@ struct RunSection {
   bool operator==(const RunSection&) const = default;
 };
 
-enum class PipelineSchedule { one_f_one_b, interleaved };
+// dualpipe (the bidirectional schedule with two copies of the model) is a word the deck knows so that
+// it can be refused by name (deck/validate.cpp); dualpipev is the DualPipe variant r1hpc runs.
+enum class PipelineSchedule { one_f_one_b, interleaved, dualpipev, dualpipe };
 constexpr auto choice_words(PipelineSchedule) {
-  return std::to_array<ChoiceWord<PipelineSchedule>>(
-      {{"1f1b", PipelineSchedule::one_f_one_b}, {"interleaved", PipelineSchedule::interleaved}});
+  return std::to_array<ChoiceWord<PipelineSchedule>>({{"1f1b", PipelineSchedule::one_f_one_b},
+                                                      {"interleaved", PipelineSchedule::interleaved},
+                                                      {"dualpipev", PipelineSchedule::dualpipev},
+                                                      {"dualpipe", PipelineSchedule::dualpipe}});
+}
+
+// Model chunks per pipeline rank: virtual_stages under interleaved, the V's two under dualpipev, else one.
+constexpr int pipeline_chunks_per_rank(PipelineSchedule s, std::int64_t virtual_stages) {
+  if (s == PipelineSchedule::dualpipev) return 2;
+  return s == PipelineSchedule::interleaved ? static_cast<int>(virtual_stages) : 1;
+}
+constexpr parallel::ChunkPlacement chunk_placement(PipelineSchedule s) {
+  return s == PipelineSchedule::dualpipev ? parallel::ChunkPlacement::v_shape : parallel::ChunkPlacement::round_robin;
 }
 
 #define R1_PARALLEL_KEYS(KEY)                                                                                       \
@@ -47,7 +61,10 @@ constexpr auto choice_words(PipelineSchedule) {
   KEY(integer, max_expert_ranks, 0, (0, 1 << 20),                                                                   \
       "device-limited routing: refuse a layout where a token's experts can sit on more EP ranks; 0: no limit")      \
   KEY(integer, virtual_stages, 1, (1, 1024), "model chunks per pipeline rank (interleaved schedule)")               \
-  KEY(choice, schedule, PipelineSchedule::one_f_one_b, (), "pipeline schedule")                                     \
+  KEY(choice, schedule, PipelineSchedule::one_f_one_b, (),                                                          \
+      "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V")                          \
+  KEY(flag, timeline, false, (),                                                                                    \
+      "record each rank's executed pipeline schedule in <output_dir>/pipeline_timeline/rank-N.jsonl")               \
   KEY(choice, order, "tp-dp-pp", ("tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"),          \
       "nesting of rank groups, innermost first (tp-dp-pp puts tensor groups on adjacent ranks)")                    \
   KEY(flag, sequence_parallel, false, (),                                                                           \

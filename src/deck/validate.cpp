@@ -33,14 +33,21 @@ void check_layout(const Deck& d, const RunConfig& c, int world) {
   const std::int64_t dp = data_parallel(c, world);
   if (data != 0 && data != dp)
     d.fail("parallel.data", concat("must be world size ", world, " / (tensor x pipeline = ", tp * pp, ") = ", dp, ", or 0 for auto"));
-  const bool interleaved = c.parallel.schedule == PipelineSchedule::interleaved;
+  const PipelineSchedule schedule = c.parallel.schedule;
+  if (schedule == PipelineSchedule::dualpipe)
+    d.fail("parallel.schedule", "the bidirectional DualPipe (two copies of the model, micro-batches fed from both ends) "
+                                "is not implemented; dualpipev is the supported DualPipe variant");
+  const bool interleaved = schedule == PipelineSchedule::interleaved;
   if (interleaved && vs < 2)
     fail_rule(d, "parallel.schedule", "parallel.virtual_stages", "the interleaved schedule needs virtual_stages > 1");
   if (!interleaved && vs > 1)
-    fail_rule(d, "parallel.virtual_stages", "parallel.schedule", "virtual_stages > 1 needs schedule = interleaved");
+    fail_rule(d, "parallel.virtual_stages", "parallel.schedule", "virtual_stages > 1 needs schedule = interleaved (dualpipev "
+                                                                 "always runs two chunks per rank)");
   const std::int64_t layers = c.model.n_layers, mtp = c.model.mtp_depth;
-  if (parallel::split_layers(layers, mtp, pp * vs).empty()) {
-    const std::string rule = concat("pipeline x virtual_stages = ", pp * vs, " must divide n_layers, or n_layers + 2 + mtp_depth = ",
+  const std::int64_t chunks = pp > 1 ? pp * pipeline_chunks_per_rank(schedule, vs) : pp * vs;
+  if (parallel::split_layers(layers, mtp, chunks).empty()) {
+    const std::string rule = concat(schedule == PipelineSchedule::dualpipev ? "2 x pipeline = " : "pipeline x virtual_stages = ",
+                                    chunks, " must divide n_layers, or n_layers + 2 + mtp_depth = ",
                                     layers + 2 + mtp, " (embedding, head and MTP counted as layers) leaving each stage a layer");
     if (d.is_default("parallel.pipeline") && !d.is_default("parallel.virtual_stages"))
       fail_rule(d, "parallel.virtual_stages", "model.n_layers", rule);
@@ -140,6 +147,15 @@ void check_training(const Deck& d, const RunConfig& c, int world) {
   const std::int64_t per_step = c.train.micro_batch * data_parallel(c, world);
   if (c.train.global_batch % per_step != 0)
     fail_rule(d, "train.global_batch", "train.micro_batch", concat("global_batch must be a multiple of micro_batch x data = ", per_step));
+  const std::int64_t pp = c.parallel.pipeline, micro_batches = c.train.global_batch > 0 ? c.train.global_batch / per_step : 1;
+  if (pp > 1 && c.parallel.schedule == PipelineSchedule::dualpipev && micro_batches < 2 * pp &&
+      (c.run.stage == Stage::pretrain || c.run.stage == Stage::sft))
+    fail_rule(d, "train.global_batch", "parallel.schedule",
+              concat("schedule = dualpipev needs at least 2 x pipeline = ", 2 * pp, " micro-batches per step; global_batch / "
+                     "(micro_batch x data = ", per_step, ") gives ", micro_batches));
+  if (pp > 1 && c.parallel.schedule == PipelineSchedule::dualpipev && c.run.stage == Stage::grpo)
+    d.fail("parallel.schedule", "dualpipev runs in the pretrain and sft stages; grpo's micro-batches per step vary (use 1f1b "
+                                "or interleaved)");
   if (c.optim.min_lr > c.optim.lr) fail_rule(d, "optim.min_lr", "optim.lr", "min_lr must be at most lr");
   for (const auto& [key, factor] : {std::pair{"train.loss_spike_factor", c.train.loss_spike_factor},
                                      std::pair{"train.max_weight_norm_growth", c.train.max_weight_norm_growth}})

@@ -37,9 +37,9 @@ Tensor Model::infer(std::int64_t T, const std::function<Tensor()>& embed, const 
   });
   const std::int64_t B = rows.defined() ? rows.numel() : T;
   Tensor logits = chunks_.back().head ? head_->logits(ctx, x, rows) : Tensor{};
-  if (pp_ != nullptr) {  // every stage samples from the last stage's logits
+  if (pp_ != nullptr) {  // every stage samples from the head's logits
     if (!logits.defined()) logits = ctx.empty({B, c_.vocab_size}, DType::f32);
-    pp_->broadcast(logits, pp_->size() - 1);
+    pp_->broadcast(logits, chunk_rank(n_chunks_ - 1));
   }
   return logits;
 }

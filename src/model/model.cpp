@@ -27,6 +27,7 @@ TpRegions tp_regions(const ModelGroups& groups) {
 std::vector<Model::ChunkInfo> stage_chunks(const ModelConfig& c, const ModelGroups& groups) {
   const int stages = groups.pp != nullptr ? groups.pp->size() : 1, stage = groups.pp != nullptr ? groups.pp->rank() : 0;
   const int n_chunks = stages * (stages > 1 ? groups.virtual_stages : 1);
+  const parallel::ChunkPlacement placement = stages > 1 ? groups.placement : parallel::ChunkPlacement::round_robin;
   if (n_chunks == 1) return {{.index = 0, .first_layer = 0, .layers = c.n_layers, .embedding = true, .head = true}};
   R1_REQUIRE(c.mtp_depth == 0 && !c.tie_embeddings, "pipeline parallelism keeps the embedding and the head on "
              "different ranks: it needs [model] mtp_depth = 0 and tie_embeddings = false");
@@ -34,7 +35,7 @@ std::vector<Model::ChunkInfo> stage_chunks(const ModelConfig& c, const ModelGrou
   R1_REQUIRE(!split.empty(), "[model] n_layers = ", c.n_layers, " cannot be cut into ", n_chunks,
              " pipeline chunks ([parallel] pipeline x virtual_stages) of at least one layer each");
   std::vector<Model::ChunkInfo> chunks;
-  for (int k = stage; k < n_chunks; k += stages)
+  for (int k : parallel::rank_chunks(placement, stage, stages, n_chunks))
     chunks.push_back({.index = k, .first_layer = split[static_cast<std::size_t>(k)].first,
                       .layers = split[static_cast<std::size_t>(k)].count, .embedding = k == 0, .head = k == n_chunks - 1});
   return chunks;
@@ -43,7 +44,8 @@ std::vector<Model::ChunkInfo> stage_chunks(const ModelConfig& c, const ModelGrou
 
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     : c_(c), params_(params), tp_(tp_regions(groups)), ep_(c.dense ? nullptr : groups.ep),
-      pp_(groups.pp != nullptr && groups.pp->size() > 1 ? groups.pp : nullptr) {
+      pp_(groups.pp != nullptr && groups.pp->size() > 1 ? groups.pp : nullptr),
+      n_chunks_(pp_ != nullptr ? pp_->size() * groups.virtual_stages : 1), placement_(groups.placement) {
   rope_ = c.gqa() ? gqa_rope_tables(params.context(), c) : mla_rope_tables(params.context(), c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
     vocab_shard(c.vocab_size, tp_.group);                              // a clear error when V does not split
@@ -220,7 +222,7 @@ Tensor Model::score_tokens(const DeviceBatch& b) const {
   });
   if (pp_ != nullptr) {
     if (!losses.defined()) losses = ctx.empty({T}, DType::f32);
-    pp_->broadcast(losses, pp_->size() - 1);
+    pp_->broadcast(losses, chunk_rank(n_chunks_ - 1));
   }
   return losses;
 }
@@ -291,6 +293,10 @@ std::vector<std::span<Param* const>> Model::grads_complete_order() const {
   return out;
 }
 
+int Model::chunk_rank(int chunk) const {
+  return pp_ != nullptr ? parallel::chunk_rank(placement_, chunk, pp_->size()) : 0;
+}
+
 std::int64_t Model::block_index(int local) const {
   std::int64_t first = 0;
   for (int k = 0; k < local; ++k) first += chunks_.at(static_cast<std::size_t>(k)).layers;
@@ -313,17 +319,19 @@ void Model::update_router_bias(const std::vector<std::vector<std::int64_t>>& cou
 }
 
 Tensor Model::run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const {
-  const int stages = pp_ != nullptr ? pp_->size() : 1;
+  const int here = chunk_rank(chunks_.front().index);
   Tensor out;
   for (std::size_t local = 0; local < chunks_.size(); ++local) {
     const ChunkInfo& ch = chunks_[local];
     Tensor input;
-    if (!ch.embedding) {
+    if (!ch.embedding && chunk_rank(ch.index - 1) == here) {
+      input = out;  // the turn of the V: the previous chunk ran here
+    } else if (!ch.embedding) {
       input = params_.context().empty({rows, c_.dim}, params_.compute_dtype());
-      pp_->recv(input, (ch.index - 1) % stages);
+      pp_->recv(input, chunk_rank(ch.index - 1));
     }
     out = run(static_cast<int>(local), input);
-    if (!ch.head) pp_->send(out, (ch.index + 1) % stages);
+    if (!ch.head && chunk_rank(ch.index + 1) != here) pp_->send(out, chunk_rank(ch.index + 1));
   }
   return out;
 }

@@ -27,9 +27,11 @@ struct ModelGroups {
   parallel::Communicator* tp = nullptr;  // heads, FFN columns, vocabulary (model/tensor_parallel.hpp)
   parallel::Communicator* ep = nullptr;  // routed experts (MoeFfn)
   // Pipeline parallelism: the trunk's layers cut into pp size x virtual_stages chunks
-  // (parallel::split_layers); this rank holds chunks rank, rank + pp size, ... (interleaving).
+  // (parallel::split_layers); this rank holds the chunks `placement` puts on it (parallel::chunk_rank):
+  // rank, rank + pp size, ... (interleaving), or rank and 2 pp size - 1 - rank (the V of DualPipeV).
   parallel::Communicator* pp = nullptr;
-  int virtual_stages = 1;
+  int virtual_stages = 1;  // chunks per rank (config/run.hpp pipeline_chunks_per_rank)
+  parallel::ChunkPlacement placement = parallel::ChunkPlacement::round_robin;
   // Sequence parallelism (with tp): the residual stream between the TP regions -- block inputs and
   // outputs, norms, the MTP projections, pipeline activations -- holds this rank's 1/tp of the token rows;
   // each TP region all-gathers its normed input and reduce-scatters its partial output (instead of one
@@ -116,7 +118,7 @@ class Model {
                         float mtp_token_weight, float balance_weight, const GradsReady& ready = {}) const;
   // A forward pass without backward through the whole model, for scoring: every rank gets the per-token
   // cross-entropies (f32 [T], as token_losses). Under pipeline parallelism it is collective over the
-  // pipeline group: the chunks run in model order on their stages and the last stage broadcasts the losses.
+  // pipeline group: the chunks run in model order on their stages and the head's stage broadcasts the losses.
   Tensor score_tokens(const DeviceBatch& batch) const;
   // Index among the trunk's MoE layers (model order) of each MoE layer this rank holds, in the order of
   // ForwardResult::expert_counts over its chunks.
@@ -182,7 +184,7 @@ class Model {
   // output. `input` is the previous chunk's output ([rows, D] in the compute dtype), received from its
   // stage (undefined for the first chunk); every output but the model's last is sent on to the next
   // chunk's stage. Walking the chunks in model order on every rank pairs the sends and receives of the
-  // whole pipeline (chunk k runs on stage k % stages and feeds chunk k + 1 on the next stage).
+  // whole pipeline (chunk k feeds chunk k + 1 on its stage, which may be the same one: the turn of the V).
   Tensor run_chunks(std::int64_t rows, const std::function<Tensor(int local, const Tensor& input)>& run) const;
   // `b` as block `block` (of this rank's) sees it: with its MoE layer's rows of the routing `experts` (i32
   // [L_moe, T, k]; undefined: none), replayed or recorded.
@@ -198,12 +200,13 @@ class Model {
                        float balance_weight, const GradsReady& ready) const;
   const ChunkInfo& whole_model() const;  // the one chunk of a model without pipeline parallelism
   std::int64_t block_index(int local) const;  // blocks_ index of the chunk's first layer
+  int chunk_rank(int chunk) const;            // the pipeline rank of one of the model's chunks
 
   // Inference (model/inference.cpp).
   // One inference pass over T token rows: `embed()` ([T, D], the first chunk's input), `layer(l, x, y)`
   // for each of this rank's trunk layers l (x, y [T, D]; y is overwritten), and the logits of the trunk
   // rows `rows` (i32 [B]; every row when undefined). Under pipeline parallelism the chunks run stage by
-  // stage (run_chunks) and the last stage's logits are broadcast to every stage.
+  // stage (run_chunks) and the logits are broadcast from the head's stage to every stage.
   Tensor infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
                const std::function<void(std::size_t l, const Tensor& x, const Tensor& y)>& layer) const;
   // The decode pass of the tokens `embed()` embeds ([B, D]): every layer over the cache (recording the routing
@@ -218,6 +221,8 @@ class Model {
   TpRegions tp_;  // sequence parallelism: ModelGroups::sequence_parallel with an active TP group
   parallel::Communicator* ep_ = nullptr;
   parallel::Communicator* pp_ = nullptr;  // the pipeline group when it has more than one stage
+  int n_chunks_ = 1;                      // the model's pipeline chunks, placed on pp_ by placement_
+  parallel::ChunkPlacement placement_ = parallel::ChunkPlacement::round_robin;
   kernels::RopeTables rope_;
   std::vector<ChunkInfo> chunks_;
   std::vector<std::unique_ptr<TransformerBlock>> blocks_;  // this rank's trunk layers, chunk after chunk

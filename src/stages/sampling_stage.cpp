@@ -40,7 +40,8 @@ Policy load_policy(const StageEnv& env, const std::string& stage) {
   pol.checkpoint = std::filesystem::absolute(ckpt).lexically_normal();
   pol.params = std::make_unique<ParamStore>(env.ctx, env.compute_dtype);
   const ModelGroups groups{.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-                           .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
+                           .virtual_stages = pipeline_chunks_per_rank(env.cfg.parallel.schedule, env.cfg.parallel.virtual_stages),
+                           .placement = chunk_placement(env.cfg.parallel.schedule)};
   pol.model = std::make_unique<Model>(pol.cfg, *pol.params, groups);
   pol.step = ckpt::load_train_state(pol.checkpoint, ckpt::LoadMode::weights, *pol.params, nullptr).step;
   pol.sampling = sampling_params(env.cfg, *pol.format);

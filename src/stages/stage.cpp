@@ -11,7 +11,7 @@ StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int wo
   const std::string_view stage = choice_word(cfg.run.stage);
   const int pipeline = static_cast<int>(cfg.parallel.pipeline);
   const std::string_view schedule = choice_word(cfg.parallel.schedule);
-  const std::int64_t virtual_stages = cfg.parallel.virtual_stages;
+  const int chunks_per_rank = pipeline_chunks_per_rank(cfg.parallel.schedule, cfg.parallel.virtual_stages);
   // Which layouts each stage runs is checked with the deck (deck/validate.cpp).
   const int expert = cfg.model.dense ? 1 : static_cast<int>(cfg.parallel.expert);
   const int tensor = static_cast<int>(cfg.parallel.tensor);
@@ -52,7 +52,7 @@ StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int wo
   }
   log_info("rank layout: ", world, " rank(s), data parallel",
            tensor > 1 ? detail::concat(", tensor parallel over ", tensor) : std::string(),
-           pipeline > 1 ? detail::concat(", ", pipeline, " pipeline stages (", schedule, ", ", pipeline * (pipeline > 1 ? virtual_stages : 1),
+           pipeline > 1 ? detail::concat(", ", pipeline, " pipeline stages (", schedule, ", ", pipeline * chunks_per_rank,
                                          " chunks)") : std::string(),
            expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / (pipeline * expert), " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",

@@ -1,5 +1,5 @@
-// Pipeline schedules: Megatron's pass orders, the exchanges placed between the passes by a lockstep
-// simulation of every rank, and the runner that executes one rank's program.
+// Pipeline schedules: Megatron's and DualPipeV's pass orders, the exchanges placed between the passes by a
+// lockstep simulation of every rank, and the runner that executes (and can time) one rank's program.
 #include "train/pipeline_schedule.hpp"
 
 #include <algorithm>
@@ -18,6 +18,15 @@ void require_arguments(PipelineSchedule s, int stages, int rank, int virtual_sta
   R1_CHECK(stages >= 1 && 0 <= rank && rank < stages, "pipeline rank ", rank, " of ", stages, " stages");
   R1_REQUIRE(micro_batches >= 1, "[train] global_batch: the pipeline needs at least one micro-batch per step, got ",
              micro_batches);
+  R1_REQUIRE(s != PipelineSchedule::dualpipe, "[parallel] schedule = dualpipe: the bidirectional DualPipe (two copies "
+             "of the model) is not implemented; dualpipev is the supported DualPipe variant");
+  if (s == PipelineSchedule::dualpipev) {
+    R1_REQUIRE(virtual_stages == 1, "[parallel] virtual_stages = ", virtual_stages, ": schedule = dualpipev always runs "
+               "two model chunks per pipeline rank (the V); leave virtual_stages at 1");
+    R1_REQUIRE(micro_batches >= 2 * stages, "[train] global_batch gives ", micro_batches, " micro-batches per step: "
+               "schedule = dualpipev needs at least 2 x [parallel] pipeline = ", 2 * stages);
+    return;
+  }
   if (s == PipelineSchedule::one_f_one_b) {
     R1_REQUIRE(virtual_stages == 1, "[parallel] virtual_stages = ", virtual_stages,
                " needs schedule = interleaved (1f1b runs one model chunk per pipeline rank)");
@@ -28,6 +37,9 @@ void require_arguments(PipelineSchedule s, int stages, int rank, int virtual_sta
   R1_REQUIRE(micro_batches % stages == 0, "[train] global_batch gives ", micro_batches,
              " micro-batches per step: schedule = interleaved needs a multiple of [parallel] pipeline = ", stages);
 }
+
+// Where a schedule runs chunk `chunk`.
+int rank_of(PipelineSchedule s, int chunk, int stages) { return parallel::chunk_rank(chunk_placement(s), chunk, stages); }
 
 // The pass whose output `a` consumes: none for the first chunk's forward and the last chunk's backward.
 std::optional<PipelineAction> input_of(const PipelineAction& a, int chunks) {
@@ -48,8 +60,9 @@ int consumer_of(const PipelineAction& a, int chunks) {
 // Every rank's program, from a lockstep simulation of the whole pipeline: in each tick every rank runs
 // its next pass if that pass's input is there, then every link with outputs to carry exchanges them.
 // The links are the neighbour pairs {i, i+1}, and {stages-1, 0} where interleaving wraps the model
-// around the ranks. They exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd
-// length needs a third), and a link whose ends both send in a tick pairs the two in one send_recv: in
+// around the ranks (the V of dualpipev turns on the last rank instead, without a message). They
+// exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd length needs a
+// third), and a link whose ends both send in a tick pairs the two in one send_recv: in
 // the steady state that is Megatron's send_forward_recv_backward and send_backward_recv_forward.
 // Why it cannot deadlock: both ends of a link hold its exchange at the same (tick, round), every rank
 // issues its exchanges in (tick, round) order, and a rank has one exchange per round; so the earliest
@@ -57,12 +70,12 @@ int consumer_of(const PipelineAction& a, int chunks) {
 // tensor per tick, so the two ends of a link see its messages in the same order.
 std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stages, int virtual_stages,
                                                     int micro_batches) {
-  const int chunks = stages * virtual_stages;
+  const int chunks = stages * pipeline_chunks_per_rank(s, virtual_stages);
   std::vector<std::vector<PipelineAction>> orders;
   for (int r = 0; r < stages; ++r) orders.push_back(pipeline_order(s, stages, r, virtual_stages, micro_batches));
   std::vector<int> links;  // link i joins ranks i and (i + 1) % stages
   for (int i = 0; i + 1 < stages; ++i) links.push_back(i);
-  if (virtual_stages > 1 && stages > 2) links.push_back(stages - 1);
+  if (s == PipelineSchedule::interleaved && stages > 2) links.push_back(stages - 1);
   const auto round_of = [&](int link) { return stages % 2 == 1 && link == stages - 1 ? 2 : link % 2; };
 
   std::vector<std::vector<PipelineStep>> programs(stages);
@@ -85,13 +98,13 @@ std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stag
       ran = true;
       const int to = consumer_of(a, chunks);
       if (to < 0) continue;
-      if (to % stages == r) arrived[r].insert(a);
+      if (rank_of(s, to, stages) == r) arrived[r].insert(a);
       else out[r] = a;
     }
     R1_CHECK(ran, "the pipeline schedule stalls (", stages, " stages, ", virtual_stages, " virtual stages, ",
              micro_batches, " micro-batches)");
     const auto carried = [&](int from, int to) -> std::optional<PipelineAction> {
-      if (out[from] && consumer_of(*out[from], chunks) % stages == to) return out[from];
+      if (out[from] && rank_of(s, consumer_of(*out[from], chunks), stages) == to) return out[from];
       return std::nullopt;
     };
     for (int round = 0; round < 3; ++round) {
@@ -110,11 +123,40 @@ std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stag
   return programs;
 }
 
+// DualPipeV, the "cut-in-half" DualPipe of DeepSeek's DualPipe repository, with each backward computing
+// both the input and the weight gradient (W is not split off, so its zero-bubble steps become plain
+// backwards). Phase 0 is the rank's chunk on the way down (chunk rank), phase 1 its chunk on the way up
+// (2 stages - 1 - rank); each phase takes the micro-batches in order. Warm-up: 2 (stages - rank - 1)
+// forwards of phase 0, then rank + 1 pairs F0 F1, then stages - rank - 1 times B1 F1. Steady state:
+// m - 2 stages + rank + 1 times F0 B1 F1 B0, the forward of one micro-batch next to the backward of
+// another (the pairs DualPipe overlaps). Cool-down: stages - rank - 1 times B1 F1 B0, rank + 1 times
+// B1 B0, stages - rank - 1 times B0.
+std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batches) {
+  const int chunk[2] = {rank, 2 * stages - 1 - rank};
+  int done[2][2] = {};  // [kind][phase]: passes issued so far
+  std::vector<PipelineAction> order;
+  const auto add = [&](std::initializer_list<std::pair<Kind, int>> passes, int times) {
+    for (int t = 0; t < times; ++t)
+      for (const auto& [kind, phase] : passes)
+        order.push_back({kind, done[static_cast<int>(kind)][phase]++, chunk[phase]});
+  };
+  const int later = stages - rank - 1;
+  add({{Kind::forward, 0}}, 2 * later);
+  add({{Kind::forward, 0}, {Kind::forward, 1}}, rank + 1);
+  add({{Kind::backward, 1}, {Kind::forward, 1}}, later);
+  add({{Kind::forward, 0}, {Kind::backward, 1}, {Kind::forward, 1}, {Kind::backward, 0}}, micro_batches - 2 * stages + rank + 1);
+  add({{Kind::backward, 1}, {Kind::forward, 1}, {Kind::backward, 0}}, later);
+  add({{Kind::backward, 1}, {Kind::backward, 0}}, rank + 1);
+  add({{Kind::backward, 0}}, later);
+  return order;
+}
+
 }  // namespace
 
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
                                            int micro_batches) {
   require_arguments(s, stages, rank, virtual_stages, micro_batches);
+  if (s == PipelineSchedule::dualpipev) return dualpipev_order(stages, rank, micro_batches);
   const int v = virtual_stages, total = virtual_stages * micro_batches;
   // Pass k of a kind: groups of `stages` micro-batches go through every chunk of this rank in turn,
   // forwards from its first chunk up, backwards from its last chunk down (Megatron's get_model_chunk_id).
@@ -145,68 +187,99 @@ std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int r
   return all_programs(s, stages, virtual_stages, micro_batches)[rank];
 }
 
-PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
-                            int virtual_stages, int micro_batches, const PipelineHooks& hooks) {
-  R1_CHECK(hooks.forward && hooks.backward, "run_pipeline needs both a forward and a backward hook");
-  const int stages = pp.size(), chunks = stages * virtual_stages;
-  const std::vector<PipelineStep> program = pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches);
-  PipelineReport report;
-  report.ideal_bubble = static_cast<double>(stages - 1) / (virtual_stages * micro_batches + stages - 1);
+double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches) {
+  const double p = stages, m = micro_batches;
+  if (s != PipelineSchedule::dualpipev) return (p - 1) / (virtual_stages * m + p - 1);
+  if (stages == 1) return 0;
+  // Per rank 2m chunk passes of F + B. With the paired passes run one after the other and W inside B,
+  // the busiest rank idles (2p - 3)F + (p - 1)B at B = 2F (an event simulation of dualpipev_order for
+  // p = 2 .. 8; below the DualPipe README's (PP/2 - 1)(F&B + B - 3W) = (p - 1)(F + 2B), which counts
+  // the overlapped pairs as units): (4p - 5)F beside 6mF.
+  return (4 * p - 5) / (4 * p - 5 + 6 * m);
+}
 
-  std::map<PipelineAction, Tensor> arrived;   // outputs received or kept here, until their pass runs
-  std::map<PipelineAction, Tensor> outgoing;  // outputs waiting for their exchange
-  const Stopwatch wall;
-  for (const PipelineStep& step : program) {
-    if (step.op == PipelineStep::Op::compute) {
-      const PipelineAction& a = step.action;
-      Tensor input;
-      if (const auto in = input_of(a, chunks)) {
-        auto node = arrived.extract(*in);
-        R1_CHECK(!node.empty(), "pipeline: the input of micro-batch ", a.micro, ", chunk ", a.chunk, " never arrived");
-        input = std::move(node.mapped());
-      }
-      // Busy time is the pass's own: the stream also holds the queued transfers, so wait for them before
-      // the clock starts and for the pass's kernels before it stops.
-      ctx.synchronize();
-      const Stopwatch busy;
-      Tensor output = a.kind == Kind::forward ? hooks.forward(a.micro, a.chunk, input)
-                                              : hooks.backward(a.micro, a.chunk, input);
-      ctx.synchronize();
-      report.busy_s += busy.seconds();
-      const int to = consumer_of(a, chunks);
-      if (to < 0) continue;
-      R1_CHECK(output.defined() && output.shape() == hooks.activation_shape &&
-                   output.dtype() == hooks.activation_dtype,
-               "pipeline: the ", a.kind == Kind::forward ? "forward" : "backward", " of micro-batch ", a.micro,
-               ", chunk ", a.chunk, " returned ", output.defined() ? output.str() : "nothing", ", not ",
-               dtype_name(hooks.activation_dtype), hooks.activation_shape.str());
-      (to % stages == pp.rank() ? arrived : outgoing).emplace(a, std::move(output));
-      continue;
-    }
-    Tensor in;
-    if (step.received) in = ctx.empty(hooks.activation_shape, hooks.activation_dtype);
-    if (step.sent && step.received) pp.send_recv(outgoing.at(*step.sent), step.peer, in, step.peer);
-    else if (step.sent) pp.send(outgoing.at(*step.sent), step.peer);
-    else pp.recv(in, step.peer);
-    if (step.sent) {
-      outgoing.erase(*step.sent);
-      ++report.sends;
-    }
-    if (step.received) {
-      arrived.emplace(*step.received, std::move(in));
-      ++report.recvs;
-    }
+namespace {
+
+// The exchanges of one program step, timed: the time blocked in them is the wait the timeline shows.
+void run_exchange(const PipelineStep& step, parallel::Communicator& pp, const kernels::Context& ctx,
+                  const PipelineHooks& hooks, std::map<PipelineAction, Tensor>& outgoing,
+                  std::map<PipelineAction, Tensor>& arrived, PipelineReport& report) {
+  Tensor in;
+  if (step.received) in = ctx.empty(hooks.activation_shape, hooks.activation_dtype);
+  if (step.sent && step.received) pp.send_recv(outgoing.at(*step.sent), step.peer, in, step.peer);
+  else if (step.sent) pp.send(outgoing.at(*step.sent), step.peer);
+  else pp.recv(in, step.peer);
+  if (step.sent) {
+    outgoing.erase(*step.sent);
+    ++report.sends;
   }
-  pp.wait();
-  report.wall_s = wall.seconds();
+  if (step.received) {
+    arrived.emplace(*step.received, std::move(in));
+    ++report.recvs;
+  }
+}
 
+// The largest idle share over the pipeline.
+double pipeline_bubble(parallel::Communicator& pp, const kernels::Context& ctx, const PipelineReport& report) {
   Tensor idle = Tensor::host({1}, DType::f64);
   idle.data<double>()[0] = report.wall_s > 0 ? std::max(0.0, 1 - report.busy_s / report.wall_s) : 0;
   const Tensor shared = ctx.to_here(idle);
   pp.all_reduce(shared, parallel::ReduceOp::max);
   pp.wait();
   copy(idle, shared);
-  report.bubble_fraction = idle.data<double>()[0];
+  return idle.data<double>()[0];
+}
+
+}  // namespace
+
+PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
+                            int virtual_stages, int micro_batches, const PipelineHooks& hooks, bool record_timeline) {
+  R1_CHECK(hooks.forward && hooks.backward, "run_pipeline needs both a forward and a backward hook");
+  const int stages = pp.size(), chunks = stages * pipeline_chunks_per_rank(s, virtual_stages);
+  const std::vector<PipelineStep> program = pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches);
+  PipelineReport report;
+  report.ideal_bubble = ideal_bubble(s, stages, virtual_stages, micro_batches);
+
+  std::map<PipelineAction, Tensor> arrived;   // outputs received or kept here, until their pass runs
+  std::map<PipelineAction, Tensor> outgoing;  // outputs waiting for their exchange
+  const Stopwatch wall;
+  for (const PipelineStep& step : program) {
+    if (step.op == PipelineStep::Op::exchange) {
+      // A recorded exchange waits for its transfers, so that its interval is the time it held the rank.
+      const double start = wall.seconds();
+      run_exchange(step, pp, ctx, hooks, outgoing, arrived, report);
+      if (!record_timeline) continue;
+      ctx.synchronize();
+      report.timeline.push_back({.step = step, .start_s = start, .end_s = wall.seconds()});
+      continue;
+    }
+    // Busy time is the pass's own: the stream also holds the queued transfers, so wait for them before
+    // the clock starts and for the pass's kernels before it stops.
+    ctx.synchronize();
+    const double start = wall.seconds();
+    const PipelineAction& a = step.action;
+    Tensor input;
+    if (const auto in = input_of(a, chunks)) {
+      auto node = arrived.extract(*in);
+      R1_CHECK(!node.empty(), "pipeline: the input of micro-batch ", a.micro, ", chunk ", a.chunk, " never arrived");
+      input = std::move(node.mapped());
+    }
+    Tensor output = a.kind == Kind::forward ? hooks.forward(a.micro, a.chunk, input) : hooks.backward(a.micro, a.chunk, input);
+    ctx.synchronize();
+    const double end = wall.seconds();
+    report.busy_s += end - start;
+    if (record_timeline) report.timeline.push_back({.step = step, .start_s = start, .end_s = end});
+    const int to = consumer_of(a, chunks);
+    if (to < 0) continue;
+    R1_CHECK(output.defined() && output.shape() == hooks.activation_shape && output.dtype() == hooks.activation_dtype,
+             "pipeline: the ", a.kind == Kind::forward ? "forward" : "backward", " of micro-batch ", a.micro, ", chunk ",
+             a.chunk, " returned ", output.defined() ? output.str() : "nothing", ", not ", dtype_name(hooks.activation_dtype),
+             hooks.activation_shape.str());
+    (rank_of(s, to, stages) == pp.rank() ? arrived : outgoing).emplace(a, std::move(output));
+  }
+  pp.wait();
+  report.wall_s = wall.seconds();
+  report.bubble_fraction = pipeline_bubble(pp, ctx, report);
   return report;
 }
 

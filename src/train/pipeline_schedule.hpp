@@ -1,6 +1,7 @@
-// Pipeline-parallel schedules (Megatron's 1F1B and interleaved 1F1B): the order of each rank's passes,
-// the point-to-point exchanges that carry activations and gradients between them, and a runner that
-// executes both over the pipeline group's communicator with model callbacks.
+// Pipeline-parallel schedules (Megatron's 1F1B and interleaved 1F1B, DeepSeek's DualPipeV): the order of
+// each rank's passes, the point-to-point exchanges that carry activations and gradients between them, and
+// a runner that executes both over the pipeline group's communicator with model callbacks and can record
+// the executed timeline.
 #pragma once
 #include <compare>
 #include <functional>
@@ -15,8 +16,10 @@
 namespace r1 {
 
 // One pass of one micro-batch through one model chunk. Chunks are numbered along the model,
-// 0 .. stages * virtual_stages - 1, and chunk c runs on pipeline rank c % stages, so with interleaving a
-// rank holds chunks rank, rank + stages, ... and the last rank feeds rank 0.
+// 0 .. stages x pipeline_chunks_per_rank - 1, and placed by parallel::chunk_rank: chunk c runs on pipeline
+// rank c % stages (with interleaving a rank holds chunks rank, rank + stages, ... and the last rank feeds
+// rank 0), or under dualpipev on the V (rank r holds chunks r and 2 stages - 1 - r). Backward passes
+// compute both the input and the weight gradients: W is not split off (docs/parallel.md).
 struct PipelineAction {
   enum class Kind { forward, backward };
   Kind kind = Kind::forward;
@@ -29,7 +32,8 @@ struct PipelineAction {
 // remaining backwards. 1F1B (virtual_stages 1) warms up with stages - rank - 1 forwards; interleaved
 // (virtual_stages >= 2, micro_batches a multiple of stages) walks the chunks in groups of `stages`
 // micro-batches and warms up with 2 (stages - rank - 1) + (virtual_stages - 1) stages forwards, at most
-// all of them. Arguments a deck controls are refused with user errors naming its keys.
+// all of them. dualpipev (virtual_stages 1, at least 2 stages micro-batches) follows DualPipeV's steps
+// (pipeline_schedule.cpp). Arguments a deck controls are refused with user errors naming its keys.
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
                                            int micro_batches);
 
@@ -65,17 +69,33 @@ struct PipelineHooks {
   DType activation_dtype = DType::f32;
 };
 
+// One step of a rank's program as it ran, in seconds since the schedule started: a pass (inside its
+// hook), or an exchange (blocked in it: waiting for the peer and moving the tensors).
+struct TimelineEvent {
+  PipelineStep step;
+  double start_s = 0, end_s = 0;
+};
+
 struct PipelineReport {
   double busy_s = 0;           // this rank: time inside the hooks
   double wall_s = 0;           // this rank: the whole schedule
   double bubble_fraction = 0;  // measured idle share, 1 - busy_s / wall_s, the largest over the pipeline
-  double ideal_bubble = 0;     // (stages - 1) / (virtual_stages * micro_batches + stages - 1)
+  double ideal_bubble = 0;     // the schedule's formula (ideal_bubble below)
   int sends = 0, recvs = 0;    // tensors this rank sent and received
+  std::vector<TimelineEvent> timeline;  // every step of this rank's program, when recorded
 };
+
+// The idle share a schedule leaves when every pass of a kind takes the same time and messages are free:
+// (stages - 1) / (virtual_stages x micro_batches + stages - 1) for 1f1b and interleaved; for dualpipev
+// (2p - 3)F + (p - 1)B idle beside 2m (F + B) busy per rank with F, B a chunk's forward and backward,
+// taken at B = 2F: (4p - 5) / (4p - 5 + 6m).
+double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches);
 
 // Runs this rank's program: pp is the pipeline group (member i is stage i), ctx the context the hooks'
 // tensors and the receive buffers live in. Collective over pp (the report's bubble is a max over it).
+// With record_timeline the report holds every step's interval.
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
-                            int virtual_stages, int micro_batches, const PipelineHooks& hooks);
+                            int virtual_stages, int micro_batches, const PipelineHooks& hooks,
+                            bool record_timeline = false);
 
 }  // namespace r1

@@ -22,8 +22,12 @@ BatchPlan BatchPlan::from_config(const RunConfig& cfg, std::int64_t replicas) {
 }
 
 PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
-  return {.pp = env.comms->pp.get(), .schedule = env.cfg.parallel.schedule,
-          .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages)};
+  PipelinePlan plan{.pp = env.comms->pp.get(), .schedule = env.cfg.parallel.schedule,
+                    .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages), .timeline = nullptr};
+  if (env.cfg.parallel.timeline && plan.pp != nullptr && plan.pp->size() > 1)
+    plan.timeline = std::make_shared<TimelineLog>(timeline_path(env.cfg.run.output_dir, env.rank), plan.pp->rank(),
+                                                  env.comms->dp->rank());
+  return plan;
 }
 
 ExpertCounts zero_expert_counts(const Model& model) {
@@ -105,7 +109,7 @@ void run_whole_model(const Passes& in, PassTotals& totals) {
 }
 
 // The passes through the pipeline schedule, which calls back per (micro-batch, chunk); chunk c is this
-// rank's local chunk c / stages. Returns the measured bubble.
+// rank's local chunk c / stages (parallel::rank_chunks). Returns the measured bubble.
 double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& totals) {
   Model& model = in.model;
   const ModelConfig& cfg = model.config();
@@ -153,8 +157,11 @@ double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& tot
   const TokenBatch& b0 = in.batches.at(0);
   hooks.activation_shape = {model.residual_rows(b0.batch * b0.seq), cfg.dim};
   hooks.activation_dtype = model.params().compute_dtype();
-  return run_pipeline(pipe.schedule, *pipe.pp, in.ctx, pipe.virtual_stages, static_cast<int>(in.batches.size()), hooks)
-      .bubble_fraction;
+  const int micro_batches = static_cast<int>(in.batches.size());
+  const PipelineReport report =
+      run_pipeline(pipe.schedule, *pipe.pp, in.ctx, pipe.virtual_stages, micro_batches, hooks, pipe.timeline != nullptr);
+  if (pipe.timeline) pipe.timeline->write(pipe.schedule, pipe.pp->size(), pipe.virtual_stages, micro_batches, report);
+  return report.bubble_fraction;
 }
 
 // Over the pipeline: the loss lives on the last stage, each stage's balance losses and expert counts on

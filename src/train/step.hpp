@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "model/model.hpp"
 #include "train/grad_reducer.hpp"
 #include "train/pipeline_schedule.hpp"
+#include "train/pipeline_timeline.hpp"
 
 namespace r1 {
 
@@ -45,6 +47,7 @@ struct PipelinePlan {
   parallel::Communicator* pp = nullptr;  // null or one rank: no pipeline
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   int virtual_stages = 1;
+  std::shared_ptr<TimelineLog> timeline;  // [parallel] timeline: every schedule run's timeline goes there
   static PipelinePlan from_env(const StageEnv& env);
 };
 

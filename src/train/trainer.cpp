@@ -11,7 +11,8 @@ namespace r1 {
 
 ModelGroups model_groups(const StageEnv& env) {
   return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
-          .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages),
+          .virtual_stages = pipeline_chunks_per_rank(env.cfg.parallel.schedule, env.cfg.parallel.virtual_stages),
+          .placement = chunk_placement(env.cfg.parallel.schedule),
           .sequence_parallel = env.cfg.parallel.sequence_parallel,
           .overlap_expert_comm = env.cfg.parallel.overlap_expert_comm};
 }

@@ -37,10 +37,24 @@ TEST(ValidateDeck, TheInterleavedScheduleFitsItsStages) {
   EXPECT_NO_THROW(validate_deck(tiny("n_layers = 4\n[parallel]\npipeline = 2\nvirtual_stages = 2\nschedule = interleaved\n"), 2));
 }
 
+// DualPipeV cuts the model into 2 x pipeline chunks on a V, without virtual stages; the bidirectional
+// DualPipe is refused by name, pointing to dualpipev.
+TEST(ValidateDeck, TheDualPipeVScheduleCutsTwiceThePipelineChunks) {
+  EXPECT_NO_THROW(validate_deck(tiny("n_layers = 4\n[parallel]\npipeline = 2\nschedule = dualpipev\n"), 2));
+  const std::string odd = user_error_of([] { validate_deck(tiny("n_layers = 3\n[parallel]\npipeline = 3\nschedule = dualpipev\n"), 3); });
+  EXPECT_NE(odd.find("2 x pipeline = 6 must divide n_layers"), std::string::npos) << odd;
+  const std::string virt = user_error_of(
+      [] { validate_deck(tiny("n_layers = 8\n[parallel]\npipeline = 2\nvirtual_stages = 2\nschedule = dualpipev\n"), 2); });
+  EXPECT_NE(virt.find("[parallel] virtual_stages = 2: virtual_stages > 1 needs schedule = interleaved (dualpipev"),
+            std::string::npos) << virt;
+  const std::string two = user_error_of([] { validate_deck(tiny("n_layers = 4\n[parallel]\npipeline = 2\nschedule = dualpipe\n"), 2); });
+  EXPECT_NE(two.find("t.deck:6: [parallel] schedule = dualpipe: the bidirectional DualPipe"), std::string::npos) << two;
+  EXPECT_NE(two.find("dualpipev is the supported DualPipe variant"), std::string::npos) << two;
+}
+
 // A choice that is not implemented is not offered: a deck naming one fails on its line like any other word.
 TEST(ValidateDeck, ChoicesNotImplementedAreNotOffered) {
   const std::pair<const char*, const char*> refused[] = {
-      {"[parallel]\nschedule = dualpipe\n", "t.deck:4: [parallel] schedule = dualpipe: not a valid choice"},
       {"[train]\nrecompute = selective\n", "t.deck:4: [train] recompute = selective: not a valid choice"},
       {"[train]\nprecision = fp8\n", "t.deck:4: [train] precision = fp8: not a valid choice"},
       {"[optim]\nmoment_precision = fp16\n", "t.deck:4: [optim] moment_precision = fp16: not a valid choice"}};

@@ -1,7 +1,7 @@
 // Generation under pipeline parallelism against one rank (tiny 4-layer MoE, CPU, FP32): prefill and decode
 // over the KV cache of this rank's layers, with slots dropped and reordered, give every rank the one-rank
-// logits, and generate() gives the one-rank completions, at PP2 and PP2 with two chunks per stage (2
-// ranks), PP4, TP2 x PP2 and PP2 x DP2 with the routed experts over EP2 (4 ranks; the EP ranks generate in
+// logits, and generate() gives the one-rank completions, at PP2, PP2 with two chunks per stage and PP2
+// on DualPipeV's V (2 ranks), PP4, TP2 x PP2 and PP2 x DP2 with the routed experts over EP2 (4 ranks; the EP ranks generate in
 // lockstep with different numbers of prompts, so one of them runs idle passes), under static batching and
 // under continuous batching at max_batch 1, 3 and 8 against the static one-rank completions.
 // Tolerance: pipeline stages run the one-rank ops on the one-rank shapes and only copy the activations
@@ -40,16 +40,18 @@ ModelConfig tiny() {
 
 struct Layout {
   int tensor = 1, pipeline = 1, virtual_stages = 1, expert = 1;
+  bool v_shape = false;  // DualPipeV's placement: 2 chunks per stage on a V
   std::string name() const {
     return (tensor > 1 ? "TP" + std::to_string(tensor) + " x " : "") + "PP" + std::to_string(pipeline) +
-           (virtual_stages > 1 ? " (" + std::to_string(virtual_stages) + " chunks per stage)" : "") +
+           (virtual_stages > 1 ? " (" + std::to_string(virtual_stages) + " chunks per stage" + (v_shape ? " on a V)" : ")") : "") +
            (expert > 1 ? " x EP" + std::to_string(expert) : "");
   }
   bool exact() const { return tensor == 1 && expert == 1; }
 };
 
 std::vector<Layout> layouts() {
-  if (world_size() == 2) return {{.pipeline = 2}, {.pipeline = 2, .virtual_stages = 2}};
+  if (world_size() == 2)
+    return {{.pipeline = 2}, {.pipeline = 2, .virtual_stages = 2}, {.pipeline = 2, .virtual_stages = 2, .v_shape = true}};
   return {{.pipeline = 4}, {.tensor = 2, .pipeline = 2}, {.pipeline = 2, .expert = 2}};
 }
 
@@ -65,7 +67,8 @@ struct TinyModel {
   Model model;
   explicit TinyModel(ModelGroups groups = {}) : model(tiny(), params, groups) { params.initialize(7, tiny().init_std); }
   TinyModel(const parallel::CommBundle& c, const Layout& l)
-      : TinyModel(ModelGroups{.tp = c.tp.get(), .ep = c.ep.get(), .pp = c.pp.get(), .virtual_stages = l.virtual_stages}) {}
+      : TinyModel(ModelGroups{.tp = c.tp.get(), .ep = c.ep.get(), .pp = c.pp.get(), .virtual_stages = l.virtual_stages,
+                              .placement = l.v_shape ? parallel::ChunkPlacement::v_shape : parallel::ChunkPlacement::round_robin}) {}
 };
 
 Tensor host(const Tensor& t) {

@@ -1,7 +1,8 @@
 // Pipeline schedules as specifications: each rank's pass order (every pass once, a forward before its
-// backward, Megatron's warm-ups, refused arguments); every rank's program played against blocking
-// point-to-point channels (no deadlock, every tensor reaches the pass that needs it); and run_pipeline
-// over MPI on a chain of tanh layers, whose weight gradients must equal one rank's sequential ones.
+// backward, Megatron's warm-ups, DualPipeV's steps and memory, the ideal bubble the order leaves, refused
+// arguments); every rank's program played against blocking point-to-point channels (no deadlock, every
+// tensor reaches the pass that needs it); and run_pipeline over MPI on a chain of tanh layers, whose
+// weight gradients must equal one rank's sequential ones, with its report and recorded timeline.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -31,15 +32,21 @@ using test::world_size;
 using Kind = PipelineAction::Kind;
 constexpr PipelineSchedule kOneFOneB = PipelineSchedule::one_f_one_b;
 constexpr PipelineSchedule kInterleaved = PipelineSchedule::interleaved;
+constexpr PipelineSchedule kDualPipeV = PipelineSchedule::dualpipev;
 
 struct Case {
   PipelineSchedule schedule;
   int stages, virtual_stages, micro_batches;
+  int chunks() const { return stages * pipeline_chunks_per_rank(schedule, virtual_stages); }
+  int rank_of(int chunk) const { return parallel::chunk_rank(chunk_placement(schedule), chunk, stages); }
+  std::vector<int> chunks_of(int rank) const {
+    return parallel::rank_chunks(chunk_placement(schedule), rank, stages, chunks());
+  }
 };
 
 std::string describe(const Case& c) {
   std::ostringstream os;
-  os << (c.schedule == kOneFOneB ? "1f1b" : "interleaved") << " stages " << c.stages << " virtual "
+  os << choice_word(c.schedule) << " stages " << c.stages << " virtual "
      << c.virtual_stages << " micro " << c.micro_batches;
   return os.str();
 }
@@ -51,13 +58,14 @@ std::string describe(const PipelineAction& a) {
 }
 
 // 1F1B on 1-8 stages with 1-16 micro-batches; interleaved with 2-4 virtual stages and 1-4 groups of
-// `stages` micro-batches.
+// `stages` micro-batches; DualPipeV with 2 stages to 2 stages + 9 micro-batches.
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (int p = 1; p <= 8; ++p) {
     for (int m = 1; m <= 16; ++m) cases.push_back({kOneFOneB, p, 1, m});
     for (int v = 2; v <= 4; ++v)
       for (int groups = 1; groups <= 4; ++groups) cases.push_back({kInterleaved, p, v, groups * p});
+    for (int m = 2 * p; m < 2 * p + 10; ++m) cases.push_back({kDualPipeV, p, 1, m});
   }
   return cases;
 }
@@ -86,10 +94,11 @@ TEST(PipelineOrder, RunsEveryPassOfTheRanksChunksOnceAndEachForwardBeforeItsBack
       for (int i = 0; i < static_cast<int>(order.size()); ++i)
         EXPECT_TRUE(at.emplace(order[i], i).second) << describe(c) << " rank " << r << ": " << describe(order[i])
                                                     << " twice";
-      EXPECT_EQ(order.size(), 2u * c.virtual_stages * c.micro_batches) << describe(c) << " rank " << r;
-      for (int j = 0; j < c.virtual_stages; ++j) {
+      const std::vector<int> mine = c.chunks_of(r);
+      EXPECT_EQ(order.size(), 2 * mine.size() * c.micro_batches) << describe(c) << " rank " << r;
+      for (int chunk : mine) {
         for (int m = 0; m < c.micro_batches; ++m) {
-          const PipelineAction f{Kind::forward, m, j * c.stages + r}, b{Kind::backward, m, j * c.stages + r};
+          const PipelineAction f{Kind::forward, m, chunk}, b{Kind::backward, m, chunk};
           ASSERT_TRUE(at.count(f) && at.count(b)) << describe(c) << " rank " << r << ": " << describe(f);
           EXPECT_LT(at[f], at[b]) << describe(c) << " rank " << r << ": " << describe(f);
         }
@@ -100,6 +109,7 @@ TEST(PipelineOrder, RunsEveryPassOfTheRanksChunksOnceAndEachForwardBeforeItsBack
 
 TEST(PipelineOrder, WarmsUpLikeMegatronThenAlternatesForwardAndBackward) {
   for (const Case& c : all_cases()) {
+    if (c.schedule == kDualPipeV) continue;
     const int p = c.stages, v = c.virtual_stages, total = v * c.micro_batches;
     for (int r = 0; r < p; ++r) {
       const int warmup = c.schedule == kOneFOneB ? std::min(p - r - 1, total)
@@ -117,18 +127,22 @@ TEST(PipelineOrder, WarmsUpLikeMegatronThenAlternatesForwardAndBackward) {
   }
 }
 
+// The most micro-batch chunks whose forward has run and backward not yet (their activations are held).
+int most_in_flight(const std::vector<PipelineAction>& order) {
+  int in_flight = 0, most = 0;
+  for (const PipelineAction& a : order) {
+    in_flight += a.kind == Kind::forward ? 1 : -1;
+    most = std::max(most, in_flight);
+  }
+  return most;
+}
+
 // The point of 1F1B: rank r holds the activations of at most stages - r micro-batches at a time.
 TEST(PipelineOrder, OneFOneBKeepsAtMostStagesMinusRankMicroBatchesInFlight) {
   for (const Case& c : all_cases()) {
     if (c.schedule != kOneFOneB) continue;
-    for (int r = 0; r < c.stages; ++r) {
-      int in_flight = 0, most = 0;
-      for (const PipelineAction& a : order_of(c, r)) {
-        in_flight += a.kind == Kind::forward ? 1 : -1;
-        most = std::max(most, in_flight);
-      }
-      EXPECT_EQ(most, std::min(c.stages - r, c.micro_batches)) << describe(c) << " rank " << r;
-    }
+    for (int r = 0; r < c.stages; ++r)
+      EXPECT_EQ(most_in_flight(order_of(c, r)), std::min(c.stages - r, c.micro_batches)) << describe(c) << " rank " << r;
   }
 }
 
@@ -155,6 +169,30 @@ TEST(PipelineOrder, InterleavedExample) {
   EXPECT_EQ(order, expected);
 }
 
+TEST(PipelineOrder, DualPipeVExample) {
+  // 2 stages, 4 micro-batches, rank 0 (chunks 0 and 3, the top of the V): 2 forwards down, a pair F0 F1,
+  // B1 F1, one steady step F0 B1 F1 B0, then B1 F1 B0, B1 B0 and B0.
+  const auto F = [](int m, int c) { return PipelineAction{Kind::forward, m, c}; };
+  const auto B = [](int m, int c) { return PipelineAction{Kind::backward, m, c}; };
+  const std::vector<PipelineAction> top = {F(0, 0), F(1, 0), F(2, 0), F(0, 3), B(0, 3), F(1, 3), F(3, 0), B(1, 3),
+                                           F(2, 3), B(0, 0), B(2, 3), F(3, 3), B(1, 0), B(3, 3), B(2, 0), B(3, 0)};
+  EXPECT_EQ(pipeline_order(kDualPipeV, 2, 0, 1, 4), top);
+  // Rank 1 (chunks 1 and 2, the turn of the V): two pairs F0 F1, two steady steps, two pairs B1 B0.
+  const std::vector<PipelineAction> turn = {F(0, 1), F(0, 2), F(1, 1), F(1, 2), F(2, 1), B(0, 2), F(2, 2), B(0, 1),
+                                            F(3, 1), B(1, 2), F(3, 2), B(1, 1), B(2, 2), B(2, 1), B(3, 2), B(3, 1)};
+  EXPECT_EQ(pipeline_order(kDualPipeV, 2, 1, 1, 4), turn);
+}
+
+// DualPipeV's memory: every rank holds at most 2 stages + 1 chunk micro-batches (the DualPipe README's
+// PP + 1 activations over PP = 2 stages chunks), and reaches it.
+TEST(PipelineOrder, DualPipeVKeepsAtMostTwoStagesPlusOneChunkMicroBatchesInFlight) {
+  for (const Case& c : all_cases()) {
+    if (c.schedule != kDualPipeV) continue;
+    for (int r = 0; r < c.stages; ++r)
+      EXPECT_EQ(most_in_flight(order_of(c, r)), 2 * c.stages + 1) << describe(c) << " rank " << r;
+  }
+}
+
 TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
   EXPECT_NE(user_error([] { pipeline_order(kOneFOneB, 2, 0, 2, 4); }).find("[parallel] virtual_stages"),
             std::string::npos);
@@ -167,6 +205,14 @@ TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
             std::string::npos);
   EXPECT_NE(user_error([] { pipeline_program(kInterleaved, 3, 0, 2, 4); }).find("[train] global_batch"),
             std::string::npos);
+  const std::string few = user_error([] { pipeline_order(kDualPipeV, 4, 0, 1, 7); });
+  EXPECT_NE(few.find("[train] global_batch"), std::string::npos) << few;
+  EXPECT_NE(few.find("at least 2 x [parallel] pipeline = 8"), std::string::npos) << few;
+  EXPECT_NE(user_error([] { pipeline_order(kDualPipeV, 2, 0, 2, 4); }).find("[parallel] virtual_stages"),
+            std::string::npos);
+  const std::string dualpipe = user_error([] { pipeline_order(PipelineSchedule::dualpipe, 2, 0, 1, 4); });
+  EXPECT_NE(dualpipe.find("[parallel] schedule = dualpipe"), std::string::npos) << dualpipe;
+  EXPECT_NE(dualpipe.find("dualpipev is the supported DualPipe variant"), std::string::npos) << dualpipe;
 }
 
 // Plays every rank's program against point-to-point channels with the communicator's semantics at their
@@ -175,7 +221,7 @@ TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
 // order they were posted. A pass runs only once its input is on its rank. Returns the first problem, or
 // "" when every program ran to its end.
 std::string play(const Case& c) {
-  const int p = c.stages, chunks = p * c.virtual_stages;
+  const int p = c.stages, chunks = c.chunks();
   std::vector<std::vector<PipelineStep>> programs;
   for (int r = 0; r < p; ++r)
     programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches));
@@ -199,7 +245,7 @@ std::string play(const Case& c) {
         const PipelineStep& s = programs[r][next[r]];
         const std::string at = "rank " + std::to_string(r) + " step " + std::to_string(next[r]) + ": ";
         if (s.op == PipelineStep::Op::compute) {
-          if (s.action.chunk % p != r) return at + describe(s.action) + " runs on the wrong rank";
+          if (c.rank_of(s.action.chunk) != r) return at + describe(s.action) + " runs on the wrong rank";
           if (const auto in = input_of(s.action); in && outputs[r].erase(*in) == 0)
             return at + describe(s.action) + " runs before its input " + describe(*in) + " is there";
           if (has_consumer(s.action)) outputs[r].insert(s.action);
@@ -269,6 +315,48 @@ TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
       ++paired;
     }
     EXPECT_EQ(paired, 2) << "rank " << r;  // micro-batches 2 and 3 go forward while 1 and 2 come back
+  }
+}
+
+// The largest idle share over the ranks when each rank runs its pipeline_order one pass after another,
+// a pass starting once its input is done (messages free), forwards taking f and backwards b.
+double simulated_bubble(const Case& c, double f, double b) {
+  std::vector<std::vector<PipelineAction>> orders;
+  for (int r = 0; r < c.stages; ++r) orders.push_back(order_of(c, r));
+  std::map<PipelineAction, double> done;  // finish time of each pass
+  std::vector<double> clock(c.stages, 0), busy(c.stages, 0);
+  std::vector<std::size_t> next(c.stages, 0);
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (int r = 0; r < c.stages; ++r) {
+      for (; next[r] < orders[r].size(); ++next[r], moved = true) {
+        const PipelineAction& a = orders[r][next[r]];
+        std::optional<PipelineAction> in;  // the pass this one waits for
+        if (a.kind == Kind::forward && a.chunk > 0) in = PipelineAction{Kind::forward, a.micro, a.chunk - 1};
+        if (a.kind == Kind::backward)
+          in = a.chunk == c.chunks() - 1 ? PipelineAction{Kind::forward, a.micro, a.chunk}
+                                         : PipelineAction{Kind::backward, a.micro, a.chunk + 1};
+        if (in && !done.count(*in)) break;
+        const double cost = a.kind == Kind::forward ? f : b;
+        clock[r] = std::max(clock[r], in ? done[*in] : 0.0) + cost;
+        busy[r] += cost;
+        done[a] = clock[r];
+      }
+    }
+  }
+  const double wall = *std::max_element(clock.begin(), clock.end());
+  double idle = 0;
+  for (int r = 0; r < c.stages; ++r) idle = std::max(idle, 1 - busy[r] / wall);
+  return idle;
+}
+
+// ideal_bubble is what the schedule's own order leaves at B = 2F: 1F1B's and DualPipeV's orders played
+// with those times.
+TEST(PipelineOrder, IdealBubbleIsTheOrdersOwnAtBackwardTwiceForward) {
+  for (const Case& c : all_cases()) {
+    if (c.schedule == kInterleaved) continue;  // its formula assumes the steady state's alternation
+    EXPECT_NEAR(simulated_bubble(c, 1, 2), ideal_bubble(c.schedule, c.stages, c.virtual_stages, c.micro_batches), 1e-12)
+        << describe(c);
   }
 }
 
@@ -364,8 +452,9 @@ struct Pipelined {
   PipelineReport report;
 };
 
-Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches) {
-  const int p = world_size(), rank = world_rank(), chunks = p * virtual_stages;
+Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, bool record_timeline = false) {
+  const Case plan{s, world_size(), virtual_stages, micro_batches};
+  const int p = world_size(), rank = world_rank(), chunks = plan.chunks();
   std::vector<int> members(p);
   std::iota(members.begin(), members.end(), 0);
   const kernels::Context ctx = kernels::Context::cpu();
@@ -373,7 +462,7 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches) {
 
   Pipelined out;
   out.grads.dw.resize(chunks);
-  for (int c = rank; c < chunks; c += p) out.grads.dw[c].assign(kDim * kDim, 0.0f);
+  for (int k : plan.chunks_of(rank)) out.grads.dw[k].assign(kDim * kDim, 0.0f);
   std::map<std::pair<int, int>, std::pair<Matrix, Matrix>> stash;  // (micro, chunk) -> its input and output
   PipelineHooks hooks;
   hooks.activation_shape = {kRows, kDim};
@@ -397,7 +486,7 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches) {
     const Matrix dx = chunk_backward(x, weight(c), y, dy, out.grads.dw[c]);
     return c == 0 ? Tensor() : to_tensor(dx);
   };
-  out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks);
+  out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks, record_timeline);
   EXPECT_TRUE(stash.empty());
   return out;
 }
@@ -414,13 +503,13 @@ double relative_error(const Matrix& a, const Matrix& b) {
 // Every chunk's weight gradient on its rank, and the loss on the last chunk's rank, equal the sequential
 // run: the same arithmetic in the same order, so they agree bit for bit, well inside 1e-6.
 void expect_matches_one_rank(PipelineSchedule s, int virtual_stages, int micro_batches) {
-  const int p = world_size(), rank = world_rank(), chunks = p * virtual_stages;
-  SCOPED_TRACE(describe(Case{s, p, virtual_stages, micro_batches}));
+  const Case c{s, world_size(), virtual_stages, micro_batches};
+  const int rank = world_rank(), chunks = c.chunks();
+  SCOPED_TRACE(describe(c));
   const Pipelined got = pipelined(s, virtual_stages, micro_batches);
   const Gradients want = sequential(chunks, micro_batches);
-  for (int c = rank; c < chunks; c += p)
-    EXPECT_LT(relative_error(got.grads.dw[c], want.dw[c]), 1e-6) << "chunk " << c;
-  if ((chunks - 1) % p == rank) {
+  for (int k : c.chunks_of(rank)) EXPECT_LT(relative_error(got.grads.dw[k], want.dw[k]), 1e-6) << "chunk " << k;
+  if (c.rank_of(chunks - 1) == rank) {
     EXPECT_NEAR(got.grads.loss, want.loss, 1e-6 * want.loss);
   }
 }
@@ -435,20 +524,61 @@ TEST(PipelineRun, InterleavedGradientsEqualOneRank) {
   expect_matches_one_rank(kInterleaved, 3, world_size());
 }
 
+TEST(PipelineRun, DualPipeVGradientsEqualOneRank) {
+  expect_matches_one_rank(kDualPipeV, 1, 2 * world_size());
+  expect_matches_one_rank(kDualPipeV, 1, 2 * world_size() + 1);
+}
+
+// Every pass sends its output unless it is the model's first or last or its consumer is on this rank
+// (one stage, the turn of the V); every pass with an input from another rank receives it.
+int transfers(const Case& c, int rank) {
+  int n = 0;
+  for (int k : c.chunks_of(rank))
+    n += c.micro_batches * ((k + 1 < c.chunks() && c.rank_of(k + 1) != rank) + (k > 0 && c.rank_of(k - 1) != rank));
+  return n;
+}
+
 TEST(PipelineRun, ReportsTransfersAndTheBubble) {
-  const int p = world_size(), rank = world_rank(), v = 2, m = 2 * p;
-  const PipelineReport report = pipelined(kInterleaved, v, m).report;
-  EXPECT_DOUBLE_EQ(report.ideal_bubble, static_cast<double>(p - 1) / (v * m + p - 1));
-  EXPECT_GE(report.bubble_fraction, 0.0);
-  EXPECT_LE(report.bubble_fraction, 1.0);
-  EXPECT_GT(report.busy_s, 0.0);
-  EXPECT_LE(report.busy_s, report.wall_s);
-  // Every pass sends its output unless it is the model's first or last or its consumer is on this rank
-  // (one stage); every pass with an input from another rank receives it.
-  const int ends = (rank == 0) + (rank == (p * v - 1) % p);
-  const int transfers = p == 1 ? 0 : m * (2 * v - ends);
-  EXPECT_EQ(report.sends, transfers);
-  EXPECT_EQ(report.recvs, transfers);
+  const int p = world_size(), rank = world_rank();
+  for (const Case c : {Case{kInterleaved, p, 2, 2 * p}, Case{kDualPipeV, p, 1, 2 * p}}) {
+    SCOPED_TRACE(describe(c));
+    const PipelineReport report = pipelined(c.schedule, c.virtual_stages, c.micro_batches).report;
+    EXPECT_DOUBLE_EQ(report.ideal_bubble, ideal_bubble(c.schedule, p, c.virtual_stages, c.micro_batches));
+    EXPECT_GE(report.bubble_fraction, 0.0);
+    EXPECT_LE(report.bubble_fraction, 1.0);
+    EXPECT_GT(report.busy_s, 0.0);
+    EXPECT_LE(report.busy_s, report.wall_s);
+    EXPECT_EQ(report.sends, transfers(c, rank));
+    EXPECT_EQ(report.recvs, transfers(c, rank));
+    EXPECT_TRUE(report.timeline.empty());  // not asked for
+  }
+  EXPECT_DOUBLE_EQ(ideal_bubble(kInterleaved, 4, 2, 8), 3.0 / 19);
+  EXPECT_DOUBLE_EQ(ideal_bubble(kDualPipeV, 4, 1, 8), 11.0 / 59);
+}
+
+// The recorded timeline is the program as it ran: one event per step in program order, back to back in
+// time within the schedule's wall time, and its passes' time is the busy time.
+TEST(PipelineRun, RecordsEveryStepOfTheProgramInOrder) {
+  const int p = world_size(), rank = world_rank();
+  for (const Case c : {Case{kOneFOneB, p, 1, p}, Case{kDualPipeV, p, 1, 2 * p}}) {
+    SCOPED_TRACE(describe(c));
+    const PipelineReport report = pipelined(c.schedule, c.virtual_stages, c.micro_batches, true).report;
+    const std::vector<PipelineStep> program = pipeline_program(c.schedule, p, rank, c.virtual_stages, c.micro_batches);
+    ASSERT_EQ(report.timeline.size(), program.size());
+    double busy = 0, last_end = 0;
+    for (std::size_t i = 0; i < program.size(); ++i) {
+      const TimelineEvent& e = report.timeline[i];
+      EXPECT_EQ(e.step.op, program[i].op) << "step " << i;
+      EXPECT_EQ(e.step.action, program[i].action) << "step " << i;
+      EXPECT_EQ(e.step.peer, program[i].peer) << "step " << i;
+      EXPECT_GE(e.start_s, last_end) << "step " << i;
+      EXPECT_GE(e.end_s, e.start_s) << "step " << i;
+      last_end = e.end_s;
+      if (e.step.op == PipelineStep::Op::compute) busy += e.end_s - e.start_s;
+    }
+    EXPECT_LE(last_end, report.wall_s);
+    EXPECT_NEAR(busy, report.busy_s, 1e-9 * program.size());
+  }
 }
 
 }  // namespace

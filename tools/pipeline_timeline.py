@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Draws the executed pipeline timeline ([parallel] timeline = true) and measures its bubble.
+
+usage: pipeline_timeline.py RUN_DIR [--run N] [--replica D] [--out FILE.png] [--json]
+RUN_DIR/pipeline_timeline/rank-*.jsonl hold one line per step of each rank's program (train/pipeline_timeline.hpp).
+The last job's schedule run N (default: its last) of data-parallel replica D (default 0) is drawn as one row
+per pipeline rank: forwards blue, backwards orange (the rank's later chunk darker), exchange waits grey,
+idle white, each pass labelled with its micro-batch. Prints, per rank, busy and wall time and the idle share,
+then the bubble (the largest idle share), the schedule's formula (r1hpc's ideal_bubble) and the same
+formula with the measured mean forward and backward times of a chunk. Each rank's clock starts when it
+enters the schedule; the ranks enter within a collective's latency of each other."""
+import argparse
+import glob
+import json
+import os
+import sys
+
+
+def load(run_dir, run, replica):
+    files = sorted(glob.glob(os.path.join(run_dir, "pipeline_timeline", "rank-*.jsonl")))
+    if not files:
+        sys.exit(f"pipeline_timeline.py: no {run_dir}/pipeline_timeline/rank-*.jsonl (run with [parallel] timeline = true)")
+    lines = [json.loads(line) for f in files for line in open(f)]
+    lines = [r for r in lines if r["replica"] == replica]
+    if not lines:
+        sys.exit(f"pipeline_timeline.py: no lines of replica {replica}")
+    # Each rank stamps its job when it opens its file (the ranks' clocks may differ by a second): keep
+    # every rank's latest job.
+    job = {}
+    for r in lines:
+        job[r["pp_rank"]] = max(job.get(r["pp_rank"], ""), r["job"])
+    lines = [r for r in lines if r["job"] == job[r["pp_rank"]]]
+    if run is None:
+        run = max(r["run"] for r in lines)
+    lines = [r for r in lines if r["run"] == run]
+    if not lines:
+        sys.exit(f"pipeline_timeline.py: the latest job has no schedule run {run}")
+    return lines
+
+
+def formula(schedule, p, v, m, f, b):
+    """The idle share with every forward taking f and every backward b (messages free)."""
+    if schedule == "dualpipev":  # r1hpc's ideal_bubble: exact at b = 2f, close to it around
+        idle = (2 * p - 3) * f + (p - 1) * b
+        return idle / (idle + 2 * m * (f + b))
+    return (p - 1) / (v * m + p - 1)
+
+
+def summarise(lines):
+    runs = {r["pp_rank"]: r for r in lines if r["kind"] == "run"}
+    passes = [r for r in lines if r["kind"] in ("F", "B")]
+    first = next(iter(runs.values()))
+    mean = {k: sum(r["end_s"] - r["start_s"] for r in passes if r["kind"] == k) /
+            max(1, sum(1 for r in passes if r["kind"] == k)) for k in ("F", "B")}
+    v = 2 if first["schedule"] == "dualpipev" else first["virtual_stages"]
+    return {
+        "schedule": first["schedule"], "stages": first["stages"], "virtual_stages": first["virtual_stages"],
+        "micro_batches": first["micro_batches"], "run": first["run"],
+        "ranks": {str(k): {"busy_s": r["busy_s"], "wall_s": r["wall_s"], "idle": 1 - r["busy_s"] / r["wall_s"]}
+                  for k, r in sorted(runs.items())},
+        "bubble_fraction": max(r["bubble_fraction"] for r in runs.values()),
+        "ideal_bubble": first["ideal_bubble"],
+        "mean_forward_s": mean["F"], "mean_backward_s": mean["B"],
+        "formula_with_measured_times": formula(first["schedule"], first["stages"], v, first["micro_batches"],
+                                               mean["F"], mean["B"]),
+    }
+
+
+def draw(lines, summary, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = summary["stages"]
+    fig, ax = plt.subplots(figsize=(10, 0.5 * p + 1.1))
+    colours = {("F", 0): "#9ecae1", ("F", 1): "#3182bd", ("B", 0): "#fdae6b", ("B", 1): "#e6550d"}
+    end = max(r["end_s"] for r in lines if r["kind"] != "run")
+    for r in lines:
+        if r["kind"] == "run":
+            continue
+        row = p - 1 - r["pp_rank"]
+        width = r["end_s"] - r["start_s"]
+        if r["kind"] == "wait":
+            ax.broken_barh([(r["start_s"], width)], (row + 0.1, 0.8), facecolors="#bdbdbd")
+            continue
+        later = r["chunk"] // p  # the rank's first chunk, or a later one (interleaved, the V's way up)
+        ax.broken_barh([(r["start_s"], width)], (row + 0.1, 0.8), facecolors=colours[(r["kind"], min(later, 1))],
+                       edgecolors="black", linewidth=0.3)
+        if width > end / 90:
+            ax.text(r["start_s"] + width / 2, row + 0.5, str(r["micro"]), ha="center", va="center", fontsize=6)
+    ax.set_yticks([p - 1 - k + 0.5 for k in range(p)], [f"rank {k}" for k in range(p)])
+    ax.set_xlim(0, end)
+    ax.set_xlabel("seconds since the schedule started")
+    ax.set_title(f"{summary['schedule']}: {p} stages, {summary['micro_batches']} micro-batches; bubble "
+                 f"{summary['bubble_fraction']:.3f} measured, {summary['formula_with_measured_times']:.3f} formula",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir")
+    ap.add_argument("--run", type=int, default=None)
+    ap.add_argument("--replica", type=int, default=0)
+    ap.add_argument("--out", default="")
+    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    a = ap.parse_args()
+    lines = load(a.run_dir, a.run, a.replica)
+    s = summarise(lines)
+    if a.json:
+        print(json.dumps(s))
+    else:
+        for k, r in s["ranks"].items():
+            print(f"rank {k}: busy {r['busy_s']:.4f} s of {r['wall_s']:.4f} s, idle {r['idle']:.3f}")
+        print(f"{s['schedule']}: bubble {s['bubble_fraction']:.3f} measured, {s['ideal_bubble']:.3f} ideal, "
+              f"{s['formula_with_measured_times']:.3f} with the measured F = {s['mean_forward_s'] * 1e3:.2f} ms, "
+              f"B = {s['mean_backward_s'] * 1e3:.2f} ms")
+    if a.out:
+        draw(lines, s, a.out)
+
+
+if __name__ == "__main__":
+    main()
