@@ -1,0 +1,10 @@
+// CUDA version of kernels/fp8_gemm.hpp for its dispatch, defined in cuda/fp8_gemm.cu (CUDA builds only).
+#pragma once
+#include "kernels/fp8_gemm.hpp"
+
+namespace r1::kernels::cuda {
+
+void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt);
+void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
+
+}  // namespace r1::kernels::cuda
