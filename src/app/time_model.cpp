@@ -177,7 +177,7 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
 std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s,
                                      const MemoryPlan& worst, const Machine& m, std::int64_t steps) {
   const Schedule deck_schedule = s.schedule == PipelineSchedule::interleaved ? Schedule::interleaved : Schedule::one_f_one_b;
-  const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, false);
+  const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, s.fp8);  // [train] precision fp8: the primary line
   std::vector<std::string> out;
   out.push_back("machine " + m.name +
                 numbers_text(": BF16 %.0f / FP8 %.0f TFLOP/s, HBM %.2f TB/s", m.peak_bf16 / 1e12, m.peak_fp8 / 1e12,
@@ -186,7 +186,7 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
                              m.network / 1e9) +
                 numbers_text("%.0f GPUs per node; calibrated: compute %.1f%%, memory %.0f%%, collectives %.0f%% of peak",
                              m.gpus_per_node, m.compute_eff * 100, m.memory_eff * 100, m.comm_eff * 100));
-  out.push_back("step (worst stage, " + std::string(schedule_word(t.schedule)) + "): " + ms(t.step) + " = forward " +
+  out.push_back("step (worst stage, " + std::string(schedule_word(t.schedule)) + (t.fp8 ? "+fp8" : "") + "): " + ms(t.step) + " = forward " +
                 ms(t.forward) + " + backward " + ms(t.backward) + " + exposed TP " + ms(t.tp) + ", EP " + ms(t.ep) +
                 ", PP " + ms(t.pp) + " + bubble " + ms(t.bubble) + " + DP " + ms(t.dp) + " + optimizer " + ms(t.optimizer));
   const double hours = t.step * static_cast<double>(steps) * l.world / 3600;
@@ -202,7 +202,8 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
       alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
-  out.push_back(alt + " (dualpipe and fp8 are not runnable yet: issues 24, 25)");
+  out.push_back(alt + " (dualpipe is not runnable yet: issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
+                      "r1hpc runs the GEMMs: its dispatch still sends BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "

@@ -54,6 +54,20 @@ TEST(TimeModel, OneGpuIsComputePlusOptimizer) {
   EXPECT_NEAR(f.forward + f.backward, 24 * (attention + gemm / 2) / 0.5e12, 1e-15);
 }
 
+// [train] precision = fp8: the FP8 prediction is the report's step line, no longer a what-if only.
+TEST(TimeModel, Fp8PrecisionIsThePrimaryLine) {
+  const ModelConfig c = model();
+  const parallel::Layout l{.world = 1, .tensor = 1, .pipeline = 1, .data = 1, .expert = 1};
+  TrainSettings s = settings(3);
+  s.fp8 = true;
+  const MemoryPlan p = plan_stage_memory(c, l, s, 0);
+  const std::vector<std::string> lines = time_report(c, l, s, p, round_machine(), 0);
+  const StepTime f = predict_step(c, l, s, p, round_machine(), Schedule::one_f_one_b, true);
+  ASSERT_EQ(lines[1].rfind("step (worst stage, 1f1b+fp8): ", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2].rfind(numbers_text("%.0f tokens/s per GPU", f.tokens_per_s_per_gpu), 0), 0u) << lines[2];
+  for (const std::string& line : lines) EXPECT_EQ(line.find("fp8 are not runnable"), std::string::npos) << line;
+}
+
 TEST(TimeModel, EachScheduleHasItsBubble) {
   const ModelConfig c = model();
   const parallel::Layout l{.world = 8, .tensor = 1, .pipeline = 8, .data = 1, .expert = 1};
