@@ -39,20 +39,6 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const 
   cpu::fp8_gemm(a, b, c, opt);
 }
 
-void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
-  require_here(ctx, "quantize_fp8_transposed", "x", x);
-  require_here(ctx, "quantize_fp8_transposed", "data", out.data);
-  require_here(ctx, "quantize_fp8_transposed", "scale_inv", out.scale_inv);
-  R1_REQUIRE(x.rank() == 2 && out.data.rank() == 2 && out.data.dim(0) == x.dim(1) && out.data.dim(1) == x.dim(0),
-             "quantize_fp8_transposed: out ", out.data.str(), " must be x ", x.str(), " transposed");
-  check_fp8(out, out.data, "quantize_fp8_transposed");
-  if (x.numel() == 0) return;
-#if defined(R1HPC_HAVE_CUDA)
-  if (ctx.is_cuda()) return cuda::quantize_fp8_transposed(ctx, x, out);
-#endif
-  cpu::quantize_fp8_transposed(x, out);
-}
-
 Fp8Tensor fp8_rows(const Fp8Tensor& q, std::int64_t begin, std::int64_t end) {
   const std::int64_t rows = q.data.dim(0);
   R1_REQUIRE(0 <= begin && begin <= end && end <= rows && begin % q.block_rows == 0 &&

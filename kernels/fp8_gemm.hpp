@@ -1,7 +1,7 @@
 // Block-scaled FP8 GEMM as DeepSeek-V3 trains its linear layers: C = alpha A_q B_q^T + beta C with E4M3
 // operands, A in 1 x 128 tiles along the inner dimension K and B in 128 x 128 blocks (weights) or 1 x 128
-// tiles (the weight gradient's second activation), FP32 accumulation; and the transposed quantisation
-// that the weight gradient's operands need.
+// tiles (the weight gradient's second activation), FP32 accumulation (operands from kernels/fp8.hpp's
+// quantisations, the transposed one for the weight gradient).
 #pragma once
 #include "kernels/fp8.hpp"
 
@@ -19,12 +19,6 @@ struct Fp8GemmOptions {
 // joins the running sum (V3's promotion every 128 elements of K). K, M, N need not be multiples of 128.
 // Shapes, dtypes or tilings other than these throw a user error naming the operands.
 void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt = {});
-
-// out = quantise(x^T) in one pass: x [R, C] (f32 or bf16), out [C, R] in out's tiles (over the transposed
-// matrix). 1 x 128 tiles of x^T are 128 x 1 tiles of x: the weight gradient dW = dy^T x takes both dy and x
-// quantised along the token dimension this way; 128 x 128 blocks give a weight's transposed copy for the
-// input gradient dx = dy W, the same blocks as quantise(W) transposed.
-void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
 
 // Rows [begin, end) of q as a view; begin must start a row tile (any row of 1 x n tiles).
 Fp8Tensor fp8_rows(const Fp8Tensor& q, std::int64_t begin, std::int64_t end);

@@ -56,29 +56,4 @@ void fp8_gemm(const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8
   });
 }
 
-void quantize_fp8_transposed(const Tensor& x, const Fp8Tensor& out) {
-  const std::int64_t rows = x.dim(0), cols = x.dim(1);  // x [rows, cols]; out [cols, rows]
-  const std::int64_t tr = out.scale_inv.dim(0), tc = out.scale_inv.dim(1);
-  with_float_type(x.dtype(), "quantize_fp8_transposed", [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = x.data<T>();
-    f8e4m3* pq = out.data.data<f8e4m3>();
-    float* ps = out.scale_inv.data<float>();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (std::int64_t bi = 0; bi < tr; ++bi)
-      for (std::int64_t bj = 0; bj < tc; ++bj) {
-        // The tile covers out rows [o0, o1) = x columns, out columns [p0, p1) = x rows.
-        const std::int64_t o0 = bi * out.block_rows, o1 = std::min(cols, o0 + out.block_rows);
-        const std::int64_t p0 = bj * out.block_cols, p1 = std::min(rows, p0 + out.block_cols);
-        float amax = 0.0f;
-        for (std::int64_t o = o0; o < o1; ++o)
-          for (std::int64_t p = p0; p < p1; ++p) amax = std::max(amax, std::fabs(load_f32(px[p * cols + o])));
-        const float s = amax > 0.0f ? amax / kF8E4M3Max : 1.0f;
-        ps[bi * tc + bj] = s;
-        for (std::int64_t o = o0; o < o1; ++o)
-          for (std::int64_t p = p0; p < p1; ++p) pq[o * rows + p] = to_f8e4m3(load_f32(px[p * cols + o]) / s);
-      }
-  });
-}
-
 }  // namespace r1::kernels::cpu

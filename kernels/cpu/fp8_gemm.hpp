@@ -5,6 +5,5 @@
 namespace r1::kernels::cpu {
 
 void fp8_gemm(const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt);
-void quantize_fp8_transposed(const Tensor& x, const Fp8Tensor& out);
 
 }  // namespace r1::kernels::cpu

@@ -16,33 +16,6 @@ namespace r1::kernels::cuda {
 namespace {
 constexpr int kThreads = 256;
 
-// One thread block per tile of the transposed matrix: max-abs by block reduction, then the scaled values.
-template <class T>
-__global__ void quantize_transposed_kernel(std::int64_t rows, std::int64_t cols, int br, int bc, const T* x, f8e4m3* q,
-                                           float* s) {
-  // out = x^T is [cols, rows]; this tile covers out rows [o0, o0 + no) and out columns [p0, p0 + np).
-  const std::int64_t tiles_per_row = (rows + bc - 1) / bc;
-  const std::int64_t o0 = blockIdx.x / tiles_per_row * br, p0 = blockIdx.x % tiles_per_row * bc;
-  const int no = static_cast<int>(min(static_cast<std::int64_t>(br), cols - o0));
-  const int np = static_cast<int>(min(static_cast<std::int64_t>(bc), rows - p0));
-  const int n = no * np;
-  // Consecutive threads walk x's rows' contiguous columns (o), so the loads coalesce.
-  float amax = 0.0f;
-  for (int i = threadIdx.x; i < n; i += kThreads) amax = fmaxf(amax, fabsf(load_f32(x[(p0 + i / no) * cols + o0 + i % no])));
-  __shared__ float warp_max[kThreads / 32];
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-  for (int w = 0; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float scale = amax > 0.0f ? amax / kF8E4M3Max : 1.0f;
-  if (threadIdx.x == 0) s[blockIdx.x] = scale;
-  for (int i = threadIdx.x; i < n; i += kThreads) {
-    const std::int64_t p = p0 + i / no, o = o0 + i % no;
-    q[o * rows + p] = to_f8e4m3(load_f32(x[p * cols + o]) / scale);
-  }
-}
-
 // Compact row-major scales [tr, tc] into cuBLASLt's layout: 1 x 128 tiles (VEC128) with the rows contiguous,
 // out[t * ld + r] (ld = rows rounded up to 4); 128 x 128 blocks (BLK128x128) with the K blocks contiguous,
 // out[r * ld + t] (ld = tc rounded up to 4). Padding stays zero.
@@ -174,16 +147,6 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const 
     }
   }
   plain_fp8_gemm(ctx, a, b, c, opt);
-}
-
-void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
-  const unsigned grid = static_cast<unsigned>(out.scale_inv.numel());  // one block per tile
-  with_float_type(x.dtype(), "quantize_fp8_transposed", [&](auto tag) {
-    using T = decltype(tag);
-    quantize_transposed_kernel<<<grid, kThreads, 0, ctx.cuda_resources().stream>>>(
-        x.dim(0), x.dim(1), out.block_rows, out.block_cols, x.data<T>(), out.data.data<f8e4m3>(), out.scale_inv.data<float>());
-  });
-  R1_CUDA_LAUNCHED("quantize_fp8_transposed");
 }
 
 }  // namespace r1::kernels::cuda

@@ -23,14 +23,16 @@ Tensor expert(const Tensor& t, std::int64_t e) {
   return t.rank() == 2 ? t : t.slice(e, e + 1).view({t.dim(1), t.dim(2)});
 }
 
-// x [R, C] quantised in 1 x 128 tiles along C, or (transposed) x^T [C, R] along R.
-Fp8Tensor quantize_rows(const Context& ctx, const Tensor& x) {
-  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(0), x.dim(1), 1, kTile);
+// x [R, C] quantised in (br x 128) tiles along C, or (transposed) x^T [C, R] along R, with w's scale rule.
+Fp8Tensor quantize_rows(const Context& ctx, const Tensor& x, const Param& w, int br = 1) {
+  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(0), x.dim(1), br, kTile);
+  q.pow2_scales = w.fp8->pow2_scales;
   kernels::quantize_fp8(ctx, x, q);
   return q;
 }
-Fp8Tensor quantize_columns(const Context& ctx, const Tensor& x) {
-  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(1), x.dim(0), 1, kTile);
+Fp8Tensor quantize_columns(const Context& ctx, const Tensor& x, const Param& w, int br = 1) {
+  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(1), x.dim(0), br, kTile);
+  q.pow2_scales = w.fp8->pow2_scales;
   kernels::quantize_fp8_transposed(ctx, x, q);
   return q;
 }
@@ -44,10 +46,8 @@ const Fp8Weight::Copy& fp8_copy(const Context& ctx, const Param& w, std::pair<st
   c.wt.clear();
   for (std::int64_t e = 0; e < experts; ++e) {
     const Tensor m = weight_rows(expert(w.master, e), r);
-    c.w.push_back(kernels::make_fp8(ctx, m.dim(0), m.dim(1), kTile, kTile));
-    kernels::quantize_fp8(ctx, m, c.w.back());
-    c.wt.push_back(kernels::make_fp8(ctx, m.dim(1), m.dim(0), kTile, kTile));
-    kernels::quantize_fp8_transposed(ctx, m, c.wt.back());
+    c.w.push_back(quantize_rows(ctx, m, w, kTile));
+    c.wt.push_back(quantize_columns(ctx, m, w, kTile));
   }
   c.version = w.version;
   c.made = true;
@@ -58,27 +58,29 @@ float beta(bool accumulate) { return accumulate ? 1.0f : 0.0f; }
 }  // namespace
 
 Param& use_fp8(const ParamStore& store, Param& w) {
-  if (store.fp8()) w.fp8 = std::make_shared<Fp8Weight>();
+  if (!store.fp8()) return w;
+  w.fp8 = std::make_shared<Fp8Weight>();
+  w.fp8->pow2_scales = store.fp8_pow2();
   return w;
 }
 
 void linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y, bool accumulate, Rows rows) {
   const auto r = row_range(w, rows);
   if (!w.fp8) return kernels::gemm(ctx, x, weight_rows(w.compute, r), y, {.trans_b = true, .beta = beta(accumulate)});
-  kernels::fp8_gemm(ctx, quantize_rows(ctx, x), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, quantize_rows(ctx, x, w), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
 }
 
 void linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx, bool accumulate, Rows rows) {
   const auto r = row_range(w, rows);
   if (!w.fp8) return kernels::gemm(ctx, dy, weight_rows(w.compute, r), dx, {.beta = beta(accumulate)});
-  kernels::fp8_gemm(ctx, quantize_rows(ctx, dy), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, quantize_rows(ctx, dy, w), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
 }
 
 void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, Rows rows) {
   const Tensor dw = weight_rows(w.grad, row_range(w, rows));
   if (!w.fp8) return kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
   // dW [out, in] = dy^T x: both operands quantised along the tokens, the inner dimension here.
-  kernels::fp8_gemm(ctx, quantize_columns(ctx, dy), quantize_columns(ctx, x), dw, {.beta = 1.0f});
+  kernels::fp8_gemm(ctx, quantize_columns(ctx, dy, w), quantize_columns(ctx, x, w), dw, {.beta = 1.0f});
 }
 
 void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
@@ -90,7 +92,7 @@ void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, cons
 void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, x, w.compute, y, offsets, {.trans_b = true});
-  const Fp8Tensor qx = quantize_rows(ctx, x);  // 1 x 128 tiles: each expert's rows are a view
+  const Fp8Tensor qx = quantize_rows(ctx, x, w);  // 1 x 128 tiles: each expert's rows are a view
   const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
     if (offsets[e + 1] > offsets[e])
@@ -100,7 +102,7 @@ void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w,
 void grouped_linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,
                           std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, dy, w.compute, dx, offsets);
-  const Fp8Tensor qdy = quantize_rows(ctx, dy);
+  const Fp8Tensor qdy = quantize_rows(ctx, dy, w);
   const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
     if (offsets[e + 1] > offsets[e])
@@ -114,7 +116,7 @@ void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x,
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
     const std::int64_t lo = offsets[e], hi = offsets[e + 1];
     if (hi == lo) continue;
-    kernels::fp8_gemm(ctx, quantize_columns(ctx, dy.slice(lo, hi)), quantize_columns(ctx, x.slice(lo, hi)),
+    kernels::fp8_gemm(ctx, quantize_columns(ctx, dy.slice(lo, hi), w), quantize_columns(ctx, x.slice(lo, hi), w),
                       expert(w.grad, static_cast<std::int64_t>(e)), {.beta = 1.0f});
   }
 }

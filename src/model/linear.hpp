@@ -25,6 +25,7 @@ struct Fp8Weight {
     std::vector<kernels::Fp8Tensor> w, wt;  // one per expert (one for a 2-D weight)
   };
   std::map<std::pair<std::int64_t, std::int64_t>, Copy> copies;
+  bool pow2_scales = false;  // every tile of its GEMMs, weights and activations alike ([train] fp8_scale)
 };
 
 // Marks w for FP8 GEMMs when the store trains in FP8 (ParamStore::fp8); returns w.

@@ -66,8 +66,9 @@ void copy_shard(const kernels::Context& ctx, const Param& p, const Tensor& globa
 // and keep the returned references (stable: parameters are never removed).
 class ParamStore {
  public:
-  // fp8: the linear layers that model/linear.hpp runs in FP8 mark their weights so ([train] precision fp8).
-  ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8 = false);
+  // fp8: the linear layers that model/linear.hpp runs in FP8 mark their weights so ([train] precision fp8);
+  // fp8_pow2: their tiles' scales are powers of two ([train] fp8_scale = pow2).
+  ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8 = false, bool fp8_pow2 = false);
   Param& add(const std::string& name, const Shape& shape, Init init, bool decay = true, bool trainable = true);
   // A routed-expert tensor of global shape `global` [E, ...] of which this rank holds the `count` experts
   // starting at `first` (expert parallelism; first = 0, count = E on one rank). Initialised by global index.
@@ -84,6 +85,7 @@ class ParamStore {
   const kernels::Context& context() const { return ctx_; }
   DType compute_dtype() const { return compute_dtype_; }
   bool fp8() const { return fp8_; }
+  bool fp8_pow2() const { return fp8_pow2_; }
 
   // Fills every master weight: normal(0, std) keyed by (seed, the parameter's name, global element
   // index), norms 1, biases 0; then refreshes the compute copies and zeroes the gradients.
@@ -96,7 +98,7 @@ class ParamStore {
  private:
   kernels::Context ctx_;
   DType compute_dtype_;
-  bool fp8_ = false;
+  bool fp8_ = false, fp8_pow2_ = false;
   std::vector<std::unique_ptr<Param>> params_;
   std::map<std::string, Param*> index_;
 };

@@ -21,9 +21,10 @@ using kernels::Context;
 namespace {
 const Context kCpu = Context::cpu();
 
-// x after quantisation in (br x bc) tiles and back, in f32.
-Tensor fake_quant(const Tensor& x, int br, int bc) {
+// x after quantisation in (br x bc) tiles and back, in f32 (pow2: power-of-two scales).
+Tensor fake_quant(const Tensor& x, int br, int bc, bool pow2 = false) {
   auto q = kernels::make_fp8(kCpu, x.dim(0), x.dim(1), br, bc);
+  q.pow2_scales = pow2;
   kernels::quantize_fp8(kCpu, x, q);
   Tensor y = Tensor::host(x.shape(), DType::f32);
   kernels::dequantize_fp8(kCpu, q, y);
@@ -56,22 +57,27 @@ constexpr std::int64_t kT = 150, kIn = 200, kOut = 140;
 }  // namespace
 
 TEST(LinearFp8, ItsThreeGemmsAreTheExactGemmsOfTheQuantisedOperands) {
-  ParamStore store(kCpu, DType::f32, /*fp8=*/true);
-  Param& w = use_fp8(store, store.add("w", {kOut, kIn}, Init::normal));
-  store.initialize(5, 0.05);
-  ASSERT_TRUE(w.fp8);
-  const Tensor x = test::random_tensor({kT, kIn}, DType::f32, 1), dy = test::random_tensor({kT, kOut}, DType::f32, 2);
+  for (bool pow2 : {false, true}) {  // [train] fp8_scale = fp32, pow2
+    ParamStore store(kCpu, DType::f32, /*fp8=*/true, pow2);
+    Param& w = use_fp8(store, store.add("w", {kOut, kIn}, Init::normal));
+    store.initialize(5, 0.05);
+    ASSERT_TRUE(w.fp8);
+    const Tensor x = test::random_tensor({kT, kIn}, DType::f32, 1), dy = test::random_tensor({kT, kOut}, DType::f32, 2);
 
-  Tensor y = Tensor::host({kT, kOut}, DType::f32);
-  linear_forward(kCpu, x, w, y);
-  expect_close(y, abt(fake_quant(x, 1, 128), fake_quant(w.master, 128, 128)), "forward");
+    Tensor y = Tensor::host({kT, kOut}, DType::f32);
+    linear_forward(kCpu, x, w, y);
+    expect_close(y, abt(fake_quant(x, 1, 128, pow2), fake_quant(w.master, 128, 128, pow2)), "forward");
 
-  Tensor dx = Tensor::host({kT, kIn}, DType::f32);
-  linear_dgrad(kCpu, dy, w, dx, false);  // dx = dy W: W^T in 128 x 128 blocks is W's blocks transposed
-  expect_close(dx, abt(fake_quant(dy, 1, 128), transposed(fake_quant(w.master, 128, 128))), "dgrad");
+    Tensor dx = Tensor::host({kT, kIn}, DType::f32);
+    linear_dgrad(kCpu, dy, w, dx, false);  // dx = dy W: W^T in 128 x 128 blocks is W's blocks transposed
+    expect_close(dx, abt(fake_quant(dy, 1, 128, pow2), transposed(fake_quant(w.master, 128, 128, pow2))), "dgrad");
 
-  linear_wgrad(kCpu, dy, x, w);  // dW = dy^T x, both quantised along the tokens
-  expect_close(w.grad, abt(fake_quant(transposed(dy), 1, 128), fake_quant(transposed(x), 1, 128)), "wgrad");
+    linear_wgrad(kCpu, dy, x, w);  // dW = dy^T x, both quantised along the tokens
+    expect_close(w.grad, abt(fake_quant(transposed(dy), 1, 128, pow2), fake_quant(transposed(x), 1, 128, pow2)), "wgrad");
+  }
+  // The two scale rules quantise differently: pow2 is no relabelling of fp32.
+  EXPECT_NE(std::memcmp(fake_quant(test::random_tensor({kT, kIn}, DType::f32, 1), 1, 128).raw(),
+                        fake_quant(test::random_tensor({kT, kIn}, DType::f32, 1), 1, 128, true).raw(), kT * kIn * 4), 0);
 }
 
 TEST(LinearFp8, GroupedExpertsAreTheExactGemmsOfEachExpertsQuantisedRows) {
