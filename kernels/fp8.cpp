@@ -36,6 +36,20 @@ void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
   cpu::quantize_fp8(x, out);
 }
 
+void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
+  require_here(ctx, "quantize_fp8_transposed", "x", x);
+  require_here(ctx, "quantize_fp8_transposed", "data", out.data);
+  require_here(ctx, "quantize_fp8_transposed", "scale_inv", out.scale_inv);
+  R1_REQUIRE(x.rank() == 2 && out.data.rank() == 2 && out.data.dim(0) == x.dim(1) && out.data.dim(1) == x.dim(0),
+             "quantize_fp8_transposed: out ", out.data.str(), " must be x ", x.str(), " transposed");
+  check_fp8(out, out.data, "quantize_fp8_transposed");
+  if (x.numel() == 0) return;
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::quantize_fp8_transposed(ctx, x, out);
+#endif
+  cpu::quantize_fp8_transposed(x, out);
+}
+
 void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
   require_here(ctx, "dequantize_fp8", "y", y);
   require_here(ctx, "dequantize_fp8", "data", q.data);

@@ -6,29 +6,37 @@
 
 namespace r1::kernels::cpu {
 
-void quantize_fp8(const Tensor& x, const Fp8Tensor& out) {
-  const std::int64_t rows = x.dim(0), cols = x.dim(1);
+namespace {
+// Every tile of out: max-abs, scale, values. out element (o, p) is x[o, p], or with Transposed x[p, o].
+template <bool Transposed>
+void quantize_tiles(const Tensor& x, const Fp8Tensor& out) {
+  const std::int64_t cols = x.dim(1), out_rows = out.data.dim(0), out_cols = out.data.dim(1);
   const std::int64_t tr = out.scale_inv.dim(0), tc = out.scale_inv.dim(1);
   with_float_type(x.dtype(), "quantize_fp8", [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
+    const auto at = [&](std::int64_t o, std::int64_t p) { return load_f32(px[Transposed ? p * cols + o : o * cols + p]); };
     f8e4m3* pq = out.data.data<f8e4m3>();
     float* ps = out.scale_inv.data<float>();
 #pragma omp parallel for collapse(2) schedule(static)
     for (std::int64_t bi = 0; bi < tr; ++bi)
       for (std::int64_t bj = 0; bj < tc; ++bj) {
-        const std::int64_t r0 = bi * out.block_rows, r1 = std::min(rows, r0 + out.block_rows);
-        const std::int64_t c0 = bj * out.block_cols, c1 = std::min(cols, c0 + out.block_cols);
+        const std::int64_t o0 = bi * out.block_rows, o1 = std::min(out_rows, o0 + out.block_rows);
+        const std::int64_t p0 = bj * out.block_cols, p1 = std::min(out_cols, p0 + out.block_cols);
         float amax = 0.0f;
-        for (std::int64_t r = r0; r < r1; ++r)
-          for (std::int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(load_f32(px[r * cols + c])));
-        const float s = amax > 0.0f ? amax / kF8E4M3Max : 1.0f;
+        for (std::int64_t o = o0; o < o1; ++o)
+          for (std::int64_t p = p0; p < p1; ++p) amax = std::max(amax, std::fabs(at(o, p)));
+        const float s = fp8_scale_inv(amax, out.pow2_scales);
         ps[bi * tc + bj] = s;
-        for (std::int64_t r = r0; r < r1; ++r)
-          for (std::int64_t c = c0; c < c1; ++c) pq[r * cols + c] = to_f8e4m3(load_f32(px[r * cols + c]) / s);
+        for (std::int64_t o = o0; o < o1; ++o)
+          for (std::int64_t p = p0; p < p1; ++p) pq[o * out_cols + p] = to_f8e4m3(at(o, p) / s);
       }
   });
 }
+}  // namespace
+
+void quantize_fp8(const Tensor& x, const Fp8Tensor& out) { quantize_tiles<false>(x, out); }
+void quantize_fp8_transposed(const Tensor& x, const Fp8Tensor& out) { quantize_tiles<true>(x, out); }
 
 void dequantize_fp8(const Fp8Tensor& q, const Tensor& y) {
   const std::int64_t rows = y.dim(0), cols = y.dim(1), tc = q.scale_inv.dim(1);

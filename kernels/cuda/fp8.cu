@@ -1,5 +1,5 @@
-// CUDA FP8 block quantisation: one thread block per tile (max-abs by block reduction, then scale);
-// dequantisation is elementwise.
+// CUDA FP8 block quantisation, plain or transposed: one thread block per tile (max-abs by block reduction,
+// then scale); dequantisation is elementwise.
 #include "kernels/cuda/fp8.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
@@ -9,26 +9,49 @@ namespace r1::kernels::cuda {
 namespace {
 constexpr int kThreads = 256;
 
-template <class T>
-__global__ void quantize_kernel(std::int64_t rows, std::int64_t cols, int br, int bc, const T* x, f8e4m3* q, float* s) {
-  const std::int64_t tiles_per_row = (cols + bc - 1) / bc;
-  const std::int64_t r0 = blockIdx.x / tiles_per_row * br, c0 = blockIdx.x % tiles_per_row * bc;
-  const int nr = static_cast<int>(min(static_cast<std::int64_t>(br), rows - r0)), nc = static_cast<int>(min(static_cast<std::int64_t>(bc), cols - c0));
-  const int n = nr * nc;
+// One thread block per tile of out [out_rows, out_cols]: out element (o, p) is x[o, p], or with Transposed
+// x[p, o] (x has `cols` columns). Consecutive threads walk x's contiguous columns, so the loads coalesce.
+template <bool Transposed, class T>
+__global__ void quantize_kernel(std::int64_t out_rows, std::int64_t out_cols, std::int64_t cols, int br, int bc, bool pow2,
+                                const T* x, f8e4m3* q, float* s) {
+  const std::int64_t tiles_per_row = (out_cols + bc - 1) / bc;
+  const std::int64_t o0 = blockIdx.x / tiles_per_row * br, p0 = blockIdx.x % tiles_per_row * bc;
+  const int no = static_cast<int>(min(static_cast<std::int64_t>(br), out_rows - o0));
+  const int np = static_cast<int>(min(static_cast<std::int64_t>(bc), out_cols - p0));
+  const int n = no * np;
+  const auto element = [&](int i, std::int64_t& o, std::int64_t& p) {
+    o = o0 + (Transposed ? i % no : i / np);
+    p = p0 + (Transposed ? i / no : i % np);
+    return Transposed ? p * cols + o : o * cols + p;
+  };
   float amax = 0.0f;
-  for (int i = threadIdx.x; i < n; i += kThreads) amax = fmaxf(amax, fabsf(load_f32(x[(r0 + i / nc) * cols + c0 + i % nc])));
+  std::int64_t o, p;
+  for (int i = threadIdx.x; i < n; i += kThreads) amax = fmaxf(amax, fabsf(load_f32(x[element(i, o, p)])));
   __shared__ float warp_max[kThreads / 32];
   for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
   if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
   __syncthreads();
   amax = 0.0f;
   for (int w = 0; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float scale = amax > 0.0f ? amax / kF8E4M3Max : 1.0f;
+  const float scale = fp8_scale_inv(amax, pow2);
   if (threadIdx.x == 0) s[blockIdx.x] = scale;
   for (int i = threadIdx.x; i < n; i += kThreads) {
-    const std::int64_t idx = (r0 + i / nc) * cols + c0 + i % nc;
-    q[idx] = to_f8e4m3(load_f32(x[idx]) / scale);
+    const std::int64_t xi = element(i, o, p);
+    q[o * out_cols + p] = to_f8e4m3(load_f32(x[xi]) / scale);
   }
+}
+
+template <bool Transposed>
+void quantize(const Context& ctx, const Tensor& x, const Fp8Tensor& out, const char* name) {
+  if (x.numel() == 0) return;
+  const unsigned grid = static_cast<unsigned>(out.scale_inv.numel());  // one block per tile
+  with_float_type(x.dtype(), name, [&](auto tag) {
+    using T = decltype(tag);
+    quantize_kernel<Transposed><<<grid, kThreads, 0, ctx.cuda_resources().stream>>>(
+        out.data.dim(0), out.data.dim(1), x.dim(1), out.block_rows, out.block_cols, out.pow2_scales, x.data<T>(),
+        out.data.data<f8e4m3>(), out.scale_inv.data<float>());
+  });
+  R1_CUDA_LAUNCHED(name);
 }
 
 template <class T>
@@ -43,16 +66,9 @@ __global__ void dequantize_kernel(std::int64_t rows, std::int64_t cols, int br, 
 }
 }  // namespace
 
-void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
-  if (x.numel() == 0) return;
-  const unsigned grid = static_cast<unsigned>(out.scale_inv.numel());  // one block per tile
-  with_float_type(x.dtype(), "quantize_fp8", [&](auto tag) {
-    using T = decltype(tag);
-    quantize_kernel<<<grid, kThreads, 0, ctx.cuda_resources().stream>>>(x.dim(0), x.dim(1), out.block_rows, out.block_cols,
-                                                                       x.data<T>(), out.data.data<f8e4m3>(),
-                                                                       out.scale_inv.data<float>());
-  });
-  R1_CUDA_LAUNCHED("quantize_fp8");
+void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out) { quantize<false>(ctx, x, out, "quantize_fp8"); }
+void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out) {
+  quantize<true>(ctx, x, out, "quantize_fp8_transposed");
 }
 
 void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {

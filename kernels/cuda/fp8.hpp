@@ -5,6 +5,7 @@
 namespace r1::kernels::cuda {
 
 void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
+void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
 void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y);
 
 }  // namespace r1::kernels::cuda

@@ -35,6 +35,7 @@ std::vector<int> chunks_of(const parallel::Layout& l, const TrainSettings& s, in
 // router are replicated over TP; EP splits the routed experts.
 struct BlockParams {
   double dense = 0, expert = 0;
+  double linear = 0;  // of which the linear layers' weights (all but norms and router): FP8 under precision fp8
 };
 BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool moe) {
   const double d = static_cast<double>(c.dim), h = static_cast<double>(c.n_heads), t = l.tensor;
@@ -47,16 +48,19 @@ BlockParams block_params(const ModelConfig& c, const parallel::Layout& l, bool m
     b.dense += (2 * d * q + bias * q) / t + (2 * d * kv + bias * 2 * kv) / kv_t;
     return b;
   }
+  const double norms = 2 * d + (rq > 0 ? rq : 0) + rkv, router = moe ? d * static_cast<double>(c.n_routed_experts) : 0;
   b.dense = 2 * d + (rq > 0 ? d * rq + rq : 0) + d * (rkv + static_cast<double>(c.qk_rope_head_dim)) + rkv;
   b.dense += ((rq > 0 ? rq : d) * h * static_cast<double>(c.qk_head_dim()) +
               rkv * h * static_cast<double>(c.qk_nope_head_dim + c.v_head_dim) + h * static_cast<double>(c.v_head_dim) * d) / t;
   if (!moe) {
     b.dense += 3 * d * static_cast<double>(c.dense_inter_dim) / t;
+    b.linear = b.dense - norms;
     return b;
   }
   const double expert = 3 * d * static_cast<double>(c.moe_inter_dim);
   b.dense += d * static_cast<double>(c.n_routed_experts) + static_cast<double>(c.n_shared_experts) * expert / t;
   b.expert = static_cast<double>(c.n_routed_experts) / l.expert * expert;
+  b.linear = b.dense + b.expert - norms - router;
   return b;
 }
 }  // namespace
@@ -71,6 +75,7 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   TrainSettings s;
   s.compute_copy = cfg.train.precision != Precision::fp32;
   s.compute_bytes = s.compute_copy ? 2 : 4;
+  s.fp8 = cfg.train.precision == Precision::fp8;
   s.zero1 = cfg.parallel.zero1;
   s.moment_bytes = cfg.optim.moment_precision == "bf16" ? 2 : 4;
   s.sequence_parallel = cfg.parallel.sequence_parallel;
@@ -143,6 +148,7 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
     const BlockParams b = block_params(c, l, moe);
     p.dense_params += b.dense;
     p.expert_params += b.expert;
+    p.fp8_params += s.fp8 ? b.linear : 0;
     act += block_activation_bytes(c, l, s, moe, s.recompute);
     largest_block = std::max(largest_block, block_activation_bytes(c, l, s, moe, Recompute::none));
   };
@@ -186,7 +192,9 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
   p.activations = p.activations_per_microbatch * p.in_flight + p.transient;
 
   const double edp = static_cast<double>(l.tensor) * l.data / l.expert;
-  p.weights = p.params() * (4 + (s.compute_copy ? s.compute_bytes : 0));
+  // Precision fp8: each linear weight also holds E4M3 copies of W and W^T (1 B each) with one f32 scale per
+  // 128 x 128 block of each (model/linear.hpp), made once per optimizer step.
+  p.weights = p.params() * (4 + (s.compute_copy ? s.compute_bytes : 0)) + p.fp8_params * (2 + 8.0 / (128 * 128));
   p.grads = p.params() * 4;
   p.optimizer = 2.0 * s.moment_bytes * (p.dense_params / (s.zero1 ? l.data : 1) + p.expert_params / (s.zero1 ? edp : 1));
   return p;
@@ -256,6 +264,11 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
               "sharded (sharding it too, as Megatron's distributed optimizer does, would save " +
               gib(worst.params() * 4 - 4 * (worst.dense_params / l.data + worst.expert_params / edp)) +
               " GiB on the worst rank)");
+  if (s.fp8)
+    a.push_back("precision fp8: the " + billions(worst.fp8_params) + " linear-layer parameters of the worst rank (attention "
+                "projections, dense MLP, shared and routed experts; not the embedding, head, router or norms) also hold E4M3 "
+                "copies of W and W^T (2 B, one f32 scale per 128x128 block of each), made once per step; activations are "
+                "saved in BF16 (none in FP8 yet) and quantised per GEMM");
   a.push_back("gradients: FP32 (4 B) per held parameter, full size on every rank (ZeRO-1 shards optimizer states only)");
   a.push_back(std::string("optimizer: AdamW m and v in ") + moments + (s.zero1 ? "" : ", not sharded (zero1 = false)") +
               (s.zero1 ? ", sharded by ZeRO-1 over the " + std::to_string(l.data) + " DP ranks for dense parameters and the " +

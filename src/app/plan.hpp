@@ -21,7 +21,8 @@ std::string numbers_text(const char* format, double a, double b = 0, double c = 
 // The deck's training settings that decide memory.
 struct TrainSettings {
   int compute_bytes = 4;        // an activation, and the compute copy of a weight (fp32: 4; bf16: 2)
-  bool compute_copy = false;    // a compute copy beside the FP32 master (precision bf16)
+  bool compute_copy = false;    // a compute copy beside the FP32 master (precision bf16 and fp8)
+  bool fp8 = false;             // precision fp8: E4M3 copies of the linear layers' weights (model/linear.hpp)
   int moment_bytes = 4;         // one AdamW moment (optim.moment_precision: fp32 4, bf16 2)
   bool zero1 = true;            // AdamW states sharded over DP (dense) and EDP (routed experts)
   bool sequence_parallel = false;
@@ -47,6 +48,7 @@ struct MemoryPlan {
   bool embedding = false, head = false, mtp = false;
   double dense_params = 0;         // replicated over DP: attention, norms, dense FFN, shared experts, router, vocab
   double expert_params = 0;        // routed experts, replicated over EDP
+  double fp8_params = 0;           // precision fp8: the linear layers' weights among them, also held in E4M3
   double weights = 0, grads = 0, optimizer = 0;
   double activations_per_microbatch = 0;  // saved by one micro-batch passing all of this rank's chunks, averaged per chunk
   double in_flight = 0;            // chunk micro-batches held at the peak of the schedule

@@ -74,6 +74,7 @@ const char* schedule_word(Schedule s) {
   switch (s) {
     case Schedule::one_f_one_b: return "1f1b";
     case Schedule::interleaved: return "interleaved";
+    case Schedule::dualpipev: return "dualpipev";
     case Schedule::dualpipe: return "dualpipe";
   }
   return "?";
@@ -155,6 +156,9 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
     if (schedule == Schedule::interleaved) t.bubble = (pp - 1) / std::max(1, s.virtual_stages) * unit;
     // DualPipe: (PP/2 - 1)(F&B + B - 3W) with the overlapped chunk F&B = F + B and W = B/2: (PP/2 - 1)(F + B/2).
     if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * (fwd + 0.5 * bwd);
+    // DualPipeV as r1hpc orders it, W inside B (docs/parallel.md, an event simulation of its order at B = 2F):
+    // (2 PP - 3) F + (PP - 1) B idle with F, B one of the rank's two chunks, i.e. half of fwd, bwd here.
+    if (schedule == Schedule::dualpipev) t.bubble = 0.5 * ((2 * pp - 3) * fwd + (pp - 1) * bwd);
   }
   // DP: gradients reduced (fp32) and updated weights gathered, dense over DP and experts over EDP,
   // overlapped with the last micro-batch's backward.
@@ -176,8 +180,10 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
 
 std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s,
                                      const MemoryPlan& worst, const Machine& m, std::int64_t steps) {
-  const Schedule deck_schedule = s.schedule == PipelineSchedule::interleaved ? Schedule::interleaved : Schedule::one_f_one_b;
-  const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, false);
+  const Schedule deck_schedule = s.schedule == PipelineSchedule::interleaved ? Schedule::interleaved
+                                 : s.schedule == PipelineSchedule::dualpipev  ? Schedule::dualpipev
+                                                                              : Schedule::one_f_one_b;
+  const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, s.fp8);  // [train] precision fp8: the primary line
   std::vector<std::string> out;
   out.push_back("machine " + m.name +
                 numbers_text(": BF16 %.0f / FP8 %.0f TFLOP/s, HBM %.2f TB/s", m.peak_bf16 / 1e12, m.peak_fp8 / 1e12,
@@ -186,7 +192,7 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
                              m.network / 1e9) +
                 numbers_text("%.0f GPUs per node; calibrated: compute %.1f%%, memory %.0f%%, collectives %.0f%% of peak",
                              m.gpus_per_node, m.compute_eff * 100, m.memory_eff * 100, m.comm_eff * 100));
-  out.push_back("step (worst stage, " + std::string(schedule_word(t.schedule)) + "): " + ms(t.step) + " = forward " +
+  out.push_back("step (worst stage, " + std::string(schedule_word(t.schedule)) + (t.fp8 ? "+fp8" : "") + "): " + ms(t.step) + " = forward " +
                 ms(t.forward) + " + backward " + ms(t.backward) + " + exposed TP " + ms(t.tp) + ", EP " + ms(t.ep) +
                 ", PP " + ms(t.pp) + " + bubble " + ms(t.bubble) + " + DP " + ms(t.dp) + " + optimizer " + ms(t.optimizer));
   const double hours = t.step * static_cast<double>(steps) * l.world / 3600;
@@ -196,18 +202,20 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
                            : std::string()) +
                 numbers_text("%.4g GPU-hours per trillion tokens", 1e12 / t.tokens_per_s_per_gpu / 3600));
   std::string alt = "alternatives (step, tokens/s per GPU):";
-  for (const Schedule sch : {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipe})
+  for (const Schedule sch : {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipev, Schedule::dualpipe})
     for (const bool fp8 : {false, true}) {
       if (sch == Schedule::interleaved && s.virtual_stages < 2) continue;
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
       alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
-  out.push_back(alt + " (dualpipe and fp8 are not runnable yet: issues 24, 25)");
+  out.push_back(alt + " (dualpipe, with the weight-gradient split and overlapped chunks, is not runnable yet: issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
+                      "r1hpc runs the GEMMs: its dispatch still sends BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "
                 "hidden behind compute by dualpipe only; PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
-                "for 1f1b, divided by virtual stages for interleaved, (PP/2-1)(F+B/2) for dualpipe; DP ring "
+                "for 1f1b, divided by virtual stages for interleaved, (2PP-3)F + (PP-1)B for dualpipev, (PP/2-1)(F+B/2) for "
+                "dualpipe; DP ring "
                 "reduce-scatter + all-gather of fp32 gradients and weights overlapped with one backward; AdamW streaming "
                 "its bytes at the calibrated HBM share. Not modelled: MTP modules, expert imbalance, the head's stage "
                 "imbalance, kernel launch gaps (docs/performance.md, \"Predicting time\")");

@@ -75,9 +75,18 @@ enum class Recompute { none, selective, full };
 constexpr auto choice_words(Recompute) {
   return std::to_array<ChoiceWord<Recompute>>({{"none", Recompute::none}, {"full", Recompute::full}});
 }
-enum class Precision { fp32, bf16 };
+// fp8: DeepSeek-V3's recipe (model/linear.hpp): the linear layers' three GEMMs in block-scaled E4M3 with FP32
+// accumulation, everything else in bf16.
+enum class Precision { fp32, bf16, fp8 };
 constexpr auto choice_words(Precision) {
-  return std::to_array<ChoiceWord<Precision>>({{"fp32", Precision::fp32}, {"bf16", Precision::bf16}});
+  return std::to_array<ChoiceWord<Precision>>(
+      {{"fp32", Precision::fp32}, {"bf16", Precision::bf16}, {"fp8", Precision::fp8}});
+}
+
+// Precision fp8: a tile's FP32 scale as its max-abs / 448, or rounded up to a power of two (DeepSeek-V3's option).
+enum class Fp8Scale { fp32, pow2 };
+constexpr auto choice_words(Fp8Scale) {
+  return std::to_array<ChoiceWord<Fp8Scale>>({{"fp32", Fp8Scale::fp32}, {"pow2", Fp8Scale::pow2}});
 }
 
 // What a diverged step does (train/divergence_guard.hpp): the run stops before committing it, or returns to
@@ -92,7 +101,11 @@ constexpr auto choice_words(DivergencePolicy) {
   KEY(integer, global_batch, 0, (0, kNoMax),                                                               \
       "sequences per optimizer step (multiple of micro_batch x data); 0: one micro-batch per replica")     \
   KEY(choice, recompute, Recompute::none, (), "activation recomputation in the backward pass")             \
-  KEY(choice, precision, Precision::fp32, (), "compute precision of the GEMMs (master weights stay fp32)") \
+  KEY(choice, precision, Precision::fp32, (),                                                              \
+      "compute precision of the GEMMs (master weights stay fp32); fp8: the attention projections' and "    \
+      "experts' GEMMs in block-scaled E4M3 as DeepSeek-V3 (arch = mla), the rest in bf16")                \
+  KEY(choice, fp8_scale, Fp8Scale::fp32, (),                                                               \
+      "precision fp8: each tile's scale as max-abs / 448 (fp32), or rounded up to a power of two (pow2)")  \
   KEY(integer, log_every, 10, (1, kNoMax), "steps between progress lines")                                 \
   KEY(integer, eval_every, 0, (0, kNoMax), "pretrain: steps between held-out losses (data.eval_path); 0: never") \
   KEY(integer, eval_sequences, 64, (1, kNoMax), "pretrain: held-out sequences per evaluation (the first ones)")  \

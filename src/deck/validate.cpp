@@ -160,6 +160,9 @@ void check_training(const Deck& d, const RunConfig& c, int world) {
   for (const auto& [key, factor] : {std::pair{"train.loss_spike_factor", c.train.loss_spike_factor},
                                      std::pair{"train.max_weight_norm_growth", c.train.max_weight_norm_growth}})
     if (factor != 0 && factor <= 1) d.fail(key, concat("must be 0 (off) or above 1 (a factor of growth); got ", factor));
+  if (c.train.precision == Precision::fp8 && c.model.gqa())
+    fail_rule(d, "train.precision", "model.arch", "fp8 trains the MLA family only (arch = mla); the grouped-query-attention "
+              "students train in bf16");
   const auto& profile = c.log.profile_steps;
   if (!profile.empty() && (profile.size() != 2 || profile[0] > profile[1]))
     d.fail("log.profile_steps", "expected two steps, first <= last");

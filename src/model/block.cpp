@@ -1,7 +1,6 @@
 #include "model/block.hpp"
 
 #include "kernels/elementwise.hpp"
-#include "kernels/gemm.hpp"
 #include "kernels/profile.hpp"
 #include "kernels/rmsnorm.hpp"
 
@@ -16,16 +15,6 @@ Param& residual_param(Param& p, const TpRegions& tp) {
 
 Param& residual_norm(ParamStore& params, const std::string& name, std::int64_t dim, const TpRegions& tp) {
   return residual_param(params.add(name, {dim}, Init::ones, /*decay=*/false), tp);
-}
-
-void linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y) {
-  kernels::gemm(ctx, x, w.compute, y, {.trans_b = true});
-}
-
-void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
-                     bool accumulate_dx) {
-  kernels::gemm(ctx, dy, x, w.grad, {.trans_a = true, .beta = 1.0f});
-  kernels::gemm(ctx, dy, w.compute, dx, {.beta = accumulate_dx ? 1.0f : 0.0f});
 }
 
 TransformerBlock::TransformerBlock(const ModelConfig& c, ParamStore& params, const std::string& prefix, bool moe,

@@ -14,6 +14,7 @@
 #include "model/batch.hpp"
 #include "model/config.hpp"
 #include "model/gqa.hpp"
+#include "model/linear.hpp"
 #include "model/mla.hpp"
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
@@ -34,12 +35,6 @@ struct ForwardResult {
 Param& residual_param(Param& p, const TpRegions& tp);
 // An RMSNorm weight [dim] over the residual stream: ones, no weight decay.
 Param& residual_norm(ParamStore& params, const std::string& name, std::int64_t dim, const TpRegions& tp);
-
-// y = x W^T (W [out, in], its compute copy).
-void linear_forward(const kernels::Context& ctx, const Tensor& x, const Param& w, const Tensor& y);
-// dx (+)= dy W and dW += dy^T x.
-void linear_backward(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
-                     bool accumulate_dx);
 
 class TransformerBlock {
  public:

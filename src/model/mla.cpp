@@ -4,24 +4,11 @@
 
 #include "kernels/attention.hpp"
 #include "kernels/copy_columns.hpp"
-#include "kernels/gemm.hpp"
 #include "kernels/mla_decode.hpp"
 #include "kernels/rmsnorm.hpp"
+#include "model/linear.hpp"
 
 namespace r1 {
-
-namespace {
-// y = x W^T, dx (+)= dy W, dW += dy^T x for a weight stored [out, in] (docs/model.md).
-void linear(const kernels::Context& ctx, const Tensor& x, const Tensor& w, const Tensor& y) {
-  kernels::gemm(ctx, x, w, y, {.trans_b = true});
-}
-void linear_dgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& w, const Tensor& dx, bool accumulate) {
-  kernels::gemm(ctx, dy, w, dx, {.beta = accumulate ? 1.0f : 0.0f});
-}
-void linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Tensor& dw) {
-  kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
-}
-}  // namespace
 
 kernels::RopeTables mla_rope_tables(const kernels::Context& ctx, const ModelConfig& c) {
   const kernels::RopeConfig rc{.rope_dim = static_cast<int>(c.qk_rope_head_dim),
@@ -57,19 +44,19 @@ MlaAttention::MlaAttention(const ModelConfig& c, ParamStore& params, const std::
     return &p;
   };
   const auto heads = [&](const std::string& name, std::int64_t per_head, std::int64_t in) {  // rows by head
-    return &params.add_split(prefix + name, {h * per_head, in}, {.dim = 0}, r, n, Init::normal);
+    return &use_fp8(params, params.add_split(prefix + name, {h * per_head, in}, {.dim = 0}, r, n, Init::normal));
   };
   if (q_rank_ == 0) {
     q_proj_ = heads(".q_proj", d_qk, dim_);
   } else {
-    q_a_proj_ = partial(params.add(prefix + ".q_a_proj", {q_rank_, dim_}, Init::normal));
+    q_a_proj_ = partial(use_fp8(params, params.add(prefix + ".q_a_proj", {q_rank_, dim_}, Init::normal)));
     q_a_norm_ = partial(params.add(prefix + ".q_a_norm", {q_rank_}, Init::ones, /*decay=*/false));
     q_b_proj_ = heads(".q_b_proj", d_qk, q_rank_);
   }
-  kv_a_proj_ = partial(params.add(prefix + ".kv_a_proj", {kv_rank_ + d_rope_, dim_}, Init::normal));
+  kv_a_proj_ = partial(use_fp8(params, params.add(prefix + ".kv_a_proj", {kv_rank_ + d_rope_, dim_}, Init::normal)));
   kv_a_norm_ = partial(params.add(prefix + ".kv_a_norm", {kv_rank_}, Init::ones, /*decay=*/false));
   kv_b_proj_ = heads(".kv_b_proj", d_nope_ + d_v_, kv_rank_);
-  o_proj_ = &params.add_split(prefix + ".o_proj", {dim_, h * d_v_}, {.dim = 1}, r, n, Init::normal);
+  o_proj_ = &use_fp8(params, params.add_split(prefix + ".o_proj", {dim_, h * d_v_}, {.dim = 1}, r, n, Init::normal));
 }
 
 Tensor MlaAttention::project(const kernels::Context& ctx, const Tensor& positions, const Tensor& x, Saved& s) const {
@@ -79,14 +66,14 @@ Tensor MlaAttention::project(const kernels::Context& ctx, const Tensor& position
   s.q = ctx.empty({t, heads_, d_qk}, dt);
   const Tensor q2 = s.q.view({t, heads_ * d_qk});
   if (q_rank_ == 0) {
-    linear(ctx, x, q_proj_->compute, q2);
+    linear_forward(ctx, x, *q_proj_, q2);
   } else {
     s.q_a = ctx.empty({t, q_rank_}, dt);
     s.q_a_n = ctx.empty({t, q_rank_}, dt);
     s.q_a_rstd = ctx.empty({t}, DType::f32);
-    linear(ctx, x, q_a_proj_->compute, s.q_a);
+    linear_forward(ctx, x, *q_a_proj_, s.q_a);
     kernels::rmsnorm_forward(ctx, s.q_a, q_a_norm_->master, eps_, s.q_a_n, s.q_a_rstd);
-    linear(ctx, s.q_a_n, q_b_proj_->compute, q2);
+    linear_forward(ctx, s.q_a_n, *q_b_proj_, q2);
   }
   kernels::rope_forward(ctx, s.q, positions, rope_, d_nope_);
 
@@ -94,8 +81,8 @@ Tensor MlaAttention::project(const kernels::Context& ctx, const Tensor& position
   // come out as separate tensors.
   s.c_kv = ctx.empty({t, kv_rank_}, dt);
   const Tensor k_pe = ctx.empty({t, d_rope_}, dt);
-  linear(ctx, x, kv_a_proj_->compute.slice(0, kv_rank_), s.c_kv);
-  linear(ctx, x, kv_a_proj_->compute.slice(kv_rank_, kv_rank_ + d_rope_), k_pe);
+  linear_forward(ctx, x, *kv_a_proj_, s.c_kv, false, {0, kv_rank_});
+  linear_forward(ctx, x, *kv_a_proj_, k_pe, false, {kv_rank_, kv_rank_ + d_rope_});
   kernels::rope_forward(ctx, k_pe, positions, rope_, 0);
   s.c_kv_n = ctx.empty({t, kv_rank_}, dt);
   s.kv_rstd = ctx.empty({t}, DType::f32);
@@ -116,7 +103,7 @@ MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const Bat
 
   // Per head [k_nope | v] rows split into k = [k_nope | k_pe] and v.
   const Tensor kv = ctx.empty({t, heads_, d_nope_ + d_v_}, dt);
-  linear(ctx, s.c_kv_n, kv_b_proj_->compute, kv.view({t, heads_ * (d_nope_ + d_v_)}));
+  linear_forward(ctx, s.c_kv_n, *kv_b_proj_, kv.view({t, heads_ * (d_nope_ + d_v_)}));
   s.k = ctx.empty({t, heads_, d_qk}, dt);
   s.v = ctx.empty({t, heads_, d_v_}, dt);
   kernels::copy_columns(ctx, kv, 0, s.k, 0, d_nope_);
@@ -128,7 +115,7 @@ MlaAttention::Saved MlaAttention::forward(const kernels::Context& ctx, const Bat
   kernels::attention_forward(ctx, s.q.view({b.batch, b.seq, heads_, d_qk}), s.k.view({b.batch, b.seq, heads_, d_qk}),
                              s.v.view({b.batch, b.seq, heads_, d_v_}), scale_, b.segment_ids,
                              s.o.view({b.batch, b.seq, heads_, d_v_}), s.lse);
-  linear(ctx, s.o, o_proj_->compute, out);
+  linear_forward(ctx, s.o, *o_proj_, out);
   return s;
 }
 
@@ -140,8 +127,8 @@ void MlaAttention::backward(const kernels::Context& ctx, const BatchShape& b, co
              "MLA backward: dout ", dout.str(), " and dx ", dx.str(), " must match the forward input ", s.x.str());
 
   const Tensor d_o = ctx.empty({t, heads_ * d_v_}, dt);
-  linear_dgrad(ctx, dout, o_proj_->compute, d_o, false);
-  linear_wgrad(ctx, dout, s.o, o_proj_->grad);
+  linear_dgrad(ctx, dout, *o_proj_, d_o, false);
+  linear_wgrad(ctx, dout, s.o, *o_proj_);
 
   const Tensor dq = ctx.empty({t, heads_, d_qk}, dt), dk = ctx.empty({t, heads_, d_qk}, dt);
   const Tensor dv = ctx.empty({t, heads_, d_v_}, dt);
@@ -160,27 +147,27 @@ void MlaAttention::backward(const kernels::Context& ctx, const BatchShape& b, co
 
   const Tensor dkv2 = dkv.view({t, heads_ * (d_nope_ + d_v_)});
   const Tensor dc_kv = ctx.empty({t, kv_rank_}, dt);
-  linear_dgrad(ctx, dkv2, kv_b_proj_->compute, dc_kv, false);
-  linear_wgrad(ctx, dkv2, s.c_kv_n, kv_b_proj_->grad);
+  linear_dgrad(ctx, dkv2, *kv_b_proj_, dc_kv, false);
+  linear_wgrad(ctx, dkv2, s.c_kv_n, *kv_b_proj_);
   kernels::rmsnorm_backward(ctx, dc_kv, s.c_kv, kv_a_norm_->master, s.kv_rstd, dc_kv, kv_a_norm_->grad);
 
-  const Tensor w_kv = kv_a_proj_->compute.slice(0, kv_rank_), w_pe = kv_a_proj_->compute.slice(kv_rank_, kv_rank_ + d_rope_);
-  linear_dgrad(ctx, dc_kv, w_kv, dx, false);
-  linear_dgrad(ctx, dk_pe, w_pe, dx, true);
-  linear_wgrad(ctx, dc_kv, s.x, kv_a_proj_->grad.slice(0, kv_rank_));
-  linear_wgrad(ctx, dk_pe, s.x, kv_a_proj_->grad.slice(kv_rank_, kv_rank_ + d_rope_));
+  const Rows latent{0, kv_rank_}, rope_key{kv_rank_, kv_rank_ + d_rope_};
+  linear_dgrad(ctx, dc_kv, *kv_a_proj_, dx, false, latent);
+  linear_dgrad(ctx, dk_pe, *kv_a_proj_, dx, true, rope_key);
+  linear_wgrad(ctx, dc_kv, s.x, *kv_a_proj_, latent);
+  linear_wgrad(ctx, dk_pe, s.x, *kv_a_proj_, rope_key);
 
   const Tensor dq2 = dq.view({t, heads_ * d_qk});
   if (q_rank_ == 0) {
-    linear_dgrad(ctx, dq2, q_proj_->compute, dx, true);
-    linear_wgrad(ctx, dq2, s.x, q_proj_->grad);
+    linear_dgrad(ctx, dq2, *q_proj_, dx, true);
+    linear_wgrad(ctx, dq2, s.x, *q_proj_);
   } else {
     const Tensor dq_a = ctx.empty({t, q_rank_}, dt);
-    linear_dgrad(ctx, dq2, q_b_proj_->compute, dq_a, false);
-    linear_wgrad(ctx, dq2, s.q_a_n, q_b_proj_->grad);
+    linear_dgrad(ctx, dq2, *q_b_proj_, dq_a, false);
+    linear_wgrad(ctx, dq2, s.q_a_n, *q_b_proj_);
     kernels::rmsnorm_backward(ctx, dq_a, s.q_a, q_a_norm_->master, s.q_a_rstd, dq_a, q_a_norm_->grad);
-    linear_dgrad(ctx, dq_a, q_a_proj_->compute, dx, true);
-    linear_wgrad(ctx, dq_a, s.x, q_a_proj_->grad);
+    linear_dgrad(ctx, dq_a, *q_a_proj_, dx, true);
+    linear_wgrad(ctx, dq_a, s.x, *q_a_proj_);
   }
 }
 
@@ -219,7 +206,7 @@ void MlaAttention::decode(const kernels::Context& ctx, const Tensor& x, const Te
   kernels::kv_cache_write(ctx, k_pe.view({n, 1, d_rope_}), positions, cache.pe);
   const Tensor o = ctx.empty({n, heads_, d_v_}, dt);
   kernels::mla_decode_attention(ctx, s.q, kv_b_proj_->compute, cache.kv, cache.pe, lengths, scale_, o);
-  linear(ctx, o.view({n, heads_ * d_v_}), o_proj_->compute, out);
+  linear_forward(ctx, o.view({n, heads_ * d_v_}), *o_proj_, out);
 }
 
 }  // namespace r1

@@ -1,22 +1,22 @@
 #include "model/mlp.hpp"
 
-#include "kernels/gemm.hpp"
 #include "kernels/swiglu.hpp"
+#include "model/linear.hpp"
 
 namespace r1 {
 
 DenseMlp::DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t dim, std::int64_t inter, TpGroup tp)
     : dim_(dim),
       inter_(inter / tp.size()),
-      gate_up_(params.add_split(prefix + ".gate_up", {2 * inter, dim}, {.dim = 0, .groups = 2}, tp.rank(), tp.size(),
-                                Init::normal)),
-      down_(params.add_split(prefix + ".down", {dim, inter}, {.dim = 1}, tp.rank(), tp.size(), Init::normal)) {}
+      gate_up_(use_fp8(params, params.add_split(prefix + ".gate_up", {2 * inter, dim}, {.dim = 0, .groups = 2}, tp.rank(),
+                                                tp.size(), Init::normal))),
+      down_(use_fp8(params, params.add_split(prefix + ".down", {dim, inter}, {.dim = 1}, tp.rank(), tp.size(), Init::normal))) {}
 
 DenseMlp::Saved DenseMlp::hidden(const kernels::Context& ctx, const Tensor& x) const {
   R1_REQUIRE(x.rank() == 2 && x.dim(1) == dim_, "mlp ", gate_up_.name, ": x must be [T, ", dim_, "], got ", x.str());
   const std::int64_t t = x.dim(0);
   Saved s{x, ctx.empty({t, 2 * inter_}, x.dtype()), ctx.empty({t, inter_}, x.dtype())};
-  kernels::gemm(ctx, x, gate_up_.compute, s.gate_up, {.trans_b = true});
+  linear_forward(ctx, x, gate_up_, s.gate_up);
   kernels::swiglu_forward(ctx, s.gate_up, s.h);
   return s;
 }
@@ -24,7 +24,7 @@ DenseMlp::Saved DenseMlp::hidden(const kernels::Context& ctx, const Tensor& x) c
 void DenseMlp::project(const kernels::Context& ctx, const Saved& s, const Tensor& out, bool accumulate) const {
   R1_REQUIRE(out.shape() == s.x.shape(), "mlp ", gate_up_.name, ": out must be shaped like x ", s.x.str(), ", got ",
              out.str());
-  kernels::gemm(ctx, s.h, down_.compute, out, {.trans_b = true, .beta = accumulate ? 1.0f : 0.0f});
+  linear_forward(ctx, s.h, down_, out, accumulate);
 }
 
 DenseMlp::Saved DenseMlp::forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out,
@@ -39,11 +39,11 @@ Tensor DenseMlp::backward_weights(const kernels::Context& ctx, const Saved& s, c
              dout.str());
   const std::int64_t t = s.x.dim(0);
   const Tensor dh = ctx.empty({t, inter_}, dout.dtype());
-  kernels::gemm(ctx, dout, down_.compute, dh);
-  kernels::gemm(ctx, dout, s.h, down_.grad, {.trans_a = true, .beta = 1.0f});
+  linear_dgrad(ctx, dout, down_, dh, false);
+  linear_wgrad(ctx, dout, s.h, down_);
   const Tensor dgate_up = ctx.empty({t, 2 * inter_}, dout.dtype());  // not in place: `s` may be replayed
   kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
-  kernels::gemm(ctx, dgate_up, s.x, gate_up_.grad, {.trans_a = true, .beta = 1.0f});
+  linear_wgrad(ctx, dgate_up, s.x, gate_up_);
   return dgate_up;
 }
 
@@ -51,7 +51,7 @@ void DenseMlp::backward_input(const kernels::Context& ctx, const Saved& s, const
                               bool accumulate) const {
   R1_REQUIRE(dx.shape() == s.x.shape(), "mlp ", gate_up_.name, ": dx must be shaped like x ", s.x.str(), ", got ",
              dx.str());
-  kernels::gemm(ctx, dgate_up, gate_up_.compute, dx, {.beta = accumulate ? 1.0f : 0.0f});
+  linear_dgrad(ctx, dgate_up, gate_up_, dx, accumulate);
 }
 
 void DenseMlp::backward(const kernels::Context& ctx, const Saved& s, const Tensor& dout, const Tensor& dx,

@@ -2,11 +2,11 @@
 
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
-#include "kernels/grouped_gemm.hpp"
 #include "kernels/moe_decode.hpp"
 #include "kernels/moe_permute.hpp"
 #include "kernels/moe_router.hpp"
 #include "kernels/swiglu.hpp"
+#include "model/linear.hpp"
 
 #include <tuple>
 
@@ -49,10 +49,11 @@ MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& pref
       router_w_(partial(params.add(prefix + ".router", {c.n_routed_experts, c.dim}, Init::normal, /*decay=*/false))),
       router_bias_(params.add(prefix + ".router_bias", {c.n_routed_experts}, Init::zeros, /*decay=*/false,
                               /*trainable=*/false)),
-      experts_gate_up_(params.add_experts(prefix + ".experts.gate_up", {c.n_routed_experts, 2 * c.moe_inter_dim, c.dim},
-                                          first_expert(), local_experts(), Init::normal)),
-      experts_down_(params.add_experts(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim},
-                                       first_expert(), local_experts(), Init::normal)),
+      experts_gate_up_(use_fp8(params, params.add_experts(prefix + ".experts.gate_up",
+                                                         {c.n_routed_experts, 2 * c.moe_inter_dim, c.dim},
+                                                         first_expert(), local_experts(), Init::normal))),
+      experts_down_(use_fp8(params, params.add_experts(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim},
+                                                      first_expert(), local_experts(), Init::normal))),
       shared_(shared_experts(c, params, prefix, tp)) {}
 
 kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
@@ -129,11 +130,11 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   }
   const std::int64_t n = s.x_perm.dim(0);
   s.gate_up = ctx.empty({n, 2 * inter_}, dt);
-  kernels::grouped_gemm(ctx, s.x_perm, experts_gate_up_.compute, s.gate_up, s.offsets, {.trans_b = true});
+  grouped_linear_forward(ctx, s.x_perm, experts_gate_up_, s.gate_up, s.offsets);
   s.h = ctx.empty({n, inter_}, dt);
   kernels::swiglu_forward(ctx, s.gate_up, s.h);
   s.y_perm = ctx.empty({n, dim_}, dt);
-  kernels::grouped_gemm(ctx, s.h, experts_down_.compute, s.y_perm, s.offsets, {.trans_b = true});
+  grouped_linear_forward(ctx, s.h, experts_down_, s.y_perm, s.offsets);
   if (dispatcher_) s.y_perm = dispatcher_->combine(ctx, *s.route, s.y_perm);
   if (mine < t || !adds_routed) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share
   if (adds_routed) kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
@@ -187,13 +188,13 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
 
   // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
   const Tensor dh = ctx.empty({n, inter_}, dt);
-  kernels::grouped_gemm(ctx, dy_perm, experts_down_.compute, dh, s.offsets);
-  kernels::grouped_gemm(ctx, dy_perm, s.h, experts_down_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
+  grouped_linear_dgrad(ctx, dy_perm, experts_down_, dh, s.offsets);
+  grouped_linear_wgrad(ctx, dy_perm, s.h, experts_down_, s.offsets);
   const Tensor dgate_up = ctx.empty({n, 2 * inter_}, dt);
   kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
-  kernels::grouped_gemm(ctx, dgate_up, s.x_perm, experts_gate_up_.grad, s.offsets, {.trans_a = true, .beta = 1.0f});
+  grouped_linear_wgrad(ctx, dgate_up, s.x_perm, experts_gate_up_, s.offsets);
   const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
-  kernels::grouped_gemm(ctx, dgate_up, experts_gate_up_.compute, dx_perm, s.offsets);
+  grouped_linear_dgrad(ctx, dgate_up, experts_gate_up_, dx_perm, s.offsets);
 
   // Router: gates and (scaled) balance loss to the logits, then to the router weight (while the input
   // gradients travel back) and to the input.

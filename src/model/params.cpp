@@ -12,7 +12,8 @@ std::uint32_t name_stream(const std::string& name) {
   return h;
 }
 
-ParamStore::ParamStore(kernels::Context ctx, DType compute_dtype) : ctx_(std::move(ctx)), compute_dtype_(compute_dtype) {
+ParamStore::ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8, bool fp8_pow2)
+    : ctx_(std::move(ctx)), compute_dtype_(compute_dtype), fp8_(fp8), fp8_pow2_(fp8_pow2) {
   R1_REQUIRE(compute_dtype == DType::f32 || compute_dtype == DType::bf16, "compute dtype must be f32 or bf16, got ",
              dtype_name(compute_dtype));
 }
@@ -140,7 +141,12 @@ void ParamStore::zero_grads() {
     if (p->grad.defined()) kernels::fill(ctx_, p->grad, 0.0f);
 }
 
+void ParamStore::weights_changed() {
+  for (const auto& p : params_) ++p->version;
+}
+
 void ParamStore::refresh_compute() {
+  weights_changed();
   if (compute_dtype_ == DType::f32) return;
   for (const auto& p : params_) kernels::cast(ctx_, p->master, p->compute);
 }

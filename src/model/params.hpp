@@ -13,6 +13,8 @@ namespace r1 {
 
 enum class Init { normal, ones, zeros };
 
+struct Fp8Weight;  // a weight's FP8 copies for precision fp8 (model/linear.hpp)
+
 // How a tensor-parallel group holds a parameter (docs/parallel.md):
 //   replicated  every TP rank holds all of it and computes the whole gradient (same on every rank);
 //   partial     every TP rank holds all of it but computes only its heads' or tokens' share of the
@@ -43,6 +45,10 @@ struct Param {
   Shard shard;
   TpRole tp = TpRole::replicated;
   bool expert = false;  // a routed-expert tensor: replicated over the expert-data-parallel group, not DP
+  // Precision fp8 (model/linear.hpp): set on the weights whose GEMMs run in FP8, holding their quantised
+  // copies, which are made again once `version` moves (ParamStore::weights_changed).
+  std::shared_ptr<Fp8Weight> fp8;
+  std::uint64_t version = 0;
   bool sharded() const { return !(global_shape == shape); }
 };
 
@@ -60,7 +66,9 @@ void copy_shard(const kernels::Context& ctx, const Param& p, const Tensor& globa
 // and keep the returned references (stable: parameters are never removed).
 class ParamStore {
  public:
-  ParamStore(kernels::Context ctx, DType compute_dtype);
+  // fp8: the linear layers that model/linear.hpp runs in FP8 mark their weights so ([train] precision fp8);
+  // fp8_pow2: their tiles' scales are powers of two ([train] fp8_scale = pow2).
+  ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8 = false, bool fp8_pow2 = false);
   Param& add(const std::string& name, const Shape& shape, Init init, bool decay = true, bool trainable = true);
   // A routed-expert tensor of global shape `global` [E, ...] of which this rank holds the `count` experts
   // starting at `first` (expert parallelism; first = 0, count = E on one rank). Initialised by global index.
@@ -76,17 +84,21 @@ class ParamStore {
   const std::vector<std::unique_ptr<Param>>& all() const { return params_; }
   const kernels::Context& context() const { return ctx_; }
   DType compute_dtype() const { return compute_dtype_; }
+  bool fp8() const { return fp8_; }
+  bool fp8_pow2() const { return fp8_pow2_; }
 
   // Fills every master weight: normal(0, std) keyed by (seed, the parameter's name, global element
   // index), norms 1, biases 0; then refreshes the compute copies and zeroes the gradients.
   void initialize(std::uint64_t seed, double std);
   void zero_grads();
-  void refresh_compute();  // compute = cast(master) after the master changed (load, optimizer)
+  void refresh_compute();  // compute = cast(master) after the master changed (load, optimizer); weights_changed()
+  void weights_changed();  // the masters moved: every FP8 copy is stale (the optimizer step, refresh_compute)
   std::int64_t numel(bool trainable_only = true) const;
 
  private:
   kernels::Context ctx_;
   DType compute_dtype_;
+  bool fp8_ = false, fp8_pow2_ = false;
   std::vector<std::unique_ptr<Param>> params_;
   std::map<std::string, Param*> index_;
 };

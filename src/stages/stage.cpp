@@ -22,10 +22,10 @@ StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int wo
 #if defined(R1HPC_HAVE_CUDA)
   if (gpus > 0) {
     env.ctx = kernels::Context::cuda(rank % gpus);
-    env.peak_flops = precision == Precision::bf16 ? 989e12 : 67e12;  // H100 SXM dense BF16 / FP32
+    env.peak_flops = precision != Precision::fp32 ? 989e12 : 67e12;  // H100 SXM dense BF16 (MFU of fp8 too) / FP32
   }
 #endif
-  env.compute_dtype = precision == Precision::bf16 ? DType::bf16 : DType::f32;
+  env.compute_dtype = precision == Precision::fp32 ? DType::f32 : DType::bf16;  // fp8: bf16 beside the FP8 GEMMs
   std::string backend = cfg.parallel.backend;
   if (backend == "auto") backend = env.ctx.is_cuda() ? "nccl" : "mpi";
   if (backend == "nccl" && !env.ctx.is_cuda())

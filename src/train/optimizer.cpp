@@ -163,6 +163,7 @@ double AdamW::step(double lr) {
     kernels::cast(ctx, whole.slice(0, p.master.numel()), flat(p.master));
     if (p.compute.dtype() != DType::f32) kernels::cast(ctx, p.master, p.compute);
   }
+  params_.weights_changed();  // the FP8 copies (precision fp8) are made again at their next use
   return norm;
 }
 

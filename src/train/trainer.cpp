@@ -24,7 +24,9 @@ TrainerOptions TrainerOptions::from_env(const StageEnv& env, std::string stage) 
 }
 
 Trainer::InitializedModel::InitializedModel(const StageEnv& env, const TrainerOptions& o)
-    : params(env.ctx, env.compute_dtype), model(o.model, params, o.groups) {
+    : params(env.ctx, env.compute_dtype, env.cfg.train.precision == Precision::fp8,
+             env.cfg.train.fp8_scale == Fp8Scale::pow2),
+      model(o.model, params, o.groups) {
   model.full_recompute = o.batch.full_recompute;
   if (o.add_params) o.add_params(params);
   params.initialize(static_cast<std::uint64_t>(env.cfg.run.seed), o.model.init_std);

@@ -91,6 +91,21 @@ TEST(MemoryPlan, MomentBytesFollowTheDeck) {
   EXPECT_EQ(train_settings(cfg, 1).moment_bytes, 2);
 }
 
+// Precision fp8: stage 0's linear weights (kv_a 48, the TP-split projections 64, dense FFN 144 = 256 of its 340
+// parameters; not the norms or the embedding) add E4M3 copies of W and W^T, 2 B and a scale per 128x128 block each.
+TEST(MemoryPlan, Fp8AddsTheLinearWeightsE4M3Copies) {
+  TrainSettings s = settings();
+  s.fp8 = true;
+  const MemoryPlan p = plan_stage_memory(small_model(), layout_8(), s, 0);
+  EXPECT_DOUBLE_EQ(p.fp8_params, 256);
+  EXPECT_DOUBLE_EQ(p.weights, 340 * 6 + 256 * (2 + 8.0 / (128 * 128)));
+  EXPECT_DOUBLE_EQ(plan_stage_memory(small_model(), layout_8(), settings(), 0).fp8_params, 0);
+  RunConfig cfg;
+  cfg.train.precision = Precision::fp8;
+  EXPECT_TRUE(train_settings(cfg, 1).fp8);
+  EXPECT_TRUE(train_settings(cfg, 1).compute_copy);
+}
+
 TEST(MemoryPlan, OneRankHoldsEveryParameterOnce) {
   ModelConfig c = small_model();
   c.mtp_depth = 1;

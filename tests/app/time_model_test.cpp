@@ -54,6 +54,20 @@ TEST(TimeModel, OneGpuIsComputePlusOptimizer) {
   EXPECT_NEAR(f.forward + f.backward, 24 * (attention + gemm / 2) / 0.5e12, 1e-15);
 }
 
+// [train] precision = fp8: the FP8 prediction is the report's step line, no longer a what-if only.
+TEST(TimeModel, Fp8PrecisionIsThePrimaryLine) {
+  const ModelConfig c = model();
+  const parallel::Layout l{.world = 1, .tensor = 1, .pipeline = 1, .data = 1, .expert = 1};
+  TrainSettings s = settings(3);
+  s.fp8 = true;
+  const MemoryPlan p = plan_stage_memory(c, l, s, 0);
+  const std::vector<std::string> lines = time_report(c, l, s, p, round_machine(), 0);
+  const StepTime f = predict_step(c, l, s, p, round_machine(), Schedule::one_f_one_b, true);
+  ASSERT_EQ(lines[1].rfind("step (worst stage, 1f1b+fp8): ", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2].rfind(numbers_text("%.0f tokens/s per GPU", f.tokens_per_s_per_gpu), 0), 0u) << lines[2];
+  for (const std::string& line : lines) EXPECT_EQ(line.find("fp8 are not runnable"), std::string::npos) << line;
+}
+
 TEST(TimeModel, EachScheduleHasItsBubble) {
   const ModelConfig c = model();
   const parallel::Layout l{.world = 8, .tensor = 1, .pipeline = 8, .data = 1, .expert = 1};
@@ -68,6 +82,8 @@ TEST(TimeModel, EachScheduleHasItsBubble) {
   EXPECT_NEAR(a.bubble, 7 * unit, 1e-12);
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::interleaved, false).bubble, 3.5 * unit, 1e-12);
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 3 * (f + 0.5 * b), 1e-12);
+  // DualPipeV, two chunks per rank of half the stage's passes each: (2 x 8 - 3) F/2 + 7 B/2.
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipev, false).bubble, 6.5 * f + 3.5 * b, 1e-12);
 }
 
 TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {

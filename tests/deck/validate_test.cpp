@@ -52,11 +52,19 @@ TEST(ValidateDeck, TheDualPipeVScheduleCutsTwiceThePipelineChunks) {
   EXPECT_NE(two.find("dualpipev is the supported DualPipe variant"), std::string::npos) << two;
 }
 
+// precision = fp8 trains the MLA family (model/linear.hpp) and refuses the GQA students on its own line.
+TEST(ValidateDeck, Fp8IsOfferedForMlaOnly) {
+  EXPECT_EQ(validate_deck(tiny("[train]\nprecision = fp8\n"), 1).train.precision, Precision::fp8);
+  const std::string msg = user_error_of([&] {
+    validate_deck(Deck::parse("[model]\narch = qwen3\ndense = true\n[train]\nprecision = fp8\n", "t.deck", {}), 1);
+  });
+  EXPECT_NE(msg.find("t.deck:5: [train] precision = fp8: fp8 trains the MLA family only"), std::string::npos) << msg;
+}
+
 // A choice that is not implemented is not offered: a deck naming one fails on its line like any other word.
 TEST(ValidateDeck, ChoicesNotImplementedAreNotOffered) {
   const std::pair<const char*, const char*> refused[] = {
       {"[train]\nrecompute = selective\n", "t.deck:4: [train] recompute = selective: not a valid choice"},
-      {"[train]\nprecision = fp8\n", "t.deck:4: [train] precision = fp8: not a valid choice"},
       {"[optim]\nmoment_precision = fp16\n", "t.deck:4: [optim] moment_precision = fp16: not a valid choice"}};
   for (const auto& [deck, want] : refused) {
     const std::string msg = user_error_of([&] { tiny(deck); });

@@ -45,6 +45,36 @@ TEST(Fp8Cpu, ScalesAreTileMaxOver448AndRoundTripIsWithinHalfAnUlp) {
   }
 }
 
+TEST(Fp8Cpu, PowerOfTwoScalesAreTheNextPowerOfTwoAndRoundTripAsFp32Ones) {
+  const auto ctx = kernels::Context::cpu();
+  Tensor x = test::random_tensor({130, 300}, DType::f32, 22);
+  x.data<float>()[0] = 448.0f * 0.25f;  // a tile whose amax / 448 is a power of two already keeps it
+  for (auto [br, bc] : {std::pair{128, 128}, std::pair{1, 128}}) {
+    auto q = kernels::make_fp8(ctx, 130, 300, br, bc);
+    q.pow2_scales = true;
+    kernels::quantize_fp8(ctx, x, q);
+    Tensor y = Tensor::host({130, 300}, DType::f32);
+    kernels::dequantize_fp8(ctx, q, y);
+    const std::int64_t tc = q.scale_inv.dim(1);
+    for (std::int64_t bi = 0; bi < q.scale_inv.dim(0); ++bi)
+      for (std::int64_t bj = 0; bj < tc; ++bj) {
+        const std::int64_t r0 = bi * br, r1 = std::min<std::int64_t>(130, r0 + br);
+        const std::int64_t c0 = bj * bc, c1 = std::min<std::int64_t>(300, c0 + bc);
+        const double want = tile_amax(x, r0, r1, c0, c1) / 448.0;
+        const float s = q.scale_inv.data<float>()[bi * tc + bj];
+        int e;
+        ASSERT_EQ(std::frexp(s, &e), 0.5f) << "a power of two: " << s;
+        ASSERT_TRUE(s >= want && s < 2 * want) << bi << "," << bj << ": " << s << " for " << want;
+        for (std::int64_t r = r0; r < r1; ++r)
+          for (std::int64_t c = c0; c < c1; ++c) {
+            const double v = test::value(x, r * 300 + c), w = test::value(y, r * 300 + c);
+            ASSERT_LE(std::fabs(v - w), std::max(std::fabs(v) / 16, std::ldexp(1.0, -10) * s) * (1 + 1e-6)) << r << "," << c;
+          }
+      }
+    if (br == 1) EXPECT_EQ(q.scale_inv.data<float>()[0], 0.25f);
+  }
+}
+
 TEST(Fp8Cpu, AllZeroTileHasUnitScale) {
   const auto ctx = kernels::Context::cpu();
   Tensor x = Tensor::host_zeros({4, 4}, DType::bf16);

@@ -1,0 +1,124 @@
+#include "model/linear.hpp"
+
+#include "kernels/fp8_gemm.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/grouped_gemm.hpp"
+
+namespace r1 {
+
+using kernels::Context;
+using kernels::Fp8Tensor;
+
+namespace {
+constexpr int kTile = kernels::kFp8Tile;
+
+std::pair<std::int64_t, std::int64_t> row_range(const Param& w, Rows rows) {
+  return {rows.begin, rows.end < 0 ? w.master.dim(w.master.rank() - 2) : rows.end};
+}
+Tensor weight_rows(const Tensor& t, std::pair<std::int64_t, std::int64_t> r) {
+  return r.first == 0 && r.second == t.dim(0) ? t : t.slice(r.first, r.second);
+}
+// Expert e's [out, in] matrix of a 3-D weight, or the 2-D weight itself.
+Tensor expert(const Tensor& t, std::int64_t e) {
+  return t.rank() == 2 ? t : t.slice(e, e + 1).view({t.dim(1), t.dim(2)});
+}
+
+// x [R, C] quantised in (br x 128) tiles along C, or (transposed) x^T [C, R] along R, with w's scale rule.
+Fp8Tensor quantize_rows(const Context& ctx, const Tensor& x, const Param& w, int br = 1) {
+  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(0), x.dim(1), br, kTile);
+  q.pow2_scales = w.fp8->pow2_scales;
+  kernels::quantize_fp8(ctx, x, q);
+  return q;
+}
+Fp8Tensor quantize_columns(const Context& ctx, const Tensor& x, const Param& w, int br = 1) {
+  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(1), x.dim(0), br, kTile);
+  q.pow2_scales = w.fp8->pow2_scales;
+  kernels::quantize_fp8_transposed(ctx, x, q);
+  return q;
+}
+
+// The weight's FP8 copies (rows r of every expert), made from the master once per version.
+const Fp8Weight::Copy& fp8_copy(const Context& ctx, const Param& w, std::pair<std::int64_t, std::int64_t> r) {
+  Fp8Weight::Copy& c = w.fp8->copies[r];
+  if (c.made && c.version == w.version) return c;
+  const std::int64_t experts = w.master.rank() == 3 ? w.master.dim(0) : 1;
+  c.w.clear();
+  c.wt.clear();
+  for (std::int64_t e = 0; e < experts; ++e) {
+    const Tensor m = weight_rows(expert(w.master, e), r);
+    c.w.push_back(quantize_rows(ctx, m, w, kTile));
+    c.wt.push_back(quantize_columns(ctx, m, w, kTile));
+  }
+  c.version = w.version;
+  c.made = true;
+  return c;
+}
+
+float beta(bool accumulate) { return accumulate ? 1.0f : 0.0f; }
+}  // namespace
+
+Param& use_fp8(const ParamStore& store, Param& w) {
+  if (!store.fp8()) return w;
+  w.fp8 = std::make_shared<Fp8Weight>();
+  w.fp8->pow2_scales = store.fp8_pow2();
+  return w;
+}
+
+void linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y, bool accumulate, Rows rows) {
+  const auto r = row_range(w, rows);
+  if (!w.fp8) return kernels::gemm(ctx, x, weight_rows(w.compute, r), y, {.trans_b = true, .beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, quantize_rows(ctx, x, w), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
+}
+
+void linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx, bool accumulate, Rows rows) {
+  const auto r = row_range(w, rows);
+  if (!w.fp8) return kernels::gemm(ctx, dy, weight_rows(w.compute, r), dx, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, quantize_rows(ctx, dy, w), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
+}
+
+void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, Rows rows) {
+  const Tensor dw = weight_rows(w.grad, row_range(w, rows));
+  if (!w.fp8) return kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
+  // dW [out, in] = dy^T x: both operands quantised along the tokens, the inner dimension here.
+  kernels::fp8_gemm(ctx, quantize_columns(ctx, dy, w), quantize_columns(ctx, x, w), dw, {.beta = 1.0f});
+}
+
+void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
+                     bool accumulate_dx) {
+  linear_wgrad(ctx, dy, x, w);
+  linear_dgrad(ctx, dy, w, dx, accumulate_dx);
+}
+
+void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
+                            std::span<const std::int64_t> offsets) {
+  if (!w.fp8) return kernels::grouped_gemm(ctx, x, w.compute, y, offsets, {.trans_b = true});
+  const Fp8Tensor qx = quantize_rows(ctx, x, w);  // 1 x 128 tiles: each expert's rows are a view
+  const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
+    if (offsets[e + 1] > offsets[e])
+      kernels::fp8_gemm(ctx, kernels::fp8_rows(qx, offsets[e], offsets[e + 1]), c.w[e], y.slice(offsets[e], offsets[e + 1]));
+}
+
+void grouped_linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,
+                          std::span<const std::int64_t> offsets) {
+  if (!w.fp8) return kernels::grouped_gemm(ctx, dy, w.compute, dx, offsets);
+  const Fp8Tensor qdy = quantize_rows(ctx, dy, w);
+  const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
+    if (offsets[e + 1] > offsets[e])
+      kernels::fp8_gemm(ctx, kernels::fp8_rows(qdy, offsets[e], offsets[e + 1]), c.wt[e], dx.slice(offsets[e], offsets[e + 1]));
+}
+
+void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
+                          std::span<const std::int64_t> offsets) {
+  if (!w.fp8) return kernels::grouped_gemm(ctx, dy, x, w.grad, offsets, {.trans_a = true, .beta = 1.0f});
+  // Per expert, its tokens are the inner dimension: 1 x 128 tiles of dy_e^T and x_e^T start at its first row.
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
+    const std::int64_t lo = offsets[e], hi = offsets[e + 1];
+    if (hi == lo) continue;
+    kernels::fp8_gemm(ctx, quantize_columns(ctx, dy.slice(lo, hi), w), quantize_columns(ctx, x.slice(lo, hi), w),
+                      expert(w.grad, static_cast<std::int64_t>(e)), {.beta = 1.0f});
+  }
+}
+
+}  // namespace r1

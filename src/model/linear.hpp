@@ -1,0 +1,57 @@
+// The three GEMMs of a linear layer y = x W^T, W [out, in] (docs/model.md): the forward, the input gradient
+// dx (+)= dy W and the weight gradient dW += dy^T x, and their grouped forms for the routed experts
+// (W [E, out, in], rows of x grouped by expert). One place dispatches on the precision: a weight marked by
+// use_fp8 runs all three as block-scaled FP8 GEMMs (DeepSeek-V3's recipe: x, dy quantised per call in 1 x 128
+// tiles, W once per optimizer step in 128 x 128 blocks, FP32 accumulation into an FP32 gradient); every
+// other weight runs them as kernels::gemm in the compute dtype.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "kernels/fp8.hpp"
+#include "model/params.hpp"
+
+namespace r1 {
+
+// A weight's FP8 copies, per block of rows used as a weight of its own and per expert: W in 128 x 128 blocks
+// (forward) and W^T (input gradient), quantised from the master at `version`.
+struct Fp8Weight {
+  struct Copy {
+    std::uint64_t version = 0;
+    bool made = false;
+    std::vector<kernels::Fp8Tensor> w, wt;  // one per expert (one for a 2-D weight)
+  };
+  std::map<std::pair<std::int64_t, std::int64_t>, Copy> copies;
+  bool pow2_scales = false;  // every tile of its GEMMs, weights and activations alike ([train] fp8_scale)
+};
+
+// Marks w for FP8 GEMMs when the store trains in FP8 (ParamStore::fp8); returns w.
+Param& use_fp8(const ParamStore& store, Param& w);
+
+// Rows [begin, end) of a 2-D weight used as a weight of its own (MLA's kv_a_proj: latent, then rope key);
+// end -1: to the last row.
+struct Rows {
+  std::int64_t begin = 0, end = -1;
+};
+
+void linear_forward(const kernels::Context& ctx, const Tensor& x, const Param& w, const Tensor& y, bool accumulate = false,
+                    Rows rows = {});
+void linear_dgrad(const kernels::Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx, bool accumulate,
+                  Rows rows = {});
+void linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, Rows rows = {});
+// linear_wgrad, then linear_dgrad.
+void linear_backward(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
+                     bool accumulate_dx);
+
+// `offsets` (E+1 host values) split the rows of x, y, dy, dx by expert, as for kernels::grouped_gemm.
+void grouped_linear_forward(const kernels::Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
+                            std::span<const std::int64_t> offsets);
+void grouped_linear_dgrad(const kernels::Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,
+                          std::span<const std::int64_t> offsets);
+void grouped_linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
+                          std::span<const std::int64_t> offsets);
+
+}  // namespace r1

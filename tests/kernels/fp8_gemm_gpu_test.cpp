@@ -1,0 +1,102 @@
+// The CUDA block-scaled FP8 GEMM (cuBLASLt's VEC128 / BLK128x128 scale modes, and the plain kernel where
+// cuBLASLt cannot take a problem) and the transposed quantisation held to the CPU reference. Labelled `gpu`:
+// fails (never skips) without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "kernels/fp8_gemm.hpp"
+#include "kernels/test_util.hpp"
+
+using namespace r1;
+using kernels::Context;
+using kernels::Fp8Tensor;
+
+namespace {
+Fp8Tensor quantized(const Context& ctx, const Tensor& x, int br, int bc) {
+  Fp8Tensor q = kernels::make_fp8(ctx, x.dim(0), x.dim(1), br, bc);
+  kernels::quantize_fp8(ctx, ctx.to_here(x), q);
+  return q;
+}
+Fp8Tensor on_host(const Fp8Tensor& q) {
+  Fp8Tensor h = q;
+  h.data = test::to_host(q.data);
+  h.scale_inv = test::to_host(q.scale_inv);
+  return h;
+}
+// |q| (a host copy): the sign bits cleared.
+Fp8Tensor magnitudes(const Fp8Tensor& q) {
+  Fp8Tensor m = q;
+  m.data = Tensor::host(q.data.shape(), DType::f8e4m3);
+  for (std::int64_t i = 0; i < q.data.numel(); ++i)
+    m.data.data<f8e4m3>()[i].bits = static_cast<std::uint8_t>(q.data.data<f8e4m3>()[i].bits & 0x7f);
+  return m;
+}
+}  // namespace
+
+TEST(Fp8GemmGpu, MatchesTheCpuReference) {
+  const Context dev = test::gpu_context(), cpu = Context::cpu();
+  struct Case {
+    std::int64_t m, n, k;
+    int b_rows;
+  };
+  // Whole tiles (cuBLASLt), partial M and N tiles (cuBLASLt), K not a multiple of 16 (the plain kernel),
+  // 1 x 128 B tiles (the weight gradient's operands).
+  for (const Case cs : {Case{256, 512, 384, 128}, Case{200, 136, 320, 128}, Case{70, 90, 200, 128}, Case{128, 256, 512, 1},
+                        Case{96, 160, 264, 1}, Case{33, 48, 77, 1}})
+    for (DType out : {DType::f32, DType::bf16})
+      for (float beta : {0.0f, 1.0f}) {
+        const Tensor x = test::random_tensor({cs.m, cs.k}, DType::bf16, 81), w = test::random_tensor({cs.n, cs.k}, DType::bf16, 82);
+        const Fp8Tensor qa = quantized(dev, x, 1, 128), qb = quantized(dev, w, cs.b_rows, 128);
+        const Tensor c0 = test::random_tensor({cs.m, cs.n}, out, 83);
+        const Tensor c = dev.to_here(c0);
+        Tensor want = Tensor::host({cs.m, cs.n}, out);
+        std::memcpy(want.raw(), c0.raw(), static_cast<std::size_t>(c0.numel()) * dtype_size(out));
+        kernels::fp8_gemm(dev, qa, qb, c, {.alpha = 1.0f, .beta = beta});
+        kernels::fp8_gemm(cpu, on_host(qa), on_host(qb), want, {.alpha = 1.0f, .beta = beta});
+        const Tensor got = test::to_host(c);
+        // Hopper's FP8 tensor cores keep about 14 bits while they sum one 128-element tile (V3's report,
+        // 3.3.2): against the CPU's exact tile sums, 2^-12 of the tile sums' magnitudes |A| |B|^T.
+        Tensor mag = Tensor::host({cs.m, cs.n}, DType::f32);
+        kernels::fp8_gemm(cpu, magnitudes(on_host(qa)), magnitudes(on_host(qb)), mag);
+        const double out_ulp = out == DType::f32 ? std::ldexp(1.0, -22) : std::ldexp(1.0, -8);
+        double worst = 0;
+        for (std::int64_t i = 0; i < got.numel(); ++i) {
+          const double err = std::fabs(test::value(got, i) - test::value(want, i));
+          const double tol = std::ldexp(test::value(mag, i), -12) +
+                             out_ulp * (std::fabs(test::value(want, i)) + beta * std::fabs(test::value(c0, i))) + 1e-6;
+          ASSERT_LE(err, tol) << cs.m << "x" << cs.n << "x" << cs.k << " B " << cs.b_rows << "x128 beta " << beta << " at " << i
+                              << ": " << test::value(got, i) << " vs " << test::value(want, i) << ", |A||B| " << test::value(mag, i);
+          worst = std::max(worst, err / test::value(mag, i));
+        }
+        std::printf("fp8_gemm %lldx%lldx%lld B %dx128 %s beta %g: worst |error| / |A||B| = %.3g\n", static_cast<long long>(cs.m),
+                    static_cast<long long>(cs.n), static_cast<long long>(cs.k), cs.b_rows, dtype_name(out), beta, worst);
+      }
+}
+
+// Both quantisations, with FP32 and with power-of-two scales ([train] fp8_scale).
+TEST(Fp8GemmGpu, QuantisationsAreBitEqualToTheCpu) {
+  const Context dev = test::gpu_context(), cpu = Context::cpu();
+  for (DType dt : {DType::f32, DType::bf16})
+    for (auto [br, bc] : {std::pair{1, 128}, std::pair{128, 128}})
+      for (bool pow2 : {false, true})
+        for (bool transposed : {false, true}) {
+          const Tensor x = test::random_tensor({300, 200}, dt, 91);
+          const std::int64_t r = transposed ? 200 : 300, c = transposed ? 300 : 200;
+          Fp8Tensor want = kernels::make_fp8(cpu, r, c, br, bc), got = kernels::make_fp8(dev, r, c, br, bc);
+          want.pow2_scales = got.pow2_scales = pow2;
+          if (transposed) {
+            kernels::quantize_fp8_transposed(cpu, x, want);
+            kernels::quantize_fp8_transposed(dev, dev.to_here(x), got);
+          } else {
+            kernels::quantize_fp8(cpu, x, want);
+            kernels::quantize_fp8(dev, dev.to_here(x), got);
+          }
+          const Fp8Tensor h = on_host(got);
+          ASSERT_EQ(std::memcmp(h.data.raw(), want.data.raw(), 200 * 300), 0) << br << "x" << bc << " pow2 " << pow2;
+          ASSERT_EQ(std::memcmp(h.scale_inv.raw(), want.scale_inv.raw(), want.scale_inv.numel() * 4), 0)
+              << br << "x" << bc << " pow2 " << pow2 << " transposed " << transposed;
+        }
+}
