@@ -6,8 +6,8 @@
 // they grow. Query heads of one group re-read their K/V head (from L2); a split over the cache length
 // (flash-decoding, as kernels/cuda/mla_decode.cu) is the next speed-up for long sequences at small B H.
 #include "kernels/attention.hpp"
+#include "kernels/cuda/decode.cuh"
 #include "kernels/cuda/gqa_decode.hpp"
-#include "kernels/cuda/rowwise.cuh"
 
 namespace r1::kernels::cuda {
 
@@ -42,15 +42,7 @@ __global__ void __launch_bounds__(kThreads)
       if (lane == 0) p[t] = a * scale;
     }
     __syncthreads();
-    // Every warp folds the tile into the running max and sum the same way, so they agree across the block.
-    float tmax = -INFINITY;
-    for (int t = lane; t < m; t += 32) tmax = fmaxf(tmax, p[t]);
-    const float new_max = fmaxf(run_max, warp_max(tmax));
-    float tsum = 0.0f;
-    for (int t = lane; t < m; t += 32) tsum += __expf(p[t] - new_max);
-    const float alpha = __expf(run_max - new_max);  // 0 on the first tile (run_max = -inf)
-    run_sum = run_sum * alpha + warp_sum(tsum);
-    run_max = new_max;
+    const float alpha = fold_scores(p, m, run_max, run_sum), new_max = run_max;
 #pragma unroll
     for (int i = 0; i < kDims; ++i) {
       const int e = tid + i * kThreads;

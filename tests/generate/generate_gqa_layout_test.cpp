@@ -16,6 +16,7 @@
 
 #include "generate/engine.hpp"
 #include "generate/gqa_models.hpp"
+#include "generate/logit_checks.hpp"
 #include "parallel/comm_bundle.hpp"
 #include "support/world.hpp"
 
@@ -46,36 +47,15 @@ std::unique_ptr<parallel::CommBundle> bundle_for(const Case& k) {
       parallel::make_comm_bundle(mesh, parallel::Backend::mpi, kernels::Context::cpu(), 120));
 }
 
+using test::argmax_rows;
+using test::to_host;
+using test::rel_error;
+
 struct GqaModel {
   ParamStore params{kernels::Context::cpu(), DType::f32};
   Model model;
   GqaModel(const ModelConfig& c, ModelGroups groups) : model(c, params, groups) { test::init_gqa_weights(params); }
 };
-
-Tensor host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
-
-double rel_error(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double d = 0, m = 0;
-  for (std::int64_t i = 0; i < b.numel(); ++i) {
-    d = std::max(d, std::fabs(double(a.data<float>()[i]) - b.data<float>()[i]));
-    m = std::max(m, std::fabs(double(b.data<float>()[i])));
-  }
-  return d / m;
-}
-
-std::vector<std::int32_t> argmax_rows(const Tensor& logits) {
-  std::vector<std::int32_t> out;
-  for (std::int64_t r = 0; r < logits.dim(0); ++r) {
-    const float* p = logits.data<float>() + r * logits.dim(1);
-    out.push_back(static_cast<std::int32_t>(std::max_element(p, p + logits.dim(1)) - p));
-  }
-  return out;
-}
 
 const std::vector<std::vector<std::int32_t>> kPrompts{{3, 170, 5}, {9, 1, 220, 300, 4, 4, 11}, {2, 38, 7, 190, 25}};
 }  // namespace
@@ -92,8 +72,8 @@ TEST(GenerateGqaLayout, PrefillAndDecodeLogitsEqualOneRank) {
     ASSERT_EQ(static_cast<std::int64_t>(cache.gqa_layers.size()), c.n_layers / k.pipeline) << "this rank's layers";
     EXPECT_EQ(cache.gqa_layers[0].k.dim(2), std::max<std::int64_t>(c.kv_heads() / k.tensor, 1) * c.gqa_head_dim())
         << "this rank's K/V heads";
-    Tensor want = host(ref.model.prefill(ref_cache, kPrompts));
-    EXPECT_LE(rel_error(host(t.model.prefill(cache, kPrompts)), want), tol) << "prefill";
+    Tensor want = to_host(ref.model.prefill(ref_cache, kPrompts));
+    EXPECT_LE(rel_error(to_host(t.model.prefill(cache, kPrompts)), want), tol) << "prefill";
     for (int step = 0; step < 8; ++step) {
       std::vector<std::int32_t> next = argmax_rows(want);
       if (step == 4) {
@@ -101,8 +81,8 @@ TEST(GenerateGqaLayout, PrefillAndDecodeLogitsEqualOneRank) {
         t.model.keep_slots(cache, {2, 0});
         next = {next[2], next[0]};
       }
-      want = host(ref.model.decode(ref_cache, next));
-      EXPECT_LE(rel_error(host(t.model.decode(cache, next)), want), tol) << "decode step " << step;
+      want = to_host(ref.model.decode(ref_cache, next));
+      EXPECT_LE(rel_error(to_host(t.model.decode(cache, next)), want), tol) << "decode step " << step;
       EXPECT_EQ(cache.lengths, ref_cache.lengths);
     }
   }

@@ -10,22 +10,20 @@
 
 #include "generate/engine.hpp"
 #include "generate/gqa_models.hpp"
+#include "generate/logit_checks.hpp"
 
 using namespace r1;
 
 namespace {
+using test::argmax_row;
+using test::to_host;
+
 struct GqaModel {
   ModelConfig c;
   ParamStore params{kernels::Context::cpu(), DType::f32};
   Model model;
   explicit GqaModel(const char* preset) : c(test::gqa_preset(preset)), model(c, params) { test::init_gqa_weights(params); }
 };
-
-Tensor host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
 
 // The training forward's logits [S, V] (host) over one sequence.
 Tensor full_logits(const Model& m, const std::vector<std::int32_t>& seq) {
@@ -35,23 +33,7 @@ Tensor full_logits(const Model& m, const std::vector<std::int32_t>& seq) {
   tb.targets.assign(seq.size(), -1);
   ForwardResult r;
   auto saved = m.forward(m.upload(tb), r);
-  return host(Model::logits(*saved));
-}
-
-// max |a[ra] - b[rb]| / max |b[rb]| over rows of f32 [*, V].
-double rel_error(const Tensor& a, std::int64_t ra, const Tensor& b, std::int64_t rb) {
-  const std::int64_t V = b.dim(1);
-  double d = 0, m = 0;
-  for (std::int64_t i = 0; i < V; ++i) {
-    d = std::max(d, std::fabs(double(a.data<float>()[ra * V + i]) - b.data<float>()[rb * V + i]));
-    m = std::max(m, std::fabs(double(b.data<float>()[rb * V + i])));
-  }
-  return d / m;
-}
-
-std::int32_t argmax_row(const Tensor& logits, std::int64_t row) {
-  const float* p = logits.data<float>() + row * logits.dim(1);
-  return static_cast<std::int32_t>(std::max_element(p, p + logits.dim(1)) - p);
+  return to_host(Model::logits(*saved));
 }
 
 const std::vector<std::vector<std::int32_t>> kPrompts{{3, 170, 5}, {9, 1, 220, 300, 4, 4, 11}, {2, 38, 7, 190, 25}};
@@ -61,32 +43,14 @@ TEST(GenerateGqa, DecodeLogitsEqualTheFullForwardAtEveryStep) {
   for (const char* preset : test::kGqaPresets) {
     SCOPED_TRACE(preset);
     GqaModel t(preset);
-    const std::vector<std::vector<std::int32_t>> cont{{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}, {0, 390, 20, 11, 13, 35, 6, 6}};
-    std::vector<std::vector<std::int32_t>> seqs = kPrompts;
-    std::vector<std::int32_t> slot_of{0, 1, 2};
     KvCache cache = t.model.make_kv_cache(3, 20);
     EXPECT_EQ(cache.gqa_layers.size(), 2u);
+    EXPECT_TRUE(cache.layers.empty());
     EXPECT_EQ(cache.gqa_layers[0].k.shape(), Shape({3, 20, t.c.kv_heads() * t.c.gqa_head_dim()}));
-    Tensor logits = host(t.model.prefill(cache, kPrompts));
-    for (std::size_t step = 0;; ++step) {
-      for (std::size_t i = 0; i < slot_of.size(); ++i) {
-        const auto& seq = seqs[static_cast<std::size_t>(slot_of[i])];
-        EXPECT_LE(rel_error(logits, static_cast<std::int64_t>(i), full_logits(t.model, seq),
-                            static_cast<std::int64_t>(seq.size()) - 1), 1e-5)
-            << "step " << step << " sequence " << slot_of[i];
-      }
-      if (step == cont[0].size()) break;
-      if (step == 4) {  // drop sequence 1 and reorder: the cache follows its slots
-        t.model.keep_slots(cache, {2, 0});
-        slot_of = {2, 0};
-      }
-      std::vector<std::int32_t> next;
-      for (std::int32_t s : slot_of) {
-        next.push_back(cont[static_cast<std::size_t>(s)][step]);
-        seqs[static_cast<std::size_t>(s)].push_back(next.back());
-      }
-      logits = host(t.model.decode(cache, next));
-    }
+    const std::vector<std::vector<std::int32_t>> cont{{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}, {0, 390, 20, 11, 13, 35, 6, 6}};
+    test::expect_decode_equals_full_forward(t.model, kPrompts, cont,
+                                            [&](const std::vector<std::int32_t>& seq) { return full_logits(t.model, seq); },
+                                            1e-5);
   }
 }
 

@@ -16,11 +16,6 @@ using namespace r1;
 using kernels::Context;
 
 namespace {
-Tensor ints(const std::vector<std::int32_t>& v) {
-  Tensor t = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
-  for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
-  return t;
-}
 
 struct Dims {
   std::int64_t heads, kv_heads, head_dim, max_len;
@@ -33,7 +28,7 @@ Inputs make_inputs(const Dims& d, const std::vector<std::int32_t>& lengths, DTyp
   const std::int64_t B = static_cast<std::int64_t>(lengths.size()), L = d.max_len, row = d.kv_heads * d.head_dim;
   Inputs in{test::random_tensor({B, d.heads, d.head_dim}, dt, seed),
             test::random_tensor({B, L, d.kv_heads, d.head_dim}, dt, seed + 1),
-            test::random_tensor({B, L, d.kv_heads, d.head_dim}, dt, seed + 2), ints(lengths)};
+            test::random_tensor({B, L, d.kv_heads, d.head_dim}, dt, seed + 2), test::host_ints(lengths)};
   kernels::with_float_type(dt, "make_inputs", [&](auto tag) {
     using T = decltype(tag);
     const T nan = kernels::store_as<T>(std::numeric_limits<float>::quiet_NaN());

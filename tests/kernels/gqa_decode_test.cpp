@@ -14,14 +14,6 @@
 using namespace r1;
 using kernels::Context;
 
-namespace {
-Tensor ints(const std::vector<std::int32_t>& v) {
-  Tensor t = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
-  for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
-  return t;
-}
-}  // namespace
-
 TEST(GqaDecode, AttentionEqualsTheDefinitionPerQueryGroup) {
   const std::int64_t B = 3, H = 6, K = 2, d = 5, L = 9, group = H / K;
   const float scale = 0.4f;
@@ -34,7 +26,7 @@ TEST(GqaDecode, AttentionEqualsTheDefinitionPerQueryGroup) {
       v.data<float>()[b * L * K * d + i] = std::numeric_limits<float>::quiet_NaN();
     }
   const Tensor out = Tensor::host({B, H, d}, DType::f32);
-  kernels::gqa_decode_attention(Context::cpu(), q, k, v, ints(len), scale, out);
+  kernels::gqa_decode_attention(Context::cpu(), q, k, v, test::host_ints(len), scale, out);
   const auto at = [&](const Tensor& t, std::int64_t b, std::int64_t j, std::int64_t kv, std::int64_t e) {
     return static_cast<double>(t.data<float>()[((b * L + j) * K + kv) * d + e]);
   };
@@ -62,7 +54,7 @@ TEST(GqaDecode, RefusesBadGroupsAndLengths) {
   const Tensor q = test::random_tensor({2, 6, 4}, DType::f32, 1), out = Tensor::host({2, 6, 4}, DType::f32);
   const Tensor k = test::random_tensor({2, 5, 4, 4}, DType::f32, 2);  // 4 K/V heads do not divide 6 query heads
   try {
-    kernels::gqa_decode_attention(Context::cpu(), q, k, k, ints({1, 1}), 0.5f, out);
+    kernels::gqa_decode_attention(Context::cpu(), q, k, k, test::host_ints({1, 1}), 0.5f, out);
     FAIL() << "4 K/V heads for 6 query heads accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("gqa_decode_attention: 4 K/V heads must divide the 6 query heads"),
@@ -70,7 +62,7 @@ TEST(GqaDecode, RefusesBadGroupsAndLengths) {
   }
   const Tensor k2 = test::random_tensor({2, 5, 2, 4}, DType::f32, 3);
   try {
-    kernels::gqa_decode_attention(Context::cpu(), q, k2, k2, ints({1, 6}), 0.5f, out);
+    kernels::gqa_decode_attention(Context::cpu(), q, k2, k2, test::host_ints({1, 6}), 0.5f, out);
     FAIL() << "a length past the cache accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("lengths[1] = 6 is outside [1, 5]"), std::string::npos) << e.what();
