@@ -31,7 +31,8 @@ inline void init_gqa_weights(ParamStore& params) {
     if (p->init == Init::ones) {
       const auto stream = static_cast<std::uint32_t>(std::hash<std::string>{}(p->name));
       const Tensor r = random_tensor(p->master.shape(), DType::f32, stream, 0.3f);
-      for (std::int64_t i = 0; i < r.numel(); ++i) p->master.data<float>()[i] = 1.0f + r.data<float>()[i];
+      for (std::int64_t i = 0; i < r.numel(); ++i) r.data<float>()[i] += 1.0f;
+      copy(p->master, r);  // into the model's memory, host or device
     }
   params.refresh_compute();
 }
