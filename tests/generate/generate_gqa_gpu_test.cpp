@@ -22,19 +22,6 @@ struct GpuModel {
   explicit GpuModel(const char* preset) : c(test::gqa_preset(preset)), model(c, params) { test::init_gqa_weights(params); }
 };
 
-// The training forward's logits [S, V] over one sequence, as f32 on the host.
-Tensor full_logits(const Model& m, const std::vector<std::int32_t>& seq) {
-  TokenBatch tb;
-  tb.seq = static_cast<std::int64_t>(seq.size());
-  tb.ids = seq;
-  tb.targets.assign(seq.size(), -1);
-  ForwardResult r;
-  const auto saved = m.forward(m.upload(tb), r);
-  const Tensor full = test::to_host(Model::logits(*saved));
-  Tensor full32 = Tensor::host(full.shape(), DType::f32);
-  for (std::int64_t j = 0; j < full.numel(); ++j) full32.data<float>()[j] = static_cast<float>(test::value(full, j));
-  return full32;
-}
 }  // namespace
 
 TEST(GenerateGqaGpu, DecodeEqualsTheTrainingForward) {
@@ -46,7 +33,7 @@ TEST(GenerateGqaGpu, DecodeEqualsTheTrainingForward) {
     const std::vector<std::vector<std::int32_t>> cont{{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}, {0, 390, 20, 11, 13, 35, 6, 6}};
     // bf16: the decode and the training forward round their intermediates at different points.
     test::expect_decode_equals_full_forward(g.model, prompts, cont,
-                                            [&](const std::vector<std::int32_t>& seq) { return full_logits(g.model, seq); },
+                                            [&](const std::vector<std::int32_t>& seq) { return test::full_forward_logits(g.model, seq); },
                                             0.03);
   }
 }

@@ -47,9 +47,6 @@ std::unique_ptr<parallel::CommBundle> bundle_for(const Case& k) {
       parallel::make_comm_bundle(mesh, parallel::Backend::mpi, kernels::Context::cpu(), 120));
 }
 
-using test::argmax_rows;
-using test::to_host;
-using test::rel_error;
 
 struct GqaModel {
   ParamStore params{kernels::Context::cpu(), DType::f32};
@@ -72,19 +69,7 @@ TEST(GenerateGqaLayout, PrefillAndDecodeLogitsEqualOneRank) {
     ASSERT_EQ(static_cast<std::int64_t>(cache.gqa_layers.size()), c.n_layers / k.pipeline) << "this rank's layers";
     EXPECT_EQ(cache.gqa_layers[0].k.dim(2), std::max<std::int64_t>(c.kv_heads() / k.tensor, 1) * c.gqa_head_dim())
         << "this rank's K/V heads";
-    Tensor want = to_host(ref.model.prefill(ref_cache, kPrompts));
-    EXPECT_LE(rel_error(to_host(t.model.prefill(cache, kPrompts)), want), tol) << "prefill";
-    for (int step = 0; step < 8; ++step) {
-      std::vector<std::int32_t> next = argmax_rows(want);
-      if (step == 4) {
-        ref.model.keep_slots(ref_cache, {2, 0});
-        t.model.keep_slots(cache, {2, 0});
-        next = {next[2], next[0]};
-      }
-      want = to_host(ref.model.decode(ref_cache, next));
-      EXPECT_LE(rel_error(to_host(t.model.decode(cache, next)), want), tol) << "decode step " << step;
-      EXPECT_EQ(cache.lengths, ref_cache.lengths);
-    }
+    test::expect_decode_equals_one_rank(ref.model, ref_cache, t.model, cache, kPrompts, tol);
   }
 }
 

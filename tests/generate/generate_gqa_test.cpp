@@ -16,7 +16,6 @@ using namespace r1;
 
 namespace {
 using test::argmax_row;
-using test::to_host;
 
 struct GqaModel {
   ModelConfig c;
@@ -24,17 +23,6 @@ struct GqaModel {
   Model model;
   explicit GqaModel(const char* preset) : c(test::gqa_preset(preset)), model(c, params) { test::init_gqa_weights(params); }
 };
-
-// The training forward's logits [S, V] (host) over one sequence.
-Tensor full_logits(const Model& m, const std::vector<std::int32_t>& seq) {
-  TokenBatch tb;
-  tb.seq = static_cast<std::int64_t>(seq.size());
-  tb.ids = seq;
-  tb.targets.assign(seq.size(), -1);
-  ForwardResult r;
-  auto saved = m.forward(m.upload(tb), r);
-  return to_host(Model::logits(*saved));
-}
 
 const std::vector<std::vector<std::int32_t>> kPrompts{{3, 170, 5}, {9, 1, 220, 300, 4, 4, 11}, {2, 38, 7, 190, 25}};
 }  // namespace
@@ -49,7 +37,7 @@ TEST(GenerateGqa, DecodeLogitsEqualTheFullForwardAtEveryStep) {
     EXPECT_EQ(cache.gqa_layers[0].k.shape(), Shape({3, 20, t.c.kv_heads() * t.c.gqa_head_dim()}));
     const std::vector<std::vector<std::int32_t>> cont{{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}, {0, 390, 20, 11, 13, 35, 6, 6}};
     test::expect_decode_equals_full_forward(t.model, kPrompts, cont,
-                                            [&](const std::vector<std::int32_t>& seq) { return full_logits(t.model, seq); },
+                                            [&](const std::vector<std::int32_t>& seq) { return test::full_forward_logits(t.model, seq); },
                                             1e-5);
   }
 }
@@ -61,7 +49,7 @@ TEST(GenerateGqa, GreedyIsTheArgmaxOfRepeatedFullForwards) {
     std::vector<std::vector<std::int32_t>> want;
     for (const auto& prompt : kPrompts) {
       std::vector<std::int32_t> seq = prompt;
-      for (int k = 0; k < 12; ++k) seq.push_back(argmax_row(full_logits(t.model, seq), static_cast<std::int64_t>(seq.size()) - 1));
+      for (int k = 0; k < 12; ++k) seq.push_back(argmax_row(test::full_forward_logits(t.model, seq), static_cast<std::int64_t>(seq.size()) - 1));
       want.emplace_back(seq.begin() + static_cast<std::ptrdiff_t>(prompt.size()), seq.end());
     }
     SamplingParams p;

@@ -28,9 +28,6 @@ using namespace r1;
 
 namespace {
 
-using test::argmax_rows;
-using test::to_host;
-using test::rel_error;
 using test::world_rank;
 using test::world_size;
 
@@ -84,19 +81,7 @@ TEST(GeneratePipeline, PrefillAndDecodeLogitsEqualOneRank) {
     const double tol = l.exact() ? 0.0 : 1e-5;
     KvCache ref_cache = ref.model.make_kv_cache(3, 20), cache = t.model.make_kv_cache(3, 20);
     EXPECT_EQ(static_cast<int>(cache.layers.size()), tiny().n_layers / l.pipeline) << "the cache holds this rank's layers";
-    Tensor want = to_host(ref.model.prefill(ref_cache, kPrompts));
-    EXPECT_LE(rel_error(to_host(t.model.prefill(cache, kPrompts)), want), tol) << "prefill";
-    for (int step = 0; step < 8; ++step) {
-      std::vector<std::int32_t> next = argmax_rows(want);  // greedy continuation
-      if (step == 4) {  // drop a sequence and reorder the others: the caches follow their slots
-        ref.model.keep_slots(ref_cache, {2, 0});
-        t.model.keep_slots(cache, {2, 0});
-        next = {next[2], next[0]};
-      }
-      want = to_host(ref.model.decode(ref_cache, next));
-      EXPECT_LE(rel_error(to_host(t.model.decode(cache, next)), want), tol) << "decode step " << step;
-      EXPECT_EQ(cache.lengths, ref_cache.lengths);
-    }
+    test::expect_decode_equals_one_rank(ref.model, ref_cache, t.model, cache, kPrompts, tol);
   }
 }
 

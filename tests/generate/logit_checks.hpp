@@ -1,5 +1,6 @@
-// Checks the generation tests share: relative errors and argmaxes of their rows, and the
-// decode-versus-full-forward walk over a KV cache (slots dropped and reordered midway).
+// Checks the generation tests share: relative errors and argmaxes of logit rows, the training forward's logits,
+// and two walks over KV caches (slots dropped and reordered midway): decode against the full forward, and a
+// parallel layout's decode against one rank's.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -46,6 +47,40 @@ inline std::vector<std::int32_t> argmax_rows(const Tensor& logits) {
   std::vector<std::int32_t> out;
   for (std::int64_t r = 0; r < logits.dim(0); ++r) out.push_back(argmax_row(logits, r));
   return out;
+}
+
+// The training forward's logits [S, V] over one sequence, as f32 on the host (from any compute dtype).
+inline Tensor full_forward_logits(const Model& m, const std::vector<std::int32_t>& seq) {
+  TokenBatch tb;
+  tb.seq = static_cast<std::int64_t>(seq.size());
+  tb.ids = seq;
+  tb.targets.assign(seq.size(), -1);
+  ForwardResult r;
+  const auto saved = m.forward(m.upload(tb), r);
+  const Tensor full = to_host(Model::logits(*saved));
+  Tensor full32 = Tensor::host(full.shape(), DType::f32);
+  for (std::int64_t j = 0; j < full.numel(); ++j) full32.data<float>()[j] = static_cast<float>(value(full, j));
+  return full32;
+}
+
+// Prefills `prompts` (3) into the one-rank model `ref` and the layout's model `m` (caches of 3 slots made by
+// the caller), then decodes 8 greedy steps of ref's argmax, dropping slot 1 and reordering the others after
+// step 4: every pass must give m the logits of ref within `tol` relative, and the same lengths.
+inline void expect_decode_equals_one_rank(const Model& ref, KvCache& ref_cache, const Model& m, KvCache& cache,
+                                          const std::vector<std::vector<std::int32_t>>& prompts, double tol) {
+  Tensor want = to_host(ref.prefill(ref_cache, prompts));
+  EXPECT_LE(rel_error(to_host(m.prefill(cache, prompts)), want), tol) << "prefill";
+  for (int step = 0; step < 8; ++step) {
+    std::vector<std::int32_t> next = argmax_rows(want);  // greedy continuation
+    if (step == 4) {  // drop a sequence and reorder the others: the caches follow their slots
+      ref.keep_slots(ref_cache, {2, 0});
+      m.keep_slots(cache, {2, 0});
+      next = {next[2], next[0]};
+    }
+    want = to_host(ref.decode(ref_cache, next));
+    EXPECT_LE(rel_error(to_host(m.decode(cache, next)), want), tol) << "decode step " << step;
+    EXPECT_EQ(cache.lengths, ref_cache.lengths);
+  }
 }
 
 // Prefills `prompts` into a cache of their count of slots and decodes cont[s][step] into each slot's sequence s
