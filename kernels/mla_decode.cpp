@@ -9,16 +9,6 @@
 
 namespace r1::kernels {
 
-namespace {
-// Values of an i32 host tensor must lie in [lo, hi]; on the GPU they are not read (that would synchronise).
-void require_i32_range(const char* op, const char* name, const Tensor& t, std::int64_t lo, std::int64_t hi) {
-  if (!t.on_host()) return;
-  const std::int32_t* p = t.data<std::int32_t>();
-  for (std::int64_t b = 0; b < t.numel(); ++b)
-    R1_REQUIRE(p[b] >= lo && p[b] <= hi, op, ": ", name, "[", b, "] = ", p[b], " is outside [", lo, ", ", hi, "]");
-}
-}  // namespace
-
 MlaDecodeSplit mla_decode_split(std::int64_t batch_heads, std::int64_t max_len, int sm_count) {
   const std::int64_t target = kMlaDecodeBlocksPerSm * std::max(sm_count, 1);
   const std::int64_t bh = std::max<std::int64_t>(batch_heads, 1);

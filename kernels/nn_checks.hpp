@@ -29,4 +29,12 @@ inline void require_vector(const char* op, const char* name, const Tensor& t, DT
              " [", n, "] for ", for_name, " ", for_t.str());
 }
 
+// Values of an i32 host tensor must lie in [lo, hi]; on the GPU they are not read (that would synchronise).
+inline void require_i32_range(const char* op, const char* name, const Tensor& t, std::int64_t lo, std::int64_t hi) {
+  if (!t.on_host()) return;
+  const std::int32_t* p = t.data<std::int32_t>();
+  for (std::int64_t b = 0; b < t.numel(); ++b)
+    R1_REQUIRE(p[b] >= lo && p[b] <= hi, op, ": ", name, "[", b, "] = ", p[b], " is outside [", lo, ", ", hi, "]");
+}
+
 }  // namespace r1::kernels

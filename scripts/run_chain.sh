@@ -80,7 +80,7 @@ phase 08a_distill_data 08a_distill_data_tiny.deck
 phase 08_distill 08_distill_tiny.deck
 
 # 09: every checkpoint of the final model's lineage, and the distilled student.
-student=(--set model.dense=true --set model.dim=96 --set model.dense_inter_dim=192)
+student=(--set model.preset=tiny-qwen2)  # the Qwen2-architecture student of 08_distill_tiny.deck
 for run in 00_pretrain 01_r1zero 02_cold_start 03_reasoning_rl 05_sft 07_rl_all 08_distill; do
   extra=()
   [[ $run == 08_distill ]] && extra=("${student[@]}")

@@ -12,8 +12,8 @@
 // The split (mla_decode_split) depends on the cache capacity, B H and the SM count only, so a decode step
 // captured in a CUDA graph replays correctly as the lengths grow. Every head of a sequence still re-reads that
 // sequence's latents (from L2); a head-batched tile kernel is the next speed-up.
+#include "kernels/cuda/decode.cuh"
 #include "kernels/cuda/mla_decode.hpp"
-#include "kernels/cuda/rowwise.cuh"
 
 namespace r1::kernels::cuda {
 
@@ -183,16 +183,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       }
     }
     __syncthreads();
-    // Every warp folds the tile into the running max and sum the same way (same lanes, same order), so the
-    // values agree across the block without another barrier.
-    float tmax = -INFINITY;
-    for (int jj = lane; jj < m; jj += 32) tmax = fmaxf(tmax, p[jj]);
-    const float new_max = fmaxf(run_max, warp_max(tmax));
-    float tsum = 0.0f;
-    for (int jj = lane; jj < m; jj += 32) tsum += __expf(p[jj] - new_max);
-    const float alpha = __expf(run_max - new_max);  // 0 on the first tile (run_max = -inf)
-    run_sum = run_sum * alpha + warp_sum(tsum);
-    run_max = new_max;
+    const float alpha = fold_scores(p, m, run_max, run_sum);
+    const float new_max = run_max;
     if (g < groups)
       for (int pk = tid % packs; pk < packs; pk += pack_stride) {
         float* ag = acc + g * R + pk * N;

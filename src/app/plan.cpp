@@ -203,7 +203,7 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
 RolloutSettings rollout_settings(const RunConfig& cfg) {
   if (cfg.run.stage != Stage::grpo) return {};
   return {.max_batch = cfg.sampling.max_batch, .rows = std::min(cfg.sampling.max_new_tokens, cfg.model.max_seq_len),
-          .reference = cfg.grpo.beta_kl > 0};
+          .reference = cfg.grpo.beta_kl > 0, .tensor = cfg.parallel.tensor};
 }
 
 void apply_rollout_settings(const RunConfig& cfg, const RolloutSettings& r, std::int64_t data, TrainSettings& s) {
@@ -223,7 +223,9 @@ void apply_rollout_settings(const RunConfig& cfg, const RolloutSettings& r, std:
 
 void add_rollout_memory(const ModelConfig& c, const TrainSettings& s, const RolloutSettings& r, MemoryPlan& p) {
   if (r.max_batch == 0) return;
-  const double row = static_cast<double>(c.kv_lora_rank + c.qk_rope_head_dim) * s.compute_bytes;
+  const std::int64_t width = c.gqa() ? 2 * std::max<std::int64_t>(c.kv_heads() / r.tensor, 1) * c.gqa_head_dim()
+                                     : c.kv_lora_rank + c.qk_rope_head_dim;
+  const double row = static_cast<double>(width) * s.compute_bytes;
   p.kv_cache = static_cast<double>(p.layers) * static_cast<double>(r.max_batch * r.rows) * row;
   p.reference = r.reference ? p.weights : 0;
 }
@@ -322,10 +324,15 @@ void print_mesh(const parallel::Mesh& mesh, std::ostream& out) {
 // A grpo deck's terms per stage, each with the deck keys that drive it.
 void print_rollout_memory(const Deck& deck, const ModelConfig& c, const TrainSettings& s, const RolloutSettings& r,
                           const std::vector<MemoryPlan>& plans, std::ostream& out) {
-  out << "grpo memory per rank (MiB = 2^20 B): rollout KV cache = MLA layers x " << deck.mention("sampling.max_batch") << " x "
+  out << "grpo memory per rank (MiB = 2^20 B): rollout KV cache = layers x " << deck.mention("sampling.max_batch") << " x "
       << r.rows << " rows (" << deck.mention("sampling.max_new_tokens") << ", at most " << deck.mention("model.max_seq_len")
-      << "; prompts add their length) x (kv_lora_rank " << c.kv_lora_rank << " + qk_rope_head_dim " << c.qk_rope_head_dim
-      << ") x " << s.compute_bytes << " B (" << deck.mention("train.precision") << "); learner activations for "
+      << "; prompts add their length) x ";
+  if (c.gqa())
+    out << "(2 x head_dim " << c.gqa_head_dim() << " x " << std::max<std::int64_t>(c.kv_heads() / r.tensor, 1)
+        << " K/V heads per rank)";
+  else
+    out << "(kv_lora_rank " << c.kv_lora_rank << " + qk_rope_head_dim " << c.qk_rope_head_dim << ")";
+  out << " x " << s.compute_bytes << " B (" << deck.mention("train.precision") << "); learner activations for "
       << s.micro_batch << " rows of " << s.seq_len << " tokens (" << deck.mention("train.micro_batch") << ", "
       << deck.mention("grpo.micro_tokens") << "); reference weights when "
       << deck.mention("grpo.beta_kl") << " > 0\n";

@@ -68,6 +68,7 @@ struct RolloutSettings {
   std::int64_t max_batch = 0;  // 0: not a grpo deck
   std::int64_t rows = 0;       // cache rows per slot, and tokens per learner sequence
   bool reference = false;      // grpo.beta_kl > 0: a frozen copy of the weights
+  std::int64_t tensor = 1;     // parallel.tensor: a GQA cache holds this rank's K/V heads
 };
 RolloutSettings rollout_settings(const RunConfig& cfg);
 // The learner's settings of a grpo deck: sequences of r.rows tokens, train.micro_batch of them per
@@ -75,8 +76,9 @@ RolloutSettings rollout_settings(const RunConfig& cfg);
 // grpo.micro_tokens, micro_tokens / row rows of row = min(micro_tokens, max_seq_len) tokens per micro-batch,
 // as many as the sequences fill; no ZeRO-1 and no sequence parallelism (stages/grpo.cpp's Trainer).
 void apply_rollout_settings(const RunConfig& cfg, const RolloutSettings& r, std::int64_t data, TrainSettings& s);
-// Adds the rollout's KV cache (this stage's MLA layers x max_batch x rows x (kv_lora_rank + qk_rope_head_dim)
-// x compute bytes; the latent is replicated over TP) and the reference's weights (as the policy's) to `p`.
+// Adds the rollout's KV cache (this stage's layers x max_batch x rows x the cache row x compute bytes; the
+// row is kv_lora_rank + qk_rope_head_dim for MLA, whose latent is replicated over TP, and 2 x head_dim x this
+// rank's K/V heads (n_kv_heads / tensor, at least 1) for GQA) and the reference's weights (as the policy's) to `p`.
 void add_rollout_memory(const ModelConfig& c, const TrainSettings& s, const RolloutSettings& r, MemoryPlan& p);
 
 // `l` must have `data` resolved (parallel::Mesh::layout()).

@@ -198,10 +198,6 @@ void check_stage(const Deck& d, const RunConfig& c) {
   if (stage == Stage::grpo || stage == Stage::rejection_sampling || stage == Stage::evaluate || stage == Stage::export_hf)
     require("checkpoint.load", c.checkpoint.load, "a checkpoint path, or latest");
   if (stage == Stage::import_hf || stage == Stage::export_hf) require("hf.path", c.hf.path, "a Hugging Face model directory");
-  const bool generates = stage == Stage::grpo || stage == Stage::rejection_sampling || stage == Stage::evaluate;
-  if (c.model.gqa() && generates)
-    d.fail("model.arch", concat("the ", name, " stage generates, and grouped-query attention has no KV cache yet (arch = ",
-                                choice_word(c.model.arch), "); it runs with arch = mla"));
   if (stage == Stage::evaluate)
     for (std::int64_t k : c.evaluate.pass_k)
       if (k > c.sampling.samples_per_prompt)

@@ -240,12 +240,8 @@ void Engine::place(const std::vector<std::size_t>& free, std::size_t n) {
     const auto rows = [len](const Tensor& t, std::int64_t b) {  // [B, L, W] -> slot b's first len rows [len, W]
       return t.slice(b, b + 1).view({t.dim(1), t.dim(2)}).slice(0, len);
     };
-    for (std::size_t l = 0; l < cache_->layers.size(); ++l) {
-      const MlaAttention::Cache& from = e.pass->cache.layers[l];
-      const MlaAttention::Cache& to = cache_->layers[l];
-      copy(rows(to.kv, static_cast<std::int64_t>(slot)), rows(from.kv, e.row));
-      copy(rows(to.pe, static_cast<std::int64_t>(slot)), rows(from.pe, e.row));
-    }
+    const std::vector<Tensor> from = e.pass->cache.tensors(), to = cache_->tensors();
+    for (std::size_t t = 0; t < to.size(); ++t) copy(rows(to[t], static_cast<std::int64_t>(slot)), rows(from[t], e.row));
     cache_->lengths[slot] = static_cast<std::int32_t>(len);
     if (!logits.defined()) logits = ctx_.empty({static_cast<std::int64_t>(n), e.pass->logits.dim(1)}, DType::f32);
     copy(logits.slice(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1), e.pass->logits.slice(e.row, e.row + 1));

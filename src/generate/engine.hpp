@@ -1,6 +1,6 @@
-// The generation engine of every RL and sampling phase: batched prefill and decode over the model's MLA
-// KV cache, sampling where the logits are (kernels::sample_rows; generate/sampling.hpp), stop tokens and
-// length limits.
+// The generation engine of every RL and sampling phase: batched prefill and decode over the model's KV
+// cache (MLA latents, or grouped-query attention's keys and values), sampling where the logits are
+// (kernels::sample_rows; generate/sampling.hpp), stop tokens and length limits.
 #pragma once
 #include <cstdint>
 #include <string>

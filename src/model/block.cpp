@@ -111,12 +111,6 @@ void TransformerBlock::backward(const Context& ctx, const BatchShape& b, Saved& 
   kernels::axpy(ctx, 1.0f, dh, dx);
 }
 
-const MlaAttention& TransformerBlock::attention() const {
-  R1_REQUIRE(attn_ != nullptr, "generation needs an MLA model: [model] arch = mla (a grouped-query-attention "
-             "model has no KV cache yet)");
-  return *attn_;
-}
-
 void TransformerBlock::infer(const Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& y,
                              const std::function<void(const Tensor&, const Tensor&)>& attention) const {
   const std::int64_t T = b.tokens();

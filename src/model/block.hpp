@@ -70,7 +70,8 @@ class TransformerBlock {
              const std::function<void(const Tensor& n1, const Tensor& out)>& attention) const;
 
   std::span<Param* const> params() const { return params_; }  // every parameter the block registered
-  const MlaAttention& attention() const;  // MLA blocks only (generation has no GQA KV cache yet)
+  const MlaAttention* mla() const { return attn_.get(); }  // null in a grouped-query-attention block
+  const GqaAttention* gqa() const { return gqa_.get(); }   // null in an MLA block
   MoeFfn* moe() const { return moe_.get(); }  // null for a dense FFN
 
  private:

@@ -60,6 +60,24 @@ class GqaAttention {
 
   float softmax_scale() const { return scale_; }
 
+  // Generation (no backward; model/gqa_inference.cpp): the per-layer KV cache of B sequence slots of up to L
+  // tokens holds the rotated keys and the values of this rank's K/V heads (its own head when K/V heads are
+  // replicated over TP), K' = their count.
+  struct Cache {
+    Tensor k;  // [B, L, K' d] rope(k_norm(x k_proj^T (+ k_bias)))
+    Tensor v;  // [B, L, K' d] x v_proj^T (+ v_bias)
+  };
+  Cache make_cache(const kernels::Context& ctx, std::int64_t batch, std::int64_t max_len) const;
+  // The training forward over a right-padded prompt batch (B x S tokens, S <= L; causal masking keeps the
+  // padding out of every real token's output), then each slot's S keys and values written to cache rows
+  // [0, S). Rows past a prompt's end hold padding until decode overwrites them.
+  void prefill(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
+               const Cache& cache) const;
+  // One new token per slot: x, out [B, D]; positions i32 [B] (each token's RoPE position and cache row);
+  // lengths i32 [B] = positions + 1, the cached tokens each query attends to (kernels/gqa_decode.hpp).
+  void decode(const kernels::Context& ctx, const Tensor& x, const Tensor& positions, const Tensor& lengths,
+              const Cache& cache, const Tensor& out) const;
+
  private:
   // One projection y = x W^T (+ bias) into [T, heads, d] (kv: the K/V heads, else the query heads), then its
   // per-head norm (pre-norm copy and 1/rms into pre, rstd) and RoPE. norm may be null.

@@ -12,6 +12,27 @@ namespace r1 {
 
 using kernels::Context;
 
+std::vector<Tensor> KvCache::tensors() const {
+  std::vector<Tensor> t;
+  for (const auto& l : layers) t.insert(t.end(), {l.kv, l.pe});
+  for (const auto& l : gqa_layers) t.insert(t.end(), {l.k, l.v});
+  return t;
+}
+
+void KvCache::set_tensors(const std::vector<Tensor>& t) {
+  R1_CHECK(t.size() == 2 * (layers.size() + gqa_layers.size()), "KvCache::set_tensors: ", t.size(),
+           " tensors for a cache of ", layers.size() + gqa_layers.size(), " layers");
+  std::size_t i = 0;
+  for (auto& l : layers) {
+    l = MlaAttention::Cache{t[i], t[i + 1]};
+    i += 2;
+  }
+  for (auto& l : gqa_layers) {
+    l = GqaAttention::Cache{t[i], t[i + 1]};
+    i += 2;
+  }
+}
+
 Tensor Model::embed_tokens(const std::vector<std::int32_t>& ids) const {
   const Context& ctx = params_.context();
   const auto n = static_cast<std::int64_t>(ids.size());
@@ -49,7 +70,10 @@ KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
              c_.max_seq_len);
   KvCache cache;
   cache.max_len = max_len;
-  for (const auto& blk : blocks_) cache.layers.push_back(blk->attention().make_cache(params_.context(), slots, max_len));
+  for (const auto& blk : blocks_) {
+    if (blk->gqa() != nullptr) cache.gqa_layers.push_back(blk->gqa()->make_cache(params_.context(), slots, max_len));
+    else cache.layers.push_back(blk->mla()->make_cache(params_.context(), slots, max_len));
+  }
   cache.lengths.assign(static_cast<std::size_t>(slots), 0);
   return cache;
 }
@@ -87,7 +111,8 @@ Tensor Model::prefill(KvCache& cache, const std::vector<std::vector<std::int32_t
   return infer(B * S, [&] { return embed_tokens(ids); }, device_ints(ctx, last, {B}),
                [&](std::size_t l, const Tensor& x, const Tensor& y) {
     blocks_[l]->infer(ctx, layer_shape(shape, l, experts, false), x, y, [&](const Tensor& n1, const Tensor& out) {
-      blocks_[l]->attention().prefill(ctx, shape, n1, out, cache.layers[l]);
+      if (const GqaAttention* gqa = blocks_[l]->gqa()) gqa->prefill(ctx, shape, n1, out, cache.gqa_layers[l]);
+      else blocks_[l]->mla()->prefill(ctx, shape, n1, out, cache.layers[l]);
     });
   });
 }
@@ -151,7 +176,8 @@ Tensor Model::decode_trunk(const KvCache& cache, const std::function<Tensor()>& 
   shape.positions = positions;
   return infer(cache.slots(), embed, Tensor(), [&](std::size_t l, const Tensor& x, const Tensor& y) {
     blocks_[l]->infer(ctx, layer_shape(shape, l, experts, false), x, y, [&](const Tensor& n1, const Tensor& out) {
-      blocks_[l]->attention().decode(ctx, n1, positions, lengths, cache.layers[l], out);
+      if (const GqaAttention* gqa = blocks_[l]->gqa()) gqa->decode(ctx, n1, positions, lengths, cache.gqa_layers[l], out);
+      else blocks_[l]->mla()->decode(ctx, n1, positions, lengths, cache.layers[l], out);
     });
   });
 }
@@ -167,16 +193,17 @@ void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) c
   }
   if (n == 0) {
     cache.layers.clear();
+    cache.gqa_layers.clear();
     cache.lengths.clear();
     return;
   }
   const Tensor ids = device_ints(ctx, slots, {n});
-  const auto gather = [&](const Tensor& t) {  // the kept slots' [L, width] rows
-    const Tensor out = ctx.empty({n, t.dim(1), t.dim(2)}, t.dtype());
-    kernels::gather_rows(ctx, t, ids, out);
-    return out;
-  };
-  for (auto& layer : cache.layers) layer = MlaAttention::Cache{gather(layer.kv), gather(layer.pe)};
+  std::vector<Tensor> kept;
+  for (const Tensor& t : cache.tensors()) {  // the kept slots' [L, width] rows
+    kept.push_back(ctx.empty({n, t.dim(1), t.dim(2)}, t.dtype()));
+    kernels::gather_rows(ctx, t, ids, kept.back());
+  }
+  cache.set_tensors(kept);
   std::vector<std::int32_t> lengths;
   for (std::int32_t s : slots) lengths.push_back(cache.lengths[static_cast<std::size_t>(s)]);
   cache.lengths = lengths;

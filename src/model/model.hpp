@@ -12,6 +12,7 @@
 #include "model/batch.hpp"
 #include "model/block.hpp"
 #include "model/config.hpp"
+#include "model/gqa.hpp"
 #include "model/mla.hpp"
 #include "model/params.hpp"
 #include "model/tensor_parallel.hpp"
@@ -48,13 +49,19 @@ struct ModelGroups {
 // the data-parallel replicas while the backward goes on (GradReducer::start). Empty: nothing is called.
 using GradsReady = std::function<void(std::span<Param* const>)>;
 
-// The KV cache of a generation batch: one MLA cache per trunk layer over the same sequence slots, and
-// how many tokens each slot holds (host side: the engine decides what runs next from it).
+// The KV cache of a generation batch: one cache per trunk layer over the same sequence slots -- MLA's
+// latents ([model] arch = mla) or the grouped-query-attention families' keys and values -- and how many
+// tokens each slot holds (host side: the engine decides what runs next from it).
 struct KvCache {
   std::int64_t max_len = 0;
-  std::vector<MlaAttention::Cache> layers;
+  std::vector<MlaAttention::Cache> layers;      // arch mla
+  std::vector<GqaAttention::Cache> gqa_layers;  // arch llama, qwen2, qwen3
   std::vector<std::int32_t> lengths;
   std::int64_t slots() const { return static_cast<std::int64_t>(lengths.size()); }
+  // Every tensor of the cache, layer by layer, each [slots, max_len, W]: row (b, j) is slot b's token j.
+  std::vector<Tensor> tensors() const;
+  // The same tensors replaced by `t` (tensors()'s order and count).
+  void set_tensors(const std::vector<Tensor>& t);
 };
 
 class Model {

@@ -130,6 +130,23 @@ TEST(MemoryPlan, GrpoAddsTheRolloutKvCacheAndTheReference) {
   EXPECT_DOUBLE_EQ(p.total(), 2040 + 1360 + 1360 + 18000.0);
 }
 
+// A GQA model's rollout caches keys and values of this rank's K/V heads: 2 x head_dim 4 x (4 K/V heads / tensor
+// 2) per row, and one head per rank once tensor passes the K/V heads: 1 layer x 3 slots x 5 rows x row x 2 B.
+TEST(MemoryPlan, GqaRolloutCachesThisRanksKeysAndValues) {
+  ModelConfig c = small_model();
+  c.arch = Arch::qwen2;
+  c.dense = true;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 4;
+  MemoryPlan p;
+  p.layers = 1;
+  add_rollout_memory(c, settings(), {.max_batch = 3, .rows = 5, .tensor = 2}, p);
+  EXPECT_DOUBLE_EQ(p.kv_cache, 3 * 5 * (2 * 4 * 2) * 2.0);
+  add_rollout_memory(c, settings(), {.max_batch = 3, .rows = 5, .tensor = 8}, p);
+  EXPECT_DOUBLE_EQ(p.kv_cache, 3 * 5 * (2 * 4 * 1) * 2.0);
+}
+
 // The deck keys behind it: rows are sampling.max_new_tokens cut at model.max_seq_len; the learner runs
 // train.micro_batch sequences of that many tokens, (prompts_per_step x group_size) / (data x micro_batch)
 // micro-batches rounded up, without ZeRO-1; a pretrain deck has no rollout.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "generate/engine.hpp"
+#include "generate/logit_checks.hpp"
 #include "kernels/test_util.hpp"
 #include "support/tiny_model.hpp"
 
@@ -29,16 +30,7 @@ struct GpuModel {
   GpuModel() { params.initialize(11, c.init_std); }
 };
 
-// max |a[ra] - b[rb]| / max |b[rb]| over f32 [*, V] host rows.
-double rel_error(const Tensor& a, std::int64_t ra, const Tensor& b, std::int64_t rb) {
-  const std::int64_t V = b.dim(1);
-  double d = 0, m = 0;
-  for (std::int64_t i = 0; i < V; ++i) {
-    d = std::max(d, std::fabs(double(a.data<float>()[ra * V + i]) - b.data<float>()[rb * V + i]));
-    m = std::max(m, std::fabs(double(b.data<float>()[rb * V + i])));
-  }
-  return d / m;
-}
+using test::rel_error;
 }  // namespace
 
 TEST(GenerateGpu, DeviceSideDecodeEqualsTheTrainingForward) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "generate/engine.hpp"
+#include "generate/logit_checks.hpp"
 #include "parallel/comm_bundle.hpp"
 #include "support/tiny_model.hpp"
 #include "support/world.hpp"
@@ -71,32 +72,6 @@ struct TinyModel {
                               .placement = l.v_shape ? parallel::ChunkPlacement::v_shape : parallel::ChunkPlacement::round_robin}) {}
 };
 
-Tensor host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
-
-// max |a - b| / max |b| over f32 [B, V] logits (0 when bit-identical).
-double rel_error(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double d = 0, m = 0;
-  for (std::int64_t i = 0; i < b.numel(); ++i) {
-    d = std::max(d, std::fabs(double(a.data<float>()[i]) - b.data<float>()[i]));
-    m = std::max(m, std::fabs(double(b.data<float>()[i])));
-  }
-  return d / m;
-}
-
-std::vector<std::int32_t> argmax_rows(const Tensor& logits) {
-  std::vector<std::int32_t> out;
-  for (std::int64_t r = 0; r < logits.dim(0); ++r) {
-    const float* p = logits.data<float>() + r * logits.dim(1);
-    out.push_back(static_cast<std::int32_t>(std::max_element(p, p + logits.dim(1)) - p));
-  }
-  return out;
-}
-
 const std::vector<std::vector<std::int32_t>> kPrompts{{3, 17, 5}, {9, 1, 22, 30, 4, 4, 11}, {2, 38, 7, 19, 25}};
 
 }  // namespace
@@ -109,19 +84,7 @@ TEST(GeneratePipeline, PrefillAndDecodeLogitsEqualOneRank) {
     const double tol = l.exact() ? 0.0 : 1e-5;
     KvCache ref_cache = ref.model.make_kv_cache(3, 20), cache = t.model.make_kv_cache(3, 20);
     EXPECT_EQ(static_cast<int>(cache.layers.size()), tiny().n_layers / l.pipeline) << "the cache holds this rank's layers";
-    Tensor want = host(ref.model.prefill(ref_cache, kPrompts));
-    EXPECT_LE(rel_error(host(t.model.prefill(cache, kPrompts)), want), tol) << "prefill";
-    for (int step = 0; step < 8; ++step) {
-      std::vector<std::int32_t> next = argmax_rows(want);  // greedy continuation
-      if (step == 4) {  // drop a sequence and reorder the others: the caches follow their slots
-        ref.model.keep_slots(ref_cache, {2, 0});
-        t.model.keep_slots(cache, {2, 0});
-        next = {next[2], next[0]};
-      }
-      want = host(ref.model.decode(ref_cache, next));
-      EXPECT_LE(rel_error(host(t.model.decode(cache, next)), want), tol) << "decode step " << step;
-      EXPECT_EQ(cache.lengths, ref_cache.lengths);
-    }
+    test::expect_decode_equals_one_rank(ref.model, ref_cache, t.model, cache, kPrompts, tol);
   }
 }
 

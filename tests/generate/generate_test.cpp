@@ -11,11 +11,16 @@
 
 #include "core/error.hpp"
 #include "generate/engine.hpp"
+#include "generate/logit_checks.hpp"
 #include "support/tiny_model.hpp"
 
 using namespace r1;
 
 namespace {
+using test::argmax_row;
+using test::to_host;
+using test::rel_error;
+
 struct Variant {
   const char* name;
   std::int64_t q_lora;
@@ -39,12 +44,6 @@ struct TinyModel {
   explicit TinyModel(const Variant& v) : c(tiny(v)), model(c, params) { params.initialize(7, c.init_std); }
 };
 
-Tensor host(const Tensor& t) {
-  Tensor h = Tensor::host(t.shape(), t.dtype());
-  copy(h, t);
-  return h;
-}
-
 // The training forward over one sequence: logits [S, V] (host) and -CE of each next token.
 struct Full {
   Tensor logits;
@@ -57,27 +56,10 @@ Full full_forward(const Model& m, const std::vector<std::int32_t>& seq) {
   for (std::size_t s = 0; s < seq.size(); ++s) tb.targets.push_back(s + 1 < seq.size() ? seq[s + 1] : -1);
   ForwardResult r;
   auto saved = m.forward(m.upload(tb), r);
-  Full f{host(Model::logits(*saved)), {}};
-  const Tensor losses = host(Model::token_losses(*saved));
+  Full f{to_host(Model::logits(*saved)), {}};
+  const Tensor losses = to_host(Model::token_losses(*saved));
   for (std::size_t s = 0; s + 1 < seq.size(); ++s) f.token_logprob.push_back(-losses.data<float>()[s]);
   return f;
-}
-
-// max |a - b| / max |b| between row `ra` of a and row `rb` of b (f32 [*, V]).
-double rel_error(const Tensor& a, std::int64_t ra, const Tensor& b, std::int64_t rb) {
-  const std::int64_t V = b.dim(1);
-  double d = 0, m = 0;
-  for (std::int64_t i = 0; i < V; ++i) {
-    d = std::max(d, std::fabs(double(a.data<float>()[ra * V + i]) - b.data<float>()[rb * V + i]));
-    m = std::max(m, std::fabs(double(b.data<float>()[rb * V + i])));
-  }
-  return d / m;
-}
-
-std::int32_t argmax_row(const Tensor& logits, std::int64_t row) {
-  const std::int64_t V = logits.dim(1);
-  const float* p = logits.data<float>() + row * V;
-  return static_cast<std::int32_t>(std::max_element(p, p + V) - p);  // first maximum: lowest id on ties
 }
 
 double log_softmax(const Tensor& logits, std::int64_t row, std::int32_t tok, double temperature) {
@@ -97,29 +79,9 @@ TEST(Generate, DecodeLogitsEqualTheFullForwardAtEveryStep) {
     SCOPED_TRACE(v.name);
     TinyModel t(v);
     const std::vector<std::vector<std::int32_t>> cont{{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}, {0, 39, 20, 11, 13, 35, 6, 6}};
-    std::vector<std::vector<std::int32_t>> seqs = kPrompts;
-    std::vector<std::int32_t> slot_of{0, 1, 2};  // which sequence each cache slot holds
-    KvCache cache = t.model.make_kv_cache(3, 20);
-    Tensor logits = host(t.model.prefill(cache, kPrompts));
-    for (std::size_t step = 0;; ++step) {
-      for (std::size_t i = 0; i < slot_of.size(); ++i) {
-        const auto& seq = seqs[static_cast<std::size_t>(slot_of[i])];
-        const Full f = full_forward(t.model, seq);
-        EXPECT_LE(rel_error(logits, static_cast<std::int64_t>(i), f.logits, static_cast<std::int64_t>(seq.size()) - 1), 1e-5)
-            << "step " << step << " sequence " << slot_of[i];
-      }
-      if (step == cont[0].size()) break;
-      if (step == 4) {  // drop sequence 1 and reorder: the cache follows its slots
-        t.model.keep_slots(cache, {2, 0});
-        slot_of = {2, 0};
-      }
-      std::vector<std::int32_t> next;
-      for (std::int32_t s : slot_of) {
-        next.push_back(cont[static_cast<std::size_t>(s)][step]);
-        seqs[static_cast<std::size_t>(s)].push_back(next.back());
-      }
-      logits = host(t.model.decode(cache, next));
-    }
+    test::expect_decode_equals_full_forward(t.model, kPrompts, cont,
+                                            [&](const std::vector<std::int32_t>& seq) { return full_forward(t.model, seq).logits; },
+                                            1e-5);
   }
 }
 

@@ -17,11 +17,6 @@ using namespace r1;
 using kernels::Context;
 
 namespace {
-Tensor ints(const std::vector<std::int32_t>& v) {
-  Tensor t = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
-  for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
-  return t;
-}
 
 struct Dims {
   std::int64_t heads, d_nope, d_rope, d_v, rank, max_len;
@@ -37,7 +32,7 @@ Inputs make_inputs(const Dims& d, const std::vector<std::int32_t>& lengths, DTyp
   Inputs in{test::random_tensor({B, d.heads, d.d_nope + d.d_rope}, dt, seed),
             test::random_tensor({d.heads * (d.d_nope + d.d_v), d.rank}, dt, seed + 1, 0.05f),
             test::random_tensor({B, L, d.rank}, dt, seed + 2), test::random_tensor({B, L, d.d_rope}, dt, seed + 3),
-            ints(lengths)};
+            test::host_ints(lengths)};
   kernels::with_float_type(dt, "make_inputs", [&](auto tag) {
     using T = decltype(tag);
     const T nan = kernels::store_as<T>(std::numeric_limits<float>::quiet_NaN());
@@ -131,7 +126,7 @@ TEST(MlaDecodeParity, CacheWriteIsBitExact) {
   const Context cpu = Context::cpu(), dev = test::gpu_context();
   for (DType dt : {DType::f32, DType::bf16}) {
     const Tensor src = test::random_tensor({5, 3, 576}, dt, 7), cache = test::random_tensor({5, 40, 576}, dt, 8);
-    const Tensor start = ints({0, 10, 37, 5, 20}), dcache = dev.to_here(cache);
+    const Tensor start = test::host_ints({0, 10, 37, 5, 20}), dcache = dev.to_here(cache);
     kernels::kv_cache_write(cpu, src, start, cache);
     kernels::kv_cache_write(dev, dev.to_here(src), dev.to_here(start), dcache);
     EXPECT_EQ(std::memcmp(test::to_host(dcache).raw(), cache.raw(), cache.nbytes()), 0) << dtype_name(dt);

@@ -13,14 +13,6 @@
 using namespace r1;
 using kernels::Context;
 
-namespace {
-Tensor ints(const std::vector<std::int32_t>& v) {
-  Tensor t = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
-  for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
-  return t;
-}
-}  // namespace
-
 TEST(MlaDecode, AbsorbedAttentionEqualsExpandedKeysAndValues) {
   const std::int64_t B = 3, H = 2, dn = 5, dr = 4, dv = 6, R = 7, L = 9;
   const float scale = 0.3f;
@@ -34,7 +26,7 @@ TEST(MlaDecode, AbsorbedAttentionEqualsExpandedKeysAndValues) {
       for (std::int64_t e = 0; e < dr; ++e) pe.data<float>()[(b * L + j) * dr + e] = std::numeric_limits<float>::quiet_NaN();
     }
   const Tensor out = Tensor::host({B, H, dv}, DType::f32);
-  kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints(len), scale, out);
+  kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, test::host_ints(len), scale, out);
 
   const auto Q = [&](std::int64_t b, std::int64_t h, std::int64_t d) { return (double)q.data<float>()[(b * H + h) * (dn + dr) + d]; };
   const auto W = [&](std::int64_t row, std::int64_t r) { return (double)w.data<float>()[row * R + r]; };
@@ -72,7 +64,7 @@ TEST(MlaDecode, CacheWriteFillsRowsFromEachStartAndLeavesTheRest) {
   const Tensor src = test::random_tensor({B, S, W}, DType::f32, 5);
   const Tensor cache = test::random_tensor({B, L, W}, DType::f32, 6);
   const Tensor before = test::to_host(cache);
-  kernels::kv_cache_write(Context::cpu(), src, ints({0, 3}), cache);
+  kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 3}), cache);
   const std::int64_t start[] = {0, 3};
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t j = 0; j < L; ++j)
@@ -81,15 +73,15 @@ TEST(MlaDecode, CacheWriteFillsRowsFromEachStartAndLeavesTheRest) {
         const float want = written ? src.data<float>()[(b * S + j - start[b]) * W + w] : before.data<float>()[(b * L + j) * W + w];
         EXPECT_EQ(cache.data<float>()[(b * L + j) * W + w], want);
       }
-  EXPECT_THROW(kernels::kv_cache_write(Context::cpu(), src, ints({0, 4}), cache), Error);
+  EXPECT_THROW(kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 4}), cache), Error);
 }
 
 TEST(MlaDecode, LengthsOutsideTheCacheAreRejected) {
   const Tensor q = test::random_tensor({1, 1, 3}, DType::f32, 1), w = test::random_tensor({3, 2}, DType::f32, 2);
   const Tensor kv = test::random_tensor({1, 4, 2}, DType::f32, 3), pe = test::random_tensor({1, 4, 1}, DType::f32, 4);
   const Tensor out = Tensor::host({1, 1, 1}, DType::f32);
-  EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints({5}), 1.0f, out), Error);
-  EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, ints({0}), 1.0f, out), Error);
+  EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, test::host_ints({5}), 1.0f, out), Error);
+  EXPECT_THROW(kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, test::host_ints({0}), 1.0f, out), Error);
 }
 
 TEST(MlaDecode, SplitFillsTheGpuWithWholeChunksIndependentOfLengths) {

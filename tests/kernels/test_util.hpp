@@ -2,6 +2,7 @@
 #pragma once
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "core/rng.hpp"
 #include "core/tensor.hpp"
@@ -44,6 +45,13 @@ inline kernels::Context gpu_context() {
 #else
   throw std::runtime_error("gpu test in a build without CUDA");
 #endif
+}
+
+// An i32 host tensor [n] of the values (lengths, positions, row ids).
+inline Tensor host_ints(const std::vector<std::int32_t>& v) {
+  Tensor t = Tensor::host({static_cast<std::int64_t>(v.size())}, DType::i32);
+  for (std::size_t i = 0; i < v.size(); ++i) t.data<std::int32_t>()[i] = v[i];
+  return t;
 }
 
 // A host copy of a tensor (synchronous).
