@@ -109,21 +109,6 @@ struct DqTile {
   }
 };
 
-// A warp's 16 rows of f32 accumulators (layout of store_rows) times `mul`, stored as f32.
-template <int D>
-__device__ __forceinline__ void store_rows_f32(float* base, std::int64_t stride, int row0, int S,
-                                               const float (&acc)[D / 8][4], float mul, int lane) {
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = row0 + lane / 4 + 8 * r;
-    if (row >= S) continue;
-#pragma unroll
-    for (int db = 0; db < D / 8; ++db)
-      *reinterpret_cast<float2*>(base + row * stride + db * 8 + 2 * (lane % 4)) =
-          make_float2(acc[db][2 * r] * mul, acc[db][2 * r + 1] * mul);
-  }
-}
-
 // ---------------------------------------------------------------- tensor-core kernels
 
 template <int DQK, int DV>
@@ -337,8 +322,8 @@ __global__ void __launch_bounds__(kThreads, 2) backward_dkdv_tc(Args<bf16> a) {
     return;
   }
   const std::int64_t part = static_cast<std::int64_t>(split) * a.B * S;  // rows before this split's
-  store_rows_f32<DQK>(a.dk_part + (part + b * S) * ks + g * DQK, ks, n0 + warp * 16, S, dk, a.scale, lane);
-  store_rows_f32<DV>(a.dv_part + (part + b * S) * kvs + g * DV, kvs, n0 + warp * 16, S, dv, 1.0f, lane);
+  store_rows<DQK>(a.dk_part + (part + b * S) * ks + g * DQK, ks, n0 + warp * 16, S, dk, scale, lane);
+  store_rows<DV>(a.dv_part + (part + b * S) * kvs + g * DV, kvs, n0 + warp * 16, S, dv, one, lane);
 }
 
 // out[e] = bf16(sum over the splits of part[split][e]), in split order.

@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dtype.hpp"
 
@@ -95,18 +96,25 @@ __device__ __forceinline__ void zero(float (&acc)[N][4]) {
   for (int i = 0; i < N; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
 }
 
-// Stores a warp's 16 x D accumulator tile (rows row0 + g and row0 + g + 8 of this thread) times `mul`.
-template <int D>
-__device__ __forceinline__ void store_rows(bf16* base, std::int64_t stride, int row0, int S, const float (&acc)[D / 8][4],
+// Stores a warp's 16 x D accumulator tile (rows row0 + g and row0 + g + 8 of this thread) times `mul`, as bf16
+// or as f32 (Out).
+template <int D, class Out>
+__device__ __forceinline__ void store_rows(Out* base, std::int64_t stride, int row0, int S, const float (&acc)[D / 8][4],
                                            const float (&mul)[2], int lane) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = row0 + lane / 4 + 8 * r;
     if (row >= S) continue;
 #pragma unroll
-    for (int db = 0; db < D / 8; ++db)
-      *reinterpret_cast<std::uint32_t*>(base + row * stride + db * 8 + 2 * (lane % 4)) =
-          pack_bf16(acc[db][2 * r] * mul[r], acc[db][2 * r + 1] * mul[r]);
+    for (int db = 0; db < D / 8; ++db) {
+      Out* at = base + row * stride + db * 8 + 2 * (lane % 4);
+      const float lo = acc[db][2 * r] * mul[r], hi = acc[db][2 * r + 1] * mul[r];
+      if constexpr (std::is_same_v<Out, float>) {
+        *reinterpret_cast<float2*>(at) = make_float2(lo, hi);
+      } else {
+        *reinterpret_cast<std::uint32_t*>(at) = pack_bf16(lo, hi);
+      }
+    }
   }
 }
 

@@ -99,7 +99,7 @@ std::vector<Check> check_backend(const Context& ctx, const Context& cpu) {
 }
 }  // namespace
 
-bool run_self_check(int rank, int world_size) {
+bool run_self_check([[maybe_unused]] int rank, int world_size) {
   const Context cpu = Context::cpu();
   std::vector<std::pair<std::string, Context>> backends{{"cpu", cpu}};
   const int gpus = Context::cuda_device_count();

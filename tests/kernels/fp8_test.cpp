@@ -71,7 +71,9 @@ TEST(Fp8Cpu, PowerOfTwoScalesAreTheNextPowerOfTwoAndRoundTripAsFp32Ones) {
             ASSERT_LE(std::fabs(v - w), std::max(std::fabs(v) / 16, std::ldexp(1.0, -10) * s) * (1 + 1e-6)) << r << "," << c;
           }
       }
-    if (br == 1) EXPECT_EQ(q.scale_inv.data<float>()[0], 0.25f);
+    if (br == 1) {
+      EXPECT_EQ(q.scale_inv.data<float>()[0], 0.25f);
+    }
   }
 }
 

@@ -25,6 +25,7 @@
 #include "core/rng.hpp"
 #include "model/model.hpp"
 #include "parallel/comm_bundle.hpp"
+#include "support/norms.hpp"
 #include "support/tiny_model.hpp"
 #include "support/world.hpp"
 #include "train/optimizer.hpp"
@@ -102,16 +103,6 @@ std::unique_ptr<Fp8Run> one_rank(const ModelConfig& c, bool fp8, int steps) {
   return r;
 }
 
-double rel_l2(const Tensor& a, const Tensor& ref) {
-  double d = 0, n = 0;
-  for (std::int64_t i = 0; i < ref.numel(); ++i) {
-    const double x = a.data<float>()[i], y = ref.data<float>()[i];
-    d += (x - y) * (x - y);
-    n += y * y;
-  }
-  return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
-}
-
 struct Fp8Layout {
   const char* name;
   parallel::Layout mesh;
@@ -152,11 +143,11 @@ TEST(Fp8Equivalence, EachLayoutMatchesOneRankWithinFp8Tolerance) {
       const Param& r = ref->params.get(p->name);
       Tensor mine_of_ref = Tensor::host(p->shape, DType::f32);
       copy_shard(kernels::Context::cpu(), *p, r.master, mine_of_ref);
-      const double e = rel_l2(p->master, mine_of_ref);
+      const double e = test::rel_l2(p->master, mine_of_ref);
       // FP8's own tolerance for this tensor: how far FP8 rounding moves it from fp32 training on one rank.
       Tensor mine_of_ref32 = Tensor::host(p->shape, DType::f32);
       copy_shard(kernels::Context::cpu(), *p, ref32->params.get(p->name).master, mine_of_ref32);
-      const double fp8_gap = rel_l2(mine_of_ref, mine_of_ref32);
+      const double fp8_gap = test::rel_l2(mine_of_ref, mine_of_ref32);
       EXPECT_LE(e, l.same_tiles ? 1e-3 : 2 * fp8_gap) << l.name << ": " << p->name << " (one rank's fp8-to-fp32 gap "
                                                       << fp8_gap << ")";
       worst_param = std::max(worst_param, l.same_tiles ? e : e / fp8_gap);

@@ -37,6 +37,7 @@
 #include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "parallel/comm_bundle.hpp"
+#include "support/norms.hpp"
 #include "support/tiny_model.hpp"
 #include "train/optimizer.hpp"
 #include "train/step.hpp"
@@ -178,16 +179,6 @@ Tensor shard_of(const Tensor& whole, const Param& mine) {
 }
 Tensor shard_of(const Param& ref, const Param& mine) { return shard_of(ref.master, mine); }
 
-double rel_l2(const Tensor& a, const Tensor& ref) {
-  double d = 0, n = 0;
-  for (std::int64_t i = 0; i < ref.numel(); ++i) {
-    const double x = a.data<float>()[i], y = ref.data<float>()[i];
-    d += (x - y) * (x - y);
-    n += y * y;
-  }
-  return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
-}
-
 // exact: the layout must give the reference's bits (pipeline-only layouts run the same operations in the
 // same order; only the activations move between ranks).
 void expect_like_reference(const TrainingRun& run, const TrainingRun& ref, const std::string& layout, bool exact = false) {
@@ -206,7 +197,7 @@ void expect_like_reference(const TrainingRun& run, const TrainingRun& ref, const
   for (const auto& p : run.params.all()) {
     const Param& r = ref.params.get(p->name);
     ASSERT_TRUE(r.global_shape == p->global_shape) << p->name;
-    const double e = rel_l2(p->master, shard_of(r, *p));
+    const double e = test::rel_l2(p->master, shard_of(r, *p));
     EXPECT_LE(e, p->init == Init::zeros && p->trainable ? kZeroInitTol : kParamTol) << layout << ": " << p->name << " (" << p->shape.str() << " at " << p->shard.offset
                             << " of " << p->global_shape.str() << ")";
     if (e > worst) worst = e, worst_name = p->name;
