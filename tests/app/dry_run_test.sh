@@ -78,7 +78,7 @@ case $case_name in
       --set sampling.max_batch=16 >"$out" 2>"$err" || fail "exit code $?"
     # By hand, per stage (1 MLA layer each): KV cache 1 layer x 16 slots x 48 rows (max_new_tokens) x (64 + 16)
     # x 4 B = 245,760 B = 0.234 MiB; the learner: 8 rows of 48 tokens (train.micro_batch).
-    expect "rollout KV cache = MLA layers x [sampling] max_batch = 16 (--set sampling.max_batch=16) x 48 rows"
+    expect "rollout KV cache = layers x [sampling] max_batch = 16 (--set sampling.max_batch=16) x 48 rows"
     expect "  stage 0: KV cache 0.234 (1 layers)"
     expect "  stage 1: KV cache 0.234 (1 layers)"
     expect "learner activations for 8 rows of 48 tokens"
