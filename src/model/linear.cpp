@@ -89,24 +89,30 @@ void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, cons
   linear_dgrad(ctx, dy, w, dx, accumulate_dx);
 }
 
-void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
-                            std::span<const std::int64_t> offsets) {
-  if (!w.fp8) return kernels::grouped_gemm(ctx, x, w.compute, y, offsets, {.trans_b = true});
-  const Fp8Tensor qx = quantize_rows(ctx, x, w);  // 1 x 128 tiles: each expert's rows are a view
+namespace {
+// out_e = in_e W_e^T per non-empty expert e in FP8: `in` quantised in 1 x 128 tiles once (each expert's rows
+// are a view of it), W_e the cached weight copy `which` (W for the forward, W^T for dgrad).
+void grouped_fp8(const Context& ctx, const Tensor& in, const Param& w, std::vector<Fp8Tensor> Fp8Weight::Copy::*which,
+                 const Tensor& out, std::span<const std::int64_t> offsets) {
+  const Fp8Tensor q = quantize_rows(ctx, in, w);
   const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
     if (offsets[e + 1] > offsets[e])
-      kernels::fp8_gemm(ctx, kernels::fp8_rows(qx, offsets[e], offsets[e + 1]), c.w[e], y.slice(offsets[e], offsets[e + 1]));
+      kernels::fp8_gemm(ctx, kernels::fp8_rows(q, offsets[e], offsets[e + 1]), (c.*which)[e],
+                        out.slice(offsets[e], offsets[e + 1]));
+}
+}  // namespace
+
+void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
+                            std::span<const std::int64_t> offsets) {
+  if (!w.fp8) return kernels::grouped_gemm(ctx, x, w.compute, y, offsets, {.trans_b = true});
+  grouped_fp8(ctx, x, w, &Fp8Weight::Copy::w, y, offsets);
 }
 
 void grouped_linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,
                           std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, dy, w.compute, dx, offsets);
-  const Fp8Tensor qdy = quantize_rows(ctx, dy, w);
-  const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
-  for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
-    if (offsets[e + 1] > offsets[e])
-      kernels::fp8_gemm(ctx, kernels::fp8_rows(qdy, offsets[e], offsets[e + 1]), c.wt[e], dx.slice(offsets[e], offsets[e + 1]));
+  grouped_fp8(ctx, dy, w, &Fp8Weight::Copy::wt, dx, offsets);
 }
 
 void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
