@@ -1,8 +1,10 @@
 // CUDA block-scaled FP8 GEMM: cuBLASLt with Hopper's per-tile scale modes (VEC128_32F for 1 x 128 tiles,
 // BLK128x128_32F for 128 x 128 blocks), which read the scales in their own layouts (relayout_scales below).
 // Row-major C = A B^T is the column-major C^T = B^T A with both operands K-major (the TN form FP8 needs),
-// so B is cuBLASLt's first operand. Where cuBLASLt cannot take a problem (K not a multiple of 16, so rows
-// are not 16-byte aligned, or no algorithm) a plain kernel computes the same tile sums.
+// so B is cuBLASLt's first operand. cuBLASLt needs K-major rows 16-byte aligned: an operand whose K is not a
+// multiple of 16 (an expert's weight gradient, whose inner dimension is its token count) is copied with its
+// rows zero-padded to the next multiple of 16 (the padding stays inside its last 128-wide tile, so the scales
+// are unchanged and the sums too). Where cuBLASLt has no algorithm, a plain kernel computes the same tile sums.
 #include "kernels/cuda/fp8_gemm.hpp"
 
 #include <cstdint>
@@ -132,10 +134,24 @@ void plain_fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, 
 }
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.raw()) % 16 == 0; }
+
+// q with its rows zero-padded from K to k16 elements (a multiple of 16): same scales, same tile sums.
+Fp8Tensor padded_k(const Context& ctx, const Fp8Tensor& q, std::int64_t k16) {
+  Fp8Tensor p = q;
+  const std::int64_t rows = q.data.dim(0), k = q.data.dim(1);
+  p.data = ctx.zeros({rows, k16}, DType::f8e4m3);
+  R1_CUDA(cudaMemcpy2DAsync(p.data.raw(), static_cast<std::size_t>(k16), q.data.raw(), static_cast<std::size_t>(k),
+                            static_cast<std::size_t>(k), static_cast<std::size_t>(rows), cudaMemcpyDeviceToDevice,
+                            ctx.cuda_resources().stream));
+  return p;
+}
 }  // namespace
 
-void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt) {
-  const bool lt_shape = a.data.dim(1) % 16 == 0 && aligned16(a.data) && aligned16(b.data) && aligned16(c);
+void fp8_gemm(const Context& ctx, const Fp8Tensor& a_in, const Fp8Tensor& b_in, const Tensor& c, const Fp8GemmOptions& opt) {
+  const std::int64_t k = a_in.data.dim(1), k16 = (k + 15) / 16 * 16;
+  const bool pad = k != k16 || !aligned16(a_in.data) || !aligned16(b_in.data);
+  const Fp8Tensor a = pad ? padded_k(ctx, a_in, k16) : a_in, b = pad ? padded_k(ctx, b_in, k16) : b_in;
+  const bool lt_shape = aligned16(c);
   if (lt_shape && lt_fp8_gemm(ctx, a, b, c, opt.alpha, opt.beta)) return;
   // Some builds of cuBLASLt take these scale modes only without C: then C = alpha A B^T goes to a scratch
   // tensor first and is added.
