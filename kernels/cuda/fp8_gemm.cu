@@ -99,23 +99,45 @@ bool lt_fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, con
   desc.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(sa.raw()));
   const cudaDataType_t tc = c.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
   LtLayout lb(CUDA_R_8F_E4M3, k, n, k), la(CUDA_R_8F_E4M3, k, m, k), lc(tc, n, m, n);
-  const auto key = std::make_tuple(static_cast<int>(CUDA_R_8F_E4M3), static_cast<int>(tc), mode_first,
-                                   beta != 0.0f ? 4 : 0, 0, m, n, k, 1LL, 0LL, 0LL, 1);
-  auto it = r.gemm_algos.find(key);
-  if (it == r.gemm_algos.end()) {
+  // The routed experts' token counts change every step and set M (forward, dgrad) or K (wgrad): a
+  // heuristic query per new count costs milliseconds, so algorithms are kept per power-of-two bucket of M
+  // and K and checked against the exact problem (cublasLtMatmulAlgoCheck), with an exact query where the
+  // bucket's algorithm does not apply.
+  const auto key_for = [&](std::int64_t km, std::int64_t kk) {
+    return std::make_tuple(static_cast<int>(CUDA_R_8F_E4M3), static_cast<int>(tc), mode_first, beta != 0.0f ? 4 : 0, 0, km, n,
+                           kk, 1LL, 0LL, 0LL, 1);
+  };
+  const auto query = [&](std::int64_t km, std::int64_t kk) -> const cublasLtMatmulAlgo_t* {
+    const auto key = key_for(km, kk);
+    if (auto it = r.gemm_algos.find(key); it != r.gemm_algos.end()) return &it->second;
+    // Query at the bucket's own shape, so the algorithm suits the bucket rather than its first member.
+    LtLayout qb(CUDA_R_8F_E4M3, kk, n, kk), qa(CUDA_R_8F_E4M3, kk, km, kk), qc(tc, n, km, n);
     cublasLtMatmulPreference_t pref = nullptr;
     R1_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
     const std::uint64_t ws = r.workspace_bytes;
     R1_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(r.lt, desc.h, lb.h, la.h, lc.h, lc.h, pref, 1, &result, &found);
+    const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(r.lt, desc.h, qb.h, qa.h, qc.h, qc.h, pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS || found == 0) return false;
-    it = r.gemm_algos.emplace(key, result.algo).first;
-  }
+    if (s != CUBLAS_STATUS_SUCCESS || found == 0) return nullptr;
+    return &r.gemm_algos.emplace(key, result.algo).first->second;
+  };
+  const auto fits = [&](const cublasLtMatmulAlgo_t* algo) {
+    cublasLtMatmulHeuristicResult_t check{};
+    return algo && cublasLtMatmulAlgoCheck(r.lt, desc.h, lb.h, la.h, lc.h, lc.h, algo, &check) == CUBLAS_STATUS_SUCCESS &&
+           check.workspaceSize <= r.workspace_bytes;
+  };
+  const auto bucket = [](std::int64_t v) {
+    std::int64_t b = 16;
+    while (b < v) b *= 2;
+    return b;
+  };
+  const cublasLtMatmulAlgo_t* algo = query(bucket(m), bucket(k));
+  if (!fits(algo)) algo = query(m, k);
+  if (!algo) return false;
   const cublasStatus_t s = cublasLtMatmul(r.lt, desc.h, &alpha, b.data.raw(), lb.h, a.data.raw(), la.h, &beta, c.raw(),
-                                          lc.h, c.raw(), lc.h, &it->second, r.workspace, r.workspace_bytes, r.stream);
+                                          lc.h, c.raw(), lc.h, algo, r.workspace, r.workspace_bytes, r.stream);
   if (s != CUBLAS_STATUS_SUCCESS)
     R1_FAIL(cuda, "cublasLtMatmul fp8 M=", m, " N=", n, " K=", k, ": ", cublasLtGetStatusString(s));
   return true;
