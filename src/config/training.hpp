@@ -38,6 +38,9 @@ constexpr auto choice_words(ChatTemplate) {
   KEY(real, synthetic_worked_share, 1, (0, 1),                                                                        \
       "share of the synthetic problems shown with their worked solution; the others show the answer alone "           \
       "(<think></think><answer>X</answer>): below 1, a base that mostly answers without reasoning (R1-Zero's start)") \
+  KEY(ints, synthetic_levels, {1}, (0, 1000),                                                                        \
+      "relative weights of the built-in tasks' difficulty levels 1..4 (e.g. 1,1,1,1; 0,0,1: level 3 only); "      \
+      "1: level 1 only, the tasks as first built")                                                                  \
   KEY(flag, shuffle, true, (), "shuffle example order each epoch (seeded by run.seed)")
 
 struct DataConfig {

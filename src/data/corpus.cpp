@@ -16,7 +16,8 @@
 
 namespace r1 {
 
-std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share) {
+std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share,
+                                             const ProblemMix& mix) {
   R1_CHECK(worked_share >= 0 && worked_share <= 1, "worked_share ", worked_share, " is outside [0, 1]");
   // Four problems to one plain text: mostly reasoning, with enough ordinary language around it. Problem i
   // shows its worked solution iff its uniform draw in (0, 1] (a function of seed and i) is at most worked_share.
@@ -24,7 +25,7 @@ std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_
   std::vector<std::string> docs;
   docs.reserve(static_cast<std::size_t>(examples));
   std::uint64_t i = 0;
-  for (const Problem& p : generate_problems(ProblemMix{}, problems, seed, Split::train)) {
+  for (const Problem& p : generate_problems(mix, problems, seed, Split::train)) {
     const bool worked = worked_share >= 1 || random_uniform(RngKey{seed, 0x3011}, i++) <= worked_share;
     docs.push_back(chat_prompt(p.prompt) + (worked ? worked_solution(p) : direct_answer(p)));
   }
@@ -62,7 +63,7 @@ std::unique_ptr<Tokenizer> checked_tokenizer(const RunConfig& cfg, const Deck& d
 Corpus Corpus::from_config(const RunConfig& cfg, const Deck& deck) {
   if (cfg.data.source == DataSource::synthetic)
     return Corpus(synthetic_documents(cfg.data.synthetic_examples, static_cast<std::uint64_t>(cfg.run.seed),
-                                      cfg.data.synthetic_worked_share),
+                                      cfg.data.synthetic_worked_share, problem_mix(cfg.data.synthetic_levels)),
                   *checked_tokenizer(cfg, deck));
   return from_file("data.train_path", cfg.data.train_path, cfg, deck);
 }

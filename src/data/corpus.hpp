@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/reasoning_world.hpp"
 #include "model/batch.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -17,7 +18,8 @@ struct RunConfig;
 // non-reasoning text, in English and Spanish; a function of (examples, seed, worked_share). A share
 // worked_share of the problems (seeded draw) shows the worked solution, the others the answer alone
 // (direct_answer): below 1 the base mostly answers without reasoning, R1-Zero's starting point.
-std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share = 1.0);
+std::vector<std::string> synthetic_documents(std::int64_t examples, std::uint64_t seed, double worked_share = 1.0,
+                                             const ProblemMix& mix = {});
 
 class Corpus {
  public:

@@ -61,7 +61,15 @@ std::vector<Problem> generate_problems(const ProblemMix& mix, std::int64_t n, st
   }
   R1_REQUIRE(total > 0, "the problem mix has no kind with a positive weight");
   R1_REQUIRE(n >= 0 && n < static_cast<std::int64_t>(kHeldoutBase), "cannot generate ", n, " problems");
-  using Maker = std::function<Problem(Draw&, Language)>;
+  double level_total = 0;
+  R1_REQUIRE(!mix.levels.empty() && mix.levels.size() <= static_cast<std::size_t>(kWorldLevels), "the problem mix has ",
+             mix.levels.size(), " level weights; levels are 1..", kWorldLevels);
+  for (double w : mix.levels) {
+    R1_REQUIRE(w >= 0, "level weights must be non-negative");
+    level_total += w;
+  }
+  R1_REQUIRE(level_total > 0, "the problem mix has no level with a positive weight");
+  using Maker = std::function<Problem(Draw&, Language, int)>;
   const Maker makers[] = {make_arithmetic, make_countdown, make_comparison, make_word_problem};
   std::vector<Problem> out;
   out.reserve(static_cast<std::size_t>(n));
@@ -73,9 +81,15 @@ std::vector<Problem> generate_problems(const ProblemMix& mix, std::int64_t n, st
     while (kind < 3 && (weights[kind] == 0 || u > weights[kind])) u -= weights[kind++];
     while (weights[kind] == 0) --kind;  // rounding at the top end: fall back to the last weighted kind
     const Language lang = slot.coin(mix.spanish) ? Language::es : Language::en;
+    // Drawn after the kind and the language, so a one-level mix keeps the slots it had before levels.
+    double v = slot.uniform() * level_total;
+    std::size_t level = 0;
+    while (level + 1 < mix.levels.size() && (mix.levels[level] == 0 || v > mix.levels[level])) v -= mix.levels[level++];
+    while (mix.levels[level] == 0) --level;
     for (std::uint32_t attempt = 0;; ++attempt) {
       Draw d(seed, kContentStream + attempt, instance);
-      Problem p = makers[kind](d, lang);
+      Problem p = makers[kind](d, lang, static_cast<int>(level) + 1);
+      p.level = static_cast<int>(level) + 1;
       if ((fnv1a(p.instance_key) % 8 == 0) != (split == Split::heldout)) continue;
       p.id = static_cast<std::int64_t>(instance);
       out.push_back(std::move(p));
@@ -83,6 +97,17 @@ std::vector<Problem> generate_problems(const ProblemMix& mix, std::int64_t n, st
     }
   }
   return out;
+}
+
+ProblemMix problem_mix(const std::vector<std::int64_t>& level_weights) {
+  ProblemMix mix;
+  mix.levels.assign(level_weights.begin(), level_weights.end());
+  return mix;
+}
+
+std::string task_name(const Problem& p, const ProblemMix& mix) {
+  if (mix.levels.size() == 1) return problem_kind_name(p.kind);
+  return std::string(problem_kind_name(p.kind)) + "/L" + std::to_string(p.level);
 }
 
 const std::string_view kR1ZeroBefore =

@@ -1,5 +1,6 @@
 // The synthetic reasoning world: seeded, verifiable problems (arithmetic, countdown, comparison, word
-// problems) in English and Spanish with worked solutions, and the prompt templates of R1's phases.
+// problems) in English and Spanish with worked solutions at four difficulty levels, and the prompt
+// templates of R1's phases.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,10 +16,16 @@ enum class Split { train, heldout };
 const char* language_name(Language l);  // "en", "es"
 const char* problem_kind_name(ProblemKind k);
 
+// Difficulty levels 1..kWorldLevels. Level 1 is the world as first built (two to four steps, small
+// numbers); each level up adds steps and larger numbers, and from level 3 countdown's worked solution checks
+// a first attempt against the target and revises it (docs/pipeline.md, "Difficulty levels").
+constexpr int kWorldLevels = 4;
+
 struct Problem {
   std::int64_t id = 0;
   ProblemKind kind = ProblemKind::arithmetic;
   Language language = Language::en;
+  int level = 1;
   std::string prompt;
   std::string answer;                       // countdown: one expression that reaches the target
   std::vector<std::string> solution_steps;  // worked solution, in the problem's language
@@ -26,11 +33,18 @@ struct Problem {
   std::string instance_key;                 // language-free content ("arithmetic:3 + 4 * 5"): the split's unit
 };
 
-// Relative weights of the kinds, and the share of Spanish problems.
+// Relative weights of the kinds and of the levels (levels[i]: level i + 1), and the share of Spanish problems.
 struct ProblemMix {
   double arithmetic = 1, countdown = 1, comparison = 1, word_problem = 1;
   double spanish = 0.5;
+  std::vector<double> levels{1};
 };
+
+// The mix of the built-in tasks at the deck's `[data] synthetic_levels` (level weights).
+ProblemMix problem_mix(const std::vector<std::int64_t>& level_weights);
+// A problem's task name in evaluation tables: its kind, with "/L<level>" when the mix has several levels or
+// another level than 1 ("countdown/L3").
+std::string task_name(const Problem& p, const ProblemMix& mix);
 
 // Problem i of a split is a function of (seed, split, i) only. Train slots draw from instance indices
 // [0, 2^40), held-out ones from [2^40, 2^41); a problem belongs to the held-out split iff a hash of its

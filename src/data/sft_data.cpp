@@ -43,13 +43,13 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, bool allow_empty
   return out;
 }
 
-std::vector<SftExample> synthetic_sft_examples(std::int64_t n, std::uint64_t seed) {
+std::vector<SftExample> synthetic_sft_examples(std::int64_t n, std::uint64_t seed, const ProblemMix& mix) {
   // The same mix as the synthetic pretraining corpus: reasoning first, with ordinary requests beside it
   // so the fine-tuned model also answers without a chain of thought where none is needed.
   const std::int64_t texts = n / 5, problems = n - texts;
   std::vector<SftExample> out;
   out.reserve(static_cast<std::size_t>(n));
-  for (const Problem& p : generate_problems(ProblemMix{}, problems, seed, Split::train))
+  for (const Problem& p : generate_problems(mix, problems, seed, Split::train))
     out.push_back({p.prompt, worked_solution(p),
                    detail::concat("synthetic:", problem_kind_name(p.kind), ":", language_name(p.language), ":", p.id)});
   for (const TextExample& t : generate_text_examples(texts, seed))
@@ -96,7 +96,7 @@ SftData SftData::from_config(const RunConfig& cfg, const Deck& deck) {
   const PromptFormat format = prompt_format(cfg, deck, *tokenizer);
   const auto seed = static_cast<std::uint64_t>(cfg.run.seed);
   const bool synthetic = cfg.data.source == DataSource::synthetic;
-  std::vector<SftExample> examples = synthetic ? synthetic_sft_examples(cfg.data.synthetic_examples, seed)
+  std::vector<SftExample> examples = synthetic ? synthetic_sft_examples(cfg.data.synthetic_examples, seed, problem_mix(cfg.data.synthetic_levels))
                                                : load_sft_jsonl(cfg.data.train_path,
                                                                 /*allow_empty=*/cfg.sft.synthetic_examples > 0);
   std::vector<std::string> sources;
@@ -112,7 +112,7 @@ SftData SftData::from_config(const RunConfig& cfg, const Deck& deck) {
   // R1's cold start mixes the filtered R1-Zero samples with data of "other sources": here the synthetic
   // world's worked solutions, seeded by run.seed.
   if (!synthetic && cfg.sft.synthetic_examples > 0) {
-    const std::vector<SftExample> more = synthetic_sft_examples(cfg.sft.synthetic_examples, seed);
+    const std::vector<SftExample> more = synthetic_sft_examples(cfg.sft.synthetic_examples, seed, problem_mix(cfg.data.synthetic_levels));
     examples.insert(examples.end(), more.begin(), more.end());
   }
   std::vector<SftSequence> seqs;

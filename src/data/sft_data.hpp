@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/chat_template.hpp"
+#include "data/reasoning_world.hpp"
 #include "model/batch.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -30,7 +31,7 @@ std::vector<SftExample> load_sft_jsonl(const std::string& path, bool allow_empty
 
 // Cold-start style data of the synthetic world: four worked solutions (<think>..</think><answer>..</answer>)
 // of train-split problems to one non-reasoning text example, English and Spanish; a function of (n, seed).
-std::vector<SftExample> synthetic_sft_examples(std::int64_t n, std::uint64_t seed);
+std::vector<SftExample> synthetic_sft_examples(std::int64_t n, std::uint64_t seed, const ProblemMix& mix = {});
 
 // One tokenised example: format.prompt(prompt) + format.response(response) (its end token last); tokens from
 // response_start on are the response.

@@ -1,5 +1,6 @@
 // Arithmetic and countdown problems: expression trees, solved one operator at a time.
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "data/world_kinds.hpp"
@@ -56,6 +57,17 @@ struct Tree {
     };
     return side(n.left, false) + " " + n.op + " " + side(n.right, true);
   }
+  // The value of subtree i, after swapping the operands of every subtraction whose left side is smaller.
+  std::int64_t make_differences_positive(int i) {
+    Node& n = nodes[static_cast<std::size_t>(i)];
+    if (!n.op) return n.value;
+    std::int64_t a = make_differences_positive(n.left), b = make_differences_positive(n.right);
+    if (n.op == '-' && a < b) {
+      std::swap(n.left, n.right);
+      std::swap(a, b);
+    }
+    return n.op == '+' ? a + b : n.op == '-' ? a - b : a * b;
+  }
   // The leftmost operator (in written order) whose operands are both numbers; -1 when i is a number.
   int reducible(int i) const {
     const Node& n = nodes[static_cast<std::size_t>(i)];
@@ -95,14 +107,29 @@ std::vector<Reduction> solve(Tree t, int root) {
   return steps;
 }
 
+// A plausible wrong last step: the same two numbers under another operation that stays a whole number and
+// misses the target (the solution then checks it and revises); none if no operation qualifies.
+std::optional<Reduction> first_attempt(const Reduction& last, std::int64_t target) {
+  for (const char op : {'+', '*', '-'}) {
+    if (op == last.op) continue;
+    const std::int64_t r = op == '+' ? last.a + last.b : op == '*' ? last.a * last.b : last.a - last.b;
+    if (r >= 0 && r != target) return Reduction{last.a, last.b, r, op, ""};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-Problem make_arithmetic(Draw& d, Language l) {
+Problem make_arithmetic(Draw& d, Language l, int level) {
   const bool en = l == Language::en;
+  // Level 1: 2-4 operators over 1..30 (factors 2..9), results up to 999; each level up adds two operators,
+  // level 3 and 4 take numbers up to 99 (factors up to 12) and results up to 99,999.
+  const std::int64_t min_ops = 2 * level, max_ops = 2 * level + 2, top = level >= 3 ? 99 : 30, factor = level >= 3 ? 12 : 9;
+  const std::int64_t max_result = level == 1 ? 999 : level == 2 ? 9999 : 99999;
   for (;;) {
     Tree t;
-    const int root = t.leaf(d.range(1, 30));
-    const std::int64_t ops = d.range(2, 4);
+    const int root = t.leaf(d.range(1, top));
+    const std::int64_t ops = d.range(min_ops, max_ops);
     for (std::int64_t k = 0; k < ops; ++k) {
       // Grow the tree at a random number: it becomes an operator over two new numbers.
       std::vector<int> leaves;
@@ -110,12 +137,15 @@ Problem make_arithmetic(Draw& d, Language l) {
         if (!t.nodes[static_cast<std::size_t>(i)].op) leaves.push_back(i);
       const int at = d.pick(leaves);
       const char op = "+-*"[d.range(0, 2)];
-      const auto operand = [&] { return op == '*' ? d.range(2, 9) : d.range(1, 30); };
+      const auto operand = [&] { return op == '*' ? d.range(2, factor) : d.range(1, top); };
       const int a = t.leaf(operand()), b = t.leaf(operand());
       t.nodes[static_cast<std::size_t>(at)] = {op, 0, a, b};
     }
+    // Above level 1 a subtraction that would go negative is turned around (b - a), so long expressions do
+    // not spend the draw on rejections; level 1 keeps its rejection (and so its problems).
+    if (level > 1) t.make_differences_positive(root);
     const std::vector<Reduction> steps = solve(t, root);
-    if (steps.empty() || steps.back().result > 999) continue;
+    if (steps.empty() || steps.back().result > max_result) continue;
     const std::string expr = t.str(root);
     Problem p;
     p.kind = ProblemKind::arithmetic;
@@ -140,15 +170,20 @@ Problem make_arithmetic(Draw& d, Language l) {
   }
 }
 
-Problem make_countdown(Draw& d, Language l) {
+Problem make_countdown(Draw& d, Language l, int level) {
   const bool en = l == Language::en;
+  // Level 1: 3-4 numbers, 2 or more of them used, targets 10..999; level 2: 5 numbers, at least 3 used;
+  // levels 3-4: 6 numbers, at least 4 (5) used, targets up to 9,999, and a worked solution that checks a
+  // first attempt against the target and revises its last step.
+  const std::int64_t min_count = level == 1 ? 3 : level == 2 ? 5 : 6, max_count = level == 1 ? 4 : min_count;
+  const std::int64_t min_used = level == 1 ? 2 : level + 1, max_target = level >= 3 ? 9999 : 999;
   for (;;) {
-    const std::int64_t count = d.range(3, 4);
+    const std::int64_t count = d.range(min_count, max_count);
     std::vector<std::int64_t> numbers;
     for (std::int64_t i = 0; i < count; ++i) numbers.push_back(d.coin(0.2) ? 25 * d.range(1, 4) : d.range(1, 12));
     std::vector<std::int64_t> order = numbers;  // a random order; the first `used` numbers make the target
     for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[static_cast<std::size_t>(d.range(0, static_cast<std::int64_t>(i)))]);
-    const std::int64_t used = d.range(2, count);
+    const std::int64_t used = d.range(min_used, count);
     Tree t;
     int acc = t.leaf(order[0]);
     std::int64_t value = order[0];
@@ -156,16 +191,17 @@ Problem make_countdown(Draw& d, Language l) {
       const std::int64_t n = order[static_cast<std::size_t>(j)];
       std::string ops = "+";
       if (value > n) ops += '-';
-      if (value > 1 && n > 1 && value * n <= 1000) ops += '*';
+      if (value > 1 && n > 1 && value * n <= max_target + 1) ops += '*';
       if (n > 1 && value % n == 0) ops += '/';
       const char op = ops[static_cast<std::size_t>(d.range(0, static_cast<std::int64_t>(ops.size()) - 1))];
       const bool swap = (op == '+' || op == '*') && d.coin();  // commutative: either order reads naturally
       acc = swap ? t.join(op, t.leaf(n), acc) : t.join(op, acc, t.leaf(n));
       value = op == '+' ? value + n : op == '-' ? value - n : op == '*' ? value * n : value / n;
     }
-    if (value < 10 || value > 999 || std::find(numbers.begin(), numbers.end(), value) != numbers.end()) continue;
+    if (value < 10 || value > max_target || std::find(numbers.begin(), numbers.end(), value) != numbers.end()) continue;
     const std::vector<Reduction> steps = solve(t, acc);
     if (steps.empty()) continue;
+    const std::optional<Reduction> wrong = level >= 3 ? first_attempt(steps.back(), value) : std::nullopt;
     std::vector<std::string> shown;
     for (std::int64_t v : numbers) shown.push_back(std::to_string(v));
     const std::string target = std::to_string(value), expr = t.str(acc);
@@ -178,11 +214,19 @@ Problem make_countdown(Draw& d, Language l) {
                         target + ".";
     p.solution_steps.push_back(en ? "We need to reach " + target + " using " + join_list(shown, l) + "."
                                   : "Necesitamos llegar a " + target + " usando " + join_list(shown, l) + ".");
-    for (const Reduction& r : steps) {
+    const auto combine = [&](const Reduction& r) {
       const std::string a = std::to_string(r.a), b = std::to_string(r.b), res = std::to_string(r.result);
       p.solution_steps.push_back((en ? "Combine " + a + " and " + b + ": " : "Combinamos " + a + " y " + b + ": ") + a + " " +
                                  op_word(r.op, l) + " " + b + (en ? " is " : " es ") + res + ".");
+    };
+    for (std::size_t s = 0; s + 1 < steps.size(); ++s) combine(steps[s]);
+    if (wrong) {
+      combine(*wrong);
+      const std::string got = std::to_string(wrong->result);
+      p.solution_steps.push_back(en ? "Check: " + got + " is not " + target + ". Wait, the last step needs another operation."
+                                    : "Comprobamos: " + got + " no es " + target + ". Espera, el último paso necesita otra operación.");
     }
+    combine(steps.back());
     p.solution_steps.push_back(en ? "This reaches the target " + target + " with " + expr + "."
                                   : "Así llegamos al objetivo " + target + " con " + expr + ".");
     p.answer = expr;

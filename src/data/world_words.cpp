@@ -26,9 +26,79 @@ std::string which_larger(Draw& d, Language l, const std::string& a, const std::s
   return d.pick(l == Language::en ? en : es);
 }
 
+// Orders `count` distinct numbers in [1, top] from smallest to largest.
+Problem order_numbers(Draw& d, Language l, std::int64_t count, std::int64_t top) {
+  const bool en = l == Language::en;
+  std::vector<std::int64_t> v;
+  while (static_cast<std::int64_t>(v.size()) < count) {
+    const std::int64_t x = d.range(1, top);
+    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+  }
+  std::vector<std::int64_t> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> steps;
+  std::string answer, list;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    const std::string x = str(sorted[i]);
+    answer += (i ? ", " : "") + x;
+    list += (i ? ", " : "") + str(v[i]);
+    if (i == 0) steps.push_back((en ? "The smallest is " : "El menor es ") + x + ".");
+    else if (i + 1 == sorted.size()) steps.push_back((en ? "The largest is " : "El mayor es ") + x + ".");
+    else steps.push_back((en ? "Then comes " : "Después viene ") + x + ".");
+  }
+  return comparison(l, (en ? "Order these numbers from smallest to largest: " : "Ordena estos números de menor a mayor: ") + list + ".",
+                    steps, answer, "order:" + list);
+}
+
+// Levels 2-4: fractions with larger denominators (cross-multiplied), decimals of unequal length, longer
+// lists to order.
+Problem harder_comparison(Draw& d, Language l, int level) {
+  const bool en = l == Language::en;
+  const std::string larger = en ? " is larger." : " es mayor.";
+  switch (d.range(0, 2)) {
+    case 0: {
+      const std::int64_t lo = level == 2 ? 2 : 11, hi = level == 2 ? 19 : 29;
+      std::int64_t p1, q1, p2, q2;
+      do {
+        q1 = d.range(lo, hi);
+        q2 = d.range(lo, hi);
+        p1 = d.range(1, q1 - 1);
+        p2 = d.range(1, q2 - 1);
+      } while (p1 * q2 == p2 * q1 || q1 == q2);
+      const std::string a = str(p1) + "/" + str(q1), b = str(p2) + "/" + str(q2);
+      const std::string x = p1 * q2 > p2 * q1 ? a : b;
+      return comparison(l, which_larger(d, l, a, b),
+                        {(en ? "Cross-multiply: " : "Multiplicamos en cruz: ") + str(p1) + " " + op_word('*', l) + " " + str(q2) +
+                             (en ? " is " : " es ") + str(p1 * q2) + (en ? " and " : " y ") + str(p2) + " " + op_word('*', l) + " " +
+                             str(q1) + (en ? " is " : " es ") + str(p2 * q1) + ".",
+                         str(std::max(p1 * q2, p2 * q1)) + " > " + str(std::min(p1 * q2, p2 * q1)) + (en ? ", so " : ", así que ") + x + larger},
+                        x, "frac:" + a + "," + b);
+    }
+    case 1: {  // 0.47 against 0.468: the longer decimal is not the larger one
+      const int places = level == 2 ? 2 : 3;
+      std::int64_t scale = 1;
+      for (int i = 0; i < places; ++i) scale *= 10;
+      std::int64_t a = d.range(scale / 10, scale - 1), b = d.range(scale, 10 * scale - 1);  // places and places + 1 digits
+      if (a % 10 == 0) ++a;
+      if (a * 10 == b) ++b;
+      if (b % 10 == 0) ++b;
+      const std::string da = "0." + str(a), db = "0." + str(b);
+      const std::string x = a * 10 > b ? da : db;
+      return comparison(l, d.coin() ? which_larger(d, l, da, db) : which_larger(d, l, db, da),
+                        {(en ? "Write both with the same number of decimal places: " : "Escribimos los dos con el mismo número de decimales: ") +
+                             da + "0" + (en ? " and " : " y ") + db + ".",
+                         str(std::max(a * 10, b)) + " > " + str(std::min(a * 10, b)) + (en ? ", so " : ", así que ") + x + larger},
+                        x, "dec:" + da + "," + db);
+    }
+    default:
+      return order_numbers(d, l, d.range(2 + 2 * level, 4 + 2 * level), level == 2 ? 999 : 9999);
+  }
+}
+
 }  // namespace
 
-Problem make_comparison(Draw& d, Language l) {
+Problem make_comparison(Draw& d, Language l, int level) {
+  if (level > 1) return harder_comparison(d, l, level);
   const bool en = l == Language::en;
   const std::string larger = en ? " is larger." : " es mayor.";
   switch (d.range(0, 3)) {
@@ -72,31 +142,8 @@ Problem make_comparison(Draw& d, Language l) {
                          str(std::max(n1, n2)) + " > " + str(std::min(n1, n2)) + (en ? ", so " : ", así que ") + x + larger},
                         x, "frac:" + a + "," + b);
     }
-    default: {  // order three to five numbers
-      std::vector<std::int64_t> v;
-      const std::int64_t count = d.range(3, 5);
-      while (static_cast<std::int64_t>(v.size()) < count) {
-        const std::int64_t x = d.range(1, 99);
-        if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
-      }
-      std::vector<std::string> shown;
-      for (std::int64_t x : v) shown.push_back(str(x));
-      std::vector<std::int64_t> sorted = v;
-      std::sort(sorted.begin(), sorted.end());
-      std::vector<std::string> steps;
-      std::string answer;
-      for (std::size_t i = 0; i < sorted.size(); ++i) {
-        const std::string x = str(sorted[i]);
-        answer += (i ? ", " : "") + x;
-        if (i == 0) steps.push_back((en ? "The smallest is " : "El menor es ") + x + ".");
-        else if (i + 1 == sorted.size()) steps.push_back((en ? "The largest is " : "El mayor es ") + x + ".");
-        else steps.push_back((en ? "Then comes " : "Después viene ") + x + ".");
-      }
-      std::string list;
-      for (std::size_t i = 0; i < shown.size(); ++i) list += (i ? ", " : "") + shown[i];
-      return comparison(l, (en ? "Order these numbers from smallest to largest: " : "Ordena estos números de menor a mayor: ") + list + ".",
-                        steps, answer, "order:" + list);
-    }
+    default:  // order three to five numbers
+      return order_numbers(d, l, d.range(3, 5), 99);
   }
 }
 
@@ -128,14 +175,79 @@ const std::vector<Thing>& things() {
 // Quantities up to twenty are written in words in the question: reading numbers is part of the task.
 std::string qty(std::int64_t n, Language l) { return n <= 20 ? number_words(n, l) : str(n); }
 
+// Levels 2-4: a story of level + 1 events (buys more, gives some away, receives boxes of equal size, gives
+// half away), each one step of the worked solution; the question asks for what is left at the end.
+Problem event_chain(Draw& d, Language l, int level, const Person& who, const Person& other, const Thing& t) {
+  const bool en = l == Language::en;
+  const std::string& objs = en ? t.en_plural : t.es_plural;
+  const std::string how_many = en ? "How many " : (t.feminine ? "¿Cuántas " : "¿Cuántos ");
+  const std::string pronoun = en ? (who.female ? "She" : "He") : "";
+  std::int64_t have = d.range(10, 20 * level);
+  Problem p;
+  p.kind = ProblemKind::word_problem;
+  p.language = l;
+  p.prompt = who.name + (en ? " has " : " tiene ") + qty(have, l) + " " + objs + ".";
+  p.solution_steps.push_back(who.name + (en ? " starts with " : " empieza con ") + str(have) + ".");
+  p.instance_key = "word:chain:" + str(have);
+  for (int e = 0; e <= level; ++e) {
+    const std::int64_t kind = d.range(0, 3);
+    std::string told, step, key;
+    const auto subject = [&] { return en ? " " + pronoun : ""; };
+    if (kind == 0) {  // buys more
+      const std::int64_t b = d.range(2, 10 * level);
+      told = en ? subject() + " buys " + qty(b, l) + " more." : " Compra " + qty(b, l) + " más.";
+      step = (en ? "After buying " : "Después de comprar ") + str(b) + (en ? ": " : ": ") + str(have) + " + " + str(b) + " = " +
+             str(have + b) + ".";
+      key = "+" + str(b);
+      have += b;
+    } else if (kind == 1 && have > 2) {  // gives some away
+      const std::int64_t c = d.range(1, have - 1);
+      told = en ? subject() + " gives " + qty(c, l) + " to " + other.name + "." : " Le da " + qty(c, l) + " a " + other.name + ".";
+      step = (en ? "After giving " : "Después de dar ") + str(c) + (en ? " away: " : ": ") + str(have) + " - " + str(c) + " = " +
+             str(have - c) + ".";
+      key = "-" + str(c);
+      have -= c;
+    } else if (kind == 2) {  // receives boxes
+      const std::int64_t boxes = d.range(2, 4), each = d.range(2, 6 + level);
+      told = en ? subject() + " receives " + qty(boxes, l) + " boxes with " + qty(each, l) + " " + objs + " in each."
+                : " Recibe " + qty(boxes, l) + " cajas con " + qty(each, l) + " " + objs + " en cada una.";
+      step = str(boxes) + " " + op_word('*', l) + " " + str(each) + (en ? " is " : " es ") + str(boxes * each) +
+             (en ? ", and " : ", y ") + str(have) + " + " + str(boxes * each) + " = " + str(have + boxes * each) + ".";
+      key = "+" + str(boxes) + "x" + str(each);
+      have += boxes * each;
+    } else if (have % 2 == 0) {  // gives half away
+      told = en ? subject() + " gives half of them to " + other.name + "." : " Le da la mitad a " + other.name + ".";
+      step = (en ? "Half of " : "La mitad de ") + str(have) + (en ? " is " : " es ") + str(have / 2) + ", " + str(have) + " - " +
+             str(have / 2) + " = " + str(have / 2) + ".";
+      key = "/2";
+      have /= 2;
+    } else {  // an odd count cannot be halved: buys one more instead
+      told = en ? subject() + " buys one more." : " Compra uno más.";
+      if (!en && t.feminine) told = " Compra una más.";
+      step = (en ? "After buying one more: " : "Después de comprar una más: ") + str(have) + " + 1 = " + str(have + 1) + ".";
+      if (!en && !t.feminine) step = "Después de comprar uno más: " + str(have) + " + 1 = " + str(have + 1) + ".";
+      key = "+1";
+      have += 1;
+    }
+    p.prompt += told;
+    p.solution_steps.push_back(step);
+    p.instance_key += "|" + key;
+  }
+  p.prompt += " " + how_many + objs + (en ? " does " + who.name + " have now?" : " tiene " + who.name + " ahora?");
+  p.solution_steps.push_back((en ? "So " : "Así que ") + who.name + (en ? " has " : " tiene ") + str(have) + ".");
+  p.answer = str(have);
+  return p;
+}
+
 }  // namespace
 
-Problem make_word_problem(Draw& d, Language l) {
+Problem make_word_problem(Draw& d, Language l, int level) {
   const bool en = l == Language::en;
   const Person& who = d.pick(people());
   const Person* other = &d.pick(people());
   while (other->name == who.name) other = &d.pick(people());
   const Thing& t = d.pick(things());
+  if (level > 1) return event_chain(d, l, level, who, *other, t);
   const std::string& objs = en ? t.en_plural : t.es_plural;
   const std::string how_many = en ? "How many " : (t.feminine ? "¿Cuántas " : "¿Cuántos ");
   Problem p;

@@ -36,7 +36,7 @@ StepPrompts step_prompts(const RolloutConfig& c, std::int64_t step, int replica,
     const auto n = static_cast<std::int64_t>(c.problems->size());
     for (std::int64_t k = first; k < first + my_reasoning; ++k) p.problems.push_back((*c.problems)[static_cast<std::size_t>(k % n)]);
   } else {
-    const std::vector<Problem> problems = generate_problems(ProblemMix{}, first + my_reasoning, c.sampling.seed, Split::train);
+    const std::vector<Problem> problems = generate_problems(c.mix, first + my_reasoning, c.sampling.seed, Split::train);
     p.problems.assign(problems.begin() + first, problems.end());
   }
   if (my_general > 0) {

@@ -30,8 +30,9 @@ struct RolloutConfig {
   const PromptFormat* format = nullptr;
   const PromptFormat* reward_format = nullptr;
   // The reasoning problems: a file's (data.source = files; problem k of the run is problems[k % size]), or
-  // null: the synthetic world's train split.
+  // null: the synthetic world's train split, drawn with `mix` ([data] synthetic_levels).
   const std::vector<Problem>* problems = nullptr;
+  ProblemMix mix;
   RewardWeights weights;
   double helpfulness_weight = 1, harmlessness_weight = 1;
   SamplingParams sampling;

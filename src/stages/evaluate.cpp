@@ -32,8 +32,9 @@ EvalSet eval_set(const RunConfig& cfg) {
     std::int64_t n = cfg.evaluate.synthetic_prompts;
     if (max_prompts > 0) n = std::min(n, max_prompts);
     s.dataset = "synthetic-heldout";
-    s.problems = generate_problems(ProblemMix{}, n, static_cast<std::uint64_t>(cfg.run.seed), Split::heldout);
-    for (const Problem& p : s.problems) s.tasks.emplace_back(problem_kind_name(p.kind));
+    const ProblemMix mix = problem_mix(cfg.data.synthetic_levels);
+    s.problems = generate_problems(mix, n, static_cast<std::uint64_t>(cfg.run.seed), Split::heldout);
+    for (const Problem& p : s.problems) s.tasks.push_back(task_name(p, mix));
   } else {
     ProblemFile f = load_problem_file(cfg.data.eval_path);
     s.dataset = f.dataset;

@@ -53,6 +53,7 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   s.max_steps = cfg.run.max_steps;  // > 0 and prompts_per_step divisible by the replicas: deck/validate.cpp
   RolloutConfig& r = s.rollout;
   r.prompts_per_step = cfg.grpo.prompts_per_step;
+  r.mix = problem_mix(cfg.data.synthetic_levels);
   s.tok = load_tokenizer(cfg.data.tokenizer);
   if (s.tok->vocab_size() > s.model.vocab_size)
     env.deck.fail("model.vocab_size",

@@ -31,7 +31,7 @@ struct PromptSet {
 
 PromptSet prompt_set(const RunConfig& cfg) {
   if (cfg.data.source == DataSource::synthetic)
-    return {"synthetic", generate_problems(ProblemMix{}, cfg.data.synthetic_examples,
+    return {"synthetic", generate_problems(problem_mix(cfg.data.synthetic_levels), cfg.data.synthetic_examples,
                                            static_cast<std::uint64_t>(cfg.run.seed), Split::train)};
   ProblemFile f = load_problem_file(cfg.data.train_path);
   return {f.dataset, std::move(f.problems)};

@@ -250,3 +250,19 @@ TEST(WorldText, FactsTranslationsGreetingsAndPreferencesInBothLanguages) {
   EXPECT_EQ(pkinds.size(), 2u);
   EXPECT_EQ(generate_text_examples(20, 1).back().prompt, generate_text_examples(20, 1).back().prompt);
 }
+
+// The default world (level 1 only) is pinned: decks written before difficulty levels train, sample and
+// evaluate on exactly the problems they did. The hash covers prompt, answer and worked solution.
+TEST(ReasoningWorld, LevelOneWorldIsUnchanged) {
+  std::uint64_t h = 1469598103934665603ull;
+  const auto mix = [&](const std::string& s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  };
+  for (Split split : {Split::train, Split::heldout})
+    for (const Problem& p : generate_problems({}, 400, 7, split)) {
+      mix(p.prompt);
+      mix(worked_solution(p));
+      mix(p.instance_key);
+    }
+  EXPECT_EQ(h, 7606742678762549178ull);
+}
