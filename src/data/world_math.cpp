@@ -173,9 +173,9 @@ Problem make_arithmetic(Draw& d, Language l, int level) {
 Problem make_countdown(Draw& d, Language l, int level) {
   const bool en = l == Language::en;
   // Level 1: 3-4 numbers, 2 or more of them used, targets 10..999; level 2: 5 numbers, at least 3 used;
-  // levels 3-4: 6 numbers, at least 4 (5) used, targets up to 9,999, and a worked solution that checks a
-  // first attempt against the target and revises its last step.
-  const std::int64_t min_count = level == 1 ? 3 : level == 2 ? 5 : 6, max_count = level == 1 ? 4 : min_count;
+  // levels 3 and 4: 6 and 7 numbers, at least 4 and 5 used, targets up to 9,999, and a worked solution that
+  // checks a first attempt against the target and revises its last step.
+  const std::int64_t min_count = level == 1 ? 3 : level + 3, max_count = level == 1 ? 4 : min_count;
   const std::int64_t min_used = level == 1 ? 2 : level + 1, max_target = level >= 3 ? 9999 : 999;
   for (;;) {
     const std::int64_t count = d.range(min_count, max_count);

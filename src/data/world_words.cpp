@@ -50,14 +50,14 @@ Problem order_numbers(Draw& d, Language l, std::int64_t count, std::int64_t top)
                     steps, answer, "order:" + list);
 }
 
-// Levels 2-4: fractions with larger denominators (cross-multiplied), decimals of unequal length, longer
-// lists to order.
+// Levels 2-4: fractions with larger denominators (cross-multiplied: 2..19, 11..29, 21..49), decimals of
+// unequal length (2 against 3 places, 3 against 4, 4 against 5), longer lists to order.
 Problem harder_comparison(Draw& d, Language l, int level) {
   const bool en = l == Language::en;
   const std::string larger = en ? " is larger." : " es mayor.";
   switch (d.range(0, 2)) {
     case 0: {
-      const std::int64_t lo = level == 2 ? 2 : 11, hi = level == 2 ? 19 : 29;
+      const std::int64_t lo = level == 2 ? 2 : level == 3 ? 11 : 21, hi = level == 2 ? 19 : level == 3 ? 29 : 49;
       std::int64_t p1, q1, p2, q2;
       do {
         q1 = d.range(lo, hi);
@@ -75,7 +75,7 @@ Problem harder_comparison(Draw& d, Language l, int level) {
                         x, "frac:" + a + "," + b);
     }
     case 1: {  // 0.47 against 0.468: the longer decimal is not the larger one
-      const int places = level == 2 ? 2 : 3;
+      const int places = level;
       std::int64_t scale = 1;
       for (int i = 0; i < places; ++i) scale *= 10;
       std::int64_t a = d.range(scale / 10, scale - 1), b = d.range(scale, 10 * scale - 1);  // places and places + 1 digits

@@ -1,11 +1,13 @@
 #include "deck/validate.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <utility>
 
 #include "core/error.hpp"
+#include "data/reasoning_world.hpp"
 #include "deck/ini.hpp"
 #include "parallel/pipeline_split.hpp"
 
@@ -166,6 +168,11 @@ void check_training(const Deck& d, const RunConfig& c, int world) {
   const auto& profile = c.log.profile_steps;
   if (!profile.empty() && (profile.size() != 2 || profile[0] > profile[1]))
     d.fail("log.profile_steps", "expected two steps, first <= last");
+  const auto& levels = c.data.synthetic_levels;
+  if (levels.empty() || levels.size() > static_cast<std::size_t>(kWorldLevels) ||
+      std::all_of(levels.begin(), levels.end(), [](std::int64_t w) { return w == 0; }))
+    d.fail("data.synthetic_levels", concat("expected 1 to ", kWorldLevels, " weights (levels 1..", kWorldLevels,
+                                           "), at least one above 0; got ", levels.size(), " weights"));
 }
 
 // What each stage cannot start without. A missing key the deck never mentions is reported on the

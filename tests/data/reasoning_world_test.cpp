@@ -7,6 +7,7 @@
 #include <set>
 
 #include "data/reasoning_world.hpp"
+#include "core/error.hpp"
 #include "data/world_text.hpp"
 
 using namespace r1;
@@ -114,8 +115,12 @@ void check_answer(const Problem& p) {
         ASSERT_TRUE(given.count(v)) << "answer uses " << v << " more often than given";
         given.erase(given.find(v));
       }
+      // The answer's check above already proves the target reachable; the brute force (exponential in the
+      // count) confirms it independently of the answer where it is cheap.
       std::vector<long double> values(in_prompt.begin(), in_prompt.end() - 1);
-      EXPECT_TRUE(reachable(values, target));
+      if (values.size() <= 4) {
+        EXPECT_TRUE(reachable(values, target));
+      }
       break;
     }
     case ProblemKind::comparison: {
@@ -265,4 +270,97 @@ TEST(ReasoningWorld, LevelOneWorldIsUnchanged) {
       mix(p.instance_key);
     }
   EXPECT_EQ(h, 7606742678762549178ull);
+}
+
+ProblemMix only_level(int level) {
+  ProblemMix mix;
+  mix.levels.assign(static_cast<std::size_t>(level), 0.0);
+  mix.levels.back() = 1;
+  return mix;
+}
+
+TEST(ReasoningWorld, EveryLevelsAnswersAreVerifiedIndependently) {
+  for (int level = 2; level <= kWorldLevels; ++level) {
+    SCOPED_TRACE(level);
+    for (const Problem& p : generate_problems(only_level(level), 600, 13, Split::train)) {
+      EXPECT_EQ(p.level, level);
+      check_answer(p);
+    }
+    for (const Problem& p : generate_problems(only_level(level), 150, 13, Split::heldout)) check_answer(p);
+  }
+}
+
+// Each level up takes more reasoning: per kind, more worked steps and longer worked solutions on average,
+// and from level 3 countdown's solutions check a first attempt and revise it.
+TEST(ReasoningWorld, LevelsGrowTheReasoningTheyNeed) {
+  std::map<std::pair<ProblemKind, int>, std::pair<double, double>> steps_chars;  // sums
+  std::map<std::pair<ProblemKind, int>, int> count;
+  for (int level = 1; level <= kWorldLevels; ++level)
+    for (const Problem& p : generate_problems(only_level(level), 800, 17, Split::train)) {
+      auto& [steps, chars] = steps_chars[{p.kind, level}];
+      steps += static_cast<double>(p.solution_steps.size());
+      chars += static_cast<double>(worked_solution(p).size());
+      ++count[{p.kind, level}];
+      if (p.kind == ProblemKind::countdown) {
+        const bool revised = worked_solution(p).find(p.language == Language::en ? "Check: " : "Comprobamos: ") != std::string::npos;
+        if (level < 3) EXPECT_FALSE(revised) << p.prompt;
+      }
+    }
+  for (auto kind : {ProblemKind::arithmetic, ProblemKind::countdown, ProblemKind::comparison, ProblemKind::word_problem})
+    for (int level = 2; level <= kWorldLevels; ++level) {
+      SCOPED_TRACE(std::string(problem_kind_name(kind)) + " level " + std::to_string(level));
+      const auto mean = [&](int l) {
+        const auto& [s, c] = steps_chars[{kind, l}];
+        const double n = count[{kind, l}];
+        return std::pair{s / n, c / n};
+      };
+      ASSERT_GT((count[{kind, level}]), 100);
+      // Comparison's harder levels are harder in kind (cross-multiplication, unequal decimals), with as many steps.
+      if (kind != ProblemKind::comparison) {
+        EXPECT_GT(mean(level).first, mean(level - 1).first);
+      }
+      EXPECT_GT(mean(level).second, mean(level - 1).second);
+    }
+  int revised = 0;
+  for (const Problem& p : generate_problems(only_level(3), 400, 17, Split::train))
+    revised += p.kind == ProblemKind::countdown && worked_solution(p).find("</think>") > worked_solution(p).find(
+                                                                                           p.language == Language::en ? "Check: " : "Comprobamos: ");
+  EXPECT_GT(revised, 50);
+}
+
+TEST(ReasoningWorld, LevelMixFollowsItsWeightsAndNamesTasks) {
+  ProblemMix mix;
+  mix.levels = {1, 0, 3};
+  std::map<int, int> levels;
+  for (const Problem& p : generate_problems(mix, 800, 3, Split::train)) ++levels[p.level];
+  EXPECT_EQ(levels.count(2), 0u);
+  EXPECT_GT(levels[1], 120);
+  EXPECT_GT(levels[3], 3 * levels[1] - 150);
+  // The kind and language of slot i do not depend on the level weights.
+  const auto a = generate_problems({}, 100, 3, Split::train), b = generate_problems(mix, 100, 3, Split::train);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].kind, b[i].kind);
+    EXPECT_EQ(a[i].language, b[i].language);
+    if (b[i].level == 1) {
+      EXPECT_EQ(a[i].prompt, b[i].prompt);
+    }
+  }
+  Problem p;
+  p.kind = ProblemKind::countdown;
+  p.level = 3;
+  EXPECT_EQ(task_name(p, mix), "countdown/L3");
+  p.level = 1;
+  EXPECT_EQ(task_name(p, ProblemMix{}), "countdown");
+  EXPECT_EQ(problem_mix({0, 0, 0, 2}).levels, (std::vector<double>{0, 0, 0, 2}));
+  EXPECT_THROW(generate_problems(problem_mix({1, 1, 1, 1, 1}), 1, 3, Split::train), Error);
+  EXPECT_THROW(generate_problems(problem_mix({0, 0}), 1, 3, Split::train), Error);
+}
+
+TEST(ReasoningWorld, SplitsShareNoProblemInstanceAtAnyLevel) {
+  ProblemMix mix;
+  mix.levels = {1, 1, 1, 1};
+  const auto train = generate_problems(mix, 3000, 5, Split::train), held = generate_problems(mix, 500, 5, Split::heldout);
+  std::set<std::string> keys;
+  for (const Problem& p : train) keys.insert(p.instance_key);
+  for (const Problem& p : held) EXPECT_FALSE(keys.count(p.instance_key)) << p.instance_key;
 }

@@ -61,6 +61,16 @@ TEST(ValidateDeck, Fp8IsOfferedForMlaOnly) {
   EXPECT_NE(msg.find("t.deck:5: [train] precision = fp8: fp8 trains the MLA family only"), std::string::npos) << msg;
 }
 
+TEST(ValidateDeck, SyntheticLevelsAreOneToFourWeightsNotAllZero) {
+  EXPECT_EQ(validate_deck(tiny("[data]\nsynthetic_levels = 1, 0, 2\n"), 1).data.synthetic_levels,
+            (std::vector<std::int64_t>{1, 0, 2}));
+  for (const char* bad : {"0, 0", "1, 1, 1, 1, 1", ""}) {
+    const std::string msg = user_error_of([&] { validate_deck(tiny(std::string("[data]\nsynthetic_levels = ") + bad + "\n"), 1); });
+    EXPECT_NE(msg.find("t.deck:4: [data] synthetic_levels"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("expected 1 to 4 weights"), std::string::npos) << msg;
+  }
+}
+
 // A choice that is not implemented is not offered: a deck naming one fails on its line like any other word.
 TEST(ValidateDeck, ChoicesNotImplementedAreNotOffered) {
   const std::pair<const char*, const char*> refused[] = {
