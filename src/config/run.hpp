@@ -63,6 +63,8 @@ constexpr parallel::ChunkPlacement chunk_placement(PipelineSchedule s) {
   KEY(integer, virtual_stages, 1, (1, 1024), "model chunks per pipeline rank (interleaved schedule)")               \
   KEY(choice, schedule, PipelineSchedule::one_f_one_b, (),                                                          \
       "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V")                          \
+  KEY(flag, split_weight_grad, false, (),                                                                           \
+      "dualpipev: split each backward into input and weight gradients, the weight GEMMs deferred into the bubbles")  \
   KEY(flag, timeline, false, (),                                                                                    \
       "record each rank's executed pipeline schedule in <output_dir>/pipeline_timeline/rank-N.jsonl")               \
   KEY(choice, order, "tp-dp-pp", ("tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"),          \

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "core/error.hpp"
 #include "parallel/comm.hpp"
@@ -37,6 +38,7 @@ constexpr PipelineSchedule kDualPipeV = PipelineSchedule::dualpipev;
 struct Case {
   PipelineSchedule schedule;
   int stages, virtual_stages, micro_batches;
+  bool split = false;  // the weight gradient split off into W passes
   int chunks() const { return stages * pipeline_chunks_per_rank(schedule, virtual_stages); }
   int rank_of(int chunk) const { return parallel::chunk_rank(chunk_placement(schedule), chunk, stages); }
   std::vector<int> chunks_of(int rank) const {
@@ -47,13 +49,13 @@ struct Case {
 std::string describe(const Case& c) {
   std::ostringstream os;
   os << choice_word(c.schedule) << " stages " << c.stages << " virtual "
-     << c.virtual_stages << " micro " << c.micro_batches;
+     << c.virtual_stages << " micro " << c.micro_batches << (c.split ? " split" : "");
   return os.str();
 }
 
 std::string describe(const PipelineAction& a) {
   std::ostringstream os;
-  os << (a.kind == Kind::forward ? "F" : "B") << "(micro " << a.micro << ", chunk " << a.chunk << ")";
+  os << (a.kind == Kind::forward ? "F" : a.kind == Kind::backward ? "B" : "W") << "(micro " << a.micro << ", chunk " << a.chunk << ")";
   return os.str();
 }
 
@@ -70,8 +72,16 @@ std::vector<Case> all_cases() {
   return cases;
 }
 
+// DualPipeV with the weight gradient split off, on the same stages and micro-batches.
+std::vector<Case> split_cases() {
+  std::vector<Case> cases;
+  for (int p = 1; p <= 8; ++p)
+    for (int m = 2 * p; m < 2 * p + 10; ++m) cases.push_back({kDualPipeV, p, 1, m, true});
+  return cases;
+}
+
 std::vector<PipelineAction> order_of(const Case& c, int rank) {
-  return pipeline_order(c.schedule, c.stages, rank, c.virtual_stages, c.micro_batches);
+  return pipeline_order(c.schedule, c.stages, rank, c.virtual_stages, c.micro_batches, c.split);
 }
 
 // The message of the user error `f` throws ("" and a failure when it throws none or another kind).
@@ -224,18 +234,20 @@ std::string play(const Case& c) {
   const int p = c.stages, chunks = c.chunks();
   std::vector<std::vector<PipelineStep>> programs;
   for (int r = 0; r < p; ++r)
-    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches));
+    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches, c.split));
   std::map<std::pair<int, int>, std::deque<PipelineAction>> sends, recvs;  // unmatched posts per (from, to)
   std::vector<std::size_t> next(p, 0);
   std::vector<int> unmatched(p, -1);                // of the current exchange; -1: not posted yet
   std::vector<std::set<PipelineAction>> outputs(p);  // on each rank, not consumed or sent yet
   std::vector<std::vector<PipelineAction>> ran(p);
   const auto input_of = [&](const PipelineAction& a) -> std::optional<PipelineAction> {
+    if (a.kind == Kind::weight) return std::nullopt;
     const int from = a.kind == Kind::forward ? a.chunk - 1 : a.chunk + 1;
     if (from < 0 || from >= chunks) return std::nullopt;
     return PipelineAction{a.kind, a.micro, from};
   };
   const auto has_consumer = [&](const PipelineAction& a) {
+    if (a.kind == Kind::weight) return false;
     return a.kind == Kind::forward ? a.chunk + 1 < chunks : a.chunk > 0;
   };
   for (bool moved = true; moved;) {
@@ -246,6 +258,9 @@ std::string play(const Case& c) {
         const std::string at = "rank " + std::to_string(r) + " step " + std::to_string(next[r]) + ": ";
         if (s.op == PipelineStep::Op::compute) {
           if (c.rank_of(s.action.chunk) != r) return at + describe(s.action) + " runs on the wrong rank";
+          const PipelineAction its_backward{Kind::backward, s.action.micro, s.action.chunk};
+          if (s.action.kind == Kind::weight && std::find(ran[r].begin(), ran[r].end(), its_backward) == ran[r].end())
+            return at + describe(s.action) + " runs before its backward";
           if (const auto in = input_of(s.action); in && outputs[r].erase(*in) == 0)
             return at + describe(s.action) + " runs before its input " + describe(*in) + " is there";
           if (has_consumer(s.action)) outputs[r].insert(s.action);
@@ -297,6 +312,7 @@ std::string play(const Case& c) {
 
 TEST(PipelineProgram, EveryScheduleRunsToTheEndOnBlockingChannels) {
   for (const Case& c : all_cases()) EXPECT_EQ(play(c), "") << describe(c);
+  for (const Case& c : split_cases()) EXPECT_EQ(play(c), "") << describe(c);
 }
 
 TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
@@ -397,16 +413,28 @@ Matrix chunk_forward(const Matrix& x, const Matrix& w) {
   return y;
 }
 
-// Adds d(loss)/dW to dw and returns d(loss)/dX, from the chunk's input x, output y and d(loss)/dy.
-Matrix chunk_backward(const Matrix& x, const Matrix& w, const Matrix& y, const Matrix& dy, Matrix& dw) {
-  Matrix dz(dy.size()), dx(x.size(), 0.0f);
+Matrix pre_activation_grad(const Matrix& y, const Matrix& dy) {
+  Matrix dz(dy.size());
   for (std::size_t i = 0; i < dz.size(); ++i) dz[i] = dy[i] * (1 - y[i] * y[i]);
+  return dz;
+}
+
+// Adds d(loss)/dW to dw, from the chunk's input x, output y and d(loss)/dy (the W of a split backward).
+void chunk_weight_grad(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix& dw) {
+  const Matrix dz = pre_activation_grad(y, dy);
   for (int i = 0; i < kRows; ++i)
     for (int k = 0; k < kDim; ++k)
-      for (int j = 0; j < kDim; ++j) {
-        dw[k * kDim + j] += x[i * kDim + k] * dz[i * kDim + j];
-        dx[i * kDim + k] += dz[i * kDim + j] * w[k * kDim + j];
-      }
+      for (int j = 0; j < kDim; ++j) dw[k * kDim + j] += x[i * kDim + k] * dz[i * kDim + j];
+}
+
+// Returns d(loss)/dX and, unless dw is null (W split off), adds d(loss)/dW to *dw.
+Matrix chunk_backward(const Matrix& x, const Matrix& w, const Matrix& y, const Matrix& dy, Matrix* dw) {
+  if (dw != nullptr) chunk_weight_grad(x, y, dy, *dw);
+  const Matrix dz = pre_activation_grad(y, dy);
+  Matrix dx(x.size(), 0.0f);
+  for (int i = 0; i < kRows; ++i)
+    for (int k = 0; k < kDim; ++k)
+      for (int j = 0; j < kDim; ++j) dx[i * kDim + k] += dz[i * kDim + j] * w[k * kDim + j];
   return dx;
 }
 
@@ -442,7 +470,7 @@ Gradients sequential(int chunks, int micro_batches) {
     }
     g.loss += sum_of_squares(ys.back());
     Matrix dy = loss_gradient(ys.back());
-    for (int c = chunks - 1; c >= 0; --c) dy = chunk_backward(xs[c], weight(c), ys[c], dy, g.dw[c]);
+    for (int c = chunks - 1; c >= 0; --c) dy = chunk_backward(xs[c], weight(c), ys[c], dy, &g.dw[c]);
   }
   return g;
 }
@@ -452,8 +480,9 @@ struct Pipelined {
   PipelineReport report;
 };
 
-Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, bool record_timeline = false) {
-  const Case plan{s, world_size(), virtual_stages, micro_batches};
+Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, bool record_timeline = false,
+                    bool split = false) {
+  const Case plan{s, world_size(), virtual_stages, micro_batches, split};
   const int p = world_size(), rank = world_rank(), chunks = plan.chunks();
   std::vector<int> members(p);
   std::iota(members.begin(), members.end(), 0);
@@ -464,6 +493,7 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
   out.grads.dw.resize(chunks);
   for (int k : plan.chunks_of(rank)) out.grads.dw[k].assign(kDim * kDim, 0.0f);
   std::map<std::pair<int, int>, std::pair<Matrix, Matrix>> stash;  // (micro, chunk) -> its input and output
+  std::map<std::pair<int, int>, std::tuple<Matrix, Matrix, Matrix>> kept;  // split: x, y, dy until the W
   PipelineHooks hooks;
   hooks.activation_shape = {kRows, kDim};
   hooks.activation_dtype = DType::f32;
@@ -483,11 +513,21 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
     if (node.empty()) return Tensor();
     const auto& [x, y] = node.mapped();
     const Matrix dy = c == chunks - 1 ? loss_gradient(y) : to_matrix(dout);
-    const Matrix dx = chunk_backward(x, weight(c), y, dy, out.grads.dw[c]);
+    // Split: the input gradient now, the weight gradient by the W pass from what it keeps.
+    const Matrix dx = chunk_backward(x, weight(c), y, dy, split ? nullptr : &out.grads.dw[c]);
+    if (split) kept[{m, c}] = {x, y, dy};
     return c == 0 ? Tensor() : to_tensor(dx);
   };
+  if (split)
+    hooks.weight = [&](int m, int c) {
+      auto node = kept.extract({m, c});
+      ASSERT_FALSE(node.empty()) << "W of micro " << m << " chunk " << c << " before its backward";
+      const auto& [x, y, dy] = node.mapped();
+      chunk_weight_grad(x, y, dy, out.grads.dw[c]);
+    };
   out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks, record_timeline);
   EXPECT_TRUE(stash.empty());
+  EXPECT_TRUE(kept.empty());
   return out;
 }
 
@@ -527,6 +567,19 @@ TEST(PipelineRun, InterleavedGradientsEqualOneRank) {
 TEST(PipelineRun, DualPipeVGradientsEqualOneRank) {
   expect_matches_one_rank(kDualPipeV, 1, 2 * world_size());
   expect_matches_one_rank(kDualPipeV, 1, 2 * world_size() + 1);
+}
+
+// With W split off, each chunk's W passes still add its micro-batches in order: one rank's sums, bit for bit.
+TEST(PipelineRun, DualPipeVWithWeightSplitGradientsEqualOneRankExactly) {
+  for (const int m : {2 * world_size(), 2 * world_size() + 3}) {
+    const Case c{kDualPipeV, world_size(), 1, m, true};
+    SCOPED_TRACE(describe(c));
+    const Pipelined got = pipelined(c.schedule, 1, m, false, true);
+    const Gradients want = sequential(c.chunks(), m);
+    for (int k : c.chunks_of(world_rank())) EXPECT_EQ(got.grads.dw[k], want.dw[k]) << "chunk " << k;
+    EXPECT_TRUE(got.report.split_weight);
+    EXPECT_EQ(got.report.ideal_bubble, ideal_bubble(kDualPipeV, c.stages, 1, m, true));
+  }
 }
 
 // Every pass sends its output unless it is the model's first or last or its consumer is on this rank
