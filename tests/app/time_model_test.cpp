@@ -84,6 +84,8 @@ TEST(TimeModel, EachScheduleHasItsBubble) {
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 3 * (f + 0.5 * b), 1e-12);
   // DualPipeV, two chunks per rank of half the stage's passes each: (2 x 8 - 3) F/2 + 7 B/2.
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipev, false).bubble, 6.5 * f + 3.5 * b, 1e-12);
+  // With W split off: (8 - 1) F/2, the backward's share gone into the cool-down's gaps.
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipev_w, false).bubble, 3.5 * f, 1e-12);
 }
 
 TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {
