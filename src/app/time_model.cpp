@@ -155,8 +155,10 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   if (pp > 1) {
     if (schedule == Schedule::one_f_one_b) t.bubble = (pp - 1) * unit;
     if (schedule == Schedule::interleaved) t.bubble = (pp - 1) / std::max(1, s.virtual_stages) * unit;
-    // DualPipe: (PP/2 - 1)(F&B + B - 3W) with the overlapped chunk F&B = F + B and W = B/2: (PP/2 - 1)(F + B/2).
-    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * (fwd + 0.5 * bwd);
+    // DualPipe as train/pipeline_schedule orders it (W split off, every chunk a whole stage of one direction):
+    // (PP/2 - 1) F idle with B = W = half the backward (pipeline_dualpipe_test's simulation); the DualPipe
+    // README's (PP/2 - 1)(F&B + B - 3W) counts overlapped pairs F&B, which r1hpc does not run.
+    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * fwd;
     // DualPipeV as r1hpc orders it, W inside B (docs/parallel.md, an event simulation of its order at B = 2F):
     // (2 PP - 3) F + (PP - 1) B idle with F, B one of the rank's two chunks, i.e. half of fwd, bwd here.
     if (schedule == Schedule::dualpipev) t.bubble = 0.5 * ((2 * pp - 3) * fwd + (pp - 1) * bwd);
@@ -214,15 +216,16 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
       alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
-  out.push_back(alt + " (dualpipev+W is dualpipev with [parallel] split_weight_grad; dualpipe, bidirectional with overlapped "
-                      "chunks, is not runnable yet: issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
+  out.push_back(alt + " (dualpipev+W is dualpipev with [parallel] split_weight_grad; dualpipe, bidirectional with W split off "
+                      "and EP hidden by overlapped chunks, is a what-if: its order runs, the trainer's second parameter "
+                      "copy and the overlap do not yet, issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
                       "r1hpc runs the GEMMs: its dispatch still sends BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "
                 "hidden behind compute by dualpipe only; PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
                 "for 1f1b, divided by virtual stages for interleaved, (2PP-3)F + (PP-1)B for dualpipev, (PP-1)F for dualpipev+W "
-                "(F, B of one of a rank's two chunks), (PP/2-1)(F+B/2) for "
+                "(F, B of one of a rank's two chunks), (PP/2-1)F for dualpipe's order with W split off (F of a stage) for "
                 "dualpipe; DP ring "
                 "reduce-scatter + all-gather of fp32 gradients and weights overlapped with one backward; AdamW streaming "
                 "its bytes at the calibrated HBM share. Not modelled: MTP modules, expert imbalance, the head's stage "

@@ -30,8 +30,9 @@ struct Machine {
 Machine machine_named(const std::string& name_or_site_file);
 
 // dualpipev: the V-shaped variant r1hpc runs, the paired chunks not overlapped, with W inside B or (dualpipev_w,
-// [parallel] split_weight_grad) split off into the bubbles; dualpipe: DeepSeek-V3's bidirectional schedule with
-// the split and the overlapped pairs, a what-if.
+// [parallel] split_weight_grad) split off into the bubbles; dualpipe: DeepSeek-V3's bidirectional schedule, its
+// bubble that of train/pipeline_schedule's order with W split off, its EP hidden by overlapped pairs: a what-if
+// (the trainer runs neither its second parameter copy nor the overlap yet).
 enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipev_w, dualpipe };
 
 // What one optimizer step costs on the worst pipeline stage, in seconds.

@@ -18,7 +18,11 @@ namespace r1 {
 // One pass of one micro-batch through one model chunk. Chunks are numbered along the model,
 // 0 .. stages x pipeline_chunks_per_rank - 1, and placed by parallel::chunk_rank: chunk c runs on pipeline
 // rank c % stages (with interleaving a rank holds chunks rank, rank + stages, ... and the last rank feeds
-// rank 0), or under dualpipev on the V (rank r holds chunks r and 2 stages - 1 - r). Backward passes
+// rank 0), or under dualpipev on the V (rank r holds chunks r and 2 stages - 1 - r). Under dualpipe the
+// same placement holds two chains (pipeline_chain_length): chunks 0 .. stages - 1 are the stages for
+// micro-batches 0 .. m/2 - 1, fed from rank 0; chunks stages .. 2 stages - 1 are stages 0 .. stages - 1 again
+// (chunk c runs stage c - stages with a second copy of its parameters) for micro-batches m/2 .. m - 1, fed
+// from the last rank. Backward passes
 // compute both the input and the weight gradients, unless the schedule splits the weight gradient off
 // into a W pass of the same micro-batch and chunk ([parallel] split_weight_grad; docs/parallel.md).
 struct PipelineAction {
@@ -33,8 +37,9 @@ struct PipelineAction {
 // remaining backwards. 1F1B (virtual_stages 1) warms up with stages - rank - 1 forwards; interleaved
 // (virtual_stages >= 2, micro_batches a multiple of stages) walks the chunks in groups of `stages`
 // micro-batches and warms up with 2 (stages - rank - 1) + (virtual_stages - 1) stages forwards, at most
-// all of them. dualpipev (virtual_stages 1, at least 2 stages micro-batches) follows DualPipeV's steps
-// (pipeline_schedule.cpp); with split_weight (dualpipev only) each backward is followed, at once or later
+// all of them. dualpipev (virtual_stages 1, at least 2 stages micro-batches) follows DualPipeV's steps, and
+// dualpipe (an even number of stages, an even number of at least 2 stages micro-batches) DualPipe's
+// (pipeline_schedule.cpp); with split_weight (dualpipev, dualpipe) each backward is followed, at once or later
 // in the cool-down, by its W. Arguments a deck controls are refused with user errors naming its keys.
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
                                            int micro_batches, bool split_weight = false);
@@ -59,11 +64,11 @@ std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int r
 
 struct PipelineHooks {
   // The forward of micro-batch `micro` through model chunk `chunk`. `input` is the previous chunk's
-  // activation (undefined for chunk 0); returns the activation for the next chunk (ignored for the last
-  // chunk, which computes the loss itself).
+  // activation (undefined for the first chunk of its chain); returns the activation for the next chunk
+  // (ignored for the last chunk of the chain, which computes the loss itself).
   std::function<Tensor(int micro, int chunk, const Tensor& input)> forward;
-  // The backward: `dout` is the gradient from the next chunk (undefined for the last chunk); returns the
-  // gradient of the chunk's input (ignored for chunk 0).
+  // The backward: `dout` is the gradient from the next chunk (undefined for the chain's last); returns the
+  // gradient of the chunk's input (ignored for the chain's first).
   std::function<Tensor(int micro, int chunk, const Tensor& dout)> backward;
   // Set: the schedule splits the weight gradient off (split_weight), `backward` computes the input gradient
   // only and this computes the weight gradients of that micro-batch and chunk, after its backward.
@@ -95,7 +100,9 @@ struct PipelineReport {
 // (stages - 1) / (virtual_stages x micro_batches + stages - 1) for 1f1b and interleaved; for dualpipev
 // (2p - 3)F + (p - 1)B idle beside 2m (F + B) busy per rank with F, B a chunk's forward and backward,
 // taken at B = 2F: (4p - 5) / (4p - 5 + 6m); for dualpipev with split_weight, (p - 1)F idle beside
-// 2m (F + B + W) with B, W the backward's two halves, at F = B = W: (p - 1) / (p - 1 + 6m).
+// 2m (F + B + W) with B, W the backward's two halves, at F = B = W: (p - 1) / (p - 1 + 6m). dualpipe
+// (m chunk passes per rank): (2p - 5) / (2p - 5 + 3m) at B = 2F (0 at p = 2), with split_weight
+// (p/2 - 1) / (p/2 - 1 + 3m) at F = B = W.
 double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches, bool split_weight = false);
 
 // Runs this rank's program: pp is the pipeline group (member i is stage i), ctx the context the hooks'

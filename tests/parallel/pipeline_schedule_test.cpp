@@ -40,6 +40,7 @@ struct Case {
   int stages, virtual_stages, micro_batches;
   bool split = false;  // the weight gradient split off into W passes
   int chunks() const { return stages * pipeline_chunks_per_rank(schedule, virtual_stages); }
+  int chain() const { return pipeline_chain_length(schedule, stages, virtual_stages); }  // chunks per micro-batch
   int rank_of(int chunk) const { return parallel::chunk_rank(chunk_placement(schedule), chunk, stages); }
   std::vector<int> chunks_of(int rank) const {
     return parallel::rank_chunks(chunk_placement(schedule), rank, stages, chunks());
@@ -77,6 +78,15 @@ std::vector<Case> split_cases() {
   std::vector<Case> cases;
   for (int p = 1; p <= 8; ++p)
     for (int m = 2 * p; m < 2 * p + 10; ++m) cases.push_back({kDualPipeV, p, 1, m, true});
+  return cases;
+}
+
+// DualPipe on 2-8 stages with 2 stages to 2 stages + 8 micro-batches (even), without and with the W split.
+std::vector<Case> dualpipe_cases() {
+  std::vector<Case> cases;
+  for (int p = 2; p <= 8; p += 2)
+    for (int m = 2 * p; m <= 2 * p + 8; m += 2)
+      for (bool split : {false, true}) cases.push_back({PipelineSchedule::dualpipe, p, 1, m, split});
   return cases;
 }
 
@@ -220,9 +230,13 @@ TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
   EXPECT_NE(few.find("at least 2 x [parallel] pipeline = 8"), std::string::npos) << few;
   EXPECT_NE(user_error([] { pipeline_order(kDualPipeV, 2, 0, 2, 4); }).find("[parallel] virtual_stages"),
             std::string::npos);
-  const std::string dualpipe = user_error([] { pipeline_order(PipelineSchedule::dualpipe, 2, 0, 1, 4); });
-  EXPECT_NE(dualpipe.find("[parallel] schedule = dualpipe"), std::string::npos) << dualpipe;
-  EXPECT_NE(dualpipe.find("dualpipev is the supported DualPipe variant"), std::string::npos) << dualpipe;
+  // dualpipe: an even number of stages, and of micro-batches (half from each end), at least 2 x stages.
+  const auto dualpipe_error = [](int stages, int micro_batches) {
+    return user_error([&] { pipeline_order(PipelineSchedule::dualpipe, stages, 0, 1, micro_batches); });
+  };
+  EXPECT_NE(dualpipe_error(3, 6).find("[parallel] pipeline = 3"), std::string::npos);
+  EXPECT_NE(dualpipe_error(4, 9).find("[train] global_batch gives 9"), std::string::npos);
+  EXPECT_NE(dualpipe_error(4, 6).find("at least 2 x [parallel] pipeline = 8"), std::string::npos);
 }
 
 // Plays every rank's program against point-to-point channels with the communicator's semantics at their
@@ -231,7 +245,7 @@ TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
 // order they were posted. A pass runs only once its input is on its rank. Returns the first problem, or
 // "" when every program ran to its end.
 std::string play(const Case& c) {
-  const int p = c.stages, chunks = c.chunks();
+  const int p = c.stages, chain = c.chain();
   std::vector<std::vector<PipelineStep>> programs;
   for (int r = 0; r < p; ++r)
     programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches, c.split));
@@ -243,12 +257,12 @@ std::string play(const Case& c) {
   const auto input_of = [&](const PipelineAction& a) -> std::optional<PipelineAction> {
     if (a.kind == Kind::weight) return std::nullopt;
     const int from = a.kind == Kind::forward ? a.chunk - 1 : a.chunk + 1;
-    if (from < 0 || from >= chunks) return std::nullopt;
+    if (from < 0 || from / chain != a.chunk / chain) return std::nullopt;  // the chain's first or last
     return PipelineAction{a.kind, a.micro, from};
   };
   const auto has_consumer = [&](const PipelineAction& a) {
     if (a.kind == Kind::weight) return false;
-    return a.kind == Kind::forward ? a.chunk + 1 < chunks : a.chunk > 0;
+    return a.kind == Kind::forward ? a.chunk % chain + 1 < chain : a.chunk % chain > 0;
   };
   for (bool moved = true; moved;) {
     moved = false;
@@ -313,6 +327,7 @@ std::string play(const Case& c) {
 TEST(PipelineProgram, EveryScheduleRunsToTheEndOnBlockingChannels) {
   for (const Case& c : all_cases()) EXPECT_EQ(play(c), "") << describe(c);
   for (const Case& c : split_cases()) EXPECT_EQ(play(c), "") << describe(c);
+  for (const Case& c : dualpipe_cases()) EXPECT_EQ(play(c), "") << describe(c);
 }
 
 TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
@@ -460,17 +475,22 @@ struct Gradients {
   double loss = 0;         // on the rank of the last chunk
 };
 
-Gradients sequential(int chunks, int micro_batches) {
+// One rank's passes through a chain of `chain` chunks (weights weight(0 .. chain - 1)). With chain < chunks
+// (dualpipe: a second copy of the chain in chunks chain .. 2 chain - 1) the second half of the micro-batches
+// goes through the copy, whose gradients are kept apart.
+Gradients sequential(int chunks, int micro_batches, int chain = 0) {
+  chain = chain > 0 ? chain : chunks;
   Gradients g{std::vector<Matrix>(chunks, Matrix(kDim * kDim, 0.0f)), 0};
   for (int m = 0; m < micro_batches; ++m) {
+    const int first = chain < chunks && 2 * m >= micro_batches ? chain : 0;
     std::vector<Matrix> xs{input(m)}, ys;
-    for (int c = 0; c < chunks; ++c) {
-      ys.push_back(chunk_forward(xs.back(), weight(c)));
+    for (int s = 0; s < chain; ++s) {
+      ys.push_back(chunk_forward(xs.back(), weight(s)));
       xs.push_back(ys.back());
     }
     g.loss += sum_of_squares(ys.back());
     Matrix dy = loss_gradient(ys.back());
-    for (int c = chunks - 1; c >= 0; --c) dy = chunk_backward(xs[c], weight(c), ys[c], dy, &g.dw[c]);
+    for (int s = chain - 1; s >= 0; --s) dy = chunk_backward(xs[s], weight(s), ys[s], dy, &g.dw[first + s]);
   }
   return g;
 }
@@ -497,26 +517,29 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
   PipelineHooks hooks;
   hooks.activation_shape = {kRows, kDim};
   hooks.activation_dtype = DType::f32;
+  const int chain = plan.chain();  // chunk c runs stage c % chain (dualpipe: two copies of the chain)
+  const auto first = [&](int c) { return c % chain == 0; };
+  const auto last = [&](int c) { return c % chain == chain - 1; };
   hooks.forward = [&](int m, int c, const Tensor& in) {
-    EXPECT_EQ(in.defined(), c > 0) << "micro " << m << " chunk " << c;
-    Matrix x = c == 0 ? input(m) : to_matrix(in);
-    Matrix y = chunk_forward(x, weight(c));
-    if (c == chunks - 1) out.grads.loss += sum_of_squares(y);
-    const Tensor result = c == chunks - 1 ? Tensor() : to_tensor(y);
+    EXPECT_EQ(in.defined(), !first(c)) << "micro " << m << " chunk " << c;
+    Matrix x = first(c) ? input(m) : to_matrix(in);
+    Matrix y = chunk_forward(x, weight(c % chain));
+    if (last(c)) out.grads.loss += sum_of_squares(y);
+    const Tensor result = last(c) ? Tensor() : to_tensor(y);
     stash[{m, c}] = {std::move(x), std::move(y)};
     return result;
   };
   hooks.backward = [&](int m, int c, const Tensor& dout) {
-    EXPECT_EQ(dout.defined(), c < chunks - 1) << "micro " << m << " chunk " << c;
+    EXPECT_EQ(dout.defined(), !last(c)) << "micro " << m << " chunk " << c;
     auto node = stash.extract({m, c});
     EXPECT_FALSE(node.empty()) << "backward of micro " << m << " chunk " << c << " before its forward";
     if (node.empty()) return Tensor();
     const auto& [x, y] = node.mapped();
-    const Matrix dy = c == chunks - 1 ? loss_gradient(y) : to_matrix(dout);
+    const Matrix dy = last(c) ? loss_gradient(y) : to_matrix(dout);
     // Split: the input gradient now, the weight gradient by the W pass from what it keeps.
-    const Matrix dx = chunk_backward(x, weight(c), y, dy, split ? nullptr : &out.grads.dw[c]);
+    const Matrix dx = chunk_backward(x, weight(c % chain), y, dy, split ? nullptr : &out.grads.dw[c]);
     if (split) kept[{m, c}] = {x, y, dy};
-    return c == 0 ? Tensor() : to_tensor(dx);
+    return first(c) ? Tensor() : to_tensor(dx);
   };
   if (split)
     hooks.weight = [&](int m, int c) {
@@ -579,6 +602,24 @@ TEST(PipelineRun, DualPipeVWithWeightSplitGradientsEqualOneRankExactly) {
     for (int k : c.chunks_of(world_rank())) EXPECT_EQ(got.grads.dw[k], want.dw[k]) << "chunk " << k;
     EXPECT_TRUE(got.report.split_weight);
     EXPECT_EQ(got.report.ideal_bubble, ideal_bubble(kDualPipeV, c.stages, 1, m, true));
+  }
+}
+
+// DualPipe: each copy of each stage adds its direction's micro-batches in order, one rank's sums bit for bit
+// (the trainer's all-reduce of the two copies is then one more addition per element).
+TEST(PipelineRun, DualPipeGradientsOfEachCopyEqualOneRankExactly) {
+  if (world_size() % 2 != 0) {  // one rank: refused, naming the key
+    EXPECT_NE(user_error([] { pipeline_order(PipelineSchedule::dualpipe, world_size(), 0, 1, 4); }).find("[parallel] pipeline"),
+              std::string::npos);
+    return;
+  }
+  for (const bool split : {false, true}) {
+    const Case c{PipelineSchedule::dualpipe, world_size(), 1, 2 * world_size() + 2, split};
+    SCOPED_TRACE(describe(c));
+    const Pipelined got = pipelined(c.schedule, 1, c.micro_batches, false, split);
+    const Gradients want = sequential(c.chunks(), c.micro_batches, c.chain());
+    for (int k : c.chunks_of(world_rank())) EXPECT_EQ(got.grads.dw[k], want.dw[k]) << "chunk " << k;
+    EXPECT_EQ(got.report.ideal_bubble, ideal_bubble(c.schedule, c.stages, 1, c.micro_batches, split));
   }
 }
 
