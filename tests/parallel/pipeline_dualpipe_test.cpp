@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "support/pipeline_simulation.hpp"
 #include "train/pipeline_schedule.hpp"
 
 using namespace r1;
@@ -73,37 +74,8 @@ TEST(DualPipeOrder, Example) {
   EXPECT_EQ(pipeline_order(kDualPipe, 2, 0, 1, 4), top);
 }
 
-// The largest idle share over the ranks, each running its order pass after pass, a pass starting once its
-// input is done (messages free), with pass times f, b, w.
 double simulated_bubble(int p, int m, bool split, double f, double b, double w) {
-  std::vector<std::vector<PipelineAction>> orders;
-  for (int r = 0; r < p; ++r) orders.push_back(pipeline_order(kDualPipe, p, r, 1, m, split));
-  std::map<PipelineAction, double> done;
-  std::vector<double> clock(p, 0), busy(p, 0);
-  std::vector<std::size_t> next(p, 0);
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (int r = 0; r < p; ++r) {
-      for (; next[r] < orders[r].size(); ++next[r], moved = true) {
-        const PipelineAction& a = orders[r][next[r]];
-        std::optional<PipelineAction> in;  // the chain of a direction is p chunks long
-        if (a.kind == Kind::forward && a.chunk % p > 0) in = PipelineAction{Kind::forward, a.micro, a.chunk - 1};
-        if (a.kind == Kind::backward)
-          in = a.chunk % p == p - 1 ? PipelineAction{Kind::forward, a.micro, a.chunk}
-                                    : PipelineAction{Kind::backward, a.micro, a.chunk + 1};
-        if (in && !done.count(*in)) break;
-        const double cost = a.kind == Kind::forward ? f : a.kind == Kind::backward ? b : w;
-        clock[r] = std::max(clock[r], in ? done[*in] : 0.0) + cost;
-        busy[r] += cost;
-        done[a] = clock[r];
-      }
-    }
-  }
-  for (int r = 0; r < p; ++r) EXPECT_EQ(next[r], orders[r].size()) << "stalls: " << where(p, m, r, split);
-  const double wall = *std::max_element(clock.begin(), clock.end());
-  double idle = 0;
-  for (int r = 0; r < p; ++r) idle = std::max(idle, 1 - busy[r] / wall);
-  return idle;
+  return test::simulated_bubble(kDualPipe, p, 1, m, split, f, b, w);
 }
 
 TEST(DualPipeOrder, IdealBubbleIsTheOrdersOwn) {

@@ -21,6 +21,7 @@
 #include "core/error.hpp"
 #include "parallel/comm.hpp"
 #include "train/pipeline_schedule.hpp"
+#include "support/pipeline_simulation.hpp"
 #include "support/world.hpp"
 
 using namespace r1;
@@ -349,36 +350,9 @@ TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
   }
 }
 
-// The largest idle share over the ranks when each rank runs its pipeline_order one pass after another,
-// a pass starting once its input is done (messages free), forwards taking f and backwards b.
+// The oracle (support/pipeline_simulation.hpp) with forwards taking f and backwards b.
 double simulated_bubble(const Case& c, double f, double b) {
-  std::vector<std::vector<PipelineAction>> orders;
-  for (int r = 0; r < c.stages; ++r) orders.push_back(order_of(c, r));
-  std::map<PipelineAction, double> done;  // finish time of each pass
-  std::vector<double> clock(c.stages, 0), busy(c.stages, 0);
-  std::vector<std::size_t> next(c.stages, 0);
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (int r = 0; r < c.stages; ++r) {
-      for (; next[r] < orders[r].size(); ++next[r], moved = true) {
-        const PipelineAction& a = orders[r][next[r]];
-        std::optional<PipelineAction> in;  // the pass this one waits for
-        if (a.kind == Kind::forward && a.chunk > 0) in = PipelineAction{Kind::forward, a.micro, a.chunk - 1};
-        if (a.kind == Kind::backward)
-          in = a.chunk == c.chunks() - 1 ? PipelineAction{Kind::forward, a.micro, a.chunk}
-                                         : PipelineAction{Kind::backward, a.micro, a.chunk + 1};
-        if (in && !done.count(*in)) break;
-        const double cost = a.kind == Kind::forward ? f : b;
-        clock[r] = std::max(clock[r], in ? done[*in] : 0.0) + cost;
-        busy[r] += cost;
-        done[a] = clock[r];
-      }
-    }
-  }
-  const double wall = *std::max_element(clock.begin(), clock.end());
-  double idle = 0;
-  for (int r = 0; r < c.stages; ++r) idle = std::max(idle, 1 - busy[r] / wall);
-  return idle;
+  return test::simulated_bubble(c.schedule, c.stages, c.virtual_stages, c.micro_batches, c.split, f, b);
 }
 
 // ideal_bubble is what the schedule's own order leaves at B = 2F: 1F1B's and DualPipeV's orders played

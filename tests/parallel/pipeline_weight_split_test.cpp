@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "support/pipeline_simulation.hpp"
 #include "train/pipeline_schedule.hpp"
 
 using namespace r1;
@@ -86,37 +87,8 @@ TEST(WeightSplit, RankHoldsAtMostRankPlusOneDeferredWs) {
   });
 }
 
-// The largest idle share over the ranks when each runs its order one pass after another, a pass starting
-// once its input is done (messages free), with pass times f, b, w.
 double simulated_bubble(int p, int m, bool split, double f, double b, double w) {
-  std::vector<std::vector<PipelineAction>> orders;
-  for (int r = 0; r < p; ++r) orders.push_back(pipeline_order(kDualPipeV, p, r, 1, m, split));
-  std::map<PipelineAction, double> done;
-  std::vector<double> clock(p, 0), busy(p, 0);
-  std::vector<std::size_t> next(p, 0);
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (int r = 0; r < p; ++r) {
-      for (; next[r] < orders[r].size(); ++next[r], moved = true) {
-        const PipelineAction& a = orders[r][next[r]];
-        std::optional<PipelineAction> in;
-        if (a.kind == Kind::forward && a.chunk > 0) in = PipelineAction{Kind::forward, a.micro, a.chunk - 1};
-        if (a.kind == Kind::backward)
-          in = a.chunk == 2 * p - 1 ? PipelineAction{Kind::forward, a.micro, a.chunk}
-                                    : PipelineAction{Kind::backward, a.micro, a.chunk + 1};
-        if (in && !done.count(*in)) break;
-        const double cost = a.kind == Kind::forward ? f : a.kind == Kind::backward ? b : w;
-        clock[r] = std::max(clock[r], in ? done[*in] : 0.0) + cost;
-        busy[r] += cost;
-        done[a] = clock[r];
-      }
-    }
-  }
-  EXPECT_TRUE(std::all_of(next.begin(), next.end(), [&, r = 0](std::size_t n) mutable { return n == orders[r++].size(); }));
-  const double wall = *std::max_element(clock.begin(), clock.end());
-  double idle = 0;
-  for (int r = 0; r < p; ++r) idle = std::max(idle, 1 - busy[r] / wall);
-  return idle;
+  return test::simulated_bubble(kDualPipeV, p, 1, m, split, f, b, w);
 }
 
 // ideal_bubble with the split is what the order leaves at F = B = W, and below the unsplit order's at the
