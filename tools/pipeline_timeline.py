@@ -4,10 +4,10 @@
 usage: pipeline_timeline.py RUN_DIR [--run N] [--replica D] [--out FILE.png] [--json]
 RUN_DIR/pipeline_timeline/rank-*.jsonl hold one line per step of each rank's program (train/pipeline_timeline.hpp).
 The last job's schedule run N (default: its last) of data-parallel replica D (default 0) is drawn as one row
-per pipeline rank: forwards blue, backwards orange (the rank's later chunk darker), exchange waits grey,
-idle white, each pass labelled with its micro-batch. Prints, per rank, busy and wall time and the idle share,
+per pipeline rank: forwards blue, backwards orange, weight-gradient passes (W, [parallel] split_weight_grad)
+green (the rank's later chunk darker), exchange waits grey, idle white, each pass labelled with its micro-batch. Prints, per rank, busy and wall time and the idle share,
 then the bubble (the largest idle share), the schedule's formula (r1hpc's ideal_bubble) and the same
-formula with the measured mean forward and backward times of a chunk. Each rank's clock starts when it
+formula with the measured mean forward, backward (and W) times of a chunk. Each rank's clock starts when it
 enters the schedule; the ranks enter within a collective's latency of each other."""
 import argparse
 import glob
@@ -38,8 +38,11 @@ def load(run_dir, run, replica):
     return lines
 
 
-def formula(schedule, p, v, m, f, b):
-    """The idle share with every forward taking f and every backward b (messages free)."""
+def formula(schedule, p, v, m, f, b, w=None):
+    """The idle share with every forward taking f, every backward b and every W w (messages free)."""
+    if schedule == "dualpipev" and w is not None:  # W split off: (p - 1) f idle, exact while b <= w
+        idle = (p - 1) * f
+        return idle / (idle + 2 * m * (f + b + w))
     if schedule == "dualpipev":  # r1hpc's ideal_bubble: exact at b = 2f, close to it around
         idle = (2 * p - 3) * f + (p - 1) * b
         return idle / (idle + 2 * m * (f + b))
@@ -48,21 +51,22 @@ def formula(schedule, p, v, m, f, b):
 
 def summarise(lines):
     runs = {r["pp_rank"]: r for r in lines if r["kind"] == "run"}
-    passes = [r for r in lines if r["kind"] in ("F", "B")]
+    passes = [r for r in lines if r["kind"] in ("F", "B", "W")]
     first = next(iter(runs.values()))
+    split = first.get("split_weight", False)
     mean = {k: sum(r["end_s"] - r["start_s"] for r in passes if r["kind"] == k) /
-            max(1, sum(1 for r in passes if r["kind"] == k)) for k in ("F", "B")}
+            max(1, sum(1 for r in passes if r["kind"] == k)) for k in ("F", "B", "W")}
     v = 2 if first["schedule"] == "dualpipev" else first["virtual_stages"]
     return {
         "schedule": first["schedule"], "stages": first["stages"], "virtual_stages": first["virtual_stages"],
-        "micro_batches": first["micro_batches"], "run": first["run"],
+        "micro_batches": first["micro_batches"], "run": first["run"], "split_weight": split,
         "ranks": {str(k): {"busy_s": r["busy_s"], "wall_s": r["wall_s"], "idle": 1 - r["busy_s"] / r["wall_s"]}
                   for k, r in sorted(runs.items())},
         "bubble_fraction": max(r["bubble_fraction"] for r in runs.values()),
         "ideal_bubble": first["ideal_bubble"],
-        "mean_forward_s": mean["F"], "mean_backward_s": mean["B"],
+        "mean_forward_s": mean["F"], "mean_backward_s": mean["B"], "mean_weight_s": mean["W"],
         "formula_with_measured_times": formula(first["schedule"], first["stages"], v, first["micro_batches"],
-                                               mean["F"], mean["B"]),
+                                               mean["F"], mean["B"], mean["W"] if split else None),
     }
 
 
@@ -74,7 +78,8 @@ def draw(lines, summary, out):
 
     p = summary["stages"]
     fig, ax = plt.subplots(figsize=(10, 0.5 * p + 1.1))
-    colours = {("F", 0): "#9ecae1", ("F", 1): "#3182bd", ("B", 0): "#fdae6b", ("B", 1): "#e6550d"}
+    colours = {("F", 0): "#9ecae1", ("F", 1): "#3182bd", ("B", 0): "#fdae6b", ("B", 1): "#e6550d",
+               ("W", 0): "#a1d99b", ("W", 1): "#31a354"}
     end = max(r["end_s"] for r in lines if r["kind"] != "run")
     for r in lines:
         if r["kind"] == "run":
@@ -92,7 +97,8 @@ def draw(lines, summary, out):
     ax.set_yticks([p - 1 - k + 0.5 for k in range(p)], [f"rank {k}" for k in range(p)])
     ax.set_xlim(0, end)
     ax.set_xlabel("seconds since the schedule started")
-    ax.set_title(f"{summary['schedule']}: {p} stages, {summary['micro_batches']} micro-batches; bubble "
+    name = summary["schedule"] + (" + W split" if summary["split_weight"] else "")
+    ax.set_title(f"{name}: {p} stages, {summary['micro_batches']} micro-batches; bubble "
                  f"{summary['bubble_fraction']:.3f} measured, {summary['formula_with_measured_times']:.3f} formula",
                  fontsize=9)
     fig.tight_layout()
@@ -116,7 +122,8 @@ def main():
             print(f"rank {k}: busy {r['busy_s']:.4f} s of {r['wall_s']:.4f} s, idle {r['idle']:.3f}")
         print(f"{s['schedule']}: bubble {s['bubble_fraction']:.3f} measured, {s['ideal_bubble']:.3f} ideal, "
               f"{s['formula_with_measured_times']:.3f} with the measured F = {s['mean_forward_s'] * 1e3:.2f} ms, "
-              f"B = {s['mean_backward_s'] * 1e3:.2f} ms")
+              f"B = {s['mean_backward_s'] * 1e3:.2f} ms" +
+              (f", W = {s['mean_weight_s'] * 1e3:.2f} ms" if s["split_weight"] else ""))
     if a.out:
         draw(lines, s, a.out)
 

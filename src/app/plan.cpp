@@ -86,6 +86,7 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   s.recompute = cfg.train.recompute;
   s.schedule = cfg.parallel.schedule;
   s.virtual_stages = static_cast<int>(cfg.parallel.virtual_stages);
+  s.split_weight = cfg.parallel.split_weight_grad;
   return s;
 }
 
@@ -189,7 +190,9 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
     p.in_flight = std::min(2 * pp + 1, 2 * m);
   else
     p.in_flight = std::min(pp - stage, m);
-  p.activations = p.activations_per_microbatch * p.in_flight + p.transient;
+  if (s.split_weight && s.schedule == PipelineSchedule::dualpipev && l.pipeline > 1)
+    p.deferred_w = std::min(static_cast<double>(stage) + 1, 2 * m);  // pipeline_weight_split_test
+  p.activations = p.activations_per_microbatch * (p.in_flight + p.deferred_w) + p.transient;
 
   const double edp = static_cast<double>(l.tensor) * l.data / l.expert;
   // Precision fp8: each linear weight also holds E4M3 copies of W and W^T (1 B each) with one f32 scale per
@@ -295,7 +298,10 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
               " token copies per micro-batch (perfectly balanced routing; imbalance adds to this)");
   std::string sched = s.schedule == PipelineSchedule::interleaved
                           ? "interleaved: stage s holds 2 (pp - s - 1) + (v - 1) pp + 1 chunk micro-batches"
-                      : s.schedule == PipelineSchedule::dualpipev ? "DualPipeV: every stage holds 2 pp + 1 chunk micro-batches"
+                      : s.schedule == PipelineSchedule::dualpipev
+                          ? std::string("DualPipeV: every stage holds 2 pp + 1 chunk micro-batches") +
+                                (s.split_weight ? ", and stage s the weight-gradient inputs of s + 1 more (deferred W, "
+                                                  "counted as saved activations)" : "")
                                                                   : "1F1B: stage s holds pp - s micro-batches";
   a.push_back("pipeline: " + sched + ", at most the " + std::to_string(s.micro_batches) +
               " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the head's stage "

@@ -31,6 +31,7 @@ struct TrainSettings {
   Recompute recompute = Recompute::none;
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   int virtual_stages = 1;
+  bool split_weight = false;  // [parallel] split_weight_grad: dualpipev's W passes hold their GEMMs' inputs
 };
 // `data` is the resolved data-parallel size (micro-batches per step = global_batch / (micro_batch x data)).
 TrainSettings train_settings(const RunConfig& cfg, std::int64_t data);
@@ -52,8 +53,12 @@ struct MemoryPlan {
   double weights = 0, grads = 0, optimizer = 0;
   double activations_per_microbatch = 0;  // saved by one micro-batch passing all of this rank's chunks, averaged per chunk
   double in_flight = 0;            // chunk micro-batches held at the peak of the schedule
+  // split_weight: chunk micro-batches whose weight GEMMs wait for their W pass at the peak (stage s: s + 1),
+  // each holding copies of its linear layers' inputs and output gradients, counted as one micro-batch's
+  // saved activations (what the forward saved is mostly those inputs; the gradients are of their size).
+  double deferred_w = 0;
   double transient = 0;            // one micro-batch at a time: CE logits, a recomputed block
-  double activations = 0;          // activations_per_microbatch x in_flight + transient
+  double activations = 0;          // activations_per_microbatch x (in_flight + deferred_w) + transient
   // A grpo deck (add_rollout_memory): the rollout's latent KV cache, live while the learner's activations are
   // not (the memory handover of rl/grpo_step), and the frozen reference's weights (beta_kl > 0). 0 otherwise.
   double kv_cache = 0, reference = 0;

@@ -75,6 +75,7 @@ const char* schedule_word(Schedule s) {
     case Schedule::one_f_one_b: return "1f1b";
     case Schedule::interleaved: return "interleaved";
     case Schedule::dualpipev: return "dualpipev";
+    case Schedule::dualpipev_w: return "dualpipev+W";
     case Schedule::dualpipe: return "dualpipe";
   }
   return "?";
@@ -154,11 +155,16 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   if (pp > 1) {
     if (schedule == Schedule::one_f_one_b) t.bubble = (pp - 1) * unit;
     if (schedule == Schedule::interleaved) t.bubble = (pp - 1) / std::max(1, s.virtual_stages) * unit;
-    // DualPipe: (PP/2 - 1)(F&B + B - 3W) with the overlapped chunk F&B = F + B and W = B/2: (PP/2 - 1)(F + B/2).
-    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * (fwd + 0.5 * bwd);
+    // DualPipe as train/pipeline_schedule orders it (W split off, every chunk a whole stage of one direction):
+    // (PP/2 - 1) F idle with B = W = half the backward (pipeline_dualpipe_test's simulation); the DualPipe
+    // README's (PP/2 - 1)(F&B + B - 3W) counts overlapped pairs F&B, which r1hpc does not run.
+    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * fwd;
     // DualPipeV as r1hpc orders it, W inside B (docs/parallel.md, an event simulation of its order at B = 2F):
     // (2 PP - 3) F + (PP - 1) B idle with F, B one of the rank's two chunks, i.e. half of fwd, bwd here.
     if (schedule == Schedule::dualpipev) t.bubble = 0.5 * ((2 * pp - 3) * fwd + (pp - 1) * bwd);
+    // With W split off, as pipeline_weight_split_test simulates its order: (PP - 1) F idle on every rank
+    // whenever a chunk's B takes at most its W (here B = W = half the backward).
+    if (schedule == Schedule::dualpipev_w) t.bubble = 0.5 * (pp - 1) * fwd;
   }
   // DP: gradients reduced (fp32) and updated weights gathered, dense over DP and experts over EDP,
   // overlapped with the last micro-batch's backward.
@@ -181,8 +187,9 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
 std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s,
                                      const MemoryPlan& worst, const Machine& m, std::int64_t steps) {
   const Schedule deck_schedule = s.schedule == PipelineSchedule::interleaved ? Schedule::interleaved
-                                 : s.schedule == PipelineSchedule::dualpipev  ? Schedule::dualpipev
-                                                                              : Schedule::one_f_one_b;
+                                 : s.schedule == PipelineSchedule::dualpipev
+                                     ? (s.split_weight ? Schedule::dualpipev_w : Schedule::dualpipev)
+                                     : Schedule::one_f_one_b;
   const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, s.fp8);  // [train] precision fp8: the primary line
   std::vector<std::string> out;
   out.push_back("machine " + m.name +
@@ -202,19 +209,23 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
                            : std::string()) +
                 numbers_text("%.4g GPU-hours per trillion tokens", 1e12 / t.tokens_per_s_per_gpu / 3600));
   std::string alt = "alternatives (step, tokens/s per GPU):";
-  for (const Schedule sch : {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipev, Schedule::dualpipe})
+  for (const Schedule sch :
+       {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipev, Schedule::dualpipev_w, Schedule::dualpipe})
     for (const bool fp8 : {false, true}) {
       if (sch == Schedule::interleaved && s.virtual_stages < 2) continue;
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
       alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
-  out.push_back(alt + " (dualpipe, with the weight-gradient split and overlapped chunks, is not runnable yet: issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
+  out.push_back(alt + " (dualpipev+W is dualpipev with [parallel] split_weight_grad; dualpipe, bidirectional with W split off "
+                      "and EP hidden by overlapped chunks, is a what-if: its order runs, the trainer's second parameter "
+                      "copy and the overlap do not yet, issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
                       "r1hpc runs the GEMMs: its dispatch still sends BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "
                 "hidden behind compute by dualpipe only; PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
-                "for 1f1b, divided by virtual stages for interleaved, (2PP-3)F + (PP-1)B for dualpipev, (PP/2-1)(F+B/2) for "
+                "for 1f1b, divided by virtual stages for interleaved, (2PP-3)F + (PP-1)B for dualpipev, (PP-1)F for dualpipev+W "
+                "(F, B of one of a rank's two chunks), (PP/2-1)F for dualpipe's order with W split off (F of a stage) for "
                 "dualpipe; DP ring "
                 "reduce-scatter + all-gather of fp32 gradients and weights overlapped with one backward; AdamW streaming "
                 "its bytes at the calibrated HBM share. Not modelled: MTP modules, expert imbalance, the head's stage "

@@ -29,9 +29,11 @@ struct Machine {
 // An unknown name or a bad line is a user error naming it.
 Machine machine_named(const std::string& name_or_site_file);
 
-// dualpipev: the V-shaped variant r1hpc runs (backward not split into input and weight parts, the paired
-// chunks not overlapped); dualpipe: DeepSeek-V3's schedule with both, a what-if.
-enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipe };
+// dualpipev: the V-shaped variant r1hpc runs, the paired chunks not overlapped, with W inside B or (dualpipev_w,
+// [parallel] split_weight_grad) split off into the bubbles; dualpipe: DeepSeek-V3's bidirectional schedule, its
+// bubble that of train/pipeline_schedule's order with W split off, its EP hidden by overlapped pairs: a what-if
+// (the trainer runs neither its second parameter copy nor the overlap yet).
+enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipev_w, dualpipe };
 
 // What one optimizer step costs on the worst pipeline stage, in seconds.
 struct StepTime {

@@ -34,8 +34,8 @@ struct RunSection {
   bool operator==(const RunSection&) const = default;
 };
 
-// dualpipe (the bidirectional schedule with two copies of the model) is a word the deck knows so that
-// it can be refused by name (deck/validate.cpp); dualpipev is the DualPipe variant r1hpc runs.
+// dualpipe (the bidirectional schedule with two copies of the model): train/pipeline_schedule runs its order,
+// the trainer does not hold the second copy yet, so the deck refuses it by name (deck/validate.cpp).
 enum class PipelineSchedule { one_f_one_b, interleaved, dualpipev, dualpipe };
 constexpr auto choice_words(PipelineSchedule) {
   return std::to_array<ChoiceWord<PipelineSchedule>>({{"1f1b", PipelineSchedule::one_f_one_b},
@@ -44,13 +44,20 @@ constexpr auto choice_words(PipelineSchedule) {
                                                       {"dualpipe", PipelineSchedule::dualpipe}});
 }
 
-// Model chunks per pipeline rank: virtual_stages under interleaved, the V's two under dualpipev, else one.
+// Model chunks per pipeline rank: virtual_stages under interleaved, the V's two under dualpipev (dualpipe: a
+// stage of each direction), else one.
 constexpr int pipeline_chunks_per_rank(PipelineSchedule s, std::int64_t virtual_stages) {
-  if (s == PipelineSchedule::dualpipev) return 2;
+  if (s == PipelineSchedule::dualpipev || s == PipelineSchedule::dualpipe) return 2;
   return s == PipelineSchedule::interleaved ? static_cast<int>(virtual_stages) : 1;
 }
+// dualpipe places its 2 x pipeline chunks (down the stages, then up the reverse copy's) on the V too.
 constexpr parallel::ChunkPlacement chunk_placement(PipelineSchedule s) {
-  return s == PipelineSchedule::dualpipev ? parallel::ChunkPlacement::v_shape : parallel::ChunkPlacement::round_robin;
+  return s == PipelineSchedule::dualpipev || s == PipelineSchedule::dualpipe ? parallel::ChunkPlacement::v_shape
+                                                                            : parallel::ChunkPlacement::round_robin;
+}
+// The chunks one micro-batch passes in order: all of them, but under dualpipe the `stages` of its direction.
+constexpr int pipeline_chain_length(PipelineSchedule s, int stages, std::int64_t virtual_stages) {
+  return s == PipelineSchedule::dualpipe ? stages : stages * pipeline_chunks_per_rank(s, virtual_stages);
 }
 
 #define R1_PARALLEL_KEYS(KEY)                                                                                       \
@@ -63,6 +70,8 @@ constexpr parallel::ChunkPlacement chunk_placement(PipelineSchedule s) {
   KEY(integer, virtual_stages, 1, (1, 1024), "model chunks per pipeline rank (interleaved schedule)")               \
   KEY(choice, schedule, PipelineSchedule::one_f_one_b, (),                                                          \
       "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V")                          \
+  KEY(flag, split_weight_grad, false, (),                                                                           \
+      "dualpipev: split each backward into input and weight gradients, the weight GEMMs deferred into the bubbles")  \
   KEY(flag, timeline, false, (),                                                                                    \
       "record each rank's executed pipeline schedule in <output_dir>/pipeline_timeline/rank-N.jsonl")               \
   KEY(choice, order, "tp-dp-pp", ("tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"),          \

@@ -37,8 +37,12 @@ void check_layout(const Deck& d, const RunConfig& c, int world) {
     d.fail("parallel.data", concat("must be world size ", world, " / (tensor x pipeline = ", tp * pp, ") = ", dp, ", or 0 for auto"));
   const PipelineSchedule schedule = c.parallel.schedule;
   if (schedule == PipelineSchedule::dualpipe)
-    d.fail("parallel.schedule", "the bidirectional DualPipe (two copies of the model, micro-batches fed from both ends) "
-                                "is not implemented; dualpipev is the supported DualPipe variant");
+    d.fail("parallel.schedule", "the bidirectional DualPipe (micro-batches fed from both ends) runs its order in "
+                                "train/pipeline_schedule, but the trainer does not hold its second copy of the parameters "
+                                "yet; dualpipev is the supported DualPipe variant");
+  if (c.parallel.split_weight_grad && (schedule != PipelineSchedule::dualpipev || pp < 2))
+    fail_rule(d, "parallel.split_weight_grad", "parallel.schedule", "split_weight_grad = true needs schedule = dualpipev over "
+                                                                    "pipeline > 1 (the schedule that places the W passes)");
   const bool interleaved = schedule == PipelineSchedule::interleaved;
   if (interleaved && vs < 2)
     fail_rule(d, "parallel.schedule", "parallel.virtual_stages", "the interleaved schedule needs virtual_stages > 1");

@@ -3,6 +3,7 @@
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/grouped_gemm.hpp"
+#include "model/wgrad_deferral.hpp"
 
 namespace r1 {
 
@@ -55,6 +56,15 @@ const Fp8Weight::Copy& fp8_copy(const Context& ctx, const Param& w, std::pair<st
 }
 
 float beta(bool accumulate) { return accumulate ? 1.0f : 0.0f; }
+
+// Under a DeferWgrad scope (a pipeline schedule's B pass), queues `run` on copies of dy and x for its W pass
+// and returns true: the backward goes on to reuse and free its buffers, and W runs the same GEMM later.
+template <class Run> bool deferred(const Context& ctx, const Tensor& dy, const Tensor& x, Run run) {
+  WgradQueue* queue = deferring_wgrad();
+  if (queue == nullptr) return false;
+  queue->push([ctx, dy = ctx.to_here(dy), x = ctx.to_here(x), run] { run(ctx, dy, x); }, dy.nbytes() + x.nbytes());
+  return true;
+}
 }  // namespace
 
 Param& use_fp8(const ParamStore& store, Param& w) {
@@ -77,6 +87,8 @@ void linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Te
 }
 
 void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, Rows rows) {
+  if (deferred(ctx, dy, x, [&w, rows](const Context& c, const Tensor& d, const Tensor& a) { linear_wgrad(c, d, a, w, rows); }))
+    return;
   const Tensor dw = weight_rows(w.grad, row_range(w, rows));
   if (!w.fp8) return kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
   // dW [out, in] = dy^T x: both operands quantised along the tokens, the inner dimension here.
@@ -117,6 +129,9 @@ void grouped_linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, 
 
 void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
                           std::span<const std::int64_t> offsets) {
+  if (deferred(ctx, dy, x, [&w, o = std::vector<std::int64_t>(offsets.begin(), offsets.end())](
+                               const Context& c, const Tensor& d, const Tensor& a) { grouped_linear_wgrad(c, d, a, w, o); }))
+    return;
   if (!w.fp8) return kernels::grouped_gemm(ctx, dy, x, w.grad, offsets, {.trans_a = true, .beta = 1.0f});
   // Per expert, its tokens are the inner dimension: 1 x 128 tiles of dy_e^T and x_e^T start at its first row.
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {

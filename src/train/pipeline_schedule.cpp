@@ -14,12 +14,23 @@ namespace {
 
 using Kind = PipelineAction::Kind;
 
-void require_arguments(PipelineSchedule s, int stages, int rank, int virtual_stages, int micro_batches) {
+void require_arguments(PipelineSchedule s, int stages, int rank, int virtual_stages, int micro_batches,
+                       bool split_weight) {
   R1_CHECK(stages >= 1 && 0 <= rank && rank < stages, "pipeline rank ", rank, " of ", stages, " stages");
   R1_REQUIRE(micro_batches >= 1, "[train] global_batch: the pipeline needs at least one micro-batch per step, got ",
              micro_batches);
-  R1_REQUIRE(s != PipelineSchedule::dualpipe, "[parallel] schedule = dualpipe: the bidirectional DualPipe (two copies "
-             "of the model) is not implemented; dualpipev is the supported DualPipe variant");
+  const bool dual = s == PipelineSchedule::dualpipev || s == PipelineSchedule::dualpipe;
+  R1_REQUIRE(!split_weight || dual, "[parallel] split_weight_grad = true needs schedule = dualpipev or dualpipe (the "
+             "schedules that place the deferred weight gradients), not ", choice_word(s));
+  if (s == PipelineSchedule::dualpipe) {
+    R1_REQUIRE(virtual_stages == 1, "[parallel] virtual_stages = ", virtual_stages, ": schedule = dualpipe always runs "
+               "two model chunks per pipeline rank (a stage of each direction); leave virtual_stages at 1");
+    R1_REQUIRE(stages % 2 == 0, "[parallel] pipeline = ", stages, ": schedule = dualpipe needs an even number of stages");
+    R1_REQUIRE(micro_batches % 2 == 0 && micro_batches >= 2 * stages, "[train] global_batch gives ", micro_batches,
+               " micro-batches per step: schedule = dualpipe needs an even number, at least 2 x [parallel] pipeline = ",
+               2 * stages, " (half enter from each end)");
+    return;
+  }
   if (s == PipelineSchedule::dualpipev) {
     R1_REQUIRE(virtual_stages == 1, "[parallel] virtual_stages = ", virtual_stages, ": schedule = dualpipev always runs "
                "two model chunks per pipeline rank (the V); leave virtual_stages at 1");
@@ -41,20 +52,23 @@ void require_arguments(PipelineSchedule s, int stages, int rank, int virtual_sta
 // Where a schedule runs chunk `chunk`.
 int rank_of(PipelineSchedule s, int chunk, int stages) { return parallel::chunk_rank(chunk_placement(s), chunk, stages); }
 
-// The pass whose output `a` consumes: none for the first chunk's forward and the last chunk's backward.
-std::optional<PipelineAction> input_of(const PipelineAction& a, int chunks) {
+// The pass whose output `a` consumes: none for the forward of a chain's first chunk and the backward of
+// its last. `chain`: the chunks a micro-batch passes (pipeline_chain_length).
+std::optional<PipelineAction> input_of(const PipelineAction& a, int chain) {
+  if (a.kind == Kind::weight) return std::nullopt;  // its backward ran on this rank before it
   if (a.kind == Kind::forward) {
-    if (a.chunk == 0) return std::nullopt;
+    if (a.chunk % chain == 0) return std::nullopt;
     return PipelineAction{Kind::forward, a.micro, a.chunk - 1};
   }
-  if (a.chunk == chunks - 1) return std::nullopt;
+  if (a.chunk % chain == chain - 1) return std::nullopt;
   return PipelineAction{Kind::backward, a.micro, a.chunk + 1};
 }
 
-// The chunk that consumes a's output: -1 for the last chunk's forward and the first chunk's backward.
-int consumer_of(const PipelineAction& a, int chunks) {
-  const int c = a.kind == Kind::forward ? a.chunk + 1 : a.chunk - 1;
-  return 0 <= c && c < chunks ? c : -1;
+// The chunk that consumes a's output: -1 for the forward of a chain's last chunk and the backward of its first.
+int consumer_of(const PipelineAction& a, int chain) {
+  if (a.kind == Kind::weight) return -1;
+  if (a.kind == Kind::forward) return a.chunk % chain == chain - 1 ? -1 : a.chunk + 1;
+  return a.chunk % chain == 0 ? -1 : a.chunk - 1;
 }
 
 // Every rank's program, from a lockstep simulation of the whole pipeline: in each tick every rank runs
@@ -69,10 +83,10 @@ int consumer_of(const PipelineAction& a, int chunks) {
 // unfinished exchange is the next one on both of its ends, and it completes. A rank sends at most one
 // tensor per tick, so the two ends of a link see its messages in the same order.
 std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stages, int virtual_stages,
-                                                    int micro_batches) {
-  const int chunks = stages * pipeline_chunks_per_rank(s, virtual_stages);
+                                                    int micro_batches, bool split_weight) {
+  const int chunks = pipeline_chain_length(s, stages, virtual_stages);
   std::vector<std::vector<PipelineAction>> orders;
-  for (int r = 0; r < stages; ++r) orders.push_back(pipeline_order(s, stages, r, virtual_stages, micro_batches));
+  for (int r = 0; r < stages; ++r) orders.push_back(pipeline_order(s, stages, r, virtual_stages, micro_batches, split_weight));
   std::vector<int> links;  // link i joins ranks i and (i + 1) % stages
   for (int i = 0; i + 1 < stages; ++i) links.push_back(i);
   if (s == PipelineSchedule::interleaved && stages > 2) links.push_back(stages - 1);
@@ -123,22 +137,47 @@ std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stag
   return programs;
 }
 
-// DualPipeV, the "cut-in-half" DualPipe of DeepSeek's DualPipe repository, with each backward computing
-// both the input and the weight gradient (W is not split off, so its zero-bubble steps become plain
-// backwards). Phase 0 is the rank's chunk on the way down (chunk rank), phase 1 its chunk on the way up
-// (2 stages - 1 - rank); each phase takes the micro-batches in order. Warm-up: 2 (stages - rank - 1)
-// forwards of phase 0, then rank + 1 pairs F0 F1, then stages - rank - 1 times B1 F1. Steady state:
-// m - 2 stages + rank + 1 times F0 B1 F1 B0, the forward of one micro-batch next to the backward of
-// another (the pairs DualPipe overlaps). Cool-down: stages - rank - 1 times B1 F1 B0, rank + 1 times
-// B1 B0, stages - rank - 1 times B0.
-std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batches) {
-  const int chunk[2] = {rank, 2 * stages - 1 - rank};
-  int done[2][2] = {};  // [kind][phase]: passes issued so far
-  std::vector<PipelineAction> order;
+// DualPipeV, the "cut-in-half" DualPipe of DeepSeek's DualPipe repository. Phase 0 is the rank's chunk on
+// the way down (chunk rank), phase 1 its chunk on the way up (2 stages - 1 - rank); each phase takes the
+// micro-batches in order. Warm-up: 2 (stages - rank - 1) forwards of phase 0, then rank + 1 pairs F0 F1,
+// then stages - rank - 1 times B1 F1. Steady state: m - 2 stages + rank + 1 times F0 B1 F1 B0, the forward
+// of one micro-batch next to the backward of another (the pairs DualPipe overlaps). Cool-down:
+// stages - rank - 1 times B1 F1 B0, rank + 1 times B1 B0, stages - rank - 1 times B0.
+// Without split_weight each backward computes both the input and the weight gradient. With it every
+// backward is followed by its W, at once or deferred into the cool-down as DualPipeV's zero-bubble steps
+// place it: the warm-up's B1 are each followed by their W; the second half of the B1 B0 pairs (from pair
+// (rank + 1) / 2, its B1 on odd ranks, its B0 on even ones) and the last B0s defer theirs, and the deferred
+// Ws run first in, first out, one before each of the last B0s and all at the end. Per chunk the Ws keep the
+// backwards' micro-batch order, so every weight gradient sums its micro-batches in the same order.
+// DualPipe (bidirectional) takes the same steps with half the ranks and half the micro-batches per phase
+// (dualpipe_order): `first_micro` numbers each phase's micro-batches.
+struct Phases {
+  int chunk[2];
+  int first_micro[2];
+};
+
+std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batches, bool split_weight,
+                                            const Phases& phases) {
+  const auto& [chunk, first_micro] = phases;
+  int done[2][2] = {};  // [kind][phase]: forwards and backwards issued so far
+  std::vector<PipelineAction> order, deferred;
+  bool defer = false;  // the W of the next backwards waits for a drain()
+  const auto run = [&](Kind kind, int phase) {
+    const PipelineAction a{kind, first_micro[phase] + done[kind == Kind::forward ? 0 : 1][phase]++, chunk[phase]};
+    order.push_back(a);
+    if (kind == Kind::forward || !split_weight) return;
+    const PipelineAction w{Kind::weight, a.micro, a.chunk};
+    if (defer) deferred.push_back(w);
+    else order.push_back(w);
+  };
+  const auto drain = [&] {
+    if (deferred.empty()) return;
+    order.push_back(deferred.front());
+    deferred.erase(deferred.begin());
+  };
   const auto add = [&](std::initializer_list<std::pair<Kind, int>> passes, int times) {
     for (int t = 0; t < times; ++t)
-      for (const auto& [kind, phase] : passes)
-        order.push_back({kind, done[static_cast<int>(kind)][phase]++, chunk[phase]});
+      for (const auto& [kind, phase] : passes) run(kind, phase);
   };
   const int later = stages - rank - 1;
   add({{Kind::forward, 0}}, 2 * later);
@@ -146,17 +185,40 @@ std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batc
   add({{Kind::backward, 1}, {Kind::forward, 1}}, later);
   add({{Kind::forward, 0}, {Kind::backward, 1}, {Kind::forward, 1}, {Kind::backward, 0}}, micro_batches - 2 * stages + rank + 1);
   add({{Kind::backward, 1}, {Kind::forward, 1}, {Kind::backward, 0}}, later);
-  add({{Kind::backward, 1}, {Kind::backward, 0}}, rank + 1);
-  add({{Kind::backward, 0}}, later);
+  for (int i = 0; i <= rank; ++i) {
+    defer = defer || (i == (rank + 1) / 2 && rank % 2 == 1);
+    run(Kind::backward, 1);
+    defer = defer || (i == (rank + 1) / 2 && rank % 2 == 0);
+    run(Kind::backward, 0);
+  }
+  for (int i = 0; i < later; ++i) {
+    drain();
+    run(Kind::backward, 0);
+  }
+  while (!deferred.empty()) drain();
   return order;
+}
+
+// DualPipe, DeepSeek-V3's bidirectional schedule (§3.2.1; the DualPipe repository's order): micro-batches
+// 0 .. m/2 - 1 go down chunks 0 .. p - 1 (stage s on rank s), m/2 .. m - 1 go up chunks p .. 2p - 1 (stage
+// c - p, a second copy of the parameters, on rank 2p - 1 - c). Rank r runs DualPipeV's steps as rank
+// min(r, p - 1 - r) of p/2 stages with m/2 micro-batches per phase; phase 0 is the direction that reaches
+// it first (down for the upper half of the ranks, up for the lower half).
+std::vector<PipelineAction> dualpipe_order(int stages, int rank, int micro_batches, bool split_weight) {
+  const int half = micro_batches / 2, down = rank, up = 2 * stages - 1 - rank;
+  const bool lower = rank >= stages / 2;
+  const Phases phases{.chunk = {lower ? up : down, lower ? down : up}, .first_micro = {lower ? half : 0, lower ? 0 : half}};
+  return dualpipev_order(stages / 2, std::min(rank, stages - 1 - rank), half, split_weight, phases);
 }
 
 }  // namespace
 
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
-                                           int micro_batches) {
-  require_arguments(s, stages, rank, virtual_stages, micro_batches);
-  if (s == PipelineSchedule::dualpipev) return dualpipev_order(stages, rank, micro_batches);
+                                           int micro_batches, bool split_weight) {
+  require_arguments(s, stages, rank, virtual_stages, micro_batches, split_weight);
+  if (s == PipelineSchedule::dualpipev)
+    return dualpipev_order(stages, rank, micro_batches, split_weight, {.chunk = {rank, 2 * stages - 1 - rank}, .first_micro = {0, 0}});
+  if (s == PipelineSchedule::dualpipe) return dualpipe_order(stages, rank, micro_batches, split_weight);
   const int v = virtual_stages, total = virtual_stages * micro_batches;
   // Pass k of a kind: groups of `stages` micro-batches go through every chunk of this rank in turn,
   // forwards from its first chunk up, backwards from its last chunk down (Megatron's get_model_chunk_id).
@@ -182,15 +244,25 @@ std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int r
 }
 
 std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int rank, int virtual_stages,
-                                           int micro_batches) {
-  require_arguments(s, stages, rank, virtual_stages, micro_batches);
-  return all_programs(s, stages, virtual_stages, micro_batches)[rank];
+                                           int micro_batches, bool split_weight) {
+  require_arguments(s, stages, rank, virtual_stages, micro_batches, split_weight);
+  return all_programs(s, stages, virtual_stages, micro_batches, split_weight)[rank];
 }
 
-double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches) {
+double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches, bool split_weight) {
   const double p = stages, m = micro_batches;
+  if (s == PipelineSchedule::dualpipe) {
+    // Per rank m chunk passes (m/2 per direction) of F + B (+ W). The same simulation of dualpipe_order
+    // (p = 2 .. 8) leaves the busiest rank idle (2p - 5)F at B = 2F (none at p = 2), or with W split off
+    // (p/2 - 1)F at F = B = W (exact whenever B <= W), beside 3mF of work.
+    const double idle = split_weight ? p / 2 - 1 : std::max(0.0, 2 * p - 5);
+    return idle / (idle + 3 * m);
+  }
   if (s != PipelineSchedule::dualpipev) return (p - 1) / (virtual_stages * m + p - 1);
   if (stages == 1) return 0;
+  // With W split off and F = B = W (a backward twice a forward, halved), the same simulation leaves every
+  // rank (p - 1)F idle beside 6mF busy: the deferred Ws fill the cool-down's gaps.
+  if (split_weight) return (p - 1) / (p - 1 + 6 * m);
   // Per rank 2m chunk passes of F + B. With the paired passes run one after the other and W inside B,
   // the busiest rank idles (2p - 3)F + (p - 1)B at B = 2F (an event simulation of dualpipev_order for
   // p = 2 .. 8; below the DualPipe README's (PP/2 - 1)(F&B + B - 3W) = (p - 1)(F + 2B), which counts
@@ -235,10 +307,12 @@ double pipeline_bubble(parallel::Communicator& pp, const kernels::Context& ctx, 
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
                             int virtual_stages, int micro_batches, const PipelineHooks& hooks, bool record_timeline) {
   R1_CHECK(hooks.forward && hooks.backward, "run_pipeline needs both a forward and a backward hook");
-  const int stages = pp.size(), chunks = stages * pipeline_chunks_per_rank(s, virtual_stages);
-  const std::vector<PipelineStep> program = pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches);
+  const int stages = pp.size(), chunks = pipeline_chain_length(s, stages, virtual_stages);
+  const bool split = static_cast<bool>(hooks.weight);
+  const std::vector<PipelineStep> program = pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches, split);
   PipelineReport report;
-  report.ideal_bubble = ideal_bubble(s, stages, virtual_stages, micro_batches);
+  report.ideal_bubble = ideal_bubble(s, stages, virtual_stages, micro_batches, split);
+  report.split_weight = split;
 
   std::map<PipelineAction, Tensor> arrived;   // outputs received or kept here, until their pass runs
   std::map<PipelineAction, Tensor> outgoing;  // outputs waiting for their exchange
@@ -264,7 +338,10 @@ PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, cons
       R1_CHECK(!node.empty(), "pipeline: the input of micro-batch ", a.micro, ", chunk ", a.chunk, " never arrived");
       input = std::move(node.mapped());
     }
-    Tensor output = a.kind == Kind::forward ? hooks.forward(a.micro, a.chunk, input) : hooks.backward(a.micro, a.chunk, input);
+    Tensor output;
+    if (a.kind == Kind::forward) output = hooks.forward(a.micro, a.chunk, input);
+    else if (a.kind == Kind::backward) output = hooks.backward(a.micro, a.chunk, input);
+    else hooks.weight(a.micro, a.chunk);
     ctx.synchronize();
     const double end = wall.seconds();
     report.busy_s += end - start;

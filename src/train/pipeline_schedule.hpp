@@ -18,10 +18,15 @@ namespace r1 {
 // One pass of one micro-batch through one model chunk. Chunks are numbered along the model,
 // 0 .. stages x pipeline_chunks_per_rank - 1, and placed by parallel::chunk_rank: chunk c runs on pipeline
 // rank c % stages (with interleaving a rank holds chunks rank, rank + stages, ... and the last rank feeds
-// rank 0), or under dualpipev on the V (rank r holds chunks r and 2 stages - 1 - r). Backward passes
-// compute both the input and the weight gradients: W is not split off (docs/parallel.md).
+// rank 0), or under dualpipev on the V (rank r holds chunks r and 2 stages - 1 - r). Under dualpipe the
+// same placement holds two chains (pipeline_chain_length): chunks 0 .. stages - 1 are the stages for
+// micro-batches 0 .. m/2 - 1, fed from rank 0; chunks stages .. 2 stages - 1 are stages 0 .. stages - 1 again
+// (chunk c runs stage c - stages with a second copy of its parameters) for micro-batches m/2 .. m - 1, fed
+// from the last rank. Backward passes
+// compute both the input and the weight gradients, unless the schedule splits the weight gradient off
+// into a W pass of the same micro-batch and chunk ([parallel] split_weight_grad; docs/parallel.md).
 struct PipelineAction {
-  enum class Kind { forward, backward };
+  enum class Kind { forward, backward, weight };
   Kind kind = Kind::forward;
   int micro = 0;
   int chunk = 0;
@@ -32,10 +37,12 @@ struct PipelineAction {
 // remaining backwards. 1F1B (virtual_stages 1) warms up with stages - rank - 1 forwards; interleaved
 // (virtual_stages >= 2, micro_batches a multiple of stages) walks the chunks in groups of `stages`
 // micro-batches and warms up with 2 (stages - rank - 1) + (virtual_stages - 1) stages forwards, at most
-// all of them. dualpipev (virtual_stages 1, at least 2 stages micro-batches) follows DualPipeV's steps
-// (pipeline_schedule.cpp). Arguments a deck controls are refused with user errors naming its keys.
+// all of them. dualpipev (virtual_stages 1, at least 2 stages micro-batches) follows DualPipeV's steps, and
+// dualpipe (an even number of stages, an even number of at least 2 stages micro-batches) DualPipe's
+// (pipeline_schedule.cpp); with split_weight (dualpipev, dualpipe) each backward is followed, at once or later
+// in the cool-down, by its W. Arguments a deck controls are refused with user errors naming its keys.
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
-                                           int micro_batches);
+                                           int micro_batches, bool split_weight = false);
 
 // One step of a rank's program: a pass, or an exchange with one neighbour that moves at most one tensor
 // each way: the output of `sent` (a pass of this rank) and the output of `received` (a pass of `peer`).
@@ -53,16 +60,19 @@ struct PipelineStep {
 // blocks until its peer posts the match, and messages between two ranks are matched in the order they
 // were issued (so NCCL, which ignores tags, pairs them right): see pipeline_schedule.cpp.
 std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int rank, int virtual_stages,
-                                           int micro_batches);
+                                           int micro_batches, bool split_weight = false);
 
 struct PipelineHooks {
   // The forward of micro-batch `micro` through model chunk `chunk`. `input` is the previous chunk's
-  // activation (undefined for chunk 0); returns the activation for the next chunk (ignored for the last
-  // chunk, which computes the loss itself).
+  // activation (undefined for the first chunk of its chain); returns the activation for the next chunk
+  // (ignored for the last chunk of the chain, which computes the loss itself).
   std::function<Tensor(int micro, int chunk, const Tensor& input)> forward;
-  // The backward: `dout` is the gradient from the next chunk (undefined for the last chunk); returns the
-  // gradient of the chunk's input (ignored for chunk 0).
+  // The backward: `dout` is the gradient from the next chunk (undefined for the chain's last); returns the
+  // gradient of the chunk's input (ignored for the chain's first).
   std::function<Tensor(int micro, int chunk, const Tensor& dout)> backward;
+  // Set: the schedule splits the weight gradient off (split_weight), `backward` computes the input gradient
+  // only and this computes the weight gradients of that micro-batch and chunk, after its backward.
+  std::function<void(int micro, int chunk)> weight;
   // What flows between chunks, the same for every micro-batch; receive buffers are allocated from it in
   // the context's memory.
   Shape activation_shape;
@@ -81,6 +91,7 @@ struct PipelineReport {
   double wall_s = 0;           // this rank: the whole schedule
   double bubble_fraction = 0;  // measured idle share, 1 - busy_s / wall_s, the largest over the pipeline
   double ideal_bubble = 0;     // the schedule's formula (ideal_bubble below)
+  bool split_weight = false;   // backwards split into B and W passes (PipelineHooks::weight)
   int sends = 0, recvs = 0;    // tensors this rank sent and received
   std::vector<TimelineEvent> timeline;  // every step of this rank's program, when recorded
 };
@@ -88,12 +99,16 @@ struct PipelineReport {
 // The idle share a schedule leaves when every pass of a kind takes the same time and messages are free:
 // (stages - 1) / (virtual_stages x micro_batches + stages - 1) for 1f1b and interleaved; for dualpipev
 // (2p - 3)F + (p - 1)B idle beside 2m (F + B) busy per rank with F, B a chunk's forward and backward,
-// taken at B = 2F: (4p - 5) / (4p - 5 + 6m).
-double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches);
+// taken at B = 2F: (4p - 5) / (4p - 5 + 6m); for dualpipev with split_weight, (p - 1)F idle beside
+// 2m (F + B + W) with B, W the backward's two halves, at F = B = W: (p - 1) / (p - 1 + 6m). dualpipe
+// (m chunk passes per rank): (2p - 5) / (2p - 5 + 3m) at B = 2F (0 at p = 2), with split_weight
+// (p/2 - 1) / (p/2 - 1 + 3m) at F = B = W.
+double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches, bool split_weight = false);
 
 // Runs this rank's program: pp is the pipeline group (member i is stage i), ctx the context the hooks'
 // tensors and the receive buffers live in. Collective over pp (the report's bubble is a max over it).
-// With record_timeline the report holds every step's interval.
+// With record_timeline the report holds every step's interval. With hooks.weight the backward is split
+// (split_weight: every rank must set it or none).
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
                             int virtual_stages, int micro_batches, const PipelineHooks& hooks,
                             bool record_timeline = false);

@@ -10,7 +10,8 @@ namespace r1 {
 namespace {
 
 nlohmann::json action_json(const PipelineAction& a) {
-  return {{"kind", a.kind == PipelineAction::Kind::forward ? "F" : "B"}, {"micro", a.micro}, {"chunk", a.chunk}};
+  const char* kind = a.kind == PipelineAction::Kind::forward ? "F" : a.kind == PipelineAction::Kind::backward ? "B" : "W";
+  return {{"kind", kind}, {"micro", a.micro}, {"chunk", a.chunk}};
 }
 
 }  // namespace
@@ -26,7 +27,8 @@ TimelineLog::TimelineLog(const std::filesystem::path& path, int pp_rank, int rep
 void TimelineLog::write(PipelineSchedule s, int stages, int virtual_stages, int micro_batches, const PipelineReport& report) {
   const nlohmann::json run = {{"job", job_},     {"run", runs_++},       {"schedule", choice_word(s)},
                               {"stages", stages}, {"pp_rank", pp_rank_}, {"replica", replica_},
-                              {"virtual_stages", virtual_stages},        {"micro_batches", micro_batches}};
+                              {"virtual_stages", virtual_stages},        {"micro_batches", micro_batches},
+                              {"split_weight", report.split_weight}};
   for (const TimelineEvent& e : report.timeline) {
     nlohmann::json line = run;
     if (e.step.op == PipelineStep::Op::compute) {

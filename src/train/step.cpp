@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <span>
+#include <vector>
 
 #include "kernels/elementwise.hpp"
+#include "model/wgrad_deferral.hpp"
 #include "run/host_reduce.hpp"
 #include "run/stage_env.hpp"
 
@@ -23,7 +27,8 @@ BatchPlan BatchPlan::from_config(const RunConfig& cfg, std::int64_t replicas) {
 
 PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
   PipelinePlan plan{.pp = env.comms->pp.get(), .schedule = env.cfg.parallel.schedule,
-                    .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages), .timeline = nullptr};
+                    .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages),
+                    .split_weight = env.cfg.parallel.split_weight_grad, .timeline = nullptr};
   if (env.cfg.parallel.timeline && plan.pp != nullptr && plan.pp->size() > 1)
     plan.timeline = std::make_shared<TimelineLog>(timeline_path(env.cfg.run.output_dir, env.rank), plan.pp->rank(),
                                                   env.comms->dp->rank());
@@ -129,6 +134,14 @@ double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& tot
     return d;
   };
   const GradsReady start_reduction = in.last_backward(), no_hook;
+  // Split backwards defer their weight GEMMs per (micro-batch, chunk), and with them the gradient
+  // reductions those GEMMs complete: W runs both in the order the backward issued them.
+  std::map<std::pair<int, int>, WgradQueue> deferred;
+  const GradsReady deferred_reduction = [&](std::span<Param* const> group) {
+    deferring_wgrad()->push([&start_reduction, params = std::vector<Param*>(group.begin(), group.end())] {
+      start_reduction(params);
+    }, 0);
+  };
   PipelineHooks hooks;
   hooks.forward = [&](int micro, int chunk, const Tensor& input) {
     ForwardResult r;
@@ -145,7 +158,10 @@ double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& tot
     const int local = chunk / stages;
     const bool weighed = in.weights && model.chunks()[static_cast<std::size_t>(local)].head;
     const DeviceBatch& db = batch(micro);
-    const GradsReady& ready = micro + 1 == static_cast<int>(in.batches.size()) ? start_reduction : no_hook;  // each chunk's last
+    const bool last = micro + 1 == static_cast<int>(in.batches.size());  // each chunk's last
+    const GradsReady& ready = !last ? no_hook : pipe.split_weight ? deferred_reduction : start_reduction;
+    std::optional<DeferWgrad> split;
+    if (pipe.split_weight) split.emplace(deferred[{micro, chunk}]);
     const Tensor din = weighed ? model.backward_chunk(local, db, *it->second, dout, head_weights.at(micro), in.token_weight,
                                                       in.balance_weight, ready)
                                : model.backward_chunk(local, db, *it->second, dout, in.token_weight, in.balance_weight, ready);
@@ -154,6 +170,12 @@ double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& tot
     if (model.chunks()[static_cast<std::size_t>(local)].index == 0) device[static_cast<std::size_t>(micro)] = {};
     return din;
   };
+  if (pipe.split_weight)
+    hooks.weight = [&](int micro, int chunk) {
+      auto node = deferred.extract({micro, chunk});
+      R1_CHECK(!node.empty(), "pipeline: the W of micro-batch ", micro, ", chunk ", chunk, " before its backward");
+      node.mapped().drain();
+    };
   const TokenBatch& b0 = in.batches.at(0);
   hooks.activation_shape = {model.residual_rows(b0.batch * b0.seq), cfg.dim};
   hooks.activation_dtype = model.params().compute_dtype();

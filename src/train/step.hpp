@@ -47,6 +47,7 @@ struct PipelinePlan {
   parallel::Communicator* pp = nullptr;  // null or one rank: no pipeline
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   int virtual_stages = 1;
+  bool split_weight = false;  // [parallel] split_weight_grad: backwards defer their weight GEMMs to W passes
   std::shared_ptr<TimelineLog> timeline{};  // [parallel] timeline: every schedule run's timeline goes there
   static PipelinePlan from_env(const StageEnv& env);
 };

@@ -65,6 +65,26 @@ TEST(MemoryPlan, LastStageHoldsMoeBlockAndHead) {
   EXPECT_DOUBLE_EQ(p.activations, 8 * (212.0 + 32) + 192);
 }
 
+// DualPipeV (the model deepened to 4 layers, one per chunk) holds 2 pp + 1 = 5 chunk micro-batches on every
+// stage; with the W split stage s also holds the weight-gradient inputs of s + 1 more.
+TEST(MemoryPlan, DualPipeVWithTheWeightSplitHoldsTheDeferredWsInputs) {
+  ModelConfig c = small_model();
+  c.n_layers = 4;
+  TrainSettings s = settings();
+  s.schedule = PipelineSchedule::dualpipev;
+  for (int stage : {0, 1}) {
+    const MemoryPlan v = plan_stage_memory(c, layout_8(), s, stage);
+    s.split_weight = true;
+    const MemoryPlan w = plan_stage_memory(c, layout_8(), s, stage);
+    s.split_weight = false;
+    EXPECT_DOUBLE_EQ(v.in_flight, 5);
+    EXPECT_DOUBLE_EQ(v.deferred_w, 0);
+    EXPECT_DOUBLE_EQ(w.deferred_w, stage + 1);
+    EXPECT_DOUBLE_EQ(w.activations - v.activations, (stage + 1) * v.activations_per_microbatch);
+    EXPECT_GT(v.activations_per_microbatch, 0);
+  }
+}
+
 TEST(MemoryPlan, RecomputeKeepsLess) {
   TrainSettings s = settings();
   // Selective: attention 8 + 4 + 2 + 2, FFN input 8, routed 1 x (16 + 8), shared 2 x 4 / 2 -> 52 x 2 B + 36 B.

@@ -81,9 +81,12 @@ TEST(TimeModel, EachScheduleHasItsBubble) {
   EXPECT_NEAR(a.pp / 16, 2 * 8 * 8 * 2 / (100e9 * 0.5), 1e-15);  // stages of one GPU: neighbours on NVLink
   EXPECT_NEAR(a.bubble, 7 * unit, 1e-12);
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::interleaved, false).bubble, 3.5 * unit, 1e-12);
-  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 3 * (f + 0.5 * b), 1e-12);
+  // DualPipe's order with W split off: (8/2 - 1) F of a whole stage.
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 3 * f, 1e-12);
   // DualPipeV, two chunks per rank of half the stage's passes each: (2 x 8 - 3) F/2 + 7 B/2.
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipev, false).bubble, 6.5 * f + 3.5 * b, 1e-12);
+  // With W split off: (8 - 1) F/2, the backward's share gone into the cool-down's gaps.
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipev_w, false).bubble, 3.5 * f, 1e-12);
 }
 
 TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {

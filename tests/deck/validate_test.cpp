@@ -52,6 +52,17 @@ TEST(ValidateDeck, TheDualPipeVScheduleCutsTwiceThePipelineChunks) {
   EXPECT_NE(two.find("dualpipev is the supported DualPipe variant"), std::string::npos) << two;
 }
 
+// The weight-gradient split is dualpipev's: with it over two stages it passes, otherwise it fails on its line.
+TEST(ValidateDeck, SplitWeightGradNeedsDualPipeV) {
+  EXPECT_NO_THROW(validate_deck(tiny("n_layers = 4\n[parallel]\npipeline = 2\nschedule = dualpipev\nsplit_weight_grad = true\n"), 2));
+  for (const char* deck : {"n_layers = 4\n[parallel]\npipeline = 2\nsplit_weight_grad = true\n",
+                           "n_layers = 4\n[parallel]\nschedule = dualpipev\nsplit_weight_grad = true\n"}) {
+    const std::string msg = user_error_of([&] { validate_deck(tiny(deck), 2); });
+    EXPECT_NE(msg.find("[parallel] split_weight_grad = true: split_weight_grad = true needs schedule = dualpipev"),
+              std::string::npos) << msg;
+  }
+}
+
 // precision = fp8 trains the MLA family (model/linear.hpp) and refuses the GQA students on its own line.
 TEST(ValidateDeck, Fp8IsOfferedForMlaOnly) {
   EXPECT_EQ(validate_deck(tiny("[train]\nprecision = fp8\n"), 1).train.precision, Precision::fp8);

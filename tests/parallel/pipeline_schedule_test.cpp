@@ -16,10 +16,12 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "core/error.hpp"
 #include "parallel/comm.hpp"
 #include "train/pipeline_schedule.hpp"
+#include "support/pipeline_simulation.hpp"
 #include "support/world.hpp"
 
 using namespace r1;
@@ -37,7 +39,9 @@ constexpr PipelineSchedule kDualPipeV = PipelineSchedule::dualpipev;
 struct Case {
   PipelineSchedule schedule;
   int stages, virtual_stages, micro_batches;
+  bool split = false;  // the weight gradient split off into W passes
   int chunks() const { return stages * pipeline_chunks_per_rank(schedule, virtual_stages); }
+  int chain() const { return pipeline_chain_length(schedule, stages, virtual_stages); }  // chunks per micro-batch
   int rank_of(int chunk) const { return parallel::chunk_rank(chunk_placement(schedule), chunk, stages); }
   std::vector<int> chunks_of(int rank) const {
     return parallel::rank_chunks(chunk_placement(schedule), rank, stages, chunks());
@@ -47,13 +51,13 @@ struct Case {
 std::string describe(const Case& c) {
   std::ostringstream os;
   os << choice_word(c.schedule) << " stages " << c.stages << " virtual "
-     << c.virtual_stages << " micro " << c.micro_batches;
+     << c.virtual_stages << " micro " << c.micro_batches << (c.split ? " split" : "");
   return os.str();
 }
 
 std::string describe(const PipelineAction& a) {
   std::ostringstream os;
-  os << (a.kind == Kind::forward ? "F" : "B") << "(micro " << a.micro << ", chunk " << a.chunk << ")";
+  os << (a.kind == Kind::forward ? "F" : a.kind == Kind::backward ? "B" : "W") << "(micro " << a.micro << ", chunk " << a.chunk << ")";
   return os.str();
 }
 
@@ -70,8 +74,25 @@ std::vector<Case> all_cases() {
   return cases;
 }
 
+// DualPipeV with the weight gradient split off, on the same stages and micro-batches.
+std::vector<Case> split_cases() {
+  std::vector<Case> cases;
+  for (int p = 1; p <= 8; ++p)
+    for (int m = 2 * p; m < 2 * p + 10; ++m) cases.push_back({kDualPipeV, p, 1, m, true});
+  return cases;
+}
+
+// DualPipe on 2-8 stages with 2 stages to 2 stages + 8 micro-batches (even), without and with the W split.
+std::vector<Case> dualpipe_cases() {
+  std::vector<Case> cases;
+  for (int p = 2; p <= 8; p += 2)
+    for (int m = 2 * p; m <= 2 * p + 8; m += 2)
+      for (bool split : {false, true}) cases.push_back({PipelineSchedule::dualpipe, p, 1, m, split});
+  return cases;
+}
+
 std::vector<PipelineAction> order_of(const Case& c, int rank) {
-  return pipeline_order(c.schedule, c.stages, rank, c.virtual_stages, c.micro_batches);
+  return pipeline_order(c.schedule, c.stages, rank, c.virtual_stages, c.micro_batches, c.split);
 }
 
 // The message of the user error `f` throws ("" and a failure when it throws none or another kind).
@@ -210,9 +231,13 @@ TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
   EXPECT_NE(few.find("at least 2 x [parallel] pipeline = 8"), std::string::npos) << few;
   EXPECT_NE(user_error([] { pipeline_order(kDualPipeV, 2, 0, 2, 4); }).find("[parallel] virtual_stages"),
             std::string::npos);
-  const std::string dualpipe = user_error([] { pipeline_order(PipelineSchedule::dualpipe, 2, 0, 1, 4); });
-  EXPECT_NE(dualpipe.find("[parallel] schedule = dualpipe"), std::string::npos) << dualpipe;
-  EXPECT_NE(dualpipe.find("dualpipev is the supported DualPipe variant"), std::string::npos) << dualpipe;
+  // dualpipe: an even number of stages, and of micro-batches (half from each end), at least 2 x stages.
+  const auto dualpipe_error = [](int stages, int micro_batches) {
+    return user_error([&] { pipeline_order(PipelineSchedule::dualpipe, stages, 0, 1, micro_batches); });
+  };
+  EXPECT_NE(dualpipe_error(3, 6).find("[parallel] pipeline = 3"), std::string::npos);
+  EXPECT_NE(dualpipe_error(4, 9).find("[train] global_batch gives 9"), std::string::npos);
+  EXPECT_NE(dualpipe_error(4, 6).find("at least 2 x [parallel] pipeline = 8"), std::string::npos);
 }
 
 // Plays every rank's program against point-to-point channels with the communicator's semantics at their
@@ -221,22 +246,24 @@ TEST(PipelineOrder, RefusesArgumentsNamingTheDeckKeys) {
 // order they were posted. A pass runs only once its input is on its rank. Returns the first problem, or
 // "" when every program ran to its end.
 std::string play(const Case& c) {
-  const int p = c.stages, chunks = c.chunks();
+  const int p = c.stages, chain = c.chain();
   std::vector<std::vector<PipelineStep>> programs;
   for (int r = 0; r < p; ++r)
-    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches));
+    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches, c.split));
   std::map<std::pair<int, int>, std::deque<PipelineAction>> sends, recvs;  // unmatched posts per (from, to)
   std::vector<std::size_t> next(p, 0);
   std::vector<int> unmatched(p, -1);                // of the current exchange; -1: not posted yet
   std::vector<std::set<PipelineAction>> outputs(p);  // on each rank, not consumed or sent yet
   std::vector<std::vector<PipelineAction>> ran(p);
   const auto input_of = [&](const PipelineAction& a) -> std::optional<PipelineAction> {
+    if (a.kind == Kind::weight) return std::nullopt;
     const int from = a.kind == Kind::forward ? a.chunk - 1 : a.chunk + 1;
-    if (from < 0 || from >= chunks) return std::nullopt;
+    if (from < 0 || from / chain != a.chunk / chain) return std::nullopt;  // the chain's first or last
     return PipelineAction{a.kind, a.micro, from};
   };
   const auto has_consumer = [&](const PipelineAction& a) {
-    return a.kind == Kind::forward ? a.chunk + 1 < chunks : a.chunk > 0;
+    if (a.kind == Kind::weight) return false;
+    return a.kind == Kind::forward ? a.chunk % chain + 1 < chain : a.chunk % chain > 0;
   };
   for (bool moved = true; moved;) {
     moved = false;
@@ -246,6 +273,9 @@ std::string play(const Case& c) {
         const std::string at = "rank " + std::to_string(r) + " step " + std::to_string(next[r]) + ": ";
         if (s.op == PipelineStep::Op::compute) {
           if (c.rank_of(s.action.chunk) != r) return at + describe(s.action) + " runs on the wrong rank";
+          const PipelineAction its_backward{Kind::backward, s.action.micro, s.action.chunk};
+          if (s.action.kind == Kind::weight && std::find(ran[r].begin(), ran[r].end(), its_backward) == ran[r].end())
+            return at + describe(s.action) + " runs before its backward";
           if (const auto in = input_of(s.action); in && outputs[r].erase(*in) == 0)
             return at + describe(s.action) + " runs before its input " + describe(*in) + " is there";
           if (has_consumer(s.action)) outputs[r].insert(s.action);
@@ -297,6 +327,8 @@ std::string play(const Case& c) {
 
 TEST(PipelineProgram, EveryScheduleRunsToTheEndOnBlockingChannels) {
   for (const Case& c : all_cases()) EXPECT_EQ(play(c), "") << describe(c);
+  for (const Case& c : split_cases()) EXPECT_EQ(play(c), "") << describe(c);
+  for (const Case& c : dualpipe_cases()) EXPECT_EQ(play(c), "") << describe(c);
 }
 
 TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
@@ -318,36 +350,9 @@ TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
   }
 }
 
-// The largest idle share over the ranks when each rank runs its pipeline_order one pass after another,
-// a pass starting once its input is done (messages free), forwards taking f and backwards b.
+// The oracle (support/pipeline_simulation.hpp) with forwards taking f and backwards b.
 double simulated_bubble(const Case& c, double f, double b) {
-  std::vector<std::vector<PipelineAction>> orders;
-  for (int r = 0; r < c.stages; ++r) orders.push_back(order_of(c, r));
-  std::map<PipelineAction, double> done;  // finish time of each pass
-  std::vector<double> clock(c.stages, 0), busy(c.stages, 0);
-  std::vector<std::size_t> next(c.stages, 0);
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (int r = 0; r < c.stages; ++r) {
-      for (; next[r] < orders[r].size(); ++next[r], moved = true) {
-        const PipelineAction& a = orders[r][next[r]];
-        std::optional<PipelineAction> in;  // the pass this one waits for
-        if (a.kind == Kind::forward && a.chunk > 0) in = PipelineAction{Kind::forward, a.micro, a.chunk - 1};
-        if (a.kind == Kind::backward)
-          in = a.chunk == c.chunks() - 1 ? PipelineAction{Kind::forward, a.micro, a.chunk}
-                                         : PipelineAction{Kind::backward, a.micro, a.chunk + 1};
-        if (in && !done.count(*in)) break;
-        const double cost = a.kind == Kind::forward ? f : b;
-        clock[r] = std::max(clock[r], in ? done[*in] : 0.0) + cost;
-        busy[r] += cost;
-        done[a] = clock[r];
-      }
-    }
-  }
-  const double wall = *std::max_element(clock.begin(), clock.end());
-  double idle = 0;
-  for (int r = 0; r < c.stages; ++r) idle = std::max(idle, 1 - busy[r] / wall);
-  return idle;
+  return test::simulated_bubble(c.schedule, c.stages, c.virtual_stages, c.micro_batches, c.split, f, b);
 }
 
 // ideal_bubble is what the schedule's own order leaves at B = 2F: 1F1B's and DualPipeV's orders played
@@ -397,16 +402,28 @@ Matrix chunk_forward(const Matrix& x, const Matrix& w) {
   return y;
 }
 
-// Adds d(loss)/dW to dw and returns d(loss)/dX, from the chunk's input x, output y and d(loss)/dy.
-Matrix chunk_backward(const Matrix& x, const Matrix& w, const Matrix& y, const Matrix& dy, Matrix& dw) {
-  Matrix dz(dy.size()), dx(x.size(), 0.0f);
+Matrix pre_activation_grad(const Matrix& y, const Matrix& dy) {
+  Matrix dz(dy.size());
   for (std::size_t i = 0; i < dz.size(); ++i) dz[i] = dy[i] * (1 - y[i] * y[i]);
+  return dz;
+}
+
+// Adds d(loss)/dW to dw, from the chunk's input x, output y and d(loss)/dy (the W of a split backward).
+void chunk_weight_grad(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix& dw) {
+  const Matrix dz = pre_activation_grad(y, dy);
   for (int i = 0; i < kRows; ++i)
     for (int k = 0; k < kDim; ++k)
-      for (int j = 0; j < kDim; ++j) {
-        dw[k * kDim + j] += x[i * kDim + k] * dz[i * kDim + j];
-        dx[i * kDim + k] += dz[i * kDim + j] * w[k * kDim + j];
-      }
+      for (int j = 0; j < kDim; ++j) dw[k * kDim + j] += x[i * kDim + k] * dz[i * kDim + j];
+}
+
+// Returns d(loss)/dX and, unless dw is null (W split off), adds d(loss)/dW to *dw.
+Matrix chunk_backward(const Matrix& x, const Matrix& w, const Matrix& y, const Matrix& dy, Matrix* dw) {
+  if (dw != nullptr) chunk_weight_grad(x, y, dy, *dw);
+  const Matrix dz = pre_activation_grad(y, dy);
+  Matrix dx(x.size(), 0.0f);
+  for (int i = 0; i < kRows; ++i)
+    for (int k = 0; k < kDim; ++k)
+      for (int j = 0; j < kDim; ++j) dx[i * kDim + k] += dz[i * kDim + j] * w[k * kDim + j];
   return dx;
 }
 
@@ -432,17 +449,22 @@ struct Gradients {
   double loss = 0;         // on the rank of the last chunk
 };
 
-Gradients sequential(int chunks, int micro_batches) {
+// One rank's passes through a chain of `chain` chunks (weights weight(0 .. chain - 1)). With chain < chunks
+// (dualpipe: a second copy of the chain in chunks chain .. 2 chain - 1) the second half of the micro-batches
+// goes through the copy, whose gradients are kept apart.
+Gradients sequential(int chunks, int micro_batches, int chain = 0) {
+  chain = chain > 0 ? chain : chunks;
   Gradients g{std::vector<Matrix>(chunks, Matrix(kDim * kDim, 0.0f)), 0};
   for (int m = 0; m < micro_batches; ++m) {
+    const int first = chain < chunks && 2 * m >= micro_batches ? chain : 0;
     std::vector<Matrix> xs{input(m)}, ys;
-    for (int c = 0; c < chunks; ++c) {
-      ys.push_back(chunk_forward(xs.back(), weight(c)));
+    for (int s = 0; s < chain; ++s) {
+      ys.push_back(chunk_forward(xs.back(), weight(s)));
       xs.push_back(ys.back());
     }
     g.loss += sum_of_squares(ys.back());
     Matrix dy = loss_gradient(ys.back());
-    for (int c = chunks - 1; c >= 0; --c) dy = chunk_backward(xs[c], weight(c), ys[c], dy, g.dw[c]);
+    for (int s = chain - 1; s >= 0; --s) dy = chunk_backward(xs[s], weight(s), ys[s], dy, &g.dw[first + s]);
   }
   return g;
 }
@@ -452,8 +474,9 @@ struct Pipelined {
   PipelineReport report;
 };
 
-Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, bool record_timeline = false) {
-  const Case plan{s, world_size(), virtual_stages, micro_batches};
+Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, bool record_timeline = false,
+                    bool split = false) {
+  const Case plan{s, world_size(), virtual_stages, micro_batches, split};
   const int p = world_size(), rank = world_rank(), chunks = plan.chunks();
   std::vector<int> members(p);
   std::iota(members.begin(), members.end(), 0);
@@ -464,30 +487,44 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
   out.grads.dw.resize(chunks);
   for (int k : plan.chunks_of(rank)) out.grads.dw[k].assign(kDim * kDim, 0.0f);
   std::map<std::pair<int, int>, std::pair<Matrix, Matrix>> stash;  // (micro, chunk) -> its input and output
+  std::map<std::pair<int, int>, std::tuple<Matrix, Matrix, Matrix>> kept;  // split: x, y, dy until the W
   PipelineHooks hooks;
   hooks.activation_shape = {kRows, kDim};
   hooks.activation_dtype = DType::f32;
+  const int chain = plan.chain();  // chunk c runs stage c % chain (dualpipe: two copies of the chain)
+  const auto first = [&](int c) { return c % chain == 0; };
+  const auto last = [&](int c) { return c % chain == chain - 1; };
   hooks.forward = [&](int m, int c, const Tensor& in) {
-    EXPECT_EQ(in.defined(), c > 0) << "micro " << m << " chunk " << c;
-    Matrix x = c == 0 ? input(m) : to_matrix(in);
-    Matrix y = chunk_forward(x, weight(c));
-    if (c == chunks - 1) out.grads.loss += sum_of_squares(y);
-    const Tensor result = c == chunks - 1 ? Tensor() : to_tensor(y);
+    EXPECT_EQ(in.defined(), !first(c)) << "micro " << m << " chunk " << c;
+    Matrix x = first(c) ? input(m) : to_matrix(in);
+    Matrix y = chunk_forward(x, weight(c % chain));
+    if (last(c)) out.grads.loss += sum_of_squares(y);
+    const Tensor result = last(c) ? Tensor() : to_tensor(y);
     stash[{m, c}] = {std::move(x), std::move(y)};
     return result;
   };
   hooks.backward = [&](int m, int c, const Tensor& dout) {
-    EXPECT_EQ(dout.defined(), c < chunks - 1) << "micro " << m << " chunk " << c;
+    EXPECT_EQ(dout.defined(), !last(c)) << "micro " << m << " chunk " << c;
     auto node = stash.extract({m, c});
     EXPECT_FALSE(node.empty()) << "backward of micro " << m << " chunk " << c << " before its forward";
     if (node.empty()) return Tensor();
     const auto& [x, y] = node.mapped();
-    const Matrix dy = c == chunks - 1 ? loss_gradient(y) : to_matrix(dout);
-    const Matrix dx = chunk_backward(x, weight(c), y, dy, out.grads.dw[c]);
-    return c == 0 ? Tensor() : to_tensor(dx);
+    const Matrix dy = last(c) ? loss_gradient(y) : to_matrix(dout);
+    // Split: the input gradient now, the weight gradient by the W pass from what it keeps.
+    const Matrix dx = chunk_backward(x, weight(c % chain), y, dy, split ? nullptr : &out.grads.dw[c]);
+    if (split) kept[{m, c}] = {x, y, dy};
+    return first(c) ? Tensor() : to_tensor(dx);
   };
+  if (split)
+    hooks.weight = [&](int m, int c) {
+      auto node = kept.extract({m, c});
+      ASSERT_FALSE(node.empty()) << "W of micro " << m << " chunk " << c << " before its backward";
+      const auto& [x, y, dy] = node.mapped();
+      chunk_weight_grad(x, y, dy, out.grads.dw[c]);
+    };
   out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks, record_timeline);
   EXPECT_TRUE(stash.empty());
+  EXPECT_TRUE(kept.empty());
   return out;
 }
 
@@ -527,6 +564,37 @@ TEST(PipelineRun, InterleavedGradientsEqualOneRank) {
 TEST(PipelineRun, DualPipeVGradientsEqualOneRank) {
   expect_matches_one_rank(kDualPipeV, 1, 2 * world_size());
   expect_matches_one_rank(kDualPipeV, 1, 2 * world_size() + 1);
+}
+
+// With W split off, each chunk's W passes still add its micro-batches in order: one rank's sums, bit for bit.
+TEST(PipelineRun, DualPipeVWithWeightSplitGradientsEqualOneRankExactly) {
+  for (const int m : {2 * world_size(), 2 * world_size() + 3}) {
+    const Case c{kDualPipeV, world_size(), 1, m, true};
+    SCOPED_TRACE(describe(c));
+    const Pipelined got = pipelined(c.schedule, 1, m, false, true);
+    const Gradients want = sequential(c.chunks(), m);
+    for (int k : c.chunks_of(world_rank())) EXPECT_EQ(got.grads.dw[k], want.dw[k]) << "chunk " << k;
+    EXPECT_TRUE(got.report.split_weight);
+    EXPECT_EQ(got.report.ideal_bubble, ideal_bubble(kDualPipeV, c.stages, 1, m, true));
+  }
+}
+
+// DualPipe: each copy of each stage adds its direction's micro-batches in order, one rank's sums bit for bit
+// (the trainer's all-reduce of the two copies is then one more addition per element).
+TEST(PipelineRun, DualPipeGradientsOfEachCopyEqualOneRankExactly) {
+  if (world_size() % 2 != 0) {  // one rank: refused, naming the key
+    EXPECT_NE(user_error([] { pipeline_order(PipelineSchedule::dualpipe, world_size(), 0, 1, 4); }).find("[parallel] pipeline"),
+              std::string::npos);
+    return;
+  }
+  for (const bool split : {false, true}) {
+    const Case c{PipelineSchedule::dualpipe, world_size(), 1, 2 * world_size() + 2, split};
+    SCOPED_TRACE(describe(c));
+    const Pipelined got = pipelined(c.schedule, 1, c.micro_batches, false, split);
+    const Gradients want = sequential(c.chunks(), c.micro_batches, c.chain());
+    for (int k : c.chunks_of(world_rank())) EXPECT_EQ(got.grads.dw[k], want.dw[k]) << "chunk " << k;
+    EXPECT_EQ(got.report.ideal_bubble, ideal_bubble(c.schedule, c.stages, 1, c.micro_batches, split));
+  }
 }
 
 // Every pass sends its output unless it is the model's first or last or its consumer is on this rank

@@ -5,16 +5,9 @@
 # layout_restart_test.sh); the dualpipev leg records its timeline ([parallel] timeline), one line per
 # program step and a summary per step on each rank, which tools/pipeline_timeline.py measures and draws.
 #   usage: schedule_restart_test.sh R1HPC_BINARY PRETRAIN_DECK TOOLS_DIR [PYTHON_WITH_MATPLOTLIB]
-set -uo pipefail
-bin=$1
-deck=$2
-tools=$3
-py=${4:-python3}
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../e2e/common.sh
-source "$here/../e2e/common.sh"
-# 4 layers cut into 4 chunks of one (dualpipev at PP2); micro-batch 2 of 8 rows: 4 micro-batches = 2 x PP.
-common=(--set optim.decay_steps=100 --set model.n_layers=4 --set train.micro_batch=2 --set train.global_batch=8)
+# shellcheck source=pipeline_legs.sh
+source "$here/pipeline_legs.sh" "$@"
 
 "$bin" "$deck" "${common[@]}" --set run.max_steps=6 --set run.output_dir=ref >ref.log 2>&1 || { cat ref.log; fail "one-rank run"; }
 mpiexec -n 2 --oversubscribe "$bin" "$deck" "${common[@]}" --set run.max_steps=3 --set run.output_dir=run \

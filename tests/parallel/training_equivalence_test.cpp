@@ -219,6 +219,7 @@ struct Layout {
   bool sp = false;                        // sequence parallelism (with tensor > 1)
   Arch arch = Arch::mla;                  // mla: the tiny MoE; else that grouped-query-attention student
   bool dualpipev = false;                 // the V-shaped DualPipeV schedule (2 chunks per rank)
+  bool split = false;                     // dualpipev with the weight gradient split off (W passes)
   bool deep() const { return pipeline > 1; }
   PipelineSchedule schedule() const {
     if (dualpipev) return PipelineSchedule::dualpipev;
@@ -232,7 +233,7 @@ struct Layout {
     return deep() ? (chunks() > 4 ? 10 : 1) : 0;
   }
   PipelinePlan plan(const parallel::CommBundle& c) const {
-    return {.pp = c.pp.get(), .schedule = schedule(), .virtual_stages = virtual_stages};
+    return {.pp = c.pp.get(), .schedule = schedule(), .virtual_stages = virtual_stages, .split_weight = split};
   }
 };
 
@@ -247,7 +248,7 @@ std::unique_ptr<parallel::CommBundle> bundle_for(Layout l) {
 
 std::string name_of(Layout l) {
   return (l.arch != Arch::mla ? std::string(choice_word(l.arch)) + " " : std::string()) + (l.tensor > 1 ? "TP" + std::to_string(l.tensor) + (l.sp ? " SP " : " ") : "") +
-         (l.pipeline > 1 ? "PP" + std::to_string(l.pipeline) + (l.dualpipev ? " DualPipeV " : l.virtual_stages > 1 ? "x" + std::to_string(l.virtual_stages) + " interleaved " : " 1F1B ") : "") +
+         (l.pipeline > 1 ? "PP" + std::to_string(l.pipeline) + (l.dualpipev ? (l.split ? " DualPipeV+W " : " DualPipeV ") : l.virtual_stages > 1 ? "x" + std::to_string(l.virtual_stages) + " interleaved " : " 1F1B ") : "") +
          "DP" + std::to_string(l.data) + (l.expert > 1 ? " EP" + std::to_string(l.expert) : "") + (l.zero1 ? " ZeRO-1" : "");
 }
 
@@ -278,14 +279,16 @@ std::vector<Layout> layouts() {
   if (n > 2) out.push_back({.data = n / 2, .expert = n, .tensor = 2});
   // Sequence parallelism: TP2 with the residual stream split by token rows (with DP, EP and ZeRO-1 at 4).
   out.push_back({.data = n / 2, .expert = n / 2, .zero1 = n > 2, .tensor = 2, .sp = true});
-  // Pipeline parallelism: PP n (1F1B, DualPipeV, and interleaved over 2 virtual stages where 4 layers
-  // allow), and at 4 ranks PP2 with DP, TP and EP (DualPipeV: with DP2 x EP2 and ZeRO-1).
+  // Pipeline parallelism: PP n (1F1B, DualPipeV without and with the W split, and interleaved over 2 virtual
+  // stages where 4 layers allow), and at 4 ranks PP2 with DP, TP and EP (DualPipeV: with DP2 x EP2 and ZeRO-1).
   out.push_back({.data = 1, .expert = 1, .pipeline = n});
   out.push_back({.data = 1, .expert = 1, .pipeline = n, .dualpipev = true});
+  out.push_back({.data = 1, .expert = 1, .pipeline = n, .dualpipev = true, .split = true});
   if (n == 2) out.push_back({.data = 1, .expert = 1, .pipeline = 2, .virtual_stages = 2});
   if (n == 4) {
     out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .virtual_stages = 2});
     out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .dualpipev = true});
+    out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .dualpipev = true, .split = true});
     out.push_back({.data = 1, .expert = 2, .tensor = 2, .pipeline = 2});
     out.push_back({.data = 1, .expert = 2, .tensor = 2, .pipeline = 2, .sp = true});
   }
