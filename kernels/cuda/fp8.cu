@@ -64,6 +64,16 @@ __global__ void dequantize_kernel(std::int64_t rows, std::int64_t cols, int br, 
     y[i] = store_as<T>(to_float(q[i]) * s[(r / br) * tiles_per_row + c / bc]);
   }
 }
+
+__global__ void gather_bytes_kernel(std::int64_t rows, std::int64_t cols, const std::int32_t* idx, const f8e4m3* src,
+                                    f8e4m3* dst) {
+  const std::int64_t n = rows * cols;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t r = i / cols, c = i % cols;
+    dst[i] = src[static_cast<std::int64_t>(idx[r]) * cols + c];
+  }
+}
 }  // namespace
 
 void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out) { quantize<false>(ctx, x, out, "quantize_fp8"); }
@@ -80,6 +90,13 @@ void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
                                                         q.data.data<f8e4m3>(), q.scale_inv.data<float>(), y.data<T>());
   });
   R1_CUDA_LAUNCHED("dequantize_fp8");
+}
+
+void gather_fp8_rows(const Context& ctx, const Tensor& src, const Tensor& rows, const Tensor& dst) {
+  const Launch l = elementwise_launch(ctx, dst.numel());
+  gather_bytes_kernel<<<l.grid, l.block, 0, l.stream>>>(dst.dim(0), dst.dim(1), rows.data<std::int32_t>(),
+                                                        src.data<f8e4m3>(), dst.data<f8e4m3>());
+  R1_CUDA_LAUNCHED("gather_fp8_rows");
 }
 
 }  // namespace r1::kernels::cuda
