@@ -1,11 +1,12 @@
 // The CUDA block-scaled FP8 GEMM (cuBLASLt's VEC128 / BLK128x128 scale modes, and the plain kernel where
-// cuBLASLt cannot take a problem) and the transposed quantisation held to the CPU reference. Labelled `gpu`:
-// fails (never skips) without a CUDA device.
+// cuBLASLt cannot take a problem), the transposed quantisation and the FP8 row gather held to the CPU reference.
+// Labelled `gpu`: fails (never skips) without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/test_util.hpp"
@@ -99,4 +100,19 @@ TEST(Fp8GemmGpu, QuantisationsAreBitEqualToTheCpu) {
           ASSERT_EQ(std::memcmp(h.scale_inv.raw(), want.scale_inv.raw(), want.scale_inv.numel() * 4), 0)
               << br << "x" << bc << " pow2 " << pow2 << " transposed " << transposed;
         }
+}
+
+// The FP8 row gather of the expert dispatch: CUDA bytes and scales equal the CPU's.
+TEST(Fp8GemmGpu, GatherRowsIsBitEqualToTheCpu) {
+  const Context dev = test::gpu_context(), cpu = Context::cpu();
+  const Tensor x = test::random_tensor({300, 520}, DType::bf16, 92);
+  std::vector<std::int32_t> rows(777);
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int32_t>((i * 37) % 300);
+  const Fp8Tensor qd = quantized(dev, x, 1, 128);
+  Fp8Tensor got = kernels::make_fp8(dev, 777, 520, 1, 128), want = kernels::make_fp8(cpu, 777, 520, 1, 128);
+  kernels::gather_fp8_rows(dev, qd, dev.to_here(test::host_ints(rows)), got);
+  kernels::gather_fp8_rows(cpu, on_host(qd), test::host_ints(rows), want);
+  const Fp8Tensor h = on_host(got);
+  EXPECT_EQ(std::memcmp(h.data.raw(), want.data.raw(), want.data.nbytes()), 0);
+  EXPECT_EQ(std::memcmp(h.scale_inv.raw(), want.scale_inv.raw(), want.scale_inv.nbytes()), 0);
 }

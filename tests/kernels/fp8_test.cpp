@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "kernels/fp8.hpp"
 #include "kernels/test_util.hpp"
@@ -95,4 +97,21 @@ TEST(Fp8Cpu, MismatchedShapesAreNamed) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("dense f32[4, 5] on host and fp8 data f8e4m3[4, 4] on host must be the same 2-D shape"), std::string::npos) << e.what();
   }
+}
+
+// The expert dispatch's regrouping of FP8 rows: each row's bytes and its tile scales, copied exactly (a row may
+// be taken twice); a row index out of range is named.
+TEST(Fp8Cpu, GatherRowsCopiesEachRowsBytesAndScales) {
+  const auto ctx = kernels::Context::cpu();
+  const Tensor x = test::random_tensor({5, 300}, DType::f32, 31);
+  auto q = kernels::make_fp8(ctx, 5, 300, 1, 128), g = kernels::make_fp8(ctx, 4, 300, 1, 128);
+  kernels::quantize_fp8(ctx, x, q);
+  const std::vector<std::int32_t> rows{4, 0, 4, 2};
+  kernels::gather_fp8_rows(ctx, q, test::host_ints(rows), g);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::int64_t r = rows[i], gi = static_cast<std::int64_t>(i);
+    EXPECT_EQ(std::memcmp(g.data.data<f8e4m3>() + gi * 300, q.data.data<f8e4m3>() + r * 300, 300), 0) << "row " << i;
+    EXPECT_EQ(std::memcmp(g.scale_inv.data<float>() + gi * 3, q.scale_inv.data<float>() + r * 3, 12), 0) << "row " << i;
+  }
+  EXPECT_THROW(kernels::gather_fp8_rows(ctx, q, test::host_ints({0, 1, 5, 2}), g), Error);
 }
