@@ -164,6 +164,13 @@ Fp8Tensor linear_quantize_input(const Context& ctx, const Tensor& x, const Param
   return quantize_rows(ctx, x, w);
 }
 
+Fp8Tensor linear_input_tiles(const Context& ctx, std::int64_t rows, std::int64_t cols, const Param& w) {
+  R1_REQUIRE(w.fp8, "linear_input_tiles: ", w.name, " is not trained in FP8");
+  Fp8Tensor q = kernels::make_fp8(ctx, rows, cols, 1, kTile);
+  q.pow2_scales = w.fp8->pow2_scales;
+  return q;
+}
+
 void grouped_linear_forward(const Context& ctx, const Fp8Tensor& xq, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets) {
   require_fp8_input(xq, w, "grouped_linear_forward");

@@ -138,9 +138,15 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   if (s.x_fp8) grouped_linear_forward(ctx, *s.x_fp8, experts_gate_up_, s.gate_up, s.offsets);
   else grouped_linear_forward(ctx, s.x_perm, experts_gate_up_, s.gate_up, s.offsets);
   s.h = ctx.empty({n, inter_}, dt);
-  kernels::swiglu_forward(ctx, s.gate_up, s.h);
   s.y_perm = ctx.empty({n, dim_}, dt);
-  grouped_linear_forward(ctx, s.h, experts_down_, s.y_perm, s.offsets);
+  if (experts_down_.fp8) {  // SwiGLU quantises its output for the FP8 down projection in the same pass
+    const kernels::Fp8Tensor hq = linear_input_tiles(ctx, n, inter_, experts_down_);
+    kernels::swiglu_forward_fp8(ctx, s.gate_up, s.h, hq);
+    grouped_linear_forward(ctx, hq, experts_down_, s.y_perm, s.offsets);
+  } else {
+    kernels::swiglu_forward(ctx, s.gate_up, s.h);
+    grouped_linear_forward(ctx, s.h, experts_down_, s.y_perm, s.offsets);
+  }
   if (dispatcher_) s.y_perm = dispatcher_->combine(ctx, *s.route, s.y_perm);
   if (mine < t || !adds_routed) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share
   if (adds_routed) kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
