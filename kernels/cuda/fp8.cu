@@ -1,6 +1,7 @@
 // CUDA FP8 block quantisation, plain or transposed: one thread block per tile (max-abs by block reduction,
 // then scale); dequantisation is elementwise.
 #include "kernels/cuda/fp8.hpp"
+#include "kernels/cuda/fp8_tile.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
 
@@ -27,13 +28,7 @@ __global__ void quantize_kernel(std::int64_t out_rows, std::int64_t out_cols, st
   float amax = 0.0f;
   std::int64_t o, p;
   for (int i = threadIdx.x; i < n; i += kThreads) amax = fmaxf(amax, fabsf(load_f32(x[element(i, o, p)])));
-  __shared__ float warp_max[kThreads / 32];
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-  for (int w = 0; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float scale = fp8_scale_inv(amax, pow2);
+  const float scale = fp8_block_scale_inv<kThreads>(amax, pow2);
   if (threadIdx.x == 0) s[blockIdx.x] = scale;
   for (int i = threadIdx.x; i < n; i += kThreads) {
     const std::int64_t xi = element(i, o, p);

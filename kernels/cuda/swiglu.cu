@@ -1,6 +1,7 @@
 // CUDA SwiGLU: elementwise over packs of output columns; each thread reads the matching gate and up
 // packs of its row (16-byte accesses when H allows), so the backward can run in place. The FP8 forward
 // runs a block per 1 x 128 output tile, to quantise the tile it has just computed.
+#include "kernels/cuda/fp8_tile.cuh"
 #include "kernels/cuda/rowwise.cuh"
 #include "kernels/cuda/swiglu.hpp"
 #include "kernels/swiglu_math.hpp"
@@ -24,7 +25,7 @@ __global__ void forward_kernel(std::int64_t rows, std::int64_t h, const T* gu, T
 }
 
 // One 128-thread block per 1 x 128 tile of out: each thread its element, rounded to T as swiglu_forward
-// stores it; the tile's max-abs by warp shuffles, then the scale and the E4M3 values as quantize_fp8 makes them.
+// stores it; the tile's scale, then the E4M3 values, as quantize_fp8 makes them.
 constexpr int kTile = 128;
 template <class T>
 __global__ void forward_fp8_kernel(std::int64_t h, bool pow2, const T* gu, T* out, f8e4m3* q, float* s) {
@@ -36,14 +37,7 @@ __global__ void forward_fp8_kernel(std::int64_t h, bool pow2, const T* gu, T* ou
     out[t * h + c] = y;
     v = load_f32(y);
   }
-  float amax = fabsf(v);
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  __shared__ float warp_max[kTile / 32];
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-  for (int w = 0; w < kTile / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float scale = fp8_scale_inv(amax, pow2);
+  const float scale = fp8_block_scale_inv<kTile>(fabsf(v), pow2);
   if (threadIdx.x == 0) s[blockIdx.x] = scale;
   if (c < h) q[t * h + c] = to_f8e4m3(v / scale);
 }
