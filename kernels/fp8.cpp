@@ -2,6 +2,7 @@
 
 #include "kernels/cpu/fp8.hpp"
 #include "kernels/cuda/fp8.hpp"
+#include "kernels/gather_rows.hpp"
 
 namespace r1::kernels {
 
@@ -59,6 +60,24 @@ void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
   if (ctx.is_cuda()) return cuda::dequantize_fp8(ctx, q, y);
 #endif
   cpu::dequantize_fp8(q, y);
+}
+
+void gather_fp8_rows(const Context& ctx, const Fp8Tensor& src, const Tensor& rows, const Fp8Tensor& dst) {
+  require_here(ctx, "gather_fp8_rows", "src", src.data);
+  require_here(ctx, "gather_fp8_rows", "dst", dst.data);
+  check_fp8(src, src.data, "gather_fp8_rows src");
+  check_fp8(dst, dst.data, "gather_fp8_rows dst");
+  R1_REQUIRE(src.block_rows == 1 && dst.block_rows == 1 && src.block_cols == dst.block_cols &&
+                 src.data.dim(1) == dst.data.dim(1) && rows.rank() == 1 && rows.dtype() == DType::i32 &&
+                 rows.numel() == dst.data.dim(0),
+             "gather_fp8_rows: src ", src.data.str(), " and dst ", dst.data.str(), " must be in the same 1 x ",
+             src.block_cols, " tiles with one i32 row index per dst row, got ", rows.str());
+  gather_rows(ctx, src.scale_inv, rows, dst.scale_inv);  // also checks the rows on the CPU
+  if (dst.data.numel() == 0) return;
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::gather_fp8_rows(ctx, src.data, rows, dst.data);
+#endif
+  cpu::gather_fp8_rows(src.data, rows, dst.data);
 }
 
 }  // namespace r1::kernels

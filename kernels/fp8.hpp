@@ -39,6 +39,11 @@ void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tenso
 // y = data * scale_inv (y: f32 or bf16 [rows, cols]).
 void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y);
 
+// dst rows = src rows[i] (data and scales copied exactly): the expert-parallel dispatch regroups FP8 tokens so.
+// src and dst in 1 x n tiles (one scale row per data row), of one tiling and width; rows: i32 [M] in [0, N),
+// checked on the CPU (on the GPU the caller's).
+void gather_fp8_rows(const Context& ctx, const Fp8Tensor& src, const Tensor& rows, const Fp8Tensor& dst);
+
 void check_fp8(const Fp8Tensor& q, const Tensor& dense, const char* op);  // shapes and dtypes agree
 
 }  // namespace r1::kernels

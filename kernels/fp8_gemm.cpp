@@ -39,6 +39,14 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const 
   cpu::fp8_gemm(a, b, c, opt);
 }
 
+std::int64_t fp8_gemm_plain_calls() {
+#if defined(R1HPC_HAVE_CUDA)
+  return cuda::fp8_gemm_plain_calls();
+#else
+  return 0;
+#endif
+}
+
 Fp8Tensor fp8_rows(const Fp8Tensor& q, std::int64_t begin, std::int64_t end) {
   const std::int64_t rows = q.data.dim(0);
   R1_REQUIRE(0 <= begin && begin <= end && end <= rows && begin % q.block_rows == 0 &&

@@ -20,6 +20,11 @@ struct Fp8GemmOptions {
 // Shapes, dtypes or tilings other than these throw a user error naming the operands.
 void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt = {});
 
+// How many CUDA fp8_gemm calls this process ran on the plain kernel, cuBLASLt having refused them (inner
+// dimension not a multiple of 16, unaligned operands, no algorithm): the GPU tests hold the paths that pad
+// for cuBLASLt (the experts' weight gradients) to none. 0 on the CPU.
+std::int64_t fp8_gemm_plain_calls();
+
 // Rows [begin, end) of q as a view; begin must start a row tile (any row of 1 x n tiles).
 Fp8Tensor fp8_rows(const Fp8Tensor& q, std::int64_t begin, std::int64_t end);
 

@@ -1,5 +1,6 @@
 #include "kernels/swiglu.hpp"
 
+#include "kernels/cpu/fp8.hpp"
 #include "kernels/cpu/swiglu.hpp"
 #include "kernels/cuda/swiglu.hpp"
 #include "kernels/nn_checks.hpp"
@@ -25,6 +26,22 @@ void swiglu_forward(const Context& ctx, const Tensor& gate_up, const Tensor& out
   if (ctx.is_cuda()) return cuda::swiglu_forward(ctx, gate_up, out);
 #endif
   cpu::swiglu_forward(gate_up, out);
+}
+
+void swiglu_forward_fp8(const Context& ctx, const Tensor& gate_up, const Tensor& out, const Fp8Tensor& q) {
+  require_all_here(ctx, "swiglu_forward_fp8", {{"gate_up", &gate_up}, {"out", &out}, {"q", &q.data}, {"q scales", &q.scale_inv}});
+  check_gate_up("swiglu_forward_fp8", gate_up, "out", out);
+  R1_REQUIRE(out.dtype() == gate_up.dtype(), "swiglu_forward_fp8: out ", out.str(), " must have the dtype of gate_up ",
+             gate_up.str());
+  check_fp8(q, out, "swiglu_forward_fp8");
+  R1_REQUIRE(q.block_rows == 1 && q.block_cols == 128, "swiglu_forward_fp8: q must be in 1 x 128 tiles, got ",
+             q.block_rows, " x ", q.block_cols);
+  if (out.numel() == 0) return;
+#if defined(R1HPC_HAVE_CUDA)
+  if (ctx.is_cuda()) return cuda::swiglu_forward_fp8(ctx, gate_up, out, q);
+#endif
+  cpu::swiglu_forward(gate_up, out);  // the reference: the two ops one after the other
+  cpu::quantize_fp8(out, q);
 }
 
 void swiglu_backward(const Context& ctx, const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) {

@@ -1,5 +1,6 @@
 // CPU reference FP8 block quantisation: one tile at a time.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/fp8.hpp"
 #include "kernels/dispatch.hpp"
@@ -50,6 +51,15 @@ void dequantize_fp8(const Fp8Tensor& q, const Tensor& y) {
       for (std::int64_t c = 0; c < cols; ++c)
         py[r * cols + c] = store_as<T>(to_float(pq[r * cols + c]) * ps[(r / q.block_rows) * tc + c / q.block_cols]);
   });
+}
+
+void gather_fp8_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) {
+  const std::int64_t cols = dst.dim(1);
+  const std::int32_t* idx = rows.data<std::int32_t>();
+  const f8e4m3* ps = src.data<f8e4m3>();
+  f8e4m3* pd = dst.data<f8e4m3>();
+  for (std::int64_t r = 0; r < dst.dim(0); ++r)
+    std::memcpy(pd + r * cols, ps + static_cast<std::int64_t>(idx[r]) * cols, static_cast<std::size_t>(cols) * sizeof(f8e4m3));
 }
 
 }  // namespace r1::kernels::cpu

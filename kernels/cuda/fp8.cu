@@ -1,6 +1,7 @@
 // CUDA FP8 block quantisation, plain or transposed: one thread block per tile (max-abs by block reduction,
 // then scale); dequantisation is elementwise.
 #include "kernels/cuda/fp8.hpp"
+#include "kernels/cuda/fp8_tile.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
 
@@ -27,13 +28,7 @@ __global__ void quantize_kernel(std::int64_t out_rows, std::int64_t out_cols, st
   float amax = 0.0f;
   std::int64_t o, p;
   for (int i = threadIdx.x; i < n; i += kThreads) amax = fmaxf(amax, fabsf(load_f32(x[element(i, o, p)])));
-  __shared__ float warp_max[kThreads / 32];
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0.0f;
-  for (int w = 0; w < kThreads / 32; ++w) amax = fmaxf(amax, warp_max[w]);
-  const float scale = fp8_scale_inv(amax, pow2);
+  const float scale = fp8_block_scale_inv<kThreads>(amax, pow2);
   if (threadIdx.x == 0) s[blockIdx.x] = scale;
   for (int i = threadIdx.x; i < n; i += kThreads) {
     const std::int64_t xi = element(i, o, p);
@@ -64,6 +59,16 @@ __global__ void dequantize_kernel(std::int64_t rows, std::int64_t cols, int br, 
     y[i] = store_as<T>(to_float(q[i]) * s[(r / br) * tiles_per_row + c / bc]);
   }
 }
+
+__global__ void gather_bytes_kernel(std::int64_t rows, std::int64_t cols, const std::int32_t* idx, const f8e4m3* src,
+                                    f8e4m3* dst) {
+  const std::int64_t n = rows * cols;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t r = i / cols, c = i % cols;
+    dst[i] = src[static_cast<std::int64_t>(idx[r]) * cols + c];
+  }
+}
 }  // namespace
 
 void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out) { quantize<false>(ctx, x, out, "quantize_fp8"); }
@@ -80,6 +85,13 @@ void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
                                                         q.data.data<f8e4m3>(), q.scale_inv.data<float>(), y.data<T>());
   });
   R1_CUDA_LAUNCHED("dequantize_fp8");
+}
+
+void gather_fp8_rows(const Context& ctx, const Tensor& src, const Tensor& rows, const Tensor& dst) {
+  const Launch l = elementwise_launch(ctx, dst.numel());
+  gather_bytes_kernel<<<l.grid, l.block, 0, l.stream>>>(dst.dim(0), dst.dim(1), rows.data<std::int32_t>(),
+                                                        src.data<f8e4m3>(), dst.data<f8e4m3>());
+  R1_CUDA_LAUNCHED("gather_fp8_rows");
 }
 
 }  // namespace r1::kernels::cuda

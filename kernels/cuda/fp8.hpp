@@ -8,4 +8,6 @@ void quantize_fp8(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
 void quantize_fp8_transposed(const Context& ctx, const Tensor& x, const Fp8Tensor& out);
 void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y);
 
+void gather_fp8_rows(const Context& ctx, const Tensor& src, const Tensor& rows, const Tensor& dst);
+
 }  // namespace r1::kernels::cuda

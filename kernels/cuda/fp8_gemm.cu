@@ -7,6 +7,7 @@
 // are unchanged and the sums too). Where cuBLASLt has no algorithm, a plain kernel computes the same tile sums.
 #include "kernels/cuda/fp8_gemm.hpp"
 
+#include <atomic>
 #include <cstdint>
 
 #include "kernels/cuda/launch.cuh"
@@ -17,6 +18,7 @@ namespace r1::kernels::cuda {
 
 namespace {
 constexpr int kThreads = 256;
+std::atomic<std::int64_t> plain_calls{0};  // fp8_gemm_plain_calls()
 
 // Compact row-major scales [tr, tc] into cuBLASLt's layout: 1 x 128 tiles (VEC128) with the rows contiguous,
 // out[t * ld + r] (ld = rows rounded up to 4); 128 x 128 blocks (BLK128x128) with the K blocks contiguous,
@@ -184,7 +186,10 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a_in, const Fp8Tensor& b_in, 
       return axpy(ctx, 1.0f, t, c);
     }
   }
+  ++plain_calls;
   plain_fp8_gemm(ctx, a, b, c, opt);
 }
+
+std::int64_t fp8_gemm_plain_calls() { return plain_calls.load(); }
 
 }  // namespace r1::kernels::cuda

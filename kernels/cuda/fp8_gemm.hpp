@@ -6,4 +6,6 @@ namespace r1::kernels::cuda {
 
 void fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt);
 
+std::int64_t fp8_gemm_plain_calls();
+
 }  // namespace r1::kernels::cuda

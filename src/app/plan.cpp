@@ -104,6 +104,14 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
 //   GQA (d = head_dim, K/t K/V heads): attention keeps q (H/t) d, k and v (K/t) d each, its out (H/t) d, lse
 //         (H/t) fp32, and for qwen3 the pre-norm q and k with their 1/rms (fp32 per head); selective drops the
 //         norm outputs, q, k and v as above.
+//   fp8 (MLA): the routed copies' dispatched input is saved in E4M3 with an f32 scale per 1 x 128 tile
+//         (fp8_activation_elements) instead of the compute dtype.
+double fp8_activation_elements(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
+                               Recompute r) {
+  if (!s.fp8 || c.gqa() || !moe || r == Recompute::full) return 0;
+  return static_cast<double>(c.n_activated_experts) / l.tensor * static_cast<double>(c.dim);
+}
+
 double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
                               Recompute r) {
   const double a = s.compute_bytes, t = l.tensor, sp = s.sequence_parallel ? t : 1.0;
@@ -130,7 +138,8 @@ double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, c
     elems += k / t * (2 * d + (2 + (keep ? 1 : 0)) * ie) + (2 + (keep ? 1 : 0)) * ns * ie / t;
     fp32 += 4 * static_cast<double>(c.n_routed_experts) + 8 * k;
   }
-  return a * elems + fp32;
+  const double fp8 = fp8_activation_elements(c, l, s, moe, r);
+  return a * (elems - fp8) + kFp8Bytes * fp8 + fp32;
 }
 
 MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, int stage) {
@@ -258,6 +267,29 @@ std::string format_memory_table(const std::vector<MemoryPlan>& plans) {
   return os.str();
 }
 
+namespace {
+// What precision fp8 saves in FP8 instead of BF16 (DeepSeek-V3 section 3.3) and what the EP dispatch sends.
+std::string fp8_activation_note(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s) {
+  const double tokens = static_cast<double>(s.micro_batch * s.seq_len), cb = s.compute_bytes;
+  const double moe = fp8_activation_elements(c, l, s, true, s.recompute);
+  std::string n = "precision fp8: no activation saved in FP8 (recompute = full keeps the block input only)";
+  if (moe > 0)
+    n = "precision fp8: the routed experts' dispatched input is saved in E4M3 with an f32 scale per 1x128 tile (" +
+        fmt("%.3f", kFp8Bytes) + " B an element; " + fmt("%.1f KiB", moe * kFp8Bytes / 1024) + " per token of a MoE "
+        "block, " + fmt("%.1f KiB", moe * (cb - kFp8Bytes) / 1024) + " less than in " + (cb == 2 ? "BF16" : "FP32") +
+        "); the rest in the compute dtype (o_proj's input too: the attention backward reads it, and E4M3 is too "
+        "coarse there, V3 uses E5M6; the shared experts' input is the router's, kept anyway)";
+  if (l.expert > 1 && !c.dense) {
+    const double ep = l.expert;
+    const double copies = tokens / l.tensor * static_cast<double>(c.n_activated_experts) * (ep - 1) / ep;
+    n += "; the EP dispatch sends E4M3 tokens: " + fmt("%.1f MiB", copies * static_cast<double>(c.dim) * kFp8Bytes / (1 << 20)) +
+         " per MoE layer and micro-batch to other ranks (BF16: " + fmt("%.1f MiB", copies * static_cast<double>(c.dim) * 2 / (1 << 20)) +
+         "; balanced routing), combine and gradients in BF16";
+  }
+  return n;
+}
+}  // namespace
+
 std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s,
                                             const MemoryPlan& worst) {
   const char* compute = s.compute_copy ? "a BF16 compute copy (2 B)"
@@ -272,8 +304,8 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
   if (s.fp8)
     a.push_back("precision fp8: the " + billions(worst.fp8_params) + " linear-layer parameters of the worst rank (attention "
                 "projections, dense MLP, shared and routed experts; not the embedding, head, router or norms) also hold E4M3 "
-                "copies of W and W^T (2 B, one f32 scale per 128x128 block of each), made once per step; activations are "
-                "saved in BF16 (none in FP8 yet) and quantised per GEMM");
+                "copies of W and W^T (2 B, one f32 scale per 128x128 block of each), made once per step");
+  if (s.fp8) a.push_back(fp8_activation_note(c, l, s));
   a.push_back("gradients: FP32 (4 B) per held parameter, full size on every rank (ZeRO-1 shards optimizer states only)");
   a.push_back(std::string("optimizer: AdamW m and v in ") + moments + (s.zero1 ? "" : ", not sharded (zero1 = false)") +
               (s.zero1 ? ", sharded by ZeRO-1 over the " + std::to_string(l.data) + " DP ranks for dense parameters and the " +

@@ -40,6 +40,11 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data);
 // (plan.cpp states the formula; docs/running.md repeats it).
 double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
                               Recompute recompute);
+// Of those, the elements saved in FP8 (precision fp8, MLA: the routed copies' dispatched input),
+// kFp8Bytes each: an E4M3 byte and its share of the f32 scale of its 1 x 128 tile.
+constexpr double kFp8Bytes = 1 + 4.0 / 128;
+double fp8_activation_elements(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
+                               Recompute recompute);
 
 // One pipeline rank's memory (every rank of a stage holds the same). Bytes unless named otherwise.
 struct MemoryPlan {

@@ -138,7 +138,8 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
     const double capped = c.n_expert_groups > 1 ? std::min(off_node, tokens / tp * c.n_limited_groups * (ep - local) / ep)
                                                 : off_node;
     const double intra = copies * (local - 1) / ep;
-    const double bytes_per_copy = c.dim * ((fp8 ? 1.0 : cb) + 3 * cb);
+    // Dispatch forward in FP8 (an E4M3 byte and an f32 scale per 128-element tile), the rest in BF16.
+    const double bytes_per_copy = c.dim * ((fp8 ? 1.0 + 4.0 / 128 : cb) + 3 * cb);
     ep_mb = moe_layers * std::max(capped * bytes_per_copy / m.network, intra * bytes_per_copy / m.nvlink) / m.comm_eff;
   }
   // PP: one micro-batch's activations forward and their gradient backward across a stage boundary.
@@ -214,12 +215,12 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
     for (const bool fp8 : {false, true}) {
       if (sch == Schedule::interleaved && s.virtual_stages < 2) continue;
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
-      alt += " " + std::string(schedule_word(sch)) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
+      alt += std::string(" ") + schedule_word(sch) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
   out.push_back(alt + " (dualpipev+W is dualpipev with [parallel] split_weight_grad; dualpipe, bidirectional with W split off "
                       "and EP hidden by overlapped chunks, is a what-if: its order runs, the trainer's second parameter "
-                      "copy and the overlap do not yet, issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, of which "
-                      "r1hpc runs the GEMMs: its dispatch still sends BF16)");
+                      "copy and the overlap do not yet, issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, both of "
+                      "which r1hpc runs: E4M3 tokens with their 1x128 scales, combine and gradients in BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "

@@ -1,5 +1,6 @@
 #include "model/linear.hpp"
 
+#include "kernels/copy_columns.hpp"
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/grouped_gemm.hpp"
@@ -102,11 +103,35 @@ void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, cons
 }
 
 namespace {
-// out_e = in_e W_e^T per non-empty expert e in FP8: `in` quantised in 1 x 128 tiles once (each expert's rows
+// cuBLASLt multiplies FP8 only with an inner dimension that is a multiple of 16 (rows 16-byte aligned): an
+// expert's tokens, the weight gradient's inner dimension, padded with zero rows. Zeros change no tile's
+// max-abs (the padding stays inside the last 128-token tile, as 16 divides 128) and add nothing to a sum, so
+// the result is that of the unpadded rows, and the padded copy is never written back.
+constexpr std::int64_t kLtInner = 16;
+Tensor padded_tokens(const Context& ctx, const Tensor& x) {
+  const std::int64_t r = x.dim(0), padded = (r + kLtInner - 1) / kLtInner * kLtInner;
+  if (padded == r) return x;
+  const Tensor p = ctx.zeros({padded, x.dim(1)}, x.dtype());
+  kernels::copy_columns(ctx, x, 0, p.slice(0, r), 0, x.dim(1));
+  return p;
+}
+
+// Per expert, its tokens are the inner dimension: 1 x 128 tiles of dy_e^T and x_e^T start at its first row.
+void grouped_fp8_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
+                       std::span<const std::int64_t> offsets) {
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
+    const std::int64_t lo = offsets[e], hi = offsets[e + 1];
+    if (hi == lo) continue;
+    kernels::fp8_gemm(ctx, quantize_columns(ctx, padded_tokens(ctx, dy.slice(lo, hi)), w),
+                      quantize_columns(ctx, padded_tokens(ctx, x.slice(lo, hi)), w),
+                      expert(w.grad, static_cast<std::int64_t>(e)), {.beta = 1.0f});
+  }
+}
+
+// out_e = in_e W_e^T per non-empty expert e in FP8: `q` is the input in 1 x 128 tiles (each expert's rows
 // are a view of it), W_e the cached weight copy `which` (W for the forward, W^T for dgrad).
-void grouped_fp8(const Context& ctx, const Tensor& in, const Param& w, std::vector<Fp8Tensor> Fp8Weight::Copy::*which,
+void grouped_fp8(const Context& ctx, const Fp8Tensor& q, const Param& w, std::vector<Fp8Tensor> Fp8Weight::Copy::*which,
                  const Tensor& out, std::span<const std::int64_t> offsets) {
-  const Fp8Tensor q = quantize_rows(ctx, in, w);
   const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
     if (offsets[e + 1] > offsets[e])
@@ -118,13 +143,13 @@ void grouped_fp8(const Context& ctx, const Tensor& in, const Param& w, std::vect
 void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, x, w.compute, y, offsets, {.trans_b = true});
-  grouped_fp8(ctx, x, w, &Fp8Weight::Copy::w, y, offsets);
+  grouped_fp8(ctx, quantize_rows(ctx, x, w), w, &Fp8Weight::Copy::w, y, offsets);
 }
 
 void grouped_linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,
                           std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, dy, w.compute, dx, offsets);
-  grouped_fp8(ctx, dy, w, &Fp8Weight::Copy::wt, dx, offsets);
+  grouped_fp8(ctx, quantize_rows(ctx, dy, w), w, &Fp8Weight::Copy::wt, dx, offsets);
 }
 
 void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
@@ -133,13 +158,45 @@ void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x,
                                const Context& c, const Tensor& d, const Tensor& a) { grouped_linear_wgrad(c, d, a, w, o); }))
     return;
   if (!w.fp8) return kernels::grouped_gemm(ctx, dy, x, w.grad, offsets, {.trans_a = true, .beta = 1.0f});
-  // Per expert, its tokens are the inner dimension: 1 x 128 tiles of dy_e^T and x_e^T start at its first row.
-  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
-    const std::int64_t lo = offsets[e], hi = offsets[e + 1];
-    if (hi == lo) continue;
-    kernels::fp8_gemm(ctx, quantize_columns(ctx, dy.slice(lo, hi), w), quantize_columns(ctx, x.slice(lo, hi), w),
-                      expert(w.grad, static_cast<std::int64_t>(e)), {.beta = 1.0f});
-  }
+  grouped_fp8_wgrad(ctx, dy, x, w, offsets);
+}
+
+namespace {
+void require_fp8_input(const Fp8Tensor& xq, const Param& w, const char* op) {
+  R1_REQUIRE(w.fp8 && xq.block_rows == 1 && xq.block_cols == kTile, op, ": ", w.name,
+             " takes a cached FP8 input only in precision fp8, in 1 x 128 tiles");
+}
+// x as saved: the cached tiles dequantised in f32 (exact with pow2 scales; otherwise one f32 rounding).
+Tensor dequantized(const Context& ctx, const Fp8Tensor& xq) {
+  const Tensor x = ctx.empty(xq.data.shape(), DType::f32);
+  kernels::dequantize_fp8(ctx, xq, x);
+  return x;
+}
+}  // namespace
+
+Fp8Tensor linear_quantize_input(const Context& ctx, const Tensor& x, const Param& w) {
+  R1_REQUIRE(w.fp8, "linear_quantize_input: ", w.name, " is not trained in FP8");
+  return quantize_rows(ctx, x, w);
+}
+
+Fp8Tensor linear_input_tiles(const Context& ctx, std::int64_t rows, std::int64_t cols, const Param& w) {
+  R1_REQUIRE(w.fp8, "linear_input_tiles: ", w.name, " is not trained in FP8");
+  Fp8Tensor q = kernels::make_fp8(ctx, rows, cols, 1, kTile);
+  q.pow2_scales = w.fp8->pow2_scales;
+  return q;
+}
+
+void grouped_linear_forward(const Context& ctx, const Fp8Tensor& xq, const Param& w, const Tensor& y,
+                            std::span<const std::int64_t> offsets) {
+  require_fp8_input(xq, w, "grouped_linear_forward");
+  grouped_fp8(ctx, xq, w, &Fp8Weight::Copy::w, y, offsets);
+}
+
+void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Fp8Tensor& xq, const Param& w,
+                          std::span<const std::int64_t> offsets) {
+  require_fp8_input(xq, w, "grouped_linear_wgrad");
+  // Through the Tensor form, so a pipeline W pass defers it like every other weight GEMM.
+  grouped_linear_wgrad(ctx, dy, dequantized(ctx, xq), w, offsets);
 }
 
 }  // namespace r1

@@ -54,4 +54,18 @@ void grouped_linear_dgrad(const kernels::Context& ctx, const Tensor& dy, const P
 void grouped_linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
                           std::span<const std::int64_t> offsets);
 
+// Inputs kept for the backward in FP8, as DeepSeek-V3 keeps the MoE up-projection's (quantised once, before
+// the expert dispatch): the 1 x 128 tiles the forward quantises x into (w's scale rule) are the saved
+// activation. The weight gradient takes x along the tokens instead: dequantised (in f32) and quantised again
+// transposed. With power-of-two scales that second rounding is exact (but for subnormals); with FP32 scales
+// it rounds each element again, on its 128-token tile's grid.
+kernels::Fp8Tensor linear_quantize_input(const kernels::Context& ctx, const Tensor& x, const Param& w);
+// An empty [rows, cols] input in w's 1 x 128 tiles and scale rule, for a kernel that quantises its output
+// into it (kernels::swiglu_forward_fp8 for the experts' down projection).
+kernels::Fp8Tensor linear_input_tiles(const kernels::Context& ctx, std::int64_t rows, std::int64_t cols, const Param& w);
+void grouped_linear_forward(const kernels::Context& ctx, const kernels::Fp8Tensor& xq, const Param& w, const Tensor& y,
+                            std::span<const std::int64_t> offsets);
+void grouped_linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const kernels::Fp8Tensor& xq, const Param& w,
+                          std::span<const std::int64_t> offsets);
+
 }  // namespace r1

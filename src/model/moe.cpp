@@ -121,20 +121,32 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
   const auto shared_hidden = [&] {
     if (shared_) s.shared = shared_->hidden(ctx, x);
   };
+  if (experts_gate_up_.fp8) {  // DeepSeek-V3: quantised once, before the dispatch (1 x 128 tiles are per row)
+    s.x_fp8 = linear_quantize_input(ctx, s.x_perm, experts_gate_up_);
+    s.x_perm = Tensor();
+  }
   if (dispatcher_) {  // the rows go to the ranks holding their experts
     s.route = dispatcher_->route(ctx, s.offsets);
-    s.x_perm = dispatcher_->dispatch(ctx, *s.route, s.x_perm, shared_hidden);
+    if (s.x_fp8) s.x_fp8 = dispatcher_->dispatch(ctx, *s.route, *s.x_fp8, shared_hidden);
+    else s.x_perm = dispatcher_->dispatch(ctx, *s.route, s.x_perm, shared_hidden);
     s.offsets = s.route->local_offsets;
   } else {
     shared_hidden();
   }
-  const std::int64_t n = s.x_perm.dim(0);
+  const std::int64_t n = s.offsets.back();
   s.gate_up = ctx.empty({n, 2 * inter_}, dt);
-  grouped_linear_forward(ctx, s.x_perm, experts_gate_up_, s.gate_up, s.offsets);
+  if (s.x_fp8) grouped_linear_forward(ctx, *s.x_fp8, experts_gate_up_, s.gate_up, s.offsets);
+  else grouped_linear_forward(ctx, s.x_perm, experts_gate_up_, s.gate_up, s.offsets);
   s.h = ctx.empty({n, inter_}, dt);
-  kernels::swiglu_forward(ctx, s.gate_up, s.h);
   s.y_perm = ctx.empty({n, dim_}, dt);
-  grouped_linear_forward(ctx, s.h, experts_down_, s.y_perm, s.offsets);
+  if (experts_down_.fp8) {  // SwiGLU quantises its output for the FP8 down projection in the same pass
+    const kernels::Fp8Tensor hq = linear_input_tiles(ctx, n, inter_, experts_down_);
+    kernels::swiglu_forward_fp8(ctx, s.gate_up, s.h, hq);
+    grouped_linear_forward(ctx, hq, experts_down_, s.y_perm, s.offsets);
+  } else {
+    kernels::swiglu_forward(ctx, s.gate_up, s.h);
+    grouped_linear_forward(ctx, s.h, experts_down_, s.y_perm, s.offsets);
+  }
   if (dispatcher_) s.y_perm = dispatcher_->combine(ctx, *s.route, s.y_perm);
   if (mine < t || !adds_routed) kernels::fill(ctx, out, 0.0f);  // the other ranks' token rows: their share
   if (adds_routed) kernels::moe_unpermute(ctx, s.y_perm, s.row_of, s.gates.slice(s.first, s.last), out.slice(s.first, s.last));
@@ -184,7 +196,7 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   };
   if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm, shared_weights);
   else shared_weights();
-  const std::int64_t n = s.x_perm.dim(0);
+  const std::int64_t n = s.gate_up.dim(0);
 
   // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
   const Tensor dh = ctx.empty({n, inter_}, dt);
@@ -192,7 +204,8 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   grouped_linear_wgrad(ctx, dy_perm, s.h, experts_down_, s.offsets);
   const Tensor dgate_up = ctx.empty({n, 2 * inter_}, dt);
   kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
-  grouped_linear_wgrad(ctx, dgate_up, s.x_perm, experts_gate_up_, s.offsets);
+  if (s.x_fp8) grouped_linear_wgrad(ctx, dgate_up, *s.x_fp8, experts_gate_up_, s.offsets);
+  else grouped_linear_wgrad(ctx, dgate_up, s.x_perm, experts_gate_up_, s.offsets);
   const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
   grouped_linear_dgrad(ctx, dgate_up, experts_gate_up_, dx_perm, s.offsets);
 

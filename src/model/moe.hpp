@@ -47,7 +47,8 @@ class MoeFfn {
     // The rows this rank's experts compute on: N = T k on one rank; with EP, the rows of every EP rank
     // routed to the local experts (expert-major, see TokenDispatcher).
     std::vector<std::int64_t> offsets;    // E_local + 1 host values: local expert e owns rows [off_e, off_e+1)
-    Tensor x_perm;                        // [N, D] tokens in expert order
+    Tensor x_perm;                        // [N, D] tokens in expert order (undefined when x_fp8 holds them)
+    std::optional<kernels::Fp8Tensor> x_fp8;  // precision fp8: the tokens as gate_up quantises them, dispatched so
     Tensor gate_up;                       // [N, 2 I_e] the experts' fused gate/up projections
     Tensor h;                             // [N, I_e] swiglu(gate_up)
     Tensor y_perm;                        // [T k, D] this rank's expert outputs (back home) before the combine

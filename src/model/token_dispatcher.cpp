@@ -79,16 +79,20 @@ TokenDispatcher::Route TokenDispatcher::route(const kernels::Context& ctx, const
 
 // The profile's ep_comm regions hold the exchange's exposed time only: its start and the wait for it
 // after `meanwhile` (which is charged to its own regions).
-void TokenDispatcher::exchange(const kernels::Context& ctx, const Tensor& in, const std::vector<std::int64_t>& send_rows,
-                               const std::vector<std::int64_t>& send_at, const Tensor& out,
+void TokenDispatcher::exchange(const kernels::Context& ctx, const std::vector<Rows>& bufs,
+                               const std::vector<std::int64_t>& send_rows, const std::vector<std::int64_t>& send_at,
                                const std::vector<std::int64_t>& recv_rows, const std::vector<std::int64_t>& recv_at,
-                               const std::function<void()>& meanwhile) const {
-  const std::int64_t w = in.dim(1);
+                               const std::function<void()>& meanwhile, std::int64_t& sent) const {
   {
     const kernels::ProfileRegion region(ctx, "ep_comm");
-    const auto sc = times(send_rows, w), sd = times(send_at, w), rc = times(recv_rows, w), rd = times(recv_at, w);
-    if (overlap_) ep_.start_all_to_allv(in, sc, sd, out, rc, rd);
-    else ep_.all_to_allv(in, sc, sd, out, rc, rd);
+    for (const Rows& b : bufs) {
+      const std::int64_t w = b.in.dim(1);
+      const auto sc = times(send_rows, w), sd = times(send_at, w), rc = times(recv_rows, w), rd = times(recv_at, w);
+      if (overlap_) ep_.start_all_to_allv(b.in, sc, sd, b.out, rc, rd);
+      else ep_.all_to_allv(b.in, sc, sd, b.out, rc, rd);
+      for (int p = 0; p < ep_.size(); ++p)
+        if (p != ep_.rank()) sent += sc[static_cast<std::size_t>(p)] * static_cast<std::int64_t>(dtype_size(b.in.dtype()));
+    }
   }
   if (meanwhile) meanwhile();
   const kernels::ProfileRegion region(ctx, "ep_comm");
@@ -99,8 +103,21 @@ Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, co
                                  const std::function<void()>& meanwhile) const {
   R1_CHECK(rows.rank() == 2, "dispatch of ", rows.str());
   const Tensor received = ctx.empty({r.received(), rows.dim(1)}, rows.dtype());
-  exchange(ctx, rows, r.send_rows, r.send_at, received, r.recv_rows, r.recv_at, meanwhile);
+  exchange(ctx, {{rows, received}}, r.send_rows, r.send_at, r.recv_rows, r.recv_at, meanwhile, traffic_.dispatch_bytes);
   return gather_rows(ctx, received, r.expert_major);
+}
+
+kernels::Fp8Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, const kernels::Fp8Tensor& rows,
+                                             const std::function<void()>& meanwhile) const {
+  R1_CHECK(rows.block_rows == 1, "FP8 dispatch of ", rows.data.str(), " in ", rows.block_rows, "-row tiles");
+  kernels::Fp8Tensor received = kernels::make_fp8(ctx, r.received(), rows.data.dim(1), 1, rows.block_cols);
+  received.pow2_scales = rows.pow2_scales;
+  exchange(ctx, {{rows.data, received.data}, {rows.scale_inv, received.scale_inv}}, r.send_rows, r.send_at, r.recv_rows,
+           r.recv_at, meanwhile, traffic_.dispatch_bytes);
+  kernels::Fp8Tensor out = kernels::make_fp8(ctx, r.received(), rows.data.dim(1), 1, rows.block_cols);
+  out.pow2_scales = rows.pow2_scales;
+  kernels::gather_fp8_rows(ctx, received, r.expert_major, out);
+  return out;
 }
 
 Tensor TokenDispatcher::combine(const kernels::Context& ctx, const Route& r, const Tensor& rows,
@@ -110,7 +127,7 @@ Tensor TokenDispatcher::combine(const kernels::Context& ctx, const Route& r, con
   std::int64_t total = 0;
   for (auto n : r.send_rows) total += n;
   const Tensor out = ctx.empty({total, rows.dim(1)}, rows.dtype());
-  exchange(ctx, back, r.recv_rows, r.recv_at, out, r.send_rows, r.send_at, meanwhile);
+  exchange(ctx, {{back, out}}, r.recv_rows, r.recv_at, r.send_rows, r.send_at, meanwhile, traffic_.combine_bytes);
   return out;
 }
 

@@ -126,6 +126,23 @@ TEST(MemoryPlan, Fp8AddsTheLinearWeightsE4M3Copies) {
   EXPECT_TRUE(train_settings(cfg, 1).compute_copy);
 }
 
+// Precision fp8 caches the routed copies' dispatched input (k/t D = 8 elements of a MoE block) in E4M3 with an
+// f32 scale per 1x128 tile, 1 + 4/128 B an element instead of 2: the MoE block 212 -> 204.25 B (selective 140 ->
+// 132.25 B); a dense block keeps all in the compute dtype, and full recompute the block input only.
+TEST(MemoryPlan, Fp8CachesTheDispatchedExpertInputsInE4M3) {
+  TrainSettings s = settings();
+  s.fp8 = true;
+  EXPECT_DOUBLE_EQ(fp8_activation_elements(small_model(), layout_8(), s, false, Recompute::none), 0);
+  EXPECT_DOUBLE_EQ(fp8_activation_elements(small_model(), layout_8(), s, true, Recompute::none), 8);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, false, Recompute::none), 148);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::none), 204.25);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::selective), 132.25);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::full), 16);
+  EXPECT_DOUBLE_EQ(fp8_activation_elements(small_model(), layout_8(), settings(), true, Recompute::none), 0);
+  const MemoryPlan p = plan_stage_memory(small_model(), layout_8(), s, 1);
+  EXPECT_DOUBLE_EQ(p.activations, 8 * (204.25 + 32) + 192);
+}
+
 TEST(MemoryPlan, OneRankHoldsEveryParameterOnce) {
   ModelConfig c = small_model();
   c.mtp_depth = 1;

@@ -1,13 +1,16 @@
 // The CUDA block-scaled FP8 GEMM (cuBLASLt's VEC128 / BLK128x128 scale modes, and the plain kernel where
-// cuBLASLt cannot take a problem) and the transposed quantisation held to the CPU reference. Labelled `gpu`:
-// fails (never skips) without a CUDA device.
+// cuBLASLt cannot take a problem), the transposed quantisation, the FP8 row gather and the fused SwiGLU + FP8
+// quantisation held to their references.
+// Labelled `gpu`: fails (never skips) without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "kernels/fp8_gemm.hpp"
+#include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
 
 using namespace r1;
@@ -101,4 +104,40 @@ TEST(Fp8GemmGpu, QuantisationsAreBitEqualToTheCpu) {
           ASSERT_EQ(std::memcmp(h.scale_inv.raw(), want.scale_inv.raw(), want.scale_inv.numel() * 4), 0)
               << br << "x" << bc << " pow2 " << pow2 << " transposed " << transposed;
         }
+}
+
+// The FP8 row gather of the expert dispatch: CUDA bytes and scales equal the CPU's.
+TEST(Fp8GemmGpu, GatherRowsIsBitEqualToTheCpu) {
+  const Context dev = test::gpu_context(), cpu = Context::cpu();
+  const Tensor x = test::random_tensor({300, 520}, DType::bf16, 92);
+  std::vector<std::int32_t> rows(777);
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int32_t>((i * 37) % 300);
+  const Fp8Tensor qd = quantized(dev, x, 1, 128);
+  Fp8Tensor got = kernels::make_fp8(dev, 777, 520, 1, 128), want = kernels::make_fp8(cpu, 777, 520, 1, 128);
+  kernels::gather_fp8_rows(dev, qd, dev.to_here(test::host_ints(rows)), got);
+  kernels::gather_fp8_rows(cpu, on_host(qd), test::host_ints(rows), want);
+  const Fp8Tensor h = on_host(got);
+  EXPECT_EQ(std::memcmp(h.data.raw(), want.data.raw(), want.data.nbytes()), 0);
+  EXPECT_EQ(std::memcmp(h.scale_inv.raw(), want.scale_inv.raw(), want.scale_inv.nbytes()), 0);
+}
+
+// SwiGLU with its output quantised in the same pass: on CUDA it equals CUDA's swiglu_forward then quantize_fp8 bit
+// for bit (the CPU's SwiGLU differs by libm's ulps, kernels_ops_test's tolerance; the CPU fused op is the two ops).
+TEST(Fp8GemmGpu, FusedSwigluQuantisationEqualsSwigluThenQuantise) {
+  const Context dev = test::gpu_context();
+  for (DType dt : {DType::f32, DType::bf16})
+    for (bool pow2 : {false, true}) {
+      const Tensor gu = dev.to_here(test::random_tensor({300, 2 * 200}, dt, 93));
+      const Tensor h = dev.empty({300, 200}, dt), h_ref = dev.empty({300, 200}, dt);
+      Fp8Tensor q = kernels::make_fp8(dev, 300, 200, 1, 128), q_ref = kernels::make_fp8(dev, 300, 200, 1, 128);
+      q.pow2_scales = q_ref.pow2_scales = pow2;
+      kernels::swiglu_forward_fp8(dev, gu, h, q);
+      kernels::swiglu_forward(dev, gu, h_ref);
+      kernels::quantize_fp8(dev, h_ref, q_ref);
+      const Tensor a = test::to_host(h), b = test::to_host(h_ref);
+      EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << dtype_name(dt) << " pow2 " << pow2;
+      const Fp8Tensor x = on_host(q), y = on_host(q_ref);
+      EXPECT_EQ(std::memcmp(x.data.raw(), y.data.raw(), x.data.nbytes()), 0) << dtype_name(dt) << " pow2 " << pow2;
+      EXPECT_EQ(std::memcmp(x.scale_inv.raw(), y.scale_inv.raw(), x.scale_inv.nbytes()), 0) << dtype_name(dt) << " pow2 " << pow2;
+    }
 }

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "kernels/fp8.hpp"
+#include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
 
 using namespace r1;
@@ -95,4 +98,42 @@ TEST(Fp8Cpu, MismatchedShapesAreNamed) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("dense f32[4, 5] on host and fp8 data f8e4m3[4, 4] on host must be the same 2-D shape"), std::string::npos) << e.what();
   }
+}
+
+// The expert dispatch's regrouping of FP8 rows: each row's bytes and its tile scales, copied exactly (a row may
+// be taken twice); a row index out of range is named.
+TEST(Fp8Cpu, GatherRowsCopiesEachRowsBytesAndScales) {
+  const auto ctx = kernels::Context::cpu();
+  const Tensor x = test::random_tensor({5, 300}, DType::f32, 31);
+  auto q = kernels::make_fp8(ctx, 5, 300, 1, 128), g = kernels::make_fp8(ctx, 4, 300, 1, 128);
+  kernels::quantize_fp8(ctx, x, q);
+  const std::vector<std::int32_t> rows{4, 0, 4, 2};
+  kernels::gather_fp8_rows(ctx, q, test::host_ints(rows), g);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::int64_t r = rows[i], gi = static_cast<std::int64_t>(i);
+    EXPECT_EQ(std::memcmp(g.data.data<f8e4m3>() + gi * 300, q.data.data<f8e4m3>() + r * 300, 300), 0) << "row " << i;
+    EXPECT_EQ(std::memcmp(g.scale_inv.data<float>() + gi * 3, q.scale_inv.data<float>() + r * 3, 12), 0) << "row " << i;
+  }
+  EXPECT_THROW(kernels::gather_fp8_rows(ctx, q, test::host_ints({0, 1, 5, 2}), g), Error);
+}
+
+// SwiGLU with its output quantised in the same pass (the FP8 down projection's input): the reference is the two
+// ops one after the other, and the fused result equals them bit for bit (partial last tile, pow2 scales too).
+TEST(Fp8Cpu, SwigluForwardFp8IsSwigluThenQuantise) {
+  const auto ctx = kernels::Context::cpu();
+  for (bool pow2 : {false, true}) {
+    const Tensor gu = test::random_tensor({7, 2 * 200}, DType::bf16, 41);
+    Tensor h = Tensor::host({7, 200}, DType::bf16), h_ref = Tensor::host({7, 200}, DType::bf16);
+    auto q = kernels::make_fp8(ctx, 7, 200, 1, 128), q_ref = kernels::make_fp8(ctx, 7, 200, 1, 128);
+    q.pow2_scales = q_ref.pow2_scales = pow2;
+    kernels::swiglu_forward_fp8(ctx, gu, h, q);
+    kernels::swiglu_forward(ctx, gu, h_ref);
+    kernels::quantize_fp8(ctx, h_ref, q_ref);
+    EXPECT_EQ(std::memcmp(h.raw(), h_ref.raw(), h.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(q.data.raw(), q_ref.data.raw(), q.data.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(q.scale_inv.raw(), q_ref.scale_inv.raw(), q.scale_inv.nbytes()), 0);
+  }
+  auto bad = kernels::make_fp8(ctx, 7, 200, 128, 128);
+  EXPECT_THROW(kernels::swiglu_forward_fp8(ctx, test::random_tensor({7, 400}, DType::f32, 1),
+                                           Tensor::host({7, 200}, DType::f32), bad), Error);
 }
