@@ -145,8 +145,15 @@ TEST(Batching, GreedySamplesOfASharedPrefillAgreeAndTheContextStillBoundsThem) {
   p.batching = Batching::static_batch;
   const auto want = generate(t.model, prompts, kSamples, p, 2);
   p.batching = Batching::continuous;
-  for (std::int64_t max_batch : {2, 64}) {  // fewer slots than a prompt's samples, and more slots than sequences
-    const auto got = generate(t.model, prompts, kSamples, p, max_batch);
+  // Fewer slots than a prompt's samples, more slots than sequences, and 16 slots over a paged cache of 10
+  // blocks of 4 (40 tokens: fewer than two of the longest sequence's 31 rows), which preempts.
+  for (std::int64_t max_batch : {2, 64, 16}) {
+    if (max_batch == 16) {
+      p.kv_block_size = 4;
+      p.kv_cache_tokens = 40;
+    }
+    GenerateStats st;
+    const auto got = generate(t.model, prompts, kSamples, p, max_batch, 0, &st);
     ASSERT_EQ(got.size(), want.size());
     for (std::size_t i = 0; i < got.size(); ++i) {
       EXPECT_EQ(got[i].tokens, want[i].tokens) << "max_batch " << max_batch << " completion " << i;
@@ -154,6 +161,10 @@ TEST(Batching, GreedySamplesOfASharedPrefillAgreeAndTheContextStillBoundsThem) {
     }
     EXPECT_EQ(got.back().tokens.size(), 2u);
     EXPECT_EQ(got.back().finished_by, FinishReason::length);
+    if (max_batch == 16) {
+      EXPECT_EQ(st.pool_blocks, 10);
+      EXPECT_GT(st.preemptions, 0);
+    }
   }
 }
 
@@ -224,24 +235,4 @@ TEST(PagedCache, GqaGivesTheContiguousCompletionsAndSurvivesPreemption) {
     expect_same(generate(t.model, kPrompts, kSamples, p, 6, 0, &st), want, "GQA, budget 21, block size " + std::to_string(bs));
     EXPECT_GT(st.preemptions, 0) << "block size " << bs;
   }
-}
-
-TEST(PagedCache, GreedyLongSequencesAtTheContextLimitMatchTheStaticEngine) {
-  const TinyModel t(0);
-  SamplingParams p;
-  p.temperature = 0.0f;
-  p.max_new_tokens = 20;
-  std::vector<std::vector<std::int32_t>> prompts = kPrompts;
-  prompts.push_back(std::vector<std::int32_t>(30, 3));  // 30 tokens + 2 new = max_seq_len 32
-  p.batching = Batching::static_batch;
-  const auto want = generate(t.model, prompts, kSamples, p, 2);
-  p.batching = Batching::continuous;
-  p.kv_block_size = 4;
-  p.kv_cache_tokens = 40;  // fewer than two of the longest sequences' 31 rows
-  GenerateStats st;
-  const auto got = generate(t.model, prompts, kSamples, p, 16, 0, &st);
-  ASSERT_EQ(got.size(), want.size());
-  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].tokens, want[i].tokens) << "completion " << i;
-  EXPECT_GT(st.preemptions, 0);
-  EXPECT_EQ(st.pool_blocks, 10);
 }
