@@ -68,6 +68,18 @@ struct Prefilled {
   std::int64_t unplaced = 0;
 };
 
+// A prefill in passes of at most SamplingParams::prefill_chunk tokens (continuous batching): each pass runs
+// the next tokens of its rows as rows of a decode pass over `pass`'s cache, each attending to the rows of
+// its prompt before it.
+struct ChunkedPrefill {
+  std::shared_ptr<PrefillPass> pass;
+  std::vector<std::int64_t> prompt_ids;
+  std::vector<Sequence*> resumed;
+  std::vector<std::vector<std::int32_t>> rows;      // the prompts' tokens, then the resumed sequences'
+  std::vector<std::int64_t> done;                   // tokens of each row in the cache
+  std::vector<std::vector<std::int16_t>> routing;   // per prompt: Completion::experts of its tokens
+};
+
 // The engine of one generate() call: the queue of sequences, the cache slots and what each slot holds (null:
 // a slot without a sequence), the paged cache's blocks, and one pass per tick (generate()'s comment).
 class Engine {
@@ -137,7 +149,12 @@ class Engine {
   bool admit_continuous();
   void make_cache();
   std::size_t admissible(std::size_t free_slots) const;
+  Prompts prefill_rows(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) const;
   void prefill(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed);
+  void start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed);
+  bool chunk_step();
+  void register_pass(const std::shared_ptr<const PrefillPass>& pass, const std::vector<std::int64_t>& prompt_ids,
+                     const std::vector<Sequence*>& resumed, std::vector<std::vector<std::int16_t>> routing);
   void place(const std::vector<std::size_t>& free, std::size_t n);
   void copy_rows(const Prefilled& e, std::size_t slot, std::int64_t len);
   void make_room();
@@ -162,6 +179,8 @@ class Engine {
   std::uint64_t admissions_ = 0;
   std::map<std::int64_t, Prefilled> prefilled_;  // by prompt index
   std::map<const Sequence*, Prefilled> resumed_;  // preempted sequences' re-prefills
+  std::optional<ChunkedPrefill> chunked_;         // a prefill in chunks under way
+  bool chunk_ran_ = false;                        // the last tick ran one of its chunks
   Tensor zero_;                                   // i32 [1] 0: the start row of a paged slot's copy
   GenerateStats& stats_;
 };
@@ -244,6 +263,10 @@ std::size_t Engine::admissible(std::size_t free_slots) const {
 bool Engine::admit_continuous() {
   if (queue_.empty()) return false;
   if (!cache_) make_cache();
+  if (chunked_ && chunk_ran_ && running()) {  // a decode step between two chunks
+    chunk_ran_ = false;
+    return false;
+  }
   bool passed = false;
   for (;;) {
     std::vector<std::size_t> free;
@@ -256,31 +279,45 @@ bool Engine::admit_continuous() {
     for (std::size_t i = 0; i < n; ++i) {
       Sequence* s = queue_[i];
       const std::int64_t p = s->out->prompt_index;
-      if (!s->out->tokens.empty())
-        resumed.push_back(s);
+      if (!s->out->tokens.empty()) {
+        if (!resumed_.contains(s)) resumed.push_back(s);
+      }
       else if (!prefilled_.contains(p) && std::find(missing.begin(), missing.end(), p) == missing.end())
         missing.push_back(p);
     }
     if (!missing.empty() || !resumed.empty()) {
       if (passed) break;
-      prefill(missing, resumed);
       passed = true;
+      if (params_.prefill_chunk == 0) {
+        prefill(missing, resumed);
+      } else {  // the chunked prefill under way (of these sequences, or of those before a preemption)
+        if (!chunked_) start_chunked(missing, resumed);
+        chunk_ran_ = true;
+        if (!chunk_step()) break;
+        continue;
+      }
     }
     place(free, n);
   }
   return passed;
 }
 
-// One prefill pass over the prompts `prompt_ids` and the preempted sequences `resumed` (each its prompt and
-// every token it had fed, so that it goes on with its last drawn token).
-void Engine::prefill(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) {
-  auto pass = std::make_shared<PrefillPass>();
+// The token rows of a prefill over the prompts `prompt_ids` and the preempted sequences `resumed` (each its
+// prompt and every token it had fed, so that it goes on with its last drawn token).
+Prompts Engine::prefill_rows(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) const {
   Prompts batch;
   for (std::int64_t p : prompt_ids) batch.push_back(prompts_[static_cast<std::size_t>(p)]);
   for (const Sequence* s : resumed) {
     batch.push_back(prompt_of(*s));
     batch.back().insert(batch.back().end(), s->out->tokens.begin(), s->out->tokens.end() - 1);
   }
+  return batch;
+}
+
+// One prefill pass of the training forward over prefill_rows().
+void Engine::prefill(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) {
+  auto pass = std::make_shared<PrefillPass>();
+  const Prompts batch = prefill_rows(prompt_ids, resumed);
   std::int64_t S = 0;
   for (const auto& b : batch) S = std::max(S, static_cast<std::int64_t>(b.size()));
   const auto m = static_cast<std::int64_t>(batch.size());
@@ -288,18 +325,76 @@ void Engine::prefill(const std::vector<std::int64_t>& prompt_ids, const std::vec
   const Tensor experts = recorder_.buffer(ctx_, m * S);
   pass->logits = model_.prefill(pass->cache, batch, experts);
   ++stats_.prefills;
+  std::vector<std::vector<std::int16_t>> routing(prompt_ids.size());
+  if (recorder_.on()) {
+    const Tensor host = on_host(experts);
+    for (std::size_t i = 0; i < prompt_ids.size(); ++i)
+      recorder_.append_rows(host, static_cast<std::int64_t>(i) * S, static_cast<std::int64_t>(batch[i].size()), routing[i]);
+  }
+  register_pass(pass, prompt_ids, resumed, std::move(routing));
+}
+
+// A finished prefill's prompts and resumed sequences, ready for their slots (`routing`: per prompt).
+void Engine::register_pass(const std::shared_ptr<const PrefillPass>& pass, const std::vector<std::int64_t>& prompt_ids,
+                           const std::vector<Sequence*>& resumed, std::vector<std::vector<std::int16_t>> routing) {
   stats_.prefilled += static_cast<std::int64_t>(prompt_ids.size());
   stats_.resumed += static_cast<std::int64_t>(resumed.size());
-  const Tensor routing = recorder_.on() ? on_host(experts) : Tensor{};
-  for (std::size_t i = 0; i < prompt_ids.size(); ++i) {
-    Prefilled& e = prefilled_[prompt_ids[i]];
-    const auto row = static_cast<std::int64_t>(i);
-    e = Prefilled{pass, row, {}, samples_};
-    if (recorder_.on())
-      recorder_.append_rows(routing, row * S, static_cast<std::int64_t>(batch[i].size()), e.experts);
-  }
+  for (std::size_t i = 0; i < prompt_ids.size(); ++i)
+    prefilled_[prompt_ids[i]] = Prefilled{pass, static_cast<std::int64_t>(i), std::move(routing[i]), samples_};
   for (std::size_t i = 0; i < resumed.size(); ++i)
     resumed_[resumed[i]] = Prefilled{pass, static_cast<std::int64_t>(prompt_ids.size() + i), {}, 1};
+}
+
+void Engine::start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) {
+  ChunkedPrefill c{std::make_shared<PrefillPass>(), prompt_ids, resumed, prefill_rows(prompt_ids, resumed), {}, {}};
+  std::int64_t S = 0;
+  for (const auto& r : c.rows) S = std::max(S, static_cast<std::int64_t>(r.size()));
+  const auto m = static_cast<std::int64_t>(c.rows.size());
+  c.pass->cache = model_.make_kv_cache(m, S);
+  c.pass->logits = ctx_.empty({m, model_.config().vocab_size}, DType::f32);
+  c.done.assign(c.rows.size(), 0);
+  c.routing.resize(prompt_ids.size());
+  chunked_ = std::move(c);
+}
+
+// The next prefill_chunk tokens of the chunked prefill, row after row, as one decode pass whose rows point
+// at their prompt's slot of the prefill cache (a block table of one block of S rows per slot) at their own
+// positions; the logits of each row's last token are kept. Returns whether the prefill has finished.
+bool Engine::chunk_step() {
+  ChunkedPrefill& c = *chunked_;
+  KvCache view;  // the prefill cache, addressed by token rows
+  std::vector<std::int32_t> tokens;
+  for (std::size_t r = 0; r < c.rows.size(); ++r)
+    for (; c.done[r] < static_cast<std::int64_t>(c.rows[r].size()) &&
+           static_cast<std::int64_t>(tokens.size()) < params_.prefill_chunk;
+         ++c.done[r]) {
+      tokens.push_back(c.rows[r][static_cast<std::size_t>(c.done[r])]);
+      view.lengths.push_back(static_cast<std::int32_t>(c.done[r]));
+      view.table.push_back(static_cast<std::int32_t>(r));
+    }
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  view.max_len = view.block_size = c.pass->cache.max_len;
+  view.layers = c.pass->cache.layers;
+  view.gqa_layers = c.pass->cache.gqa_layers;
+  view.block_table = ctx_.empty({n, 1}, DType::i32);
+  view.upload_table();
+  view.set_tensors(c.pass->cache.tensors());
+  const std::vector<std::int32_t> positions = view.lengths;
+  const Tensor experts = recorder_.buffer(ctx_, n);
+  const Tensor logits = model_.decode(view, tokens, experts);
+  ++stats_.prefills;
+  const Tensor routing = recorder_.on() ? on_host(experts) : Tensor{};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto r = static_cast<std::size_t>(view.table[static_cast<std::size_t>(i)]);
+    if (recorder_.on() && r < c.prompt_ids.size()) recorder_.append_rows(routing, i, 1, c.routing[r]);
+    if (positions[static_cast<std::size_t>(i)] + 1 == static_cast<std::int32_t>(c.rows[r].size()))
+      copy(c.pass->logits.slice(static_cast<std::int64_t>(r), static_cast<std::int64_t>(r) + 1), logits.slice(i, i + 1));
+  }
+  for (std::size_t r = 0; r < c.rows.size(); ++r)
+    if (c.done[r] < static_cast<std::int64_t>(c.rows[r].size())) return false;
+  register_pass(c.pass, c.prompt_ids, c.resumed, std::move(c.routing));
+  chunked_.reset();
+  return true;
 }
 
 // Slot `slot`'s cache rows [0, len) from row e.row of its prefill pass (the rows past them are stale or the
@@ -392,7 +487,9 @@ void Engine::preempt(std::size_t slot) {
   ++stats_.preemptions;
 }
 
-// One decode step over every slot (with a paged cache, idle slots run on the scratch block and draw nothing).
+// One decode step over every slot. A slot without a sequence (waiting for a chunked prefill or for blocks)
+// runs from length 0 and draws nothing: it writes and reads only its row 0 (paged: the scratch block's), which
+// a sequence taking the slot overwrites.
 void Engine::decode() {
   if (blocks_) {
     make_room();
@@ -403,7 +500,7 @@ void Engine::decode() {
   std::vector<std::int32_t> next;
   std::vector<std::size_t> at;
   for (std::size_t i = 0; i < live.size(); ++i) {
-    R1_CHECK(live[i] != nullptr || blocks_, "decode: slot ", i, " holds no sequence");
+    if (live[i] == nullptr) cache_->lengths[i] = 0;  // idle: its step writes and reads its row 0 only
     next.push_back(live[i] != nullptr ? live[i]->out->tokens.back() : 0);
     at.push_back(i);
     stats_.slot_steps += live[i] != nullptr ? 1 : 0;
@@ -420,8 +517,6 @@ void Engine::decode() {
     recorder_.append(experts, live, 1, fed);
     draw(live, at, logits);
   }
-  for (std::size_t i = 0; i < live.size(); ++i)  // an idle slot stays at length 1: it writes row 1 of the scratch block
-    if (live[i] == nullptr) cache_->lengths[i] = 1;
 }
 
 // Drops the free slots (static batching: always; continuous: once the queue is empty, as nothing will refill

@@ -15,10 +15,6 @@ KvBlocks::KvBlocks(KvCache& cache)
       scratch_(static_cast<std::int32_t>(cache.pool_blocks() - 1)), owned_(static_cast<std::size_t>(cache.slots())) {
   R1_CHECK(cache.paged() && scratch_ >= 1, "KvBlocks: a paged cache with a pool of at least two blocks");
   for (std::int32_t b = scratch_ - 1; b >= 0; --b) free_.push_back(b);
-  for (const Tensor& t : cache.tensors()) {  // idle slots read the scratch block: finite values from the start
-    const Tensor block = t.slice(scratch_, scratch_ + 1);
-    copy(block, Tensor::host_zeros(block.shape(), block.dtype()));
-  }
   for (std::size_t s = 0; s < owned_.size(); ++s) release(cache, s);
   upload(cache);
 }
@@ -47,7 +43,7 @@ void KvBlocks::release(KvCache& cache, std::size_t slot) {
   mine.clear();
   const auto first = cache.table.begin() + static_cast<std::ptrdiff_t>(slot * static_cast<std::size_t>(per_slot_));
   std::fill(first, first + per_slot_, scratch_);
-  cache.lengths[slot] = 1;
+  cache.lengths[slot] = 0;
   dirty_ = true;
 }
 

@@ -11,7 +11,7 @@ namespace r1 {
 struct SamplingParams;
 
 // The pool's last block is the scratch block of idle slots: a slot without a sequence points every table
-// entry at it and holds length 1, so that a decode step can still run over every slot (a CUDA graph keeps
+// entry at it and holds length 0, so that a decode step can still run over every slot (a CUDA graph keeps
 // its batch) while the idle slots write and read nothing that belongs to a sequence.
 class KvBlocks {
  public:

@@ -154,8 +154,8 @@ std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std:
     const auto i = static_cast<std::size_t>(b);
     R1_REQUIRE(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "decode: token id ", tokens[i], " of slot ", b,
                " is outside the vocabulary of ", c_.vocab_size);
-    R1_REQUIRE(cache.lengths[i] >= 1 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
-               cache.lengths[i], " tokens; it needs a prefilled prompt and room in the cache of ", cache.max_len);
+    R1_REQUIRE(cache.lengths[i] >= 0 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
+               cache.lengths[i], " tokens; it needs room in the cache of ", cache.max_len);
     ++lengths[i];
   }
   return lengths;

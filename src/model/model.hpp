@@ -190,8 +190,8 @@ class Model {
   // and fills the cache; lengths = prompt lengths. `experts`, when given (i32 [L_moe, B S, k] in the model's
   // memory), records this rank's MoE layers' routing of every row b S + s of the right-padded batch.
   Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts, const Tensor& experts = {}) const;
-  // Appends one token per slot at position lengths[b] (< max_len) and advances every length; `experts` (i32
-  // [L_moe, B, k]) records the routing as prefill's does.
+  // Appends one token per slot at position lengths[b] (< max_len; 0 starts a sequence, as chunked prefill
+  // does) and advances every length; `experts` (i32 [L_moe, B, k]) records the routing as prefill's does.
   Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts = {}) const;
   // The lengths after decoding `tokens` (one per slot), checked as decode() checks them.
   std::vector<std::int32_t> decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const;

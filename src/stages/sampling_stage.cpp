@@ -25,6 +25,7 @@ SamplingParams sampling_params(const RunConfig& cfg, const PromptFormat& format)
   sp.batching = cfg.sampling.batching;
   sp.kv_block_size = cfg.sampling.kv_block_size;
   sp.kv_cache_tokens = cfg.sampling.kv_cache_tokens;
+  sp.prefill_chunk = cfg.sampling.prefill_chunk;
   validate(sp);
   return sp;
 }

@@ -5,7 +5,8 @@
 // continuous engine decodes fuller batches in fewer steps and prefills each prompt once. Over the paged KV
 // cache (the tiny MLA models and the tiny-qwen2 GQA preset) the same completions as over the contiguous one
 // at block sizes 1, 16 and odd ones (3, 5, 7); a token budget so small that decode steps run out of blocks
-// preempts the newest sequences, resumes them by re-prefilling, and still gives the same completions.
+// preempts the newest sequences, resumes them by re-prefilling, and still gives the same completions; and
+// prefills in chunks of 1, 3 and 64 tokens (decode-path rows, between decode steps) give them too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -235,4 +236,23 @@ TEST(PagedCache, GqaGivesTheContiguousCompletionsAndSurvivesPreemption) {
     expect_same(generate(t.model, kPrompts, kSamples, p, 6, 0, &st), want, "GQA, budget 21, block size " + std::to_string(bs));
     EXPECT_GT(st.preemptions, 0) << "block size " << bs;
   }
+}
+
+TEST(ChunkedPrefill, GivesTheWholePrefillsCompletions) {
+  const TinyModel t(8);
+  const auto want = generate(t.model, kPrompts, kSamples, paged(0), 4);
+  GenerateStats whole;
+  generate(t.model, kPrompts, kSamples, paged(16), 4, 0, &whole);
+  for (std::int64_t chunk : {1, 3, 64})
+    for (const auto& [bs, budget] : {std::pair<std::int64_t, std::int64_t>{0, 0}, {16, 0}, {2, 20}}) {
+      const std::string what = "chunk " + std::to_string(chunk) + ", block size " + std::to_string(bs) + ", budget " +
+                               std::to_string(budget);
+      SamplingParams p = paged(bs, budget);
+      p.prefill_chunk = chunk;
+      GenerateStats st;
+      expect_same(generate(t.model, kPrompts, kSamples, p, 4, 0, &st), want, what);
+      EXPECT_EQ(st.prefilled, whole.prefilled) << what << ": each prompt still prefilled once";
+      if (chunk == 1) EXPECT_GE(st.prefills, 20) << what << ": a pass per prompt token (20 of them)";
+      if (budget > 0) EXPECT_GT(st.preemptions, 0) << what;
+    }
 }
