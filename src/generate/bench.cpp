@@ -9,11 +9,12 @@
 //   tokens/s, decode steps, mean live slots per decode step (the GPU-busy proxy) and prefill passes; then
 //   continuous batching over the paged cache (blocks of --block-size tokens) at --paged-batch slots (default
 //   4 max_batch) within --kv-tokens (default: what the contiguous cache takes at max_batch, max_batch
-//   (prompt + max_new) tokens), with its preemptions and peak blocks.
+//   (prompt + max_new) tokens; prefills in chunks of --prefill-chunk tokens, 0: whole), with its preemptions
+//   and peak blocks.
 // Usage: r1hpc-bench-generate [--cpu] [--deck FILE] [--new-tokens N] [--batches 1,64,256]
 //        r1hpc-bench-generate --rollout [--cpu] [--deck FILE] [--sequences 512] [--samples 8] [--mean-new N]
 //                             [--max-new N] [--max-batch B] [--prompt-len P] [--seed S] [--paged-batch B]
-//                             [--block-size 16] [--kv-tokens T]
+//                             [--block-size 16] [--kv-tokens T] [--prefill-chunk N]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -39,6 +40,7 @@ struct Options {
   std::vector<std::int64_t> batches{1, 64, 256};
   std::int64_t sequences = 512, samples = 8, mean_new = 0, max_new = 0, max_batch = 0, prompt_len = 0, seed = 1;  // 0: by device
   std::int64_t paged_batch = 0, block_size = 16, kv_tokens = 0;  // 0: from max_batch (rollout_bench)
+  std::int64_t prefill_chunk = 0;                                 // the paged engine's; 0: whole prefills
 };
 
 // Parses argv; false on anything it does not know.
@@ -47,7 +49,7 @@ bool parse(int argc, char** argv, Options& o) {
       {"--new-tokens", &o.new_tokens}, {"--sequences", &o.sequences}, {"--samples", &o.samples},
       {"--mean-new", &o.mean_new},     {"--max-new", &o.max_new},     {"--max-batch", &o.max_batch},
       {"--prompt-len", &o.prompt_len}, {"--seed", &o.seed},         {"--paged-batch", &o.paged_batch},
-      {"--block-size", &o.block_size}, {"--kv-tokens", &o.kv_tokens}};
+      {"--block-size", &o.block_size}, {"--kv-tokens", &o.kv_tokens},   {"--prefill-chunk", &o.prefill_chunk}};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -182,6 +184,7 @@ void rollout_bench(const Model& model, const kernels::Context& ctx, const Option
       sp.batching = engine == Engine::static_batch ? Batching::static_batch : Batching::continuous;
       sp.kv_block_size = paged ? o.block_size : 0;
       sp.kv_cache_tokens = paged ? o.kv_tokens : 0;
+      sp.prefill_chunk = paged ? o.prefill_chunk : 0;
       const std::int64_t max_batch = paged ? o.paged_batch : o.max_batch;
       SamplingParams warm = sp;
       warm.sequence_limits.assign(static_cast<std::size_t>(n), 2);
@@ -220,12 +223,13 @@ void rollout_bench(const Model& model, const kernels::Context& ctx, const Option
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, o) || o.samples < 1 || o.sequences < o.samples || o.max_batch < 0 || o.mean_new < 0 ||
-      o.max_new < 0 || o.prompt_len < 0 || o.paged_batch < 0 || o.block_size < 1 || o.kv_tokens < 0) {
+      o.max_new < 0 || o.prompt_len < 0 || o.paged_batch < 0 || o.block_size < 1 || o.kv_tokens < 0 ||
+      o.prefill_chunk < 0) {
     std::fprintf(stderr,
                  "usage: %s [--cpu] [--deck FILE] [--new-tokens N] [--batches 1,64,256]\n"
                  "       %s --rollout [--cpu] [--deck FILE] [--sequences 512] [--samples 8] [--mean-new N] [--max-new N]\n"
                  "          [--max-batch 64] [--prompt-len P] [--seed S] [--paged-batch B] [--block-size 16]\n"
-                 "          [--kv-tokens T]\n",
+                 "          [--kv-tokens T] [--prefill-chunk N]\n",
                  argv[0], argv[0]);
     return 2;
   }
