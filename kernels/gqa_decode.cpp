@@ -8,7 +8,7 @@
 namespace r1::kernels {
 
 void gqa_decode_attention(const Context& ctx, const Tensor& q, const Tensor& cache_k, const Tensor& cache_v,
-                          const Tensor& lengths, float scale, const Tensor& out) {
+                          const Tensor& lengths, float scale, const Tensor& out, const Tensor& block_table) {
   const char* op = "gqa_decode_attention";
   require_all_here(ctx, op,
                    {{"q", &q}, {"cache_k", &cache_k}, {"cache_v", &cache_v}, {"lengths", &lengths}, {"out", &out}});
@@ -18,13 +18,14 @@ void gqa_decode_attention(const Context& ctx, const Tensor& q, const Tensor& cac
   s.batch = q.dim(0);
   s.heads = q.dim(1);
   s.head_dim = q.dim(2);
-  s.max_len = cache_k.dim(1);
   s.kv_heads = cache_k.dim(2);
+  s.blocks = cache_blocks(ctx, op, cache_k, block_table, s.batch);
+  s.max_len = s.blocks.blocks_per_slot * s.blocks.block_size;
   const DType dt = q.dtype();
   for (const Tensor* t : {&cache_k, &cache_v, &out})
     R1_REQUIRE(is_float(dt) && t->dtype() == dt, op, ": q ", q.str(), " and ", t->str(),
                " must share one dtype, f32 or bf16");
-  R1_REQUIRE(out.shape() == q.shape() && cache_k.dim(0) == s.batch && cache_k.dim(3) == s.head_dim &&
+  R1_REQUIRE(out.shape() == q.shape() && cache_k.dim(3) == s.head_dim &&
                  cache_v.shape() == cache_k.shape(),
              op, ": q ", q.str(), " [B, H, d], cache_k ", cache_k.str(), " and cache_v ", cache_v.str(),
              " [B, L, K, d] and out ", out.str(), " [B, H, d] disagree");

@@ -23,7 +23,7 @@ void gqa_decode_attention(const GqaDecodeShape& s, const Tensor& q, const Tensor
     for (std::int64_t bh = 0; bh < s.batch * H; ++bh) {
       const std::int64_t b = bh / H, kv = bh % H / group, n = len[b];
       const T* qr = pq + bh * d;
-      const auto row = [&](const T* cache, std::int64_t j) { return cache + ((b * L + j) * K + kv) * d; };
+      const auto row = [&](const T* cache, std::int64_t j) { return cache + (s.blocks.row(b, j) * K + kv) * d; };
       std::vector<float> p(static_cast<std::size_t>(n)), o(static_cast<std::size_t>(d), 0.0f);
       float m = -std::numeric_limits<float>::infinity();
       for (std::int64_t j = 0; j < n; ++j) {

@@ -10,20 +10,22 @@
 
 namespace r1::kernels::cpu {
 
-void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache) {
-  const std::int64_t B = src.dim(0), S = src.dim(1), L = cache.dim(1);
+void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache, const CacheBlocks& blocks) {
+  const std::int64_t B = src.dim(0), S = src.dim(1);
   const std::size_t row = static_cast<std::size_t>(src.dim(2)) * dtype_size(src.dtype());
   const std::int32_t* st = start.data<std::int32_t>();
   const char* in = static_cast<const char*>(src.raw());
   char* out = static_cast<char*>(cache.raw());
   for (std::int64_t b = 0; b < B; ++b)
-    std::memcpy(out + static_cast<std::size_t>(b * L + st[b]) * row, in + static_cast<std::size_t>(b * S) * row,
-                static_cast<std::size_t>(S) * row);
+    for (std::int64_t s = 0; s < S; ++s)
+      std::memcpy(out + static_cast<std::size_t>(blocks.row(b, st[b] + s)) * row,
+                  in + static_cast<std::size_t>(b * S + s) * row, row);
 }
 
 void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b, const Tensor& cache_kv,
                           const Tensor& cache_pe, const Tensor& lengths, float scale, const Tensor& out) {
   const std::int64_t H = s.heads, dn = s.d_nope, dr = s.d_rope, dv = s.d_v, R = s.rank, L = s.max_len;
+  const CacheBlocks& blocks = s.blocks;
   const std::int32_t* len = lengths.data<std::int32_t>();
   with_float_type(q.dtype(), "mla_decode_attention", [&](auto tag) {
     using T = decltype(tag);
@@ -46,8 +48,8 @@ void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor
       }
       float m = -std::numeric_limits<float>::infinity();
       for (std::int64_t j = 0; j < n; ++j) {
-        const T* c = pkv + (b * L + j) * R;
-        const T* pe = ppe + (b * L + j) * dr;
+        const T* c = pkv + blocks.row(b, j) * R;
+        const T* pe = ppe + blocks.row(b, j) * dr;
         float a = 0.0f;
         for (std::int64_t r = 0; r < R; ++r) a += q_lat[r] * load_f32(c[r]);
         for (std::int64_t e = 0; e < dr; ++e) a += load_f32(qr[dn + e]) * load_f32(pe[e]);
@@ -58,7 +60,7 @@ void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor
       for (std::int64_t j = 0; j < n; ++j) {
         p[j] = std::exp(p[j] - m);
         sum += p[j];
-        const T* c = pkv + (b * L + j) * R;
+        const T* c = pkv + blocks.row(b, j) * R;
         for (std::int64_t r = 0; r < R; ++r) o_lat[r] += p[j] * load_f32(c[r]);
       }
       for (std::int64_t v = 0; v < dv; ++v) {

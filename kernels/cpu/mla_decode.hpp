@@ -4,7 +4,7 @@
 
 namespace r1::kernels::cpu {
 
-void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache);
+void kv_cache_write(const Tensor& src, const Tensor& start, const Tensor& cache, const CacheBlocks& blocks);
 void mla_decode_attention(const MlaDecodeShape& s, const Tensor& q, const Tensor& kv_b, const Tensor& cache_kv,
                           const Tensor& cache_pe, const Tensor& lengths, float scale, const Tensor& out);
 

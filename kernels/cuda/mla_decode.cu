@@ -6,7 +6,8 @@
 //            tiles of 64 with an online softmax: each warp scores 4 tokens at once (several 16-byte loads per
 //            lane in flight), then thread groups each accumulate a share of the tile's tokens into their own
 //            latent sums. Writes (max, sum, unnormalised acc[R]); a block whose chunk starts past the length
-//            exits, and the combine never reads its slot.
+//            exits, and the combine never reads its slot. A tile's pool rows (CacheBlocks: contiguous, or through
+//            a paged cache's block table) are looked up once into shared memory.
 //   combine  grid (B H, v groups): rescales the live splits to their common max in split order,
 //            o_lat = acc / sum, then a warp per row of W_UV_h.
 // The split (mla_decode_split) depends on the cache capacity, B H and the SM count only, so a decode step
@@ -29,12 +30,12 @@ constexpr int kMinBlocks = 2;
 static_assert(kMlaDecodeChunkQuantum % kTile == 0, "a split's chunk must be whole tiles");
 
 template <class T>
-__global__ void kv_cache_write_kernel(std::int64_t n, std::int64_t S, std::int64_t W, std::int64_t L,
+__global__ void kv_cache_write_kernel(std::int64_t n, std::int64_t S, std::int64_t W, CacheBlocks blocks,
                                       const std::int32_t* start, const T* src, T* cache) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t w = i % W, bs = i / W, b = bs / S, s = bs - b * S;
-    cache[(b * L + start[b] + s) * W + w] = src[i];
+    cache[blocks.row(b, start[b] + s) * W + w] = src[i];
   }
 }
 
@@ -86,16 +87,16 @@ __device__ __forceinline__ void score_rows(const T* const (&rows)[kScoreTokens],
   if constexpr (U > 1) score_rows<N, 1>(rows, y, r, n, a);
 }
 
-// a += sum_j weight(j) rows[j ld : j ld + N] for j = first, first + stride, ... < n, in that order, with U
-// rows loaded before their FMAs.
-template <int N, int U, class T, class W>
-__device__ __forceinline__ void accumulate_rows(const T* rows, std::int64_t ld, int first, int stride, int n,
-                                                const W& weight, float (&a)[N]) {
+// a += sum_j weight(j) row(j)[0 : N] for j = first, first + stride, ... < n, in that order, with U rows loaded
+// before their FMAs.
+template <int N, int U, class R, class W>
+__device__ __forceinline__ void accumulate_rows(const R& row, int first, int stride, int n, const W& weight,
+                                                float (&a)[N]) {
   int j = first;
   for (; j + (U - 1) * stride < n; j += U * stride) {
     float x[U][N], w[U];
 #pragma unroll
-    for (int u = 0; u < U; ++u) load_pack<N>(rows + (j + u * stride) * ld, x[u]);
+    for (int u = 0; u < U; ++u) load_pack<N>(row(j + u * stride), x[u]);
 #pragma unroll
     for (int u = 0; u < U; ++u) w[u] = weight(j + u * stride);
 #pragma unroll
@@ -103,7 +104,7 @@ __device__ __forceinline__ void accumulate_rows(const T* rows, std::int64_t ld, 
 #pragma unroll
       for (int k = 0; k < N; ++k) a[k] += w[u] * x[u][k];
   }
-  if constexpr (U > 1) accumulate_rows<N, 1>(rows, ld, j, stride, n, weight, a);
+  if constexpr (U > 1) accumulate_rows<N, 1>(row, j, stride, n, weight, a);
 }
 
 // grid (B H, ceil(R / kAbsorbCols)): q_lat[bh, r] = sum_d q[bh, d] W_UK_h[d, r] for the block's columns.
@@ -119,7 +120,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   if (r < R) {  // N > 1 only when R % N == 0: a pack lies wholly inside or outside the row
     const T* qr = q + bh * (dn + dr);
     const T* wk = w + h * static_cast<std::int64_t>(dn + dv) * R + r;
-    accumulate_rows<N, 4>(wk, R, g, kGroups, dn, [&](int d) { return load_f32(qr[d]); }, a);
+    accumulate_rows<N, 4>([&](int d) { return wk + static_cast<std::int64_t>(d) * R; }, g, kGroups, dn,
+                          [&](int d) { return load_f32(qr[d]); }, a);
   }
 #pragma unroll
   for (int k = 0; k < N; ++k) part[g][col + k] = a[k];
@@ -138,7 +140,7 @@ __host__ __device__ constexpr int acc_groups(int packs) { return packs >= kThrea
 // grid (B H, splits): the unnormalised attention of (sequence, head) bh over its chunk `split` of the cache.
 template <class T, int N>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
-    partial_kernel(int H, int dn, int dr, int R, std::int64_t L, std::int64_t chunk, float scale, const T* q,
+    partial_kernel(int H, int dn, int dr, int R, CacheBlocks blocks, std::int64_t chunk, float scale, const T* q,
                    const float* q_lat, const T* cache_kv, const T* cache_pe, const std::int32_t* lengths,
                    float* part_ml, float* part_acc) {
   const std::int64_t bh = blockIdx.x, b = bh / H, split = blockIdx.y;
@@ -151,27 +153,28 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   float* qpe = ql + R;         // [dr]
   float* acc = qpe + dr;       // [groups, R] each group's unnormalised sum_j p_j c_j
   float* p = acc + groups * R; // [kTile] scores of the current tile
+  __shared__ std::int64_t prow[kTile];  // the current tile's pool rows (CacheBlocks)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   for (int r = tid; r < R; r += kThreads) ql[r] = q_lat[bh * R + r];
   for (int i = tid; i < groups * R; i += kThreads) acc[i] = 0.0f;
   for (int e = tid; e < dr; e += kThreads) qpe[e] = load_f32(q[bh * (dn + dr) + dn + e]);
   __syncthreads();
-  const T* ckv = cache_kv + b * L * R;
-  const T* cpe = cache_pe + b * L * dr;
   // The accumulation thread's group and first pack (threads past groups x packs only score).
   const int g = tid / packs, pack_stride = groups == 1 ? kThreads : packs;
   float run_max = -INFINITY, run_sum = 0.0f;  // identical in every thread
   for (std::int64_t j0 = j_begin; j0 < j_end; j0 += kTile) {
     const int m = static_cast<int>(j_end - j0 < kTile ? j_end - j0 : kTile);
+    if (tid < m) prow[tid] = blocks.row(b, j0 + tid);
+    __syncthreads();
     for (int t0 = warp * kScoreTokens; t0 < m; t0 += kWarps * kScoreTokens) {
       const T* c[kScoreTokens];  // the warp's tokens' latent rows
       const T* e[kScoreTokens];  // and rope rows
       float a[kScoreTokens];
 #pragma unroll
       for (int u = 0; u < kScoreTokens; ++u) {  // tokens past the tile re-read its last row, then are dropped
-        const std::int64_t j = j0 + (t0 + u < m ? t0 + u : m - 1);
-        c[u] = ckv + j * R;
-        e[u] = cpe + j * dr;
+        const std::int64_t row = prow[t0 + u < m ? t0 + u : m - 1];
+        c[u] = cache_kv + row * R;
+        e[u] = cache_pe + row * dr;
         a[u] = 0.0f;
       }
       score_rows<N, 2>(c, ql, lane * N, R, a);  // two packs per token per step: 8 loads in flight per lane
@@ -192,7 +195,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
         load_shared<N>(ag, a);
 #pragma unroll
         for (int k = 0; k < N; ++k) a[k] *= alpha;
-        accumulate_rows<N, kAccTokens>(ckv + j0 * R + pk * N, R, g, groups, m,
+        accumulate_rows<N, kAccTokens>([&](int jj) { return cache_kv + prow[jj] * R + pk * N; }, g, groups, m,
                                        [&](int jj) { return __expf(p[jj] - new_max); }, a);
         store_shared<N>(ag, a);
       }
@@ -262,12 +265,13 @@ __global__ void __launch_bounds__(kThreads)
 }
 }  // namespace
 
-void kv_cache_write(const Context& ctx, const Tensor& src, const Tensor& start, const Tensor& cache) {
+void kv_cache_write(const Context& ctx, const Tensor& src, const Tensor& start, const Tensor& cache,
+                    const CacheBlocks& blocks) {
   const std::int64_t n = src.numel();
   const Launch l = elementwise_launch(ctx, n);
   with_float_type(src.dtype(), "kv_cache_write", [&](auto tag) {
     using T = decltype(tag);
-    kv_cache_write_kernel<<<l.grid, l.block, 0, l.stream>>>(n, src.dim(1), src.dim(2), cache.dim(1),
+    kv_cache_write_kernel<<<l.grid, l.block, 0, l.stream>>>(n, src.dim(1), src.dim(2), blocks,
                                                            start.data<std::int32_t>(), src.data<T>(), cache.data<T>());
   });
   R1_CUDA_LAUNCHED("kv_cache_write");
@@ -304,7 +308,7 @@ void mla_decode_attention(const Context& ctx, const MlaDecodeShape& s, const Ten
       const std::size_t shared =
           static_cast<std::size_t>(R + s.d_rope + acc_groups(r / N) * R + kTile) * sizeof(float);
       partial_kernel<T, N><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(split.splits)), kThreads, shared,
-                             res.stream>>>(H, dn, dr, r, s.max_len, split.chunk, scale, q.data<T>(), q_lat,
+                             res.stream>>>(H, dn, dr, r, s.blocks, split.chunk, scale, q.data<T>(), q_lat,
                                            cache_kv.data<T>(), cache_pe.data<T>(), lengths.data<std::int32_t>(),
                                            part_ml, part_acc);
       R1_CUDA_LAUNCHED("mla_decode_attention (partial)");

@@ -167,6 +167,15 @@ constexpr auto choice_words(Batching) {
   KEY(choice, batching, Batching::continuous, (),                                                             \
       "continuous: refill a finished sequence's slot at once and prefill a prompt once for all its samples; "  \
       "static: decode each batch until its last sequence stops (the engine before continuous batching)")      \
+  KEY(integer, kv_block_size, 16, (0, 1 << 16),                                                               \
+      "continuous batching's paged KV cache: tokens per block (memory follows actual lengths; the newest "     \
+      "sequences are preempted and resumed when blocks run out); 0: contiguous slots of the longest length")   \
+  KEY(integer, kv_cache_tokens, 0, (0, kNoMax),                                                                \
+      "tokens the paged KV cache holds per layer (at least one longest sequence); 0: auto, 90% of free "      \
+      "device memory on the GPU, 65536 on the CPU")                                                            \
+  KEY(integer, prefill_chunk, 0, (0, 1 << 24),                                                                \
+      "continuous batching: prefill new prompts in passes of at most this many tokens (decode-path rows over "  \
+      "the cached prefix), one pass between decode steps; 0: an admission's prompts in one forward pass")     \
   KEY(flag, cuda_graphs, true, (),                                                                            \
       "on one GPU, run each decode step of a batch small enough for the device-side MoE path "                \
       "(batch x n_activated_experts <= n_routed_experts) as one CUDA graph launch")

@@ -6,10 +6,15 @@
 // - --rollout: an RL rollout, 512 sequences (64 prompts x 8 samples) with long-tailed limits (lognormal,
 //   mean 1k, at most 8k new tokens, max_batch 64; on the CPU mean 16, at most 128, max_batch 32, seconds) and
 //   with uniform ones, no stop ids so lengths follow the limits, static against continuous batching: new
-//   tokens/s, decode steps, mean live slots per decode step (the GPU-busy proxy) and prefill passes.
+//   tokens/s, decode steps, mean live slots per decode step (the GPU-busy proxy) and prefill passes; then
+//   continuous batching over the paged cache (blocks of --block-size tokens) at --paged-batch slots (default
+//   4 max_batch) within --kv-tokens (default: what the contiguous cache takes at max_batch, max_batch
+//   (prompt + max_new) tokens; prefills in chunks of --prefill-chunk tokens, 0: whole), with its preemptions
+//   and peak blocks.
 // Usage: r1hpc-bench-generate [--cpu] [--deck FILE] [--new-tokens N] [--batches 1,64,256]
 //        r1hpc-bench-generate --rollout [--cpu] [--deck FILE] [--sequences 512] [--samples 8] [--mean-new N]
-//                             [--max-new N] [--max-batch B] [--prompt-len P] [--seed S]
+//                             [--max-new N] [--max-batch B] [--prompt-len P] [--seed S] [--paged-batch B]
+//                             [--block-size 16] [--kv-tokens T] [--prefill-chunk N]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -34,6 +39,8 @@ struct Options {
   std::int64_t new_tokens = 512;
   std::vector<std::int64_t> batches{1, 64, 256};
   std::int64_t sequences = 512, samples = 8, mean_new = 0, max_new = 0, max_batch = 0, prompt_len = 0, seed = 1;  // 0: by device
+  std::int64_t paged_batch = 0, block_size = 16, kv_tokens = 0;  // 0: from max_batch (rollout_bench)
+  std::int64_t prefill_chunk = 0;                                 // the paged engine's; 0: whole prefills
 };
 
 // Parses argv; false on anything it does not know.
@@ -41,7 +48,8 @@ bool parse(int argc, char** argv, Options& o) {
   const std::pair<const char*, std::int64_t*> numbers[] = {
       {"--new-tokens", &o.new_tokens}, {"--sequences", &o.sequences}, {"--samples", &o.samples},
       {"--mean-new", &o.mean_new},     {"--max-new", &o.max_new},     {"--max-batch", &o.max_batch},
-      {"--prompt-len", &o.prompt_len}, {"--seed", &o.seed}};
+      {"--prompt-len", &o.prompt_len}, {"--seed", &o.seed},         {"--paged-batch", &o.paged_batch},
+      {"--block-size", &o.block_size}, {"--kv-tokens", &o.kv_tokens},   {"--prefill-chunk", &o.prefill_chunk}};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -140,15 +148,24 @@ std::vector<std::int64_t> lognormal_limits(std::int64_t n, double mean, std::int
   return limits;
 }
 
+// The engines the rollout compares: static batching, continuous batching over the contiguous cache, and over
+// the paged one.
+enum class Engine { static_batch, continuous, paged };
+const char* engine_name(Engine e) {
+  return e == Engine::static_batch ? "static" : e == Engine::continuous ? "continuous" : "paged";
+}
+
 // One rollout per length distribution and batching mode, timed after a warm-up.
 void rollout_bench(const Model& model, const kernels::Context& ctx, const Options& o) {
   const std::int64_t n_prompts = o.sequences / o.samples;
   const auto prompts = make_prompts(n_prompts, o.prompt_len, model.config().vocab_size);
   const std::int64_t n = n_prompts * o.samples;
   const std::vector<std::int64_t> tail = lognormal_limits(n, static_cast<double>(o.mean_new), o.max_new, static_cast<std::uint64_t>(o.seed));
-  std::printf("rollout: %lld prompts x %lld samples, prompts of %lld tokens, max_batch %lld, no stop ids\n",
+  std::printf("rollout: %lld prompts x %lld samples, prompts of %lld tokens, max_batch %lld (paged: %lld slots, blocks of "
+              "%lld tokens, %lld tokens a layer), no stop ids\n",
               static_cast<long long>(n_prompts), static_cast<long long>(o.samples), static_cast<long long>(o.prompt_len),
-              static_cast<long long>(o.max_batch));
+              static_cast<long long>(o.max_batch), static_cast<long long>(o.paged_batch),
+              static_cast<long long>(o.block_size), static_cast<long long>(o.kv_tokens));
   for (const bool long_tail : {true, false}) {
     SamplingParams sp;
     sp.max_new_tokens = o.max_new;
@@ -162,31 +179,42 @@ void rollout_bench(const Model& model, const kernels::Context& ctx, const Option
     std::printf("%s limits: mean %.0f, longest %lld new tokens\n", long_tail ? "long-tailed (lognormal, sigma 1)" : "uniform",
                 static_cast<double>(total) / static_cast<double>(n), static_cast<long long>(longest));
     double static_rate = 0;
-    for (const Batching mode : {Batching::static_batch, Batching::continuous}) {
-      sp.batching = mode;
+    for (const Engine engine : {Engine::static_batch, Engine::continuous, Engine::paged}) {
+      const bool paged = engine == Engine::paged;
+      sp.batching = engine == Engine::static_batch ? Batching::static_batch : Batching::continuous;
+      sp.kv_block_size = paged ? o.block_size : 0;
+      sp.kv_cache_tokens = paged ? o.kv_tokens : 0;
+      sp.prefill_chunk = paged ? o.prefill_chunk : 0;
+      const std::int64_t max_batch = paged ? o.paged_batch : o.max_batch;
       SamplingParams warm = sp;
       warm.sequence_limits.assign(static_cast<std::size_t>(n), 2);
-      generate(model, prompts, o.samples, warm, o.max_batch);  // allocator warm-up
+      generate(model, prompts, o.samples, warm, max_batch);  // allocator warm-up
       ctx.synchronize();
       GenerateStats st;
       Stopwatch sw;
-      const auto out = generate(model, prompts, o.samples, sp, o.max_batch, 0, &st);
+      const auto out = generate(model, prompts, o.samples, sp, max_batch, 0, &st);
       ctx.synchronize();
       const double s = sw.seconds();
       std::int64_t tokens = 0;
       for (const auto& comp : out) tokens += static_cast<std::int64_t>(comp.tokens.size());
       const double rate = static_cast<double>(tokens) / s;
-      if (mode == Batching::static_batch) static_rate = rate;
+      if (engine == Engine::static_batch) static_rate = rate;
       char speedup[32] = "";
-      if (mode == Batching::continuous) std::snprintf(speedup, sizeof speedup, " (%.2fx)", rate / static_rate);
+      if (engine != Engine::static_batch) std::snprintf(speedup, sizeof speedup, " (%.2fx)", rate / static_rate);
       const double steps = static_cast<double>(std::max<std::int64_t>(st.decode_steps, 1));
       const double live = static_cast<double>(st.slot_steps) / steps;
       std::printf("  %-10s %9lld new tokens in %8.2f s = %9.1f tokens/s%-8s, %7lld decode steps, %6.1f mean live slots "
                   "(%5.1f%% of %lld), %5lld prefill passes, %lld graph captures\n",
-                  mode == Batching::static_batch ? "static" : "continuous", static_cast<long long>(tokens), s, rate, speedup,
-                  static_cast<long long>(st.decode_steps), live, 100.0 * live / static_cast<double>(o.max_batch),
-                  static_cast<long long>(o.max_batch), static_cast<long long>(st.prefills),
+                  engine_name(engine), static_cast<long long>(tokens), s, rate, speedup,
+                  static_cast<long long>(st.decode_steps), live, 100.0 * live / static_cast<double>(max_batch),
+                  static_cast<long long>(max_batch), static_cast<long long>(st.prefills),
                   static_cast<long long>(st.graph_captures));
+      if (paged)
+        std::printf("  %-10s pool of %lld blocks of %lld tokens, peak %lld blocks (%.1f%%), %lld preemptions\n", "",
+                    static_cast<long long>(st.pool_blocks), static_cast<long long>(st.block_size),
+                    static_cast<long long>(st.peak_blocks),
+                    100.0 * static_cast<double>(st.peak_blocks) / static_cast<double>(std::max<std::int64_t>(st.pool_blocks, 1)),
+                    static_cast<long long>(st.preemptions));
     }
   }
 }
@@ -195,11 +223,13 @@ void rollout_bench(const Model& model, const kernels::Context& ctx, const Option
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, o) || o.samples < 1 || o.sequences < o.samples || o.max_batch < 0 || o.mean_new < 0 ||
-      o.max_new < 0 || o.prompt_len < 0) {
+      o.max_new < 0 || o.prompt_len < 0 || o.paged_batch < 0 || o.block_size < 1 || o.kv_tokens < 0 ||
+      o.prefill_chunk < 0) {
     std::fprintf(stderr,
                  "usage: %s [--cpu] [--deck FILE] [--new-tokens N] [--batches 1,64,256]\n"
                  "       %s --rollout [--cpu] [--deck FILE] [--sequences 512] [--samples 8] [--mean-new N] [--max-new N]\n"
-                 "          [--max-batch 64] [--prompt-len P] [--seed S]\n",
+                 "          [--max-batch 64] [--prompt-len P] [--seed S] [--paged-batch B] [--block-size 16]\n"
+                 "          [--kv-tokens T] [--prefill-chunk N]\n",
                  argv[0], argv[0]);
     return 2;
   }
@@ -213,6 +243,8 @@ int main(int argc, char** argv) {
   if (o.mean_new == 0) o.mean_new = on_gpu ? 1024 : 16;
   if (o.max_new == 0) o.max_new = on_gpu ? 8192 : 128;
   if (o.max_batch == 0) o.max_batch = on_gpu ? 64 : 32;
+  if (o.paged_batch == 0) o.paged_batch = 4 * o.max_batch;
+  if (o.kv_tokens == 0) o.kv_tokens = o.max_batch * (o.prompt_len + o.max_new);  // the contiguous cache's
   const std::int64_t longest = o.prompt_len + (o.rollout ? o.max_new : o.new_tokens);
   ModelConfig c = Deck::load(o.deck).config().model;
   c.max_seq_len = std::max(c.max_seq_len, longest);

@@ -1,12 +1,15 @@
 #include "generate/engine.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 
 #include "core/error.hpp"
+#include "generate/kv_blocks.hpp"
 #include "generate/passes.hpp"
+#include "kernels/mla_decode.hpp"
 #include "kernels/profile.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -48,15 +51,16 @@ std::vector<Sequence> sequences(const ModelConfig& c, const Prompts& prompts, st
   return seqs;
 }
 
-// One prefill pass over distinct prompts (continuous batching): their cache rows and last-position logits,
-// kept while some of their samples wait for a slot.
+// One prefill pass over distinct prompts and resumed sequences (continuous batching): their cache rows and
+// last-position logits, kept while some of their sequences wait for a slot.
 struct PrefillPass {
   KvCache cache;
-  Tensor logits;  // f32 [prompts, V]
+  Tensor logits;  // f32 [rows, V]
 };
 
-// A prompt's prefill as its samples take slots: its row of a pass, its routing (Completion::experts of the
-// prompt's tokens) and how many of its samples have no slot yet.
+// A prompt's prefill as its samples take slots (or a preempted sequence's, re-prefilled for itself): its row
+// of a pass, its routing (Completion::experts of the prompt's tokens; none for a resumed sequence, whose rows
+// were recorded when first fed) and how many of its sequences have no slot yet.
 struct Prefilled {
   std::shared_ptr<const PrefillPass> pass;
   std::int64_t row = 0;
@@ -64,22 +68,36 @@ struct Prefilled {
   std::int64_t unplaced = 0;
 };
 
+// A prefill in passes of at most SamplingParams::prefill_chunk tokens (continuous batching): each pass runs
+// the next tokens of its rows as rows of a decode pass over `pass`'s cache, each attending to the rows of
+// its prompt before it.
+struct ChunkedPrefill {
+  std::shared_ptr<PrefillPass> pass;
+  std::vector<std::int64_t> prompt_ids;
+  std::vector<Sequence*> resumed;
+  std::vector<std::vector<std::int32_t>> rows;      // the prompts' tokens, then the resumed sequences'
+  std::vector<std::int64_t> done;                   // tokens of each row in the cache
+  std::vector<std::vector<std::int16_t>> routing;   // per prompt: Completion::experts of its tokens
+};
+
 // The engine of one generate() call: the queue of sequences, the cache slots and what each slot holds (null:
-// a slot whose sequence finished), and one pass per tick (generate()'s comment).
+// a slot without a sequence), the paged cache's blocks, and one pass per tick (generate()'s comment).
 class Engine {
  public:
   Engine(const Model& model, const Prompts& prompts, std::vector<Sequence>& seqs, const SamplingParams& params,
          std::int64_t samples_per_prompt, std::int64_t max_batch, GenerateStats& stats)
       : model_(model), ctx_(model.params().context()), params_(params), opts_(sample_options(params)),
-        prompts_(prompts), seqs_(seqs), samples_(samples_per_prompt), max_batch_(max_batch), lockstep_(model, ctx_),
-        recorder_(model, params.record_experts), graphed_(model, opts_, recorder_), stats_(stats) {}
+        prompts_(prompts), samples_(samples_per_prompt), max_batch_(max_batch), lockstep_(model, ctx_),
+        recorder_(model, params.record_experts), graphed_(model, opts_, recorder_), stats_(stats) {
+    for (Sequence& s : seqs) queue_.push_back(&s);
+  }
 
   void run() {
-    while (lockstep_.anyone(!slots_.empty() || next_ < seqs_.size())) {
+    while (lockstep_.anyone(running() || !queue_.empty())) {
       const bool passed = params_.batching == Batching::continuous ? admit_continuous() : admit_static();
       compact();
       if (passed) continue;
-      if (!slots_.empty())
+      if (running())
         decode();
       else if (lockstep_.idle(model_))
         ++stats_.idle_passes;
@@ -88,11 +106,23 @@ class Engine {
   }
 
  private:
+  bool running() const {
+    return std::any_of(slots_.begin(), slots_.end(), [](const Sequence* s) { return s != nullptr; });
+  }
   const std::vector<std::int32_t>& prompt_of(const Sequence& s) const {
     return prompts_[static_cast<std::size_t>(s.out->prompt_index)];
   }
   // The cache rows a sequence needs: its prompt and every generated token but the last (never fed back).
   std::int64_t rows_needed(const Sequence& s) const { return static_cast<std::int64_t>(prompt_of(s).size()) + s.limit - 1; }
+  // The rows it brings when it takes a slot: its prompt, and for a preempted sequence what it had fed.
+  std::int64_t rows_brought(const Sequence& s) const {
+    const auto fed = static_cast<std::int64_t>(s.out->tokens.size());
+    return static_cast<std::int64_t>(prompt_of(s).size()) + std::max<std::int64_t>(fed, 1) - 1;
+  }
+  // The blocks it takes at admission: those rows and its next token's.
+  std::int64_t entry_blocks(const Sequence& s) const {
+    return blocks_->blocks_for(std::min(rows_brought(s) + 1, rows_needed(s)));
+  }
 
   // Draws the first or next token of `live` (in slots `at`) from their logits rows and frees the slots of
   // those that finish.
@@ -109,13 +139,26 @@ class Engine {
     std::vector<bool> goes_on(live.size(), false);
     for (std::int32_t i : keep) goes_on[static_cast<std::size_t>(i)] = true;
     for (std::size_t i = 0; i < live.size(); ++i)
-      if (!goes_on[i]) slots_[at[i]] = nullptr;
+      if (live[i] != nullptr && !goes_on[i]) {
+        slots_[at[i]] = nullptr;
+        if (blocks_) blocks_->release(*cache_, at[i]);
+      }
   }
 
   bool admit_static();
   bool admit_continuous();
-  void prefill_prompts(const std::vector<std::int64_t>& prompt_ids);
+  void make_cache();
+  std::size_t admissible(std::size_t free_slots) const;
+  Prompts prefill_rows(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) const;
+  void prefill(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed);
+  void start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed);
+  bool chunk_step();
+  void register_pass(const std::shared_ptr<const PrefillPass>& pass, const std::vector<std::int64_t>& prompt_ids,
+                     const std::vector<Sequence*>& resumed, std::vector<std::vector<std::int16_t>> routing);
   void place(const std::vector<std::size_t>& free, std::size_t n);
+  void copy_rows(const Prefilled& e, std::size_t slot, std::int64_t len);
+  void make_room();
+  void preempt(std::size_t slot);
   void decode();
   void compact();
 
@@ -124,29 +167,35 @@ class Engine {
   const SamplingParams& params_;
   const kernels::SampleOptions opts_;
   const Prompts& prompts_;
-  std::vector<Sequence>& seqs_;
-  std::size_t next_ = 0;  // the queue: seqs_[next_ ..] wait for a slot
+  std::deque<Sequence*> queue_;  // waiting for a slot; preempted sequences go back to its head
   std::int64_t samples_, max_batch_;
   const Lockstep lockstep_;
   const RoutingRecorder recorder_;
   GraphedDecode graphed_;
   std::optional<KvCache> cache_;
+  std::optional<KvBlocks> blocks_;            // a paged cache's blocks (continuous batching, kv_block_size > 0)
   std::vector<Sequence*> slots_;              // the sequence in each cache slot; null: free
+  std::vector<std::uint64_t> admitted_;       // when each slot's sequence took it (preemption takes the newest)
+  std::uint64_t admissions_ = 0;
   std::map<std::int64_t, Prefilled> prefilled_;  // by prompt index
+  std::map<const Sequence*, Prefilled> resumed_;  // preempted sequences' re-prefills
+  std::optional<ChunkedPrefill> chunked_;         // a prefill in chunks under way
+  bool chunk_ran_ = false;                        // the last tick ran one of its chunks
+  Tensor zero_;                                   // i32 [1] 0: the start row of a paged slot's copy
   GenerateStats& stats_;
 };
 
 // Static batching: once the last batch is done, the next max_batch sequences are prefilled into a fresh cache
 // sized for the longest of them (every sample prefilled on its own).
 bool Engine::admit_static() {
-  if (!slots_.empty() || next_ == seqs_.size()) return false;
-  const std::size_t n = std::min(seqs_.size() - next_, static_cast<std::size_t>(max_batch_));
+  if (!slots_.empty() || queue_.empty()) return false;
+  const std::size_t n = std::min(queue_.size(), static_cast<std::size_t>(max_batch_));
   Prompts batch;
   std::vector<std::int64_t> fed;
   std::vector<std::size_t> at;
   std::int64_t max_len = 0, S = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    Sequence& s = seqs_[next_ + i];
+    Sequence& s = *queue_[i];
     slots_.push_back(&s);
     at.push_back(i);
     batch.push_back(prompt_of(s));
@@ -154,7 +203,7 @@ bool Engine::admit_static() {
     S = std::max(S, fed.back());
     max_len = std::max(max_len, rows_needed(s));
   }
-  next_ += n;
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
   graphed_.reset();
   cache_ = model_.make_kv_cache(static_cast<std::int64_t>(n), max_len);
   const Tensor experts = recorder_.buffer(ctx_, static_cast<std::int64_t>(n) * S);
@@ -167,113 +216,305 @@ bool Engine::admit_static() {
   return true;
 }
 
-// Continuous batching: free slots take the next sequences of the queue. Their prompts not prefilled yet run
-// in one prefill pass (the tick's pass); a second round that would need another pass waits for the next
-// tick, while samples of prompts already prefilled take slots without one.
+// The cache of continuous batching, for min(queue, max_batch) slots of the longest queued sequence's rows:
+// contiguous, or paged over a pool of kv_pool_blocks() blocks and the scratch block.
+void Engine::make_cache() {
+  std::int64_t max_len = 0;
+  for (const Sequence* s : queue_) max_len = std::max(max_len, rows_needed(*s));
+  const auto n = static_cast<std::int64_t>(std::min(queue_.size(), static_cast<std::size_t>(max_batch_)));
+  graphed_.reset();
+  slots_.assign(static_cast<std::size_t>(n), nullptr);
+  admitted_.assign(slots_.size(), 0);
+  if (params_.kv_block_size == 0) {
+    cache_ = model_.make_kv_cache(n, max_len);
+    return;
+  }
+  const std::int64_t bs = std::min(params_.kv_block_size, max_len);
+  std::int64_t bytes_per_token = 0;
+  for (const Tensor& t : model_.make_kv_cache(1, 1).tensors())
+    bytes_per_token += t.dim(2) * static_cast<std::int64_t>(dtype_size(t.dtype()));
+  SamplingParams sized = params_;
+  sized.kv_block_size = bs;
+  const std::int64_t pool = kv_pool_blocks(ctx_, sized, n, max_len, bytes_per_token);
+  cache_ = model_.make_paged_kv_cache(n, max_len, bs, pool + 1);
+  blocks_.emplace(*cache_);
+  stats_.pool_blocks = pool;
+  stats_.block_size = bs;
+  zero_ = ctx_.zeros({1}, DType::i32);
+}
+
+// How many sequences at the queue's head take a slot now: as many as there are free slots, and with a paged
+// cache as long as the free blocks cover each one's entry_blocks (in queue order: none overtakes another).
+std::size_t Engine::admissible(std::size_t free_slots) const {
+  const std::size_t n = std::min(free_slots, queue_.size());
+  if (!blocks_) return n;
+  std::int64_t left = blocks_->free_blocks();
+  for (std::size_t i = 0; i < n; ++i) {
+    left -= entry_blocks(*queue_[i]);
+    if (left < 0) return i;
+  }
+  return n;
+}
+
+// Continuous batching: free slots take the next sequences of the queue. Their prompts not prefilled yet,
+// and the preempted sequences among them, run in one prefill pass (the tick's pass); a second round that
+// would need another pass waits for the next tick, while samples of prompts already prefilled take slots
+// without one.
 bool Engine::admit_continuous() {
-  if (next_ == seqs_.size()) return false;
-  if (!cache_) {  // every slot sized for the longest sequence still queued
-    std::int64_t max_len = 0;
-    for (std::size_t i = next_; i < seqs_.size(); ++i) max_len = std::max(max_len, rows_needed(seqs_[i]));
-    const std::size_t n = std::min(seqs_.size() - next_, static_cast<std::size_t>(max_batch_));
-    graphed_.reset();
-    cache_ = model_.make_kv_cache(static_cast<std::int64_t>(n), max_len);
-    slots_.assign(n, nullptr);
+  if (queue_.empty()) return false;
+  if (!cache_) make_cache();
+  if (chunked_ && chunk_ran_ && running()) {  // a decode step between two chunks
+    chunk_ran_ = false;
+    return false;
   }
   bool passed = false;
   for (;;) {
     std::vector<std::size_t> free;
     for (std::size_t i = 0; i < slots_.size(); ++i)
       if (slots_[i] == nullptr) free.push_back(i);
-    const std::size_t n = std::min(free.size(), seqs_.size() - next_);
+    const std::size_t n = admissible(free.size());
     if (n == 0) break;
-    std::vector<std::int64_t> missing;  // prompts of the admitted sequences without a prefill (the queue is prompt-major)
-    for (std::size_t i = next_; i < next_ + n; ++i) {
-      const std::int64_t p = seqs_[i].out->prompt_index;
-      if (!prefilled_.contains(p) && (missing.empty() || missing.back() != p)) missing.push_back(p);
+    std::vector<std::int64_t> missing;  // prompts of the admitted fresh sequences without a prefill
+    std::vector<Sequence*> resumed;
+    for (std::size_t i = 0; i < n; ++i) {
+      Sequence* s = queue_[i];
+      const std::int64_t p = s->out->prompt_index;
+      if (!s->out->tokens.empty()) {
+        if (!resumed_.contains(s)) resumed.push_back(s);
+      }
+      else if (!prefilled_.contains(p) && std::find(missing.begin(), missing.end(), p) == missing.end())
+        missing.push_back(p);
     }
-    if (!missing.empty()) {
+    if (!missing.empty() || !resumed.empty()) {
       if (passed) break;
-      prefill_prompts(missing);
       passed = true;
+      if (params_.prefill_chunk == 0) {
+        prefill(missing, resumed);
+      } else {  // the chunked prefill under way (of these sequences, or of those before a preemption)
+        if (!chunked_) start_chunked(missing, resumed);
+        chunk_ran_ = true;
+        if (!chunk_step()) break;
+        continue;
+      }
     }
     place(free, n);
   }
   return passed;
 }
 
-void Engine::prefill_prompts(const std::vector<std::int64_t>& prompt_ids) {
-  auto pass = std::make_shared<PrefillPass>();
+// The token rows of a prefill over the prompts `prompt_ids` and the preempted sequences `resumed` (each its
+// prompt and every token it had fed, so that it goes on with its last drawn token).
+Prompts Engine::prefill_rows(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) const {
   Prompts batch;
-  std::int64_t S = 0;
-  for (std::int64_t p : prompt_ids) {
-    batch.push_back(prompts_[static_cast<std::size_t>(p)]);
-    S = std::max(S, static_cast<std::int64_t>(batch.back().size()));
+  for (std::int64_t p : prompt_ids) batch.push_back(prompts_[static_cast<std::size_t>(p)]);
+  for (const Sequence* s : resumed) {
+    batch.push_back(prompt_of(*s));
+    batch.back().insert(batch.back().end(), s->out->tokens.begin(), s->out->tokens.end() - 1);
   }
+  return batch;
+}
+
+// One prefill pass of the training forward over prefill_rows().
+void Engine::prefill(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) {
+  auto pass = std::make_shared<PrefillPass>();
+  const Prompts batch = prefill_rows(prompt_ids, resumed);
+  std::int64_t S = 0;
+  for (const auto& b : batch) S = std::max(S, static_cast<std::int64_t>(b.size()));
   const auto m = static_cast<std::int64_t>(batch.size());
   pass->cache = model_.make_kv_cache(m, S);
   const Tensor experts = recorder_.buffer(ctx_, m * S);
   pass->logits = model_.prefill(pass->cache, batch, experts);
   ++stats_.prefills;
-  stats_.prefilled += m;
+  std::vector<std::vector<std::int16_t>> routing(prompt_ids.size());
+  if (recorder_.on()) {
+    const Tensor host = on_host(experts);
+    for (std::size_t i = 0; i < prompt_ids.size(); ++i)
+      recorder_.append_rows(host, static_cast<std::int64_t>(i) * S, static_cast<std::int64_t>(batch[i].size()), routing[i]);
+  }
+  register_pass(pass, prompt_ids, resumed, std::move(routing));
+}
+
+// A finished prefill's prompts and resumed sequences, ready for their slots (`routing`: per prompt).
+void Engine::register_pass(const std::shared_ptr<const PrefillPass>& pass, const std::vector<std::int64_t>& prompt_ids,
+                           const std::vector<Sequence*>& resumed, std::vector<std::vector<std::int16_t>> routing) {
+  stats_.prefilled += static_cast<std::int64_t>(prompt_ids.size());
+  stats_.resumed += static_cast<std::int64_t>(resumed.size());
+  for (std::size_t i = 0; i < prompt_ids.size(); ++i)
+    prefilled_[prompt_ids[i]] = Prefilled{pass, static_cast<std::int64_t>(i), std::move(routing[i]), samples_};
+  for (std::size_t i = 0; i < resumed.size(); ++i)
+    resumed_[resumed[i]] = Prefilled{pass, static_cast<std::int64_t>(prompt_ids.size() + i), {}, 1};
+}
+
+void Engine::start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) {
+  ChunkedPrefill c{std::make_shared<PrefillPass>(), prompt_ids, resumed, prefill_rows(prompt_ids, resumed), {}, {}};
+  std::int64_t S = 0;
+  for (const auto& r : c.rows) S = std::max(S, static_cast<std::int64_t>(r.size()));
+  const auto m = static_cast<std::int64_t>(c.rows.size());
+  c.pass->cache = model_.make_kv_cache(m, S);
+  c.pass->logits = ctx_.empty({m, model_.config().vocab_size}, DType::f32);
+  c.done.assign(c.rows.size(), 0);
+  c.routing.resize(prompt_ids.size());
+  chunked_ = std::move(c);
+}
+
+// The next prefill_chunk tokens of the chunked prefill, row after row, as one decode pass whose rows point
+// at their prompt's slot of the prefill cache (a block table of one block of S rows per slot) at their own
+// positions; the logits of each row's last token are kept. Returns whether the prefill has finished.
+bool Engine::chunk_step() {
+  ChunkedPrefill& c = *chunked_;
+  KvCache view;  // the prefill cache, addressed by token rows
+  std::vector<std::int32_t> tokens;
+  for (std::size_t r = 0; r < c.rows.size(); ++r)
+    for (; c.done[r] < static_cast<std::int64_t>(c.rows[r].size()) &&
+           static_cast<std::int64_t>(tokens.size()) < params_.prefill_chunk;
+         ++c.done[r]) {
+      tokens.push_back(c.rows[r][static_cast<std::size_t>(c.done[r])]);
+      view.lengths.push_back(static_cast<std::int32_t>(c.done[r]));
+      view.table.push_back(static_cast<std::int32_t>(r));
+    }
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  view.max_len = view.block_size = c.pass->cache.max_len;
+  view.layers = c.pass->cache.layers;
+  view.gqa_layers = c.pass->cache.gqa_layers;
+  view.block_table = ctx_.empty({n, 1}, DType::i32);
+  view.upload_table();
+  view.set_tensors(c.pass->cache.tensors());
+  const std::vector<std::int32_t> positions = view.lengths;
+  const Tensor experts = recorder_.buffer(ctx_, n);
+  const Tensor logits = model_.decode(view, tokens, experts);
+  ++stats_.prefills;
   const Tensor routing = recorder_.on() ? on_host(experts) : Tensor{};
-  for (std::int64_t i = 0; i < m; ++i) {
-    Prefilled& e = prefilled_[prompt_ids[static_cast<std::size_t>(i)]];
-    e = Prefilled{pass, i, {}, samples_};
-    if (recorder_.on())
-      recorder_.append_rows(routing, i * S, static_cast<std::int64_t>(batch[static_cast<std::size_t>(i)].size()), e.experts);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto r = static_cast<std::size_t>(view.table[static_cast<std::size_t>(i)]);
+    if (recorder_.on() && r < c.prompt_ids.size()) recorder_.append_rows(routing, i, 1, c.routing[r]);
+    if (positions[static_cast<std::size_t>(i)] + 1 == static_cast<std::int32_t>(c.rows[r].size()))
+      copy(c.pass->logits.slice(static_cast<std::int64_t>(r), static_cast<std::int64_t>(r) + 1), logits.slice(i, i + 1));
+  }
+  for (std::size_t r = 0; r < c.rows.size(); ++r)
+    if (c.done[r] < static_cast<std::int64_t>(c.rows[r].size())) return false;
+  register_pass(c.pass, c.prompt_ids, c.resumed, std::move(c.routing));
+  chunked_.reset();
+  return true;
+}
+
+// Slot `slot`'s cache rows [0, len) from row e.row of its prefill pass (the rows past them are stale or the
+// scratch block's and never read: decode attends to `lengths` rows); paged, through the slot's block table
+// row (its blocks already given and uploaded).
+void Engine::copy_rows(const Prefilled& e, std::size_t slot, std::int64_t len) {
+  const auto rows = [len](const Tensor& t, std::int64_t b) {  // [B, L, W] -> slot b's first len rows [len, W]
+    return t.slice(b, b + 1).view({t.dim(1), t.dim(2)}).slice(0, len);
+  };
+  const std::vector<Tensor> from = e.pass->cache.tensors(), to = cache_->tensors();
+  const auto b = static_cast<std::int64_t>(slot);
+  for (std::size_t t = 0; t < to.size(); ++t) {
+    const Tensor src = rows(from[t], e.row);
+    if (blocks_)
+      kernels::kv_cache_write(ctx_, src.view({1, len, src.dim(1)}), zero_, to[t], cache_->block_table.slice(b, b + 1));
+    else
+      copy(rows(to[t], b), src);
   }
 }
 
-// The next n queued sequences into slots free[0 .. n): each slot's cache rows [0, prompt length) copied from
-// its prompt's prefill (the rows past them are stale and never read: decode attends to `lengths` rows), its
-// first token drawn from the prompt's last-position logits.
+// The next n queued sequences into slots free[0 .. n): each slot's cache rows copied from its prefill, a
+// fresh sequence's first token drawn from its prompt's last-position logits (a resumed one goes on with the
+// last token it drew).
 void Engine::place(const std::vector<std::size_t>& free, std::size_t n) {
+  std::size_t fresh_n = 0;
+  for (std::size_t i = 0; i < n; ++i) fresh_n += queue_[i]->out->tokens.empty() ? 1 : 0;
+  if (blocks_) {
+    for (std::size_t i = 0; i < n; ++i)
+      R1_CHECK(blocks_->grow(*cache_, free[i], std::min(rows_brought(*queue_[i]) + 1, rows_needed(*queue_[i]))),
+               "generate: admitted a sequence without the blocks it needs");
+    blocks_->upload(*cache_);
+  }
   std::vector<Sequence*> live;
+  std::vector<std::size_t> at;
   Tensor logits;
   for (std::size_t i = 0; i < n; ++i) {
-    Sequence& s = seqs_[next_ + i];
-    const auto it = prefilled_.find(s.out->prompt_index);
-    Prefilled& e = it->second;
+    Sequence& s = *queue_[i];
+    const bool fresh = s.out->tokens.empty();
+    const auto it = fresh ? prefilled_.find(s.out->prompt_index) : prefilled_.end();
+    const auto rit = fresh ? resumed_.end() : resumed_.find(&s);
+    Prefilled& e = fresh ? it->second : rit->second;
     const std::size_t slot = free[i];
-    const auto len = static_cast<std::int64_t>(prompt_of(s).size());
-    const auto rows = [len](const Tensor& t, std::int64_t b) {  // [B, L, W] -> slot b's first len rows [len, W]
-      return t.slice(b, b + 1).view({t.dim(1), t.dim(2)}).slice(0, len);
-    };
-    const std::vector<Tensor> from = e.pass->cache.tensors(), to = cache_->tensors();
-    for (std::size_t t = 0; t < to.size(); ++t) copy(rows(to[t], static_cast<std::int64_t>(slot)), rows(from[t], e.row));
+    const std::int64_t len = rows_brought(s);
+    copy_rows(e, slot, len);
     cache_->lengths[slot] = static_cast<std::int32_t>(len);
-    if (!logits.defined()) logits = ctx_.empty({static_cast<std::int64_t>(n), e.pass->logits.dim(1)}, DType::f32);
-    copy(logits.slice(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1), e.pass->logits.slice(e.row, e.row + 1));
-    s.out->experts.insert(s.out->experts.end(), e.experts.begin(), e.experts.end());
+    if (fresh) {
+      if (!logits.defined()) logits = ctx_.empty({static_cast<std::int64_t>(fresh_n), e.pass->logits.dim(1)}, DType::f32);
+      const auto r = static_cast<std::int64_t>(live.size());
+      copy(logits.slice(r, r + 1), e.pass->logits.slice(e.row, e.row + 1));
+      s.out->experts.insert(s.out->experts.end(), e.experts.begin(), e.experts.end());
+      live.push_back(&s);
+      at.push_back(slot);
+    }
     slots_[slot] = &s;
-    live.push_back(&s);
-    if (--e.unplaced == 0) prefilled_.erase(it);
+    admitted_[slot] = ++admissions_;
+    if (--e.unplaced == 0) {
+      if (fresh) prefilled_.erase(it);
+      else resumed_.erase(rit);
+    }
   }
-  next_ += n;
-  draw(live, std::vector<std::size_t>(free.begin(), free.begin() + static_cast<std::ptrdiff_t>(n)), logits);
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (!live.empty()) draw(live, at, logits);
 }
 
-// One decode step over every slot (all live: compact() ran).
+// A paged cache's room for this step's rows: oldest sequences first, each slot whose next row starts a
+// block gets one; when none is free the newest sequence is preempted (itself, if it is the newest).
+void Engine::make_room() {
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i] != nullptr) order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return admitted_[a] < admitted_[b]; });
+  for (std::size_t slot : order) {
+    if (slots_[slot] == nullptr) continue;  // preempted for an older one
+    while (!blocks_->grow(*cache_, slot, cache_->lengths[slot] + 1)) {
+      std::size_t newest = slot;
+      for (std::size_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i] != nullptr && admitted_[i] > admitted_[newest]) newest = i;
+      preempt(newest);
+      if (newest == slot) break;
+    }
+  }
+}
+
+// Frees a running sequence's slot and blocks and puts it back at the head of the queue; it is re-prefilled
+// (prompt and the tokens it had fed) when it takes a slot again, and its draws stay keyed by position.
+void Engine::preempt(std::size_t slot) {
+  queue_.push_front(slots_[slot]);
+  slots_[slot] = nullptr;
+  blocks_->release(*cache_, slot);
+  ++stats_.preemptions;
+}
+
+// One decode step over every slot. A slot without a sequence (waiting for a chunked prefill or for blocks)
+// runs from length 0 and draws nothing: it writes and reads only its row 0 (paged: the scratch block's), which
+// a sequence taking the slot overwrites.
 void Engine::decode() {
+  if (blocks_) {
+    make_room();
+    blocks_->upload(*cache_);
+    stats_.peak_blocks = blocks_->peak_used();
+  }
+  const std::vector<Sequence*> live = slots_;
   std::vector<std::int32_t> next;
   std::vector<std::size_t> at;
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    R1_CHECK(slots_[i] != nullptr, "decode: slot ", i, " holds no sequence");
-    next.push_back(slots_[i]->out->tokens.back());
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    if (live[i] == nullptr) cache_->lengths[i] = 0;  // idle: its step writes and reads its row 0 only
+    next.push_back(live[i] != nullptr ? live[i]->out->tokens.back() : 0);
     at.push_back(i);
+    stats_.slot_steps += live[i] != nullptr ? 1 : 0;
   }
   ++stats_.decode_steps;
-  stats_.slot_steps += static_cast<std::int64_t>(slots_.size());
-  const std::vector<Sequence*> live = slots_;
+  const std::vector<std::int64_t> fed(live.size(), 1);
   if (params_.cuda_graphs && !kernels::profile::enabled() && model_.decodes_on_device(cache_->slots())) {
     graphed_.step(*cache_, next, uniforms(live, params_.seed));
-    recorder_.append(graphed_.experts, live, 1, std::vector<std::int64_t>(live.size(), 1));
+    recorder_.append(graphed_.experts, live, 1, fed);
     finish(live, at, graphed_.draws);
   } else {
     const Tensor experts = recorder_.buffer(ctx_, cache_->slots());
     const Tensor logits = model_.decode(*cache_, next, experts);
-    recorder_.append(experts, live, 1, std::vector<std::int64_t>(live.size(), 1));
+    recorder_.append(experts, live, 1, fed);
     draw(live, at, logits);
   }
 }
@@ -282,20 +523,26 @@ void Engine::decode() {
 // them) so that finished sequences stop costing compute; the cache goes with the last one.
 void Engine::compact() {
   if (std::none_of(slots_.begin(), slots_.end(), [](const Sequence* s) { return s == nullptr; })) return;
-  if (params_.batching == Batching::continuous && next_ < seqs_.size()) return;
+  if (params_.batching == Batching::continuous && !queue_.empty()) return;
   std::vector<std::int32_t> keep;
   std::vector<Sequence*> kept;
+  std::vector<std::uint64_t> order;
   for (std::size_t i = 0; i < slots_.size(); ++i)
     if (slots_[i] != nullptr) {
       keep.push_back(static_cast<std::int32_t>(i));
       kept.push_back(slots_[i]);
+      order.push_back(admitted_.empty() ? 0 : admitted_[i]);
     }
   graphed_.reset();  // its slots and buffers are about to change
-  if (keep.empty())
+  if (keep.empty()) {
     cache_.reset();
-  else
+    blocks_.reset();
+  } else {
     model_.keep_slots(*cache_, keep);
+    if (blocks_) blocks_->keep(keep);
+  }
   slots_ = std::move(kept);
+  admitted_ = std::move(order);
 }
 }  // namespace
 

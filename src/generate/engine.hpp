@@ -41,6 +41,10 @@ struct GenerateStats {
   std::int64_t slot_steps = 0;    // sequences decoded, summed over the decode steps (/ decode_steps: mean live slots)
   std::int64_t idle_passes = 0;   // one-token passes of a rank without work (expert parallelism, Lockstep)
   std::int64_t graph_captures = 0;  // CUDA graphs captured for decode steps
+  // Continuous batching's paged cache (SamplingParams::kv_block_size > 0; zero otherwise): its tokens per
+  // block and pool blocks, the most blocks sequences held at once, the sequences preempted when a decode
+  // step found no free block, and the preempted sequences re-prefilled on readmission.
+  std::int64_t block_size = 0, pool_blocks = 0, peak_blocks = 0, preemptions = 0, resumed = 0;
 };
 
 // Every prompt (token ids) sampled `samples_per_prompt` times; completions in prompt-major order
@@ -51,6 +55,13 @@ struct GenerateStats {
 //   theirs. A tick runs one pass: a prefill of the prompts that newly admitted sequences need (each prompt
 //   once for all its samples: its cache rows are copied into every sample's slot and each sample's first
 //   draw is made from the prompt's last-position logits), or else a decode step over every live slot.
+//   With SamplingParams::kv_block_size > 0 the cache is paged (KvCache): a slot takes blocks as its sequence
+//   grows and frees them when it finishes, from a pool of kv_cache_tokens (generate/kv_blocks.hpp), so
+//   max_batch may exceed what the pool holds at full length. A sequence is admitted when the free blocks
+//   hold its rows; when a decode step finds no free block for a sequence's next row, the newest running
+//   sequences are preempted (their blocks freed, back to the queue's head) and later re-prefilled with
+//   their prompt and the tokens they had fed, never failing. A prompt's rows are copied into each sample's
+//   own blocks.
 // - static: a batch of max_batch sequences is prefilled (each sample of a prompt on its own), then decoded
 //   until its last sequence stops, finished sequences dropping out; then the next batch.
 // Draws are keyed by (seed, first_prompt_index + prompt index, sample index, token position), so the

@@ -41,7 +41,7 @@ void RoutingRecorder::append(const Tensor& buf, const std::vector<Sequence*>& li
   if (layers_ == 0) return;
   const Tensor h = on_host(buf);
   for (std::size_t i = 0; i < live.size(); ++i)
-    append_rows(h, static_cast<std::int64_t>(i) * stride, fed[i], live[i]->out->experts);
+    if (live[i] != nullptr) append_rows(h, static_cast<std::int64_t>(i) * stride, fed[i], live[i]->out->experts);
 }
 
 void RoutingRecorder::append_rows(const Tensor& host_buf, std::int64_t first, std::int64_t n, std::vector<std::int16_t>& out) const {
@@ -109,6 +109,10 @@ void GraphedDecode::reset() {
 Tensor uniforms(const std::vector<Sequence*>& live, std::uint64_t seed) {
   Tensor u = Tensor::host({static_cast<std::int64_t>(live.size())}, DType::f64);
   for (std::size_t i = 0; i < live.size(); ++i) {
+    if (live[i] == nullptr) {  // an idle slot: its draw is dropped
+      u.data<double>()[i] = 0.5;
+      continue;
+    }
     const Completion& comp = *live[i]->out;
     u.data<double>()[i] = sampling_uniform(seed, live[i]->prompt_key, static_cast<std::uint32_t>(comp.sample_index),
                                            static_cast<std::uint32_t>(comp.tokens.size()));
@@ -125,6 +129,7 @@ std::vector<std::int32_t> record(const std::vector<Sequence*>& live, const Draws
   const std::int32_t* htok = h.slice(3, 4).reinterpret(DType::i32).data<std::int32_t>();
   std::vector<std::int32_t> keep;
   for (std::size_t i = 0; i < live.size(); ++i) {
+    if (live[i] == nullptr) continue;
     Completion& comp = *live[i]->out;
     const SampledToken t{htok[i], hlp[i], hent[i]};
     comp.tokens.push_back(t.token);

@@ -44,7 +44,7 @@ class RoutingRecorder {
   bool on() const { return layers_ > 0; }
   // The buffer of a pass over `rows` token rows (undefined when nothing is recorded).
   Tensor buffer(const kernels::Context& ctx, std::int64_t rows) const;
-  // Appends rows [i stride, i stride + fed[i]) of `buf` to live sequence i's completion.
+  // Appends rows [i stride, i stride + fed[i]) of `buf` to live sequence i's completion (null: an idle slot, skipped).
   void append(const Tensor& buf, const std::vector<Sequence*>& live, std::int64_t stride, const std::vector<std::int64_t>& fed) const;
   // Appends rows [first, first + n) of a buffer read back to the host (`host_buf`) to `out`, as Completion::experts.
   void append_rows(const Tensor& host_buf, std::int64_t first, std::int64_t n, std::vector<std::int16_t>& out) const;
@@ -95,11 +95,11 @@ class GraphedDecode {
   std::optional<kernels::Graph> graph_;
 };
 
-// The uniforms of the live sequences' next draws (f64 [live], host).
+// The uniforms of the live sequences' next draws (f64 [live], host; 0.5 for a null, idle slot).
 Tensor uniforms(const std::vector<Sequence*>& live, std::uint64_t seed);
 
-// Appends each live sequence's draw ([live], any memory) to its completion; returns the indices of the
-// sequences that go on (the others drew a stop id or reached their limit).
+// Appends each live sequence's draw ([live], any memory) to its completion (null: an idle slot, skipped);
+// returns the indices of the sequences that go on (the others drew a stop id or reached their limit).
 std::vector<std::int32_t> record(const std::vector<Sequence*>& live, const Draws& d, const std::vector<std::int32_t>& stop_ids);
 
 }  // namespace r1

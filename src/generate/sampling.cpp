@@ -16,6 +16,9 @@ constexpr std::uint32_t kSamplingStream = 0x53414d50u;  // "SAMP": apart from ev
 void validate(const SamplingParams& p) {
   kernels::validate(sample_options(p));
   R1_REQUIRE(p.max_new_tokens >= 1, "sampling: max_new_tokens ", p.max_new_tokens, " must be >= 1");
+  R1_REQUIRE(p.kv_block_size >= 0 && p.kv_cache_tokens >= 0 && p.prefill_chunk >= 0, "sampling: kv_block_size ",
+             p.kv_block_size, ", kv_cache_tokens ", p.kv_cache_tokens, " and prefill_chunk ", p.prefill_chunk,
+             " must be >= 0");
 }
 
 double sampling_uniform(std::uint64_t seed, std::uint64_t prompt, std::uint32_t sample, std::uint32_t position) {

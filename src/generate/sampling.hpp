@@ -27,6 +27,16 @@ struct SamplingParams {
   // routing replay and its rollout/learner routing comparison.
   bool record_experts = false;
   Batching batching = Batching::continuous;  // how the engine fills its batch ([sampling] batching)
+  // Continuous batching's KV cache ([sampling] kv_block_size, kv_cache_tokens): paged in blocks of this many
+  // tokens (0: contiguous, every slot sized for the longest sequence), from a pool of at most this many
+  // tokens per layer (0: auto -- from free device memory on the GPU, kDefaultCpuKvTokens on the CPU).
+  std::int64_t kv_block_size = 16;
+  std::int64_t kv_cache_tokens = 0;
+  // Continuous batching ([sampling] prefill_chunk): new prompts are prefilled in passes of at most this many
+  // tokens, each run as rows of a decode pass over the prompts' cache (a row attends to the rows before it),
+  // one pass per tick between decode steps, so that long prompts never stall decode for long; 0: the
+  // prompts of an admission in one pass of the training forward.
+  std::int64_t prefill_chunk = 0;
   // New tokens allowed per sequence (prompt-major: prompt p's sample s at p samples_per_prompt + s), each
   // also bounded by max_new_tokens and the model's context; empty: max_new_tokens for every sequence. For
   // the rollout benchmark's long-tailed lengths.

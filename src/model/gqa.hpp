@@ -63,9 +63,12 @@ class GqaAttention {
   // Generation (no backward; model/gqa_inference.cpp): the per-layer KV cache of B sequence slots of up to L
   // tokens holds the rotated keys and the values of this rank's K/V heads (its own head when K/V heads are
   // replicated over TP), K' = their count.
+  // Contiguous or paged as MlaAttention::Cache.
   struct Cache {
-    Tensor k;  // [B, L, K' d] rope(k_norm(x k_proj^T (+ k_bias)))
-    Tensor v;  // [B, L, K' d] x v_proj^T (+ v_bias)
+    Tensor k;      // [B, L, K' d] rope(k_norm(x k_proj^T (+ k_bias))), or a pool [N, bs, K' d]
+    Tensor v;      // [B, L, K' d] x v_proj^T (+ v_bias), or a pool [N, bs, K' d]
+    Tensor table;  // paged: i32 [B, L / bs] (MlaAttention::Cache::table); else undefined
+    std::int64_t slots() const { return table.defined() ? table.dim(0) : k.dim(0); }
   };
   Cache make_cache(const kernels::Context& ctx, std::int64_t batch, std::int64_t max_len) const;
   // The training forward over a right-padded prompt batch (B x S tokens, S <= L; causal masking keeps the

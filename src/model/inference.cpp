@@ -24,13 +24,26 @@ void KvCache::set_tensors(const std::vector<Tensor>& t) {
            " tensors for a cache of ", layers.size() + gqa_layers.size(), " layers");
   std::size_t i = 0;
   for (auto& l : layers) {
-    l = MlaAttention::Cache{t[i], t[i + 1]};
+    l = MlaAttention::Cache{t[i], t[i + 1], block_table};
     i += 2;
   }
   for (auto& l : gqa_layers) {
-    l = GqaAttention::Cache{t[i], t[i + 1]};
+    l = GqaAttention::Cache{t[i], t[i + 1], block_table};
     i += 2;
   }
+}
+
+std::int64_t KvCache::pool_blocks() const {
+  const std::vector<Tensor> t = tensors();
+  return paged() && !t.empty() ? t.front().dim(0) : 0;
+}
+
+void KvCache::upload_table() const {
+  R1_CHECK(paged() && static_cast<std::int64_t>(table.size()) == slots() * blocks_per_slot(),
+           "KvCache::upload_table: ", table.size(), " entries for ", slots(), " slots of ", blocks_per_slot(), " blocks");
+  Tensor h = Tensor::host({slots(), blocks_per_slot()}, DType::i32);
+  std::copy(table.begin(), table.end(), h.data<std::int32_t>());
+  copy(block_table, h);
 }
 
 Tensor Model::embed_tokens(const std::vector<std::int32_t>& ids) const {
@@ -75,6 +88,21 @@ KvCache Model::make_kv_cache(std::int64_t slots, std::int64_t max_len) const {
     else cache.layers.push_back(blk->mla()->make_cache(params_.context(), slots, max_len));
   }
   cache.lengths.assign(static_cast<std::size_t>(slots), 0);
+  return cache;
+}
+
+KvCache Model::make_paged_kv_cache(std::int64_t slots, std::int64_t max_len, std::int64_t block_size,
+                                   std::int64_t pool_blocks) const {
+  R1_REQUIRE(slots >= 1 && block_size >= 1 && pool_blocks >= 1 && max_len >= 1 && max_len <= c_.max_seq_len,
+             "a paged KV cache of ", slots, " slots x ", max_len, " tokens over ", pool_blocks, " blocks of ", block_size,
+             " tokens: need at least one of each and at most [model] max_seq_len = ", c_.max_seq_len, " tokens a slot");
+  KvCache cache = make_kv_cache(pool_blocks, block_size);  // pools: `pool_blocks` slots of one block each
+  cache.max_len = max_len;
+  cache.block_size = block_size;
+  cache.lengths.assign(static_cast<std::size_t>(slots), 0);
+  cache.table.assign(static_cast<std::size_t>(slots * cache.blocks_per_slot()), 0);
+  cache.block_table = params_.context().zeros({slots, cache.blocks_per_slot()}, DType::i32);
+  cache.set_tensors(cache.tensors());
   return cache;
 }
 
@@ -126,8 +154,8 @@ std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std:
     const auto i = static_cast<std::size_t>(b);
     R1_REQUIRE(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "decode: token id ", tokens[i], " of slot ", b,
                " is outside the vocabulary of ", c_.vocab_size);
-    R1_REQUIRE(cache.lengths[i] >= 1 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
-               cache.lengths[i], " tokens; it needs a prefilled prompt and room in the cache of ", cache.max_len);
+    R1_REQUIRE(cache.lengths[i] >= 0 && cache.lengths[i] < cache.max_len, "decode: slot ", b, " holds ",
+               cache.lengths[i], " tokens; it needs room in the cache of ", cache.max_len);
     ++lengths[i];
   }
   return lengths;
@@ -195,8 +223,28 @@ void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) c
     cache.layers.clear();
     cache.gqa_layers.clear();
     cache.lengths.clear();
+    cache.table.clear();
+    cache.block_table = Tensor{};
     return;
   }
+  std::vector<std::int32_t> lengths;
+  for (std::int32_t s : slots) lengths.push_back(cache.lengths[static_cast<std::size_t>(s)]);
+  cache.lengths = lengths;
+  if (!cache.paged()) return keep_rows(ctx, cache, slots);
+  const auto per = static_cast<std::size_t>(cache.blocks_per_slot());  // the kept slots' table rows; blocks stay
+  std::vector<std::int32_t> table;
+  for (std::int32_t s : slots) {
+    const auto row = cache.table.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s) * per);
+    table.insert(table.end(), row, row + static_cast<std::ptrdiff_t>(per));
+  }
+  cache.table = std::move(table);
+  cache.block_table = ctx.empty({n, cache.blocks_per_slot()}, DType::i32);
+  cache.upload_table();
+  cache.set_tensors(cache.tensors());
+}
+
+void Model::keep_rows(const Context& ctx, KvCache& cache, const std::vector<std::int32_t>& slots) {
+  const auto n = static_cast<std::int64_t>(slots.size());
   const Tensor ids = device_ints(ctx, slots, {n});
   std::vector<Tensor> kept;
   for (const Tensor& t : cache.tensors()) {  // the kept slots' [L, width] rows
@@ -204,9 +252,6 @@ void Model::keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) c
     kernels::gather_rows(ctx, t, ids, kept.back());
   }
   cache.set_tensors(kept);
-  std::vector<std::int32_t> lengths;
-  for (std::int32_t s : slots) lengths.push_back(cache.lengths[static_cast<std::size_t>(s)]);
-  cache.lengths = lengths;
 }
 
 }  // namespace r1

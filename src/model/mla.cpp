@@ -175,21 +175,21 @@ MlaAttention::Cache MlaAttention::make_cache(const kernels::Context& ctx, std::i
   R1_REQUIRE(batch >= 1 && max_len >= 1 && max_len <= rope_.cos.dim(0), "MLA cache of ", batch, " slots x ", max_len,
              " tokens: need at least one of each and at most ", rope_.cos.dim(0), " tokens ([model] max_seq_len)");
   const DType dt = o_proj_->compute.dtype();
-  return Cache{ctx.empty({batch, max_len, kv_rank_}, dt), ctx.empty({batch, max_len, d_rope_}, dt)};
+  return Cache{ctx.empty({batch, max_len, kv_rank_}, dt), ctx.empty({batch, max_len, d_rope_}, dt), {}};
 }
 
 void MlaAttention::prefill(const kernels::Context& ctx, const BatchShape& b, const Tensor& x, const Tensor& out,
                            const Cache& cache) const {
-  R1_REQUIRE(cache.kv.dim(0) == b.batch && cache.kv.dim(1) >= b.seq, "MLA prefill of ", b.batch, " x ", b.seq,
-             " tokens into a cache ", cache.kv.str());
+  R1_REQUIRE(cache.slots() == b.batch, "MLA prefill of ", b.batch, " x ", b.seq, " tokens into a cache of ",
+             cache.slots(), " slots");
   const Saved s = forward(ctx, b, x, out);
   const std::int64_t t = b.tokens(), d_qk = d_nope_ + d_rope_;
   // Head 0's rope slice of the keys is the rotated shared rope key (every head holds the same copy).
   const Tensor k_pe = ctx.empty({t, d_rope_}, s.k.dtype());
   kernels::copy_columns(ctx, s.k.view({t, heads_ * d_qk}), d_nope_, k_pe, 0, d_rope_);
   const Tensor start = ctx.zeros({b.batch}, DType::i32);
-  kernels::kv_cache_write(ctx, s.c_kv_n.view({b.batch, b.seq, kv_rank_}), start, cache.kv);
-  kernels::kv_cache_write(ctx, k_pe.view({b.batch, b.seq, d_rope_}), start, cache.pe);
+  kernels::kv_cache_write(ctx, s.c_kv_n.view({b.batch, b.seq, kv_rank_}), start, cache.kv, cache.table);
+  kernels::kv_cache_write(ctx, k_pe.view({b.batch, b.seq, d_rope_}), start, cache.pe, cache.table);
 }
 
 void MlaAttention::decode(const kernels::Context& ctx, const Tensor& x, const Tensor& positions, const Tensor& lengths,
@@ -197,15 +197,15 @@ void MlaAttention::decode(const kernels::Context& ctx, const Tensor& x, const Te
   const std::int64_t n = x.dim(0);
   const DType dt = o_proj_->compute.dtype();
   R1_REQUIRE(x.shape() == Shape({n, dim_}) && x.dtype() == dt && out.shape() == x.shape() && out.dtype() == dt &&
-                 cache.kv.dim(0) == n,
+                 cache.slots() == n,
              "MLA decode: x ", x.str(), " and out ", out.str(), " must be ", dtype_name(dt), " [B, ", dim_,
-             "] with B = the cache's ", cache.kv.dim(0), " slots");
+             "] with B = the cache's ", cache.slots(), " slots");
   Saved s;
   const Tensor k_pe = project(ctx, positions, x, s);
-  kernels::kv_cache_write(ctx, s.c_kv_n.view({n, 1, kv_rank_}), positions, cache.kv);
-  kernels::kv_cache_write(ctx, k_pe.view({n, 1, d_rope_}), positions, cache.pe);
+  kernels::kv_cache_write(ctx, s.c_kv_n.view({n, 1, kv_rank_}), positions, cache.kv, cache.table);
+  kernels::kv_cache_write(ctx, k_pe.view({n, 1, d_rope_}), positions, cache.pe, cache.table);
   const Tensor o = ctx.empty({n, heads_, d_v_}, dt);
-  kernels::mla_decode_attention(ctx, s.q, kv_b_proj_->compute, cache.kv, cache.pe, lengths, scale_, o);
+  kernels::mla_decode_attention(ctx, s.q, kv_b_proj_->compute, cache.kv, cache.pe, lengths, scale_, o, cache.table);
   linear_forward(ctx, o.view({n, heads_ * d_v_}), *o_proj_, out);
 }
 

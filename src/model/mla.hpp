@@ -62,10 +62,13 @@ class MlaAttention {
 
   // Generation (no backward): the per-layer KV cache of B sequence slots of up to L tokens holds what MLA
   // needs of every past token, the normalised latent and the rotated shared rope key, (R_kv + d_rope)
-  // values per token instead of H (d_qk + d_v).
+  // values per token instead of H (d_qk + d_v). Contiguous (no table: kv, pe per slot) or paged (kv, pe
+  // pools of fixed-size blocks that the slots' block table points into; kernels::CacheBlocks).
   struct Cache {
-    Tensor kv;  // [B, L, R_kv] kv_a_norm(c_kv)
-    Tensor pe;  // [B, L, d_rope] rope(k_pe)
+    Tensor kv;     // [B, L, R_kv] kv_a_norm(c_kv), or a pool [N, bs, R_kv]
+    Tensor pe;     // [B, L, d_rope] rope(k_pe), or a pool [N, bs, d_rope]
+    Tensor table;  // paged: i32 [B, L / bs] in the model's memory (shared by every layer); else undefined
+    std::int64_t slots() const { return table.defined() ? table.dim(0) : kv.dim(0); }
   };
   Cache make_cache(const kernels::Context& ctx, std::int64_t batch, std::int64_t max_len) const;
   // The training forward over a right-padded prompt batch (B x S tokens, S <= L; causal masking keeps the

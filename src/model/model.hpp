@@ -51,16 +51,31 @@ using GradsReady = std::function<void(std::span<Param* const>)>;
 
 // The KV cache of a generation batch: one cache per trunk layer over the same sequence slots -- MLA's
 // latents ([model] arch = mla) or the grouped-query-attention families' keys and values -- and how many
-// tokens each slot holds (host side: the engine decides what runs next from it).
+// tokens each slot holds (host side: the engine decides what runs next from it). Contiguous (each slot
+// max_len rows of its own) or paged: every layer's rows live in a pool of fixed-size blocks, and a block
+// table, shared by the layers, lists each slot's blocks in token order (kernels::CacheBlocks); the engine
+// assigns and frees blocks as sequences grow and finish (generate/engine.cpp).
 struct KvCache {
-  std::int64_t max_len = 0;
+  std::int64_t max_len = 0;     // tokens a slot can hold
+  std::int64_t block_size = 0;  // paged: tokens per block; 0: contiguous
   std::vector<MlaAttention::Cache> layers;      // arch mla
   std::vector<GqaAttention::Cache> gqa_layers;  // arch llama, qwen2, qwen3
   std::vector<std::int32_t> lengths;
+  // Paged: the block table on the host, [slots, blocks_per_slot()] pool block ids (entries past a slot's
+  // blocks hold 0 and are never read), and the same in the model's memory (every layer's Cache::table).
+  std::vector<std::int32_t> table;
+  Tensor block_table;
+  bool paged() const { return block_size > 0; }
   std::int64_t slots() const { return static_cast<std::int64_t>(lengths.size()); }
-  // Every tensor of the cache, layer by layer, each [slots, max_len, W]: row (b, j) is slot b's token j.
+  std::int64_t blocks_per_slot() const { return paged() ? (max_len + block_size - 1) / block_size : 1; }
+  // Paged: the blocks in each layer's pool.
+  std::int64_t pool_blocks() const;
+  // Copies `table` into block_table in place, so that a captured decode graph reads the new blocks.
+  void upload_table() const;
+  // Every tensor of the cache, layer by layer: each [slots, max_len, W] (row (b, j) is slot b's token j), or
+  // paged each pool [blocks, block_size, W].
   std::vector<Tensor> tensors() const;
-  // The same tensors replaced by `t` (tensors()'s order and count).
+  // The same tensors replaced by `t` (tensors()'s order and count; the block table kept).
   void set_tensors(const std::vector<Tensor>& t);
 };
 
@@ -167,12 +182,16 @@ class Model {
   // model's memory, one row per cache slot: the next-token logits after each slot's last token. The
   // cache holds this rank's trunk layers (under pipeline parallelism: those of its chunks).
   KvCache make_kv_cache(std::int64_t slots, std::int64_t max_len) const;
+  // A paged cache (KvCache): `slots` slots of up to max_len tokens over pools of `pool_blocks` blocks of
+  // `block_size` tokens per layer; every table entry 0 (the caller assigns blocks, then upload_table()).
+  KvCache make_paged_kv_cache(std::int64_t slots, std::int64_t max_len, std::int64_t block_size,
+                              std::int64_t pool_blocks) const;
   // Runs each prompt (one per slot, 1 <= length <= max_len) through the trunk as one right-padded batch
   // and fills the cache; lengths = prompt lengths. `experts`, when given (i32 [L_moe, B S, k] in the model's
   // memory), records this rank's MoE layers' routing of every row b S + s of the right-padded batch.
   Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts, const Tensor& experts = {}) const;
-  // Appends one token per slot at position lengths[b] (< max_len) and advances every length; `experts` (i32
-  // [L_moe, B, k]) records the routing as prefill's does.
+  // Appends one token per slot at position lengths[b] (< max_len; 0 starts a sequence, as chunked prefill
+  // does) and advances every length; `experts` (i32 [L_moe, B, k]) records the routing as prefill's does.
   Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts = {}) const;
   // The lengths after decoding `tokens` (one per slot), checked as decode() checks them.
   std::vector<std::int32_t> decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const;
@@ -183,7 +202,8 @@ class Model {
   bool decodes_on_device(std::int64_t slots) const;
   Tensor decode_on_device(const KvCache& cache, const Tensor& ids, const Tensor& positions, const Tensor& lengths,
                           const Tensor& experts = {}) const;
-  // Keeps only the slots listed (in that order, each once), so finished sequences stop costing compute.
+  // Keeps only the slots listed (in that order, each once), so finished sequences stop costing compute
+  // (paged: their block table rows; the pools stay).
   void keep_slots(KvCache& cache, const std::vector<std::int32_t>& slots) const;
 
  private:
@@ -220,6 +240,8 @@ class Model {
   // in `experts` when defined), then the logits.
   Tensor decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
                       const Tensor& lengths, const Tensor& experts) const;
+  // keep_slots of a contiguous cache: the kept slots' rows gathered into new tensors.
+  static void keep_rows(const kernels::Context& ctx, KvCache& cache, const std::vector<std::int32_t>& slots);
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).
   Tensor embed_tokens(const std::vector<std::int32_t>& ids) const;
 

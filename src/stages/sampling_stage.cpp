@@ -23,6 +23,9 @@ SamplingParams sampling_params(const RunConfig& cfg, const PromptFormat& format)
   sp.seed = static_cast<std::uint64_t>(cfg.run.seed);
   sp.cuda_graphs = cfg.sampling.cuda_graphs;
   sp.batching = cfg.sampling.batching;
+  sp.kv_block_size = cfg.sampling.kv_block_size;
+  sp.kv_cache_tokens = cfg.sampling.kv_cache_tokens;
+  sp.prefill_chunk = cfg.sampling.prefill_chunk;
   validate(sp);
   return sp;
 }

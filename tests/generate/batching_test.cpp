@@ -2,13 +2,19 @@
 // prefilled once for all their samples give the static engine's completions token for token -- the same
 // tokens, stop reasons and routing, log-probs within 1e-5 (prefills of different batches pad differently)
 // -- at max_batch 1, 3 and 8, with per-sequence limits, stop ids and the rank's first prompt index; the
-// continuous engine decodes fuller batches in fewer steps and prefills each prompt once.
+// continuous engine decodes fuller batches in fewer steps and prefills each prompt once. Over the paged KV
+// cache (the tiny MLA models and the tiny-qwen2 GQA preset) the same completions as over the contiguous one
+// at block sizes 1, 16 and odd ones (3, 5, 7); a token budget so small that decode steps run out of blocks
+// preempts the newest sequences, resumes them by re-prefilling, and still gives the same completions; and
+// prefills in chunks of 1, 3 and 64 tokens (decode-path rows, between decode steps) give them too.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.hpp"
 #include "generate/engine.hpp"
+#include "generate/gqa_models.hpp"
 #include "support/tiny_model.hpp"
 
 using namespace r1;
@@ -140,8 +146,15 @@ TEST(Batching, GreedySamplesOfASharedPrefillAgreeAndTheContextStillBoundsThem) {
   p.batching = Batching::static_batch;
   const auto want = generate(t.model, prompts, kSamples, p, 2);
   p.batching = Batching::continuous;
-  for (std::int64_t max_batch : {2, 64}) {  // fewer slots than a prompt's samples, and more slots than sequences
-    const auto got = generate(t.model, prompts, kSamples, p, max_batch);
+  // Fewer slots than a prompt's samples, more slots than sequences, and 16 slots over a paged cache of 10
+  // blocks of 4 (40 tokens: fewer than two of the longest sequence's 31 rows), which preempts.
+  for (std::int64_t max_batch : {2, 64, 16}) {
+    if (max_batch == 16) {
+      p.kv_block_size = 4;
+      p.kv_cache_tokens = 40;
+    }
+    GenerateStats st;
+    const auto got = generate(t.model, prompts, kSamples, p, max_batch, 0, &st);
     ASSERT_EQ(got.size(), want.size());
     for (std::size_t i = 0; i < got.size(); ++i) {
       EXPECT_EQ(got[i].tokens, want[i].tokens) << "max_batch " << max_batch << " completion " << i;
@@ -149,5 +162,97 @@ TEST(Batching, GreedySamplesOfASharedPrefillAgreeAndTheContextStillBoundsThem) {
     }
     EXPECT_EQ(got.back().tokens.size(), 2u);
     EXPECT_EQ(got.back().finished_by, FinishReason::length);
+    if (max_batch == 16) {
+      EXPECT_EQ(st.pool_blocks, 10);
+      EXPECT_GT(st.preemptions, 0);
+    }
   }
+}
+
+namespace {
+// Continuous batching over a paged cache of `block_size` tokens a block (0: contiguous) within `budget`
+// tokens a layer (0: auto).
+SamplingParams paged(std::int64_t block_size, std::int64_t budget = 0) {
+  SamplingParams p = params(Batching::continuous);
+  p.kv_block_size = block_size;
+  p.kv_cache_tokens = budget;
+  return p;
+}
+
+struct GqaModel {
+  ModelConfig c;
+  ParamStore params{kernels::Context::cpu(), DType::f32};
+  Model model;
+  GqaModel() : c(test::gqa_preset("tiny-qwen2")), model(c, params) { test::init_gqa_weights(params); }
+};
+}  // namespace
+
+TEST(PagedCache, GivesTheContiguousCompletionsAtEveryBlockSize) {
+  for (std::int64_t q_lora : {0, 8}) {
+    SCOPED_TRACE("q_lora " + std::to_string(q_lora));
+    const TinyModel t(q_lora);
+    const auto want = generate(t.model, kPrompts, kSamples, paged(0), 4);
+    for (std::int64_t bs : {1, 5, 16})
+      for (std::int64_t max_batch : {3, 8}) {
+        GenerateStats st;
+        expect_same(generate(t.model, kPrompts, kSamples, paged(bs), max_batch, 0, &st), want,
+                    "block size " + std::to_string(bs) + ", max_batch " + std::to_string(max_batch));
+        EXPECT_EQ(st.block_size, bs);
+        EXPECT_EQ(st.preemptions, 0) << "the default budget holds every slot at full length";
+        EXPECT_GT(st.peak_blocks, 0);
+        EXPECT_LE(st.peak_blocks, st.pool_blocks);
+      }
+  }
+}
+
+TEST(PagedCache, ATightBudgetPreemptsTheNewestAndKeepsTheCompletions) {
+  const TinyModel t(8);
+  const auto want = generate(t.model, kPrompts, kSamples, paged(0), 8);
+  for (std::int64_t bs : {1, 2, 5}) {
+    GenerateStats st;
+    // 20 tokens for 8 slots: little more than the longest sequence.
+    expect_same(generate(t.model, kPrompts, kSamples, paged(bs, 20), 8, 0, &st), want,
+                "budget 20, block size " + std::to_string(bs));
+    EXPECT_GT(st.preemptions, 0) << "block size " << bs;
+    EXPECT_EQ(st.resumed, st.preemptions) << "every preempted sequence is re-prefilled once per preemption";
+    // The budget in whole blocks, at least the longest sequence's 16 rows (7-token prompt + 10 new - 1).
+    EXPECT_EQ(st.pool_blocks, std::max<std::int64_t>(20 / bs, (16 + bs - 1) / bs));
+    EXPECT_LE(st.peak_blocks, st.pool_blocks);
+  }
+}
+
+TEST(PagedCache, GqaGivesTheContiguousCompletionsAndSurvivesPreemption) {
+  GqaModel t;
+  SamplingParams p = paged(0);
+  p.record_experts = false;  // a dense model
+  p.stop_ids = {0, 1, 2};
+  const auto want = generate(t.model, kPrompts, kSamples, p, 4);
+  for (std::int64_t bs : {1, 3, 7}) {
+    p.kv_block_size = bs;
+    p.kv_cache_tokens = 0;
+    expect_same(generate(t.model, kPrompts, kSamples, p, 6), want, "GQA, block size " + std::to_string(bs));
+    p.kv_cache_tokens = 21;
+    GenerateStats st;
+    expect_same(generate(t.model, kPrompts, kSamples, p, 6, 0, &st), want, "GQA, budget 21, block size " + std::to_string(bs));
+    EXPECT_GT(st.preemptions, 0) << "block size " << bs;
+  }
+}
+
+TEST(ChunkedPrefill, GivesTheWholePrefillsCompletions) {
+  const TinyModel t(8);
+  const auto want = generate(t.model, kPrompts, kSamples, paged(0), 4);
+  GenerateStats whole;
+  generate(t.model, kPrompts, kSamples, paged(16), 4, 0, &whole);
+  for (std::int64_t chunk : {1, 3, 64})
+    for (const auto& [bs, budget] : {std::pair<std::int64_t, std::int64_t>{0, 0}, {16, 0}, {2, 20}}) {
+      const std::string what = "chunk " + std::to_string(chunk) + ", block size " + std::to_string(bs) + ", budget " +
+                               std::to_string(budget);
+      SamplingParams p = paged(bs, budget);
+      p.prefill_chunk = chunk;
+      GenerateStats st;
+      expect_same(generate(t.model, kPrompts, kSamples, p, 4, 0, &st), want, what);
+      EXPECT_EQ(st.prefilled, whole.prefilled) << what << ": each prompt still prefilled once";
+      if (chunk == 1) EXPECT_GE(st.prefills, 20) << what << ": a pass per prompt token (20 of them)";
+      if (budget > 0) EXPECT_GT(st.preemptions, 0) << what;
+    }
 }

@@ -3,7 +3,9 @@
 // logits, and generate() gives the one-rank completions, at PP2, PP2 with two chunks per stage and PP2
 // on DualPipeV's V (2 ranks), PP4, TP2 x PP2 and PP2 x DP2 with the routed experts over EP2 (4 ranks; the EP ranks generate in
 // lockstep with different numbers of prompts, so one of them runs idle passes), under static batching and
-// under continuous batching at max_batch 1, 3 and 8 against the static one-rank completions.
+// under continuous batching at max_batch 1, 3 and 8 (paged cache; at 8 also the contiguous cache, and a tight
+// token budget that preempts sequences; at 3 also prefills in chunks of 2 tokens) against the static
+// one-rank completions.
 // Tolerance: pipeline stages run the one-rank ops on the one-rank shapes and only copy the activations
 // between them, so pure pipeline layouts must give bit-identical logits; tensor parallelism sums partial
 // outputs over ranks and expert parallelism regroups the expert GEMMs' rows, which moves logits by a few
@@ -113,12 +115,28 @@ TEST(GeneratePipeline, CompletionsEqualOneRank) {
     // The static engine on the layout, and the continuous one (refilled slots, shared prefills; under EP the
     // ranks' ticks differ in number and kind) at several batch sizes, against the static one-rank run.
     // Continuous prefills pad differently from static ones, so its log-probs get 1e-5 on every layout.
-    for (const auto& [batching, max_batch] : {std::pair{Batching::static_batch, 3}, std::pair{Batching::continuous, 1},
-                                              std::pair{Batching::continuous, 3}, std::pair{Batching::continuous, 8}}) {
+    // The continuous engine runs the paged cache (blocks of 16) by default; also the contiguous cache, and a
+    // paged one of blocks of 3 within 16 tokens, where decode steps preempt and re-prefill sequences, and
+    // prefills in chunks of 2 tokens between decode steps.
+    struct Run {
+      Batching batching;
+      std::int64_t max_batch, block_size, budget, chunk = 0;
+    };
+    for (const Run& r : {Run{Batching::static_batch, 3, 16, 0}, Run{Batching::continuous, 1, 16, 0},
+                         Run{Batching::continuous, 3, 16, 0}, Run{Batching::continuous, 8, 16, 0},
+                         Run{Batching::continuous, 8, 0, 0}, Run{Batching::continuous, 8, 3, 16},
+                         Run{Batching::continuous, 3, 16, 0, 2}}) {
+      const Batching batching = r.batching;
       SCOPED_TRACE((batching == Batching::static_batch ? "static, max_batch " : "continuous, max_batch ") +
-                   std::to_string(max_batch));
+                   std::to_string(r.max_batch) + ", block size " + std::to_string(r.block_size) + ", budget " +
+                   std::to_string(r.budget) + ", prefill chunk " + std::to_string(r.chunk));
       sp.batching = batching;
-      const auto got = generate(t.model, mine, 2, sp, max_batch, static_cast<std::int64_t>(first));
+      sp.kv_block_size = r.block_size;
+      sp.kv_cache_tokens = r.budget;
+      sp.prefill_chunk = r.chunk;
+      GenerateStats st;
+      const auto got = generate(t.model, mine, 2, sp, r.max_batch, static_cast<std::int64_t>(first), &st);
+      if (r.budget > 0) EXPECT_GT(st.preemptions, 0) << "a budget of " << r.budget << " tokens";
       const double tol = l.exact() && batching == Batching::static_batch ? 0.0 : 1e-5;
       ASSERT_EQ(got.size(), want.size());
       for (std::size_t i = 0; i < want.size(); ++i) {

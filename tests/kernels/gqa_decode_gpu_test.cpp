@@ -1,7 +1,8 @@
 // GQA decode attention: CUDA against the CPU reference at Qwen2.5-7B (28 query heads, 4 K/V heads, d 128),
 // Llama-3.1-8B (32, 8, 128) and small-head (16, 2, 64; 12, 12, 48) shapes in f32 and bf16: ragged lengths
 // across the 64-token tile boundaries, cache rows past each length NaN (reading one shows), the same bits
-// run to run. Labelled `gpu`: fails (never skips) without a CUDA device.
+// run to run; a paged cache (pools read through a shuffled block table, block sizes 1, 7, 16, 64) against the
+// contiguous CPU reference. Labelled `gpu`: fails (never skips) without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include "kernels/gqa_decode.hpp"
 #include "kernels/test_util.hpp"
+#include "paged_cache.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -70,4 +72,31 @@ TEST(GqaDecodeParity, AttentionMatchesTheCpuReference) {
     expect_parity({12, 12, 48, 130}, {130, 7}, dt);  // no grouping, a head dim under a warp's multiple
     expect_parity({4, 1, 256, 1000}, {1000}, dt);    // the largest head dim, one long sequence
   }
+}
+
+TEST(GqaDecodeParity, PagedCacheMatchesTheContiguousCpuReference) {
+  const Context dev = test::gpu_context();
+  const Dims d{28, 4, 128, 300};
+  const std::vector<std::int32_t> lengths{1, 63, 64, 65, 200, 300};
+  const auto B = static_cast<std::int64_t>(lengths.size());
+  const float scale = 1.0f / std::sqrt(128.0f);
+  for (DType dt : {DType::f32, DType::bf16})
+    for (std::int64_t bs : {1, 7, 16, 64}) {
+      const Inputs in = make_inputs(d, lengths, dt, 5);
+      const Tensor want = Tensor::host(in.q.shape(), dt);
+      kernels::gqa_decode_attention(Context::cpu(), in.q, in.k, in.v, in.len, scale, want);
+      const Tensor table = test::shuffled_block_table(B, d.max_len, bs, 3, static_cast<std::uint32_t>(bs));
+      const std::int64_t blocks = table.numel() + 3;
+      const Tensor nan = test::nan_row(dt, d.kv_heads * d.head_dim);
+      const Tensor out = dev.empty(in.q.shape(), dt);
+      kernels::gqa_decode_attention(dev, dev.to_here(in.q), dev.to_here(test::to_pool(in.k, table, bs, blocks, nan)),
+                                    dev.to_here(test::to_pool(in.v, table, bs, blocks, nan)), dev.to_here(in.len), scale,
+                                    out, dev.to_here(table));
+      const Tensor got = test::to_host(out);
+      const double ref = test::max_error(want, Tensor::host_zeros(want.shape(), dt));
+      EXPECT_LE(test::max_error(got, want), (dt == DType::f32 ? 1e-4 : 2e-2) * ref) << dtype_name(dt) << " bs " << bs;
+      bool finite = true;
+      for (std::int64_t i = 0; i < got.numel(); ++i) finite = finite && std::isfinite(test::value(got, i));
+      EXPECT_TRUE(finite) << "a NaN row past a length was read, " << dtype_name(dt) << " bs " << bs;
+    }
 }

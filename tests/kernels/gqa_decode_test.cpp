@@ -1,15 +1,19 @@
 // GQA decode attention on the CPU: one query per sequence against its cached keys and values equals the
 // definition in double (query head h reads K/V head h / group; cache rows past each length hold NaN, so
-// reading one shows), and bad shapes or lengths are refused naming the op and the tensor.
+// reading one shows), a paged cache (block pools read through a shuffled block table) gives the contiguous
+// cache's bits, and bad shapes or lengths are refused naming the op and the tensor.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "core/error.hpp"
 #include "kernels/gqa_decode.hpp"
 #include "kernels/test_util.hpp"
+#include "paged_cache.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -48,6 +52,24 @@ TEST(GqaDecode, AttentionEqualsTheDefinitionPerQueryGroup) {
         EXPECT_NEAR(out.data<float>()[(b * H + h) * d + e], o, 1e-5) << "b " << b << " h " << h << " e " << e;
       }
     }
+}
+
+TEST(GqaDecode, PagedCacheGivesTheContiguousCachesBits) {
+  const std::int64_t B = 3, H = 6, K = 2, d = 5, L = 9;
+  const Tensor q = test::random_tensor({B, H, d}, DType::f32, 1);
+  const Tensor k = test::random_tensor({B, L, K, d}, DType::f32, 2), v = test::random_tensor({B, L, K, d}, DType::f32, 3);
+  const Tensor len = test::host_ints({1, 9, 4});
+  const Tensor want = Tensor::host({B, H, d}, DType::f32), got = Tensor::host({B, H, d}, DType::f32);
+  kernels::gqa_decode_attention(Context::cpu(), q, k, v, len, 0.4f, want);
+  const Tensor nan = test::nan_row(DType::f32, K * d);
+  for (std::int64_t bs : {1, 3, 4, 16}) {
+    const Tensor table = test::shuffled_block_table(B, L, bs, 2, static_cast<std::uint32_t>(bs));
+    const std::int64_t blocks = table.numel() + 2;
+    kernels::gqa_decode_attention(Context::cpu(), q, test::to_pool(k, table, bs, blocks, nan),
+                                  test::to_pool(v, table, bs, blocks, nan), len, 0.4f, got, table);
+    EXPECT_EQ(std::memcmp(got.raw(), want.raw(), static_cast<std::size_t>(want.numel()) * sizeof(float)), 0)
+        << "block size " << bs;  // bitwise: a NaN row read would show
+  }
 }
 
 TEST(GqaDecode, RefusesBadGroupsAndLengths) {

@@ -1,10 +1,13 @@
 // MLA decode kernels: CUDA against the CPU reference at bench shapes (16 heads, d_nope 128, d_rope 64,
 // d_v 128, R_kv 512) in f32 and bf16: ragged lengths, batch 1 split over the cache with lengths at every chunk
 // boundary, a batch large enough for one split, odd widths (the scalar path), the same bits run to run; cache
-// writes bit-exact. Cache rows past a sequence's length hold NaN, so reading one shows.
+// writes bit-exact; a paged cache (pools read through a shuffled block table, block sizes 1, 7, 16, 64) against
+// the contiguous CPU reference, and paged writes bit-exact. Cache rows past a sequence's length hold NaN, so
+// reading one shows.
 // Labelled `gpu`: fails (never skips) without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "kernels/cuda/resources.hpp"
 #include "kernels/mla_decode.hpp"
 #include "kernels/test_util.hpp"
+#include "paged_cache.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -130,5 +134,46 @@ TEST(MlaDecodeParity, CacheWriteIsBitExact) {
     kernels::kv_cache_write(cpu, src, start, cache);
     kernels::kv_cache_write(dev, dev.to_here(src), dev.to_here(start), dcache);
     EXPECT_EQ(std::memcmp(test::to_host(dcache).raw(), cache.raw(), cache.nbytes()), 0) << dtype_name(dt);
+  }
+}
+
+TEST(MlaDecodeParity, PagedCacheMatchesTheContiguousCpuReference) {
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
+  Dims d = kBench;
+  d.max_len = 300;
+  const std::vector<std::int32_t> lengths{1, 64, 177, 300};
+  const auto B = static_cast<std::int64_t>(lengths.size());
+  for (DType dt : {DType::f32, DType::bf16})
+    for (std::int64_t bs : {1, 7, 16, 64}) {
+      const Inputs in = make_inputs(d, lengths, dt, 3);
+      const Tensor want = Tensor::host({B, d.heads, d.d_v}, dt);
+      kernels::mla_decode_attention(cpu, in.q, in.w, in.kv, in.pe, in.len, 0.07f, want);
+      const Tensor table = test::shuffled_block_table(B, d.max_len, bs, 3, static_cast<std::uint32_t>(bs));
+      const std::int64_t blocks = table.numel() + 3;
+      const Tensor kv = dev.to_here(test::to_pool(in.kv, table, bs, blocks, test::nan_row(dt, d.rank)));
+      const Tensor pe = dev.to_here(test::to_pool(in.pe, table, bs, blocks, test::nan_row(dt, d.d_rope)));
+      const Tensor out = dev.empty(want.shape(), dt);
+      kernels::mla_decode_attention(dev, dev.to_here(in.q), dev.to_here(in.w), kv, pe, dev.to_here(in.len), 0.07f, out,
+                                    dev.to_here(table));
+      const double ref = test::max_error(want, Tensor::host_zeros(want.shape(), dt));
+      const Tensor got = test::to_host(out);
+      EXPECT_LE(test::max_error(got, want), (dt == DType::f32 ? 1e-4 : 2e-2) * ref) << dtype_name(dt) << " bs " << bs;
+      bool finite = true;
+      for (std::int64_t i = 0; i < got.numel(); ++i) finite = finite && std::isfinite(test::value(got, i));
+      EXPECT_TRUE(finite) << "a NaN row past a length was read, " << dtype_name(dt) << " bs " << bs;
+    }
+}
+
+TEST(MlaDecodeParity, PagedCacheWriteIsBitExact) {
+  const Context cpu = Context::cpu(), dev = test::gpu_context();
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor src = test::random_tensor({5, 3, 576}, dt, 7);
+    const Tensor table = test::shuffled_block_table(5, 40, 16, 2, 9);
+    const Tensor pool = test::to_pool(test::random_tensor({5, 40, 576}, dt, 8), table, 16, table.numel() + 2,
+                                      test::nan_row(dt, 576));
+    const Tensor start = test::host_ints({0, 10, 37, 5, 20}), dpool = dev.to_here(pool);
+    kernels::kv_cache_write(cpu, src, start, pool, table);
+    kernels::kv_cache_write(dev, dev.to_here(src), dev.to_here(start), dpool, dev.to_here(table));
+    EXPECT_EQ(std::memcmp(test::to_host(dpool).raw(), pool.raw(), pool.nbytes()), 0) << dtype_name(dt);
   }
 }

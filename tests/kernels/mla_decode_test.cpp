@@ -1,14 +1,20 @@
 // MLA decode kernels on the CPU: the absorbed latent-space attention against MLA's definition with per-head
 // keys and values expanded in double (masking by per-sequence lengths: cache rows past a length hold NaN),
-// the cache row writes, and the rule that splits the CUDA kernel's work over the cache length.
+// the cache row writes, a paged cache (block pools read through a shuffled block table, block sizes 1, 3, 4,
+// 16) giving the same bits as the contiguous one, and the rule that splits the CUDA kernel's work over the
+// cache length.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "core/error.hpp"
 #include "kernels/mla_decode.hpp"
 #include "kernels/test_util.hpp"
+#include "paged_cache.hpp"
 
 using namespace r1;
 using kernels::Context;
@@ -74,6 +80,46 @@ TEST(MlaDecode, CacheWriteFillsRowsFromEachStartAndLeavesTheRest) {
         EXPECT_EQ(cache.data<float>()[(b * L + j) * W + w], want);
       }
   EXPECT_THROW(kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 4}), cache), Error);
+}
+
+TEST(MlaDecode, PagedCacheGivesTheContiguousCachesBits) {
+  const std::int64_t B = 3, H = 2, dn = 5, dr = 4, dv = 6, R = 7, L = 9;
+  const Tensor q = test::random_tensor({B, H, dn + dr}, DType::f32, 1);
+  const Tensor w = test::random_tensor({H * (dn + dv), R}, DType::f32, 2, 0.5f);
+  const Tensor kv = test::random_tensor({B, L, R}, DType::f32, 3), pe = test::random_tensor({B, L, dr}, DType::f32, 4);
+  const Tensor len = test::host_ints({1, 9, 4});
+  const Tensor want = Tensor::host({B, H, dv}, DType::f32), got = Tensor::host({B, H, dv}, DType::f32);
+  kernels::mla_decode_attention(Context::cpu(), q, w, kv, pe, len, 0.3f, want);
+  for (std::int64_t bs : {1, 3, 4, 16}) {
+    const Tensor table = test::shuffled_block_table(B, L, bs, 2, static_cast<std::uint32_t>(bs));
+    const std::int64_t blocks = table.numel() + 2;
+    const Tensor kv_pool = test::to_pool(kv, table, bs, blocks, test::nan_row(DType::f32, R));
+    const Tensor pe_pool = test::to_pool(pe, table, bs, blocks, test::nan_row(DType::f32, dr));
+    kernels::mla_decode_attention(Context::cpu(), q, w, kv_pool, pe_pool, len, 0.3f, got, table);
+    EXPECT_EQ(std::memcmp(got.raw(), want.raw(), static_cast<std::size_t>(want.numel()) * sizeof(float)), 0)
+        << "block size " << bs;  // bitwise: a NaN row read would show
+  }
+}
+
+TEST(MlaDecode, PagedCacheWriteFillsTheSlotsBlocks) {
+  const std::int64_t B = 2, S = 3, W = 4, L = 7, bs = 2;
+  const Tensor src = test::random_tensor({B, S, W}, DType::f32, 5);
+  const Tensor cache = test::random_tensor({B, L, W}, DType::f32, 6);
+  const Tensor table = test::shuffled_block_table(B, L, bs, 1, 7);
+  const Tensor pool = test::to_pool(cache, table, bs, table.numel() + 1, test::nan_row(DType::f32, W));
+  kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 3}), cache);
+  kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 3}), pool, table);
+  const Tensor want = test::to_pool(cache, table, bs, table.numel() + 1, test::nan_row(DType::f32, W));
+  EXPECT_EQ(std::memcmp(pool.raw(), want.raw(), static_cast<std::size_t>(pool.numel()) * sizeof(float)), 0);
+  EXPECT_THROW(kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 6}), pool, table), Error);
+  table.data<std::int32_t>()[3] = static_cast<std::int32_t>(table.numel() + 1);  // past the pool
+  try {
+    kernels::kv_cache_write(Context::cpu(), src, test::host_ints({0, 3}), pool, table);
+    FAIL() << "a block id past the pool accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("kv_cache_write: block_table[3] = 9 is outside [0, 8]"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(MlaDecode, LengthsOutsideTheCacheAreRejected) {
