@@ -158,8 +158,13 @@ TEST(GrpoPackSegments, PackedLogProbsAndLossEqualThePaddedOnesToTheGemmsRounding
   for (std::size_t i = 0; i < rs.size(); ++i)
     ASSERT_EQ(packed.logp[i].size(), rs[i].tokens.size() - static_cast<std::size_t>(rs[i].prompt_len)) << i;
   const double gemm = worst_gap(padded, single), gap = worst_gap(packed, padded);
-  EXPECT_GT(gemm, 0);  // else this test could demand bit-for-bit equality
-  EXPECT_LE(gap, 4 * gemm) << "packing moves the log-probs more than the GEMM's rounding does";
+  // The GEMM's rounding between batch shapes depends on the BLAS kernels (none at all under some OpenBLAS
+  // kernel families): the bound is that rounding or, where it is zero, a few f32 ulps of the largest log-prob.
+  double largest = 0;
+  for (const auto& lp : padded.logp)
+    for (float v : lp) largest = std::max(largest, static_cast<double>(std::abs(v)));
+  const double rounding = std::max(4 * gemm, 16 * std::ldexp(largest, -23));
+  EXPECT_LE(gap, rounding) << "packing moves the log-probs more than the GEMM's rounding does (" << gemm << ")";
   EXPECT_LT(gap, 1e-5);
   EXPECT_NEAR(packed.loss, padded.loss, 1e-5 * std::abs(padded.loss));
   EXPECT_NE(packed.loss, 0);
