@@ -16,11 +16,19 @@
 // relative L2 after 3 AdamW steps at lr 1e-2: AdamW's normalised update turns rounding into whole steps for
 // small gradients; measured up to 0.5x at EP4, 1.35x at TP2). Routing may flip there, so expert loads are compared only where the
 // tiles coincide.
+// Routing near-ties. Where the tiles coincide, the first step's forward is one rank's bit for bit, so its
+// expert loads must be equal. From the second step the masters differ by the reordered sums' ulps, and a
+// router score within an ulp of a tie may send a token elsewhere: that happened under another OpenBLAS kernel
+// family (OPENBLAS_CORETYPE=Sandybridge: 2 of DP4's 256 assignments at step 3). A step whose loads differ from one
+// rank's has left the "same tiles" regime: from then on the layout is held to the bounds of the layouts whose
+// tiles differ, and the flipped assignments must stay a handful (at most 1% of a step's token-expert slots).
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/rng.hpp"
 #include "model/model.hpp"
@@ -103,6 +111,20 @@ std::unique_ptr<Fp8Run> one_rank(const ModelConfig& c, bool fp8, int steps) {
   return r;
 }
 
+// Token-expert assignments that moved between two steps' loads (per layer, per expert): half the L1 distance.
+std::int64_t flipped_assignments(const std::vector<std::vector<std::int64_t>>& a,
+                                 const std::vector<std::vector<std::int64_t>>& b) {
+  std::int64_t moved = 0;
+  for (std::size_t layer = 0; layer < std::min(a.size(), b.size()); ++layer)
+    for (std::size_t e = 0; e < std::min(a[layer].size(), b[layer].size()); ++e) moved += std::llabs(a[layer][e] - b[layer][e]);
+  return moved / 2;
+}
+
+// A step's token-expert slots over every MoE layer: rows x tokens x top-k x MoE layers.
+std::int64_t assignment_slots(const ModelConfig& c) {
+  return kRows * kSeq * c.n_activated_experts * (c.n_layers - c.n_dense_layers);
+}
+
 struct Fp8Layout {
   const char* name;
   parallel::Layout mesh;
@@ -129,14 +151,20 @@ TEST(Fp8Equivalence, EachLayoutMatchesOneRankWithinFp8Tolerance) {
     Fp8Run run(c, true, {.tp = comms.tp.get(), .ep = comms.ep.get(), .pp = comms.pp.get()},
             {.dp = comms.dp.get(), .edp = comms.edp.get(), .tp = comms.tp.get(), .world = comms.world.get()});
     run.train(*comms.dp, kSteps, {.pp = comms.pp.get()});
-    const double loss_tol = l.same_tiles ? 1e-6 : 1e-2;
+    bool same = l.same_tiles;  // still in the "same tiles" regime (see the top)
     double worst_loss = 0, worst_param = 0;
     for (int s = 0; s < kSteps; ++s) {
-      const double rel = std::fabs(run.losses[s] - ref->losses[s]) / ref->losses[s];
-      EXPECT_LE(rel, loss_tol) << l.name << " step " << s + 1 << ": loss " << run.losses[s] << " vs " << ref->losses[s];
-      if (l.same_tiles) {
-        EXPECT_EQ(run.counts[s], ref->counts[s]) << l.name << " step " << s + 1 << ": expert loads";
+      if (same && run.counts[s] != ref->counts[s]) {
+        EXPECT_GT(s, 0) << l.name << ": the first step's expert loads must equal one rank's (same tiles, same weights)";
+        const std::int64_t flips = flipped_assignments(run.counts[s], ref->counts[s]);
+        EXPECT_LE(flips, assignment_slots(c) / 100) << l.name << " step " << s + 1 << ": " << flips << " assignments flipped";
+        if (world_rank() == 0)
+          std::printf("  fp8 %s step %d: %lld token-expert assignments differ from one rank (a routing near-tie); "
+                      "bounds of the layouts with other tiles from here\n", l.name, s + 1, static_cast<long long>(flips));
+        same = false;
       }
+      const double rel = std::fabs(run.losses[s] - ref->losses[s]) / ref->losses[s];
+      EXPECT_LE(rel, same ? 1e-6 : 1e-2) << l.name << " step " << s + 1 << ": loss " << run.losses[s] << " vs " << ref->losses[s];
       worst_loss = std::max(worst_loss, rel);
     }
     for (const auto& p : run.params.all()) {
@@ -148,15 +176,14 @@ TEST(Fp8Equivalence, EachLayoutMatchesOneRankWithinFp8Tolerance) {
       Tensor mine_of_ref32 = Tensor::host(p->shape, DType::f32);
       copy_shard(kernels::Context::cpu(), *p, ref32->params.get(p->name).master, mine_of_ref32);
       const double fp8_gap = test::rel_l2(mine_of_ref, mine_of_ref32);
-      EXPECT_LE(e, l.same_tiles ? 1e-3 : 2 * fp8_gap) << l.name << ": " << p->name << " (one rank's fp8-to-fp32 gap "
-                                                      << fp8_gap << ")";
-      worst_param = std::max(worst_param, l.same_tiles ? e : e / fp8_gap);
+      EXPECT_LE(e, same ? 1e-3 : 2 * fp8_gap) << l.name << ": " << p->name << " (one rank's fp8-to-fp32 gap " << fp8_gap << ")";
+      worst_param = std::max(worst_param, same ? e : e / fp8_gap);
     }
     double all[2] = {worst_loss, worst_param}, out[2];
     MPI_Allreduce(all, out, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     if (world_rank() == 0)
       std::printf("  fp8 %s over %d ranks: worst loss rel %.2e, worst parameter %s %.3g\n", l.name, n, out[0],
-                  l.same_tiles ? "rel L2" : "rel L2 / one rank's fp8-to-fp32 gap", out[1]);
+                  same ? "rel L2" : "rel L2 / one rank's fp8-to-fp32 gap", out[1]);
   }
 }
 
