@@ -174,8 +174,9 @@ constexpr auto choice_words(Batching) {
       "tokens the paged KV cache holds per layer (at least one longest sequence); 0: auto, 90% of free "      \
       "device memory on the GPU, 65536 on the CPU")                                                            \
   KEY(integer, prefill_chunk, 0, (0, 1 << 24),                                                                \
-      "continuous batching: prefill new prompts in passes of at most this many tokens (decode-path rows over "  \
-      "the cached prefix), one pass between decode steps; 0: an admission's prompts in one forward pass")     \
+      "continuous batching: prefill new prompts in chunks of at most this many tokens (decode-path rows over "  \
+      "the cached prefix), each in a decode step's pass (paged cache) or between decode steps (contiguous); "  \
+      "0: an admission's prompts in one forward pass")                                                         \
   KEY(flag, cuda_graphs, true, (),                                                                            \
       "on one GPU, run each decode step of a batch small enough for the device-side MoE path "                \
       "(batch x n_activated_experts <= n_routed_experts) as one CUDA graph launch")

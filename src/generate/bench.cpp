@@ -210,11 +210,12 @@ void rollout_bench(const Model& model, const kernels::Context& ctx, const Option
                   static_cast<long long>(max_batch), static_cast<long long>(st.prefills),
                   static_cast<long long>(st.graph_captures));
       if (paged)
-        std::printf("  %-10s pool of %lld blocks of %lld tokens, peak %lld blocks (%.1f%%), %lld preemptions\n", "",
+        std::printf("  %-10s pool of %lld blocks of %lld tokens, peak %lld blocks (%.1f%%), %lld preemptions, %lld decode "
+                    "steps with prefill chunks\n", "",
                     static_cast<long long>(st.pool_blocks), static_cast<long long>(st.block_size),
                     static_cast<long long>(st.peak_blocks),
                     100.0 * static_cast<double>(st.peak_blocks) / static_cast<double>(std::max<std::int64_t>(st.pool_blocks, 1)),
-                    static_cast<long long>(st.preemptions));
+                    static_cast<long long>(st.preemptions), static_cast<long long>(st.mixed_steps));
     }
   }
 }

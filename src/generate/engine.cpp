@@ -55,7 +55,8 @@ std::vector<Sequence> sequences(const ModelConfig& c, const Prompts& prompts, st
 // last-position logits, kept while some of their sequences wait for a slot.
 struct PrefillPass {
   KvCache cache;
-  Tensor logits;  // f32 [rows, V]
+  Tensor logits;          // f32 [rows, V]
+  bool in_region = false;  // `cache` views the paged cache's prefill region (a mixed chunked prefill)
 };
 
 // A prompt's prefill as its samples take slots (or a preempted sequence's, re-prefilled for itself): its row
@@ -70,7 +71,9 @@ struct Prefilled {
 
 // A prefill in passes of at most SamplingParams::prefill_chunk tokens (continuous batching): each pass runs
 // the next tokens of its rows as rows of a decode pass over `pass`'s cache, each attending to the rows of
-// its prompt before it.
+// its prompt before it. Mixed (`row_blocks` > 0): the rows live in the paged cache's prefill region, row r in
+// its blocks [r row_blocks, (r + 1) row_blocks), and each chunk runs in the same pass as a decode step of
+// the running sequences; otherwise in a cache of its own, its passes alternating with decode steps.
 struct ChunkedPrefill {
   std::shared_ptr<PrefillPass> pass;
   std::vector<std::int64_t> prompt_ids;
@@ -78,6 +81,14 @@ struct ChunkedPrefill {
   std::vector<std::vector<std::int32_t>> rows;      // the prompts' tokens, then the resumed sequences'
   std::vector<std::int64_t> done;                   // tokens of each row in the cache
   std::vector<std::vector<std::int16_t>> routing;   // per prompt: Completion::experts of its tokens
+  std::int64_t row_blocks = 0;
+  bool mixed() const { return row_blocks > 0; }
+};
+
+// The rows of one pass of a chunked prefill: its next tokens (at most `budget`), row after row, each with its
+// position (the tokens of its row already cached) and its row's index.
+struct ChunkRows {
+  std::vector<std::int32_t> tokens, positions, row;
 };
 
 // The engine of one generate() call: the queue of sequences, the cache slots and what each slot holds (null:
@@ -97,7 +108,7 @@ class Engine {
       const bool passed = params_.batching == Batching::continuous ? admit_continuous() : admit_static();
       compact();
       if (passed) continue;
-      if (running())
+      if (running() || (chunked_ && chunked_->mixed()))
         decode();
       else if (lockstep_.idle(model_))
         ++stats_.idle_passes;
@@ -151,8 +162,13 @@ class Engine {
   std::size_t admissible(std::size_t free_slots) const;
   Prompts prefill_rows(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) const;
   void prefill(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed);
-  void start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed);
+  void start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed, bool mixed);
   bool chunk_step();
+  ChunkRows next_chunk();
+  bool chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first, const Tensor& routing);
+  bool region_busy() const;
+  std::size_t region_admissible(std::size_t n) const;
+  void mixed_step();
   void register_pass(const std::shared_ptr<const PrefillPass>& pass, const std::vector<std::int64_t>& prompt_ids,
                      const std::vector<Sequence*>& resumed, std::vector<std::vector<std::int16_t>> routing);
   void place(const std::vector<std::size_t>& free, std::size_t n);
@@ -180,7 +196,7 @@ class Engine {
   std::map<std::int64_t, Prefilled> prefilled_;  // by prompt index
   std::map<const Sequence*, Prefilled> resumed_;  // preempted sequences' re-prefills
   std::optional<ChunkedPrefill> chunked_;         // a prefill in chunks under way
-  bool chunk_ran_ = false;                        // the last tick ran one of its chunks
+  bool chunk_ran_ = false;                        // the last tick ran one of its (unmixed) chunks
   Tensor zero_;                                   // i32 [1] 0: the start row of a paged slot's copy
   GenerateStats& stats_;
 };
@@ -217,7 +233,9 @@ bool Engine::admit_static() {
 }
 
 // The cache of continuous batching, for min(queue, max_batch) slots of the longest queued sequence's rows:
-// contiguous, or paged over a pool of kv_pool_blocks() blocks and the scratch block.
+// contiguous, or paged over a pool of kv_pool_blocks() blocks and the scratch block. A paged cache with
+// chunked prefill also holds the prefill region (max(max_len, 4 prefill_chunk) tokens of blocks, outside
+// the pool's budget; taken from the auto budget), where a chunked prefill mixed into decode steps writes.
 void Engine::make_cache() {
   std::int64_t max_len = 0;
   for (const Sequence* s : queue_) max_len = std::max(max_len, rows_needed(*s));
@@ -235,9 +253,11 @@ void Engine::make_cache() {
     bytes_per_token += t.dim(2) * static_cast<std::int64_t>(dtype_size(t.dtype()));
   SamplingParams sized = params_;
   sized.kv_block_size = bs;
-  const std::int64_t pool = kv_pool_blocks(ctx_, sized, n, max_len, bytes_per_token);
-  cache_ = model_.make_paged_kv_cache(n, max_len, bs, pool + 1);
-  blocks_.emplace(*cache_);
+  const std::int64_t region =
+      params_.prefill_chunk > 0 ? (std::max(max_len, 4 * params_.prefill_chunk) + bs - 1) / bs : 0;
+  const std::int64_t pool = kv_pool_blocks(ctx_, sized, n, max_len, bytes_per_token, region);
+  cache_ = model_.make_paged_kv_cache(n, max_len, bs, pool + region + 1);
+  blocks_.emplace(*cache_, region);
   stats_.pool_blocks = pool;
   stats_.block_size = bs;
   zero_ = ctx_.zeros({1}, DType::i32);
@@ -272,8 +292,10 @@ bool Engine::admit_continuous() {
     std::vector<std::size_t> free;
     for (std::size_t i = 0; i < slots_.size(); ++i)
       if (slots_[i] == nullptr) free.push_back(i);
-    const std::size_t n = admissible(free.size());
+    std::size_t n = admissible(free.size());
     if (n == 0) break;
+    const bool mixed = blocks_ && blocks_->region_blocks() > 0 && !chunked_ && region_admissible(n) > 0;
+    if (mixed) n = region_admissible(n);
     std::vector<std::int64_t> missing;  // prompts of the admitted fresh sequences without a prefill
     std::vector<Sequence*> resumed;
     for (std::size_t i = 0; i < n; ++i) {
@@ -286,12 +308,17 @@ bool Engine::admit_continuous() {
         missing.push_back(p);
     }
     if (!missing.empty() || !resumed.empty()) {
+      if (chunked_ && chunked_->mixed()) break;  // its chunks run in this tick's decode pass
+      if (mixed) {
+        start_chunked(missing, resumed, true);
+        break;
+      }
       if (passed) break;
       passed = true;
       if (params_.prefill_chunk == 0) {
         prefill(missing, resumed);
       } else {  // the chunked prefill under way (of these sequences, or of those before a preemption)
-        if (!chunked_) start_chunked(missing, resumed);
+        if (!chunked_) start_chunked(missing, resumed, false);
         chunk_ran_ = true;
         if (!chunk_step()) break;
         continue;
@@ -345,56 +372,173 @@ void Engine::register_pass(const std::shared_ptr<const PrefillPass>& pass, const
     resumed_[resumed[i]] = Prefilled{pass, static_cast<std::int64_t>(prompt_ids.size() + i), {}, 1};
 }
 
-void Engine::start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed) {
+// A chunked prefill's cache: of its own, or (mixed) the prefill region's first m x row_blocks blocks seen as
+// a contiguous cache of m slots of row_blocks blocks, which is what copy_rows() reads.
+void Engine::start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed, bool mixed) {
   ChunkedPrefill c{std::make_shared<PrefillPass>(), prompt_ids, resumed, prefill_rows(prompt_ids, resumed), {}, {}};
   std::int64_t S = 0;
   for (const auto& r : c.rows) S = std::max(S, static_cast<std::int64_t>(r.size()));
   const auto m = static_cast<std::int64_t>(c.rows.size());
-  c.pass->cache = model_.make_kv_cache(m, S);
+  if (mixed) {
+    c.row_blocks = blocks_->blocks_for(S);
+    R1_CHECK(m * c.row_blocks <= blocks_->region_blocks(), "generate: a mixed chunked prefill beyond the prefill region");
+    KvCache& v = c.pass->cache;
+    v.max_len = c.row_blocks * blocks_->block_size();
+    v.layers = cache_->layers;
+    v.gqa_layers = cache_->gqa_layers;
+    v.lengths.assign(static_cast<std::size_t>(m), 0);
+    v.block_table = Tensor{};
+    std::vector<Tensor> region;
+    for (const Tensor& t : cache_->tensors())
+      region.push_back(t.slice(blocks_->region_base(), blocks_->region_base() + m * c.row_blocks).view({m, v.max_len, t.dim(2)}));
+    v.set_tensors(region);
+    c.pass->in_region = true;
+  } else {
+    c.pass->cache = model_.make_kv_cache(m, S);
+  }
   c.pass->logits = ctx_.empty({m, model_.config().vocab_size}, DType::f32);
   c.done.assign(c.rows.size(), 0);
   c.routing.resize(prompt_ids.size());
   chunked_ = std::move(c);
 }
 
-// The next prefill_chunk tokens of the chunked prefill, row after row, as one decode pass whose rows point
-// at their prompt's slot of the prefill cache (a block table of one block of S rows per slot) at their own
-// positions; the logits of each row's last token are kept. Returns whether the prefill has finished.
-bool Engine::chunk_step() {
+// The next prefill_chunk tokens of the chunked prefill, row after row.
+ChunkRows Engine::next_chunk() {
   ChunkedPrefill& c = *chunked_;
-  KvCache view;  // the prefill cache, addressed by token rows
-  std::vector<std::int32_t> tokens;
+  ChunkRows out;
   for (std::size_t r = 0; r < c.rows.size(); ++r)
     for (; c.done[r] < static_cast<std::int64_t>(c.rows[r].size()) &&
-           static_cast<std::int64_t>(tokens.size()) < params_.prefill_chunk;
+           static_cast<std::int64_t>(out.tokens.size()) < params_.prefill_chunk;
          ++c.done[r]) {
-      tokens.push_back(c.rows[r][static_cast<std::size_t>(c.done[r])]);
-      view.lengths.push_back(static_cast<std::int32_t>(c.done[r]));
-      view.table.push_back(static_cast<std::int32_t>(r));
+      out.tokens.push_back(c.rows[r][static_cast<std::size_t>(c.done[r])]);
+      out.positions.push_back(static_cast<std::int32_t>(c.done[r]));
+      out.row.push_back(static_cast<std::int32_t>(r));
     }
-  const auto n = static_cast<std::int64_t>(tokens.size());
-  view.max_len = view.block_size = c.pass->cache.max_len;
-  view.layers = c.pass->cache.layers;
-  view.gqa_layers = c.pass->cache.gqa_layers;
-  view.block_table = ctx_.empty({n, 1}, DType::i32);
-  view.upload_table();
-  view.set_tensors(c.pass->cache.tensors());
-  const std::vector<std::int32_t> positions = view.lengths;
-  const Tensor experts = recorder_.buffer(ctx_, n);
-  const Tensor logits = model_.decode(view, tokens, experts);
-  ++stats_.prefills;
-  const Tensor routing = recorder_.on() ? on_host(experts) : Tensor{};
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto r = static_cast<std::size_t>(view.table[static_cast<std::size_t>(i)]);
-    if (recorder_.on() && r < c.prompt_ids.size()) recorder_.append_rows(routing, i, 1, c.routing[r]);
-    if (positions[static_cast<std::size_t>(i)] + 1 == static_cast<std::int32_t>(c.rows[r].size()))
-      copy(c.pass->logits.slice(static_cast<std::int64_t>(r), static_cast<std::int64_t>(r) + 1), logits.slice(i, i + 1));
+  return out;
+}
+
+// After a pass ran `rows` as its rows first, first + 1, ...: each prompt's routing recorded (`routing`: the
+// pass's on the host), the logits of each row's last token kept; the prefill registered once every row is
+// cached. Returns whether it has finished.
+bool Engine::chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first, const Tensor& routing) {
+  ChunkedPrefill& c = *chunked_;
+  for (std::size_t i = 0; i < rows.tokens.size(); ++i) {
+    const auto r = static_cast<std::size_t>(rows.row[i]);
+    const std::int64_t at = first + static_cast<std::int64_t>(i);
+    if (recorder_.on() && r < c.prompt_ids.size()) recorder_.append_rows(routing, at, 1, c.routing[r]);
+    if (rows.positions[i] + 1 == static_cast<std::int32_t>(c.rows[r].size()))
+      copy(c.pass->logits.slice(static_cast<std::int64_t>(r), static_cast<std::int64_t>(r) + 1), logits.slice(at, at + 1));
   }
   for (std::size_t r = 0; r < c.rows.size(); ++r)
     if (c.done[r] < static_cast<std::int64_t>(c.rows[r].size())) return false;
   register_pass(c.pass, c.prompt_ids, c.resumed, std::move(c.routing));
   chunked_.reset();
   return true;
+}
+
+// One pass of an unmixed chunked prefill: the chunk's tokens as the rows of a decode pass whose rows point at
+// their prompt's slot of the prefill cache (a block table of one block of S rows per slot) at their own
+// positions. Returns whether the prefill has finished.
+bool Engine::chunk_step() {
+  ChunkedPrefill& c = *chunked_;
+  const ChunkRows rows = next_chunk();
+  KvCache view;  // the prefill cache, addressed by token rows
+  view.lengths = rows.positions;
+  view.table = rows.row;
+  const auto n = static_cast<std::int64_t>(rows.tokens.size());
+  view.max_len = view.block_size = c.pass->cache.max_len;
+  view.layers = c.pass->cache.layers;
+  view.gqa_layers = c.pass->cache.gqa_layers;
+  view.block_table = ctx_.empty({n, 1}, DType::i32);
+  view.upload_table();
+  view.set_tensors(c.pass->cache.tensors());
+  const Tensor experts = recorder_.buffer(ctx_, n);
+  const Tensor logits = model_.decode(view, rows.tokens, experts);
+  ++stats_.prefills;
+  return chunk_done(rows, logits, 0, recorder_.on() ? on_host(experts) : Tensor{});
+}
+
+// A prefill of new rows may go to the prefill region when no earlier prefill's rows still wait there for
+// their slots: of the n sequences admissible, those up to the first whose row would not fit (rows of the
+// longest one's blocks each) or, with the region in use, up to the first that needs a row. 0: the head
+// sequence needs a row the region cannot take now (the prefill then runs in a cache of its own).
+std::size_t Engine::region_admissible(std::size_t n) const {
+  const bool busy = region_busy();
+  std::vector<std::int64_t> seen;
+  std::int64_t rows = 0, longest = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Sequence& s = *queue_[i];
+    const bool fresh = s.out->tokens.empty();
+    const std::int64_t p = s.out->prompt_index;
+    const bool needs = fresh ? !prefilled_.contains(p) && std::find(seen.begin(), seen.end(), p) == seen.end()
+                             : !resumed_.contains(&s);
+    if (!needs) continue;
+    if (busy) return i;
+    const std::int64_t len = fresh ? static_cast<std::int64_t>(prompt_of(s).size()) : rows_brought(s);
+    const std::int64_t widest = std::max(longest, len);
+    if ((rows + 1) * blocks_->blocks_for(widest) > blocks_->region_blocks()) return i;
+    ++rows;
+    longest = widest;
+    if (fresh) seen.push_back(p);
+  }
+  return n;
+}
+
+bool Engine::region_busy() const {
+  const auto in_region = [](const auto& kv) { return kv.second.pass->in_region; };
+  return std::any_of(prefilled_.begin(), prefilled_.end(), in_region) ||
+         std::any_of(resumed_.begin(), resumed_.end(), in_region) || (chunked_ && chunked_->mixed());
+}
+
+// A decode step of the running sequences and the next chunk of the mixed chunked prefill in one pass: the
+// pass's rows are the live slots (each through its own table row at its length) and then the chunk's tokens
+// (each through its prefill row's region blocks at its position), so both read the weights once.
+void Engine::mixed_step() {
+  const ChunkRows chunk = next_chunk();
+  const std::int64_t per = cache_->blocks_per_slot();
+  KvCache view;
+  view.max_len = cache_->max_len;
+  view.block_size = cache_->block_size;
+  view.layers = cache_->layers;
+  view.gqa_layers = cache_->gqa_layers;
+  std::vector<Sequence*> live;
+  std::vector<std::size_t> at;
+  std::vector<std::int32_t> tokens;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i] == nullptr) continue;
+    live.push_back(slots_[i]);
+    at.push_back(i);
+    tokens.push_back(slots_[i]->out->tokens.back());
+    view.lengths.push_back(cache_->lengths[i]);
+    const auto row = cache_->table.begin() + static_cast<std::ptrdiff_t>(i * static_cast<std::size_t>(per));
+    view.table.insert(view.table.end(), row, row + per);
+  }
+  const auto n_live = static_cast<std::int64_t>(live.size());
+  tokens.insert(tokens.end(), chunk.tokens.begin(), chunk.tokens.end());
+  view.lengths.insert(view.lengths.end(), chunk.positions.begin(), chunk.positions.end());
+  for (std::int32_t r : chunk.row)
+    for (std::int64_t j = 0; j < per; ++j)
+      view.table.push_back(j < chunked_->row_blocks
+                               ? static_cast<std::int32_t>(blocks_->region_base() + r * chunked_->row_blocks + j)
+                               : blocks_->scratch());
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  view.block_table = ctx_.empty({n, per}, DType::i32);
+  view.upload_table();
+  view.set_tensors(cache_->tensors());
+  const Tensor experts = recorder_.buffer(ctx_, n);
+  const Tensor logits = model_.decode(view, tokens, experts);
+  ++stats_.prefills;
+  if (n_live > 0) {
+    ++stats_.decode_steps;
+    ++stats_.mixed_steps;
+    stats_.slot_steps += n_live;
+    for (std::size_t slot : at) ++cache_->lengths[slot];
+    std::vector<Sequence*> rows = live;
+    rows.resize(static_cast<std::size_t>(n), nullptr);  // the chunk's rows are recorded per prompt below
+    recorder_.append(experts, rows, 1, std::vector<std::int64_t>(static_cast<std::size_t>(n), 1));
+  }
+  chunk_done(chunk, logits, n_live, recorder_.on() ? on_host(experts) : Tensor{});
+  if (n_live > 0) draw(live, at, logits.slice(0, n_live));
 }
 
 // Slot `slot`'s cache rows [0, len) from row e.row of its prefill pass (the rows past them are stale or the
@@ -496,6 +640,7 @@ void Engine::decode() {
     blocks_->upload(*cache_);
     stats_.peak_blocks = blocks_->peak_used();
   }
+  if (chunked_ && chunked_->mixed()) return mixed_step();
   const std::vector<Sequence*> live = slots_;
   std::vector<std::int32_t> next;
   std::vector<std::size_t> at;

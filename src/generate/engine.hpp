@@ -40,6 +40,7 @@ struct GenerateStats {
   std::int64_t decode_steps = 0;  // decode passes
   std::int64_t slot_steps = 0;    // sequences decoded, summed over the decode steps (/ decode_steps: mean live slots)
   std::int64_t idle_passes = 0;   // one-token passes of a rank without work (expert parallelism, Lockstep)
+  std::int64_t mixed_steps = 0;   // decode steps that also ran a chunk of a chunked prefill (paged cache)
   std::int64_t graph_captures = 0;  // CUDA graphs captured for decode steps
   // Continuous batching's paged cache (SamplingParams::kv_block_size > 0; zero otherwise): its tokens per
   // block and pool blocks, the most blocks sequences held at once, the sequences preempted when a decode

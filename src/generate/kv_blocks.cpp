@@ -10,11 +10,12 @@
 
 namespace r1 {
 
-KvBlocks::KvBlocks(KvCache& cache)
-    : block_size_(cache.block_size), per_slot_(cache.blocks_per_slot()),
+KvBlocks::KvBlocks(KvCache& cache, std::int64_t reserved)
+    : block_size_(cache.block_size), per_slot_(cache.blocks_per_slot()), reserved_(reserved),
       scratch_(static_cast<std::int32_t>(cache.pool_blocks() - 1)), owned_(static_cast<std::size_t>(cache.slots())) {
-  R1_CHECK(cache.paged() && scratch_ >= 1, "KvBlocks: a paged cache with a pool of at least two blocks");
-  for (std::int32_t b = scratch_ - 1; b >= 0; --b) free_.push_back(b);
+  R1_CHECK(cache.paged() && reserved >= 0 && scratch_ - reserved >= 1,
+           "KvBlocks: a paged cache with a pool of at least two blocks besides ", reserved, " reserved");
+  for (auto b = static_cast<std::int32_t>(scratch_ - reserved - 1); b >= 0; --b) free_.push_back(b);
   for (std::size_t s = 0; s < owned_.size(); ++s) release(cache, s);
   upload(cache);
 }
@@ -60,7 +61,7 @@ void KvBlocks::upload(const KvCache& cache) {
 }
 
 std::int64_t kv_pool_blocks(const kernels::Context& ctx, const SamplingParams& params, std::int64_t slots,
-                            std::int64_t max_len, std::int64_t bytes_per_token) {
+                            std::int64_t max_len, std::int64_t bytes_per_token, std::int64_t reserved) {
   const std::int64_t bs = params.kv_block_size, per = (max_len + bs - 1) / bs;
   std::int64_t tokens = params.kv_cache_tokens;
   if (tokens == 0) {
@@ -73,6 +74,7 @@ std::int64_t kv_pool_blocks(const kernels::Context& ctx, const SamplingParams& p
     (void)ctx;
     (void)bytes_per_token;
 #endif
+    tokens -= reserved * bs;
   }
   return std::clamp(tokens / bs, per, slots * per);
 }

@@ -12,11 +12,17 @@ struct SamplingParams;
 
 // The pool's last block is the scratch block of idle slots: a slot without a sequence points every table
 // entry at it and holds length 0, so that a decode step can still run over every slot (a CUDA graph keeps
-// its batch) while the idle slots write and read nothing that belongs to a sequence.
+// its batch) while the idle slots write and read nothing that belongs to a sequence. The `reserved` blocks
+// before it are not handed out: the prefill region, where chunked prefills write their prompts' rows
+// (generate/engine.cpp).
 class KvBlocks {
  public:
-  // Every block of `cache` free, every slot idle (the table uploaded).
-  explicit KvBlocks(KvCache& cache);
+  // Every block of `cache` but the reserved ones free, every slot idle (the table uploaded).
+  explicit KvBlocks(KvCache& cache, std::int64_t reserved = 0);
+  std::int32_t scratch() const { return scratch_; }
+  // The first block of the reserved region, and its blocks.
+  std::int32_t region_base() const { return static_cast<std::int32_t>(scratch_ - reserved_); }
+  std::int64_t region_blocks() const { return reserved_; }
   std::int64_t block_size() const { return block_size_; }
   std::int64_t free_blocks() const { return static_cast<std::int64_t>(free_.size()); }
   std::int64_t peak_used() const { return peak_; }
@@ -33,7 +39,7 @@ class KvBlocks {
   void upload(const KvCache& cache);
 
  private:
-  std::int64_t block_size_, per_slot_, used_ = 0, peak_ = 0;
+  std::int64_t block_size_, per_slot_, reserved_, used_ = 0, peak_ = 0;
   std::int32_t scratch_;
   std::vector<std::int32_t> free_;                // a stack: the lowest ids are handed out first
   std::vector<std::vector<std::int32_t>> owned_;  // per slot, in token order
@@ -41,10 +47,11 @@ class KvBlocks {
 };
 
 // The pool blocks (without the scratch block) of a paged cache for `slots` slots of up to `max_len` rows
-// of `bytes_per_token` bytes (all layers): SamplingParams::kv_cache_tokens, or its auto value, in blocks,
-// at least the blocks of one longest sequence and at most every slot at max_len.
+// of `bytes_per_token` bytes (all layers): SamplingParams::kv_cache_tokens, or its auto value less the
+// `reserved` blocks of a prefill region, in blocks, at least the blocks of one longest sequence and at most
+// every slot at max_len.
 std::int64_t kv_pool_blocks(const kernels::Context& ctx, const SamplingParams& params, std::int64_t slots,
-                            std::int64_t max_len, std::int64_t bytes_per_token);
+                            std::int64_t max_len, std::int64_t bytes_per_token, std::int64_t reserved = 0);
 // The auto token budget on the CPU.
 constexpr std::int64_t kDefaultCpuKvTokens = 65536;
 

@@ -33,9 +33,10 @@ struct SamplingParams {
   std::int64_t kv_block_size = 16;
   std::int64_t kv_cache_tokens = 0;
   // Continuous batching ([sampling] prefill_chunk): new prompts are prefilled in passes of at most this many
-  // tokens, each run as rows of a decode pass over the prompts' cache (a row attends to the rows before it),
-  // one pass per tick between decode steps, so that long prompts never stall decode for long; 0: the
-  // prompts of an admission in one pass of the training forward.
+  // tokens, each run as rows of a decode pass over the prompts' cache rows (a row attends to the rows before
+  // it): over the paged cache in the same pass as the running sequences' decode step, over the contiguous one
+  // in passes alternating with decode steps, so that long prompts never stall decode; 0: the prompts of an
+  // admission in one pass of the training forward.
   std::int64_t prefill_chunk = 0;
   // New tokens allowed per sequence (prompt-major: prompt p's sample s at p samples_per_prompt + s), each
   // also bounded by max_new_tokens and the model's context; empty: max_new_tokens for every sequence. For

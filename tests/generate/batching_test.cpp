@@ -6,7 +6,8 @@
 // cache (the tiny MLA models and the tiny-qwen2 GQA preset) the same completions as over the contiguous one
 // at block sizes 1, 16 and odd ones (3, 5, 7); a token budget so small that decode steps run out of blocks
 // preempts the newest sequences, resumes them by re-prefilling, and still gives the same completions; and
-// prefills in chunks of 1, 3 and 64 tokens (decode-path rows, between decode steps) give them too.
+// prefills in chunks of 1, 3 and 64 tokens (decode-path rows; over the paged cache in the same passes as the
+// running sequences' decode steps) give them too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -235,6 +236,10 @@ TEST(PagedCache, GqaGivesTheContiguousCompletionsAndSurvivesPreemption) {
     GenerateStats st;
     expect_same(generate(t.model, kPrompts, kSamples, p, 6, 0, &st), want, "GQA, budget 21, block size " + std::to_string(bs));
     EXPECT_GT(st.preemptions, 0) << "block size " << bs;
+    p.prefill_chunk = 4;  // chunks mixed into decode steps, under preemption
+    expect_same(generate(t.model, kPrompts, kSamples, p, 6, 0, &st), want, "GQA, chunks of 4, block size " + std::to_string(bs));
+    EXPECT_GT(st.mixed_steps, 0) << "block size " << bs;
+    p.prefill_chunk = 0;
   }
 }
 
@@ -254,5 +259,11 @@ TEST(ChunkedPrefill, GivesTheWholePrefillsCompletions) {
       EXPECT_EQ(st.prefilled, whole.prefilled) << what << ": each prompt still prefilled once";
       if (chunk == 1) EXPECT_GE(st.prefills, 20) << what << ": a pass per prompt token (20 of them)";
       if (budget > 0) EXPECT_GT(st.preemptions, 0) << what;
+      // Paged, the chunks of prompts admitted while others run share their decode steps' passes.
+      if (bs > 0) {
+        EXPECT_GT(st.mixed_steps, 0) << what;
+      } else {
+        EXPECT_EQ(st.mixed_steps, 0) << what << ": a contiguous cache alternates chunks and decode steps";
+      }
     }
 }

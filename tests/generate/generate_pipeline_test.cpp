@@ -117,7 +117,7 @@ TEST(GeneratePipeline, CompletionsEqualOneRank) {
     // Continuous prefills pad differently from static ones, so its log-probs get 1e-5 on every layout.
     // The continuous engine runs the paged cache (blocks of 16) by default; also the contiguous cache, and a
     // paged one of blocks of 3 within 16 tokens, where decode steps preempt and re-prefill sequences, and
-    // prefills in chunks of 2 tokens between decode steps.
+    // prefills in chunks of 2 tokens in the passes of decode steps.
     struct Run {
       Batching batching;
       std::int64_t max_batch, block_size, budget, chunk = 0;
@@ -137,6 +137,11 @@ TEST(GeneratePipeline, CompletionsEqualOneRank) {
       GenerateStats st;
       const auto got = generate(t.model, mine, 2, sp, r.max_batch, static_cast<std::int64_t>(first), &st);
       if (r.budget > 0) EXPECT_GT(st.preemptions, 0) << "a budget of " << r.budget << " tokens";
+      if (r.chunk > 0) {  // paged: chunks share passes with decode steps on some rank of the layout
+        long long mixed = st.mixed_steps, anywhere = 0;
+        MPI_Allreduce(&mixed, &anywhere, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+        EXPECT_GT(anywhere, 0) << "no chunk ran in a decode step's pass";
+      }
       const double tol = l.exact() && batching == Batching::static_batch ? 0.0 : 1e-5;
       ASSERT_EQ(got.size(), want.size());
       for (std::size_t i = 0; i < want.size(); ++i) {
