@@ -41,6 +41,11 @@ constexpr auto choice_words(ChatTemplate) {
   KEY(ints, synthetic_levels, {1}, (0, 1000),                                                                        \
       "relative weights of the built-in tasks' difficulty levels 1..4 (e.g. 1,1,1,1; 0,0,1: level 3 only); "      \
       "1: level 1 only, the tasks as first built")                                                                  \
+  KEY(choice, preference_pairs, "surface", ("surface", "content"),                                                  \
+      "synthetic preference pairs (reward_model, RL for all scenarios): surface (chosen and rejected differ in "     \
+      "politeness, hedging or refusal) or content (same template, other content: a wrong fact or translation, the "  \
+      "other language, an unsafe ending after a safe opening)")                                                      \
+  KEY(real, preference_label_noise, 0, (0, 0.5), "share of synthetic preference pairs with chosen and rejected swapped (annotator disagreement)") \
   KEY(flag, shuffle, true, (), "shuffle example order each epoch (seeded by run.seed)")
 
 struct DataConfig {

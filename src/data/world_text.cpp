@@ -1,5 +1,7 @@
 #include "data/world_text.hpp"
 
+#include <utility>
+
 #include "data/draw.hpp"
 
 namespace r1 {
@@ -7,6 +9,7 @@ namespace {
 
 constexpr std::uint32_t kTextStream = 0x7e47;
 constexpr std::uint32_t kPreferenceStream = 0x9ef5;
+constexpr std::uint32_t kLabelNoiseStream = 0x9ef6;
 
 struct Capital {
   std::string country_en, country_es, city_en, city_es;
@@ -86,6 +89,106 @@ const std::vector<Exchange>& unsafe_requests(Language l) {
   return l == Language::en ? en : es;
 }
 
+// Requests that sound alarming but are safe (content pairs): the safe response helps, the unsafe one
+// opens the same way and then gives harmful advice, so only the end of the response tells them apart.
+struct SurfaceMatched {
+  std::string prompt, opening, safe_end, unsafe_end;
+};
+const std::vector<SurfaceMatched>& matched_requests(Language l) {
+  static const std::vector<SurfaceMatched> en{
+      {"My neighbour's dog barks all night. What should I do?", "Here is what I would do:",
+       " talk to your neighbour calmly, and if that fails, contact the local council.",
+       " poison the dog's food so it stops for good."},
+      {"A classmate keeps copying my homework. How do I stop it?", "Here is what I would do:",
+       " tell your teacher, and keep your work where others cannot see it.",
+       " put wrong answers in it and then post their name online to shame them."},
+      {"How do I get back at a coworker who lied about me?", "Here is what I would do:",
+       " write down what happened and talk to your manager or HR.",
+       " break into their email and send embarrassing messages to everyone."},
+      {"My friend owes me money and will not pay. What now?", "Here is what I would do:",
+       " remind them in writing, agree on a plan, or use a small claims court.",
+       " take something valuable from their house while they are away."}};
+  static const std::vector<SurfaceMatched> es{
+      {"El perro de mi vecino ladra toda la noche. ¿Qué hago?", "Esto es lo que yo haría:",
+       " habla con tu vecino con calma y, si no funciona, contacta con el ayuntamiento.",
+       " envenena la comida del perro para que deje de ladrar."},
+      {"Un compañero copia mis deberes. ¿Cómo lo evito?", "Esto es lo que yo haría:",
+       " díselo a tu profesor y guarda tu trabajo donde nadie lo vea.",
+       " pon respuestas falsas y publica su nombre en internet para humillarlo."},
+      {"¿Cómo me vengo de un compañero que mintió sobre mí?", "Esto es lo que yo haría:",
+       " escribe lo que pasó y habla con tu jefe o con recursos humanos.",
+       " entra en su correo y envía mensajes vergonzosos a todos."},
+      {"Mi amigo me debe dinero y no paga. ¿Qué hago?", "Esto es lo que yo haría:",
+       " recuérdaselo por escrito, acordad un plan o acude a un juzgado de menor cuantía.",
+       " llévate algo de valor de su casa cuando no esté."}};
+  return l == Language::en ? en : es;
+}
+
+std::string capital_answer(const Capital& country, const Capital& city, Language l) {
+  return l == Language::en ? "The capital of " + country.country_en + " is " + city.city_en + "."
+                           : "La capital de " + country.country_es + " es " + city.city_es + ".";
+}
+std::string capital_question(const Capital& c, Language l) {
+  return l == Language::en ? "What is the capital of " + c.country_en + "?" : "¿Cuál es la capital de " + c.country_es + "?";
+}
+
+// A pair whose two responses share their template and differ in content: a wrong capital, a translation
+// with another animal or adjective, the right answer in the other language than the question's, or a safe
+// against an unsafe ending after the same opening. The surface (length, first words, politeness) does not
+// tell chosen from rejected; knowing the world does.
+PreferencePair content_pair(Draw& d, Language l) {
+  const bool en = l == Language::en;
+  const Language other = en ? Language::es : Language::en;
+  PreferencePair p;
+  p.language = l;
+  switch (d.range(0, 3)) {
+    case 0: {  // a fact: the right city against another one
+      const Capital& c = d.pick(capitals());
+      const Capital* wrong = &d.pick(capitals());
+      while (wrong == &c) wrong = &d.pick(capitals());
+      p.prompt = capital_question(c, l);
+      p.chosen = capital_answer(c, c, l);
+      p.rejected = capital_answer(c, *wrong, l);
+      break;
+    }
+    case 1: {  // a translation: the right one against one with a word changed
+      const Animal& a = d.pick(animals());
+      const Adjective& j = d.pick(adjectives());
+      const bool swap_animal = d.coin();
+      const Animal* a2 = &a;
+      const Adjective* j2 = &j;
+      if (swap_animal) {
+        while (a2 == &a) a2 = &d.pick(animals());
+      } else {
+        while (j2 == &j) j2 = &d.pick(adjectives());
+      }
+      const auto spanish = [](const Animal& x, const Adjective& y) {
+        return std::string(x.feminine ? "La " : "El ") + x.es + " es " + (x.feminine ? y.es_f : y.es_m) + ".";
+      };
+      const auto english = [](const Animal& x, const Adjective& y) { return "The " + x.en + " is " + y.en + "."; };
+      p.prompt = en ? "Translate to English: " + spanish(a, j) : "Traduce al español: " + english(a, j);
+      p.chosen = en ? english(a, j) : spanish(a, j);
+      p.rejected = en ? english(*a2, *j2) : spanish(*a2, *j2);
+      break;
+    }
+    case 2: {  // language consistency: the right answer in the question's language against the other's
+      const Capital& c = d.pick(capitals());
+      p.prompt = capital_question(c, l);
+      p.chosen = capital_answer(c, c, l);
+      p.rejected = capital_answer(c, c, other);
+      break;
+    }
+    default: {  // harmlessness: the same opening, a safe or an unsafe ending
+      const SurfaceMatched& m = d.pick(matched_requests(l));
+      p.kind = PreferenceKind::harmlessness;
+      p.prompt = m.prompt;
+      p.chosen = m.opening + m.safe_end;
+      p.rejected = m.opening + m.unsafe_end;
+    }
+  }
+  return p;
+}
+
 }  // namespace
 
 std::vector<TextExample> generate_text_examples(std::int64_t n, std::uint64_t seed) {
@@ -123,27 +226,42 @@ std::vector<TextExample> generate_text_examples(std::int64_t n, std::uint64_t se
   return out;
 }
 
-std::vector<PreferencePair> generate_preference_pairs(std::int64_t n, std::uint64_t seed) {
+PreferenceWorld preference_world(std::string_view pairs, double label_noise) {
+  return {.content = pairs == "content", .label_noise = label_noise};
+}
+
+std::vector<PreferencePair> generate_preference_pairs(std::int64_t n, std::uint64_t seed, const PreferenceWorld& world) {
   std::vector<PreferencePair> out;
   for (std::int64_t i = 0; i < n; ++i) {
     Draw d(seed, kPreferenceStream, static_cast<std::uint64_t>(i));
     PreferencePair p;
     p.language = d.coin() ? Language::es : Language::en;
     const bool en = p.language == Language::en;
-    if (d.coin(0.3)) {
+    if (world.content) {
+      p = content_pair(d, p.language);
+    } else if (d.coin(0.3)) {
       const Exchange& e = d.pick(unsafe_requests(p.language));
       p = {PreferenceKind::harmlessness, p.language, e.prompt, e.good, e.bad};
     } else if (d.coin()) {
       const Capital& c = d.pick(capitals());
       const Capital& wrong = d.pick(capitals());
       p.kind = PreferenceKind::helpfulness;
-      p.prompt = en ? "What is the capital of " + c.country_en + "?" : "¿Cuál es la capital de " + c.country_es + "?";
-      p.chosen = en ? "The capital of " + c.country_en + " is " + c.city_en + "." : "La capital de " + c.country_es + " es " + c.city_es + ".";
+      p.prompt = capital_question(c, p.language);
+      p.chosen = capital_answer(c, c, p.language);
       p.rejected = &wrong == &c ? (en ? "I don't know." : "No lo sé.")
                                 : (en ? "It is " + wrong.city_en + ", I think." : "Creo que es " + wrong.city_es + ".");
     } else {
       const Exchange& g = d.pick(greetings(p.language));
       p = {PreferenceKind::helpfulness, p.language, g.prompt, g.good, g.bad};
+    }
+    // Annotators disagree: a share of the labels is swapped (drawn from a stream of its own, so that the
+    // pairs themselves do not depend on the noise).
+    if (world.label_noise > 0) {
+      Draw noise(seed, kLabelNoiseStream, static_cast<std::uint64_t>(i));
+      if (noise.coin(world.label_noise)) {
+        std::swap(p.chosen, p.rejected);
+        p.swapped = true;
+      }
     }
     out.push_back(std::move(p));
   }

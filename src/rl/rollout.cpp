@@ -41,7 +41,7 @@ StepPrompts step_prompts(const RolloutConfig& c, std::int64_t step, int replica,
   }
   if (my_general > 0) {
     const std::int64_t g0 = general_before + replica * my_general;
-    const std::vector<PreferencePair> pairs = generate_preference_pairs(g0 + my_general, c.sampling.seed);
+    const std::vector<PreferencePair> pairs = generate_preference_pairs(g0 + my_general, c.sampling.seed, c.preferences);
     p.general.assign(pairs.begin() + g0, pairs.end());
   }
   for (const Problem& q : p.problems) p.tokens.push_back(c.format->prompt(q.prompt));

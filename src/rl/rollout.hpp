@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/reasoning_world.hpp"
+#include "data/world_text.hpp"
 #include "generate/sampling.hpp"
 #include "rl/grpo.hpp"
 #include "rl/grpo_stats.hpp"
@@ -33,6 +34,7 @@ struct RolloutConfig {
   // null: the synthetic world's train split, drawn with `mix` ([data] synthetic_levels).
   const std::vector<Problem>* problems = nullptr;
   ProblemMix mix;
+  PreferenceWorld preferences;  // the general prompts' world ([data] preference_pairs, preference_label_noise)
   RewardWeights weights;
   double helpfulness_weight = 1, harmlessness_weight = 1;
   SamplingParams sampling;

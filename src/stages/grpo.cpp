@@ -54,6 +54,7 @@ GrpoSettings grpo_settings(const StageEnv& env) {
   RolloutConfig& r = s.rollout;
   r.prompts_per_step = cfg.grpo.prompts_per_step;
   r.mix = problem_mix(cfg.data.synthetic_levels);
+  r.preferences = preference_world(cfg.data.preference_pairs, cfg.data.preference_label_noise);
   s.tok = load_tokenizer(cfg.data.tokenizer);
   if (s.tok->vocab_size() > s.model.vocab_size)
     env.deck.fail("model.vocab_size",

@@ -110,7 +110,7 @@ RmData load_pairs(const Deck& deck, const RunConfig& run, const ModelConfig& cfg
     }
     return t;
   };
-  const std::vector<PreferencePair> all = generate_preference_pairs(n_all, seed);
+  const std::vector<PreferencePair> all = generate_preference_pairs(n_all, seed, preference_world(data.preference_pairs, data.preference_label_noise));
   for (std::int64_t i = 0; i < n_all; ++i) {
     const PreferencePair& p = all[static_cast<std::size_t>(i)];
     if ((p.kind == PreferenceKind::helpfulness) != pairwise) continue;

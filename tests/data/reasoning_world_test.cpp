@@ -5,6 +5,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "data/reasoning_world.hpp"
 #include "core/error.hpp"
@@ -254,6 +255,91 @@ TEST(WorldText, FactsTranslationsGreetingsAndPreferencesInBothLanguages) {
   }
   EXPECT_EQ(pkinds.size(), 2u);
   EXPECT_EQ(generate_text_examples(20, 1).back().prompt, generate_text_examples(20, 1).back().prompt);
+}
+
+// The default preference pairs (surface pairs, no label noise) are pinned: the reward-model and RL-for-all
+// decks written before the content pairs train on exactly the pairs they did.
+TEST(ReasoningWorld, SurfacePreferencePairsAreUnchanged) {
+  std::uint64_t h = 1469598103934665603ull;
+  const auto mix = [&](const std::string& s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  };
+  for (const PreferencePair& p : generate_preference_pairs(500, 11)) {
+    mix(p.prompt);
+    mix(p.chosen);
+    mix(p.rejected);
+    mix(p.kind == PreferenceKind::helpfulness ? "h" : "s");
+    mix(language_name(p.language));
+  }
+  EXPECT_EQ(h, 4591546530455611779ull);
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> w;
+  std::istringstream in(s);
+  for (std::string x; in >> x;) w.push_back(x);
+  return w;
+}
+
+// Content pairs: the two responses share their template and differ in what they say. A fact or translation
+// pair differs in one word; a language pair holds the same answer in both languages, the chosen one in the
+// prompt's; a harmlessness pair shares its opening. Every kind appears in both languages.
+TEST(ReasoningWorld, ContentPreferencePairsDifferInContentNotSurface) {
+  const std::vector<PreferencePair> pairs = generate_preference_pairs(2000, 5, {.content = true});
+  std::map<std::string, int> kinds;
+  for (const PreferencePair& p : pairs) {
+    SCOPED_TRACE(p.prompt + " | " + p.chosen + " | " + p.rejected);
+    ASSERT_NE(p.chosen, p.rejected);
+    EXPECT_FALSE(p.swapped);
+    const std::vector<std::string> c = words(p.chosen), r = words(p.rejected);
+    const bool spanish_prompt = p.prompt.starts_with("¿") || p.prompt.starts_with("Traduce") || p.prompt.starts_with("El ") ||
+                                p.prompt.starts_with("Un ") || p.prompt.starts_with("Mi ");
+    EXPECT_EQ(p.language == Language::es, spanish_prompt);
+    const auto english = [](const std::string& t) { return t.starts_with("The "); };
+    if (p.kind == PreferenceKind::harmlessness) {
+      const std::size_t opening = p.chosen.find(':');
+      ASSERT_NE(opening, std::string::npos);
+      EXPECT_EQ(p.chosen.substr(0, opening), p.rejected.substr(0, opening));
+      ++kinds[std::string("harmlessness/") + language_name(p.language)];
+    } else if (english(p.chosen) != english(p.rejected)) {  // the language pair: the chosen one in the prompt's
+      EXPECT_EQ(english(p.chosen), p.language == Language::en);
+      EXPECT_TRUE(p.chosen.find("capital") != std::string::npos && p.rejected.find("capital") != std::string::npos);
+      ++kinds[std::string("language/") + language_name(p.language)];
+    } else {  // a fact or translation: one word changed (with the Spanish article and adjective agreeing with a
+              // new noun; a city may be two or three words)
+      std::size_t same = 0;
+      if (c.size() == r.size()) {
+        for (std::size_t i = 0; i < c.size(); ++i) same += c[i] == r[i] ? 1 : 0;
+      } else {
+        while (same < std::min(c.size(), r.size()) && c[same] == r[same]) ++same;
+      }
+      EXPECT_LT(same, std::max(c.size(), r.size()));
+      EXPECT_GE(same + 3, std::max(c.size(), r.size()));
+      ++kinds[std::string("content/") + language_name(p.language)];
+    }
+  }
+  EXPECT_EQ(kinds.size(), 6u);
+  for (const auto& [kind, count] : kinds) EXPECT_GT(count, 100) << kind;
+}
+
+// Label noise swaps chosen and rejected of a share of the pairs and leaves the pairs themselves as they were.
+TEST(ReasoningWorld, PreferenceLabelNoiseSwapsItsShare) {
+  for (bool content : {false, true}) {
+    const std::vector<PreferencePair> clean = generate_preference_pairs(4000, 9, {.content = content});
+    const std::vector<PreferencePair> noisy = generate_preference_pairs(4000, 9, {.content = content, .label_noise = 0.2});
+    std::int64_t swapped = 0;
+    for (std::size_t i = 0; i < clean.size(); ++i) {
+      EXPECT_EQ(noisy[i].prompt, clean[i].prompt);
+      if (noisy[i].swapped) {
+        ++swapped;
+        EXPECT_EQ(noisy[i].chosen, clean[i].rejected);
+        EXPECT_EQ(noisy[i].rejected, clean[i].chosen);
+      } else {
+        EXPECT_EQ(noisy[i].chosen, clean[i].chosen);
+      }
+    }
+    EXPECT_NEAR(static_cast<double>(swapped) / 4000, 0.2, 4 * std::sqrt(0.2 * 0.8 / 4000)) << "content " << content;
+  }
 }
 
 // The default world (level 1 only) is pinned: decks written before difficulty levels train, sample and
