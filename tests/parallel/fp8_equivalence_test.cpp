@@ -188,8 +188,10 @@ TEST(Fp8Equivalence, EachLayoutMatchesOneRankWithinFp8Tolerance) {
 }
 
 // One rank, 20 steps on a learnable map of the tokens: the fp8 loss tracks fp32's. Measured: 4.2103 -> 0.3099 in
-// fp8 against 4.2110 -> 0.3082 in fp32, a relative gap of at most 5.6e-3, at the end.
-// Bounds 5e-2 per step and 1e-2 at the end: a broken FP8 GEMM does not learn.
+// fp8 against 4.2110 -> 0.3082 in fp32 (a relative gap of 5.6e-3 at the end) with OpenBLAS's Zen kernels,
+// 0.3103 (6.8e-3) with its Sandybridge ones and 0.3113 (1.01e-2) with its SkylakeX (AVX-512) ones: the f32
+// GEMMs' rounding moves which E4M3 values the tiles round to, and 20 steps at lr 1e-2 carry that into the
+// last digits of the loss. Bounds 5e-2 per step and 2e-2 at the end: a broken FP8 GEMM does not learn.
 TEST(Fp8Equivalence, Fp8LossTracksFp32OverTwentySteps) {
   const ModelConfig c = tiny_moe(false);
   const auto f32 = one_rank(c, false, 20), f8 = one_rank(c, true, 20);
@@ -199,7 +201,7 @@ TEST(Fp8Equivalence, Fp8LossTracksFp32OverTwentySteps) {
     EXPECT_LE(rel, 5e-2) << "step " << s + 1 << ": fp8 " << f8->losses[s] << ", fp32 " << f32->losses[s];
     worst = std::max(worst, rel);
   }
-  EXPECT_LE(std::fabs(f8->losses.back() - f32->losses.back()), 1e-2 * f32->losses.back()) << "the last step";
+  EXPECT_LE(std::fabs(f8->losses.back() - f32->losses.back()), 2e-2 * f32->losses.back()) << "the last step";
   EXPECT_LT(f8->losses.back(), 0.5 * f8->losses.front()) << "fp8 training must learn";
   if (world_rank() == 0)
     std::printf("  fp8 vs fp32, 20 steps: loss %.6f -> %.6f (fp32 %.6f -> %.6f), worst relative gap %.2e\n",
