@@ -1,5 +1,7 @@
 // CUDA FP8 block quantisation, plain or transposed: one thread block per tile (max-abs by block reduction,
-// then scale); dequantisation is elementwise.
+// then scale); dequantisation is elementwise. The experts' grouped forms take their groups as a kernel
+// parameter (up to kGroupsPerLaunch per launch, no upload), each thread block or thread finding its group by a
+// binary search over the groups' first tiles.
 #include "kernels/cuda/fp8.hpp"
 #include "kernels/cuda/fp8_tile.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -49,6 +51,68 @@ void quantize(const Context& ctx, const Tensor& x, const Fp8Tensor& out, const c
   R1_CUDA_LAUNCHED(name);
 }
 
+constexpr int kGroupsPerLaunch = 64;  // 3.6 KB of parameters, under the classic 4 KB
+struct GroupChunk {
+  int n;
+  Fp8Group g[kGroupsPerLaunch];
+};
+// The last group whose first unit (tile or slot) is at or before `unit`: empty groups share their successor's
+// first unit and are never found.
+__device__ const Fp8Group& find_group(const GroupChunk& c, std::int64_t unit) {
+  int lo = 0, hi = c.n - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (c.g[mid].tiles <= unit) lo = mid;
+    else hi = mid - 1;
+  }
+  return c.g[lo];
+}
+
+// Launches `launch(chunk, first unit, units)` per chunk of groups; count(g) is a group's units.
+template <class Count, class LaunchChunk>
+void for_chunks(std::span<const Fp8Group> groups, Count count, LaunchChunk launch) {
+  for (std::size_t c0 = 0; c0 < groups.size(); c0 += kGroupsPerLaunch) {
+    const std::size_t c1 = std::min(groups.size(), c0 + kGroupsPerLaunch);
+    GroupChunk chunk{};
+    chunk.n = static_cast<int>(c1 - c0);
+    for (std::size_t i = c0; i < c1; ++i) chunk.g[i - c0] = groups[i];
+    const std::int64_t base = groups[c0].tiles, end = groups[c1 - 1].tiles + count(groups[c1 - 1]);
+    if (end > base) launch(chunk, base, end - base);
+  }
+}
+
+__global__ void relayout_groups_kernel(const __grid_constant__ GroupChunk c, std::int64_t base, std::int64_t n,
+                                       std::int64_t tc, bool blocks, const float* s, float* out) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const Fp8Group& g = find_group(c, base + i);
+    const std::int64_t slot = base + i - g.tiles;
+    std::int64_t r, t;
+    out[g.scales + slot] = fp8_layout_slot(slot, g.rows, g.cols, blocks, r, t) ? s[(g.first + r) * tc + t] : 0.0f;
+  }
+}
+
+// One thread block per 1 x 128 tile of a group's operand: element (r, p) is x[first + r, p], or (Columns)
+// x[first + p, r], zero past the group's tokens. The block of a group's last row also zeroes the layout's padding.
+constexpr int kGroupThreads = kFp8Tile;
+template <bool Columns, class T>
+__global__ void quantize_groups_kernel(const __grid_constant__ GroupChunk c, std::int64_t base, std::int64_t xc, bool pow2,
+                                       const T* x, f8e4m3* q, float* s) {
+  const std::int64_t unit = base + blockIdx.x;
+  const Fp8Group& g = find_group(c, unit);
+  const std::int64_t local = unit - g.tiles, kt = (g.cols + kFp8Tile - 1) / kFp8Tile, ld = fp8_round4(g.rows);
+  // Columns: neighbouring blocks take neighbouring columns of x (the same token rows).
+  const std::int64_t r = Columns ? local % g.rows : local / kt, t = Columns ? local / g.rows : local % kt;
+  const std::int64_t p = t * kFp8Tile + threadIdx.x;
+  const bool in = p < g.cols;
+  float v = 0.0f;
+  if (in && (!Columns || p < g.tokens)) v = load_f32(Columns ? x[(g.first + p) * xc + r] : x[(g.first + r) * xc + p]);
+  const float scale = fp8_block_scale_inv<kGroupThreads>(fabsf(v), pow2);
+  if (threadIdx.x == 0) s[g.scales + t * ld + r] = scale;
+  if (r == g.rows - 1 && threadIdx.x > 0 && threadIdx.x < ld - r) s[g.scales + t * ld + r + threadIdx.x] = 0.0f;
+  if (in) q[g.data + r * g.cols + p] = to_f8e4m3(v / scale);
+}
+
 template <class T>
 __global__ void dequantize_kernel(std::int64_t rows, std::int64_t cols, int br, int bc, std::int64_t tiles_per_row,
                                   const f8e4m3* q, const float* s, T* y) {
@@ -85,6 +149,31 @@ void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
                                                         q.data.data<f8e4m3>(), q.scale_inv.data<float>(), y.data<T>());
   });
   R1_CUDA_LAUNCHED("dequantize_fp8");
+}
+
+void relayout_fp8_scales(const Context& ctx, const Tensor& s, std::span<const Fp8Group> groups, bool blocks,
+                         const Tensor& out) {
+  const auto slots = [&](const Fp8Group& g) { return blocks ? g.rows * fp8_round4(g.cols) : g.cols * fp8_round4(g.rows); };
+  for_chunks(groups, slots, [&](const GroupChunk& chunk, std::int64_t base, std::int64_t n) {
+    const Launch l = elementwise_launch(ctx, n);
+    relayout_groups_kernel<<<l.grid, l.block, 0, l.stream>>>(chunk, base, n, s.dim(1), blocks, s.data<float>(),
+                                                             out.data<float>());
+    R1_CUDA_LAUNCHED("fp8 scale relayout");
+  });
+}
+
+void quantize_fp8_groups(const Context& ctx, const Tensor& x, std::span<const Fp8Group> groups, bool columns, bool pow2,
+                         const Tensor& data, const Tensor& scales) {
+  const auto tiles = [](const Fp8Group& g) { return (g.cols + kFp8Tile - 1) / kFp8Tile * g.rows; };
+  with_float_type(x.dtype(), "quantize_fp8_groups", [&](auto tag) {
+    using T = decltype(tag);
+    for_chunks(groups, tiles, [&](const GroupChunk& chunk, std::int64_t base, std::int64_t n) {
+      const auto kernel = columns ? quantize_groups_kernel<true, T> : quantize_groups_kernel<false, T>;
+      kernel<<<static_cast<unsigned>(n), kGroupThreads, 0, ctx.cuda_resources().stream>>>(
+          chunk, base, x.dim(1), pow2, x.data<T>(), data.data<f8e4m3>(), scales.data<float>());
+      R1_CUDA_LAUNCHED("quantize_fp8 (experts)");
+    });
+  });
 }
 
 void gather_fp8_rows(const Context& ctx, const Tensor& src, const Tensor& rows, const Tensor& dst) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/fp8.hpp"
+#include "kernels/fp8_experts.hpp"
 #include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
 
@@ -136,4 +137,79 @@ TEST(Fp8Cpu, SwigluForwardFp8IsSwigluThenQuantise) {
   auto bad = kernels::make_fp8(ctx, 7, 200, 128, 128);
   EXPECT_THROW(kernels::swiglu_forward_fp8(ctx, test::random_tensor({7, 400}, DType::f32, 1),
                                            Tensor::host({7, 200}, DType::f32), bad), Error);
+}
+
+// The GEMM's scale layout (cuBLASLt's): 1 x 128 tiles tile-major with the rows padded to 4, 128 x 128 blocks
+// row-major with the block columns padded to 4, the padding zero.
+TEST(Fp8Cpu, GemmLayoutPutsEachTileWhereCublasLtReadsIt) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const Tensor x = test::random_tensor({300, 600}, DType::f32, 31);
+  for (int br : {1, 128}) {
+    const kernels::Fp8Tensor q = test::quantized_alone(cpu, x, br, false, false);
+    const kernels::Fp8Tensor g = kernels::to_gemm_layout(cpu, q);
+    const std::int64_t tr = q.scale_inv.dim(0), tc = q.scale_inv.dim(1), ld = br == 1 ? 300 : 8;
+    ASSERT_TRUE(g.gemm_layout);
+    ASSERT_EQ(g.scale_inv.numel(), br == 1 ? tc * ld : tr * ld);
+    EXPECT_TRUE(test::same_bytes(g.data, q.data));
+    const float* s = q.scale_inv.data<float>();
+    const float* out = g.scale_inv.data<float>();
+    for (std::int64_t i = 0; i < g.scale_inv.numel(); ++i) {
+      const std::int64_t r = br == 1 ? i % ld : i / ld, t = br == 1 ? i / ld : i % ld;
+      ASSERT_EQ(out[i], r < tr && t < tc ? s[r * tc + t] : 0.0f) << br << "-row tiles, slot " << i;
+    }
+  }
+  EXPECT_EQ(kernels::fp8_gemm_scale_count(5, 300, 1, 128), 3 * 8);  // rows 5 -> 8
+  EXPECT_EQ(kernels::fp8_gemm_scale_count(300, 1408, 128, 128), 3 * 12);  // 11 block columns -> 12
+}
+
+// Every expert's rows quantised in one pass (from x, or relaid from tiles already made) are the bytes of
+// quantising each expert alone, for ragged token counts and an empty expert.
+TEST(Fp8Cpu, ExpertRowsAreEachExpertQuantisedAlone) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const std::vector<std::int64_t> offsets = test::ragged_offsets();
+  for (DType dt : {DType::f32, DType::bf16})
+    for (bool pow2 : {false, true}) {
+      const Tensor x = test::random_tensor({offsets.back(), 200}, dt, 32);
+      const auto alone = test::expert_rows_alone(cpu, x, offsets, pow2);
+      const auto grouped = kernels::quantize_fp8_expert_rows(cpu, x, offsets, pow2);
+      const auto relaid = kernels::fp8_expert_rows(cpu, test::quantized_alone(cpu, x, 1, pow2, false), offsets);
+      ASSERT_EQ(grouped.size(), alone.size());
+      ASSERT_EQ(relaid.size(), alone.size());
+      for (std::size_t e = 0; e < alone.size(); ++e) {
+        const kernels::Fp8Tensor want = kernels::to_gemm_layout(cpu, alone[e]);
+        EXPECT_TRUE(test::same_fp8(grouped[e], want)) << "expert " << e << " pow2 " << pow2;
+        EXPECT_TRUE(test::same_fp8(relaid[e], want)) << "expert " << e << " pow2 " << pow2;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(grouped[e].scale_inv.raw()) % 16, 0u) << "cuBLASLt's alignment";
+      }
+    }
+}
+
+// The weight gradient's operands: each expert's tokens transposed, padded with zeros to 16, tiles from its
+// first token, the same bytes as padding, transposing and quantising the expert alone.
+TEST(Fp8Cpu, ExpertColumnsAreEachExpertPaddedTransposedAndQuantisedAlone) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const std::vector<std::int64_t> offsets = test::ragged_offsets();
+  for (DType dt : {DType::f32, DType::bf16})
+    for (bool pow2 : {false, true}) {
+      const Tensor x = test::random_tensor({offsets.back(), 150}, dt, 33);
+      const auto alone = test::expert_columns_alone(cpu, x, offsets, pow2);
+      const auto grouped = kernels::quantize_fp8_expert_columns(cpu, x, offsets, pow2);
+      ASSERT_EQ(grouped.size(), alone.size());
+      for (std::size_t e = 0; e < alone.size(); ++e) {
+        EXPECT_EQ(grouped[e].data.dim(1) % 16, 0);
+        EXPECT_TRUE(test::same_fp8(grouped[e], kernels::to_gemm_layout(cpu, alone[e]))) << "expert " << e;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(grouped[e].data.raw()) % 16, 0u) << "cuBLASLt's alignment";
+      }
+    }
+}
+
+TEST(Fp8Cpu, ExpertFormsNameBadOffsets) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const Tensor x = test::random_tensor({10, 128}, DType::f32, 34);
+  const std::vector<std::int64_t> short_of_rows{0, 4, 9}, decreasing{0, 6, 4, 10};
+  EXPECT_THROW(kernels::quantize_fp8_expert_rows(cpu, x, short_of_rows, false), Error);
+  EXPECT_THROW(kernels::quantize_fp8_expert_columns(cpu, x, decreasing, false), Error);
+  const kernels::Fp8Tensor g = kernels::to_gemm_layout(cpu, test::quantized_alone(cpu, x, 1, false, false));
+  EXPECT_THROW(kernels::fp8_rows(g, 0, 4), Error);  // rows of GEMM-layout scales are not a slice
+  EXPECT_THROW(kernels::dequantize_fp8(cpu, g, Tensor::host({10, 128}, DType::f32)), Error);
 }
