@@ -88,8 +88,8 @@ constexpr std::int64_t kFp8LtInner = 16;  // cuBLASLt's FP8 inner dimension: a m
 // One expert's operand in a grouped quantisation or scale relayout (kernels/fp8.cpp plans them; the backends
 // run them): `tokens` source rows from `first` (x's rows; or q's scale rows for a relayout) make the operand
 // [rows, cols] (rows = tokens, or for the columns form rows = x's columns and cols = tokens rounded up to 16),
-// written at element `data` of the data buffer and `scales` of the scale buffer; its tiles (one CUDA thread
-// block each) start at `tiles` over all groups.
+// written at element `data` of the data buffer and `scales` of the scale buffer; its 1 x 128 tiles start at
+// `tiles` over all groups (for a relayout, rows and cols count tiles, and `tiles` is its first layout slot).
 struct Fp8Group {
   std::int64_t first = 0, tokens = 0, rows = 0, cols = 0, data = 0, scales = 0, tiles = 0;
 };

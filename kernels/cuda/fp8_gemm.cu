@@ -15,6 +15,8 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "kernels/cuda/launch.cuh"
 #include "kernels/dispatch.hpp"
@@ -145,6 +147,19 @@ const LtPlan& lt_plan(CudaResources& r, LtPlans& plans, LtDesc& desc, std::int64
   return *plan;
 }
 
+// The descriptor of B's scale mode with the operands' scale pointers set (before a first query too: the
+// descriptor a plan is checked with always carries its pointers), and the problem's plan.
+std::pair<LtDesc*, const LtPlan*> lt_prepare(CudaResources& r, const Fp8Tensor& a, const Tensor& sa, const Fp8Tensor& b,
+                                             const Tensor& sb, const Tensor& c, bool beta) {
+  LtPlans& plans = lt_plans(r);
+  const std::int32_t mode_first = b_scale_mode(b);
+  LtDesc& desc = lt_desc(plans, mode_first);
+  desc.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(sb.raw()));
+  desc.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(sa.raw()));
+  const cudaDataType_t tc = c.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  return {&desc, &lt_plan(r, plans, desc, a.data.dim(0), b.data.dim(0), a.data.dim(1), tc, mode_first, beta)};
+}
+
 // C = alpha A B^T + beta C through cuBLASLt, A and B with their scales in the GEMM's layout (sa, sb), on
 // `stream` with `workspace`; false where cuBLASLt has no algorithm for the problem, or one needing more
 // workspace than `workspace_bytes`.
@@ -152,20 +167,14 @@ bool lt_fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Tensor& sa, const
                  const Tensor& c, float alpha, float beta, cudaStream_t stream, void* workspace,
                  std::size_t workspace_bytes) {
   CudaResources& r = ctx.cuda_resources();
-  LtPlans& plans = lt_plans(r);
-  const std::int32_t mode_first = b_scale_mode(b);
-  LtDesc& desc = lt_desc(plans, mode_first);
-  // Set before a first query, as the descriptor a plan is checked with always carries its pointers.
-  desc.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(sb.raw()));
-  desc.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(sa.raw()));
-  const std::int64_t m = a.data.dim(0), n = b.data.dim(0), k = a.data.dim(1);
-  const cudaDataType_t tc = c.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
-  const LtPlan& plan = lt_plan(r, plans, desc, m, n, k, tc, mode_first, beta != 0.0f);
-  if (!plan.algo || plan.workspace > workspace_bytes) return false;
-  const cublasStatus_t s = cublasLtMatmul(r.lt, desc.h, &alpha, b.data.raw(), plan.b.h, a.data.raw(), plan.a.h, &beta,
-                                          c.raw(), plan.c.h, c.raw(), plan.c.h, plan.algo, workspace, workspace_bytes, stream);
+  const auto [desc, plan] = lt_prepare(r, a, sa, b, sb, c, beta != 0.0f);
+  if (!plan->algo || plan->workspace > workspace_bytes) return false;
+  const cublasStatus_t s = cublasLtMatmul(r.lt, desc->h, &alpha, b.data.raw(), plan->b.h, a.data.raw(), plan->a.h, &beta,
+                                          c.raw(), plan->c.h, c.raw(), plan->c.h, plan->algo, workspace, workspace_bytes,
+                                          stream);
   if (s != CUBLAS_STATUS_SUCCESS)
-    R1_FAIL(cuda, "cublasLtMatmul fp8 M=", m, " N=", n, " K=", k, ": ", cublasLtGetStatusString(s));
+    R1_FAIL(cuda, "cublasLtMatmul fp8 M=", a.data.dim(0), " N=", b.data.dim(0), " K=", a.data.dim(1), ": ",
+            cublasLtGetStatusString(s));
   return true;
 }
 
@@ -240,10 +249,7 @@ void fp8_gemm_experts(const Context& ctx, std::span<const Fp8Tensor> a, std::spa
       cuda::fp8_gemm(ctx, a[e], b[e], c[e], opt);
       continue;
     }
-    LtPlans& plans = lt_plans(r);
-    const std::int32_t mode = b_scale_mode(b[e]);
-    const LtPlan& plan = lt_plan(r, plans, lt_desc(plans, mode), a[e].data.dim(0), b[e].data.dim(0), a[e].data.dim(1),
-                                 c[e].dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F, mode, opt.beta != 0.0f);
+    const LtPlan& plan = *lt_prepare(r, a[e], a[e].scale_inv, b[e], b[e].scale_inv, c[e], opt.beta != 0.0f).second;
     if (plan.algo && plan.workspace <= CudaResources::kSideWorkspaceBytes) side.push_back(e);
     else cuda::fp8_gemm(ctx, a[e], b[e], c[e], opt);
   }
