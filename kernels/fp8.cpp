@@ -108,15 +108,16 @@ std::vector<Fp8Tensor> expert_views(const Tensor& data, const Tensor& scales, st
     q.block_cols = kFp8Tile;
     q.pow2_scales = pow2;
     q.gemm_layout = true;
-    q.data = rows_form ? data.slice(g.first, g.first + g.tokens) : data.slice(g.data, g.data + g.rows * g.cols).view({g.rows, g.cols});
+    q.data = rows_form ? data.slice(g.first, g.first + g.tokens)
+                       : data.slice(g.data, g.data + g.rows * g.cols).view({g.rows, g.cols});
     q.scale_inv = scales.slice(g.scales, g.scales + fp8_gemm_scale_count(g.rows, g.cols, 1, kFp8Tile));
     out.push_back(q);
   }
   return out;
 }
 
-// Groups of the rows form (forward, dgrad) or the columns form (wgrad) for x [T, C] split by `offsets`; `total`
-// gets the data elements and scales of all of them.
+// Groups of the rows form (forward, dgrad) or the columns form (wgrad) for x [T, C] split by `offsets`;
+// data_total and scale_total get the data elements and scales of all of them.
 std::vector<Fp8Group> plan_groups(std::span<const std::int64_t> offsets, std::int64_t cols, bool columns,
                                   std::int64_t& data_total, std::int64_t& scale_total) {
   std::vector<Fp8Group> groups;
