@@ -160,21 +160,27 @@ std::pair<LtDesc*, const LtPlan*> lt_prepare(CudaResources& r, const Fp8Tensor& 
   return {&desc, &lt_plan(r, plans, desc, a.data.dim(0), b.data.dim(0), a.data.dim(1), tc, mode_first, beta)};
 }
 
-// C = alpha A B^T + beta C through cuBLASLt, A and B with their scales in the GEMM's layout (sa, sb), on
-// `stream` with `workspace`; false where cuBLASLt has no algorithm for the problem, or one needing more
-// workspace than `workspace_bytes`.
-bool lt_fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Tensor& sa, const Fp8Tensor& b, const Tensor& sb,
-                 const Tensor& c, float alpha, float beta, cudaStream_t stream, void* workspace,
-                 std::size_t workspace_bytes) {
-  CudaResources& r = ctx.cuda_resources();
-  const auto [desc, plan] = lt_prepare(r, a, sa, b, sb, c, beta != 0.0f);
-  if (!plan->algo || plan->workspace > workspace_bytes) return false;
-  const cublasStatus_t s = cublasLtMatmul(r.lt, desc->h, &alpha, b.data.raw(), plan->b.h, a.data.raw(), plan->a.h, &beta,
-                                          c.raw(), plan->c.h, c.raw(), plan->c.h, plan->algo, workspace, workspace_bytes,
-                                          stream);
+// C = alpha A B^T + beta C through cuBLASLt on a prepared plan, the scale pointers set again just before.
+void lt_run(CudaResources& r, LtDesc& desc, const LtPlan& plan, const Fp8Tensor& a, const Tensor& sa, const Fp8Tensor& b,
+            const Tensor& sb, const Tensor& c, float alpha, float beta, cudaStream_t stream, void* workspace,
+            std::size_t workspace_bytes) {
+  desc.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(sb.raw()));
+  desc.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(sa.raw()));
+  const cublasStatus_t s = cublasLtMatmul(r.lt, desc.h, &alpha, b.data.raw(), plan.b.h, a.data.raw(), plan.a.h, &beta,
+                                          c.raw(), plan.c.h, c.raw(), plan.c.h, plan.algo, workspace, workspace_bytes, stream);
   if (s != CUBLAS_STATUS_SUCCESS)
     R1_FAIL(cuda, "cublasLtMatmul fp8 M=", a.data.dim(0), " N=", b.data.dim(0), " K=", a.data.dim(1), ": ",
             cublasLtGetStatusString(s));
+}
+
+// C = alpha A B^T + beta C through cuBLASLt, A and B with their scales in the GEMM's layout (sa, sb), on the
+// context's stream; false where cuBLASLt has no algorithm for the problem.
+bool lt_fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Tensor& sa, const Fp8Tensor& b, const Tensor& sb,
+                 const Tensor& c, float alpha, float beta) {
+  CudaResources& r = ctx.cuda_resources();
+  const auto [desc, plan] = lt_prepare(r, a, sa, b, sb, c, beta != 0.0f);
+  if (!plan->algo) return false;
+  lt_run(r, *desc, *plan, a, sa, b, sb, c, alpha, beta, r.stream, r.workspace, r.workspace_bytes);
   return true;
 }
 
@@ -225,12 +231,12 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a_in, const Fp8Tensor& b_in, 
     Tensor relaid_a, relaid_b;
     const Tensor& sa = gemm_scales(ctx, a, relaid_a);
     const Tensor& sb = gemm_scales(ctx, b, relaid_b);
-    if (lt_fp8_gemm(ctx, a, sa, b, sb, c, opt.alpha, opt.beta, r.stream, r.workspace, r.workspace_bytes)) return;
+    if (lt_fp8_gemm(ctx, a, sa, b, sb, c, opt.alpha, opt.beta)) return;
     // Some builds of cuBLASLt take these scale modes only without C: then C = alpha A B^T goes to a scratch
     // tensor first and is added.
     if (opt.beta != 0.0f) {
       const Tensor t = ctx.empty(c.shape(), c.dtype());
-      if (lt_fp8_gemm(ctx, a, sa, b, sb, t, opt.alpha, 0.0f, r.stream, r.workspace, r.workspace_bytes)) {
+      if (lt_fp8_gemm(ctx, a, sa, b, sb, t, opt.alpha, 0.0f)) {
         if (opt.beta != 1.0f) scale(ctx, opt.beta, c);
         return axpy(ctx, 1.0f, t, c);
       }
@@ -243,19 +249,25 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a_in, const Fp8Tensor& b_in, 
 void fp8_gemm_experts(const Context& ctx, std::span<const Fp8Tensor> a, std::span<const Fp8Tensor> b,
                       std::span<const Tensor> c, std::span<const std::size_t> busy, const Fp8GemmOptions& opt) {
   CudaResources& r = ctx.cuda_resources();
-  std::vector<std::size_t> side;  // the experts cuBLASLt takes as they are, within a side stream's workspace
+  struct Side {
+    std::size_t e;
+    LtDesc* desc;
+    const LtPlan* plan;
+  };
+  std::vector<Side> side;  // the experts cuBLASLt takes as they are, within a side stream's workspace
   for (std::size_t e : busy) {
-    if (!lane_ready(a[e], b[e], c[e])) {
-      cuda::fp8_gemm(ctx, a[e], b[e], c[e], opt);
-      continue;
+    if (lane_ready(a[e], b[e], c[e])) {
+      const auto [desc, plan] = lt_prepare(r, a[e], a[e].scale_inv, b[e], b[e].scale_inv, c[e], opt.beta != 0.0f);
+      if (plan->algo && plan->workspace <= CudaResources::kSideWorkspaceBytes) {
+        side.push_back({e, desc, plan});
+        continue;
+      }
     }
-    const LtPlan& plan = *lt_prepare(r, a[e], a[e].scale_inv, b[e], b[e].scale_inv, c[e], opt.beta != 0.0f).second;
-    if (plan.algo && plan.workspace <= CudaResources::kSideWorkspaceBytes) side.push_back(e);
-    else cuda::fp8_gemm(ctx, a[e], b[e], c[e], opt);
+    cuda::fp8_gemm(ctx, a[e], b[e], c[e], opt);
   }
   const int lanes = r.fork(static_cast<int>(std::min<std::size_t>(side.size(), CudaResources::kSideStreams)));
   for (std::size_t i = 0; i < side.size(); ++i) {
-    const std::size_t e = side[i];
+    const std::size_t e = side[i].e;
     cudaStream_t stream = r.stream;
     void* workspace = r.workspace;
     std::size_t workspace_bytes = r.workspace_bytes;
@@ -265,9 +277,8 @@ void fp8_gemm_experts(const Context& ctx, std::span<const Fp8Tensor> a, std::spa
       workspace = r.side_workspaces[lane];
       workspace_bytes = CudaResources::kSideWorkspaceBytes;
     }
-    const bool ran = lt_fp8_gemm(ctx, a[e], a[e].scale_inv, b[e], b[e].scale_inv, c[e], opt.alpha, opt.beta, stream,
-                                 workspace, workspace_bytes);
-    R1_CHECK(ran, "fp8_gemm_experts: expert ", e, " lost its cuBLASLt plan");
+    lt_run(r, *side[i].desc, *side[i].plan, a[e], a[e].scale_inv, b[e], b[e].scale_inv, c[e], opt.alpha, opt.beta,
+           stream, workspace, workspace_bytes);
   }
   r.join(lanes);
 }

@@ -1,5 +1,7 @@
 #include "model/linear.hpp"
 
+#include <array>
+
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/grouped_gemm.hpp"
@@ -36,6 +38,16 @@ Fp8Tensor quantize_columns(const Context& ctx, const Tensor& x, const Param& w, 
   q.pow2_scales = w.fp8->pow2_scales;
   kernels::quantize_fp8_transposed(ctx, x, q);
   return q;
+}
+// The activations as the GEMM takes them, in one launch with the scales in its layout (the experts' forms with
+// one expert): x in 1 x 128 tiles along C, or x^T along R, zero-padded to 16 rows (the weight gradient's).
+Fp8Tensor gemm_rows(const Context& ctx, const Tensor& x, const Param& w) {
+  const std::array<std::int64_t, 2> all{0, x.dim(0)};
+  return kernels::quantize_fp8_expert_rows(ctx, x, all, w.fp8->pow2_scales)[0];
+}
+Fp8Tensor gemm_columns(const Context& ctx, const Tensor& x, const Param& w) {
+  const std::array<std::int64_t, 2> all{0, x.dim(0)};
+  return kernels::quantize_fp8_expert_columns(ctx, x, all, w.fp8->pow2_scales)[0];
 }
 
 // The weight's FP8 copies (rows r of every expert), made from the master once per version.
@@ -77,13 +89,13 @@ Param& use_fp8(const ParamStore& store, Param& w) {
 void linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y, bool accumulate, Rows rows) {
   const auto r = row_range(w, rows);
   if (!w.fp8) return kernels::gemm(ctx, x, weight_rows(w.compute, r), y, {.trans_b = true, .beta = beta(accumulate)});
-  kernels::fp8_gemm(ctx, quantize_rows(ctx, x, w), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, gemm_rows(ctx, x, w), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
 }
 
 void linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx, bool accumulate, Rows rows) {
   const auto r = row_range(w, rows);
   if (!w.fp8) return kernels::gemm(ctx, dy, weight_rows(w.compute, r), dx, {.beta = beta(accumulate)});
-  kernels::fp8_gemm(ctx, quantize_rows(ctx, dy, w), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, gemm_rows(ctx, dy, w), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
 }
 
 void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, Rows rows) {
@@ -92,7 +104,7 @@ void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const P
   const Tensor dw = weight_rows(w.grad, row_range(w, rows));
   if (!w.fp8) return kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
   // dW [out, in] = dy^T x: both operands quantised along the tokens, the inner dimension here.
-  kernels::fp8_gemm(ctx, quantize_columns(ctx, dy, w), quantize_columns(ctx, x, w), dw, {.beta = 1.0f});
+  kernels::fp8_gemm(ctx, gemm_columns(ctx, dy, w), gemm_columns(ctx, x, w), dw, {.beta = 1.0f});
 }
 
 void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
