@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/fp8.hpp"
@@ -162,43 +163,34 @@ TEST(Fp8Cpu, GemmLayoutPutsEachTileWhereCublasLtReadsIt) {
   EXPECT_EQ(kernels::fp8_gemm_scale_count(300, 1408, 128, 128), 3 * 12);  // 11 block columns -> 12
 }
 
-// Every expert's rows quantised in one pass (from x, or relaid from tiles already made) are the bytes of
-// quantising each expert alone, for ragged token counts and an empty expert.
-TEST(Fp8Cpu, ExpertRowsAreEachExpertQuantisedAlone) {
+// Every expert's operand quantised in one pass is the bytes of quantising the expert alone, for ragged token
+// counts and empty experts: its rows (from x, or relaid from tiles already made), and for the weight gradient
+// its tokens transposed, tiles from its first token, zero-padded to 16 tokens.
+TEST(Fp8Cpu, ExpertFormsAreEachExpertQuantisedAlone) {
   const kernels::Context cpu = kernels::Context::cpu();
   const std::vector<std::int64_t> offsets = test::ragged_offsets();
   for (DType dt : {DType::f32, DType::bf16})
     for (bool pow2 : {false, true}) {
       const Tensor x = test::random_tensor({offsets.back(), 200}, dt, 32);
-      const auto alone = test::expert_rows_alone(cpu, x, offsets, pow2);
-      const auto grouped = kernels::quantize_fp8_expert_rows(cpu, x, offsets, pow2);
+      const auto rows_alone = test::expert_rows_alone(cpu, x, offsets, pow2);
+      const auto cols_alone = test::expert_columns_alone(cpu, x, offsets, pow2);
+      const auto rows = kernels::quantize_fp8_expert_rows(cpu, x, offsets, pow2);
       const auto relaid = kernels::fp8_expert_rows(cpu, test::quantized_alone(cpu, x, 1, pow2, false), offsets);
-      ASSERT_EQ(grouped.size(), alone.size());
-      ASSERT_EQ(relaid.size(), alone.size());
-      for (std::size_t e = 0; e < alone.size(); ++e) {
-        const kernels::Fp8Tensor want = kernels::to_gemm_layout(cpu, alone[e]);
-        EXPECT_TRUE(test::same_fp8(grouped[e], want)) << "expert " << e << " pow2 " << pow2;
-        EXPECT_TRUE(test::same_fp8(relaid[e], want)) << "expert " << e << " pow2 " << pow2;
-        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(grouped[e].scale_inv.raw()) % 16, 0u) << "cuBLASLt's alignment";
-      }
-    }
-}
-
-// The weight gradient's operands: each expert's tokens transposed, padded with zeros to 16, tiles from its
-// first token, the same bytes as padding, transposing and quantising the expert alone.
-TEST(Fp8Cpu, ExpertColumnsAreEachExpertPaddedTransposedAndQuantisedAlone) {
-  const kernels::Context cpu = kernels::Context::cpu();
-  const std::vector<std::int64_t> offsets = test::ragged_offsets();
-  for (DType dt : {DType::f32, DType::bf16})
-    for (bool pow2 : {false, true}) {
-      const Tensor x = test::random_tensor({offsets.back(), 150}, dt, 33);
-      const auto alone = test::expert_columns_alone(cpu, x, offsets, pow2);
-      const auto grouped = kernels::quantize_fp8_expert_columns(cpu, x, offsets, pow2);
-      ASSERT_EQ(grouped.size(), alone.size());
-      for (std::size_t e = 0; e < alone.size(); ++e) {
-        EXPECT_EQ(grouped[e].data.dim(1) % 16, 0);
-        EXPECT_TRUE(test::same_fp8(grouped[e], kernels::to_gemm_layout(cpu, alone[e]))) << "expert " << e;
-        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(grouped[e].data.raw()) % 16, 0u) << "cuBLASLt's alignment";
+      const auto cols = kernels::quantize_fp8_expert_columns(cpu, x, offsets, pow2);
+      ASSERT_EQ(rows.size(), rows_alone.size());
+      ASSERT_EQ(relaid.size(), rows_alone.size());
+      ASSERT_EQ(cols.size(), cols_alone.size());
+      for (std::size_t e = 0; e < rows.size(); ++e) {
+        const std::string what = "expert " + std::to_string(e) + " pow2 " + std::to_string(pow2);
+        const kernels::Fp8Tensor want = kernels::to_gemm_layout(cpu, rows_alone[e]);
+        EXPECT_TRUE(test::same_fp8(rows[e], want)) << "rows, " << what;
+        EXPECT_TRUE(test::same_fp8(relaid[e], want)) << "relaid rows, " << what;
+        EXPECT_TRUE(test::same_fp8(cols[e], kernels::to_gemm_layout(cpu, cols_alone[e]))) << "columns, " << what;
+        EXPECT_EQ(cols[e].data.dim(1) % 16, 0) << what;
+        // cuBLASLt's alignment of every expert's operands.
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(rows[e].scale_inv.raw()) % 16, 0u) << what;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(cols[e].scale_inv.raw()) % 16, 0u) << what;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(cols[e].data.raw()) % 16, 0u) << what;
       }
     }
 }
