@@ -1,11 +1,15 @@
 // GEMM benchmark: TFLOP/s of the large square BF16 GEMM and of every linear-layer GEMM (forward,
 // input-gradient and weight-gradient) of the tiny and bench models, in BF16 and as precision fp8 runs them
-// (block-scaled E4M3, kernels/fp8_gemm.hpp; the quantisation of the operands not timed). Runs on the GPU when
-// one is visible, else on the CPU backend (tiny shapes only). Reports the median of several timed runs.
+// (block-scaled E4M3, kernels/fp8_gemm.hpp; the quantisation of the operands not timed). The routed experts in
+// FP8 three ways: a loop of fp8_gemm (scales relaid per call), the grouped fp8_gemm_experts, and the grouped
+// path with its one-launch quantisation of the BF16 inputs timed too (what model/linear runs), for a uniform
+// and a ragged split of the tokens. Runs on the GPU when one is visible, else on the CPU backend (tiny shapes
+// only). Reports the median of several timed runs.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -85,6 +89,67 @@ void run_fp8(const Context& ctx, const std::string& model, const std::string& na
   std::fflush(stdout);
 }
 
+// The experts' FP8 GEMMs through the grouped path, tokens split by `counts`: forward-shaped (C [T_e, n] bf16 =
+// A_e W_e^T, A_e 1 x 128 tiles, W_e 128 x 128 blocks; dgrad is this shape too) or the weight gradient (C_e [n, k]
+// f32 += dy_e^T x_e, both along the tokens). "grouped": fp8_gemm_experts on operands made beforehand;
+// "+quant": with the one-launch quantisation of the BF16 activations (weights stay cached, as in training).
+void run_fp8_experts(const Context& ctx, const std::string& model, const std::string& name,
+                     const std::vector<std::int64_t>& counts, std::int64_t n, std::int64_t k, bool wgrad, int reps) {
+  std::vector<std::int64_t> offsets{0};
+  for (std::int64_t c : counts) offsets.push_back(offsets.back() + c);
+  const std::int64_t experts = static_cast<std::int64_t>(counts.size()), tokens = offsets.back();
+  const Tensor x = bench::random(ctx, {tokens, k}, DType::bf16, 1), dy = bench::random(ctx, {tokens, n}, DType::bf16, 2);
+  std::vector<kernels::Fp8Tensor> w;
+  std::vector<Tensor> c;
+  const Tensor out = wgrad ? ctx.zeros({experts, n, k}, DType::f32) : ctx.zeros({tokens, n}, DType::bf16);
+  for (std::int64_t e = 0; e < experts; ++e) {
+    if (!wgrad) {
+      kernels::Fp8Tensor q = kernels::make_fp8(ctx, n, k, kernels::kFp8Tile, kernels::kFp8Tile);
+      kernels::quantize_fp8(ctx, bench::random(ctx, {n, k}, DType::bf16, 3 + static_cast<std::uint32_t>(e)), q);
+      w.push_back(kernels::to_gemm_layout(ctx, q));
+    }
+    c.push_back(wgrad ? out.slice(e, e + 1).view({n, k}) : out.slice(offsets[e], offsets[e + 1]));
+  }
+  const kernels::Fp8GemmOptions opt{.beta = wgrad ? 1.0f : 0.0f};
+  const auto gemms = [&](const std::vector<kernels::Fp8Tensor>& a, const std::vector<kernels::Fp8Tensor>& b) {
+    kernels::fp8_gemm_experts(ctx, a, b, c, opt);
+  };
+  const auto quantised = [&] {
+    if (wgrad)
+      return std::pair{kernels::quantize_fp8_expert_columns(ctx, dy, offsets, false),
+                       kernels::quantize_fp8_expert_columns(ctx, x, offsets, false)};
+    return std::pair{kernels::quantize_fp8_expert_rows(ctx, x, offsets, false), w};
+  };
+  const auto operands = quantised();
+  const double t = bench::time_per_call(ctx, reps, [&] { gemms(operands.first, operands.second); }, 3);
+  const double tq = bench::time_per_call(ctx, reps, [&] {
+    const auto q = quantised();
+    gemms(q.first, q.second);
+  }, 3);
+  const double flops = 2.0 * static_cast<double>(tokens) * n * k;
+  for (auto [label, secs] : {std::pair{"grouped", t}, std::pair{"+quant", tq}})
+    std::printf("%-6s %-16s %-5s %-7s experts %3lld  tokens %6lld  N %6lld  K %6lld  %9.1f us  %7.1f TFLOP/s\n",
+                model.c_str(), name.c_str(), "fp8", label, static_cast<long long>(experts), static_cast<long long>(tokens),
+                static_cast<long long>(n), static_cast<long long>(k), secs * 1e6, flops / secs * 1e-12);
+  std::fflush(stdout);
+}
+
+// A routed layer's three GEMMs in grouped FP8 (forward n = out, k = in; dgrad n = in, k = out; wgrad [out, in]).
+void run_experts_fp8(const Context& ctx, const std::string& model, const Linear& l, const std::vector<std::int64_t>& counts,
+                     const std::string& tag, int reps) {
+  run_fp8_experts(ctx, model, std::string(l.name) + ".fwd" + tag, counts, l.out, l.in, false, reps);
+  run_fp8_experts(ctx, model, std::string(l.name) + ".dgrad" + tag, counts, l.in, l.out, false, reps);
+  run_fp8_experts(ctx, model, std::string(l.name) + ".wgrad" + tag, counts, l.out, l.in, true, reps);
+}
+
+// A skewed split of batch x tokens over `batch` experts: counts from 0 to about twice the mean, none a multiple
+// of 16 but the empty ones, as routing gives.
+std::vector<std::int64_t> ragged_counts(const Linear& l) {
+  std::vector<std::int64_t> counts;
+  for (std::int64_t e = 0; e < l.batch; ++e) counts.push_back(e % 8 == 0 ? 0 : (e % 8) * l.tokens / 4 + (e % 3) * 5 + 1);
+  return counts;
+}
+
 // The same three GEMMs in FP8: forward x W^T and dgrad dy W against W's 128 x 128 blocks (W^T's for dgrad),
 // wgrad dy^T x with both operands in 1 x 128 tiles along the tokens, accumulated into an f32 gradient.
 void run_linear_fp8(const Context& ctx, const std::string& model, const Linear& l, int reps) {
@@ -113,10 +178,17 @@ int main(int argc, char** argv) {
     for (const Linear& l : kTiny) run_linear_fp8(ctx, "tiny", l, 50);
     for (const Linear& l : kBench) run_linear(ctx, "bench", l, DType::bf16, 10);
     for (const Linear& l : kBench) run_linear_fp8(ctx, "bench", l, 10);
+    for (const Linear& l : kBench)
+      if (l.batch > 1) {
+        run_experts_fp8(ctx, "bench", l, std::vector<std::int64_t>(static_cast<std::size_t>(l.batch), l.tokens), "", 10);
+        run_experts_fp8(ctx, "bench", l, ragged_counts(l), ".ragged", 10);
+      }
   } else {
     run(ctx, "square", "1024^3", DType::f32, 1, 1024, 1024, 1024, false, true, 3);
     for (const Linear& l : kTiny) run_linear(ctx, "tiny", l, DType::f32, 10);
     for (const Linear& l : kTiny) run_linear_fp8(ctx, "tiny", l, 3);
+    for (const Linear& l : kTiny)
+      if (l.batch > 1) run_experts_fp8(ctx, "tiny", l, ragged_counts(l), ".ragged", 3);
   }
   return 0;
 }

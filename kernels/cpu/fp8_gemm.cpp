@@ -30,7 +30,8 @@ std::vector<float> widen(const Tensor& q) {
 }  // namespace
 
 void fp8_gemm(const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8GemmOptions& opt) {
-  const std::int64_t m = a.data.dim(0), n = b.data.dim(0), k = a.data.dim(1), kt = a.scale_inv.dim(1);
+  const std::int64_t m = a.data.dim(0), n = b.data.dim(0), k = a.data.dim(1), kt = (k + kFp8Tile - 1) / kFp8Tile;
+  const Fp8ScaleIndex ia = fp8_scale_index(a), ib = fp8_scale_index(b);
   const std::vector<float> fa = widen(a.data), fb = widen(b.data);
   const float* sa = a.scale_inv.data<float>();
   const float* sb = b.scale_inv.data<float>();
@@ -47,7 +48,7 @@ void fp8_gemm(const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c, const Fp8
           const std::int64_t k0 = t * kFp8Tile, k1 = std::min(k, k0 + kFp8Tile);
           double tile = 0.0;
           for (std::int64_t q = k0; q < k1; ++q) tile += static_cast<double>(ra[q]) * rb[q];
-          acc += tile * sa[i * kt + t] * sb[(j / b.block_rows) * kt + t];
+          acc += tile * sa[ia(i, t)] * sb[ib(j / b.block_rows, t)];
         }
         double out = static_cast<double>(opt.alpha) * acc;
         if (opt.beta != 0.0f) out += static_cast<double>(opt.beta) * load_f32(pc[i * n + j]);

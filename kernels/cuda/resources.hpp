@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -37,6 +38,12 @@ struct CudaResources {
   static int device_count();
   void synchronize() const;
   void memset_zero(void* p, std::size_t bytes) const;
+  // The first `lanes` side streams wait for the work queued on `stream` so far (fork), and `stream` for
+  // theirs (join): independent GEMMs between the two run side by side (the routed experts' FP8 GEMMs). fork
+  // returns the lanes forked: 0 where their workspaces are not yet allocated and `stream` is being captured
+  // into a CUDA graph (the graph's private pool must not keep them); the work then stays on `stream`.
+  int fork(int lanes);
+  void join(int lanes) const;
 
   int device;
   int sm_count = 0;
@@ -50,6 +57,16 @@ struct CudaResources {
   std::map<std::tuple<int, int, int, int, int, long long, long long, long long, long long, long long, long long, int>,
            cublasLtMatmulAlgo_t>
       gemm_algos;
+  // Side streams with an event each and their own cuBLASLt workspace (allocated at the first fork: 4 x 32 MiB
+  // where FP8 experts run, nothing elsewhere); made once, reused by every fork.
+  static constexpr int kSideStreams = 4;
+  static constexpr std::size_t kSideWorkspaceBytes = 32u << 20;
+  std::array<cudaStream_t, kSideStreams> side_streams{};
+  std::array<cudaEvent_t, kSideStreams> side_done{};
+  std::array<void*, kSideStreams> side_workspaces{};
+  cudaEvent_t forked = nullptr;
+  // kernels/cuda/fp8_gemm.cu's cuBLASLt descriptors, layouts and checked algorithms, made on first use.
+  std::shared_ptr<void> fp8_lt;
 };
 
 }  // namespace r1::kernels

@@ -1,6 +1,7 @@
 #include "model/linear.hpp"
 
-#include "kernels/copy_columns.hpp"
+#include <array>
+
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/grouped_gemm.hpp"
@@ -38,6 +39,16 @@ Fp8Tensor quantize_columns(const Context& ctx, const Tensor& x, const Param& w, 
   kernels::quantize_fp8_transposed(ctx, x, q);
   return q;
 }
+// The activations as the GEMM takes them, in one launch with the scales in its layout (the experts' forms with
+// one expert): x in 1 x 128 tiles along C, or x^T along R, zero-padded to 16 rows (the weight gradient's).
+Fp8Tensor gemm_rows(const Context& ctx, const Tensor& x, const Param& w) {
+  const std::array<std::int64_t, 2> all{0, x.dim(0)};
+  return kernels::quantize_fp8_expert_rows(ctx, x, all, w.fp8->pow2_scales)[0];
+}
+Fp8Tensor gemm_columns(const Context& ctx, const Tensor& x, const Param& w) {
+  const std::array<std::int64_t, 2> all{0, x.dim(0)};
+  return kernels::quantize_fp8_expert_columns(ctx, x, all, w.fp8->pow2_scales)[0];
+}
 
 // The weight's FP8 copies (rows r of every expert), made from the master once per version.
 const Fp8Weight::Copy& fp8_copy(const Context& ctx, const Param& w, std::pair<std::int64_t, std::int64_t> r) {
@@ -48,8 +59,8 @@ const Fp8Weight::Copy& fp8_copy(const Context& ctx, const Param& w, std::pair<st
   c.wt.clear();
   for (std::int64_t e = 0; e < experts; ++e) {
     const Tensor m = weight_rows(expert(w.master, e), r);
-    c.w.push_back(quantize_rows(ctx, m, w, kTile));
-    c.wt.push_back(quantize_columns(ctx, m, w, kTile));
+    c.w.push_back(kernels::to_gemm_layout(ctx, quantize_rows(ctx, m, w, kTile)));
+    c.wt.push_back(kernels::to_gemm_layout(ctx, quantize_columns(ctx, m, w, kTile)));
   }
   c.version = w.version;
   c.made = true;
@@ -78,13 +89,13 @@ Param& use_fp8(const ParamStore& store, Param& w) {
 void linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y, bool accumulate, Rows rows) {
   const auto r = row_range(w, rows);
   if (!w.fp8) return kernels::gemm(ctx, x, weight_rows(w.compute, r), y, {.trans_b = true, .beta = beta(accumulate)});
-  kernels::fp8_gemm(ctx, quantize_rows(ctx, x, w), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, gemm_rows(ctx, x, w), fp8_copy(ctx, w, r).w[0], y, {.beta = beta(accumulate)});
 }
 
 void linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx, bool accumulate, Rows rows) {
   const auto r = row_range(w, rows);
   if (!w.fp8) return kernels::gemm(ctx, dy, weight_rows(w.compute, r), dx, {.beta = beta(accumulate)});
-  kernels::fp8_gemm(ctx, quantize_rows(ctx, dy, w), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
+  kernels::fp8_gemm(ctx, gemm_rows(ctx, dy, w), fp8_copy(ctx, w, r).wt[0], dx, {.beta = beta(accumulate)});
 }
 
 void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, Rows rows) {
@@ -93,7 +104,7 @@ void linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const P
   const Tensor dw = weight_rows(w.grad, row_range(w, rows));
   if (!w.fp8) return kernels::gemm(ctx, dy, x, dw, {.trans_a = true, .beta = 1.0f});
   // dW [out, in] = dy^T x: both operands quantised along the tokens, the inner dimension here.
-  kernels::fp8_gemm(ctx, quantize_columns(ctx, dy, w), quantize_columns(ctx, x, w), dw, {.beta = 1.0f});
+  kernels::fp8_gemm(ctx, gemm_columns(ctx, dy, w), gemm_columns(ctx, x, w), dw, {.beta = 1.0f});
 }
 
 void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
@@ -103,53 +114,43 @@ void linear_backward(const Context& ctx, const Tensor& dy, const Tensor& x, cons
 }
 
 namespace {
-// cuBLASLt multiplies FP8 only with an inner dimension that is a multiple of 16 (rows 16-byte aligned): an
-// expert's tokens, the weight gradient's inner dimension, padded with zero rows. Zeros change no tile's
-// max-abs (the padding stays inside the last 128-token tile, as 16 divides 128) and add nothing to a sum, so
-// the result is that of the unpadded rows, and the padded copy is never written back.
-constexpr std::int64_t kLtInner = 16;
-Tensor padded_tokens(const Context& ctx, const Tensor& x) {
-  const std::int64_t r = x.dim(0), padded = (r + kLtInner - 1) / kLtInner * kLtInner;
-  if (padded == r) return x;
-  const Tensor p = ctx.zeros({padded, x.dim(1)}, x.dtype());
-  kernels::copy_columns(ctx, x, 0, p.slice(0, r), 0, x.dim(1));
-  return p;
+// out_e = in_e W_e^T for every expert in FP8, in one grouped call: `in` holds each expert's input in 1 x 128
+// tiles (scales in the GEMM's layout), W_e is the cached weight copy `which` (W for the forward, W^T for dgrad).
+void grouped_fp8(const Context& ctx, const std::vector<Fp8Tensor>& in, const Param& w,
+                 std::vector<Fp8Tensor> Fp8Weight::Copy::*which, const Tensor& out, std::span<const std::int64_t> offsets) {
+  const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
+  std::vector<Tensor> outs;
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) outs.push_back(out.slice(offsets[e], offsets[e + 1]));
+  kernels::fp8_gemm_experts(ctx, in, c.*which, outs);
 }
 
-// Per expert, its tokens are the inner dimension: 1 x 128 tiles of dy_e^T and x_e^T start at its first row.
+// dW_e += dy_e^T x_e: per expert its tokens are the inner dimension, dy_e^T and x_e^T quantised in 1 x 128
+// tiles from its first token (every expert at once, each padded with zeros to 16 tokens for cuBLASLt).
 void grouped_fp8_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
                        std::span<const std::int64_t> offsets) {
-  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
-    const std::int64_t lo = offsets[e], hi = offsets[e + 1];
-    if (hi == lo) continue;
-    kernels::fp8_gemm(ctx, quantize_columns(ctx, padded_tokens(ctx, dy.slice(lo, hi)), w),
-                      quantize_columns(ctx, padded_tokens(ctx, x.slice(lo, hi)), w),
-                      expert(w.grad, static_cast<std::int64_t>(e)), {.beta = 1.0f});
-  }
-}
-
-// out_e = in_e W_e^T per non-empty expert e in FP8: `q` is the input in 1 x 128 tiles (each expert's rows
-// are a view of it), W_e the cached weight copy `which` (W for the forward, W^T for dgrad).
-void grouped_fp8(const Context& ctx, const Fp8Tensor& q, const Param& w, std::vector<Fp8Tensor> Fp8Weight::Copy::*which,
-                 const Tensor& out, std::span<const std::int64_t> offsets) {
-  const Fp8Weight::Copy& c = fp8_copy(ctx, w, row_range(w, {}));
-  for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
-    if (offsets[e + 1] > offsets[e])
-      kernels::fp8_gemm(ctx, kernels::fp8_rows(q, offsets[e], offsets[e + 1]), (c.*which)[e],
-                        out.slice(offsets[e], offsets[e + 1]));
+  R1_REQUIRE(static_cast<std::int64_t>(offsets.size()) == w.grad.dim(0) + 1, "grouped_linear_wgrad: ", w.name, " has ",
+             w.grad.dim(0), " experts, the offsets ", offsets.size(), " values");
+  const bool pow2 = w.fp8->pow2_scales;
+  const std::vector<Fp8Tensor> dyq = kernels::quantize_fp8_expert_columns(ctx, dy, offsets, pow2);
+  const std::vector<Fp8Tensor> xq = kernels::quantize_fp8_expert_columns(ctx, x, offsets, pow2);
+  std::vector<Tensor> dw;
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) dw.push_back(expert(w.grad, static_cast<std::int64_t>(e)));
+  kernels::fp8_gemm_experts(ctx, dyq, xq, dw, {.beta = 1.0f});
 }
 }  // namespace
 
 void grouped_linear_forward(const Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, x, w.compute, y, offsets, {.trans_b = true});
-  grouped_fp8(ctx, quantize_rows(ctx, x, w), w, &Fp8Weight::Copy::w, y, offsets);
+  grouped_fp8(ctx, kernels::quantize_fp8_expert_rows(ctx, x, offsets, w.fp8->pow2_scales), w, &Fp8Weight::Copy::w, y,
+              offsets);
 }
 
 void grouped_linear_dgrad(const Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,
                           std::span<const std::int64_t> offsets) {
   if (!w.fp8) return kernels::grouped_gemm(ctx, dy, w.compute, dx, offsets);
-  grouped_fp8(ctx, quantize_rows(ctx, dy, w), w, &Fp8Weight::Copy::wt, dx, offsets);
+  grouped_fp8(ctx, kernels::quantize_fp8_expert_rows(ctx, dy, offsets, w.fp8->pow2_scales), w, &Fp8Weight::Copy::wt, dx,
+              offsets);
 }
 
 void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Tensor& x, const Param& w,
@@ -189,7 +190,7 @@ Fp8Tensor linear_input_tiles(const Context& ctx, std::int64_t rows, std::int64_t
 void grouped_linear_forward(const Context& ctx, const Fp8Tensor& xq, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets) {
   require_fp8_input(xq, w, "grouped_linear_forward");
-  grouped_fp8(ctx, xq, w, &Fp8Weight::Copy::w, y, offsets);
+  grouped_fp8(ctx, kernels::fp8_expert_rows(ctx, xq, offsets), w, &Fp8Weight::Copy::w, y, offsets);
 }
 
 void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Fp8Tensor& xq, const Param& w,

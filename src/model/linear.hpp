@@ -46,7 +46,9 @@ void linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const Tensor& x
 void linear_backward(const kernels::Context& ctx, const Tensor& dy, const Tensor& x, const Param& w, const Tensor& dx,
                      bool accumulate_dx);
 
-// `offsets` (E+1 host values) split the rows of x, y, dy, dx by expert, as for kernels::grouped_gemm.
+// `offsets` (E+1 host values) split the rows of x, y, dy, dx by expert, as for kernels::grouped_gemm. In FP8
+// every expert's operand is quantised in one launch, scales in the GEMM's layout (kernels/fp8.hpp's expert
+// forms), and the experts' GEMMs run as one kernels::fp8_gemm_experts call: bit-equal to one fp8_gemm per expert.
 void grouped_linear_forward(const kernels::Context& ctx, const Tensor& x, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets);
 void grouped_linear_dgrad(const kernels::Context& ctx, const Tensor& dy, const Param& w, const Tensor& dx,

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "kernels/fp8_experts.hpp"
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
@@ -140,4 +142,73 @@ TEST(Fp8GemmGpu, FusedSwigluQuantisationEqualsSwigluThenQuantise) {
       EXPECT_EQ(std::memcmp(x.data.raw(), y.data.raw(), x.data.nbytes()), 0) << dtype_name(dt) << " pow2 " << pow2;
       EXPECT_EQ(std::memcmp(x.scale_inv.raw(), y.scale_inv.raw(), x.scale_inv.nbytes()), 0) << dtype_name(dt) << " pow2 " << pow2;
     }
+}
+
+// The experts' one-launch quantisations on the GPU: the bytes of the CPU's and of quantising each expert alone on
+// the GPU (and scales relaid to the GEMM's layout), for token counts 0, 1, 15, 16, 17, 127, 129.
+TEST(Fp8GemmGpu, ExpertQuantisationsAreBitEqualToTheCpuAndToEachExpertAlone) {
+  const Context dev = test::gpu_context(), cpu = Context::cpu();
+  const std::vector<std::int64_t> offsets = test::ragged_offsets();
+  for (DType dt : {DType::f32, DType::bf16})
+    for (bool pow2 : {false, true}) {
+      const Tensor x = test::random_tensor({offsets.back(), 200}, dt, 92), xd = dev.to_here(x);
+      const auto rows = kernels::quantize_fp8_expert_rows(dev, xd, offsets, pow2);
+      const auto rows_cpu = kernels::quantize_fp8_expert_rows(cpu, x, offsets, pow2);
+      const auto relaid = kernels::fp8_expert_rows(dev, test::quantized_alone(dev, xd, 1, pow2, false), offsets);
+      const auto rows_alone = test::expert_rows_alone(dev, xd, offsets, pow2);
+      const auto cols = kernels::quantize_fp8_expert_columns(dev, xd, offsets, pow2);
+      const auto cols_cpu = kernels::quantize_fp8_expert_columns(cpu, x, offsets, pow2);
+      const auto cols_alone = test::expert_columns_alone(dev, xd, offsets, pow2);
+      for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
+        const std::string what = "expert " + std::to_string(e) + " pow2 " + std::to_string(pow2);
+        EXPECT_TRUE(test::same_fp8(rows[e], rows_cpu[e])) << "rows vs the CPU, " << what;
+        EXPECT_TRUE(test::same_fp8(rows[e], kernels::to_gemm_layout(dev, rows_alone[e]))) << "rows vs alone, " << what;
+        EXPECT_TRUE(test::same_fp8(relaid[e], rows_cpu[e])) << "relaid rows vs the CPU, " << what;
+        EXPECT_TRUE(test::same_fp8(cols[e], cols_cpu[e])) << "columns vs the CPU, " << what;
+        EXPECT_TRUE(test::same_fp8(cols[e], kernels::to_gemm_layout(dev, cols_alone[e]))) << "columns vs alone, " << what;
+      }
+      for (int br : {1, 128})  // the weights' relayout as well
+        EXPECT_TRUE(test::same_fp8(kernels::to_gemm_layout(dev, test::quantized_alone(dev, xd, br, pow2, false)),
+                                   kernels::to_gemm_layout(cpu, test::quantized_alone(cpu, x, br, pow2, false))))
+            << br << "-row tiles";
+    }
+}
+
+// kernels::fp8_gemm_experts (cuBLASLt over the side streams, cached plans, scales in the GEMM's layout) against one
+// kernels::fp8_gemm per expert (scales relaid per call), bit for bit: the forward's shape (128 x 128 weight
+// blocks, bf16 out) and the weight gradient's (1 x 128 tiles on both sides along the tokens, f32 += ), none on
+// the plain kernel.
+TEST(Fp8GemmGpu, ExpertGemmsAreBitEqualToEachExpertsGemm) {
+  const Context dev = test::gpu_context();
+  std::vector<std::int64_t> offsets = test::ragged_offsets();
+  for (std::int64_t n : {300, 768, 64, 513}) offsets.push_back(offsets.back() + n);  // more experts than side streams
+  const std::int64_t experts = static_cast<std::int64_t>(offsets.size()) - 1, tokens = offsets.back(), k = 256, n = 384;
+  const Tensor x = dev.to_here(test::random_tensor({tokens, k}, DType::bf16, 93));
+  const Tensor dy = dev.to_here(test::random_tensor({tokens, n}, DType::bf16, 94));
+  const Tensor w = dev.to_here(test::random_tensor({experts, n, k}, DType::f32, 95));
+  const std::int64_t plain_before = kernels::fp8_gemm_plain_calls();
+
+  const Tensor y_loop = dev.zeros({tokens, n}, DType::bf16), y = dev.zeros({tokens, n}, DType::bf16);
+  test::expert_loop_forward(dev, test::expert_rows_alone(dev, x, offsets, false), w, false, false, y_loop, offsets);
+  const auto a = kernels::quantize_fp8_expert_rows(dev, x, offsets, false);
+  std::vector<Fp8Tensor> b;
+  std::vector<Tensor> c;
+  for (std::int64_t e = 0; e < experts; ++e) {
+    b.push_back(kernels::to_gemm_layout(dev, test::quantized_alone(dev, test::expert_matrix(w, e), 128, false, false)));
+    c.push_back(y.slice(offsets[e], offsets[e + 1]));
+  }
+  kernels::fp8_gemm_experts(dev, a, b, c);
+  EXPECT_TRUE(test::same_bytes(y, y_loop)) << "forward";
+
+  const Tensor dw_loop = dev.to_here(test::random_tensor({experts, n, k}, DType::f32, 96));
+  const Tensor dw = dev.empty(dw_loop.shape(), DType::f32);
+  copy(dw, dw_loop);
+  test::expert_loop_wgrad(dev, dy, x, false, dw_loop, offsets);
+  const auto dyq = kernels::quantize_fp8_expert_columns(dev, dy, offsets, false);
+  const auto xq = kernels::quantize_fp8_expert_columns(dev, x, offsets, false);
+  std::vector<Tensor> dws;
+  for (std::int64_t e = 0; e < experts; ++e) dws.push_back(test::expert_matrix(dw, e));
+  kernels::fp8_gemm_experts(dev, dyq, xq, dws, {.beta = 1.0f});
+  EXPECT_TRUE(test::same_bytes(dw, dw_loop)) << "wgrad";
+  EXPECT_EQ(kernels::fp8_gemm_plain_calls(), plain_before) << "an expert GEMM fell back to the plain kernel";
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/fp8_experts.hpp"
 #include "kernels/fp8_gemm.hpp"
 #include "kernels/test_util.hpp"
 
@@ -134,4 +135,27 @@ TEST(Fp8GemmCpu, WrongTilingsAndShapesAreNamed) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("C must be [8, 8]"), std::string::npos) << e.what();
   }
+}
+
+// The GEMM reads either scale layout to the same bits; the experts' GEMMs in one call are each expert's GEMM.
+TEST(Fp8GemmCpu, GemmLayoutScalesAndExpertGemmsGiveEachGemmsBits) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const std::vector<std::int64_t> offsets = test::ragged_offsets();
+  const std::int64_t experts = static_cast<std::int64_t>(offsets.size()) - 1, k = 200, n = 140;
+  const Tensor x = test::random_tensor({offsets.back(), k}, DType::f32, 41);
+  const Tensor w = test::random_tensor({experts, n, k}, DType::f32, 42);
+  const auto in = test::expert_rows_alone(cpu, x, offsets, false);
+  Tensor want = Tensor::host_zeros({offsets.back(), n}, DType::f32), got = Tensor::host_zeros({offsets.back(), n}, DType::f32);
+  test::expert_loop_forward(cpu, in, w, false, false, want, offsets);
+  std::vector<kernels::Fp8Tensor> a, b;
+  std::vector<Tensor> c;
+  for (std::int64_t e = 0; e < experts; ++e) {
+    a.push_back(kernels::to_gemm_layout(cpu, in[static_cast<std::size_t>(e)]));
+    b.push_back(kernels::to_gemm_layout(cpu, test::quantized_alone(cpu, test::expert_matrix(w, e), 128, false, false)));
+    c.push_back(got.slice(offsets[e], offsets[e + 1]));
+  }
+  kernels::fp8_gemm_experts(cpu, a, b, c);
+  EXPECT_TRUE(test::same_bytes(got, want));
+  b.pop_back();
+  EXPECT_THROW(kernels::fp8_gemm_experts(cpu, a, b, c), Error);  // one B short
 }

@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/fp8.hpp"
+#include "kernels/fp8_experts.hpp"
 #include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
 
@@ -136,4 +138,70 @@ TEST(Fp8Cpu, SwigluForwardFp8IsSwigluThenQuantise) {
   auto bad = kernels::make_fp8(ctx, 7, 200, 128, 128);
   EXPECT_THROW(kernels::swiglu_forward_fp8(ctx, test::random_tensor({7, 400}, DType::f32, 1),
                                            Tensor::host({7, 200}, DType::f32), bad), Error);
+}
+
+// The GEMM's scale layout (cuBLASLt's): 1 x 128 tiles tile-major with the rows padded to 4, 128 x 128 blocks
+// row-major with the block columns padded to 4, the padding zero.
+TEST(Fp8Cpu, GemmLayoutPutsEachTileWhereCublasLtReadsIt) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const Tensor x = test::random_tensor({300, 600}, DType::f32, 31);
+  for (int br : {1, 128}) {
+    const kernels::Fp8Tensor q = test::quantized_alone(cpu, x, br, false, false);
+    const kernels::Fp8Tensor g = kernels::to_gemm_layout(cpu, q);
+    const std::int64_t tr = q.scale_inv.dim(0), tc = q.scale_inv.dim(1), ld = br == 1 ? 300 : 8;
+    ASSERT_TRUE(g.gemm_layout);
+    ASSERT_EQ(g.scale_inv.numel(), br == 1 ? tc * ld : tr * ld);
+    EXPECT_TRUE(test::same_bytes(g.data, q.data));
+    const float* s = q.scale_inv.data<float>();
+    const float* out = g.scale_inv.data<float>();
+    for (std::int64_t i = 0; i < g.scale_inv.numel(); ++i) {
+      const std::int64_t r = br == 1 ? i % ld : i / ld, t = br == 1 ? i / ld : i % ld;
+      ASSERT_EQ(out[i], r < tr && t < tc ? s[r * tc + t] : 0.0f) << br << "-row tiles, slot " << i;
+    }
+  }
+  EXPECT_EQ(kernels::fp8_gemm_scale_count(5, 300, 1, 128), 3 * 8);  // rows 5 -> 8
+  EXPECT_EQ(kernels::fp8_gemm_scale_count(300, 1408, 128, 128), 3 * 12);  // 11 block columns -> 12
+}
+
+// Every expert's operand quantised in one pass is the bytes of quantising the expert alone, for ragged token
+// counts and empty experts: its rows (from x, or relaid from tiles already made), and for the weight gradient
+// its tokens transposed, tiles from its first token, zero-padded to 16 tokens.
+TEST(Fp8Cpu, ExpertFormsAreEachExpertQuantisedAlone) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const std::vector<std::int64_t> offsets = test::ragged_offsets();
+  for (DType dt : {DType::f32, DType::bf16})
+    for (bool pow2 : {false, true}) {
+      const Tensor x = test::random_tensor({offsets.back(), 200}, dt, 32);
+      const auto rows_alone = test::expert_rows_alone(cpu, x, offsets, pow2);
+      const auto cols_alone = test::expert_columns_alone(cpu, x, offsets, pow2);
+      const auto rows = kernels::quantize_fp8_expert_rows(cpu, x, offsets, pow2);
+      const auto relaid = kernels::fp8_expert_rows(cpu, test::quantized_alone(cpu, x, 1, pow2, false), offsets);
+      const auto cols = kernels::quantize_fp8_expert_columns(cpu, x, offsets, pow2);
+      ASSERT_EQ(rows.size(), rows_alone.size());
+      ASSERT_EQ(relaid.size(), rows_alone.size());
+      ASSERT_EQ(cols.size(), cols_alone.size());
+      for (std::size_t e = 0; e < rows.size(); ++e) {
+        const std::string what = "expert " + std::to_string(e) + " pow2 " + std::to_string(pow2);
+        const kernels::Fp8Tensor want = kernels::to_gemm_layout(cpu, rows_alone[e]);
+        EXPECT_TRUE(test::same_fp8(rows[e], want)) << "rows, " << what;
+        EXPECT_TRUE(test::same_fp8(relaid[e], want)) << "relaid rows, " << what;
+        EXPECT_TRUE(test::same_fp8(cols[e], kernels::to_gemm_layout(cpu, cols_alone[e]))) << "columns, " << what;
+        EXPECT_EQ(cols[e].data.dim(1) % 16, 0) << what;
+        // cuBLASLt's alignment of every expert's operands.
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(rows[e].scale_inv.raw()) % 16, 0u) << what;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(cols[e].scale_inv.raw()) % 16, 0u) << what;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(cols[e].data.raw()) % 16, 0u) << what;
+      }
+    }
+}
+
+TEST(Fp8Cpu, ExpertFormsNameBadOffsets) {
+  const kernels::Context cpu = kernels::Context::cpu();
+  const Tensor x = test::random_tensor({10, 128}, DType::f32, 34);
+  const std::vector<std::int64_t> short_of_rows{0, 4, 9}, decreasing{0, 6, 4, 10};
+  EXPECT_THROW(kernels::quantize_fp8_expert_rows(cpu, x, short_of_rows, false), Error);
+  EXPECT_THROW(kernels::quantize_fp8_expert_columns(cpu, x, decreasing, false), Error);
+  const kernels::Fp8Tensor g = kernels::to_gemm_layout(cpu, test::quantized_alone(cpu, x, 1, false, false));
+  EXPECT_THROW(kernels::fp8_rows(g, 0, 4), Error);  // rows of GEMM-layout scales are not a slice
+  EXPECT_THROW(kernels::dequantize_fp8(cpu, g, Tensor::host({10, 128}, DType::f32)), Error);
 }

@@ -12,6 +12,7 @@
 
 #include "kernels/elementwise.hpp"
 #include "kernels/fp8.hpp"
+#include "kernels/fp8_experts.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/test_util.hpp"
 #include "model/linear.hpp"
@@ -106,6 +107,42 @@ TEST(LinearFp8, GroupedExpertsAreTheExactGemmsOfEachExpertsQuantisedRows) {
     expect_close(dx.slice(lo, hi), abt(fake_quant(dye, 1, 128), transposed(we)), "grouped dgrad");
     // Each expert's tokens start their own 128-token tiles.
     expect_close(ge, abt(fake_quant(transposed(dye), 1, 128), fake_quant(transposed(xe), 1, 128)), "grouped wgrad");
+  }
+}
+
+// The grouped FP8 path (every expert quantised in one pass, scales in the GEMM's layout, kernels::fp8_gemm_experts)
+// against the per-expert loop it replaced, bit for bit: forward, dgrad, wgrad and the cached-input forward and
+// wgrad, for ragged token counts (0, 1, 15, 16, 17, 127, 129).
+TEST(LinearFp8, GroupedExpertsEqualThePerExpertLoopBitForBit) {
+  const std::vector<std::int64_t> offsets = test::ragged_offsets();
+  const std::int64_t experts = static_cast<std::int64_t>(offsets.size()) - 1, tokens = offsets.back();
+  for (bool pow2 : {false, true}) {
+    ParamStore store(kCpu, DType::f32, true, pow2);
+    Param& w = use_fp8(store, store.add("experts", {experts, kOut, kIn}, Init::normal));
+    store.initialize(13, 0.05);
+    const Tensor x = test::random_tensor({tokens, kIn}, DType::f32, 14), dy = test::random_tensor({tokens, kOut}, DType::f32, 15);
+    const auto zeros = [](const Shape& s) { return Tensor::host_zeros(s, DType::f32); };
+    Tensor y = zeros({tokens, kOut}), dx = zeros({tokens, kIn}), yq = zeros({tokens, kOut});
+    Tensor y_ref = zeros({tokens, kOut}), dx_ref = zeros({tokens, kIn}), dw_ref = zeros(w.grad.shape());
+    grouped_linear_forward(kCpu, x, w, y, offsets);
+    grouped_linear_dgrad(kCpu, dy, w, dx, offsets);
+    grouped_linear_wgrad(kCpu, dy, x, w, offsets);
+    test::expert_loop_forward(kCpu, test::expert_rows_alone(kCpu, x, offsets, pow2), w.master, false, pow2, y_ref, offsets);
+    test::expert_loop_forward(kCpu, test::expert_rows_alone(kCpu, dy, offsets, pow2), w.master, true, pow2, dx_ref, offsets);
+    test::expert_loop_wgrad(kCpu, dy, x, pow2, dw_ref, offsets);
+    EXPECT_TRUE(test::same_bytes(y, y_ref)) << "forward, pow2 " << pow2;
+    EXPECT_TRUE(test::same_bytes(dx, dx_ref)) << "dgrad, pow2 " << pow2;
+    EXPECT_TRUE(test::same_bytes(w.grad, dw_ref)) << "wgrad, pow2 " << pow2;
+
+    const kernels::Fp8Tensor xq = linear_quantize_input(kCpu, x, w);
+    grouped_linear_forward(kCpu, xq, w, yq, offsets);
+    EXPECT_TRUE(test::same_bytes(yq, y_ref)) << "cached forward, pow2 " << pow2;
+    store.zero_grads();
+    grouped_linear_wgrad(kCpu, dy, xq, w, offsets);
+    Tensor x_cached = zeros({tokens, kIn}), dwq_ref = zeros(w.grad.shape());
+    kernels::dequantize_fp8(kCpu, xq, x_cached);
+    test::expert_loop_wgrad(kCpu, dy, x_cached, pow2, dwq_ref, offsets);
+    EXPECT_TRUE(test::same_bytes(w.grad, dwq_ref)) << "cached wgrad, pow2 " << pow2;
   }
 }
 
