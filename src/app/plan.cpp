@@ -210,8 +210,9 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
     p.in_flight = std::min(pp - stage, m);
   // Deferred Ws (pipeline_weight_split_test): rank r of the V holds r + 1; dualpipe's rank r is rank
   // min(r, pp - 1 - r) of a V over pp / 2 stages.
-  const double v_rank = s.schedule == PipelineSchedule::dualpipe ? std::min(stage, l.pipeline - 1 - stage) : stage;
-  if (s.split_weight && dual(s) && l.pipeline > 1) p.deferred_w = std::min(v_rank + 1, s.schedule == PipelineSchedule::dualpipe ? m : 2 * m);
+  const bool two_copies = s.schedule == PipelineSchedule::dualpipe;
+  const double v_rank = two_copies ? std::min(stage, l.pipeline - 1 - stage) : stage;
+  if (s.split_weight && dual(s) && l.pipeline > 1) p.deferred_w = std::min(v_rank + 1, two_copies ? m : 2 * m);
   p.activations = p.activations_per_microbatch * (p.in_flight + p.deferred_w) + p.transient;
 
   const double edp = static_cast<double>(l.tensor) * l.data / l.expert;

@@ -69,10 +69,11 @@ constexpr int pipeline_chain_length(PipelineSchedule s, int stages, std::int64_t
       "device-limited routing: refuse a layout where a token's experts can sit on more EP ranks; 0: no limit")      \
   KEY(integer, virtual_stages, 1, (1, 1024), "model chunks per pipeline rank (interleaved schedule)")               \
   KEY(choice, schedule, PipelineSchedule::one_f_one_b, (),                                                          \
-      "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V, dualpipe feeds micro-batches from "  \
-      "both ends through two copies of the stages")                                                                 \
+      "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V, dualpipe feeds "          \
+      "micro-batches from both ends through two copies of the stages")                                              \
   KEY(flag, split_weight_grad, false, (),                                                                           \
-      "dualpipev, dualpipe: split each backward into input and weight gradients, the weight GEMMs deferred into the bubbles") \
+      "dualpipev, dualpipe: split each backward into input and weight gradients, the weight GEMMs deferred into "   \
+      "the bubbles")                                                                                                \
   KEY(flag, timeline, false, (),                                                                                    \
       "record each rank's executed pipeline schedule in <output_dir>/pipeline_timeline/rank-N.jsonl")               \
   KEY(choice, order, "tp-dp-pp", ("tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"),          \

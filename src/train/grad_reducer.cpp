@@ -109,7 +109,9 @@ void GradReducer::start(std::span<Param* const> params) {
 }
 
 // Both copies add the same two gradients (a + b = b + a in IEEE arithmetic), so they hold the same bits,
-// and so do the reductions over their replicas that follow (the same inputs, op by op).
+// and so do the reductions over their replicas that follow (the same inputs, op by op). Each parameter's
+// reduction starts as soon as its copies are summed, beside the next parameters' exchanges; every replica
+// of this stage takes the parameters in the same (name) order.
 void GradReducer::sum_with_mirror() {
   parallel::Communicator& pp = *groups_.mirror;
   const int peer = pp.size() - 1 - pp.rank();
@@ -118,6 +120,7 @@ void GradReducer::sum_with_mirror() {
     const Tensor mine = flat(p->grad), theirs = mirror_grad_.slice(0, mine.numel());
     pp.send_recv(mine, peer, theirs, peer);
     kernels::axpy(ctx, 1.0f, theirs, mine);
+    start_one(index_.at(p));
   }
   pp.wait();
 }

@@ -36,8 +36,8 @@ struct ReplicaGroups {
   // stages, each fed half the micro-batches. Every gradient is first summed with the mirror's (one send_recv
   // per parameter over `mirror`, the pipeline group, in name order), so both copies take the same update;
   // the copies this rank holds as its second (`second_copies`) are then left out of the gradient norm and
-  // the checkpoints, like a replica that is not the first. The backward starts no reduction then (the sum
-  // over the replicas waits for the mirror's).
+  // the checkpoints, like a replica that is not the first. The backward starts no reduction then: the sum
+  // over the replicas of each parameter starts after the mirror's, beside the next parameters' exchanges.
   parallel::Communicator* mirror = nullptr;
   std::vector<const Param*> second_copies{};
   // The stage's groups; zero1: [parallel] zero1 as the deck says, or false for stages that keep whole
@@ -99,7 +99,7 @@ class GradReducer {
   // Starts the reduction of parameter i over its replicas (once per step; nothing for a lone copy):
   // whether an op was started.
   bool start_one(std::size_t i);
-  // DualPipe: adds the mirror's gradients to this rank's (ReplicaGroups::mirror).
+  // DualPipe: adds the mirror's gradients to this rank's (ReplicaGroups::mirror), starting each one's reduction.
   void sum_with_mirror();
 
   ParamStore& params_;

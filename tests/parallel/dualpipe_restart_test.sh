@@ -4,8 +4,8 @@
 # resumed under 1f1b to step 6; and 3 steps under 1f1b, resumed under dualpipe with the W split
 # ([parallel] split_weight_grad) to step 6. Both give the losses of one uninterrupted one-rank run (FP32, to
 # 1e-5 relative as schedule_restart_test.sh): the checkpoints hold one copy of each stage under their
-# layout-independent names. The timeline holds each rank's two stages, micro-batches 0-1 on the way down
-# and 2-3 on the way up, and tools/pipeline_timeline.py measures it.
+# layout-independent names. The timelines hold each rank's two stages, micro-batches 0-1 on the way down
+# and 2-3 on the way up (with the split, each W after its B), and tools/pipeline_timeline.py measures them.
 #   usage: dualpipe_restart_test.sh R1HPC_BINARY PRETRAIN_DECK TOOLS_DIR [PYTHON]
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=pipeline_legs.sh
@@ -23,27 +23,16 @@ grep -q "resuming this run from down/checkpoints/step-00000003" down2.log || { c
 mpiexec -n 2 --oversubscribe "$bin" "$deck" "${common[@]}" "${pp2[@]}" --set run.max_steps=3 --set run.output_dir=up \
   --set parallel.schedule=1f1b >up1.log 2>&1 || { cat up1.log; fail "1f1b leg"; }
 mpiexec -n 2 --oversubscribe "$bin" "$deck" "${common[@]}" "${pp2[@]}" --set run.max_steps=6 --set run.output_dir=up \
-  --set parallel.schedule=dualpipe --set parallel.split_weight_grad=true --set checkpoint.load=latest >up2.log 2>&1 ||
+  --set parallel.schedule=dualpipe --set parallel.split_weight_grad=true --set parallel.timeline=true \
+  --set checkpoint.load=latest >up2.log 2>&1 ||
   { cat up2.log; fail "dualpipe + W leg after 1f1b"; }
 grep -q "resuming this run from up/checkpoints/step-00000003" up2.log || { cat up2.log; fail "did not resume from step 3"; }
 "$py" "$here/losses_match.py" ref up 6 "1f1b -> dualpipe + W" || fail "1f1b -> dualpipe + W: losses differ from the one-rank run"
 
 # The timeline of steps 1-3: rank r runs stage r (chunk r) for micro-batches 0-1 and the second copy of stage
 # 1 - r (chunk 3 - r) for micro-batches 2-3, each F and B once.
-"$py" - down <<'PY' || fail "the timeline files are not what the schedule ran"
-import collections, json, sys
-for rank in (0, 1):
-    lines = [json.loads(l) for l in open(f"{sys.argv[1]}/pipeline_timeline/rank-{rank}.jsonl")]
-    runs = [l for l in lines if l["kind"] == "run"]
-    assert [r["run"] for r in runs] == [0, 1, 2], runs
-    for r in runs:
-        assert r["schedule"] == "dualpipe" and r["pp_rank"] == rank and 0 <= r["bubble_fraction"] < 1, r
-        passes = collections.Counter((l["kind"], l["micro"], l["chunk"]) for l in lines
-                                     if l["run"] == r["run"] and l["kind"] in ("F", "B"))
-        want = {(k, m, rank if m < 2 else 3 - rank) for k in "FB" for m in range(4)}
-        assert set(passes) == want and set(passes.values()) == {1}, passes
-print("timeline: 3 steps x 8 passes on each rank, micro-batches 0-1 down, 2-3 up")
-PY
+"$py" "$here/timeline_check.py" down dualpipe 3 4 || fail "the timeline files are not what the schedule ran"
+"$py" "$here/timeline_check.py" up dualpipe 3 4 --split || fail "the timeline is not the split schedule"
 "$py" "$tools/pipeline_timeline.py" down --json >summary.json || fail "pipeline_timeline.py failed"
 "$py" - summary.json <<'PY' || fail "pipeline_timeline.py's summary is wrong"
 import json, sys
