@@ -5,7 +5,7 @@ usage: pipeline_timeline.py RUN_DIR [--run N] [--replica D] [--out FILE.png] [--
 RUN_DIR/pipeline_timeline/rank-*.jsonl hold one line per step of each rank's program (train/pipeline_timeline.hpp).
 The last job's schedule run N (default: its last) of data-parallel replica D (default 0) is drawn as one row
 per pipeline rank: forwards blue, backwards orange, weight-gradient passes (W, [parallel] split_weight_grad)
-green (the rank's later chunk darker), exchange waits grey, idle white, each pass labelled with its micro-batch. Prints, per rank, busy and wall time and the idle share,
+green (the rank's later chunk darker: the V's way up, dualpipe's second copy fed from the last rank), exchange waits grey, idle white, each pass labelled with its micro-batch. Prints, per rank, busy and wall time and the idle share,
 then the bubble (the largest idle share), the schedule's formula (r1hpc's ideal_bubble) and the same
 formula with the measured mean forward, backward (and W) times of a chunk. Each rank's clock starts when it
 enters the schedule; the ranks enter within a collective's latency of each other."""
@@ -46,6 +46,12 @@ def formula(schedule, p, v, m, f, b, w=None):
     if schedule == "dualpipev":  # r1hpc's ideal_bubble: exact at b = 2f, close to it around
         idle = (2 * p - 3) * f + (p - 1) * b
         return idle / (idle + 2 * m * (f + b))
+    if schedule == "dualpipe" and w is not None:  # m chunk passes per rank; (p/2 - 1) f idle while b <= w
+        idle = (p / 2 - 1) * f
+        return idle / (idle + m * (f + b + w))
+    if schedule == "dualpipe":  # (2p - 5) f idle at b = 2f (none at p = 2), scaled with f + b
+        idle = max(0, 2 * p - 5) * (f + b) / 3
+        return idle / (idle + m * (f + b))
     return (p - 1) / (v * m + p - 1)
 
 
@@ -56,7 +62,7 @@ def summarise(lines):
     split = first.get("split_weight", False)
     mean = {k: sum(r["end_s"] - r["start_s"] for r in passes if r["kind"] == k) /
             max(1, sum(1 for r in passes if r["kind"] == k)) for k in ("F", "B", "W")}
-    v = 2 if first["schedule"] == "dualpipev" else first["virtual_stages"]
+    v = 2 if first["schedule"] in ("dualpipev", "dualpipe") else first["virtual_stages"]
     return {
         "schedule": first["schedule"], "stages": first["stages"], "virtual_stages": first["virtual_stages"],
         "micro_batches": first["micro_batches"], "run": first["run"], "split_weight": split,
@@ -89,7 +95,7 @@ def draw(lines, summary, out):
         if r["kind"] == "wait":
             ax.broken_barh([(r["start_s"], width)], (row + 0.1, 0.8), facecolors="#bdbdbd")
             continue
-        later = r["chunk"] // p  # the rank's first chunk, or a later one (interleaved, the V's way up)
+        later = r["chunk"] // p  # the rank's first chunk, or a later one (interleaved, the V's way up, dualpipe's copy)
         ax.broken_barh([(r["start_s"], width)], (row + 0.1, 0.8), facecolors=colours[(r["kind"], min(later, 1))],
                        edgecolors="black", linewidth=0.3)
         if width > end / 90:

@@ -20,13 +20,20 @@ std::string gib(double bytes) { return fmt("%.2f", bytes / kGiB); }
 std::string in_unit(double bytes, double unit) { return fmt(unit == kGiB ? "%.2f" : "%.3g", bytes / unit); }
 std::string billions(double n) { return n >= 1e8 ? fmt("%.2fB", n / 1e9) : fmt("%.3gM", n / 1e6); }
 
-int chunk_count(const parallel::Layout& l, const TrainSettings& s) {
-  if (s.schedule == PipelineSchedule::dualpipev && l.pipeline == 1) return 1;  // no pipeline, no V
-  return l.pipeline * pipeline_chunks_per_rank(s.schedule, s.virtual_stages);
+bool dual(const TrainSettings& s) {
+  return s.schedule == PipelineSchedule::dualpipev || s.schedule == PipelineSchedule::dualpipe;
 }
 
-// The chunks pipeline rank `stage` runs (parallel::chunk_rank: c % pp, or the V of dualpipev).
+// The model's pipeline chunks (dualpipe: its stages, each held twice).
+int chunk_count(const parallel::Layout& l, const TrainSettings& s) {
+  if (dual(s) && l.pipeline == 1) return 1;  // no pipeline, no V
+  return pipeline_chain_length(s.schedule, l.pipeline, s.virtual_stages);
+}
+
+// The chunks pipeline rank `stage` runs (parallel::chunk_rank: c % pp, or the V of dualpipev; dualpipe: stage
+// `stage` and a second copy of stage pp - 1 - stage).
 std::vector<int> chunks_of(const parallel::Layout& l, const TrainSettings& s, int stage) {
+  if (s.schedule == PipelineSchedule::dualpipe && l.pipeline > 1) return {stage, l.pipeline - 1 - stage};
   return parallel::rank_chunks(chunk_placement(s.schedule), stage, l.pipeline, chunk_count(l, s));
 }
 
@@ -197,10 +204,15 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
     p.in_flight = std::min(2 * (pp - stage - 1) + (s.virtual_stages - 1) * pp + 1, m * s.virtual_stages);
   else if (s.schedule == PipelineSchedule::dualpipev && l.pipeline > 1)  // DualPipeV: 2 pp + 1 on every rank
     p.in_flight = std::min(2 * pp + 1, 2 * m);
+  else if (s.schedule == PipelineSchedule::dualpipe && l.pipeline > 1)  // DualPipeV's order over pp / 2 stages
+    p.in_flight = std::min(pp + 1, m);
   else
     p.in_flight = std::min(pp - stage, m);
-  if (s.split_weight && s.schedule == PipelineSchedule::dualpipev && l.pipeline > 1)
-    p.deferred_w = std::min(static_cast<double>(stage) + 1, 2 * m);  // pipeline_weight_split_test
+  // Deferred Ws (pipeline_weight_split_test): rank r of the V holds r + 1; dualpipe's rank r is rank
+  // min(r, pp - 1 - r) of a V over pp / 2 stages.
+  const bool two_copies = s.schedule == PipelineSchedule::dualpipe;
+  const double v_rank = two_copies ? std::min(stage, l.pipeline - 1 - stage) : stage;
+  if (s.split_weight && dual(s) && l.pipeline > 1) p.deferred_w = std::min(v_rank + 1, two_copies ? m : 2 * m);
   p.activations = p.activations_per_microbatch * (p.in_flight + p.deferred_w) + p.transient;
 
   const double edp = static_cast<double>(l.tensor) * l.data / l.expert;
@@ -334,10 +346,16 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
                           ? std::string("DualPipeV: every stage holds 2 pp + 1 chunk micro-batches") +
                                 (s.split_weight ? ", and stage s the weight-gradient inputs of s + 1 more (deferred W, "
                                                   "counted as saved activations)" : "")
+                      : s.schedule == PipelineSchedule::dualpipe
+                          ? std::string("DualPipe: every stage holds its own stage and a second copy of stage pp - 1 - s "
+                                        "(parameters, gradients and optimizer states of both counted), and pp + 1 chunk "
+                                        "micro-batches") +
+                                (s.split_weight ? ", and stage s the weight-gradient inputs of min(s, pp - 1 - s) + 1 more "
+                                                  "(deferred W, counted as saved activations)" : "")
                                                                   : "1F1B: stage s holds pp - s micro-batches";
   a.push_back("pipeline: " + sched + ", at most the " + std::to_string(s.micro_batches) +
               " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the head's stage "
-              "(the last; stage 0 under dualpipev) adds one micro-batch's logits (vocab / TP, gradient in place)" +
+              "(the last; stage 0 under dualpipev, stages 0 and pp - 1 under dualpipe) adds one micro-batch's logits (vocab / TP, gradient in place)" +
               (s.recompute == Recompute::full ? " and full recompute one rebuilt block" : ""));
   a.push_back("not counted: CUDA context, NCCL and all-to-all buffers, GEMM workspaces, allocator fragmentation (a few "
               "GiB); an 80 GB H800/H100 holds 74.5 GiB");

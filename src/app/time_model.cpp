@@ -77,6 +77,8 @@ const char* schedule_word(Schedule s) {
     case Schedule::dualpipev: return "dualpipev";
     case Schedule::dualpipev_w: return "dualpipev+W";
     case Schedule::dualpipe: return "dualpipe";
+    case Schedule::dualpipe_w: return "dualpipe+W";
+    case Schedule::dualpipe_overlap: return "dualpipe+overlap";
   }
   return "?";
 }
@@ -145,7 +147,7 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   // PP: one micro-batch's activations forward and their gradient backward across a stage boundary.
   const double pp_mb = pp > 1 ? 2 * tokens * c.dim * cb / (link_pp * m.comm_eff) : 0;
 
-  const double ep_exposed = schedule == Schedule::dualpipe ? std::max(0.0, ep_mb - (fwd + bwd)) : ep_mb;
+  const double ep_exposed = schedule == Schedule::dualpipe_overlap ? std::max(0.0, ep_mb - (fwd + bwd)) : ep_mb;
   const double unit = fwd + bwd + tp_mb + ep_exposed + pp_mb;
   t.forward = M * fwd;
   t.backward = M * bwd;
@@ -159,7 +161,9 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
     // DualPipe as train/pipeline_schedule orders it (W split off, every chunk a whole stage of one direction):
     // (PP/2 - 1) F idle with B = W = half the backward (pipeline_dualpipe_test's simulation); the DualPipe
     // README's (PP/2 - 1)(F&B + B - 3W) counts overlapped pairs F&B, which r1hpc does not run.
-    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, pp / 2 - 1) * fwd;
+    if (schedule == Schedule::dualpipe_w || schedule == Schedule::dualpipe_overlap) t.bubble = std::max(0.0, pp / 2 - 1) * fwd;
+    // With W inside B the same simulation (ideal_bubble) leaves (2 PP - 5) F at B = 2F, scaled here with F + B.
+    if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, 2 * pp - 5) * (fwd + bwd) / 3;
     // DualPipeV as r1hpc orders it, W inside B (docs/parallel.md, an event simulation of its order at B = 2F):
     // (2 PP - 3) F + (PP - 1) B idle with F, B one of the rank's two chunks, i.e. half of fwd, bwd here.
     if (schedule == Schedule::dualpipev) t.bubble = 0.5 * ((2 * pp - 3) * fwd + (pp - 1) * bwd);
@@ -169,13 +173,21 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   }
   // DP: gradients reduced (fp32) and updated weights gathered, dense over DP and experts over EDP,
   // overlapped with the last micro-batch's backward.
-  const double dp_time = ring(worst.dense_params * 4, l.data, link_dp * m.comm_eff) +
-                         ring(worst.expert_params * 4, static_cast<int>(edp), link_dp * m.comm_eff);
-  t.dp = std::max(0.0, dp_time - bwd);
+  // DualPipe's ranks hold two stages (the worst plan has both when the deck runs it, else one) and first
+  // exchange every gradient with their mirror rank (one way each, over the pipeline link, not overlapped).
+  const bool two_copies = schedule == Schedule::dualpipe || schedule == Schedule::dualpipe_w ||
+                          schedule == Schedule::dualpipe_overlap;
+  const bool planned_two = s.schedule == PipelineSchedule::dualpipe;
+  const double held = pp == 1 || two_copies == planned_two ? 1 : two_copies ? 2 : 0.5;
+  const double dense = held * worst.dense_params, expert = held * worst.expert_params;
+  const double dp_time = ring(dense * 4, l.data, link_dp * m.comm_eff) +
+                         ring(expert * 4, static_cast<int>(edp), link_dp * m.comm_eff);
+  const double mirror = two_copies && pp > 1 ? (dense + expert) * 4 / (link_pp * m.comm_eff) : 0;
+  t.dp = std::max(0.0, dp_time - bwd) + mirror;
   // AdamW streams each parameter it updates (gradient 4 B, master 4+4, moments read and written, the
   // compute copy written) and reads every held gradient once more for the global norm.
-  const double updated = s.zero1 ? worst.dense_params / l.data + worst.expert_params / edp : worst.params();
-  const double bytes = worst.params() * 4 + updated * (12 + 4.0 * s.moment_bytes + (s.compute_copy ? cb : 0));
+  const double updated = s.zero1 ? dense / l.data + expert / edp : dense + expert;
+  const double bytes = (dense + expert) * 4 + updated * (12 + 4.0 * s.moment_bytes + (s.compute_copy ? cb : 0));
   t.optimizer = bytes / (m.hbm * m.memory_eff);
 
   t.step = t.forward + t.backward + t.tp + t.ep + t.pp + t.bubble + t.dp + t.optimizer;
@@ -190,6 +202,8 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
   const Schedule deck_schedule = s.schedule == PipelineSchedule::interleaved ? Schedule::interleaved
                                  : s.schedule == PipelineSchedule::dualpipev
                                      ? (s.split_weight ? Schedule::dualpipev_w : Schedule::dualpipev)
+                                 : s.schedule == PipelineSchedule::dualpipe
+                                     ? (s.split_weight ? Schedule::dualpipe_w : Schedule::dualpipe)
                                      : Schedule::one_f_one_b;
   const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, s.fp8);  // [train] precision fp8: the primary line
   std::vector<std::string> out;
@@ -211,24 +225,26 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
                 numbers_text("%.4g GPU-hours per trillion tokens", 1e12 / t.tokens_per_s_per_gpu / 3600));
   std::string alt = "alternatives (step, tokens/s per GPU):";
   for (const Schedule sch :
-       {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipev, Schedule::dualpipev_w, Schedule::dualpipe})
+       {Schedule::one_f_one_b, Schedule::interleaved, Schedule::dualpipev, Schedule::dualpipev_w, Schedule::dualpipe,
+        Schedule::dualpipe_w, Schedule::dualpipe_overlap})
     for (const bool fp8 : {false, true}) {
       if (sch == Schedule::interleaved && s.virtual_stages < 2) continue;
       const StepTime a = predict_step(c, l, s, worst, m, sch, fp8);
       alt += std::string(" ") + schedule_word(sch) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
-  out.push_back(alt + " (dualpipev+W is dualpipev with [parallel] split_weight_grad; dualpipe, bidirectional with W split off "
-                      "and EP hidden by overlapped chunks, is a what-if: its order runs, the trainer's second parameter "
-                      "copy and the overlap do not yet, issue 25; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, both of "
+  out.push_back(alt + " (+W is the schedule with [parallel] split_weight_grad; dualpipe holds a second copy of a stage on "
+                      "every rank; dualpipe+overlap, DeepSeek-V3's with W split off and EP hidden by overlapped chunks, is a "
+                      "what-if: r1hpc runs the paired chunks one after the other; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, both of "
                       "which r1hpc runs: E4M3 tokens with their 1x128 scales, combine and gradients in BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "
-                "hidden behind compute by dualpipe only; PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
+                "hidden behind compute by dualpipe+overlap only; PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
                 "for 1f1b, divided by virtual stages for interleaved, (2PP-3)F + (PP-1)B for dualpipev, (PP-1)F for dualpipev+W "
-                "(F, B of one of a rank's two chunks), (PP/2-1)F for dualpipe's order with W split off (F of a stage) for "
-                "dualpipe; DP ring "
-                "reduce-scatter + all-gather of fp32 gradients and weights overlapped with one backward; AdamW streaming "
+                "(F, B of one of a rank's two chunks), (2PP-5)(F+B)/3 for dualpipe and (PP/2-1)F for dualpipe+W and "
+                "dualpipe+overlap (F, B of a stage); DP ring "
+                "reduce-scatter + all-gather of fp32 gradients and weights overlapped with one backward (dualpipe: two "
+                "stages' worth, after an exchange of every gradient with the mirror rank); AdamW streaming "
                 "its bytes at the calibrated HBM share. Not modelled: MTP modules, expert imbalance, the head's stage "
                 "imbalance, kernel launch gaps (docs/performance.md, \"Predicting time\")");
   return out;

@@ -30,10 +30,11 @@ struct Machine {
 Machine machine_named(const std::string& name_or_site_file);
 
 // dualpipev: the V-shaped variant r1hpc runs, the paired chunks not overlapped, with W inside B or (dualpipev_w,
-// [parallel] split_weight_grad) split off into the bubbles; dualpipe: DeepSeek-V3's bidirectional schedule, its
-// bubble that of train/pipeline_schedule's order with W split off, its EP hidden by overlapped pairs: a what-if
-// (the trainer runs neither its second parameter copy nor the overlap yet).
-enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipev_w, dualpipe };
+// [parallel] split_weight_grad) split off into the bubbles; dualpipe, dualpipe_w: the bidirectional schedule as
+// r1hpc runs it (two copies of the stages, paired chunks not overlapped, W inside B or split off);
+// dualpipe_overlap: DeepSeek-V3's DualPipe, train/pipeline_schedule's order with W split off and the EP
+// all-to-alls hidden by overlapped pairs: a what-if (r1hpc does not overlap the pairs).
+enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipev_w, dualpipe, dualpipe_w, dualpipe_overlap };
 
 // What one optimizer step costs on the worst pipeline stage, in seconds.
 struct StepTime {

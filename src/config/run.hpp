@@ -34,8 +34,8 @@ struct RunSection {
   bool operator==(const RunSection&) const = default;
 };
 
-// dualpipe (the bidirectional schedule with two copies of the model): train/pipeline_schedule runs its order,
-// the trainer does not hold the second copy yet, so the deck refuses it by name (deck/validate.cpp).
+// dualpipe: the bidirectional schedule; each rank holds two of the pipeline stages, one of them a second copy
+// of its mirror rank's (ModelGroups::two_copies), in pretrain and sft.
 enum class PipelineSchedule { one_f_one_b, interleaved, dualpipev, dualpipe };
 constexpr auto choice_words(PipelineSchedule) {
   return std::to_array<ChoiceWord<PipelineSchedule>>({{"1f1b", PipelineSchedule::one_f_one_b},
@@ -69,9 +69,11 @@ constexpr int pipeline_chain_length(PipelineSchedule s, int stages, std::int64_t
       "device-limited routing: refuse a layout where a token's experts can sit on more EP ranks; 0: no limit")      \
   KEY(integer, virtual_stages, 1, (1, 1024), "model chunks per pipeline rank (interleaved schedule)")               \
   KEY(choice, schedule, PipelineSchedule::one_f_one_b, (),                                                          \
-      "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V")                          \
+      "pipeline schedule; dualpipev cuts the model into 2 x pipeline chunks placed as a V, dualpipe feeds "          \
+      "micro-batches from both ends through two copies of the stages")                                              \
   KEY(flag, split_weight_grad, false, (),                                                                           \
-      "dualpipev: split each backward into input and weight gradients, the weight GEMMs deferred into the bubbles")  \
+      "dualpipev, dualpipe: split each backward into input and weight gradients, the weight GEMMs deferred into "   \
+      "the bubbles")                                                                                                \
   KEY(flag, timeline, false, (),                                                                                    \
       "record each rank's executed pipeline schedule in <output_dir>/pipeline_timeline/rank-N.jsonl")               \
   KEY(choice, order, "tp-dp-pp", ("tp-dp-pp", "tp-pp-dp", "dp-tp-pp", "dp-pp-tp", "pp-tp-dp", "pp-dp-tp"),          \

@@ -93,8 +93,10 @@ line, a default by the deck file alone.
   each MTP module counted as a layer (DeepSeek-V3: 61 + 3 = 64 on 16 stages), leaving every stage a
   layer; `interleaved` needs virtual_stages > 1 and virtual stages need `interleaved`; `dualpipev`
   cuts the model into 2 x pipeline chunks placed as a V (the same rule with 2 x pipeline) and needs at
-  least 2 x pipeline micro-batches per step; `split_weight_grad` needs `dualpipev` over pipeline > 1;
-  `dualpipe` (two model copies) is refused;
+  least 2 x pipeline micro-batches per step; `dualpipe` holds two copies of the pipeline stages (the
+  rule with pipeline) and needs an even pipeline and an even number of at least 2 x pipeline
+  micro-batches per step, in pretrain and sft only; `split_weight_grad` needs `dualpipev` or `dualpipe`
+  over pipeline > 1;
 - model: activated experts at most the routed ones and the ones in the kept groups, groups dividing
   the routed experts, kept groups at most the groups, dense layers at most the layers, an even RoPE
   dimension, `data.seq_len` at most `max_seq_len` (with `dense = true` the MoE keys are not checked);

@@ -36,23 +36,26 @@ void check_layout(const Deck& d, const RunConfig& c, int world) {
   if (data != 0 && data != dp)
     d.fail("parallel.data", concat("must be world size ", world, " / (tensor x pipeline = ", tp * pp, ") = ", dp, ", or 0 for auto"));
   const PipelineSchedule schedule = c.parallel.schedule;
-  if (schedule == PipelineSchedule::dualpipe)
-    d.fail("parallel.schedule", "the bidirectional DualPipe (micro-batches fed from both ends) runs its order in "
-                                "train/pipeline_schedule, but the trainer does not hold its second copy of the parameters "
-                                "yet; dualpipev is the supported DualPipe variant");
-  if (c.parallel.split_weight_grad && (schedule != PipelineSchedule::dualpipev || pp < 2))
-    fail_rule(d, "parallel.split_weight_grad", "parallel.schedule", "split_weight_grad = true needs schedule = dualpipev over "
-                                                                    "pipeline > 1 (the schedule that places the W passes)");
+  const bool dual = schedule == PipelineSchedule::dualpipev || schedule == PipelineSchedule::dualpipe;
+  if (c.parallel.split_weight_grad && (!dual || pp < 2))
+    fail_rule(d, "parallel.split_weight_grad", "parallel.schedule", "split_weight_grad = true needs schedule = dualpipev or "
+                                                                    "dualpipe over pipeline > 1 (the schedules that place the W passes)");
+  if (schedule == PipelineSchedule::dualpipe && pp > 1 && pp % 2 != 0)
+    fail_rule(d, "parallel.pipeline", "parallel.schedule", "schedule = dualpipe feeds micro-batches from both ends and pairs "
+                                                           "rank r with rank pipeline - 1 - r: it needs an even pipeline");
   const bool interleaved = schedule == PipelineSchedule::interleaved;
   if (interleaved && vs < 2)
     fail_rule(d, "parallel.schedule", "parallel.virtual_stages", "the interleaved schedule needs virtual_stages > 1");
   if (!interleaved && vs > 1)
     fail_rule(d, "parallel.virtual_stages", "parallel.schedule", "virtual_stages > 1 needs schedule = interleaved (dualpipev "
-                                                                 "always runs two chunks per rank)");
+                                                                 "and dualpipe always run two chunks per rank)");
   const std::int64_t layers = c.model.n_layers, mtp = c.model.mtp_depth;
-  const std::int64_t chunks = pp > 1 ? pp * pipeline_chunks_per_rank(schedule, vs) : pp * vs;
+  // The model's chunks: dualpipe cuts it into pipeline stages (each rank holds two, one of them a copy).
+  const std::int64_t chunks = pp > 1 ? pipeline_chain_length(schedule, static_cast<int>(pp), vs) : pp * vs;
   if (parallel::split_layers(layers, mtp, chunks).empty()) {
-    const std::string rule = concat(schedule == PipelineSchedule::dualpipev ? "2 x pipeline = " : "pipeline x virtual_stages = ",
+    const std::string rule = concat(schedule == PipelineSchedule::dualpipev  ? "2 x pipeline = "
+                                    : schedule == PipelineSchedule::dualpipe ? "pipeline = "
+                                                                             : "pipeline x virtual_stages = ",
                                     chunks, " must divide n_layers, or n_layers + 2 + mtp_depth = ",
                                     layers + 2 + mtp, " (embedding, head and MTP counted as layers) leaving each stage a layer");
     if (d.is_default("parallel.pipeline") && !d.is_default("parallel.virtual_stages"))
@@ -154,14 +157,26 @@ void check_training(const Deck& d, const RunConfig& c, int world) {
   if (c.train.global_batch % per_step != 0)
     fail_rule(d, "train.global_batch", "train.micro_batch", concat("global_batch must be a multiple of micro_batch x data = ", per_step));
   const std::int64_t pp = c.parallel.pipeline, micro_batches = c.train.global_batch > 0 ? c.train.global_batch / per_step : 1;
-  if (pp > 1 && c.parallel.schedule == PipelineSchedule::dualpipev && micro_batches < 2 * pp &&
-      (c.run.stage == Stage::pretrain || c.run.stage == Stage::sft))
+  const PipelineSchedule schedule = c.parallel.schedule;
+  const bool dual = schedule == PipelineSchedule::dualpipev || schedule == PipelineSchedule::dualpipe;
+  const std::string name(choice_word(schedule));
+  const bool trains = c.run.stage == Stage::pretrain || c.run.stage == Stage::sft;
+  if (pp > 1 && dual && trains && micro_batches < 2 * pp)
     fail_rule(d, "train.global_batch", "parallel.schedule",
-              concat("schedule = dualpipev needs at least 2 x pipeline = ", 2 * pp, " micro-batches per step; global_batch / "
+              concat("schedule = ", name, " needs at least 2 x pipeline = ", 2 * pp, " micro-batches per step; global_batch / "
                      "(micro_batch x data = ", per_step, ") gives ", micro_batches));
-  if (pp > 1 && c.parallel.schedule == PipelineSchedule::dualpipev && c.run.stage == Stage::grpo)
-    d.fail("parallel.schedule", "dualpipev runs in the pretrain and sft stages; grpo's micro-batches per step vary (use 1f1b "
-                                "or interleaved)");
+  if (pp > 1 && schedule == PipelineSchedule::dualpipe && trains && micro_batches % 2 != 0)
+    fail_rule(d, "train.global_batch", "parallel.schedule",
+              concat("schedule = dualpipe feeds half the micro-batches from each end: it needs an even number per step; "
+                     "global_batch / (micro_batch x data = ", per_step, ") gives ", micro_batches));
+  if (pp > 1 && dual && c.run.stage == Stage::grpo)
+    d.fail("parallel.schedule", name + " runs in the pretrain and sft stages; grpo's micro-batches per step vary (use 1f1b "
+                                       "or interleaved)");
+  if (pp > 1 && schedule == PipelineSchedule::dualpipe &&
+      (c.run.stage == Stage::evaluate || c.run.stage == Stage::rejection_sampling))
+    d.fail("parallel.schedule", "dualpipe trains in the pretrain and sft stages (its second parameter copy is a training "
+                                "matter); the " + std::string(choice_word(c.run.stage)) + " stage generates chunk by chunk: "
+                                "use dualpipev or 1f1b");
   if (c.optim.min_lr > c.optim.lr) fail_rule(d, "optim.min_lr", "optim.lr", "min_lr must be at most lr");
   for (const auto& [key, factor] : {std::pair{"train.loss_spike_factor", c.train.loss_spike_factor},
                                      std::pair{"train.max_weight_norm_growth", c.train.max_weight_norm_growth}})

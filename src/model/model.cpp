@@ -1,5 +1,7 @@
 #include "model/model.hpp"
 
+#include <algorithm>
+
 #include "kernels/elementwise.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/profile.hpp"
@@ -26,18 +28,23 @@ TpRegions tp_regions(const ModelGroups& groups) {
 // The chunks this pipeline stage holds (all layers in one without pipeline parallelism).
 std::vector<Model::ChunkInfo> stage_chunks(const ModelConfig& c, const ModelGroups& groups) {
   const int stages = groups.pp != nullptr ? groups.pp->size() : 1, stage = groups.pp != nullptr ? groups.pp->rank() : 0;
-  const int n_chunks = stages * (stages > 1 ? groups.virtual_stages : 1);
+  const bool two_copies = groups.two_copies && stages > 1;
+  const int n_chunks = stages * (stages > 1 && !two_copies ? groups.virtual_stages : 1);
   const parallel::ChunkPlacement placement = stages > 1 ? groups.placement : parallel::ChunkPlacement::round_robin;
   if (n_chunks == 1) return {{.index = 0, .first_layer = 0, .layers = c.n_layers, .embedding = true, .head = true}};
   R1_REQUIRE(c.mtp_depth == 0 && !c.tie_embeddings, "pipeline parallelism keeps the embedding and the head on "
              "different ranks: it needs [model] mtp_depth = 0 and tie_embeddings = false");
   const auto split = parallel::split_layers(c.n_layers, 0, n_chunks);
   R1_REQUIRE(!split.empty(), "[model] n_layers = ", c.n_layers, " cannot be cut into ", n_chunks,
-             " pipeline chunks ([parallel] pipeline x virtual_stages) of at least one layer each");
+             two_copies ? " DualPipe stages ([parallel] pipeline)" : " pipeline chunks ([parallel] pipeline x virtual_stages)",
+             " of at least one layer each");
+  const std::vector<int> held = two_copies ? std::vector<int>{stage, stages - 1 - stage}
+                                           : parallel::rank_chunks(placement, stage, stages, n_chunks);
   std::vector<Model::ChunkInfo> chunks;
-  for (int k : parallel::rank_chunks(placement, stage, stages, n_chunks))
+  for (int k : held)
     chunks.push_back({.index = k, .first_layer = split[static_cast<std::size_t>(k)].first,
-                      .layers = split[static_cast<std::size_t>(k)].count, .embedding = k == 0, .head = k == n_chunks - 1});
+                      .layers = split[static_cast<std::size_t>(k)].count, .embedding = k == 0, .head = k == n_chunks - 1,
+                      .second_copy = two_copies && !chunks.empty()});
   return chunks;
 }
 }  // namespace
@@ -45,7 +52,8 @@ std::vector<Model::ChunkInfo> stage_chunks(const ModelConfig& c, const ModelGrou
 Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
     : c_(c), params_(params), tp_(tp_regions(groups)), ep_(c.dense ? nullptr : groups.ep),
       pp_(groups.pp != nullptr && groups.pp->size() > 1 ? groups.pp : nullptr),
-      n_chunks_(pp_ != nullptr ? pp_->size() * groups.virtual_stages : 1), placement_(groups.placement) {
+      n_chunks_(pp_ != nullptr ? pp_->size() * (groups.two_copies ? 1 : groups.virtual_stages) : 1),
+      placement_(groups.placement) {
   rope_ = c.gqa() ? gqa_rope_tables(params.context(), c) : mla_rope_tables(params.context(), c);
   const auto vocab_rows = [&](const std::string& name, bool decay) {  // vocabulary-parallel under TP
     vocab_shard(c.vocab_size, tp_.group);                              // a clear error when V does not split
@@ -53,12 +61,18 @@ Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
                              decay);
   };
   chunks_ = stage_chunks(c, groups);
-  if (chunks_.front().embedding) embed_ = vocab_rows("embed", /*decay=*/false);
+  const auto holds = [&](bool ChunkInfo::*part) {
+    return std::any_of(chunks_.begin(), chunks_.end(), [&](const ChunkInfo& ch) { return ch.*part; });
+  };
+  if (holds(&ChunkInfo::embedding)) embed_ = vocab_rows("embed", /*decay=*/false);
   for (const ChunkInfo& ch : chunks_)
-    for (std::int64_t l = ch.first_layer; l < ch.first_layer + ch.layers; ++l)
+    for (std::int64_t l = ch.first_layer; l < ch.first_layer + ch.layers; ++l) {
       blocks_.push_back(std::make_unique<TransformerBlock>(c, params, "layers." + std::to_string(l), c.is_moe_layer(l),
                                                            rope_, tp_, groups.ep, groups.overlap_expert_comm));
-  if (!chunks_.back().head) return;
+      if (ch.second_copy) second_copy_.insert(second_copy_.end(), blocks_.back()->params().begin(), blocks_.back()->params().end());
+    }
+  if (chunks_.back().second_copy && chunks_.back().embedding) second_copy_.push_back(embed_);
+  if (!holds(&ChunkInfo::head)) return;
   const std::size_t head_first = params.all().size();
   const Param& norm = residual_norm(params, "norm", c.dim, tp_);
   const Param& head = c.tie_embeddings ? *embed_ : *vocab_rows("head", /*decay=*/true);
@@ -67,6 +81,7 @@ Model::Model(const ModelConfig& c, ParamStore& params, ModelGroups groups)
   for (std::int64_t k = 0; k < c.mtp_depth; ++k)
     mtp_.push_back(std::make_unique<MtpModule>(c, params, k, rope_, tp_, groups.ep, groups.overlap_expert_comm, *embed_, head));
   for (std::size_t i = head_first; i < params.all().size(); ++i) head_params_.push_back(params.all()[i].get());
+  if (chunks_.back().second_copy && chunks_.back().head) second_copy_.insert(second_copy_.end(), head_params_.begin(), head_params_.end());
 }
 
 Model::~Model() = default;

@@ -33,6 +33,11 @@ struct ModelGroups {
   parallel::Communicator* pp = nullptr;
   int virtual_stages = 1;  // chunks per rank (config/run.hpp pipeline_chunks_per_rank)
   parallel::ChunkPlacement placement = parallel::ChunkPlacement::round_robin;
+  // DualPipe's two copies: the trunk is cut into pp size stages (no virtual stages) and rank r holds two of
+  // them, stage r (local chunk 0, micro-batches fed from the first rank) and stage pp size - 1 - r (local
+  // chunk 1, a second copy of the stage that rank pp size - 1 - r holds as its chunk 0, for those fed from
+  // the last rank). Both copies are initialised and trained alike (GradReducer sums their gradients).
+  bool two_copies = false;
   // Sequence parallelism (with tp): the residual stream between the TP regions -- block inputs and
   // outputs, norms, the MTP projections, pipeline activations -- holds this rank's 1/tp of the token rows;
   // each TP region all-gathers its normed input and reduce-scatters its partial output (instead of one
@@ -122,11 +127,16 @@ class Model {
   // output activation `input` [T, D]. The last chunk ends in the head and the loss; the others' output
   // is chunk_output(saved). A chunk's result holds its own MoE layers' counts and balance losses.
   struct ChunkInfo {
-    int index = 0;                            // among the model's chunks
+    int index = 0;                            // among the model's chunks (two_copies: the stage)
     std::int64_t first_layer = 0, layers = 0;  // trunk layers [first_layer, first_layer + layers)
     bool embedding = false, head = false;
+    bool second_copy = false;  // ModelGroups::two_copies: local chunk 1, the mirror rank's stage
   };
   const std::vector<ChunkInfo>& chunks() const { return chunks_; }
+  // ModelGroups::two_copies: the parameters of the second copy's chunk (empty otherwise), and the pipeline
+  // group, in which rank pp size - 1 - r holds them as its first copy.
+  const std::vector<Param*>& second_copy_params() const { return second_copy_; }
+  parallel::Communicator* pipeline_group() const { return pp_; }
   SavedPtr forward_chunk(int local, const DeviceBatch& batch, const Tensor& input, ForwardResult& result) const;
   static const Tensor& chunk_output(const Saved& s);
   // Accumulates the chunk's parameter gradients from d(loss)/d(output) `dout` (the last chunk: from its
@@ -259,6 +269,7 @@ class Model {
   std::unique_ptr<LmHead> head_;     // head_, mtp_: on the rank of the last chunk
   std::vector<std::unique_ptr<MtpModule>> mtp_;  // one per MTP depth
   std::vector<Param*> head_params_;  // the final norm, an untied output head and the MTP modules
+  std::vector<Param*> second_copy_;  // ModelGroups::two_copies: the second copy's chunk's parameters
 };
 
 }  // namespace r1

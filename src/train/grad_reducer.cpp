@@ -19,6 +19,14 @@ ReplicaGroups ReplicaGroups::from_env(const StageEnv& env, bool zero1) {
           .overlap = env.cfg.parallel.overlap_grad_reduce};
 }
 
+ReplicaGroups ReplicaGroups::with_copies_of(const Model& model) const {
+  ReplicaGroups g = *this;
+  if (model.second_copy_params().empty()) return g;
+  g.mirror = model.pipeline_group();
+  g.second_copies.assign(model.second_copy_params().begin(), model.second_copy_params().end());
+  return g;
+}
+
 std::int64_t grad_chunk(std::int64_t numel, std::int64_t min_chunk) {
   return std::max<std::int64_t>({1, min_chunk, (numel + kMaxChunks - 1) / kMaxChunks});
 }
@@ -51,11 +59,22 @@ GradReducer::GradReducer(ParamStore& params, ReplicaGroups groups, std::int64_t 
     index_[p.get()] = index_.size();
   }
   started_.assign(parts_.size(), 0);
+  if (groups_.mirror == nullptr) return;
+  second_copies_.insert(groups_.second_copies.begin(), groups_.second_copies.end());
+  std::int64_t largest = 0;
+  for (const auto& p : params.all())
+    if (p->trainable) {
+      by_name_.push_back(p.get());
+      largest = std::max(largest, p->grad.numel());
+    }
+  std::sort(by_name_.begin(), by_name_.end(), [](const Param* a, const Param* b) { return a->name < b->name; });
+  mirror_grad_ = ctx.empty({largest}, DType::f32);
 }
 
 std::int64_t GradReducer::chunk(std::size_t i) const { return grad_chunk(params_.all()[i]->master.numel(), min_chunk_); }
 
 bool GradReducer::first_tp_copy(const Param& p) const {
+  if (second_copies_.contains(&p)) return false;
   return p.expert || p.tp == TpRole::split || groups_.tp == nullptr || groups_.tp->rank() == 0;
 }
 
@@ -80,13 +99,30 @@ bool GradReducer::start_one(std::size_t i) {
 }
 
 void GradReducer::start(std::span<Param* const> params) {
-  if (!groups_.overlap) return;
+  if (!groups_.overlap || groups_.mirror != nullptr) return;
   const bool tp_partials = groups_.tp != nullptr && groups_.tp->size() > 1;
   for (Param* p : params) {
     const auto it = index_.find(p);
     R1_CHECK(it != index_.end(), "GradReducer::start: ", p->name, " is not a parameter of this reducer");
     if (!(tp_partials && !p->expert && p->tp == TpRole::partial)) overlapping_ += start_one(it->second);
   }
+}
+
+// Both copies add the same two gradients (a + b = b + a in IEEE arithmetic), so they hold the same bits,
+// and so do the reductions over their replicas that follow (the same inputs, op by op). Each parameter's
+// reduction starts as soon as its copies are summed, beside the next parameters' exchanges; every replica
+// of this stage takes the parameters in the same (name) order.
+void GradReducer::sum_with_mirror() {
+  parallel::Communicator& pp = *groups_.mirror;
+  const int peer = pp.size() - 1 - pp.rank();
+  const auto& ctx = params_.context();
+  for (Param* p : by_name_) {
+    const Tensor mine = flat(p->grad), theirs = mirror_grad_.slice(0, mine.numel());
+    pp.send_recv(mine, peer, theirs, peer);
+    kernels::axpy(ctx, 1.0f, theirs, mine);
+    start_one(index_.at(p));
+  }
+  pp.wait();
 }
 
 // Every replica group issues its ops in one order on all its members: the parameters started during
@@ -97,6 +133,7 @@ void GradReducer::reduce() {
       if (p->trainable && !p->expert && p->tp == TpRole::partial) groups_.tp->all_reduce(p->grad);
     groups_.tp->wait();
   }
+  if (groups_.mirror != nullptr) sum_with_mirror();
   for (std::size_t i = 0; i < parts_.size(); ++i) start_one(i);
   for (parallel::Communicator* c : {groups_.dp, groups_.edp})
     if (c != nullptr) c->wait();

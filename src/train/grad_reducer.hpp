@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <span>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "model/model.hpp"
 #include "model/params.hpp"
 #include "parallel/comm.hpp"
 
@@ -30,9 +32,19 @@ struct ReplicaGroups {
   // Overlap: GradReducer::start() starts the reductions during the backward (false: it does nothing and
   // reduce() does them all; the results are the same bits either way).
   bool overlap = true;
+  // DualPipe's two copies (ModelGroups::two_copies): pipeline rank r and its mirror p - 1 - r hold the same two
+  // stages, each fed half the micro-batches. Every gradient is first summed with the mirror's (one send_recv
+  // per parameter over `mirror`, the pipeline group, in name order), so both copies take the same update;
+  // the copies this rank holds as its second (`second_copies`) are then left out of the gradient norm and
+  // the checkpoints, like a replica that is not the first. The backward starts no reduction then: the sum
+  // over the replicas of each parameter starts after the mirror's, beside the next parameters' exchanges.
+  parallel::Communicator* mirror = nullptr;
+  std::vector<const Param*> second_copies{};
   // The stage's groups; zero1: [parallel] zero1 as the deck says, or false for stages that keep whole
   // AdamW states. overlap: [parallel] overlap_grad_reduce.
   static ReplicaGroups from_env(const StageEnv& env, bool zero1 = true);
+  // These groups with `model`'s second copies (Model::second_copy_params; none: unchanged).
+  ReplicaGroups with_copies_of(const Model& model) const;
 };
 
 // Gradients are cut into chunks fixed by the parameter alone: the gradient norm sums each chunk's squares
@@ -78,6 +90,7 @@ class GradReducer {
   const Tensor& reduced_part(std::size_t i) const { return grad_part_[i]; }
   // Whether this rank holds the first copy of p among the ranks that replicate it (dp or edp, and tp
   // unless p is split): the copy a checkpoint writes and the gradient norm counts.
+  // Neither holds for a DualPipe second copy (ReplicaGroups::second_copies).
   bool first_copy(const Param& p) const;
   bool first_tp_copy(const Param& p) const;  // p is split over TP, or this is TP rank 0
 
@@ -86,6 +99,8 @@ class GradReducer {
   // Starts the reduction of parameter i over its replicas (once per step; nothing for a lone copy):
   // whether an op was started.
   bool start_one(std::size_t i);
+  // DualPipe: adds the mirror's gradients to this rank's (ReplicaGroups::mirror), starting each one's reduction.
+  void sum_with_mirror();
 
   ParamStore& params_;
   ReplicaGroups groups_;
@@ -94,6 +109,9 @@ class GradReducer {
   std::vector<Tensor> grad_part_;    // ZeRO-1: the reduced gradient of this rank's part ([size] elements)
   std::vector<Tensor> padded_grad_;  // ZeRO-1: the gradient's buffer with its zero tail (Param::grad views it)
   std::unordered_map<const Param*, std::size_t> index_;  // parameter -> its index in params_.all()
+  std::vector<Param*> by_name_;      // DualPipe: the trainable parameters in name order (the mirror's order too)
+  std::unordered_set<const Param*> second_copies_;
+  Tensor mirror_grad_;               // DualPipe: the mirror's gradient of one parameter at a time
   std::vector<char> started_;        // per parameter: its reduction of this step has started
   std::int64_t overlapping_ = 0, overlapped_ = 0;  // started by start(): this step, the last one
 };

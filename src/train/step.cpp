@@ -229,6 +229,11 @@ StepSums train_micro_batches(Model& model, const std::vector<TokenBatch>& batche
   out.mtp_loss_sum = sums[1];
   out.balance_loss = sums[2];
   out.expert_counts = std::move(totals.counts);
+  // Under DualPipe a layer's two copies each routed half the micro-batches: both take the whole step's counts.
+  if (pipelined && !model.second_copy_params().empty()) {
+    const std::vector<int> ids = model.moe_layer_ids();
+    for (std::size_t l = 0; l < ids.size(); ++l) out.expert_counts[l] = out.model_expert_counts[static_cast<std::size_t>(ids[l])];
+  }
   return out;
 }
 

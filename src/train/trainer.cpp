@@ -13,6 +13,7 @@ ModelGroups model_groups(const StageEnv& env) {
   return {.tp = env.comms->tp.get(), .ep = env.comms->ep.get(), .pp = env.comms->pp.get(),
           .virtual_stages = pipeline_chunks_per_rank(env.cfg.parallel.schedule, env.cfg.parallel.virtual_stages),
           .placement = chunk_placement(env.cfg.parallel.schedule),
+          .two_copies = env.cfg.parallel.schedule == PipelineSchedule::dualpipe,
           .sequence_parallel = env.cfg.parallel.sequence_parallel,
           .overlap_expert_comm = env.cfg.parallel.overlap_expert_comm};
 }
@@ -36,7 +37,7 @@ Trainer::Trainer(const StageEnv& env, TrainerOptions options)
     : env_(env),
       options_(std::move(options)),
       net_(env, options_),
-      grads_(net_.params, ReplicaGroups::from_env(env, options_.zero1)),
+      grads_(net_.params, ReplicaGroups::from_env(env, options_.zero1).with_copies_of(net_.model)),
       opt_(net_.params, AdamWConfig::from_config(env.cfg.optim), grads_),
       schedule_(LrSchedule::from_config(env.cfg.optim, options_.steps)),
       resumed_(resume_from_deck(env.deck, env.cfg, options_.stage, net_.params, opt_, options_.new_prefix)),

@@ -85,6 +85,29 @@ TEST(MemoryPlan, DualPipeVWithTheWeightSplitHoldsTheDeferredWsInputs) {
   }
 }
 
+// DualPipe at PP2: each rank holds its own stage and a second copy of the other (so both hold the whole
+// model: parameters, gradients and optimizer states of both stages, embedding and head included), pp + 1 = 3
+// chunk micro-batches in flight, and with the W split rank r (rank min(r, pp - 1 - r) = 0 of a V over one
+// stage) the inputs of one deferred W.
+TEST(MemoryPlan, DualPipeCountsTheSecondCopy) {
+  TrainSettings s = settings();
+  const MemoryPlan first = plan_stage_memory(small_model(), layout_8(), s, 0);
+  const MemoryPlan last = plan_stage_memory(small_model(), layout_8(), s, 1);
+  s.schedule = PipelineSchedule::dualpipe;
+  for (int stage : {0, 1}) {
+    const MemoryPlan d = plan_stage_memory(small_model(), layout_8(), s, stage);
+    EXPECT_TRUE(d.embedding && d.head);
+    EXPECT_EQ(d.chunks, (std::vector<int>{stage, 1 - stage}));
+    EXPECT_DOUBLE_EQ(d.params(), first.params() + last.params());
+    EXPECT_DOUBLE_EQ(d.grads, first.grads + last.grads);
+    EXPECT_DOUBLE_EQ(d.optimizer, first.optimizer + last.optimizer);
+    EXPECT_DOUBLE_EQ(d.in_flight, 3);
+    s.split_weight = true;
+    EXPECT_DOUBLE_EQ(plan_stage_memory(small_model(), layout_8(), s, stage).deferred_w, 1);
+    s.split_weight = false;
+  }
+}
+
 TEST(MemoryPlan, RecomputeKeepsLess) {
   TrainSettings s = settings();
   // Selective: attention 8 + 4 + 2 + 2, FFN input 8, routed 1 x (16 + 8), shared 2 x 4 / 2 -> 52 x 2 B + 36 B.

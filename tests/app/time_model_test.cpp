@@ -81,8 +81,11 @@ TEST(TimeModel, EachScheduleHasItsBubble) {
   EXPECT_NEAR(a.pp / 16, 2 * 8 * 8 * 2 / (100e9 * 0.5), 1e-15);  // stages of one GPU: neighbours on NVLink
   EXPECT_NEAR(a.bubble, 7 * unit, 1e-12);
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::interleaved, false).bubble, 3.5 * unit, 1e-12);
-  // DualPipe's order with W split off: (8/2 - 1) F of a whole stage.
-  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 3 * f, 1e-12);
+  // DualPipe's order with W split off: (8/2 - 1) F of a whole stage, overlapped or not; with W inside B
+  // (2 x 8 - 5) F at B = 2F, scaled with F + B.
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe_w, false).bubble, 3 * f, 1e-12);
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe_overlap, false).bubble, 3 * f, 1e-12);
+  EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipe, false).bubble, 11 * (f + b) / 3, 1e-12);
   // DualPipeV, two chunks per rank of half the stage's passes each: (2 x 8 - 3) F/2 + 7 B/2.
   EXPECT_NEAR(predict_step(c, l, s, p, m, Schedule::dualpipev, false).bubble, 6.5 * f + 3.5 * b, 1e-12);
   // With W split off: (8 - 1) F/2, the backward's share gone into the cool-down's gaps.
@@ -104,7 +107,8 @@ TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {
   const double bytes = 8 * 4 * 2.0;
   EXPECT_NEAR(e.ep_total, std::max(16 * 0.5 * bytes / 10e9, 16 * 3.0 / 8 * bytes / 100e9) / 0.5, 1e-15);
   EXPECT_NEAR(e.ep, e.ep_total, 0);
-  EXPECT_EQ(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe, false).ep, 0);
+  EXPECT_EQ(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe_overlap, false).ep, 0);
+  EXPECT_NEAR(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe, false).ep, e.ep, 0);
 }
 
 TEST(TimeModel, MachinesFromPresetsAndSiteFiles) {

@@ -3,7 +3,8 @@
 # pretrain stage (CPU): 3 steps on one
 # layout, checkpointed, then resumed with `load = latest` on another layout to step 6, give the losses of
 # one uninterrupted one-rank run (FP32, to 1e-5 relative: the layouts sum in another order, see
-# training_equivalence_test.cpp); so does the sft stage at EP2 and at TP2 x PP2 from that checkpoint; a
+# training_equivalence_test.cpp); so does the sft stage at EP2, at TP2 x PP2 and at PP2 under dualpipe (two
+# copies of the stages; micro-batches of one row, so the same global batch makes 2 x pipeline) from that checkpoint; a
 # stage that cannot split the model refuses the key, and so does pipeline parallelism with MTP.
 #   usage: layout_restart_test.sh R1HPC_BINARY PRETRAIN_DECK SFT_DECK
 set -uo pipefail
@@ -45,10 +46,12 @@ for legs in "2 2 true 1 1 false:1 1 true 1 1 false" "1 1 true 1 1 false:2 2 true
   python3 "$here/losses_match.py" ref "$out" 6 "$out" || fail "$out: losses differ from the one-rank run"
 done
 
-# The sft stage from that checkpoint (written by one rank, read into shards): EP2 and TP2 x PP2 equal one rank.
+# The sft stage from that checkpoint (written by one rank, read into shards): EP2, TP2 x PP2 and PP2 dualpipe
+# equal one rank.
 sft=(--set run.max_steps=3 --set checkpoint.load="$work/ref/checkpoints")
 "$bin" "$sft_deck" "${sft[@]}" --set run.output_dir=sft1 >sft1.log 2>&1 || { cat sft1.log; fail "sft on one rank"; }
-for split in "2 sft_ep2 --set parallel.expert=2" "4 sft_tp2_pp2 --set parallel.tensor=2 --set parallel.pipeline=2"; do
+for split in "2 sft_ep2 --set parallel.expert=2" "4 sft_tp2_pp2 --set parallel.tensor=2 --set parallel.pipeline=2" \
+             "2 sft_dualpipe --set parallel.pipeline=2 --set parallel.schedule=dualpipe --set train.micro_batch=1"; do
   read -r n name args <<<"$split"
   # shellcheck disable=SC2086
   mpiexec -n "$n" --oversubscribe "$bin" "$sft_deck" "${sft[@]}" --set run.output_dir="$name" $args \

@@ -1,7 +1,7 @@
 // DualPipe (schedule = dualpipe, bidirectional) as specifications: every rank runs each of its two chunks
 // (a stage of each direction) over its direction's half of the micro-batches, forwards before backwards,
-// W after B with the split; the ranks of each half mirror each other; the bubble its order leaves at
-// B = 2F and, split, at F = B = W; a small example.
+// W after B with the split; the ranks of each half mirror each other; the activations and deferred Ws it
+// holds; the bubble its order leaves at B = 2F and, split, at F = B = W; a small example.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -61,6 +61,23 @@ TEST(DualPipeOrder, MirrorRanksRunTheSameStepsInTheOtherDirection) {
       const int d = mine[i].chunk / p, s = mine[i].chunk % p, micro = (mine[i].micro + m / 2) % m;
       EXPECT_EQ(mirror[i], (PipelineAction{mine[i].kind, micro, (1 - d) * p + s})) << where(p, m, r, split) << " step " << i;
     }
+  });
+}
+
+// Memory (what --dry-run counts, app/plan.cpp): rank r, DualPipeV's rank min(r, p - 1 - r) of p/2 stages, holds
+// at most p + 1 chunk micro-batches of activations (DualPipeV's 2 (p/2) + 1, each chunk a whole stage here)
+// and reaches it; with the split at most min(r, p - 1 - r) + 1 Ws wait for their turn (DualPipeV's r + 1).
+TEST(DualPipeOrder, HoldsAtMostStagesPlusOneChunkMicroBatchesAndMirrorRankPlusOneDeferredWs) {
+  for_each_shape([](int p, int m, int r, bool split) {
+    int in_flight = 0, most = 0, deferred = 0, most_deferred = 0;
+    for (const PipelineAction& a : pipeline_order(kDualPipe, p, r, 1, m, split)) {
+      in_flight += a.kind == Kind::forward ? 1 : a.kind == Kind::backward ? -1 : 0;
+      deferred += a.kind == Kind::backward ? 1 : a.kind == Kind::weight ? -1 : 0;
+      most = std::max(most, in_flight);
+      most_deferred = std::max(most_deferred, deferred);
+    }
+    EXPECT_EQ(most, p + 1) << where(p, m, r, split);
+    if (split) EXPECT_EQ(most_deferred, std::min(r, p - 1 - r) + 1) << where(p, m, r, split);
   });
 }
 

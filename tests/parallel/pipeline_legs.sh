@@ -1,6 +1,6 @@
-# Sourced by the pipeline schedules' e2e tests (schedule_restart_test.sh, weight_split_test.sh) with their
-# arguments R1HPC_BINARY PRETRAIN_DECK TOOLS_DIR [PYTHON]: sets bin, deck, tools, py, loads the e2e helpers
-# and the deck overrides their PP2 legs share.
+# Sourced by the pipeline schedules' e2e tests (schedule_restart_test.sh, weight_split_test.sh,
+# dualpipe_restart_test.sh) with their arguments R1HPC_BINARY PRETRAIN_DECK TOOLS_DIR [PYTHON]: sets bin, deck, tools,
+# py, loads the e2e helpers and the deck overrides their PP2 legs share.
 set -uo pipefail
 bin=$1
 deck=$2

@@ -1,11 +1,14 @@
 // Parallel layouts against one rank: 3 optimizer steps of a tiny MoE model (CPU, FP32) at each layout the
 // world size allows (expert parallelism EP = 2, 4, EP x EDP, tensor parallelism TP = 2 alone and with DP
-// and EP, pipeline parallelism PP = 2, 4 with the 1F1B, interleaved and DualPipeV schedules, mixes up to
+// and EP, pipeline parallelism PP = 2, 4 with the 1F1B, interleaved, DualPipeV and DualPipe schedules, mixes up to
 // TP2 x PP2 x DP2 x EP2 on 8 ranks, plain DP, with and without ZeRO-1) give the one-rank losses, gradient
 // norms, expert loads and final parameters; checkpoints written by one layout load into the other; and
 // overlapping communication with compute changes no bit.
 // Pipeline layouts run a 4-layer model without MTP (pipeline parallelism refuses MTP; 8 layers for the 8
-// chunks of DualPipeV at PP4), against its own one-rank reference. The grouped-query-attention students (llama with llama3 RoPE, qwen2 with q/k/v biases,
+// chunks of DualPipeV at PP4), against its own one-rank reference. DualPipe's two copies of a stage each sum
+// half the micro-batches before GradReducer adds them: one more reassociation of the gradient sums, as DP's
+// all-reduce makes, so those layouts are held to the tolerances below (not to the bits), and their mirror
+// ranks (r, p - 1 - r) to the same bits as each other. The grouped-query-attention students (llama with llama3 RoPE, qwen2 with q/k/v biases,
 // qwen3 with q/k norms; 4 query heads over 2 K/V heads, 4 dense layers) run DP, ZeRO-1, TP2 (query and K/V
 // heads split), TP4 (K/V heads replicated), SP, PP and their mixes against their own one-rank references.
 //
@@ -29,6 +32,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -129,7 +133,7 @@ struct TrainingRun {
   TrainingRun(const ModelConfig& c, ModelGroups model_groups, ReplicaGroups groups, DType moments = DType::f32) {
     model = std::make_unique<Model>(c, params, model_groups);
     params.initialize(11, c.init_std);
-    grads = std::make_unique<GradReducer>(params, groups, /*min_chunk=*/64);
+    grads = std::make_unique<GradReducer>(params, groups.with_copies_of(*model), /*min_chunk=*/64);
     opt = std::make_unique<AdamW>(params, AdamWConfig{.eps = 1e-5, .weight_decay = 0.1, .grad_clip = 0.5, .moments = moments}, *grads);
   }
   // all_on_first: every row goes to the first replica, the others run no micro-batch at all.
@@ -219,13 +223,15 @@ struct Layout {
   bool sp = false;                        // sequence parallelism (with tensor > 1)
   Arch arch = Arch::mla;                  // mla: the tiny MoE; else that grouped-query-attention student
   bool dualpipev = false;                 // the V-shaped DualPipeV schedule (2 chunks per rank)
-  bool split = false;                     // dualpipev with the weight gradient split off (W passes)
+  bool split = false;                     // dualpipev or dualpipe with the weight gradient split off (W passes)
+  bool dualpipe = false;                  // the bidirectional DualPipe (two copies of the stages)
   bool deep() const { return pipeline > 1; }
   PipelineSchedule schedule() const {
     if (dualpipev) return PipelineSchedule::dualpipev;
+    if (dualpipe) return PipelineSchedule::dualpipe;
     return virtual_stages > 1 ? PipelineSchedule::interleaved : PipelineSchedule::one_f_one_b;
   }
-  int chunks() const { return pipeline * pipeline_chunks_per_rank(schedule(), virtual_stages); }
+  int chunks() const { return pipeline_chain_length(schedule(), pipeline, virtual_stages); }  // the model's
   // The model this layout trains, and the key of its one-rank reference (the 8-layer model: 10).
   ModelConfig model() const { return arch == Arch::mla ? tiny_moe(deep(), chunks()) : tiny_gqa(arch); }
   int reference_key() const {
@@ -248,7 +254,7 @@ std::unique_ptr<parallel::CommBundle> bundle_for(Layout l) {
 
 std::string name_of(Layout l) {
   return (l.arch != Arch::mla ? std::string(choice_word(l.arch)) + " " : std::string()) + (l.tensor > 1 ? "TP" + std::to_string(l.tensor) + (l.sp ? " SP " : " ") : "") +
-         (l.pipeline > 1 ? "PP" + std::to_string(l.pipeline) + (l.dualpipev ? (l.split ? " DualPipeV+W " : " DualPipeV ") : l.virtual_stages > 1 ? "x" + std::to_string(l.virtual_stages) + " interleaved " : " 1F1B ") : "") +
+         (l.pipeline > 1 ? "PP" + std::to_string(l.pipeline) + (l.dualpipev ? (l.split ? " DualPipeV+W " : " DualPipeV ") : l.dualpipe ? (l.split ? " DualPipe+W " : " DualPipe ") : l.virtual_stages > 1 ? "x" + std::to_string(l.virtual_stages) + " interleaved " : " 1F1B ") : "") +
          "DP" + std::to_string(l.data) + (l.expert > 1 ? " EP" + std::to_string(l.expert) : "") + (l.zero1 ? " ZeRO-1" : "");
 }
 
@@ -258,7 +264,7 @@ ReplicaGroups groups_of(const parallel::CommBundle& c, Layout l) {
 ModelGroups model_groups_of(const parallel::CommBundle& c, Layout l) {
   return {.tp = c.tp.get(), .ep = c.ep.get(), .pp = c.pp.get(),
           .virtual_stages = pipeline_chunks_per_rank(l.schedule(), l.virtual_stages),
-          .placement = chunk_placement(l.schedule()), .sequence_parallel = l.sp};
+          .placement = chunk_placement(l.schedule()), .two_copies = l.dualpipe, .sequence_parallel = l.sp};
 }
 
 std::vector<Layout> layouts() {
@@ -266,7 +272,8 @@ std::vector<Layout> layouts() {
   if (n == 8)  // the mixes: every kind of parallelism at once
     return {{.data = 2, .expert = 2, .tensor = 2, .pipeline = 2},
             {.data = 2, .expert = 4, .zero1 = true, .tensor = 2, .pipeline = 2, .virtual_stages = 2},
-            {.data = 2, .expert = 2, .zero1 = true, .tensor = 2, .pipeline = 2, .virtual_stages = 2, .sp = true}};
+            {.data = 2, .expert = 2, .zero1 = true, .tensor = 2, .pipeline = 2, .virtual_stages = 2, .sp = true},
+            {.data = 2, .expert = 4, .zero1 = true, .tensor = 2, .pipeline = 2, .dualpipe = true}};
   std::vector<Layout> out{{n, 1}, {n, 1, true}};  // plain data parallelism (the control), with ZeRO-1
   for (int e = 2; e <= n; e *= 2) {  // EP e folded over DP n: EDP = n / e
     out.push_back({n, e});
@@ -279,16 +286,22 @@ std::vector<Layout> layouts() {
   if (n > 2) out.push_back({.data = n / 2, .expert = n, .tensor = 2});
   // Sequence parallelism: TP2 with the residual stream split by token rows (with DP, EP and ZeRO-1 at 4).
   out.push_back({.data = n / 2, .expert = n / 2, .zero1 = n > 2, .tensor = 2, .sp = true});
-  // Pipeline parallelism: PP n (1F1B, DualPipeV without and with the W split, and interleaved over 2 virtual
-  // stages where 4 layers allow), and at 4 ranks PP2 with DP, TP and EP (DualPipeV: with DP2 x EP2 and ZeRO-1).
+  // Pipeline parallelism: PP n (1F1B, DualPipeV and DualPipe without and with the W split, and interleaved over
+  // 2 virtual stages where 4 layers allow), and at 4 ranks PP2 with DP, TP and EP (DualPipeV and DualPipe: with
+  // DP2 x EP2 and ZeRO-1; DualPipe with plain DP2 too).
   out.push_back({.data = 1, .expert = 1, .pipeline = n});
   out.push_back({.data = 1, .expert = 1, .pipeline = n, .dualpipev = true});
   out.push_back({.data = 1, .expert = 1, .pipeline = n, .dualpipev = true, .split = true});
+  out.push_back({.data = 1, .expert = 1, .pipeline = n, .dualpipe = true});
+  out.push_back({.data = 1, .expert = 1, .pipeline = n, .split = true, .dualpipe = true});
   if (n == 2) out.push_back({.data = 1, .expert = 1, .pipeline = 2, .virtual_stages = 2});
   if (n == 4) {
     out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .virtual_stages = 2});
     out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .dualpipev = true});
     out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .dualpipev = true, .split = true});
+    out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .dualpipe = true});
+    out.push_back({.data = 2, .expert = 2, .zero1 = true, .pipeline = 2, .split = true, .dualpipe = true});
+    out.push_back({.data = 2, .expert = 1, .pipeline = 2, .dualpipe = true});  // plain DP2, no ZeRO-1
     out.push_back({.data = 1, .expert = 2, .tensor = 2, .pipeline = 2});
     out.push_back({.data = 1, .expert = 2, .tensor = 2, .pipeline = 2, .sp = true});
   }
@@ -325,6 +338,19 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
+// DualPipe: pipeline ranks r and p - 1 - r hold the same two stages, which must stay the same bits.
+void expect_mirror_bits(const ParamStore& params, parallel::Communicator& pp, const std::string& layout) {
+  std::vector<const Param*> by_name;
+  for (const auto& p : params.all()) by_name.push_back(p.get());
+  std::sort(by_name.begin(), by_name.end(), [](const Param* a, const Param* b) { return a->name < b->name; });
+  const int peer = pp.size() - 1 - pp.rank();
+  for (const Param* p : by_name) {
+    const Tensor theirs = Tensor::host(p->shape, DType::f32);
+    pp.send_recv(p->master, peer, theirs, peer);
+    EXPECT_TRUE(same_bits(p->master, theirs)) << layout << ": " << p->name << " differs from its copy on pipeline rank " << peer;
+  }
+}
+
 // Parameter p's position in another store (pipeline ranks hold a subset of the parameters).
 std::size_t index_of(const ParamStore& params, const std::string& name) {
   const auto& all = params.all();
@@ -347,8 +373,9 @@ TEST(TrainingEquivalence, EveryLayoutMatchesOneRank) {
       EXPECT_EQ(run.grads->zero1_sharded(i), l.zero1 && all[i]->trainable && replicated) << name_of(l) << ": " << all[i]->name;
     }
     run.train(*comms->dp, l.plan(*comms));
-    const bool pipeline_only = l.pipeline > 1 && l.data == 1 && l.tensor == 1 && l.expert == 1;
+    const bool pipeline_only = l.pipeline > 1 && l.data == 1 && l.tensor == 1 && l.expert == 1 && !l.dualpipe;
     expect_like_reference(run, reference_of(l), name_of(l), pipeline_only);
+    if (l.dualpipe) expect_mirror_bits(run.params, *comms->pp, name_of(l));
   }
 }
 
@@ -382,7 +409,8 @@ TEST(TrainingEquivalence, OverlapChangesNoBit) {
       const bool tp_first = l.tensor > 1 && !p->expert && p->tp == TpRole::partial;
       complete_early += p->trainable && replicated && !tp_first && p->name != "embed";
     }
-    EXPECT_EQ(on.grads->overlapped_last_step(), complete_early) << name_of(l);
+    // DualPipe sums the copies' gradients first, so the backward starts no reduction over the replicas.
+    EXPECT_EQ(on.grads->overlapped_last_step(), l.dualpipe ? 0 : complete_early) << name_of(l);
 
     ModelGroups mg = model_groups_of(*comms, l);
     mg.overlap_expert_comm = false;

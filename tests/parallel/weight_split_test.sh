@@ -19,21 +19,7 @@ mpiexec -n 2 --oversubscribe "$bin" "$deck" "${common[@]}" --set run.max_steps=4
 grep -q "resuming this run from run/checkpoints/step-00000002" leg2.log || { cat leg2.log; fail "did not resume from step 2"; }
 "$py" "$here/losses_match.py" ref run 4 "dualpipev + W -> 1f1b" || fail "losses differ from the one-rank run"
 
-"$py" - run <<'PY' || fail "the timeline is not the split schedule"
-import collections, json, sys
-for rank in (0, 1):
-    lines = [json.loads(l) for l in open(f"{sys.argv[1]}/pipeline_timeline/rank-{rank}.jsonl")]
-    runs = [l for l in lines if l["kind"] == "run"]
-    assert [r["run"] for r in runs] == [0, 1] and all(r["split_weight"] for r in runs), runs
-    for r in runs:
-        steps = [l for l in lines if l["run"] == r["run"] and l["kind"] in ("F", "B", "W")]
-        passes = collections.Counter((l["kind"], l["micro"], l["chunk"]) for l in steps)
-        want = {(k, m, c) for k in "FBW" for m in range(4) for c in (rank, 3 - rank)}
-        assert set(passes) == want and set(passes.values()) == {1}, passes
-        at = {(l["kind"], l["micro"], l["chunk"]): i for i, l in enumerate(steps)}
-        assert all(at[("B", m, c)] < at[("W", m, c)] for _, m, c in want), steps
-print("timeline: 2 steps x 24 passes (F, B, W) on each rank, every W after its B")
-PY
+"$py" "$here/timeline_check.py" run dualpipev 2 4 --split || fail "the timeline is not the split schedule"
 "$py" "$tools/pipeline_timeline.py" run --json >summary.json || fail "pipeline_timeline.py failed"
 "$py" - summary.json <<'PY' || fail "pipeline_timeline.py's summary is wrong"
 import json, sys
