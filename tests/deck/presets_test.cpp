@@ -34,7 +34,7 @@ TEST(Presets, GqaStudentsValidateAndSetEveryKeyTheyUse) {
                                           "qk_rope_head_dim", "v_head_dim", "beta_fast", "beta_slow", "mscale",
                                           "mtp_depth", "mtp_lambda", "bias_update_gamma", "seq_aux_alpha"};
   const std::set<std::string_view> llama3{"rope_factor", "original_seq_len", "low_freq_factor", "high_freq_factor"};
-  for (const char* name : {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "qwen2.5-1.5b", "qwen2.5-7b", "llama-3.1-8b"}) {
+  for (const char* name : {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "small-qwen2", "qwen2.5-1.5b", "qwen2.5-7b", "llama-3.1-8b"}) {
     const Deck d = preset(name);
     EXPECT_NO_THROW(validate_deck(d, 1)) << name;
     const ModelConfig& m = d.config().model;
@@ -54,6 +54,14 @@ TEST(Presets, GqaStudentsHaveThePublishedSizes) {
   EXPECT_NEAR(params_of("qwen2.5-1.5b").total, 1.544e9, 0.002e9);
   EXPECT_NEAR(params_of("qwen2.5-7b").total, 7.616e9, 0.002e9);
   EXPECT_NEAR(params_of("llama-3.1-8b").total, 8.030e9, 0.002e9);
+}
+
+// The GPU-scale chain's student: about half of what the `small` MoE teacher activates per token at the chain's
+// byte vocabulary (22.8M).
+TEST(Presets, SmallQwen2StudentIsHalfTheTeachersActivatedSize) {
+  const ParamCount teacher = count_params(Deck::parse("[model]\npreset = small\nvocab_size = 264\n", "t.deck").config().model);
+  EXPECT_NEAR(teacher.activated, 22.8e6, 0.05e6);
+  EXPECT_NEAR(params_of("small-qwen2").activated / teacher.activated, 0.5, 0.03);
 }
 
 TEST(Presets, HaveTheirAdvertisedSizes) {
@@ -100,9 +108,15 @@ TEST(ExampleDecks, ValidateOnTheRankCountsTheyAreWrittenFor) {
       {"06b_safety_reward_model", parent},
       {"07_rl_all", {parent[0], "reward.helpfulness_model=" + rm, "reward.harmlessness_model=" + rm}},
       {"08a_distill_data", parent},
-      {"08_distill", {data}}};
+      {"00s_pretrain_student", {}},
+      {"08_distill", {parent[0], data}},
+      {"08r_rl_student", parent}};
   for (const auto& [phase, sets] : chain)
     EXPECT_NO_THROW(validate_deck(Deck::load(source_dir() / "inputs/pipeline" / (phase + "_small.deck"), sets), 1)) << phase;
+  // The evaluation by difficulty level, of the teacher and (with its preset) of the Qwen2 students.
+  const auto levels = source_dir() / "inputs/pipeline/09_evaluate_levels_small.deck";
+  EXPECT_NO_THROW(validate_deck(Deck::load(levels, parent), 1));
+  EXPECT_NO_THROW(validate_deck(Deck::load(levels, {parent[0], "model.preset=small-qwen2"}), 1));
 }
 
 }  // namespace

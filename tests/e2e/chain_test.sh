@@ -5,10 +5,13 @@
 # samples, the language-consistency reward raises language consistency, the reward models rank held-out
 # pairs above chance, RL for all scenarios scores general prompts with the learned rewards in its last
 # steps only, every checkpoint is evaluated; and the final model's lineage lists every phase.
-#   usage: chain_test.sh R1HPC_BINARY PYTHON   (2 ranks per phase)
+# With KEEP_DIR, a passing run leaves there what student_test.sh starts from: the teacher's curated samples
+# (08a), its evaluation (09_evaluate/07_rl_all) and the phase times.
+#   usage: chain_test.sh R1HPC_BINARY PYTHON [KEEP_DIR]   (2 ranks per phase)
 set -uo pipefail
 bin=$1
 py=$2
+keep=${3:-}
 ranks=2
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -129,4 +132,9 @@ rc=$?
 rc=$?
 [[ $rc == 2 ]] && grep -q "written by the sft stage, not by reward_model" wrong_stage.log \
   || { cat wrong_stage.log; fail "an sft checkpoint as harmlessness model was not refused (exit $rc)"; }
+if [[ -n $keep ]]; then
+  rm -rf "$keep" && mkdir -p "$keep/runs/tiny/09_evaluate" "$keep/runs/tiny/logs" || fail "cannot write $keep"
+  cp runs/tiny/logs/times.tsv "$keep/runs/tiny/logs/" && cp -r runs/tiny/08a_distill_data "$keep/runs/tiny/" &&
+    cp -r runs/tiny/09_evaluate/07_rl_all "$keep/runs/tiny/09_evaluate/" || fail "keeping the teacher's products in $keep"
+fi
 echo PASS
