@@ -168,6 +168,9 @@ class Engine {
   bool chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first, const Tensor& routing);
   bool region_busy() const;
   std::size_t region_admissible(std::size_t n) const;
+  std::size_t ready_prefix(std::size_t n) const;
+  bool needs_row(const Sequence& s, const std::vector<std::int64_t>& seen) const;
+  std::int64_t agreed_pool(std::int64_t pool) const;
   void mixed_step();
   void register_pass(const std::shared_ptr<const PrefillPass>& pass, const std::vector<std::int64_t>& prompt_ids,
                      const std::vector<Sequence*>& resumed, std::vector<std::vector<std::int16_t>> routing);
@@ -253,14 +256,31 @@ void Engine::make_cache() {
     bytes_per_token += t.dim(2) * static_cast<std::int64_t>(dtype_size(t.dtype()));
   SamplingParams sized = params_;
   sized.kv_block_size = bs;
+  const std::int64_t per = (max_len + bs - 1) / bs;  // a slot's blocks: no prefill has more rows than slots
   const std::int64_t region =
-      params_.prefill_chunk > 0 ? (std::max(max_len, 4 * params_.prefill_chunk) + bs - 1) / bs : 0;
-  const std::int64_t pool = kv_pool_blocks(ctx_, sized, n, max_len, bytes_per_token, region);
+      params_.prefill_chunk > 0 ? std::min((std::max(max_len, 4 * params_.prefill_chunk) + bs - 1) / bs, n * per) : 0;
+  const std::int64_t pool = agreed_pool(kv_pool_blocks(ctx_, sized, n, max_len, bytes_per_token, region));
   cache_ = model_.make_paged_kv_cache(n, max_len, bs, pool + region + 1);
   blocks_.emplace(*cache_, region);
   stats_.pool_blocks = pool;
   stats_.block_size = bs;
   zero_ = ctx_.zeros({1}, DType::i32);
+}
+
+// The ranks of a pipeline or a TP group run every pass together and must take the same decisions: they take
+// the smallest of their pools (the auto budget reads each rank's own free memory and layers).
+std::int64_t Engine::agreed_pool(std::int64_t pool) const {
+  for (parallel::Communicator* g : {model_.pipeline_group(), model_.tensor_group()}) {
+    if (g == nullptr || g->size() < 2) continue;
+    Tensor h = Tensor::host({1}, DType::f64);
+    h.data<double>()[0] = static_cast<double>(pool);
+    const Tensor buf = ctx_.to_here(h);
+    g->all_reduce(buf, parallel::ReduceOp::min);
+    g->wait();
+    copy(h, buf);
+    pool = static_cast<std::int64_t>(h.data<double>()[0]);
+  }
+  return pool;
 }
 
 // How many sequences at the queue's head take a slot now: as many as there are free slots, and with a paged
@@ -308,9 +328,14 @@ bool Engine::admit_continuous() {
         missing.push_back(p);
     }
     if (!missing.empty() || !resumed.empty()) {
-      if (chunked_ && chunked_->mixed()) break;  // its chunks run in this tick's decode pass
-      if (mixed) {
-        start_chunked(missing, resumed, true);
+      // Mixed, the prefill's chunks run in the decode passes: the sequences ahead of the first that needs it
+      // take their slots now rather than wait for it.
+      if ((chunked_ && chunked_->mixed()) || mixed) {
+        if (const std::size_t ready = ready_prefix(n); ready > 0) {
+          place(free, ready);
+          continue;
+        }
+        if (mixed) start_chunked(missing, resumed, true);
         break;
       }
       if (passed) break;
@@ -470,9 +495,7 @@ std::size_t Engine::region_admissible(std::size_t n) const {
     const Sequence& s = *queue_[i];
     const bool fresh = s.out->tokens.empty();
     const std::int64_t p = s.out->prompt_index;
-    const bool needs = fresh ? !prefilled_.contains(p) && std::find(seen.begin(), seen.end(), p) == seen.end()
-                             : !resumed_.contains(&s);
-    if (!needs) continue;
+    if (!needs_row(s, seen)) continue;
     if (busy) return i;
     const std::int64_t len = fresh ? static_cast<std::int64_t>(prompt_of(s).size()) : rows_brought(s);
     const std::int64_t widest = std::max(longest, len);
@@ -481,6 +504,21 @@ std::size_t Engine::region_admissible(std::size_t n) const {
     longest = widest;
     if (fresh) seen.push_back(p);
   }
+  return n;
+}
+
+// Whether a queued sequence needs a prefill row: a preempted one without its re-prefill, or a fresh one whose
+// prompt is neither prefilled nor among `seen` (the prompts already taken into this prefill).
+bool Engine::needs_row(const Sequence& s, const std::vector<std::int64_t>& seen) const {
+  if (!s.out->tokens.empty()) return !resumed_.contains(&s);
+  const std::int64_t p = s.out->prompt_index;
+  return !prefilled_.contains(p) && std::find(seen.begin(), seen.end(), p) == seen.end();
+}
+
+// The sequences at the queue's head, of the first n, whose rows are ready (none needs a prefill row).
+std::size_t Engine::ready_prefix(std::size_t n) const {
+  for (std::size_t i = 0; i < n; ++i)
+    if (needs_row(*queue_[i], {})) return i;
   return n;
 }
 

@@ -35,7 +35,7 @@ struct Completion {
 
 // What a generate() call ran: its passes and how full its decode steps were.
 struct GenerateStats {
-  std::int64_t prefills = 0;      // prefill passes
+  std::int64_t prefills = 0;      // prefill passes (a decode step that carried a prefill chunk counts here too)
   std::int64_t prefilled = 0;     // prompts run through them (continuous: each prompt once for all its samples)
   std::int64_t decode_steps = 0;  // decode passes
   std::int64_t slot_steps = 0;    // sequences decoded, summed over the decode steps (/ decode_steps: mean live slots)

@@ -137,6 +137,7 @@ class Model {
   // group, in which rank pp size - 1 - r holds them as its first copy.
   const std::vector<Param*>& second_copy_params() const { return second_copy_; }
   parallel::Communicator* pipeline_group() const { return pp_; }
+  parallel::Communicator* tensor_group() const { return tp_.group.comm; }
   SavedPtr forward_chunk(int local, const DeviceBatch& batch, const Tensor& input, ForwardResult& result) const;
   static const Tensor& chunk_output(const Saved& s);
   // Accumulates the chunk's parameter gradients from d(loss)/d(output) `dout` (the last chunk: from its

@@ -257,8 +257,12 @@ TEST(ChunkedPrefill, GivesTheWholePrefillsCompletions) {
       GenerateStats st;
       expect_same(generate(t.model, kPrompts, kSamples, p, 4, 0, &st), want, what);
       EXPECT_EQ(st.prefilled, whole.prefilled) << what << ": each prompt still prefilled once";
-      if (chunk == 1) EXPECT_GE(st.prefills, 20) << what << ": a pass per prompt token (20 of them)";
-      if (budget > 0) EXPECT_GT(st.preemptions, 0) << what;
+      if (chunk == 1) {
+        EXPECT_GE(st.prefills, 20) << what << ": a pass per prompt token (20 of them)";
+      }
+      if (budget > 0) {
+        EXPECT_GT(st.preemptions, 0) << what;
+      }
       // Paged, the chunks of prompts admitted while others run share their decode steps' passes.
       if (bs > 0) {
         EXPECT_GT(st.mixed_steps, 0) << what;

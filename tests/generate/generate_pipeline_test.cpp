@@ -136,7 +136,9 @@ TEST(GeneratePipeline, CompletionsEqualOneRank) {
       sp.prefill_chunk = r.chunk;
       GenerateStats st;
       const auto got = generate(t.model, mine, 2, sp, r.max_batch, static_cast<std::int64_t>(first), &st);
-      if (r.budget > 0) EXPECT_GT(st.preemptions, 0) << "a budget of " << r.budget << " tokens";
+      if (r.budget > 0) {
+        EXPECT_GT(st.preemptions, 0) << "a budget of " << r.budget << " tokens";
+      }
       if (r.chunk > 0) {  // paged: chunks share passes with decode steps on some rank of the layout
         long long mixed = st.mixed_steps, anywhere = 0;
         MPI_Allreduce(&mixed, &anywhere, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
