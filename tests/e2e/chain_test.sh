@@ -46,10 +46,30 @@ assert zero["format_rate"] > base["format_rate"], "R1-Zero did not raise the for
 
 # 02a, 04, 08a: rejection sampling keeps only verified, well-formed samples, plus the non-reasoning share.
 def value(text):
+    # A number, or an arithmetic expression of numbers (the verifier follows math-verify, which compares
+    # "17 - 5" with 12 by value), computed exactly.
     text = text.strip().strip("$").rstrip(".").replace(",", "")
     try:
         return Fraction(text)
-    except ValueError:
+    except (ValueError, ZeroDivisionError):
+        pass
+    if not re.fullmatch(r"[0-9+\-*/(). ]+", text):
+        return None
+    import ast
+    def calc(n):
+        if isinstance(n, ast.Expression):
+            return calc(n.body)
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)):
+            return Fraction(str(n.value))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -calc(n.operand)
+        if isinstance(n, ast.BinOp) and type(n.op) in (ast.Add, ast.Sub, ast.Mult, ast.Div):
+            a, b = calc(n.left), calc(n.right)
+            return a / b if isinstance(n.op, ast.Div) else {ast.Add: a + b, ast.Sub: a - b, ast.Mult: a * b}[type(n.op)]
+        raise ValueError(text)
+    try:
+        return calc(ast.parse(text, mode="eval"))
+    except (ValueError, SyntaxError, ZeroDivisionError):
         return None
 for run in ["02a_cold_start_data", "04_rejection_sampling", "08a_distill_data"]:
     s = json.load(open(f"{T}/{run}/rejection.json"))
