@@ -566,16 +566,16 @@ void Engine::mixed_step() {
   const Tensor experts = recorder_.buffer(ctx_, n);
   const Tensor logits = model_.decode(view, tokens, experts);
   ++stats_.prefills;
+  const Tensor routing = recorder_.on() ? on_host(experts) : Tensor{};  // one read-back for both kinds of rows
   if (n_live > 0) {
     ++stats_.decode_steps;
     ++stats_.mixed_steps;
     stats_.slot_steps += n_live;
     for (std::size_t slot : at) ++cache_->lengths[slot];
-    std::vector<Sequence*> rows = live;
-    rows.resize(static_cast<std::size_t>(n), nullptr);  // the chunk's rows are recorded per prompt below
-    recorder_.append(experts, rows, 1, std::vector<std::int64_t>(static_cast<std::size_t>(n), 1));
+    if (recorder_.on())
+      for (std::int64_t i = 0; i < n_live; ++i) recorder_.append_rows(routing, i, 1, live[static_cast<std::size_t>(i)]->out->experts);
   }
-  chunk_done(chunk, logits, n_live, recorder_.on() ? on_host(experts) : Tensor{});
+  chunk_done(chunk, logits, n_live, routing);
   if (n_live > 0) draw(live, at, logits.slice(0, n_live));
 }
 
