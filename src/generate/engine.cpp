@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <numeric>
 #include <memory>
 #include <optional>
 
@@ -89,6 +90,7 @@ struct ChunkedPrefill {
 // position (the tokens of its row already cached) and its row's index.
 struct ChunkRows {
   std::vector<std::int32_t> tokens, positions, row;
+  std::vector<std::int32_t> last;  // the indices of the tokens that end their prompt row (their logits are kept)
 };
 
 // The engine of one generate() call: the queue of sequences, the cache slots and what each slot holds (null:
@@ -165,7 +167,8 @@ class Engine {
   void start_chunked(const std::vector<std::int64_t>& prompt_ids, const std::vector<Sequence*>& resumed, bool mixed);
   bool chunk_step();
   ChunkRows next_chunk();
-  bool chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first, const Tensor& routing);
+  bool chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first_logits, std::int64_t first,
+                  const Tensor& routing);
   bool region_busy() const;
   std::size_t region_admissible(std::size_t n) const;
   std::size_t ready_prefix(std::size_t n) const;
@@ -435,6 +438,8 @@ ChunkRows Engine::next_chunk() {
     for (; c.done[r] < static_cast<std::int64_t>(c.rows[r].size()) &&
            static_cast<std::int64_t>(out.tokens.size()) < params_.prefill_chunk;
          ++c.done[r]) {
+      if (c.done[r] + 1 == static_cast<std::int64_t>(c.rows[r].size()))
+        out.last.push_back(static_cast<std::int32_t>(out.tokens.size()));
       out.tokens.push_back(c.rows[r][static_cast<std::size_t>(c.done[r])]);
       out.positions.push_back(static_cast<std::int32_t>(c.done[r]));
       out.row.push_back(static_cast<std::int32_t>(r));
@@ -443,16 +448,19 @@ ChunkRows Engine::next_chunk() {
 }
 
 // After a pass ran `rows` as its rows first, first + 1, ...: each prompt's routing recorded (`routing`: the
-// pass's on the host), the logits of each row's last token kept; the prefill registered once every row is
-// cached. Returns whether it has finished.
-bool Engine::chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first, const Tensor& routing) {
+// pass's on the host), the logits of each row's last token kept (`logits` rows first_logits, first_logits + 1,
+// ... are those of rows.last); the prefill registered once every row is cached. Returns whether it has finished.
+bool Engine::chunk_done(const ChunkRows& rows, const Tensor& logits, std::int64_t first_logits, std::int64_t first,
+                        const Tensor& routing) {
   ChunkedPrefill& c = *chunked_;
-  for (std::size_t i = 0; i < rows.tokens.size(); ++i) {
-    const auto r = static_cast<std::size_t>(rows.row[i]);
-    const std::int64_t at = first + static_cast<std::int64_t>(i);
-    if (recorder_.on() && r < c.prompt_ids.size()) recorder_.append_rows(routing, at, 1, c.routing[r]);
-    if (rows.positions[i] + 1 == static_cast<std::int32_t>(c.rows[r].size()))
-      copy(c.pass->logits.slice(static_cast<std::int64_t>(r), static_cast<std::int64_t>(r) + 1), logits.slice(at, at + 1));
+  if (recorder_.on())
+    for (std::size_t i = 0; i < rows.tokens.size(); ++i) {
+      const auto r = static_cast<std::size_t>(rows.row[i]);
+      if (r < c.prompt_ids.size()) recorder_.append_rows(routing, first + static_cast<std::int64_t>(i), 1, c.routing[r]);
+    }
+  for (std::size_t k = 0; k < rows.last.size(); ++k) {
+    const std::int64_t r = rows.row[static_cast<std::size_t>(rows.last[k])], at = first_logits + static_cast<std::int64_t>(k);
+    copy(c.pass->logits.slice(r, r + 1), logits.slice(at, at + 1));
   }
   for (std::size_t r = 0; r < c.rows.size(); ++r)
     if (c.done[r] < static_cast<std::int64_t>(c.rows[r].size())) return false;
@@ -478,9 +486,10 @@ bool Engine::chunk_step() {
   view.upload_table();
   view.set_tensors(c.pass->cache.tensors());
   const Tensor experts = recorder_.buffer(ctx_, n);
-  const Tensor logits = model_.decode(view, rows.tokens, experts);
+  const std::vector<std::int32_t> wanted = rows.last.empty() ? std::vector<std::int32_t>{0} : rows.last;
+  const Tensor logits = model_.decode(view, rows.tokens, experts, &wanted);
   ++stats_.prefills;
-  return chunk_done(rows, logits, 0, recorder_.on() ? on_host(experts) : Tensor{});
+  return chunk_done(rows, logits, 0, 0, recorder_.on() ? on_host(experts) : Tensor{});
 }
 
 // A prefill of new rows may go to the prefill region when no earlier prefill's rows still wait there for
@@ -564,7 +573,11 @@ void Engine::mixed_step() {
   view.upload_table();
   view.set_tensors(cache_->tensors());
   const Tensor experts = recorder_.buffer(ctx_, n);
-  const Tensor logits = model_.decode(view, tokens, experts);
+  std::vector<std::int32_t> wanted(static_cast<std::size_t>(n_live));  // the live slots', then the chunk's last rows'
+  std::iota(wanted.begin(), wanted.end(), 0);
+  for (std::int32_t i : chunk.last) wanted.push_back(static_cast<std::int32_t>(n_live) + i);
+  if (wanted.empty()) wanted.push_back(0);
+  const Tensor logits = model_.decode(view, tokens, experts, &wanted);
   ++stats_.prefills;
   const Tensor routing = recorder_.on() ? on_host(experts) : Tensor{};  // one read-back for both kinds of rows
   if (n_live > 0) {
@@ -575,7 +588,7 @@ void Engine::mixed_step() {
     if (recorder_.on())
       for (std::int64_t i = 0; i < n_live; ++i) recorder_.append_rows(routing, i, 1, live[static_cast<std::size_t>(i)]->out->experts);
   }
-  chunk_done(chunk, logits, n_live, routing);
+  chunk_done(chunk, logits, n_live, n_live, routing);
   if (n_live > 0) draw(live, at, logits.slice(0, n_live));
 }
 

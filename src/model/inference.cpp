@@ -161,13 +161,21 @@ std::vector<std::int32_t> Model::decode_lengths(const KvCache& cache, const std:
   return lengths;
 }
 
-Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts) const {
+Tensor Model::decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts,
+                     const std::vector<std::int32_t>* logit_rows) const {
   const Context& ctx = params_.context();
   const kernels::ProfileRegion region(ctx, "decode");
   std::vector<std::int32_t> lengths = decode_lengths(cache, tokens);
   const Shape shape{cache.slots()};
+  Tensor rows;
+  if (logit_rows != nullptr) {
+    R1_REQUIRE(!logit_rows->empty(), "decode: the logits of no slot asked for");
+    for (std::int32_t r : *logit_rows)
+      R1_REQUIRE(r >= 0 && r < cache.slots(), "decode: logits of slot ", r, " asked for; the cache has ", cache.slots());
+    rows = device_ints(ctx, *logit_rows, {static_cast<std::int64_t>(logit_rows->size())});
+  }
   const Tensor logits = decode_trunk(cache, [&] { return embed_tokens(tokens); }, device_ints(ctx, cache.lengths, shape),
-                                     device_ints(ctx, lengths, shape), experts);
+                                     device_ints(ctx, lengths, shape), experts, rows);
   cache.lengths = std::move(lengths);
   return logits;
 }
@@ -196,13 +204,13 @@ Tensor Model::decode_on_device(const KvCache& cache, const Tensor& ids, const Te
 }
 
 Tensor Model::decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
-                           const Tensor& lengths, const Tensor& experts) const {
+                           const Tensor& lengths, const Tensor& experts, const Tensor& rows) const {
   const Context& ctx = params_.context();
   BatchShape shape;
   shape.batch = cache.slots();
   shape.seq = 1;
   shape.positions = positions;
-  return infer(cache.slots(), embed, Tensor(), [&](std::size_t l, const Tensor& x, const Tensor& y) {
+  return infer(cache.slots(), embed, rows, [&](std::size_t l, const Tensor& x, const Tensor& y) {
     blocks_[l]->infer(ctx, layer_shape(shape, l, experts, false), x, y, [&](const Tensor& n1, const Tensor& out) {
       if (const GqaAttention* gqa = blocks_[l]->gqa()) gqa->decode(ctx, n1, positions, lengths, cache.gqa_layers[l], out);
       else blocks_[l]->mla()->decode(ctx, n1, positions, lengths, cache.layers[l], out);

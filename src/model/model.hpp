@@ -203,7 +203,10 @@ class Model {
   Tensor prefill(KvCache& cache, const std::vector<std::vector<std::int32_t>>& prompts, const Tensor& experts = {}) const;
   // Appends one token per slot at position lengths[b] (< max_len; 0 starts a sequence, as chunked prefill
   // does) and advances every length; `experts` (i32 [L_moe, B, k]) records the routing as prefill's does.
-  Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts = {}) const;
+  // Returns the logits of every slot ([B, V]) or, when `logit_rows` is given (slots, each < B, at least one),
+  // of those slots only ([n, V], in that order): a chunked prefill's rows need only their prompt's last.
+  Tensor decode(KvCache& cache, const std::vector<std::int32_t>& tokens, const Tensor& experts = {},
+                const std::vector<std::int32_t>* logit_rows = nullptr) const;
   // The lengths after decoding `tokens` (one per slot), checked as decode() checks them.
   std::vector<std::int32_t> decode_lengths(const KvCache& cache, const std::vector<std::int32_t>& tokens) const;
   // decode() from device inputs without touching the host (no copies, no synchronisation), for CUDA-graph
@@ -248,9 +251,9 @@ class Model {
   Tensor infer(std::int64_t T, const std::function<Tensor()>& embed, const Tensor& rows,
                const std::function<void(std::size_t l, const Tensor& x, const Tensor& y)>& layer) const;
   // The decode pass of the tokens `embed()` embeds ([B, D]): every layer over the cache (recording the routing
-  // in `experts` when defined), then the logits.
+  // in `experts` when defined), then the logits of the slots `rows` (i32 [n]; every slot when undefined).
   Tensor decode_trunk(const KvCache& cache, const std::function<Tensor()>& embed, const Tensor& positions,
-                      const Tensor& lengths, const Tensor& experts) const;
+                      const Tensor& lengths, const Tensor& experts, const Tensor& rows = {}) const;
   // keep_slots of a contiguous cache: the kept slots' rows gathered into new tensors.
   static void keep_rows(const kernels::Context& ctx, KvCache& cache, const std::vector<std::int32_t>& slots);
   // [n, D] embeddings of token ids at inference (vocabulary-parallel under TP).

@@ -85,6 +85,26 @@ TEST(Generate, DecodeLogitsEqualTheFullForwardAtEveryStep) {
   }
 }
 
+// A decode asked for some slots' logits gives exactly those rows of the every-slot decode, in the order asked.
+TEST(Generate, DecodeOfSomeSlotsLogitsGivesThoseRows) {
+  TinyModel t(kVariants[1]);
+  KvCache all = t.model.make_kv_cache(3, 16), some = t.model.make_kv_cache(3, 16);
+  const std::vector<std::vector<std::int32_t>> prompts{{1, 2, 3}, {4, 5}, {6, 7, 8, 9}};
+  t.model.prefill(all, prompts);
+  t.model.prefill(some, prompts);
+  const std::vector<std::int32_t> next{10, 11, 12}, rows{2, 0};
+  const Tensor full = to_host(t.model.decode(all, next)), part = to_host(t.model.decode(some, next, {}, &rows));
+  ASSERT_EQ(part.shape(), Shape({2, full.dim(1)}));
+  for (std::size_t k = 0; k < rows.size(); ++k)
+    for (std::int64_t j = 0; j < full.dim(1); ++j)
+      ASSERT_EQ(part.data<float>()[static_cast<std::int64_t>(k) * full.dim(1) + j], full.data<float>()[rows[k] * full.dim(1) + j])
+          << "row " << k << " col " << j;
+  EXPECT_EQ(some.lengths, all.lengths);
+  const std::vector<std::int32_t> none, outside{3};
+  EXPECT_THROW(t.model.decode(some, next, {}, &none), Error);
+  EXPECT_THROW(t.model.decode(some, next, {}, &outside), Error);
+}
+
 TEST(Generate, GreedyIsTheArgmaxOfRepeatedFullForwards) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(v.name);
