@@ -83,7 +83,7 @@ void dequantize_fp8(const Context& ctx, const Fp8Tensor& q, const Tensor& y) {
 }
 
 namespace {
-void relayout_scales(const Context& ctx, const Tensor& s, std::span<const Fp8Group> groups, bool blocks, const Tensor& out) {
+void relayout_scales([[maybe_unused]] const Context& ctx, const Tensor& s, std::span<const Fp8Group> groups, bool blocks, const Tensor& out) {
   if (out.numel() == 0) return;
 #if defined(R1HPC_HAVE_CUDA)
   if (ctx.is_cuda()) return cuda::relayout_fp8_scales(ctx, s, groups, blocks, out);
