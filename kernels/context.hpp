@@ -13,8 +13,8 @@ struct CudaResources;  // defined in kernels/cuda/resources.hpp (CUDA builds onl
 
 // Which implementation runs fused causal attention (kernels/attention.hpp) on a CUDA context:
 //   own:   our kernel (kernels/cuda/attention.cu), the default;
-//   cudnn: cuDNN's fused flash attention (kernels/cuda/cudnn_attention.hpp) with its deterministic backward,
-//          where cuDNN takes the call, else our kernel, with a one-time warning naming why;
+//   cudnn: cuDNN's fused flash attention (kernels/cuda/cudnn_attention.hpp) with the backward graph that writes
+//          dq without atomics, where cuDNN takes the call, else our kernel, with a one-time warning naming why;
 //   cudnn_nondeterministic: the same with cuDNN's atomic f32 dq accumulation: not the same bits run to run.
 // Forward and backward of one call decide from the same tensors and this setting, so the lse one writes is read
 // by the same implementation. CPU contexts always run the reference.

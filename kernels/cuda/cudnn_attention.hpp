@@ -16,7 +16,8 @@ namespace r1::kernels::cuda {
 // call of a shape, so forward and backward of one call always agree. When false, `why` (if given) says why.
 // The answer depends only on the shapes, dtypes, alignment, variant and device: never on which direction asks.
 enum class CudnnBackward : std::uint8_t {
-  deterministic,     // dQ written by the engine's own tiles (no atomics): the same bits run to run
+  deterministic,     // dQ written directly, no f32 atomic accumulation (cudnn-frontend's deterministic form on
+                     // Hopper); kernels_cudnn_attention_gpu_test checks the same bits run to run
   nondeterministic,  // dQ accumulated in f32 with atomics (the frontend's default graph): faster, order varies
 };
 bool cudnn_attention_supported(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
