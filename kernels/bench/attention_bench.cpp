@@ -43,9 +43,9 @@ template <class F>
 double time_it(const Context& ctx, int reps, F&& f) { return bench::time_per_call(ctx, reps, f, 1); }
 
 // What ran, after the timings: the backend, and for cuDNN its plans (or why it did not take the shape).
+#if defined(R1HPC_HAVE_CUDNN)
 std::string backend_note(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& seg) {
   if (ctx.attention_backend() == AttentionBackend::own || !ctx.is_cuda()) return "own";
-#if defined(R1HPC_HAVE_CUDNN)
   const auto variant = ctx.attention_backend() == AttentionBackend::cudnn ? kernels::cuda::CudnnBackward::deterministic
                                                                           : kernels::cuda::CudnnBackward::nondeterministic;
   const char* name = ctx.attention_backend() == AttentionBackend::cudnn ? "cudnn" : "cudnn-nd";
@@ -59,10 +59,10 @@ std::string backend_note(const Context& ctx, const Tensor& q, const Tensor& k, c
                 info.backward_workspace / 1048576.0,
                 info.backward_flagged_nondeterministic ? ", bwd engine noted non-deterministic" : "");
   return buf;
-#else
-  return attention_backend_name(ctx.attention_backend());
-#endif
 }
+#else
+std::string backend_note(const Context&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { return "own"; }
+#endif
 
 void run(const Context& ctx, const Shape4& s, DType dt, bool packed, int reps) {
   const std::int64_t hkv = s.Hkv > 0 ? s.Hkv : s.H;
