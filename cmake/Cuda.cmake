@@ -1,6 +1,8 @@
-# Decides R1HPC_WITH_CUDA from R1HPC_ENABLE_CUDA and enables the CUDA language when it is on.
+# Decides R1HPC_WITH_CUDA from R1HPC_ENABLE_CUDA and enables the CUDA language when it is on; finds cuDNN
+# (R1HPC_WITH_CUDNN) in CUDA builds.
 include(CheckLanguage)
 set(R1HPC_WITH_CUDA OFF)
+set(R1HPC_WITH_CUDNN OFF)
 if(NOT R1HPC_ENABLE_CUDA STREQUAL "OFF")
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
@@ -27,4 +29,18 @@ if(R1HPC_WITH_CUDA)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   find_package(CUDAToolkit REQUIRED)
   add_compile_definitions(R1HPC_HAVE_CUDA=1)
+  # cuDNN (backend graph API, for fused attention: kernels/cuda/cudnn_attention.hpp) where the toolkit or the
+  # system has it; without it the CUDA build runs our own attention kernel only. Targets that use it define
+  # R1HPC_HAVE_CUDNN themselves (r1hpc_kernels, its attention test and benchmark).
+  find_path(R1HPC_CUDNN_INCLUDE_DIR cudnn_graph.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATHS /usr/include
+            PATH_SUFFIXES x86_64-linux-gnu)
+  find_library(R1HPC_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${CUDAToolkit_LIBRARY_DIR}
+               PATHS /usr/lib/x86_64-linux-gnu)
+  if(R1HPC_CUDNN_INCLUDE_DIR AND R1HPC_CUDNN_LIBRARY)
+    set(R1HPC_WITH_CUDNN ON)
+    message(STATUS "r1hpc: cuDNN ${R1HPC_CUDNN_LIBRARY} (headers ${R1HPC_CUDNN_INCLUDE_DIR})")
+  else()
+    set(R1HPC_WITH_CUDNN OFF)
+    message(STATUS "r1hpc: no cuDNN found: attention runs our own kernel only")
+  endif()
 endif()

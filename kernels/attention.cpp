@@ -1,9 +1,13 @@
 #include "kernels/attention.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cuda/attention.hpp"
+#if defined(R1HPC_HAVE_CUDNN)
+#include "kernels/cuda/cudnn_attention.hpp"
+#endif
 
 namespace r1::kernels {
 
@@ -54,6 +58,20 @@ void check_out(const Context& ctx, const char* op, const char* name, const Tenso
              dtype_name(v.dtype()), " ", shape.str(), " ([batch, seq, heads of q, head_dim of v])");
 }
 
+#if defined(R1HPC_HAVE_CUDNN)
+// The cuDNN backward variant that runs this call, or none (our kernel). Forward and backward of one call ask with
+// the same q, k, v, segment ids and context setting, and the answer depends on nothing else (the plans of both
+// directions are built before the first answer), so a backward always reads the lse of its own implementation.
+std::optional<cuda::CudnnBackward> cudnn_variant(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v,
+                                                 const Tensor& segment_ids) {
+  std::optional<cuda::CudnnBackward> variant;
+  if (ctx.attention_backend() == AttentionBackend::cudnn) variant = cuda::CudnnBackward::deterministic;
+  if (ctx.attention_backend() == AttentionBackend::cudnn_nondeterministic) variant = cuda::CudnnBackward::nondeterministic;
+  if (variant && !cuda::cudnn_attention_selected(ctx, q, k, v, segment_ids, *variant)) variant.reset();
+  return variant;
+}
+#endif
+
 }  // namespace
 
 void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
@@ -61,6 +79,10 @@ void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, con
   check_inputs(ctx, "attention_forward", q, k, v, scale, segment_ids, lse);
   check_out(ctx, "attention_forward", "out", out, q, v);
   if (q.numel() == 0 || v.numel() == 0) return;
+#if defined(R1HPC_HAVE_CUDNN)
+  if (ctx.is_cuda() && cudnn_variant(ctx, q, k, v, segment_ids))
+    return cuda::cudnn_attention_forward(ctx, q, k, v, scale, out, lse);
+#endif
 #if defined(R1HPC_HAVE_CUDA)
   if (ctx.is_cuda()) return cuda::attention_forward(ctx, q, k, v, scale, segment_ids, out, lse);
 #endif
@@ -78,6 +100,11 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
   check_like(ctx, op, "dk", dk, "k", k);
   check_like(ctx, op, "dv", dv, "v", v);
   if (q.numel() == 0 || v.numel() == 0) return;
+#if defined(R1HPC_HAVE_CUDNN)
+  if (ctx.is_cuda())
+    if (const auto variant = cudnn_variant(ctx, q, k, v, segment_ids))
+      return cuda::cudnn_attention_backward(ctx, q, k, v, out, dout, lse, scale, dq, dk, dv, *variant);
+#endif
 #if defined(R1HPC_HAVE_CUDA)
   if (ctx.is_cuda()) return cuda::attention_backward(ctx, q, k, v, out, dout, lse, segment_ids, scale, dq, dk, dv);
 #endif

@@ -31,6 +31,23 @@ int Context::cuda_device_count() {
 #endif
 }
 
+const char* attention_backend_name(AttentionBackend b) {
+  switch (b) {
+    case AttentionBackend::own: return "own";
+    case AttentionBackend::cudnn: return "cudnn";
+    case AttentionBackend::cudnn_nondeterministic: return "cudnn_nondeterministic";
+  }
+  return "?";
+}
+
+void Context::set_attention_backend(AttentionBackend b) {
+#if !defined(R1HPC_HAVE_CUDNN)
+  R1_REQUIRE(b == AttentionBackend::own, "attention backend ", attention_backend_name(b),
+             " requested, but this build has no cuDNN (configure with the CUDA toolkit's cuDNN found)");
+#endif
+  attention_backend_ = b;
+}
+
 CudaResources& Context::cuda_resources() const {
   R1_CHECK(cuda_ != nullptr, "CUDA resources requested from a CPU context");
   return *cuda_;

@@ -1,6 +1,7 @@
 // Execution context for kernels: where ops run (CPU or one CUDA device), with the device's stream,
 // cuBLASLt handle, workspace and caching allocator. Passed explicitly to every op.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "core/allocator.hpp"
@@ -9,6 +10,16 @@
 namespace r1::kernels {
 
 struct CudaResources;  // defined in kernels/cuda/resources.hpp (CUDA builds only)
+
+// Which implementation runs fused causal attention (kernels/attention.hpp) on a CUDA context:
+//   own:   our kernel (kernels/cuda/attention.cu), the default;
+//   cudnn: cuDNN's fused flash attention (kernels/cuda/cudnn_attention.hpp) with the backward graph that writes
+//          dq without atomics, where cuDNN takes the call, else our kernel, with a one-time warning naming why;
+//   cudnn_nondeterministic: the same with cuDNN's atomic f32 dq accumulation: not the same bits run to run.
+// Forward and backward of one call decide from the same tensors and this setting, so the lse one writes is read
+// by the same implementation. CPU contexts always run the reference.
+enum class AttentionBackend : std::uint8_t { own, cudnn, cudnn_nondeterministic };
+const char* attention_backend_name(AttentionBackend b);
 
 class Context {
  public:
@@ -22,6 +33,9 @@ class Context {
   bool is_cuda() const { return location() == Location::device; }
   int device() const { return alloc_->device(); }
   const std::shared_ptr<Allocator>& allocator() const { return alloc_; }
+  AttentionBackend attention_backend() const { return attention_backend_; }
+  // Throws a user error for a cuDNN backend in a build without cuDNN.
+  void set_attention_backend(AttentionBackend b);
   CudaResources& cuda_resources() const;
 
   Tensor empty(const Shape& shape, DType dtype) const { return Tensor::empty(shape, dtype, alloc_); }
@@ -33,6 +47,7 @@ class Context {
  private:
   std::shared_ptr<Allocator> alloc_;
   std::shared_ptr<CudaResources> cuda_;
+  AttentionBackend attention_backend_ = AttentionBackend::own;
 };
 
 // Throws a user error naming `op` and the tensor when `t` does not live where `ctx` runs.

@@ -26,6 +26,7 @@ CudaResources::~CudaResources() {
   cudaSetDevice(device);
   cudaStreamSynchronize(stream);
   fp8_lt.reset();
+  cudnn_attention.reset();
   for (int i = 0; i < kSideStreams; ++i) {
     cudaStreamSynchronize(side_streams[i]);
     if (side_workspaces[i]) allocator->deallocate(side_workspaces[i], kSideWorkspaceBytes);

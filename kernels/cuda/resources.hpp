@@ -1,5 +1,6 @@
 // Per-device CUDA state owned by a kernels::Context: stream, cuBLASLt and cuBLAS handles, workspace, allocator,
-// and a cache of cuBLASLt algorithm choices. Also the CUDA error-check macros used by every .cu file.
+// a cache of cuBLASLt algorithm choices, and the library plans kernels make on first use. Also the CUDA
+// error-check macros used by every .cu file.
 #pragma once
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -67,6 +68,8 @@ struct CudaResources {
   cudaEvent_t forked = nullptr;
   // kernels/cuda/fp8_gemm.cu's cuBLASLt descriptors, layouts and checked algorithms, made on first use.
   std::shared_ptr<void> fp8_lt;
+  // kernels/cuda/cudnn_attention.cpp's cuDNN handle and attention plans, made on first use.
+  std::shared_ptr<void> cudnn_attention;
 };
 
 }  // namespace r1::kernels
