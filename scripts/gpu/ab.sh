@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # After scripts/gpu/run.sh has built build-gpu: the side-by-side runs the open measurements need, in one
 # command under the GPU machine's 10-minute limit (~5 minutes on one H100):
-#  1. the bench training step in BF16 and in FP8 (train.precision = fp8), at the bench's global batch (2
-#     sequences) and at 16 (gradient accumulation), BF16 moments in all four: tokens/s and MFU of steps 3-12
-#     (median), and the region profile of steps 8-10 (step-*.log);
+#  1. the bench training step in BF16, BF16 with cuDNN's attention (train.attention = cudnn) and FP8
+#     (train.precision = fp8), at the bench's global batch (2 sequences) and at 16 (gradient accumulation),
+#     BF16 moments in all: tokens/s and MFU of steps 3-12 (median), the region profile of steps 8-10 (step-*.log);
+#     r1hpc-bench-attention's rows, own kernel against cuDNN (attention.log);
 #  2. r1hpc-bench-gemm's expert rows (FP8 grouped against BF16 grouped and the per-expert loop);
 #  3. the rollout benchmark on the bench model: 512 long-tailed sequences, static and continuous batching at
 #     64 slots, the paged engine at 256 slots with whole prefills and with 512-token chunks mixed into its
@@ -38,9 +39,13 @@ PY
   rm -rf "$ck"
 }
 step bf16
+step bf16-cudnn --set train.attention=cudnn
 step fp8 --set train.precision=fp8
 step bf16-g16 --set train.global_batch=16
 step fp8-g16 --set train.precision=fp8 --set train.global_batch=16
+step bf16-cudnn-g16 --set train.attention=cudnn --set train.global_batch=16
+timeout 120 "$bin/r1hpc-bench-attention" >"$out/attention.log" 2>&1
+cat "$out/attention.log" >>"$sum"
 timeout 120 "$bin/r1hpc-bench-gemm" >"$out/gemm.log" 2>&1
 grep -iE "expert|8192" "$out/gemm.log" >>"$sum"
 for chunk in 0 512; do

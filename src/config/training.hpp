@@ -91,6 +91,15 @@ constexpr auto choice_words(Precision) {
       {{"fp32", Precision::fp32}, {"bf16", Precision::bf16}, {"fp8", Precision::fp8}});
 }
 
+// Which fused attention runs on a GPU (kernels::AttentionBackend): own kernel, or cuDNN's (deterministic dq, or
+// atomic f32 dq); what cuDNN does not take runs the own kernel. No effect on the CPU.
+enum class AttentionImpl { own, cudnn, cudnn_nondeterministic };
+constexpr auto choice_words(AttentionImpl) {
+  return std::to_array<ChoiceWord<AttentionImpl>>({{"own", AttentionImpl::own},
+                                                   {"cudnn", AttentionImpl::cudnn},
+                                                   {"cudnn_nondeterministic", AttentionImpl::cudnn_nondeterministic}});
+}
+
 // Precision fp8: a tile's FP32 scale as its max-abs / 448, or rounded up to a power of two (DeepSeek-V3's option).
 enum class Fp8Scale { fp32, pow2 };
 constexpr auto choice_words(Fp8Scale) {
@@ -114,6 +123,9 @@ constexpr auto choice_words(DivergencePolicy) {
       "experts' GEMMs in block-scaled E4M3 as DeepSeek-V3 (arch = mla), the rest in bf16")                \
   KEY(choice, fp8_scale, Fp8Scale::fp32, (),                                                               \
       "precision fp8: each tile's scale as max-abs / 448 (fp32), or rounded up to a power of two (pow2)")  \
+  KEY(choice, attention, AttentionImpl::own, (),                                                           \
+      "GPU fused attention: own kernel, or cuDNN's (cudnn: the same bits run to run; "                      \
+      "cudnn_nondeterministic: atomic dq); shapes cuDNN does not take run own")                             \
   KEY(integer, log_every, 10, (1, kNoMax), "steps between progress lines")                                 \
   KEY(integer, eval_every, 0, (0, kNoMax), "pretrain: steps between held-out losses (data.eval_path); 0: never") \
   KEY(integer, eval_sequences, 64, (1, kNoMax), "pretrain: held-out sequences per evaluation (the first ones)")  \

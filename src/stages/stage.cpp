@@ -25,6 +25,18 @@ StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int wo
     env.peak_flops = precision != Precision::fp32 ? 989e12 : 67e12;  // H100 SXM dense BF16 (MFU of fp8 too) / FP32
   }
 #endif
+  if (cfg.train.attention != AttentionImpl::own) {
+    if (!env.ctx.is_cuda()) {
+      log_info("train.attention = ", choice_word(cfg.train.attention), ": no GPU, so the CPU reference runs (no effect)");
+    } else {
+      try {
+        env.ctx.set_attention_backend(cfg.train.attention == AttentionImpl::cudnn ? kernels::AttentionBackend::cudnn
+                                                                                  : kernels::AttentionBackend::cudnn_nondeterministic);
+      } catch (const Error& e) {
+        deck.fail("train.attention", e.what());
+      }
+    }
+  }
   env.compute_dtype = precision == Precision::fp32 ? DType::f32 : DType::bf16;  // fp8: bf16 beside the FP8 GEMMs
   std::string backend = cfg.parallel.backend;
   if (backend == "auto") backend = env.ctx.is_cuda() ? "nccl" : "mpi";
