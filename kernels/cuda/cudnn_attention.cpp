@@ -4,6 +4,7 @@
 // built once per shape and device, executed on the context's stream.
 #include "kernels/cuda/cudnn_attention.hpp"
 
+#include <cuda_runtime.h>
 #include <cudnn_graph.h>
 
 #include <algorithm>
@@ -458,6 +459,17 @@ const PlanEntry& plan_for(const Context& ctx, const Problem& p, Direction d) {
                      : backward_plan(st.handle, p, CudnnBackward::nondeterministic);
   } catch (const CudnnFailure& e) {
     entry.why = e.what();
+  } catch (const std::exception& e) {  // never a cached entry without a plan and without a reason
+    entry.plan.reset();
+    entry.why = std::string("building the cuDNN plan failed: ") + e.what();
+  }
+  // The deterministic backward's workspace holds dP (B H S^2 bf16): at long sequences and many heads it outgrows
+  // the device; past a quarter of its memory the call runs our kernel instead of failing for memory.
+  std::size_t free_bytes = 0, total_bytes = 0;
+  if (entry.plan && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess && entry.plan->workspace > total_bytes / 4) {
+    entry.why = "the cuDNN workspace of " + std::to_string(entry.plan->workspace >> 20) +
+                " MiB exceeds a quarter of the device's memory";
+    entry.plan.reset();
   }
   return entry;
 }

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -145,13 +146,44 @@ INSTANTIATE_TEST_SUITE_P(Backward, CudnnAttention,
                            return info.param == CudnnBackward::deterministic ? "deterministic" : "nondeterministic";
                          });
 
+// At the bench model's whole shape (no CPU reference: our kernel on the same device tensors is the comparison),
+// with the tolerances of the CPU comparisons above; the plan's engine and workspace go to the test's record.
+TEST_P(CudnnAttention, MatchesOurKernelAtTheBenchShape) {
+  std::string why;
+  ASSERT_TRUE(supported(kBench, DType::bf16, GetParam(), why)) << why;
+  const Dims& d = kBench;
+  Reference r{test::random_tensor({d.B, d.S, d.H, d.Dqk}, DType::bf16, 11), test::random_tensor({d.B, d.S, d.Hkv, d.Dqk}, DType::bf16, 12),
+              test::random_tensor({d.B, d.S, d.Hkv, d.Dv}, DType::bf16, 13), test::random_tensor({d.B, d.S, d.H, d.Dv}, DType::bf16, 14),
+              Tensor(), Tensor::host({d.B, d.S, d.H, d.Dv}, DType::bf16), Tensor::host({d.B, d.H, d.S}, DType::f32),
+              Tensor::host({d.B, d.S, d.H, d.Dqk}, DType::bf16), Tensor::host({d.B, d.S, d.Hkv, d.Dqk}, DType::bf16),
+              Tensor::host({d.B, d.S, d.Hkv, d.Dv}, DType::bf16), 1.0f / std::sqrt(static_cast<float>(d.Dqk))};
+  const Result own = run(with_backend(AttentionBackend::own), r);
+  const Result cudnn = run(with_backend(backend_of(GetParam())), r);
+  r.out = test::to_host(own.out), r.lse = test::to_host(own.lse), r.dq = test::to_host(own.dq);
+  r.dk = test::to_host(own.dk), r.dv = test::to_host(own.dv);
+  expect_matches(r, cudnn);
+  const Context dev = test::gpu_context();
+  const auto info = kernels::cuda::cudnn_attention_plan_info(dev, dev.to_here(r.q), dev.to_here(r.k), dev.to_here(r.v), GetParam());
+  RecordProperty("backward_engine", static_cast<int>(info.backward_engine));
+  RecordProperty("backward_workspace_mib", static_cast<int>(info.backward_workspace >> 20));
+  RecordProperty("backward_flagged_nondeterministic", info.backward_flagged_nondeterministic ? "yes" : "no");
+  std::printf("cuDNN at the bench shape: forward engine %lld (%zu MiB), backward engine %lld (%zu MiB), flagged %s\n",
+              info.forward_engine, info.forward_workspace >> 20, info.backward_engine, info.backward_workspace >> 20,
+              info.backward_flagged_nondeterministic ? "non-deterministic" : "deterministic");
+}
+
+// The deterministic variant: the same bits run to run, with whole heads and with grouped K/V heads (dk, dv summed
+// over a group inside cuDNN).
 TEST(CudnnAttentionDeterministic, GivesTheSameBitsRunToRun) {
-  const Reference r = reference(kBenchDims, DType::bf16);
-  const Context dev = with_backend(AttentionBackend::cudnn);
-  const Result a = run(dev, r), b = run(dev, r);
-  EXPECT_TRUE(same_bits(a.dq, b.dq));
-  EXPECT_TRUE(same_bits(a.dk, b.dk));
-  EXPECT_TRUE(same_bits(a.dv, b.dv));
+  for (const Dims& d : {kBenchDims, kGqa}) {
+    SCOPED_TRACE(d.Hkv == d.H ? "whole heads" : "grouped K/V heads");
+    const Reference r = reference(d, DType::bf16);
+    const Context dev = with_backend(AttentionBackend::cudnn);
+    const Result a = run(dev, r), b = run(dev, r);
+    EXPECT_TRUE(same_bits(a.dq, b.dq));
+    EXPECT_TRUE(same_bits(a.dk, b.dk));
+    EXPECT_TRUE(same_bits(a.dv, b.dv));
+  }
 }
 
 // Calls cuDNN does not take run our kernel: the same bits as with the backend set to own.
