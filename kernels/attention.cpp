@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "kernels/cpu/attention.hpp"
+#include "kernels/profile.hpp"
 #include "kernels/cuda/attention.hpp"
 #if defined(R1HPC_HAVE_CUDNN)
 #include "kernels/cuda/cudnn_attention.hpp"
@@ -79,6 +80,7 @@ void attention_forward(const Context& ctx, const Tensor& q, const Tensor& k, con
   check_inputs(ctx, "attention_forward", q, k, v, scale, segment_ids, lse);
   check_out(ctx, "attention_forward", "out", out, q, v);
   if (q.numel() == 0 || v.numel() == 0) return;
+  const ProfileRegion region(ctx, "core");  // the fused kernel alone, inside its layer's "attn" region
 #if defined(R1HPC_HAVE_CUDNN)
   if (ctx.is_cuda() && cudnn_variant(ctx, q, k, v, segment_ids))
     return cuda::cudnn_attention_forward(ctx, q, k, v, scale, out, lse);
@@ -100,6 +102,7 @@ void attention_backward(const Context& ctx, const Tensor& q, const Tensor& k, co
   check_like(ctx, op, "dk", dk, "k", k);
   check_like(ctx, op, "dv", dv, "v", v);
   if (q.numel() == 0 || v.numel() == 0) return;
+  const ProfileRegion region(ctx, "core");
 #if defined(R1HPC_HAVE_CUDNN)
   if (ctx.is_cuda())
     if (const auto variant = cudnn_variant(ctx, q, k, v, segment_ids))

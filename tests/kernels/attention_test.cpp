@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
+#include "kernels/profile.hpp"
 #include "kernels/test_util.hpp"
 
 using namespace r1;
@@ -215,4 +216,27 @@ TEST(AttentionCpu, BadArgumentsNameTheShapes) {
                                            Tensor::host({2, 8, 2, 16}, DType::f32)), Error);  // dv shape
   EXPECT_THROW(kernels::attention_backward(ctx, in.q, in.k, in.v, in.out, Tensor::host({2, 8, 2, 8}, DType::bf16), in.lse,
                                            Tensor(), 0.25f, dq, dk, dv), Error);  // dout dtype
+}
+
+// Under the region profiler the fused kernel is its own region inside its caller's ("attn/core"), so a step's
+// profile separates the attention core from the projections around it.
+TEST(AttentionCpu, TheKernelIsAProfiledRegionOfItsOwn) {
+  const Dims d{1, 8, 2, 8, 8};
+  Inputs in = make_inputs(d, 70);
+  const Tensor dout = test::random_tensor(in.out.shape(), DType::f32, 73);
+  const Tensor dq = Tensor::host(in.q.shape(), DType::f32), dk = Tensor::host(in.k.shape(), DType::f32);
+  const Tensor dv = Tensor::host(in.v.shape(), DType::f32);
+  const Context cpu = Context::cpu();
+  kernels::profile::take();
+  kernels::profile::set_enabled(true);
+  {
+    const kernels::ProfileRegion attn(cpu, "attn");
+    kernels::attention_forward(cpu, in.q, in.k, in.v, 0.5f, Tensor(), in.out, in.lse);
+    kernels::attention_backward(cpu, in.q, in.k, in.v, in.out, dout, in.lse, Tensor(), 0.5f, dq, dk, dv);
+  }
+  kernels::profile::set_enabled(false);
+  const auto totals = kernels::profile::take();
+  ASSERT_TRUE(totals.contains("attn/core"));
+  EXPECT_EQ(totals.at("attn/core").calls, 2);
+  EXPECT_EQ(totals.size(), 2u);
 }
