@@ -40,6 +40,14 @@ const char* attention_backend_name(AttentionBackend b) {
   return "?";
 }
 
+bool cudnn_attention_built() {
+#if defined(R1HPC_HAVE_CUDNN)
+  return true;
+#else
+  return false;
+#endif
+}
+
 void Context::set_attention_backend(AttentionBackend b) {
 #if !defined(R1HPC_HAVE_CUDNN)
   R1_REQUIRE(b == AttentionBackend::own, "attention backend ", attention_backend_name(b),

@@ -20,6 +20,7 @@ struct CudaResources;  // defined in kernels/cuda/resources.hpp (CUDA builds onl
 // by the same implementation. CPU contexts always run the reference.
 enum class AttentionBackend : std::uint8_t { own, cudnn, cudnn_nondeterministic };
 const char* attention_backend_name(AttentionBackend b);
+bool cudnn_attention_built();  // whether this build has the cuDNN path (cuDNN found at configure time)
 
 class Context {
  public:

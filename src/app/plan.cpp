@@ -7,6 +7,7 @@
 
 #include "app/time_model.hpp"
 #include "core/error.hpp"
+#include "kernels/context.hpp"
 #include "deck/deck.hpp"
 #include "parallel/pipeline_split.hpp"
 
@@ -94,6 +95,8 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   s.schedule = cfg.parallel.schedule;
   s.virtual_stages = static_cast<int>(cfg.parallel.virtual_stages);
   s.split_weight = cfg.parallel.split_weight_grad;
+  s.cudnn_dp_workspace = kernels::cudnn_attention_built() && s.compute_bytes == 2 &&
+                         (cfg.train.attention == AttentionImpl::automatic || cfg.train.attention == AttentionImpl::cudnn);
   return s;
 }
 
@@ -195,6 +198,9 @@ MemoryPlan plan_stage_memory(const ModelConfig& c, const parallel::Layout& l, co
     }
   }
   if (s.recompute == Recompute::full) p.transient += tokens * largest_block;
+  if (s.cudnn_dp_workspace)  // cuDNN's deterministic attention backward: dP of one layer, B H/t S^2 bf16
+    p.transient = std::max(p.transient, static_cast<double>(s.micro_batch) * static_cast<double>(c.n_heads) / l.tensor *
+                                             static_cast<double>(s.seq_len) * static_cast<double>(s.seq_len) * 2);
   p.activations_per_microbatch = tokens * act / static_cast<double>(p.chunks.size());
 
   // Chunk micro-batches in flight at the peak: 1F1B stage s holds pp - s; interleaved (Megatron)
@@ -357,6 +363,9 @@ std::vector<std::string> memory_assumptions(const ModelConfig& c, const parallel
               " micro-batch(es) of a step per replica ([train] global_batch / (micro_batch x data)); the head's stage "
               "(the last; stage 0 under dualpipev, stages 0 and pp - 1 under dualpipe) adds one micro-batch's logits (vocab / TP, gradient in place)" +
               (s.recompute == Recompute::full ? " and full recompute one rebuilt block" : ""));
+  if (s.cudnn_dp_workspace)
+    a.push_back("attention: cuDNN's deterministic backward ([train] attention = auto or cudnn in a build with cuDNN, on GPUs) holds dP of one layer, micro_batch x heads / TP x seq_len^2 bf16, in its "
+                "workspace (the transient is at least that; past a quarter of the GPU's memory the call runs r1hpc's own kernel)");
   a.push_back("not counted: CUDA context, NCCL and all-to-all buffers, GEMM workspaces, allocator fragmentation (a few "
               "GiB); an 80 GB H800/H100 holds 74.5 GiB");
   return a;

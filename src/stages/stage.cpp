@@ -25,7 +25,9 @@ StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int wo
     env.peak_flops = precision != Precision::fp32 ? 989e12 : 67e12;  // H100 SXM dense BF16 (MFU of fp8 too) / FP32
   }
 #endif
-  if (cfg.train.attention != AttentionImpl::own) {
+  if (cfg.train.attention == AttentionImpl::automatic) {
+    if (env.ctx.is_cuda() && kernels::cudnn_attention_built()) env.ctx.set_attention_backend(kernels::AttentionBackend::cudnn);
+  } else if (cfg.train.attention != AttentionImpl::own) {
     if (!env.ctx.is_cuda()) {
       log_info("train.attention = ", choice_word(cfg.train.attention), ": no GPU, so the CPU reference runs (no effect)");
     } else {
@@ -68,7 +70,8 @@ StageEnv make_stage_env(const Deck& deck, const RunConfig& cfg, int rank, int wo
                                          " chunks)") : std::string(),
            expert > 1 ? detail::concat(", routed experts over ", expert, " EP ranks", routing, " x ", world / (pipeline * expert), " EDP") : std::string(),
            "; compute on ", env.ctx.is_cuda() ? "GPU" : "CPU", " in ",
-           dtype_name(env.compute_dtype), "; ", backend, " collectives; ", gpus, " GPU(s) visible");
+           dtype_name(env.compute_dtype), env.ctx.is_cuda() ? detail::concat(", attention ", kernels::attention_backend_name(env.ctx.attention_backend())) : std::string(),
+           "; ", backend, " collectives; ", gpus, " GPU(s) visible");
   logger().set_computing();
   return env;
 }
