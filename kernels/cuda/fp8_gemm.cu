@@ -215,10 +215,30 @@ Fp8Tensor padded_k(const Context& ctx, const Fp8Tensor& q, std::int64_t k16) {
   return p;
 }
 
+// cuBLASLt's block-scaled FP8 GEMM takes M (the rows of A: tokens, an expert's among them) only in multiples of
+// 4 (measured on an H100 with cuBLAS 13: every M % 4 != 0 had no algorithm), the rows its VEC128 scales are laid
+// out in (ld = fp8_round4(M)). A with its rows zero-padded to that: same scales layout, the extra rows' results
+// discarded.
+constexpr std::int64_t kFp8LtRows = 4;
+Fp8Tensor padded_rows(const Context& ctx, const Fp8Tensor& q, std::int64_t m4) {
+  Fp8Tensor p = q;
+  const std::int64_t rows = q.data.dim(0), k = q.data.dim(1);
+  p.data = ctx.zeros({m4, k}, DType::f8e4m3);
+  R1_CUDA(cudaMemcpyAsync(p.data.raw(), q.data.raw(), static_cast<std::size_t>(rows * k), cudaMemcpyDeviceToDevice,
+                          ctx.cuda_resources().stream));
+  return p;
+}
+
+// dst = src, device tensors of one shape and dtype, on the context's stream.
+void device_copy(const Context& ctx, const Tensor& src, const Tensor& dst) {
+  R1_CHECK(src.dtype() == dst.dtype() && src.numel() == dst.numel(), "fp8_gemm: copy ", src.str(), " -> ", dst.str());
+  R1_CUDA(cudaMemcpyAsync(dst.raw(), src.raw(), dst.nbytes(), cudaMemcpyDeviceToDevice, ctx.cuda_resources().stream));
+}
+
 // Whether an expert's GEMM can go to a side stream as it is: scales in the GEMM's layout, nothing to pad.
 bool lane_ready(const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c) {
-  return a.gemm_layout && b.gemm_layout && a.data.dim(1) % kFp8LtInner == 0 && aligned16(a.data) && aligned16(b.data) &&
-         aligned16(c);
+  return a.gemm_layout && b.gemm_layout && a.data.dim(1) % kFp8LtInner == 0 && a.data.dim(0) % kFp8LtRows == 0 &&
+         aligned16(a.data) && aligned16(b.data) && aligned16(c);
 }
 }  // namespace
 
@@ -226,7 +246,18 @@ void fp8_gemm(const Context& ctx, const Fp8Tensor& a_in, const Fp8Tensor& b_in, 
   const std::int64_t k = a_in.data.dim(1), k16 = (k + kFp8LtInner - 1) / kFp8LtInner * kFp8LtInner;
   const bool pad = k != k16 || !aligned16(a_in.data) || !aligned16(b_in.data);
   const Fp8Tensor a = pad ? padded_k(ctx, a_in, k16) : a_in, b = pad ? padded_k(ctx, b_in, k16) : b_in;
-  if (aligned16(c)) {
+  const std::int64_t m = a.data.dim(0), m4 = fp8_round4(m);
+  if (m4 != m && aligned16(c)) {  // through cuBLASLt on A's rows padded to m4, into a scratch C of m4 rows
+    const Tensor t = ctx.empty({m4, c.dim(1)}, c.dtype());
+    const Tensor head = t.slice(0, m);
+    if (opt.beta != 0.0f) device_copy(ctx, c, head);
+    Tensor relaid_a, relaid_b;
+    const Fp8Tensor ap = padded_rows(ctx, a, m4);
+    const Tensor& sa = gemm_scales(ctx, a, relaid_a);  // laid out for fp8_round4(m) = m4 rows already
+    const Tensor& sb = gemm_scales(ctx, b, relaid_b);
+    if (lt_fp8_gemm(ctx, ap, sa, b, sb, t, opt.alpha, opt.beta)) return device_copy(ctx, head, c);
+  }
+  if (m4 == m && aligned16(c)) {
     CudaResources& r = ctx.cuda_resources();
     Tensor relaid_a, relaid_b;
     const Tensor& sa = gemm_scales(ctx, a, relaid_a);
