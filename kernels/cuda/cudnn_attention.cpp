@@ -545,8 +545,12 @@ bool cudnn_attention_selected(const Context& ctx, const Tensor& q, const Tensor&
                               const Tensor& segment_ids, CudnnBackward variant) {
   std::string why;
   if (cudnn_attention_supported(ctx, q, k, v, segment_ids, variant, &why)) return true;
-  if (state(ctx).warned.insert(why).second)
-    log_warn("attention: cuDNN was selected but does not take q ", q.str(), " (", why, "); our kernel runs instead");
+  // Once per kind of reason (its words without the numbers): generation's prefills alone bring many lengths.
+  std::string kind = why;
+  std::erase_if(kind, [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (state(ctx).warned.insert(kind).second)
+    log_warn("attention: cuDNN was selected but does not take q ", q.str(), " (", why,
+             "); our kernel runs instead (said once for each such reason)");
   return false;
 }
 
