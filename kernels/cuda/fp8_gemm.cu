@@ -204,28 +204,18 @@ void plain_fp8_gemm(const Context& ctx, const Fp8Tensor& a, const Fp8Tensor& b, 
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.raw()) % 16 == 0; }
 
-// q with its rows zero-padded from K to k16 elements (a multiple of 16): same scales, same tile sums.
-Fp8Tensor padded_k(const Context& ctx, const Fp8Tensor& q, std::int64_t k16) {
+// cuBLASLt's block-scaled FP8 GEMM takes K only in multiples of 16 (kFp8LtInner) and M (the rows of A: tokens,
+// an expert's among them) only in multiples of 4 (measured on an H100 with cuBLAS 13: every M % 4 != 0 had no
+// algorithm), the rows its VEC128 scales are laid out for (ld = fp8_round4(M)). q's data zero-padded to
+// [rows, k16]: same scales, same tile sums; the padded rows' results are discarded.
+constexpr std::int64_t kFp8LtRows = 4;
+Fp8Tensor padded(const Context& ctx, const Fp8Tensor& q, std::int64_t rows, std::int64_t k16) {
   Fp8Tensor p = q;
-  const std::int64_t rows = q.data.dim(0), k = q.data.dim(1);
+  const std::int64_t r = q.data.dim(0), k = q.data.dim(1);
   p.data = ctx.zeros({rows, k16}, DType::f8e4m3);
   R1_CUDA(cudaMemcpy2DAsync(p.data.raw(), static_cast<std::size_t>(k16), q.data.raw(), static_cast<std::size_t>(k),
-                            static_cast<std::size_t>(k), static_cast<std::size_t>(rows), cudaMemcpyDeviceToDevice,
+                            static_cast<std::size_t>(k), static_cast<std::size_t>(r), cudaMemcpyDeviceToDevice,
                             ctx.cuda_resources().stream));
-  return p;
-}
-
-// cuBLASLt's block-scaled FP8 GEMM takes M (the rows of A: tokens, an expert's among them) only in multiples of
-// 4 (measured on an H100 with cuBLAS 13: every M % 4 != 0 had no algorithm), the rows its VEC128 scales are laid
-// out in (ld = fp8_round4(M)). A with its rows zero-padded to that: same scales layout, the extra rows' results
-// discarded.
-constexpr std::int64_t kFp8LtRows = 4;
-Fp8Tensor padded_rows(const Context& ctx, const Fp8Tensor& q, std::int64_t m4) {
-  Fp8Tensor p = q;
-  const std::int64_t rows = q.data.dim(0), k = q.data.dim(1);
-  p.data = ctx.zeros({m4, k}, DType::f8e4m3);
-  R1_CUDA(cudaMemcpyAsync(p.data.raw(), q.data.raw(), static_cast<std::size_t>(rows * k), cudaMemcpyDeviceToDevice,
-                          ctx.cuda_resources().stream));
   return p;
 }
 
@@ -243,38 +233,36 @@ bool lane_ready(const Fp8Tensor& a, const Fp8Tensor& b, const Tensor& c) {
 }  // namespace
 
 void fp8_gemm(const Context& ctx, const Fp8Tensor& a_in, const Fp8Tensor& b_in, const Tensor& c, const Fp8GemmOptions& opt) {
+  const std::int64_t m = a_in.data.dim(0), m4 = fp8_round4(m), n = b_in.data.dim(0);
   const std::int64_t k = a_in.data.dim(1), k16 = (k + kFp8LtInner - 1) / kFp8LtInner * kFp8LtInner;
-  const bool pad = k != k16 || !aligned16(a_in.data) || !aligned16(b_in.data);
-  const Fp8Tensor a = pad ? padded_k(ctx, a_in, k16) : a_in, b = pad ? padded_k(ctx, b_in, k16) : b_in;
-  const std::int64_t m = a.data.dim(0), m4 = fp8_round4(m);
-  if (m4 != m && aligned16(c)) {  // through cuBLASLt on A's rows padded to m4, into a scratch C of m4 rows
-    const Tensor t = ctx.empty({m4, c.dim(1)}, c.dtype());
-    const Tensor head = t.slice(0, m);
-    if (opt.beta != 0.0f) device_copy(ctx, c, head);
+  const bool pad_k = k != k16 || !aligned16(a_in.data) || !aligned16(b_in.data);
+  const Fp8Tensor a = pad_k || m4 != m ? padded(ctx, a_in, m4, k16) : a_in;  // [m4, k16]
+  const Fp8Tensor b = pad_k ? padded(ctx, b_in, n, k16) : b_in;
+  Fp8Tensor a_m = a;  // A's own m rows (what the scales describe, and what the plain kernel reads)
+  a_m.data = a.data.slice(0, m);
+  if (aligned16(c)) {
     Tensor relaid_a, relaid_b;
-    const Fp8Tensor ap = padded_rows(ctx, a, m4);
-    const Tensor& sa = gemm_scales(ctx, a, relaid_a);  // laid out for fp8_round4(m) = m4 rows already
+    const Tensor& sa = gemm_scales(ctx, a_m, relaid_a);  // laid out for fp8_round4(m) = m4 rows
     const Tensor& sb = gemm_scales(ctx, b, relaid_b);
-    if (lt_fp8_gemm(ctx, ap, sa, b, sb, t, opt.alpha, opt.beta)) return device_copy(ctx, head, c);
-  }
-  if (m4 == m && aligned16(c)) {
-    CudaResources& r = ctx.cuda_resources();
-    Tensor relaid_a, relaid_b;
-    const Tensor& sa = gemm_scales(ctx, a, relaid_a);
-    const Tensor& sb = gemm_scales(ctx, b, relaid_b);
-    if (lt_fp8_gemm(ctx, a, sa, b, sb, c, opt.alpha, opt.beta)) return;
+    // cuBLASLt writes m4 rows: into c itself, or (m not a multiple of 4) into a scratch whose first m rows go to c.
+    const Tensor out = m4 == m ? c : ctx.empty({m4, n}, c.dtype());
+    if (m4 != m && opt.beta != 0.0f) device_copy(ctx, c, out.slice(0, m));
+    if (lt_fp8_gemm(ctx, a, sa, b, sb, out, opt.alpha, opt.beta)) {
+      if (m4 != m) device_copy(ctx, out.slice(0, m), c);
+      return;
+    }
     // Some builds of cuBLASLt take these scale modes only without C: then C = alpha A B^T goes to a scratch
     // tensor first and is added.
     if (opt.beta != 0.0f) {
-      const Tensor t = ctx.empty(c.shape(), c.dtype());
+      const Tensor t = ctx.empty({m4, n}, c.dtype());
       if (lt_fp8_gemm(ctx, a, sa, b, sb, t, opt.alpha, 0.0f)) {
         if (opt.beta != 1.0f) scale(ctx, opt.beta, c);
-        return axpy(ctx, 1.0f, t, c);
+        return axpy(ctx, 1.0f, t.slice(0, m), c);
       }
     }
   }
   ++plain_calls;
-  plain_fp8_gemm(ctx, a, b, c, opt);
+  plain_fp8_gemm(ctx, a_m, b, c, opt);
 }
 
 void fp8_gemm_experts(const Context& ctx, std::span<const Fp8Tensor> a, std::span<const Fp8Tensor> b,
