@@ -77,11 +77,10 @@ template <class Issue> void Communicator::issue(const Tensor& a, const Tensor& b
     do_issue();
     return;
   }
-  do_issue();
-  held_.push_back(a);
-  if (b.defined()) held_.push_back(b);
-  ++started_;
   ++ops_started_;
+  do_issue();
+  held_.push_back({ops_started_, {a}});
+  if (b.defined()) held_.back().second.push_back(b);
 }
 
 namespace {
@@ -114,11 +113,14 @@ void Communicator::start_all_to_allv(const Tensor& in, Counts send_counts, Count
   all_to_allv(in, send_counts, send_displs, out, recv_counts, recv_displs);
 }
 
-void Communicator::finish_started() {
-  if (started_ == 0) return;
-  do_finish_started();
-  started_ = 0;
-  held_.clear();
+void Communicator::finish_started() { finish_started(ops_started_); }
+
+void Communicator::finish_started(std::int64_t through) {
+  if (held_.empty() || held_.front().first > through) return;
+  do_finish_started(through);
+  std::size_t n = 0;
+  while (n < held_.size() && held_[n].first <= through) ++n;
+  held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 void Communicator::wait() {
@@ -220,6 +222,12 @@ std::vector<std::int64_t> packed_displacements(Counts counts) {
     at += counts[p];
   }
   return displs;
+}
+
+bool mpi_threads_take_turns() {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  return provided >= MPI_THREAD_SERIALIZED;
 }
 
 std::unique_ptr<Communicator> make_communicator(Backend backend, const std::string& kind,

@@ -44,7 +44,8 @@ using Counts = std::span<const std::int64_t>;
 // while the caller goes on queuing compute. NCCL queues it on the communicator's own stream, behind the
 // work already queued on the compute stream; MPI starts it non-blocking. Until finish_started() its
 // buffers must be neither written nor read; the communicator keeps them alive, so the caller may drop
-// them. finish_started() puts what comes after it behind every started op: NCCL makes the compute
+// them. finish_started() puts what comes after it behind every started op (finish_started(n): behind those
+// up to the n-th started, the later ones staying in flight): NCCL makes the compute
 // stream wait for them (the host does not wait); MPI completes them under the watchdog. Started ops are
 // issued in the order started (NCCL runs them one after another; MPI may progress them together), and
 // every blocking op, barrier() and wait() first finishes them, so a blocking op never runs concurrently
@@ -90,7 +91,11 @@ class Communicator {
   void start_all_to_allv(const Tensor& in, Counts send_counts, Counts send_displs, const Tensor& out,
                          Counts recv_counts, Counts recv_displs);
   void finish_started();
-  bool has_started() const { return started_ > 0; }  // ops started and not yet finished
+  // Finishes the started ops up to the one that was the through-th started over the communicator's life
+  // (ops_started() right after starting it); ops started later stay started. The two passes of an
+  // overlapped pipeline pair each finish their own exchange, not the other's just started.
+  void finish_started(std::int64_t through);
+  bool has_started() const { return !held_.empty(); }  // ops started and not yet finished
   std::int64_t ops_started() const { return ops_started_; }  // over the communicator's life
 
  protected:
@@ -98,8 +103,10 @@ class Communicator {
   std::string where(const char* op) const;  // "all_reduce on tp[0,1]"
   [[noreturn]] void fail(const char* op, const std::string& why) const;  // a comm error
   [[noreturn]] void timed_out(const char* op, double waited_s) const;
-  // Whether the op being issued is a started one (the backends queue it aside, or defer its completion).
+  // Whether the op being issued is a started one (the backends queue it aside, or defer its completion),
+  // and then its number (ops_started() once issued), which do_finish_started is given.
   bool starting() const { return starting_; }
+  std::int64_t starting_number() const { return ops_started_; }
 
   virtual void do_all_reduce(const Tensor& buf, ReduceOp op) = 0;
   virtual void do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) = 0;
@@ -112,7 +119,8 @@ class Communicator {
   virtual void do_broadcast(const Tensor& buf, int root) = 0;
   virtual void do_barrier() = 0;
   virtual void do_wait() = 0;
-  virtual void do_finish_started() = 0;
+  // Puts what follows behind the started ops numbered up to `through` (they were started in number order).
+  virtual void do_finish_started(std::int64_t through) = 0;
 
  private:
   void require_buffer(const char* op, const char* what, const Tensor& t) const;
@@ -128,10 +136,13 @@ class Communicator {
   Location memory_;
   int device_;
   bool starting_ = false;
-  std::size_t started_ = 0;
   std::int64_t ops_started_ = 0;
-  std::vector<Tensor> held_;  // the buffers of the started ops
+  std::vector<std::pair<std::int64_t, std::vector<Tensor>>> held_;  // the started ops' numbers and buffers
 };
+
+// Whether MPI was initialised with MPI_THREAD_SERIALIZED or more (main asks for it): the passes of an
+// overlapped pipeline pair (core/interleave.hpp) issue MPI calls from two threads, one at a time.
+bool mpi_threads_take_turns();
 
 // Offsets of blocks packed back to back: the exclusive prefix sum of `counts`.
 std::vector<std::int64_t> packed_displacements(Counts counts);

@@ -159,8 +159,8 @@ class MpiCommunicator final : public Communicator {
 
   // An op leaves the list only once complete: if the watchdog gives up on one, the later ones (whose
   // requests MPI may still be serving) keep their buffers and count arrays.
-  void do_finish_started() override {
-    while (!deferred_.empty()) {
+  void do_finish_started(std::int64_t through) override {
+    while (!deferred_.empty() && deferred_.front().number <= through) {
       poll(deferred_.front().op, deferred_.front().requests);
       const std::function<void()> then = std::move(deferred_.front().then);
       deferred_.erase(deferred_.begin());
@@ -188,7 +188,7 @@ class MpiCommunicator final : public Communicator {
   // deferred to finish_started().
   void complete(const char* op, std::span<Pending> ops, std::function<void()> then = {}) {
     if (starting()) {
-      deferred_.push_back({op, std::vector<Pending>(ops.begin(), ops.end()), std::move(then)});
+      deferred_.push_back({op, starting_number(), std::vector<Pending>(ops.begin(), ops.end()), std::move(then)});
       return;
     }
     poll(op, ops);
@@ -231,6 +231,7 @@ class MpiCommunicator final : public Communicator {
 
   struct Deferred {
     const char* op;
+    std::int64_t number;  // of the started op (Communicator::starting_number)
     std::vector<Pending> requests;
     std::function<void()> then;
   };

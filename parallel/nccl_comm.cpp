@@ -5,7 +5,9 @@
 // (ncclCommAbort also stops its kernels) before it reports the op that did not finish.
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 #include <thread>
 
 #include "core/timer.hpp"
@@ -114,11 +116,23 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
-  // The compute stream waits for the side stream's ops; the host goes on.
-  void do_finish_started() override {
+  // The compute stream waits for the side stream's ops up to `through`; the host goes on. The latest started
+  // op needs an event recorded now; an earlier one has the mark recorded when the next op was started.
+  void do_finish_started(std::int64_t through) override {
     R1_CUDA(cudaSetDevice(device()));
-    R1_CUDA(cudaEventRecord(done_, side_));
-    R1_CUDA(cudaStreamWaitEvent(stream_, done_, 0));
+    cudaEvent_t event = done_;
+    if (through >= last_started_) {
+      R1_CUDA(cudaEventRecord(done_, side_));
+    } else {
+      const auto mark = std::find_if(marks_.begin(), marks_.end(), [&](const Mark& m) { return m.through == through; });
+      R1_CHECK(mark != marks_.end(), where("finish_started"), ": no event after started op ", through);
+      event = mark->event;
+    }
+    R1_CUDA(cudaStreamWaitEvent(stream_, event, 0));
+    while (!marks_.empty() && marks_.front().through <= through) {
+      spare_.push_back(marks_.front().event);
+      marks_.pop_front();
+    }
   }
 
   void do_all_reduce(const Tensor& buf, ReduceOp op) override {
@@ -196,6 +210,19 @@ class NcclCommunicator final : public Communicator {
       R1_CUDA(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
       R1_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
     }
+    // Mark the side stream after the previous started op, so that it can be finished alone.
+    if (last_started_ > 0 && (marks_.empty() || marks_.back().through < last_started_)) {
+      cudaEvent_t e = nullptr;
+      if (spare_.empty()) {
+        R1_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      } else {
+        e = spare_.back();
+        spare_.pop_back();
+      }
+      R1_CUDA(cudaEventRecord(e, side_));
+      marks_.push_back({last_started_, e});
+    }
+    last_started_ = starting_number();
     R1_CUDA(cudaEventRecord(ready_, stream_));
     R1_CUDA(cudaStreamWaitEvent(side_, ready_, 0));
     issue_ = side_;
@@ -206,6 +233,10 @@ class NcclCommunicator final : public Communicator {
     cudaSetDevice(device());
     cudaEventDestroy(ready_);  // the stream and events are released once queued work is done
     cudaEventDestroy(done_);
+    for (const Mark& m : marks_) cudaEventDestroy(m.event);
+    for (cudaEvent_t e : spare_) cudaEventDestroy(e);
+    marks_.clear();
+    spare_.clear();
     cudaStreamDestroy(side_);
     side_ = nullptr;
   }
@@ -262,6 +293,14 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t side_ = nullptr;    // started ops (non-blocking: host copies on the legacy stream skip it)
   cudaStream_t issue_ = nullptr;   // the stream of the op being issued
   cudaEvent_t ready_ = nullptr, done_ = nullptr;
+  // Events on the side stream after started ops that later ones followed (`through`: the op's number).
+  struct Mark {
+    std::int64_t through;
+    cudaEvent_t event;
+  };
+  std::deque<Mark> marks_;
+  std::vector<cudaEvent_t> spare_;  // recorded marks that were waited for, to record again
+  std::int64_t last_started_ = 0;   // the number of the latest op started on the side stream
   ncclComm_t comm_ = nullptr;
   Tensor scratch_;
   const char* last_op_ = "init";

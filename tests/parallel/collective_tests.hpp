@@ -143,6 +143,40 @@ TYPED_TEST_P(Collectives, StartedOpsKeepTheirBuffersAndABlockingOpFinishesThem) 
   });
 }
 
+// finish_started(n) finishes the ops started up to the n-th and leaves the later ones in flight (the passes
+// of an overlapped pipeline pair each wait for their own exchange): compute queued after it sees the first
+// op's result; finish_started() then completes the second.
+TYPED_TEST_P(Collectives, FinishingUpToAStartedOpLeavesTheLaterOnesInFlight) {
+  const kernels::Context& ctx = TestFixture::ctx();
+  TestFixture::for_each_group([&](Communicator& c) {
+    const std::int64_t n = 1024;  // per peer
+    const int me = c.members()[c.rank()];
+    const Tensor out = ctx.zeros({n * c.size()}, DType::f32);
+    const Tensor in = TestFixture::here(
+        host_of<float>(n * c.size(), [&](std::int64_t i) { return TestFixture::block_value(me, c.members()[i / n], i % n); }));
+    const std::vector<std::int64_t> counts(c.size(), n), displs = packed_displacements(counts);
+    c.start_all_to_allv(in, counts, displs, out, counts, displs);
+    const std::int64_t first = c.ops_started();
+    const Tensor sum = TestFixture::template input<float>(c, n, 43);
+    c.start_all_reduce(sum);
+    c.finish_started(first);
+    EXPECT_TRUE(c.has_started()) << c.name();
+    const Tensor out_then = ctx.empty(out.shape(), DType::f32);
+    kernels::cast(ctx, out, out_then);
+    c.finish_started(first);  // nothing left up to it
+    EXPECT_TRUE(c.has_started()) << c.name();
+    c.finish_started();
+    EXPECT_FALSE(c.has_started()) << c.name();
+    std::vector<double> expected_out, expected_sum(n, 0.0);
+    for (int src : c.members())
+      for (std::int64_t j = 0; j < n; ++j) expected_out.push_back(TestFixture::block_value(src, me, j));
+    for (int m : c.members())
+      for (std::int64_t i = 0; i < n; ++i) expected_sum[i] += sample<float>(m, i, 43);
+    EXPECT_EQ(values_of<float>(c, out_then), expected_out) << "all_to_allv finished alone on " << c.name();
+    EXPECT_EQ(values_of<float>(c, sum), expected_sum) << "the later all_reduce on " << c.name();
+  });
+}
+
 TYPED_TEST_P(Collectives, BroadcastFromTheLastRank) {
   TestFixture::template check_broadcast<float>(19);
   TestFixture::template check_broadcast<std::int64_t>(20);
@@ -263,6 +297,7 @@ REGISTER_TYPED_TEST_SUITE_P(Collectives, BundleGroupsAreTheMeshGroups, AllReduce
                             ReduceScatterKeepsThisRanksBlockOfTheSum, AllGatherConcatenatesInRankOrder,
                             AllToAllSendsBlockPToRankP, AllToAllvMovesUnevenAndEmptyBlocksToTheirOffsets,
                             StartedOpsGiveTheBlockingResults, StartedOpsKeepTheirBuffersAndABlockingOpFinishesThem,
+                            FinishingUpToAStartedOpLeavesTheLaterOnesInFlight,
                             BroadcastFromTheLastRank, SendRecvPassesAroundTheRing, SendAndRecvSwapBetweenPairs,
                             BarriersAndEmptyBuffersComplete, BadArgumentsAreUserErrorsNamingTheOpAndGroup,
                             TheWatchdogTurnsAnUnmatchedRecvIntoACommError);
