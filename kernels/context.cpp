@@ -85,6 +85,12 @@ void Context::synchronize() const {
 #endif
 }
 
+void Context::use_on_this_thread() const {
+#if defined(R1HPC_HAVE_CUDA)
+  if (cuda_) R1_CUDA(cudaSetDevice(device()));
+#endif
+}
+
 void require_here(const Context& ctx, const char* op, const char* name, const Tensor& t) {
   R1_REQUIRE(t.defined(), op, ": tensor ", name, " is undefined");
   R1_REQUIRE(t.location() == ctx.location() && (!ctx.is_cuda() || t.device() == ctx.device()), op,

@@ -44,6 +44,9 @@ class Context {
   // A copy of `t` in this context's memory (a host or device copy).
   Tensor to_here(const Tensor& t) const;
   void synchronize() const;  // waits for the device's queued work; no-op on CPU
+  // Makes this context's device current on the calling thread (a second thread that queues its kernels,
+  // core/interleave.hpp); no-op on CPU.
+  void use_on_this_thread() const;
 
  private:
   std::shared_ptr<Allocator> alloc_;

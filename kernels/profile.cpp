@@ -9,9 +9,11 @@ namespace r1::kernels {
 namespace {
 struct State {
   bool on = false;
-  std::string path;  // the open regions, '/'-joined
   std::map<std::string, profile::Total> totals;
 };
+// The open regions of this thread, '/'-joined: the two passes of an overlapped pipeline pair
+// (core/interleave.hpp) nest their regions on their own threads.
+thread_local std::string path;
 State& state() {
   static State s;
   return s;
@@ -49,9 +51,9 @@ ProfileRegion::ProfileRegion(const Context& ctx, const char* name) {
   if (!s.on) return;
   ctx.synchronize();
   ctx_ = &ctx;
-  parent_len_ = s.path.size();
-  if (!s.path.empty()) s.path += '/';
-  s.path += name;
+  parent_len_ = path.size();
+  if (!path.empty()) path += '/';
+  path += name;
   clock_.reset();
 }
 
@@ -59,10 +61,10 @@ ProfileRegion::~ProfileRegion() {
   if (ctx_ == nullptr) return;
   ctx_->synchronize();
   State& s = state();
-  profile::Total& t = s.totals[s.path];
+  profile::Total& t = s.totals[path];
   t.seconds += clock_.seconds();
   ++t.calls;
-  s.path.resize(parent_len_);
+  path.resize(parent_len_);
 }
 
 }  // namespace r1::kernels

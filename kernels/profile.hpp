@@ -2,7 +2,9 @@
 // one flag test). When on, a region synchronises its context's device at entry and exit and charges the
 // wall time between to its path (nested names joined by '/', e.g. "forward/moe"). On one blocking stream
 // per rank that is the device time of the region's kernels plus their launch gaps and host waits; a
-// collective inside a region is charged to it. One thread per rank drives the model, as everywhere here.
+// collective inside a region is charged to it. Each thread nests its own regions (the passes of an overlapped
+// pipeline pair run on two threads, one at a time); a region open across a hand-over to the other pass
+// also holds the other pass's time until it resumes.
 #pragma once
 #include <map>
 #include <string>

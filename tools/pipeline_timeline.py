@@ -5,9 +5,11 @@ usage: pipeline_timeline.py RUN_DIR [--run N] [--replica D] [--out FILE.png] [--
 RUN_DIR/pipeline_timeline/rank-*.jsonl hold one line per step of each rank's program (train/pipeline_timeline.hpp).
 The last job's schedule run N (default: its last) of data-parallel replica D (default 0) is drawn as one row
 per pipeline rank: forwards blue, backwards orange, weight-gradient passes (W, [parallel] split_weight_grad)
-green (the rank's later chunk darker: the V's way up, dualpipe's second copy fed from the last rank), exchange waits grey, idle white, each pass labelled with its micro-batch. Prints, per rank, busy and wall time and the idle share,
+green (the rank's later chunk darker: the V's way up, dualpipe's second copy fed from the last rank), exchange waits grey, idle white, each pass labelled with its micro-batch; an overlapped pair
+([parallel] overlap_chunk_pairs) is one box, its forward in the upper half and its backward in the lower. Prints, per rank, busy and wall time and the idle share,
 then the bubble (the largest idle share), the schedule's formula (r1hpc's ideal_bubble) and the same
-formula with the measured mean forward, backward (and W) times of a chunk. Each rank's clock starts when it
+formula with the measured mean forward, backward (and W) times of a chunk run alone, and the mean time of a
+pair beside the sum of its passes run alone (what the overlap saves). Each rank's clock starts when it
 enters the schedule; the ranks enter within a collective's latency of each other."""
 import argparse
 import glob
@@ -57,11 +59,13 @@ def formula(schedule, p, v, m, f, b, w=None):
 
 def summarise(lines):
     runs = {r["pp_rank"]: r for r in lines if r["kind"] == "run"}
-    passes = [r for r in lines if r["kind"] in ("F", "B", "W")]
+    passes = [r for r in lines if r["kind"] in ("F", "B", "W") and "paired_with" not in r]
+    pairs = [r for r in lines if r["kind"] == "F" and "paired_with" in r]
     first = next(iter(runs.values()))
     split = first.get("split_weight", False)
     mean = {k: sum(r["end_s"] - r["start_s"] for r in passes if r["kind"] == k) /
             max(1, sum(1 for r in passes if r["kind"] == k)) for k in ("F", "B", "W")}
+    mean_pair = sum(r["end_s"] - r["start_s"] for r in pairs) / max(1, len(pairs))
     v = 2 if first["schedule"] in ("dualpipev", "dualpipe") else first["virtual_stages"]
     return {
         "schedule": first["schedule"], "stages": first["stages"], "virtual_stages": first["virtual_stages"],
@@ -71,6 +75,7 @@ def summarise(lines):
         "bubble_fraction": max(r["bubble_fraction"] for r in runs.values()),
         "ideal_bubble": first["ideal_bubble"],
         "mean_forward_s": mean["F"], "mean_backward_s": mean["B"], "mean_weight_s": mean["W"],
+        "pairs": len(pairs), "mean_pair_s": mean_pair,
         "formula_with_measured_times": formula(first["schedule"], first["stages"], v, first["micro_batches"],
                                                mean["F"], mean["B"], mean["W"] if split else None),
     }
@@ -96,10 +101,12 @@ def draw(lines, summary, out):
             ax.broken_barh([(r["start_s"], width)], (row + 0.1, 0.8), facecolors="#bdbdbd")
             continue
         later = r["chunk"] // p  # the rank's first chunk, or a later one (interleaved, the V's way up, dualpipe's copy)
-        ax.broken_barh([(r["start_s"], width)], (row + 0.1, 0.8), facecolors=colours[(r["kind"], min(later, 1))],
+        # A pair's forward fills the box's upper half, its backward the lower.
+        low, height = (row + 0.1, 0.8) if "paired_with" not in r else (row + (0.5 if r["kind"] == "F" else 0.1), 0.4)
+        ax.broken_barh([(r["start_s"], width)], (low, height), facecolors=colours[(r["kind"], min(later, 1))],
                        edgecolors="black", linewidth=0.3)
         if width > end / 90:
-            ax.text(r["start_s"] + width / 2, row + 0.5, str(r["micro"]), ha="center", va="center", fontsize=6)
+            ax.text(r["start_s"] + width / 2, low + height / 2, str(r["micro"]), ha="center", va="center", fontsize=6)
     ax.set_yticks([p - 1 - k + 0.5 for k in range(p)], [f"rank {k}" for k in range(p)])
     ax.set_xlim(0, end)
     ax.set_xlabel("seconds since the schedule started")
@@ -130,6 +137,9 @@ def main():
               f"{s['formula_with_measured_times']:.3f} with the measured F = {s['mean_forward_s'] * 1e3:.2f} ms, "
               f"B = {s['mean_backward_s'] * 1e3:.2f} ms" +
               (f", W = {s['mean_weight_s'] * 1e3:.2f} ms" if s["split_weight"] else ""))
+        if s["pairs"]:
+            print(f"{s['pairs']} overlapped pairs: {s['mean_pair_s'] * 1e3:.2f} ms each, against "
+                  f"F + B = {(s['mean_forward_s'] + s['mean_backward_s']) * 1e3:.2f} ms run apart")
     if a.out:
         draw(lines, s, a.out)
 

@@ -32,6 +32,7 @@ struct TrainSettings {
   PipelineSchedule schedule = PipelineSchedule::one_f_one_b;
   int virtual_stages = 1;
   bool split_weight = false;  // [parallel] split_weight_grad: dualpipev's W passes hold their GEMMs' inputs
+  bool overlap_pairs = false;  // [parallel] overlap_chunk_pairs: dualpipev/dualpipe overlap their F/B pairs
   // [train] attention resolves to cuDNN's deterministic backward (auto or cudnn in a build with cuDNN): its
   // workspace holds dP, B H/t S^2 bf16, for one layer at a time (counted as transient on GPU runs).
   bool cudnn_dp_workspace = false;

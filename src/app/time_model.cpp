@@ -147,7 +147,11 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   // PP: one micro-batch's activations forward and their gradient backward across a stage boundary.
   const double pp_mb = pp > 1 ? 2 * tokens * c.dim * cb / (link_pp * m.comm_eff) : 0;
 
-  const double ep_exposed = schedule == Schedule::dualpipe_overlap ? std::max(0.0, ep_mb - (fwd + bwd)) : ep_mb;
+  // DualPipe's overlapped pairs run one micro-batch's all-to-alls beside another's compute.
+  const bool pairs = schedule == Schedule::dualpipe_overlap ||
+                     (s.overlap_pairs && (schedule == Schedule::dualpipev || schedule == Schedule::dualpipev_w ||
+                                          schedule == Schedule::dualpipe || schedule == Schedule::dualpipe_w));
+  const double ep_exposed = pairs ? std::max(0.0, ep_mb - (fwd + bwd)) : ep_mb;
   const double unit = fwd + bwd + tp_mb + ep_exposed + pp_mb;
   t.forward = M * fwd;
   t.backward = M * bwd;
@@ -160,7 +164,8 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
     if (schedule == Schedule::interleaved) t.bubble = (pp - 1) / std::max(1, s.virtual_stages) * unit;
     // DualPipe as train/pipeline_schedule orders it (W split off, every chunk a whole stage of one direction):
     // (PP/2 - 1) F idle with B = W = half the backward (pipeline_dualpipe_test's simulation); the DualPipe
-    // README's (PP/2 - 1)(F&B + B - 3W) counts overlapped pairs F&B, which r1hpc does not run.
+    // README's (PP/2 - 1)(F&B + B - 3W) counts an overlapped pair F&B as one unit, a time the pair reaches only
+    // when one pass's compute hides all of the other's communication.
     if (schedule == Schedule::dualpipe_w || schedule == Schedule::dualpipe_overlap) t.bubble = std::max(0.0, pp / 2 - 1) * fwd;
     // With W inside B the same simulation (ideal_bubble) leaves (2 PP - 5) F at B = 2F, scaled here with F + B.
     if (schedule == Schedule::dualpipe) t.bubble = std::max(0.0, 2 * pp - 5) * (fwd + bwd) / 3;
@@ -203,7 +208,8 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
                                  : s.schedule == PipelineSchedule::dualpipev
                                      ? (s.split_weight ? Schedule::dualpipev_w : Schedule::dualpipev)
                                  : s.schedule == PipelineSchedule::dualpipe
-                                     ? (s.split_weight ? Schedule::dualpipe_w : Schedule::dualpipe)
+                                     ? (s.split_weight ? (s.overlap_pairs ? Schedule::dualpipe_overlap : Schedule::dualpipe_w)
+                                                       : Schedule::dualpipe)
                                      : Schedule::one_f_one_b;
   const StepTime t = predict_step(c, l, s, worst, m, deck_schedule, s.fp8);  // [train] precision fp8: the primary line
   std::vector<std::string> out;
@@ -233,13 +239,15 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
       alt += std::string(" ") + schedule_word(sch) + (fp8 ? "+fp8 " : " ") + ms(a.step) + numbers_text(" %.0f;", a.tokens_per_s_per_gpu);
     }
   out.push_back(alt + " (+W is the schedule with [parallel] split_weight_grad; dualpipe holds a second copy of a stage on "
-                      "every rank; dualpipe+overlap, DeepSeek-V3's with W split off and EP hidden by overlapped chunks, is a "
-                      "what-if: r1hpc runs the paired chunks one after the other; +fp8 counts V3's FP8 GEMMs and FP8 dispatch, both of "
+                      "every rank; dualpipe+overlap is DeepSeek-V3's: W split off and EP hidden by the overlapped forward/"
+                      "backward pairs, which the other dual schedules get too with [parallel] overlap_chunk_pairs (" +
+                      std::string(s.overlap_pairs ? "on" : "off") + " here); +fp8 counts V3's FP8 GEMMs and FP8 dispatch, both of "
                       "which r1hpc runs: E4M3 tokens with their 1x128 scales, combine and gradients in BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "
                 "layer; EP 4 all-to-alls of top-k copies per MoE layer (off-node copies capped by group-limited routing), "
-                "hidden behind compute by dualpipe+overlap only; PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
+                "hidden behind the other pass's compute by overlapped pairs (dualpipe+overlap, and the dual schedules "
+                "with [parallel] overlap_chunk_pairs); PP one activation each way per micro-batch; bubble (PP-1)(F+B) "
                 "for 1f1b, divided by virtual stages for interleaved, (2PP-3)F + (PP-1)B for dualpipev, (PP-1)F for dualpipev+W "
                 "(F, B of one of a rank's two chunks), (2PP-5)(F+B)/3 for dualpipe and (PP/2-1)F for dualpipe+W and "
                 "dualpipe+overlap (F, B of a stage); DP ring "

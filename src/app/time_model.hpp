@@ -29,11 +29,11 @@ struct Machine {
 // An unknown name or a bad line is a user error naming it.
 Machine machine_named(const std::string& name_or_site_file);
 
-// dualpipev: the V-shaped variant r1hpc runs, the paired chunks not overlapped, with W inside B or (dualpipev_w,
-// [parallel] split_weight_grad) split off into the bubbles; dualpipe, dualpipe_w: the bidirectional schedule as
-// r1hpc runs it (two copies of the stages, paired chunks not overlapped, W inside B or split off);
-// dualpipe_overlap: DeepSeek-V3's DualPipe, train/pipeline_schedule's order with W split off and the EP
-// all-to-alls hidden by overlapped pairs: a what-if (r1hpc does not overlap the pairs).
+// dualpipev: the V-shaped variant, with W inside B or (dualpipev_w, [parallel] split_weight_grad) split off into
+// the bubbles; dualpipe, dualpipe_w: the bidirectional schedule (two copies of the stages, W inside B or split
+// off); with TrainSettings::overlap_pairs ([parallel] overlap_chunk_pairs) these four hide the EP all-to-alls
+// behind their overlapped forward/backward pairs. dualpipe_overlap: DeepSeek-V3's DualPipe, dualpipe_w with the
+// pairs overlapped whatever the deck says (the deck's own schedule when it runs dualpipe + W + pairs).
 enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipev_w, dualpipe, dualpipe_w, dualpipe_overlap };
 
 // What one optimizer step costs on the worst pipeline stage, in seconds.

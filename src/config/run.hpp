@@ -85,6 +85,9 @@ constexpr int pipeline_chain_length(PipelineSchedule s, int stages, std::int64_t
       "start each layer's gradient reduction over data-parallel replicas during the backward (same results)")       \
   KEY(flag, overlap_expert_comm, true, (),                                                                          \
       "run the MoE token all-to-alls beside the shared experts and the router gradient (same results)")             \
+  KEY(flag, overlap_chunk_pairs, true, (),                                                                          \
+      "dualpipev, dualpipe: run a forward chunk and another micro-batch's backward chunk as one pair, each one's "  \
+      "MoE all-to-alls beside the other's compute (same results)")                                                 \
   KEY(choice, backend, "auto", ("auto", "mpi", "nccl"), "communication backend; auto: nccl on GPUs, mpi on CPUs")   \
   KEY(real, collective_timeout_s, 600, (1, 1e6), "a collective taking longer aborts the job instead of hanging")
 

@@ -1,5 +1,6 @@
 #include "model/token_dispatcher.hpp"
 
+#include "core/interleave.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/profile.hpp"
 
@@ -94,9 +95,13 @@ void TokenDispatcher::exchange(const kernels::Context& ctx, const std::vector<Ro
         if (p != ep_.rank()) sent += sc[static_cast<std::size_t>(p)] * static_cast<std::int64_t>(dtype_size(b.in.dtype()));
     }
   }
+  // This exchange's last op: an overlapped pair's other pass may start its own exchange meanwhile, which
+  // stays in flight while this pass goes on.
+  const std::int64_t mine = ep_.ops_started();
   if (meanwhile) meanwhile();
+  if (overlap_) interleave_switch();
   const kernels::ProfileRegion region(ctx, "ep_comm");
-  ep_.finish_started();
+  ep_.finish_started(mine);
 }
 
 Tensor TokenDispatcher::dispatch(const kernels::Context& ctx, const Route& r, const Tensor& rows,

@@ -20,7 +20,10 @@ namespace r1 {
 // several micro-batches may be in flight.
 // Overlap: dispatch and combine run `meanwhile` (compute that neither reads nor writes the exchanged
 // rows, e.g. the shared experts) while the rows are on the wire (`overlap`; else after the exchange).
-// The same kernels run in the same order either way, so the results are the same bits.
+// The same kernels run in the same order either way, so the results are the same bits. With `overlap`, an
+// exchange inside one pass of DualPipe's overlapped forward/backward pair then hands over to the other
+// pass (interleave_switch, core/interleave.hpp) before it waits for the rows: the other pass computes
+// while they move.
 class TokenDispatcher {
  public:
   // `ep`: the expert-parallel group; `n_experts`: routed experts in all (a multiple of the group size).

@@ -7,6 +7,8 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/interleave.hpp"
+#include "core/log.hpp"
 #include "core/timer.hpp"
 
 namespace r1 {
@@ -71,72 +73,6 @@ int consumer_of(const PipelineAction& a, int chain) {
   return a.chunk % chain == 0 ? -1 : a.chunk - 1;
 }
 
-// Every rank's program, from a lockstep simulation of the whole pipeline: in each tick every rank runs
-// its next pass if that pass's input is there, then every link with outputs to carry exchanges them.
-// The links are the neighbour pairs {i, i+1}, and {stages-1, 0} where interleaving wraps the model
-// around the ranks (the V of dualpipev turns on the last rank instead, without a message). They
-// exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd length needs a
-// third), and a link whose ends both send in a tick pairs the two in one send_recv: in
-// the steady state that is Megatron's send_forward_recv_backward and send_backward_recv_forward.
-// Why it cannot deadlock: both ends of a link hold its exchange at the same (tick, round), every rank
-// issues its exchanges in (tick, round) order, and a rank has one exchange per round; so the earliest
-// unfinished exchange is the next one on both of its ends, and it completes. A rank sends at most one
-// tensor per tick, so the two ends of a link see its messages in the same order.
-std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stages, int virtual_stages,
-                                                    int micro_batches, bool split_weight) {
-  const int chunks = pipeline_chain_length(s, stages, virtual_stages);
-  std::vector<std::vector<PipelineAction>> orders;
-  for (int r = 0; r < stages; ++r) orders.push_back(pipeline_order(s, stages, r, virtual_stages, micro_batches, split_weight));
-  std::vector<int> links;  // link i joins ranks i and (i + 1) % stages
-  for (int i = 0; i + 1 < stages; ++i) links.push_back(i);
-  if (s == PipelineSchedule::interleaved && stages > 2) links.push_back(stages - 1);
-  const auto round_of = [&](int link) { return stages % 2 == 1 && link == stages - 1 ? 2 : link % 2; };
-
-  std::vector<std::vector<PipelineStep>> programs(stages);
-  std::vector<std::size_t> next(stages, 0);
-  std::vector<std::set<PipelineAction>> arrived(stages);  // outputs on each rank not consumed yet
-  const auto unfinished = [&] {
-    for (int r = 0; r < stages; ++r)
-      if (next[r] < orders[r].size()) return true;
-    return false;
-  };
-  while (unfinished()) {
-    std::vector<std::optional<PipelineAction>> out(stages);  // the output each rank sends this tick
-    bool ran = false;
-    for (int r = 0; r < stages; ++r) {
-      if (next[r] == orders[r].size()) continue;
-      const PipelineAction a = orders[r][next[r]];
-      if (const auto in = input_of(a, chunks); in && arrived[r].erase(*in) == 0) continue;
-      programs[r].push_back({.op = PipelineStep::Op::compute, .action = a, .peer = -1, .sent = {}, .received = {}});
-      ++next[r];
-      ran = true;
-      const int to = consumer_of(a, chunks);
-      if (to < 0) continue;
-      if (rank_of(s, to, stages) == r) arrived[r].insert(a);
-      else out[r] = a;
-    }
-    R1_CHECK(ran, "the pipeline schedule stalls (", stages, " stages, ", virtual_stages, " virtual stages, ",
-             micro_batches, " micro-batches)");
-    const auto carried = [&](int from, int to) -> std::optional<PipelineAction> {
-      if (out[from] && rank_of(s, consumer_of(*out[from], chunks), stages) == to) return out[from];
-      return std::nullopt;
-    };
-    for (int round = 0; round < 3; ++round) {
-      for (int link : links) {
-        if (round_of(link) != round) continue;
-        const int a = link, b = (link + 1) % stages;
-        const auto ab = carried(a, b), ba = carried(b, a);
-        if (!ab && !ba) continue;
-        programs[a].push_back({.op = PipelineStep::Op::exchange, .action = {}, .peer = b, .sent = ab, .received = ba});
-        programs[b].push_back({.op = PipelineStep::Op::exchange, .action = {}, .peer = a, .sent = ba, .received = ab});
-        if (ab) arrived[b].insert(*ab);
-        if (ba) arrived[a].insert(*ba);
-      }
-    }
-  }
-  return programs;
-}
-
 // DualPipeV, the "cut-in-half" DualPipe of DeepSeek's DualPipe repository. Phase 0 is the rank's chunk on
 // the way down (chunk rank), phase 1 its chunk on the way up (2 stages - 1 - rank); each phase takes the
 // micro-batches in order. Warm-up: 2 (stages - rank - 1) forwards of phase 0, then rank + 1 pairs F0 F1,
@@ -156,11 +92,22 @@ struct Phases {
   int first_micro[2];
 };
 
-std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batches, bool split_weight,
-                                            const Phases& phases) {
+// A rank's passes, and with the pairs (DualPipe's overlapped forward/backward pairs) the index of each
+// pair's first pass, whose successor is its partner.
+struct Order {
+  std::vector<PipelineAction> passes;
+  std::vector<std::size_t> pair_starts;
+};
+
+// Pairs, as DeepSeek's DualPipe runs them overlapped: the steady state's F0 B1 (but its first on the last
+// rank, where F0's output turns the V into this rank's own F1 of the same micro-batch) and F1 B0, and the
+// cool-down's F1 B0.
+Order dualpipev_order(int stages, int rank, int micro_batches, bool split_weight, const Phases& phases) {
   const auto& [chunk, first_micro] = phases;
   int done[2][2] = {};  // [kind][phase]: forwards and backwards issued so far
-  std::vector<PipelineAction> order, deferred;
+  Order out;
+  std::vector<PipelineAction>& order = out.passes;
+  std::vector<PipelineAction> deferred;
   bool defer = false;  // the W of the next backwards waits for a drain()
   const auto run = [&](Kind kind, int phase) {
     const PipelineAction a{kind, first_micro[phase] + done[kind == Kind::forward ? 0 : 1][phase]++, chunk[phase]};
@@ -169,6 +116,12 @@ std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batc
     const PipelineAction w{Kind::weight, a.micro, a.chunk};
     if (defer) deferred.push_back(w);
     else order.push_back(w);
+  };
+  // F of `phase` and B of the other, the next two passes.
+  const auto pair = [&](int phase) {
+    out.pair_starts.push_back(order.size());
+    run(Kind::forward, phase);
+    run(Kind::backward, 1 - phase);
   };
   const auto drain = [&] {
     if (deferred.empty()) return;
@@ -183,8 +136,18 @@ std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batc
   add({{Kind::forward, 0}}, 2 * later);
   add({{Kind::forward, 0}, {Kind::forward, 1}}, rank + 1);
   add({{Kind::backward, 1}, {Kind::forward, 1}}, later);
-  add({{Kind::forward, 0}, {Kind::backward, 1}, {Kind::forward, 1}, {Kind::backward, 0}}, micro_batches - 2 * stages + rank + 1);
-  add({{Kind::backward, 1}, {Kind::forward, 1}, {Kind::backward, 0}}, later);
+  for (int t = 0; t < micro_batches - 2 * stages + rank + 1; ++t) {
+    if (t == 0 && later == 0) {
+      add({{Kind::forward, 0}, {Kind::backward, 1}}, 1);
+    } else {
+      pair(0);
+    }
+    pair(1);
+  }
+  for (int t = 0; t < later; ++t) {
+    run(Kind::backward, 1);
+    pair(1);
+  }
   for (int i = 0; i <= rank; ++i) {
     defer = defer || (i == (rank + 1) / 2 && rank % 2 == 1);
     run(Kind::backward, 1);
@@ -196,7 +159,7 @@ std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batc
     run(Kind::backward, 0);
   }
   while (!deferred.empty()) drain();
-  return order;
+  return out;
 }
 
 // DualPipe, DeepSeek-V3's bidirectional schedule (§3.2.1; the DualPipe repository's order): micro-batches
@@ -204,11 +167,117 @@ std::vector<PipelineAction> dualpipev_order(int stages, int rank, int micro_batc
 // c - p, a second copy of the parameters, on rank 2p - 1 - c). Rank r runs DualPipeV's steps as rank
 // min(r, p - 1 - r) of p/2 stages with m/2 micro-batches per phase; phase 0 is the direction that reaches
 // it first (down for the upper half of the ranks, up for the lower half).
-std::vector<PipelineAction> dualpipe_order(int stages, int rank, int micro_batches, bool split_weight) {
+Order dualpipe_order(int stages, int rank, int micro_batches, bool split_weight) {
   const int half = micro_batches / 2, down = rank, up = 2 * stages - 1 - rank;
   const bool lower = rank >= stages / 2;
   const Phases phases{.chunk = {lower ? up : down, lower ? down : up}, .first_micro = {lower ? half : 0, lower ? 0 : half}};
   return dualpipev_order(stages / 2, std::min(rank, stages - 1 - rank), half, split_weight, phases);
+}
+
+// The dual schedules' orders with their pairs; the others' orders without.
+Order order_of(PipelineSchedule s, int stages, int rank, int virtual_stages, int micro_batches, bool split_weight) {
+  if (s == PipelineSchedule::dualpipev)
+    return dualpipev_order(stages, rank, micro_batches, split_weight, {.chunk = {rank, 2 * stages - 1 - rank}, .first_micro = {0, 0}});
+  if (s == PipelineSchedule::dualpipe) return dualpipe_order(stages, rank, micro_batches, split_weight);
+  return {.passes = pipeline_order(s, stages, rank, virtual_stages, micro_batches, split_weight), .pair_starts = {}};
+}
+
+// Every rank's program, from a lockstep simulation of the whole pipeline: in each tick every rank runs
+// its next unit (a pass, or with overlap_pairs a pair of passes) if the unit's inputs are there, then
+// every link with outputs to carry exchanges them.
+// The links are the neighbour pairs {i, i+1}, and {stages-1, 0} where interleaving wraps the model
+// around the ranks (the V of dualpipev turns on the last rank instead, without a message). They
+// exchange in rounds in which a rank has at most one link (2 rounds; a ring of odd length needs a
+// third). In a round a link carries the tick's outputs each way in the order its units produced them
+// (a pair's first pass, then its partner), the k-th of each way in one exchange: a link whose ends both
+// send pairs the two in one send_recv, in the steady state Megatron's send_forward_recv_backward and
+// send_backward_recv_forward.
+// Why it cannot deadlock: both ends of a link hold its k-th exchange of a round at the same (tick, round,
+// k), every rank issues its exchanges in (tick, round, k) order, and a rank has one link per round; so the
+// earliest unfinished exchange is the next one on both of its ends, and it completes. The two ends of a
+// link see its messages in the same order.
+std::vector<std::vector<PipelineStep>> all_programs(PipelineSchedule s, int stages, int virtual_stages,
+                                                    int micro_batches, bool split_weight, bool overlap_pairs) {
+  const int chunks = pipeline_chain_length(s, stages, virtual_stages);
+  struct Unit {
+    PipelineAction action;
+    std::optional<PipelineAction> partner;
+  };
+  std::vector<std::vector<Unit>> units(stages);
+  for (int r = 0; r < stages; ++r) {
+    const Order o = order_of(s, stages, r, virtual_stages, micro_batches, split_weight);
+    std::set<std::size_t> starts;
+    if (overlap_pairs) starts.insert(o.pair_starts.begin(), o.pair_starts.end());
+    for (std::size_t i = 0; i < o.passes.size(); ++i) {
+      units[r].push_back({o.passes[i], std::nullopt});
+      if (starts.count(i)) units[r].back().partner = o.passes[++i];
+    }
+  }
+  std::vector<int> links;  // link i joins ranks i and (i + 1) % stages
+  for (int i = 0; i + 1 < stages; ++i) links.push_back(i);
+  if (s == PipelineSchedule::interleaved && stages > 2) links.push_back(stages - 1);
+  const auto round_of = [&](int link) { return stages % 2 == 1 && link == stages - 1 ? 2 : link % 2; };
+
+  std::vector<std::vector<PipelineStep>> programs(stages);
+  std::vector<std::size_t> next(stages, 0);
+  std::vector<std::set<PipelineAction>> arrived(stages);  // outputs on each rank not consumed yet
+  const auto unfinished = [&] {
+    for (int r = 0; r < stages; ++r)
+      if (next[r] < units[r].size()) return true;
+    return false;
+  };
+  const auto ready = [&](int r, const PipelineAction& a) {
+    const auto in = input_of(a, chunks);
+    return !in || arrived[r].count(*in) > 0;
+  };
+  while (unfinished()) {
+    std::vector<std::vector<PipelineAction>> out(stages);  // the outputs each rank sends this tick, in order
+    bool ran = false;
+    for (int r = 0; r < stages; ++r) {
+      if (next[r] == units[r].size()) continue;
+      const Unit& u = units[r][next[r]];
+      if (!ready(r, u.action) || (u.partner && !ready(r, *u.partner))) continue;
+      programs[r].push_back({.op = PipelineStep::Op::compute, .action = u.action, .partner = u.partner, .peer = -1,
+                             .sent = {}, .received = {}});
+      ++next[r];
+      ran = true;
+      for (const auto& a : {std::optional<PipelineAction>(u.action), u.partner}) {
+        if (!a) continue;
+        if (const auto in = input_of(*a, chunks)) arrived[r].erase(*in);
+        const int to = consumer_of(*a, chunks);
+        if (to < 0) continue;
+        if (rank_of(s, to, stages) == r) arrived[r].insert(*a);
+        else out[r].push_back(*a);
+      }
+    }
+    R1_CHECK(ran, "the pipeline schedule stalls (", stages, " stages, ", virtual_stages, " virtual stages, ",
+             micro_batches, " micro-batches)");
+    const auto carried = [&](int from, int to) {
+      std::vector<PipelineAction> c;
+      for (const PipelineAction& a : out[from])
+        if (rank_of(s, consumer_of(a, chunks), stages) == to) c.push_back(a);
+      return c;
+    };
+    for (int round = 0; round < 3; ++round) {
+      for (int link : links) {
+        if (round_of(link) != round) continue;
+        const int a = link, b = (link + 1) % stages;
+        const auto ab = carried(a, b), ba = carried(b, a);
+        for (std::size_t k = 0; k < std::max(ab.size(), ba.size()); ++k) {
+          const auto at = [](const std::vector<PipelineAction>& v, std::size_t i) {
+            return i < v.size() ? std::optional<PipelineAction>(v[i]) : std::nullopt;
+          };
+          programs[a].push_back({.op = PipelineStep::Op::exchange, .action = {}, .partner = {}, .peer = b,
+                                 .sent = at(ab, k), .received = at(ba, k)});
+          programs[b].push_back({.op = PipelineStep::Op::exchange, .action = {}, .partner = {}, .peer = a,
+                                 .sent = at(ba, k), .received = at(ab, k)});
+        }
+        for (const auto& x : ab) arrived[b].insert(x);
+        for (const auto& x : ba) arrived[a].insert(x);
+      }
+    }
+  }
+  return programs;
 }
 
 }  // namespace
@@ -216,9 +285,8 @@ std::vector<PipelineAction> dualpipe_order(int stages, int rank, int micro_batch
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
                                            int micro_batches, bool split_weight) {
   require_arguments(s, stages, rank, virtual_stages, micro_batches, split_weight);
-  if (s == PipelineSchedule::dualpipev)
-    return dualpipev_order(stages, rank, micro_batches, split_weight, {.chunk = {rank, 2 * stages - 1 - rank}, .first_micro = {0, 0}});
-  if (s == PipelineSchedule::dualpipe) return dualpipe_order(stages, rank, micro_batches, split_weight);
+  if (s == PipelineSchedule::dualpipev || s == PipelineSchedule::dualpipe)
+    return order_of(s, stages, rank, virtual_stages, micro_batches, split_weight).passes;
   const int v = virtual_stages, total = virtual_stages * micro_batches;
   // Pass k of a kind: groups of `stages` micro-batches go through every chunk of this rank in turn,
   // forwards from its first chunk up, backwards from its last chunk down (Megatron's get_model_chunk_id).
@@ -244,9 +312,9 @@ std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int r
 }
 
 std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int rank, int virtual_stages,
-                                           int micro_batches, bool split_weight) {
+                                           int micro_batches, bool split_weight, bool overlap_pairs) {
   require_arguments(s, stages, rank, virtual_stages, micro_batches, split_weight);
-  return all_programs(s, stages, virtual_stages, micro_batches, split_weight)[rank];
+  return all_programs(s, stages, virtual_stages, micro_batches, split_weight, overlap_pairs)[rank];
 }
 
 double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micro_batches, bool split_weight) {
@@ -305,17 +373,42 @@ double pipeline_bubble(parallel::Communicator& pp, const kernels::Context& ctx, 
 }  // namespace
 
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
-                            int virtual_stages, int micro_batches, const PipelineHooks& hooks, bool record_timeline) {
+                            int virtual_stages, int micro_batches, const PipelineHooks& hooks, bool record_timeline,
+                            bool overlap_pairs) {
   R1_CHECK(hooks.forward && hooks.backward, "run_pipeline needs both a forward and a backward hook");
   const int stages = pp.size(), chunks = pipeline_chain_length(s, stages, virtual_stages);
   const bool split = static_cast<bool>(hooks.weight);
-  const std::vector<PipelineStep> program = pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches, split);
+  const std::vector<PipelineStep> program =
+      pipeline_program(s, stages, pp.rank(), virtual_stages, micro_batches, split, overlap_pairs);
   PipelineReport report;
   report.ideal_bubble = ideal_bubble(s, stages, virtual_stages, micro_batches, split);
   report.split_weight = split;
 
   std::map<PipelineAction, Tensor> arrived;   // outputs received or kept here, until their pass runs
   std::map<PipelineAction, Tensor> outgoing;  // outputs waiting for their exchange
+  // One pass: its input taken from `arrived`, its output checked and kept for its consumer.
+  const auto pass = [&](const PipelineAction& a) {
+    Tensor input;
+    if (const auto in = input_of(a, chunks)) {
+      auto node = arrived.extract(*in);
+      R1_CHECK(!node.empty(), "pipeline: the input of micro-batch ", a.micro, ", chunk ", a.chunk, " never arrived");
+      input = std::move(node.mapped());
+    }
+    return [&, a, input = std::move(input)] {
+      Tensor output;
+      if (a.kind == Kind::forward) output = hooks.forward(a.micro, a.chunk, input);
+      else if (a.kind == Kind::backward) output = hooks.backward(a.micro, a.chunk, input);
+      else hooks.weight(a.micro, a.chunk);
+      const int to = consumer_of(a, chunks);
+      if (to < 0) return;
+      R1_CHECK(output.defined() && output.shape() == hooks.activation_shape && output.dtype() == hooks.activation_dtype,
+               "pipeline: the ", a.kind == Kind::forward ? "forward" : "backward", " of micro-batch ", a.micro, ", chunk ",
+               a.chunk, " returned ", output.defined() ? output.str() : "nothing", ", not ", dtype_name(hooks.activation_dtype),
+               hooks.activation_shape.str());
+      (rank_of(s, to, stages) == pp.rank() ? arrived : outgoing).emplace(a, std::move(output));
+    };
+  };
+  std::unique_ptr<Interleave> pairs;  // the second thread of the overlapped pairs, made at the first
   const Stopwatch wall;
   for (const PipelineStep& step : program) {
     if (step.op == PipelineStep::Op::exchange) {
@@ -331,28 +424,28 @@ PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, cons
     // the clock starts and for the pass's kernels before it stops.
     ctx.synchronize();
     const double start = wall.seconds();
-    const PipelineAction& a = step.action;
-    Tensor input;
-    if (const auto in = input_of(a, chunks)) {
-      auto node = arrived.extract(*in);
-      R1_CHECK(!node.empty(), "pipeline: the input of micro-batch ", a.micro, ", chunk ", a.chunk, " never arrived");
-      input = std::move(node.mapped());
+    const auto first = pass(step.action);
+    if (!step.partner) {
+      first();
+    } else {
+      const auto second = pass(*step.partner);
+      ++report.pairs;
+      if (!pairs && parallel::mpi_threads_take_turns()) pairs = std::make_unique<Interleave>([&ctx] { ctx.use_on_this_thread(); });
+      if (pairs) {
+        report.pair_switches += pairs->run(first, second);
+      } else {
+        static bool warned = false;
+        if (!warned) log_warn("[parallel] overlap_chunk_pairs: MPI was not initialised with MPI_THREAD_SERIALIZED, so "
+                              "each pipeline pair runs one pass after the other (the same results, no overlap)");
+        warned = true;
+        first();
+        second();
+      }
     }
-    Tensor output;
-    if (a.kind == Kind::forward) output = hooks.forward(a.micro, a.chunk, input);
-    else if (a.kind == Kind::backward) output = hooks.backward(a.micro, a.chunk, input);
-    else hooks.weight(a.micro, a.chunk);
     ctx.synchronize();
     const double end = wall.seconds();
     report.busy_s += end - start;
     if (record_timeline) report.timeline.push_back({.step = step, .start_s = start, .end_s = end});
-    const int to = consumer_of(a, chunks);
-    if (to < 0) continue;
-    R1_CHECK(output.defined() && output.shape() == hooks.activation_shape && output.dtype() == hooks.activation_dtype,
-             "pipeline: the ", a.kind == Kind::forward ? "forward" : "backward", " of micro-batch ", a.micro, ", chunk ",
-             a.chunk, " returned ", output.defined() ? output.str() : "nothing", ", not ", dtype_name(hooks.activation_dtype),
-             hooks.activation_shape.str());
-    (rank_of(s, to, stages) == pp.rank() ? arrived : outgoing).emplace(a, std::move(output));
   }
   pp.wait();
   report.wall_s = wall.seconds();

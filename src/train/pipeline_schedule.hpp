@@ -44,23 +44,30 @@ struct PipelineAction {
 std::vector<PipelineAction> pipeline_order(PipelineSchedule s, int stages, int rank, int virtual_stages,
                                            int micro_batches, bool split_weight = false);
 
-// One step of a rank's program: a pass, or an exchange with one neighbour that moves at most one tensor
-// each way: the output of `sent` (a pass of this rank) and the output of `received` (a pass of `peer`).
+// One step of a rank's program: a pass (with `partner`: DualPipe's overlapped pair of two passes), or an
+// exchange with one neighbour that moves at most one tensor each way: the output of `sent` (a pass of this
+// rank) and the output of `received` (a pass of `peer`).
 // A forward's output is the activation its next chunk consumes, a backward's the gradient its previous
 // chunk consumes; outputs that stay on the rank (one stage) need no exchange.
 struct PipelineStep {
   enum class Op { compute, exchange };
   Op op = Op::compute;
-  PipelineAction action;  // compute
-  int peer = -1;          // exchange: the neighbour's pipeline rank
+  PipelineAction action;                  // compute
+  std::optional<PipelineAction> partner;  // compute: the pass that runs overlapped with `action`
+  int peer = -1;                          // exchange: the neighbour's pipeline rank
   std::optional<PipelineAction> sent, received;
 };
 
 // pipeline_order's passes with the exchanges placed between them. Deadlock-free when every exchange
 // blocks until its peer posts the match, and messages between two ranks are matched in the order they
 // were issued (so NCCL, which ignores tags, pairs them right): see pipeline_schedule.cpp.
+// overlap_pairs ([parallel] overlap_chunk_pairs; dualpipev and dualpipe only): the forward of one chunk and
+// the backward of the rank's other chunk for another micro-batch that DeepSeek's DualPipe overlaps become
+// one step with a partner: the steady state's F0 B1 (but the first on the rank where the V turns) and
+// F1 B0, and the cool-down's F1 B0. Both passes' inputs are exchanged before the pair and both outputs
+// after it.
 std::vector<PipelineStep> pipeline_program(PipelineSchedule s, int stages, int rank, int virtual_stages,
-                                           int micro_batches, bool split_weight = false);
+                                           int micro_batches, bool split_weight = false, bool overlap_pairs = false);
 
 struct PipelineHooks {
   // The forward of micro-batch `micro` through model chunk `chunk`. `input` is the previous chunk's
@@ -93,6 +100,8 @@ struct PipelineReport {
   double ideal_bubble = 0;     // the schedule's formula (ideal_bubble below)
   bool split_weight = false;   // backwards split into B and W passes (PipelineHooks::weight)
   int sends = 0, recvs = 0;    // tensors this rank sent and received
+  int pairs = 0;               // overlapped pairs this rank ran
+  std::int64_t pair_switches = 0;  // hand-overs between the passes of its pairs (interleave_switch)
   std::vector<TimelineEvent> timeline;  // every step of this rank's program, when recorded
 };
 
@@ -108,9 +117,13 @@ double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micr
 // Runs this rank's program: pp is the pipeline group (member i is stage i), ctx the context the hooks'
 // tensors and the receive buffers live in. Collective over pp (the report's bubble is a max over it).
 // With record_timeline the report holds every step's interval. With hooks.weight the backward is split
-// (split_weight: every rank must set it or none).
+// (split_weight: every rank must set it or none). With overlap_pairs (every rank or none) a pair's passes
+// run as the two tasks of an Interleave (core/interleave.hpp), the forward first on this thread, the
+// backward on a second: each hands over to the other where it has started an exchange of its MoE tokens
+// (TokenDispatcher), so one's all-to-all moves while the other computes. Where MPI does not let two
+// threads take turns (MPI_THREAD_SERIALIZED) the pair runs one pass after the other, with a warning.
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
                             int virtual_stages, int micro_batches, const PipelineHooks& hooks,
-                            bool record_timeline = false);
+                            bool record_timeline = false, bool overlap_pairs = false);
 
 }  // namespace r1

@@ -31,6 +31,18 @@ void TimelineLog::write(PipelineSchedule s, int stages, int virtual_stages, int 
                               {"split_weight", report.split_weight}};
   for (const TimelineEvent& e : report.timeline) {
     nlohmann::json line = run;
+    if (e.step.op == PipelineStep::Op::compute && e.step.partner) {
+      // An overlapped pair: a line per pass, each with the pair's interval and naming the other.
+      for (const auto& [pass, other] : {std::pair{e.step.action, *e.step.partner}, std::pair{*e.step.partner, e.step.action}}) {
+        nlohmann::json half = run;
+        half.update(action_json(pass));
+        half["paired_with"] = action_json(other);
+        half["start_s"] = e.start_s;
+        half["end_s"] = e.end_s;
+        out_ << half.dump() << '\n';
+      }
+      continue;
+    }
     if (e.step.op == PipelineStep::Op::compute) {
       line.update(action_json(e.step.action));
     } else {
@@ -44,7 +56,8 @@ void TimelineLog::write(PipelineSchedule s, int stages, int virtual_stages, int 
     out_ << line.dump() << '\n';
   }
   nlohmann::json summary = run;
-  summary.update({{"kind", "run"}, {"busy_s", report.busy_s}, {"wall_s", report.wall_s},
+  summary.update({{"kind", "run"}, {"busy_s", report.busy_s}, {"wall_s", report.wall_s}, {"pairs", report.pairs},
+                  {"pair_switches", report.pair_switches},
                   {"bubble_fraction", report.bubble_fraction}, {"ideal_bubble", report.ideal_bubble}});
   out_ << summary.dump() << std::endl;
   R1_REQUIRE(out_.good(), "[parallel] timeline: cannot write ", path_.string());

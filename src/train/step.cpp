@@ -28,7 +28,8 @@ BatchPlan BatchPlan::from_config(const RunConfig& cfg, std::int64_t replicas) {
 PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
   PipelinePlan plan{.pp = env.comms->pp.get(), .schedule = env.cfg.parallel.schedule,
                     .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages),
-                    .split_weight = env.cfg.parallel.split_weight_grad, .timeline = nullptr};
+                    .split_weight = env.cfg.parallel.split_weight_grad,
+                    .overlap_pairs = env.cfg.parallel.overlap_chunk_pairs, .timeline = nullptr};
   if (env.cfg.parallel.timeline && plan.pp != nullptr && plan.pp->size() > 1)
     plan.timeline = std::make_shared<TimelineLog>(timeline_path(env.cfg.run.output_dir, env.rank), plan.pp->rank(),
                                                   env.comms->dp->rank());
@@ -181,7 +182,8 @@ double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& tot
   hooks.activation_dtype = model.params().compute_dtype();
   const int micro_batches = static_cast<int>(in.batches.size());
   const PipelineReport report =
-      run_pipeline(pipe.schedule, *pipe.pp, in.ctx, pipe.virtual_stages, micro_batches, hooks, pipe.timeline != nullptr);
+      run_pipeline(pipe.schedule, *pipe.pp, in.ctx, pipe.virtual_stages, micro_batches, hooks, pipe.timeline != nullptr,
+                   pipe.overlap_pairs);
   if (pipe.timeline) pipe.timeline->write(pipe.schedule, pipe.pp->size(), pipe.virtual_stages, micro_batches, report);
   return report.bubble_fraction;
 }

@@ -109,6 +109,12 @@ TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {
   EXPECT_NEAR(e.ep, e.ep_total, 0);
   EXPECT_EQ(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe_overlap, false).ep, 0);
   EXPECT_NEAR(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe, false).ep, e.ep, 0);
+  // [parallel] overlap_chunk_pairs: every dual schedule hides the all-to-alls behind its pairs' compute.
+  TrainSettings pairs = s;
+  pairs.overlap_pairs = true;
+  for (const Schedule sch : {Schedule::dualpipev, Schedule::dualpipev_w, Schedule::dualpipe, Schedule::dualpipe_w})
+    EXPECT_EQ(predict_step(c, ep, pairs, plan_stage_memory(c, ep, pairs, 0), m, sch, false).ep, 0);
+  EXPECT_NEAR(predict_step(c, ep, pairs, plan_stage_memory(c, ep, pairs, 0), m, Schedule::one_f_one_b, false).ep, e.ep, 0);
 }
 
 TEST(TimeModel, MachinesFromPresetsAndSiteFiles) {

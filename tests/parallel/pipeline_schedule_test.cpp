@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "core/error.hpp"
+#include "core/interleave.hpp"
 #include "parallel/comm.hpp"
 #include "train/pipeline_schedule.hpp"
 #include "support/pipeline_simulation.hpp"
@@ -40,6 +41,7 @@ struct Case {
   PipelineSchedule schedule;
   int stages, virtual_stages, micro_batches;
   bool split = false;  // the weight gradient split off into W passes
+  bool pairs = false;  // DualPipe's overlapped forward/backward pairs ([parallel] overlap_chunk_pairs)
   int chunks() const { return stages * pipeline_chunks_per_rank(schedule, virtual_stages); }
   int chain() const { return pipeline_chain_length(schedule, stages, virtual_stages); }  // chunks per micro-batch
   int rank_of(int chunk) const { return parallel::chunk_rank(chunk_placement(schedule), chunk, stages); }
@@ -51,7 +53,7 @@ struct Case {
 std::string describe(const Case& c) {
   std::ostringstream os;
   os << choice_word(c.schedule) << " stages " << c.stages << " virtual "
-     << c.virtual_stages << " micro " << c.micro_batches << (c.split ? " split" : "");
+     << c.virtual_stages << " micro " << c.micro_batches << (c.split ? " split" : "") << (c.pairs ? " pairs" : "");
   return os.str();
 }
 
@@ -88,6 +90,18 @@ std::vector<Case> dualpipe_cases() {
   for (int p = 2; p <= 8; p += 2)
     for (int m = 2 * p; m <= 2 * p + 8; m += 2)
       for (bool split : {false, true}) cases.push_back({PipelineSchedule::dualpipe, p, 1, m, split});
+  return cases;
+}
+
+// Every DualPipeV and DualPipe case above with the overlapped pairs.
+std::vector<Case> paired_cases() {
+  std::vector<Case> cases;
+  for (const auto& list : {all_cases(), split_cases(), dualpipe_cases()})
+    for (Case c : list)
+      if (c.schedule == kDualPipeV || c.schedule == PipelineSchedule::dualpipe) {
+        c.pairs = true;
+        cases.push_back(c);
+      }
   return cases;
 }
 
@@ -249,7 +263,7 @@ std::string play(const Case& c) {
   const int p = c.stages, chain = c.chain();
   std::vector<std::vector<PipelineStep>> programs;
   for (int r = 0; r < p; ++r)
-    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches, c.split));
+    programs.push_back(pipeline_program(c.schedule, p, r, c.virtual_stages, c.micro_batches, c.split, c.pairs));
   std::map<std::pair<int, int>, std::deque<PipelineAction>> sends, recvs;  // unmatched posts per (from, to)
   std::vector<std::size_t> next(p, 0);
   std::vector<int> unmatched(p, -1);                // of the current exchange; -1: not posted yet
@@ -272,14 +286,21 @@ std::string play(const Case& c) {
         const PipelineStep& s = programs[r][next[r]];
         const std::string at = "rank " + std::to_string(r) + " step " + std::to_string(next[r]) + ": ";
         if (s.op == PipelineStep::Op::compute) {
-          if (c.rank_of(s.action.chunk) != r) return at + describe(s.action) + " runs on the wrong rank";
-          const PipelineAction its_backward{Kind::backward, s.action.micro, s.action.chunk};
-          if (s.action.kind == Kind::weight && std::find(ran[r].begin(), ran[r].end(), its_backward) == ran[r].end())
-            return at + describe(s.action) + " runs before its backward";
-          if (const auto in = input_of(s.action); in && outputs[r].erase(*in) == 0)
-            return at + describe(s.action) + " runs before its input " + describe(*in) + " is there";
-          if (has_consumer(s.action)) outputs[r].insert(s.action);
-          ran[r].push_back(s.action);
+          // A pair's two passes need both inputs before either starts; their outputs leave after both.
+          std::vector<PipelineAction> unit{s.action};
+          if (s.partner) unit.push_back(*s.partner);
+          for (const PipelineAction& a : unit) {
+            if (c.rank_of(a.chunk) != r) return at + describe(a) + " runs on the wrong rank";
+            const PipelineAction its_backward{Kind::backward, a.micro, a.chunk};
+            if (a.kind == Kind::weight && std::find(ran[r].begin(), ran[r].end(), its_backward) == ran[r].end())
+              return at + describe(a) + " runs before its backward";
+            if (const auto in = input_of(a); in && outputs[r].erase(*in) == 0)
+              return at + describe(a) + " runs before its input " + describe(*in) + " is there";
+          }
+          for (const PipelineAction& a : unit) {
+            if (has_consumer(a)) outputs[r].insert(a);
+            ran[r].push_back(a);
+          }
         } else if (unmatched[r] < 0) {
           if (s.peer != (r + 1) % p && s.peer != (r + p - 1) % p) return at + "an exchange with a non-neighbour";
           unmatched[r] = 0;
@@ -329,6 +350,38 @@ TEST(PipelineProgram, EveryScheduleRunsToTheEndOnBlockingChannels) {
   for (const Case& c : all_cases()) EXPECT_EQ(play(c), "") << describe(c);
   for (const Case& c : split_cases()) EXPECT_EQ(play(c), "") << describe(c);
   for (const Case& c : dualpipe_cases()) EXPECT_EQ(play(c), "") << describe(c);
+}
+
+TEST(PipelineProgram, OverlappedPairsRunToTheEndOnBlockingChannels) {
+  for (const Case& c : paired_cases()) EXPECT_EQ(play(c), "") << describe(c);
+}
+
+// The pairs are DualPipe's: a forward and the backward of the rank's other chunk for another micro-batch,
+// in the order's place; per DualPipeV rank r of q stages with n micro-batches per phase (DualPipe: its ranks
+// r and p - 1 - r are rank min(r, p - 1 - r) of p/2, with m/2), the steady state's 2 (n - 2q + r + 1) pairs,
+// one fewer on the last rank, and the cool-down's q - r - 1. Other schedules, and the flag off, have none.
+TEST(PipelineProgram, PairsAreDualPipesForwardWithTheOtherChunksBackward) {
+  for (const Case& c : paired_cases()) {
+    const bool dual = c.schedule == PipelineSchedule::dualpipe;
+    const int q = dual ? c.stages / 2 : c.stages, n = dual ? c.micro_batches / 2 : c.micro_batches;
+    for (int r = 0; r < c.stages; ++r) {
+      const int rr = dual ? std::min(r, c.stages - 1 - r) : r, later = q - rr - 1;
+      int pairs = 0;
+      for (const PipelineStep& s : pipeline_program(c.schedule, c.stages, r, 1, c.micro_batches, c.split, true)) {
+        if (!s.partner) continue;
+        ++pairs;
+        EXPECT_EQ(s.action.kind, Kind::forward) << describe(c) << " rank " << r;
+        EXPECT_EQ(s.partner->kind, Kind::backward) << describe(c) << " rank " << r;
+        EXPECT_NE(s.action.chunk, s.partner->chunk) << describe(c) << " rank " << r;
+        EXPECT_NE(s.action.micro, s.partner->micro) << describe(c) << " rank " << r;
+      }
+      EXPECT_EQ(pairs, 2 * (n - 2 * q + rr + 1) - (later == 0) + later) << describe(c) << " rank " << r;
+      for (const PipelineStep& s : pipeline_program(c.schedule, c.stages, r, 1, c.micro_batches, c.split, false))
+        EXPECT_FALSE(s.partner) << describe(c) << " rank " << r;
+    }
+  }
+  for (const PipelineStep& s : pipeline_program(kOneFOneB, 4, 1, 1, 8, false, true)) EXPECT_FALSE(s.partner);
+  for (const PipelineStep& s : pipeline_program(kInterleaved, 4, 1, 2, 8, false, true)) EXPECT_FALSE(s.partner);
 }
 
 TEST(PipelineProgram, SteadyStatePairsOppositeTransfersInOneExchange) {
@@ -474,9 +527,11 @@ struct Pipelined {
   PipelineReport report;
 };
 
+// With pairs, DualPipe's overlapped pairs run, and every pass hands over to its partner once in its middle
+// (as a MoE layer's token exchange does).
 Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, bool record_timeline = false,
-                    bool split = false) {
-  const Case plan{s, world_size(), virtual_stages, micro_batches, split};
+                    bool split = false, bool pairs = false) {
+  const Case plan{s, world_size(), virtual_stages, micro_batches, split, pairs};
   const int p = world_size(), rank = world_rank(), chunks = plan.chunks();
   std::vector<int> members(p);
   std::iota(members.begin(), members.end(), 0);
@@ -498,6 +553,7 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
     EXPECT_EQ(in.defined(), !first(c)) << "micro " << m << " chunk " << c;
     Matrix x = first(c) ? input(m) : to_matrix(in);
     Matrix y = chunk_forward(x, weight(c % chain));
+    if (pairs) interleave_switch();
     if (last(c)) out.grads.loss += sum_of_squares(y);
     const Tensor result = last(c) ? Tensor() : to_tensor(y);
     stash[{m, c}] = {std::move(x), std::move(y)};
@@ -512,6 +568,7 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
     const Matrix dy = last(c) ? loss_gradient(y) : to_matrix(dout);
     // Split: the input gradient now, the weight gradient by the W pass from what it keeps.
     const Matrix dx = chunk_backward(x, weight(c % chain), y, dy, split ? nullptr : &out.grads.dw[c]);
+    if (pairs) interleave_switch();
     if (split) kept[{m, c}] = {x, y, dy};
     return first(c) ? Tensor() : to_tensor(dx);
   };
@@ -522,7 +579,7 @@ Pipelined pipelined(PipelineSchedule s, int virtual_stages, int micro_batches, b
       const auto& [x, y, dy] = node.mapped();
       chunk_weight_grad(x, y, dy, out.grads.dw[c]);
     };
-  out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks, record_timeline);
+  out.report = run_pipeline(s, *pp, ctx, virtual_stages, micro_batches, hooks, record_timeline, pairs);
   EXPECT_TRUE(stash.empty());
   EXPECT_TRUE(kept.empty());
   return out;
@@ -597,6 +654,37 @@ TEST(PipelineRun, DualPipeGradientsOfEachCopyEqualOneRankExactly) {
   }
 }
 
+// DualPipe's overlapped pairs: the two passes of each pair take turns at their switch points on two threads
+// and compute the same bits as the program without pairs, with or without the W split.
+TEST(PipelineRun, OverlappedPairsTakeTurnsAndGiveTheSameBits) {
+  const int p = world_size();
+  std::vector<Case> cases;
+  for (bool split : {false, true}) {
+    cases.push_back({kDualPipeV, p, 1, 2 * p + 1, split, true});
+    if (p % 2 == 0) cases.push_back({PipelineSchedule::dualpipe, p, 1, 2 * p + 2, split, true});
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(describe(c));
+    const Pipelined plain = pipelined(c.schedule, 1, c.micro_batches, false, c.split, false);
+    const std::int64_t before = interleave_switches_total();
+    const Pipelined paired = pipelined(c.schedule, 1, c.micro_batches, false, c.split, true);
+    for (int k : c.chunks_of(world_rank())) EXPECT_EQ(paired.grads.dw[k], plain.grads.dw[k]) << "chunk " << k;
+    EXPECT_EQ(paired.grads.loss, plain.grads.loss);
+    int expected = 0;
+    for (const PipelineStep& s : pipeline_program(c.schedule, p, world_rank(), 1, c.micro_batches, c.split, true))
+      expected += s.partner.has_value();
+    EXPECT_GT(expected, 0);
+    EXPECT_EQ(plain.report.pairs, 0);
+    EXPECT_EQ(paired.report.pairs, expected);
+    // Each pair: the forward hands over in its middle, the backward in its; the forward then ends and the
+    // backward finishes.
+    EXPECT_EQ(paired.report.pair_switches, 2 * expected);
+    EXPECT_EQ(interleave_switches_total() - before, 2 * expected);
+    EXPECT_EQ(paired.report.sends, plain.report.sends);
+    EXPECT_EQ(paired.report.recvs, plain.report.recvs);
+  }
+}
+
 // Every pass sends its output unless it is the model's first or last or its consumer is on this rank
 // (one stage, the turn of the V); every pass with an input from another rank receives it.
 int transfers(const Case& c, int rank) {
@@ -628,16 +716,18 @@ TEST(PipelineRun, ReportsTransfersAndTheBubble) {
 // time within the schedule's wall time, and its passes' time is the busy time.
 TEST(PipelineRun, RecordsEveryStepOfTheProgramInOrder) {
   const int p = world_size(), rank = world_rank();
-  for (const Case c : {Case{kOneFOneB, p, 1, p}, Case{kDualPipeV, p, 1, 2 * p}}) {
+  for (const Case c : {Case{kOneFOneB, p, 1, p}, Case{kDualPipeV, p, 1, 2 * p}, Case{kDualPipeV, p, 1, 2 * p, false, true}}) {
     SCOPED_TRACE(describe(c));
-    const PipelineReport report = pipelined(c.schedule, c.virtual_stages, c.micro_batches, true).report;
-    const std::vector<PipelineStep> program = pipeline_program(c.schedule, p, rank, c.virtual_stages, c.micro_batches);
+    const PipelineReport report = pipelined(c.schedule, c.virtual_stages, c.micro_batches, true, false, c.pairs).report;
+    const std::vector<PipelineStep> program =
+        pipeline_program(c.schedule, p, rank, c.virtual_stages, c.micro_batches, false, c.pairs);
     ASSERT_EQ(report.timeline.size(), program.size());
     double busy = 0, last_end = 0;
     for (std::size_t i = 0; i < program.size(); ++i) {
       const TimelineEvent& e = report.timeline[i];
       EXPECT_EQ(e.step.op, program[i].op) << "step " << i;
       EXPECT_EQ(e.step.action, program[i].action) << "step " << i;
+      EXPECT_EQ(e.step.partner, program[i].partner) << "step " << i;
       EXPECT_EQ(e.step.peer, program[i].peer) << "step " << i;
       EXPECT_GE(e.start_s, last_end) << "step " << i;
       EXPECT_GE(e.end_s, e.start_s) << "step " << i;

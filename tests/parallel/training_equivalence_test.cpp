@@ -38,6 +38,7 @@
 #include <filesystem>
 
 #include "checkpoint/train_state.hpp"
+#include "core/interleave.hpp"
 #include "kernels/elementwise.hpp"
 #include "model/model.hpp"
 #include "parallel/comm_bundle.hpp"
@@ -389,19 +390,23 @@ TEST(TrainingEquivalence, GqaStudentsMatchOneRank) {
   }
 }
 
-// Overlap is scheduling only: with the gradient reductions started during the backward and the token
-// exchanges beside the shared experts, every layout computes the same bits as with both off. The
-// overlapped paths really run: the last micro-batch's backward starts the reduction of every parameter
-// with replicas but the embedding (whose gradient is complete only at the very end), and the EP group
-// started its exchanges.
+// Overlap is scheduling only: with the gradient reductions started during the backward, the token
+// exchanges beside the shared experts and DualPipe's forward/backward pairs taking turns at those exchanges,
+// every layout computes the same bits as with all three off. The overlapped paths really run: the last
+// micro-batch's backward starts the reduction of every parameter with replicas but the embedding (whose
+// gradient is complete only at the very end), the EP group started its exchanges, and under dualpipev and
+// dualpipe with EP the pairs' passes handed over to each other.
 TEST(TrainingEquivalence, OverlapChangesNoBit) {
   for (Layout l : layouts()) {
     auto comms = bundle_for(l);
-    const std::int64_t ep_started = comms->ep->ops_started();
+    const std::int64_t ep_started = comms->ep->ops_started(), switches = interleave_switches_total();
     TrainingRun on(l.model(), model_groups_of(*comms, l), groups_of(*comms, l));
     on.train(*comms->dp, l.plan(*comms));
     if (comms->ep->size() > 1) {
       EXPECT_GT(comms->ep->ops_started(), ep_started) << name_of(l);
+    }
+    if (comms->ep->size() > 1 && (l.dualpipev || l.dualpipe)) {
+      EXPECT_GT(interleave_switches_total(), switches) << name_of(l);
     }
     std::int64_t complete_early = 0;  // every parameter with replicas but the embedding (and TP partials)
     for (const auto& p : on.params.all()) {
@@ -417,7 +422,11 @@ TEST(TrainingEquivalence, OverlapChangesNoBit) {
     ReplicaGroups og = groups_of(*comms, l);
     og.overlap = false;
     TrainingRun off(l.model(), mg, og);
-    off.train(*comms->dp, l.plan(*comms));
+    PipelinePlan no_pairs = l.plan(*comms);
+    no_pairs.overlap_pairs = false;
+    const std::int64_t switches_off = interleave_switches_total();
+    off.train(*comms->dp, no_pairs);
+    EXPECT_EQ(interleave_switches_total(), switches_off) << name_of(l);
     EXPECT_EQ(off.grads->overlapped_last_step(), 0) << name_of(l);
     for (std::size_t s = 0; s < on.steps.size(); ++s) {
       EXPECT_EQ(on.steps[s].loss, off.steps[s].loss) << name_of(l) << " step " << s + 1;
