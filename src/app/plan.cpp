@@ -84,6 +84,7 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   s.compute_copy = cfg.train.precision != Precision::fp32;
   s.compute_bytes = s.compute_copy ? 2 : 4;
   s.fp8 = cfg.train.precision == Precision::fp8;
+  s.fp8_pow2 = cfg.train.fp8_scale == Fp8Scale::pow2;
   s.zero1 = cfg.parallel.zero1;
   s.moment_bytes = cfg.optim.moment_precision == "bf16" ? 2 : 4;
   s.sequence_parallel = cfg.parallel.sequence_parallel;

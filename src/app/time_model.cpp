@@ -140,8 +140,10 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
     const double capped = c.n_expert_groups > 1 ? std::min(off_node, tokens / tp * c.n_limited_groups * (ep - local) / ep)
                                                 : off_node;
     const double intra = copies * (local - 1) / ep;
-    // Dispatch forward in FP8 (an E4M3 byte and an f32 scale per 128-element tile), the rest in BF16.
-    const double bytes_per_copy = c.dim * ((fp8 ? 1.0 + 4.0 / 128 : cb) + 3 * cb);
+    // The forward's dispatch in FP8 (an E4M3 byte and an f32 scale per 128-element tile), the backward's too
+    // with power-of-two scales (MoeFfn::backward), both combines in BF16.
+    const double fp8_copy = 1.0 + 4.0 / 128;
+    const double bytes_per_copy = c.dim * (fp8 ? fp8_copy + (s.fp8_pow2 ? fp8_copy : cb) + 2 * cb : 4 * cb);
     ep_mb = moe_layers * std::max(capped * bytes_per_copy / m.network, intra * bytes_per_copy / m.nvlink) / m.comm_eff;
   }
   // PP: one micro-batch's activations forward and their gradient backward across a stage boundary.
@@ -241,7 +243,7 @@ std::vector<std::string> time_report(const ModelConfig& c, const parallel::Layou
   out.push_back(alt + " (+W is the schedule with [parallel] split_weight_grad; dualpipe holds a second copy of a stage on "
                       "every rank; dualpipe+overlap is DeepSeek-V3's: W split off and EP hidden by the overlapped forward/"
                       "backward pairs, which the other dual schedules get too with [parallel] overlap_chunk_pairs (" +
-                      std::string(s.overlap_pairs ? "on" : "off") + " here); +fp8 counts V3's FP8 GEMMs and FP8 dispatch, both of "
+                      std::string(s.overlap_pairs ? "on" : "off") + " here); +fp8 counts V3's FP8 GEMMs and FP8 dispatch (the backward's too with fp8_scale = pow2), both of "
                       "which r1hpc runs: E4M3 tokens with their 1x128 scales, combine and gradients in BF16)");
   out.push_back("model: per micro-batch, GEMM FLOPs (6 x activated) and attention FLOPs at the calibrated share of peak, "
                 "backward twice forward (plus a forward with full recompute); TP 4 ring all-reduces of [tokens, dim] per "

@@ -124,7 +124,8 @@ constexpr auto choice_words(DivergencePolicy) {
       "compute precision of the GEMMs (master weights stay fp32); fp8: the attention projections' and "    \
       "experts' GEMMs in block-scaled E4M3 as DeepSeek-V3 (arch = mla), the rest in bf16")                \
   KEY(choice, fp8_scale, Fp8Scale::fp32, (),                                                               \
-      "precision fp8: each tile's scale as max-abs / 448 (fp32), or rounded up to a power of two (pow2)")  \
+      "precision fp8: each tile's scale as max-abs / 448 (fp32), or rounded up to a power of two (pow2; "   \
+      "then the backward's expert dispatch also sends FP8)")                                               \
   KEY(choice, attention, AttentionImpl::automatic, (),                                                     \
       "GPU fused attention: own kernel, or cuDNN's (cudnn: the same bits run to run, 2.4x own's speed on "  \
       "the bench shape; cudnn_nondeterministic: atomic dq); shapes cuDNN does not take run own; auto: "     \

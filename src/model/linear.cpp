@@ -200,4 +200,16 @@ void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Fp8Tensor&
   grouped_linear_wgrad(ctx, dy, dequantized(ctx, xq), w, offsets);
 }
 
+void grouped_linear_dgrad(const Context& ctx, const Fp8Tensor& dyq, const Param& w, const Tensor& dx,
+                          std::span<const std::int64_t> offsets) {
+  require_fp8_input(dyq, w, "grouped_linear_dgrad");
+  grouped_fp8(ctx, kernels::fp8_expert_rows(ctx, dyq, offsets), w, &Fp8Weight::Copy::wt, dx, offsets);
+}
+
+void grouped_linear_wgrad(const Context& ctx, const Fp8Tensor& dyq, const Tensor& x, const Param& w,
+                          std::span<const std::int64_t> offsets) {
+  require_fp8_input(dyq, w, "grouped_linear_wgrad");
+  grouped_linear_wgrad(ctx, dequantized(ctx, dyq), x, w, offsets);
+}
+
 }  // namespace r1

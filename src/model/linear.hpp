@@ -69,5 +69,14 @@ void grouped_linear_forward(const kernels::Context& ctx, const kernels::Fp8Tenso
                             std::span<const std::int64_t> offsets);
 void grouped_linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const kernels::Fp8Tensor& xq, const Param& w,
                           std::span<const std::int64_t> offsets);
+// The output gradient in FP8, as DeepSeek-V3 sends the routed experts' to their ranks: 1 x 128 tiles along the
+// output features (linear_quantize_input's rule, quantised before the exchange; a row's tiles are its own, so
+// the same bits as quantising after it). dgrad runs from the tiles, as grouped_linear_dgrad quantises dy
+// itself (the same bits); wgrad takes dy along the tokens: dequantised (f32) and quantised again transposed,
+// as for a cached input.
+void grouped_linear_dgrad(const kernels::Context& ctx, const kernels::Fp8Tensor& dyq, const Param& w, const Tensor& dx,
+                          std::span<const std::int64_t> offsets);
+void grouped_linear_wgrad(const kernels::Context& ctx, const kernels::Fp8Tensor& dyq, const Tensor& x, const Param& w,
+                          std::span<const std::int64_t> offsets);
 
 }  // namespace r1

@@ -318,6 +318,18 @@ std::int64_t Model::block_index(int local) const {
   return first;
 }
 
+TokenDispatcher::Traffic Model::expert_traffic() const {
+  TokenDispatcher::Traffic sum;
+  const auto add = [&](const TransformerBlock& blk) {
+    if (blk.moe() == nullptr) return;
+    sum.dispatch_bytes += blk.moe()->traffic().dispatch_bytes;
+    sum.combine_bytes += blk.moe()->traffic().combine_bytes;
+  };
+  for (const auto& b : blocks_) add(*b);
+  for (const auto& m : mtp_) add(m->block());
+  return sum;
+}
+
 void Model::update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const {
   const Context& ctx = params_.context();
   std::size_t i = 0;

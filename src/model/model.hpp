@@ -184,6 +184,9 @@ class Model {
   // (and data-parallel ranks), one host vector per MoE layer in forward order.
   void update_router_bias(const std::vector<std::vector<std::int64_t>>& counts, float gamma) const;
   int moe_layer_count() const;
+  // The bytes this rank's MoE layers sent to the other EP ranks over their life, by direction (dispatch: the
+  // forward's tokens and the backward's output gradients; combine: the expert outputs and the input gradients).
+  TokenDispatcher::Traffic expert_traffic() const;
   // The trunk's MoE layers (the L_moe of routing records: TokenBatch::experts), and which of them this rank
   // runs (under pipeline parallelism, those of its chunks), ascending.
   std::int64_t trunk_moe_layers() const { return c_.dense ? 0 : c_.n_layers - c_.n_dense_layers; }

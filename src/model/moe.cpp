@@ -194,19 +194,33 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   const auto shared_weights = [&] {
     if (shared_) dshared = shared_->backward_weights(ctx, *s.shared, dout);
   };
-  if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm, shared_weights);
+  // DeepSeek-V3 sends the output gradients to the experts in FP8 (1 x 128 tiles per row, quantised once before
+  // the exchange), as it does the tokens; the FP8 down projection takes them as they come. Its weight gradient
+  // quantises them again along the tokens, which power-of-two scales ([train] fp8_scale = pow2, as V3 scales
+  // these gradients) do without a second rounding; with FP32 scales that rounding doubled the 20-step loss
+  // gap to fp32 (tests/parallel/fp8_equivalence_test.cpp), so there they travel in the compute dtype.
+  std::optional<kernels::Fp8Tensor> dy_fp8;
+  if (experts_down_.fp8 && experts_down_.fp8->pow2_scales) dy_fp8 = linear_quantize_input(ctx, dy_perm, experts_down_);
+  if (dispatcher_ && dy_fp8) dy_fp8 = dispatcher_->dispatch(ctx, *s.route, *dy_fp8, shared_weights);
+  else if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm, shared_weights);
   else shared_weights();
   const std::int64_t n = s.gate_up.dim(0);
 
   // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
   const Tensor dh = ctx.empty({n, inter_}, dt);
-  grouped_linear_dgrad(ctx, dy_perm, experts_down_, dh, s.offsets);
-  grouped_linear_wgrad(ctx, dy_perm, s.h, experts_down_, s.offsets);
+  if (dy_fp8) {
+    grouped_linear_dgrad(ctx, *dy_fp8, experts_down_, dh, s.offsets);
+    grouped_linear_wgrad(ctx, *dy_fp8, s.h, experts_down_, s.offsets);
+  } else {
+    grouped_linear_dgrad(ctx, dy_perm, experts_down_, dh, s.offsets);
+    grouped_linear_wgrad(ctx, dy_perm, s.h, experts_down_, s.offsets);
+  }
   const Tensor dgate_up = ctx.empty({n, 2 * inter_}, dt);
   kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
   if (s.x_fp8) grouped_linear_wgrad(ctx, dgate_up, *s.x_fp8, experts_gate_up_, s.offsets);
   else grouped_linear_wgrad(ctx, dgate_up, s.x_perm, experts_gate_up_, s.offsets);
-  const Tensor& dx_perm = dy_perm;  // dy_perm is spent: its buffer takes the input gradient
+  // The input gradient of the received rows: in dy_perm's buffer once it is spent (in BF16, it holds them).
+  const Tensor dx_perm = dy_fp8 ? ctx.empty({n, dim_}, dt) : dy_perm;
   grouped_linear_dgrad(ctx, dgate_up, experts_gate_up_, dx_perm, s.offsets);
 
   // Router: gates and (scaled) balance loss to the logits, then to the router weight (while the input

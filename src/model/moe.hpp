@@ -85,6 +85,8 @@ class MoeFfn {
   void update_bias(const kernels::Context& ctx, const Tensor& counts, float gamma) const;
 
   const kernels::RouterParams& router_params() const { return router_; }
+  // The expert exchange's bytes sent to the other EP ranks over this layer's life (zero without EP).
+  TokenDispatcher::Traffic traffic() const { return dispatcher_ ? dispatcher_->traffic() : TokenDispatcher::Traffic{}; }
 
  private:
   kernels::BalanceParams balance(const BatchShape& b) const;
