@@ -3,7 +3,9 @@
 #  1. the NCCL collective tests on 2 ranks (started ops on the side stream included);
 #  2. the tiny pretrain (FP32, 6 steps) on one GPU and at DP2 (ZeRO-1), TP2, EP2, PP2 on two: the losses must
 #     equal one GPU's to 1e-5 relative (the CPU equivalence tests' bound; FP32 GEMMs, no TF32), and DP2 and
-#     EP2 with overlap off must give the very same losses as with it on;
+#     EP2 with overlap off must give the very same losses as with it on; so must PP2 under dualpipev and
+#     dualpipe (their forward/backward pairs on two threads, [parallel] overlap_chunk_pairs), and dualpipe
+#     with the pairs off the same bits as with them on;
 #  3. the bench deck at each two-GPU layout: tokens/s, MFU, and the profile of steps 8-10 with the
 #     communication regions (tp_comm, ep_comm) and the pipeline bubble;
 #  4. overlap: DP2 (ZeRO-1) and EP2 with [parallel] overlap_grad_reduce / overlap_expert_comm on and off,
@@ -33,6 +35,9 @@ tiny=(tests/e2e/pretrain_tiny.deck --set run.max_steps=6 --set train.precision=f
 work=$(mktemp -d)
 $bin "${tiny[@]}" --set run.output_dir="$work/one" >"$out/tiny-one.log" 2>&1 || status=1
 for layout in "dp2" "tp2 --set parallel.tensor=2" "ep2 --set parallel.expert=2" "pp2 --set parallel.pipeline=2" \
+              "dualpipev2 --set parallel.pipeline=2 --set parallel.schedule=dualpipev" \
+              "dualpipe2 --set parallel.pipeline=2 --set parallel.schedule=dualpipe" \
+              "dualpipe2-off --set parallel.pipeline=2 --set parallel.schedule=dualpipe --set parallel.overlap_chunk_pairs=false" \
               "dp2-off --set parallel.overlap_grad_reduce=false" \
               "ep2-off --set parallel.expert=2 --set parallel.overlap_expert_comm=false --set parallel.overlap_grad_reduce=false"; do
   read -r name args <<<"$layout"
@@ -47,7 +52,7 @@ print(f"NCCL {sys.argv[2].rsplit('/', 1)[1]}: losses {b[0]:.6f} .. {b[-1]:.6f}, 
 sys.exit(0 if worst <= 1e-5 else 1)
 PY
 done
-for name in dp2 ep2; do
+for name in dp2 ep2 dualpipe2; do
   python3 - "$work/$name" "$work/$name-off" <<'PY' 2>&1 | tee -a "$out/tiny-equivalence.log" || status=1
 import json, sys
 on, off = ([(r["loss"], r["grad_norm"]) for r in map(json.loads, open(f"{d}/metrics.jsonl"))] for d in sys.argv[1:])
