@@ -85,6 +85,7 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   s.compute_bytes = s.compute_copy ? 2 : 4;
   s.fp8 = cfg.train.precision == Precision::fp8;
   s.fp8_pow2 = cfg.train.fp8_scale == Fp8Scale::pow2;
+  s.fp8_cache_swiglu = cfg.train.fp8_cache_swiglu_input;
   s.zero1 = cfg.parallel.zero1;
   s.moment_bytes = cfg.optim.moment_precision == "bf16" ? 2 : 4;
   s.sequence_parallel = cfg.parallel.sequence_parallel;
@@ -117,11 +118,13 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
 //         (H/t) fp32, and for qwen3 the pre-norm q and k with their 1/rms (fp32 per head); selective drops the
 //         norm outputs, q, k and v as above.
 //   fp8 (MLA): the routed copies' dispatched input is saved in E4M3 with an f32 scale per 1 x 128 tile
-//         (fp8_activation_elements) instead of the compute dtype.
+//         (fp8_activation_elements) instead of the compute dtype; with fp8_cache_swiglu their gate_up out too,
+//         and no SwiGLU out (recomputed in the backward).
 double fp8_activation_elements(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
                                Recompute r) {
   if (!s.fp8 || c.gqa() || !moe || r == Recompute::full) return 0;
-  return static_cast<double>(c.n_activated_experts) / l.tensor * static_cast<double>(c.dim);
+  const double per_copy = static_cast<double>(c.dim) + (s.fp8_cache_swiglu ? 2.0 * static_cast<double>(c.moe_inter_dim) : 0);
+  return static_cast<double>(c.n_activated_experts) / l.tensor * per_copy;
 }
 
 double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, bool moe,
@@ -147,7 +150,8 @@ double block_activation_bytes(const ModelConfig& c, const parallel::Layout& l, c
   if (!moe) {
     elems += (2 + (keep ? 1 : 0)) * id / t;
   } else {
-    elems += k / t * (2 * d + (2 + (keep ? 1 : 0)) * ie) + (2 + (keep ? 1 : 0)) * ns * ie / t;
+    const bool swiglu_out = keep && !(s.fp8 && s.fp8_cache_swiglu);  // else recomputed in the backward
+    elems += k / t * (2 * d + (2 + (swiglu_out ? 1 : 0)) * ie) + (2 + (keep ? 1 : 0)) * ns * ie / t;
     fp32 += 4 * static_cast<double>(c.n_routed_experts) + 8 * k;
   }
   const double fp8 = fp8_activation_elements(c, l, s, moe, r);
@@ -294,7 +298,9 @@ std::string fp8_activation_note(const ModelConfig& c, const parallel::Layout& l,
   const double moe = fp8_activation_elements(c, l, s, true, s.recompute);
   std::string n = "precision fp8: no activation saved in FP8 (recompute = full keeps the block input only)";
   if (moe > 0)
-    n = "precision fp8: the routed experts' dispatched input is saved in E4M3 with an f32 scale per 1x128 tile (" +
+    n = std::string("precision fp8: the routed experts' dispatched input") +
+        (s.fp8_cache_swiglu ? " and SwiGLU input (its output recomputed in the backward, fp8_cache_swiglu_input)" : "") +
+        " is saved in E4M3 with an f32 scale per 1x128 tile (" +
         fmt("%.3f", kFp8Bytes) + " B an element; " + fmt("%.1f KiB", moe * kFp8Bytes / 1024) + " per token of a MoE "
         "block, " + fmt("%.1f KiB", moe * (cb - kFp8Bytes) / 1024) + " less than in " + (cb == 2 ? "BF16" : "FP32") +
         "); the rest in the compute dtype (o_proj's input too: the attention backward reads it, and E4M3 is too "
@@ -304,7 +310,8 @@ std::string fp8_activation_note(const ModelConfig& c, const parallel::Layout& l,
     const double copies = tokens / l.tensor * static_cast<double>(c.n_activated_experts) * (ep - 1) / ep;
     n += "; the EP dispatch sends E4M3 tokens: " + fmt("%.1f MiB", copies * static_cast<double>(c.dim) * kFp8Bytes / (1 << 20)) +
          " per MoE layer and micro-batch to other ranks (BF16: " + fmt("%.1f MiB", copies * static_cast<double>(c.dim) * 2 / (1 << 20)) +
-         "; balanced routing), combine and gradients in BF16";
+         "; balanced routing), " + (s.fp8_pow2 ? "the backward's output gradients so too (fp8_scale = pow2), " : "") +
+         "combine" + (s.fp8_pow2 ? "s" : " and gradients") + " in BF16";
   }
   return n;
 }

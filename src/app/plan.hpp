@@ -24,6 +24,7 @@ struct TrainSettings {
   bool compute_copy = false;    // a compute copy beside the FP32 master (precision bf16 and fp8)
   bool fp8 = false;             // precision fp8: E4M3 copies of the linear layers' weights (model/linear.hpp)
   bool fp8_pow2 = false;        // [train] fp8_scale = pow2: the backward's expert dispatch in FP8 too (MoeFfn)
+  bool fp8_cache_swiglu = false;  // [train] fp8_cache_swiglu_input: the routed SwiGLU input saved in FP8, h not saved
   int moment_bytes = 4;         // one AdamW moment (optim.moment_precision: fp32 4, bf16 2)
   bool zero1 = true;            // AdamW states sharded over DP (dense) and EDP (routed experts)
   bool sequence_parallel = false;

@@ -126,6 +126,9 @@ constexpr auto choice_words(DivergencePolicy) {
   KEY(choice, fp8_scale, Fp8Scale::fp32, (),                                                               \
       "precision fp8: each tile's scale as max-abs / 448 (fp32), or rounded up to a power of two (pow2; "   \
       "then the backward's expert dispatch also sends FP8)")                                               \
+  KEY(flag, fp8_cache_swiglu_input, false, (),                                                             \
+      "precision fp8: keep the routed experts' SwiGLU input as E4M3 tiles for the backward and recompute "   \
+      "its output there (DeepSeek-V3's storage; about a third of those bytes, a coarser backward)")         \
   KEY(choice, attention, AttentionImpl::automatic, (),                                                     \
       "GPU fused attention: own kernel, or cuDNN's (cudnn: the same bits run to run, 2.4x own's speed on "  \
       "the bench shape; cudnn_nondeterministic: atomic dq); shapes cuDNN does not take run own; auto: "     \

@@ -54,7 +54,8 @@ MoeFfn::MoeFfn(const ModelConfig& c, ParamStore& params, const std::string& pref
                                                          first_expert(), local_experts(), Init::normal))),
       experts_down_(use_fp8(params, params.add_experts(prefix + ".experts.down", {c.n_routed_experts, c.dim, c.moe_inter_dim},
                                                       first_expert(), local_experts(), Init::normal))),
-      shared_(shared_experts(c, params, prefix, tp)) {}
+      shared_(shared_experts(c, params, prefix, tp)),
+      cache_swiglu_fp8_(params.fp8_cache_swiglu()) {}
 
 kernels::BalanceParams MoeFfn::balance(const BatchShape& b) const {
   return {.seq_len = b.seq, .alpha = alpha_, .score_func = router_.score_func};
@@ -143,6 +144,11 @@ MoeFfn::Saved MoeFfn::forward(const kernels::Context& ctx, const BatchShape& b, 
     const kernels::Fp8Tensor hq = linear_input_tiles(ctx, n, inter_, experts_down_);
     kernels::swiglu_forward_fp8(ctx, s.gate_up, s.h, hq);
     grouped_linear_forward(ctx, hq, experts_down_, s.y_perm, s.offsets);
+    if (cache_swiglu_fp8_) {  // DeepSeek-V3 caches the SwiGLU input in FP8, recomputes its output in the backward
+      s.gate_up_fp8 = linear_quantize_input(ctx, s.gate_up, experts_down_);
+      s.gate_up = Tensor();
+      s.h = Tensor();
+    }
   } else {
     kernels::swiglu_forward(ctx, s.gate_up, s.h);
     grouped_linear_forward(ctx, s.h, experts_down_, s.y_perm, s.offsets);
@@ -204,19 +210,27 @@ void MoeFfn::backward(const kernels::Context& ctx, const BatchShape& b, const Sa
   if (dispatcher_ && dy_fp8) dy_fp8 = dispatcher_->dispatch(ctx, *s.route, *dy_fp8, shared_weights);
   else if (dispatcher_) dy_perm = dispatcher_->dispatch(ctx, *s.route, dy_perm, shared_weights);
   else shared_weights();
-  const std::int64_t n = s.gate_up.dim(0);
+  const std::int64_t n = s.offsets.back();
+  // The SwiGLU input and output: as saved, or (fp8) dequantised from the cached tiles and recomputed.
+  Tensor gate_up = s.gate_up, h = s.h;
+  if (s.gate_up_fp8) {
+    gate_up = ctx.empty({n, 2 * inter_}, dt);
+    kernels::dequantize_fp8(ctx, *s.gate_up_fp8, gate_up);
+    h = ctx.empty({n, inter_}, dt);
+    kernels::swiglu_forward(ctx, gate_up, h);
+  }
 
   // Experts: down, swiglu, gate_up; weight gradients accumulated per expert.
   const Tensor dh = ctx.empty({n, inter_}, dt);
   if (dy_fp8) {
     grouped_linear_dgrad(ctx, *dy_fp8, experts_down_, dh, s.offsets);
-    grouped_linear_wgrad(ctx, *dy_fp8, s.h, experts_down_, s.offsets);
+    grouped_linear_wgrad(ctx, *dy_fp8, h, experts_down_, s.offsets);
   } else {
     grouped_linear_dgrad(ctx, dy_perm, experts_down_, dh, s.offsets);
-    grouped_linear_wgrad(ctx, dy_perm, s.h, experts_down_, s.offsets);
+    grouped_linear_wgrad(ctx, dy_perm, h, experts_down_, s.offsets);
   }
   const Tensor dgate_up = ctx.empty({n, 2 * inter_}, dt);
-  kernels::swiglu_backward(ctx, dh, s.gate_up, dgate_up);
+  kernels::swiglu_backward(ctx, dh, gate_up, dgate_up);
   if (s.x_fp8) grouped_linear_wgrad(ctx, dgate_up, *s.x_fp8, experts_gate_up_, s.offsets);
   else grouped_linear_wgrad(ctx, dgate_up, s.x_perm, experts_gate_up_, s.offsets);
   // The input gradient of the received rows: in dy_perm's buffer once it is spent (in BF16, it holds them).

@@ -51,6 +51,9 @@ class MoeFfn {
     std::optional<kernels::Fp8Tensor> x_fp8;  // precision fp8: the tokens as gate_up quantises them, dispatched so
     Tensor gate_up;                       // [N, 2 I_e] the experts' fused gate/up projections
     Tensor h;                             // [N, I_e] swiglu(gate_up)
+    // [train] fp8_cache_swiglu_input (DeepSeek-V3's low-precision storage): gate_up kept as 1 x 128 E4M3 tiles
+    // (the down projection's scale rule) instead of gate_up and h, which the backward dequantises and recomputes.
+    std::optional<kernels::Fp8Tensor> gate_up_fp8;
     Tensor y_perm;                        // [T k, D] this rank's expert outputs (back home) before the combine
     std::optional<TokenDispatcher::Route> route;  // expert parallelism only
     std::optional<DenseMlp::Saved> shared;  // absent without shared experts
@@ -109,6 +112,7 @@ class MoeFfn {
   Param& experts_gate_up_;
   Param& experts_down_;
   std::optional<DenseMlp> shared_;
+  bool cache_swiglu_fp8_;  // ParamStore::fp8_cache_swiglu: Saved::gate_up_fp8 instead of gate_up and h
 };
 
 }  // namespace r1

@@ -12,8 +12,8 @@ std::uint32_t name_stream(const std::string& name) {
   return h;
 }
 
-ParamStore::ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8, bool fp8_pow2)
-    : ctx_(std::move(ctx)), compute_dtype_(compute_dtype), fp8_(fp8), fp8_pow2_(fp8_pow2) {
+ParamStore::ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8, bool fp8_pow2, bool fp8_cache_swiglu)
+    : ctx_(std::move(ctx)), compute_dtype_(compute_dtype), fp8_(fp8), fp8_pow2_(fp8_pow2), fp8_cache_swiglu_(fp8_cache_swiglu) {
   R1_REQUIRE(compute_dtype == DType::f32 || compute_dtype == DType::bf16, "compute dtype must be f32 or bf16, got ",
              dtype_name(compute_dtype));
 }

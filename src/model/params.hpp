@@ -67,8 +67,10 @@ void copy_shard(const kernels::Context& ctx, const Param& p, const Tensor& globa
 class ParamStore {
  public:
   // fp8: the linear layers that model/linear.hpp runs in FP8 mark their weights so ([train] precision fp8);
-  // fp8_pow2: their tiles' scales are powers of two ([train] fp8_scale = pow2).
-  ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8 = false, bool fp8_pow2 = false);
+  // fp8_pow2: their tiles' scales are powers of two ([train] fp8_scale = pow2); fp8_cache_swiglu: the routed
+  // experts keep their SwiGLU input in FP8 for the backward ([train] fp8_cache_swiglu_input, MoeFfn).
+  ParamStore(kernels::Context ctx, DType compute_dtype, bool fp8 = false, bool fp8_pow2 = false,
+             bool fp8_cache_swiglu = false);
   Param& add(const std::string& name, const Shape& shape, Init init, bool decay = true, bool trainable = true);
   // A routed-expert tensor of global shape `global` [E, ...] of which this rank holds the `count` experts
   // starting at `first` (expert parallelism; first = 0, count = E on one rank). Initialised by global index.
@@ -86,6 +88,7 @@ class ParamStore {
   DType compute_dtype() const { return compute_dtype_; }
   bool fp8() const { return fp8_; }
   bool fp8_pow2() const { return fp8_pow2_; }
+  bool fp8_cache_swiglu() const { return fp8_ && fp8_cache_swiglu_; }
 
   // Fills every master weight: normal(0, std) keyed by (seed, the parameter's name, global element
   // index), norms 1, biases 0; then refreshes the compute copies and zeroes the gradients.
@@ -98,7 +101,7 @@ class ParamStore {
  private:
   kernels::Context ctx_;
   DType compute_dtype_;
-  bool fp8_ = false, fp8_pow2_ = false;
+  bool fp8_ = false, fp8_pow2_ = false, fp8_cache_swiglu_ = false;
   std::vector<std::unique_ptr<Param>> params_;
   std::map<std::string, Param*> index_;
 };

@@ -26,7 +26,7 @@ TrainerOptions TrainerOptions::from_env(const StageEnv& env, std::string stage) 
 
 Trainer::InitializedModel::InitializedModel(const StageEnv& env, const TrainerOptions& o)
     : params(env.ctx, env.compute_dtype, env.cfg.train.precision == Precision::fp8,
-             env.cfg.train.fp8_scale == Fp8Scale::pow2),
+             env.cfg.train.fp8_scale == Fp8Scale::pow2, env.cfg.train.fp8_cache_swiglu_input),
       model(o.model, params, o.groups) {
   model.full_recompute = o.batch.full_recompute;
   if (o.add_params) o.add_params(params);

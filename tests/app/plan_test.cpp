@@ -166,6 +166,21 @@ TEST(MemoryPlan, Fp8CachesTheDispatchedExpertInputsInE4M3) {
   EXPECT_DOUBLE_EQ(p.activations, 8 * (204.25 + 32) + 192);
 }
 
+// [train] fp8_cache_swiglu_input: the routed copies' gate_up out (k/t 2 I_e = 8 elements) joins their input in
+// E4M3 and their SwiGLU out (k/t I_e = 4 elements) is not kept: 204.25 -> 212 - 8 - 2 x 16 + 1.03125 x 16 = 188.5 B
+// (selective, which drops the SwiGLU out anyway: 140 - 32 + 16.5 = 124.5 B).
+TEST(MemoryPlan, Fp8CachedSwigluInputsReplaceTheirOutputs) {
+  TrainSettings s = settings();
+  s.fp8 = true;
+  s.fp8_cache_swiglu = true;
+  EXPECT_DOUBLE_EQ(fp8_activation_elements(small_model(), layout_8(), s, true, Recompute::none), 16);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::none), 188.5);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::selective), 124.5);
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, false, Recompute::none), 148);
+  s.fp8 = false;  // the key alone changes nothing
+  EXPECT_DOUBLE_EQ(block_activation_bytes(small_model(), layout_8(), s, true, Recompute::none), 212);
+}
+
 TEST(MemoryPlan, OneRankHoldsEveryParameterOnce) {
   ModelConfig c = small_model();
   c.mtp_depth = 1;

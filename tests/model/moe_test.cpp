@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "kernels/elementwise.hpp"
+#include "kernels/fp8.hpp"
 #include "kernels/gradcheck.hpp"
 #include "kernels/moe_router.hpp"
+#include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
@@ -372,6 +374,44 @@ TEST(MoeFfn, GradientsAccumulateOverBackwardCalls) {
     }
     EXPECT_GT(scale, 0.0) << p->name;
     EXPECT_LE(err, 1e-6 * scale) << p->name << ": not twice the single-call gradient";
+  }
+}
+
+// [train] fp8_cache_swiglu_input (precision fp8): the forward is unchanged but keeps the routed experts' gate_up
+// as E4M3 tiles instead of gate_up and SwiGLU's output; its backward is, bit for bit, the uncached backward run on
+// those tiles dequantised and their SwiGLU (so the cache rounds gate_up and nothing else).
+TEST(MoeFfn, Fp8CachedSwigluInputIsTheUncachedBackwardOnItsTiles) {
+  const ModelConfig c = tiny_moe(RouterScore::sigmoid, 1);
+  ParamStore plain(kCpu, DType::f32, /*fp8=*/true, /*fp8_pow2=*/false, /*fp8_cache_swiglu=*/false);
+  ParamStore cached(kCpu, DType::f32, true, false, true);
+  const MoeFfn a(c, plain, kPrefix), b(c, cached, kPrefix);
+  plain.initialize(77, 0.3);
+  cached.initialize(77, 0.3);
+  const BatchShape shape = batch_of(2, 6);
+  const Tensor x = test::random_tensor({12, 16}, DType::f32, 50), w = test::random_tensor({12, 16}, DType::f32, 51);
+  Tensor out_a = Tensor::host({12, 16}, DType::f32), out_b = Tensor::host({12, 16}, DType::f32);
+  MoeStats stats_a, stats_b;
+  MoeFfn::Saved sa = a.forward(kCpu, shape, x, out_a, stats_a);
+  const MoeFfn::Saved sb = b.forward(kCpu, shape, x, out_b, stats_b);
+  EXPECT_EQ(test::max_error(out_a, out_b), 0.0);
+  ASSERT_TRUE(sb.gate_up_fp8.has_value());
+  EXPECT_FALSE(sb.gate_up.defined());
+  EXPECT_FALSE(sb.h.defined());
+  ASSERT_FALSE(sa.gate_up_fp8.has_value());
+  const Tensor tiles = Tensor::host(sa.gate_up.shape(), DType::f32), h = Tensor::host(sa.h.shape(), DType::f32);
+  kernels::dequantize_fp8(kCpu, *sb.gate_up_fp8, tiles);
+  kernels::swiglu_forward(kCpu, tiles, h);
+  EXPECT_GT(test::max_error(tiles, sa.gate_up), 0.0) << "E4M3 tiles round gate_up";
+  sa.gate_up = tiles;
+  sa.h = h;
+  Tensor dx_a = Tensor::host({12, 16}, DType::f32), dx_b = Tensor::host({12, 16}, DType::f32);
+  a.backward(kCpu, shape, sa, w, dx_a, 1.0f);
+  b.backward(kCpu, shape, sb, w, dx_b, 1.0f);
+  EXPECT_EQ(test::max_error(dx_a, dx_b), 0.0);
+  for (const auto& p : plain.all()) {
+    if (p->trainable) {
+      EXPECT_EQ(test::max_error(p->grad, cached.get(p->name).grad), 0.0) << p->name;
+    }
   }
 }
 

@@ -76,8 +76,8 @@ struct Fp8Run {
   std::vector<double> losses;
   std::vector<std::vector<std::vector<std::int64_t>>> counts;
 
-  Fp8Run(const ModelConfig& c, bool fp8, ModelGroups mg, ReplicaGroups rg, bool pow2 = false)
-      : params(kernels::Context::cpu(), DType::f32, fp8, pow2) {
+  Fp8Run(const ModelConfig& c, bool fp8, ModelGroups mg, ReplicaGroups rg, bool pow2 = false, bool cache_swiglu = false)
+      : params(kernels::Context::cpu(), DType::f32, fp8, pow2, cache_swiglu) {
     model = std::make_unique<Model>(c, params, mg);
     params.initialize(3, c.init_std);
     grads = std::make_unique<GradReducer>(params, rg);
@@ -104,9 +104,9 @@ struct Fp8Run {
   }
 };
 
-std::unique_ptr<Fp8Run> one_rank(const ModelConfig& c, bool fp8, int steps, bool pow2 = false) {
+std::unique_ptr<Fp8Run> one_rank(const ModelConfig& c, bool fp8, int steps, bool pow2 = false, bool cache_swiglu = false) {
   auto self = parallel::make_communicator(parallel::Backend::mpi, "self", {world_rank()}, kernels::Context::cpu(), 60);
-  auto r = std::make_unique<Fp8Run>(c, fp8, ModelGroups{}, ReplicaGroups{}, pow2);
+  auto r = std::make_unique<Fp8Run>(c, fp8, ModelGroups{}, ReplicaGroups{}, pow2, cache_swiglu);
   r->train(*self, steps);
   return r;
 }
@@ -240,22 +240,28 @@ TEST(Fp8Equivalence, Pow2ScalesMatchOneRankOnEp) {
 // 0.3103 (6.8e-3) with its Sandybridge ones and 0.3113 (1.01e-2) with its SkylakeX (AVX-512) ones: the f32
 // GEMMs' rounding moves which E4M3 values the tiles round to, and 20 steps at lr 1e-2 carry that into the
 // last digits of the loss. Bounds 5e-2 per step and 2e-2 at the end: a broken FP8 GEMM does not learn.
+// With power-of-two scales (the output gradients dispatched in FP8 too): 0.3093, a gap of 5.0e-3 (Zen). With the
+// SwiGLU input cached in FP8 (fp32 scales): 0.3125, 1.4e-2 -- the backward's SwiGLU then sees gate_up rounded to
+// E4M3 (3 mantissa bits; here one 128-tile spans a row's gate and up halves), so its end bound is 4e-2.
 TEST(Fp8Equivalence, Fp8LossTracksFp32OverTwentySteps) {
   const ModelConfig c = tiny_moe(false);
   const auto f32 = one_rank(c, false, 20);
-  for (const bool pow2 : {false, true}) {  // pow2: also the output gradients' FP8 tiles (MoeFfn::backward)
-    const auto f8 = one_rank(c, true, 20, pow2);
+  // pow2: also the output gradients' FP8 tiles (MoeFfn::backward); cached: the SwiGLU input kept in FP8
+  // ([train] fp8_cache_swiglu_input).
+  for (const auto& [pow2, cached] : {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}}) {
+    const auto f8 = one_rank(c, true, 20, pow2, cached);
     double worst = 0;
     for (std::size_t s = 0; s < f32->losses.size(); ++s) {
       const double rel = std::fabs(f8->losses[s] - f32->losses[s]) / f32->losses[s];
       EXPECT_LE(rel, 5e-2) << "step " << s + 1 << ": fp8 " << f8->losses[s] << ", fp32 " << f32->losses[s];
       worst = std::max(worst, rel);
     }
-    EXPECT_LE(std::fabs(f8->losses.back() - f32->losses.back()), 2e-2 * f32->losses.back()) << "the last step";
+    EXPECT_LE(std::fabs(f8->losses.back() - f32->losses.back()), (cached ? 4e-2 : 2e-2) * f32->losses.back())
+        << "the last step";
     EXPECT_LT(f8->losses.back(), 0.5 * f8->losses.front()) << "fp8 training must learn";
     if (world_rank() == 0)
-      std::printf("  fp8 (%s scales) vs fp32, 20 steps: loss %.6f -> %.6f (fp32 %.6f -> %.6f), worst relative gap %.2e\n",
-                  pow2 ? "pow2" : "fp32", f8->losses.front(), f8->losses.back(), f32->losses.front(), f32->losses.back(),
-                  worst);
+      std::printf("  fp8 (%s scales%s) vs fp32, 20 steps: loss %.6f -> %.6f (fp32 %.6f -> %.6f), worst relative gap %.2e\n",
+                  pow2 ? "pow2" : "fp32", cached ? ", SwiGLU input cached in FP8" : "", f8->losses.front(),
+                  f8->losses.back(), f32->losses.front(), f32->losses.back(), worst);
   }
 }
