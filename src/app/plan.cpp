@@ -97,7 +97,7 @@ TrainSettings train_settings(const RunConfig& cfg, std::int64_t data) {
   s.schedule = cfg.parallel.schedule;
   s.virtual_stages = static_cast<int>(cfg.parallel.virtual_stages);
   s.split_weight = cfg.parallel.split_weight_grad;
-  s.overlap_pairs = cfg.parallel.overlap_chunk_pairs;
+  s.overlap_pairs = cfg.parallel.overlap_chunk_pairs && cfg.parallel.overlap_expert_comm;  // pairs hand over at EP exchanges
   s.cudnn_dp_workspace = kernels::cudnn_attention_built() && s.compute_bytes == 2 &&
                          (cfg.train.attention == AttentionImpl::automatic || cfg.train.attention == AttentionImpl::cudnn);
   return s;

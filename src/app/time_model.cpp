@@ -105,6 +105,25 @@ Machine machine_named(const std::string& name) {
   return m;
 }
 
+double paired_share(Schedule schedule, int stages, std::int64_t micro_batches) {
+  const bool dualpipe = schedule == Schedule::dualpipe || schedule == Schedule::dualpipe_w ||
+                        schedule == Schedule::dualpipe_overlap;
+  const bool dualpipev = schedule == Schedule::dualpipev || schedule == Schedule::dualpipev_w;
+  if ((!dualpipe && !dualpipev) || stages < 2) return 0;
+  // Per DualPipeV rank r of q stages with n micro-batches a phase (DualPipe: rank min(r, p - 1 - r) of p/2
+  // with m/2): 2 (n - 2q + r + 1) steady-state pairs, one fewer on the last rank, and q - r - 1 in the
+  // cool-down (train/pipeline_schedule.hpp), of 4n passes.
+  const std::int64_t q = dualpipe ? stages / 2 : stages, n = dualpipe ? micro_batches / 2 : micro_batches;
+  if (q < 1 || n < 1) return 0;
+  double worst = 1;
+  for (std::int64_t r = 0; r < q; ++r) {
+    const std::int64_t steady = std::max<std::int64_t>(0, n - 2 * q + r + 1);
+    const std::int64_t pairs = 2 * steady - (r == q - 1 && steady > 0 ? 1 : 0) + (q - r - 1);
+    worst = std::min(worst, std::clamp(2.0 * static_cast<double>(pairs) / (4.0 * static_cast<double>(n)), 0.0, 1.0));
+  }
+  return worst;
+}
+
 StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const TrainSettings& s, const MemoryPlan& worst,
                       const Machine& m, Schedule schedule, bool fp8) {
   StepTime t;
@@ -149,11 +168,13 @@ StepTime predict_step(const ModelConfig& c, const parallel::Layout& l, const Tra
   // PP: one micro-batch's activations forward and their gradient backward across a stage boundary.
   const double pp_mb = pp > 1 ? 2 * tokens * c.dim * cb / (link_pp * m.comm_eff) : 0;
 
-  // DualPipe's overlapped pairs run one micro-batch's all-to-alls beside another's compute.
+  // DualPipe's overlapped pairs run one micro-batch's all-to-alls beside another's compute: in the share of the
+  // worst rank's passes that run paired, the exchanges are hidden up to the compute beside them.
   const bool pairs = schedule == Schedule::dualpipe_overlap ||
                      (s.overlap_pairs && (schedule == Schedule::dualpipev || schedule == Schedule::dualpipev_w ||
                                           schedule == Schedule::dualpipe || schedule == Schedule::dualpipe_w));
-  const double ep_exposed = pairs ? std::max(0.0, ep_mb - (fwd + bwd)) : ep_mb;
+  const double share = pairs ? paired_share(schedule, l.pipeline, s.micro_batches) : 0;
+  const double ep_exposed = (1 - share) * ep_mb + share * std::max(0.0, ep_mb - (fwd + bwd));
   const double unit = fwd + bwd + tp_mb + ep_exposed + pp_mb;
   t.forward = M * fwd;
   t.backward = M * bwd;

@@ -36,6 +36,10 @@ Machine machine_named(const std::string& name_or_site_file);
 // pairs overlapped whatever the deck says (the deck's own schedule when it runs dualpipe + W + pairs).
 enum class Schedule { one_f_one_b, interleaved, dualpipev, dualpipev_w, dualpipe, dualpipe_w, dualpipe_overlap };
 
+// The share of the passes that run as overlapped forward/backward pairs on the rank with the fewest, for a dual
+// schedule over `stages` ranks and `micro_batches` per step (pipeline_program's pairs); 0 for the others.
+double paired_share(Schedule schedule, int stages, std::int64_t micro_batches);
+
 // What one optimizer step costs on the worst pipeline stage, in seconds.
 struct StepTime {
   Schedule schedule = Schedule::one_f_one_b;

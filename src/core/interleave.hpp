@@ -9,7 +9,11 @@
 // and code that is not thread-safe stays correct (each hand-over is a mutex hand-off, which orders memory).
 // Outside run(), and once the partner task has ended, interleave_switch() returns at once.
 //
-// What follows a thread: the worker runs `on_worker_start` once (e.g. to make a CUDA device current).
+// Errors: when a task throws, the other stops at its next switch (throwing InterleavePartnerFailed there), so
+// that it issues no collective its peers do not match, and run() rethrows the error that came first.
+//
+// What follows a thread: the worker runs `on_worker_start` once (e.g. to make a CUDA device current); if that
+// throws, the constructor rethrows it.
 // Thread-local state of the calling thread (a DeferWgrad scope, the profiler's open regions) is not the
 // worker's: a task sets up what it needs inside itself. MPI must allow calls from either thread one at a
 // time (MPI_THREAD_SERIALIZED; main asks for it).
@@ -19,9 +23,16 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace r1 {
+
+// Thrown by interleave_switch() in a task whose partner has failed.
+class InterleavePartnerFailed : public std::runtime_error {
+ public:
+  InterleavePartnerFailed();
+};
 
 class Interleave {
  public:
@@ -30,16 +41,16 @@ class Interleave {
   Interleave(const Interleave&) = delete;
   Interleave& operator=(const Interleave&) = delete;
 
-  // Runs both tasks to their ends as described above; a starts. If a task throws, the other still runs to
-  // its end (its switches return at once), then the first exception (a's if both threw) is rethrown.
-  // Returns how many times control passed from one task to the other while both were unfinished.
+  // Runs both tasks to their ends as described above; a starts. If a task throws, the other runs until its
+  // next switch (or its end), and the first exception in time is rethrown. Returns how many times control
+  // passed from one task to the other while both were unfinished.
   std::int64_t run(const std::function<void()>& a, const std::function<void()>& b);
 
  private:
   friend void interleave_switch();
   void worker();
   void hand_over(int from);  // task `from` (0: a, 1: b) gives control to the other and waits for its turn back
-  void finish(int side);     // task `side` has ended: the other runs to its end
+  void finish(int side, std::exception_ptr error);  // task `side` has ended (with error): the other goes on
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -49,7 +60,9 @@ class Interleave {
   bool quit_ = false;
   std::int64_t switches_ = 0;
   std::exception_ptr error_[2];
-  std::exception_ptr start_error_;  // on_worker_start threw: b never runs
+  int first_error_ = -1;            // the task whose error came first
+  bool started_ = false;            // the worker ran on_worker_start
+  std::exception_ptr start_error_;  // and it threw
   std::function<void()> on_worker_start_;
   std::thread thread_;
 };

@@ -3,12 +3,14 @@
 // files, bad ones named.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "app/time_model.hpp"
 #include "core/error.hpp"
 #include "support/tiny_model.hpp"
+#include "train/pipeline_schedule.hpp"
 
 namespace r1 {
 namespace {
@@ -107,14 +109,52 @@ TEST(TimeModel, TensorAndExpertTrafficUseTheirLinks) {
   const double bytes = 8 * 4 * 2.0;
   EXPECT_NEAR(e.ep_total, std::max(16 * 0.5 * bytes / 10e9, 16 * 3.0 / 8 * bytes / 100e9) / 0.5, 1e-15);
   EXPECT_NEAR(e.ep, e.ep_total, 0);
-  EXPECT_EQ(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe_overlap, false).ep, 0);
-  EXPECT_NEAR(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe, false).ep, e.ep, 0);
-  // [parallel] overlap_chunk_pairs: every dual schedule hides the all-to-alls behind its pairs' compute.
-  TrainSettings pairs = s;
+  // Without a pipeline there are no pairs to hide anything behind.
+  EXPECT_NEAR(predict_step(c, ep, s, plan_stage_memory(c, ep, s, 0), m, Schedule::dualpipe_overlap, false).ep, e.ep, 0);
+  // PP2 with 8 micro-batches: the paired passes' share of the worst rank's (DualPipeV 22/32, DualPipe 10/16) hides
+  // its exchanges up to the compute beside them; dualpipe+overlap always pairs, the other dual schedules with
+  // [parallel] overlap_chunk_pairs ([parallel] overlap_expert_comm too: TrainSettings::overlap_pairs).
+  const parallel::Layout epp{.world = 16, .tensor = 1, .pipeline = 2, .data = 8, .expert = 8};
+  TrainSettings pairs = settings(8);
+  const auto hidden = [&](const StepTime& t, double share) {
+    return (1 - share) * t.ep_total + share * std::max(0.0, t.ep_total - (t.forward + t.backward));
+  };
+  const StepTime plain = predict_step(c, epp, pairs, plan_stage_memory(c, epp, pairs, 0), m, Schedule::dualpipev, false);
+  EXPECT_NEAR(plain.ep, plain.ep_total, 0);
+  const StepTime over = predict_step(c, epp, pairs, plan_stage_memory(c, epp, pairs, 0), m, Schedule::dualpipe_overlap, false);
+  EXPECT_NEAR(over.ep, hidden(over, 10.0 / 16), 1e-18);
+  EXPECT_LT(over.ep, over.ep_total);
   pairs.overlap_pairs = true;
-  for (const Schedule sch : {Schedule::dualpipev, Schedule::dualpipev_w, Schedule::dualpipe, Schedule::dualpipe_w})
-    EXPECT_EQ(predict_step(c, ep, pairs, plan_stage_memory(c, ep, pairs, 0), m, sch, false).ep, 0);
-  EXPECT_NEAR(predict_step(c, ep, pairs, plan_stage_memory(c, ep, pairs, 0), m, Schedule::one_f_one_b, false).ep, e.ep, 0);
+  for (const auto& [sch, share] : {std::pair{Schedule::dualpipev, 22.0 / 32}, std::pair{Schedule::dualpipev_w, 22.0 / 32},
+                                   std::pair{Schedule::dualpipe, 10.0 / 16}, std::pair{Schedule::dualpipe_w, 10.0 / 16}}) {
+    EXPECT_DOUBLE_EQ(paired_share(sch, 2, 8), share);
+    const StepTime t = predict_step(c, epp, pairs, plan_stage_memory(c, epp, pairs, 0), m, sch, false);
+    EXPECT_NEAR(t.ep, hidden(t, share), 1e-18) << static_cast<int>(sch);
+  }
+  EXPECT_NEAR(predict_step(c, epp, pairs, plan_stage_memory(c, epp, pairs, 0), m, Schedule::one_f_one_b, false).ep,
+              plain.ep_total, 1e-18);
+}
+
+// paired_share is the pairs' share of the passes that pipeline_program gives the worst rank.
+TEST(TimeModel, PairedShareIsTheProgramsOwn) {
+  for (int p = 2; p <= 8; ++p)
+    for (int m = 2 * p; m < 2 * p + 10; ++m)
+      for (const bool dual : {false, true}) {
+        if (dual && (p % 2 != 0 || m % 2 != 0)) continue;
+        const PipelineSchedule ps = dual ? PipelineSchedule::dualpipe : PipelineSchedule::dualpipev;
+        double worst = 1;
+        for (int r = 0; r < p; ++r) {
+          int paired = 0, passes = 0;
+          for (const PipelineStep& st : pipeline_program(ps, p, r, 1, m, false, true)) {
+            if (st.op != PipelineStep::Op::compute) continue;
+            passes += st.partner ? 2 : 1;
+            paired += st.partner ? 2 : 0;
+          }
+          worst = std::min(worst, static_cast<double>(paired) / passes);
+        }
+        EXPECT_DOUBLE_EQ(paired_share(dual ? Schedule::dualpipe : Schedule::dualpipev, p, m), worst)
+            << (dual ? "dualpipe" : "dualpipev") << " p " << p << " m " << m;
+      }
 }
 
 TEST(TimeModel, MachinesFromPresetsAndSiteFiles) {
