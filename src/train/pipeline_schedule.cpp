@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 
 #include "core/error.hpp"
@@ -374,23 +373,9 @@ double pipeline_bubble(parallel::Communicator& pp, const kernels::Context& ctx, 
 
 }  // namespace
 
-namespace {
-// The overlapped pairs' second thread for ctx's device, made once and kept for the process's life (its OpenMP
-// and BLAS thread pools too), its device made current there.
-Interleave& pair_thread(const kernels::Context& ctx) {
-  static std::mutex mu;
-  static std::map<int, std::unique_ptr<Interleave>> threads;
-  const std::lock_guard lock(mu);
-  const int device = ctx.is_cuda() ? ctx.device() : -1;
-  std::unique_ptr<Interleave>& t = threads[device];
-  if (!t) t = std::make_unique<Interleave>([ctx] { ctx.use_on_this_thread(); });
-  return *t;
-}
-}  // namespace
-
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
                             int virtual_stages, int micro_batches, const PipelineHooks& hooks, bool record_timeline,
-                            bool overlap_pairs) {
+                            bool overlap_pairs, Interleave* pair_thread) {
   R1_CHECK(hooks.forward && hooks.backward, "run_pipeline needs both a forward and a backward hook");
   const int stages = pp.size(), chunks = pipeline_chain_length(s, stages, virtual_stages);
   const bool split = static_cast<bool>(hooks.weight);
@@ -424,7 +409,8 @@ PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, cons
       (rank_of(s, to, stages) == pp.rank() ? arrived : outgoing).emplace(a, std::move(output));
     };
   };
-  Interleave* pairs = nullptr;  // the second thread of the overlapped pairs, at the first pair
+  std::unique_ptr<Interleave> own_thread;  // made at the first pair when the caller passes none
+  Interleave* pairs = pair_thread;
   const Stopwatch wall;
   for (const PipelineStep& step : program) {
     if (step.op == PipelineStep::Op::exchange) {
@@ -446,7 +432,10 @@ PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, cons
     } else {
       const auto second = pass(*step.partner);
       ++report.pairs;
-      if (!pairs && parallel::mpi_threads_take_turns()) pairs = &pair_thread(ctx);
+      if (!pairs && parallel::mpi_threads_take_turns()) {
+        own_thread = std::make_unique<Interleave>([&ctx] { ctx.use_on_this_thread(); });
+        pairs = own_thread.get();
+      }
       if (pairs) {
         report.pair_switches += pairs->run(first, second);
       } else {

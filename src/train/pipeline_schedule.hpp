@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/run.hpp"
+#include "core/interleave.hpp"
 #include "core/tensor.hpp"
 #include "kernels/context.hpp"
 #include "parallel/comm.hpp"
@@ -122,8 +123,10 @@ double ideal_bubble(PipelineSchedule s, int stages, int virtual_stages, int micr
 // backward on a second: each hands over to the other where it has started an exchange of its MoE tokens
 // (TokenDispatcher), so one's all-to-all moves while the other computes. Where MPI does not let two
 // threads take turns (MPI_THREAD_SERIALIZED) the pair runs one pass after the other, with a warning.
+// pair_thread: the Interleave to run the pairs on (its worker thread kept across steps, its device current);
+// null: one made for this call.
 PipelineReport run_pipeline(PipelineSchedule s, parallel::Communicator& pp, const kernels::Context& ctx,
                             int virtual_stages, int micro_batches, const PipelineHooks& hooks,
-                            bool record_timeline = false, bool overlap_pairs = false);
+                            bool record_timeline = false, bool overlap_pairs = false, Interleave* pair_thread = nullptr);
 
 }  // namespace r1

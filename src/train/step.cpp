@@ -30,6 +30,9 @@ PipelinePlan PipelinePlan::from_env(const StageEnv& env) {
                     .virtual_stages = static_cast<int>(env.cfg.parallel.virtual_stages),
                     .split_weight = env.cfg.parallel.split_weight_grad,
                     .overlap_pairs = env.cfg.parallel.overlap_chunk_pairs, .timeline = nullptr};
+  const bool dual = plan.schedule == PipelineSchedule::dualpipev || plan.schedule == PipelineSchedule::dualpipe;
+  if (dual && plan.overlap_pairs && plan.pp != nullptr && plan.pp->size() > 1 && parallel::mpi_threads_take_turns())
+    plan.pair_thread = std::make_shared<Interleave>([ctx = env.ctx] { ctx.use_on_this_thread(); });
   if (env.cfg.parallel.timeline && plan.pp != nullptr && plan.pp->size() > 1)
     plan.timeline = std::make_shared<TimelineLog>(timeline_path(env.cfg.run.output_dir, env.rank), plan.pp->rank(),
                                                   env.comms->dp->rank());
@@ -183,7 +186,7 @@ double run_pipelined(const Passes& in, const PipelinePlan& pipe, PassTotals& tot
   const int micro_batches = static_cast<int>(in.batches.size());
   const PipelineReport report =
       run_pipeline(pipe.schedule, *pipe.pp, in.ctx, pipe.virtual_stages, micro_batches, hooks, pipe.timeline != nullptr,
-                   pipe.overlap_pairs);
+                   pipe.overlap_pairs, pipe.pair_thread.get());
   if (pipe.timeline) pipe.timeline->write(pipe.schedule, pipe.pp->size(), pipe.virtual_stages, micro_batches, report);
   return report.bubble_fraction;
 }

@@ -49,6 +49,7 @@ struct PipelinePlan {
   int virtual_stages = 1;
   bool split_weight = false;  // [parallel] split_weight_grad: backwards defer their weight GEMMs to W passes
   bool overlap_pairs = true;  // [parallel] overlap_chunk_pairs: dualpipev/dualpipe run their F/B pairs overlapped
+  std::shared_ptr<Interleave> pair_thread{};  // their second thread, made once per stage (null: one per step)
   std::shared_ptr<TimelineLog> timeline{};  // [parallel] timeline: every schedule run's timeline goes there
   static PipelinePlan from_env(const StageEnv& env);
 };
