@@ -200,6 +200,13 @@ void grouped_linear_wgrad(const Context& ctx, const Tensor& dy, const Fp8Tensor&
   grouped_linear_wgrad(ctx, dy, dequantized(ctx, xq), w, offsets);
 }
 
+void linear_forward(const Context& ctx, const Fp8Tensor& xq, const Param& w, const Tensor& y, bool accumulate) {
+  require_fp8_input(xq, w, "linear_forward");
+  const std::array<std::int64_t, 2> all{0, xq.data.dim(0)};
+  kernels::fp8_gemm(ctx, kernels::fp8_expert_rows(ctx, xq, all)[0], fp8_copy(ctx, w, row_range(w, {})).w[0], y,
+                    {.beta = beta(accumulate)});
+}
+
 void grouped_linear_dgrad(const Context& ctx, const Fp8Tensor& dyq, const Param& w, const Tensor& dx,
                           std::span<const std::int64_t> offsets) {
   require_fp8_input(dyq, w, "grouped_linear_dgrad");

@@ -67,6 +67,9 @@ kernels::Fp8Tensor linear_quantize_input(const kernels::Context& ctx, const Tens
 kernels::Fp8Tensor linear_input_tiles(const kernels::Context& ctx, std::int64_t rows, std::int64_t cols, const Param& w);
 void grouped_linear_forward(const kernels::Context& ctx, const kernels::Fp8Tensor& xq, const Param& w, const Tensor& y,
                             std::span<const std::int64_t> offsets);
+// linear_forward from x already in w's 1 x 128 tiles (e.g. SwiGLU's fused output): the same bits.
+void linear_forward(const kernels::Context& ctx, const kernels::Fp8Tensor& xq, const Param& w, const Tensor& y,
+                    bool accumulate = false);
 void grouped_linear_wgrad(const kernels::Context& ctx, const Tensor& dy, const kernels::Fp8Tensor& xq, const Param& w,
                           std::span<const std::int64_t> offsets);
 // The output gradient in FP8, as DeepSeek-V3 sends the routed experts' to their ranks: 1 x 128 tiles along the

@@ -15,16 +15,23 @@ DenseMlp::DenseMlp(ParamStore& params, const std::string& prefix, std::int64_t d
 DenseMlp::Saved DenseMlp::hidden(const kernels::Context& ctx, const Tensor& x) const {
   R1_REQUIRE(x.rank() == 2 && x.dim(1) == dim_, "mlp ", gate_up_.name, ": x must be [T, ", dim_, "], got ", x.str());
   const std::int64_t t = x.dim(0);
-  Saved s{x, ctx.empty({t, 2 * inter_}, x.dtype()), ctx.empty({t, inter_}, x.dtype())};
+  Saved s{x, ctx.empty({t, 2 * inter_}, x.dtype()), ctx.empty({t, inter_}, x.dtype()), std::nullopt};
   linear_forward(ctx, x, gate_up_, s.gate_up);
-  kernels::swiglu_forward(ctx, s.gate_up, s.h);
+  if (down_.fp8) {
+    s.h_fp8 = linear_input_tiles(ctx, t, inter_, down_);
+    kernels::swiglu_forward_fp8(ctx, s.gate_up, s.h, *s.h_fp8);
+  } else {
+    kernels::swiglu_forward(ctx, s.gate_up, s.h);
+  }
   return s;
 }
 
-void DenseMlp::project(const kernels::Context& ctx, const Saved& s, const Tensor& out, bool accumulate) const {
+void DenseMlp::project(const kernels::Context& ctx, Saved& s, const Tensor& out, bool accumulate) const {
   R1_REQUIRE(out.shape() == s.x.shape(), "mlp ", gate_up_.name, ": out must be shaped like x ", s.x.str(), ", got ",
              out.str());
-  linear_forward(ctx, s.h, down_, out, accumulate);
+  if (s.h_fp8) linear_forward(ctx, *s.h_fp8, down_, out, accumulate);
+  else linear_forward(ctx, s.h, down_, out, accumulate);
+  s.h_fp8.reset();  // not kept for the backward
 }
 
 DenseMlp::Saved DenseMlp::forward(const kernels::Context& ctx, const Tensor& x, const Tensor& out,

@@ -2,9 +2,11 @@
 // with the gate and up projections fused into one [2 I, D] weight.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "kernels/context.hpp"
+#include "kernels/fp8.hpp"
 #include "model/params.hpp"
 #include "model/tensor_parallel.hpp"
 
@@ -22,6 +24,10 @@ class DenseMlp {
     Tensor x;        // [T, D] the input
     Tensor gate_up;  // [T, 2 I] x gate_up^T
     Tensor h;        // [T, I] silu(gate) * up, the input of the down projection
+    // precision fp8: h as the down projection takes it, 1 x 128 E4M3 tiles that SwiGLU writes in the same pass
+    // (kernels::swiglu_forward_fp8; the bits down's own quantisation of h would give). Between hidden() and
+    // project() only.
+    std::optional<kernels::Fp8Tensor> h_fp8;
   };
   // out [T, D] = down(swiglu(x gate_up^T)); `accumulate` adds to out instead (the MoE adds its shared
   // experts to the routed output this way, with no temporary).
@@ -35,7 +41,7 @@ class DenseMlp {
   // which project() then runs. backward_weights() accumulates both weight gradients and returns the
   // gradient of x gate_up^T ([T, 2 I]), from which backward_input() computes dx.
   Saved hidden(const kernels::Context& ctx, const Tensor& x) const;
-  void project(const kernels::Context& ctx, const Saved& saved, const Tensor& out, bool accumulate) const;
+  void project(const kernels::Context& ctx, Saved& saved, const Tensor& out, bool accumulate) const;  // drops h_fp8
   Tensor backward_weights(const kernels::Context& ctx, const Saved& saved, const Tensor& dout) const;
   void backward_input(const kernels::Context& ctx, const Saved& saved, const Tensor& dgate_up, const Tensor& dx,
                       bool accumulate) const;

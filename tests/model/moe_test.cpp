@@ -15,6 +15,7 @@
 #include "kernels/moe_router.hpp"
 #include "kernels/swiglu.hpp"
 #include "kernels/test_util.hpp"
+#include "model/linear.hpp"
 #include "model/mlp.hpp"
 #include "model/moe.hpp"
 #include "support/tiny_model.hpp"
@@ -218,6 +219,25 @@ TEST(DenseMlp, ForwardMatchesNaiveLoops) {
     for (std::int64_t o = 0; o < d; ++o) err = std::max(err, std::fabs(out.data<float>()[t * d + o] - y[o]));
   }
   EXPECT_LT(err, 1e-5);
+}
+
+// Precision fp8: SwiGLU writes the down projection's 1 x 128 tiles in its own pass, and the down projection
+// from them is bit for bit the one that quantises h itself; the tiles are not kept for the backward.
+TEST(DenseMlp, Fp8DownProjectionFromSwigluTilesIsTheSameBits) {
+  for (const bool pow2 : {false, true}) {
+    ParamStore store(kCpu, DType::f32, /*fp8=*/true, pow2);
+    const std::int64_t d = 16, inter = 8, t_n = 12;
+    const DenseMlp mlp(store, "layers.0.mlp", d, inter);
+    store.initialize(5, 0.3);
+    const Tensor x = test::random_tensor({t_n, d}, DType::f32, 2);
+    DenseMlp::Saved s = mlp.hidden(kCpu, x);
+    ASSERT_TRUE(s.h_fp8.has_value());
+    Tensor want = Tensor::host({t_n, d}, DType::f32), got = Tensor::host({t_n, d}, DType::f32);
+    linear_forward(kCpu, s.h, store.get("layers.0.mlp.down"), want);
+    mlp.project(kCpu, s, got, /*accumulate=*/false);
+    EXPECT_EQ(test::max_error(got, want), 0.0) << (pow2 ? "pow2" : "fp32") << " scales";
+    EXPECT_FALSE(s.h_fp8.has_value());
+  }
 }
 
 TEST(DenseMlp, BackwardMatchesFiniteDifferences) {
