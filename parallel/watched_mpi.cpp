@@ -194,4 +194,9 @@ void watched_gatherv(MPI_Comm comm, const char* what, const void* send, int coun
   });
 }
 
+void watched_all_to_all(MPI_Comm comm, const char* what, const void* send, int count, MPI_Datatype type, void* recv) {
+  watched(comm, what, "MPI_Ialltoall",
+          [&](MPI_Request* r) { return MPI_Ialltoall(send, count, type, recv, count, type, comm, r); });
+}
+
 }  // namespace r1::parallel

@@ -41,5 +41,7 @@ void watched_gather(MPI_Comm comm, const char* what, const void* send, int count
                     int root);
 void watched_gatherv(MPI_Comm comm, const char* what, const void* send, int count, MPI_Datatype type, void* recv,
                      const int* recv_counts, const int* displs, int root);
+// Block p (`count` elements) of send goes to member p; block p of recv comes from member p.
+void watched_all_to_all(MPI_Comm comm, const char* what, const void* send, int count, MPI_Datatype type, void* recv);
 
 }  // namespace r1::parallel

@@ -3,6 +3,7 @@
 #include "core/interleave.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/profile.hpp"
+#include "parallel/watched_mpi.hpp"
 
 namespace r1 {
 
@@ -36,15 +37,15 @@ TokenDispatcher::Route TokenDispatcher::route(const kernels::Context& ctx, const
   R1_CHECK(static_cast<std::int64_t>(offsets.size()) == n_experts_ + 1, "dispatch: ", offsets.size(),
            " expert offsets for ", n_experts_, " experts");
   const int ranks = ep_.size();
-  // Counts per global expert out; per (source rank, local expert) in: got[s E_l + j].
-  Tensor mine = Tensor::host({n_experts_}, DType::i64);
-  for (std::int64_t e = 0; e < n_experts_; ++e) mine.data<std::int64_t>()[e] = offsets[e + 1] - offsets[e];
-  const Tensor mine_here = ctx.to_here(mine), got_here = ctx.empty({n_experts_}, DType::i64);
-  ep_.all_to_all(mine_here, got_here);
-  ep_.wait();
-  Tensor got = Tensor::host({n_experts_}, DType::i64);
-  copy(got, got_here);
-  const std::int64_t* g = got.data<std::int64_t>();
+  // Counts per global expert out; per (source rank, local expert) in: got[s E_l + j]. They travel over the
+  // group's host communicator (MPI whatever the backend): the host needs them, and on NCCL this neither
+  // synchronises the device nor waits behind an exchange the other pass of an overlapped pipeline pair has
+  // started on the EP stream.
+  std::vector<std::int64_t> mine(static_cast<std::size_t>(n_experts_)), got(mine.size());
+  for (std::int64_t e = 0; e < n_experts_; ++e) mine[static_cast<std::size_t>(e)] = offsets[e + 1] - offsets[e];
+  parallel::watched_all_to_all(ep_.host_comm(), "expert dispatch row counts", mine.data(), static_cast<int>(n_local_),
+                               MPI_INT64_T, got.data());
+  const std::int64_t* g = got.data();
 
   Route r;
   r.send_rows.resize(ranks);
